@@ -1,0 +1,9 @@
+//! h5salvage: a forensic scanner and salvager for damaged HDF5 files.
+//!
+//! Stages, each testable alone, talking only through [`inventory::Inventory`]:
+//! `format` (bytes -> typed structures) -> `walk` (tolerant traversal from the
+//! superblock) / `carve` (signature search without a trusted root) ->
+//! `inventory` -> `read` (dataset bytes, filters) -> `write` (hdf5 crate) ->
+//! `report` (human and JSON).
+
+pub mod format;
