@@ -24,22 +24,19 @@ const STRUCTURE: &str = "superblock";
 pub fn find_signatures(file: &[u8]) -> Vec<u64> {
     let mut found = Vec::new();
     let mut at: usize = 0;
-    loop {
-        let Some(end) = at.checked_add(SIGNATURE.len()) else {
-            break;
-        };
-        match file.get(at..end) {
-            Some(s) if s == SIGNATURE => found.push(at as u64),
-            Some(_) => {}
-            None => break,
+    while let Some(window) = at
+        .checked_add(SIGNATURE.len())
+        .and_then(|end| file.get(at..end))
+    {
+        if window == SIGNATURE {
+            found.push(at as u64);
         }
-        at = if at == 0 {
-            512
-        } else {
-            match at.checked_mul(2) {
+        at = match at {
+            0 => 512,
+            _ => match at.checked_mul(2) {
                 Some(next) => next,
                 None => break,
-            }
+            },
         };
     }
     found
@@ -388,9 +385,9 @@ mod tests {
         }
         let addr = |b: &mut Vec<u8>, v: u64| b.extend_from_slice(&v.to_le_bytes()[..o]);
         addr(&mut b, 0); // base
-        b.extend(std::iter::repeat(0xFF).take(o)); // free space
+        b.extend_from_slice(&vec![0xFF; o]); // free space
         addr(&mut b, 0x1000); // eof
-        b.extend(std::iter::repeat(0xFF).take(o)); // driver info
+        b.extend_from_slice(&vec![0xFF; o]); // driver info
         addr(&mut b, 0); // name offset
         addr(&mut b, 0x60); // root header
         b.extend_from_slice(&1u32.to_le_bytes());
