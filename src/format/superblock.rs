@@ -85,7 +85,9 @@ pub struct Superblock {
     pub free_space_address: Option<u64>,
     /// "Superblock Extension Address" (v2/3; may be undefined).
     pub extension_address: Option<u64>,
-    /// "End of File Address" (relative to the base address).
+    /// "End of File Address". Unlike other addresses it is absolute: in files
+    /// with a user block it includes the user block (observed with h5py: it
+    /// equals the file length, e.g. 12192 for a 512-byte user block and base 512).
     pub eof_address: u64,
     /// "Driver Information Block Address" (v0/1; may be undefined).
     pub driver_info_address: Option<u64>,
