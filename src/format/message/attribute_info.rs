@@ -1,10 +1,118 @@
-//! STUB: to be implemented.
+//! Attribute Info message, type 0x0015 (spec IV.A.2.v): where an object's
+//! attributes live when they are stored densely (fractal heap + v2 B-trees).
 
-use crate::format::{Error, Result, Sizes};
+use nom::number::complete::{le_u16, u8 as le_u8};
+use nom::IResult;
 
-#[derive(Clone, Debug, PartialEq)]
-pub struct AttributeInfo {}
+use crate::format::{offset, Error, ErrorKind, Result, Sizes};
 
-pub fn parse(_body: &[u8], at: u64, _sizes: Sizes) -> Result<AttributeInfo> {
-    Err(Error::invalid("AttributeInfo", at, "not implemented"))
+/// Attribute Info message (spec IV.A.2.v), version 0.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AttributeInfo {
+    /// "Maximum Creation Index" (present if flag bit 0, creation order tracked).
+    pub max_creation_index: Option<u16>,
+    /// "Fractal Heap Address" of dense attribute storage (undefined if compact).
+    pub fractal_heap_address: u64,
+    /// "Attribute Name v2 B-tree Address" (may be undefined).
+    pub name_index_btree_address: u64,
+    /// "Attribute Creation Order v2 B-tree Address" (present if flag bit 1).
+    pub creation_order_index_btree_address: Option<u64>,
+}
+
+const STRUCTURE: &str = "attribute info message";
+
+/// Parses an Attribute Info message body. Unknown versions and flag bits are errors.
+pub fn parse(body: &[u8], at: u64, sizes: Sizes) -> Result<AttributeInfo> {
+    if let Some(&version) = body.first() {
+        if version != 0 {
+            return Err(Error::new(
+                STRUCTURE,
+                at,
+                ErrorKind::UnsupportedVersion(version),
+            ));
+        }
+    }
+    if let Some(&flags) = body.get(1) {
+        if flags & !0x03 != 0 {
+            return Err(Error::bad_value(
+                STRUCTURE,
+                at.saturating_add(1),
+                "flags",
+                u64::from(flags),
+            ));
+        }
+    }
+    fields(body, sizes)
+        .map(|(_, v)| v)
+        .map_err(|e| Error::from_nom(STRUCTURE, at, body, e))
+}
+
+fn fields(i: &[u8], sizes: Sizes) -> IResult<&[u8], AttributeInfo> {
+    let (i, _version) = le_u8(i)?;
+    let (i, flags) = le_u8(i)?;
+    let (i, max_creation_index) = if flags & 0x01 != 0 {
+        let (i, v) = le_u16(i)?;
+        (i, Some(v))
+    } else {
+        (i, None)
+    };
+    let (i, fractal_heap_address) = offset(sizes)(i)?;
+    let (i, name_index_btree_address) = offset(sizes)(i)?;
+    let (i, creation_order_index_btree_address) = if flags & 0x02 != 0 {
+        let (i, v) = offset(sizes)(i)?;
+        (i, Some(v))
+    } else {
+        (i, None)
+    };
+    Ok((
+        i,
+        AttributeInfo {
+            max_creation_index,
+            fractal_heap_address,
+            name_index_btree_address,
+            creation_order_index_btree_address,
+        },
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::UNDEFINED;
+
+    #[test]
+    fn compact_and_dense() {
+        let mut b = vec![0u8, 0];
+        b.extend_from_slice(&[0xFF; 16]);
+        let m = parse(&b, 0, Sizes::DEFAULT).unwrap();
+        assert_eq!(m.fractal_heap_address, UNDEFINED);
+        assert_eq!(m.max_creation_index, None);
+        for n in 0..b.len() {
+            assert!(parse(&b[..n], 0, Sizes::DEFAULT).is_err());
+        }
+        let mut b = vec![0u8, 3, 9, 0];
+        for a in [0x10u64, 0x20, 0x30] {
+            b.extend_from_slice(&a.to_le_bytes());
+        }
+        let m = parse(&b, 0, Sizes::DEFAULT).unwrap();
+        assert_eq!(m.max_creation_index, Some(9));
+        assert_eq!(m.fractal_heap_address, 0x10);
+        assert_eq!(m.name_index_btree_address, 0x20);
+        assert_eq!(m.creation_order_index_btree_address, Some(0x30));
+        for n in 0..b.len() {
+            assert!(parse(&b[..n], 0, Sizes::DEFAULT).is_err());
+        }
+    }
+
+    #[test]
+    fn bad_version_and_flags() {
+        assert!(matches!(
+            parse(&[2, 0], 0, Sizes::DEFAULT).unwrap_err().kind,
+            ErrorKind::UnsupportedVersion(2)
+        ));
+        assert!(matches!(
+            parse(&[0, 0x04], 0, Sizes::DEFAULT).unwrap_err().kind,
+            ErrorKind::BadValue { .. }
+        ));
+    }
 }
