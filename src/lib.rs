@@ -7,3 +7,10 @@
 //! `report` (human and JSON).
 
 pub mod format;
+pub mod inventory;
+pub mod report;
+pub mod source;
+pub mod walk;
+
+pub use inventory::Inventory;
+pub use source::{scan_path, Input};

@@ -1,18 +1,17 @@
 //! Symbol table nodes (`SNOD`): the leaves of an old-style group's v1 B-tree.
 //!
-//! Implements spec III.B ("Disk Format: Level 1B - Group Symbol Table Nodes")
-//! and, privately for now, the symbol table entry of spec III.C (the shared
-//! entry parser lives in `superblock.rs`; the integrator unifies the two).
+//! Implements spec III.B ("Disk Format: Level 1B - Group Symbol Table Nodes");
+//! the entries (spec III.C) are parsed by `superblock::parse_symbol_table_entry`.
 //! Nodes carry no checksum: only the valid entries (the "Number of Symbols"
 //! field) are parsed; the unused slots up to 2K hold undefined bytes.
 
-use nom::bytes::complete::take;
-use nom::number::complete::{le_u16, le_u32, le_u8};
+use nom::number::complete::{le_u16, le_u8};
 
-use super::{expect_signature, offset, uint, widen_address, Error, ErrorKind, Result, Sizes};
+use super::superblock::parse_symbol_table_entry;
+pub use super::superblock::{Scratch, SymbolTableEntry};
+use super::{expect_signature, Error, ErrorKind, Result, Sizes};
 
 const STRUCTURE: &str = "symbol table node";
-const ENTRY: &str = "symbol table entry";
 
 /// The symbol table node signature (spec III.B, "Signature").
 pub const SIGNATURE: &[u8; 4] = b"SNOD";
@@ -36,38 +35,6 @@ impl SymbolTableNode {
     pub fn exceeds_capacity(&self, leaf_k: u16) -> bool {
         self.entries.len() as u64 > 2 * u64::from(leaf_k)
     }
-}
-
-/// A symbol table entry (spec III.C, "Layout: Symbol Table Entry").
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SymbolTableEntry {
-    /// Offset of the link name in the group's local heap (spec III.C, "Link Name Offset", O bytes).
-    pub name_offset: u64,
-    /// Address of the object's header (spec III.C, "Object Header Address";
-    /// undefined for a symbolic link).
-    pub object_header_address: u64,
-    /// What the scratch pad caches (spec III.C, "Cache Type": 0 nothing,
-    /// 1 group B-tree and heap, 2 symbolic link).
-    pub cache_type: u32,
-    /// The scratch pad decoded according to `cache_type`.
-    pub scratch: Scratch,
-}
-
-/// The 16-byte scratch pad of a symbol table entry (spec III.C, "Format of
-/// the Scratch-pad Space").
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Scratch {
-    /// Cache type 0: nothing cached.
-    None,
-    /// Cache type 1: the child group's v1 B-tree and local heap addresses.
-    SymbolTable {
-        btree_address: u64,
-        heap_address: u64,
-    },
-    /// Cache type 2: local heap offset of the symbolic link's value.
-    SymbolicLink { offset: u32 },
-    /// Any other cache type: the raw 16 bytes.
-    Unknown([u8; 16]),
 }
 
 /// Bytes in one symbol table entry: two addresses, cache type, reserved,
@@ -123,62 +90,12 @@ pub fn parse(data: &[u8], at: u64, sizes: Sizes) -> Result<SymbolTableNode> {
     let mut pos = rest;
     let mut entry_at = at.saturating_add(PREFIX_SIZE);
     for _ in 0..count {
-        let (entry, used) = parse_entry(pos, entry_at, sizes)?;
+        let (entry, used) = parse_symbol_table_entry(pos, entry_at, sizes)?;
         entries.push(entry);
         pos = pos.get(used..).unwrap_or_default();
         entry_at = entry_at.saturating_add(used as u64);
     }
     Ok(SymbolTableNode { version, entries })
-}
-
-/// Parses one symbol table entry (spec III.C) at the start of `data`;
-/// returns it with the bytes consumed ([`entry_size`]).
-fn parse_entry(data: &[u8], at: u64, sizes: Sizes) -> Result<(SymbolTableEntry, usize)> {
-    let fields: nom::IResult<&[u8], (u64, u64, u32, &[u8])> = (|i| {
-        let (i, name_offset) = uint(sizes.offset())(i)?;
-        let (i, header) = offset(sizes)(i)?;
-        let (i, cache_type) = le_u32(i)?;
-        let (i, _reserved) = le_u32(i)?;
-        let (i, scratch) = take(16usize)(i)?;
-        Ok((i, (name_offset, header, cache_type, scratch)))
-    })(data);
-    let (rest, (name_offset, object_header_address, cache_type, pad)) =
-        fields.map_err(|e| Error::from_nom(ENTRY, at, data, e))?;
-    let mut raw = [0u8; 16];
-    raw.copy_from_slice(pad);
-    let scratch = decode_scratch(cache_type, &raw, sizes);
-    let used = data.len() - rest.len();
-    Ok((
-        SymbolTableEntry {
-            name_offset,
-            object_header_address,
-            cache_type,
-            scratch,
-        },
-        used,
-    ))
-}
-
-fn decode_scratch(cache_type: u32, raw: &[u8; 16], sizes: Sizes) -> Scratch {
-    let width = usize::from(sizes.offset());
-    let address = |from: usize| {
-        let mut v = 0u64;
-        for (i, b) in raw.iter().skip(from).take(width).enumerate() {
-            v |= u64::from(*b) << (8 * i);
-        }
-        widen_address(v, sizes.offset())
-    };
-    match cache_type {
-        0 => Scratch::None,
-        1 => Scratch::SymbolTable {
-            btree_address: address(0),
-            heap_address: address(width),
-        },
-        2 => Scratch::SymbolicLink {
-            offset: u32::from_le_bytes([raw[0], raw[1], raw[2], raw[3]]),
-        },
-        _ => Scratch::Unknown(*raw),
-    }
 }
 
 #[cfg(test)]

@@ -41,6 +41,27 @@ pub struct Filter {
 }
 
 impl Filter {
+    /// Short name for reports: "gzip(4)", "shuffle", "fletcher32", or the
+    /// stored name / numeric id of anything else.
+    pub fn describe(&self) -> String {
+        match self.id {
+            DEFLATE => match self.client_data.first() {
+                Some(level) => format!("gzip({level})"),
+                None => "gzip".to_string(),
+            },
+            SHUFFLE => "shuffle".to_string(),
+            FLETCHER32 => "fletcher32".to_string(),
+            SZIP => "szip".to_string(),
+            NBIT => "nbit".to_string(),
+            SCALEOFFSET => "scaleoffset".to_string(),
+            LZF => "lzf".to_string(),
+            id => match &self.name {
+                Some(n) if !n.is_empty() => format!("{n}({id})"),
+                _ => format!("filter {id}"),
+            },
+        }
+    }
+
     pub fn is_optional(&self) -> bool {
         self.flags & FLAG_OPTIONAL != 0
     }

@@ -1,0 +1,420 @@
+//! The inventory: everything the walk (and later the carver) learned about one
+//! file. It is the one type the stages share: `walk`/`carve` fill it, `report`
+//! prints it, `read`/`write` turn it into a salvaged file.
+//!
+//! Addresses in objects are HDF5 addresses (relative to the superblock's base
+//! address, as h5py and h5dump show them); offsets in [`Problem`]s are
+//! absolute file offsets.
+
+use serde::Serialize;
+
+use crate::format::message::attribute::Attribute as AttributeMessage;
+use crate::format::message::data_layout::DataLayout;
+use crate::format::message::dataspace::Dataspace;
+use crate::format::message::datatype::Datatype;
+use crate::format::message::fill_value::FillValue;
+use crate::format::message::filter_pipeline::FilterPipeline;
+
+/// What one file holds, as far as it could be read.
+#[derive(Debug, Default)]
+pub struct Inventory {
+    /// The file name as given by the user.
+    pub file: String,
+    /// Actual size in bytes.
+    pub size: u64,
+    pub superblock: Option<SuperblockInfo>,
+    /// An HDF5 signature was found at 0, 512, 1024, ... (even if the
+    /// superblock behind it could not be parsed).
+    pub signature_found: bool,
+    /// Every object reached, in visiting order (parents before children).
+    pub objects: Vec<Object>,
+    /// Soft, external and user-defined links (hard links lead to objects).
+    pub links: Vec<LinkEntry>,
+    /// File-level problems (superblock, truncation, unreachable root, ...).
+    pub problems: Vec<Problem>,
+}
+
+/// The superblock facts a report shows.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct SuperblockInfo {
+    /// Absolute file offset of the signature (0, 512, 1024, ...).
+    pub offset: u64,
+    pub version: u8,
+    pub size_of_offsets: u8,
+    pub size_of_lengths: u8,
+    pub base_address: u64,
+    /// Stored end-of-file address (absolute: the file size it claims).
+    pub eof_address: u64,
+    pub root_address: Option<u64>,
+    pub status_flags: u32,
+    /// v2/v3 only: whether the stored checksum matched.
+    pub checksum_ok: Option<bool>,
+}
+
+impl SuperblockInfo {
+    /// File size the superblock claims. The stored end-of-file address
+    /// counts from the start of the file, user block included (observed in
+    /// h5py files with 512 and 4096-byte user blocks: it equals the size).
+    pub fn stored_file_size(&self) -> u64 {
+        self.eof_address
+    }
+
+    /// v3 consistency flag bit 0: a writer still had the file open.
+    pub fn open_for_write(&self) -> bool {
+        self.version >= 3 && self.status_flags & 0x1 != 0
+    }
+}
+
+/// A group, dataset or committed datatype, reached under `path`.
+#[derive(Debug, Clone)]
+pub struct Object {
+    /// Absolute path, "/" for the root.
+    pub path: String,
+    pub kind: ObjectKind,
+    /// Object header address (HDF5 address).
+    pub address: u64,
+    pub status: Status,
+    pub problems: Vec<Problem>,
+    pub attributes: Vec<Attribute>,
+    /// Present when `kind` is `Dataset`.
+    pub dataset: Option<Dataset>,
+    /// Present when `kind` is `Datatype` (a committed datatype).
+    pub datatype: Option<Datatype>,
+    /// Set when this object was already reached under another path (a second
+    /// hard link): the path of the first visit. Its contents are not repeated.
+    pub hard_link_of: Option<String>,
+}
+
+impl Object {
+    pub fn new(path: String, address: u64) -> Object {
+        Object {
+            path,
+            kind: ObjectKind::Unknown,
+            address,
+            status: Status::Intact,
+            problems: Vec::new(),
+            attributes: Vec::new(),
+            dataset: None,
+            datatype: None,
+            hard_link_of: None,
+        }
+    }
+
+    /// Records a problem and lowers the status to at least `status`.
+    pub fn damage(&mut self, status: Status, problem: Problem) {
+        self.status = self.status.max(status);
+        self.problems.push(problem);
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ObjectKind {
+    Group,
+    Dataset,
+    Datatype,
+    /// The header could not be read or says nothing recognizable.
+    Unknown,
+}
+
+impl ObjectKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ObjectKind::Group => "group",
+            ObjectKind::Dataset => "dataset",
+            ObjectKind::Datatype => "datatype",
+            ObjectKind::Unknown => "unknown",
+        }
+    }
+}
+
+/// Health of an object, ordered from best to worst.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Metadata and data all present and verified where the format allows.
+    Intact,
+    /// Some of its metadata or data is missing, fails a check, or is inconsistent.
+    Partial,
+    /// Its header is unreadable.
+    Lost,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Intact => "intact",
+            Status::Partial => "partial",
+            Status::Lost => "lost",
+        }
+    }
+}
+
+/// One damaged structure: where, what it is, what is wrong.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    /// Absolute file offset, when known.
+    pub offset: Option<u64>,
+    /// The structure involved ("superblock", "SNOD", "object header", ...).
+    pub structure: String,
+    pub message: String,
+}
+
+impl Problem {
+    pub fn new(offset: Option<u64>, structure: &str, message: impl Into<String>) -> Problem {
+        Problem {
+            offset,
+            structure: structure.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+impl From<crate::format::Error> for Problem {
+    fn from(e: crate::format::Error) -> Problem {
+        Problem {
+            offset: Some(e.offset),
+            structure: e.structure.to_string(),
+            message: e.kind.to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.offset {
+            Some(o) => write!(f, "{} at {:#x}: {}", self.structure, o, self.message),
+            None => write!(f, "{}: {}", self.structure, self.message),
+        }
+    }
+}
+
+/// An attribute of an object, with its raw value bytes.
+#[derive(Debug, Clone)]
+pub struct Attribute {
+    pub name: String,
+    pub message: AttributeMessage,
+    /// Problems with this attribute (e.g. a shared datatype that could not
+    /// be resolved, or a vlen value whose heap object is missing).
+    pub problems: Vec<Problem>,
+}
+
+/// What a dataset's header says and how much of its data is in the file.
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    pub datatype: Datatype,
+    pub dataspace: Dataspace,
+    pub layout: DataLayout,
+    pub filters: Option<FilterPipeline>,
+    pub fill_value: Option<FillValue>,
+    /// Chunked datasets: every chunk the index lists.
+    pub chunks: Vec<ChunkRef>,
+    pub coverage: Coverage,
+}
+
+/// One stored chunk, as its index lists it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ChunkRef {
+    /// Element coordinates of the chunk's first element.
+    pub offset: Vec<u64>,
+    /// HDF5 address of the stored bytes.
+    pub address: u64,
+    /// Stored (possibly filtered) size in bytes.
+    pub size: u64,
+    /// Bit i set: filter i of the pipeline was skipped for this chunk.
+    pub filter_mask: u32,
+    /// The stored bytes lie entirely inside the file.
+    pub present: bool,
+}
+
+/// How much of a dataset's raw data the file holds.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Coverage {
+    /// Chunked: chunks listed by the index (None if the index was unreadable
+    /// before anything was listed). Contiguous/compact: None.
+    pub chunks_total: Option<u64>,
+    /// Chunked: listed chunks whose bytes are inside the file.
+    pub chunks_present: Option<u64>,
+    /// Contiguous/compact: bytes the layout declares.
+    pub bytes_expected: Option<u64>,
+    /// Contiguous/compact: of those, bytes inside the file (a prefix).
+    pub bytes_present: Option<u64>,
+    /// The index was read completely (no unreadable node).
+    pub index_complete: bool,
+}
+
+/// A link that is not a hard link.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct LinkEntry {
+    pub path: String,
+    /// "soft", "external" or "user_defined".
+    pub kind: &'static str,
+    /// Soft: target path. External: "file:path". User-defined: the type number.
+    pub target: String,
+}
+
+/// The overall judgement on a file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Everything reachable is intact and nothing is wrong.
+    Healthy,
+    /// Something is wrong, but something was read.
+    Damaged,
+    /// A 0-byte file.
+    Empty,
+    /// No HDF5 signature and nothing HDF5-like found.
+    NotHdf5,
+    /// A signature but nothing could be read from it.
+    Unreadable,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Healthy => "healthy",
+            Verdict::Damaged => "damaged",
+            Verdict::Empty => "empty",
+            Verdict::NotHdf5 => "not_hdf5",
+            Verdict::Unreadable => "unreadable",
+        }
+    }
+}
+
+/// Counts for the summary line.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub groups: u64,
+    pub datasets: u64,
+    pub datatypes: u64,
+    pub unknown: u64,
+    pub intact: u64,
+    pub partial: u64,
+    pub lost: u64,
+    pub links: u64,
+    pub problems: u64,
+}
+
+impl Inventory {
+    pub fn summary(&self) -> Summary {
+        let mut s = Summary {
+            links: self.links.len() as u64,
+            problems: self.problems.len() as u64,
+            ..Summary::default()
+        };
+        for o in &self.objects {
+            match o.kind {
+                ObjectKind::Group => s.groups += 1,
+                ObjectKind::Dataset => s.datasets += 1,
+                ObjectKind::Datatype => s.datatypes += 1,
+                ObjectKind::Unknown => s.unknown += 1,
+            }
+            match o.status {
+                Status::Intact => s.intact += 1,
+                Status::Partial => s.partial += 1,
+                Status::Lost => s.lost += 1,
+            }
+            s.problems += o.problems.len() as u64;
+            s.problems += o
+                .attributes
+                .iter()
+                .map(|a| a.problems.len() as u64)
+                .sum::<u64>();
+        }
+        s
+    }
+
+    pub fn verdict(&self) -> Verdict {
+        if self.size == 0 {
+            return Verdict::Empty;
+        }
+        let Some(_) = self.superblock else {
+            return if !self.objects.is_empty() {
+                Verdict::Damaged
+            } else if self.signature_found {
+                Verdict::Unreadable
+            } else {
+                Verdict::NotHdf5
+            };
+        };
+        let readable = self.objects.iter().any(|o| o.status != Status::Lost);
+        if !readable {
+            return Verdict::Unreadable;
+        }
+        let s = self.summary();
+        if s.problems == 0 && s.partial == 0 && s.lost == 0 {
+            Verdict::Healthy
+        } else {
+            Verdict::Damaged
+        }
+    }
+
+    pub fn object(&self, path: &str) -> Option<&Object> {
+        self.objects.iter().find(|o| o.path == path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inv(size: u64) -> Inventory {
+        Inventory {
+            file: "f.h5".into(),
+            size,
+            ..Inventory::default()
+        }
+    }
+
+    fn sb() -> SuperblockInfo {
+        SuperblockInfo {
+            offset: 0,
+            version: 0,
+            size_of_offsets: 8,
+            size_of_lengths: 8,
+            base_address: 0,
+            eof_address: 100,
+            root_address: Some(96),
+            status_flags: 0,
+            checksum_ok: None,
+        }
+    }
+
+    #[test]
+    fn verdicts() {
+        assert_eq!(inv(0).verdict(), Verdict::Empty);
+        assert_eq!(inv(10).verdict(), Verdict::NotHdf5);
+        let mut i = inv(100);
+        i.superblock = Some(sb());
+        assert_eq!(i.verdict(), Verdict::Unreadable);
+        i.objects.push(Object::new("/".into(), 96));
+        assert_eq!(i.verdict(), Verdict::Healthy);
+        i.objects[0].damage(Status::Partial, Problem::new(Some(1), "x", "y"));
+        assert_eq!(i.verdict(), Verdict::Damaged);
+        i.objects[0].damage(Status::Intact, Problem::new(None, "x", "y"));
+        assert_eq!(
+            i.objects[0].status,
+            Status::Partial,
+            "damage never raises the status"
+        );
+        i.objects[0].status = Status::Lost;
+        assert_eq!(i.verdict(), Verdict::Unreadable);
+        let mut j = inv(100);
+        j.superblock = Some(sb());
+        j.objects.push(Object::new("/".into(), 96));
+        j.problems
+            .push(Problem::new(None, "superblock", "truncated"));
+        assert_eq!(j.verdict(), Verdict::Damaged);
+    }
+
+    #[test]
+    fn open_for_write_is_v3_bit0() {
+        let mut s = sb();
+        s.status_flags = 1;
+        assert!(!s.open_for_write());
+        s.version = 3;
+        assert!(s.open_for_write());
+        s.base_address = 512;
+        assert_eq!(s.stored_file_size(), 100);
+    }
+}

@@ -1,0 +1,262 @@
+//! Reports on an [`Inventory`]: a human one for the terminal and a JSON one
+//! for scripts. Both write to any `io::Write` so tests can compare them.
+
+use std::io::{self, Write};
+
+use serde_json::{json, Value};
+
+use crate::format::message::data_layout::LayoutClass;
+use crate::format::message::dataspace::DataspaceKind;
+use crate::inventory::{Dataset, Inventory, Object, Status, Verdict};
+
+/// Exit codes of `h5salvage scan` (documented in the README).
+pub mod exit {
+    /// Every file is healthy.
+    pub const HEALTHY: i32 = 0;
+    /// At least one file is damaged, and something could be read from each.
+    pub const DAMAGED: i32 = 1;
+    /// Usage error or an input that could not be opened.
+    pub const USAGE_OR_IO: i32 = 2;
+    /// At least one file yielded nothing readable (empty, not HDF5, unreadable).
+    pub const NOTHING_READABLE: i32 = 3;
+}
+
+/// The exit code a verdict maps to.
+pub fn exit_code(v: Verdict) -> i32 {
+    match v {
+        Verdict::Healthy => exit::HEALTHY,
+        Verdict::Damaged => exit::DAMAGED,
+        Verdict::Empty | Verdict::NotHdf5 | Verdict::Unreadable => exit::NOTHING_READABLE,
+    }
+}
+
+/// Combines per-file exit codes: an I/O error beats nothing-readable, which
+/// beats damaged, which beats healthy.
+pub fn combine_exit(a: i32, b: i32) -> i32 {
+    let rank = |c: i32| match c {
+        exit::USAGE_OR_IO => 3,
+        exit::NOTHING_READABLE => 2,
+        exit::DAMAGED => 1,
+        _ => 0,
+    };
+    if rank(b) > rank(a) {
+        b
+    } else {
+        a
+    }
+}
+
+/// Shape as a list, `None` for a scalar, empty list for a null dataspace.
+fn shape(ds: &Dataset) -> Value {
+    match ds.dataspace.kind {
+        DataspaceKind::Scalar => Value::Null,
+        _ => json!(ds.dataspace.dims),
+    }
+}
+
+fn layout_name(ds: &Dataset) -> &'static str {
+    match ds.layout.class {
+        LayoutClass::Compact { .. } => "compact",
+        LayoutClass::Contiguous { .. } => "contiguous",
+        LayoutClass::Chunked { .. } => "chunked",
+        LayoutClass::Virtual { .. } => "virtual",
+    }
+}
+
+fn filter_names(ds: &Dataset) -> Vec<String> {
+    ds.filters
+        .as_ref()
+        .map(|p| p.filters.iter().map(|f| f.describe()).collect())
+        .unwrap_or_default()
+}
+
+fn object_json(o: &Object) -> Value {
+    let mut v = json!({
+        "path": o.path,
+        "kind": o.kind.as_str(),
+        "address": o.address,
+        "status": o.status.as_str(),
+        "problems": o.problems.iter().map(|p| json!(p)).collect::<Vec<_>>(),
+        "attributes": o.attributes.iter().map(|a| json!({
+            "name": a.name,
+            "dtype": a.message.datatype.as_ref().map(|t| t.describe()),
+            "shape": a.message.dataspace.as_ref().map(|s| s.dims.clone()),
+            "problems": a.problems,
+        })).collect::<Vec<_>>(),
+    });
+    if let Some(first) = &o.hard_link_of {
+        v["hard_link_of"] = json!(first);
+    }
+    if let Some(dt) = &o.datatype {
+        v["dtype"] = json!(dt.describe());
+    }
+    if let Some(ds) = &o.dataset {
+        v["shape"] = shape(ds);
+        v["maxshape"] = json!(ds.dataspace.max_dims);
+        v["dtype"] = json!(ds.datatype.describe());
+        v["layout"] = json!(layout_name(ds));
+        v["filters"] = json!(filter_names(ds));
+        if let LayoutClass::Chunked { dims, .. } = &ds.layout.class {
+            v["chunk_shape"] = json!(dims);
+        }
+        v["chunks_total"] = json!(ds.coverage.chunks_total);
+        v["chunks_present"] = json!(ds.coverage.chunks_present);
+        v["bytes_expected"] = json!(ds.coverage.bytes_expected);
+        v["bytes_present"] = json!(ds.coverage.bytes_present);
+        v["index_complete"] = json!(ds.coverage.index_complete);
+    }
+    v
+}
+
+/// The JSON report of one file (the schema is documented in the README).
+pub fn json(inv: &Inventory) -> Value {
+    json!({
+        "file": inv.file,
+        "size": inv.size,
+        "superblock": inv.superblock,
+        "verdict": inv.verdict().as_str(),
+        "objects": inv.objects.iter().map(object_json).collect::<Vec<_>>(),
+        "links": inv.links,
+        "problems": inv.problems,
+        "summary": inv.summary(),
+    })
+}
+
+fn data_note(ds: &Dataset) -> String {
+    let c = &ds.coverage;
+    match (
+        c.chunks_total,
+        c.chunks_present,
+        c.bytes_expected,
+        c.bytes_present,
+    ) {
+        (Some(t), Some(p), _, _) => {
+            let mut s = format!("{p}/{t} chunks");
+            if !c.index_complete {
+                s.push_str(", index damaged");
+            }
+            s
+        }
+        (_, _, Some(e), Some(p)) if e == p => format!("{e} bytes"),
+        (_, _, Some(e), Some(p)) => format!("{p}/{e} bytes"),
+        _ => String::new(),
+    }
+}
+
+fn object_line(o: &Object) -> String {
+    let mark = match o.status {
+        Status::Intact => "ok     ",
+        Status::Partial => "PARTIAL",
+        Status::Lost => "LOST   ",
+    };
+    let mut line = format!("  {mark} {:<8} {}", o.kind.as_str(), o.path);
+    if let Some(first) = &o.hard_link_of {
+        line.push_str(&format!("  (hard link to {first})"));
+        return line;
+    }
+    if let Some(ds) = &o.dataset {
+        let shape = match ds.dataspace.kind {
+            DataspaceKind::Scalar => "scalar".to_string(),
+            DataspaceKind::Null => "null".to_string(),
+            DataspaceKind::Simple => format!("{:?}", ds.dataspace.dims),
+        };
+        line.push_str(&format!(
+            "  {} {} {}",
+            ds.datatype.describe(),
+            shape,
+            layout_name(ds)
+        ));
+        let filters = filter_names(ds);
+        if !filters.is_empty() {
+            line.push_str(&format!(" [{}]", filters.join(",")));
+        }
+        let note = data_note(ds);
+        if !note.is_empty() {
+            line.push_str(&format!(" {note}"));
+        }
+    }
+    if !o.attributes.is_empty() {
+        line.push_str(&format!("  {} attr", o.attributes.len()));
+    }
+    line
+}
+
+/// The human report of one file.
+pub fn human(inv: &Inventory, out: &mut dyn Write) -> io::Result<()> {
+    writeln!(out, "{} ({} bytes)", inv.file, inv.size)?;
+    match &inv.superblock {
+        None => writeln!(out, "  superblock: none found")?,
+        Some(sb) => {
+            write!(
+                out,
+                "  superblock: version {} at offset {}, offsets {} / lengths {} bytes, ",
+                sb.version, sb.offset, sb.size_of_offsets, sb.size_of_lengths
+            )?;
+            let stored = sb.stored_file_size();
+            let eof = match stored.cmp(&inv.size) {
+                std::cmp::Ordering::Equal => "matches the file size".to_string(),
+                std::cmp::Ordering::Greater => {
+                    format!("file is {} bytes short: TRUNCATED", stored - inv.size)
+                }
+                std::cmp::Ordering::Less => format!(
+                    "file has {} bytes past it (written after the superblock)",
+                    inv.size - stored
+                ),
+            };
+            writeln!(out, "stored end of file {stored} ({eof})")?;
+            if sb.open_for_write() {
+                writeln!(
+                    out,
+                    "  superblock says the file is still open for write (writer did not close it)"
+                )?;
+            }
+        }
+    }
+    if !inv.objects.is_empty() {
+        writeln!(out, "  objects:")?;
+        let mut objects: Vec<&Object> = inv.objects.iter().collect();
+        objects.sort_by(|a, b| a.path.cmp(&b.path));
+        for o in objects {
+            writeln!(out, "{}", object_line(o))?;
+            for p in &o.problems {
+                writeln!(out, "            ! {p}")?;
+            }
+            for a in &o.attributes {
+                for p in &a.problems {
+                    writeln!(out, "            ! attribute {:?}: {p}", a.name)?;
+                }
+            }
+        }
+    }
+    for l in &inv.links {
+        writeln!(out, "  link     {:<8} {} -> {}", l.kind, l.path, l.target)?;
+    }
+    if !inv.problems.is_empty() {
+        writeln!(out, "  file problems:")?;
+        for p in &inv.problems {
+            writeln!(out, "    ! {p}")?;
+        }
+    }
+    let s = inv.summary();
+    let kind_counts = format!(
+        "{} groups, {} datasets, {} datatypes{}",
+        s.groups,
+        s.datasets,
+        s.datatypes,
+        if s.unknown > 0 {
+            format!(", {} unknown", s.unknown)
+        } else {
+            String::new()
+        }
+    );
+    writeln!(
+        out,
+        "  verdict: {} ({kind_counts}; {} intact, {} partial, {} lost; {} problems)",
+        inv.verdict().as_str().to_uppercase(),
+        s.intact,
+        s.partial,
+        s.lost,
+        s.problems
+    )?;
+    Ok(())
+}

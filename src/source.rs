@@ -1,0 +1,54 @@
+//! Opening inputs: read-only, never modified.
+//!
+//! Small files (up to [`COPY_LIMIT`]) are read into memory, larger ones are
+//! memory-mapped read-only. A mapped file that another process truncates
+//! while we read it would raise SIGBUS; copying small files removes that risk
+//! where it is cheap, and for large files the risk is documented (the inputs
+//! h5salvage is meant for are no longer being written).
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::Path;
+
+use memmap2::Mmap;
+
+/// Files up to this size are copied into memory instead of mapped.
+pub const COPY_LIMIT: u64 = 64 << 20;
+
+/// The bytes of one input file.
+pub enum Input {
+    Copied(Vec<u8>),
+    Mapped(Mmap),
+}
+
+impl Input {
+    /// Opens `path` read-only.
+    pub fn open(path: &Path) -> io::Result<Input> {
+        let mut f = File::open(path)?;
+        let len = f.metadata()?.len();
+        if len <= COPY_LIMIT {
+            let mut buf = Vec::with_capacity(len as usize);
+            f.read_to_end(&mut buf)?;
+            return Ok(Input::Copied(buf));
+        }
+        // SAFETY: the map is read-only; see the module note on truncation.
+        let map = unsafe { Mmap::map(&f)? };
+        Ok(Input::Mapped(map))
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            Input::Copied(v) => v,
+            Input::Mapped(m) => m,
+        }
+    }
+}
+
+/// Opens and walks one file.
+pub fn scan_path(path: &Path) -> io::Result<crate::inventory::Inventory> {
+    let input = Input::open(path)?;
+    Ok(crate::walk::walk(
+        &path.display().to_string(),
+        input.bytes(),
+    ))
+}

@@ -1,0 +1,375 @@
+//! A dataset's description and an account of its raw data: for compact and
+//! contiguous layouts whether the bytes are inside the file, for chunked
+//! layouts every chunk the index lists and whether its bytes are present
+//! (spec IV.A.2.i data layout, Appendix C chunk indexes).
+
+use crate::format::btree_v1;
+use crate::format::btree_v2::{self, Record};
+use crate::format::extensible_array;
+use crate::format::fixed_array;
+use crate::format::message::data_layout::{ChunkIndex, LayoutClass};
+use crate::format::message::dataspace::Dataspace;
+use crate::format::{is_undefined, Image};
+use crate::inventory::{ChunkRef, Coverage, Dataset, Object, Problem, Status};
+
+use super::object::HeaderContents;
+
+pub fn describe(image: &Image, h: &HeaderContents, obj: &mut Object) -> Option<Dataset> {
+    let at = image.absolute(obj.address);
+    let (Some(datatype), Some(dataspace), Some(layout)) =
+        (h.datatype.clone(), h.dataspace.clone(), h.layout.clone())
+    else {
+        obj.damage(
+            Status::Partial,
+            Problem::new(
+                at,
+                "dataset",
+                "datatype, dataspace or layout message missing or unreadable",
+            ),
+        );
+        return None;
+    };
+    let mut ds = Dataset {
+        datatype,
+        dataspace,
+        layout,
+        filters: h.filters.clone(),
+        fill_value: h.fill_value.clone(),
+        chunks: Vec::new(),
+        coverage: Coverage::default(),
+    };
+    account(image, &mut ds, obj);
+    Some(ds)
+}
+
+/// Bytes of the whole dataset, if it can be computed.
+fn data_bytes(ds: &Dataset) -> Option<u64> {
+    ds.dataspace
+        .element_count()?
+        .checked_mul(u64::from(ds.datatype.size))
+}
+
+fn account(image: &Image, ds: &mut Dataset, obj: &mut Object) {
+    match ds.layout.class.clone() {
+        LayoutClass::Compact { size, .. } => {
+            ds.coverage.bytes_expected = Some(size);
+            ds.coverage.bytes_present = Some(size);
+            ds.coverage.index_complete = true;
+        }
+        LayoutClass::Contiguous { address, size } => {
+            let expected = size.or_else(|| data_bytes(ds)).unwrap_or(0);
+            ds.coverage.bytes_expected = Some(expected);
+            ds.coverage.index_complete = true;
+            if is_undefined(address) {
+                // Never written: reads give the fill value. Nothing is lost.
+                ds.coverage.bytes_present = Some(0);
+                return;
+            }
+            let present = match image.absolute(address) {
+                Some(a) if a < image.len() => (image.len() - a).min(expected),
+                _ => 0,
+            };
+            ds.coverage.bytes_present = Some(present);
+            if present < expected {
+                obj.damage(
+                    Status::Partial,
+                    Problem::new(
+                        image.absolute(address),
+                        "contiguous data",
+                        format!(
+                            "{} of {expected} bytes inside the file ({} missing past the end)",
+                            present,
+                            expected - present
+                        ),
+                    ),
+                );
+            }
+        }
+        LayoutClass::Chunked { dims, index, .. } => chunked(image, ds, &dims, &index, obj),
+        LayoutClass::Virtual { .. } => {
+            obj.damage(
+                Status::Partial,
+                Problem::new(None, "data layout", "virtual datasets are not read"),
+            );
+        }
+    }
+}
+
+/// Chunk grid: chunks per dimension for `extent` (current or maximum dims).
+fn grid(extent: &[u64], chunk: &[u64]) -> Option<Vec<u64>> {
+    if extent.len() != chunk.len() {
+        return None;
+    }
+    extent
+        .iter()
+        .zip(chunk)
+        .map(|(&d, &c)| if c == 0 { None } else { Some(d.div_ceil(c)) })
+        .collect()
+}
+
+/// Row-major linear chunk index -> element coordinates of the chunk.
+fn coords(mut index: u64, grid: &[u64], chunk: &[u64]) -> Option<Vec<u64>> {
+    let mut out = vec![0u64; grid.len()];
+    for i in (0..grid.len()).rev() {
+        let g = grid[i].max(1);
+        out[i] = (index % g).checked_mul(chunk[i])?;
+        index /= g;
+    }
+    (index == 0).then_some(out)
+}
+
+fn max_extent(space: &Dataspace) -> Vec<u64> {
+    match &space.max_dims {
+        Some(m) if m.len() == space.dims.len() => m
+            .iter()
+            .zip(&space.dims)
+            .map(|(&m, &d)| if is_undefined(m) { d } else { m.max(d) })
+            .collect(),
+        _ => space.dims.clone(),
+    }
+}
+
+fn chunked(image: &Image, ds: &mut Dataset, dims: &[u64], index: &ChunkIndex, obj: &mut Object) {
+    let rank = ds.dataspace.dims.len();
+    let chunk_bytes = dims
+        .iter()
+        .try_fold(u64::from(ds.datatype.size), |acc, &d| acc.checked_mul(d));
+    let mut errors: Vec<crate::format::Error> = Vec::new();
+    let mut chunks: Vec<ChunkRef> = Vec::new();
+    let unfiltered = chunk_bytes.unwrap_or(0);
+    match index {
+        ChunkIndex::BtreeV1 { address } => {
+            if !is_undefined(*address) {
+                let (recs, errs) = btree_v1::collect_chunks(image, *address, rank);
+                errors.extend(errs);
+                chunks.extend(recs.into_iter().map(|r| ChunkRef {
+                    offset: r.offsets.into_iter().take(rank).collect(),
+                    address: r.address,
+                    size: r.size,
+                    filter_mask: r.filter_mask,
+                    present: false,
+                }));
+            }
+        }
+        ChunkIndex::SingleChunk {
+            address,
+            filtered_size,
+            filter_mask,
+        } => {
+            if !is_undefined(*address) {
+                chunks.push(ChunkRef {
+                    offset: vec![0; rank],
+                    address: *address,
+                    size: filtered_size.unwrap_or(unfiltered),
+                    filter_mask: filter_mask.unwrap_or(0),
+                    present: false,
+                });
+            }
+        }
+        ChunkIndex::Implicit { address } => {
+            if !is_undefined(*address) {
+                let g = grid(&max_extent(&ds.dataspace), dims).unwrap_or_default();
+                let n: u64 = g.iter().product();
+                if n.checked_mul(unfiltered).is_none_or(|b| b > image.len()) {
+                    errors.push(crate::format::Error::invalid(
+                        "implicit chunk index",
+                        image.base.saturating_add(*address),
+                        format!("{n} chunks of {unfiltered} bytes cannot fit in the file"),
+                    ));
+                } else {
+                    for i in 0..n {
+                        if let Some(off) = coords(i, &g, dims) {
+                            chunks.push(ChunkRef {
+                                offset: off,
+                                address: address.saturating_add(i * unfiltered),
+                                size: unfiltered,
+                                filter_mask: 0,
+                                present: false,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        ChunkIndex::FixedArray { address, .. } => {
+            if !is_undefined(*address) {
+                let g = grid(&max_extent(&ds.dataspace), dims).unwrap_or_default();
+                let (els, errs) = fixed_array::collect_chunks(image, *address, unfiltered);
+                errors.extend(errs);
+                for e in els {
+                    match coords(e.index, &g, dims) {
+                        Some(off) => chunks.push(ChunkRef {
+                            offset: off,
+                            address: e.address,
+                            size: e.size.unwrap_or(unfiltered),
+                            filter_mask: e.filter_mask,
+                            present: false,
+                        }),
+                        None => errors.push(crate::format::Error::invalid(
+                            "FADB",
+                            image.base.saturating_add(*address),
+                            format!("element {} outside the chunk grid", e.index),
+                        )),
+                    }
+                }
+            }
+        }
+        ChunkIndex::ExtensibleArray { address, .. } => {
+            if !is_undefined(*address) {
+                let (els, errs) = extensible_array::collect_chunks(image, *address, unfiltered);
+                errors.extend(errs);
+                let g = ea_grid(&ds.dataspace, dims);
+                for e in els {
+                    match g
+                        .as_ref()
+                        .and_then(|(g, unlim)| ea_coords(e.index, g, *unlim, dims))
+                    {
+                        Some(off) => chunks.push(ChunkRef {
+                            offset: off,
+                            address: e.address,
+                            size: e.size.unwrap_or(unfiltered),
+                            filter_mask: e.filter_mask,
+                            present: false,
+                        }),
+                        None => errors.push(crate::format::Error::invalid(
+                            "EADB",
+                            image.base.saturating_add(*address),
+                            format!("element {} outside the chunk grid", e.index),
+                        )),
+                    }
+                }
+            }
+        }
+        ChunkIndex::BtreeV2 { address, .. } => {
+            if !is_undefined(*address) {
+                let ctx = btree_v2::RecordContext {
+                    rank,
+                    ..Default::default()
+                };
+                let (_, recs, errs) = btree_v2::collect_records(image, *address, ctx);
+                errors.extend(errs);
+                for r in recs {
+                    if let Record::Chunk {
+                        address,
+                        size,
+                        filter_mask,
+                        scaled_offsets,
+                    } = r
+                    {
+                        let off: Option<Vec<u64>> = scaled_offsets
+                            .iter()
+                            .zip(dims)
+                            .map(|(&s, &c)| s.checked_mul(c))
+                            .collect();
+                        chunks.push(ChunkRef {
+                            offset: off.unwrap_or_default(),
+                            address,
+                            size: size.unwrap_or(unfiltered),
+                            filter_mask,
+                            present: false,
+                        });
+                    }
+                }
+            }
+        }
+    }
+    let index_complete = errors.is_empty();
+    for e in errors {
+        obj.damage(Status::Partial, e.into());
+    }
+    let mut missing = Vec::new();
+    for c in &mut chunks {
+        c.present = image.contains(c.address, c.size);
+        if !c.present {
+            missing.push(c.offset.clone());
+        }
+    }
+    if !missing.is_empty() {
+        let shown: Vec<String> = missing.iter().take(8).map(|o| format!("{o:?}")).collect();
+        obj.damage(
+            Status::Partial,
+            Problem::new(
+                None,
+                "chunk",
+                format!(
+                    "{} of {} chunks lie past the end of the file (at {}{})",
+                    missing.len(),
+                    chunks.len(),
+                    shown.join(", "),
+                    if missing.len() > 8 { ", ..." } else { "" }
+                ),
+            ),
+        );
+    }
+    ds.coverage = Coverage {
+        chunks_total: Some(chunks.len() as u64),
+        chunks_present: Some(chunks.iter().filter(|c| c.present).count() as u64),
+        bytes_expected: None,
+        bytes_present: None,
+        index_complete,
+    };
+    ds.chunks = chunks;
+}
+
+/// Extensible-array chunk grid: HDF5 orders chunks with the unlimited
+/// dimension slowest (H5Dearray "swizzled" dimensions). Returns the grid in
+/// swizzled order and the unlimited dimension.
+fn ea_grid(space: &Dataspace, chunk: &[u64]) -> Option<(Vec<u64>, usize)> {
+    let max = space.max_dims.as_ref()?;
+    let unlim = max.iter().position(|&m| is_undefined(m))?;
+    let mut g = grid(&max_extent(space), chunk)?;
+    let mut c = chunk.to_vec();
+    let gu = g.remove(unlim);
+    g.insert(0, gu);
+    let cu = c.remove(unlim);
+    c.insert(0, cu);
+    Some((g, unlim))
+}
+
+fn ea_coords(index: u64, swizzled_grid: &[u64], unlim: usize, chunk: &[u64]) -> Option<Vec<u64>> {
+    let mut c = chunk.to_vec();
+    let cu = c.remove(unlim);
+    c.insert(0, cu);
+    // The unlimited dimension has no fixed extent: do not bound it.
+    let mut g = swizzled_grid.to_vec();
+    g[0] = u64::MAX;
+    let mut sw = coords(index, &g, &c)?;
+    let u = sw.remove(0);
+    sw.insert(unlim, u);
+    Some(sw)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn coords_row_major() {
+        let g = [2, 3];
+        let c = [10, 4];
+        assert_eq!(coords(0, &g, &c), Some(vec![0, 0]));
+        assert_eq!(coords(1, &g, &c), Some(vec![0, 4]));
+        assert_eq!(coords(3, &g, &c), Some(vec![10, 0]));
+        assert_eq!(coords(5, &g, &c), Some(vec![10, 8]));
+        assert_eq!(coords(6, &g, &c), None);
+    }
+
+    #[test]
+    fn grid_rounds_up_and_rejects_zero_chunks() {
+        assert_eq!(grid(&[10, 7], &[4, 7]), Some(vec![3, 1]));
+        assert_eq!(grid(&[10], &[0]), None);
+        assert_eq!(grid(&[10], &[1, 2]), None);
+    }
+
+    #[test]
+    fn ea_coords_put_the_unlimited_dim_back() {
+        // dims (N, 6) unlimited in dim 0, chunks (2, 3): grid in dim 1 is 2.
+        let g = vec![u64::MAX, 2];
+        assert_eq!(ea_coords(0, &g, 0, &[2, 3]), Some(vec![0, 0]));
+        assert_eq!(ea_coords(1, &g, 0, &[2, 3]), Some(vec![0, 3]));
+        assert_eq!(ea_coords(2, &g, 0, &[2, 3]), Some(vec![2, 0]));
+        // unlimited dim 1 of (6, N), chunks (3, 2): swizzled grid (inf, 2).
+        assert_eq!(ea_coords(1, &g, 1, &[3, 2]), Some(vec![3, 0]));
+        assert_eq!(ea_coords(2, &g, 1, &[3, 2]), Some(vec![0, 2]));
+    }
+}

@@ -1,0 +1,244 @@
+//! Group members, for both group formats: symbol-table groups (v1 B-tree of
+//! SNODs + local heap, spec III.A.1, III.B, III.D) and link-message groups
+//! (compact link messages, or dense storage in a fractal heap indexed by a
+//! v2 B-tree of link names, spec IV.A.2.c/g, III.A.2, III.G).
+
+use std::collections::BTreeMap;
+
+use crate::format::btree_v1;
+use crate::format::btree_v2::{self, Record};
+use crate::format::fractal_heap::{self, HeapId};
+use crate::format::local_heap::{self, LocalHeap};
+use crate::format::message::link::{self, Link, LinkTarget};
+use crate::format::superblock::Scratch;
+use crate::format::symbol_table_node;
+use crate::format::{is_undefined, Image};
+use crate::inventory::{LinkEntry, Object, Problem, Status};
+
+use super::child_path;
+use super::object::HeaderContents;
+
+/// What a group holds: hard-linked members to visit, and other links.
+#[derive(Default)]
+pub struct Members {
+    /// (path, object header address), sorted by name.
+    pub hard: Vec<(String, u64)>,
+    pub links: Vec<LinkEntry>,
+}
+
+pub fn members(image: &Image, h: &HeaderContents, path: &str, obj: &mut Object) -> Members {
+    let mut named: BTreeMap<Vec<u8>, Target> = BTreeMap::new();
+    let mut problems = Vec::new();
+    if let Some(st) = &h.symbol_table {
+        symbol_table_members(
+            image,
+            st.btree_address,
+            st.heap_address,
+            &mut named,
+            &mut problems,
+        );
+    }
+    for l in &h.links {
+        add_link(&mut named, l.clone(), &mut problems);
+    }
+    if let Some(info) = &h.link_info {
+        if !is_undefined(info.fractal_heap_address) {
+            let (objects, errs) = dense_objects(
+                image,
+                info.fractal_heap_address,
+                info.name_index_btree_address,
+            );
+            problems.extend(errs);
+            for (at, bytes) in objects {
+                match link::parse(&bytes, at, image.sizes) {
+                    Ok(l) => add_link(&mut named, l, &mut problems),
+                    Err(e) => problems.push(e.into()),
+                }
+            }
+        }
+    }
+    for p in problems {
+        obj.damage(Status::Partial, p);
+    }
+    let mut out = Members::default();
+    for (name, target) in named {
+        let (child, bad) = child_path(path, &name);
+        if let Some(why) = bad {
+            obj.damage(Status::Partial, Problem::new(None, "link", why));
+        }
+        match target {
+            Target::Hard(addr) => out.hard.push((child, addr)),
+            Target::Other(kind, target) => out.links.push(LinkEntry {
+                path: child,
+                kind,
+                target,
+            }),
+        }
+    }
+    out
+}
+
+enum Target {
+    Hard(u64),
+    Other(&'static str, String),
+}
+
+fn add_link(named: &mut BTreeMap<Vec<u8>, Target>, l: Link, problems: &mut Vec<Problem>) {
+    let target = match l.target {
+        LinkTarget::Hard { address } => Target::Hard(address),
+        LinkTarget::Soft { path } => Target::Other("soft", path),
+        LinkTarget::External { file, path } => Target::Other("external", format!("{file}:{path}")),
+        LinkTarget::UserDefined { link_type, .. } => {
+            Target::Other("user_defined", format!("type {link_type}"))
+        }
+    };
+    insert_unique(named, l.name.into_bytes(), target, problems);
+}
+
+fn insert_unique(
+    named: &mut BTreeMap<Vec<u8>, Target>,
+    name: Vec<u8>,
+    target: Target,
+    problems: &mut Vec<Problem>,
+) {
+    if named.contains_key(&name) {
+        problems.push(Problem::new(
+            None,
+            "group",
+            format!(
+                "duplicate member name {:?}: later entry ignored",
+                String::from_utf8_lossy(&name)
+            ),
+        ));
+    } else {
+        named.insert(name, target);
+    }
+}
+
+/// Reads a symbol-table group: every SNOD the B-tree leads to, names from the
+/// local heap.
+fn symbol_table_members(
+    image: &Image,
+    btree: u64,
+    heap_addr: u64,
+    named: &mut BTreeMap<Vec<u8>, Target>,
+    problems: &mut Vec<Problem>,
+) {
+    let segment = match local_heap_segment(image, heap_addr) {
+        Ok(s) => s,
+        Err(p) => {
+            problems.push(p);
+            &[][..]
+        }
+    };
+    let (leaves, errs) = btree_v1::collect_group_leaves(image, btree);
+    problems.extend(errs.into_iter().map(Problem::from));
+    for snod_addr in leaves {
+        let node = image.at("SNOD", snod_addr).and_then(|d| {
+            symbol_table_node::parse(d, image.base.saturating_add(snod_addr), image.sizes)
+        });
+        let node = match node {
+            Ok(n) => n,
+            Err(e) => {
+                problems.push(e.into());
+                continue;
+            }
+        };
+        for e in node.entries {
+            let Some(name) = local_heap::name_at(segment, e.name_offset) else {
+                problems.push(Problem::new(
+                    image.absolute(snod_addr),
+                    "SNOD",
+                    format!(
+                        "entry for object at {:#x}: name offset {} not readable in the local heap",
+                        e.object_header_address, e.name_offset
+                    ),
+                ));
+                continue;
+            };
+            let target = match e.scratch {
+                Scratch::SymbolicLink { offset } => {
+                    match local_heap::name_at(segment, u64::from(offset)) {
+                        Some(t) => Target::Other("soft", String::from_utf8_lossy(t).into_owned()),
+                        None => {
+                            problems.push(Problem::new(
+                                image.absolute(snod_addr),
+                                "SNOD",
+                                "soft link value not readable in the local heap",
+                            ));
+                            continue;
+                        }
+                    }
+                }
+                _ => Target::Hard(e.object_header_address),
+            };
+            insert_unique(named, name.to_vec(), target, problems);
+        }
+    }
+}
+
+/// The data segment of a local heap; a segment cut by the end of the file is
+/// returned as far as it goes, with a problem.
+fn local_heap_segment<'a>(image: &Image<'a>, heap_addr: u64) -> Result<&'a [u8], Problem> {
+    let at = image.base.saturating_add(heap_addr);
+    let heap: LocalHeap = image
+        .at("HEAP", heap_addr)
+        .and_then(|d| local_heap::parse(d, at, image.sizes))
+        .map_err(Problem::from)?;
+    match image.slice("HEAP data segment", heap.data_address, heap.data_size) {
+        Ok(s) => Ok(s),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The objects of a dense link or attribute store: the v2 B-tree name index
+/// gives heap IDs, each resolved in the fractal heap. Returns (absolute
+/// offset for messages, object bytes) in name-index order.
+pub fn dense_objects(
+    image: &Image,
+    heap_addr: u64,
+    btree_addr: u64,
+) -> (Vec<(u64, Vec<u8>)>, Vec<Problem>) {
+    let mut problems = Vec::new();
+    let mut out = Vec::new();
+    let at = image.base.saturating_add(heap_addr);
+    let header = match image
+        .at("FRHP", heap_addr)
+        .and_then(|d| fractal_heap::parse_header(d, at, image.sizes))
+    {
+        Ok(h) => h,
+        Err(e) => {
+            problems.push(e.into());
+            return (out, problems);
+        }
+    };
+    if !header.checksum_ok {
+        problems.push(Problem::new(Some(at), "FRHP", "checksum mismatch"));
+    }
+    let (_, records, errs) =
+        btree_v2::collect_records(image, btree_addr, btree_v2::RecordContext::default());
+    problems.extend(errs.into_iter().map(Problem::from));
+    for r in records {
+        let id: &[u8] = match &r {
+            Record::LinkName { heap_id, .. } => heap_id,
+            Record::AttributeName { heap_id, .. } => heap_id,
+            _ => continue,
+        };
+        let resolved = fractal_heap::parse_heap_id(id, at, &header).and_then(|hid| match hid {
+            HeapId::Managed { offset, length } => {
+                fractal_heap::read_managed_object(image, heap_addr, &header, offset, length)
+            }
+            HeapId::Tiny { data } => Ok(data),
+            other => Err(crate::format::Error::invalid(
+                "fractal heap ID",
+                at,
+                format!("{other:?} objects are not supported"),
+            )),
+        });
+        match resolved {
+            Ok(bytes) => out.push((at, bytes)),
+            Err(e) => problems.push(e.into()),
+        }
+    }
+    (out, problems)
+}

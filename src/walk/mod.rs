@@ -1,0 +1,359 @@
+//! Tolerant traversal from the superblock into an [`Inventory`].
+//!
+//! The walk never stops at the first error: every damaged structure becomes a
+//! [`Problem`] on the object it belongs to (or on the file), and the walk
+//! goes on with the siblings. Each object header is visited once (hard links
+//! are recorded as such), nesting depth is capped, and every read goes through
+//! [`Image`], which never reads outside the file.
+
+mod dataset;
+mod group;
+mod object;
+
+use std::collections::HashMap;
+
+use crate::format::superblock::{self, Superblock};
+use crate::format::{Image, Sizes};
+use crate::inventory::{Inventory, Object, ObjectKind, Problem, Status, SuperblockInfo};
+
+pub use object::{read_object, HeaderContents};
+
+/// Caps that keep a walk over hostile input bounded.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Deepest group nesting followed (the root is depth 0).
+    pub max_depth: usize,
+    /// Most objects recorded for one file.
+    pub max_objects: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_depth: 512,
+            max_objects: 5_000_000,
+        }
+    }
+}
+
+/// Walks `bytes` (the whole file) and returns what it found.
+pub fn walk(file: &str, bytes: &[u8]) -> Inventory {
+    walk_with(file, bytes, Limits::default())
+}
+
+/// [`walk`] with explicit limits.
+pub fn walk_with(file: &str, bytes: &[u8], limits: Limits) -> Inventory {
+    let mut inv = Inventory {
+        file: file.to_string(),
+        size: bytes.len() as u64,
+        ..Inventory::default()
+    };
+    if bytes.is_empty() {
+        inv.problems
+            .push(Problem::new(None, "file", "the file is empty (0 bytes)"));
+        return inv;
+    }
+    let Some((sb_offset, sb)) = find_superblock(bytes, &mut inv) else {
+        return inv;
+    };
+    let base = base_address(&sb, sb_offset, &mut inv);
+    let image = Image::new(bytes, base, sb.sizes);
+    let info = superblock_info(&sb, sb_offset, base);
+    check_superblock(&info, &sb, bytes.len() as u64, &mut inv);
+    inv.superblock = Some(info);
+
+    let mut walker = Walker {
+        image,
+        sizes: sb.sizes,
+        limits,
+        inv,
+        visited: HashMap::new(),
+    };
+    match root_of(&sb) {
+        Some(root) => walker.run(root),
+        None => walker.inv.problems.push(Problem::new(
+            Some(sb_offset),
+            "superblock",
+            "no root group address",
+        )),
+    }
+    walker.inv
+}
+
+/// The first signature (0, 512, 1024, ...) whose superblock parses.
+fn find_superblock(bytes: &[u8], inv: &mut Inventory) -> Option<(u64, Superblock)> {
+    let offsets = superblock::find_signatures(bytes);
+    if offsets.is_empty() {
+        inv.problems.push(Problem::new(
+            None,
+            "superblock",
+            "file signature not found at 0, 512, 1024, ...",
+        ));
+        inv.signature_found = false;
+        return None;
+    }
+    inv.signature_found = true;
+    for off in offsets {
+        let Some(data) = usize::try_from(off).ok().and_then(|o| bytes.get(o..)) else {
+            continue;
+        };
+        match superblock::parse(data, off) {
+            Ok(sb) => return Some((off, sb)),
+            Err(e) => inv.problems.push(e.into()),
+        }
+    }
+    None
+}
+
+/// Addresses are relative to the base address, which libhdf5 writes as the
+/// superblock's own position (spec II.A, "Base Address"). A stored base that
+/// differs is reported and the position is used, as libhdf5 does.
+fn base_address(sb: &Superblock, sb_offset: u64, inv: &mut Inventory) -> u64 {
+    if sb.base_address == sb_offset {
+        return sb_offset;
+    }
+    inv.problems.push(Problem::new(
+        Some(sb_offset),
+        "superblock",
+        format!(
+            "base address {} differs from the superblock's position {}; using the position",
+            sb.base_address, sb_offset
+        ),
+    ));
+    sb_offset
+}
+
+fn superblock_info(sb: &Superblock, offset: u64, base: u64) -> SuperblockInfo {
+    SuperblockInfo {
+        offset,
+        version: sb.version,
+        size_of_offsets: sb.sizes.offset(),
+        size_of_lengths: sb.sizes.length(),
+        base_address: base,
+        eof_address: sb.eof_address,
+        root_address: root_of(sb),
+        status_flags: sb.status_flags,
+        checksum_ok: sb.checksum_ok,
+    }
+}
+
+fn check_superblock(info: &SuperblockInfo, sb: &Superblock, size: u64, inv: &mut Inventory) {
+    let at = Some(info.offset);
+    if info.checksum_ok == Some(false) {
+        inv.problems.push(Problem::new(
+            at,
+            "superblock",
+            "checksum mismatch: fields used as they are",
+        ));
+    }
+    let stored = info.stored_file_size();
+    if stored > size {
+        inv.problems.push(Problem::new(
+            at,
+            "superblock",
+            format!(
+                "truncated file: eof {size} < stored_eof {stored} ({} bytes missing)",
+                stored - size
+            ),
+        ));
+    } else if stored < size {
+        inv.problems.push(Problem::new(
+            at,
+            "superblock",
+            format!(
+                "file is {} bytes longer than the stored end of file {stored}: \
+                 written after the superblock was last updated (writer not closed?)",
+                size - stored
+            ),
+        ));
+    }
+    if info.open_for_write() {
+        inv.problems.push(Problem::new(
+            at,
+            "superblock",
+            "file consistency flags say open for write: the writer did not close the file \
+             (flag ignored)",
+        ));
+    }
+    let _ = sb;
+}
+
+fn root_of(sb: &Superblock) -> Option<u64> {
+    Some(sb.root.object_header_address()).filter(|a| !crate::format::is_undefined(*a))
+}
+
+/// One object waiting to be visited.
+struct Pending {
+    path: String,
+    address: u64,
+    depth: usize,
+}
+
+struct Walker<'a> {
+    image: Image<'a>,
+    sizes: Sizes,
+    limits: Limits,
+    inv: Inventory,
+    /// Object header address -> index of the first object visited there.
+    visited: HashMap<u64, usize>,
+}
+
+impl Walker<'_> {
+    /// Depth-first, iterative (no recursion), parents before children.
+    fn run(&mut self, root: u64) {
+        let mut stack = vec![Pending {
+            path: "/".to_string(),
+            address: root,
+            depth: 0,
+        }];
+        while let Some(p) = stack.pop() {
+            if self.inv.objects.len() >= self.limits.max_objects {
+                self.inv.problems.push(Problem::new(
+                    None,
+                    "walk",
+                    format!("stopped after {} objects", self.limits.max_objects),
+                ));
+                break;
+            }
+            let children = self.visit(&p);
+            if p.depth + 1 > self.limits.max_depth && !children.is_empty() {
+                if let Some(o) = self.inv.objects.last_mut() {
+                    o.damage(
+                        Status::Partial,
+                        Problem::new(
+                            None,
+                            "group",
+                            format!(
+                                "nesting deeper than {} levels: members not visited",
+                                self.limits.max_depth
+                            ),
+                        ),
+                    );
+                }
+                continue;
+            }
+            for (path, address) in children.into_iter().rev() {
+                stack.push(Pending {
+                    path,
+                    address,
+                    depth: p.depth + 1,
+                });
+            }
+        }
+    }
+
+    /// Visits one object; returns its hard-linked members (path, address).
+    fn visit(&mut self, p: &Pending) -> Vec<(String, u64)> {
+        if let Some(&first) = self.visited.get(&p.address) {
+            let first = &self.inv.objects[first];
+            let mut o = Object::new(p.path.clone(), p.address);
+            o.kind = first.kind;
+            o.status = first.status;
+            o.hard_link_of = Some(first.path.clone());
+            self.inv.objects.push(o);
+            return Vec::new();
+        }
+        self.visited.insert(p.address, self.inv.objects.len());
+        let mut o = Object::new(p.path.clone(), p.address);
+        let contents = read_object(&self.image, p.address, &mut o);
+        let mut children = Vec::new();
+        if let Some(h) = contents {
+            o.kind = h.kind();
+            o.attributes = object::attributes(&self.image, &h, &mut o.problems);
+            match o.kind {
+                ObjectKind::Group => {
+                    let members = group::members(&self.image, &h, &p.path, &mut o);
+                    for m in members.links {
+                        self.inv.links.push(m);
+                    }
+                    children = members.hard;
+                }
+                ObjectKind::Dataset => {
+                    o.dataset = dataset::describe(&self.image, &h, &mut o);
+                }
+                ObjectKind::Datatype => o.datatype = h.datatype.clone(),
+                ObjectKind::Unknown => o.damage(
+                    Status::Partial,
+                    Problem::new(
+                        self.image.absolute(p.address),
+                        "object header",
+                        "no message identifies it as a group, dataset or datatype",
+                    ),
+                ),
+            }
+            // Attribute problems make the object partial too.
+            if o.attributes.iter().any(|a| !a.problems.is_empty()) {
+                o.status = o.status.max(Status::Partial);
+            }
+            if o.problems.iter().any(|_| true) && o.status == Status::Intact {
+                o.status = Status::Partial;
+            }
+        }
+        let _ = self.sizes;
+        self.inv.objects.push(o);
+        children
+    }
+}
+
+/// Joins a member name to its group's path. Names that HDF5 could not have
+/// written ('/' inside, empty, "." or "..") are escaped and reported.
+pub fn child_path(parent: &str, name: &[u8]) -> (String, Option<String>) {
+    let text = String::from_utf8_lossy(name);
+    let mut problem = None;
+    let clean = if text.is_empty()
+        || text == "."
+        || text == ".."
+        || text.contains('/')
+        || text.contains('\0')
+    {
+        problem = Some(format!("illegal member name {text:?}: escaped"));
+        let escaped: String = text
+            .chars()
+            .map(|c| match c {
+                '/' => "%2F".to_string(),
+                '\0' => "%00".to_string(),
+                '%' => "%25".to_string(),
+                c => c.to_string(),
+            })
+            .collect();
+        match escaped.as_str() {
+            "" => "%EMPTY".to_string(),
+            "." => "%2E".to_string(),
+            ".." => "%2E%2E".to_string(),
+            _ => escaped,
+        }
+    } else {
+        text.into_owned()
+    };
+    let path = if parent == "/" {
+        format!("/{clean}")
+    } else {
+        format!("{parent}/{clean}")
+    };
+    (path, problem)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn child_paths_are_escaped() {
+        assert_eq!(child_path("/", b"a"), ("/a".to_string(), None));
+        assert_eq!(child_path("/a", b"b"), ("/a/b".to_string(), None));
+        let (p, e) = child_path("/a", b"../x");
+        assert_eq!(p, "/a/..%2Fx");
+        assert!(e.is_some());
+        assert_eq!(child_path("/", b"..").0, "/%2E%2E");
+        assert_eq!(child_path("/", b"").0, "/%EMPTY");
+    }
+
+    #[test]
+    fn empty_and_garbage_inputs() {
+        let inv = walk("e", &[]);
+        assert_eq!(inv.verdict(), crate::inventory::Verdict::Empty);
+        let inv = walk("t", b"hello world, not hdf5 at all");
+        assert_eq!(inv.verdict(), crate::inventory::Verdict::NotHdf5);
+        assert!(inv.problems[0].message.contains("signature not found"));
+    }
+}

@@ -1,0 +1,248 @@
+//! One object header, read tolerantly and decoded into the messages the walk
+//! needs (spec IV.A: object header, its continuation blocks and messages).
+
+use crate::format::message::attribute::Attribute as AttributeMessage;
+use crate::format::message::attribute_info::AttributeInfo;
+use crate::format::message::data_layout::DataLayout;
+use crate::format::message::dataspace::Dataspace;
+use crate::format::message::datatype::Datatype;
+use crate::format::message::fill_value::{FillValue, FillValueOld};
+use crate::format::message::filter_pipeline::FilterPipeline;
+use crate::format::message::link::Link;
+use crate::format::message::link_info::LinkInfo;
+use crate::format::message::shared::SharedMessage;
+use crate::format::message::symbol_table::SymbolTable;
+use crate::format::message::{self, kind, Message};
+use crate::format::object_header::{self, RawMessage};
+use crate::format::{is_undefined, Image};
+use crate::inventory::{Attribute, Object, ObjectKind, Problem, Status};
+
+use super::group::dense_objects;
+
+/// The decoded messages of one object header that the walk uses.
+#[derive(Debug, Default)]
+pub struct HeaderContents {
+    pub datatype: Option<Datatype>,
+    pub dataspace: Option<Dataspace>,
+    pub layout: Option<DataLayout>,
+    pub filters: Option<FilterPipeline>,
+    pub fill_value: Option<FillValue>,
+    pub fill_value_old: Option<FillValueOld>,
+    pub symbol_table: Option<SymbolTable>,
+    pub link_info: Option<LinkInfo>,
+    pub links: Vec<Link>,
+    pub has_group_info: bool,
+    pub attributes: Vec<AttributeMessage>,
+    pub attribute_info: Option<AttributeInfo>,
+}
+
+impl HeaderContents {
+    /// What the messages say the object is (spec IV.A.2: a dataset has a
+    /// layout; a group a symbol table, link info or links; a committed
+    /// datatype only a datatype).
+    pub fn kind(&self) -> ObjectKind {
+        if self.layout.is_some() {
+            ObjectKind::Dataset
+        } else if self.symbol_table.is_some()
+            || self.link_info.is_some()
+            || !self.links.is_empty()
+            || self.has_group_info
+        {
+            ObjectKind::Group
+        } else if self.datatype.is_some() && self.dataspace.is_none() {
+            ObjectKind::Datatype
+        } else {
+            ObjectKind::Unknown
+        }
+    }
+}
+
+/// Reads the object header at HDF5 address `addr` with all its continuation
+/// blocks. Problems go on `obj`; `None` means the header is unreadable (the
+/// object is then marked lost).
+pub fn read_object(image: &Image, addr: u64, obj: &mut Object) -> Option<HeaderContents> {
+    let (prefix, raws, errors) = object_header::read_all_messages(image, addr);
+    for e in errors {
+        obj.damage(Status::Partial, e.into());
+    }
+    if prefix.is_none() {
+        obj.status = Status::Lost;
+        if obj.problems.is_empty() {
+            obj.problems.push(Problem::new(
+                image.absolute(addr),
+                "object header",
+                "unreadable",
+            ));
+        }
+        return None;
+    }
+    let mut h = HeaderContents::default();
+    for raw in &raws {
+        match decode(image, raw) {
+            Ok(m) => absorb(image, &mut h, raw, m, obj),
+            Err(e) => obj.damage(Status::Partial, e),
+        }
+    }
+    Some(h)
+}
+
+/// Decodes one raw message, reading its body from the file.
+fn decode(image: &Image, raw: &RawMessage) -> Result<Message, Problem> {
+    let start = usize::try_from(raw.body_offset).ok();
+    let body = start
+        .and_then(|s| s.checked_add(usize::from(raw.size)).map(|e| (s, e)))
+        .and_then(|(s, e)| image.bytes.get(s..e))
+        .ok_or_else(|| {
+            Problem::new(
+                Some(raw.body_offset),
+                "object header message",
+                format!(
+                    "{} message body runs past the end of the file",
+                    message::kind_name(raw.kind)
+                ),
+            )
+        })?;
+    message::parse(raw.kind, raw.flags, body, raw.body_offset, image.sizes).map_err(Problem::from)
+}
+
+fn absorb(image: &Image, h: &mut HeaderContents, raw: &RawMessage, m: Message, obj: &mut Object) {
+    match m {
+        Message::Datatype(t) => h.datatype = Some(t),
+        Message::Dataspace(s) => h.dataspace = Some(s),
+        Message::DataLayout(l) => h.layout = Some(l),
+        Message::FilterPipeline(f) => h.filters = Some(f),
+        Message::FillValue(f) => h.fill_value = Some(f),
+        Message::FillValueOld(f) => h.fill_value_old = Some(f),
+        Message::SymbolTable(s) => h.symbol_table = Some(s),
+        Message::LinkInfo(l) => h.link_info = Some(l),
+        Message::Link(l) => h.links.push(l),
+        Message::GroupInfo(_) => h.has_group_info = true,
+        Message::Attribute(a) => h.attributes.push(a),
+        Message::AttributeInfo(a) => h.attribute_info = Some(a),
+        Message::Shared(s) => match raw.kind {
+            kind::DATATYPE => match resolve_shared_datatype(image, &s) {
+                Ok(t) => h.datatype = Some(t),
+                Err(p) => obj.damage(Status::Partial, p),
+            },
+            other => obj.damage(
+                Status::Partial,
+                Problem::new(
+                    Some(raw.body_offset),
+                    "shared message",
+                    format!(
+                        "shared {} message not supported (only shared datatypes are)",
+                        message::kind_name(other)
+                    ),
+                ),
+            ),
+        },
+        _ => {}
+    }
+}
+
+/// Follows a shared datatype (a committed datatype's header) one level: the
+/// target header must hold a plain datatype message.
+pub fn resolve_shared_datatype(image: &Image, s: &SharedMessage) -> Result<Datatype, Problem> {
+    let Some(addr) = s.address.filter(|a| !is_undefined(*a)) else {
+        return Err(Problem::new(
+            None,
+            "shared message",
+            "shared datatype kept in the shared-message heap: not supported",
+        ));
+    };
+    let (prefix, raws, errors) = object_header::read_all_messages(image, addr);
+    if prefix.is_none() {
+        let why = errors
+            .first()
+            .map(|e| e.to_string())
+            .unwrap_or_else(|| "unreadable".into());
+        return Err(Problem::new(
+            image.absolute(addr),
+            "committed datatype",
+            format!("header of shared datatype unreadable: {why}"),
+        ));
+    }
+    for raw in raws.iter().filter(|r| r.kind == kind::DATATYPE) {
+        if let Ok(Message::Datatype(t)) = decode(image, raw) {
+            return Ok(t);
+        }
+    }
+    Err(Problem::new(
+        image.absolute(addr),
+        "committed datatype",
+        "no readable datatype message in the shared datatype's header",
+    ))
+}
+
+/// The object's attributes: compact ones from the header, dense ones from the
+/// fractal heap named by the attribute info message (spec IV.A.2.v).
+pub fn attributes(
+    image: &Image,
+    h: &HeaderContents,
+    problems: &mut Vec<Problem>,
+) -> Vec<Attribute> {
+    let mut out: Vec<Attribute> = h
+        .attributes
+        .iter()
+        .cloned()
+        .map(|m| attribute(image, m))
+        .collect();
+    if let Some(info) = &h.attribute_info {
+        if !is_undefined(info.fractal_heap_address) {
+            let (objects, errs) = dense_objects(
+                image,
+                info.fractal_heap_address,
+                info.name_index_btree_address,
+            );
+            problems.extend(errs);
+            for (at, bytes) in objects {
+                match message::attribute::parse(&bytes, at, image.sizes) {
+                    Ok(m) => out.push(attribute(image, m)),
+                    Err(e) => problems.push(e.into()),
+                }
+            }
+        }
+    }
+    out
+}
+
+fn attribute(image: &Image, mut m: AttributeMessage) -> Attribute {
+    let mut problems = Vec::new();
+    let exact = m.value_is_exact();
+    if let Some(s) = m.datatype_shared.take() {
+        match resolve_shared_datatype(image, &s) {
+            Ok(t) => m.datatype = Some(t),
+            Err(p) => problems.push(p),
+        }
+    }
+    if m.dataspace_shared.is_some() {
+        problems.push(Problem::new(
+            Some(m.value_offset),
+            "attribute",
+            "shared dataspace: not supported",
+        ));
+    }
+    // With a shared datatype the parser could not size the value: trim it
+    // now that the datatype is known.
+    if !exact {
+        let want = m
+            .dataspace
+            .as_ref()
+            .and_then(|s| s.element_count())
+            .zip(m.datatype.as_ref())
+            .and_then(|(n, t)| n.checked_mul(u64::from(t.size)));
+        match want {
+            Some(w) if w <= m.value.len() as u64 => m.value.truncate(w as usize),
+            _ => problems.push(Problem::new(
+                Some(m.value_offset),
+                "attribute",
+                "value size unknown or larger than the message",
+            )),
+        }
+    }
+    Attribute {
+        name: m.name.clone(),
+        message: m,
+        problems,
+    }
+}

@@ -1,0 +1,70 @@
+//! The HDF Group checker's own invalid files (shared/peers/h5check-invalid):
+//! each must be scanned without panic or hang, and the damage we can see in
+//! it must be reported.
+
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+use h5salvage::inventory::{Inventory, Verdict};
+
+fn peers() -> Option<PathBuf> {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/peers/h5check-invalid");
+    p.is_dir().then_some(p)
+}
+
+fn scan_bounded(name: &str) -> Option<Inventory> {
+    let path = peers()?.join(name);
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let _ = tx.send(h5salvage::scan_path(&path).expect("readable"));
+    });
+    Some(
+        rx.recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("{name}: scan hung or panicked")),
+    )
+}
+
+fn problems(inv: &Inventory) -> String {
+    let mut s: Vec<String> = inv.problems.iter().map(|p| p.to_string()).collect();
+    for o in &inv.objects {
+        s.extend(o.problems.iter().map(|p| format!("{}: {p}", o.path)));
+    }
+    s.join("\n")
+}
+
+/// (file, what the scan must say about it)
+const EXPECTED: &[(&str, Option<Verdict>)] = &[
+    ("base_addr.h5", Some(Verdict::Damaged)),
+    ("corruptfile.h5", None),
+    ("invalid_dtver.h5", Some(Verdict::Damaged)),
+    ("invalid_grps.h5", Some(Verdict::Damaged)),
+    ("invalid_sym.h5", Some(Verdict::Damaged)),
+    ("invalid_symsize.h5", Some(Verdict::Damaged)),
+    ("leaf_internal_k.h5", None),
+    ("offsets_lengths.h5", None),
+    ("sb_version.h5", None),
+    ("signature.h5", Some(Verdict::NotHdf5)),
+    ("vms_data.h5", None),
+];
+
+#[test]
+fn h5check_invalid_files() {
+    if peers().is_none() {
+        eprintln!("shared/peers/h5check-invalid not present: skipped");
+        return;
+    }
+    let mut failures = Vec::new();
+    for (name, want) in EXPECTED {
+        let inv = scan_bounded(name).unwrap();
+        let got = inv.verdict();
+        eprintln!("{name}: {got:?}\n{}", problems(&inv));
+        match want {
+            Some(w) if *w != got => failures.push(format!("{name}: {got:?}, expected {w:?}")),
+            None if got == Verdict::Healthy => failures.push(format!("{name}: called healthy")),
+            _ => {}
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
