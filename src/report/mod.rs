@@ -46,10 +46,11 @@ pub fn combine_exit(a: i32, b: i32) -> i32 {
     }
 }
 
-/// Shape as a list, `None` for a scalar, empty list for a null dataspace.
+/// Shape as a list; `null` for a scalar or null dataspace (as h5py's
+/// `shape` is `()` / `None`; the `dataspace` field tells them apart).
 fn shape(ds: &Dataset) -> Value {
     match ds.dataspace.kind {
-        DataspaceKind::Scalar => Value::Null,
+        DataspaceKind::Scalar | DataspaceKind::Null => Value::Null,
         _ => json!(ds.dataspace.dims),
     }
 }
@@ -92,6 +93,11 @@ fn object_json(o: &Object) -> Value {
     }
     if let Some(ds) = &o.dataset {
         v["shape"] = shape(ds);
+        v["dataspace"] = json!(match ds.dataspace.kind {
+            DataspaceKind::Scalar => "scalar",
+            DataspaceKind::Null => "null",
+            DataspaceKind::Simple => "simple",
+        });
         v["maxshape"] = json!(ds.dataspace.max_dims);
         v["dtype"] = json!(ds.datatype.describe());
         v["layout"] = json!(layout_name(ds));

@@ -26,14 +26,20 @@ pub struct Members {
     pub links: Vec<LinkEntry>,
 }
 
-pub fn members(image: &Image, h: &HeaderContents, path: &str, obj: &mut Object) -> Members {
+pub fn members(
+    image: &Image,
+    h: &HeaderContents,
+    path: &str,
+    leaf_k: Option<u16>,
+    obj: &mut Object,
+) -> Members {
     let mut named: BTreeMap<Vec<u8>, Target> = BTreeMap::new();
     let mut problems = Vec::new();
     if let Some(st) = &h.symbol_table {
         symbol_table_members(
             image,
-            st.btree_address,
-            st.heap_address,
+            (st.btree_address, st.heap_address),
+            leaf_k,
             &mut named,
             &mut problems,
         );
@@ -119,8 +125,8 @@ fn insert_unique(
 /// local heap.
 fn symbol_table_members(
     image: &Image,
-    btree: u64,
-    heap_addr: u64,
+    (btree, heap_addr): (u64, u64),
+    leaf_k: Option<u16>,
     named: &mut BTreeMap<Vec<u8>, Target>,
     problems: &mut Vec<Problem>,
 ) {
@@ -144,6 +150,9 @@ fn symbol_table_members(
                 continue;
             }
         };
+        if let Some(k) = leaf_k {
+            check_capacity(image, snod_addr, &node, k, problems);
+        }
         for e in node.entries {
             let Some(name) = local_heap::name_at(segment, e.name_offset) else {
                 problems.push(Problem::new(
@@ -174,6 +183,36 @@ fn symbol_table_members(
             };
             insert_unique(named, name.to_vec(), target, problems);
         }
+    }
+}
+
+/// A node holds at most 2K entries and occupies room for 2K on disk
+/// (spec III.B); the superblock's group leaf K tells K.
+fn check_capacity(
+    image: &Image,
+    snod_addr: u64,
+    node: &symbol_table_node::SymbolTableNode,
+    k: u16,
+    problems: &mut Vec<Problem>,
+) {
+    if node.exceeds_capacity(k) {
+        problems.push(Problem::new(
+            image.absolute(snod_addr),
+            "SNOD",
+            format!(
+                "{} entries, more than 2K = {} (group leaf K {k})",
+                node.entries.len(),
+                2 * u32::from(k)
+            ),
+        ));
+    }
+    let size = symbol_table_node::capacity_size(k, image.sizes);
+    if !image.contains(snod_addr, size) {
+        problems.push(Problem::new(
+            image.absolute(snod_addr),
+            "SNOD",
+            format!("a node of group leaf K {k} ({size} bytes) runs past the end of the file"),
+        ));
     }
 }
 

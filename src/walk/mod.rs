@@ -65,6 +65,7 @@ pub fn walk_with(file: &str, bytes: &[u8], limits: Limits) -> Inventory {
     let mut walker = Walker {
         image,
         sizes: sb.sizes,
+        leaf_k: sb.group_leaf_k,
         limits,
         inv,
         visited: HashMap::new(),
@@ -192,6 +193,8 @@ struct Pending {
 struct Walker<'a> {
     image: Image<'a>,
     sizes: Sizes,
+    /// Group leaf K from a v0/v1 superblock (SNOD capacity checks).
+    leaf_k: Option<u16>,
     limits: Limits,
     inv: Inventory,
     /// Object header address -> index of the first object visited there.
@@ -262,7 +265,7 @@ impl Walker<'_> {
             o.attributes = object::attributes(&self.image, &h, &mut o.problems);
             match o.kind {
                 ObjectKind::Group => {
-                    let members = group::members(&self.image, &h, &p.path, &mut o);
+                    let members = group::members(&self.image, &h, &p.path, self.leaf_k, &mut o);
                     for m in members.links {
                         self.inv.links.push(m);
                     }

@@ -515,6 +515,15 @@ fn enumeration(r: &mut Reader, ctx: &Ctx) -> Result<DatatypeClass> {
 
 fn array(r: &mut Reader, ctx: &Ctx) -> Result<DatatypeClass> {
     let rank_at = r.abs();
+    // Spec IV.A.2.d: version 1 never encodes array types (they came with 2).
+    if ctx.version < 2 {
+        return Err(Error::bad_value(
+            STRUCTURE,
+            rank_at,
+            "array datatype version",
+            u64::from(ctx.version),
+        ));
+    }
     let rank = usize::from(r.u8()?);
     if rank > MAX_RANK {
         return Err(Error::bad_value(
@@ -1177,6 +1186,16 @@ mod tests {
         assert_eq!(t.describe(), "array[2,3](<i4)");
         assert!(!t.is_variable_length());
         prefixes_fail(&a2);
+        // Version 1 cannot encode an array (h5check's invalid_dtver.h5).
+        let mut a1 = a2.clone();
+        a1[0] = (1 << 4) | 10;
+        assert!(matches!(
+            parse(&a1, 0, S).unwrap_err().kind,
+            ErrorKind::BadValue {
+                field: "array datatype version",
+                value: 1
+            }
+        ));
         let mut a3 = header(3, 10, 0, 24);
         a3.extend_from_slice(&[2, 2, 0, 0, 0, 3, 0, 0, 0]);
         a3.extend_from_slice(&int(4, true, false));
