@@ -107,17 +107,18 @@ fn insert_unique(
     target: Target,
     problems: &mut Vec<Problem>,
 ) {
-    if named.contains_key(&name) {
-        problems.push(Problem::new(
+    match named.entry(name) {
+        std::collections::btree_map::Entry::Occupied(e) => problems.push(Problem::new(
             None,
             "group",
             format!(
                 "duplicate member name {:?}: later entry ignored",
-                String::from_utf8_lossy(&name)
+                String::from_utf8_lossy(e.key())
             ),
-        ));
-    } else {
-        named.insert(name, target);
+        )),
+        std::collections::btree_map::Entry::Vacant(v) => {
+            v.insert(target);
+        }
     }
 }
 
