@@ -729,4 +729,28 @@ mod tests {
         assert!(errors.is_empty());
         assert_eq!(leaves, vec![0x1530]);
     }
+
+    /// Random single-byte corruptions of a valid two-level tree never panic.
+    #[test]
+    fn corruption_never_panics() {
+        let leaf_a = chunk_node(0, &[(0, 4, 600), (2, 4, 604)], 4);
+        let leaf_b = chunk_node(0, &[(4, 4, 608)], 6);
+        let root = chunk_node(1, &[(0, 0, 200), (4, 0, 400)], 6);
+        let f = file(700, &[(0, &root), (200, &leaf_a), (400, &leaf_b)]);
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let mut g = f.clone();
+            let pos = (x % 500) as usize;
+            g[pos] = (x >> 32) as u8;
+            let img = Image::new(&g, 0, S);
+            let _ = collect_chunks(&img, 0, 1);
+            let _ = collect_group_leaves(&img, 0);
+            if let Ok(n) = parse(&g, 0, S, Some(1)) {
+                let _ = n.validate(700);
+            }
+        }
+    }
 }
