@@ -753,4 +753,31 @@ mod tests {
             }
         }
     }
+
+    /// The 1100-link group of the shared fixtures has a multi-level group
+    /// tree. Runs only where `testdata/many_members_earliest.h5` exists.
+    #[test]
+    fn real_deep_group_tree_from_fixture_if_present() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("testdata/many_members_earliest.h5");
+        let Ok(bytes) = std::fs::read(&path) else {
+            return;
+        };
+        let img = Image::new(&bytes, 0, S);
+        let root = memchr::memmem::find_iter(&bytes, SIGNATURE)
+            .filter_map(|at| {
+                parse(&bytes[at..], at as u64, S, None)
+                    .ok()
+                    .map(|n| (n.level, at))
+            })
+            .max()
+            .unwrap();
+        assert!(root.0 >= 1);
+        let (leaves, errors) = collect_group_leaves(&img, root.1 as u64);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert!(leaves.len() >= 1100 / 16);
+        for leaf in leaves {
+            assert_eq!(&bytes[leaf as usize..leaf as usize + 4], b"SNOD");
+        }
+    }
 }
