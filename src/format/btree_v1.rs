@@ -729,4 +729,55 @@ mod tests {
         assert!(errors.is_empty());
         assert_eq!(leaves, vec![0x1530]);
     }
+
+    /// Random single-byte corruptions of a valid two-level tree never panic.
+    #[test]
+    fn corruption_never_panics() {
+        let leaf_a = chunk_node(0, &[(0, 4, 600), (2, 4, 604)], 4);
+        let leaf_b = chunk_node(0, &[(4, 4, 608)], 6);
+        let root = chunk_node(1, &[(0, 0, 200), (4, 0, 400)], 6);
+        let f = file(700, &[(0, &root), (200, &leaf_a), (400, &leaf_b)]);
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let mut g = f.clone();
+            let pos = (x % 500) as usize;
+            g[pos] = (x >> 32) as u8;
+            let img = Image::new(&g, 0, S);
+            let _ = collect_chunks(&img, 0, 1);
+            let _ = collect_group_leaves(&img, 0);
+            if let Ok(n) = parse(&g, 0, S, Some(1)) {
+                let _ = n.validate(700);
+            }
+        }
+    }
+
+    /// The 1100-link group of the shared fixtures has a multi-level group
+    /// tree. Runs only where `testdata/many_members_earliest.h5` exists.
+    #[test]
+    fn real_deep_group_tree_from_fixture_if_present() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("testdata/many_members_earliest.h5");
+        let Ok(bytes) = std::fs::read(&path) else {
+            return;
+        };
+        let img = Image::new(&bytes, 0, S);
+        let root = memchr::memmem::find_iter(&bytes, SIGNATURE)
+            .filter_map(|at| {
+                parse(&bytes[at..], at as u64, S, None)
+                    .ok()
+                    .map(|n| (n.level, at))
+            })
+            .max()
+            .unwrap();
+        assert!(root.0 >= 1);
+        let (leaves, errors) = collect_group_leaves(&img, root.1 as u64);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert!(leaves.len() >= 1100 / 16);
+        for leaf in leaves {
+            assert_eq!(&bytes[leaf as usize..leaf as usize + 4], b"SNOD");
+        }
+    }
 }

@@ -1,49 +1,1244 @@
-//! STUB (integration placeholder until the btree branch lands).
+//! Version 2 B-trees (`BTHD` header, `BTIN` internal nodes, `BTLF` leaves):
+//! spec III.A.2, "Disk Format: Level 1A2 - Version 2 B-trees", and the record
+//! layouts of types 5, 6, 8, 9 (dense links and attributes) and 10, 11
+//! (dataset chunks, spec VII.E "The Version 2 B-trees Index").
+//!
+//! All three structures carry a lookup3 checksum. The parsers return the
+//! structure with `checksum_ok` so a carver can still inspect a damaged node;
+//! [`collect_records`] reports a node with a bad checksum and skips it.
+//!
+//! Node geometry ([`Geometry`]) follows the spec's derivation of the maximum
+//! record counts per depth. Where the spec is vague the widths follow what
+//! HDF5 writes: the "number of records in child node" field has the same width
+//! at every depth, the width needed for the leaf maximum (the largest count);
+//! a field holding a maximum `m` takes `floor(log2(m)) / 8 + 1` bytes.
 
-use crate::format::{Error, Image};
+use std::collections::HashSet;
 
+use nom::number::complete::{le_u16, le_u32, le_u64, le_u8};
+
+use super::{
+    expect_signature, is_undefined, length, lookup3, offset, uint, Error, ErrorKind, Image, Result,
+    Sizes,
+};
+
+const HEADER: &str = "v2 B-tree header";
+const INTERNAL: &str = "v2 B-tree internal node";
+const LEAF: &str = "v2 B-tree leaf node";
+
+pub const HEADER_SIGNATURE: &[u8; 4] = b"BTHD";
+pub const INTERNAL_SIGNATURE: &[u8; 4] = b"BTIN";
+pub const LEAF_SIGNATURE: &[u8; 4] = b"BTLF";
+
+/// Deepest tree accepted (HDF5 trees are a handful of levels deep).
+pub const MAX_DEPTH: u16 = 64;
+/// Largest dataset rank accepted for chunk records.
+pub const MAX_RANK: usize = 32;
+
+/// Signature, version, type and checksum: the fixed part of every node.
+const NODE_OVERHEAD: u64 = 10;
+
+/// B-tree types (spec III.A.2, "Type").
+pub mod kind {
+    pub const LINK_NAME: u8 = 5;
+    pub const LINK_CREATION_ORDER: u8 = 6;
+    pub const SHARED_MESSAGE: u8 = 7;
+    pub const ATTRIBUTE_NAME: u8 = 8;
+    pub const ATTRIBUTE_CREATION_ORDER: u8 = 9;
+    pub const CHUNK: u8 = 10;
+    pub const FILTERED_CHUNK: u8 = 11;
+}
+
+/// The v2 B-tree header (spec III.A.2, "Layout: Version 2 B-tree Header").
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct BtreeV2Header {}
+pub struct BtreeV2Header {
+    /// What the records are (see [`kind`]).
+    pub btree_type: u8,
+    /// Size in bytes of every node.
+    pub node_size: u32,
+    /// Size in bytes of one record.
+    pub record_size: u16,
+    /// 0 when the root is a leaf.
+    pub depth: u16,
+    pub split_percent: u8,
+    pub merge_percent: u8,
+    /// Relative address of the root node; undefined for an empty tree.
+    pub root_address: u64,
+    pub root_records: u16,
+    pub total_records: u64,
+    /// Whether the stored lookup3 checksum matches.
+    pub checksum_ok: bool,
+}
 
+/// Size of the header on disk.
+pub fn header_size(sizes: Sizes) -> u64 {
+    4 + 1 + 1 + 4 + 2 + 2 + 1 + 1 + u64::from(sizes.offset()) + 2 + u64::from(sizes.length()) + 4
+}
+
+/// Parses a `BTHD` header; a checksum mismatch is reported in `checksum_ok`.
+pub fn parse_header(data: &[u8], at: u64, sizes: Sizes) -> Result<BtreeV2Header> {
+    expect_signature(HEADER, at, data, HEADER_SIGNATURE)?;
+    let nom_err = |e| Error::from_nom(HEADER, at, data, e);
+    let body = data.get(4..).unwrap_or_default();
+    let (rest, version) = le_u8(body).map_err(nom_err)?;
+    if version != 0 {
+        return Err(Error::new(
+            HEADER,
+            at,
+            ErrorKind::UnsupportedVersion(version),
+        ));
+    }
+    let (rest, btree_type) = le_u8(rest).map_err(nom_err)?;
+    let (rest, node_size) = le_u32(rest).map_err(nom_err)?;
+    let (rest, record_size) = le_u16(rest).map_err(nom_err)?;
+    let (rest, depth) = le_u16(rest).map_err(nom_err)?;
+    let (rest, split_percent) = le_u8(rest).map_err(nom_err)?;
+    let (rest, merge_percent) = le_u8(rest).map_err(nom_err)?;
+    let (rest, root_address) = offset(sizes)(rest).map_err(nom_err)?;
+    let (rest, root_records) = le_u16(rest).map_err(nom_err)?;
+    let (_, total_records) = length(sizes)(rest).map_err(nom_err)?;
+    let checksum_ok = checksum_ok(HEADER, at, data, header_size(sizes) - 4)?;
+    Ok(BtreeV2Header {
+        btree_type,
+        node_size,
+        record_size,
+        depth,
+        split_percent,
+        merge_percent,
+        root_address,
+        root_records,
+        total_records,
+        checksum_ok,
+    })
+}
+
+/// `Ok(true/false)` for a matching / mismatching checksum after `data[..len]`;
+/// `Err` when the checksum itself is not there.
+fn checksum_ok(structure: &'static str, at: u64, data: &[u8], len: u64) -> Result<bool> {
+    let len = usize::try_from(len).map_err(|_| Error::invalid(structure, at, "size overflow"))?;
+    match super::verify_checksum(structure, at, data, len) {
+        Ok(()) => Ok(true),
+        Err(Error {
+            kind: ErrorKind::BadChecksum { .. },
+            ..
+        }) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Bytes needed to encode the value `max` (spec: "the least number of bytes
+/// required to encode the maximum number of records"), capped at 8.
+fn encoded_width(max: u64) -> u8 {
+    let log2 = 63u32.saturating_sub(max.leading_zeros());
+    (log2 / 8 + 1).min(8) as u8
+}
+
+/// Maximum record counts and field widths at one depth.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Level {
+    /// Most records a node at this depth can hold.
+    pub max_records: u64,
+    /// Most records in a subtree rooted at this depth (saturating).
+    pub cumulative_max_records: u64,
+    /// Width of the "total number of records" field of pointers to nodes at
+    /// this depth (0 for leaves, whose pointers omit the field).
+    pub cumulative_width: u8,
+}
+
+/// Node geometry derived from the header (spec III.A.2, "Number of Records
+/// in Child Node" and "Total Number of Records in Child Node").
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Geometry {
+    /// Index = depth (0 = leaves).
+    pub levels: Vec<Level>,
+    /// Width of every "number of records in child node" field.
+    pub records_width: u8,
+    /// Size of an address ("Size of Offsets").
+    pub address_width: u8,
+}
+
+impl Geometry {
+    /// Derives the geometry of the tree described by `hdr`, with checked arithmetic.
+    pub fn new(hdr: &BtreeV2Header, sizes: Sizes) -> Result<Geometry> {
+        let bad = |field, value| Error::bad_value(HEADER, 0, field, value);
+        if hdr.depth > MAX_DEPTH {
+            return Err(bad("depth", u64::from(hdr.depth)));
+        }
+        let record = u64::from(hdr.record_size);
+        let node = u64::from(hdr.node_size);
+        if record == 0 {
+            return Err(bad("record size", 0));
+        }
+        let leaf_max = node
+            .checked_sub(NODE_OVERHEAD)
+            .map(|n| n / record)
+            .unwrap_or(0);
+        if leaf_max == 0 {
+            return Err(bad("node size", node));
+        }
+        let records_width = encoded_width(leaf_max);
+        let address_width = sizes.offset();
+        let mut levels = vec![Level {
+            max_records: leaf_max,
+            cumulative_max_records: leaf_max,
+            cumulative_width: 0,
+        }];
+        for _ in 1..=hdr.depth {
+            let below = levels[levels.len() - 1];
+            let pointer = u64::from(address_width)
+                + u64::from(records_width)
+                + u64::from(below.cumulative_width);
+            let max = node
+                .checked_sub(NODE_OVERHEAD + pointer)
+                .map(|n| n / (record + pointer))
+                .unwrap_or(0);
+            if max == 0 {
+                return Err(bad("node size", node));
+            }
+            let cumulative = max
+                .saturating_add(1)
+                .saturating_mul(below.cumulative_max_records)
+                .saturating_add(max);
+            levels.push(Level {
+                max_records: max,
+                cumulative_max_records: cumulative,
+                cumulative_width: encoded_width(cumulative),
+            });
+        }
+        Ok(Geometry {
+            levels,
+            records_width,
+            address_width,
+        })
+    }
+
+    /// Size of one child pointer in an internal node at `depth` (>= 1).
+    pub fn pointer_size(&self, depth: u16) -> Option<u64> {
+        let below = self.levels.get(usize::from(depth).checked_sub(1)?)?;
+        Some(
+            u64::from(self.address_width)
+                + u64::from(self.records_width)
+                + u64::from(below.cumulative_width),
+        )
+    }
+}
+
+/// How to decode chunk records (types 10 and 11).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RecordContext {
+    /// Dataset rank (number of scaled offsets per record). 0 = derive it from
+    /// the record size (exact for type 10, needs `chunk_size_len` for type 11).
+    pub rank: usize,
+    /// Width of the type 11 "chunk size" field: for layout v4 one more than
+    /// the bytes needed for an unfiltered chunk's size (at most 8), for
+    /// layout v5+ "Size of Offsets". 0 = derive it from the record size.
+    pub chunk_size_len: usize,
+}
+
+/// One decoded record (spec III.A.2, "Type N Record Layout").
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Record {
-    LinkName {
-        hash: u32,
+    /// Type 5: lookup3 hash of the link name, fractal heap ID of the link message.
+    LinkName { hash: u32, heap_id: [u8; 7] },
+    /// Type 6: link creation order, fractal heap ID of the link message.
+    LinkCreationOrder {
+        creation_order: u64,
         heap_id: [u8; 7],
     },
+    /// Type 8: fractal heap ID of the attribute message, its message flags,
+    /// creation order and lookup3 hash of the name.
     AttributeName {
         heap_id: [u8; 8],
         flags: u8,
         creation_order: u32,
         hash: u32,
     },
+    /// Type 9: as type 8 without the hash.
+    AttributeCreationOrder {
+        heap_id: [u8; 8],
+        flags: u8,
+        creation_order: u32,
+    },
+    /// Types 10 (size/filter mask absent) and 11: a dataset chunk. Scaled
+    /// offsets are chunk-grid coordinates (element offset / chunk dimension),
+    /// slowest-changing dimension first.
     Chunk {
         address: u64,
         size: Option<u64>,
         filter_mask: u32,
         scaled_offsets: Vec<u64>,
     },
+    /// Any other type, or a record too short for its type's layout.
     Raw(Vec<u8>),
 }
 
-#[derive(Clone, Copy, Debug, Default)]
-pub struct RecordContext {
-    pub rank: usize,
-    pub chunk_size_len: usize,
+fn array<const N: usize>(bytes: &[u8], at: usize) -> Option<[u8; N]> {
+    bytes.get(at..at.checked_add(N)?)?.try_into().ok()
 }
 
+fn u32_at(bytes: &[u8], at: usize) -> Option<u32> {
+    array::<4>(bytes, at).map(u32::from_le_bytes)
+}
+
+/// Decodes one record of `btree_type` from exactly `record_size` bytes.
+/// Falls back to [`Record::Raw`] when the bytes do not fit the layout.
+pub fn decode_record(bytes: &[u8], btree_type: u8, sizes: Sizes, ctx: RecordContext) -> Record {
+    decode_known(bytes, btree_type, sizes, ctx).unwrap_or_else(|| Record::Raw(bytes.to_vec()))
+}
+
+fn decode_known(bytes: &[u8], btree_type: u8, sizes: Sizes, ctx: RecordContext) -> Option<Record> {
+    match btree_type {
+        kind::LINK_NAME => Some(Record::LinkName {
+            hash: u32_at(bytes, 0)?,
+            heap_id: array(bytes, 4)?,
+        }),
+        kind::LINK_CREATION_ORDER => Some(Record::LinkCreationOrder {
+            creation_order: array::<8>(bytes, 0).map(u64::from_le_bytes)?,
+            heap_id: array(bytes, 8)?,
+        }),
+        kind::ATTRIBUTE_NAME => Some(Record::AttributeName {
+            heap_id: array(bytes, 0)?,
+            flags: *bytes.get(8)?,
+            creation_order: u32_at(bytes, 9)?,
+            hash: u32_at(bytes, 13)?,
+        }),
+        kind::ATTRIBUTE_CREATION_ORDER => Some(Record::AttributeCreationOrder {
+            heap_id: array(bytes, 0)?,
+            flags: *bytes.get(8)?,
+            creation_order: u32_at(bytes, 9)?,
+        }),
+        kind::CHUNK | kind::FILTERED_CHUNK => decode_chunk(bytes, btree_type, sizes, ctx),
+        _ => None,
+    }
+}
+
+/// Rank and chunk-size width of a chunk record of `len` bytes, from `ctx`
+/// where given and from the record size otherwise.
+fn chunk_layout(
+    len: usize,
+    btree_type: u8,
+    sizes: Sizes,
+    ctx: RecordContext,
+) -> Option<(usize, usize)> {
+    let addr = usize::from(sizes.offset());
+    let fixed = if btree_type == kind::CHUNK {
+        addr
+    } else {
+        addr + 4
+    };
+    let rest = len.checked_sub(fixed)?;
+    let (rank, size_len) = if btree_type == kind::CHUNK {
+        (if ctx.rank == 0 { rest / 8 } else { ctx.rank }, 0)
+    } else {
+        match (ctx.rank, ctx.chunk_size_len) {
+            (0, 0) => return None,
+            (0, w) => (rest.checked_sub(w)? / 8, w),
+            (r, 0) => (r, rest.checked_sub(r.checked_mul(8)?)?),
+            (r, w) => (r, w),
+        }
+    };
+    let filtered = btree_type == kind::FILTERED_CHUNK;
+    if rank == 0 || rank > MAX_RANK || (filtered && !(1..=8).contains(&size_len)) {
+        return None;
+    }
+    Some((rank, size_len))
+}
+
+fn decode_chunk(bytes: &[u8], btree_type: u8, sizes: Sizes, ctx: RecordContext) -> Option<Record> {
+    let (rank, size_len) = chunk_layout(bytes.len(), btree_type, sizes, ctx)?;
+    let (mut rest, address) = offset(sizes)(bytes).ok()?;
+    let mut size = None;
+    let mut filter_mask = 0;
+    if btree_type == kind::FILTERED_CHUNK {
+        let (r, s) = uint(size_len as u8)(rest).ok()?;
+        let (r, m) = le_u32::<_, nom::error::Error<&[u8]>>(r).ok()?;
+        size = Some(s);
+        filter_mask = m;
+        rest = r;
+    }
+    let mut scaled_offsets = Vec::with_capacity(rank);
+    for _ in 0..rank {
+        let (r, v) = le_u64::<_, nom::error::Error<&[u8]>>(rest).ok()?;
+        scaled_offsets.push(v);
+        rest = r;
+    }
+    Some(Record::Chunk {
+        address,
+        size,
+        filter_mask,
+        scaled_offsets,
+    })
+}
+
+/// Everything needed to decode the nodes of one tree.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tree {
+    pub header: BtreeV2Header,
+    pub geometry: Geometry,
+    pub sizes: Sizes,
+    pub ctx: RecordContext,
+}
+
+impl Tree {
+    /// Derives the geometry; `at` (the header's absolute offset) is for errors.
+    pub fn new(header: BtreeV2Header, at: u64, sizes: Sizes, ctx: RecordContext) -> Result<Tree> {
+        let geometry = Geometry::new(&header, sizes).map_err(|mut e| {
+            e.offset = at;
+            e
+        })?;
+        Ok(Tree {
+            header,
+            geometry,
+            sizes,
+            ctx,
+        })
+    }
+}
+
+/// A pointer from an internal node to a child (spec: "Child Node Pointer",
+/// "Number of Records in Child Node", "Total Number of Records in Child Node").
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChildPointer {
+    pub address: u64,
+    pub records: u64,
+    /// Absent for children that are leaves.
+    pub total_records: Option<u64>,
+}
+
+/// A `BTIN` or `BTLF` node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BtreeV2Node {
+    /// Type byte of the node (should equal the header's).
+    pub btree_type: u8,
+    /// Depth of this node (0 = leaf).
+    pub depth: u16,
+    pub records: Vec<Record>,
+    /// `records.len() + 1` pointers for internal nodes, empty for leaves.
+    pub children: Vec<ChildPointer>,
+    /// Whether the stored lookup3 checksum matches.
+    pub checksum_ok: bool,
+}
+
+/// Parses the node at `data` (absolute offset `at`) that sits at `depth` in
+/// `tree` and holds `nrec` records (from its
+/// parent's pointer or the header). A checksum mismatch is reported in
+/// `checksum_ok`; a type that differs from the header's is an error.
+pub fn parse_node(data: &[u8], at: u64, tree: &Tree, depth: u16, nrec: u64) -> Result<BtreeV2Node> {
+    let (hdr, geometry, sizes, ctx) = (&tree.header, &tree.geometry, tree.sizes, tree.ctx);
+    let (structure, magic) = if depth == 0 {
+        (LEAF, LEAF_SIGNATURE)
+    } else {
+        (INTERNAL, INTERNAL_SIGNATURE)
+    };
+    expect_signature(structure, at, data, magic)?;
+    let level = geometry
+        .levels
+        .get(usize::from(depth))
+        .ok_or_else(|| Error::bad_value(structure, at, "depth", u64::from(depth)))?;
+    match data.get(4) {
+        Some(0) => {}
+        Some(&v) => return Err(Error::new(structure, at, ErrorKind::UnsupportedVersion(v))),
+        None => return Err(truncated(structure, at, 5, data.len())),
+    }
+    let btree_type = *data
+        .get(5)
+        .ok_or_else(|| truncated(structure, at, 6, data.len()))?;
+    if btree_type != hdr.btree_type {
+        return Err(Error::bad_value(
+            structure,
+            at,
+            "type",
+            u64::from(btree_type),
+        ));
+    }
+    if nrec > level.max_records {
+        return Err(Error::bad_value(structure, at, "number of records", nrec));
+    }
+    let record_size = u64::from(hdr.record_size);
+    let pointers = if depth == 0 { 0 } else { nrec + 1 };
+    let pointer_size = if depth == 0 {
+        0
+    } else {
+        geometry.pointer_size(depth).unwrap_or(0)
+    };
+    // nrec <= max_records keeps these products below node_size.
+    let used = 6 + nrec * record_size + pointers * pointer_size;
+    if used + 4 > u64::from(hdr.node_size) {
+        return Err(Error::invalid(
+            structure,
+            at,
+            "records overflow the node size",
+        ));
+    }
+    let body = usize::try_from(used)
+        .ok()
+        .and_then(|u| data.get(..u))
+        .ok_or_else(|| truncated(structure, at, used + 4, data.len()))?;
+    let checksum_ok = checksum_ok(structure, at, data, used)?;
+
+    let mut records = Vec::with_capacity(nrec as usize);
+    let mut rest = &body[6..];
+    for _ in 0..nrec {
+        let (bytes, tail) = rest
+            .split_at_checked(usize::from(hdr.record_size))
+            .ok_or_else(|| truncated(structure, at, used + 4, data.len()))?;
+        records.push(decode_record(bytes, btree_type, sizes, ctx));
+        rest = tail;
+    }
+    let mut children = Vec::with_capacity(pointers as usize);
+    let below = depth.saturating_sub(1);
+    let total_width = geometry
+        .levels
+        .get(usize::from(below))
+        .map_or(0, |l| l.cumulative_width);
+    let nom_err = |e| Error::from_nom(structure, at, data, e);
+    for _ in 0..pointers {
+        let (r, address) = offset(sizes)(rest).map_err(nom_err)?;
+        let (r, records) = uint(geometry.records_width)(r).map_err(nom_err)?;
+        let (r, total_records) = if total_width == 0 {
+            (r, None)
+        } else {
+            let (r, t) = uint(total_width)(r).map_err(nom_err)?;
+            (r, Some(t))
+        };
+        rest = r;
+        children.push(ChildPointer {
+            address,
+            records,
+            total_records,
+        });
+    }
+    Ok(BtreeV2Node {
+        btree_type,
+        depth,
+        records,
+        children,
+        checksum_ok,
+    })
+}
+
+fn truncated(structure: &'static str, at: u64, needed: u64, available: usize) -> Error {
+    Error::new(
+        structure,
+        at,
+        ErrorKind::Truncated {
+            needed,
+            available: available as u64,
+        },
+    )
+}
+
+/// Reads the header at `header_addr` (relative) and every record reachable
+/// from its root, in key order. Each node is visited once, children must sit
+/// exactly one level lower, the walk never goes deeper than the header's
+/// depth and reads at most as many nodes as the file can hold. Nodes with a
+/// bad checksum or any other fault are reported and skipped; the walk goes
+/// on with their siblings. A header with a bad checksum is reported and still
+/// used (the nodes' own checksums then decide).
 pub fn collect_records(
     image: &Image,
-    addr: u64,
-    _ctx: RecordContext,
+    header_addr: u64,
+    ctx: RecordContext,
 ) -> (Option<BtreeV2Header>, Vec<Record>, Vec<Error>) {
-    (
-        None,
-        Vec::new(),
-        vec![Error::invalid(
-            "BTHD",
-            image.base.saturating_add(addr),
-            "v2 B-trees not implemented yet",
-        )],
-    )
+    let mut records = Vec::new();
+    let mut errors = Vec::new();
+    let sizes = image.sizes;
+    let habs = image.absolute(header_addr).unwrap_or(header_addr);
+    let hdr = match image
+        .at(HEADER, header_addr)
+        .and_then(|d| parse_header(d, habs, sizes))
+    {
+        Ok(h) => h,
+        Err(e) => return (None, records, vec![e]),
+    };
+    if !hdr.checksum_ok {
+        errors.push(Error::invalid(
+            HEADER,
+            habs,
+            "checksum mismatch; header used anyway",
+        ));
+    }
+    let tree = match Tree::new(hdr.clone(), habs, sizes, ctx) {
+        Ok(t) => t,
+        Err(e) => {
+            errors.push(e);
+            return (Some(hdr), records, errors);
+        }
+    };
+    if is_undefined(hdr.root_address) {
+        return (Some(hdr), records, errors);
+    }
+    let mut budget = image.len() / u64::from(hdr.node_size).max(1) + 1;
+    let mut visited = HashSet::new();
+    // Work items: a node to open, or a record of an already opened internal
+    // node to emit between its children (keeps key order).
+    enum Item {
+        Node(u64, u16, u64),
+        Emit(Record),
+    }
+    let mut stack = vec![Item::Node(
+        hdr.root_address,
+        hdr.depth,
+        u64::from(hdr.root_records),
+    )];
+    while let Some(item) = stack.pop() {
+        let (addr, depth, nrec) = match item {
+            Item::Emit(r) => {
+                records.push(r);
+                continue;
+            }
+            Item::Node(a, d, n) => (a, d, n),
+        };
+        let abs = image.absolute(addr).unwrap_or(addr);
+        let structure = if depth == 0 { LEAF } else { INTERNAL };
+        if !visited.insert(addr) {
+            errors.push(Error::invalid(
+                structure,
+                abs,
+                "node reached twice; skipped",
+            ));
+            continue;
+        }
+        if budget == 0 {
+            errors.push(Error::invalid(
+                structure,
+                abs,
+                "more nodes than the file can hold; stopped",
+            ));
+            break;
+        }
+        budget -= 1;
+        let node = match image
+            .at(structure, addr)
+            .and_then(|d| parse_node(d, abs, &tree, depth, nrec))
+        {
+            Ok(n) if n.checksum_ok => n,
+            Ok(_) => {
+                errors.push(Error::invalid(
+                    structure,
+                    abs,
+                    "checksum mismatch; node skipped",
+                ));
+                continue;
+            }
+            Err(e) => {
+                errors.push(e);
+                continue;
+            }
+        };
+        if depth == 0 {
+            records.extend(node.records);
+            continue;
+        }
+        // Push in reverse so that child 0, record 0, child 1, ... pop in order.
+        let mut items = Vec::with_capacity(node.children.len() * 2);
+        let mut recs = node.records.into_iter();
+        for (i, child) in node.children.iter().enumerate() {
+            if i > 0 {
+                if let Some(r) = recs.next() {
+                    items.push(Item::Emit(r));
+                }
+            }
+            if is_undefined(child.address) {
+                errors.push(Error::invalid(structure, abs, "undefined child address"));
+            } else {
+                items.push(Item::Node(child.address, depth - 1, child.records));
+            }
+        }
+        stack.extend(items.into_iter().rev());
+    }
+    (Some(hdr), records, errors)
+}
+
+/// Computes the lookup3 checksum over `bytes` (helper for building fixtures
+/// and for carvers re-checking a candidate node of known length).
+pub fn checksum(bytes: &[u8]) -> u32 {
+    lookup3::hashlittle(bytes, 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::UNDEFINED;
+
+    const S: Sizes = Sizes::DEFAULT;
+
+    fn seal(mut b: Vec<u8>) -> Vec<u8> {
+        let c = checksum(&b);
+        b.extend_from_slice(&c.to_le_bytes());
+        b
+    }
+
+    fn header(
+        t: u8,
+        node_size: u32,
+        rec: u16,
+        depth: u16,
+        root: u64,
+        nroot: u16,
+        total: u64,
+    ) -> Vec<u8> {
+        let mut b = b"BTHD\x00".to_vec();
+        b.push(t);
+        b.extend_from_slice(&node_size.to_le_bytes());
+        b.extend_from_slice(&rec.to_le_bytes());
+        b.extend_from_slice(&depth.to_le_bytes());
+        b.extend_from_slice(&[100, 40]);
+        b.extend_from_slice(&root.to_le_bytes());
+        b.extend_from_slice(&nroot.to_le_bytes());
+        b.extend_from_slice(&total.to_le_bytes());
+        seal(b)
+    }
+
+    fn link_record(hash: u32, id: u8) -> Vec<u8> {
+        let mut r = hash.to_le_bytes().to_vec();
+        r.extend_from_slice(&[0, id, 0, 0, 0, 0x0e, 0]);
+        r
+    }
+
+    fn leaf(t: u8, records: &[Vec<u8>]) -> Vec<u8> {
+        let mut b = b"BTLF\x00".to_vec();
+        b.push(t);
+        for r in records {
+            b.extend_from_slice(r);
+        }
+        seal(b)
+    }
+
+    /// Internal node with 1-byte record counts and (for depth > 1) `total_w`-byte totals.
+    fn internal(
+        t: u8,
+        records: &[Vec<u8>],
+        children: &[(u64, u64, Option<u64>)],
+        total_w: usize,
+    ) -> Vec<u8> {
+        let mut b = b"BTIN\x00".to_vec();
+        b.push(t);
+        for r in records {
+            b.extend_from_slice(r);
+        }
+        for &(addr, n, total) in children {
+            b.extend_from_slice(&addr.to_le_bytes());
+            b.push(n as u8);
+            if let Some(t) = total {
+                b.extend_from_slice(&t.to_le_bytes()[..total_w]);
+            }
+        }
+        seal(b)
+    }
+
+    fn file(len: usize, parts: &[(u64, &[u8])]) -> Vec<u8> {
+        let mut f = vec![0u8; len];
+        for (at, bytes) in parts {
+            let at = *at as usize;
+            f[at..at + bytes.len()].copy_from_slice(bytes);
+        }
+        f
+    }
+
+    fn hashes(records: &[Record]) -> Vec<u32> {
+        records
+            .iter()
+            .map(|r| match r {
+                Record::LinkName { hash, .. } => *hash,
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn parses_header_and_reports_checksum() {
+        let h = header(5, 512, 11, 0, 100, 3, 3);
+        assert_eq!(h.len() as u64, header_size(S));
+        let p = parse_header(&h, 0, S).unwrap();
+        assert_eq!((p.btree_type, p.node_size, p.record_size), (5, 512, 11));
+        assert_eq!(
+            (p.root_address, p.root_records, p.total_records),
+            (100, 3, 3)
+        );
+        assert!(p.checksum_ok);
+        let mut bad = h.clone();
+        bad[8] ^= 1;
+        assert!(!parse_header(&bad, 0, S).unwrap().checksum_ok);
+        for len in 0..h.len() {
+            assert!(parse_header(&h[..len], 0, S).is_err(), "prefix {len}");
+        }
+        let mut v = h.clone();
+        v[4] = 1;
+        assert!(matches!(
+            parse_header(&v, 0, S).unwrap_err().kind,
+            ErrorKind::UnsupportedVersion(1)
+        ));
+        assert!(parse_header(b"BTHX\x00\x05", 0, S).is_err());
+    }
+
+    #[test]
+    fn geometry_matches_the_spec_derivation() {
+        let h = parse_header(&header(5, 512, 11, 2, 0, 0, 0), 0, S).unwrap();
+        let g = Geometry::new(&h, S).unwrap();
+        // Leaves: (512 - 10) / 11 = 45 records, 1-byte counts.
+        assert_eq!(g.levels[0].max_records, 45);
+        assert_eq!(g.records_width, 1);
+        // Twig nodes: pointer = 8 + 1 + 0; (512 - 10 - 9) / (11 + 9) = 24.
+        assert_eq!(g.levels[1].max_records, 24);
+        assert_eq!(g.levels[1].cumulative_max_records, 25 * 45 + 24);
+        assert_eq!(g.levels[1].cumulative_width, 2);
+        // Depth 2: pointer = 8 + 1 + 2; (512 - 10 - 11) / 22 = 22.
+        assert_eq!(g.levels[2].max_records, 22);
+        assert_eq!(g.pointer_size(2), Some(11));
+        assert_eq!(encoded_width(0), 1);
+        assert_eq!(encoded_width(255), 1);
+        assert_eq!(encoded_width(256), 2);
+        assert_eq!(encoded_width(u64::MAX), 8);
+        // Hostile headers.
+        for (ns, rs, depth) in [
+            (5, 11, 0),
+            (512, 0, 0),
+            (512, 600, 0),
+            (20, 1, 3),
+            (512, 11, 1000),
+        ] {
+            let h = parse_header(&header(5, ns, rs, depth, 0, 0, 0), 0, S).unwrap();
+            assert!(Geometry::new(&h, S).is_err(), "{ns} {rs} {depth}");
+        }
+        // Huge nodes saturate instead of overflowing.
+        let h = parse_header(&header(5, u32::MAX, 1, 64, 0, 0, 0), 0, S).unwrap();
+        let g = Geometry::new(&h, S).unwrap();
+        assert_eq!(g.levels[64].cumulative_width, 8);
+    }
+
+    #[test]
+    fn decodes_record_types() {
+        let r = decode_record(&link_record(7, 9), 5, S, RecordContext::default());
+        assert_eq!(
+            r,
+            Record::LinkName {
+                hash: 7,
+                heap_id: [0, 9, 0, 0, 0, 0x0e, 0]
+            }
+        );
+        let mut b = 42u64.to_le_bytes().to_vec();
+        b.extend_from_slice(&[1, 2, 3, 4, 5, 6, 7]);
+        assert_eq!(
+            decode_record(&b, 6, S, RecordContext::default()),
+            Record::LinkCreationOrder {
+                creation_order: 42,
+                heap_id: [1, 2, 3, 4, 5, 6, 7]
+            }
+        );
+        let mut b = vec![1, 2, 3, 4, 5, 6, 7, 8, 0x10];
+        b.extend_from_slice(&5u32.to_le_bytes());
+        assert_eq!(
+            decode_record(&b, 9, S, RecordContext::default()),
+            Record::AttributeCreationOrder {
+                heap_id: [1, 2, 3, 4, 5, 6, 7, 8],
+                flags: 0x10,
+                creation_order: 5
+            }
+        );
+        b.extend_from_slice(&6u32.to_le_bytes());
+        assert_eq!(
+            decode_record(&b, 8, S, RecordContext::default()),
+            Record::AttributeName {
+                heap_id: [1, 2, 3, 4, 5, 6, 7, 8],
+                flags: 0x10,
+                creation_order: 5,
+                hash: 6
+            }
+        );
+        // Type 11 with a 3-byte chunk size (layout v4), rank 2.
+        let mut b = 0x1000u64.to_le_bytes().to_vec();
+        b.extend_from_slice(&[0x34, 0x12, 0x00]);
+        b.extend_from_slice(&2u32.to_le_bytes());
+        b.extend_from_slice(&3u64.to_le_bytes());
+        b.extend_from_slice(&4u64.to_le_bytes());
+        let want = Record::Chunk {
+            address: 0x1000,
+            size: Some(0x1234),
+            filter_mask: 2,
+            scaled_offsets: vec![3, 4],
+        };
+        for ctx in [
+            RecordContext {
+                rank: 2,
+                chunk_size_len: 3,
+            },
+            RecordContext {
+                rank: 2,
+                chunk_size_len: 0,
+            },
+            RecordContext {
+                rank: 0,
+                chunk_size_len: 3,
+            },
+        ] {
+            assert_eq!(decode_record(&b, 11, S, ctx), want);
+        }
+        assert!(matches!(
+            decode_record(&b, 11, S, RecordContext::default()),
+            Record::Raw(_)
+        ));
+        // Short or unknown records come back raw.
+        assert_eq!(
+            decode_record(&[1, 2], 5, S, RecordContext::default()),
+            Record::Raw(vec![1, 2])
+        );
+        assert!(matches!(
+            decode_record(&[0; 8], 10, S, RecordContext::default()),
+            Record::Raw(_)
+        ));
+        assert!(matches!(
+            decode_record(&[0; 20], 1, S, RecordContext::default()),
+            Record::Raw(_)
+        ));
+    }
+
+    #[test]
+    fn collects_a_two_level_tree_in_key_order() {
+        let t = 5;
+        let l0 = leaf(t, &[link_record(1, 1), link_record(2, 2)]);
+        let l1 = leaf(t, &[link_record(4, 4)]);
+        let l2 = leaf(t, &[link_record(6, 6), link_record(7, 7)]);
+        let root = internal(
+            t,
+            &[link_record(3, 3), link_record(5, 5)],
+            &[(1000, 2, None), (1200, 1, None), (1400, 2, None)],
+            0,
+        );
+        let h = header(t, 200, 11, 1, 800, 2, 7);
+        let f = file(
+            2000,
+            &[
+                (100, &h),
+                (800, &root),
+                (1000, &l0),
+                (1200, &l1),
+                (1400, &l2),
+            ],
+        );
+        let img = Image::new(&f, 0, S);
+        let (hdr, recs, errors) = collect_records(&img, 100, RecordContext::default());
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(hdr.unwrap().depth, 1);
+        assert_eq!(hashes(&recs), vec![1, 2, 3, 4, 5, 6, 7]);
+
+        // A bad checksum on one leaf: reported, siblings still read.
+        let mut g = f.clone();
+        g[1207] ^= 0xFF;
+        let (_, recs, errors) =
+            collect_records(&Image::new(&g, 0, S), 100, RecordContext::default());
+        assert_eq!(hashes(&recs), vec![1, 2, 3, 5, 6, 7]);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+
+        // Children that are the node itself, the same leaf twice, garbage,
+        // and a count above the leaf maximum.
+        let root = internal(
+            t,
+            &[
+                link_record(3, 3),
+                link_record(5, 5),
+                link_record(9, 9),
+                link_record(10, 10),
+            ],
+            &[
+                (800, 2, None),
+                (1000, 2, None),
+                (1000, 2, None),
+                (1600, 1, None),
+                (1400, 200, None),
+            ],
+            0,
+        );
+        let h = header(t, 200, 11, 1, 800, 4, 7);
+        let f = file(2000, &[(100, &h), (800, &root), (1000, &l0), (1400, &l2)]);
+        let (_, recs, errors) =
+            collect_records(&Image::new(&f, 0, S), 100, RecordContext::default());
+        assert_eq!(hashes(&recs), vec![3, 1, 2, 5, 9, 10]);
+        assert_eq!(errors.len(), 4, "{errors:?}");
+    }
+
+    #[test]
+    fn depth_two_nodes_carry_totals() {
+        let t = 5;
+        let la = leaf(t, &[link_record(1, 1)]);
+        let lb = leaf(t, &[link_record(3, 3)]);
+        let twig = internal(
+            t,
+            &[link_record(2, 2)],
+            &[(1000, 1, None), (1100, 1, None)],
+            0,
+        );
+        let lc = leaf(t, &[link_record(5, 5)]);
+        let twig2 = internal(t, &[], &[(1300, 1, None)], 0);
+        // Node size 200, record 11: leaf max 17 (1 byte); twig max
+        // (200-10-9)/20 = 9, cumulative 10*17+9 = 179 -> 1 byte.
+        let root = internal(
+            t,
+            &[link_record(4, 4)],
+            &[(900, 1, Some(3)), (1200, 0, Some(1))],
+            1,
+        );
+        let h = header(t, 200, 11, 2, 800, 1, 5);
+        let f = file(
+            2000,
+            &[
+                (0, &h),
+                (800, &root),
+                (900, &twig),
+                (1000, &la),
+                (1100, &lb),
+                (1200, &twig2),
+                (1300, &lc),
+            ],
+        );
+        let (_, recs, errors) = collect_records(&Image::new(&f, 0, S), 0, RecordContext::default());
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(hashes(&recs), vec![1, 2, 3, 4, 5]);
+        let tree = Tree::new(
+            parse_header(&h, 0, S).unwrap(),
+            0,
+            S,
+            RecordContext::default(),
+        )
+        .unwrap();
+        let n = parse_node(&root, 800, &tree, 2, 1).unwrap();
+        assert_eq!(
+            n.children[0],
+            ChildPointer {
+                address: 900,
+                records: 1,
+                total_records: Some(3)
+            }
+        );
+        // Truncation at every length of every node kind.
+        for (node, depth, nrec) in [(&root, 2, 1), (&twig, 1, 1), (&la, 0, 1)] {
+            for len in 0..node.len() {
+                assert!(
+                    parse_node(&node[..len], 0, &tree, depth, nrec).is_err(),
+                    "prefix {len}"
+                );
+            }
+            assert!(parse_node(node, 0, &tree, depth, nrec).unwrap().checksum_ok);
+        }
+        // Wrong signature for the depth, wrong type, bad version, too many records.
+        assert!(parse_node(&la, 0, &tree, 1, 1).is_err());
+        let mut w = la.clone();
+        w[5] = 6;
+        assert!(parse_node(&w, 0, &tree, 0, 1).is_err());
+        w[4] = 3;
+        assert!(parse_node(&w, 0, &tree, 0, 1).is_err());
+        assert!(parse_node(&la, 0, &tree, 0, 18).is_err());
+        assert!(parse_node(&la, 0, &tree, 3, 1).is_err());
+    }
+
+    #[test]
+    fn empty_and_broken_headers() {
+        let h = header(5, 512, 11, 0, UNDEFINED, 0, 0);
+        let f = file(100, &[(0, &h)]);
+        let (hdr, recs, errors) =
+            collect_records(&Image::new(&f, 0, S), 0, RecordContext::default());
+        assert!(hdr.is_some() && recs.is_empty() && errors.is_empty());
+        let (hdr, _, errors) = collect_records(&Image::new(&f, 0, S), 50, RecordContext::default());
+        assert!(hdr.is_none() && errors.len() == 1);
+        let (_, _, errors) =
+            collect_records(&Image::new(&f, 0, S), UNDEFINED, RecordContext::default());
+        assert_eq!(errors.len(), 1);
+        // Bad header checksum: reported, tree still walked (root is garbage here).
+        let mut bad = h.clone();
+        bad[20] = 0;
+        let f = file(100, &[(0, &bad)]);
+        let (hdr, _, errors) = collect_records(&Image::new(&f, 0, S), 0, RecordContext::default());
+        assert!(!hdr.unwrap().checksum_ok);
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        // Hostile geometry.
+        let h = header(5, 4, 11, 0, 0, 0, 0);
+        let f = file(100, &[(0, &h)]);
+        let (_, _, errors) = collect_records(&Image::new(&f, 0, S), 0, RecordContext::default());
+        assert_eq!(errors.len(), 1);
+    }
+
+    fn unhex(parts: &[&str]) -> Vec<u8> {
+        let s: String = parts.concat();
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    /// Structures of a file (19094 bytes) written by h5py 3.16 / HDF5 2.0,
+    /// `libver='latest'`:
+    /// - `bt`: shape (4, 6), maxshape (None, None), chunks (2, 3), i2 ->
+    ///   header at 1895 (type 10), leaf at 15510; chunks at 13162 + 12*i.
+    /// - `btz`: the same with gzip and chunk (2, 3) written directly with
+    ///   filter mask 1 -> header at 1981 (type 11, 8-byte chunk size: layout
+    ///   v5), leaf at 4632; chunks 13210, 13222, 13234 and 2088, 12 bytes each.
+    /// - group `dense` with links m00..m11 -> type 5 header at 8326, leaf 8446;
+    ///   12 attributes a00..a11 on it -> type 8 header at 7647, leaf 9874.
+    ///
+    /// Offsets and sizes are those of `dset.id.get_chunk_info(i)`.
+    #[test]
+    fn real_h5py_trees() {
+        let parts: Vec<(u64, Vec<u8>)> = vec![
+            (1895, unhex(&["42544844000a00080000180000006428963c00000000000004000400000000000000150f6921"])),
+            (15510, unhex(&[
+                "42544c46000a6a3300000000000000000000000000000000000000000000763300000000000000000000000000000100",
+                "0000000000008233000000000000010000000000000000000000000000008e3300000000000001000000000000000100",
+                "000000000000aae77926",
+            ])),
+            (1981, unhex(&["42544844000b000800002400000064281812000000000000040004000000000000004aee818e"])),
+            (4632, unhex(&[
+                "42544c46000b9a330000000000000c000000000000000000000000000000000000000000000000000000a63300000000",
+                "00000c000000000000000000000000000000000000000100000000000000b2330000000000000c000000000000000000",
+                "00000100000000000000000000000000000028080000000000000c000000000000000100000001000000000000000100",
+                "0000000000006c2bec37",
+            ])),
+            (8326, unhex(&["425448440005000200000b0000006428fe200000000000000c000c0000000000000037d93011"])),
+            (8446, unhex(&[
+                "42544c460005869eaa0400230000000e008e70fc1400690000000e004177492900150000000e00aa42d33000a1000000",
+                "0e00a6610b34004d0000000e004bfd263d00930000000e0030ef023e00770000000e001597fe49005b0000000e0042c4",
+                "955300310000000e00e3767d7800af0000000e00f1d73eb0003f0000000e001a96a7d700850000000e00d8b1d112",
+            ])),
+            (7647, unhex(&["4254484400080002000011000000642892260000000000000c000c00000000000000eb6417ac"])),
+            (9874, unhex(&[
+                "42544c460008001600000000250000ffff0000184ba642008801000000250000ffff00000ec674470060000000002500",
+                "00ffff0000bea1f54700ad01000000250000ffff0000337a0554003b00000000250000ffff0000158f595500f4000000",
+                "00250000ffff0000bbbaad72008500000000250000ffff00002db14d81003e01000000250000ffff0000ff44e3820063",
+                "01000000250000ffff00004377f28e001901000000250000ffff00003aeec6c000aa00000000250000ffff0000fa83b9",
+                "e600cf00000000250000ffff0000229b72f5ccb2ab4a",
+            ])),
+        ];
+        let refs: Vec<(u64, &[u8])> = parts.iter().map(|(a, b)| (*a, b.as_slice())).collect();
+        let f = file(19094, &refs);
+        let img = Image::new(&f, 0, S);
+        let ctx = RecordContext {
+            rank: 2,
+            chunk_size_len: 0,
+        };
+
+        let (hdr, recs, errors) = collect_records(&img, 1895, ctx);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(hdr.unwrap().btree_type, kind::CHUNK);
+        let want: Vec<Record> = [(0, 0), (0, 1), (1, 0), (1, 1)]
+            .iter()
+            .enumerate()
+            .map(|(i, &(a, b))| Record::Chunk {
+                address: 13162 + 12 * i as u64,
+                size: None,
+                filter_mask: 0,
+                scaled_offsets: vec![a, b],
+            })
+            .collect();
+        assert_eq!(recs, want);
+
+        let (_, recs, errors) = collect_records(&img, 1981, ctx);
+        assert!(errors.is_empty(), "{errors:?}");
+        let got: Vec<_> = recs
+            .iter()
+            .map(|r| match r {
+                Record::Chunk {
+                    address,
+                    size,
+                    filter_mask,
+                    scaled_offsets,
+                } => (
+                    *address,
+                    size.unwrap(),
+                    *filter_mask,
+                    scaled_offsets.clone(),
+                ),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (13210, 12, 0, vec![0, 0]),
+                (13222, 12, 0, vec![0, 1]),
+                (13234, 12, 0, vec![1, 0]),
+                (2088, 12, 1, vec![1, 1]),
+            ]
+        );
+
+        let (_, recs, errors) = collect_records(&img, 8326, RecordContext::default());
+        assert!(errors.is_empty(), "{errors:?}");
+        let mut got = hashes(&recs);
+        let mut want: Vec<u32> = (0..12)
+            .map(|i| checksum(format!("m{i:02}").as_bytes()))
+            .collect();
+        got.sort_unstable();
+        want.sort_unstable();
+        assert_eq!(got, want, "link name hashes are lookup3 of the names");
+
+        let (_, recs, errors) = collect_records(&img, 7647, RecordContext::default());
+        assert!(errors.is_empty(), "{errors:?}");
+        let mut got: Vec<u32> = recs
+            .iter()
+            .map(|r| match r {
+                Record::AttributeName { hash, .. } => *hash,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        let mut want: Vec<u32> = (0..12)
+            .map(|i| checksum(format!("a{i:02}").as_bytes()))
+            .collect();
+        got.sort_unstable();
+        want.sort_unstable();
+        assert_eq!(got, want);
+    }
+
+    /// The 1100-link group of the shared fixtures needs internal nodes.
+    /// Runs only where `testdata/many_members_latest.h5` exists.
+    #[test]
+    fn real_deep_tree_from_fixture_if_present() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("testdata/many_members_latest.h5");
+        let Ok(bytes) = std::fs::read(&path) else {
+            return;
+        };
+        let img = Image::new(&bytes, 0, S);
+        let mut found = false;
+        for at in memchr::memmem::find_iter(&bytes, HEADER_SIGNATURE) {
+            let Ok(h) = parse_header(&bytes[at..], at as u64, S) else {
+                continue;
+            };
+            if h.btree_type != kind::LINK_NAME || h.total_records < 1000 {
+                continue;
+            }
+            let (_, recs, errors) = collect_records(&img, at as u64, RecordContext::default());
+            assert!(errors.is_empty(), "{errors:?}");
+            assert!(h.depth >= 1);
+            assert_eq!(recs.len() as u64, h.total_records);
+            found = true;
+        }
+        assert!(found);
+    }
+
+    /// Random single-byte corruptions of a valid two-level tree never panic
+    /// and never yield more records than the tree holds.
+    #[test]
+    fn corruption_never_panics() {
+        let t = 5;
+        let l0 = leaf(t, &[link_record(1, 1), link_record(2, 2)]);
+        let l1 = leaf(t, &[link_record(4, 4)]);
+        let root = internal(
+            t,
+            &[link_record(3, 3)],
+            &[(300, 2, None), (400, 1, None)],
+            0,
+        );
+        let h = header(t, 100, 11, 1, 200, 1, 4);
+        let f = file(500, &[(100, &h), (200, &root), (300, &l0), (400, &l1)]);
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let mut g = f.clone();
+            let pos = 100 + (x % 400) as usize;
+            g[pos] = (x >> 32) as u8;
+            let (_, recs, _) =
+                collect_records(&Image::new(&g, 0, S), 100, RecordContext::default());
+            assert!(recs.len() <= 4);
+        }
+    }
 }
