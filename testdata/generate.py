@@ -788,6 +788,32 @@ FIXTURES = [
 ]
 
 
+def make_damaged():
+    """Small damaged copies for the README's first steps (the tests make
+    many more variants at run time from the healthy files)."""
+    d = os.path.join(HERE, "damaged")
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(HERE, "worker_earliest.h5"), "rb") as fh:
+        early = fh.read()
+    with open(os.path.join(HERE, "worker_latest.h5"), "rb") as fh:
+        late = fh.read()
+    # Disk full: the file stops at 60% of its length.
+    with open(os.path.join(d, "worker_truncated.h5"), "wb") as fh:
+        fh.write(early[: len(early) * 6 // 10])
+    # First 2 KiB lost: "file signature not found".
+    with open(os.path.join(d, "worker_no_superblock.h5"), "wb") as fh:
+        fh.write(bytes(2048) + early[2048:])
+    # A writer killed with the file open: v3 superblock flags "open for
+    # write" (bit 0), checksum re-sealed as libhdf5 writes it.
+    b = bytearray(late)
+    assert b[8] == 3
+    b[11] |= 0x01
+    n = 12 + 4 * 8
+    b[n:n + 4] = lookup3(bytes(b[:n])).to_bytes(4, "little")
+    with open(os.path.join(d, "worker_open_for_write.h5"), "wb") as fh:
+        fh.write(bytes(b))
+
+
 def main():
     os.makedirs(EXPECTED, exist_ok=True)
     for name, fn in FIXTURES:
@@ -798,6 +824,7 @@ def main():
         fh.write("This is not an HDF5 file.\n"
                  "h5salvage must report that no superblock signature was found.\n"
                  "It contains text only, no \\x89HDF signature.\n")
+    make_damaged()
     for name, _ in FIXTURES:
         res = list_file(os.path.join(HERE, name))
         write_json(res, os.path.join(EXPECTED, name[:-3] + ".json"))

@@ -9,6 +9,7 @@ use std::thread;
 use std::time::Duration;
 
 use h5salvage::format::lookup3::hashlittle;
+use h5salvage::format::{object_header, Sizes};
 use h5salvage::inventory::{Inventory, Status, Verdict};
 use h5salvage::walk::walk;
 
@@ -231,12 +232,14 @@ fn checksum_failures_are_reported() {
         if &bytes[at..at + 4] != b"OHDR" {
             continue;
         }
+        let (prefix, _) =
+            object_header::parse_header(&bytes[at..], at as u64, Sizes::DEFAULT).unwrap();
+        // Flip a bit of the stored checksum (right after chunk 0): every
+        // field still parses, only the checksum can tell.
+        let sum = (prefix.chunk0_address_abs + prefix.chunk0_len) as usize;
         let mut b = bytes.clone();
-        // Byte 5 is the flags field of a v2 header; flip a high flag bit that
-        // changes nothing structural (bit 7 is reserved) so only the checksum
-        // catches it.
-        b[at + 5] ^= 0x80;
-        let inv = walk_bounded(format!("{name} {} flag flipped", o.path), b);
+        b[sum] ^= 0x10;
+        let inv = walk_bounded(format!("{name} {} checksum flipped", o.path), b);
         let got = inv.object(&o.path).expect("object still reached");
         assert_ne!(got.status, Status::Intact, "{}", o.path);
         assert!(
