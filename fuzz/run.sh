@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Runs every fuzz target for SECONDS each (default 60), seeding the corpora
+# from testdata/. Needs the nightly toolchain and cargo-fuzz:
+#   cargo install cargo-fuzz
+#   fuzz/run.sh 1800
+# A crash leaves its input in fuzz/artifacts/TARGET/; copy it to
+# tests/regressions/ so that tests/regressions.rs replays it in every test run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs=${1:-60}
+targets=(superblock object_header message nodes walk)
+for t in "${targets[@]}"; do
+  mkdir -p "fuzz/corpus/$t"
+  if [ -z "$(ls -A "fuzz/corpus/$t")" ]; then
+    for f in testdata/*.h5 testdata/damaged/*.h5; do
+      [ -s "$f" ] || continue
+      case "$t" in
+        walk) cp "$f" "fuzz/corpus/$t/" ;;
+        *) head -c 4096 "$f" > "fuzz/corpus/$t/$(basename "$f").head" ;;
+      esac
+    done
+  fi
+  echo "== $t for ${secs}s"
+  cargo +nightly fuzz run "$t" "fuzz/corpus/$t" -- -max_total_time="$secs" -rss_limit_mb=2048 -timeout=10
+done

@@ -1,0 +1,35 @@
+//! Inputs that once crashed or hung something (fuzz findings, hand-made
+//! hostile files), replayed on every test run: each must be walked and
+//! reported within a minute, without a panic.
+
+use std::path::Path;
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+#[test]
+fn regression_inputs_are_walked_without_panic() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/regressions");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).expect("tests/regressions") {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "md") {
+            continue;
+        }
+        let bytes = std::fs::read(&path).unwrap();
+        let name = path.display().to_string();
+        let (tx, rx) = mpsc::channel();
+        let label = name.clone();
+        thread::spawn(move || {
+            let inv = h5salvage::walk::walk(&label, &bytes);
+            let _ = h5salvage::report::json(&inv);
+            let _ = tx.send(inv.verdict());
+        });
+        let verdict = rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("{name}: walk panicked or hung"));
+        assert_ne!(verdict, h5salvage::inventory::Verdict::Healthy, "{name}");
+        n += 1;
+    }
+    assert!(n > 0, "no regression inputs found");
+}
