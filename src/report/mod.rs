@@ -6,7 +6,7 @@ use std::io::{self, Write};
 use serde_json::{json, Value};
 
 use crate::format::message::data_layout::LayoutClass;
-use crate::format::message::dataspace::DataspaceKind;
+use crate::format::message::dataspace::{Dataspace, DataspaceKind};
 use crate::inventory::{Dataset, Inventory, Object, Status, Verdict};
 
 /// Exit codes of `h5salvage scan` (documented in the README).
@@ -48,10 +48,10 @@ pub fn combine_exit(a: i32, b: i32) -> i32 {
 
 /// Shape as a list; `null` for a scalar or null dataspace (as h5py's
 /// `shape` is `()` / `None`; the `dataspace` field tells them apart).
-fn shape(ds: &Dataset) -> Value {
-    match ds.dataspace.kind {
+fn shape(space: &Dataspace) -> Value {
+    match space.kind {
         DataspaceKind::Scalar | DataspaceKind::Null => Value::Null,
-        _ => json!(ds.dataspace.dims),
+        DataspaceKind::Simple => json!(space.dims),
     }
 }
 
@@ -81,7 +81,7 @@ fn object_json(o: &Object) -> Value {
         "attributes": o.attributes.iter().map(|a| json!({
             "name": a.name,
             "dtype": a.message.datatype.as_ref().map(|t| t.describe()),
-            "shape": a.message.dataspace.as_ref().map(|s| s.dims.clone()),
+            "shape": a.message.dataspace.as_ref().map_or(Value::Null, shape),
             "problems": a.problems,
         })).collect::<Vec<_>>(),
     });
@@ -92,7 +92,7 @@ fn object_json(o: &Object) -> Value {
         v["dtype"] = json!(dt.describe());
     }
     if let Some(ds) = &o.dataset {
-        v["shape"] = shape(ds);
+        v["shape"] = shape(&ds.dataspace);
         v["dataspace"] = json!(match ds.dataspace.kind {
             DataspaceKind::Scalar => "scalar",
             DataspaceKind::Null => "null",
