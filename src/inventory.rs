@@ -32,6 +32,21 @@ pub struct Inventory {
     pub links: Vec<LinkEntry>,
     /// File-level problems (superblock, truncation, unreachable root, ...).
     pub problems: Vec<Problem>,
+    /// What signature carving found, when it ran.
+    pub carving: Option<CarveSummary>,
+}
+
+/// Counts from a carving pass (signature search without a trusted root).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct CarveSummary {
+    /// Signature hits per structure ("OHDR", "SNOD", "TREE", ...).
+    pub hits: std::collections::BTreeMap<String, u64>,
+    /// Hits that validated (checksum or structural checks) per structure.
+    pub valid: std::collections::BTreeMap<String, u64>,
+    /// Carved objects attached to a named path.
+    pub attached: u64,
+    /// Carved objects whose parent or name is unknown (under /lost+found).
+    pub orphans: u64,
 }
 
 /// The superblock facts a report shows.
@@ -83,6 +98,17 @@ pub struct Object {
     /// Set when this object was already reached under another path (a second
     /// hard link): the path of the first visit. Its contents are not repeated.
     pub hard_link_of: Option<String>,
+    /// How it was found: by the walk from the superblock, or by carving.
+    pub origin: Origin,
+}
+
+/// How an object was found.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Origin {
+    #[default]
+    Walk,
+    Carve,
 }
 
 impl Object {
@@ -97,6 +123,7 @@ impl Object {
             dataset: None,
             datatype: None,
             hard_link_of: None,
+            origin: Origin::Walk,
         }
     }
 
