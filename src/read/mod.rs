@@ -481,6 +481,258 @@ mod tests {
         assert_eq!(buf, expected);
     }
 
+    use crate::format::message::data_layout::{ChunkIndex, DataLayout};
+    use crate::format::message::dataspace::{Dataspace, DataspaceKind};
+    use crate::format::message::datatype::{ByteOrder, Datatype, DatatypeClass};
+    use crate::format::message::filter_pipeline::{Filter, DEFLATE};
+    use crate::format::{Sizes, UNDEFINED};
+    use crate::inventory::Coverage;
+
+    fn i4() -> Datatype {
+        Datatype {
+            version: 1,
+            size: 4,
+            class: DatatypeClass::FixedPoint {
+                order: ByteOrder::LittleEndian,
+                lo_pad: false,
+                hi_pad: false,
+                signed: true,
+                bit_offset: 0,
+                precision: 32,
+            },
+        }
+    }
+
+    fn chunked_ds(dims: Vec<u64>, chunk: Vec<u64>, chunks: Vec<ChunkRef>) -> Dataset {
+        Dataset {
+            datatype: i4(),
+            dataspace: Dataspace {
+                version: 1,
+                kind: DataspaceKind::Simple,
+                dims,
+                max_dims: None,
+            },
+            layout: DataLayout {
+                version: 3,
+                class: LayoutClass::Chunked {
+                    dims: chunk,
+                    element_size: Some(4),
+                    flags: 0,
+                    index: ChunkIndex::BtreeV1 { address: 0 },
+                },
+            },
+            filters: None,
+            fill_value: None,
+            chunks,
+            coverage: Coverage {
+                index_complete: true,
+                ..Coverage::default()
+            },
+        }
+    }
+
+    fn chunk(offset: Vec<u64>, address: u64, size: u64) -> ChunkRef {
+        ChunkRef {
+            offset,
+            address,
+            size,
+            filter_mask: 0,
+            present: true,
+        }
+    }
+
+    #[test]
+    fn chunked_sorts_good_and_bad_chunks() {
+        let file: Vec<u8> = (0..64u8).collect();
+        let img = Image::new(&file, 0, Sizes::DEFAULT);
+        let ds = chunked_ds(
+            vec![6],
+            vec![4],
+            vec![
+                chunk(vec![0], 0, 16),
+                chunk(vec![4], 16, 16),
+                chunk(vec![8], 60, 16),         // past the end of the file
+                chunk(vec![12], UNDEFINED, 16), // undefined address
+                chunk(vec![16], u64::MAX - 3, 16),
+                chunk(vec![0, 0], 0, 16), // wrong rank
+                chunk(vec![2], 0, 16),    // off the grid
+                chunk(vec![20], 0, 12),   // wrong size
+            ],
+        );
+        let DatasetData::Chunked {
+            chunks,
+            failed,
+            chunk_bytes,
+        } = dataset_data(&img, &ds)
+        else {
+            panic!()
+        };
+        assert_eq!(chunk_bytes, 16);
+        assert_eq!(chunks.len(), 2);
+        assert_eq!(chunks[1].stored, &file[16..32]);
+        let reasons: Vec<&str> = failed.iter().map(|f| f.reason.as_str()).collect();
+        assert_eq!(failed.len(), 6, "{reasons:?}");
+        assert!(reasons[0].contains("outside the file"));
+        assert!(reasons[5].contains("expected 16"));
+        // assemble refuses while any chunk failed; with the good ones only,
+        // the second chunk is clipped to the extent (6 elements).
+        assert!(assemble(&img, &ds).is_err());
+        let good = chunked_ds(vec![6], vec![4], ds.chunks[..2].to_vec());
+        assert_eq!(assemble(&img, &good).unwrap(), &file[..24]);
+    }
+
+    #[test]
+    fn chunked_edge_cases() {
+        let file = [0u8; 64];
+        let img = Image::new(&file, 0, Sizes::DEFAULT);
+        // No chunk, complete index: never written, fill value.
+        let mut ds = chunked_ds(vec![3], vec![2], vec![]);
+        assert_eq!(dataset_data(&img, &ds), DatasetData::NotAllocated);
+        ds.fill_value = Some(crate::format::message::fill_value::FillValue {
+            version: 2,
+            space_allocation_time: 2,
+            fill_write_time: 2,
+            defined: true,
+            undefined: false,
+            value: Some(vec![1, 2, 3, 4]),
+        });
+        assert_eq!(assemble(&img, &ds).unwrap(), [1, 2, 3, 4].repeat(3));
+        // No chunk, unreadable index: unreadable, not "nothing lost".
+        ds.coverage.index_complete = false;
+        assert!(matches!(
+            dataset_data(&img, &ds),
+            DatasetData::Unreadable { .. }
+        ));
+        // Rank mismatch and overflowing chunk size.
+        let ds = chunked_ds(vec![3, 3], vec![2], vec![chunk(vec![0], 0, 8)]);
+        assert!(matches!(
+            dataset_data(&img, &ds),
+            DatasetData::Unreadable { .. }
+        ));
+        let ds = chunked_ds(vec![3], vec![u64::MAX], vec![chunk(vec![0], 0, 8)]);
+        assert!(matches!(
+            dataset_data(&img, &ds),
+            DatasetData::Unreadable { .. }
+        ));
+        // Huge (but not overflowing) chunks fail, never allocate.
+        let ds = chunked_ds(vec![3], vec![1 << 40], vec![chunk(vec![0], 0, 8)]);
+        let DatasetData::Chunked { failed, .. } = dataset_data(&img, &ds) else {
+            panic!()
+        };
+        assert!(failed[0].reason.contains("limit"), "{}", failed[0].reason);
+        // Huge datasets are refused by assemble.
+        let ds = chunked_ds(vec![1 << 40], vec![4], vec![]);
+        assert!(assemble(&img, &ds).unwrap_err().contains("limit"));
+        let ds = chunked_ds(vec![u64::MAX, 2], vec![4, 1], vec![]);
+        assert!(assemble(&img, &ds).is_err());
+    }
+
+    #[test]
+    fn unknown_filter_chunks_fail_with_the_id() {
+        let file = [0u8; 64];
+        let img = Image::new(&file, 0, Sizes::DEFAULT);
+        let mut ds = chunked_ds(vec![4], vec![4], vec![chunk(vec![0], 0, 16)]);
+        ds.filters = Some(FilterPipeline {
+            version: 2,
+            filters: vec![
+                Filter {
+                    id: 32001,
+                    name: Some("blosc".into()),
+                    flags: 0,
+                    client_data: vec![],
+                },
+                Filter {
+                    id: DEFLATE,
+                    name: None,
+                    flags: 0,
+                    client_data: vec![4],
+                },
+            ],
+        });
+        ds.chunks[0].filter_mask = 0b10; // deflate skipped, blosc applied
+        let DatasetData::Chunked { chunks, failed, .. } = dataset_data(&img, &ds) else {
+            panic!()
+        };
+        assert!(chunks.is_empty());
+        assert!(failed[0].reason.contains("filter id 32001"), "{failed:?}");
+    }
+
+    #[test]
+    fn contiguous_and_compact() {
+        let file: Vec<u8> = (0..40u8).collect();
+        let img = Image::new(&file, 8, Sizes::DEFAULT);
+        let mut ds = chunked_ds(vec![4], vec![4], vec![]);
+        ds.layout.class = LayoutClass::Contiguous {
+            address: 4,
+            size: Some(16),
+        };
+        assert_eq!(
+            dataset_data(&img, &ds),
+            DatasetData::Contiguous {
+                bytes: &file[12..28],
+                expected: 16
+            }
+        );
+        // Cut: a prefix. Address past the end or overflowing: empty.
+        ds.layout.class = LayoutClass::Contiguous {
+            address: 24,
+            size: Some(16),
+        };
+        assert_eq!(
+            dataset_data(&img, &ds),
+            DatasetData::Contiguous {
+                bytes: &file[32..40],
+                expected: 16
+            }
+        );
+        assert!(assemble(&img, &ds).unwrap_err().contains("cut"));
+        for address in [100, u64::MAX - 4] {
+            ds.layout.class = LayoutClass::Contiguous {
+                address,
+                size: Some(16),
+            };
+            assert_eq!(
+                dataset_data(&img, &ds),
+                DatasetData::Contiguous {
+                    bytes: &[],
+                    expected: 16
+                }
+            );
+        }
+        ds.layout.class = LayoutClass::Contiguous {
+            address: UNDEFINED,
+            size: Some(16),
+        };
+        assert_eq!(dataset_data(&img, &ds), DatasetData::NotAllocated);
+        ds.layout.class = LayoutClass::Compact {
+            size: 16,
+            data_offset: 30,
+            data: vec![],
+        };
+        assert_eq!(
+            dataset_data(&img, &ds),
+            DatasetData::Contiguous {
+                bytes: &[],
+                expected: 16
+            },
+            "compact bytes past the end are not returned"
+        );
+        ds.layout.class = LayoutClass::Compact {
+            size: 16,
+            data_offset: 2,
+            data: vec![],
+        };
+        assert_eq!(assemble(&img, &ds).unwrap(), &file[2..18]);
+        ds.layout.class = LayoutClass::Virtual {
+            heap_address: 0,
+            index: 0,
+        };
+        assert!(matches!(
+            dataset_data(&img, &ds),
+            DatasetData::Unreadable { .. }
+        ));
+    }
+
     #[test]
     fn partial_edges() {
         assert!(!is_partial_edge(&[0, 0], &[2, 2], &[4, 4]));
