@@ -5,6 +5,15 @@
 //! datatype layout: h5py keeps the file's byte order and compound offsets),
 //! variable-length values must equal the canonical JSON values h5py
 //! recorded, and damaged copies must move chunks to `failed`.
+//!
+//! No "raw" dataset needs skipping: bool (enum of i1 0/1), enums, compounds
+//! (h5py keeps the file's member offsets, packed or not), nested compounds
+//! with a big-endian member, arrays, fixed strings (NUL-padded both in the
+//! file and in numpy), opaque, bitfields, float16, complex and big-endian
+//! types all hash bit-for-bit. Datasets whose chunk index is not read yet
+//! (`coverage.index_complete == false`: the fixed/extensible array indexes
+//! of the v110/latest fixtures, still stubs on this branch) are listed as
+//! pending and compared automatically once their index lands.
 
 use std::path::{Path, PathBuf};
 

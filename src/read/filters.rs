@@ -8,7 +8,9 @@
 //!   with the real output and never beyond a cap (the expected chunk size):
 //!   a stream that would produce more is rejected as a deflate bomb before
 //!   the memory is taken. The stream must reach its end marker; a cut
-//!   stream is an error, never a short chunk.
+//!   stream is an error, never a short chunk. Bytes after the end marker
+//!   are ignored (libhdf5 ignores them too; the Adler-32 has already
+//!   covered everything decoded).
 //! - Shuffle (id 2): bytes were regrouped by significance (all first bytes
 //!   of the N elements, then all second bytes, ...); bytes past the last
 //!   whole element were left in place. Client data value 0 is the element
