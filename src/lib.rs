@@ -8,6 +8,7 @@
 
 pub mod format;
 pub mod inventory;
+pub mod read;
 pub mod report;
 pub mod source;
 pub mod walk;

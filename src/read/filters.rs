@@ -1,0 +1,454 @@
+//! The three filters of HDF5's predefined pipeline that h5salvage can undo
+//! (spec IV.A.2.l "The Data Storage - Filter Pipeline Message": 1 deflate,
+//! 2 shuffle, 3 fletcher32), written from the definitions, and
+//! [`reverse_pipeline`], which undoes a whole pipeline on one stored chunk.
+//!
+//! - Deflate (id 1): the stored bytes are one zlib stream (RFC 1950, with
+//!   its Adler-32 trailer). Decompression writes into a buffer that grows
+//!   with the real output and never beyond a cap (the expected chunk size):
+//!   a stream that would produce more is rejected as a deflate bomb before
+//!   the memory is taken. The stream must reach its end marker; a cut
+//!   stream is an error, never a short chunk. Bytes after the end marker
+//!   are ignored (libhdf5 ignores them too; the Adler-32 has already
+//!   covered everything decoded).
+//! - Shuffle (id 2): bytes were regrouped by significance (all first bytes
+//!   of the N elements, then all second bytes, ...); bytes past the last
+//!   whole element were left in place. Client data value 0 is the element
+//!   size.
+//! - Fletcher32 (id 3): a 4-byte checksum appended to the (already
+//!   filtered) bytes. The spec names the filter only; the algorithm is the
+//!   one libhdf5 uses (H5checksum.c): the data is read as 16-bit words with
+//!   the FIRST byte of each pair the high-order byte, a trailing odd byte is
+//!   a word with that byte high, both sums are folded into 16 bits by adding
+//!   the carry (so a non-zero sum never folds to 0), and the result is
+//!   `sum2 << 16 | sum1`, stored little-endian. libhdf5 also accepts the
+//!   checksum with the bytes of each 16-bit half swapped (files from HDF5
+//!   1.6.0-1.6.2 on little-endian machines); so does [`verify_fletcher32`].
+
+use crate::format::message::filter_pipeline::{
+    FilterPipeline, DEFLATE, FLETCHER32, NBIT, SCALEOFFSET, SHUFFLE, SZIP,
+};
+
+/// Largest decoded chunk accepted (1 GiB): larger chunks are refused rather
+/// than allocated on the word of a possibly hostile layout message.
+pub const MAX_CHUNK_BYTES: usize = 1 << 30;
+
+/// HDF5's Fletcher-32 of `data` (see the module documentation).
+pub fn fletcher32(data: &[u8]) -> u32 {
+    // 64-bit sums folded every 360 words cannot overflow; folding keeps the
+    // value modulo 65535 and never turns a non-zero sum into 0, so the
+    // result is the one libhdf5's 32-bit arithmetic gives.
+    const BLOCK_WORDS: usize = 360;
+    let fold = |mut s: u64| {
+        while s > 0xffff {
+            s = (s & 0xffff) + (s >> 16);
+        }
+        s
+    };
+    let mut sum1: u64 = 0;
+    let mut sum2: u64 = 0;
+    let pairs = data.chunks_exact(2);
+    let odd = pairs.remainder().first().copied();
+    let mut in_block = 0usize;
+    for p in pairs {
+        sum1 += (u64::from(p[0]) << 8) | u64::from(p[1]);
+        sum2 += sum1;
+        in_block += 1;
+        if in_block == BLOCK_WORDS {
+            sum1 = fold(sum1);
+            sum2 = fold(sum2);
+            in_block = 0;
+        }
+    }
+    if let Some(b) = odd {
+        sum1 += u64::from(b) << 8;
+        sum2 += sum1;
+    }
+    // Both folded values are <= 0xffff.
+    ((fold(sum2) as u32) << 16) | fold(sum1) as u32
+}
+
+/// Checks and strips the Fletcher-32 checksum stored in the last 4 bytes of
+/// `data`. Accepts the checksum as libhdf5 writes it (little-endian) and in
+/// the pair-swapped form libhdf5 also accepts.
+pub fn verify_fletcher32(data: &[u8]) -> Result<&[u8], String> {
+    let Some(split) = data.len().checked_sub(4) else {
+        return Err(format!(
+            "fletcher32: {} stored bytes, fewer than the 4-byte checksum",
+            data.len()
+        ));
+    };
+    let (body, sum) = data.split_at(split);
+    let computed = fletcher32(body);
+    let stored = u32::from_le_bytes([sum[0], sum[1], sum[2], sum[3]]);
+    let swapped = u32::from_le_bytes([sum[1], sum[0], sum[3], sum[2]]);
+    if computed == stored || computed == swapped {
+        Ok(body)
+    } else {
+        Err(format!(
+            "fletcher32 mismatch: stored {stored:#010x}, computed {computed:#010x}"
+        ))
+    }
+}
+
+/// Inflates one zlib stream, producing at most `cap` bytes. More output
+/// than `cap`, a corrupt stream, a bad Adler-32 or a stream that ends
+/// before its end marker are errors. Memory grows with the actual output
+/// and never exceeds `cap + 1` bytes.
+pub fn inflate_capped(stored: &[u8], cap: usize) -> Result<Vec<u8>, String> {
+    use flate2::{Decompress, FlushDecompress, Status};
+    let limit = cap.checked_add(1).ok_or("deflate: output cap overflow")?;
+    let mut d = Decompress::new(true);
+    let first = stored.len().saturating_mul(4).clamp(4096.min(limit), limit);
+    let mut out: Vec<u8> = Vec::with_capacity(first);
+    loop {
+        if out.len() == out.capacity() {
+            if out.len() >= limit {
+                return Err(format!(
+                    "deflate: output exceeds the expected {cap} bytes (deflate bomb or wrong chunk size)"
+                ));
+            }
+            let grow = out.len().max(4096).min(limit - out.len());
+            out.reserve_exact(grow);
+        }
+        let consumed = usize::try_from(d.total_in()).unwrap_or(usize::MAX);
+        let input = stored.get(consumed..).unwrap_or_default();
+        let before = (d.total_in(), d.total_out());
+        let status = d
+            .decompress_vec(input, &mut out, FlushDecompress::None)
+            .map_err(|e| {
+                format!(
+                    "deflate: corrupt stream after {} output bytes: {e}",
+                    out.len()
+                )
+            })?;
+        if status == Status::StreamEnd {
+            break;
+        }
+        let progressed = (d.total_in(), d.total_out()) != before;
+        if !progressed && out.len() < out.capacity() {
+            return Err(format!(
+                "deflate: stream ends before its end marker ({} of {} bytes consumed, {} bytes out)",
+                d.total_in(),
+                stored.len(),
+                out.len()
+            ));
+        }
+    }
+    if out.len() > cap {
+        return Err(format!(
+            "deflate: output exceeds the expected {cap} bytes (deflate bomb or wrong chunk size)"
+        ));
+    }
+    Ok(out)
+}
+
+/// Undoes the shuffle filter for elements of `size` bytes (a trailing
+/// partial element is copied as it is, as the filter left it).
+pub fn unshuffle(data: &[u8], size: usize) -> Vec<u8> {
+    let n = data.len().checked_div(size).unwrap_or(0);
+    if size <= 1 || n <= 1 {
+        return data.to_vec();
+    }
+    let mut out = vec![0u8; data.len()];
+    for (byte, plane) in data.chunks_exact(n).take(size).enumerate() {
+        for (i, &b) in plane.iter().enumerate() {
+            // i < n and byte < size, so i*size+byte < n*size <= len.
+            if let Some(slot) = out.get_mut(i * size + byte) {
+                *slot = b;
+            }
+        }
+    }
+    let whole = n * size;
+    if let (Some(dst), Some(src)) = (out.get_mut(whole..), data.get(whole..)) {
+        dst.copy_from_slice(src);
+    }
+    out
+}
+
+/// Reverses `pipeline` on one stored chunk; see [`crate::read::decode_chunk`].
+pub fn reverse_pipeline(
+    stored: &[u8],
+    pipeline: Option<&FilterPipeline>,
+    filter_mask: u32,
+    element_size: u32,
+    expected_len: usize,
+) -> Result<Vec<u8>, String> {
+    if expected_len > MAX_CHUNK_BYTES {
+        return Err(format!(
+            "chunk of {expected_len} bytes exceeds the {MAX_CHUNK_BYTES}-byte limit"
+        ));
+    }
+    let filters = pipeline.map(|p| p.filters.as_slice()).unwrap_or_default();
+    // Filters applied in order 0..n on write; undo from the last. Bit i of
+    // the mask set: filter i was not applied to this chunk.
+    let mut cur: std::borrow::Cow<[u8]> = std::borrow::Cow::Borrowed(stored);
+    for (i, f) in filters.iter().enumerate().rev() {
+        let skipped = u32::try_from(i)
+            .ok()
+            .and_then(|i| 1u32.checked_shl(i))
+            .is_some_and(|bit| filter_mask & bit != 0);
+        if skipped {
+            continue;
+        }
+        cur = match f.id {
+            FLETCHER32 => std::borrow::Cow::Owned(verify_fletcher32(&cur)?.to_vec()),
+            DEFLATE => std::borrow::Cow::Owned(inflate_capped(&cur, expected_len)?),
+            SHUFFLE => {
+                let size = match f.client_data.first() {
+                    Some(&s) if s > 0 => usize::try_from(s).unwrap_or(usize::MAX),
+                    _ => usize::try_from(element_size).unwrap_or(usize::MAX),
+                };
+                std::borrow::Cow::Owned(unshuffle(&cur, size))
+            }
+            id => {
+                let what = match id {
+                    SZIP => "szip",
+                    NBIT => "nbit",
+                    SCALEOFFSET => "scaleoffset",
+                    _ => "unsupported",
+                };
+                return Err(format!(
+                    "filter id {id} ({}, {what}) cannot be decoded: the stored bytes cannot be verified",
+                    f.describe()
+                ));
+            }
+        };
+    }
+    if cur.len() != expected_len {
+        return Err(format!(
+            "decoded chunk is {} bytes, expected {expected_len}",
+            cur.len()
+        ));
+    }
+    Ok(cur.into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::message::filter_pipeline::{Filter, LZF};
+    use std::io::Write;
+
+    fn filter(id: u16, client_data: Vec<u32>) -> Filter {
+        Filter {
+            id,
+            name: None,
+            flags: 0,
+            client_data,
+        }
+    }
+
+    fn pipeline(filters: Vec<Filter>) -> FilterPipeline {
+        FilterPipeline {
+            version: 2,
+            filters,
+        }
+    }
+
+    fn zlib(data: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::new(4));
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    /// Shuffle as the filter applies it, written independently for tests.
+    fn shuffle(data: &[u8], size: usize) -> Vec<u8> {
+        let n = data.len() / size;
+        let mut out = Vec::new();
+        for b in 0..size {
+            for i in 0..n {
+                out.push(data[i * size + b]);
+            }
+        }
+        out.extend_from_slice(&data[n * size..]);
+        out
+    }
+
+    fn with_fletcher(data: &[u8]) -> Vec<u8> {
+        let mut v = data.to_vec();
+        v.extend_from_slice(&fletcher32(data).to_le_bytes());
+        v
+    }
+
+    #[test]
+    fn unshuffle_transposes_bytes() {
+        // 3 elements of 4 bytes: shuffled = all byte 0s, all byte 1s, ...
+        let plain: Vec<u8> = (0..12).collect();
+        let shuffled = [0, 4, 8, 1, 5, 9, 2, 6, 10, 3, 7, 11];
+        assert_eq!(shuffle(&plain, 4), shuffled);
+        assert_eq!(unshuffle(&shuffled, 4), plain);
+        // Trailing partial element stays in place.
+        let plain: Vec<u8> = (0..14).collect();
+        assert_eq!(unshuffle(&shuffle(&plain, 4), 4), plain);
+        // Degenerate sizes copy.
+        assert_eq!(unshuffle(&[1, 2, 3], 1), [1, 2, 3]);
+        assert_eq!(unshuffle(&[1, 2, 3], 8), [1, 2, 3]);
+        assert_eq!(unshuffle(&[1, 2, 3], 0), [1, 2, 3]);
+        assert!(unshuffle(&[], 4).is_empty());
+    }
+
+    #[test]
+    fn fletcher32_known_values() {
+        assert_eq!(fletcher32(&[]), 0);
+        // One word 0x0102: sum1 = 0x0102, sum2 = 0x0102 (big-endian pairing).
+        assert_eq!(fletcher32(&[1, 2]), 0x0102_0102);
+        // Odd byte is the high byte of a word.
+        assert_eq!(fletcher32(&[1, 2, 3]), ((0x0102 + 0x0402) << 16) | 0x0402);
+        // All-ones folds to 0xffff, not 0 (the carry-add reduction).
+        assert_eq!(fletcher32(&[0xff, 0xff]), 0xffff_ffff);
+        // Long input (several 360-word blocks) equals a u64 reference sum.
+        let data: Vec<u8> = (0..10_001u32).map(|i| (i * 7 + 3) as u8).collect();
+        let (mut s1, mut s2) = (0u64, 0u64);
+        for p in data.chunks(2) {
+            let w = (u64::from(p[0]) << 8) | p.get(1).map_or(0, |&b| u64::from(b));
+            s1 += w;
+            s2 += s1;
+        }
+        let red = |s: u64| if s == 0 { 0 } else { (s - 1) % 65535 + 1 };
+        assert_eq!(
+            u64::from(fletcher32(&data)),
+            (red(s2) << 16) | red(s1),
+            "blocked folding equals the reference"
+        );
+    }
+
+    #[test]
+    fn fletcher32_verify_and_swapped_form() {
+        let data = b"some chunk bytes!";
+        let good = with_fletcher(data);
+        assert_eq!(verify_fletcher32(&good).unwrap(), data);
+        let mut swapped = good.clone();
+        let n = swapped.len();
+        swapped.swap(n - 4, n - 3);
+        swapped.swap(n - 2, n - 1);
+        assert_eq!(verify_fletcher32(&swapped).unwrap(), data);
+        let mut bad = good.clone();
+        bad[3] ^= 0x10;
+        assert!(verify_fletcher32(&bad).unwrap_err().contains("mismatch"));
+        for len in 0..4 {
+            assert!(verify_fletcher32(&good[..len]).is_err());
+        }
+    }
+
+    #[test]
+    fn inflate_roundtrip_and_cap() {
+        let data: Vec<u8> = (0..5000u32).map(|i| (i % 251) as u8).collect();
+        let z = zlib(&data);
+        assert_eq!(inflate_capped(&z, data.len()).unwrap(), data);
+        // Smaller cap: rejected, not truncated.
+        assert!(inflate_capped(&z, data.len() - 1)
+            .unwrap_err()
+            .contains("exceeds"));
+        // Larger cap: fine here (the size check is the caller's).
+        assert_eq!(inflate_capped(&z, data.len() + 100).unwrap(), data);
+    }
+
+    #[test]
+    fn inflate_bomb_stops_at_the_cap() {
+        // 64 MiB of zeros compresses to ~64 KiB; the cap is 1 MiB.
+        let z = zlib(&vec![0u8; 64 << 20]);
+        let err = inflate_capped(&z, 1 << 20).unwrap_err();
+        assert!(err.contains("exceeds"), "{err}");
+    }
+
+    #[test]
+    fn inflate_rejects_cut_and_corrupt_streams() {
+        let data: Vec<u8> = (0..3000u32).map(|i| (i * 13 % 256) as u8).collect();
+        let z = zlib(&data);
+        for len in 0..z.len() {
+            assert!(
+                inflate_capped(&z[..len], data.len()).is_err(),
+                "prefix {len}"
+            );
+        }
+        // Adler-32 trailer flipped.
+        let mut bad = z.clone();
+        let n = bad.len();
+        bad[n - 1] ^= 1;
+        assert!(inflate_capped(&bad, data.len()).is_err());
+        assert!(inflate_capped(b"not a zlib stream", 100).is_err());
+    }
+
+    #[test]
+    fn pipeline_gzip_shuffle_fletcher() {
+        let plain: Vec<u8> = (0..64u64)
+            .flat_map(|i| (i * 1000003).to_le_bytes())
+            .collect();
+        let stored = with_fletcher(&zlib(&shuffle(&plain, 8)));
+        let p = pipeline(vec![
+            filter(SHUFFLE, vec![8]),
+            filter(DEFLATE, vec![4]),
+            filter(FLETCHER32, vec![]),
+        ]);
+        assert_eq!(
+            reverse_pipeline(&stored, Some(&p), 0, 8, plain.len()).unwrap(),
+            plain
+        );
+        // Wrong expected size (either way) fails.
+        assert!(reverse_pipeline(&stored, Some(&p), 0, 8, plain.len() - 8).is_err());
+        assert!(reverse_pipeline(&stored, Some(&p), 0, 8, plain.len() + 8).is_err());
+        // Truncated stored bytes: never a result.
+        for len in 0..stored.len() {
+            assert!(
+                reverse_pipeline(&stored[..len], Some(&p), 0, 8, plain.len()).is_err(),
+                "prefix {len}"
+            );
+        }
+        // A flipped byte anywhere is caught (fletcher32 covers everything).
+        for i in 0..stored.len() {
+            let mut bad = stored.clone();
+            bad[i] ^= 0x40;
+            assert!(reverse_pipeline(&bad, Some(&p), 0, 8, plain.len()).is_err());
+        }
+    }
+
+    #[test]
+    fn filter_mask_skips_filters() {
+        let plain: Vec<u8> = (0..40u8).collect();
+        let p = pipeline(vec![filter(SHUFFLE, vec![4]), filter(DEFLATE, vec![6])]);
+        // Deflate (bit 1) skipped: only shuffled.
+        let stored = shuffle(&plain, 4);
+        assert_eq!(
+            reverse_pipeline(&stored, Some(&p), 0b10, 4, 40).unwrap(),
+            plain
+        );
+        // Everything skipped: stored as is.
+        assert_eq!(
+            reverse_pipeline(&plain, Some(&p), u32::MAX, 4, 40).unwrap(),
+            plain
+        );
+        // Shuffle skipped: only deflated.
+        assert_eq!(
+            reverse_pipeline(&zlib(&plain), Some(&p), 0b01, 4, 40).unwrap(),
+            plain
+        );
+        // Shuffle without client data uses the element size.
+        let p = pipeline(vec![filter(SHUFFLE, vec![])]);
+        assert_eq!(
+            reverse_pipeline(&shuffle(&plain, 4), Some(&p), 0, 4, 40).unwrap(),
+            plain
+        );
+    }
+
+    #[test]
+    fn unknown_filters_are_named() {
+        for id in [SZIP, NBIT, SCALEOFFSET, LZF, 307, 32001] {
+            let p = pipeline(vec![filter(id, vec![])]);
+            let err = reverse_pipeline(&[0; 16], Some(&p), 0, 4, 16).unwrap_err();
+            assert!(err.contains(&format!("filter id {id}")), "{err}");
+            // Skipped by the mask: no decoding needed.
+            assert!(reverse_pipeline(&[0; 16], Some(&p), 1, 4, 16).is_ok());
+        }
+    }
+
+    #[test]
+    fn no_pipeline_checks_the_size_only() {
+        assert_eq!(
+            reverse_pipeline(&[1, 2, 3], None, 0, 1, 3).unwrap(),
+            [1, 2, 3]
+        );
+        assert!(reverse_pipeline(&[1, 2, 3], None, 0, 1, 4).is_err());
+        assert!(reverse_pipeline(&[], None, 0, 1, MAX_CHUNK_BYTES + 1).is_err());
+    }
+}

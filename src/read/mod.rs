@@ -1,0 +1,742 @@
+//! Reading a dataset's raw data: from an inventory [`Dataset`] to bytes that
+//! are inside the file and verified as far as the format allows (spec
+//! IV.A.2.i "The Data Layout Message" for where the bytes are, IV.A.2.l
+//! "The Data Storage - Filter Pipeline Message" for how chunks were
+//! encoded, III.E "Global Heap" for variable-length data, in [`vlen`]).
+//!
+//! Principle: never invent data. A chunk is *verified* when
+//! [`decode_chunk`] succeeds: its bytes are inside the file, every filter
+//! could be undone (a deflate stream decodes completely with a good Adler-32,
+//! a Fletcher-32 checksum matches) and the result has exactly the chunk's
+//! size. Unfiltered bytes carry no check at all: for them "inside the file"
+//! is all the format lets anyone verify (a flipped byte in an unfiltered
+//! chunk or a contiguous dataset is undetectable). A chunk whose filter
+//! cannot be undone (szip, nbit, scaleoffset, lzf, any registered filter)
+//! cannot be verified and is reported as failed, naming the filter id.
+
+pub mod filters;
+pub mod vlen;
+
+use crate::format::message::data_layout::{LayoutClass, FLAG_DONT_FILTER_PARTIAL_BOUND_CHUNKS};
+use crate::format::message::filter_pipeline::FilterPipeline;
+use crate::format::{is_undefined, Image};
+use crate::inventory::{ChunkRef, Dataset};
+
+/// Largest buffer [`assemble`] builds (1 GiB).
+pub const MAX_ASSEMBLE_BYTES: u64 = 1 << 30;
+
+/// A stored chunk whose bytes are inside the file and verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedChunk<'a> {
+    /// Element coordinates of the chunk's first element.
+    pub offset: Vec<u64>,
+    /// Bit i set: filter i was not applied to these bytes. For a partial
+    /// edge chunk of a dataset with the "do not filter partial bound chunks"
+    /// layout flag this has every bit set (the bytes are unfiltered).
+    pub filter_mask: u32,
+    /// The stored (still filtered) bytes, exactly as in the file.
+    pub stored: &'a [u8],
+}
+
+/// A listed chunk that cannot be trusted or read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChunkFailure {
+    pub offset: Vec<u64>,
+    /// HDF5 address of the stored bytes, as the index lists it.
+    pub address: u64,
+    pub reason: String,
+}
+
+/// What a dataset's raw data amounts to; see [`dataset_data`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatasetData<'a> {
+    /// Compact or contiguous data in the file's datatype layout. `bytes` may be a
+    /// prefix of `expected` bytes when the file is cut (then the dataset is partial).
+    Contiguous { bytes: &'a [u8], expected: u64 },
+    /// Chunked: every listed chunk either verified or failed; `failed` includes chunks
+    /// outside the file, failing fletcher32, failing decompression or decoding to the wrong size.
+    Chunked {
+        chunks: Vec<VerifiedChunk<'a>>,
+        failed: Vec<ChunkFailure>,
+        /// Unfiltered chunk size in bytes.
+        chunk_bytes: u64,
+    },
+    /// Storage never allocated (contiguous address undefined, or empty chunk index): reads give the fill value; nothing is lost.
+    NotAllocated,
+    /// Cannot be read at all (virtual layout, unknown filter that cannot even be copied, ...).
+    Unreadable { reason: String },
+}
+
+/// Reverses the filter pipeline on one stored chunk (filters applied in reverse order,
+/// skipping those whose bit is set in `filter_mask`): fletcher32 checksum verified and
+/// stripped, deflate decompressed with an output cap of `expected_len` bytes (anything
+/// larger is an error: deflate bomb), shuffle undone. Unknown filters (lzf, szip, nbit,
+/// scaleoffset, any registered id) -> Err naming the filter id. Result must be exactly
+/// `expected_len` bytes, else Err. Chunks above [`filters::MAX_CHUNK_BYTES`] are refused.
+pub fn decode_chunk(
+    stored: &[u8],
+    pipeline: Option<&FilterPipeline>,
+    filter_mask: u32,
+    element_size: u32,
+    expected_len: usize,
+) -> Result<Vec<u8>, String> {
+    filters::reverse_pipeline(stored, pipeline, filter_mask, element_size, expected_len)
+}
+
+/// Bytes of the whole dataset (elements x element size), if computable.
+fn data_bytes(ds: &Dataset) -> Option<u64> {
+    ds.dataspace
+        .element_count()?
+        .checked_mul(u64::from(ds.datatype.size))
+}
+
+/// Where a dataset's raw data is and which of it can be trusted.
+///
+/// - Compact: the bytes inside the layout message (`Contiguous`).
+/// - Contiguous: `NotAllocated` if the address is undefined, else the prefix
+///   of the expected bytes (dataspace elements x element size, no more than
+///   the layout's stored size) that lies inside the file.
+/// - Chunked: each listed chunk is decoded once with [`decode_chunk`] and
+///   lands in `chunks` or `failed`. No chunk listed: `NotAllocated` when the
+///   index was read completely, `Unreadable` when it was not (the chunks
+///   may exist but nothing says where).
+/// - Virtual: `Unreadable`.
+///
+/// Never panics; never reads outside the file.
+pub fn dataset_data<'a>(image: &Image<'a>, ds: &Dataset) -> DatasetData<'a> {
+    match &ds.layout.class {
+        LayoutClass::Compact {
+            size, data_offset, ..
+        } => {
+            let expected = data_bytes(ds).unwrap_or(*size);
+            let take = expected.min(*size);
+            let bytes = file_range(image, *data_offset, take).unwrap_or_default();
+            DatasetData::Contiguous { bytes, expected }
+        }
+        LayoutClass::Contiguous { address, size } => {
+            if is_undefined(*address) {
+                return DatasetData::NotAllocated;
+            }
+            let Some(expected) = data_bytes(ds).or(*size) else {
+                return DatasetData::Unreadable {
+                    reason: "dataset size overflows".into(),
+                };
+            };
+            let declared = size.map_or(expected, |s| s.min(expected));
+            let bytes = match image.absolute(*address) {
+                Some(abs) if abs < image.len() => {
+                    let avail = image.len() - abs;
+                    file_range(image, abs, declared.min(avail)).unwrap_or_default()
+                }
+                _ => &[],
+            };
+            DatasetData::Contiguous { bytes, expected }
+        }
+        LayoutClass::Chunked { dims, flags, .. } => chunked(image, ds, dims, *flags),
+        LayoutClass::Virtual { .. } => DatasetData::Unreadable {
+            reason: "virtual dataset: its data lives in other datasets or files".into(),
+        },
+    }
+}
+
+/// `len` bytes at absolute file offset `abs`, if all inside the file.
+fn file_range<'a>(image: &Image<'a>, abs: u64, len: u64) -> Option<&'a [u8]> {
+    let start = usize::try_from(abs).ok()?;
+    let end = start.checked_add(usize::try_from(len).ok()?)?;
+    image.bytes.get(start..end)
+}
+
+fn chunked<'a>(image: &Image<'a>, ds: &Dataset, dims: &[u64], flags: u8) -> DatasetData<'a> {
+    let rank = ds.dataspace.dims.len();
+    if dims.len() != rank || rank == 0 {
+        return DatasetData::Unreadable {
+            reason: format!(
+                "chunk rank {} does not match dataspace rank {rank}",
+                dims.len()
+            ),
+        };
+    }
+    let Some(chunk_bytes) = dims
+        .iter()
+        .try_fold(u64::from(ds.datatype.size), |a, &d| a.checked_mul(d))
+    else {
+        return DatasetData::Unreadable {
+            reason: "chunk size overflows".into(),
+        };
+    };
+    if ds.chunks.is_empty() {
+        return if ds.coverage.index_complete {
+            DatasetData::NotAllocated
+        } else {
+            DatasetData::Unreadable {
+                reason: "the chunk index could not be read: no chunk is known".into(),
+            }
+        };
+    }
+    let expected_len = usize::try_from(chunk_bytes).unwrap_or(usize::MAX);
+    let mut chunks = Vec::new();
+    let mut failed = Vec::new();
+    for c in &ds.chunks {
+        match verify_chunk(image, ds, dims, flags, c, expected_len) {
+            Ok(v) => chunks.push(v),
+            Err(reason) => failed.push(ChunkFailure {
+                offset: c.offset.clone(),
+                address: c.address,
+                reason,
+            }),
+        }
+    }
+    DatasetData::Chunked {
+        chunks,
+        failed,
+        chunk_bytes,
+    }
+}
+
+/// True if the chunk at `offset` reaches past the dataset's current extent.
+fn is_partial_edge(offset: &[u64], chunk: &[u64], extent: &[u64]) -> bool {
+    offset
+        .iter()
+        .zip(chunk)
+        .zip(extent)
+        .any(|((&o, &c), &e)| o.checked_add(c).is_none_or(|end| end > e))
+}
+
+/// The filter mask that actually applies to a chunk: with the layout flag
+/// "do not filter partial bound chunks" (spec IV.A.2.i, layout v4 flags bit
+/// 0) partial edge chunks are stored unfiltered whatever their mask says.
+fn effective_mask(ds: &Dataset, dims: &[u64], flags: u8, c: &ChunkRef) -> u32 {
+    if flags & FLAG_DONT_FILTER_PARTIAL_BOUND_CHUNKS != 0
+        && is_partial_edge(&c.offset, dims, &ds.dataspace.dims)
+    {
+        u32::MAX
+    } else {
+        c.filter_mask
+    }
+}
+
+fn verify_chunk<'a>(
+    image: &Image<'a>,
+    ds: &Dataset,
+    dims: &[u64],
+    flags: u8,
+    c: &ChunkRef,
+    expected_len: usize,
+) -> Result<VerifiedChunk<'a>, String> {
+    if c.offset.len() != dims.len() {
+        return Err(format!(
+            "chunk offset {:?} has rank {}, the dataset {}",
+            c.offset,
+            c.offset.len(),
+            dims.len()
+        ));
+    }
+    if let Some((i, _)) = c
+        .offset
+        .iter()
+        .zip(dims)
+        .enumerate()
+        .find(|(_, (&o, &d))| d == 0 || o % d != 0)
+    {
+        return Err(format!(
+            "chunk offset {:?} is not on the chunk grid (dimension {i})",
+            c.offset
+        ));
+    }
+    if !image.contains(c.address, c.size) {
+        return Err(format!(
+            "stored bytes ({} at address {:#x}) lie outside the file",
+            c.size, c.address
+        ));
+    }
+    let stored = image
+        .slice("chunk", c.address, c.size)
+        .map_err(|e| e.to_string())?;
+    let mask = effective_mask(ds, dims, flags, c);
+    decode_chunk(
+        stored,
+        ds.filters.as_ref(),
+        mask,
+        ds.datatype.size,
+        expected_len,
+    )?;
+    Ok(VerifiedChunk {
+        offset: c.offset.clone(),
+        filter_mask: mask,
+        stored,
+    })
+}
+
+/// The fill value bytes of one element: the stored fill value when it has
+/// the element's size, else zeros (the library default).
+pub fn fill_element(ds: &Dataset) -> Vec<u8> {
+    let size = usize::try_from(ds.datatype.size).unwrap_or(0);
+    match ds.fill_value.as_ref().and_then(|f| f.value.as_ref()) {
+        Some(v) if v.len() == size => v.clone(),
+        _ => vec![0; size.min(1 << 20)],
+    }
+}
+
+/// FOR VERIFICATION ONLY (tests and whole-dataset checks), never for
+/// salvage output: the full dataset bytes in the file's datatype layout,
+/// row-major. Chunks are decoded and their in-extent part copied (edge
+/// chunks clipped to the dataset extent); chunks the index does not list are
+/// filled with the fill value (or zeros), as a reader would. Any failed
+/// chunk, a cut contiguous dataset or an unreadable layout is an Err: this
+/// function never returns bytes it could not read or verify except the fill
+/// of unallocated chunks. Refuses datasets above [`MAX_ASSEMBLE_BYTES`].
+pub fn assemble(image: &Image, ds: &Dataset) -> Result<Vec<u8>, String> {
+    let total = data_bytes(ds).ok_or("dataset size overflows")?;
+    if total > MAX_ASSEMBLE_BYTES {
+        return Err(format!(
+            "dataset of {total} bytes exceeds the {MAX_ASSEMBLE_BYTES}-byte assemble limit"
+        ));
+    }
+    // total <= 1 GiB fits in usize on every supported target.
+    let total = usize::try_from(total).map_err(|_| "dataset too large")?;
+    match dataset_data(image, ds) {
+        DatasetData::Contiguous { bytes, expected } => match bytes.get(..total) {
+            Some(b) => Ok(b.to_vec()),
+            None => Err(format!(
+                "contiguous data cut: {} of {expected} bytes in the file",
+                bytes.len()
+            )),
+        },
+        DatasetData::NotAllocated => Ok(filled(ds, total)),
+        DatasetData::Unreadable { reason } => Err(reason),
+        DatasetData::Chunked {
+            chunks,
+            failed,
+            chunk_bytes,
+        } => {
+            if let Some(f) = failed.first() {
+                return Err(format!(
+                    "{} chunk(s) failed, first at {:?}: {}",
+                    failed.len(),
+                    f.offset,
+                    f.reason
+                ));
+            }
+            let LayoutClass::Chunked { dims, .. } = &ds.layout.class else {
+                return Err("not a chunked layout".into());
+            };
+            let mut buf = filled(ds, total);
+            let expected_len = usize::try_from(chunk_bytes).map_err(|_| "chunk too large")?;
+            for c in &chunks {
+                let decoded = decode_chunk(
+                    c.stored,
+                    ds.filters.as_ref(),
+                    c.filter_mask,
+                    ds.datatype.size,
+                    expected_len,
+                )?;
+                copy_chunk(
+                    &mut buf,
+                    &ds.dataspace.dims,
+                    dims,
+                    &c.offset,
+                    u64::from(ds.datatype.size),
+                    &decoded,
+                )?;
+            }
+            Ok(buf)
+        }
+    }
+}
+
+/// `total` bytes of repeated fill value.
+fn filled(ds: &Dataset, total: usize) -> Vec<u8> {
+    let fill = fill_element(ds);
+    if fill.iter().all(|&b| b == 0) || fill.is_empty() {
+        return vec![0; total];
+    }
+    fill.iter().copied().cycle().take(total).collect()
+}
+
+/// Copies the part of a decoded chunk at element `offset` that lies inside
+/// `extent` into the row-major dataset buffer `buf`.
+fn copy_chunk(
+    buf: &mut [u8],
+    extent: &[u64],
+    chunk: &[u64],
+    offset: &[u64],
+    elem: u64,
+    decoded: &[u8],
+) -> Result<(), String> {
+    let rank = extent.len();
+    if rank == 0 || chunk.len() != rank || offset.len() != rank {
+        return Err("rank mismatch".into());
+    }
+    // Elements of the chunk inside the extent, per dimension.
+    let mut span = Vec::with_capacity(rank);
+    for i in 0..rank {
+        if offset[i] >= extent[i] {
+            return Ok(()); // entirely outside the current extent
+        }
+        span.push(chunk[i].min(extent[i] - offset[i]));
+    }
+    let strides = |d: &[u64]| -> Option<Vec<u64>> {
+        let mut s = vec![elem; rank];
+        for i in (0..rank - 1).rev() {
+            s[i] = s[i + 1].checked_mul(d[i + 1])?;
+        }
+        Some(s)
+    };
+    let src_stride = strides(chunk).ok_or("chunk stride overflow")?;
+    let dst_stride = strides(extent).ok_or("dataset stride overflow")?;
+    let row = usize::try_from(span[rank - 1].checked_mul(elem).ok_or("row overflow")?)
+        .map_err(|_| "row too large")?;
+    // Odometer over the leading rank-1 dimensions.
+    let mut idx = vec![0u64; rank];
+    loop {
+        let mut src = 0u64;
+        let mut dst = 0u64;
+        for i in 0..rank {
+            src = src
+                .checked_add(idx[i].checked_mul(src_stride[i]).ok_or("overflow")?)
+                .ok_or("overflow")?;
+            let pos = offset[i].checked_add(idx[i]).ok_or("overflow")?;
+            dst = dst
+                .checked_add(pos.checked_mul(dst_stride[i]).ok_or("overflow")?)
+                .ok_or("overflow")?;
+        }
+        let src = usize::try_from(src).map_err(|_| "offset too large")?;
+        let dst = usize::try_from(dst).map_err(|_| "offset too large")?;
+        let from = src
+            .checked_add(row)
+            .and_then(|e| decoded.get(src..e))
+            .ok_or("decoded chunk shorter than its extent")?;
+        let to = dst
+            .checked_add(row)
+            .and_then(|e| buf.get_mut(dst..e))
+            .ok_or("chunk reaches outside the dataset buffer")?;
+        to.copy_from_slice(from);
+        // Advance the odometer over dimensions 0..rank-1.
+        let mut d = rank - 1;
+        loop {
+            if d == 0 {
+                return Ok(());
+            }
+            d -= 1;
+            idx[d] += 1;
+            if idx[d] < span[d] {
+                break;
+            }
+            idx[d] = 0;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_chunk_clips_edges() {
+        // Dataset 3x5 of 1-byte elements, chunks 2x4.
+        let extent = [3, 5];
+        let chunk = [2, 4];
+        let mut buf = vec![0u8; 15];
+        let c = |base: u8| (0..8).map(|i| base + i).collect::<Vec<u8>>();
+        for (off, base) in [([0, 0], 10), ([0, 4], 20), ([2, 0], 30), ([2, 4], 40)] {
+            copy_chunk(&mut buf, &extent, &chunk, &off, 1, &c(base)).unwrap();
+        }
+        assert_eq!(
+            buf,
+            [10, 11, 12, 13, 20, 14, 15, 16, 17, 24, 30, 31, 32, 33, 40]
+        );
+        // A chunk past the extent is ignored; a short chunk is an error.
+        copy_chunk(&mut buf, &extent, &chunk, &[4, 0], 1, &c(0)).unwrap();
+        assert!(copy_chunk(&mut buf, &extent, &chunk, &[0, 0], 1, &[1, 2]).is_err());
+        assert!(copy_chunk(&mut buf, &extent, &chunk, &[0], 1, &c(0)).is_err());
+    }
+
+    #[test]
+    fn copy_chunk_3d_multibyte() {
+        let extent = [2, 3, 3];
+        let chunk = [2, 2, 2];
+        let elem = 2u64;
+        let mut buf = vec![0u8; 2 * 3 * 3 * 2];
+        let mut expected = vec![0u8; buf.len()];
+        for off in [[0, 0, 0], [0, 0, 2], [0, 2, 0], [0, 2, 2]] {
+            let mut dec = vec![0u8; 16];
+            for a in 0..2u64 {
+                for b in 0..2u64 {
+                    for c in 0..2u64 {
+                        let (x, y, z) = (off[0] + a, off[1] + b, off[2] + c);
+                        let v = (x * 9 + y * 3 + z) as u8;
+                        let s = ((a * 4 + b * 2 + c) * 2) as usize;
+                        dec[s] = v;
+                        dec[s + 1] = 0xA0;
+                        if y < 3 && z < 3 {
+                            let d = ((x * 9 + y * 3 + z) * 2) as usize;
+                            expected[d] = v;
+                            expected[d + 1] = 0xA0;
+                        }
+                    }
+                }
+            }
+            copy_chunk(&mut buf, &extent, &chunk, &off, elem, &dec).unwrap();
+        }
+        assert_eq!(buf, expected);
+    }
+
+    use crate::format::message::data_layout::{ChunkIndex, DataLayout};
+    use crate::format::message::dataspace::{Dataspace, DataspaceKind};
+    use crate::format::message::datatype::{ByteOrder, Datatype, DatatypeClass};
+    use crate::format::message::filter_pipeline::{Filter, DEFLATE};
+    use crate::format::{Sizes, UNDEFINED};
+    use crate::inventory::Coverage;
+
+    fn i4() -> Datatype {
+        Datatype {
+            version: 1,
+            size: 4,
+            class: DatatypeClass::FixedPoint {
+                order: ByteOrder::LittleEndian,
+                lo_pad: false,
+                hi_pad: false,
+                signed: true,
+                bit_offset: 0,
+                precision: 32,
+            },
+        }
+    }
+
+    fn chunked_ds(dims: Vec<u64>, chunk: Vec<u64>, chunks: Vec<ChunkRef>) -> Dataset {
+        Dataset {
+            datatype: i4(),
+            dataspace: Dataspace {
+                version: 1,
+                kind: DataspaceKind::Simple,
+                dims,
+                max_dims: None,
+            },
+            layout: DataLayout {
+                version: 3,
+                class: LayoutClass::Chunked {
+                    dims: chunk,
+                    element_size: Some(4),
+                    flags: 0,
+                    index: ChunkIndex::BtreeV1 { address: 0 },
+                },
+            },
+            filters: None,
+            fill_value: None,
+            chunks,
+            coverage: Coverage {
+                index_complete: true,
+                ..Coverage::default()
+            },
+        }
+    }
+
+    fn chunk(offset: Vec<u64>, address: u64, size: u64) -> ChunkRef {
+        ChunkRef {
+            offset,
+            address,
+            size,
+            filter_mask: 0,
+            present: true,
+        }
+    }
+
+    #[test]
+    fn chunked_sorts_good_and_bad_chunks() {
+        let file: Vec<u8> = (0..64u8).collect();
+        let img = Image::new(&file, 0, Sizes::DEFAULT);
+        let ds = chunked_ds(
+            vec![6],
+            vec![4],
+            vec![
+                chunk(vec![0], 0, 16),
+                chunk(vec![4], 16, 16),
+                chunk(vec![8], 60, 16),         // past the end of the file
+                chunk(vec![12], UNDEFINED, 16), // undefined address
+                chunk(vec![16], u64::MAX - 3, 16),
+                chunk(vec![0, 0], 0, 16), // wrong rank
+                chunk(vec![2], 0, 16),    // off the grid
+                chunk(vec![20], 0, 12),   // wrong size
+            ],
+        );
+        let DatasetData::Chunked {
+            chunks,
+            failed,
+            chunk_bytes,
+        } = dataset_data(&img, &ds)
+        else {
+            panic!()
+        };
+        assert_eq!(chunk_bytes, 16);
+        assert_eq!(chunks.len(), 2);
+        assert_eq!(chunks[1].stored, &file[16..32]);
+        let reasons: Vec<&str> = failed.iter().map(|f| f.reason.as_str()).collect();
+        assert_eq!(failed.len(), 6, "{reasons:?}");
+        assert!(reasons[0].contains("outside the file"));
+        assert!(reasons[5].contains("expected 16"));
+        // assemble refuses while any chunk failed; with the good ones only,
+        // the second chunk is clipped to the extent (6 elements).
+        assert!(assemble(&img, &ds).is_err());
+        let good = chunked_ds(vec![6], vec![4], ds.chunks[..2].to_vec());
+        assert_eq!(assemble(&img, &good).unwrap(), &file[..24]);
+    }
+
+    #[test]
+    fn chunked_edge_cases() {
+        let file = [0u8; 64];
+        let img = Image::new(&file, 0, Sizes::DEFAULT);
+        // No chunk, complete index: never written, fill value.
+        let mut ds = chunked_ds(vec![3], vec![2], vec![]);
+        assert_eq!(dataset_data(&img, &ds), DatasetData::NotAllocated);
+        ds.fill_value = Some(crate::format::message::fill_value::FillValue {
+            version: 2,
+            space_allocation_time: 2,
+            fill_write_time: 2,
+            defined: true,
+            undefined: false,
+            value: Some(vec![1, 2, 3, 4]),
+        });
+        assert_eq!(assemble(&img, &ds).unwrap(), [1, 2, 3, 4].repeat(3));
+        // No chunk, unreadable index: unreadable, not "nothing lost".
+        ds.coverage.index_complete = false;
+        assert!(matches!(
+            dataset_data(&img, &ds),
+            DatasetData::Unreadable { .. }
+        ));
+        // Rank mismatch and overflowing chunk size.
+        let ds = chunked_ds(vec![3, 3], vec![2], vec![chunk(vec![0], 0, 8)]);
+        assert!(matches!(
+            dataset_data(&img, &ds),
+            DatasetData::Unreadable { .. }
+        ));
+        let ds = chunked_ds(vec![3], vec![u64::MAX], vec![chunk(vec![0], 0, 8)]);
+        assert!(matches!(
+            dataset_data(&img, &ds),
+            DatasetData::Unreadable { .. }
+        ));
+        // Huge (but not overflowing) chunks fail, never allocate.
+        let ds = chunked_ds(vec![3], vec![1 << 40], vec![chunk(vec![0], 0, 8)]);
+        let DatasetData::Chunked { failed, .. } = dataset_data(&img, &ds) else {
+            panic!()
+        };
+        assert!(failed[0].reason.contains("limit"), "{}", failed[0].reason);
+        // Huge datasets are refused by assemble.
+        let ds = chunked_ds(vec![1 << 40], vec![4], vec![]);
+        assert!(assemble(&img, &ds).unwrap_err().contains("limit"));
+        let ds = chunked_ds(vec![u64::MAX, 2], vec![4, 1], vec![]);
+        assert!(assemble(&img, &ds).is_err());
+    }
+
+    #[test]
+    fn unknown_filter_chunks_fail_with_the_id() {
+        let file = [0u8; 64];
+        let img = Image::new(&file, 0, Sizes::DEFAULT);
+        let mut ds = chunked_ds(vec![4], vec![4], vec![chunk(vec![0], 0, 16)]);
+        ds.filters = Some(FilterPipeline {
+            version: 2,
+            filters: vec![
+                Filter {
+                    id: 32001,
+                    name: Some("blosc".into()),
+                    flags: 0,
+                    client_data: vec![],
+                },
+                Filter {
+                    id: DEFLATE,
+                    name: None,
+                    flags: 0,
+                    client_data: vec![4],
+                },
+            ],
+        });
+        ds.chunks[0].filter_mask = 0b10; // deflate skipped, blosc applied
+        let DatasetData::Chunked { chunks, failed, .. } = dataset_data(&img, &ds) else {
+            panic!()
+        };
+        assert!(chunks.is_empty());
+        assert!(failed[0].reason.contains("filter id 32001"), "{failed:?}");
+    }
+
+    #[test]
+    fn contiguous_and_compact() {
+        let file: Vec<u8> = (0..40u8).collect();
+        let img = Image::new(&file, 8, Sizes::DEFAULT);
+        let mut ds = chunked_ds(vec![4], vec![4], vec![]);
+        ds.layout.class = LayoutClass::Contiguous {
+            address: 4,
+            size: Some(16),
+        };
+        assert_eq!(
+            dataset_data(&img, &ds),
+            DatasetData::Contiguous {
+                bytes: &file[12..28],
+                expected: 16
+            }
+        );
+        // Cut: a prefix. Address past the end or overflowing: empty.
+        ds.layout.class = LayoutClass::Contiguous {
+            address: 24,
+            size: Some(16),
+        };
+        assert_eq!(
+            dataset_data(&img, &ds),
+            DatasetData::Contiguous {
+                bytes: &file[32..40],
+                expected: 16
+            }
+        );
+        assert!(assemble(&img, &ds).unwrap_err().contains("cut"));
+        for address in [100, u64::MAX - 4] {
+            ds.layout.class = LayoutClass::Contiguous {
+                address,
+                size: Some(16),
+            };
+            assert_eq!(
+                dataset_data(&img, &ds),
+                DatasetData::Contiguous {
+                    bytes: &[],
+                    expected: 16
+                }
+            );
+        }
+        ds.layout.class = LayoutClass::Contiguous {
+            address: UNDEFINED,
+            size: Some(16),
+        };
+        assert_eq!(dataset_data(&img, &ds), DatasetData::NotAllocated);
+        ds.layout.class = LayoutClass::Compact {
+            size: 16,
+            data_offset: 30,
+            data: vec![],
+        };
+        assert_eq!(
+            dataset_data(&img, &ds),
+            DatasetData::Contiguous {
+                bytes: &[],
+                expected: 16
+            },
+            "compact bytes past the end are not returned"
+        );
+        ds.layout.class = LayoutClass::Compact {
+            size: 16,
+            data_offset: 2,
+            data: vec![],
+        };
+        assert_eq!(assemble(&img, &ds).unwrap(), &file[2..18]);
+        ds.layout.class = LayoutClass::Virtual {
+            heap_address: 0,
+            index: 0,
+        };
+        assert!(matches!(
+            dataset_data(&img, &ds),
+            DatasetData::Unreadable { .. }
+        ));
+    }
+
+    #[test]
+    fn partial_edges() {
+        assert!(!is_partial_edge(&[0, 0], &[2, 2], &[4, 4]));
+        assert!(is_partial_edge(&[2, 0], &[2, 2], &[3, 4]));
+        assert!(is_partial_edge(&[u64::MAX, 0], &[2, 2], &[3, 4]));
+    }
+}

@@ -1,0 +1,455 @@
+//! Variable-length data: finding the variable-length slots in raw element
+//! bytes and resolving them in the global heap.
+//!
+//! A variable-length value (datatype class 9, spec IV.A.2.d; at the top
+//! level, inside compound members or inside arrays) is stored in the raw
+//! data as a 4-byte sequence length followed by a global heap ID
+//! (collection address of "size of offsets" bytes + 4-byte object index,
+//! spec III.E "Global Heap ID"). The sequence itself is the heap object's
+//! data: `length` base elements (bytes, for a string). Each collection is
+//! parsed once per [`resolve_vlen`] call.
+
+use std::collections::HashMap;
+
+use crate::format::global_heap::{self, vlen_element_size};
+use crate::format::message::datatype::{Datatype, DatatypeClass, MAX_DEPTH};
+use crate::format::{is_undefined, Image};
+use crate::inventory::Problem;
+
+const STRUCTURE: &str = "variable-length data";
+
+/// Most bytes of sequence data one [`resolve_vlen`] call returns (1 GiB):
+/// many slots may point at one large heap object.
+pub const MAX_RESOLVED_BYTES: u64 = 1 << 30;
+
+/// One variable-length slot inside a buffer of elements in file layout (each slot is
+/// 4-byte length + global heap ID (collection address O + object index u32), spec III.E / IV.A.2.d).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VlenSlot {
+    /// Byte offset of the slot in `raw`.
+    pub offset: usize,
+    /// Sequence length in base elements (string: bytes).
+    pub count: u64,
+    /// The heap object's bytes, exactly `count * base_size`.
+    pub data: Vec<u8>,
+}
+
+/// Where one vlen slot sits inside an element, and its base type's size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct SlotShape {
+    offset: u64,
+    base_size: u64,
+}
+
+/// Lists the vlen slots inside one element of `dt`, at `at` bytes from the
+/// element start. Slots must lie inside the element and cannot overlap, so
+/// more than `max` of them means a malformed type.
+fn slot_shapes(
+    dt: &Datatype,
+    at: u64,
+    slot: u64,
+    max: usize,
+    depth: u32,
+    out: &mut Vec<SlotShape>,
+) -> Result<(), String> {
+    if depth > MAX_DEPTH {
+        return Err("datatype nested too deeply".into());
+    }
+    match &dt.class {
+        DatatypeClass::VariableLength { base, .. } => {
+            if base.is_variable_length() {
+                return Err("nested variable-length types (vlen of vlen) are not supported".into());
+            }
+            if u64::from(dt.size) < slot {
+                return Err(format!(
+                    "variable-length type of {} bytes, smaller than a {slot}-byte slot",
+                    dt.size
+                ));
+            }
+            if out.len() >= max {
+                return Err("more variable-length slots than fit in the element".into());
+            }
+            out.push(SlotShape {
+                offset: at,
+                base_size: u64::from(base.size),
+            });
+        }
+        DatatypeClass::Compound { members } => {
+            for m in members.iter().filter(|m| m.datatype.is_variable_length()) {
+                let end = m.offset.checked_add(u64::from(m.datatype.size));
+                if end.is_none_or(|e| e > u64::from(dt.size)) {
+                    return Err(format!("compound member {:?} outside its element", m.name));
+                }
+                let pos = at.checked_add(m.offset).ok_or("offset overflow")?;
+                slot_shapes(&m.datatype, pos, slot, max, depth + 1, out)?;
+            }
+        }
+        DatatypeClass::Array { dims, base } if base.is_variable_length() => {
+            let n = dims
+                .iter()
+                .try_fold(1u64, |a, &d| a.checked_mul(u64::from(d)))
+                .ok_or("array size overflow")?;
+            let bsize = u64::from(base.size);
+            if n.checked_mul(bsize).is_none_or(|b| b > u64::from(dt.size)) || bsize == 0 {
+                return Err("array of variable-length values larger than its element".into());
+            }
+            for k in 0..n {
+                let pos = at.checked_add(k * bsize).ok_or("offset overflow")?;
+                slot_shapes(base, pos, slot, max, depth + 1, out)?;
+            }
+        }
+        DatatypeClass::Enumeration { base, .. } | DatatypeClass::Complex { base, .. }
+            if base.is_variable_length() =>
+        {
+            return Err("variable-length base of an enumeration or complex type".into());
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// One parsed collection: object index -> (absolute data offset, size).
+type Objects = HashMap<u16, (u64, u64)>;
+
+/// Finds every vlen slot in `raw` (a whole number of elements of `datatype`) and resolves
+/// each in the global heap. A length of 0 is an empty value (whatever the heap ID says).
+/// Errors (missing collection, bad object index, object shorter than declared) name the
+/// slot's byte offset in `raw` and, where known, the collection's file offset.
+pub fn resolve_vlen(
+    image: &Image,
+    datatype: &Datatype,
+    raw: &[u8],
+) -> Result<Vec<VlenSlot>, Problem> {
+    let fail = |offset: Option<u64>, msg: String| Problem::new(offset, STRUCTURE, msg);
+    let size = usize::try_from(datatype.size).unwrap_or(0);
+    if size == 0 {
+        return Err(fail(None, "element size 0".into()));
+    }
+    if raw.len() % size != 0 {
+        return Err(fail(
+            None,
+            format!(
+                "{} bytes are not a whole number of {size}-byte elements",
+                raw.len()
+            ),
+        ));
+    }
+    let slot = vlen_element_size(image.sizes);
+    let max = size / usize::try_from(slot).unwrap_or(usize::MAX).max(1);
+    let mut shapes = Vec::new();
+    slot_shapes(datatype, 0, slot, max, 0, &mut shapes).map_err(|m| fail(None, m))?;
+    if shapes.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut heaps: HashMap<u64, Objects> = HashMap::new();
+    let mut out = Vec::new();
+    let mut total: u64 = 0;
+    for (e, element) in raw.chunks_exact(size).enumerate() {
+        for s in &shapes {
+            // s.offset + slot <= size (checked when the shapes were built).
+            let local = usize::try_from(s.offset).unwrap_or(usize::MAX);
+            let offset = e.saturating_mul(size).saturating_add(local);
+            let bytes = element.get(local..).unwrap_or_default();
+            let r = global_heap::parse_vlen_element(bytes, offset as u64, image.sizes)
+                .map_err(|err| fail(None, format!("slot at byte {offset}: {}", err.kind)))?;
+            let count = u64::from(r.length);
+            if count == 0 {
+                out.push(VlenSlot {
+                    offset,
+                    count,
+                    data: Vec::new(),
+                });
+                continue;
+            }
+            let need = count.checked_mul(s.base_size).ok_or_else(|| {
+                fail(
+                    None,
+                    format!("slot at byte {offset}: length {count} overflows"),
+                )
+            })?;
+            total = total.saturating_add(need);
+            if total > MAX_RESOLVED_BYTES {
+                return Err(fail(
+                    None,
+                    format!("more than {MAX_RESOLVED_BYTES} bytes of variable-length data"),
+                ));
+            }
+            let objects = collection(image, &mut heaps, r.collection).map_err(|p| Problem {
+                message: format!("slot at byte {offset}: {}", p.message),
+                ..p
+            })?;
+            let coll_at = image.absolute(r.collection);
+            let index = u16::try_from(r.index)
+                .ok()
+                .filter(|&i| i != 0)
+                .ok_or_else(|| {
+                    fail(
+                        coll_at,
+                        format!("slot at byte {offset}: bad heap object index {}", r.index),
+                    )
+                })?;
+            let &(data_at, obj_size) = objects.get(&index).ok_or_else(|| {
+                fail(
+                    coll_at,
+                    format!("slot at byte {offset}: heap object {index} not in the collection"),
+                )
+            })?;
+            if obj_size < need {
+                return Err(fail(
+                    coll_at,
+                    format!(
+                        "slot at byte {offset}: heap object {index} has {obj_size} bytes, \
+                         {need} declared"
+                    ),
+                ));
+            }
+            let data = usize::try_from(data_at)
+                .ok()
+                .zip(usize::try_from(need).ok())
+                .and_then(|(a, n)| image.bytes.get(a..a.checked_add(n)?))
+                .ok_or_else(|| {
+                    fail(
+                        coll_at,
+                        format!("slot at byte {offset}: heap object {index} outside the file"),
+                    )
+                })?;
+            out.push(VlenSlot {
+                offset,
+                count,
+                data: data.to_vec(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// The objects of the collection at HDF5 address `addr`, parsed once.
+fn collection<'h>(
+    image: &Image,
+    heaps: &'h mut HashMap<u64, Objects>,
+    addr: u64,
+) -> Result<&'h Objects, Problem> {
+    if is_undefined(addr) || addr == 0 {
+        return Err(Problem::new(
+            None,
+            "global heap collection",
+            format!("null collection address {addr:#x} with a non-zero length"),
+        ));
+    }
+    match heaps.entry(addr) {
+        std::collections::hash_map::Entry::Occupied(e) => Ok(e.into_mut()),
+        std::collections::hash_map::Entry::Vacant(e) => {
+            let data = image.at("global heap collection", addr)?;
+            let abs = image.absolute(addr).unwrap_or(addr);
+            let coll = global_heap::parse(data, abs, image.sizes)?;
+            let objects = coll
+                .objects
+                .iter()
+                .map(|o| (o.index, (o.data_offset, o.size)))
+                .collect();
+            Ok(e.insert(objects))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::message::datatype::{CharacterSet, CompoundMember, StringPadding, VlenKind};
+    use crate::format::Sizes;
+
+    fn u8_type() -> Datatype {
+        Datatype {
+            version: 1,
+            size: 1,
+            class: DatatypeClass::FixedPoint {
+                order: crate::format::message::datatype::ByteOrder::LittleEndian,
+                lo_pad: false,
+                hi_pad: false,
+                signed: false,
+                bit_offset: 0,
+                precision: 8,
+            },
+        }
+    }
+
+    fn vlen_of(base: Datatype, kind: VlenKind) -> Datatype {
+        Datatype {
+            version: 1,
+            size: 16,
+            class: DatatypeClass::VariableLength {
+                kind,
+                padding: StringPadding::NullTerminate,
+                charset: CharacterSet::Ascii,
+                base: Box::new(base),
+            },
+        }
+    }
+
+    fn vstr() -> Datatype {
+        vlen_of(u8_type(), VlenKind::String)
+    }
+
+    /// A file: 16 bytes of padding, then a collection at address 16 with
+    /// the given objects (index, bytes).
+    fn file_with_heap(objects: &[(u16, &[u8])]) -> Vec<u8> {
+        let mut body = Vec::new();
+        for (i, d) in objects {
+            body.extend_from_slice(&i.to_le_bytes());
+            body.extend_from_slice(&1u16.to_le_bytes());
+            body.extend_from_slice(&[0; 4]);
+            body.extend_from_slice(&(d.len() as u64).to_le_bytes());
+            body.extend_from_slice(d);
+            while body.len() % 8 != 0 {
+                body.push(0);
+            }
+        }
+        let size = (16 + body.len() + 16).max(4096) as u64;
+        let mut f = vec![0u8; 16];
+        f.extend_from_slice(b"GCOL\x01\0\0\0");
+        f.extend_from_slice(&size.to_le_bytes());
+        f.extend_from_slice(&body);
+        // Free-space object 0.
+        let free = size - 16 - body.len() as u64;
+        f.extend_from_slice(&[0; 8]);
+        f.extend_from_slice(&free.to_le_bytes());
+        f.resize(16 + size as usize, 0);
+        f
+    }
+
+    fn slot(len: u32, coll: u64, index: u32) -> Vec<u8> {
+        let mut v = len.to_le_bytes().to_vec();
+        v.extend_from_slice(&coll.to_le_bytes());
+        v.extend_from_slice(&index.to_le_bytes());
+        v
+    }
+
+    #[test]
+    fn resolves_strings_and_empty_values() {
+        let f = file_with_heap(&[(1, b"hello"), (2, b"world!")]);
+        let img = Image::new(&f, 0, Sizes::DEFAULT);
+        let mut raw = slot(5, 16, 1);
+        raw.extend(slot(0, 0, 0));
+        raw.extend(slot(6, 16, 2));
+        raw.extend(slot(3, 16, 2)); // shorter than the object: a prefix
+        let s = resolve_vlen(&img, &vstr(), &raw).unwrap();
+        let got: Vec<(usize, u64, &[u8])> =
+            s.iter().map(|s| (s.offset, s.count, &s.data[..])).collect();
+        assert_eq!(
+            got,
+            vec![
+                (0, 5, &b"hello"[..]),
+                (16, 0, &b""[..]),
+                (32, 6, &b"world!"[..]),
+                (48, 3, &b"wor"[..])
+            ]
+        );
+    }
+
+    #[test]
+    fn errors_name_the_slot() {
+        let f = file_with_heap(&[(1, b"hello")]);
+        let img = Image::new(&f, 0, Sizes::DEFAULT);
+        for (raw, what) in [
+            (slot(6, 16, 1), "6 declared"),
+            (slot(1, 16, 9), "not in the collection"),
+            (slot(1, 16, 0), "bad heap object index"),
+            (slot(1, 16, 70000), "bad heap object index"),
+            (slot(1, 0, 0), "null collection"),
+            (slot(1, u64::MAX, 1), "null collection"),
+            (slot(1, 24, 1), "signature"),
+            (slot(1, 1 << 40, 1), "truncated"),
+        ] {
+            let mut two = slot(0, 0, 0);
+            two.extend(raw);
+            let e = resolve_vlen(&img, &vstr(), &two).unwrap_err();
+            assert!(e.message.contains("slot at byte 16"), "{e}");
+            assert!(e.message.contains(what), "{what}: {e}");
+        }
+        // Not a whole number of elements.
+        assert!(resolve_vlen(&img, &vstr(), &[0; 17]).is_err());
+    }
+
+    #[test]
+    fn compound_and_array_members() {
+        let f = file_with_heap(&[(1, &[1, 0, 0, 0, 2, 0, 0, 0]), (2, b"ab")]);
+        let img = Image::new(&f, 0, Sizes::DEFAULT);
+        let i4 = Datatype {
+            size: 4,
+            ..u8_type()
+        };
+        let seq = vlen_of(i4, VlenKind::Sequence);
+        let arr = Datatype {
+            version: 2,
+            size: 32,
+            class: DatatypeClass::Array {
+                dims: vec![2],
+                base: Box::new(vstr()),
+            },
+        };
+        let comp = Datatype {
+            version: 1,
+            size: 4 + 16 + 32,
+            class: DatatypeClass::Compound {
+                members: vec![
+                    CompoundMember {
+                        name: "id".into(),
+                        offset: 0,
+                        datatype: Datatype {
+                            size: 4,
+                            ..u8_type()
+                        },
+                    },
+                    CompoundMember {
+                        name: "seq".into(),
+                        offset: 4,
+                        datatype: seq,
+                    },
+                    CompoundMember {
+                        name: "names".into(),
+                        offset: 20,
+                        datatype: arr,
+                    },
+                ],
+            },
+        };
+        let mut raw = vec![7, 0, 0, 0];
+        raw.extend(slot(2, 16, 1));
+        raw.extend(slot(2, 16, 2));
+        raw.extend(slot(0, 0, 0));
+        let s = resolve_vlen(&img, &comp, &raw).unwrap();
+        assert_eq!(s.len(), 3);
+        assert_eq!((s[0].offset, s[0].count), (4, 2));
+        assert_eq!(s[0].data, [1, 0, 0, 0, 2, 0, 0, 0]);
+        assert_eq!((s[1].offset, &s[1].data[..]), (20, &b"ab"[..]));
+        assert_eq!((s[2].offset, s[2].count), (36, 0));
+        // Member outside the element.
+        let mut bad = comp.clone();
+        bad.size = 30;
+        assert!(resolve_vlen(&img, &bad, &[0; 30]).is_err());
+    }
+
+    #[test]
+    fn nested_vlen_is_refused_and_plain_types_have_no_slots() {
+        let f = file_with_heap(&[]);
+        let img = Image::new(&f, 0, Sizes::DEFAULT);
+        let nested = vlen_of(vstr(), VlenKind::Sequence);
+        let e = resolve_vlen(&img, &nested, &[0; 16]).unwrap_err();
+        assert!(e.message.contains("not supported"), "{e}");
+        assert!(resolve_vlen(&img, &u8_type(), &[1, 2, 3])
+            .unwrap()
+            .is_empty());
+        let small = Datatype { size: 8, ..vstr() };
+        assert!(resolve_vlen(&img, &small, &[0; 8]).is_err());
+    }
+
+    #[test]
+    fn many_slots_share_one_parsed_collection() {
+        let f = file_with_heap(&[(1, b"x")]);
+        let img = Image::new(&f, 0, Sizes::DEFAULT);
+        let raw: Vec<u8> = (0..100_000).flat_map(|_| slot(1, 16, 1)).collect();
+        let s = resolve_vlen(&img, &vstr(), &raw).unwrap();
+        assert_eq!(s.len(), 100_000);
+        assert!(s.iter().all(|s| s.data == b"x"));
+    }
+}
