@@ -11,6 +11,7 @@ pub mod inventory;
 pub mod report;
 pub mod source;
 pub mod walk;
+pub mod write;
 
 pub use inventory::Inventory;
 pub use source::{scan_path, Input};
