@@ -230,6 +230,70 @@ impl Writer {
         Ok(())
     }
 
+    /// Adds a hard link at `path` to the existing object `target`
+    /// (parent groups created as needed).
+    pub fn hard_link(&mut self, path: &str, target: &str) -> Result<(), WriteError> {
+        check_path(path)?;
+        self.group(parent_of(path))?;
+        let fid = self.fid(path)?;
+        let (cp, ct) = (cstr(path, path, "link")?, cstr(target, path, "link target")?);
+        locked(|| unsafe {
+            check(
+                h5l::H5Lcreate_hard(
+                    fid,
+                    ct.as_ptr(),
+                    fid,
+                    cp.as_ptr(),
+                    h5p::H5P_DEFAULT,
+                    h5p::H5P_DEFAULT,
+                ),
+                path,
+                "H5Lcreate_hard",
+            )
+        })?;
+        Ok(())
+    }
+
+    /// Adds a soft link at `path` holding `target` (which need not exist).
+    pub fn soft_link(&mut self, path: &str, target: &str) -> Result<(), WriteError> {
+        check_path(path)?;
+        self.group(parent_of(path))?;
+        let fid = self.fid(path)?;
+        let (cp, ct) = (cstr(path, path, "link")?, cstr(target, path, "link target")?);
+        locked(|| unsafe {
+            check(
+                h5l::H5Lcreate_soft(ct.as_ptr(), fid, cp.as_ptr(), h5p::H5P_DEFAULT, h5p::H5P_DEFAULT),
+                path,
+                "H5Lcreate_soft",
+            )
+        })?;
+        Ok(())
+    }
+
+    /// Adds an external link at `path` to `object` in file `file`.
+    pub fn external_link(&mut self, path: &str, file: &str, object: &str) -> Result<(), WriteError> {
+        check_path(path)?;
+        self.group(parent_of(path))?;
+        let fid = self.fid(path)?;
+        let cp = cstr(path, path, "link")?;
+        let (cf, co) = (cstr(file, path, "link file")?, cstr(object, path, "link target")?);
+        locked(|| unsafe {
+            check(
+                h5l::H5Lcreate_external(
+                    cf.as_ptr(),
+                    co.as_ptr(),
+                    fid,
+                    cp.as_ptr(),
+                    h5p::H5P_DEFAULT,
+                    h5p::H5P_DEFAULT,
+                ),
+                path,
+                "H5Lcreate_external",
+            )
+        })?;
+        Ok(())
+    }
+
     fn space(ds: &Dataspace, path: &str) -> Result<Hid, WriteError> {
         match ds.kind {
             DataspaceKind::Scalar => hid(
