@@ -19,7 +19,9 @@ use h5salvage::inventory::{Dataset, Inventory, ObjectKind};
 use h5salvage::write::{VlenSlot, Writer};
 
 fn testdata(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("testdata")
+        .join(name)
 }
 
 fn h5py_available() -> bool {
@@ -117,8 +119,13 @@ fn write_data(w: &mut Writer, file: &[u8], base: u64, path: &str, ds: &Dataset) 
         LayoutClass::Chunked { .. } => {
             for c in &ds.chunks {
                 let at = (base + c.address) as usize;
-                w.write_chunk(path, &c.offset, c.filter_mask, &file[at..at + c.size as usize])
-                    .unwrap_or_else(|e| panic!("{e}"));
+                w.write_chunk(
+                    path,
+                    &c.offset,
+                    c.filter_mask,
+                    &file[at..at + c.size as usize],
+                )
+                .unwrap_or_else(|e| panic!("{e}"));
             }
             return;
         }
@@ -152,7 +159,8 @@ fn rebuild(src: &Path, out: &Path) -> (Inventory, Vec<String>, Vec<String>) {
     let mut deferred = Vec::new();
     for o in &inv.objects {
         if let Some(first) = &o.hard_link_of {
-            w.hard_link(&o.path, first).unwrap_or_else(|e| panic!("{e}"));
+            w.hard_link(&o.path, first)
+                .unwrap_or_else(|e| panic!("{e}"));
             continue;
         }
         match o.kind {
@@ -232,7 +240,9 @@ fn unversioned(dt: &Datatype) -> Datatype {
 fn clear(d: &mut Datatype) {
     d.version = 0;
     match &mut d.class {
-        DatatypeClass::Compound { members } => members.iter_mut().for_each(|m| clear(&mut m.datatype)),
+        DatatypeClass::Compound { members } => {
+            members.iter_mut().for_each(|m| clear(&mut m.datatype))
+        }
         DatatypeClass::Array { base, .. }
         | DatatypeClass::Enumeration { base, .. }
         | DatatypeClass::VariableLength { base, .. }
@@ -276,7 +286,9 @@ fn roundtrip_path(src: &Path, allowed_notes: &[&str]) {
         if o.hard_link_of.is_some() {
             continue;
         }
-        let b = back.object(&o.path).unwrap_or_else(|| panic!("{} missing", o.path));
+        let b = back
+            .object(&o.path)
+            .unwrap_or_else(|| panic!("{} missing", o.path));
         let bd = b.dataset.as_ref().unwrap();
         assert_eq!(
             unversioned(&bd.datatype),
@@ -292,8 +304,18 @@ fn roundtrip_path(src: &Path, allowed_notes: &[&str]) {
             assert_eq!(a, b, "{}: chunk dims", o.path);
             assert_eq!(bd.chunks.len(), ds.chunks.len(), "{}: chunk count", o.path);
         }
-        let fa = bd.filters.as_ref().map(|p| p.filters.iter().map(|f| (f.id, f.client_data.clone())).collect::<Vec<_>>());
-        let fb = ds.filters.as_ref().map(|p| p.filters.iter().map(|f| (f.id, f.client_data.clone())).collect::<Vec<_>>());
+        let fa = bd.filters.as_ref().map(|p| {
+            p.filters
+                .iter()
+                .map(|f| (f.id, f.client_data.clone()))
+                .collect::<Vec<_>>()
+        });
+        let fb = ds.filters.as_ref().map(|p| {
+            p.filters
+                .iter()
+                .map(|f| (f.id, f.client_data.clone()))
+                .collect::<Vec<_>>()
+        });
         assert_eq!(fa, fb, "{}: filters", o.path);
         for a in &o.attributes {
             let ba = b.attributes.iter().find(|x| x.name == a.name).unwrap();
@@ -339,7 +361,11 @@ fn odd_types_roundtrip() {
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("odd.h5");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/odd_types.py");
-    let o = Command::new("python3").arg(script).arg(&src).output().unwrap();
+    let o = Command::new("python3")
+        .arg(script)
+        .arg(&src)
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     roundtrip_path(&src, &["filter lzf(32000) is not available"]);
 }
@@ -371,7 +397,9 @@ fn finish_refuses_to_overwrite_and_cleans_up() {
     let mut w = Writer::create(&out).unwrap();
     w.group("/a").unwrap();
     w.finish(true).unwrap();
-    assert!(std::fs::read(&out).unwrap().starts_with(b"\x89HDF\r\n\x1a\n"));
+    assert!(std::fs::read(&out)
+        .unwrap()
+        .starts_with(b"\x89HDF\r\n\x1a\n"));
     let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
     assert_eq!(names.len(), 1);
 }
@@ -409,7 +437,10 @@ fn dropped_or_failed_writer_leaves_no_trace() {
 
 #[test]
 fn write_prefix_writes_whole_leading_elements() {
-    let (file, base, mut ds) = simple_dataset("rich_earliest.h5", "/groups/level1/level2/level3/deep_dataset");
+    let (file, base, mut ds) = simple_dataset(
+        "rich_earliest.h5",
+        "/groups/level1/level2/level3/deep_dataset",
+    );
     // A 3x4 int32 dataset; give it 5 whole elements and 3 stray bytes.
     let LayoutClass::Contiguous { address, .. } = ds.layout.class else {
         panic!("contiguous expected")
@@ -453,6 +484,10 @@ fn write_prefix_writes_whole_leading_elements() {
         })
         .collect();
     let first = i32::from_le_bytes(file[at..at + 4].try_into().unwrap());
-    assert_eq!(got.trim(), format!("{want:?} {first}"), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        got.trim(),
+        format!("{want:?} {first}"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 }
-

@@ -94,7 +94,11 @@ fn parent_of(path: &str) -> &str {
 
 fn check_path(path: &str) -> Result<(), WriteError> {
     if !path.starts_with('/') {
-        return Err(WriteError::new(path, "path", "object paths must be absolute"));
+        return Err(WriteError::new(
+            path,
+            "path",
+            "object paths must be absolute",
+        ));
     }
     Ok(())
 }
@@ -236,7 +240,10 @@ impl Writer {
         check_path(path)?;
         self.group(parent_of(path))?;
         let fid = self.fid(path)?;
-        let (cp, ct) = (cstr(path, path, "link")?, cstr(target, path, "link target")?);
+        let (cp, ct) = (
+            cstr(path, path, "link")?,
+            cstr(target, path, "link target")?,
+        );
         locked(|| unsafe {
             check(
                 h5l::H5Lcreate_hard(
@@ -259,10 +266,19 @@ impl Writer {
         check_path(path)?;
         self.group(parent_of(path))?;
         let fid = self.fid(path)?;
-        let (cp, ct) = (cstr(path, path, "link")?, cstr(target, path, "link target")?);
+        let (cp, ct) = (
+            cstr(path, path, "link")?,
+            cstr(target, path, "link target")?,
+        );
         locked(|| unsafe {
             check(
-                h5l::H5Lcreate_soft(ct.as_ptr(), fid, cp.as_ptr(), h5p::H5P_DEFAULT, h5p::H5P_DEFAULT),
+                h5l::H5Lcreate_soft(
+                    ct.as_ptr(),
+                    fid,
+                    cp.as_ptr(),
+                    h5p::H5P_DEFAULT,
+                    h5p::H5P_DEFAULT,
+                ),
                 path,
                 "H5Lcreate_soft",
             )
@@ -271,12 +287,20 @@ impl Writer {
     }
 
     /// Adds an external link at `path` to `object` in file `file`.
-    pub fn external_link(&mut self, path: &str, file: &str, object: &str) -> Result<(), WriteError> {
+    pub fn external_link(
+        &mut self,
+        path: &str,
+        file: &str,
+        object: &str,
+    ) -> Result<(), WriteError> {
         check_path(path)?;
         self.group(parent_of(path))?;
         let fid = self.fid(path)?;
         let cp = cstr(path, path, "link")?;
-        let (cf, co) = (cstr(file, path, "link file")?, cstr(object, path, "link target")?);
+        let (cf, co) = (
+            cstr(file, path, "link file")?,
+            cstr(object, path, "link target")?,
+        );
         locked(|| unsafe {
             check(
                 h5l::H5Lcreate_external(
@@ -463,7 +487,9 @@ impl Writer {
                 _ => None,
             };
             if let Some(ft) = fill_time {
-                locked(|| unsafe { check(h5p::H5Pset_fill_time(d, ft), path, "H5Pset_fill_time") })?;
+                locked(|| unsafe {
+                    check(h5p::H5Pset_fill_time(d, ft), path, "H5Pset_fill_time")
+                })?;
             }
             let alloc = match fv.space_allocation_time {
                 1 => Some(h5d::H5D_alloc_time_t::H5D_ALLOC_TIME_EARLY),
@@ -518,7 +544,7 @@ impl Writer {
         Ok(id)
     }
 
-    /// Builds the memory buffer for `n` elements (see [`types::Fill`]) and
+    /// Builds the memory buffer for the elements in `bytes` (see [`types::Fill`]) and
     /// hands it to `write` with the memory type.
     fn with_buffer(
         &mut self,
@@ -526,7 +552,6 @@ impl Writer {
         dt: &Datatype,
         bytes: &[u8],
         vlen: &[VlenSlot],
-        n: usize,
         write: impl FnOnce(i64, *const c_void) -> i32,
         what: &str,
     ) -> Result<(), WriteError> {
@@ -539,6 +564,7 @@ impl Writer {
             check(rc, path, what)?;
             return Ok(());
         }
+        let n = bytes.len().checked_div(fsize).unwrap_or(0);
         let mut fill = types::Fill::new(path, bytes, vlen, &self.refs, fid);
         fill.run(dt, n, fsize, t.mem_size)?;
         let rc = locked(|| write(t.hid.id(), fill.mem.as_ptr().cast::<c_void>()));
@@ -618,7 +644,6 @@ impl Writer {
             datatype,
             value,
             vlen,
-            n,
             |mt, buf| unsafe { h5a::H5Awrite(aid, mt, buf) },
             "H5Awrite",
         )
@@ -661,7 +686,6 @@ impl Writer {
             &ds.datatype,
             bytes,
             vlen,
-            n,
             |mt, buf| unsafe {
                 h5d::H5Dwrite(did, mt, h5s::H5S_ALL, h5s::H5S_ALL, h5p::H5P_DEFAULT, buf)
             },
@@ -674,7 +698,12 @@ impl Writer {
     /// row-major order; the rest stays unwritten. Returns the number of
     /// elements written. Types with variable-length parts or references are
     /// not supported here (use [`Writer::write_all`]).
-    pub fn write_prefix(&mut self, path: &str, ds: &Dataset, bytes: &[u8]) -> Result<u64, WriteError> {
+    pub fn write_prefix(
+        &mut self,
+        path: &str,
+        ds: &Dataset,
+        bytes: &[u8],
+    ) -> Result<u64, WriteError> {
         if types::needs_buffer(&ds.datatype, 0) {
             return Err(WriteError::new(
                 path,
@@ -755,7 +784,10 @@ impl Writer {
             return Err(WriteError::new(
                 path,
                 "write chunk",
-                format!("chunk offset has {} coordinates, rank is {rank}", offset.len()),
+                format!(
+                    "chunk offset has {} coordinates, rank is {rank}",
+                    offset.len()
+                ),
             ));
         }
         locked(|| unsafe {
@@ -903,7 +935,8 @@ impl Writer {
             _ => PathBuf::from("."),
         };
         if let Ok(d) = std::fs::File::open(&dir) {
-            d.sync_all().map_err(|e| io_err(&dir, "fsync directory", e))?;
+            d.sync_all()
+                .map_err(|e| io_err(&dir, "fsync directory", e))?;
         }
         Ok(())
     }
@@ -969,4 +1002,40 @@ fn select_prefix(space: i64, dims: &[u64], n: u64, path: &str) -> Result<(), Wri
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parents() {
+        assert_eq!(parent_of("/a/b/c"), "/a/b");
+        assert_eq!(parent_of("/a"), "/");
+        assert_eq!(parent_of("/"), "/");
+        assert!(check_path("a/b").is_err());
+    }
+
+    #[test]
+    fn errors_name_path_and_action() {
+        let e = WriteError::new("/d", "H5Dcreate2", "boom");
+        assert_eq!(e.to_string(), "/d: H5Dcreate2: boom");
+    }
+
+    #[test]
+    fn prefix_selection_counts() {
+        let dims = [3u64, 4, 5];
+        for n in [0u64, 1, 4, 5, 19, 20, 21, 59, 60] {
+            let space = hid(
+                locked(|| unsafe { h5s::H5Screate_simple(3, dims.as_ptr(), std::ptr::null()) }),
+                Kind::Dataspace,
+                "/t",
+                "H5Screate_simple",
+            )
+            .unwrap();
+            select_prefix(space.id(), &dims, n, "/t").unwrap();
+            let got = locked(|| unsafe { h5s::H5Sget_select_npoints(space.id()) });
+            assert_eq!(got, n as i64, "n = {n}");
+        }
+    }
 }

@@ -25,8 +25,8 @@ use hdf5_sys::h5t;
 use super::h5::{check, cstr, hid, locked, Hid, Kind};
 use super::{VlenSlot, WriteError};
 use crate::format::message::datatype::{
-    ByteOrder, CharacterSet, CompoundMember, Datatype, DatatypeClass, Normalization,
-    ReferenceKind, StringPadding, VlenKind, MAX_DEPTH,
+    ByteOrder, CharacterSet, CompoundMember, Datatype, DatatypeClass, Normalization, ReferenceKind,
+    StringPadding, VlenKind, MAX_DEPTH,
 };
 
 /// Size of a `char *` (memory form of a variable-length string).
@@ -41,7 +41,8 @@ pub(crate) struct Built {
 }
 
 fn usize_of(v: u64, path: &str, what: &str) -> Result<usize, WriteError> {
-    usize::try_from(v).map_err(|_| WriteError::new(path, what, format!("{v} does not fit in usize")))
+    usize::try_from(v)
+        .map_err(|_| WriteError::new(path, what, format!("{v} does not fit in usize")))
 }
 
 fn too_deep(path: &str) -> WriteError {
@@ -89,6 +90,10 @@ pub(crate) fn mem_size(dt: &Datatype, path: &str, depth: u32) -> Result<usize, W
     }
 }
 
+/// Members in file-offset order with their memory offsets, and the
+/// compound's memory size.
+pub(crate) type Layout<'a> = (Vec<(&'a CompoundMember, usize)>, usize);
+
 /// Member order (by file offset) with memory offsets, and the compound's
 /// memory size.
 pub(crate) fn compound_layout<'a>(
@@ -96,7 +101,7 @@ pub(crate) fn compound_layout<'a>(
     members: &'a [CompoundMember],
     path: &str,
     depth: u32,
-) -> Result<(Vec<(&'a CompoundMember, usize)>, usize), WriteError> {
+) -> Result<Layout<'a>, WriteError> {
     let mut sorted: Vec<&CompoundMember> = members.iter().collect();
     sorted.sort_by_key(|m| m.offset);
     let mut shrink = 0usize;
@@ -108,6 +113,12 @@ pub(crate) fn compound_layout<'a>(
             .checked_sub(shrink)
             .ok_or_else(|| bad("members overlap"))?;
         let fsize = usize_of(u64::from(m.datatype.size), path, "member size")?;
+        if foff
+            .checked_add(fsize)
+            .is_none_or(|end| end > dt.size as usize)
+        {
+            return Err(bad("a member extends past the compound's size"));
+        }
         let msize = mem_size(&m.datatype, path, depth + 1)?;
         if msize > fsize && !matches!(m.datatype.class, DatatypeClass::VariableLength { .. }) {
             return Err(bad("member memory size exceeds its file size"));
@@ -174,7 +185,13 @@ fn cset_of(c: CharacterSet, path: &str) -> Result<h5t::H5T_cset_t, WriteError> {
 }
 
 /// Sets size, precision and bit offset of an integer-like atomic type.
-fn set_bits(t: hid_t, size: usize, offset: u16, precision: u16, path: &str) -> Result<(), WriteError> {
+fn set_bits(
+    t: hid_t,
+    size: usize,
+    offset: u16,
+    precision: u16,
+    path: &str,
+) -> Result<(), WriteError> {
     locked(|| unsafe {
         check(h5t::H5Tset_size(t, size), path, "H5Tset_size")?;
         check(h5t::H5Tset_offset(t, 0), path, "H5Tset_offset")?;
@@ -229,7 +246,11 @@ pub(crate) fn build(dt: &Datatype, path: &str, depth: u32) -> Result<Built, Writ
                     path,
                     "H5Tset_pad",
                 )?;
-                check(h5t::H5Tset_order(t.id(), order_of(*order)), path, "H5Tset_order")?;
+                check(
+                    h5t::H5Tset_order(t.id(), order_of(*order)),
+                    path,
+                    "H5Tset_order",
+                )?;
                 Ok::<(), WriteError>(())
             })?;
             t
@@ -249,7 +270,11 @@ pub(crate) fn build(dt: &Datatype, path: &str, depth: u32) -> Result<Built, Writ
                     path,
                     "H5Tset_pad",
                 )?;
-                check(h5t::H5Tset_order(t.id(), order_of(*order)), path, "H5Tset_order")?;
+                check(
+                    h5t::H5Tset_order(t.id(), order_of(*order)),
+                    path,
+                    "H5Tset_order",
+                )?;
                 Ok::<(), WriteError>(())
             })?;
             t
@@ -258,7 +283,11 @@ pub(crate) fn build(dt: &Datatype, path: &str, depth: u32) -> Result<Built, Writ
             let t = copy_of(*g::H5T_UNIX_D32LE, path)?;
             set_bits(t.id(), size, 0, *precision, path)?;
             locked(|| unsafe {
-                check(h5t::H5Tset_order(t.id(), order_of(*order)), path, "H5Tset_order")
+                check(
+                    h5t::H5Tset_order(t.id(), order_of(*order)),
+                    path,
+                    "H5Tset_order",
+                )
             })?;
             t
         }
@@ -332,7 +361,11 @@ pub(crate) fn build(dt: &Datatype, path: &str, depth: u32) -> Result<Built, Writ
                     path,
                     "H5Tset_pad",
                 )?;
-                check(h5t::H5Tset_order(id, order_of(*order)), path, "H5Tset_order")?;
+                check(
+                    h5t::H5Tset_order(id, order_of(*order)),
+                    path,
+                    "H5Tset_order",
+                )?;
                 Ok::<(), WriteError>(())
             })?;
             t
@@ -521,7 +554,13 @@ impl<'a> Fill<'a> {
 
     /// Fills `self.mem` for `n` elements whose file size is `fsize` and
     /// memory size `msize`.
-    pub(crate) fn run(&mut self, dt: &Datatype, n: usize, fsize: usize, msize: usize) -> Result<(), WriteError> {
+    pub(crate) fn run(
+        &mut self,
+        dt: &Datatype,
+        n: usize,
+        fsize: usize,
+        msize: usize,
+    ) -> Result<(), WriteError> {
         let total = n
             .checked_mul(msize)
             .filter(|t| *t <= self.src.len().saturating_mul(2).saturating_add(4096))
@@ -564,10 +603,18 @@ impl<'a> Fill<'a> {
         let src: &'a [u8] = self.src;
         foff.checked_add(len)
             .and_then(|e| src.get(foff..e))
-            .ok_or_else(|| WriteError::new(self.path, "value bytes", "element layout exceeds the value"))
+            .ok_or_else(|| {
+                WriteError::new(self.path, "value bytes", "element layout exceeds the value")
+            })
     }
 
-    fn element(&mut self, dt: &Datatype, foff: usize, moff: usize, depth: u32) -> Result<(), WriteError> {
+    fn element(
+        &mut self,
+        dt: &Datatype,
+        foff: usize,
+        moff: usize,
+        depth: u32,
+    ) -> Result<(), WriteError> {
         if depth > MAX_DEPTH {
             return Err(too_deep(self.path));
         }
@@ -583,7 +630,11 @@ impl<'a> Fill<'a> {
                     VlenKind::String => {
                         let mut s: Vec<u8> = match slot {
                             Some(sl) => {
-                                let end = sl.data.iter().position(|&b| b == 0).unwrap_or(sl.data.len());
+                                let end = sl
+                                    .data
+                                    .iter()
+                                    .position(|&b| b == 0)
+                                    .unwrap_or(sl.data.len());
                                 sl.data.get(..end).unwrap_or_default().to_vec()
                             }
                             None => {
@@ -609,7 +660,11 @@ impl<'a> Fill<'a> {
                                     ));
                                 }
                                 let len = have.min(count);
-                                let p = if len == 0 { 0 } else { sl.data.as_ptr() as usize };
+                                let p = if len == 0 {
+                                    0
+                                } else {
+                                    sl.data.as_ptr() as usize
+                                };
                                 (len, p)
                             }
                             None => {
@@ -626,12 +681,12 @@ impl<'a> Fill<'a> {
                 let (layout, _) = compound_layout(dt, members, self.path, depth)?;
                 for (m, mo) in layout {
                     let f = usize_of(m.offset, self.path, "member offset")?;
-                    let f = foff
-                        .checked_add(f)
-                        .ok_or_else(|| WriteError::new(self.path, "memory buffer", "offset overflow"))?;
-                    let mo = moff
-                        .checked_add(mo)
-                        .ok_or_else(|| WriteError::new(self.path, "memory buffer", "offset overflow"))?;
+                    let f = foff.checked_add(f).ok_or_else(|| {
+                        WriteError::new(self.path, "memory buffer", "offset overflow")
+                    })?;
+                    let mo = moff.checked_add(mo).ok_or_else(|| {
+                        WriteError::new(self.path, "memory buffer", "offset overflow")
+                    })?;
                     self.element(&m.datatype, f, mo, depth + 1)?;
                 }
                 Ok(())
@@ -647,7 +702,11 @@ impl<'a> Fill<'a> {
                     let f = k.checked_mul(bf).and_then(|x| x.checked_add(foff));
                     let m = k.checked_mul(bm).and_then(|x| x.checked_add(moff));
                     let (Some(f), Some(m)) = (f, m) else {
-                        return Err(WriteError::new(self.path, "memory buffer", "offset overflow"));
+                        return Err(WriteError::new(
+                            self.path,
+                            "memory buffer",
+                            "offset overflow",
+                        ));
                     };
                     self.element(base, f, m, depth + 1)?;
                 }
@@ -721,5 +780,137 @@ impl<'a> Fill<'a> {
                 "variable-length data inside this class is not supported",
             )),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn int(size: u32) -> Datatype {
+        Datatype {
+            version: 1,
+            size,
+            class: DatatypeClass::FixedPoint {
+                order: ByteOrder::LittleEndian,
+                lo_pad: false,
+                hi_pad: false,
+                signed: true,
+                bit_offset: 0,
+                precision: (size * 8) as u16,
+            },
+        }
+    }
+
+    fn vstr() -> Datatype {
+        Datatype {
+            version: 1,
+            size: 16,
+            class: DatatypeClass::VariableLength {
+                kind: VlenKind::String,
+                padding: StringPadding::NullTerminate,
+                charset: CharacterSet::Utf8,
+                base: Box::new(int(1)),
+            },
+        }
+    }
+
+    fn member(name: &str, offset: u64, datatype: Datatype) -> CompoundMember {
+        CompoundMember {
+            name: name.into(),
+            offset,
+            datatype,
+        }
+    }
+
+    fn compound(size: u32, members: Vec<CompoundMember>) -> Datatype {
+        Datatype {
+            version: 1,
+            size,
+            class: DatatypeClass::Compound { members },
+        }
+    }
+
+    #[test]
+    fn vlen_strings_shrink_later_members() {
+        // {s: vlen str @0, a: i4 @16, t: vlen str @20, b: i4 @36}, size 40.
+        let c = compound(
+            40,
+            vec![
+                member("b", 36, int(4)),
+                member("s", 0, vstr()),
+                member("t", 20, vstr()),
+                member("a", 16, int(4)),
+            ],
+        );
+        let DatatypeClass::Compound { members } = &c.class else {
+            unreachable!()
+        };
+        let (layout, size) = compound_layout(&c, members, "/x", 0).unwrap();
+        let got: Vec<(&str, usize)> = layout.iter().map(|(m, o)| (m.name.as_str(), *o)).collect();
+        assert_eq!(got, vec![("s", 0), ("a", 8), ("t", 12), ("b", 20)]);
+        assert_eq!(size, 24);
+        assert_eq!(mem_size(&c, "/x", 0).unwrap(), 24);
+        assert!(needs_buffer(&c, 0));
+        assert!(!needs_buffer(&int(4), 0));
+    }
+
+    #[test]
+    fn inconsistent_compounds_are_errors() {
+        // Members past the compound's end.
+        let c = compound(8, vec![member("s", 0, vstr())]);
+        let DatatypeClass::Compound { members } = &c.class else {
+            unreachable!()
+        };
+        assert!(compound_layout(&c, members, "/x", 0).is_err());
+        // Overlapping vlen slots push an offset below zero.
+        let c = compound(40, vec![member("s", 0, vstr()), member("t", 4, vstr())]);
+        let DatatypeClass::Compound { members } = &c.class else {
+            unreachable!()
+        };
+        assert!(compound_layout(&c, members, "/x", 0).is_err());
+    }
+
+    #[test]
+    fn arrays_of_vlen_strings_use_pointer_stride() {
+        let a = Datatype {
+            version: 2,
+            size: 48,
+            class: DatatypeClass::Array {
+                dims: vec![3],
+                base: Box::new(vstr()),
+            },
+        };
+        assert_eq!(mem_size(&a, "/x", 0).unwrap(), 3 * PTR);
+        let huge = Datatype {
+            version: 2,
+            size: 48,
+            class: DatatypeClass::Array {
+                dims: vec![u32::MAX, u32::MAX, u32::MAX],
+                base: Box::new(int(8)),
+            },
+        };
+        assert!(mem_size(&huge, "/x", 0).is_err());
+    }
+
+    #[test]
+    fn fill_checks_bounds() {
+        let refs = HashMap::new();
+        let slots = [VlenSlot {
+            offset: 0,
+            count: 3,
+            data: b"ab\0c".to_vec(),
+        }];
+        let src = [0u8; 16];
+        let mut f = Fill::new("/x", &src, &slots, &refs, -1);
+        f.run(&vstr(), 1, 16, PTR).unwrap();
+        assert_eq!(f.keep, vec![b"ab\0".to_vec()]);
+        // More elements than bytes: an error, not a panic.
+        let mut f = Fill::new("/x", &src, &slots, &refs, -1);
+        assert!(f.run(&int(4), 5, 4, 4).is_err());
+        // A missing slot is written as an empty string, with a note.
+        let mut f = Fill::new("/x", &src, &[], &refs, -1);
+        f.run(&vstr(), 1, 16, PTR).unwrap();
+        assert_eq!(f.notes.len(), 1);
     }
 }
