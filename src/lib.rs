@@ -12,6 +12,7 @@ pub mod read;
 pub mod report;
 pub mod source;
 pub mod walk;
+pub mod write;
 
 pub use inventory::Inventory;
 pub use source::{scan_path, Input};

@@ -1,0 +1,1041 @@
+//! `write`: building the salvaged output file with libhdf5 (through the
+//! `hdf5` crate's `hdf5-sys` bindings and its global library lock).
+//!
+//! A [`Writer`] builds one output file at a temporary path next to the
+//! requested output and only renames it into place in [`Writer::finish`];
+//! an unfinished writer removes its temporary file when dropped.
+//!
+//! Datasets are recreated from the parsed header messages (datatype,
+//! dataspace, layout, filter pipeline, fill value) so that the copy has the
+//! same type, shape, layout and filters; stored chunks are copied as they
+//! are with `H5Dwrite_chunk` (no decompression, no recompression).
+//! Writers take already-read bytes as plain arguments and do not depend on
+//! the reading stage.
+
+mod h5;
+mod types;
+
+use std::collections::HashMap;
+use std::ffi::c_void;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use hdf5::globals as g;
+use hdf5_sys::{h5a, h5d, h5f, h5l, h5o, h5p, h5s, h5t};
+
+use crate::format::message::data_layout::LayoutClass;
+use crate::format::message::dataspace::{Dataspace, DataspaceKind};
+use crate::format::message::datatype::Datatype;
+use crate::format::message::filter_pipeline::FLAG_OPTIONAL;
+use crate::inventory::Dataset;
+use h5::{check, cstr, hid, locked, Hid, Kind};
+
+/// A resolved variable-length value: the 16-byte file slot at byte `offset`
+/// of a buffer of elements (file layout) holds `count` elements (bytes for
+/// strings) whose bytes are `data` (file layout of the base type).
+///
+/// Same shape as the reading stage's `VlenSlot`; one of the two should
+/// become a re-export of the other when both stages are merged.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VlenSlot {
+    pub offset: usize,
+    pub count: u64,
+    pub data: Vec<u8>,
+}
+
+/// A failed write: the object path, what was being done, and why
+/// (libhdf5's error stack description where there is one).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WriteError {
+    pub path: String,
+    pub action: String,
+    pub message: String,
+}
+
+impl WriteError {
+    pub fn new(path: &str, action: &str, message: impl Into<String>) -> WriteError {
+        WriteError {
+            path: path.to_string(),
+            action: action.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for WriteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}: {}", self.path, self.action, self.message)
+    }
+}
+
+impl std::error::Error for WriteError {}
+
+/// One output file being built.
+pub struct Writer {
+    file: Option<Hid>,
+    tmp: PathBuf,
+    output: PathBuf,
+    refs: HashMap<u64, String>,
+    notes: Vec<String>,
+    /// The most recently opened dataset (chunk copies come in runs).
+    open: Option<(String, Hid)>,
+}
+
+fn io_err(path: &Path, action: &str, e: std::io::Error) -> WriteError {
+    WriteError::new(&path.display().to_string(), action, e.to_string())
+}
+
+fn parent_of(path: &str) -> &str {
+    match path.rfind('/') {
+        Some(0) | None => "/",
+        Some(i) => path.get(..i).unwrap_or("/"),
+    }
+}
+
+fn check_path(path: &str) -> Result<(), WriteError> {
+    if !path.starts_with('/') {
+        return Err(WriteError::new(
+            path,
+            "path",
+            "object paths must be absolute",
+        ));
+    }
+    Ok(())
+}
+
+impl Writer {
+    /// Creates the output at a temporary path next to `output` (same
+    /// directory, name `.{file_name}.h5salvage-tmp-{pid}`), never touching
+    /// `output` itself. Fails if that temporary file already exists.
+    pub fn create(output: &Path) -> Result<Writer, WriteError> {
+        let shown = output.display().to_string();
+        let name = output
+            .file_name()
+            .ok_or_else(|| WriteError::new(&shown, "create", "output path has no file name"))?;
+        let dir = match output.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let tmp = dir.join(format!(
+            ".{}.h5salvage-tmp-{}",
+            name.to_string_lossy(),
+            std::process::id()
+        ));
+        let tmp_str = tmp
+            .to_str()
+            .ok_or_else(|| WriteError::new(&shown, "create", "path is not valid UTF-8"))?;
+        let c = cstr(tmp_str, &shown, "create")?;
+        let fapl = hid(
+            locked(|| unsafe { h5p::H5Pcreate(*g::H5P_FILE_ACCESS) }),
+            Kind::Plist,
+            &shown,
+            "H5Pcreate(file access)",
+        )?;
+        locked(|| unsafe {
+            // 1.8 object headers: attributes of any size (dense storage),
+            // readable by every HDF5 since 1.8.
+            check(
+                h5p::H5Pset_libver_bounds(
+                    fapl.id(),
+                    h5f::H5F_libver_t::H5F_LIBVER_V18,
+                    h5f::H5F_libver_t::H5F_LIBVER_V18,
+                ),
+                &shown,
+                "H5Pset_libver_bounds",
+            )?;
+            check(
+                h5p::H5Pset_fclose_degree(fapl.id(), h5f::H5F_close_degree_t::H5F_CLOSE_STRONG),
+                &shown,
+                "H5Pset_fclose_degree",
+            )
+        })?;
+        let file = hid(
+            locked(|| unsafe {
+                h5f::H5Fcreate(c.as_ptr(), h5f::H5F_ACC_EXCL, h5p::H5P_DEFAULT, fapl.id())
+            }),
+            Kind::File,
+            tmp_str,
+            "H5Fcreate",
+        )?;
+        Ok(Writer {
+            file: Some(file),
+            tmp,
+            output: output.to_path_buf(),
+            refs: HashMap::new(),
+            notes: Vec::new(),
+            open: None,
+        })
+    }
+
+    /// The temporary file being written.
+    pub fn temp_path(&self) -> &Path {
+        &self.tmp
+    }
+
+    /// Source object header address -> path in the output, used to
+    /// translate object references when they are written. Targets must
+    /// already exist in the output when a reference to them is written.
+    pub fn set_reference_map(&mut self, map: HashMap<u64, String>) {
+        self.refs = map;
+    }
+
+    /// Notes about values written in a degraded form (null references,
+    /// missing variable-length values, forced-optional filters, ...).
+    pub fn take_notes(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.notes)
+    }
+
+    fn fid(&self, path: &str) -> Result<i64, WriteError> {
+        self.file
+            .as_ref()
+            .map(Hid::id)
+            .ok_or_else(|| WriteError::new(path, "write", "the output file is closed"))
+    }
+
+    /// Creates a group (intermediate groups created as needed). Idempotent.
+    pub fn group(&mut self, path: &str) -> Result<(), WriteError> {
+        check_path(path)?;
+        let fid = self.fid(path)?;
+        let mut cur = String::new();
+        for part in path.split('/').filter(|p| !p.is_empty()) {
+            cur.push('/');
+            cur.push_str(part);
+            let c = cstr(&cur, path, "group")?;
+            let exists = locked(|| unsafe { h5l::H5Lexists(fid, c.as_ptr(), h5p::H5P_DEFAULT) });
+            if check(exists, &cur, "H5Lexists")? > 0 {
+                let o = hid(
+                    locked(|| unsafe { h5o::H5Oopen(fid, c.as_ptr(), h5p::H5P_DEFAULT) }),
+                    Kind::Object,
+                    &cur,
+                    "H5Oopen",
+                )?;
+                let is_group = locked(|| unsafe { hdf5_sys::h5i::H5Iget_type(o.id()) })
+                    == hdf5_sys::h5i::H5I_type_t::H5I_GROUP;
+                if !is_group {
+                    return Err(WriteError::new(&cur, "group", "exists and is not a group"));
+                }
+                continue;
+            }
+            hid(
+                locked(|| unsafe {
+                    hdf5_sys::h5g::H5Gcreate2(
+                        fid,
+                        c.as_ptr(),
+                        h5p::H5P_DEFAULT,
+                        h5p::H5P_DEFAULT,
+                        h5p::H5P_DEFAULT,
+                    )
+                }),
+                Kind::Group,
+                &cur,
+                "H5Gcreate2",
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Adds a hard link at `path` to the existing object `target`
+    /// (parent groups created as needed).
+    pub fn hard_link(&mut self, path: &str, target: &str) -> Result<(), WriteError> {
+        check_path(path)?;
+        self.group(parent_of(path))?;
+        let fid = self.fid(path)?;
+        let (cp, ct) = (
+            cstr(path, path, "link")?,
+            cstr(target, path, "link target")?,
+        );
+        locked(|| unsafe {
+            check(
+                h5l::H5Lcreate_hard(
+                    fid,
+                    ct.as_ptr(),
+                    fid,
+                    cp.as_ptr(),
+                    h5p::H5P_DEFAULT,
+                    h5p::H5P_DEFAULT,
+                ),
+                path,
+                "H5Lcreate_hard",
+            )
+        })?;
+        Ok(())
+    }
+
+    /// Adds a soft link at `path` holding `target` (which need not exist).
+    pub fn soft_link(&mut self, path: &str, target: &str) -> Result<(), WriteError> {
+        check_path(path)?;
+        self.group(parent_of(path))?;
+        let fid = self.fid(path)?;
+        let (cp, ct) = (
+            cstr(path, path, "link")?,
+            cstr(target, path, "link target")?,
+        );
+        locked(|| unsafe {
+            check(
+                h5l::H5Lcreate_soft(
+                    ct.as_ptr(),
+                    fid,
+                    cp.as_ptr(),
+                    h5p::H5P_DEFAULT,
+                    h5p::H5P_DEFAULT,
+                ),
+                path,
+                "H5Lcreate_soft",
+            )
+        })?;
+        Ok(())
+    }
+
+    /// Adds an external link at `path` to `object` in file `file`.
+    pub fn external_link(
+        &mut self,
+        path: &str,
+        file: &str,
+        object: &str,
+    ) -> Result<(), WriteError> {
+        check_path(path)?;
+        self.group(parent_of(path))?;
+        let fid = self.fid(path)?;
+        let cp = cstr(path, path, "link")?;
+        let (cf, co) = (
+            cstr(file, path, "link file")?,
+            cstr(object, path, "link target")?,
+        );
+        locked(|| unsafe {
+            check(
+                h5l::H5Lcreate_external(
+                    cf.as_ptr(),
+                    co.as_ptr(),
+                    fid,
+                    cp.as_ptr(),
+                    h5p::H5P_DEFAULT,
+                    h5p::H5P_DEFAULT,
+                ),
+                path,
+                "H5Lcreate_external",
+            )
+        })?;
+        Ok(())
+    }
+
+    fn space(ds: &Dataspace, path: &str) -> Result<Hid, WriteError> {
+        match ds.kind {
+            DataspaceKind::Scalar => hid(
+                locked(|| unsafe { h5s::H5Screate(h5s::H5S_class_t::H5S_SCALAR) }),
+                Kind::Dataspace,
+                path,
+                "H5Screate(scalar)",
+            ),
+            DataspaceKind::Null => hid(
+                locked(|| unsafe { h5s::H5Screate(h5s::H5S_class_t::H5S_NULL) }),
+                Kind::Dataspace,
+                path,
+                "H5Screate(null)",
+            ),
+            DataspaceKind::Simple => {
+                let rank = i32::try_from(ds.dims.len())
+                    .ok()
+                    .filter(|r| *r > 0 && *r <= 32)
+                    .ok_or_else(|| WriteError::new(path, "dataspace", "rank out of range"))?;
+                let max: Option<&Vec<u64>> = ds.max_dims.as_ref();
+                if let Some(m) = max {
+                    if m.len() != ds.dims.len() {
+                        return Err(WriteError::new(
+                            path,
+                            "dataspace",
+                            "maximum dimensions differ in rank",
+                        ));
+                    }
+                }
+                // UNDEFINED (all ones) is H5S_UNLIMITED.
+                let maxp = max.map_or(std::ptr::null(), |m| m.as_ptr());
+                hid(
+                    locked(|| unsafe { h5s::H5Screate_simple(rank, ds.dims.as_ptr(), maxp) }),
+                    Kind::Dataspace,
+                    path,
+                    "H5Screate_simple",
+                )
+            }
+        }
+    }
+
+    /// Creates a dataset with the same datatype, shape, maximum shape,
+    /// layout (compact / contiguous / chunked with the same chunk
+    /// dimensions), filter pipeline and fill value as `ds`.
+    ///
+    /// Filters this libhdf5 cannot apply are recorded as optional (so stored
+    /// chunks can still be copied through); a note says so.
+    pub fn create_dataset(&mut self, path: &str, ds: &Dataset) -> Result<(), WriteError> {
+        check_path(path)?;
+        self.group(parent_of(path))?;
+        let fid = self.fid(path)?;
+        let t = types::build(&ds.datatype, path, 0)?;
+        let space = Self::space(&ds.dataspace, path)?;
+        let dcpl = hid(
+            locked(|| unsafe { h5p::H5Pcreate(*g::H5P_DATASET_CREATE) }),
+            Kind::Plist,
+            path,
+            "H5Pcreate(dataset create)",
+        )?;
+        let d = dcpl.id();
+        let mut compact = false;
+        match &ds.layout.class {
+            LayoutClass::Compact { .. } => {
+                compact = true;
+                locked(|| unsafe {
+                    check(
+                        h5p::H5Pset_layout(d, h5d::H5D_layout_t::H5D_COMPACT),
+                        path,
+                        "H5Pset_layout(compact)",
+                    )
+                })?;
+            }
+            LayoutClass::Contiguous { .. } => {
+                locked(|| unsafe {
+                    check(
+                        h5p::H5Pset_layout(d, h5d::H5D_layout_t::H5D_CONTIGUOUS),
+                        path,
+                        "H5Pset_layout(contiguous)",
+                    )
+                })?;
+            }
+            LayoutClass::Chunked { dims, .. } => {
+                if dims.len() != ds.dataspace.dims.len() {
+                    return Err(WriteError::new(
+                        path,
+                        "chunked layout",
+                        format!(
+                            "{} chunk dimensions for a rank-{} dataspace",
+                            dims.len(),
+                            ds.dataspace.dims.len()
+                        ),
+                    ));
+                }
+                let rank = i32::try_from(dims.len())
+                    .map_err(|_| WriteError::new(path, "chunked layout", "rank too large"))?;
+                locked(|| unsafe {
+                    check(
+                        h5p::H5Pset_chunk(d, rank, dims.as_ptr()),
+                        path,
+                        "H5Pset_chunk",
+                    )
+                })?;
+            }
+            LayoutClass::Virtual { .. } => {
+                return Err(WriteError::new(
+                    path,
+                    "layout",
+                    "virtual datasets are not supported by the writer",
+                ))
+            }
+        }
+        if let Some(p) = &ds.filters {
+            for f in &p.filters {
+                let id = i32::from(f.id);
+                let avail = locked(|| unsafe { hdf5_sys::h5z::H5Zfilter_avail(id) });
+                let mut flags = u32::from(f.flags);
+                if avail <= 0 && flags & u32::from(FLAG_OPTIONAL) == 0 {
+                    flags |= u32::from(FLAG_OPTIONAL);
+                    self.notes.push(format!(
+                        "{path}: filter {} is not available here; recorded as optional",
+                        f.describe()
+                    ));
+                }
+                let cd = f.client_data.as_slice();
+                locked(|| unsafe {
+                    check(
+                        h5p::H5Pset_filter(d, id, flags, cd.len(), cd.as_ptr()),
+                        path,
+                        &format!("H5Pset_filter({})", f.describe()),
+                    )
+                })?;
+            }
+        }
+        if let Some(fv) = &ds.fill_value {
+            let has_vlen = types::needs_buffer(&ds.datatype, 0);
+            match &fv.value {
+                Some(v) if !has_vlen && v.len() == t.mem_size => {
+                    locked(|| unsafe {
+                        check(
+                            h5p::H5Pset_fill_value(d, t.hid.id(), v.as_ptr().cast::<c_void>()),
+                            path,
+                            "H5Pset_fill_value",
+                        )
+                    })?;
+                }
+                Some(v) if !v.is_empty() => self.notes.push(format!(
+                    "{path}: fill value of {} bytes not copied (datatype has {} bytes{})",
+                    v.len(),
+                    t.mem_size,
+                    if has_vlen { ", variable-length" } else { "" }
+                )),
+                _ if fv.undefined => {
+                    locked(|| unsafe {
+                        check(
+                            h5p::H5Pset_fill_value(d, t.hid.id(), std::ptr::null()),
+                            path,
+                            "H5Pset_fill_value(undefined)",
+                        )
+                    })?;
+                }
+                _ => {}
+            }
+            let fill_time = match fv.fill_write_time {
+                0 => Some(h5d::H5D_fill_time_t::H5D_FILL_TIME_ALLOC),
+                1 => Some(h5d::H5D_fill_time_t::H5D_FILL_TIME_NEVER),
+                2 => Some(h5d::H5D_fill_time_t::H5D_FILL_TIME_IFSET),
+                _ => None,
+            };
+            if let Some(ft) = fill_time {
+                locked(|| unsafe {
+                    check(h5p::H5Pset_fill_time(d, ft), path, "H5Pset_fill_time")
+                })?;
+            }
+            let alloc = match fv.space_allocation_time {
+                1 => Some(h5d::H5D_alloc_time_t::H5D_ALLOC_TIME_EARLY),
+                2 => Some(h5d::H5D_alloc_time_t::H5D_ALLOC_TIME_LATE),
+                3 => Some(h5d::H5D_alloc_time_t::H5D_ALLOC_TIME_INCR),
+                _ => None,
+            };
+            if let (Some(a), false) = (alloc, compact) {
+                locked(|| unsafe {
+                    check(h5p::H5Pset_alloc_time(d, a), path, "H5Pset_alloc_time")
+                })?;
+            }
+        }
+        let c = cstr(path, path, "create dataset")?;
+        let dset = hid(
+            locked(|| unsafe {
+                h5d::H5Dcreate2(
+                    fid,
+                    c.as_ptr(),
+                    t.hid.id(),
+                    space.id(),
+                    h5p::H5P_DEFAULT,
+                    d,
+                    h5p::H5P_DEFAULT,
+                )
+            }),
+            Kind::Dataset,
+            path,
+            "H5Dcreate2",
+        )?;
+        self.open = Some((path.to_string(), dset));
+        Ok(())
+    }
+
+    fn dataset(&mut self, path: &str) -> Result<i64, WriteError> {
+        if let Some((p, h)) = &self.open {
+            if p == path {
+                return Ok(h.id());
+            }
+        }
+        self.open = None;
+        let fid = self.fid(path)?;
+        let c = cstr(path, path, "open dataset")?;
+        let h = hid(
+            locked(|| unsafe { h5d::H5Dopen2(fid, c.as_ptr(), h5p::H5P_DEFAULT) }),
+            Kind::Dataset,
+            path,
+            "H5Dopen2",
+        )?;
+        let id = h.id();
+        self.open = Some((path.to_string(), h));
+        Ok(id)
+    }
+
+    /// Builds the memory buffer for the elements in `bytes` (see [`types::Fill`]) and
+    /// hands it to `write` with the memory type.
+    fn with_buffer(
+        &mut self,
+        path: &str,
+        dt: &Datatype,
+        bytes: &[u8],
+        vlen: &[VlenSlot],
+        write: impl FnOnce(i64, *const c_void) -> i32,
+        what: &str,
+    ) -> Result<(), WriteError> {
+        let fid = self.fid(path)?;
+        let t = types::build(dt, path, 0)?;
+        let fsize = usize::try_from(dt.size)
+            .map_err(|_| WriteError::new(path, "datatype", "size too large"))?;
+        if !types::needs_buffer(dt, 0) {
+            let rc = locked(|| write(t.hid.id(), bytes.as_ptr().cast::<c_void>()));
+            check(rc, path, what)?;
+            return Ok(());
+        }
+        let n = bytes.len().checked_div(fsize).unwrap_or(0);
+        let mut fill = types::Fill::new(path, bytes, vlen, &self.refs, fid);
+        fill.run(dt, n, fsize, t.mem_size)?;
+        let rc = locked(|| write(t.hid.id(), fill.mem.as_ptr().cast::<c_void>()));
+        let notes = std::mem::take(&mut fill.notes);
+        drop(fill);
+        self.notes.extend(notes);
+        check(rc, path, what)?;
+        Ok(())
+    }
+
+    /// Writes an attribute on the object at `path` (group or dataset),
+    /// replacing one of the same name. `value` is in the file datatype's
+    /// layout; only its first `elements x size` bytes are used. `vlen`
+    /// gives the resolved variable-length slots.
+    pub fn attribute(
+        &mut self,
+        path: &str,
+        name: &str,
+        datatype: &Datatype,
+        dataspace: &Dataspace,
+        value: &[u8],
+        vlen: &[VlenSlot],
+    ) -> Result<(), WriteError> {
+        check_path(path)?;
+        let where_ = format!("{path} @{name}");
+        let fid = self.fid(&where_)?;
+        let n = Self::elements(dataspace, &where_)?;
+        let size = usize::try_from(datatype.size)
+            .map_err(|_| WriteError::new(&where_, "datatype", "size too large"))?;
+        let need = n
+            .checked_mul(size)
+            .ok_or_else(|| WriteError::new(&where_, "attribute", "size overflow"))?;
+        let value = value.get(..need).ok_or_else(|| {
+            WriteError::new(
+                &where_,
+                "attribute",
+                format!("value has {} bytes, {need} needed", value.len()),
+            )
+        })?;
+        let t = types::build(datatype, &where_, 0)?;
+        let space = Self::space(dataspace, &where_)?;
+        let cp = cstr(path, &where_, "open object")?;
+        let cn = cstr(name, &where_, "attribute name")?;
+        let obj = hid(
+            locked(|| unsafe { h5o::H5Oopen(fid, cp.as_ptr(), h5p::H5P_DEFAULT) }),
+            Kind::Object,
+            &where_,
+            "H5Oopen",
+        )?;
+        let exists = locked(|| unsafe { h5a::H5Aexists(obj.id(), cn.as_ptr()) });
+        if check(exists, &where_, "H5Aexists")? > 0 {
+            locked(|| unsafe {
+                check(h5a::H5Adelete(obj.id(), cn.as_ptr()), &where_, "H5Adelete")
+            })?;
+        }
+        let attr = hid(
+            locked(|| unsafe {
+                h5a::H5Acreate2(
+                    obj.id(),
+                    cn.as_ptr(),
+                    t.hid.id(),
+                    space.id(),
+                    h5p::H5P_DEFAULT,
+                    h5p::H5P_DEFAULT,
+                )
+            }),
+            Kind::Attribute,
+            &where_,
+            "H5Acreate2",
+        )?;
+        if n == 0 {
+            return Ok(());
+        }
+        let aid = attr.id();
+        self.with_buffer(
+            &where_,
+            datatype,
+            value,
+            vlen,
+            |mt, buf| unsafe { h5a::H5Awrite(aid, mt, buf) },
+            "H5Awrite",
+        )
+    }
+
+    fn elements(ds: &Dataspace, path: &str) -> Result<usize, WriteError> {
+        ds.element_count()
+            .and_then(|n| usize::try_from(n).ok())
+            .ok_or_else(|| WriteError::new(path, "dataspace", "element count overflows"))
+    }
+
+    /// Writes the whole dataset from `bytes` in the file datatype's layout
+    /// (exactly elements x size bytes); `vlen` as for attributes.
+    pub fn write_all(
+        &mut self,
+        path: &str,
+        ds: &Dataset,
+        bytes: &[u8],
+        vlen: &[VlenSlot],
+    ) -> Result<(), WriteError> {
+        let n = Self::elements(&ds.dataspace, path)?;
+        let size = usize::try_from(ds.datatype.size)
+            .map_err(|_| WriteError::new(path, "datatype", "size too large"))?;
+        let need = n
+            .checked_mul(size)
+            .ok_or_else(|| WriteError::new(path, "write", "size overflow"))?;
+        if bytes.len() != need {
+            return Err(WriteError::new(
+                path,
+                "write",
+                format!("{} bytes given, the dataset holds {need}", bytes.len()),
+            ));
+        }
+        if n == 0 {
+            return Ok(());
+        }
+        let did = self.dataset(path)?;
+        self.with_buffer(
+            path,
+            &ds.datatype,
+            bytes,
+            vlen,
+            |mt, buf| unsafe {
+                h5d::H5Dwrite(did, mt, h5s::H5S_ALL, h5s::H5S_ALL, h5p::H5P_DEFAULT, buf)
+            },
+            "H5Dwrite",
+        )
+    }
+
+    /// Writes a prefix of a dataset's bytes (a truncated file): the whole
+    /// elements contained in `bytes` go into the first elements in
+    /// row-major order; the rest stays unwritten. Returns the number of
+    /// elements written. Types with variable-length parts or references are
+    /// not supported here (use [`Writer::write_all`]).
+    pub fn write_prefix(
+        &mut self,
+        path: &str,
+        ds: &Dataset,
+        bytes: &[u8],
+    ) -> Result<u64, WriteError> {
+        if types::needs_buffer(&ds.datatype, 0) {
+            return Err(WriteError::new(
+                path,
+                "write prefix",
+                "variable-length or reference data needs write_all",
+            ));
+        }
+        let total = ds
+            .dataspace
+            .element_count()
+            .ok_or_else(|| WriteError::new(path, "dataspace", "element count overflows"))?;
+        let size = u64::from(ds.datatype.size);
+        if size == 0 {
+            return Err(WriteError::new(path, "write prefix", "datatype size is 0"));
+        }
+        let n = (bytes.len() as u64 / size).min(total);
+        if n == 0 {
+            return Ok(0);
+        }
+        let nbytes = usize::try_from(n.saturating_mul(size))
+            .map_err(|_| WriteError::new(path, "write prefix", "size overflow"))?;
+        let data = bytes.get(..nbytes).unwrap_or_default();
+        let did = self.dataset(path)?;
+        let t = types::build(&ds.datatype, path, 0)?;
+        let fspace = hid(
+            locked(|| unsafe { h5d::H5Dget_space(did) }),
+            Kind::Dataspace,
+            path,
+            "H5Dget_space",
+        )?;
+        if ds.dataspace.kind == DataspaceKind::Simple {
+            select_prefix(fspace.id(), &ds.dataspace.dims, n, path)?;
+        }
+        let mdims = [n];
+        let mspace = hid(
+            locked(|| unsafe { h5s::H5Screate_simple(1, mdims.as_ptr(), std::ptr::null()) }),
+            Kind::Dataspace,
+            path,
+            "H5Screate_simple",
+        )?;
+        locked(|| unsafe {
+            check(
+                h5d::H5Dwrite(
+                    did,
+                    t.hid.id(),
+                    mspace.id(),
+                    fspace.id(),
+                    h5p::H5P_DEFAULT,
+                    data.as_ptr().cast::<c_void>(),
+                ),
+                path,
+                "H5Dwrite(prefix)",
+            )
+        })?;
+        Ok(n)
+    }
+
+    /// Copies one stored chunk as it is (`H5Dwrite_chunk` with its filter
+    /// mask): no decompression, no recompression. `offset` is the chunk's
+    /// first element and must have the dataset's rank.
+    pub fn write_chunk(
+        &mut self,
+        path: &str,
+        offset: &[u64],
+        filter_mask: u32,
+        stored: &[u8],
+    ) -> Result<(), WriteError> {
+        let did = self.dataset(path)?;
+        let space = hid(
+            locked(|| unsafe { h5d::H5Dget_space(did) }),
+            Kind::Dataspace,
+            path,
+            "H5Dget_space",
+        )?;
+        let rank = locked(|| unsafe { h5s::H5Sget_simple_extent_ndims(space.id()) });
+        let rank = check(rank, path, "H5Sget_simple_extent_ndims")?;
+        if usize::try_from(rank).ok() != Some(offset.len()) {
+            return Err(WriteError::new(
+                path,
+                "write chunk",
+                format!(
+                    "chunk offset has {} coordinates, rank is {rank}",
+                    offset.len()
+                ),
+            ));
+        }
+        locked(|| unsafe {
+            check(
+                h5d::H5Dwrite_chunk(
+                    did,
+                    h5p::H5P_DEFAULT,
+                    filter_mask,
+                    offset.as_ptr(),
+                    stored.len(),
+                    stored.as_ptr().cast::<c_void>(),
+                ),
+                path,
+                &format!("H5Dwrite_chunk({offset:?})"),
+            )
+        })?;
+        Ok(())
+    }
+
+    /// A scalar variable-length UTF-8 string attribute (replacing one of the
+    /// same name); NUL characters in `value` become U+FFFD.
+    pub fn mark(&mut self, path: &str, name: &str, value: &str) -> Result<(), WriteError> {
+        check_path(path)?;
+        let where_ = format!("{path} @{name}");
+        let fid = self.fid(&where_)?;
+        let cp = cstr(path, &where_, "open object")?;
+        let cn = cstr(name, &where_, "attribute name")?;
+        let cv = cstr(&value.replace('\0', "\u{fffd}"), &where_, "value")?;
+        let t = hid(
+            locked(|| unsafe { h5t::H5Tcopy(*g::H5T_C_S1) }),
+            Kind::Datatype,
+            &where_,
+            "H5Tcopy",
+        )?;
+        locked(|| unsafe {
+            check(
+                h5t::H5Tset_size(t.id(), h5t::H5T_VARIABLE),
+                &where_,
+                "H5Tset_size",
+            )?;
+            check(
+                h5t::H5Tset_cset(t.id(), h5t::H5T_cset_t::H5T_CSET_UTF8),
+                &where_,
+                "H5Tset_cset",
+            )
+        })?;
+        let space = hid(
+            locked(|| unsafe { h5s::H5Screate(h5s::H5S_class_t::H5S_SCALAR) }),
+            Kind::Dataspace,
+            &where_,
+            "H5Screate",
+        )?;
+        let obj = hid(
+            locked(|| unsafe { h5o::H5Oopen(fid, cp.as_ptr(), h5p::H5P_DEFAULT) }),
+            Kind::Object,
+            &where_,
+            "H5Oopen",
+        )?;
+        let exists = locked(|| unsafe { h5a::H5Aexists(obj.id(), cn.as_ptr()) });
+        if check(exists, &where_, "H5Aexists")? > 0 {
+            locked(|| unsafe {
+                check(h5a::H5Adelete(obj.id(), cn.as_ptr()), &where_, "H5Adelete")
+            })?;
+        }
+        let attr = hid(
+            locked(|| unsafe {
+                h5a::H5Acreate2(
+                    obj.id(),
+                    cn.as_ptr(),
+                    t.id(),
+                    space.id(),
+                    h5p::H5P_DEFAULT,
+                    h5p::H5P_DEFAULT,
+                )
+            }),
+            Kind::Attribute,
+            &where_,
+            "H5Acreate2",
+        )?;
+        let ptr = cv.as_ptr();
+        locked(|| unsafe {
+            check(
+                h5a::H5Awrite(attr.id(), t.id(), (&raw const ptr).cast::<c_void>()),
+                &where_,
+                "H5Awrite",
+            )
+        })?;
+        Ok(())
+    }
+
+    /// Flushes, closes, fsyncs, and renames the temporary file onto
+    /// `output` (refusing to replace an existing `output` unless
+    /// `overwrite`), then fsyncs the directory. On failure the temporary
+    /// file is removed and `output` is left as it was.
+    pub fn finish(mut self, overwrite: bool) -> Result<(), WriteError> {
+        let shown = self.output.display().to_string();
+        self.open = None;
+        if let Some(f) = self.file.take() {
+            locked(|| unsafe {
+                check(
+                    h5f::H5Fflush(f.id(), h5f::H5F_scope_t::H5F_SCOPE_GLOBAL),
+                    &shown,
+                    "H5Fflush",
+                )
+            })?;
+            f.close()
+                .map_err(|m| WriteError::new(&shown, "H5Fclose", m))?;
+        }
+        std::fs::File::open(&self.tmp)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| io_err(&self.tmp, "fsync", e))?;
+        if overwrite {
+            std::fs::rename(&self.tmp, &self.output)
+                .map_err(|e| io_err(&self.output, "rename", e))?;
+        } else {
+            // A hard link fails if `output` exists: no window in which an
+            // existing file could be replaced.
+            match std::fs::hard_link(&self.tmp, &self.output) {
+                Ok(()) => {
+                    let _ = std::fs::remove_file(&self.tmp);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    return Err(WriteError::new(
+                        &shown,
+                        "finish",
+                        "output exists; refusing to replace it without overwrite",
+                    ));
+                }
+                Err(_) => {
+                    // File systems without hard links.
+                    if self.output.exists() {
+                        return Err(WriteError::new(
+                            &shown,
+                            "finish",
+                            "output exists; refusing to replace it without overwrite",
+                        ));
+                    }
+                    std::fs::rename(&self.tmp, &self.output)
+                        .map_err(|e| io_err(&self.output, "rename", e))?;
+                }
+            }
+        }
+        let dir = match self.output.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        if let Ok(d) = std::fs::File::open(&dir) {
+            d.sync_all()
+                .map_err(|e| io_err(&dir, "fsync directory", e))?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        self.open = None;
+        if let Some(f) = self.file.take() {
+            let _ = f.close();
+        }
+        // After a successful finish the temporary name no longer exists.
+        let _ = std::fs::remove_file(&self.tmp);
+    }
+}
+
+/// Selects the first `n` elements (row-major) of a simple dataspace of
+/// dimensions `dims` as a union of at most `rank` hyperslabs.
+fn select_prefix(space: i64, dims: &[u64], n: u64, path: &str) -> Result<(), WriteError> {
+    locked(|| unsafe { check(h5s::H5Sselect_none(space), path, "H5Sselect_none") })?;
+    let rank = dims.len();
+    let mut start = vec![0u64; rank];
+    let mut rest = n;
+    for level in 0..rank {
+        if rest == 0 {
+            break;
+        }
+        // Elements in one step along dimension `level`.
+        let inner = dims
+            .get(level + 1..)
+            .unwrap_or_default()
+            .iter()
+            .try_fold(1u64, |a, d| a.checked_mul(*d))
+            .ok_or_else(|| WriteError::new(path, "write prefix", "size overflow"))?;
+        let whole = rest.checked_div(inner).unwrap_or(0);
+        if whole > 0 {
+            let mut count = vec![1u64; rank];
+            for (i, c) in count.iter_mut().enumerate() {
+                *c = match i.cmp(&level) {
+                    std::cmp::Ordering::Less => 1,
+                    std::cmp::Ordering::Equal => whole,
+                    std::cmp::Ordering::Greater => dims.get(i).copied().unwrap_or(1),
+                };
+            }
+            locked(|| unsafe {
+                check(
+                    h5s::H5Sselect_hyperslab(
+                        space,
+                        h5s::H5S_seloper_t::H5S_SELECT_OR,
+                        start.as_ptr(),
+                        std::ptr::null(),
+                        count.as_ptr(),
+                        std::ptr::null(),
+                    ),
+                    path,
+                    "H5Sselect_hyperslab",
+                )
+            })?;
+        }
+        rest = rest.checked_rem(inner).unwrap_or(0);
+        if let Some(s) = start.get_mut(level) {
+            *s = whole;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parents() {
+        assert_eq!(parent_of("/a/b/c"), "/a/b");
+        assert_eq!(parent_of("/a"), "/");
+        assert_eq!(parent_of("/"), "/");
+        assert!(check_path("a/b").is_err());
+    }
+
+    #[test]
+    fn errors_name_path_and_action() {
+        let e = WriteError::new("/d", "H5Dcreate2", "boom");
+        assert_eq!(e.to_string(), "/d: H5Dcreate2: boom");
+    }
+
+    #[test]
+    fn prefix_selection_counts() {
+        let dims = [3u64, 4, 5];
+        for n in [0u64, 1, 4, 5, 19, 20, 21, 59, 60] {
+            let space = hid(
+                locked(|| unsafe { h5s::H5Screate_simple(3, dims.as_ptr(), std::ptr::null()) }),
+                Kind::Dataspace,
+                "/t",
+                "H5Screate_simple",
+            )
+            .unwrap();
+            select_prefix(space.id(), &dims, n, "/t").unwrap();
+            let got = locked(|| unsafe { h5s::H5Sget_select_npoints(space.id()) });
+            assert_eq!(got, n as i64, "n = {n}");
+        }
+    }
+}

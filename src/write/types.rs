@@ -1,0 +1,916 @@
+//! Turning a parsed [`Datatype`] (spec IV.A.2.d) back into a libhdf5
+//! datatype, and turning file-layout element bytes into the memory buffer
+//! that libhdf5 expects for that datatype.
+//!
+//! One libhdf5 type serves both as the dataset's (attribute's) type at
+//! creation and as the memory type at write time. For types without
+//! variable-length parts it is exactly the file type (same size, offsets,
+//! byte order, padding), so raw bytes pass through without conversion.
+//!
+//! Variable-length strings take 8 bytes in memory (`char *`) but a 16-byte
+//! slot on disk; when libhdf5 stores a compound holding one, it moves every
+//! later member and the compound's end by the difference. So the type is
+//! built in its memory shape: each compound member sits at its file offset
+//! minus the growth of the members before it, which libhdf5 then expands
+//! back to the file layout. Variable-length sequences (`hvl_t`, 16 bytes)
+//! and references have the same size in memory and on disk.
+
+use std::collections::HashMap;
+use std::ffi::c_void;
+
+use hdf5::globals as g;
+use hdf5_sys::h5i::hid_t;
+use hdf5_sys::h5t;
+
+use super::h5::{check, cstr, hid, locked, Hid, Kind};
+use super::{VlenSlot, WriteError};
+use crate::format::message::datatype::{
+    ByteOrder, CharacterSet, CompoundMember, Datatype, DatatypeClass, Normalization, ReferenceKind,
+    StringPadding, VlenKind, MAX_DEPTH,
+};
+
+/// Size of a `char *` (memory form of a variable-length string).
+const PTR: usize = std::mem::size_of::<usize>();
+/// Size of `hvl_t` (memory form of a variable-length sequence).
+const HVL: usize = 2 * std::mem::size_of::<usize>();
+
+/// A libhdf5 datatype built from a parsed one, with its memory size.
+pub(crate) struct Built {
+    pub hid: Hid,
+    pub mem_size: usize,
+}
+
+fn usize_of(v: u64, path: &str, what: &str) -> Result<usize, WriteError> {
+    usize::try_from(v)
+        .map_err(|_| WriteError::new(path, what, format!("{v} does not fit in usize")))
+}
+
+fn too_deep(path: &str) -> WriteError {
+    WriteError::new(path, "datatype", "datatype nesting too deep")
+}
+
+/// True if the type holds a variable-length part or a reference anywhere,
+/// i.e. its bytes cannot be handed to libhdf5 as they are in the file.
+pub(crate) fn needs_buffer(dt: &Datatype, depth: u32) -> bool {
+    if depth > MAX_DEPTH {
+        return true;
+    }
+    match &dt.class {
+        DatatypeClass::VariableLength { .. } | DatatypeClass::Reference { .. } => true,
+        DatatypeClass::Compound { members } => {
+            members.iter().any(|m| needs_buffer(&m.datatype, depth + 1))
+        }
+        DatatypeClass::Array { base, .. }
+        | DatatypeClass::Enumeration { base, .. }
+        | DatatypeClass::Complex { base, .. } => needs_buffer(base, depth + 1),
+        _ => false,
+    }
+}
+
+/// Memory size of one element of `dt` (see the module comment).
+pub(crate) fn mem_size(dt: &Datatype, path: &str, depth: u32) -> Result<usize, WriteError> {
+    if depth > MAX_DEPTH {
+        return Err(too_deep(path));
+    }
+    match &dt.class {
+        DatatypeClass::VariableLength { kind, .. } => Ok(match kind {
+            VlenKind::String => PTR,
+            _ => HVL,
+        }),
+        DatatypeClass::Compound { members } => Ok(compound_layout(dt, members, path, depth)?.1),
+        DatatypeClass::Array { dims, base } => {
+            let n = dims
+                .iter()
+                .try_fold(1usize, |acc, d| acc.checked_mul(*d as usize));
+            let b = mem_size(base, path, depth + 1)?;
+            n.and_then(|n| n.checked_mul(b))
+                .ok_or_else(|| WriteError::new(path, "datatype", "array size overflows"))
+        }
+        _ => usize_of(u64::from(dt.size), path, "datatype size"),
+    }
+}
+
+/// Members in file-offset order with their memory offsets, and the
+/// compound's memory size.
+pub(crate) type Layout<'a> = (Vec<(&'a CompoundMember, usize)>, usize);
+
+/// Member order (by file offset) with memory offsets, and the compound's
+/// memory size.
+pub(crate) fn compound_layout<'a>(
+    dt: &Datatype,
+    members: &'a [CompoundMember],
+    path: &str,
+    depth: u32,
+) -> Result<Layout<'a>, WriteError> {
+    let mut sorted: Vec<&CompoundMember> = members.iter().collect();
+    sorted.sort_by_key(|m| m.offset);
+    let mut shrink = 0usize;
+    let mut out = Vec::with_capacity(sorted.len());
+    let bad = |what: &str| WriteError::new(path, "compound datatype", what.to_string());
+    for m in sorted {
+        let foff = usize_of(m.offset, path, "compound member offset")?;
+        let moff = foff
+            .checked_sub(shrink)
+            .ok_or_else(|| bad("members overlap"))?;
+        let fsize = usize_of(u64::from(m.datatype.size), path, "member size")?;
+        if foff
+            .checked_add(fsize)
+            .is_none_or(|end| end > dt.size as usize)
+        {
+            return Err(bad("a member extends past the compound's size"));
+        }
+        let msize = mem_size(&m.datatype, path, depth + 1)?;
+        if msize > fsize && !matches!(m.datatype.class, DatatypeClass::VariableLength { .. }) {
+            return Err(bad("member memory size exceeds its file size"));
+        }
+        shrink = shrink
+            .checked_add(fsize.saturating_sub(msize))
+            .ok_or_else(|| bad("size overflow"))?;
+        out.push((m, moff));
+    }
+    let total = usize_of(u64::from(dt.size), path, "compound size")?
+        .checked_sub(shrink)
+        .ok_or_else(|| bad("members extend past the compound's size"))?;
+    Ok((out, total))
+}
+
+fn copy_of(base: hid_t, path: &str) -> Result<Hid, WriteError> {
+    hid(
+        locked(|| unsafe { h5t::H5Tcopy(base) }),
+        Kind::Datatype,
+        path,
+        "H5Tcopy",
+    )
+}
+
+fn order_of(o: ByteOrder) -> h5t::H5T_order_t {
+    match o {
+        ByteOrder::LittleEndian => h5t::H5T_order_t::H5T_ORDER_LE,
+        ByteOrder::BigEndian => h5t::H5T_order_t::H5T_ORDER_BE,
+        ByteOrder::Vax => h5t::H5T_order_t::H5T_ORDER_VAX,
+    }
+}
+
+fn pad_of(one: bool) -> h5t::H5T_pad_t {
+    if one {
+        h5t::H5T_pad_t::H5T_PAD_ONE
+    } else {
+        h5t::H5T_pad_t::H5T_PAD_ZERO
+    }
+}
+
+fn strpad_of(p: StringPadding, path: &str) -> Result<h5t::H5T_str_t, WriteError> {
+    match p {
+        StringPadding::NullTerminate => Ok(h5t::H5T_str_t::H5T_STR_NULLTERM),
+        StringPadding::NullPad => Ok(h5t::H5T_str_t::H5T_STR_NULLPAD),
+        StringPadding::SpacePad => Ok(h5t::H5T_str_t::H5T_STR_SPACEPAD),
+        StringPadding::Reserved(v) => Err(WriteError::new(
+            path,
+            "string datatype",
+            format!("reserved padding type {v}"),
+        )),
+    }
+}
+
+fn cset_of(c: CharacterSet, path: &str) -> Result<h5t::H5T_cset_t, WriteError> {
+    match c {
+        CharacterSet::Ascii => Ok(h5t::H5T_cset_t::H5T_CSET_ASCII),
+        CharacterSet::Utf8 => Ok(h5t::H5T_cset_t::H5T_CSET_UTF8),
+        CharacterSet::Reserved(v) => Err(WriteError::new(
+            path,
+            "string datatype",
+            format!("reserved character set {v}"),
+        )),
+    }
+}
+
+/// Sets size, precision and bit offset of an integer-like atomic type.
+fn set_bits(
+    t: hid_t,
+    size: usize,
+    offset: u16,
+    precision: u16,
+    path: &str,
+) -> Result<(), WriteError> {
+    locked(|| unsafe {
+        check(h5t::H5Tset_size(t, size), path, "H5Tset_size")?;
+        check(h5t::H5Tset_offset(t, 0), path, "H5Tset_offset")?;
+        check(
+            h5t::H5Tset_precision(t, usize::from(precision)),
+            path,
+            "H5Tset_precision",
+        )?;
+        check(
+            h5t::H5Tset_offset(t, usize::from(offset)),
+            path,
+            "H5Tset_offset",
+        )?;
+        Ok(())
+    })
+}
+
+/// Builds the libhdf5 type for `dt` (in its memory shape, see the module
+/// comment).
+pub(crate) fn build(dt: &Datatype, path: &str, depth: u32) -> Result<Built, WriteError> {
+    if depth > MAX_DEPTH {
+        return Err(too_deep(path));
+    }
+    let size = usize_of(u64::from(dt.size), path, "datatype size")?;
+    let unsupported = |what: &str| {
+        Err(WriteError::new(
+            path,
+            "datatype",
+            format!("{what} is not supported by the writer"),
+        ))
+    };
+    let t = match &dt.class {
+        DatatypeClass::FixedPoint {
+            order,
+            lo_pad,
+            hi_pad,
+            signed,
+            bit_offset,
+            precision,
+        } => {
+            let t = copy_of(*g::H5T_STD_I8LE, path)?;
+            set_bits(t.id(), size, *bit_offset, *precision, path)?;
+            locked(|| unsafe {
+                let sign = if *signed {
+                    h5t::H5T_sign_t::H5T_SGN_2
+                } else {
+                    h5t::H5T_sign_t::H5T_SGN_NONE
+                };
+                check(h5t::H5Tset_sign(t.id(), sign), path, "H5Tset_sign")?;
+                check(
+                    h5t::H5Tset_pad(t.id(), pad_of(*lo_pad), pad_of(*hi_pad)),
+                    path,
+                    "H5Tset_pad",
+                )?;
+                check(
+                    h5t::H5Tset_order(t.id(), order_of(*order)),
+                    path,
+                    "H5Tset_order",
+                )?;
+                Ok::<(), WriteError>(())
+            })?;
+            t
+        }
+        DatatypeClass::Bitfield {
+            order,
+            lo_pad,
+            hi_pad,
+            bit_offset,
+            precision,
+        } => {
+            let t = copy_of(*g::H5T_STD_B8LE, path)?;
+            set_bits(t.id(), size, *bit_offset, *precision, path)?;
+            locked(|| unsafe {
+                check(
+                    h5t::H5Tset_pad(t.id(), pad_of(*lo_pad), pad_of(*hi_pad)),
+                    path,
+                    "H5Tset_pad",
+                )?;
+                check(
+                    h5t::H5Tset_order(t.id(), order_of(*order)),
+                    path,
+                    "H5Tset_order",
+                )?;
+                Ok::<(), WriteError>(())
+            })?;
+            t
+        }
+        DatatypeClass::Time { order, precision } => {
+            let t = copy_of(*g::H5T_UNIX_D32LE, path)?;
+            set_bits(t.id(), size, 0, *precision, path)?;
+            locked(|| unsafe {
+                check(
+                    h5t::H5Tset_order(t.id(), order_of(*order)),
+                    path,
+                    "H5Tset_order",
+                )
+            })?;
+            t
+        }
+        DatatypeClass::FloatingPoint {
+            order,
+            lo_pad,
+            hi_pad,
+            internal_pad,
+            normalization,
+            sign_location,
+            bit_offset,
+            precision,
+            exponent_location,
+            exponent_size,
+            mantissa_location,
+            mantissa_size,
+            exponent_bias,
+        } => {
+            let norm = match normalization {
+                Normalization::None => h5t::H5T_norm_t::H5T_NORM_NONE,
+                Normalization::MsbSet => h5t::H5T_norm_t::H5T_NORM_MSBSET,
+                Normalization::Implied => h5t::H5T_norm_t::H5T_NORM_IMPLIED,
+                Normalization::Reserved => return unsupported("reserved float normalization"),
+            };
+            let t = copy_of(*g::H5T_IEEE_F64LE, path)?;
+            let prec = usize::from(*precision);
+            locked(|| unsafe {
+                let id = t.id();
+                // Grow first so the new fields fit, then set the fields,
+                // then shrink to the stored precision and size.
+                if size > 8 {
+                    check(h5t::H5Tset_size(id, size), path, "H5Tset_size")?;
+                }
+                if prec > 64 {
+                    check(h5t::H5Tset_precision(id, prec), path, "H5Tset_precision")?;
+                }
+                check(
+                    h5t::H5Tset_fields(
+                        id,
+                        usize::from(*sign_location),
+                        usize::from(*exponent_location),
+                        usize::from(*exponent_size),
+                        usize::from(*mantissa_location),
+                        usize::from(*mantissa_size),
+                    ),
+                    path,
+                    "H5Tset_fields",
+                )?;
+                check(h5t::H5Tset_precision(id, prec), path, "H5Tset_precision")?;
+                check(
+                    h5t::H5Tset_offset(id, usize::from(*bit_offset)),
+                    path,
+                    "H5Tset_offset",
+                )?;
+                if size <= 8 {
+                    check(h5t::H5Tset_size(id, size), path, "H5Tset_size")?;
+                }
+                check(
+                    h5t::H5Tset_ebias(id, *exponent_bias as usize),
+                    path,
+                    "H5Tset_ebias",
+                )?;
+                check(h5t::H5Tset_norm(id, norm), path, "H5Tset_norm")?;
+                check(
+                    h5t::H5Tset_inpad(id, pad_of(*internal_pad)),
+                    path,
+                    "H5Tset_inpad",
+                )?;
+                check(
+                    h5t::H5Tset_pad(id, pad_of(*lo_pad), pad_of(*hi_pad)),
+                    path,
+                    "H5Tset_pad",
+                )?;
+                check(
+                    h5t::H5Tset_order(id, order_of(*order)),
+                    path,
+                    "H5Tset_order",
+                )?;
+                Ok::<(), WriteError>(())
+            })?;
+            t
+        }
+        DatatypeClass::String { padding, charset } => {
+            let pad = strpad_of(*padding, path)?;
+            let cset = cset_of(*charset, path)?;
+            let t = copy_of(*g::H5T_C_S1, path)?;
+            locked(|| unsafe {
+                check(h5t::H5Tset_size(t.id(), size), path, "H5Tset_size")?;
+                check(h5t::H5Tset_strpad(t.id(), pad), path, "H5Tset_strpad")?;
+                check(h5t::H5Tset_cset(t.id(), cset), path, "H5Tset_cset")?;
+                Ok::<(), WriteError>(())
+            })?;
+            t
+        }
+        DatatypeClass::Opaque { tag } => {
+            let t = hid(
+                locked(|| unsafe { h5t::H5Tcreate(h5t::H5T_class_t::H5T_OPAQUE, size) }),
+                Kind::Datatype,
+                path,
+                "H5Tcreate(opaque)",
+            )?;
+            if !tag.is_empty() {
+                let c = cstr(tag, path, "opaque tag")?;
+                locked(|| unsafe {
+                    check(h5t::H5Tset_tag(t.id(), c.as_ptr()), path, "H5Tset_tag")
+                })?;
+            }
+            t
+        }
+        DatatypeClass::Compound { members } => {
+            let (layout, total) = compound_layout(dt, members, path, depth)?;
+            let t = hid(
+                locked(|| unsafe { h5t::H5Tcreate(h5t::H5T_class_t::H5T_COMPOUND, total) }),
+                Kind::Datatype,
+                path,
+                "H5Tcreate(compound)",
+            )?;
+            for (m, moff) in layout {
+                let mt = build(&m.datatype, path, depth + 1)?;
+                let name = cstr(&m.name, path, "compound member name")?;
+                locked(|| unsafe {
+                    check(
+                        h5t::H5Tinsert(t.id(), name.as_ptr(), moff, mt.hid.id()),
+                        path,
+                        &format!("H5Tinsert(member {:?})", m.name),
+                    )
+                })?;
+            }
+            t
+        }
+        DatatypeClass::Reference { kind, .. } => match kind {
+            ReferenceKind::Object => copy_of(*g::H5T_STD_REF_OBJ, path)?,
+            ReferenceKind::DatasetRegion => copy_of(*g::H5T_STD_REF_DSETREG, path)?,
+            other => return unsupported(&format!("reference kind {other:?}")),
+        },
+        DatatypeClass::Enumeration { base, members } => {
+            if needs_buffer(base, depth + 1) {
+                return unsupported("an enumeration over a variable-length base");
+            }
+            let b = build(base, path, depth + 1)?;
+            let t = hid(
+                locked(|| unsafe { h5t::H5Tenum_create(b.hid.id()) }),
+                Kind::Datatype,
+                path,
+                "H5Tenum_create",
+            )?;
+            for m in members {
+                if m.value.len() != b.mem_size {
+                    return Err(WriteError::new(
+                        path,
+                        "enumeration datatype",
+                        format!("member {:?} value has {} bytes", m.name, m.value.len()),
+                    ));
+                }
+                let name = cstr(&m.name, path, "enumeration member name")?;
+                locked(|| unsafe {
+                    check(
+                        h5t::H5Tenum_insert(
+                            t.id(),
+                            name.as_ptr(),
+                            m.value.as_ptr().cast::<c_void>(),
+                        ),
+                        path,
+                        &format!("H5Tenum_insert({:?})", m.name),
+                    )
+                })?;
+            }
+            t
+        }
+        DatatypeClass::VariableLength {
+            kind,
+            padding,
+            charset,
+            base,
+        } => match kind {
+            VlenKind::String => {
+                let pad = strpad_of(*padding, path)?;
+                let cset = cset_of(*charset, path)?;
+                let t = copy_of(*g::H5T_C_S1, path)?;
+                locked(|| unsafe {
+                    check(
+                        h5t::H5Tset_size(t.id(), h5t::H5T_VARIABLE),
+                        path,
+                        "H5Tset_size(variable)",
+                    )?;
+                    check(h5t::H5Tset_strpad(t.id(), pad), path, "H5Tset_strpad")?;
+                    check(h5t::H5Tset_cset(t.id(), cset), path, "H5Tset_cset")?;
+                    Ok::<(), WriteError>(())
+                })?;
+                t
+            }
+            VlenKind::Sequence => {
+                if needs_buffer(base, depth + 1) {
+                    return unsupported(
+                        "a variable-length sequence of variable-length or reference elements",
+                    );
+                }
+                let b = build(base, path, depth + 1)?;
+                hid(
+                    locked(|| unsafe { h5t::H5Tvlen_create(b.hid.id()) }),
+                    Kind::Datatype,
+                    path,
+                    "H5Tvlen_create",
+                )?
+            }
+            VlenKind::Reserved(v) => return unsupported(&format!("variable-length kind {v}")),
+        },
+        DatatypeClass::Array { dims, base } => {
+            let b = build(base, path, depth + 1)?;
+            let hdims: Vec<u64> = dims.iter().map(|d| u64::from(*d)).collect();
+            let rank = u32::try_from(hdims.len())
+                .map_err(|_| WriteError::new(path, "array datatype", "rank too large"))?;
+            hid(
+                locked(|| unsafe { h5t::H5Tarray_create2(b.hid.id(), rank, hdims.as_ptr()) }),
+                Kind::Datatype,
+                path,
+                "H5Tarray_create2",
+            )?
+        }
+        DatatypeClass::Complex { .. } => {
+            return unsupported("the complex class (HDF5 2.0) with libhdf5 1.10")
+        }
+    };
+    let mem_size = mem_size(dt, path, depth)?;
+    Ok(Built { hid: t, mem_size })
+}
+
+/// Builds the memory buffer for `n` elements of `dt` from their file
+/// layout bytes: variable-length slots become `char *` / `hvl_t`, object
+/// references are recreated in the output file, everything else is copied.
+pub(crate) struct Fill<'a> {
+    pub path: &'a str,
+    pub src: &'a [u8],
+    pub mem: Vec<u8>,
+    pub slots: HashMap<usize, &'a VlenSlot>,
+    /// NUL-terminated string copies the `char *` pointers point into.
+    pub keep: Vec<Vec<u8>>,
+    pub refs: &'a HashMap<u64, String>,
+    pub file: hid_t,
+    pub notes: Vec<String>,
+    missing_slots: u64,
+}
+
+impl<'a> Fill<'a> {
+    pub(crate) fn new(
+        path: &'a str,
+        src: &'a [u8],
+        vlen: &'a [VlenSlot],
+        refs: &'a HashMap<u64, String>,
+        file: hid_t,
+    ) -> Fill<'a> {
+        Fill {
+            path,
+            src,
+            mem: Vec::new(),
+            slots: vlen.iter().map(|s| (s.offset, s)).collect(),
+            keep: Vec::new(),
+            refs,
+            file,
+            notes: Vec::new(),
+            missing_slots: 0,
+        }
+    }
+
+    /// Fills `self.mem` for `n` elements whose file size is `fsize` and
+    /// memory size `msize`.
+    pub(crate) fn run(
+        &mut self,
+        dt: &Datatype,
+        n: usize,
+        fsize: usize,
+        msize: usize,
+    ) -> Result<(), WriteError> {
+        let total = n
+            .checked_mul(msize)
+            .filter(|t| *t <= self.src.len().saturating_mul(2).saturating_add(4096))
+            .ok_or_else(|| WriteError::new(self.path, "memory buffer", "size out of bounds"))?;
+        self.mem = vec![0u8; total];
+        for i in 0..n {
+            let foff = i
+                .checked_mul(fsize)
+                .ok_or_else(|| WriteError::new(self.path, "memory buffer", "offset overflow"))?;
+            let moff = i
+                .checked_mul(msize)
+                .ok_or_else(|| WriteError::new(self.path, "memory buffer", "offset overflow"))?;
+            self.element(dt, foff, moff, 0)?;
+        }
+        if self.missing_slots > 0 {
+            self.notes.push(format!(
+                "{}: {} variable-length value(s) not provided; written as empty",
+                self.path, self.missing_slots
+            ));
+        }
+        Ok(())
+    }
+
+    fn put(&mut self, moff: usize, bytes: &[u8]) -> Result<(), WriteError> {
+        let end = moff.checked_add(bytes.len());
+        match end.and_then(|e| self.mem.get_mut(moff..e)) {
+            Some(dst) => {
+                dst.copy_from_slice(bytes);
+                Ok(())
+            }
+            None => Err(WriteError::new(
+                self.path,
+                "memory buffer",
+                "element layout exceeds the buffer",
+            )),
+        }
+    }
+
+    fn src_at(&self, foff: usize, len: usize) -> Result<&'a [u8], WriteError> {
+        let src: &'a [u8] = self.src;
+        foff.checked_add(len)
+            .and_then(|e| src.get(foff..e))
+            .ok_or_else(|| {
+                WriteError::new(self.path, "value bytes", "element layout exceeds the value")
+            })
+    }
+
+    fn element(
+        &mut self,
+        dt: &Datatype,
+        foff: usize,
+        moff: usize,
+        depth: u32,
+    ) -> Result<(), WriteError> {
+        if depth > MAX_DEPTH {
+            return Err(too_deep(self.path));
+        }
+        let fsize = usize_of(u64::from(dt.size), self.path, "datatype size")?;
+        if !needs_buffer(dt, depth) {
+            let b = self.src_at(foff, fsize)?;
+            return self.put(moff, b);
+        }
+        match &dt.class {
+            DatatypeClass::VariableLength { kind, base, .. } => {
+                let slot = self.slots.get(&foff).copied();
+                match kind {
+                    VlenKind::String => {
+                        let mut s: Vec<u8> = match slot {
+                            Some(sl) => {
+                                let end = sl
+                                    .data
+                                    .iter()
+                                    .position(|&b| b == 0)
+                                    .unwrap_or(sl.data.len());
+                                sl.data.get(..end).unwrap_or_default().to_vec()
+                            }
+                            None => {
+                                self.missing_slots += 1;
+                                Vec::new()
+                            }
+                        };
+                        s.push(0);
+                        let p = s.as_ptr() as usize;
+                        self.keep.push(s);
+                        self.put(moff, &p.to_ne_bytes())
+                    }
+                    _ => {
+                        let (len, p) = match slot {
+                            Some(sl) => {
+                                let bsize = usize_of(u64::from(base.size), self.path, "base size")?;
+                                let count = usize_of(sl.count, self.path, "sequence length")?;
+                                let have = sl.data.len().checked_div(bsize).unwrap_or(0);
+                                if have < count {
+                                    self.notes.push(format!(
+                                        "{}: sequence at byte {} holds {have} of {count} elements; truncated",
+                                        self.path, foff
+                                    ));
+                                }
+                                let len = have.min(count);
+                                let p = if len == 0 {
+                                    0
+                                } else {
+                                    sl.data.as_ptr() as usize
+                                };
+                                (len, p)
+                            }
+                            None => {
+                                self.missing_slots += 1;
+                                (0, 0)
+                            }
+                        };
+                        self.put(moff, &len.to_ne_bytes())?;
+                        self.put(moff.saturating_add(PTR), &p.to_ne_bytes())
+                    }
+                }
+            }
+            DatatypeClass::Compound { members } => {
+                let (layout, _) = compound_layout(dt, members, self.path, depth)?;
+                for (m, mo) in layout {
+                    let f = usize_of(m.offset, self.path, "member offset")?;
+                    let f = foff.checked_add(f).ok_or_else(|| {
+                        WriteError::new(self.path, "memory buffer", "offset overflow")
+                    })?;
+                    let mo = moff.checked_add(mo).ok_or_else(|| {
+                        WriteError::new(self.path, "memory buffer", "offset overflow")
+                    })?;
+                    self.element(&m.datatype, f, mo, depth + 1)?;
+                }
+                Ok(())
+            }
+            DatatypeClass::Array { dims, base } => {
+                let n = dims
+                    .iter()
+                    .try_fold(1usize, |acc, d| acc.checked_mul(*d as usize))
+                    .ok_or_else(|| WriteError::new(self.path, "array datatype", "size overflow"))?;
+                let bf = usize_of(u64::from(base.size), self.path, "base size")?;
+                let bm = mem_size(base, self.path, depth + 1)?;
+                for k in 0..n {
+                    let f = k.checked_mul(bf).and_then(|x| x.checked_add(foff));
+                    let m = k.checked_mul(bm).and_then(|x| x.checked_add(moff));
+                    let (Some(f), Some(m)) = (f, m) else {
+                        return Err(WriteError::new(
+                            self.path,
+                            "memory buffer",
+                            "offset overflow",
+                        ));
+                    };
+                    self.element(base, f, m, depth + 1)?;
+                }
+                Ok(())
+            }
+            DatatypeClass::Reference { kind, .. } => {
+                let raw = self.src_at(foff, fsize)?;
+                match kind {
+                    ReferenceKind::Object => {
+                        let mut a = [0u8; 8];
+                        for (d, s) in a.iter_mut().zip(raw.iter()) {
+                            *d = *s;
+                        }
+                        let addr = u64::from_le_bytes(a);
+                        let all_ones = raw.iter().all(|&b| b == 0xff);
+                        if addr == 0 || all_ones {
+                            return Ok(()); // a null reference stays null
+                        }
+                        match self.refs.get(&addr) {
+                            Some(target) => {
+                                let name = cstr(target, self.path, "reference target")?;
+                                let end = moff.checked_add(8).filter(|e| *e <= self.mem.len());
+                                if end.is_none() {
+                                    return Err(WriteError::new(
+                                        self.path,
+                                        "memory buffer",
+                                        "reference exceeds the buffer",
+                                    ));
+                                }
+                                let dst = self.mem.as_mut_ptr().wrapping_add(moff);
+                                let file = self.file;
+                                let path = self.path;
+                                locked(|| unsafe {
+                                    check(
+                                        hdf5_sys::h5r::H5Rcreate(
+                                            dst.cast::<c_void>(),
+                                            file,
+                                            name.as_ptr(),
+                                            hdf5_sys::h5r::H5R_type_t::H5R_OBJECT,
+                                            -1,
+                                        ),
+                                        path,
+                                        &format!("H5Rcreate({target})"),
+                                    )
+                                })?;
+                                Ok(())
+                            }
+                            None => {
+                                self.notes.push(format!(
+                                    "{}: object reference to unknown address {addr:#x} written as null",
+                                    self.path
+                                ));
+                                Ok(())
+                            }
+                        }
+                    }
+                    _ => {
+                        if raw.iter().any(|&b| b != 0) {
+                            self.notes.push(format!(
+                                "{}: region reference at byte {foff} written as null",
+                                self.path
+                            ));
+                        }
+                        Ok(())
+                    }
+                }
+            }
+            _ => Err(WriteError::new(
+                self.path,
+                "datatype",
+                "variable-length data inside this class is not supported",
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn int(size: u32) -> Datatype {
+        Datatype {
+            version: 1,
+            size,
+            class: DatatypeClass::FixedPoint {
+                order: ByteOrder::LittleEndian,
+                lo_pad: false,
+                hi_pad: false,
+                signed: true,
+                bit_offset: 0,
+                precision: (size * 8) as u16,
+            },
+        }
+    }
+
+    fn vstr() -> Datatype {
+        Datatype {
+            version: 1,
+            size: 16,
+            class: DatatypeClass::VariableLength {
+                kind: VlenKind::String,
+                padding: StringPadding::NullTerminate,
+                charset: CharacterSet::Utf8,
+                base: Box::new(int(1)),
+            },
+        }
+    }
+
+    fn member(name: &str, offset: u64, datatype: Datatype) -> CompoundMember {
+        CompoundMember {
+            name: name.into(),
+            offset,
+            datatype,
+        }
+    }
+
+    fn compound(size: u32, members: Vec<CompoundMember>) -> Datatype {
+        Datatype {
+            version: 1,
+            size,
+            class: DatatypeClass::Compound { members },
+        }
+    }
+
+    #[test]
+    fn vlen_strings_shrink_later_members() {
+        // {s: vlen str @0, a: i4 @16, t: vlen str @20, b: i4 @36}, size 40.
+        let c = compound(
+            40,
+            vec![
+                member("b", 36, int(4)),
+                member("s", 0, vstr()),
+                member("t", 20, vstr()),
+                member("a", 16, int(4)),
+            ],
+        );
+        let DatatypeClass::Compound { members } = &c.class else {
+            unreachable!()
+        };
+        let (layout, size) = compound_layout(&c, members, "/x", 0).unwrap();
+        let got: Vec<(&str, usize)> = layout.iter().map(|(m, o)| (m.name.as_str(), *o)).collect();
+        assert_eq!(got, vec![("s", 0), ("a", 8), ("t", 12), ("b", 20)]);
+        assert_eq!(size, 24);
+        assert_eq!(mem_size(&c, "/x", 0).unwrap(), 24);
+        assert!(needs_buffer(&c, 0));
+        assert!(!needs_buffer(&int(4), 0));
+    }
+
+    #[test]
+    fn inconsistent_compounds_are_errors() {
+        // Members past the compound's end.
+        let c = compound(8, vec![member("s", 0, vstr())]);
+        let DatatypeClass::Compound { members } = &c.class else {
+            unreachable!()
+        };
+        assert!(compound_layout(&c, members, "/x", 0).is_err());
+        // Overlapping vlen slots push an offset below zero.
+        let c = compound(40, vec![member("s", 0, vstr()), member("t", 4, vstr())]);
+        let DatatypeClass::Compound { members } = &c.class else {
+            unreachable!()
+        };
+        assert!(compound_layout(&c, members, "/x", 0).is_err());
+    }
+
+    #[test]
+    fn arrays_of_vlen_strings_use_pointer_stride() {
+        let a = Datatype {
+            version: 2,
+            size: 48,
+            class: DatatypeClass::Array {
+                dims: vec![3],
+                base: Box::new(vstr()),
+            },
+        };
+        assert_eq!(mem_size(&a, "/x", 0).unwrap(), 3 * PTR);
+        let huge = Datatype {
+            version: 2,
+            size: 48,
+            class: DatatypeClass::Array {
+                dims: vec![u32::MAX, u32::MAX, u32::MAX],
+                base: Box::new(int(8)),
+            },
+        };
+        assert!(mem_size(&huge, "/x", 0).is_err());
+    }
+
+    #[test]
+    fn fill_checks_bounds() {
+        let refs = HashMap::new();
+        let slots = [VlenSlot {
+            offset: 0,
+            count: 3,
+            data: b"ab\0c".to_vec(),
+        }];
+        let src = [0u8; 16];
+        let mut f = Fill::new("/x", &src, &slots, &refs, -1);
+        f.run(&vstr(), 1, 16, PTR).unwrap();
+        assert_eq!(f.keep, vec![b"ab\0".to_vec()]);
+        // More elements than bytes: an error, not a panic.
+        let mut f = Fill::new("/x", &src, &slots, &refs, -1);
+        assert!(f.run(&int(4), 5, 4, 4).is_err());
+        // A missing slot is written as an empty string, with a note.
+        let mut f = Fill::new("/x", &src, &[], &refs, -1);
+        f.run(&vstr(), 1, 16, PTR).unwrap();
+        assert_eq!(f.notes.len(), 1);
+    }
+}

@@ -1,0 +1,144 @@
+"""Compare a file written by h5salvage's Writer with its source, via h5py.
+
+usage: compare_h5.py ORIG OUT [--skip PATH]...
+
+Every group and dataset of ORIG reached by a hard link (first path only) and
+not under a skipped path must exist in OUT with the same kind, attribute
+names and values (dtype and bytes), and for datasets the same dtype, shape,
+maxshape, layout, chunks, filters (compression, options, shuffle,
+fletcher32), fill value and data. Fixed-size data is compared byte for byte
+(tobytes); variable-length and reference data element by element (references
+by the path of their target). Region references are only type-checked.
+Prints one line per mismatch and exits 1 if there was any.
+"""
+import sys
+
+import h5py
+import numpy as np
+
+
+def norm(x, f):
+    if isinstance(x, h5py.Reference):
+        return ("ref", f[x].name if x else None)
+    if isinstance(x, h5py.RegionReference):
+        return ("regionref",)
+    if isinstance(x, np.ndarray):
+        if x.dtype.kind == "O" or (x.dtype.names and any(x.dtype[n].kind == "O" for n in x.dtype.names)):
+            return ("objarr", x.shape, [norm(y, f) for y in x.reshape(-1)])
+        return ("arr", x.dtype.str, x.shape, x.tobytes())
+    if isinstance(x, np.void) and x.dtype.names:
+        return ("rec", tuple(norm(x[n], f) for n in x.dtype.names))
+    if isinstance(x, np.generic):
+        return ("scalar", x.dtype.str, x.tobytes())
+    if isinstance(x, h5py.Empty):
+        return ("empty", str(x.dtype))
+    return x
+
+
+def is_region(dt):
+    return h5py.check_dtype(ref=dt) is h5py.RegionReference or (
+        dt.names and any(is_region(dt[n]) for n in dt.names))
+
+
+def objects(f, skip):
+    out = []
+
+    def rec(g):
+        for name in g:
+            link = g.get(name, getlink=True)
+            path = (g.name.rstrip("/") + "/" + name)
+            if not isinstance(link, h5py.HardLink) or any(path == s or path.startswith(s + "/") for s in skip):
+                continue
+            obj = g.get(name)
+            if obj is None:
+                continue
+            key = obj.id.addr if hasattr(obj.id, "addr") else path
+            if key in seen:
+                continue
+            seen.add(key)
+            out.append(path)
+            if isinstance(obj, h5py.Group):
+                rec(obj)
+
+    seen = set()
+    out.append("/")
+    rec(f)
+    return out
+
+
+def main():
+    orig, outp = sys.argv[1], sys.argv[2]
+    skip = [sys.argv[i + 1] for i, a in enumerate(sys.argv) if a == "--skip"]
+    a, b = h5py.File(orig, "r"), h5py.File(outp, "r")
+    bad = []
+    count = {"groups": 0, "datasets": 0, "attributes": 0}
+
+    def err(path, msg):
+        bad.append(f"{path}: {msg}")
+
+    for path in objects(a, skip):
+        x = a[path]
+        if path not in b:
+            err(path, "missing in output")
+            continue
+        y = b[path]
+        if type(x) is not type(y):
+            err(path, f"kind {type(x).__name__} vs {type(y).__name__}")
+            continue
+        names_x = sorted(x.attrs.keys())
+        names_y = sorted(k for k in y.attrs.keys() if not k.startswith("h5salvage_"))
+        if names_x != names_y:
+            err(path, f"attribute names {names_x} vs {names_y}")
+        for n in names_x:
+            if n not in y.attrs:
+                continue
+            count["attributes"] += 1
+            ax, ay = x.attrs.get_id(n), y.attrs.get_id(n)
+            if ax.dtype != ay.dtype:
+                err(path, f"@{n}: dtype {ax.dtype} vs {ay.dtype}")
+                continue
+            if ax.shape != ay.shape:
+                err(path, f"@{n}: shape {ax.shape} vs {ay.shape}")
+                continue
+            if is_region(ax.dtype):
+                continue
+            vx, vy = norm(x.attrs[n], a), norm(y.attrs[n], b)
+            if vx != vy:
+                err(path, f"@{n}: value {vx!r} vs {vy!r}")
+        if isinstance(x, h5py.Group):
+            count["groups"] += 1
+            continue
+        if isinstance(x, h5py.Datatype):
+            if x.dtype != y.dtype:
+                err(path, f"committed dtype {x.dtype} vs {y.dtype}")
+            continue
+        count["datasets"] += 1
+        for prop in ("dtype", "shape", "maxshape", "chunks", "compression",
+                     "compression_opts", "shuffle", "fletcher32"):
+            px, py = getattr(x, prop), getattr(y, prop)
+            if px != py:
+                err(path, f"{prop} {px!r} vs {py!r}")
+        cx, cy = x.id.get_create_plist(), y.id.get_create_plist()
+        if cx.get_layout() != cy.get_layout():
+            err(path, f"layout {cx.get_layout()} vs {cy.get_layout()}")
+        if cx.fill_value_defined() != cy.fill_value_defined():
+            err(path, f"fill value defined {cx.fill_value_defined()} vs {cy.fill_value_defined()}")
+        if x.dtype.kind != "O" and not (x.dtype.names and "O" in str(x.dtype)):
+            fx, fy = norm(x.fillvalue, a), norm(y.fillvalue, b)
+            if fx != fy:
+                err(path, f"fillvalue {fx!r} vs {fy!r}")
+        if x.shape is None:
+            continue
+        if is_region(x.dtype):
+            continue
+        dx, dy = norm(x[()], a), norm(y[()], b)
+        if dx != dy:
+            err(path, f"data differ: {str(dx)[:200]} vs {str(dy)[:200]}")
+    for line in bad:
+        print(line)
+    print(f"compared {count['groups']} groups, {count['datasets']} datasets, "
+          f"{count['attributes']} attributes; {len(bad)} mismatches")
+    sys.exit(1 if bad else 0)
+
+
+main()
