@@ -100,6 +100,11 @@ pub struct Object {
     pub hard_link_of: Option<String>,
     /// How it was found: by the walk from the superblock, or by carving.
     pub origin: Origin,
+    /// Absolute byte ranges `[start, end)` of its object header: the
+    /// prefix and chunk 0, and each message frame in continuation blocks.
+    pub header_spans: Vec<(u64, u64)>,
+    /// Header version (1: no checksum, 2: lookup3 checksummed), when read.
+    pub header_version: Option<u8>,
 }
 
 /// How an object was found.
@@ -124,7 +129,17 @@ impl Object {
             datatype: None,
             hard_link_of: None,
             origin: Origin::Walk,
+            header_spans: Vec::new(),
+            header_version: None,
         }
+    }
+
+    /// True if its object header (or a continuation block) failed its
+    /// checksum: what the header says cannot be trusted.
+    pub fn header_checksum_failed(&self) -> bool {
+        self.problems.iter().any(|p| {
+            p.structure.starts_with("object header") && p.message.starts_with("checksum mismatch")
+        })
     }
 
     /// Records a problem and lowers the status to at least `status`.
@@ -276,8 +291,11 @@ pub struct LinkEntry {
     pub path: String,
     /// "soft", "external" or "user_defined".
     pub kind: &'static str,
-    /// Soft: target path. External: "file:path". User-defined: the type number.
+    /// Soft and external: the target path. User-defined: "type N".
     pub target: String,
+    /// External links: the target file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
 }
 
 /// The overall judgement on a file.

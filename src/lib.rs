@@ -10,6 +10,7 @@ pub mod format;
 pub mod inventory;
 pub mod read;
 pub mod report;
+pub mod salvage;
 pub mod source;
 pub mod walk;
 pub mod write;

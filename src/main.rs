@@ -33,6 +33,72 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Write everything recoverable from INPUT into a new, clean HDF5 file.
+    ///
+    /// Exit codes: 0 everything recovered, 1 something recovered but some
+    /// objects are partial or lost, 2 usage, I/O or write error (no output
+    /// is left behind), 3 nothing recoverable.
+    Salvage {
+        /// The damaged file (opened read-only, never modified).
+        input: PathBuf,
+        /// The new file (written to a temporary file beside it, renamed
+        /// when complete).
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Replace OUTPUT if it exists.
+        #[arg(long)]
+        force: bool,
+        /// Print the account of every object as JSON instead of the summary.
+        #[arg(long)]
+        json: bool,
+        /// Also write the JSON account to this file.
+        #[arg(long, value_name = "FILE")]
+        report: Option<PathBuf>,
+    },
+}
+
+fn salvage(
+    input: &std::path::Path,
+    output: &std::path::Path,
+    force: bool,
+    json: bool,
+    report_file: Option<&std::path::Path>,
+) -> i32 {
+    let rep = match h5salvage::salvage::salvage(input, output, force) {
+        Ok(r) => r,
+        Err(h5salvage::salvage::SalvageError::NothingRecoverable(why)) => {
+            eprintln!(
+                "h5salvage: {}: nothing recoverable ({why}); no output written",
+                input.display()
+            );
+            return exit::NOTHING_READABLE;
+        }
+        Err(e) => {
+            eprintln!("h5salvage: {}: {e}", input.display());
+            return exit::USAGE_OR_IO;
+        }
+    };
+    let doc = serde_json::to_value(&rep).unwrap_or_default();
+    if let Some(path) = report_file {
+        let text = serde_json::to_string_pretty(&doc).unwrap_or_default();
+        if let Err(e) = std::fs::write(path, text + "\n") {
+            eprintln!("h5salvage: {}: {e}", path.display());
+            return exit::USAGE_OR_IO;
+        }
+    }
+    let stdout = io::stdout();
+    let mut out = stdout.lock();
+    if json {
+        let _ = serde_json::to_writer_pretty(&mut out, &doc);
+        let _ = writeln!(out);
+    } else {
+        let _ = report::salvage_summary(&rep, &mut out);
+    }
+    if rep.partial == 0 && rep.lost == 0 && rep.attributes_lost == 0 {
+        exit::HEALTHY
+    } else {
+        exit::DAMAGED
+    }
 }
 
 fn scan(files: &[PathBuf], json: bool) -> i32 {
@@ -72,6 +138,13 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Scan { files, json } => scan(&files, json),
+        Command::Salvage {
+            input,
+            output,
+            force,
+            json,
+            report,
+        } => salvage(&input, &output, force, json, report.as_deref()),
     };
     ExitCode::from(code as u8)
 }

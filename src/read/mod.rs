@@ -243,6 +243,19 @@ fn verify_chunk<'a>(
             c.offset
         ));
     }
+    // A chunk starting at or past the dataset's extent holds no element of
+    // it: a damaged index key (spec III.A.1 chunk keys hold the offsets).
+    if let Some(i) = c
+        .offset
+        .iter()
+        .zip(&ds.dataspace.dims)
+        .position(|(&o, &extent)| o >= extent)
+    {
+        return Err(format!(
+            "chunk offset {:?} lies outside the dataset's extent {:?} (dimension {i})",
+            c.offset, ds.dataspace.dims
+        ));
+    }
     if !image.contains(c.address, c.size) {
         return Err(format!(
             "stored bytes ({} at address {:#x}) lie outside the file",

@@ -235,7 +235,14 @@ pub fn human(inv: &Inventory, out: &mut dyn Write) -> io::Result<()> {
         }
     }
     for l in &inv.links {
-        writeln!(out, "  link     {:<8} {} -> {}", l.kind, l.path, l.target)?;
+        match &l.file {
+            Some(file) => writeln!(
+                out,
+                "  link     {:<8} {} -> {file}:{}",
+                l.kind, l.path, l.target
+            )?,
+            None => writeln!(out, "  link     {:<8} {} -> {}", l.kind, l.path, l.target)?,
+        }
     }
     if !inv.problems.is_empty() {
         writeln!(out, "  file problems:")?;
@@ -263,6 +270,40 @@ pub fn human(inv: &Inventory, out: &mut dyn Write) -> io::Result<()> {
         s.partial,
         s.lost,
         s.problems
+    )?;
+    Ok(())
+}
+
+/// The one-screen summary of a salvage run.
+pub fn salvage_summary(r: &crate::salvage::SalvageReport, out: &mut dyn Write) -> io::Result<()> {
+    writeln!(out, "{} -> {}", r.input, r.output)?;
+    writeln!(
+        out,
+        "  input: {} bytes, scan verdict {}",
+        r.input_size, r.verdict
+    )?;
+    for o in r.objects.iter().filter(|o| o.result != "recovered") {
+        writeln!(
+            out,
+            "  {:<9} {:<8} {}",
+            o.result.to_uppercase(),
+            o.kind,
+            o.path
+        )?;
+        for why in o.reasons.iter().take(4) {
+            writeln!(out, "            {why}")?;
+        }
+        if o.reasons.len() > 4 {
+            writeln!(out, "            ... {} more", o.reasons.len() - 4)?;
+        }
+    }
+    for n in &r.notes {
+        writeln!(out, "  note: {n}")?;
+    }
+    writeln!(
+        out,
+        "  recovered {} objects intact, {} partial (marked h5salvage_status=partial), {} lost; {} attributes lost",
+        r.recovered, r.partial, r.lost, r.attributes_lost
     )?;
     Ok(())
 }

@@ -74,10 +74,11 @@ pub fn members(
         }
         match target {
             Target::Hard(addr) => out.hard.push((child, addr)),
-            Target::Other(kind, target) => out.links.push(LinkEntry {
+            Target::Other(kind, target, file) => out.links.push(LinkEntry {
                 path: child,
                 kind,
                 target,
+                file,
             }),
         }
     }
@@ -86,16 +87,17 @@ pub fn members(
 
 enum Target {
     Hard(u64),
-    Other(&'static str, String),
+    /// Kind, target path, external file.
+    Other(&'static str, String, Option<String>),
 }
 
 fn add_link(named: &mut BTreeMap<Vec<u8>, Target>, l: Link, problems: &mut Vec<Problem>) {
     let target = match l.target {
         LinkTarget::Hard { address } => Target::Hard(address),
-        LinkTarget::Soft { path } => Target::Other("soft", path),
-        LinkTarget::External { file, path } => Target::Other("external", format!("{file}:{path}")),
+        LinkTarget::Soft { path } => Target::Other("soft", path, None),
+        LinkTarget::External { file, path } => Target::Other("external", path, Some(file)),
         LinkTarget::UserDefined { link_type, .. } => {
-            Target::Other("user_defined", format!("type {link_type}"))
+            Target::Other("user_defined", format!("type {link_type}"), None)
         }
     };
     insert_unique(named, l.name.into_bytes(), target, problems);
@@ -169,7 +171,9 @@ fn symbol_table_members(
             let target = match e.scratch {
                 Scratch::SymbolicLink { offset } => {
                     match local_heap::name_at(segment, u64::from(offset)) {
-                        Some(t) => Target::Other("soft", String::from_utf8_lossy(t).into_owned()),
+                        Some(t) => {
+                            Target::Other("soft", String::from_utf8_lossy(t).into_owned(), None)
+                        }
                         None => {
                             problems.push(Problem::new(
                                 image.absolute(snod_addr),

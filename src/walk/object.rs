@@ -76,6 +76,22 @@ pub fn read_object(image: &Image, addr: u64, obj: &mut Object) -> Option<HeaderC
         }
         return None;
     }
+    if let Some(p) = &prefix {
+        obj.header_version = Some(p.version);
+        obj.header_spans.push((p.address_abs, p.end_abs()));
+    }
+    for raw in &raws {
+        // Message frame: the header before the body (v1 8 bytes, v2 4 or 6).
+        let start = raw.body_offset.saturating_sub(8);
+        let end = raw.body_offset.saturating_add(u64::from(raw.size));
+        if !obj
+            .header_spans
+            .iter()
+            .any(|&(s, e)| s <= start && end <= e)
+        {
+            obj.header_spans.push((start, end));
+        }
+    }
     let mut h = HeaderContents::default();
     for raw in &raws {
         match decode(image, raw) {

@@ -30,18 +30,8 @@ use crate::format::message::filter_pipeline::FLAG_OPTIONAL;
 use crate::inventory::Dataset;
 use h5::{check, cstr, hid, locked, Hid, Kind};
 
-/// A resolved variable-length value: the 16-byte file slot at byte `offset`
-/// of a buffer of elements (file layout) holds `count` elements (bytes for
-/// strings) whose bytes are `data` (file layout of the base type).
-///
-/// Same shape as the reading stage's `VlenSlot`; one of the two should
-/// become a re-export of the other when both stages are merged.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct VlenSlot {
-    pub offset: usize,
-    pub count: u64,
-    pub data: Vec<u8>,
-}
+/// Variable-length values resolved by the reading stage.
+pub use crate::read::vlen::VlenSlot;
 
 /// A failed write: the object path, what was being done, and why
 /// (libhdf5's error stack description where there is one).
@@ -256,6 +246,30 @@ impl Writer {
                 ),
                 path,
                 "H5Lcreate_hard",
+            )
+        })?;
+        Ok(())
+    }
+
+    /// Stores `datatype` as a committed (named) datatype at `path`.
+    pub fn commit_datatype(&mut self, path: &str, datatype: &Datatype) -> Result<(), WriteError> {
+        check_path(path)?;
+        self.group(parent_of(path))?;
+        let fid = self.fid(path)?;
+        let t = types::build(datatype, path, 0)?;
+        let cp = cstr(path, path, "commit")?;
+        locked(|| unsafe {
+            check(
+                h5t::H5Tcommit2(
+                    fid,
+                    cp.as_ptr(),
+                    t.hid.id(),
+                    h5p::H5P_DEFAULT,
+                    h5p::H5P_DEFAULT,
+                    h5p::H5P_DEFAULT,
+                ),
+                path,
+                "H5Tcommit2",
             )
         })?;
         Ok(())

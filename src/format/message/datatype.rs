@@ -565,17 +565,33 @@ impl Datatype {
     }
 
     fn has_vlen(&self, depth: u32) -> bool {
+        self.any_class(depth, &|c| {
+            matches!(c, DatatypeClass::VariableLength { .. })
+        })
+    }
+
+    /// True if a reference type occurs anywhere inside: such values hold
+    /// addresses that must be translated, not copied.
+    pub fn contains_reference(&self) -> bool {
+        self.any_class(0, &|c| matches!(c, DatatypeClass::Reference { .. }))
+    }
+
+    /// True if `pred` holds for this class or any nested one.
+    fn any_class(&self, depth: u32, pred: &dyn Fn(&DatatypeClass) -> bool) -> bool {
         if depth > MAX_DEPTH {
             return false;
         }
+        if pred(&self.class) {
+            return true;
+        }
         match &self.class {
-            DatatypeClass::VariableLength { .. } => true,
-            DatatypeClass::Compound { members } => {
-                members.iter().any(|m| m.datatype.has_vlen(depth + 1))
-            }
+            DatatypeClass::Compound { members } => members
+                .iter()
+                .any(|m| m.datatype.any_class(depth + 1, pred)),
             DatatypeClass::Array { base, .. }
             | DatatypeClass::Enumeration { base, .. }
-            | DatatypeClass::Complex { base, .. } => base.has_vlen(depth + 1),
+            | DatatypeClass::Complex { base, .. }
+            | DatatypeClass::VariableLength { base, .. } => base.any_class(depth + 1, pred),
             _ => false,
         }
     }

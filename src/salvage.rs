@@ -1,0 +1,447 @@
+//! `salvage`: turns the inventory of a (damaged) file into a new, valid HDF5
+//! file holding every group, dataset and attribute whose bytes are present
+//! and verified, and nothing else.
+//!
+//! Rules: nothing is invented (a dataset with holes gets
+//! `h5salvage_status = "partial"` and `h5salvage_missing`), the input is only
+//! read, and the output appears atomically (the writer builds a temporary
+//! file next to it and renames it when complete).
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::inventory::{Dataset, Inventory, Object, ObjectKind, Status};
+use crate::read::{self, DatasetData};
+use crate::source::Input;
+use crate::write::{WriteError, Writer};
+
+/// Version written into the provenance attributes.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// What happened to one object.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct Outcome {
+    pub path: String,
+    pub kind: &'static str,
+    /// "recovered", "partial" or "lost".
+    pub result: &'static str,
+    /// Why it is partial or lost (empty when recovered).
+    pub reasons: Vec<String>,
+}
+
+/// The account of one salvage run.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct SalvageReport {
+    pub input: String,
+    pub output: String,
+    pub input_size: u64,
+    pub verdict: String,
+    pub objects: Vec<Outcome>,
+    pub recovered: u64,
+    pub partial: u64,
+    pub lost: u64,
+    /// Attributes that could not be written.
+    pub attributes_lost: u64,
+    /// Notes on things not recreated (soft links, second hard links, ...).
+    pub notes: Vec<String>,
+}
+
+/// Why a salvage could not produce an output at all.
+#[derive(Debug)]
+pub enum SalvageError {
+    /// The input could not be read.
+    Input(std::io::Error),
+    /// OUTPUT exists and `--force` was not given.
+    OutputExists,
+    /// Nothing readable in the input: no output is written.
+    NothingRecoverable(String),
+    /// The writer failed (disk full, permission, libhdf5 error).
+    Write(WriteError),
+}
+
+impl std::fmt::Display for SalvageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SalvageError::Input(e) => write!(f, "cannot read input: {e}"),
+            SalvageError::OutputExists => {
+                write!(f, "output exists (use --force to replace it)")
+            }
+            SalvageError::NothingRecoverable(v) => write!(f, "nothing recoverable ({v})"),
+            SalvageError::Write(e) => write!(f, "cannot write output: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for SalvageError {}
+
+impl From<WriteError> for SalvageError {
+    fn from(e: WriteError) -> Self {
+        SalvageError::Write(e)
+    }
+}
+
+/// Salvages `input` into `output`.
+pub fn salvage(input: &Path, output: &Path, force: bool) -> Result<SalvageReport, SalvageError> {
+    if output.exists() && !force {
+        return Err(SalvageError::OutputExists);
+    }
+    let src = Input::open(input).map_err(SalvageError::Input)?;
+    let bytes = src.bytes();
+    let inv = crate::walk::walk(&input.display().to_string(), bytes);
+    let readable = inv.objects.iter().any(|o| o.status != Status::Lost);
+    if !readable {
+        return Err(SalvageError::NothingRecoverable(
+            inv.verdict().as_str().into(),
+        ));
+    }
+    let image = image_of(&inv, bytes);
+    let mut report = SalvageReport {
+        input: input.display().to_string(),
+        output: output.display().to_string(),
+        input_size: inv.size,
+        verdict: inv.verdict().as_str().into(),
+        ..SalvageReport::default()
+    };
+    let mut w = Writer::create(output)?;
+    w.set_reference_map(reference_map(&inv));
+    w.group("/")?;
+    w.mark("/", "h5salvage_source", &input.display().to_string())?;
+    w.mark("/", "h5salvage_source_size", &inv.size.to_string())?;
+    w.mark("/", "h5salvage_version", VERSION)?;
+    // Datasets holding object references go last: their targets must exist.
+    let (with_refs, plain): (Vec<&Object>, Vec<&Object>) = inv
+        .objects
+        .iter()
+        .filter(|o| o.hard_link_of.is_none())
+        .partition(|o| {
+            o.dataset
+                .as_ref()
+                .is_some_and(|d| d.datatype.contains_reference())
+        });
+    for o in plain.into_iter().chain(with_refs) {
+        let outcome = salvage_object(&image, o, &mut w, &mut report)?;
+        match outcome.result {
+            "recovered" => report.recovered += 1,
+            "partial" => report.partial += 1,
+            _ => report.lost += 1,
+        }
+        report.objects.push(outcome);
+    }
+    // Attributes holding references, now that every target exists.
+    for o in inv.objects.iter().filter(|o| o.hard_link_of.is_none()) {
+        let Some(i) = report.objects.iter().position(|x| x.path == o.path) else {
+            continue;
+        };
+        if report.objects[i].result == "lost" {
+            continue;
+        }
+        let mut out = report.objects[i].clone();
+        let before = out.result;
+        write_attributes(&image, o, &mut w, &mut report, &mut out, true);
+        note_degraded(&mut w, &o.path, &mut out)?;
+        if !out.reasons.is_empty() && out.result == "recovered" {
+            out.result = "partial";
+        }
+        if before == "recovered" && out.result == "partial" {
+            report.recovered -= 1;
+            report.partial += 1;
+            w.mark(&o.path, "h5salvage_status", "partial")?;
+        }
+        report.objects[i] = out;
+    }
+    relink(&inv, &mut w, &mut report);
+    w.finish(force)?;
+    Ok(report)
+}
+
+/// Second hard links, soft and external links, once every object exists.
+fn relink(inv: &Inventory, w: &mut Writer, report: &mut SalvageReport) {
+    let written: std::collections::HashSet<&str> = report
+        .objects
+        .iter()
+        .filter(|o| o.result != "lost")
+        .map(|o| o.path.as_str())
+        .collect();
+    for o in &inv.objects {
+        let Some(first) = &o.hard_link_of else {
+            continue;
+        };
+        if !written.contains(first.as_str()) {
+            report
+                .notes
+                .push(format!("{}: hard link to {first}, which was lost", o.path));
+            continue;
+        }
+        if let Err(e) = w.hard_link(&o.path, first) {
+            report
+                .notes
+                .push(format!("{}: hard link not recreated: {e}", o.path));
+        }
+    }
+    for l in &inv.links {
+        let done = match (l.kind, &l.file) {
+            ("soft", _) => w.soft_link(&l.path, &l.target),
+            ("external", Some(file)) => w.external_link(&l.path, file, &l.target),
+            _ => {
+                report
+                    .notes
+                    .push(format!("{}: {} link not recreated", l.path, l.kind));
+                continue;
+            }
+        };
+        if let Err(e) = done {
+            report
+                .notes
+                .push(format!("{}: link not recreated: {e}", l.path));
+        }
+    }
+}
+
+fn image_of<'a>(inv: &Inventory, bytes: &'a [u8]) -> crate::format::Image<'a> {
+    let sb = inv.superblock.as_ref();
+    let sizes = sb
+        .and_then(|s| crate::format::Sizes::new(s.size_of_offsets, s.size_of_lengths).ok())
+        .unwrap_or(crate::format::Sizes::DEFAULT);
+    crate::format::Image::new(bytes, sb.map_or(0, |s| s.base_address), sizes)
+}
+
+/// Source header address -> output path, for object references.
+fn reference_map(inv: &Inventory) -> HashMap<u64, String> {
+    inv.objects
+        .iter()
+        .filter(|o| o.hard_link_of.is_none() && o.status != Status::Lost)
+        .map(|o| (o.address, o.path.clone()))
+        .collect()
+}
+
+fn salvage_object(
+    image: &crate::format::Image,
+    o: &Object,
+    w: &mut Writer,
+    report: &mut SalvageReport,
+) -> Result<Outcome, SalvageError> {
+    let mut out = Outcome {
+        path: o.path.clone(),
+        kind: o.kind.as_str(),
+        result: "recovered",
+        reasons: Vec::new(),
+    };
+    if o.status == Status::Lost {
+        out.result = "lost";
+        out.reasons = o.problems.iter().map(|p| p.to_string()).collect();
+        return Ok(out);
+    }
+    match o.kind {
+        ObjectKind::Group => {
+            w.group(&o.path)?;
+        }
+        ObjectKind::Dataset => match &o.dataset {
+            Some(ds) => {
+                salvage_dataset(image, o, ds, w, &mut out)?;
+                if out.result == "lost" {
+                    return Ok(out);
+                }
+            }
+            None => {
+                out.result = "lost";
+                out.reasons = o.problems.iter().map(|p| p.to_string()).collect();
+                return Ok(out);
+            }
+        },
+        ObjectKind::Datatype => match &o.datatype {
+            Some(t) => {
+                if let Err(e) = w.commit_datatype(&o.path, t) {
+                    out.result = "lost";
+                    out.reasons.push(format!("cannot recreate: {e}"));
+                    return Ok(out);
+                }
+            }
+            None => {
+                out.result = "lost";
+                out.reasons.push("datatype message unreadable".into());
+                return Ok(out);
+            }
+        },
+        ObjectKind::Unknown => {
+            out.result = "lost";
+            out.reasons.extend(o.problems.iter().map(|p| p.to_string()));
+            return Ok(out);
+        }
+    }
+    // Group problems (an unreadable member list) make the group partial.
+    if o.kind == ObjectKind::Group && o.status == Status::Partial {
+        out.result = "partial";
+        out.reasons = o.problems.iter().map(|p| p.to_string()).collect();
+    }
+    write_attributes(image, o, w, report, &mut out, false);
+    note_degraded(w, &o.path, &mut out)?;
+    if !out.reasons.is_empty() && out.result == "recovered" {
+        out.result = "partial";
+    }
+    if out.result == "partial" {
+        w.mark(&o.path, "h5salvage_status", "partial")?;
+    }
+    Ok(out)
+}
+
+/// Writes the object's attributes: those without references now
+/// (`references == false`), those with references in a last pass, when every
+/// target exists.
+fn write_attributes(
+    image: &crate::format::Image,
+    o: &Object,
+    w: &mut Writer,
+    report: &mut SalvageReport,
+    out: &mut Outcome,
+    references: bool,
+) {
+    for a in &o.attributes {
+        let has_refs = a
+            .message
+            .datatype
+            .as_ref()
+            .is_some_and(|t| t.contains_reference());
+        if has_refs != references {
+            continue;
+        }
+        if !a.problems.is_empty() {
+            report.attributes_lost += 1;
+            out.reasons
+                .push(format!("attribute {:?} lost: {}", a.name, a.problems[0]));
+            continue;
+        }
+        let (Some(t), Some(s)) = (&a.message.datatype, &a.message.dataspace) else {
+            report.attributes_lost += 1;
+            continue;
+        };
+        let vlen = if t.is_variable_length() {
+            match read::vlen::resolve_vlen(image, t, &a.message.value) {
+                Ok(v) => v,
+                Err(p) => {
+                    report.attributes_lost += 1;
+                    out.reasons
+                        .push(format!("attribute {:?} lost: {p}", a.name));
+                    continue;
+                }
+            }
+        } else {
+            Vec::new()
+        };
+        if let Err(e) = w.attribute(&o.path, &a.name, t, s, &a.message.value, &vlen) {
+            report.attributes_lost += 1;
+            out.reasons
+                .push(format!("attribute {:?} not written: {e}", a.name));
+        }
+    }
+}
+
+/// Values the writer had to degrade (region references written as null,
+/// missing vlen values written empty) make the object partial and are named
+/// in `h5salvage_degraded`: nothing may pass for data it is not.
+fn note_degraded(w: &mut Writer, path: &str, out: &mut Outcome) -> Result<(), SalvageError> {
+    let notes = w.take_notes();
+    if notes.is_empty() {
+        return Ok(());
+    }
+    w.mark(path, "h5salvage_degraded", &notes.join("\n"))?;
+    out.reasons.extend(notes);
+    if out.result == "recovered" {
+        out.result = "partial";
+    }
+    Ok(())
+}
+
+fn salvage_dataset(
+    image: &crate::format::Image,
+    o: &Object,
+    ds: &Dataset,
+    w: &mut Writer,
+    out: &mut Outcome,
+) -> Result<(), SalvageError> {
+    // A v2 header that fails its checksum may describe the data wrongly
+    // (shape, type, layout): nothing it says is written.
+    if o.header_checksum_failed() {
+        out.result = "lost";
+        out.reasons
+            .push("object header fails its checksum: its description cannot be trusted".into());
+        out.reasons.extend(o.problems.iter().map(|p| p.to_string()));
+        return Ok(());
+    }
+    let data = read::dataset_data(image, ds);
+    if let DatasetData::Unreadable { reason } = &data {
+        out.result = "lost";
+        out.reasons.push(reason.clone());
+        return Ok(());
+    }
+    if let Err(e) = w.create_dataset(&o.path, ds) {
+        out.result = "lost";
+        out.reasons.push(format!("cannot recreate: {e}"));
+        return Ok(());
+    }
+    let mut missing: Vec<String> = Vec::new();
+    match data {
+        DatasetData::NotAllocated | DatasetData::Unreadable { .. } => {}
+        DatasetData::Contiguous { bytes, expected } => {
+            let whole = bytes.len() as u64 >= expected;
+            if ds.datatype.is_variable_length() {
+                if !whole {
+                    missing.push(format!(
+                        "bytes {}..{expected} (variable-length data cut: nothing written)",
+                        bytes.len()
+                    ));
+                } else {
+                    match read::vlen::resolve_vlen(image, &ds.datatype, bytes) {
+                        Ok(v) => {
+                            if let Err(e) = w.write_all(&o.path, ds, bytes, &v) {
+                                missing.push(format!("all elements (not written: {e})"));
+                            }
+                        }
+                        Err(p) => missing.push(format!("variable-length values: {p}")),
+                    }
+                }
+            } else if whole {
+                if let Err(e) = w.write_all(&o.path, ds, &bytes[..expected as usize], &[]) {
+                    missing.push(format!("all elements (not written: {e})"));
+                }
+            } else {
+                match w.write_prefix(&o.path, ds, bytes) {
+                    Ok(n) => {
+                        let esize = u64::from(ds.datatype.size).max(1);
+                        missing.push(format!(
+                            "elements {n}.. (bytes {}..{expected} lie past the end of the file)",
+                            n * esize
+                        ));
+                    }
+                    Err(e) => missing.push(format!("all elements (not written: {e})")),
+                }
+            }
+        }
+        DatasetData::Chunked { chunks, failed, .. } => {
+            for c in &chunks {
+                if let Err(e) = w.write_chunk(&o.path, &c.offset, c.filter_mask, c.stored) {
+                    missing.push(format!("chunk {:?}: not written: {e}", c.offset));
+                }
+            }
+            for f in &failed {
+                missing.push(format!("chunk {:?}: {}", f.offset, f.reason));
+            }
+        }
+    }
+    if !ds.coverage.index_complete {
+        missing.push(
+            "chunk index damaged: chunks it no longer lists are missing (their offsets are unknown)"
+                .to_string(),
+        );
+    }
+    for p in &o.problems {
+        out.reasons.push(p.to_string());
+    }
+    if !missing.is_empty() {
+        out.result = "partial";
+        w.mark(&o.path, "h5salvage_missing", &missing.join("\n"))?;
+        out.reasons.extend(missing);
+    }
+    Ok(())
+}

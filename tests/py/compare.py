@@ -1,0 +1,190 @@
+#!/usr/bin/env python3
+"""Compare a salvaged file with the healthy original, with h5py.
+
+usage: compare.py ORIGINAL SALVAGED [--strict]
+
+Every dataset and attribute in SALVAGED must equal the original bit for bit,
+except datasets marked h5salvage_status = "partial": of those, only what was
+written must equal the original (the chunks the file holds, or the leading
+elements of a contiguous dataset named by h5salvage_missing). --strict also
+requires that every object of ORIGINAL is in SALVAGED and nothing is partial
+(a salvage of a healthy file).
+
+Prints a JSON summary; exit status 0 when nothing is wrong, 1 otherwise.
+"""
+import json
+import sys
+
+import h5py
+import numpy as np
+
+
+def has_objects(dt):
+    if dt.kind == "O":
+        return True
+    if dt.names:
+        return any(has_objects(dt[n]) for n in dt.names)
+    if dt.subdtype is not None:
+        return has_objects(dt.subdtype[0])
+    return False
+
+
+def same_array(a, b):
+    a = np.asarray(a)
+    b = np.asarray(b)
+    if a.shape != b.shape:
+        return False
+    if has_objects(a.dtype) or has_objects(b.dtype):
+        return [norm(x) for x in a.ravel()] == [norm(x) for x in b.ravel()]
+    if a.dtype != b.dtype:
+        return False
+    return a.tobytes() == b.tobytes()
+
+
+def norm(x):
+    """A comparable form of one element that may hold objects."""
+    if isinstance(x, bytes):
+        return x
+    if isinstance(x, str):
+        return x.encode()
+    if isinstance(x, np.void) and x.dtype.names:
+        return tuple(norm(x[n]) for n in x.dtype.names)
+    if isinstance(x, np.ndarray):
+        if has_objects(x.dtype):
+            return ("objarr", x.shape, [norm(y) for y in x.ravel()])
+        return ("arr", x.dtype.str, x.tobytes())
+    if isinstance(x, h5py.RegionReference):
+        return ("regionref", bool(x))
+    if isinstance(x, h5py.Reference):
+        return ("ref", bool(x))
+    return repr(x)
+
+
+def attrs_of(obj):
+    out = {}
+    for k in obj.attrs:
+        if k.startswith("h5salvage"):
+            continue
+        try:
+            out[k] = obj.attrs[k]
+        except Exception as e:  # an attribute h5py cannot read
+            out[k] = ("unreadable", str(e))
+    return out
+
+
+def listing(f):
+    objs = {}
+
+    def visit(name, obj):
+        objs["/" + name] = obj
+
+    f.visititems(visit)
+    objs["/"] = f
+    return objs
+
+
+def partial_ok(path, o, s, res):
+    """A partial dataset: what it holds must equal the original."""
+    missing = s.attrs.get("h5salvage_missing", "")
+    if isinstance(missing, bytes):
+        missing = missing.decode()
+    if s.chunks is not None:
+        n = s.id.get_num_chunks()
+        for i in range(n):
+            info = s.id.get_chunk_info(i)
+            sel = tuple(
+                slice(off, min(off + c, dim))
+                for off, c, dim in zip(info.chunk_offset, s.chunks, s.shape)
+            )
+            if not same_array(o[sel], s[sel]):
+                res["wrong"].append("%s chunk %s" % (path, info.chunk_offset))
+                return
+        res["partial_ok"] += 1
+        return
+    # Contiguous: "elements N.." names the first element not written.
+    n = 0
+    for line in missing.splitlines():
+        if line.startswith("elements "):
+            n = int(line.split()[1].rstrip("."))
+    flat_o = np.asarray(o[()]).ravel()[:n]
+    flat_s = np.asarray(s[()]).ravel()[:n]
+    if same_array(flat_o, flat_s):
+        res["partial_ok"] += 1
+    else:
+        res["wrong"].append(path + " (prefix)")
+
+
+def main():
+    orig_path, salv_path = sys.argv[1], sys.argv[2]
+    strict = "--strict" in sys.argv[3:]
+    res = {"datasets": 0, "equal": 0, "partial_ok": 0, "groups": 0,
+           "attributes": 0, "wrong": [], "missing": [], "extra": []}
+    with h5py.File(orig_path, "r") as fo, h5py.File(salv_path, "r") as fs:
+        lo, ls = listing(fo), listing(fs)
+        for path, s in ls.items():
+            if path.startswith("/lost+found"):
+                continue
+            if path not in lo:
+                res["extra"].append(path)
+                continue
+            o = lo[path]
+            if isinstance(s, h5py.Dataset) != isinstance(o, h5py.Dataset):
+                res["wrong"].append(path + " (kind)")
+                continue
+            # Attributes: those present must be equal.
+            ao, as_ = attrs_of(o), attrs_of(s)
+            degraded = s.attrs.get("h5salvage_degraded", "")
+            if isinstance(degraded, bytes):
+                degraded = degraded.decode()
+            for k, v in as_.items():
+                res["attributes"] += 1
+                if "@" + k in degraded:
+                    continue  # declared degraded (e.g. a reference whose target was lost)
+                if k not in ao or not same_array(ao[k], v):
+                    res["wrong"].append("%s attribute %s" % (path, k))
+            if strict and set(ao) != set(as_):
+                res["missing"].append("%s attributes %s" % (path, sorted(set(ao) - set(as_))))
+            if isinstance(s, h5py.Group):
+                res["groups"] += 1
+                continue
+            if isinstance(s, h5py.Datatype):
+                if s.dtype != o.dtype:
+                    res["wrong"].append(path + " (committed datatype)")
+                continue
+            res["datasets"] += 1
+            if s.dtype != o.dtype or s.shape != o.shape:
+                res["wrong"].append("%s (dtype/shape %s %s vs %s %s)" % (
+                    path, s.dtype, s.shape, o.dtype, o.shape))
+                continue
+            for prop in ("chunks", "compression", "compression_opts", "shuffle",
+                         "fletcher32", "maxshape"):
+                if getattr(s, prop) != getattr(o, prop):
+                    res["wrong"].append("%s (%s %r vs %r)" % (
+                        path, prop, getattr(s, prop), getattr(o, prop)))
+            status = s.attrs.get("h5salvage_status")
+            if status in (b"partial", "partial"):
+                if strict:
+                    res["wrong"].append(path + " (partial)")
+                partial_ok(path, o, s, res)
+                continue
+            try:
+                equal = same_array(o[()], s[()])
+            except Exception as e:
+                res["wrong"].append("%s (read: %s)" % (path, e))
+                continue
+            if equal:
+                res["equal"] += 1
+            else:
+                res["wrong"].append(path)
+        if strict:
+            for path, o in lo.items():
+                if path not in ls and not isinstance(o, h5py.Datatype):
+                    res["missing"].append(path)
+    json.dump(res, sys.stdout, indent=1)
+    print()
+    bad = res["wrong"] or (strict and (res["missing"] or res["extra"]))
+    sys.exit(1 if bad else 0)
+
+
+if __name__ == "__main__":
+    main()
