@@ -281,7 +281,13 @@ pub fn dense_objects(
         });
         match resolved {
             Ok(bytes) => out.push((at, bytes)),
-            Err(e) => problems.push(e.into()),
+            Err(e) => {
+                // One damaged block fails every object in it: say it once.
+                let p = Problem::from(e);
+                if !problems.contains(&p) {
+                    problems.push(p);
+                }
+            }
         }
     }
     (out, problems)
