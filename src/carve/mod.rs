@@ -121,6 +121,7 @@ pub fn carve(file: &str, bytes: &[u8]) -> Inventory {
     };
     c.collect(&valid);
     c.headless_groups(&valid);
+    c.headless_v2_groups(&valid);
     let root_links = c.orphan_links(&valid, root);
     let (objects, links) = c.place(root, root_links);
     summary.attached = objects
@@ -188,8 +189,7 @@ fn scan_v1(image: &Image) -> Vec<u64> {
         if count == 0
             || refs == 0
             || refs > 1 << 16
-            || size < 8
-            || size > MAX_SCAN_HEADER
+            || !(8..=MAX_SCAN_HEADER).contains(&size)
             || size % 8 != 0
             || u32_at(12) != 0
         {
@@ -409,6 +409,108 @@ impl Carver<'_> {
                 let c = self.headless(addr, h, why);
                 self.carved.insert(addr, c);
             }
+        }
+        self.close_members();
+    }
+
+    /// New-style groups whose `OHDR` is lost but whose continuation blocks
+    /// (`OCHK`, checksummed) survive: the blocks are chained through their
+    /// continuation messages; a chain whose first block no other block
+    /// references and whose link messages name members no carved group
+    /// already lists becomes a group at the first block's address.
+    fn headless_v2_groups(&mut self, valid: &[(Hit, Confidence)]) {
+        let image = self.image;
+        let mut blocks: BTreeMap<u64, Vec<object_header::RawMessage>> = BTreeMap::new();
+        for (hit, conf) in valid {
+            if hit.kind != Kind::Ochk || *conf != Confidence::Checksummed {
+                continue;
+            }
+            let (Some(rel), Some(data)) = (
+                self.rel(hit.offset),
+                usize::try_from(hit.offset)
+                    .ok()
+                    .and_then(|o| image.bytes.get(o..)),
+            ) else {
+                continue;
+            };
+            let Some((len, co)) = validate::ochk_frame(data) else {
+                continue;
+            };
+            let flags = if co { 0x04 } else { 0 };
+            if let Ok(chunk) =
+                object_header::parse_continuation_block(data, hit.offset, len as u64, 2, flags)
+            {
+                blocks.insert(rel, chunk.messages);
+            }
+        }
+        if blocks.is_empty() {
+            return;
+        }
+        let decode = |m: &object_header::RawMessage| {
+            m.body(image.bytes)
+                .and_then(|b| message::parse(m.kind, m.flags, b, m.body_offset, image.sizes).ok())
+        };
+        let next_of = |msgs: &[object_header::RawMessage]| -> Vec<u64> {
+            msgs.iter()
+                .filter(|m| m.kind == kind::CONTINUATION)
+                .filter_map(|m| match decode(m) {
+                    Some(message::Message::Continuation(c)) => Some(c.address),
+                    _ => None,
+                })
+                .collect()
+        };
+        let referenced: BTreeSet<u64> = blocks.values().flat_map(|m| next_of(m)).collect();
+        let claimed: BTreeSet<u64> = self
+            .carved
+            .values()
+            .filter(|c| c.readable)
+            .flat_map(|c| c.members.iter().map(|m| m.1))
+            .collect();
+        let mut found = Vec::new();
+        for &root in blocks.keys() {
+            if referenced.contains(&root) || self.carved.get(&root).is_some_and(|c| c.readable) {
+                continue;
+            }
+            let mut h = walk::HeaderContents::default();
+            let mut queue = vec![root];
+            let mut seen = BTreeSet::new();
+            while let Some(b) = queue.pop() {
+                if !seen.insert(b) || seen.len() > 64 {
+                    continue;
+                }
+                let Some(msgs) = blocks.get(&b) else { continue };
+                for m in msgs {
+                    if let Some(d) = decode(m) {
+                        absorb_group_message(&mut h, d);
+                    }
+                }
+                queue.extend(next_of(msgs));
+            }
+            let hard = |l: &message::link::Link| match l.target {
+                message::link::LinkTarget::Hard { address } => Some(address),
+                _ => None,
+            };
+            if h.links.is_empty()
+                || h.links
+                    .iter()
+                    .filter_map(hard)
+                    .any(|a| claimed.contains(&a))
+            {
+                continue;
+            }
+            found.push((root, h, seen.len()));
+        }
+        for (root, h, n) in found {
+            if self.carved.len() >= MAX_OBJECTS {
+                break;
+            }
+            let why = format!(
+                "object header lost: links read from {n} orphan continuation block(s) (OCHK) \
+                 starting at {:#x}",
+                image.base.saturating_add(root)
+            );
+            let c = self.headless(root, h, why);
+            self.carved.insert(root, c);
         }
         self.close_members();
     }
@@ -872,19 +974,26 @@ fn frame_v1_messages(image: &Image, pos: usize) -> walk::HeaderContents {
         };
         if kind != kind::NIL {
             match message::parse(kind, hdr[4], body, start as u64, image.sizes) {
-                Ok(message::Message::SymbolTable(s)) => h.symbol_table = Some(s),
-                Ok(message::Message::Attribute(a)) => h.attributes.push(a),
-                Ok(message::Message::AttributeInfo(a)) => h.attribute_info = Some(a),
-                Ok(message::Message::LinkInfo(l)) => h.link_info = Some(l),
-                Ok(message::Message::Link(l)) => h.links.push(l),
-                Ok(message::Message::GroupInfo(_)) => h.has_group_info = true,
-                Ok(_) => {}
+                Ok(m) => absorb_group_message(&mut h, m),
                 Err(_) => break,
             }
         }
         q = start + size;
     }
     h
+}
+
+/// Keeps the messages a group description uses.
+fn absorb_group_message(h: &mut walk::HeaderContents, m: message::Message) {
+    match m {
+        message::Message::SymbolTable(s) => h.symbol_table = Some(s),
+        message::Message::Attribute(a) => h.attributes.push(a),
+        message::Message::AttributeInfo(a) => h.attribute_info = Some(a),
+        message::Message::LinkInfo(l) => h.link_info = Some(l),
+        message::Message::Link(l) => h.links.push(l),
+        message::Message::GroupInfo(_) => h.has_group_info = true,
+        _ => {}
+    }
 }
 
 /// A byte-scan header must point at structures that exist: a symbol-table
@@ -989,6 +1098,72 @@ fn rebased(
         match head.rfind('/') {
             Some(i) if i > 0 => cut = i,
             _ => return path.to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn obj(path: &str, addr: u64, origin: Origin) -> Object {
+        let mut o = Object::new(path.to_string(), addr);
+        o.origin = origin;
+        o
+    }
+
+    #[test]
+    fn merge_keeps_walk_rebases_and_uniquifies() {
+        let walked = Inventory {
+            objects: vec![obj("/", 96, Origin::Walk), obj("/g", 800, Origin::Walk)],
+            ..Inventory::default()
+        };
+        let carved = Inventory {
+            objects: vec![
+                obj("/lost+found/group_at_0x320", 800, Origin::Carve),
+                obj("/lost+found/group_at_0x320/d", 900, Origin::Carve),
+                obj("/g", 1000, Origin::Carve),
+                obj("/lost+found/dataset_at_0x44c", 1100, Origin::Carve),
+            ],
+            carving: Some(CarveSummary::default()),
+            ..Inventory::default()
+        };
+        let m = merge(walked, carved);
+        let paths: Vec<&str> = m.objects.iter().map(|o| o.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "/",
+                "/g",
+                "/g/d",
+                "/g~carved",
+                "/lost+found/dataset_at_0x44c"
+            ]
+        );
+        assert!(m.carving.is_some());
+        assert_eq!(m.objects[0].origin, Origin::Walk);
+    }
+
+    #[test]
+    fn rebased_paths() {
+        let mut r = HashMap::new();
+        r.insert("/lost+found/group_at_0x60".to_string(), "/".to_string());
+        let none = HashMap::new();
+        assert_eq!(rebased("/lost+found/group_at_0x60/a/b", &r, &none), "/a/b");
+        assert_eq!(rebased("/lost+found/group_at_0x60", &r, &none), "/");
+        assert_eq!(rebased("/x/y", &r, &none), "/x/y");
+    }
+
+    #[test]
+    fn scans_never_panic_on_prefixes() {
+        // A hand-built v1 dataset-less header prefix followed by junk, cut at
+        // every length.
+        let mut b = vec![1u8, 0, 1, 0, 1, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0];
+        b.extend_from_slice(&[0x11, 0, 0x10, 0, 0, 0, 0, 0]);
+        b.extend_from_slice(&[0xFF; 24]);
+        for n in 0..b.len() {
+            let inv = carve("p", &b[..n]);
+            assert!(inv.objects.is_empty());
         }
     }
 }

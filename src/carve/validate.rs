@@ -157,6 +157,12 @@ fn checksum_at(data: &[u8], len: usize) -> bool {
 /// order fields) and testing the checksum after each message and after a
 /// gap shorter than a message header.
 pub fn ochk_checksum_len(data: &[u8]) -> Option<usize> {
+    ochk_frame(data).map(|f| f.0)
+}
+
+/// [`ochk_checksum_len`] and whether the messages carry creation-order
+/// fields (6-byte message headers).
+pub fn ochk_frame(data: &[u8]) -> Option<(usize, bool)> {
     let limit = data.len().min(MAX_OCHK);
     for header_len in [4usize, 6] {
         let mut pos = 4usize;
@@ -166,7 +172,7 @@ pub fn ochk_checksum_len(data: &[u8]) -> Option<usize> {
             for gap in 0..header_len {
                 let end = pos.checked_add(gap)?;
                 if end > 4 && checksum_at(data, end) {
-                    return end.checked_add(4);
+                    return Some((end.checked_add(4)?, header_len == 6));
                 }
             }
             let hdr = data.get(pos..pos.checked_add(header_len)?)?;
