@@ -6,6 +6,7 @@
 //! `inventory` -> `read` (dataset bytes, filters) -> `write` (hdf5 crate) ->
 //! `report` (human and JSON).
 
+pub mod carve;
 pub mod format;
 pub mod inventory;
 pub mod read;

@@ -6,9 +6,9 @@
 //! are recorded as such), nesting depth is capped, and every read goes through
 //! [`Image`], which never reads outside the file.
 
-mod dataset;
-mod group;
-mod object;
+pub(crate) mod dataset;
+pub(crate) mod group;
+pub(crate) mod object;
 
 use std::collections::HashMap;
 
