@@ -17,4 +17,4 @@ pub mod walk;
 pub mod write;
 
 pub use inventory::Inventory;
-pub use source::{scan_path, Input};
+pub use source::{inventory, scan_path, scan_path_with, CarveMode, Input};

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use h5salvage::report::{self, exit};
+use h5salvage::CarveMode;
 
 #[derive(Parser)]
 #[command(
@@ -32,6 +33,8 @@ enum Command {
         /// Print one JSON document per file (a JSON array when several).
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        carve: CarveArgs,
     },
     /// Write everything recoverable from INPUT into a new, clean HDF5 file.
     ///
@@ -54,7 +57,33 @@ enum Command {
         /// Also write the JSON account to this file.
         #[arg(long, value_name = "FILE")]
         report: Option<PathBuf>,
+        #[command(flatten)]
+        carve: CarveArgs,
     },
+}
+
+/// Carving: searching the whole file for HDF5 structures by signature, for
+/// files whose superblock or root is gone or stale.
+#[derive(clap::Args)]
+struct CarveArgs {
+    /// Never carve (by default carving runs when the walk finds damage).
+    #[arg(long, conflicts_with = "carve_only")]
+    no_carve: bool,
+    /// Only carve: ignore the superblock's root group.
+    #[arg(long)]
+    carve_only: bool,
+}
+
+impl CarveArgs {
+    fn mode(&self) -> CarveMode {
+        if self.no_carve {
+            CarveMode::Never
+        } else if self.carve_only {
+            CarveMode::Only
+        } else {
+            CarveMode::Auto
+        }
+    }
 }
 
 fn salvage(
@@ -63,8 +92,9 @@ fn salvage(
     force: bool,
     json: bool,
     report_file: Option<&std::path::Path>,
+    mode: CarveMode,
 ) -> i32 {
-    let rep = match h5salvage::salvage::salvage(input, output, force) {
+    let rep = match h5salvage::salvage::salvage_with(input, output, force, mode) {
         Ok(r) => r,
         Err(h5salvage::salvage::SalvageError::NothingRecoverable(why)) => {
             eprintln!(
@@ -101,13 +131,13 @@ fn salvage(
     }
 }
 
-fn scan(files: &[PathBuf], json: bool) -> i32 {
+fn scan(files: &[PathBuf], json: bool, mode: CarveMode) -> i32 {
     let stdout = io::stdout();
     let mut out = stdout.lock();
     let mut code = exit::HEALTHY;
     let mut docs = Vec::new();
     for path in files {
-        match h5salvage::scan_path(path) {
+        match h5salvage::scan_path_with(path, mode) {
             Ok(inv) => {
                 code = report::combine_exit(code, report::exit_code(inv.verdict()));
                 if json {
@@ -137,14 +167,22 @@ fn scan(files: &[PathBuf], json: bool) -> i32 {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.command {
-        Command::Scan { files, json } => scan(&files, json),
+        Command::Scan { files, json, carve } => scan(&files, json, carve.mode()),
         Command::Salvage {
             input,
             output,
             force,
             json,
             report,
-        } => salvage(&input, &output, force, json, report.as_deref()),
+            carve,
+        } => salvage(
+            &input,
+            &output,
+            force,
+            json,
+            report.as_deref(),
+            carve.mode(),
+        ),
     };
     ExitCode::from(code as u8)
 }

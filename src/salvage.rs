@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use crate::inventory::{Dataset, Inventory, Object, ObjectKind, Status};
 use crate::read::{self, DatasetData};
-use crate::source::Input;
+use crate::source::{CarveMode, Input};
 use crate::write::{WriteError, Writer};
 
 /// Version written into the provenance attributes.
@@ -44,6 +44,9 @@ pub struct SalvageReport {
     pub lost: u64,
     /// Attributes that could not be written.
     pub attributes_lost: u64,
+    /// What carving found, when it ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub carving: Option<crate::inventory::CarveSummary>,
     /// Notes on things not recreated (soft links, second hard links, ...).
     pub notes: Vec<String>,
 }
@@ -82,14 +85,24 @@ impl From<WriteError> for SalvageError {
     }
 }
 
-/// Salvages `input` into `output`.
+/// Salvages `input` into `output`, carving when the walk finds damage.
 pub fn salvage(input: &Path, output: &Path, force: bool) -> Result<SalvageReport, SalvageError> {
+    salvage_with(input, output, force, CarveMode::Auto)
+}
+
+/// Salvages `input` into `output` with an explicit carving mode.
+pub fn salvage_with(
+    input: &Path,
+    output: &Path,
+    force: bool,
+    mode: CarveMode,
+) -> Result<SalvageReport, SalvageError> {
     if output.exists() && !force {
         return Err(SalvageError::OutputExists);
     }
     let src = Input::open(input).map_err(SalvageError::Input)?;
     let bytes = src.bytes();
-    let inv = crate::walk::walk(&input.display().to_string(), bytes);
+    let inv = crate::source::inventory(&input.display().to_string(), bytes, mode);
     let readable = inv.objects.iter().any(|o| o.status != Status::Lost);
     if !readable {
         return Err(SalvageError::NothingRecoverable(
@@ -102,6 +115,7 @@ pub fn salvage(input: &Path, output: &Path, force: bool) -> Result<SalvageReport
         output: output.display().to_string(),
         input_size: inv.size,
         verdict: inv.verdict().as_str().into(),
+        carving: inv.carving.clone(),
         ..SalvageReport::default()
     };
     let mut w = Writer::create(output)?;

@@ -12,6 +12,8 @@ use std::path::Path;
 
 use memmap2::Mmap;
 
+use crate::inventory::{Inventory, Verdict};
+
 /// Files up to this size are copied into memory instead of mapped.
 pub const COPY_LIMIT: u64 = 64 << 20;
 
@@ -44,11 +46,42 @@ impl Input {
     }
 }
 
-/// Opens and walks one file.
-pub fn scan_path(path: &Path) -> io::Result<crate::inventory::Inventory> {
+/// When to carve (search the whole file for structures by signature).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CarveMode {
+    /// Walk from the superblock; carve too when the walk finds anything
+    /// wrong (a healthy file is not carved).
+    #[default]
+    Auto,
+    /// Walk only.
+    Never,
+    /// Carve only, ignoring the superblock's root.
+    Only,
+}
+
+/// The inventory of one file's bytes: walk, carve, or both merged.
+pub fn inventory(file: &str, bytes: &[u8], mode: CarveMode) -> Inventory {
+    match mode {
+        CarveMode::Only => crate::carve::carve(file, bytes),
+        CarveMode::Never => crate::walk::walk(file, bytes),
+        CarveMode::Auto => {
+            let walked = crate::walk::walk(file, bytes);
+            if walked.verdict() == Verdict::Healthy || bytes.is_empty() {
+                walked
+            } else {
+                crate::carve::merge(walked, crate::carve::carve(file, bytes))
+            }
+        }
+    }
+}
+
+/// Opens and walks one file (no carving).
+pub fn scan_path(path: &Path) -> io::Result<Inventory> {
+    scan_path_with(path, CarveMode::Never)
+}
+
+/// Opens one file and builds its inventory with `mode`.
+pub fn scan_path_with(path: &Path, mode: CarveMode) -> io::Result<Inventory> {
     let input = Input::open(path)?;
-    Ok(crate::walk::walk(
-        &path.display().to_string(),
-        input.bytes(),
-    ))
+    Ok(inventory(&path.display().to_string(), input.bytes(), mode))
 }

@@ -78,8 +78,8 @@ struct Carved {
     obj: Object,
     /// Hard-linked members: (name, header address).
     members: Vec<(String, u64)>,
-    /// Other links: (name, kind, target).
-    links: Vec<(String, &'static str, String)>,
+    /// Other links: (name, kind, target, external file).
+    links: Vec<(String, &'static str, String, Option<String>)>,
     /// Fractal heap of its dense links, if it has one.
     link_heap: Option<u64>,
     /// B-tree address of its symbol table message, if it has one.
@@ -554,6 +554,7 @@ impl Carver<'_> {
                         l.path.get(1..).unwrap_or_default().to_string(),
                         l.kind,
                         l.target,
+                        l.file,
                     )
                 })
                 .collect(),
@@ -632,6 +633,7 @@ impl Carver<'_> {
                             l.path.get(1..).unwrap_or_default().to_string(),
                             l.kind,
                             l.target,
+                            l.file,
                         )
                     })
                     .collect();
@@ -901,11 +903,12 @@ impl Placer<'_> {
                     stack.push((p, *child, depth + 1));
                 }
             }
-            for (name, kind, target) in &c.links {
+            for (name, kind, target, file) in &c.links {
                 self.links.push(LinkEntry {
                     path: child_path(&path, name.as_bytes()).0,
                     kind,
                     target: target.clone(),
+                    file: file.clone(),
                 });
             }
             self.objects.push(o);

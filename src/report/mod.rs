@@ -124,6 +124,7 @@ pub fn json(inv: &Inventory) -> Value {
         "objects": inv.objects.iter().map(object_json).collect::<Vec<_>>(),
         "links": inv.links,
         "problems": inv.problems,
+        "carving": inv.carving,
         "summary": inv.summary(),
     })
 }
@@ -243,6 +244,27 @@ pub fn human(inv: &Inventory, out: &mut dyn Write) -> io::Result<()> {
             )?,
             None => writeln!(out, "  link     {:<8} {} -> {}", l.kind, l.path, l.target)?,
         }
+    }
+    if let Some(c) = &inv.carving {
+        let counts: Vec<String> = c
+            .hits
+            .iter()
+            .map(|(k, n)| format!("{k} {}/{n}", c.valid.get(k).copied().unwrap_or(0)))
+            .collect();
+        writeln!(
+            out,
+            "  carving: structures valid/found: {}",
+            if counts.is_empty() {
+                "none".to_string()
+            } else {
+                counts.join(", ")
+            }
+        )?;
+        writeln!(
+            out,
+            "  carving: {} objects attached to a named path, {} orphans under /lost+found",
+            c.attached, c.orphans
+        )?;
     }
     if !inv.problems.is_empty() {
         writeln!(out, "  file problems:")?;
