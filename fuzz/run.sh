@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-60}
-targets=(superblock object_header message nodes walk)
+targets=(${TARGETS:-superblock object_header message nodes walk carve salvage})
 for t in "${targets[@]}"; do
   mkdir -p "fuzz/corpus/$t"
   if [ -z "$(ls -A "fuzz/corpus/$t")" ]; then

@@ -29,6 +29,10 @@ pub struct Outcome {
     pub result: &'static str,
     /// Why it is partial or lost (empty when recovered).
     pub reasons: Vec<String>,
+    /// What is worth knowing even when it is recovered (e.g. chunks copied
+    /// through a filter that cannot be verified).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// The account of one salvage run.
@@ -241,6 +245,7 @@ fn salvage_object(
         kind: o.kind.as_str(),
         result: "recovered",
         reasons: Vec::new(),
+        notes: Vec::new(),
     };
     if o.status == Status::Lost {
         out.result = "lost";
@@ -432,8 +437,25 @@ fn salvage_dataset(
                 }
             }
         }
-        DatasetData::Chunked { chunks, failed, .. } => {
-            for c in &chunks {
+        DatasetData::Chunked {
+            chunks,
+            unverified,
+            unverified_filters,
+            failed,
+            ..
+        } => {
+            // Filters this crate cannot decode: the stored bytes are copied
+            // through untouched (never re-encoded, never guessed) and named.
+            if !unverified.is_empty() {
+                let note = format!(
+                    "{} chunk(s) stored with {} copied as stored, not verified",
+                    unverified.len(),
+                    unverified_filters.join(", ")
+                );
+                w.mark(&o.path, "h5salvage_unverified", &note)?;
+                out.notes.push(note);
+            }
+            for c in chunks.iter().chain(&unverified) {
                 if let Err(e) = w.write_chunk(&o.path, &c.offset, c.filter_mask, c.stored) {
                     missing.push(format!("chunk {:?}: not written: {e}", c.offset));
                 }

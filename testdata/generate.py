@@ -774,6 +774,20 @@ def write_json(res, path):
 
 # --------------------------------------------------------------------------
 
+def make_filters(name, libver):
+    """Filters h5salvage cannot decode (lzf, scaleoffset): their chunks are
+    copied through as stored and marked unverified."""
+    path = os.path.join(HERE, name)
+    f = create_file(path, libver)
+    ds(f, "lzf", data=np.arange(600, dtype="<f8").reshape(60, 10), chunks=(16, 10),
+       compression="lzf")
+    ds(f, "scaleoffset_int", data=np.arange(500, dtype="<i4"), chunks=(100,),
+       scaleoffset=0)
+    ds(f, "gzip_reference", data=np.arange(600, dtype="<f8").reshape(60, 10),
+       chunks=(16, 10), compression="gzip")
+    f.close()
+
+
 FIXTURES = [
     ("rich_earliest.h5", lambda n: make_rich(n, "earliest")),
     ("rich_v108.h5", lambda n: make_rich(n, "v108")),
@@ -785,6 +799,7 @@ FIXTURES = [
     ("userblock4096.h5", lambda n: make_userblock(n, 4096, "latest")),
     ("worker_earliest.h5", lambda n: make_worker(n, "earliest")),
     ("worker_latest.h5", lambda n: make_worker(n, "latest")),
+    ("filters_earliest.h5", lambda n: make_filters(n, "earliest")),
 ]
 
 

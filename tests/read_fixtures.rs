@@ -87,6 +87,7 @@ fn raw_datasets_hash_like_h5py() {
     let mut matched = 0;
     let mut per_file = Vec::new();
     let mut pending = Vec::new();
+    let mut undecodable: Vec<String> = Vec::new();
     let mut bad = Vec::new();
     for (name, bytes, listing) in fixtures() {
         let inv = h5salvage::walk::walk(&name, &bytes);
@@ -115,10 +116,19 @@ fn raw_datasets_hash_like_h5py() {
                         ));
                     }
                 }
+                // lzf and scaleoffset (filters_earliest.h5) cannot be
+                // decoded here: salvage copies them through unverified.
+                Err(e) if e.contains("cannot be decoded") => {
+                    undecodable.push(format!("{name}:{path}"))
+                }
                 Err(e) => bad.push(format!("{name}:{path}: {e}")),
             }
         }
     }
+    assert_eq!(
+        undecodable,
+        ["filters_earliest:/lzf", "filters_earliest:/scaleoffset_int"]
+    );
     eprintln!("running match count at the start of each file: {per_file:?}");
     eprintln!(
         "raw sha256: {matched} matched, {} pending (index incomplete): {pending:?}",
@@ -252,9 +262,18 @@ fn chunked(inv: &Inventory) -> Vec<(&str, &Dataset)> {
         .collect()
 }
 
+/// (verified or copied-through chunks, failed chunks)
 fn split<'a>(d: DatasetData<'a>) -> (Vec<read::VerifiedChunk<'a>>, Vec<read::ChunkFailure>) {
     match d {
-        DatasetData::Chunked { chunks, failed, .. } => (chunks, failed),
+        DatasetData::Chunked {
+            mut chunks,
+            unverified,
+            failed,
+            ..
+        } => {
+            chunks.extend(unverified);
+            (chunks, failed)
+        }
         other => panic!("not chunked: {other:?}"),
     }
 }

@@ -375,3 +375,30 @@ fn killed_worker_keeps_every_flushed_config() {
         }
     }
 }
+
+/// Chunks behind filters this crate cannot decode (lzf, scaleoffset) are
+/// copied through as stored, named in `h5salvage_unverified`, and read back
+/// by h5py (which has lzf) equal to the original.
+#[test]
+fn undecodable_filters_are_copied_through_and_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = testdata().join("filters_earliest.h5");
+    let out = dir.path().join("out.h5");
+    let rep = salvage(&input, &out, false).unwrap();
+    let notes = |p: &str| {
+        rep.objects
+            .iter()
+            .find(|o| o.path == p)
+            .map(|o| o.notes.join(" "))
+            .unwrap_or_default()
+    };
+    assert!(notes("/lzf").contains("lzf (id 32000)"), "{rep:?}");
+    assert!(notes("/scaleoffset_int").contains("scaleoffset (id 6)"));
+    assert!(notes("/gzip_reference").is_empty());
+    assert_eq!((rep.partial, rep.lost), (0, 0));
+    if have_h5py() {
+        let (ok, v) = compare(&input, &out, true);
+        assert!(ok, "{v}");
+        assert_eq!(v["equal"], 3);
+    }
+}

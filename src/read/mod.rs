@@ -57,6 +57,12 @@ pub enum DatasetData<'a> {
     /// outside the file, failing fletcher32, failing decompression or decoding to the wrong size.
     Chunked {
         chunks: Vec<VerifiedChunk<'a>>,
+        /// Chunks whose bytes are inside the file and pass every structural
+        /// check, but pass through a filter this crate cannot decode (lzf,
+        /// szip, nbit, scaleoffset, registered plugins): they can be copied
+        /// as stored, not verified. `unverified_filters` names the filters.
+        unverified: Vec<VerifiedChunk<'a>>,
+        unverified_filters: Vec<String>,
         failed: Vec<ChunkFailure>,
         /// Unfiltered chunk size in bytes.
         chunk_bytes: u64,
@@ -175,10 +181,18 @@ fn chunked<'a>(image: &Image<'a>, ds: &Dataset, dims: &[u64], flags: u8) -> Data
     }
     let expected_len = usize::try_from(chunk_bytes).unwrap_or(usize::MAX);
     let mut chunks = Vec::new();
+    let mut unverified = Vec::new();
+    let mut unverified_filters: Vec<String> = Vec::new();
     let mut failed = Vec::new();
     for c in &ds.chunks {
         match verify_chunk(image, ds, dims, flags, c, expected_len) {
-            Ok(v) => chunks.push(v),
+            Ok((v, None)) => chunks.push(v),
+            Ok((v, Some(filter))) => {
+                if !unverified_filters.contains(&filter) {
+                    unverified_filters.push(filter);
+                }
+                unverified.push(v);
+            }
             Err(reason) => failed.push(ChunkFailure {
                 offset: c.offset.clone(),
                 address: c.address,
@@ -188,9 +202,25 @@ fn chunked<'a>(image: &Image<'a>, ds: &Dataset, dims: &[u64], flags: u8) -> Data
     }
     DatasetData::Chunked {
         chunks,
+        unverified,
+        unverified_filters,
         failed,
         chunk_bytes,
     }
+}
+
+/// The first filter of the pipeline that is applied to a chunk with
+/// `mask` and that [`decode_chunk`] cannot reverse.
+fn undecodable_filter(ds: &Dataset, mask: u32) -> Option<String> {
+    use crate::format::message::filter_pipeline as fp;
+    let p = ds.filters.as_ref()?;
+    p.filters
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i >= 32 || mask & (1u32 << i) == 0)
+        .map(|(_, f)| f)
+        .find(|f| ![fp::DEFLATE, fp::SHUFFLE, fp::FLETCHER32].contains(&f.id))
+        .map(|f| format!("{} (id {})", f.describe(), f.id))
 }
 
 /// True if the chunk at `offset` reaches past the dataset's current extent.
@@ -222,7 +252,7 @@ fn verify_chunk<'a>(
     flags: u8,
     c: &ChunkRef,
     expected_len: usize,
-) -> Result<VerifiedChunk<'a>, String> {
+) -> Result<(VerifiedChunk<'a>, Option<String>), String> {
     if c.offset.len() != dims.len() {
         return Err(format!(
             "chunk offset {:?} has rank {}, the dataset {}",
@@ -266,6 +296,14 @@ fn verify_chunk<'a>(
         .slice("chunk", c.address, c.size)
         .map_err(|e| e.to_string())?;
     let mask = effective_mask(ds, dims, flags, c);
+    let chunk = VerifiedChunk {
+        offset: c.offset.clone(),
+        filter_mask: mask,
+        stored,
+    };
+    if let Some(filter) = undecodable_filter(ds, mask) {
+        return Ok((chunk, Some(filter)));
+    }
     decode_chunk(
         stored,
         ds.filters.as_ref(),
@@ -273,11 +311,7 @@ fn verify_chunk<'a>(
         ds.datatype.size,
         expected_len,
     )?;
-    Ok(VerifiedChunk {
-        offset: c.offset.clone(),
-        filter_mask: mask,
-        stored,
-    })
+    Ok((chunk, None))
 }
 
 /// The fill value bytes of one element: the stored fill value when it has
@@ -319,9 +353,18 @@ pub fn assemble(image: &Image, ds: &Dataset) -> Result<Vec<u8>, String> {
         DatasetData::Unreadable { reason } => Err(reason),
         DatasetData::Chunked {
             chunks,
+            unverified,
+            unverified_filters,
             failed,
             chunk_bytes,
         } => {
+            if !unverified.is_empty() {
+                return Err(format!(
+                    "{} chunk(s) use filters that cannot be decoded: {}",
+                    unverified.len(),
+                    unverified_filters.join(", ")
+                ));
+            }
             if let Some(f) = failed.first() {
                 return Err(format!(
                     "{} chunk(s) failed, first at {:?}: {}",

@@ -319,6 +319,11 @@ pub fn salvage_summary(r: &crate::salvage::SalvageReport, out: &mut dyn Write) -
             writeln!(out, "            ... {} more", o.reasons.len() - 4)?;
         }
     }
+    for o in r.objects.iter().filter(|o| !o.notes.is_empty()) {
+        for n in &o.notes {
+            writeln!(out, "  NOTE      {:<8} {}: {n}", o.kind, o.path)?;
+        }
+    }
     for n in &r.notes {
         writeln!(out, "  note: {n}")?;
     }
