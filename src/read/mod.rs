@@ -617,12 +617,15 @@ mod tests {
         );
         let DatasetData::Chunked {
             chunks,
+            unverified,
             failed,
             chunk_bytes,
+            ..
         } = dataset_data(&img, &ds)
         else {
             panic!()
         };
+        assert!(unverified.is_empty());
         assert_eq!(chunk_bytes, 16);
         assert_eq!(chunks.len(), 2);
         assert_eq!(chunks[1].stored, &file[16..32]);
