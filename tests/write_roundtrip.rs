@@ -205,8 +205,8 @@ fn rebuild(src: &Path, out: &Path) -> (Inventory, Vec<String>, Vec<String>) {
         match l.kind {
             "soft" => w.soft_link(&l.path, &l.target).unwrap(),
             "external" => {
-                let (f, p) = l.target.split_once(':').unwrap();
-                w.external_link(&l.path, f, p).unwrap();
+                let f = l.file.as_deref().unwrap();
+                w.external_link(&l.path, f, &l.target).unwrap();
             }
             _ => {}
         }

@@ -602,7 +602,7 @@ mod tests {
         let file: Vec<u8> = (0..64u8).collect();
         let img = Image::new(&file, 0, Sizes::DEFAULT);
         let ds = chunked_ds(
-            vec![6],
+            vec![24],
             vec![4],
             vec![
                 chunk(vec![0], 0, 16),
@@ -709,11 +709,37 @@ mod tests {
             ],
         });
         ds.chunks[0].filter_mask = 0b10; // deflate skipped, blosc applied
-        let DatasetData::Chunked { chunks, failed, .. } = dataset_data(&img, &ds) else {
+        let DatasetData::Chunked {
+            chunks,
+            unverified,
+            unverified_filters,
+            failed,
+            ..
+        } = dataset_data(&img, &ds)
+        else {
             panic!()
         };
-        assert!(chunks.is_empty());
-        assert!(failed[0].reason.contains("filter id 32001"), "{failed:?}");
+        // Copied through as stored, never decoded: named, not verified.
+        assert!(chunks.is_empty() && failed.is_empty());
+        assert_eq!(unverified.len(), 1);
+        assert_eq!(unverified_filters, ["blosc(32001) (id 32001)"]);
+        // With blosc skipped by the mask, deflate applies and must verify.
+        ds.chunks[0].filter_mask = 0b01;
+        let DatasetData::Chunked { failed, .. } = dataset_data(&img, &ds) else {
+            panic!()
+        };
+        assert_eq!(failed.len(), 1, "zeros are no zlib stream");
+    }
+
+    #[test]
+    fn chunks_outside_the_extent_fail() {
+        let file = [0u8; 64];
+        let img = Image::new(&file, 0, Sizes::DEFAULT);
+        let ds = chunked_ds(vec![8], vec![4], vec![chunk(vec![8], 0, 16)]);
+        let DatasetData::Chunked { failed, .. } = dataset_data(&img, &ds) else {
+            panic!()
+        };
+        assert!(failed[0].reason.contains("outside the dataset's extent"));
     }
 
     #[test]

@@ -114,11 +114,83 @@ def partial_ok(path, o, s, res):
         res["wrong"].append(path + " (prefix)")
 
 
+def group_key(g):
+    """A lookup key for a group: its attribute names and member names."""
+    return (tuple(sorted(k for k in g.attrs if not k.startswith("h5salvage"))),
+            tuple(sorted(g.keys())))
+
+
+def group_matches(o, s):
+    """Everything the salvaged group `s` holds equals the original `o`
+    (members that are partial compare only what they hold)."""
+    for k, v in attrs_of(s).items():
+        if k not in o.attrs or not same_array(o.attrs[k], v):
+            return False
+    for name in s.keys():
+        child = s.get(name)  # None for a dangling soft link
+        if child is None or name not in o or not isinstance(child, h5py.Dataset):
+            continue
+        oc = o.get(name)
+        if not isinstance(oc, h5py.Dataset) or oc.dtype != child.dtype or oc.shape != child.shape:
+            return False
+        if child.attrs.get("h5salvage_status") in (b"partial", "partial"):
+            continue
+        if not same_array(oc[()], child[()]):
+            return False
+    return True
+
+
+def match_lost_found(lo, fs, res):
+    """Each /lost+found/X group must equal some original group."""
+    lf = fs.get("lost+found")
+    if lf is None:
+        return
+    candidates = {}
+    for path, o in lo.items():
+        if isinstance(o, h5py.Group):
+            candidates.setdefault(tuple(sorted(o.keys())), []).append(o)
+    for name in lf.keys():
+        g = lf.get(name)
+        if not isinstance(g, h5py.Group):
+            continue
+        pool = [o for key, os_ in candidates.items() if set(g.keys()) <= set(key) for o in os_]
+        if any(group_matches(o, g) for o in pool):
+            res["lost_found_matched"] += 1
+            res["lost_found_datasets"] += sum(
+                1 for m in g.keys() if isinstance(g.get(m), h5py.Dataset))
+            continue
+        # No original group holds all of it: name each member and attribute
+        # that equals nothing of the same name in any original group.
+        everything = [o for os_ in candidates.values() for o in os_]
+        for k, v in attrs_of(g).items():
+            if not any(k in o.attrs and same_array(o.attrs[k], v) for o in everything):
+                res["wrong"].append("/lost+found/%s attribute %s" % (name, k))
+        for m in g.keys():
+            child = g.get(m)
+            if not isinstance(child, h5py.Dataset):
+                continue
+            if child.attrs.get("h5salvage_status") in (b"partial", "partial"):
+                continue
+            data = child[()]
+            ok = False
+            for o in everything:
+                oc = o.get(m)
+                if isinstance(oc, h5py.Dataset) and oc.dtype == child.dtype \
+                        and oc.shape == child.shape and same_array(oc[()], data):
+                    ok = True
+                    break
+            if ok:
+                res["lost_found_datasets"] += 1
+            else:
+                res["wrong"].append("/lost+found/%s/%s" % (name, m))
+
+
 def main():
     orig_path, salv_path = sys.argv[1], sys.argv[2]
     strict = "--strict" in sys.argv[3:]
     res = {"datasets": 0, "equal": 0, "partial_ok": 0, "groups": 0,
-           "attributes": 0, "wrong": [], "missing": [], "extra": []}
+           "attributes": 0, "lost_found_matched": 0, "lost_found_datasets": 0,
+           "wrong": [], "missing": [], "extra": []}
     with h5py.File(orig_path, "r") as fo, h5py.File(salv_path, "r") as fs:
         lo, ls = listing(fo), listing(fs)
         for path, s in ls.items():
@@ -176,6 +248,7 @@ def main():
                 res["equal"] += 1
             else:
                 res["wrong"].append(path)
+        match_lost_found(lo, fs, res)
         if strict:
             for path, o in lo.items():
                 if path not in ls and not isinstance(o, h5py.Datatype):
