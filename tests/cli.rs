@@ -104,3 +104,88 @@ fn json_report_has_the_documented_fields() {
         .join("testdata")
         .is_dir());
 }
+
+#[test]
+fn salvage_failures_are_one_line_and_leave_no_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    // Input gone.
+    let (code, out, err) = h5salvage(&[
+        "salvage",
+        "testdata/vanished.h5",
+        "-o",
+        &format!("{d}/a.h5"),
+    ]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("vanished.h5"), "{err}");
+    // Output directory missing.
+    let (code, _, err) = h5salvage(&[
+        "salvage",
+        "testdata/worker_earliest.h5",
+        "-o",
+        &format!("{d}/no/such/dir/out.h5"),
+    ]);
+    assert_eq!(code, 2);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    // Nothing recoverable.
+    let (code, _, err) = h5salvage(&["salvage", "testdata/empty.h5", "-o", &format!("{d}/b.h5")]);
+    assert_eq!(code, 3);
+    assert!(err.contains("nothing recoverable"), "{err}");
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "outputs left behind"
+    );
+    // Healthy: exit 0 and an output h5py can open (checked in tests/salvage.rs).
+    let (code, out, _) = h5salvage(&[
+        "salvage",
+        "testdata/worker_earliest.h5",
+        "-o",
+        &format!("{d}/c.h5"),
+    ]);
+    assert_eq!(code, 0, "{out}");
+    // Damaged: exit 1, and the JSON account names every object.
+    let (code, out, _) = h5salvage(&[
+        "salvage",
+        "--json",
+        "testdata/damaged/worker_truncated.h5",
+        "-o",
+        &format!("{d}/d.h5"),
+    ]);
+    assert_eq!(code, 1);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(v["objects"].as_array().unwrap().len() > 20);
+    assert!(v["partial"].as_u64().unwrap() + v["lost"].as_u64().unwrap() > 0);
+}
+
+/// Disk full while writing: one line, exit 2, no output and no temporary
+/// file left on the full file system. Needs a small tmpfs (root); skipped
+/// where mounting is not allowed.
+#[test]
+fn disk_full_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let mnt = dir.path().join("tiny");
+    std::fs::create_dir(&mnt).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
+        .arg(&mnt)
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !mounted {
+        eprintln!("cannot mount a tmpfs here: disk-full test skipped");
+        return;
+    }
+    let out = mnt.join("out.h5");
+    let r = h5salvage(&[
+        "salvage",
+        "testdata/many_members_earliest.h5",
+        "-o",
+        &out.display().to_string(),
+    ]);
+    let left = std::fs::read_dir(&mnt).unwrap().count();
+    let _ = Command::new("umount").arg(&mnt).status();
+    assert_eq!(r.0, 2, "{r:?}");
+    assert_eq!(r.2.lines().count(), 1, "{}", r.2);
+    assert_eq!(left, 0, "files left on the full file system");
+}
