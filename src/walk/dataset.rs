@@ -196,22 +196,15 @@ fn chunked(image: &Image, ds: &mut Dataset, dims: &[u64], index: &ChunkIndex, ob
                 let g = grid(&max_extent(&ds.dataspace), dims).unwrap_or_default();
                 let (els, errs) = fixed_array::collect_chunks(image, *address, unfiltered);
                 errors.extend(errs);
-                for e in els {
-                    match coords(e.index, &g, dims) {
-                        Some(off) => chunks.push(ChunkRef {
-                            offset: off,
-                            address: e.address,
-                            size: e.size.unwrap_or(unfiltered),
-                            filter_mask: e.filter_mask,
-                            present: false,
-                        }),
-                        None => errors.push(crate::format::Error::invalid(
-                            "FADB",
-                            image.base.saturating_add(*address),
-                            format!("element {} outside the chunk grid", e.index),
-                        )),
-                    }
-                }
+                let at = image.base.saturating_add(*address);
+                place(
+                    els,
+                    unfiltered,
+                    ("FADB", at),
+                    |i| coords(i, &g, dims),
+                    &mut chunks,
+                    &mut errors,
+                );
             }
         }
         ChunkIndex::ExtensibleArray { address, .. } => {
@@ -219,25 +212,19 @@ fn chunked(image: &Image, ds: &mut Dataset, dims: &[u64], index: &ChunkIndex, ob
                 let (els, errs) = extensible_array::collect_chunks(image, *address, unfiltered);
                 errors.extend(errs);
                 let g = ea_grid(&ds.dataspace, dims);
-                for e in els {
-                    match g
-                        .as_ref()
-                        .and_then(|(g, unlim)| ea_coords(e.index, g, *unlim, dims))
-                    {
-                        Some(off) => chunks.push(ChunkRef {
-                            offset: off,
-                            address: e.address,
-                            size: e.size.unwrap_or(unfiltered),
-                            filter_mask: e.filter_mask,
-                            present: false,
-                        }),
-                        None => errors.push(crate::format::Error::invalid(
-                            "EADB",
-                            image.base.saturating_add(*address),
-                            format!("element {} outside the chunk grid", e.index),
-                        )),
-                    }
-                }
+                let at = image.base.saturating_add(*address);
+                let to_coords = |i| {
+                    g.as_ref()
+                        .and_then(|(g, unlim)| ea_coords(i, g, *unlim, dims))
+                };
+                place(
+                    els,
+                    unfiltered,
+                    ("EADB", at),
+                    to_coords,
+                    &mut chunks,
+                    &mut errors,
+                );
             }
         }
         ChunkIndex::BtreeV2 { address, .. } => {
@@ -309,6 +296,35 @@ fn chunked(image: &Image, ds: &mut Dataset, dims: &[u64], index: &ChunkIndex, ob
         index_complete,
     };
     ds.chunks = chunks;
+}
+
+/// Turns array elements (linear chunk index -> address) into chunk
+/// references with element coordinates; an index off the grid is an error
+/// of the array's data block (`block` names it and its offset).
+fn place(
+    elements: Vec<fixed_array::ChunkElement>,
+    unfiltered: u64,
+    block: (&'static str, u64),
+    to_coords: impl Fn(u64) -> Option<Vec<u64>>,
+    chunks: &mut Vec<ChunkRef>,
+    errors: &mut Vec<crate::format::Error>,
+) {
+    for e in elements {
+        match to_coords(e.index) {
+            Some(offset) => chunks.push(ChunkRef {
+                offset,
+                address: e.address,
+                size: e.size.unwrap_or(unfiltered),
+                filter_mask: e.filter_mask,
+                present: false,
+            }),
+            None => errors.push(crate::format::Error::invalid(
+                block.0,
+                block.1,
+                format!("element {} outside the chunk grid", e.index),
+            )),
+        }
+    }
 }
 
 /// Extensible-array chunk grid: HDF5 orders chunks with the unlimited
