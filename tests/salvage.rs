@@ -497,3 +497,21 @@ fn undecodable_filters_are_copied_through_and_named() {
         assert_eq!(v["equal"], 3);
     }
 }
+
+/// A v3 superblock that still says "open for write" (libhdf5 and h5py
+/// refuse the file): salvaged in full, the input's flag left as it is.
+#[test]
+fn open_for_write_file_is_salvaged_without_touching_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = testdata().join("damaged/worker_open_for_write.h5");
+    let before = sha256(&input);
+    let out = dir.path().join("out.h5");
+    let rep = salvage(&input, &out, false).unwrap();
+    assert_eq!(sha256(&input), before, "input modified");
+    assert_eq!(std::fs::read(&input).unwrap()[11] & 1, 1, "flag still set");
+    assert_eq!((rep.partial, rep.lost), (0, 0), "{rep:?}");
+    if have_h5py() {
+        let (ok, v) = compare(&testdata().join("worker_latest.h5"), &out, true);
+        assert!(ok, "{v}");
+    }
+}
