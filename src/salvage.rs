@@ -388,6 +388,16 @@ fn salvage_dataset(
         out.reasons.extend(o.problems.iter().map(|p| p.to_string()));
         return Ok(());
     }
+    // Messages that contradict each other (layout size vs dataspace and
+    // datatype): which one is damaged cannot be told.
+    if o.problems
+        .iter()
+        .any(|p| p.structure == crate::walk::INCONSISTENT)
+    {
+        out.result = "lost";
+        out.reasons.extend(o.problems.iter().map(|p| p.to_string()));
+        return Ok(());
+    }
     let data = read::dataset_data(image, ds);
     if let DatasetData::Unreadable { reason } = &data {
         out.result = "lost";

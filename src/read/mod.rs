@@ -292,6 +292,11 @@ fn verify_chunk<'a>(
             c.size, c.address
         ));
     }
+    if !c.present {
+        return Err(
+            "not trusted: its bytes overlap other structures (see the dataset's problems)".into(),
+        );
+    }
     let stored = image
         .slice("chunk", c.address, c.size)
         .map_err(|e| e.to_string())?;

@@ -55,8 +55,12 @@ fn account(image: &Image, ds: &mut Dataset, obj: &mut Object) {
             ds.coverage.bytes_expected = Some(size);
             ds.coverage.bytes_present = Some(size);
             ds.coverage.index_complete = true;
+            check_size(image, ds, size, obj);
         }
         LayoutClass::Contiguous { address, size } => {
+            if let Some(size) = size {
+                check_size(image, ds, size, obj);
+            }
             let expected = size.or_else(|| data_bytes(ds)).unwrap_or(0);
             ds.coverage.bytes_expected = Some(expected);
             ds.coverage.index_complete = true;
@@ -92,6 +96,28 @@ fn account(image: &Image, ds: &mut Dataset, obj: &mut Object) {
                 Problem::new(None, "data layout", "virtual datasets are not read"),
             );
         }
+    }
+}
+
+/// Problem structure name for a dataset whose messages contradict each other.
+pub const INCONSISTENT: &str = "dataset description";
+
+/// The layout's byte count must be what the dataspace and datatype imply; if
+/// not, one of the three messages is damaged and none can be trusted.
+fn check_size(image: &Image, ds: &Dataset, size: u64, obj: &mut Object) {
+    let implied = data_bytes(ds);
+    if implied != Some(size) {
+        obj.damage(
+            Status::Partial,
+            Problem::new(
+                image.absolute(obj.address),
+                INCONSISTENT,
+                format!(
+                    "layout holds {size} bytes, dataspace x datatype imply {}",
+                    implied.map_or("an overflowing size".to_string(), |b| b.to_string())
+                ),
+            ),
+        );
     }
 }
 
@@ -271,6 +297,7 @@ fn chunked(image: &Image, ds: &mut Dataset, dims: &[u64], index: &ChunkIndex, ob
             missing.push(c.offset.clone());
         }
     }
+    distrust_overlaps(image, index, &mut chunks, obj);
     if !missing.is_empty() {
         let shown: Vec<String> = missing.iter().take(8).map(|o| format!("{o:?}")).collect();
         obj.damage(
@@ -296,6 +323,54 @@ fn chunked(image: &Image, ds: &mut Dataset, dims: &[u64], index: &ChunkIndex, ob
         index_complete,
     };
     ds.chunks = chunks;
+}
+
+/// A chunk whose bytes overlap another chunk of the dataset, the chunk
+/// index's root node or the dataset's own header cannot hold its data: an
+/// index entry was damaged (v1 B-tree nodes carry no checksum). Such chunks
+/// are marked not present, so nothing reads them, and reported.
+fn distrust_overlaps(image: &Image, index: &ChunkIndex, chunks: &mut [ChunkRef], obj: &mut Object) {
+    let root = image.absolute(index.address());
+    let mut order: Vec<usize> = (0..chunks.len()).filter(|&i| chunks[i].present).collect();
+    order.sort_by_key(|&i| chunks[i].address);
+    let mut bad = vec![false; chunks.len()];
+    for w in order.windows(2) {
+        let (a, b) = (&chunks[w[0]], &chunks[w[1]]);
+        if a.address.saturating_add(a.size) > b.address {
+            bad[w[0]] = true;
+            bad[w[1]] = true;
+        }
+    }
+    for &i in &order {
+        let c = &chunks[i];
+        let (Some(start), Some(end)) = (
+            image.absolute(c.address),
+            image
+                .absolute(c.address)
+                .and_then(|s| s.checked_add(c.size)),
+        ) else {
+            continue;
+        };
+        let hits_root = root.is_some_and(|r| start <= r && r < end);
+        let hits_header = obj.header_spans.iter().any(|&(s, e)| start < e && s < end);
+        if hits_root || hits_header {
+            bad[i] = true;
+        }
+    }
+    for (c, _) in chunks.iter_mut().zip(&bad).filter(|(_, &b)| b) {
+        c.present = false;
+        obj.damage(
+            Status::Partial,
+            Problem::new(
+                image.absolute(c.address),
+                "chunk",
+                format!(
+                    "chunk {:?} ({} bytes) overlaps another chunk or the index/header: not trusted",
+                    c.offset, c.size
+                ),
+            ),
+        );
+    }
 }
 
 /// Turns array elements (linear chunk index -> address) into chunk

@@ -16,6 +16,7 @@ use crate::format::superblock::{self, Superblock};
 use crate::format::{Image, Sizes};
 use crate::inventory::{Inventory, Object, ObjectKind, Problem, Status, SuperblockInfo};
 
+pub use dataset::INCONSISTENT;
 pub use object::{read_object, HeaderContents};
 
 /// Caps that keep a walk over hostile input bounded.

@@ -69,6 +69,9 @@ pub struct Writer {
     notes: Vec<String>,
     /// The most recently opened dataset (chunk copies come in runs).
     open: Option<(String, Hid)>,
+    /// Groups known to exist (created or checked): deep paths are not
+    /// re-checked level by level on every call.
+    groups: std::collections::HashSet<String>,
 }
 
 fn io_err(path: &Path, action: &str, e: std::io::Error) -> WriteError {
@@ -154,6 +157,7 @@ impl Writer {
             refs: HashMap::new(),
             notes: Vec::new(),
             open: None,
+            groups: std::collections::HashSet::new(),
         })
     }
 
@@ -185,11 +189,17 @@ impl Writer {
     /// Creates a group (intermediate groups created as needed). Idempotent.
     pub fn group(&mut self, path: &str) -> Result<(), WriteError> {
         check_path(path)?;
+        if self.groups.contains(path) {
+            return Ok(());
+        }
         let fid = self.fid(path)?;
         let mut cur = String::new();
         for part in path.split('/').filter(|p| !p.is_empty()) {
             cur.push('/');
             cur.push_str(part);
+            if self.groups.contains(&cur) {
+                continue;
+            }
             let c = cstr(&cur, path, "group")?;
             let exists = locked(|| unsafe { h5l::H5Lexists(fid, c.as_ptr(), h5p::H5P_DEFAULT) });
             if check(exists, &cur, "H5Lexists")? > 0 {
@@ -204,6 +214,7 @@ impl Writer {
                 if !is_group {
                     return Err(WriteError::new(&cur, "group", "exists and is not a group"));
                 }
+                self.groups.insert(cur.clone());
                 continue;
             }
             hid(
@@ -220,6 +231,7 @@ impl Writer {
                 &cur,
                 "H5Gcreate2",
             )?;
+            self.groups.insert(cur.clone());
         }
         Ok(())
     }

@@ -1,0 +1,270 @@
+//! Hostile files, built here by patching a healthy h5py fixture in the
+//! places h5salvage's own parsers locate: huge dataspaces, addresses past the
+//! end or wrapping around, a continuation block that points at its own
+//! header, a B-tree whose child points back at itself, a group that links to
+//! itself, names with `/` and `..`, a deflate bomb, a 4 GB attribute. Each
+//! must end quickly with a report, `salvage` must not panic, and nothing it
+//! writes may escape the output or pass off invented data.
+
+use std::path::Path;
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+use h5salvage::format::message::kind;
+use h5salvage::format::object_header::{read_all_messages, RawMessage};
+use h5salvage::format::{Image, Sizes};
+use h5salvage::inventory::{Inventory, Status};
+use h5salvage::walk::walk;
+
+fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("testdata")
+            .join(name),
+    )
+    .unwrap()
+}
+
+/// The raw messages of the object at `path` in the healthy file.
+fn messages(bytes: &[u8], path: &str) -> (u64, Vec<RawMessage>) {
+    let inv = walk("healthy", bytes);
+    let o = inv.object(path).unwrap_or_else(|| panic!("{path}"));
+    let base = inv.superblock.as_ref().unwrap().base_address;
+    let img = Image::new(bytes, base, Sizes::DEFAULT);
+    let (_, raws, errs) = read_all_messages(&img, o.address);
+    assert!(errs.is_empty());
+    (base + o.address, raws)
+}
+
+fn message(bytes: &[u8], path: &str, kind: u16) -> RawMessage {
+    messages(bytes, path)
+        .1
+        .into_iter()
+        .find(|m| m.kind == kind)
+        .unwrap_or_else(|| panic!("{path}: no message {kind}"))
+}
+
+fn put_u64(b: &mut [u8], at: u64, v: u64) {
+    let at = at as usize;
+    b[at..at + 8].copy_from_slice(&v.to_le_bytes());
+}
+
+/// Walks and salvages `bytes` in a thread with a time limit; returns the
+/// inventory and the salvage result as text.
+fn run(label: &str, bytes: Vec<u8>) -> (Inventory, String) {
+    let (tx, rx) = mpsc::channel();
+    let l = label.to_string();
+    thread::spawn(move || {
+        let inv = walk(&l, &bytes);
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("hostile.h5");
+        std::fs::write(&input, &bytes).unwrap();
+        let out = dir.path().join("out.h5");
+        let r = h5salvage::salvage::salvage(&input, &out, false);
+        let text = match &r {
+            Ok(rep) => format!("{rep:?}"),
+            Err(e) => format!("error: {e}"),
+        };
+        // Nothing may be written outside the output.
+        let entries: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        for e in &entries {
+            assert!(e == "hostile.h5" || e == "out.h5", "{l}: stray file {e}");
+        }
+        let _ = tx.send((inv, text));
+    });
+    rx.recv_timeout(Duration::from_secs(120))
+        .unwrap_or_else(|_| panic!("{label}: panicked or did not finish"))
+}
+
+fn problems(inv: &Inventory, path: &str) -> String {
+    inv.object(path)
+        .map(|o| {
+            o.problems
+                .iter()
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn dataspace_of_2_pow_60_elements() {
+    let mut b = fixture("rich_earliest.h5");
+    let m = message(&b, "/datasets/contiguous", kind::DATASPACE);
+    // Dataspace v1: version, rank, flags, 5 reserved, then the dims.
+    put_u64(&mut b, m.body_offset + 8, 1 << 60);
+    let (inv, rep) = run("2^60 elements", b);
+    let o = inv.object("/datasets/contiguous").unwrap();
+    assert_eq!(o.status, Status::Partial, "{}", problems(&inv, &o.path));
+    assert!(
+        !rep.contains("path: \"/datasets/contiguous\", kind: \"dataset\", result: \"recovered\"")
+    );
+}
+
+#[test]
+fn contiguous_address_past_the_end_and_wrapping() {
+    for addr in [u64::MAX - 7, 1 << 40] {
+        let mut b = fixture("rich_earliest.h5");
+        let m = message(&b, "/datasets/contiguous", kind::DATA_LAYOUT);
+        // Layout v3 contiguous: version, class, then the address.
+        assert_eq!(b[m.body_offset as usize], 3);
+        put_u64(&mut b, m.body_offset + 2, addr);
+        let (inv, rep) = run("address", b);
+        let o = inv.object("/datasets/contiguous").unwrap();
+        assert_eq!(o.status, Status::Partial, "{addr:#x}");
+        assert!(rep.contains("/datasets/contiguous"), "{rep}");
+    }
+}
+
+#[test]
+fn continuation_pointing_at_its_own_header() {
+    let mut b = fixture("rich_earliest.h5");
+    let inv = walk("healthy", &b);
+    // Any v1 object with a continuation message.
+    let (path, header, m) = inv
+        .objects
+        .iter()
+        .find_map(|o| {
+            let (h, raws) = messages(&b, &o.path);
+            raws.into_iter()
+                .find(|m| m.kind == kind::CONTINUATION)
+                .map(|m| (o.path.clone(), h, m))
+        })
+        .expect("a continuation message");
+    put_u64(&mut b, m.body_offset, header);
+    let (inv, _) = run("self continuation", b);
+    let o = inv.object(&path).unwrap();
+    assert_ne!(o.status, Status::Intact, "{path}");
+}
+
+#[test]
+fn btree_child_pointing_at_itself() {
+    let mut b = fixture("rich_earliest.h5");
+    let m = message(&b, "/datasets/chunked", kind::DATA_LAYOUT);
+    // Layout v3 chunked: version, class, rank, B-tree address.
+    let tree = u64::from_le_bytes(b[m.body_offset as usize + 3..][..8].try_into().unwrap());
+    assert_eq!(&b[tree as usize..tree as usize + 4], b"TREE");
+    // First child pointer: after the 24-byte node header and the first key
+    // (chunk size u32, filter mask u32, rank+1 offsets of 8 bytes; rank 2).
+    let child = tree + 24 + 8 + 3 * 8;
+    put_u64(&mut b, child, tree);
+    // And the right sibling pointing back at the node.
+    put_u64(&mut b, tree + 16, tree);
+    let (inv, _) = run("B-tree cycle", b);
+    let o = inv.object("/datasets/chunked").unwrap();
+    assert_eq!(o.status, Status::Partial, "{}", problems(&inv, &o.path));
+}
+
+#[test]
+fn group_that_links_to_itself() {
+    let mut b = fixture("worker_earliest.h5");
+    let inv = walk("healthy", &b);
+    let group = inv.object("/config_0000").unwrap().address;
+    // Point the SNOD entry of /config_0000/params at /config_0000 itself.
+    let params = inv.object("/config_0000/params").unwrap().address;
+    let at = b
+        .windows(8)
+        .position(|w| w == params.to_le_bytes())
+        .expect("SNOD entry") as u64;
+    put_u64(&mut b, at, group);
+    let (inv, _) = run("self link", b);
+    let o = inv.object("/config_0000/params").unwrap();
+    assert_eq!(o.hard_link_of.as_deref(), Some("/config_0000"));
+}
+
+#[test]
+fn names_with_slash_and_dot_dot_stay_inside() {
+    let mut b = fixture("worker_earliest.h5");
+    // Rename every "params\0" in the local heaps to "../a/\0\0" (same length).
+    let mut n = 0;
+    while let Some(at) = b.windows(7).position(|w| w == b"params\0") {
+        b[at..at + 7].copy_from_slice(b"../a/\0\0");
+        n += 1;
+    }
+    assert!(n >= 10);
+    let (inv, rep) = run("names", b);
+    assert!(inv.objects.iter().all(|o| !o.path.contains("/../")));
+    assert!(
+        inv.objects.iter().any(|o| o.path.ends_with("..%2Fa%2F")),
+        "{:?}",
+        inv.objects.iter().map(|o| &o.path).collect::<Vec<_>>()
+    );
+    assert!(!rep.starts_with("error"), "{rep}");
+}
+
+#[test]
+fn deflate_bomb_is_refused() {
+    use std::io::Write;
+    let mut b = fixture("rich_earliest.h5");
+    let inv = walk("healthy", &b);
+    let ds = inv
+        .object("/datasets/chunked_gzip")
+        .unwrap()
+        .dataset
+        .clone()
+        .unwrap();
+    let c = ds.chunks.iter().max_by_key(|c| c.size).unwrap().clone();
+    // Zeros that inflate to far more than a chunk holds, in fewer bytes
+    // than the stored chunk.
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+    z.write_all(&vec![0u8; (c.size as usize - 64) * 1000])
+        .unwrap();
+    let bomb = z.finish().unwrap();
+    assert!(bomb.len() as u64 <= c.size, "{} > {}", bomb.len(), c.size);
+    let at = c.address as usize;
+    b[at..at + bomb.len()].copy_from_slice(&bomb);
+    let (inv, rep) = run("deflate bomb", b);
+    assert!(inv.object("/datasets/chunked_gzip").is_some());
+    assert!(
+        rep.contains("/datasets/chunked_gzip\", kind: \"dataset\", result: \"partial\""),
+        "{rep}"
+    );
+}
+
+#[test]
+fn attribute_of_4_gb_declared_size() {
+    let mut b = fixture("worker_earliest.h5");
+    let m = message(&b, "/config_0000", kind::ATTRIBUTE);
+    // Attribute v1: version, reserved, name size u16, datatype size u16,
+    // dataspace size u16, name (padded to 8), datatype (padded), dataspace.
+    let body = m.body_offset as usize;
+    let name = u16::from_le_bytes([b[body + 2], b[body + 3]]) as usize;
+    let dt = u16::from_le_bytes([b[body + 4], b[body + 5]]) as usize;
+    let pad = |n: usize| n.div_ceil(8) * 8;
+    let space = body + 8 + pad(name) + pad(dt);
+    // A simple dataspace of rank 1 (v1): dims start 8 bytes in.
+    b[space + 1] = 1;
+    put_u64(&mut b, space as u64 + 8, 1 << 32);
+    let (inv, _) = run("4 GB attribute", b);
+    let o = inv.object("/config_0000").unwrap();
+    assert_ne!(o.status, Status::Intact, "{}", problems(&inv, &o.path));
+}
+
+#[test]
+fn thousands_of_nested_groups_are_capped() {
+    // A chain of nested groups deeper than the walk follows, written by h5py
+    // at test time (skipped without h5py).
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("deep.h5");
+    let ok = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import h5py,sys\nf=h5py.File(sys.argv[1],'w')\ng=f\nfor i in range(600): g=g.create_group('g')\n",
+        ])
+        .arg(&path)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        assert!(std::env::var_os("CI").is_none(), "h5py is required in CI");
+        return;
+    }
+    let (inv, rep) = run("deep", std::fs::read(&path).unwrap());
+    assert!(inv.objects.len() <= 520, "{}", inv.objects.len());
+    assert!(inv.objects.iter().any(|o| o.status == Status::Partial));
+    assert!(!rep.starts_with("error"), "{rep}");
+}
