@@ -280,6 +280,9 @@ fn non_hdf5_bytes_carve_to_nothing() {
 
 fn have_h5py() -> bool {
     Command::new("python3")
+        // Tests run in threads: a child inherits HDF5 file descriptors (and
+        // their flock) of files other threads are writing.
+        .env("HDF5_USE_FILE_LOCKING", "FALSE")
         .args(["-c", "import h5py, numpy"])
         .output()
         .is_ok_and(|o| o.status.success())
@@ -295,6 +298,9 @@ fn killed_worker(libver: &str) -> Option<(Vec<u8>, BTreeSet<u64>)> {
     let out = dir.path().join(format!("killed_{libver}.h5"));
     let report = dir.path().join("report.jsonl");
     let status = Command::new("python3")
+        // Tests run in threads: a child inherits HDF5 file descriptors (and
+        // their flock) of files other threads are writing.
+        .env("HDF5_USE_FILE_LOCKING", "FALSE")
         .arg(testdata().join("killed_worker.py"))
         .arg(&out)
         .args([

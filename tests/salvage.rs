@@ -24,6 +24,9 @@ fn py_script(name: &str) -> PathBuf {
 /// skip (with a message) elsewhere.
 fn have_h5py() -> bool {
     let ok = Command::new("python3")
+        // Tests run in threads: a child inherits HDF5 file descriptors (and
+        // their flock) of files other threads are writing.
+        .env("HDF5_USE_FILE_LOCKING", "FALSE")
         .args(["-c", "import h5py"])
         .status()
         .is_ok_and(|s| s.success());
@@ -37,6 +40,9 @@ fn have_h5py() -> bool {
 /// Runs tests/py/compare.py; returns its JSON summary and whether it passed.
 fn compare(orig: &Path, out: &Path, strict: bool) -> (bool, serde_json::Value) {
     let mut cmd = Command::new("python3");
+    // Tests run in threads: a child inherits HDF5 file descriptors (and
+    // their flock) of files other threads are writing.
+    cmd.env("HDF5_USE_FILE_LOCKING", "FALSE");
     cmd.arg(py_script("compare.py")).arg(orig).arg(out);
     if strict {
         cmd.arg("--strict");
@@ -89,6 +95,9 @@ fn healthy_fixtures_round_trip_bit_for_bit() {
         }
         if check {
             let s = Command::new("python3")
+                // Tests run in threads: a child inherits HDF5 file descriptors (and
+                // their flock) of files other threads are writing.
+                .env("HDF5_USE_FILE_LOCKING", "FALSE")
                 .arg(py_script("compare_h5.py"))
                 .arg(&input)
                 .arg(&out)
@@ -418,6 +427,9 @@ fn killed_worker_keeps_every_flushed_config() {
         let killed = dir.path().join(format!("killed_{libver}.h5"));
         let report = dir.path().join(format!("killed_{libver}.json"));
         let status = Command::new("python3")
+            // Tests run in threads: a child inherits HDF5 file descriptors (and
+            // their flock) of files other threads are writing.
+            .env("HDF5_USE_FILE_LOCKING", "FALSE")
             .arg(&script)
             .arg(&killed)
             .args([
@@ -437,6 +449,9 @@ fn killed_worker_keeps_every_flushed_config() {
         // reference for the bytes (configs are seeded by their index).
         let reference = dir.path().join(format!("reference_{libver}.h5"));
         let st = Command::new("python3")
+            // Tests run in threads: a child inherits HDF5 file descriptors (and
+            // their flock) of files other threads are writing.
+            .env("HDF5_USE_FILE_LOCKING", "FALSE")
             .arg(&script)
             .arg(&reference)
             .args(["--libver", libver, "--configs", "180"])
@@ -449,6 +464,9 @@ fn killed_worker_keeps_every_flushed_config() {
         assert!(ok, "{libver}: {v}");
         // Flushed: the first 175 configs (7 flushes of 25).
         let names = Command::new("python3")
+            // Tests run in threads: a child inherits HDF5 file descriptors (and
+            // their flock) of files other threads are writing.
+            .env("HDF5_USE_FILE_LOCKING", "FALSE")
             .args([
                 "-c",
                 "import h5py,sys; print('\\n'.join(h5py.File(sys.argv[1],'r').keys()))",

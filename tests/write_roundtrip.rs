@@ -26,6 +26,9 @@ fn testdata(name: &str) -> PathBuf {
 
 fn h5py_available() -> bool {
     let ok = Command::new("python3")
+        // Tests run in threads: a child inherits HDF5 file descriptors (and
+        // their flock) of files other threads are writing.
+        .env("HDF5_USE_FILE_LOCKING", "FALSE")
         .args(["-c", "import h5py, numpy"])
         .output()
         .is_ok_and(|o| o.status.success());
@@ -220,6 +223,9 @@ fn rebuild(src: &Path, out: &Path) -> (Inventory, Vec<String>, Vec<String>) {
 fn compare(orig: &Path, out: &Path, skip: &[String]) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/compare_h5.py");
     let mut cmd = Command::new("python3");
+    // Tests run in threads: a child inherits HDF5 file descriptors (and
+    // their flock) of files other threads are writing.
+    cmd.env("HDF5_USE_FILE_LOCKING", "FALSE");
     cmd.arg(script).arg(orig).arg(out);
     for s in skip {
         cmd.arg("--skip").arg(s);
@@ -362,6 +368,9 @@ fn odd_types_roundtrip() {
     let src = dir.path().join("odd.h5");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/odd_types.py");
     let o = Command::new("python3")
+        // Tests run in threads: a child inherits HDF5 file descriptors (and
+        // their flock) of files other threads are writing.
+        .env("HDF5_USE_FILE_LOCKING", "FALSE")
         .arg(script)
         .arg(&src)
         .output()
@@ -468,6 +477,9 @@ fn write_prefix_writes_whole_leading_elements() {
         return;
     }
     let o = Command::new("python3")
+            // Tests run in threads: a child inherits HDF5 file descriptors (and
+            // their flock) of files other threads are writing.
+            .env("HDF5_USE_FILE_LOCKING", "FALSE")
         .arg("-c")
         .arg("import h5py,sys; f=h5py.File(sys.argv[1]); print(f['p'][()].ravel().tolist(), int(f['s'][()]))")
         .arg(&out)
