@@ -330,7 +330,12 @@ fn chunked(image: &Image, ds: &mut Dataset, dims: &[u64], index: &ChunkIndex, ob
 /// index entry was damaged (v1 B-tree nodes carry no checksum). Such chunks
 /// are marked not present, so nothing reads them, and reported.
 fn distrust_overlaps(image: &Image, index: &ChunkIndex, chunks: &mut [ChunkRef], obj: &mut Object) {
-    let root = image.absolute(index.address());
+    // Single-chunk and implicit indexes have no node: their "index address"
+    // is the data itself.
+    let root = match index {
+        ChunkIndex::SingleChunk { .. } | ChunkIndex::Implicit { .. } => None,
+        _ => image.absolute(index.address()),
+    };
     let mut order: Vec<usize> = (0..chunks.len()).filter(|&i| chunks[i].present).collect();
     order.sort_by_key(|&i| chunks[i].address);
     let mut bad = vec![false; chunks.len()];
