@@ -1,0 +1,785 @@
+//! `merge`: many (damaged) worker files -> one output holding every
+//! top-level group that can be saved.
+//!
+//! Each input is inventoried (walked, and carved when damaged) on a pool of
+//! threads; the groups at its root are the units of a merge (`init` and any
+//! other `--exclude`d name aside), and groups that carving found without a
+//! name (`/lost+found/group_at_0x...`) become
+//! `/lost+found/<input file stem>/group_at_0x...`. One writer then copies the
+//! chosen units with the salvage rules ([`crate::salvage::salvage_into`]):
+//! verified data only, partial marks, chunks copied as stored.
+//!
+//! Choice between copies: a unit already in OUTPUT is kept (resume); of the
+//! inputs holding the same unit, an intact copy beats a partial one and
+//! between equals the first input (sorted by path) wins; every conflict is
+//! reported. Each merged unit gets `h5salvage_source` = input path.
+//!
+//! Atomicity: an existing OUTPUT is copied and the copy is added to
+//! ([`Writer::open_copy`]), then renamed over OUTPUT; a merge killed at any
+//! moment leaves OUTPUT as it was. Inputs are never modified; they are only
+//! deleted (`remove_merged`) after every unit was read back from the
+//! finished OUTPUT and compared, or moved (`quarantine`) when nothing could be
+//! recovered from them.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use serde::Serialize;
+
+use crate::format::message::datatype::{Datatype, DatatypeClass};
+use crate::inventory::{Inventory, ObjectKind, Status};
+use crate::salvage::{image_of, salvage_into, SalvageError, SalvageReport};
+use crate::source::{CarveMode, Input};
+use crate::write::{WriteError, Writer};
+
+/// What a merge is asked to do.
+#[derive(Clone, Debug, Default)]
+pub struct MergeOptions {
+    /// Input files (see [`expand_inputs`] for directories).
+    pub inputs: Vec<PathBuf>,
+    pub output: PathBuf,
+    /// Top-level group names never copied.
+    pub exclude: Vec<String>,
+    /// Delete an input once all its units were read back equal from OUTPUT.
+    pub remove_merged: bool,
+    /// Move inputs from which nothing could be recovered here.
+    pub quarantine: Option<PathBuf>,
+    /// Inventory threads (0: one per core).
+    pub jobs: usize,
+}
+
+/// What happened to one unit (a top-level group) of one input.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct UnitOutcome {
+    /// Path in the input.
+    pub source: String,
+    /// Path in OUTPUT.
+    pub dest: String,
+    /// "merged", "partial", "lost", "skipped (present)" or
+    /// "skipped (duplicate)".
+    pub result: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub reasons: Vec<String>,
+}
+
+/// The account of one input.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct InputReport {
+    pub input: String,
+    pub size: u64,
+    /// The scan verdict (healthy, damaged, empty, not_hdf5, unreadable), or
+    /// "error" when it could not be read.
+    pub scan: String,
+    pub found: u64,
+    pub merged: u64,
+    pub present: u64,
+    pub duplicate: u64,
+    pub partial: u64,
+    pub lost: u64,
+    /// "complete" (every unit is in OUTPUT in full), "partial" (something
+    /// is partial or lost), "nothing" (nothing recovered from it), "error".
+    pub verdict: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// "removed", "kept: <why>", "quarantined to <path>", ...
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    pub units: Vec<UnitOutcome>,
+}
+
+/// The account of one merge.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct MergeReport {
+    pub output: String,
+    /// OUTPUT was written (false: nothing new, OUTPUT left as it was).
+    pub written: bool,
+    pub inputs: Vec<InputReport>,
+    /// One line per unit found in several inputs: who won and why.
+    pub conflicts: Vec<String>,
+    /// Links not recreated and other remarks from the writer.
+    pub notes: Vec<String>,
+}
+
+impl MergeReport {
+    /// Exit code: 0 everything merged (or already present), 1 something
+    /// merged but something partial or lost, 2 an input could not be read
+    /// (the others were merged), 3 nothing merged or present.
+    pub fn exit_code(&self) -> i32 {
+        if self.inputs.iter().any(|i| i.error.is_some()) {
+            return 2;
+        }
+        let in_output: u64 = self.inputs.iter().map(|i| i.merged + i.present).sum();
+        let partial: u64 = self.inputs.iter().map(|i| i.partial).sum();
+        if in_output == 0 && partial == 0 {
+            return 3;
+        }
+        if self.inputs.iter().all(|i| i.verdict == "complete") {
+            0
+        } else {
+            1
+        }
+    }
+}
+
+/// Why a merge could not run or could not write OUTPUT.
+#[derive(Debug)]
+pub enum MergeError {
+    /// An argument is wrong (no inputs, a directory that cannot be read).
+    Usage(String),
+    /// The writer failed: OUTPUT is left as it was.
+    Write(WriteError),
+    /// A salvage step failed in a way that stops the writer.
+    Salvage(String, SalvageError),
+}
+
+impl std::fmt::Display for MergeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MergeError::Usage(m) => write!(f, "{m}"),
+            MergeError::Write(e) => write!(f, "cannot write output: {e}"),
+            MergeError::Salvage(input, e) => write!(f, "{input}: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for MergeError {}
+
+impl From<WriteError> for MergeError {
+    fn from(e: WriteError) -> Self {
+        MergeError::Write(e)
+    }
+}
+
+/// Inputs as given: files are kept, directories are searched
+/// (non-recursively) for `*.h5` and `*.corrupted`. Sorted, without
+/// duplicates, without `output` itself and without temporary files of
+/// h5salvage writers.
+pub fn expand_inputs(args: &[PathBuf], output: &Path) -> Result<Vec<PathBuf>, MergeError> {
+    let mut out = Vec::new();
+    for a in args {
+        if a.is_dir() {
+            let entries = std::fs::read_dir(a)
+                .map_err(|e| MergeError::Usage(format!("{}: cannot list: {e}", a.display())))?;
+            for e in entries {
+                let e = e.map_err(|e| MergeError::Usage(format!("{}: {e}", a.display())))?;
+                let p = e.path();
+                let wanted = p.extension().is_some_and(|x| x == "h5" || x == "corrupted");
+                if wanted && p.is_file() {
+                    out.push(p);
+                }
+            }
+        } else {
+            out.push(a.clone());
+        }
+    }
+    let output_id = std::fs::canonicalize(output).ok();
+    out.retain(|p| {
+        let name = p.file_name().map(|n| n.to_string_lossy().into_owned());
+        let temp = name.is_some_and(|n| n.starts_with('.') && n.contains(".h5salvage-tmp-"));
+        let same = output_id.is_some() && std::fs::canonicalize(p).ok() == output_id;
+        !temp && !same
+    });
+    out.sort();
+    out.dedup();
+    if out.is_empty() {
+        return Err(MergeError::Usage("no input files".into()));
+    }
+    Ok(out)
+}
+
+/// One top-level group of one input.
+#[derive(Clone, Debug)]
+struct Unit {
+    source: String,
+    dest: String,
+    /// Worst status of the objects under it.
+    quality: Status,
+}
+
+/// One input after the inventory stage.
+struct Scanned {
+    path: PathBuf,
+    inv: Option<Inventory>,
+    error: Option<String>,
+    units: Vec<Unit>,
+}
+
+/// The units of an inventory: named groups at the root (not excluded) and
+/// every entry directly under `/lost+found`, renamed under the input's stem.
+fn units_of(inv: &Inventory, stem: &str, exclude: &[String]) -> Vec<Unit> {
+    let mut units: Vec<Unit> = Vec::new();
+    for o in inv.objects.iter().filter(|o| o.hard_link_of.is_none()) {
+        let rest = o.path.strip_prefix('/').unwrap_or_default();
+        let dest = if let Some(name) = rest.strip_prefix("lost+found/") {
+            if name.is_empty() || name.contains('/') {
+                continue;
+            }
+            format!("/lost+found/{stem}/{name}")
+        } else {
+            let named_group = o.kind == ObjectKind::Group
+                && !rest.is_empty()
+                && !rest.contains('/')
+                && rest != "lost+found";
+            if !named_group || exclude.iter().any(|x| x == rest) {
+                continue;
+            }
+            o.path.clone()
+        };
+        units.push(Unit {
+            source: o.path.clone(),
+            dest,
+            quality: o.status,
+        });
+    }
+    for u in &mut units {
+        let below = format!("{}/", u.source);
+        for o in inv.objects.iter().filter(|o| o.path.starts_with(&below)) {
+            u.quality = u.quality.max(o.status);
+        }
+    }
+    units
+}
+
+/// `source` or a path below it, mapped to `dest`.
+fn map_path(path: &str, source: &str, dest: &str) -> Option<String> {
+    if path == source {
+        return Some(dest.to_string());
+    }
+    let rest = path.strip_prefix(source)?;
+    rest.starts_with('/').then(|| format!("{dest}{rest}"))
+}
+
+fn stem_of(p: &Path) -> String {
+    p.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "input".into())
+        .replace('/', "_")
+}
+
+/// Inventories every input on `jobs` threads (a shared work queue).
+fn scan_all(inputs: &[PathBuf], exclude: &[String], jobs: usize) -> Vec<Scanned> {
+    let next = AtomicUsize::new(0);
+    let slots: Mutex<Vec<Option<Scanned>>> = Mutex::new((0..inputs.len()).map(|_| None).collect());
+    let jobs = if jobs == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        jobs
+    }
+    .clamp(1, inputs.len().max(1));
+    std::thread::scope(|s| {
+        for _ in 0..jobs {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(path) = inputs.get(i) else {
+                    break;
+                };
+                let scanned = scan_one(path, exclude);
+                if let Ok(mut v) = slots.lock() {
+                    if let Some(slot) = v.get_mut(i) {
+                        *slot = Some(scanned);
+                    }
+                }
+            });
+        }
+    });
+    let slots = slots.into_inner().unwrap_or_default();
+    slots
+        .into_iter()
+        .zip(inputs)
+        .map(|(s, p)| {
+            s.unwrap_or_else(|| Scanned {
+                path: p.clone(),
+                inv: None,
+                error: Some("inventory thread failed".into()),
+                units: Vec::new(),
+            })
+        })
+        .collect()
+}
+
+fn scan_one(path: &Path, exclude: &[String]) -> Scanned {
+    let name = path.display().to_string();
+    match Input::open(path) {
+        Ok(input) => {
+            let inv = crate::source::inventory(&name, input.bytes(), CarveMode::Auto);
+            let units = units_of(&inv, &stem_of(path), exclude);
+            Scanned {
+                path: path.to_path_buf(),
+                inv: Some(inv),
+                error: None,
+                units,
+            }
+        }
+        Err(e) => Scanned {
+            path: path.to_path_buf(),
+            inv: None,
+            error: Some(format!("cannot read: {e}")),
+            units: Vec::new(),
+        },
+    }
+}
+
+/// For every destination path: the index of the input whose copy is
+/// written, or `None` when OUTPUT already holds it.
+fn choose(
+    scanned: &[Scanned],
+    present: &dyn Fn(&str) -> Result<bool, WriteError>,
+    conflicts: &mut Vec<String>,
+) -> Result<BTreeMap<String, Option<usize>>, WriteError> {
+    let mut by_dest: BTreeMap<String, Vec<(usize, Status)>> = BTreeMap::new();
+    for (i, s) in scanned.iter().enumerate() {
+        for u in &s.units {
+            by_dest
+                .entry(u.dest.clone())
+                .or_default()
+                .push((i, u.quality));
+        }
+    }
+    let mut chosen = BTreeMap::new();
+    for (dest, cands) in by_dest {
+        if present(&dest)? {
+            chosen.insert(dest, None);
+            continue;
+        }
+        // The best status first; the first input among equals (stable).
+        let mut order = cands.clone();
+        order.sort_by_key(|(_, q)| *q);
+        let Some(&(win, q)) = order.first() else {
+            continue;
+        };
+        if cands.len() > 1 {
+            let others: Vec<String> = cands
+                .iter()
+                .filter(|(i, _)| *i != win)
+                .map(|(i, q)| format!("{} ({})", scanned[*i].path.display(), q.as_str()))
+                .collect();
+            conflicts.push(format!(
+                "{dest}: copy from {} ({}) kept; also in {}",
+                scanned[win].path.display(),
+                q.as_str(),
+                others.join(", ")
+            ));
+        }
+        chosen.insert(dest, Some(win));
+    }
+    Ok(chosen)
+}
+
+/// Runs a merge. OUTPUT is written only when there is something new; it is
+/// replaced atomically (or created) by the writer.
+pub fn merge(opts: &MergeOptions) -> Result<MergeReport, MergeError> {
+    if opts.inputs.is_empty() {
+        return Err(MergeError::Usage("no input files".into()));
+    }
+    let scanned = scan_all(&opts.inputs, &opts.exclude, opts.jobs);
+    let existing = opts.output.exists();
+    let mut w = if existing {
+        Writer::open_copy(&opts.output)?
+    } else {
+        Writer::create(&opts.output)?
+    };
+    let mut report = MergeReport {
+        output: opts.output.display().to_string(),
+        ..MergeReport::default()
+    };
+    let chosen = choose(&scanned, &|p: &str| w.exists(p), &mut report.conflicts)?;
+    let mut wrote = false;
+    for (i, s) in scanned.iter().enumerate() {
+        let mut ir = InputReport {
+            input: s.path.display().to_string(),
+            size: s.inv.as_ref().map_or(0, |v| v.size),
+            scan: s
+                .inv
+                .as_ref()
+                .map_or("error".into(), |v| v.verdict().as_str().to_string()),
+            error: s.error.clone(),
+            found: s.units.len() as u64,
+            ..InputReport::default()
+        };
+        let mine: Vec<&Unit> = s
+            .units
+            .iter()
+            .filter(|u| chosen.get(&u.dest) == Some(&Some(i)))
+            .collect();
+        let mut outcomes: HashMap<String, UnitOutcome> = HashMap::new();
+        if let (Some(inv), false) = (&s.inv, mine.is_empty()) {
+            match write_units(&mut w, &s.path, inv, &mine) {
+                Ok((list, notes)) => {
+                    wrote |= list.iter().any(|o| o.result != "lost");
+                    report.notes.extend(notes);
+                    for o in list {
+                        outcomes.insert(o.source.clone(), o);
+                    }
+                }
+                Err(UnitsError::Input(e)) => ir.error = Some(e),
+                Err(UnitsError::Fatal(e)) => {
+                    return Err(MergeError::Salvage(s.path.display().to_string(), e))
+                }
+            }
+        }
+        for u in &s.units {
+            let o = outcomes.remove(&u.source).unwrap_or_else(|| {
+                let result = match chosen.get(&u.dest) {
+                    Some(None) => "skipped (present)",
+                    Some(Some(j)) if *j != i => "skipped (duplicate)",
+                    _ => "lost",
+                };
+                UnitOutcome {
+                    source: u.source.clone(),
+                    dest: u.dest.clone(),
+                    result: result.into(),
+                    reasons: Vec::new(),
+                }
+            });
+            match o.result.as_str() {
+                "merged" => ir.merged += 1,
+                "partial" => ir.partial += 1,
+                "skipped (present)" => ir.present += 1,
+                "skipped (duplicate)" => ir.duplicate += 1,
+                _ => ir.lost += 1,
+            }
+            ir.units.push(o);
+        }
+        ir.verdict = verdict(&ir);
+        report.inputs.push(ir);
+    }
+    if wrote {
+        w.finish(existing)?;
+        report.written = true;
+    } else {
+        drop(w);
+    }
+    if opts.remove_merged && opts.output.exists() {
+        remove_merged(&opts.output, &scanned, &mut report);
+    }
+    if let Some(dir) = &opts.quarantine {
+        quarantine(dir, &mut report);
+    }
+    Ok(report)
+}
+
+fn verdict(ir: &InputReport) -> String {
+    if ir.error.is_some() {
+        return "error".into();
+    }
+    let in_output = ir.merged + ir.present + ir.duplicate;
+    if ir.found == 0 || (in_output == 0 && ir.partial == 0) {
+        "nothing".into()
+    } else if ir.partial == 0 && ir.lost == 0 {
+        "complete".into()
+    } else {
+        "partial".into()
+    }
+}
+
+enum UnitsError {
+    /// This input could not be read again: its units are lost, the merge
+    /// goes on.
+    Input(String),
+    /// The writer failed: the merge stops, OUTPUT stays as it was.
+    Fatal(SalvageError),
+}
+
+/// Writes the chosen units of one input; returns one outcome per unit and
+/// the writer's notes.
+fn write_units(
+    w: &mut Writer,
+    path: &Path,
+    inv: &Inventory,
+    units: &[&Unit],
+) -> Result<(Vec<UnitOutcome>, Vec<String>), UnitsError> {
+    let input = Input::open(path).map_err(|e| UnitsError::Input(format!("cannot read: {e}")))?;
+    let bytes = input.bytes();
+    if bytes.len() as u64 != inv.size {
+        return Err(UnitsError::Input(format!(
+            "changed while merging ({} bytes, {} when inventoried)",
+            bytes.len(),
+            inv.size
+        )));
+    }
+    let image = image_of(inv, bytes);
+    let select = |p: &str| units.iter().find_map(|u| map_path(p, &u.source, &u.dest));
+    let mut rep = SalvageReport::default();
+    salvage_into(w, inv, &image, &select, &mut rep).map_err(UnitsError::Fatal)?;
+    let source = path.display().to_string();
+    let mut out = Vec::new();
+    for u in units {
+        let below = format!("{}/", u.dest);
+        let mine: Vec<_> = rep
+            .objects
+            .iter()
+            .filter(|o| o.path == u.dest || o.path.starts_with(&below))
+            .collect();
+        let root_lost = mine
+            .iter()
+            .find(|o| o.path == u.dest)
+            .is_none_or(|o| o.result == "lost");
+        let mut reasons: Vec<String> = mine
+            .iter()
+            .filter(|o| o.result != "recovered")
+            .map(|o| {
+                let why = o.reasons.first().map_or("", String::as_str);
+                format!("{} {}: {why}", o.result, o.path)
+            })
+            .collect();
+        let result = if root_lost {
+            "lost"
+        } else {
+            w.mark(&u.dest, "h5salvage_source", &source)
+                .map_err(|e| UnitsError::Fatal(SalvageError::Write(e)))?;
+            if reasons.is_empty() {
+                "merged"
+            } else {
+                "partial"
+            }
+        };
+        reasons.truncate(20);
+        out.push(UnitOutcome {
+            source: u.source.clone(),
+            dest: u.dest.clone(),
+            result: result.into(),
+            reasons,
+        });
+    }
+    Ok((out, rep.notes))
+}
+
+/// Deletes each input whose every unit reads back from OUTPUT equal to the
+/// input (same objects, same shapes and types, same bytes).
+fn remove_merged(output: &Path, scanned: &[Scanned], report: &mut MergeReport) {
+    let out_input = match Input::open(output) {
+        Ok(i) => i,
+        Err(e) => {
+            report
+                .notes
+                .push(format!("{}: cannot read back: {e}", output.display()));
+            return;
+        }
+    };
+    let out_bytes = out_input.bytes();
+    let out_inv = crate::walk::walk(&output.display().to_string(), out_bytes);
+    let out_image = image_of(&out_inv, out_bytes);
+    for (s, ir) in scanned.iter().zip(report.inputs.iter_mut()) {
+        let Some(inv) = &s.inv else {
+            continue;
+        };
+        if ir.verdict != "complete" {
+            ir.action = Some("kept: not complete in the output".into());
+            continue;
+        }
+        let input = match Input::open(&s.path) {
+            Ok(i) => i,
+            Err(e) => {
+                ir.action = Some(format!("kept: cannot read again: {e}"));
+                continue;
+            }
+        };
+        let image = image_of(inv, input.bytes());
+        let mut why = None;
+        for u in &s.units {
+            if let Err(e) = same_unit(inv, &image, u, &out_inv, &out_image) {
+                why = Some(format!("{}: {e}", u.dest));
+                break;
+            }
+        }
+        ir.action = Some(match why {
+            Some(e) => format!("kept: {e}"),
+            None => match std::fs::remove_file(&s.path) {
+                Ok(()) => "removed".into(),
+                Err(e) => format!("kept: cannot remove: {e}"),
+            },
+        });
+    }
+}
+
+/// Every object of `u` in the input has its counterpart in OUTPUT: same
+/// kind; datasets with the same shape, type and bytes (variable-length
+/// values compared as values).
+fn same_unit(
+    inv: &Inventory,
+    image: &crate::format::Image,
+    u: &Unit,
+    out_inv: &Inventory,
+    out_image: &crate::format::Image,
+) -> Result<(), String> {
+    for o in inv.objects.iter().filter(|o| o.hard_link_of.is_none()) {
+        let Some(dest) = map_path(&o.path, &u.source, &u.dest) else {
+            continue;
+        };
+        if o.status != Status::Intact {
+            return Err(format!("{} is {} in the input", o.path, o.status.as_str()));
+        }
+        let Some(c) = out_inv.object(&dest) else {
+            return Err(format!("{dest} missing from the output"));
+        };
+        if c.kind != o.kind {
+            return Err(format!("{dest} is a {} in the output", c.kind.as_str()));
+        }
+        let (Some(a), Some(b)) = (&o.dataset, &c.dataset) else {
+            continue;
+        };
+        if a.dataspace.dims != b.dataspace.dims
+            || normalized(&a.datatype) != normalized(&b.datatype)
+        {
+            return Err(format!("{dest}: shape or type differs"));
+        }
+        let x = crate::read::assemble(image, a).map_err(|e| format!("{}: {e}", o.path))?;
+        let y = crate::read::assemble(out_image, b).map_err(|e| format!("{dest}: {e}"))?;
+        if a.datatype.is_variable_length() {
+            let vx = crate::read::vlen::resolve_vlen(image, &a.datatype, &x)
+                .map_err(|e| format!("{}: {e}", o.path))?;
+            let vy = crate::read::vlen::resolve_vlen(out_image, &b.datatype, &y)
+                .map_err(|e| format!("{dest}: {e}"))?;
+            let same = vx.len() == vy.len()
+                && vx
+                    .iter()
+                    .zip(&vy)
+                    .all(|(p, q)| p.offset == q.offset && p.count == q.count && p.data == q.data);
+            if !same {
+                return Err(format!("{dest}: variable-length values differ"));
+            }
+        } else if x != y {
+            return Err(format!("{dest}: bytes differ"));
+        }
+    }
+    Ok(())
+}
+
+/// The datatype without its message versions (the writer may encode the
+/// same type with another version).
+fn normalized(t: &Datatype) -> Datatype {
+    let mut t = t.clone();
+    strip_versions(&mut t);
+    t
+}
+
+fn strip_versions(t: &mut Datatype) {
+    t.version = 0;
+    match &mut t.class {
+        DatatypeClass::Compound { members } => {
+            for m in members {
+                strip_versions(&mut m.datatype);
+            }
+        }
+        DatatypeClass::Enumeration { base, .. }
+        | DatatypeClass::VariableLength { base, .. }
+        | DatatypeClass::Array { base, .. }
+        | DatatypeClass::Complex { base, .. } => strip_versions(base),
+        _ => {}
+    }
+}
+
+/// Moves inputs from which nothing was recovered into `dir`.
+fn quarantine(dir: &Path, report: &mut MergeReport) {
+    for ir in &mut report.inputs {
+        if ir.verdict != "nothing" && ir.verdict != "error" {
+            continue;
+        }
+        let src = PathBuf::from(&ir.input);
+        if !src.exists() {
+            continue;
+        }
+        if let Err(e) = std::fs::create_dir_all(dir) {
+            ir.action = Some(format!("kept: cannot create {}: {e}", dir.display()));
+            continue;
+        }
+        let name = src
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "input".into());
+        let mut dest = dir.join(&name);
+        let mut n = 1u32;
+        while dest.exists() && n < 10_000 {
+            dest = dir.join(format!("{name}.{n}"));
+            n = n.saturating_add(1);
+        }
+        ir.action = Some(match std::fs::rename(&src, &dest) {
+            Ok(()) => format!("quarantined to {}", dest.display()),
+            Err(e) => format!("kept: cannot move to {}: {e}", dest.display()),
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_map_below_their_unit_only() {
+        assert_eq!(map_path("/a", "/a", "/x/a").as_deref(), Some("/x/a"));
+        assert_eq!(map_path("/a/b", "/a", "/x/a").as_deref(), Some("/x/a/b"));
+        assert_eq!(map_path("/ab", "/a", "/x/a"), None);
+        assert_eq!(map_path("/", "/a", "/a"), None);
+    }
+
+    #[test]
+    fn units_are_root_groups_and_lost_found_entries() {
+        let mut inv = Inventory::default();
+        let mut add = |p: &str, kind: ObjectKind, status: Status| {
+            let mut o = crate::inventory::Object::new(p.into(), 0);
+            o.kind = kind;
+            o.status = status;
+            inv.objects.push(o);
+        };
+        add("/", ObjectKind::Group, Status::Intact);
+        add("/init", ObjectKind::Group, Status::Intact);
+        add("/c1", ObjectKind::Group, Status::Intact);
+        add("/c1/d", ObjectKind::Dataset, Status::Partial);
+        add("/top_dataset", ObjectKind::Dataset, Status::Intact);
+        add("/lost+found", ObjectKind::Group, Status::Intact);
+        add(
+            "/lost+found/group_at_0x10",
+            ObjectKind::Group,
+            Status::Intact,
+        );
+        add(
+            "/lost+found/group_at_0x10/d",
+            ObjectKind::Dataset,
+            Status::Intact,
+        );
+        let u = units_of(&inv, "w1", &["init".to_string()]);
+        let got: Vec<(&str, &str, Status)> = u
+            .iter()
+            .map(|u| (u.source.as_str(), u.dest.as_str(), u.quality))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("/c1", "/c1", Status::Partial),
+                (
+                    "/lost+found/group_at_0x10",
+                    "/lost+found/w1/group_at_0x10",
+                    Status::Intact
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn intact_beats_partial_then_first_input_wins() {
+        let unit = |q| Unit {
+            source: "/c".into(),
+            dest: "/c".into(),
+            quality: q,
+        };
+        let s = |name: &str, q| Scanned {
+            path: PathBuf::from(name),
+            inv: None,
+            error: None,
+            units: vec![unit(q)],
+        };
+        let scanned = [
+            s("a.h5", Status::Partial),
+            s("b.h5", Status::Intact),
+            s("c.h5", Status::Intact),
+        ];
+        let mut conflicts = Vec::new();
+        let chosen = choose(&scanned, &|_| Ok(false), &mut conflicts).unwrap();
+        assert_eq!(chosen.get("/c"), Some(&Some(1)));
+        assert_eq!(conflicts.len(), 1);
+        let chosen = choose(&scanned, &|_| Ok(true), &mut Vec::new()).unwrap();
+        assert_eq!(chosen.get("/c"), Some(&None));
+    }
+}
