@@ -161,12 +161,12 @@ pub fn salvage_into(
         .collect();
     w.set_reference_map(reference_map(&chosen));
     // Datasets holding object references go last: their targets must exist.
-    let (with_refs, plain): (Vec<&(&Object, String)>, Vec<&(&Object, String)>) =
-        chosen.iter().partition(|(o, _)| {
-            o.dataset
-                .as_ref()
-                .is_some_and(|d| d.datatype.contains_reference())
-        });
+    type Chosen<'a, 'b> = Vec<&'b (&'a Object, String)>;
+    let (with_refs, plain): (Chosen, Chosen) = chosen.iter().partition(|(o, _)| {
+        o.dataset
+            .as_ref()
+            .is_some_and(|d| d.datatype.contains_reference())
+    });
     let mut outcomes: Vec<Outcome> = Vec::with_capacity(chosen.len());
     for (o, dest) in plain.into_iter().chain(with_refs) {
         let outcome = salvage_object(image, o, dest, w, report)?;

@@ -340,8 +340,8 @@ pub fn salvage_summary(r: &crate::salvage::SalvageReport, out: &mut dyn Write) -
 pub fn merge_table(r: &crate::merge::MergeReport, out: &mut dyn Write) -> io::Result<()> {
     writeln!(
         out,
-        "{:<40} {:>6} {:>6} {:>7} {:>9} {:>7} {:>5}  {:<10} {}",
-        "input", "found", "merged", "present", "duplicate", "partial", "lost", "scan", "verdict"
+        "{:<40} {:>6} {:>6} {:>7} {:>9} {:>7} {:>5}  {:<10} verdict",
+        "input", "found", "merged", "present", "duplicate", "partial", "lost", "scan"
     )?;
     for i in &r.inputs {
         writeln!(
