@@ -469,6 +469,13 @@ fn killed_merge_leaves_the_previous_output() {
         let done = child.try_wait().unwrap().is_some();
         let _ = child.kill();
         let _ = child.wait();
+        let writing = std::fs::read_dir(dir.path()).unwrap().any(|e| {
+            e.unwrap()
+                .file_name()
+                .to_string_lossy()
+                .contains("h5salvage-tmp")
+        });
+        eprintln!("killed after {delay} ms; temporary copy present: {writing}");
         if sha256(&out) == sha {
             assert_eq!(listing(&out), before, "after {delay} ms");
         } else {
