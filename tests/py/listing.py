@@ -21,7 +21,7 @@ def digest(v):
 
 def main():
     lines = []
-    with h5py.File(sys.argv[1], "r") as f:
+    with h5py.File(sys.argv[1], "r", locking=False) as f:
         def visit(name, obj):
             attrs = ",".join("%s=%s" % (k, digest(obj.attrs[k])) for k in sorted(obj.attrs))
             if isinstance(obj, h5py.Dataset):

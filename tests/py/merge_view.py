@@ -27,7 +27,7 @@ def main():
     source = sys.argv[4] if mode == "merge" else None
     stem = sys.argv[5] if mode == "merge" else None
     n = 0
-    with h5py.File(src, "r") as f, h5py.File(out, "w") as o:
+    with h5py.File(src, "r", locking=False) as f, h5py.File(out, "w") as o:
         for name in f.keys():
             if name == "lost+found":
                 continue
