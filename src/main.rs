@@ -82,7 +82,8 @@ enum Command {
         /// The merged file (created, or added to).
         #[arg(short, long)]
         output: PathBuf,
-        /// Top-level group name never copied (repeatable).
+        /// Top-level group name never copied (repeatable; giving it
+        /// replaces the default `init`).
         #[arg(long, value_name = "NAME", default_value = "init")]
         exclude: Vec<String>,
         /// Delete each input whose every group was read back from OUTPUT

@@ -235,8 +235,16 @@ fn units_of(inv: &Inventory, stem: &str, exclude: &[String]) -> Vec<Unit> {
     }
     for u in &mut units {
         let below = format!("{}/", u.source);
-        for o in inv.objects.iter().filter(|o| o.path.starts_with(&below)) {
+        for o in inv
+            .objects
+            .iter()
+            .filter(|o| o.path == u.source || o.path.starts_with(&below))
+        {
             u.quality = u.quality.max(o.status);
+            // A salvaged input: what salvage marked partial still is.
+            if o.attributes.iter().any(|a| a.name == "h5salvage_status") {
+                u.quality = u.quality.max(Status::Partial);
+            }
         }
     }
     units

@@ -562,3 +562,77 @@ fn remove_merged_and_quarantine() {
         .unwrap();
     assert_eq!(st.code(), Some(2));
 }
+
+/// The recipe past one machine: salvage each file on its own, then merge
+/// the salvaged files. A group salvage marked partial still loses to an
+/// intact copy in another salvaged file, and every byte is right.
+#[test]
+fn merge_of_salvaged_files_keeps_partial_marks() {
+    if !have_h5py() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (runs, refs) = (dir.path().join("runs"), dir.path().join("refs"));
+    std::fs::create_dir_all(&runs).unwrap();
+    std::fs::create_dir_all(&refs).unwrap();
+    let healthy = &SCENARIO[5];
+    let zeroed = &SCENARIO[0];
+    assert_eq!(
+        (healthy.file, zeroed.file),
+        ("worker_4.h5", "worker_0_zeroed.h5")
+    );
+    run_worker(&runs.join(healthy.file), healthy, false);
+    let mut b = std::fs::read(runs.join(healthy.file)).unwrap();
+    b[..2048].fill(0);
+    std::fs::write(runs.join(zeroed.file), b).unwrap();
+    let salvaged = dir.path().join("salvaged");
+    std::fs::create_dir(&salvaged).unwrap();
+    for w in [zeroed, healthy] {
+        h5salvage::salvage::salvage(&runs.join(w.file), &salvaged.join(w.file), false).unwrap();
+    }
+    let out = dir.path().join("merged.h5");
+    let rep = merge(&opts(std::slice::from_ref(&salvaged), &out)).unwrap();
+    let z = input_report(&rep, zeroed.file);
+    let lost_to_intact: Vec<&str> = z
+        .units
+        .iter()
+        .filter(|u| u.result == "skipped (duplicate)")
+        .map(|u| u.dest.as_str())
+        .collect();
+    assert!(!lost_to_intact.is_empty(), "{z:?}");
+    assert!(lost_to_intact.iter().all(|d| d.starts_with("/w4_")));
+    let h = input_report(&rep, healthy.file);
+    // It gives the groups whose copy in the zeroed file is partial, and
+    // those the zeroed file lost altogether.
+    for d in &lost_to_intact {
+        assert!(
+            h.units.iter().any(|u| &u.dest == d && u.result == "merged"),
+            "{d}: {h:?}"
+        );
+    }
+    let reference = refs.join("w4.h5");
+    run_worker(&reference, healthy, false);
+    for w in [zeroed, healthy] {
+        let input = salvaged.join(w.file);
+        let view = dir.path().join(format!("view_{}", w.file));
+        let shown = input.display().to_string();
+        let (ok, text) = python(&[
+            py("merge_view.py").as_os_str(),
+            out.as_os_str(),
+            view.as_os_str(),
+            "merge".as_ref(),
+            shown.as_ref(),
+            stem(&input).as_ref(),
+        ]);
+        assert!(ok, "{text}");
+        assert!(recovered(&reference, &view) > 0, "{}", w.file);
+    }
+    let names = listing(&out);
+    for i in 0..20 {
+        let line = names
+            .lines()
+            .find(|l| l.starts_with(&format!("/w4_config_{i:04} Group")))
+            .unwrap_or_else(|| panic!("w4_config_{i:04} missing"));
+        assert!(!line.contains("h5salvage_status"), "{line}");
+    }
+}
