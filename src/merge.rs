@@ -2,7 +2,7 @@
 //! top-level group that can be saved.
 //!
 //! Each input is inventoried (walked, and carved when damaged) on a pool of
-//! threads; the groups at its root are the units of a merge (`init` and any
+//! threads while one writer writes them in path order; the groups at its root are the units of a merge (`init` and any
 //! other `--exclude`d name aside), and groups that carving found without a
 //! name (`/lost+found/group_at_0x...`) become
 //! `/lost+found/<input file stem>/group_at_0x...`. One writer then copies the
@@ -21,10 +21,9 @@
 //! finished OUTPUT and compared, or moved (`quarantine`) when nothing could be
 //! recovered from them.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use serde::Serialize;
 
@@ -201,9 +200,26 @@ struct Unit {
 /// One input after the inventory stage.
 struct Scanned {
     path: PathBuf,
+    /// Kept while a unit of it may still be written (or compared).
     inv: Option<Inventory>,
+    size: u64,
+    /// The scan verdict, or "error".
+    scan: String,
     error: Option<String>,
     units: Vec<Unit>,
+}
+
+impl Scanned {
+    fn failed(path: &Path, error: String) -> Scanned {
+        Scanned {
+            path: path.to_path_buf(),
+            inv: None,
+            size: 0,
+            scan: "error".into(),
+            error: Some(error),
+            units: Vec::new(),
+        }
+    }
 }
 
 /// The units of an inventory: named groups at the root (not excluded) and
@@ -266,47 +282,6 @@ fn stem_of(p: &Path) -> String {
         .replace('/', "_")
 }
 
-/// Inventories every input on `jobs` threads (a shared work queue).
-fn scan_all(inputs: &[PathBuf], exclude: &[String], jobs: usize) -> Vec<Scanned> {
-    let next = AtomicUsize::new(0);
-    let slots: Mutex<Vec<Option<Scanned>>> = Mutex::new((0..inputs.len()).map(|_| None).collect());
-    let jobs = if jobs == 0 {
-        std::thread::available_parallelism().map_or(1, |n| n.get())
-    } else {
-        jobs
-    }
-    .clamp(1, inputs.len().max(1));
-    std::thread::scope(|s| {
-        for _ in 0..jobs {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(path) = inputs.get(i) else {
-                    break;
-                };
-                let scanned = scan_one(path, exclude);
-                if let Ok(mut v) = slots.lock() {
-                    if let Some(slot) = v.get_mut(i) {
-                        *slot = Some(scanned);
-                    }
-                }
-            });
-        }
-    });
-    let slots = slots.into_inner().unwrap_or_default();
-    slots
-        .into_iter()
-        .zip(inputs)
-        .map(|(s, p)| {
-            s.unwrap_or_else(|| Scanned {
-                path: p.clone(),
-                inv: None,
-                error: Some("inventory thread failed".into()),
-                units: Vec::new(),
-            })
-        })
-        .collect()
-}
-
 fn scan_one(path: &Path, exclude: &[String]) -> Scanned {
     let name = path.display().to_string();
     match Input::open(path) {
@@ -315,159 +290,314 @@ fn scan_one(path: &Path, exclude: &[String]) -> Scanned {
             let units = units_of(&inv, &stem_of(path), exclude);
             Scanned {
                 path: path.to_path_buf(),
+                size: inv.size,
+                scan: inv.verdict().as_str().to_string(),
                 inv: Some(inv),
                 error: None,
                 units,
             }
         }
-        Err(e) => Scanned {
-            path: path.to_path_buf(),
-            inv: None,
-            error: Some(format!("cannot read: {e}")),
-            units: Vec::new(),
-        },
+        Err(e) => Scanned::failed(path, format!("cannot read: {e}")),
     }
 }
 
-/// For every destination path: the index of the input whose copy is
-/// written, or `None` when OUTPUT already holds it.
-fn choose(
-    scanned: &[Scanned],
-    present: &dyn Fn(&str) -> Result<bool, WriteError>,
-    conflicts: &mut Vec<String>,
-) -> Result<BTreeMap<String, Option<usize>>, WriteError> {
-    let mut by_dest: BTreeMap<String, Vec<(usize, Status)>> = BTreeMap::new();
-    for (i, s) in scanned.iter().enumerate() {
-        for u in &s.units {
-            by_dest
-                .entry(u.dest.clone())
-                .or_default()
-                .push((i, u.quality));
+/// Which copy of each destination path is written, decided input by input
+/// in path order while the inventories come in: an intact copy is written
+/// as soon as its input comes up (an earlier intact copy would have been
+/// written already); partial and lost copies wait until every input was
+/// seen, and the best of them (the first among equals) is written only if
+/// no intact copy came.
+#[derive(Default)]
+struct Plan {
+    /// Destination -> every input holding it, with its quality.
+    candidates: BTreeMap<String, Vec<(usize, Status)>>,
+    /// Destination -> the input whose copy was written in this run.
+    written: HashMap<String, usize>,
+    /// Destination -> the best partial or lost copy so far.
+    deferred: BTreeMap<String, (usize, Status)>,
+    /// Destinations OUTPUT held before this run.
+    present: HashSet<String>,
+}
+
+impl Plan {
+    /// Records unit `u` of input `i`; true when it is to be written now.
+    fn offer(
+        &mut self,
+        i: usize,
+        u: &Unit,
+        exists: &dyn Fn(&str) -> Result<bool, WriteError>,
+    ) -> Result<bool, WriteError> {
+        self.candidates
+            .entry(u.dest.clone())
+            .or_default()
+            .push((i, u.quality));
+        if self.present.contains(&u.dest) || self.written.contains_key(&u.dest) {
+            return Ok(false);
         }
+        if exists(&u.dest)? {
+            self.present.insert(u.dest.clone());
+            return Ok(false);
+        }
+        if u.quality == Status::Intact {
+            return Ok(true);
+        }
+        match self.deferred.get(&u.dest) {
+            Some(&(_, q)) if q <= u.quality => {}
+            _ => {
+                self.deferred.insert(u.dest.clone(), (i, u.quality));
+            }
+        }
+        Ok(false)
     }
-    let mut chosen = BTreeMap::new();
-    for (dest, cands) in by_dest {
-        if present(&dest)? {
-            chosen.insert(dest, None);
-            continue;
+
+    /// Deferred copies no intact copy replaced, per input.
+    fn late(&self) -> BTreeMap<usize, Vec<String>> {
+        let mut late: BTreeMap<usize, Vec<String>> = BTreeMap::new();
+        for (dest, (i, _)) in &self.deferred {
+            if !self.written.contains_key(dest) {
+                late.entry(*i).or_default().push(dest.clone());
+            }
         }
-        // The best status first; the first input among equals (stable).
-        let mut order = cands.clone();
-        order.sort_by_key(|(_, q)| *q);
-        let Some(&(win, q)) = order.first() else {
-            continue;
+        late
+    }
+
+    /// One line per destination found in several inputs.
+    fn conflicts(&self, scanned: &[Scanned]) -> Vec<String> {
+        let name = |i: usize| {
+            scanned
+                .get(i)
+                .map_or(String::new(), |s| s.path.display().to_string())
         };
-        if cands.len() > 1 {
+        let mut out = Vec::new();
+        for (dest, cands) in &self.candidates {
+            if cands.len() < 2 || self.present.contains(dest) {
+                continue;
+            }
+            let Some(&win) = self.written.get(dest) else {
+                continue;
+            };
+            let q = cands
+                .iter()
+                .find(|(i, _)| *i == win)
+                .map_or("", |(_, q)| q.as_str());
             let others: Vec<String> = cands
                 .iter()
                 .filter(|(i, _)| *i != win)
-                .map(|(i, q)| format!("{} ({})", scanned[*i].path.display(), q.as_str()))
+                .map(|(i, q)| format!("{} ({})", name(*i), q.as_str()))
                 .collect();
-            conflicts.push(format!(
-                "{dest}: copy from {} ({}) kept; also in {}",
-                scanned[win].path.display(),
-                q.as_str(),
+            out.push(format!(
+                "{dest}: copy from {} ({q}) kept; also in {}",
+                name(win),
                 others.join(", ")
             ));
         }
-        chosen.insert(dest, Some(win));
+        out
     }
-    Ok(chosen)
 }
 
-/// Runs a merge. OUTPUT is written only when there is something new; it is
-/// replaced atomically (or created) by the writer.
+/// Where the writer is: the plan, the inputs seen, what was written.
+struct MergeState {
+    plan: Plan,
+    scanned: Vec<Scanned>,
+    outcomes: Vec<HashMap<String, UnitOutcome>>,
+    notes: Vec<String>,
+    wrote: bool,
+}
+
+impl MergeState {
+    /// Writes `dests` of input `i`; input errors are recorded on it.
+    fn write(&mut self, w: &mut Writer, i: usize, dests: &[String]) -> Result<(), MergeError> {
+        let Some(s) = self.scanned.get_mut(i) else {
+            return Ok(());
+        };
+        let Some(inv) = &s.inv else {
+            return Ok(());
+        };
+        let units: Vec<&Unit> = s.units.iter().filter(|u| dests.contains(&u.dest)).collect();
+        if units.is_empty() {
+            return Ok(());
+        }
+        match write_units(w, &s.path, inv, &units) {
+            Ok((list, notes)) => {
+                self.wrote |= list.iter().any(|o| o.result != "lost");
+                self.notes.extend(notes);
+                for o in list {
+                    self.plan.written.insert(o.dest.clone(), i);
+                    if let Some(m) = self.outcomes.get_mut(i) {
+                        m.insert(o.source.clone(), o);
+                    }
+                }
+                Ok(())
+            }
+            Err(UnitsError::Input(e)) => {
+                s.error = Some(e);
+                Ok(())
+            }
+            Err(UnitsError::Fatal(e)) => Err(MergeError::Salvage(s.path.display().to_string(), e)),
+        }
+    }
+
+    /// Input `i` arrives (in path order): its intact units not yet in
+    /// OUTPUT are written now.
+    fn arrive(
+        &mut self,
+        w: &mut Writer,
+        i: usize,
+        s: Scanned,
+        keep: bool,
+    ) -> Result<(), MergeError> {
+        let mut now = Vec::new();
+        for u in &s.units {
+            if self.plan.offer(i, u, &|p: &str| w.exists(p))? {
+                now.push(u.dest.clone());
+            }
+        }
+        self.scanned.push(s);
+        self.write(w, i, &now)?;
+        let deferred = self.plan.deferred.values().any(|(j, _)| *j == i);
+        if !keep && !deferred {
+            if let Some(s) = self.scanned.get_mut(i) {
+                s.inv = None;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Runs a merge: inputs are inventoried on a pool of threads (a shared
+/// work queue) while this thread writes them in path order. OUTPUT is
+/// written only when there is something new; it is replaced atomically (or
+/// created) by the writer.
 pub fn merge(opts: &MergeOptions) -> Result<MergeReport, MergeError> {
     if opts.inputs.is_empty() {
         return Err(MergeError::Usage("no input files".into()));
     }
     let stale = remove_stale_temps(&opts.output);
-    let scanned = scan_all(&opts.inputs, &opts.exclude, opts.jobs);
     let existing = opts.output.exists();
     let mut w = if existing {
         Writer::open_copy(&opts.output)?
     } else {
         Writer::create(&opts.output)?
     };
-    let mut report = MergeReport {
-        output: opts.output.display().to_string(),
+    let n = opts.inputs.len();
+    let jobs = if opts.jobs == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        opts.jobs
+    }
+    .clamp(1, n);
+    let mut st = MergeState {
+        plan: Plan::default(),
+        scanned: Vec::with_capacity(n),
+        outcomes: vec![HashMap::new(); n],
         notes: stale,
-        ..MergeReport::default()
+        wrote: false,
     };
-    let chosen = choose(&scanned, &|p: &str| w.exists(p), &mut report.conflicts)?;
-    let mut wrote = false;
-    for (i, s) in scanned.iter().enumerate() {
-        let mut ir = InputReport {
-            input: s.path.display().to_string(),
-            size: s.inv.as_ref().map_or(0, |v| v.size),
-            scan: s
-                .inv
-                .as_ref()
-                .map_or("error".into(), |v| v.verdict().as_str().to_string()),
-            error: s.error.clone(),
-            found: s.units.len() as u64,
-            ..InputReport::default()
-        };
-        let mine: Vec<&Unit> = s
-            .units
-            .iter()
-            .filter(|u| chosen.get(&u.dest) == Some(&Some(i)))
-            .collect();
-        let mut outcomes: HashMap<String, UnitOutcome> = HashMap::new();
-        if let (Some(inv), false) = (&s.inv, mine.is_empty()) {
-            match write_units(&mut w, &s.path, inv, &mine) {
-                Ok((list, notes)) => {
-                    wrote |= list.iter().any(|o| o.result != "lost");
-                    report.notes.extend(notes);
-                    for o in list {
-                        outcomes.insert(o.source.clone(), o);
+    let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|scope| -> Result<(), MergeError> {
+        let (tx, rx) = std::sync::mpsc::channel::<(usize, Scanned)>();
+        for _ in 0..jobs {
+            let tx = tx.clone();
+            let (next, stop) = (&next, &stop);
+            scope.spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(path) = opts.inputs.get(i) else {
+                        break;
+                    };
+                    if tx.send((i, scan_one(path, &opts.exclude))).is_err() {
+                        break;
                     }
                 }
-                Err(UnitsError::Input(e)) => ir.error = Some(e),
-                Err(UnitsError::Fatal(e)) => {
-                    return Err(MergeError::Salvage(s.path.display().to_string(), e))
-                }
-            }
-        }
-        for u in &s.units {
-            let o = outcomes.remove(&u.source).unwrap_or_else(|| {
-                let result = match chosen.get(&u.dest) {
-                    Some(None) => "skipped (present)",
-                    Some(Some(j)) if *j != i => "skipped (duplicate)",
-                    _ => "lost",
-                };
-                UnitOutcome {
-                    source: u.source.clone(),
-                    dest: u.dest.clone(),
-                    result: result.into(),
-                    reasons: Vec::new(),
-                }
             });
-            match o.result.as_str() {
-                "merged" => ir.merged += 1,
-                "partial" => ir.partial += 1,
-                "skipped (present)" => ir.present += 1,
-                "skipped (duplicate)" => ir.duplicate += 1,
-                _ => ir.lost += 1,
-            }
-            ir.units.push(o);
         }
-        ir.verdict = verdict(&ir);
-        report.inputs.push(ir);
+        drop(tx);
+        let mut pending: BTreeMap<usize, Scanned> = BTreeMap::new();
+        for (i, path) in opts.inputs.iter().enumerate() {
+            let s = loop {
+                if let Some(s) = pending.remove(&i) {
+                    break s;
+                }
+                match rx.recv() {
+                    Ok((j, s)) => {
+                        pending.insert(j, s);
+                    }
+                    Err(_) => break Scanned::failed(path, "inventory thread failed".into()),
+                }
+            };
+            if let Err(e) = st.arrive(&mut w, i, s, opts.remove_merged) {
+                stop.store(true, Ordering::Relaxed);
+                return Err(e);
+            }
+        }
+        Ok(())
+    })?;
+    for (i, dests) in st.plan.late() {
+        st.write(&mut w, i, &dests)?;
     }
-    if wrote {
+    let mut report = MergeReport {
+        output: opts.output.display().to_string(),
+        conflicts: st.plan.conflicts(&st.scanned),
+        notes: std::mem::take(&mut st.notes),
+        ..MergeReport::default()
+    };
+    for (i, s) in st.scanned.iter().enumerate() {
+        report.inputs.push(input_report(i, s, &st));
+    }
+    if st.wrote {
         w.finish(existing)?;
         report.written = true;
     } else {
         drop(w);
     }
     if opts.remove_merged && opts.output.exists() {
-        remove_merged(&opts.output, &scanned, &mut report);
+        remove_merged(&opts.output, &st.scanned, &mut report);
     }
     if let Some(dir) = &opts.quarantine {
         quarantine(dir, &mut report);
     }
     Ok(report)
+}
+
+/// The account of input `i` once everything was written.
+fn input_report(i: usize, s: &Scanned, st: &MergeState) -> InputReport {
+    let mut ir = InputReport {
+        input: s.path.display().to_string(),
+        size: s.size,
+        scan: s.scan.clone(),
+        error: s.error.clone(),
+        found: s.units.len() as u64,
+        ..InputReport::default()
+    };
+    for u in &s.units {
+        let written = st.outcomes.get(i).and_then(|m| m.get(&u.source));
+        let o = written.cloned().unwrap_or_else(|| {
+            let result = if st.plan.present.contains(&u.dest) {
+                "skipped (present)"
+            } else if st.plan.written.get(&u.dest).is_some_and(|j| *j != i) {
+                "skipped (duplicate)"
+            } else {
+                "lost"
+            };
+            UnitOutcome {
+                source: u.source.clone(),
+                dest: u.dest.clone(),
+                result: result.into(),
+                reasons: Vec::new(),
+            }
+        });
+        match o.result.as_str() {
+            "merged" => ir.merged += 1,
+            "partial" => ir.partial += 1,
+            "skipped (present)" => ir.present += 1,
+            "skipped (duplicate)" => ir.duplicate += 1,
+            _ => ir.lost += 1,
+        }
+        ir.units.push(o);
+    }
+    ir.verdict = verdict(&ir);
+    ir
 }
 
 /// Removes temporary files that killed writers left beside `output`
@@ -811,22 +941,32 @@ mod tests {
             dest: "/c".into(),
             quality: q,
         };
-        let s = |name: &str, q| Scanned {
-            path: PathBuf::from(name),
-            inv: None,
-            error: None,
-            units: vec![unit(q)],
-        };
-        let scanned = [
-            s("a.h5", Status::Partial),
-            s("b.h5", Status::Intact),
-            s("c.h5", Status::Intact),
-        ];
-        let mut conflicts = Vec::new();
-        let chosen = choose(&scanned, &|_| Ok(false), &mut conflicts).unwrap();
-        assert_eq!(chosen.get("/c"), Some(&Some(1)));
-        assert_eq!(conflicts.len(), 1);
-        let chosen = choose(&scanned, &|_| Ok(true), &mut Vec::new()).unwrap();
-        assert_eq!(chosen.get("/c"), Some(&None));
+        let mut plan = Plan::default();
+        let absent = |_: &str| Ok(false);
+        // a.h5 partial (deferred), b.h5 intact (written), c.h5 intact (not).
+        assert!(!plan.offer(0, &unit(Status::Partial), &absent).unwrap());
+        assert!(plan.offer(1, &unit(Status::Intact), &absent).unwrap());
+        plan.written.insert("/c".into(), 1);
+        assert!(!plan.offer(2, &unit(Status::Intact), &absent).unwrap());
+        assert!(plan.late().is_empty());
+        let scanned: Vec<Scanned> = ["a.h5", "b.h5", "c.h5"]
+            .iter()
+            .map(|n| Scanned::failed(Path::new(n), String::new()))
+            .collect();
+        let c = plan.conflicts(&scanned);
+        assert_eq!(
+            c,
+            ["/c: copy from b.h5 (intact) kept; also in a.h5 (partial), c.h5 (intact)"]
+        );
+        // Only partial copies: the first is written at the end.
+        let mut plan = Plan::default();
+        assert!(!plan.offer(0, &unit(Status::Lost), &absent).unwrap());
+        assert!(!plan.offer(1, &unit(Status::Partial), &absent).unwrap());
+        assert!(!plan.offer(2, &unit(Status::Partial), &absent).unwrap());
+        assert_eq!(plan.late().get(&1), Some(&vec!["/c".to_string()]));
+        // Already in OUTPUT: never written.
+        let mut plan = Plan::default();
+        assert!(!plan.offer(0, &unit(Status::Intact), &|_| Ok(true)).unwrap());
+        assert!(plan.present.contains("/c"));
     }
 }
