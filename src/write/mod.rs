@@ -1116,6 +1116,40 @@ mod tests {
     }
 
     #[test]
+    fn open_copy_adds_to_a_copy_renamed_over_the_output() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out.h5");
+        let mut w = Writer::create(&out).unwrap();
+        w.group("/a/b").unwrap();
+        w.finish(false).unwrap();
+        let before = std::fs::read(&out).unwrap();
+        // Added to, then dropped unfinished: the output is untouched.
+        let mut w = Writer::open_copy(&out).unwrap();
+        assert!(w.exists("/a/b").unwrap());
+        assert!(w.exists("/").unwrap());
+        assert!(!w.exists("/a/c").unwrap());
+        assert!(!w.exists("/x/y").unwrap());
+        w.group("/c").unwrap();
+        assert!(w.exists("/c").unwrap());
+        drop(w);
+        assert_eq!(std::fs::read(&out).unwrap(), before);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        // Finished: the output holds both.
+        let mut w = Writer::open_copy(&out).unwrap();
+        w.group("/c").unwrap();
+        w.finish(true).unwrap();
+        let w = Writer::open_copy(&out).unwrap();
+        assert!(w.exists("/a/b").unwrap() && w.exists("/c").unwrap());
+        drop(w);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        // Not an HDF5 file: an error, and nothing left behind.
+        std::fs::write(&out, b"not hdf5").unwrap();
+        assert!(Writer::open_copy(&out).is_err());
+        assert_eq!(std::fs::read(&out).unwrap(), b"not hdf5");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
     fn errors_name_path_and_action() {
         let e = WriteError::new("/d", "H5Dcreate2", "boom");
         assert_eq!(e.to_string(), "/d: H5Dcreate2: boom");
