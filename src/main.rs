@@ -69,7 +69,8 @@ enum Command {
     /// OUTPUT are kept (re-running resumes); of several copies an intact one
     /// beats a partial one, then the first input by path wins. OUTPUT is
     /// added to through a copy renamed over it when complete: a killed merge
-    /// leaves OUTPUT as it was. Inputs are never modified.
+    /// leaves OUTPUT as it was. Inputs are never modified (only
+    /// --remove-merged deletes and --quarantine moves them).
     ///
     /// Exit codes: 0 everything merged (or already present), 1 something
     /// merged but something partial or lost, 2 usage, I/O or write error
