@@ -60,6 +60,47 @@ enum Command {
         #[command(flatten)]
         carve: CarveArgs,
     },
+    /// Merge the top-level groups of many worker files into one OUTPUT.
+    ///
+    /// INPUTs are files or directories (searched non-recursively for *.h5
+    /// and *.corrupted). Every group at the root of each input is copied to
+    /// the root of OUTPUT with the salvage rules (damaged inputs are carved;
+    /// nameless groups go to /lost+found/<input stem>/). Groups already in
+    /// OUTPUT are kept (re-running resumes); of several copies an intact one
+    /// beats a partial one, then the first input by path wins. OUTPUT is
+    /// added to through a copy renamed over it when complete: a killed merge
+    /// leaves OUTPUT as it was. Inputs are never modified (only
+    /// --remove-merged deletes and --quarantine moves them).
+    ///
+    /// Exit codes: 0 everything merged (or already present), 1 something
+    /// merged but something partial or lost, 2 usage, I/O or write error
+    /// (an unreadable input, or OUTPUT could not be written: it is left as
+    /// it was), 3 nothing merged.
+    Merge {
+        /// Worker files or directories of them.
+        #[arg(required = true)]
+        inputs: Vec<PathBuf>,
+        /// The merged file (created, or added to).
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Top-level group name never copied (repeatable; giving it
+        /// replaces the default `init`).
+        #[arg(long, value_name = "NAME", default_value = "init")]
+        exclude: Vec<String>,
+        /// Delete each input whose every group was read back from OUTPUT
+        /// and found equal.
+        #[arg(long)]
+        remove_merged: bool,
+        /// Move inputs from which nothing could be recovered into DIR.
+        #[arg(long, value_name = "DIR")]
+        quarantine: Option<PathBuf>,
+        /// Threads inventorying inputs (default: one per core).
+        #[arg(short, long, default_value_t = 0)]
+        jobs: usize,
+        /// Print the account as JSON instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Carving: searching the whole file for HDF5 structures by signature, for
@@ -131,6 +172,25 @@ fn salvage(
     }
 }
 
+fn merge(opts: h5salvage::merge::MergeOptions, json: bool) -> i32 {
+    let rep = match h5salvage::merge::merge(&opts) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("h5salvage: {}: {e}", opts.output.display());
+            return exit::USAGE_OR_IO;
+        }
+    };
+    let stdout = io::stdout();
+    let mut out = stdout.lock();
+    if json {
+        let _ = serde_json::to_writer_pretty(&mut out, &rep);
+        let _ = writeln!(out);
+    } else {
+        let _ = report::merge_table(&rep, &mut out);
+    }
+    rep.exit_code()
+}
+
 fn scan(files: &[PathBuf], json: bool, mode: CarveMode) -> i32 {
     let stdout = io::stdout();
     let mut out = stdout.lock();
@@ -183,6 +243,31 @@ fn main() -> ExitCode {
             report.as_deref(),
             carve.mode(),
         ),
+        Command::Merge {
+            inputs,
+            output,
+            exclude,
+            remove_merged,
+            quarantine,
+            jobs,
+            json,
+        } => match h5salvage::merge::expand_inputs(&inputs, &output) {
+            Ok(inputs) => merge(
+                h5salvage::merge::MergeOptions {
+                    inputs,
+                    output,
+                    exclude,
+                    remove_merged,
+                    quarantine,
+                    jobs,
+                },
+                json,
+            ),
+            Err(e) => {
+                eprintln!("h5salvage: {e}");
+                exit::USAGE_OR_IO
+            }
+        },
     };
     ExitCode::from(code as u8)
 }

@@ -12,6 +12,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
+use crate::format::Image;
 use crate::inventory::{Dataset, Inventory, Object, ObjectKind, Status};
 use crate::read::{self, DatasetData};
 use crate::source::{CarveMode, Input};
@@ -123,61 +124,97 @@ pub fn salvage_with(
         ..SalvageReport::default()
     };
     let mut w = Writer::create(output)?;
-    w.set_reference_map(reference_map(&inv));
     w.group("/")?;
     w.mark("/", "h5salvage_source", &input.display().to_string())?;
     w.mark("/", "h5salvage_source_size", &inv.size.to_string())?;
     w.mark("/", "h5salvage_version", VERSION)?;
-    // Datasets holding object references go last: their targets must exist.
-    let (with_refs, plain): (Vec<&Object>, Vec<&Object>) = inv
+    salvage_into(
+        &mut w,
+        &inv,
+        &image,
+        &|p: &str| Some(p.to_string()),
+        &mut report,
+    )?;
+    w.finish(force)?;
+    Ok(report)
+}
+
+/// Salvages the objects of one inventory into a shared writer: `select`
+/// maps a source path to its path in the output (`None`: not copied).
+/// Outcomes carry output paths and are appended to `report`, whose counts
+/// are incremented.
+///
+/// Used by [`salvage_with`] (every path, unchanged) and by `merge` (the
+/// chosen top-level groups of each input).
+pub fn salvage_into(
+    w: &mut Writer,
+    inv: &Inventory,
+    image: &Image,
+    select: &dyn Fn(&str) -> Option<String>,
+    report: &mut SalvageReport,
+) -> Result<(), SalvageError> {
+    let chosen: Vec<(&Object, String)> = inv
         .objects
         .iter()
         .filter(|o| o.hard_link_of.is_none())
-        .partition(|o| {
-            o.dataset
-                .as_ref()
-                .is_some_and(|d| d.datatype.contains_reference())
-        });
-    for o in plain.into_iter().chain(with_refs) {
-        let outcome = salvage_object(&image, o, &mut w, &mut report)?;
+        .filter_map(|o| select(&o.path).map(|d| (o, d)))
+        .collect();
+    w.set_reference_map(reference_map(&chosen));
+    // Datasets holding object references go last: their targets must exist.
+    type Chosen<'a, 'b> = Vec<&'b (&'a Object, String)>;
+    let (with_refs, plain): (Chosen, Chosen) = chosen.iter().partition(|(o, _)| {
+        o.dataset
+            .as_ref()
+            .is_some_and(|d| d.datatype.contains_reference())
+    });
+    let mut outcomes: Vec<Outcome> = Vec::with_capacity(chosen.len());
+    for (o, dest) in plain.into_iter().chain(with_refs) {
+        let outcome = salvage_object(image, o, dest, w, report)?;
         match outcome.result {
             "recovered" => report.recovered += 1,
             "partial" => report.partial += 1,
             _ => report.lost += 1,
         }
-        report.objects.push(outcome);
+        outcomes.push(outcome);
     }
     // Attributes holding references, now that every target exists.
-    for o in inv.objects.iter().filter(|o| o.hard_link_of.is_none()) {
-        let Some(i) = report.objects.iter().position(|x| x.path == o.path) else {
+    for (o, dest) in &chosen {
+        let Some(i) = outcomes.iter().position(|x| &x.path == dest) else {
             continue;
         };
-        if report.objects[i].result == "lost" {
+        if outcomes[i].result == "lost" {
             continue;
         }
-        let mut out = report.objects[i].clone();
+        let mut out = outcomes[i].clone();
         let before = out.result;
-        write_attributes(&image, o, &mut w, &mut report, &mut out, true);
-        note_degraded(&mut w, &o.path, &mut out)?;
+        write_attributes(image, o, dest, w, report, &mut out, true);
+        note_degraded(w, dest, &mut out)?;
         if !out.reasons.is_empty() && out.result == "recovered" {
             out.result = "partial";
         }
         if before == "recovered" && out.result == "partial" {
-            report.recovered -= 1;
+            report.recovered = report.recovered.saturating_sub(1);
             report.partial += 1;
-            w.mark(&o.path, "h5salvage_status", "partial")?;
+            w.mark(dest, "h5salvage_status", "partial")?;
         }
-        report.objects[i] = out;
+        outcomes[i] = out;
     }
-    relink(&inv, &mut w, &mut report);
-    w.finish(force)?;
-    Ok(report)
+    relink(inv, select, &outcomes, w, report);
+    report.objects.extend(outcomes);
+    Ok(())
 }
 
 /// Second hard links, soft and external links, once every object exists.
-fn relink(inv: &Inventory, w: &mut Writer, report: &mut SalvageReport) {
-    let written: std::collections::HashSet<&str> = report
-        .objects
+/// Link paths (and absolute soft link targets that were copied) go through
+/// `select`; links outside the selection are not recreated.
+fn relink(
+    inv: &Inventory,
+    select: &dyn Fn(&str) -> Option<String>,
+    outcomes: &[Outcome],
+    w: &mut Writer,
+    report: &mut SalvageReport,
+) {
+    let written: std::collections::HashSet<&str> = outcomes
         .iter()
         .filter(|o| o.result != "lost")
         .map(|o| o.path.as_str())
@@ -186,38 +223,53 @@ fn relink(inv: &Inventory, w: &mut Writer, report: &mut SalvageReport) {
         let Some(first) = &o.hard_link_of else {
             continue;
         };
-        if !written.contains(first.as_str()) {
-            report
-                .notes
-                .push(format!("{}: hard link to {first}, which was lost", o.path));
+        let Some(path) = select(&o.path) else {
             continue;
-        }
-        if let Err(e) = w.hard_link(&o.path, first) {
+        };
+        let target = select(first);
+        let Some(target) = target.filter(|t| written.contains(t.as_str())) else {
             report
                 .notes
-                .push(format!("{}: hard link not recreated: {e}", o.path));
+                .push(format!("{path}: hard link to {first}, which was lost"));
+            continue;
+        };
+        if let Err(e) = w.hard_link(&path, &target) {
+            report
+                .notes
+                .push(format!("{path}: hard link not recreated: {e}"));
         }
     }
     for l in &inv.links {
+        let Some(path) = select(&l.path) else {
+            continue;
+        };
         let done = match (l.kind, &l.file) {
-            ("soft", _) => w.soft_link(&l.path, &l.target),
-            ("external", Some(file)) => w.external_link(&l.path, file, &l.target),
+            ("soft", _) => {
+                let target = if l.target.starts_with('/') {
+                    select(&l.target).unwrap_or_else(|| l.target.clone())
+                } else {
+                    l.target.clone()
+                };
+                w.soft_link(&path, &target)
+            }
+            ("external", Some(file)) => w.external_link(&path, file, &l.target),
             _ => {
                 report
                     .notes
-                    .push(format!("{}: {} link not recreated", l.path, l.kind));
+                    .push(format!("{path}: {} link not recreated", l.kind));
                 continue;
             }
         };
         if let Err(e) = done {
             report
                 .notes
-                .push(format!("{}: link not recreated: {e}", l.path));
+                .push(format!("{path}: link not recreated: {e}"));
         }
     }
 }
 
-fn image_of<'a>(inv: &Inventory, bytes: &'a [u8]) -> crate::format::Image<'a> {
+/// The byte image an inventory's addresses refer to.
+pub fn image_of<'a>(inv: &Inventory, bytes: &'a [u8]) -> Image<'a> {
     let sb = inv.superblock.as_ref();
     let sizes = sb
         .and_then(|s| crate::format::Sizes::new(s.size_of_offsets, s.size_of_lengths).ok())
@@ -226,22 +278,23 @@ fn image_of<'a>(inv: &Inventory, bytes: &'a [u8]) -> crate::format::Image<'a> {
 }
 
 /// Source header address -> output path, for object references.
-fn reference_map(inv: &Inventory) -> HashMap<u64, String> {
-    inv.objects
+fn reference_map(chosen: &[(&Object, String)]) -> HashMap<u64, String> {
+    chosen
         .iter()
-        .filter(|o| o.hard_link_of.is_none() && o.status != Status::Lost)
-        .map(|o| (o.address, o.path.clone()))
+        .filter(|(o, _)| o.status != Status::Lost)
+        .map(|(o, dest)| (o.address, dest.clone()))
         .collect()
 }
 
 fn salvage_object(
-    image: &crate::format::Image,
+    image: &Image,
     o: &Object,
+    dest: &str,
     w: &mut Writer,
     report: &mut SalvageReport,
 ) -> Result<Outcome, SalvageError> {
     let mut out = Outcome {
-        path: o.path.clone(),
+        path: dest.to_string(),
         kind: o.kind.as_str(),
         result: "recovered",
         reasons: Vec::new(),
@@ -254,11 +307,11 @@ fn salvage_object(
     }
     match o.kind {
         ObjectKind::Group => {
-            w.group(&o.path)?;
+            w.group(dest)?;
         }
         ObjectKind::Dataset => match &o.dataset {
             Some(ds) => {
-                salvage_dataset(image, o, ds, w, &mut out)?;
+                salvage_dataset(image, o, dest, ds, w, &mut out)?;
                 if out.result == "lost" {
                     return Ok(out);
                 }
@@ -271,7 +324,7 @@ fn salvage_object(
         },
         ObjectKind::Datatype => match &o.datatype {
             Some(t) => {
-                if let Err(e) = w.commit_datatype(&o.path, t) {
+                if let Err(e) = w.commit_datatype(dest, t) {
                     out.result = "lost";
                     out.reasons.push(format!("cannot recreate: {e}"));
                     return Ok(out);
@@ -294,13 +347,13 @@ fn salvage_object(
         out.result = "partial";
         out.reasons = o.problems.iter().map(|p| p.to_string()).collect();
     }
-    write_attributes(image, o, w, report, &mut out, false);
-    note_degraded(w, &o.path, &mut out)?;
+    write_attributes(image, o, dest, w, report, &mut out, false);
+    note_degraded(w, dest, &mut out)?;
     if !out.reasons.is_empty() && out.result == "recovered" {
         out.result = "partial";
     }
     if out.result == "partial" {
-        w.mark(&o.path, "h5salvage_status", "partial")?;
+        w.mark(dest, "h5salvage_status", "partial")?;
     }
     Ok(out)
 }
@@ -309,8 +362,9 @@ fn salvage_object(
 /// (`references == false`), those with references in a last pass, when every
 /// target exists.
 fn write_attributes(
-    image: &crate::format::Image,
+    image: &Image,
     o: &Object,
+    dest: &str,
     w: &mut Writer,
     report: &mut SalvageReport,
     out: &mut Outcome,
@@ -348,7 +402,7 @@ fn write_attributes(
         } else {
             Vec::new()
         };
-        if let Err(e) = w.attribute(&o.path, &a.name, t, s, &a.message.value, &vlen) {
+        if let Err(e) = w.attribute(dest, &a.name, t, s, &a.message.value, &vlen) {
             report.attributes_lost += 1;
             out.reasons
                 .push(format!("attribute {:?} not written: {e}", a.name));
@@ -373,8 +427,9 @@ fn note_degraded(w: &mut Writer, path: &str, out: &mut Outcome) -> Result<(), Sa
 }
 
 fn salvage_dataset(
-    image: &crate::format::Image,
+    image: &Image,
     o: &Object,
+    dest: &str,
     ds: &Dataset,
     w: &mut Writer,
     out: &mut Outcome,
@@ -404,7 +459,7 @@ fn salvage_dataset(
         out.reasons.push(reason.clone());
         return Ok(());
     }
-    if let Err(e) = w.create_dataset(&o.path, ds) {
+    if let Err(e) = w.create_dataset(dest, ds) {
         out.result = "lost";
         out.reasons.push(format!("cannot recreate: {e}"));
         return Ok(());
@@ -423,7 +478,7 @@ fn salvage_dataset(
                 } else {
                     match read::vlen::resolve_vlen(image, &ds.datatype, bytes) {
                         Ok(v) => {
-                            if let Err(e) = w.write_all(&o.path, ds, bytes, &v) {
+                            if let Err(e) = w.write_all(dest, ds, bytes, &v) {
                                 missing.push(format!("all elements (not written: {e})"));
                             }
                         }
@@ -431,11 +486,11 @@ fn salvage_dataset(
                     }
                 }
             } else if whole {
-                if let Err(e) = w.write_all(&o.path, ds, &bytes[..expected as usize], &[]) {
+                if let Err(e) = w.write_all(dest, ds, &bytes[..expected as usize], &[]) {
                     missing.push(format!("all elements (not written: {e})"));
                 }
             } else {
-                match w.write_prefix(&o.path, ds, bytes) {
+                match w.write_prefix(dest, ds, bytes) {
                     Ok(n) => {
                         let esize = u64::from(ds.datatype.size).max(1);
                         missing.push(format!(
@@ -462,11 +517,11 @@ fn salvage_dataset(
                     unverified.len(),
                     unverified_filters.join(", ")
                 );
-                w.mark(&o.path, "h5salvage_unverified", &note)?;
+                w.mark(dest, "h5salvage_unverified", &note)?;
                 out.notes.push(note);
             }
             for c in chunks.iter().chain(&unverified) {
-                if let Err(e) = w.write_chunk(&o.path, &c.offset, c.filter_mask, c.stored) {
+                if let Err(e) = w.write_chunk(dest, &c.offset, c.filter_mask, c.stored) {
                     missing.push(format!("chunk {:?}: not written: {e}", c.offset));
                 }
             }
@@ -486,7 +541,7 @@ fn salvage_dataset(
     }
     if !missing.is_empty() {
         out.result = "partial";
-        w.mark(&o.path, "h5salvage_missing", &missing.join("\n"))?;
+        w.mark(dest, "h5salvage_missing", &missing.join("\n"))?;
         out.reasons.extend(missing);
     }
     Ok(())

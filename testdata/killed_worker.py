@@ -4,9 +4,12 @@
 Usage:
     python3 testdata/killed_worker.py OUT.h5 --libver earliest|latest --configs N
         [--flush-every K] [--report REPORT.jsonl] [--kill-self-after M]
+        [--prefix P]
 
 The worker writes a group ``init`` (attributes + a dataset) and then groups
-``config_0000``, ``config_0001``, ... in a loop.  Every config group holds the
+``config_0000``, ``config_0001``, ... in a loop (``--prefix worker_3_`` names
+them ``worker_3_config_0000``, ...; the content does not change).  Every
+config group holds the
 same kind of content (see ``write_config``): float/int/string attributes, a
 contiguous float64 dataset, a chunked+gzip dataset, a compact dataset, a
 variable-length string dataset and a compound dataset.  All values are a
@@ -98,9 +101,9 @@ def write_init(f, n_params=16):
     return g
 
 
-def write_config(f, i):
+def write_config(f, i, prefix=""):
     rng = np.random.default_rng(1000 + i)
-    g = new_group(f, "config_%04d" % i)
+    g = new_group(f, prefix + "config_%04d" % i)
     g.attrs["loss"] = float(rng.random() * 100.0)
     g.attrs["learning_rate"] = np.float32(10.0 ** -(1 + i % 4))
     g.attrs["step"] = np.int64(i)
@@ -137,6 +140,7 @@ def main(argv=None):
     ap.add_argument("--flush-every", type=int, default=0)
     ap.add_argument("--report", default=None)
     ap.add_argument("--kill-self-after", type=int, default=None)
+    ap.add_argument("--prefix", default="", help="prefix of the config group names")
     args = ap.parse_args(argv)
 
     report = open(args.report, "a") if args.report else sys.stdout
@@ -145,12 +149,12 @@ def main(argv=None):
     if args.flush_every:
         f.flush()
     for i in range(args.configs):
-        write_config(f, i)
+        write_config(f, i, args.prefix)
         flushed = False
         if args.flush_every and (i + 1) % args.flush_every == 0:
             f.flush()
             flushed = True
-        report.write(json.dumps({"config": "config_%04d" % i, "index": i, "flushed": flushed}) + "\n")
+        report.write(json.dumps({"config": args.prefix + "config_%04d" % i, "index": i, "flushed": flushed}) + "\n")
         report.flush()
         if args.kill_self_after is not None and i + 1 >= args.kill_self_after:
             os.kill(os.getpid(), signal.SIGKILL)

@@ -334,3 +334,63 @@ pub fn salvage_summary(r: &crate::salvage::SalvageReport, out: &mut dyn Write) -
     )?;
     Ok(())
 }
+
+/// The table `merge` prints: one line per input, then conflicts, notes and
+/// what was done with the inputs.
+pub fn merge_table(r: &crate::merge::MergeReport, out: &mut dyn Write) -> io::Result<()> {
+    writeln!(
+        out,
+        "{:<40} {:>6} {:>6} {:>7} {:>9} {:>7} {:>5}  {:<10} verdict",
+        "input", "found", "merged", "present", "duplicate", "partial", "lost", "scan"
+    )?;
+    for i in &r.inputs {
+        writeln!(
+            out,
+            "{:<40} {:>6} {:>6} {:>7} {:>9} {:>7} {:>5}  {:<10} {}",
+            i.input,
+            i.found,
+            i.merged,
+            i.present,
+            i.duplicate,
+            i.partial,
+            i.lost,
+            i.scan,
+            i.verdict
+        )?;
+        if let Some(e) = &i.error {
+            writeln!(out, "    error: {e}")?;
+        }
+        for u in i
+            .units
+            .iter()
+            .filter(|u| u.result == "partial" || u.result == "lost")
+        {
+            writeln!(
+                out,
+                "    {} {} -> {}",
+                u.result.to_uppercase(),
+                u.source,
+                u.dest
+            )?;
+            for why in u.reasons.iter().take(3) {
+                writeln!(out, "        {why}")?;
+            }
+        }
+        if let Some(a) = &i.action {
+            writeln!(out, "    {a}")?;
+        }
+    }
+    for c in &r.conflicts {
+        writeln!(out, "conflict: {c}")?;
+    }
+    for n in &r.notes {
+        writeln!(out, "note: {n}")?;
+    }
+    let merged: u64 = r.inputs.iter().map(|i| i.merged + i.partial).sum();
+    if r.written {
+        writeln!(out, "{}: {merged} group(s) added", r.output)?;
+    } else {
+        writeln!(out, "{}: nothing new; left as it was", r.output)?;
+    }
+    Ok(())
+}

@@ -5,6 +5,13 @@
 //! requested output and only renames it into place in [`Writer::finish`];
 //! an unfinished writer removes its temporary file when dropped.
 //!
+//! To add to an existing output (`merge`), [`Writer::open_copy`] copies it
+//! to that temporary path and opens the copy read-write; `finish(true)`
+//! renames the copy over the output. The output is therefore replaced
+//! atomically or not at all: a run killed at any moment leaves the previous
+//! output exactly as it was (plus, at worst, a stale temporary file). The
+//! price is a full copy of the output per run, in time and in disk space.
+//!
 //! Datasets are recreated from the parsed header messages (datatype,
 //! dataspace, layout, filter pipeline, fill value) so that the copy has the
 //! same type, shape, layout and filters; stored chunks are copied as they
@@ -78,6 +85,66 @@ fn io_err(path: &Path, action: &str, e: std::io::Error) -> WriteError {
     WriteError::new(&path.display().to_string(), action, e.to_string())
 }
 
+/// `.{file_name}.h5salvage-tmp-{pid}` in the directory of `output`.
+fn temp_path_for(output: &Path) -> Result<PathBuf, WriteError> {
+    let shown = output.display().to_string();
+    let name = output
+        .file_name()
+        .ok_or_else(|| WriteError::new(&shown, "create", "output path has no file name"))?;
+    let dir = match output.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    Ok(dir.join(format!(
+        ".{}.h5salvage-tmp-{}",
+        name.to_string_lossy(),
+        std::process::id()
+    )))
+}
+
+/// Copies `from` to `to`, which must not exist yet; a failed copy removes
+/// the partial `to`.
+fn copy_new(from: &Path, to: &Path) -> Result<(), WriteError> {
+    let mut src = std::fs::File::open(from).map_err(|e| io_err(from, "open", e))?;
+    let mut dst = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(to)
+        .map_err(|e| io_err(to, "create", e))?;
+    if let Err(e) = std::io::copy(&mut src, &mut dst).and_then(|_| dst.sync_all()) {
+        drop(dst);
+        let _ = std::fs::remove_file(to);
+        return Err(io_err(to, "copy", e));
+    }
+    Ok(())
+}
+
+/// A file access property list: libver bounds (`low`, 1.8 or latest high)
+/// and strong close degree.
+fn file_access(shown: &str, high: h5f::H5F_libver_t) -> Result<Hid, WriteError> {
+    let fapl = hid(
+        locked(|| unsafe { h5p::H5Pcreate(*g::H5P_FILE_ACCESS) }),
+        Kind::Plist,
+        shown,
+        "H5Pcreate(file access)",
+    )?;
+    locked(|| unsafe {
+        // 1.8 object headers: attributes of any size (dense storage),
+        // readable by every HDF5 since 1.8.
+        check(
+            h5p::H5Pset_libver_bounds(fapl.id(), h5f::H5F_libver_t::H5F_LIBVER_V18, high),
+            shown,
+            "H5Pset_libver_bounds",
+        )?;
+        check(
+            h5p::H5Pset_fclose_degree(fapl.id(), h5f::H5F_close_degree_t::H5F_CLOSE_STRONG),
+            shown,
+            "H5Pset_fclose_degree",
+        )
+    })?;
+    Ok(fapl)
+}
+
 fn parent_of(path: &str) -> &str {
     match path.rfind('/') {
         Some(0) | None => "/",
@@ -102,46 +169,12 @@ impl Writer {
     /// `output` itself. Fails if that temporary file already exists.
     pub fn create(output: &Path) -> Result<Writer, WriteError> {
         let shown = output.display().to_string();
-        let name = output
-            .file_name()
-            .ok_or_else(|| WriteError::new(&shown, "create", "output path has no file name"))?;
-        let dir = match output.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        let tmp = dir.join(format!(
-            ".{}.h5salvage-tmp-{}",
-            name.to_string_lossy(),
-            std::process::id()
-        ));
+        let tmp = temp_path_for(output)?;
         let tmp_str = tmp
             .to_str()
             .ok_or_else(|| WriteError::new(&shown, "create", "path is not valid UTF-8"))?;
         let c = cstr(tmp_str, &shown, "create")?;
-        let fapl = hid(
-            locked(|| unsafe { h5p::H5Pcreate(*g::H5P_FILE_ACCESS) }),
-            Kind::Plist,
-            &shown,
-            "H5Pcreate(file access)",
-        )?;
-        locked(|| unsafe {
-            // 1.8 object headers: attributes of any size (dense storage),
-            // readable by every HDF5 since 1.8.
-            check(
-                h5p::H5Pset_libver_bounds(
-                    fapl.id(),
-                    h5f::H5F_libver_t::H5F_LIBVER_V18,
-                    h5f::H5F_libver_t::H5F_LIBVER_V18,
-                ),
-                &shown,
-                "H5Pset_libver_bounds",
-            )?;
-            check(
-                h5p::H5Pset_fclose_degree(fapl.id(), h5f::H5F_close_degree_t::H5F_CLOSE_STRONG),
-                &shown,
-                "H5Pset_fclose_degree",
-            )
-        })?;
+        let fapl = file_access(&shown, h5f::H5F_libver_t::H5F_LIBVER_V18)?;
         let file = hid(
             locked(|| unsafe {
                 h5f::H5Fcreate(c.as_ptr(), h5f::H5F_ACC_EXCL, h5p::H5P_DEFAULT, fapl.id())
@@ -150,7 +183,41 @@ impl Writer {
             tmp_str,
             "H5Fcreate",
         )?;
-        Ok(Writer {
+        Ok(Writer::new(file, tmp, output))
+    }
+
+    /// Copies the existing `output` to the temporary path beside it and
+    /// opens the copy read-write: objects are added to the copy, and
+    /// [`Writer::finish`]`(true)` renames it over `output` when complete.
+    /// Until then `output` is untouched, so a run killed at any moment
+    /// leaves it as it was (at the cost of one full copy of `output`).
+    pub fn open_copy(output: &Path) -> Result<Writer, WriteError> {
+        let shown = output.display().to_string();
+        let tmp = temp_path_for(output)?;
+        let tmp_str = tmp
+            .to_str()
+            .ok_or_else(|| WriteError::new(&shown, "open copy", "path is not valid UTF-8"))?;
+        copy_new(output, &tmp)?;
+        let c = cstr(tmp_str, &shown, "open copy")?;
+        let opened = file_access(&shown, h5f::H5F_LIBVER_LATEST).and_then(|fapl| {
+            hid(
+                locked(|| unsafe { h5f::H5Fopen(c.as_ptr(), h5f::H5F_ACC_RDWR, fapl.id()) }),
+                Kind::File,
+                &shown,
+                "H5Fopen(read-write copy)",
+            )
+        });
+        match opened {
+            Ok(file) => Ok(Writer::new(file, tmp, output)),
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                Err(e)
+            }
+        }
+    }
+
+    fn new(file: Hid, tmp: PathBuf, output: &Path) -> Writer {
+        Writer {
             file: Some(file),
             tmp,
             output: output.to_path_buf(),
@@ -158,7 +225,25 @@ impl Writer {
             notes: Vec::new(),
             open: None,
             groups: std::collections::HashSet::new(),
-        })
+        }
+    }
+
+    /// True when every link along `path` exists in the output ("/" always
+    /// does); an error when libhdf5 cannot tell.
+    pub fn exists(&self, path: &str) -> Result<bool, WriteError> {
+        check_path(path)?;
+        let fid = self.fid(path)?;
+        let mut cur = String::new();
+        for part in path.split('/').filter(|p| !p.is_empty()) {
+            cur.push('/');
+            cur.push_str(part);
+            let c = cstr(&cur, path, "exists")?;
+            let rc = locked(|| unsafe { h5l::H5Lexists(fid, c.as_ptr(), h5p::H5P_DEFAULT) });
+            if check(rc, &cur, "H5Lexists")? == 0 {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     /// The temporary file being written.
@@ -1040,6 +1125,40 @@ mod tests {
         assert_eq!(parent_of("/a"), "/");
         assert_eq!(parent_of("/"), "/");
         assert!(check_path("a/b").is_err());
+    }
+
+    #[test]
+    fn open_copy_adds_to_a_copy_renamed_over_the_output() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out.h5");
+        let mut w = Writer::create(&out).unwrap();
+        w.group("/a/b").unwrap();
+        w.finish(false).unwrap();
+        let before = std::fs::read(&out).unwrap();
+        // Added to, then dropped unfinished: the output is untouched.
+        let mut w = Writer::open_copy(&out).unwrap();
+        assert!(w.exists("/a/b").unwrap());
+        assert!(w.exists("/").unwrap());
+        assert!(!w.exists("/a/c").unwrap());
+        assert!(!w.exists("/x/y").unwrap());
+        w.group("/c").unwrap();
+        assert!(w.exists("/c").unwrap());
+        drop(w);
+        assert_eq!(std::fs::read(&out).unwrap(), before);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        // Finished: the output holds both.
+        let mut w = Writer::open_copy(&out).unwrap();
+        w.group("/c").unwrap();
+        w.finish(true).unwrap();
+        let w = Writer::open_copy(&out).unwrap();
+        assert!(w.exists("/a/b").unwrap() && w.exists("/c").unwrap());
+        drop(w);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        // Not an HDF5 file: an error, and nothing left behind.
+        std::fs::write(&out, b"not hdf5").unwrap();
+        assert!(Writer::open_copy(&out).is_err());
+        assert_eq!(std::fs::read(&out).unwrap(), b"not hdf5");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 
     #[test]

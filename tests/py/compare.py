@@ -191,7 +191,8 @@ def main():
     res = {"datasets": 0, "equal": 0, "partial_ok": 0, "groups": 0,
            "attributes": 0, "lost_found_matched": 0, "lost_found_datasets": 0,
            "wrong": [], "missing": [], "extra": []}
-    with h5py.File(orig_path, "r") as fo, h5py.File(salv_path, "r") as fs:
+    with h5py.File(orig_path, "r", locking=False) as fo, \
+            h5py.File(salv_path, "r", locking=False) as fs:
         lo, ls = listing(fo), listing(fs)
         for path, s in ls.items():
             if path.startswith("/lost+found"):

@@ -69,7 +69,7 @@ def objects(f, skip):
 def main():
     orig, outp = sys.argv[1], sys.argv[2]
     skip = [sys.argv[i + 1] for i, a in enumerate(sys.argv) if a == "--skip"]
-    a, b = h5py.File(orig, "r"), h5py.File(outp, "r")
+    a, b = h5py.File(orig, "r", locking=False), h5py.File(outp, "r", locking=False)
     bad = []
     count = {"groups": 0, "datasets": 0, "attributes": 0}
 

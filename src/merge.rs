@@ -1,0 +1,972 @@
+//! `merge`: many (damaged) worker files -> one output holding every
+//! top-level group that can be saved.
+//!
+//! Each input is inventoried (walked, and carved when damaged) on a pool of
+//! threads while one writer writes them in path order; the groups at its root are the units of a merge (`init` and any
+//! other `--exclude`d name aside), and groups that carving found without a
+//! name (`/lost+found/group_at_0x...`) become
+//! `/lost+found/<input file stem>/group_at_0x...`. One writer then copies the
+//! chosen units with the salvage rules ([`crate::salvage::salvage_into`]):
+//! verified data only, partial marks, chunks copied as stored.
+//!
+//! Choice between copies: a unit already in OUTPUT is kept (resume); of the
+//! inputs holding the same unit, an intact copy beats a partial one and
+//! between equals the first input (sorted by path) wins; every conflict is
+//! reported. Each merged unit gets `h5salvage_source` = input path.
+//!
+//! Atomicity: an existing OUTPUT is copied and the copy is added to
+//! ([`Writer::open_copy`]), then renamed over OUTPUT; a merge killed at any
+//! moment leaves OUTPUT as it was. Inputs are never modified; they are only
+//! deleted (`remove_merged`) after every unit was read back from the
+//! finished OUTPUT and compared, or moved (`quarantine`) when nothing could be
+//! recovered from them.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use serde::Serialize;
+
+use crate::format::message::datatype::{Datatype, DatatypeClass};
+use crate::inventory::{Inventory, ObjectKind, Status};
+use crate::salvage::{image_of, salvage_into, SalvageError, SalvageReport};
+use crate::source::{CarveMode, Input};
+use crate::write::{WriteError, Writer};
+
+/// What a merge is asked to do.
+#[derive(Clone, Debug, Default)]
+pub struct MergeOptions {
+    /// Input files (see [`expand_inputs`] for directories).
+    pub inputs: Vec<PathBuf>,
+    pub output: PathBuf,
+    /// Top-level group names never copied.
+    pub exclude: Vec<String>,
+    /// Delete an input once all its units were read back equal from OUTPUT.
+    pub remove_merged: bool,
+    /// Move inputs from which nothing could be recovered here.
+    pub quarantine: Option<PathBuf>,
+    /// Inventory threads (0: one per core).
+    pub jobs: usize,
+}
+
+/// What happened to one unit (a top-level group) of one input.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct UnitOutcome {
+    /// Path in the input.
+    pub source: String,
+    /// Path in OUTPUT.
+    pub dest: String,
+    /// "merged", "partial", "lost", "skipped (present)" or
+    /// "skipped (duplicate)".
+    pub result: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub reasons: Vec<String>,
+}
+
+/// The account of one input.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct InputReport {
+    pub input: String,
+    pub size: u64,
+    /// The scan verdict (healthy, damaged, empty, not_hdf5, unreadable), or
+    /// "error" when it could not be read.
+    pub scan: String,
+    pub found: u64,
+    pub merged: u64,
+    pub present: u64,
+    pub duplicate: u64,
+    pub partial: u64,
+    pub lost: u64,
+    /// "complete" (every unit is in OUTPUT in full), "partial" (something
+    /// is partial or lost), "nothing" (nothing recovered from it), "error".
+    pub verdict: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// "removed", "kept: <why>", "quarantined to <path>", ...
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    pub units: Vec<UnitOutcome>,
+}
+
+/// The account of one merge.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct MergeReport {
+    pub output: String,
+    /// OUTPUT was written (false: nothing new, OUTPUT left as it was).
+    pub written: bool,
+    pub inputs: Vec<InputReport>,
+    /// One line per unit found in several inputs: who won and why.
+    pub conflicts: Vec<String>,
+    /// Links not recreated and other remarks from the writer.
+    pub notes: Vec<String>,
+}
+
+impl MergeReport {
+    /// Exit code: 0 everything merged (or already present), 1 something
+    /// merged but something partial or lost, 2 an input could not be read
+    /// (the others were merged), 3 nothing merged or present.
+    pub fn exit_code(&self) -> i32 {
+        if self.inputs.iter().any(|i| i.error.is_some()) {
+            return 2;
+        }
+        let in_output: u64 = self.inputs.iter().map(|i| i.merged + i.present).sum();
+        let partial: u64 = self.inputs.iter().map(|i| i.partial).sum();
+        if in_output == 0 && partial == 0 {
+            return 3;
+        }
+        if self.inputs.iter().all(|i| i.verdict == "complete") {
+            0
+        } else {
+            1
+        }
+    }
+}
+
+/// Why a merge could not run or could not write OUTPUT.
+#[derive(Debug)]
+pub enum MergeError {
+    /// An argument is wrong (no inputs, a directory that cannot be read).
+    Usage(String),
+    /// The writer failed: OUTPUT is left as it was.
+    Write(WriteError),
+    /// A salvage step failed in a way that stops the writer.
+    Salvage(String, SalvageError),
+}
+
+impl std::fmt::Display for MergeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MergeError::Usage(m) => write!(f, "{m}"),
+            MergeError::Write(e) => write!(f, "cannot write output: {e}"),
+            MergeError::Salvage(input, e) => write!(f, "{input}: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for MergeError {}
+
+impl From<WriteError> for MergeError {
+    fn from(e: WriteError) -> Self {
+        MergeError::Write(e)
+    }
+}
+
+/// Inputs as given: files are kept, directories are searched
+/// (non-recursively) for `*.h5` and `*.corrupted`. Sorted, without
+/// duplicates, without `output` itself and without temporary files of
+/// h5salvage writers.
+pub fn expand_inputs(args: &[PathBuf], output: &Path) -> Result<Vec<PathBuf>, MergeError> {
+    let mut out = Vec::new();
+    for a in args {
+        if a.is_dir() {
+            let entries = std::fs::read_dir(a)
+                .map_err(|e| MergeError::Usage(format!("{}: cannot list: {e}", a.display())))?;
+            for e in entries {
+                let e = e.map_err(|e| MergeError::Usage(format!("{}: {e}", a.display())))?;
+                let p = e.path();
+                let wanted = p.extension().is_some_and(|x| x == "h5" || x == "corrupted");
+                if wanted && p.is_file() {
+                    out.push(p);
+                }
+            }
+        } else {
+            out.push(a.clone());
+        }
+    }
+    let output_id = std::fs::canonicalize(output).ok();
+    out.retain(|p| {
+        let name = p.file_name().map(|n| n.to_string_lossy().into_owned());
+        let temp = name.is_some_and(|n| n.starts_with('.') && n.contains(".h5salvage-tmp-"));
+        let same = output_id.is_some() && std::fs::canonicalize(p).ok() == output_id;
+        !temp && !same
+    });
+    out.sort();
+    out.dedup();
+    if out.is_empty() {
+        return Err(MergeError::Usage("no input files".into()));
+    }
+    Ok(out)
+}
+
+/// One top-level group of one input.
+#[derive(Clone, Debug)]
+struct Unit {
+    source: String,
+    dest: String,
+    /// Worst status of the objects under it.
+    quality: Status,
+}
+
+/// One input after the inventory stage.
+struct Scanned {
+    path: PathBuf,
+    /// Kept while a unit of it may still be written (or compared).
+    inv: Option<Inventory>,
+    size: u64,
+    /// The scan verdict, or "error".
+    scan: String,
+    error: Option<String>,
+    units: Vec<Unit>,
+}
+
+impl Scanned {
+    fn failed(path: &Path, error: String) -> Scanned {
+        Scanned {
+            path: path.to_path_buf(),
+            inv: None,
+            size: 0,
+            scan: "error".into(),
+            error: Some(error),
+            units: Vec::new(),
+        }
+    }
+}
+
+/// The units of an inventory: named groups at the root (not excluded) and
+/// every entry directly under `/lost+found`, renamed under the input's stem.
+fn units_of(inv: &Inventory, stem: &str, exclude: &[String]) -> Vec<Unit> {
+    let mut units: Vec<Unit> = Vec::new();
+    for o in inv.objects.iter().filter(|o| o.hard_link_of.is_none()) {
+        let rest = o.path.strip_prefix('/').unwrap_or_default();
+        let dest = if let Some(name) = rest.strip_prefix("lost+found/") {
+            if name.is_empty() || name.contains('/') {
+                continue;
+            }
+            format!("/lost+found/{stem}/{name}")
+        } else {
+            let named_group = o.kind == ObjectKind::Group
+                && !rest.is_empty()
+                && !rest.contains('/')
+                && rest != "lost+found";
+            if !named_group || exclude.iter().any(|x| x == rest) {
+                continue;
+            }
+            o.path.clone()
+        };
+        units.push(Unit {
+            source: o.path.clone(),
+            dest,
+            quality: o.status,
+        });
+    }
+    for u in &mut units {
+        let below = format!("{}/", u.source);
+        for o in inv
+            .objects
+            .iter()
+            .filter(|o| o.path == u.source || o.path.starts_with(&below))
+        {
+            u.quality = u.quality.max(o.status);
+            // A salvaged input: what salvage marked partial still is.
+            if o.attributes.iter().any(|a| a.name == "h5salvage_status") {
+                u.quality = u.quality.max(Status::Partial);
+            }
+        }
+    }
+    units
+}
+
+/// `source` or a path below it, mapped to `dest`.
+fn map_path(path: &str, source: &str, dest: &str) -> Option<String> {
+    if path == source {
+        return Some(dest.to_string());
+    }
+    let rest = path.strip_prefix(source)?;
+    rest.starts_with('/').then(|| format!("{dest}{rest}"))
+}
+
+fn stem_of(p: &Path) -> String {
+    p.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "input".into())
+        .replace('/', "_")
+}
+
+fn scan_one(path: &Path, exclude: &[String]) -> Scanned {
+    let name = path.display().to_string();
+    match Input::open(path) {
+        Ok(input) => {
+            let inv = crate::source::inventory(&name, input.bytes(), CarveMode::Auto);
+            let units = units_of(&inv, &stem_of(path), exclude);
+            Scanned {
+                path: path.to_path_buf(),
+                size: inv.size,
+                scan: inv.verdict().as_str().to_string(),
+                inv: Some(inv),
+                error: None,
+                units,
+            }
+        }
+        Err(e) => Scanned::failed(path, format!("cannot read: {e}")),
+    }
+}
+
+/// Which copy of each destination path is written, decided input by input
+/// in path order while the inventories come in: an intact copy is written
+/// as soon as its input comes up (an earlier intact copy would have been
+/// written already); partial and lost copies wait until every input was
+/// seen, and the best of them (the first among equals) is written only if
+/// no intact copy came.
+#[derive(Default)]
+struct Plan {
+    /// Destination -> every input holding it, with its quality.
+    candidates: BTreeMap<String, Vec<(usize, Status)>>,
+    /// Destination -> the input whose copy was written in this run.
+    written: HashMap<String, usize>,
+    /// Destination -> the best partial or lost copy so far.
+    deferred: BTreeMap<String, (usize, Status)>,
+    /// Destinations OUTPUT held before this run.
+    present: HashSet<String>,
+}
+
+impl Plan {
+    /// Records unit `u` of input `i`; true when it is to be written now.
+    fn offer(
+        &mut self,
+        i: usize,
+        u: &Unit,
+        exists: &dyn Fn(&str) -> Result<bool, WriteError>,
+    ) -> Result<bool, WriteError> {
+        self.candidates
+            .entry(u.dest.clone())
+            .or_default()
+            .push((i, u.quality));
+        if self.present.contains(&u.dest) || self.written.contains_key(&u.dest) {
+            return Ok(false);
+        }
+        if exists(&u.dest)? {
+            self.present.insert(u.dest.clone());
+            return Ok(false);
+        }
+        if u.quality == Status::Intact {
+            return Ok(true);
+        }
+        match self.deferred.get(&u.dest) {
+            Some(&(_, q)) if q <= u.quality => {}
+            _ => {
+                self.deferred.insert(u.dest.clone(), (i, u.quality));
+            }
+        }
+        Ok(false)
+    }
+
+    /// Deferred copies no intact copy replaced, per input.
+    fn late(&self) -> BTreeMap<usize, Vec<String>> {
+        let mut late: BTreeMap<usize, Vec<String>> = BTreeMap::new();
+        for (dest, (i, _)) in &self.deferred {
+            if !self.written.contains_key(dest) {
+                late.entry(*i).or_default().push(dest.clone());
+            }
+        }
+        late
+    }
+
+    /// One line per destination found in several inputs.
+    fn conflicts(&self, scanned: &[Scanned]) -> Vec<String> {
+        let name = |i: usize| {
+            scanned
+                .get(i)
+                .map_or(String::new(), |s| s.path.display().to_string())
+        };
+        let mut out = Vec::new();
+        for (dest, cands) in &self.candidates {
+            if cands.len() < 2 || self.present.contains(dest) {
+                continue;
+            }
+            let Some(&win) = self.written.get(dest) else {
+                continue;
+            };
+            let q = cands
+                .iter()
+                .find(|(i, _)| *i == win)
+                .map_or("", |(_, q)| q.as_str());
+            let others: Vec<String> = cands
+                .iter()
+                .filter(|(i, _)| *i != win)
+                .map(|(i, q)| format!("{} ({})", name(*i), q.as_str()))
+                .collect();
+            out.push(format!(
+                "{dest}: copy from {} ({q}) kept; also in {}",
+                name(win),
+                others.join(", ")
+            ));
+        }
+        out
+    }
+}
+
+/// Where the writer is: the plan, the inputs seen, what was written.
+struct MergeState {
+    plan: Plan,
+    scanned: Vec<Scanned>,
+    outcomes: Vec<HashMap<String, UnitOutcome>>,
+    notes: Vec<String>,
+    wrote: bool,
+}
+
+impl MergeState {
+    /// Writes `dests` of input `i`; input errors are recorded on it.
+    fn write(&mut self, w: &mut Writer, i: usize, dests: &[String]) -> Result<(), MergeError> {
+        let Some(s) = self.scanned.get_mut(i) else {
+            return Ok(());
+        };
+        let Some(inv) = &s.inv else {
+            return Ok(());
+        };
+        let units: Vec<&Unit> = s.units.iter().filter(|u| dests.contains(&u.dest)).collect();
+        if units.is_empty() {
+            return Ok(());
+        }
+        match write_units(w, &s.path, inv, &units) {
+            Ok((list, notes)) => {
+                self.wrote |= list.iter().any(|o| o.result != "lost");
+                self.notes.extend(notes);
+                for o in list {
+                    self.plan.written.insert(o.dest.clone(), i);
+                    if let Some(m) = self.outcomes.get_mut(i) {
+                        m.insert(o.source.clone(), o);
+                    }
+                }
+                Ok(())
+            }
+            Err(UnitsError::Input(e)) => {
+                s.error = Some(e);
+                Ok(())
+            }
+            Err(UnitsError::Fatal(e)) => Err(MergeError::Salvage(s.path.display().to_string(), e)),
+        }
+    }
+
+    /// Input `i` arrives (in path order): its intact units not yet in
+    /// OUTPUT are written now.
+    fn arrive(
+        &mut self,
+        w: &mut Writer,
+        i: usize,
+        s: Scanned,
+        keep: bool,
+    ) -> Result<(), MergeError> {
+        let mut now = Vec::new();
+        for u in &s.units {
+            if self.plan.offer(i, u, &|p: &str| w.exists(p))? {
+                now.push(u.dest.clone());
+            }
+        }
+        self.scanned.push(s);
+        self.write(w, i, &now)?;
+        let deferred = self.plan.deferred.values().any(|(j, _)| *j == i);
+        if !keep && !deferred {
+            if let Some(s) = self.scanned.get_mut(i) {
+                s.inv = None;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Runs a merge: inputs are inventoried on a pool of threads (a shared
+/// work queue) while this thread writes them in path order. OUTPUT is
+/// written only when there is something new; it is replaced atomically (or
+/// created) by the writer.
+pub fn merge(opts: &MergeOptions) -> Result<MergeReport, MergeError> {
+    if opts.inputs.is_empty() {
+        return Err(MergeError::Usage("no input files".into()));
+    }
+    let stale = remove_stale_temps(&opts.output);
+    let existing = opts.output.exists();
+    let mut w = if existing {
+        Writer::open_copy(&opts.output)?
+    } else {
+        Writer::create(&opts.output)?
+    };
+    let n = opts.inputs.len();
+    let jobs = if opts.jobs == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        opts.jobs
+    }
+    .clamp(1, n);
+    let mut st = MergeState {
+        plan: Plan::default(),
+        scanned: Vec::with_capacity(n),
+        outcomes: vec![HashMap::new(); n],
+        notes: stale,
+        wrote: false,
+    };
+    let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|scope| -> Result<(), MergeError> {
+        let (tx, rx) = std::sync::mpsc::channel::<(usize, Scanned)>();
+        for _ in 0..jobs {
+            let tx = tx.clone();
+            let (next, stop) = (&next, &stop);
+            scope.spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(path) = opts.inputs.get(i) else {
+                        break;
+                    };
+                    if tx.send((i, scan_one(path, &opts.exclude))).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        let mut pending: BTreeMap<usize, Scanned> = BTreeMap::new();
+        for (i, path) in opts.inputs.iter().enumerate() {
+            let s = loop {
+                if let Some(s) = pending.remove(&i) {
+                    break s;
+                }
+                match rx.recv() {
+                    Ok((j, s)) => {
+                        pending.insert(j, s);
+                    }
+                    Err(_) => break Scanned::failed(path, "inventory thread failed".into()),
+                }
+            };
+            if let Err(e) = st.arrive(&mut w, i, s, opts.remove_merged) {
+                stop.store(true, Ordering::Relaxed);
+                return Err(e);
+            }
+        }
+        Ok(())
+    })?;
+    for (i, dests) in st.plan.late() {
+        st.write(&mut w, i, &dests)?;
+    }
+    let mut report = MergeReport {
+        output: opts.output.display().to_string(),
+        conflicts: st.plan.conflicts(&st.scanned),
+        notes: std::mem::take(&mut st.notes),
+        ..MergeReport::default()
+    };
+    for (i, s) in st.scanned.iter().enumerate() {
+        report.inputs.push(input_report(i, s, &st));
+    }
+    if st.wrote {
+        w.finish(existing)?;
+        report.written = true;
+    } else {
+        drop(w);
+    }
+    if opts.remove_merged && opts.output.exists() {
+        remove_merged(&opts.output, &st.scanned, &mut report);
+    }
+    if let Some(dir) = &opts.quarantine {
+        quarantine(dir, &mut report);
+    }
+    Ok(report)
+}
+
+/// The account of input `i` once everything was written.
+fn input_report(i: usize, s: &Scanned, st: &MergeState) -> InputReport {
+    let mut ir = InputReport {
+        input: s.path.display().to_string(),
+        size: s.size,
+        scan: s.scan.clone(),
+        error: s.error.clone(),
+        found: s.units.len() as u64,
+        ..InputReport::default()
+    };
+    for u in &s.units {
+        let written = st.outcomes.get(i).and_then(|m| m.get(&u.source));
+        let o = written.cloned().unwrap_or_else(|| {
+            let result = if st.plan.present.contains(&u.dest) {
+                "skipped (present)"
+            } else if st.plan.written.get(&u.dest).is_some_and(|j| *j != i) {
+                "skipped (duplicate)"
+            } else {
+                "lost"
+            };
+            UnitOutcome {
+                source: u.source.clone(),
+                dest: u.dest.clone(),
+                result: result.into(),
+                reasons: Vec::new(),
+            }
+        });
+        match o.result.as_str() {
+            "merged" => ir.merged += 1,
+            "partial" => ir.partial += 1,
+            "skipped (present)" => ir.present += 1,
+            "skipped (duplicate)" => ir.duplicate += 1,
+            _ => ir.lost += 1,
+        }
+        ir.units.push(o);
+    }
+    ir.verdict = verdict(&ir);
+    ir
+}
+
+/// Removes temporary files that killed writers left beside `output`
+/// (`.{name}.h5salvage-tmp-{pid}` whose process is gone; Linux `/proc`
+/// only, elsewhere nothing is removed). Returns one note per file removed.
+fn remove_stale_temps(output: &Path) -> Vec<String> {
+    let mut notes = Vec::new();
+    let (Some(name), true) = (output.file_name(), Path::new("/proc/self").exists()) else {
+        return notes;
+    };
+    let prefix = format!(".{}.h5salvage-tmp-", name.to_string_lossy());
+    let dir = match output.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return notes;
+    };
+    for e in entries.flatten() {
+        let file = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = file.strip_prefix(&prefix) else {
+            continue;
+        };
+        let Ok(pid) = pid.parse::<u32>() else {
+            continue;
+        };
+        if pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        if std::fs::remove_file(e.path()).is_ok() {
+            notes.push(format!(
+                "removed {}, left by an interrupted run",
+                e.path().display()
+            ));
+        }
+    }
+    notes
+}
+
+fn verdict(ir: &InputReport) -> String {
+    if ir.error.is_some() {
+        return "error".into();
+    }
+    let in_output = ir.merged + ir.present + ir.duplicate;
+    if ir.found == 0 || (in_output == 0 && ir.partial == 0) {
+        "nothing".into()
+    } else if ir.partial == 0 && ir.lost == 0 {
+        "complete".into()
+    } else {
+        "partial".into()
+    }
+}
+
+enum UnitsError {
+    /// This input could not be read again: its units are lost, the merge
+    /// goes on.
+    Input(String),
+    /// The writer failed: the merge stops, OUTPUT stays as it was.
+    Fatal(SalvageError),
+}
+
+/// Writes the chosen units of one input; returns one outcome per unit and
+/// the writer's notes.
+fn write_units(
+    w: &mut Writer,
+    path: &Path,
+    inv: &Inventory,
+    units: &[&Unit],
+) -> Result<(Vec<UnitOutcome>, Vec<String>), UnitsError> {
+    let input = Input::open(path).map_err(|e| UnitsError::Input(format!("cannot read: {e}")))?;
+    let bytes = input.bytes();
+    if bytes.len() as u64 != inv.size {
+        return Err(UnitsError::Input(format!(
+            "changed while merging ({} bytes, {} when inventoried)",
+            bytes.len(),
+            inv.size
+        )));
+    }
+    let image = image_of(inv, bytes);
+    let select = |p: &str| units.iter().find_map(|u| map_path(p, &u.source, &u.dest));
+    let mut rep = SalvageReport::default();
+    salvage_into(w, inv, &image, &select, &mut rep).map_err(UnitsError::Fatal)?;
+    let source = path.display().to_string();
+    let mut out = Vec::new();
+    for u in units {
+        let below = format!("{}/", u.dest);
+        let mine: Vec<_> = rep
+            .objects
+            .iter()
+            .filter(|o| o.path == u.dest || o.path.starts_with(&below))
+            .collect();
+        let root_lost = mine
+            .iter()
+            .find(|o| o.path == u.dest)
+            .is_none_or(|o| o.result == "lost");
+        let mut reasons: Vec<String> = mine
+            .iter()
+            .filter(|o| o.result != "recovered")
+            .map(|o| {
+                let why = o.reasons.first().map_or("", String::as_str);
+                format!("{} {}: {why}", o.result, o.path)
+            })
+            .collect();
+        let result = if root_lost {
+            "lost"
+        } else {
+            w.mark(&u.dest, "h5salvage_source", &source)
+                .map_err(|e| UnitsError::Fatal(SalvageError::Write(e)))?;
+            if reasons.is_empty() {
+                "merged"
+            } else {
+                "partial"
+            }
+        };
+        reasons.truncate(20);
+        out.push(UnitOutcome {
+            source: u.source.clone(),
+            dest: u.dest.clone(),
+            result: result.into(),
+            reasons,
+        });
+    }
+    Ok((out, rep.notes))
+}
+
+/// Deletes each input whose every unit reads back from OUTPUT equal to the
+/// input (same objects, same shapes and types, same bytes).
+fn remove_merged(output: &Path, scanned: &[Scanned], report: &mut MergeReport) {
+    let out_input = match Input::open(output) {
+        Ok(i) => i,
+        Err(e) => {
+            report
+                .notes
+                .push(format!("{}: cannot read back: {e}", output.display()));
+            return;
+        }
+    };
+    let out_bytes = out_input.bytes();
+    let out_inv = crate::walk::walk(&output.display().to_string(), out_bytes);
+    let out_image = image_of(&out_inv, out_bytes);
+    for (s, ir) in scanned.iter().zip(report.inputs.iter_mut()) {
+        let Some(inv) = &s.inv else {
+            continue;
+        };
+        if ir.verdict != "complete" {
+            ir.action = Some("kept: not complete in the output".into());
+            continue;
+        }
+        let input = match Input::open(&s.path) {
+            Ok(i) => i,
+            Err(e) => {
+                ir.action = Some(format!("kept: cannot read again: {e}"));
+                continue;
+            }
+        };
+        let image = image_of(inv, input.bytes());
+        let mut why = None;
+        for u in &s.units {
+            if let Err(e) = same_unit(inv, &image, u, &out_inv, &out_image) {
+                why = Some(format!("{}: {e}", u.dest));
+                break;
+            }
+        }
+        ir.action = Some(match why {
+            Some(e) => format!("kept: {e}"),
+            None => match std::fs::remove_file(&s.path) {
+                Ok(()) => "removed".into(),
+                Err(e) => format!("kept: cannot remove: {e}"),
+            },
+        });
+    }
+}
+
+/// Every object of `u` in the input has its counterpart in OUTPUT: same
+/// kind; datasets with the same shape, type and bytes (variable-length
+/// values compared as values).
+fn same_unit(
+    inv: &Inventory,
+    image: &crate::format::Image,
+    u: &Unit,
+    out_inv: &Inventory,
+    out_image: &crate::format::Image,
+) -> Result<(), String> {
+    for o in inv.objects.iter().filter(|o| o.hard_link_of.is_none()) {
+        let Some(dest) = map_path(&o.path, &u.source, &u.dest) else {
+            continue;
+        };
+        if o.status != Status::Intact {
+            return Err(format!("{} is {} in the input", o.path, o.status.as_str()));
+        }
+        let Some(c) = out_inv.object(&dest) else {
+            return Err(format!("{dest} missing from the output"));
+        };
+        if c.kind != o.kind {
+            return Err(format!("{dest} is a {} in the output", c.kind.as_str()));
+        }
+        let (Some(a), Some(b)) = (&o.dataset, &c.dataset) else {
+            continue;
+        };
+        if a.dataspace.dims != b.dataspace.dims
+            || normalized(&a.datatype) != normalized(&b.datatype)
+        {
+            return Err(format!("{dest}: shape or type differs"));
+        }
+        let x = crate::read::assemble(image, a).map_err(|e| format!("{}: {e}", o.path))?;
+        let y = crate::read::assemble(out_image, b).map_err(|e| format!("{dest}: {e}"))?;
+        if a.datatype.is_variable_length() {
+            let vx = crate::read::vlen::resolve_vlen(image, &a.datatype, &x)
+                .map_err(|e| format!("{}: {e}", o.path))?;
+            let vy = crate::read::vlen::resolve_vlen(out_image, &b.datatype, &y)
+                .map_err(|e| format!("{dest}: {e}"))?;
+            let same = vx.len() == vy.len()
+                && vx
+                    .iter()
+                    .zip(&vy)
+                    .all(|(p, q)| p.offset == q.offset && p.count == q.count && p.data == q.data);
+            if !same {
+                return Err(format!("{dest}: variable-length values differ"));
+            }
+        } else if x != y {
+            return Err(format!("{dest}: bytes differ"));
+        }
+    }
+    Ok(())
+}
+
+/// The datatype without its message versions (the writer may encode the
+/// same type with another version).
+fn normalized(t: &Datatype) -> Datatype {
+    let mut t = t.clone();
+    strip_versions(&mut t);
+    t
+}
+
+fn strip_versions(t: &mut Datatype) {
+    t.version = 0;
+    match &mut t.class {
+        DatatypeClass::Compound { members } => {
+            for m in members {
+                strip_versions(&mut m.datatype);
+            }
+        }
+        DatatypeClass::Enumeration { base, .. }
+        | DatatypeClass::VariableLength { base, .. }
+        | DatatypeClass::Array { base, .. }
+        | DatatypeClass::Complex { base, .. } => strip_versions(base),
+        _ => {}
+    }
+}
+
+/// Moves inputs from which nothing was recovered into `dir`.
+fn quarantine(dir: &Path, report: &mut MergeReport) {
+    for ir in &mut report.inputs {
+        if ir.verdict != "nothing" && ir.verdict != "error" {
+            continue;
+        }
+        let src = PathBuf::from(&ir.input);
+        if !src.exists() {
+            continue;
+        }
+        if let Err(e) = std::fs::create_dir_all(dir) {
+            ir.action = Some(format!("kept: cannot create {}: {e}", dir.display()));
+            continue;
+        }
+        let name = src
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "input".into());
+        let mut dest = dir.join(&name);
+        let mut n = 1u32;
+        while dest.exists() && n < 10_000 {
+            dest = dir.join(format!("{name}.{n}"));
+            n = n.saturating_add(1);
+        }
+        ir.action = Some(match std::fs::rename(&src, &dest) {
+            Ok(()) => format!("quarantined to {}", dest.display()),
+            Err(e) => format!("kept: cannot move to {}: {e}", dest.display()),
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_map_below_their_unit_only() {
+        assert_eq!(map_path("/a", "/a", "/x/a").as_deref(), Some("/x/a"));
+        assert_eq!(map_path("/a/b", "/a", "/x/a").as_deref(), Some("/x/a/b"));
+        assert_eq!(map_path("/ab", "/a", "/x/a"), None);
+        assert_eq!(map_path("/", "/a", "/a"), None);
+    }
+
+    #[test]
+    fn units_are_root_groups_and_lost_found_entries() {
+        let mut inv = Inventory::default();
+        let mut add = |p: &str, kind: ObjectKind, status: Status| {
+            let mut o = crate::inventory::Object::new(p.into(), 0);
+            o.kind = kind;
+            o.status = status;
+            inv.objects.push(o);
+        };
+        add("/", ObjectKind::Group, Status::Intact);
+        add("/init", ObjectKind::Group, Status::Intact);
+        add("/c1", ObjectKind::Group, Status::Intact);
+        add("/c1/d", ObjectKind::Dataset, Status::Partial);
+        add("/top_dataset", ObjectKind::Dataset, Status::Intact);
+        add("/lost+found", ObjectKind::Group, Status::Intact);
+        add(
+            "/lost+found/group_at_0x10",
+            ObjectKind::Group,
+            Status::Intact,
+        );
+        add(
+            "/lost+found/group_at_0x10/d",
+            ObjectKind::Dataset,
+            Status::Intact,
+        );
+        let u = units_of(&inv, "w1", &["init".to_string()]);
+        let got: Vec<(&str, &str, Status)> = u
+            .iter()
+            .map(|u| (u.source.as_str(), u.dest.as_str(), u.quality))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("/c1", "/c1", Status::Partial),
+                (
+                    "/lost+found/group_at_0x10",
+                    "/lost+found/w1/group_at_0x10",
+                    Status::Intact
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn intact_beats_partial_then_first_input_wins() {
+        let unit = |q| Unit {
+            source: "/c".into(),
+            dest: "/c".into(),
+            quality: q,
+        };
+        let mut plan = Plan::default();
+        let absent = |_: &str| Ok(false);
+        // a.h5 partial (deferred), b.h5 intact (written), c.h5 intact (not).
+        assert!(!plan.offer(0, &unit(Status::Partial), &absent).unwrap());
+        assert!(plan.offer(1, &unit(Status::Intact), &absent).unwrap());
+        plan.written.insert("/c".into(), 1);
+        assert!(!plan.offer(2, &unit(Status::Intact), &absent).unwrap());
+        assert!(plan.late().is_empty());
+        let scanned: Vec<Scanned> = ["a.h5", "b.h5", "c.h5"]
+            .iter()
+            .map(|n| Scanned::failed(Path::new(n), String::new()))
+            .collect();
+        let c = plan.conflicts(&scanned);
+        assert_eq!(
+            c,
+            ["/c: copy from b.h5 (intact) kept; also in a.h5 (partial), c.h5 (intact)"]
+        );
+        // Only partial copies: the first is written at the end.
+        let mut plan = Plan::default();
+        assert!(!plan.offer(0, &unit(Status::Lost), &absent).unwrap());
+        assert!(!plan.offer(1, &unit(Status::Partial), &absent).unwrap());
+        assert!(!plan.offer(2, &unit(Status::Partial), &absent).unwrap());
+        assert_eq!(plan.late().get(&1), Some(&vec!["/c".to_string()]));
+        // Already in OUTPUT: never written.
+        let mut plan = Plan::default();
+        assert!(!plan.offer(0, &unit(Status::Intact), &|_| Ok(true)).unwrap());
+        assert!(plan.present.contains("/c"));
+    }
+}

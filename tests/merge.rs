@@ -1,0 +1,638 @@
+//! `merge` end to end on a directory of worker files made at test time by
+//! `testdata/killed_worker.py`: healthy, killed with and without flushes,
+//! truncated, superblock zeroed, empty, renamed `.corrupted`. What each
+//! input contributes equals what `salvage` recovers from it (checked with
+//! h5py against a healthy reference), re-running changes nothing, a new
+//! worker adds exactly its groups, and a merge killed at any moment leaves
+//! the previous OUTPUT as it was.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use h5salvage::merge::{expand_inputs, merge, MergeOptions, MergeReport};
+use sha2::{Digest, Sha256};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn py(name: &str) -> PathBuf {
+    root().join("tests/py").join(name)
+}
+
+fn have_h5py() -> bool {
+    let ok = Command::new("python3")
+        .args(["-c", "import h5py"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        assert!(std::env::var_os("CI").is_none(), "h5py is required in CI");
+        eprintln!("python3 with h5py not found: merge tests skipped");
+    }
+    ok
+}
+
+fn sha256(path: &Path) -> Vec<u8> {
+    Sha256::digest(std::fs::read(path).unwrap()).to_vec()
+}
+
+/// One worker of the scenario.
+struct Worker {
+    file: &'static str,
+    prefix: &'static str,
+    libver: &'static str,
+    configs: u32,
+    flush_every: u32,
+    kill_after: Option<u32>,
+    damage: Damage,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Damage {
+    None,
+    /// Cut to this many tenths of its size.
+    Truncate(usize),
+    /// First 2 KiB zeroed.
+    ZeroHead,
+    /// 0 bytes.
+    Empty,
+}
+
+const SCENARIO: &[Worker] = &[
+    // Sorts first: a copy of worker_4 whose first 2 KiB are zeroed; carving
+    // brings its groups back by name, some partial (the intact copies in
+    // worker_4 must win those).
+    Worker {
+        file: "worker_0_zeroed.h5",
+        prefix: "w4_",
+        libver: "v108",
+        configs: 20,
+        flush_every: 0,
+        kill_after: None,
+        damage: Damage::ZeroHead,
+    },
+    Worker {
+        file: "worker_1.h5",
+        prefix: "w1_",
+        libver: "earliest",
+        configs: 30,
+        flush_every: 0,
+        kill_after: None,
+        damage: Damage::None,
+    },
+    // A truncated copy of worker_1: the root's member list is cut off, its
+    // groups come back without names.
+    Worker {
+        file: "worker_1_truncated.h5",
+        prefix: "w1_",
+        libver: "earliest",
+        configs: 30,
+        flush_every: 0,
+        kill_after: None,
+        damage: Damage::Truncate(6),
+    },
+    Worker {
+        file: "worker_2.h5",
+        prefix: "w2_",
+        libver: "latest",
+        configs: 30,
+        flush_every: 0,
+        kill_after: Some(25),
+        damage: Damage::None,
+    },
+    Worker {
+        file: "worker_3.h5",
+        prefix: "w3_",
+        libver: "v110",
+        configs: 40,
+        flush_every: 5,
+        kill_after: Some(33),
+        damage: Damage::None,
+    },
+    Worker {
+        file: "worker_4.h5",
+        prefix: "w4_",
+        libver: "v108",
+        configs: 20,
+        flush_every: 0,
+        kill_after: None,
+        damage: Damage::None,
+    },
+    Worker {
+        file: "worker_6.h5",
+        prefix: "w6_",
+        libver: "earliest",
+        configs: 20,
+        flush_every: 0,
+        kill_after: None,
+        damage: Damage::Empty,
+    },
+    Worker {
+        file: "worker_7.h5.corrupted",
+        prefix: "w7_",
+        libver: "earliest",
+        configs: 24,
+        flush_every: 4,
+        kill_after: Some(22),
+        damage: Damage::None,
+    },
+    Worker {
+        file: "worker_8.h5",
+        prefix: "w8_",
+        libver: "earliest",
+        configs: 20,
+        flush_every: 0,
+        kill_after: Some(15),
+        damage: Damage::None,
+    },
+];
+
+fn run_worker(out: &Path, w: &Worker, killed: bool) {
+    let mut cmd = Command::new("python3");
+    cmd.arg(root().join("testdata/killed_worker.py"))
+        .arg(out)
+        .args(["--libver", w.libver, "--prefix", w.prefix])
+        .args(["--configs", &w.configs.to_string()])
+        .stdout(std::process::Stdio::null());
+    if w.flush_every > 0 {
+        cmd.args(["--flush-every", &w.flush_every.to_string()]);
+    }
+    if let (true, Some(k)) = (killed, w.kill_after) {
+        cmd.args(["--kill-self-after", &k.to_string()]);
+    }
+    let st = cmd.status().unwrap();
+    assert_eq!(
+        st.success(),
+        !(killed && w.kill_after.is_some()),
+        "{}",
+        w.file
+    );
+}
+
+/// Writes the scenario's worker files into `runs` and the healthy
+/// reference of each (same script and arguments, not killed) into `refs`.
+fn scenario(runs: &Path, refs: &Path) {
+    std::fs::create_dir_all(runs).unwrap();
+    std::fs::create_dir_all(refs).unwrap();
+    for w in SCENARIO {
+        let path = runs.join(w.file);
+        run_worker(&path, w, true);
+        let bytes = std::fs::read(&path).unwrap();
+        match w.damage {
+            Damage::None => {}
+            Damage::Truncate(t) => std::fs::write(&path, &bytes[..bytes.len() * t / 10]).unwrap(),
+            Damage::ZeroHead => {
+                let mut b = bytes;
+                b[..2048].fill(0);
+                std::fs::write(&path, b).unwrap();
+            }
+            Damage::Empty => std::fs::write(&path, b"").unwrap(),
+        }
+        let reference = refs.join(format!("{}.h5", w.prefix));
+        if !reference.exists() {
+            run_worker(&reference, w, false);
+        }
+    }
+}
+
+fn opts(inputs: &[PathBuf], output: &Path) -> MergeOptions {
+    MergeOptions {
+        inputs: expand_inputs(inputs, output).unwrap(),
+        output: output.to_path_buf(),
+        exclude: vec!["init".into()],
+        ..MergeOptions::default()
+    }
+}
+
+fn python(args: &[&std::ffi::OsStr]) -> (bool, String) {
+    let o = Command::new("python3").args(args).output().unwrap();
+    (
+        o.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        ),
+    )
+}
+
+/// compare.py REFERENCE VIEW: must pass; returns how many datasets it
+/// recovered (equal, partial but right, or under lost+found).
+fn recovered(reference: &Path, view: &Path) -> u64 {
+    let (ok, text) = python(&[
+        py("compare.py").as_os_str(),
+        reference.as_os_str(),
+        view.as_os_str(),
+    ]);
+    let v: serde_json::Value =
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("compare.py: {text}"));
+    assert!(ok, "{} vs {}: {v}", reference.display(), view.display());
+    ["equal", "partial_ok", "lost_found_datasets"]
+        .iter()
+        .map(|k| v[k].as_u64().unwrap_or(0))
+        .sum()
+}
+
+fn listing(file: &Path) -> String {
+    let (ok, text) = python(&[py("listing.py").as_os_str(), file.as_os_str()]);
+    assert!(ok, "{text}");
+    text
+}
+
+fn stem(p: &Path) -> String {
+    p.file_stem().unwrap().to_string_lossy().into_owned()
+}
+
+fn input_report<'a>(rep: &'a MergeReport, file: &str) -> &'a h5salvage::merge::InputReport {
+    rep.inputs
+        .iter()
+        .find(|i| i.input.ends_with(file))
+        .unwrap_or_else(|| panic!("{file} not in the report"))
+}
+
+/// Every input contributes what `salvage` recovers from it (its groups
+/// other than `init`), with identical bytes; the healthy worker's groups are
+/// all there, intact, although a partial copy of them sorts first; inputs
+/// are not modified.
+#[test]
+fn merge_keeps_everything_salvage_recovers() {
+    if !have_h5py() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (runs, refs) = (dir.path().join("runs"), dir.path().join("refs"));
+    scenario(&runs, &refs);
+    let hashes: Vec<(PathBuf, Vec<u8>)> = std::fs::read_dir(&runs)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .map(|p| (p.clone(), sha256(&p)))
+        .collect();
+    let out = dir.path().join("merged.h5");
+    let rep = merge(&opts(std::slice::from_ref(&runs), &out)).unwrap();
+    assert_eq!(rep.inputs.len(), SCENARIO.len(), "{:?}", rep.inputs);
+    assert_eq!(rep.exit_code(), 1, "partial and lost inputs");
+    for (p, h) in &hashes {
+        assert_eq!(&sha256(p), h, "{} modified", p.display());
+    }
+    let healthy = input_report(&rep, "worker_1.h5");
+    assert_eq!((healthy.found, healthy.merged), (30, 30), "{healthy:?}");
+    assert_eq!(healthy.verdict, "complete");
+    // Groups in both copies of worker_4: the intact copy wins over a
+    // partial one that sorts first; between intact ones the first input.
+    let zeroed = input_report(&rep, "worker_0_zeroed.h5");
+    let partial_lost: Vec<&str> = zeroed
+        .units
+        .iter()
+        .filter(|u| u.result == "skipped (duplicate)")
+        .map(|u| u.dest.as_str())
+        .collect();
+    assert!(!partial_lost.is_empty(), "{zeroed:?}");
+    for dest in &partial_lost {
+        assert!(
+            rep.conflicts
+                .iter()
+                .any(|c| c.starts_with(&format!("{dest}: copy from"))
+                    && c.contains("worker_4.h5 (intact) kept")),
+            "{dest}: {:?}",
+            rep.conflicts
+        );
+    }
+    let w4: Vec<_> = rep
+        .inputs
+        .iter()
+        .flat_map(|i| &i.units)
+        .filter(|u| u.dest.starts_with("/w4_") && u.result == "merged")
+        .collect();
+    assert_eq!(w4.len(), 20, "{w4:?}");
+    assert_eq!(input_report(&rep, "worker_6.h5").verdict, "nothing");
+    for w in SCENARIO {
+        let input = runs.join(w.file);
+        let reference = refs.join(format!("{}.h5", w.prefix));
+        let view = dir.path().join(format!("view_{}.h5", w.file));
+        let shown = input.display().to_string();
+        let (ok, text) = python(&[
+            py("merge_view.py").as_os_str(),
+            out.as_os_str(),
+            view.as_os_str(),
+            "merge".as_ref(),
+            shown.as_ref(),
+            stem(&input).as_ref(),
+        ]);
+        assert!(ok, "{text}");
+        let merged = recovered(&reference, &view);
+        // The same input salvaged alone.
+        let alone = dir.path().join(format!("alone_{}.h5", w.file));
+        let salvaged = match h5salvage::salvage::salvage(&input, &alone, false) {
+            Ok(_) => {
+                let view = dir.path().join(format!("alone_view_{}.h5", w.file));
+                let (ok, text) = python(&[
+                    py("merge_view.py").as_os_str(),
+                    alone.as_os_str(),
+                    view.as_os_str(),
+                    "salvage".as_ref(),
+                ]);
+                assert!(ok, "{text}");
+                recovered(&reference, &view)
+            }
+            Err(_) => 0,
+        };
+        let r = input_report(&rep, w.file);
+        if r.duplicate == 0 {
+            assert_eq!(merged, salvaged, "{}: {r:?}", w.file);
+        } else {
+            assert!(merged <= salvaged, "{}", w.file);
+        }
+        eprintln!(
+            "{}: {} datasets merged, {} by salvage alone; {r:?}",
+            w.file, merged, salvaged
+        );
+    }
+    // Killed after flushing: every flushed config is there.
+    let names = listing(&out);
+    for i in 0..30 {
+        assert!(
+            names.contains(&format!("/w3_config_{i:04} Group")),
+            "w3 {i}"
+        );
+    }
+    for i in 0..20 {
+        assert!(
+            names.contains(&format!("/w7_config_{i:04} Group")),
+            "w7 {i}"
+        );
+    }
+    for i in 0..30 {
+        assert!(
+            names.contains(&format!("/w1_config_{i:04} Group")),
+            "w1 {i}"
+        );
+    }
+}
+
+/// A second run adds nothing and leaves OUTPUT byte for byte as it was; a
+/// new worker file adds exactly its groups.
+#[test]
+fn rerun_changes_nothing_and_a_new_worker_adds_its_groups() {
+    if !have_h5py() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (runs, refs) = (dir.path().join("runs"), dir.path().join("refs"));
+    scenario(&runs, &refs);
+    let out = dir.path().join("merged.h5");
+    let first = merge(&opts(std::slice::from_ref(&runs), &out)).unwrap();
+    assert!(first.written);
+    let (sha, before) = (sha256(&out), listing(&out));
+    let again = merge(&opts(std::slice::from_ref(&runs), &out)).unwrap();
+    assert!(!again.written, "{again:?}");
+    assert_eq!(sha256(&out), sha, "OUTPUT changed");
+    for (a, b) in first.inputs.iter().zip(&again.inputs) {
+        assert_eq!(b.merged + b.partial, 0, "{b:?}");
+        assert_eq!(b.present, a.merged + a.partial + a.duplicate, "{b:?}");
+    }
+    let leftover: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n.to_string_lossy().contains("h5salvage-tmp"))
+        .collect();
+    assert!(leftover.is_empty(), "{leftover:?}");
+    // A new worker.
+    let new = Worker {
+        file: "worker_9.h5",
+        prefix: "w9_",
+        libver: "latest",
+        configs: 12,
+        flush_every: 0,
+        kill_after: None,
+        damage: Damage::None,
+    };
+    run_worker(&runs.join(new.file), &new, false);
+    let third = merge(&opts(std::slice::from_ref(&runs), &out)).unwrap();
+    assert!(third.written);
+    let r = input_report(&third, "worker_9.h5");
+    assert_eq!((r.found, r.merged), (12, 12), "{r:?}");
+    for i in third
+        .inputs
+        .iter()
+        .filter(|i| !i.input.ends_with("worker_9.h5"))
+    {
+        assert_eq!(i.merged + i.partial, 0, "{i:?}");
+    }
+    let after = listing(&out);
+    let old: Vec<&str> = before.lines().collect();
+    let added: Vec<&str> = after.lines().filter(|l| !old.contains(l)).collect();
+    assert!(old.iter().all(|l| after.lines().any(|m| m == *l)));
+    assert!(!added.is_empty());
+    assert!(
+        added.iter().all(|l| l.starts_with("/w9_config_")),
+        "{added:?}"
+    );
+    // 12 groups and their 5 datasets each.
+    assert_eq!(added.len(), 12 * 6, "{added:?}");
+}
+
+/// The merge binary is killed at fixed-seed moments while it adds to an
+/// existing OUTPUT: OUTPUT is each time either the previous one, byte for
+/// byte and readable by h5py, or complete. A final run completes the job
+/// and equals a merge done in one go.
+#[test]
+fn killed_merge_leaves_the_previous_output() {
+    if !have_h5py() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (runs, refs) = (dir.path().join("runs"), dir.path().join("refs"));
+    scenario(&runs, &refs);
+    let out = dir.path().join("merged.h5");
+    // A previous OUTPUT: the healthy worker alone.
+    let rep = merge(&opts(&[runs.join("worker_1.h5")], &out)).unwrap();
+    assert_eq!(rep.exit_code(), 0);
+    let (sha, before) = (sha256(&out), listing(&out));
+    let bin = env!("CARGO_BIN_EXE_h5salvage");
+    let mut seed = 0x2545F4914F6CDD1Du64;
+    let mut completed = 0;
+    for _ in 0..6 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let delay = 5 + seed % 200;
+        let mut child = Command::new(bin)
+            .args(["merge", "-o"])
+            .arg(&out)
+            .arg(&runs)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay));
+        let done = child.try_wait().unwrap().is_some();
+        let _ = child.kill();
+        let _ = child.wait();
+        let writing = std::fs::read_dir(dir.path()).unwrap().any(|e| {
+            e.unwrap()
+                .file_name()
+                .to_string_lossy()
+                .contains("h5salvage-tmp")
+        });
+        eprintln!("killed after {delay} ms; temporary copy present: {writing}");
+        if sha256(&out) == sha {
+            assert_eq!(listing(&out), before, "after {delay} ms");
+        } else {
+            // The rename happened: the merge was complete.
+            completed += 1;
+            eprintln!("merge completed within {delay} ms (exited: {done})");
+            break;
+        }
+    }
+    let status = Command::new(bin)
+        .args(["merge", "-o"])
+        .arg(&out)
+        .arg(&runs)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(1), "partial and lost inputs remain");
+    // The same merge in one go.
+    let direct = dir.path().join("direct.h5");
+    merge(&opts(&[runs.join("worker_1.h5")], &direct)).unwrap();
+    merge(&opts(std::slice::from_ref(&runs), &direct)).unwrap();
+    assert_eq!(listing(&out), listing(&direct));
+    let leftover: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n.to_string_lossy().contains("h5salvage-tmp"))
+        .collect();
+    assert!(leftover.is_empty(), "stale temporary files: {leftover:?}");
+    eprintln!("{completed} run(s) completed before the kill");
+}
+
+/// --remove-merged deletes only inputs read back equal from OUTPUT;
+/// --quarantine moves the ones nothing came from; --json and exit codes.
+#[test]
+fn remove_merged_and_quarantine() {
+    if !have_h5py() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (runs, refs) = (dir.path().join("runs"), dir.path().join("refs"));
+    scenario(&runs, &refs);
+    let out = dir.path().join("merged.h5");
+    let q = dir.path().join("quarantine");
+    let o = Command::new(env!("CARGO_BIN_EXE_h5salvage"))
+        .args(["merge", "--json", "--remove-merged", "--quarantine"])
+        .arg(&q)
+        .arg("-o")
+        .arg(&out)
+        .arg(&runs)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["inputs"].as_array().unwrap().len(), SCENARIO.len());
+    assert!(!runs.join("worker_1.h5").exists(), "healthy input kept");
+    assert!(!runs.join("worker_4.h5").exists(), "healthy input kept");
+    // Inputs with partial groups stay.
+    for kept in ["worker_0_zeroed.h5", "worker_1_truncated.h5"] {
+        assert!(runs.join(kept).exists(), "{kept} removed");
+    }
+    assert!(
+        q.join("worker_6.h5").exists(),
+        "empty input not quarantined"
+    );
+    assert!(!runs.join("worker_6.h5").exists());
+    // Nothing to merge: exit 3, no OUTPUT.
+    let none = dir.path().join("none.h5");
+    let st = Command::new(env!("CARGO_BIN_EXE_h5salvage"))
+        .args(["merge", "-o"])
+        .arg(&none)
+        .arg(q.join("worker_6.h5"))
+        .status()
+        .unwrap();
+    assert_eq!(st.code(), Some(3));
+    assert!(!none.exists());
+    // Usage: no inputs in a directory.
+    let empty_dir = dir.path().join("nothing_here");
+    std::fs::create_dir(&empty_dir).unwrap();
+    let st = Command::new(env!("CARGO_BIN_EXE_h5salvage"))
+        .args(["merge", "-o"])
+        .arg(&none)
+        .arg(&empty_dir)
+        .status()
+        .unwrap();
+    assert_eq!(st.code(), Some(2));
+}
+
+/// The recipe past one machine: salvage each file on its own, then merge
+/// the salvaged files. A group salvage marked partial still loses to an
+/// intact copy in another salvaged file, and every byte is right.
+#[test]
+fn merge_of_salvaged_files_keeps_partial_marks() {
+    if !have_h5py() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (runs, refs) = (dir.path().join("runs"), dir.path().join("refs"));
+    std::fs::create_dir_all(&runs).unwrap();
+    std::fs::create_dir_all(&refs).unwrap();
+    let healthy = &SCENARIO[5];
+    let zeroed = &SCENARIO[0];
+    assert_eq!(
+        (healthy.file, zeroed.file),
+        ("worker_4.h5", "worker_0_zeroed.h5")
+    );
+    run_worker(&runs.join(healthy.file), healthy, false);
+    let mut b = std::fs::read(runs.join(healthy.file)).unwrap();
+    b[..2048].fill(0);
+    std::fs::write(runs.join(zeroed.file), b).unwrap();
+    let salvaged = dir.path().join("salvaged");
+    std::fs::create_dir(&salvaged).unwrap();
+    for w in [zeroed, healthy] {
+        h5salvage::salvage::salvage(&runs.join(w.file), &salvaged.join(w.file), false).unwrap();
+    }
+    let out = dir.path().join("merged.h5");
+    let rep = merge(&opts(std::slice::from_ref(&salvaged), &out)).unwrap();
+    let z = input_report(&rep, zeroed.file);
+    let lost_to_intact: Vec<&str> = z
+        .units
+        .iter()
+        .filter(|u| u.result == "skipped (duplicate)")
+        .map(|u| u.dest.as_str())
+        .collect();
+    assert!(!lost_to_intact.is_empty(), "{z:?}");
+    assert!(lost_to_intact.iter().all(|d| d.starts_with("/w4_")));
+    let h = input_report(&rep, healthy.file);
+    // It gives the groups whose copy in the zeroed file is partial, and
+    // those the zeroed file lost altogether.
+    for d in &lost_to_intact {
+        assert!(
+            h.units.iter().any(|u| &u.dest == d && u.result == "merged"),
+            "{d}: {h:?}"
+        );
+    }
+    let reference = refs.join("w4.h5");
+    run_worker(&reference, healthy, false);
+    for w in [zeroed, healthy] {
+        let input = salvaged.join(w.file);
+        let view = dir.path().join(format!("view_{}", w.file));
+        let shown = input.display().to_string();
+        let (ok, text) = python(&[
+            py("merge_view.py").as_os_str(),
+            out.as_os_str(),
+            view.as_os_str(),
+            "merge".as_ref(),
+            shown.as_ref(),
+            stem(&input).as_ref(),
+        ]);
+        assert!(ok, "{text}");
+        assert!(recovered(&reference, &view) > 0, "{}", w.file);
+    }
+    let names = listing(&out);
+    for i in 0..20 {
+        let line = names
+            .lines()
+            .find(|l| l.starts_with(&format!("/w4_config_{i:04} Group")))
+            .unwrap_or_else(|| panic!("w4_config_{i:04} missing"));
+        assert!(!line.contains("h5salvage_status"), "{line}");
+    }
+}
