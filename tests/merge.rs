@@ -636,3 +636,76 @@ fn merge_of_salvaged_files_keeps_partial_marks() {
         assert!(!line.contains("h5salvage_status"), "{line}");
     }
 }
+
+/// The README's recipe past one machine: `salvage` per file under GNU
+/// parallel, then one `merge` of the salvaged files. Every named group the
+/// direct merge holds is there too. Needs GNU parallel (installed by
+/// .ci/run); skipped elsewhere without it.
+#[test]
+fn gnu_parallel_recipe_matches_the_direct_merge() {
+    if !have_h5py() {
+        return;
+    }
+    let have_parallel = Command::new("parallel")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !have_parallel {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "GNU parallel is required in CI"
+        );
+        eprintln!("GNU parallel not installed: recipe test skipped");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (runs, refs) = (dir.path().join("runs"), dir.path().join("refs"));
+    scenario(&runs, &refs);
+    let salvaged = dir.path().join("salvaged");
+    std::fs::create_dir(&salvaged).unwrap();
+    let mut inputs: Vec<PathBuf> = std::fs::read_dir(&runs)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    inputs.sort();
+    let bin = env!("CARGO_BIN_EXE_h5salvage");
+    let status = Command::new("parallel")
+        .args(["--will-cite", "-j", "2", bin, "salvage", "{}", "-o"])
+        .arg(format!("{}/{{/}}", salvaged.display()))
+        .arg(":::")
+        .args(&inputs)
+        .status()
+        .unwrap();
+    // Exit codes 1 (partial) and 3 (nothing recoverable) are expected for
+    // damaged workers; parallel reports how many jobs failed.
+    assert!(status.code().is_some(), "{status:?}");
+    let recipe = dir.path().join("recipe.h5");
+    let o = Command::new(bin)
+        .args(["merge", "-o"])
+        .arg(&recipe)
+        .arg(&salvaged)
+        .output()
+        .unwrap();
+    assert!(
+        matches!(o.status.code(), Some(0 | 1)),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let direct = dir.path().join("direct.h5");
+    merge(&opts(std::slice::from_ref(&runs), &direct)).unwrap();
+    let names = |file: &Path| -> std::collections::BTreeSet<String> {
+        listing(file)
+            .lines()
+            .filter_map(|l| l.split(' ').next())
+            .filter(|p| p.matches('/').count() == 1 && !p.starts_with("/lost+found"))
+            .map(str::to_string)
+            .collect()
+    };
+    let (d, r) = (names(&direct), names(&recipe));
+    assert!(!d.is_empty());
+    let missing: Vec<&String> = d.difference(&r).collect();
+    assert!(
+        missing.is_empty(),
+        "groups missing from the recipe's merge: {missing:?}"
+    );
+}
