@@ -3,8 +3,8 @@
 
     h5py_ref.py walk FILE           visititems: every object's shape, dtype and attributes
     h5py_ref.py copy IN OUT         out.copy(f[k], k) for every root member
-    h5py_ref.py merge OUT IN...     h5_out.copy(h5_in[key], key) for every key of every input
-                                    (a key already present, e.g. `init`, gets the suffix `__<i>`)
+    h5py_ref.py merge OUT IN...     h5_out.copy(h5_in[key], key) for every key of every input;
+                                    a key already in OUT (e.g. `init`) is skipped: first wins
 """
 import sys
 
@@ -35,10 +35,11 @@ def copy(src, dst):
 
 def merge(dst, srcs):
     with h5py.File(dst, "w") as out:
-        for i, src in enumerate(srcs):
+        for src in srcs:
             with h5py.File(src, "r") as f:
                 for k in f:
-                    out.copy(f[k], k if k not in out else "%s__%d" % (k, i))
+                    if k not in out:
+                        out.copy(f[k], k)
 
 
 if __name__ == "__main__":
