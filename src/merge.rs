@@ -267,6 +267,20 @@ fn units_of(inv: &Inventory, stem: &str, exclude: &[String]) -> Vec<Unit> {
 }
 
 /// `source` or a path below it, mapped to `dest`.
+/// The entry of `map` named by `path` itself or its nearest ancestor.
+fn nearest(path: &str, map: &HashMap<&str, usize>) -> Option<usize> {
+    let mut prefix = path;
+    loop {
+        if let Some(&i) = map.get(prefix) {
+            return Some(i);
+        }
+        match prefix.rfind('/') {
+            Some(0) | None => return None,
+            Some(i) => prefix = &prefix[..i],
+        }
+    }
+}
+
 fn map_path(path: &str, source: &str, dest: &str) -> Option<String> {
     if path == source {
         return Some(dest.to_string());
@@ -685,18 +699,33 @@ fn write_units(
         )));
     }
     let image = image_of(inv, bytes);
-    let select = |p: &str| units.iter().find_map(|u| map_path(p, &u.source, &u.dest));
+    // Units by source and by destination path: an object belongs to the
+    // unit named by its nearest ancestor (no scan of every unit per object).
+    let by_source: HashMap<&str, usize> = units
+        .iter()
+        .enumerate()
+        .map(|(i, u)| (u.source.as_str(), i))
+        .collect();
+    let by_dest: HashMap<&str, usize> = units
+        .iter()
+        .enumerate()
+        .map(|(i, u)| (u.dest.as_str(), i))
+        .collect();
+    let select = |p: &str| {
+        let u = units[nearest(p, &by_source)?];
+        map_path(p, &u.source, &u.dest)
+    };
     let mut rep = SalvageReport::default();
     salvage_into(w, inv, &image, &select, &mut rep).map_err(UnitsError::Fatal)?;
     let source = path.display().to_string();
+    let mut per_unit: Vec<Vec<&crate::salvage::Outcome>> = vec![Vec::new(); units.len()];
+    for o in &rep.objects {
+        if let Some(i) = nearest(&o.path, &by_dest) {
+            per_unit[i].push(o);
+        }
+    }
     let mut out = Vec::new();
-    for u in units {
-        let below = format!("{}/", u.dest);
-        let mine: Vec<_> = rep
-            .objects
-            .iter()
-            .filter(|o| o.path == u.dest || o.path.starts_with(&below))
-            .collect();
+    for (u, mine) in units.iter().zip(per_unit) {
         let root_lost = mine
             .iter()
             .find(|o| o.path == u.dest)

@@ -178,8 +178,22 @@ pub fn salvage_into(
         outcomes.push(outcome);
     }
     // Attributes holding references, now that every target exists.
+    let index: HashMap<String, usize> = outcomes
+        .iter()
+        .enumerate()
+        .map(|(i, o)| (o.path.clone(), i))
+        .collect();
     for (o, dest) in &chosen {
-        let Some(i) = outcomes.iter().position(|x| &x.path == dest) else {
+        let has_refs = o.attributes.iter().any(|a| {
+            a.message
+                .datatype
+                .as_ref()
+                .is_some_and(|t| t.contains_reference())
+        });
+        if !has_refs {
+            continue;
+        }
+        let Some(&i) = index.get(dest.as_str()) else {
             continue;
         };
         if outcomes[i].result == "lost" {

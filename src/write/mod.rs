@@ -81,6 +81,27 @@ pub struct Writer {
     groups: std::collections::HashSet<String>,
 }
 
+/// A transfer property list whose type-conversion buffer fits the write:
+/// libhdf5 1.10 otherwise allocates and zeroes 1 MiB for every H5Dwrite
+/// that converts, which dominated salvage time (bench/PROFILE.md).
+fn transfer_plist(path: &str, bytes: usize) -> Result<Hid, WriteError> {
+    let xfer = hid(
+        locked(|| unsafe { h5p::H5Pcreate(*g::H5P_DATASET_XFER) }),
+        Kind::Plist,
+        path,
+        "H5Pcreate(transfer)",
+    )?;
+    let size = bytes.clamp(1, 1 << 20);
+    locked(|| unsafe {
+        check(
+            h5p::H5Pset_buffer(xfer.id(), size, std::ptr::null_mut(), std::ptr::null_mut()),
+            path,
+            "H5Pset_buffer",
+        )
+    })?;
+    Ok(xfer)
+}
+
 fn io_err(path: &Path, action: &str, e: std::io::Error) -> WriteError {
     WriteError::new(&path.display().to_string(), action, e.to_string())
 }
@@ -792,14 +813,14 @@ impl Writer {
             return Ok(());
         }
         let did = self.dataset(path)?;
+        let xfer = transfer_plist(path, need)?;
+        let xid = xfer.id();
         self.with_buffer(
             path,
             &ds.datatype,
             bytes,
             vlen,
-            |mt, buf| unsafe {
-                h5d::H5Dwrite(did, mt, h5s::H5S_ALL, h5s::H5S_ALL, h5p::H5P_DEFAULT, buf)
-            },
+            |mt, buf| unsafe { h5d::H5Dwrite(did, mt, h5s::H5S_ALL, h5s::H5S_ALL, xid, buf) },
             "H5Dwrite",
         )
     }
