@@ -102,6 +102,44 @@ fn transfer_plist(path: &str, bytes: usize) -> Result<Hid, WriteError> {
     Ok(xfer)
 }
 
+/// Creates attribute `name` on the object at `path` with type `tid` and
+/// space `sid`, deleting an attribute of that name first (attributes and
+/// marks replace what is there).
+fn replace_attribute(
+    fid: hdf5_sys::h5i::hid_t,
+    path: &std::ffi::CStr,
+    name: &std::ffi::CStr,
+    tid: hdf5_sys::h5i::hid_t,
+    sid: hdf5_sys::h5i::hid_t,
+    where_: &str,
+) -> Result<Hid, WriteError> {
+    let obj = hid(
+        locked(|| unsafe { h5o::H5Oopen(fid, path.as_ptr(), h5p::H5P_DEFAULT) }),
+        Kind::Object,
+        where_,
+        "H5Oopen",
+    )?;
+    let exists = locked(|| unsafe { h5a::H5Aexists(obj.id(), name.as_ptr()) });
+    if check(exists, where_, "H5Aexists")? > 0 {
+        locked(|| unsafe { check(h5a::H5Adelete(obj.id(), name.as_ptr()), where_, "H5Adelete") })?;
+    }
+    hid(
+        locked(|| unsafe {
+            h5a::H5Acreate2(
+                obj.id(),
+                name.as_ptr(),
+                tid,
+                sid,
+                h5p::H5P_DEFAULT,
+                h5p::H5P_DEFAULT,
+            )
+        }),
+        Kind::Attribute,
+        where_,
+        "H5Acreate2",
+    )
+}
+
 fn io_err(path: &Path, action: &str, e: std::io::Error) -> WriteError {
     WriteError::new(&path.display().to_string(), action, e.to_string())
 }
@@ -740,33 +778,7 @@ impl Writer {
         let space = Self::space(dataspace, &where_)?;
         let cp = cstr(path, &where_, "open object")?;
         let cn = cstr(name, &where_, "attribute name")?;
-        let obj = hid(
-            locked(|| unsafe { h5o::H5Oopen(fid, cp.as_ptr(), h5p::H5P_DEFAULT) }),
-            Kind::Object,
-            &where_,
-            "H5Oopen",
-        )?;
-        let exists = locked(|| unsafe { h5a::H5Aexists(obj.id(), cn.as_ptr()) });
-        if check(exists, &where_, "H5Aexists")? > 0 {
-            locked(|| unsafe {
-                check(h5a::H5Adelete(obj.id(), cn.as_ptr()), &where_, "H5Adelete")
-            })?;
-        }
-        let attr = hid(
-            locked(|| unsafe {
-                h5a::H5Acreate2(
-                    obj.id(),
-                    cn.as_ptr(),
-                    t.hid.id(),
-                    space.id(),
-                    h5p::H5P_DEFAULT,
-                    h5p::H5P_DEFAULT,
-                )
-            }),
-            Kind::Attribute,
-            &where_,
-            "H5Acreate2",
-        )?;
+        let attr = replace_attribute(fid, &cp, &cn, t.hid.id(), space.id(), &where_)?;
         if n == 0 {
             return Ok(());
         }
@@ -972,33 +984,7 @@ impl Writer {
             &where_,
             "H5Screate",
         )?;
-        let obj = hid(
-            locked(|| unsafe { h5o::H5Oopen(fid, cp.as_ptr(), h5p::H5P_DEFAULT) }),
-            Kind::Object,
-            &where_,
-            "H5Oopen",
-        )?;
-        let exists = locked(|| unsafe { h5a::H5Aexists(obj.id(), cn.as_ptr()) });
-        if check(exists, &where_, "H5Aexists")? > 0 {
-            locked(|| unsafe {
-                check(h5a::H5Adelete(obj.id(), cn.as_ptr()), &where_, "H5Adelete")
-            })?;
-        }
-        let attr = hid(
-            locked(|| unsafe {
-                h5a::H5Acreate2(
-                    obj.id(),
-                    cn.as_ptr(),
-                    t.id(),
-                    space.id(),
-                    h5p::H5P_DEFAULT,
-                    h5p::H5P_DEFAULT,
-                )
-            }),
-            Kind::Attribute,
-            &where_,
-            "H5Acreate2",
-        )?;
+        let attr = replace_attribute(fid, &cp, &cn, t.id(), space.id(), &where_)?;
         let ptr = cv.as_ptr();
         locked(|| unsafe {
             check(
