@@ -1,10 +1,8 @@
 //! Attribute Info message, type 0x0015 (spec IV.A.2.v): where an object's
 //! attributes live when they are stored densely (fractal heap + v2 B-trees).
 
-use nom::number::complete::{le_u16, u8 as le_u8};
-use nom::IResult;
-
-use crate::format::{offset, Error, ErrorKind, Result, Sizes};
+use super::link_info::parse_dense_storage_info;
+use crate::format::{Result, Sizes};
 
 /// Attribute Info message (spec IV.A.2.v), version 0.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -21,64 +19,23 @@ pub struct AttributeInfo {
 
 const STRUCTURE: &str = "attribute info message";
 
-/// Parses an Attribute Info message body. Unknown versions and flag bits are errors.
+/// Parses an Attribute Info message body. Unknown versions and flag bits are
+/// errors. The layout is the Link Info message's with a 2-byte creation index.
 pub fn parse(body: &[u8], at: u64, sizes: Sizes) -> Result<AttributeInfo> {
-    if let Some(&version) = body.first() {
-        if version != 0 {
-            return Err(Error::new(
-                STRUCTURE,
-                at,
-                ErrorKind::UnsupportedVersion(version),
-            ));
-        }
-    }
-    if let Some(&flags) = body.get(1) {
-        if flags & !0x03 != 0 {
-            return Err(Error::bad_value(
-                STRUCTURE,
-                at.saturating_add(1),
-                "flags",
-                u64::from(flags),
-            ));
-        }
-    }
-    fields(body, sizes)
-        .map(|(_, v)| v)
-        .map_err(|e| Error::from_nom(STRUCTURE, at, body, e))
-}
-
-fn fields(i: &[u8], sizes: Sizes) -> IResult<&[u8], AttributeInfo> {
-    let (i, _version) = le_u8(i)?;
-    let (i, flags) = le_u8(i)?;
-    let (i, max_creation_index) = if flags & 0x01 != 0 {
-        let (i, v) = le_u16(i)?;
-        (i, Some(v))
-    } else {
-        (i, None)
-    };
-    let (i, fractal_heap_address) = offset(sizes)(i)?;
-    let (i, name_index_btree_address) = offset(sizes)(i)?;
-    let (i, creation_order_index_btree_address) = if flags & 0x02 != 0 {
-        let (i, v) = offset(sizes)(i)?;
-        (i, Some(v))
-    } else {
-        (i, None)
-    };
-    Ok((
-        i,
-        AttributeInfo {
-            max_creation_index,
-            fractal_heap_address,
-            name_index_btree_address,
-            creation_order_index_btree_address,
-        },
-    ))
+    let info = parse_dense_storage_info(body, at, sizes, STRUCTURE, 2)?;
+    Ok(AttributeInfo {
+        // Read from 2 bytes: always fits.
+        max_creation_index: info.max_creation_index.map(|v| v as u16),
+        fractal_heap_address: info.fractal_heap_address,
+        name_index_btree_address: info.name_index_btree_address,
+        creation_order_index_btree_address: info.creation_order_index_btree_address,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::format::UNDEFINED;
+    use crate::format::{ErrorKind, UNDEFINED};
 
     #[test]
     fn compact_and_dense() {

@@ -1,10 +1,10 @@
 //! Link Info message, type 0x0002 (spec IV.A.2.c): how a "new style" group
 //! stores its links (fractal heap and v2 B-tree indexes for dense storage).
 
-use nom::number::complete::{le_u64, u8 as le_u8};
+use nom::number::complete::u8 as le_u8;
 use nom::IResult;
 
-use crate::format::{offset, Error, ErrorKind, Result, Sizes};
+use crate::format::{offset, uint, Error, ErrorKind, Result, Sizes};
 
 /// Link Info message (spec IV.A.2.c), version 0.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -24,10 +24,25 @@ const STRUCTURE: &str = "link info message";
 
 /// Parses a Link Info message body. Unknown versions and flag bits are errors.
 pub fn parse(body: &[u8], at: u64, sizes: Sizes) -> Result<LinkInfo> {
+    parse_dense_storage_info(body, at, sizes, STRUCTURE, 8)
+}
+
+/// The layout the Link Info and Attribute Info messages share (spec
+/// IV.A.2.c and IV.A.2.v): version 0, flags (bit 0 creation order tracked,
+/// bit 1 indexed), maximum creation index of `index_width` bytes (8 for
+/// links, 2 for attributes), fractal heap address, name-index v2 B-tree
+/// address, optional creation-order v2 B-tree address.
+pub(crate) fn parse_dense_storage_info(
+    body: &[u8],
+    at: u64,
+    sizes: Sizes,
+    structure: &'static str,
+    index_width: u8,
+) -> Result<LinkInfo> {
     if let Some(&version) = body.first() {
         if version != 0 {
             return Err(Error::new(
-                STRUCTURE,
+                structure,
                 at,
                 ErrorKind::UnsupportedVersion(version),
             ));
@@ -36,23 +51,23 @@ pub fn parse(body: &[u8], at: u64, sizes: Sizes) -> Result<LinkInfo> {
     if let Some(&flags) = body.get(1) {
         if flags & !0x03 != 0 {
             return Err(Error::bad_value(
-                STRUCTURE,
+                structure,
                 at.saturating_add(1),
                 "flags",
                 u64::from(flags),
             ));
         }
     }
-    fields(body, sizes)
+    fields(body, sizes, index_width)
         .map(|(_, v)| v)
-        .map_err(|e| Error::from_nom(STRUCTURE, at, body, e))
+        .map_err(|e| Error::from_nom(structure, at, body, e))
 }
 
-fn fields(i: &[u8], sizes: Sizes) -> IResult<&[u8], LinkInfo> {
+fn fields(i: &[u8], sizes: Sizes, index_width: u8) -> IResult<&[u8], LinkInfo> {
     let (i, _version) = le_u8(i)?;
     let (i, flags) = le_u8(i)?;
     let (i, max_creation_index) = if flags & 0x01 != 0 {
-        let (i, v) = le_u64(i)?;
+        let (i, v) = uint(index_width)(i)?;
         (i, Some(v))
     } else {
         (i, None)
