@@ -28,6 +28,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use hdf5::globals as g;
+use hdf5_sys::h5i::hid_t;
 use hdf5_sys::{h5a, h5d, h5f, h5l, h5o, h5p, h5s, h5t};
 
 use crate::format::message::data_layout::LayoutClass;
@@ -106,11 +107,11 @@ fn transfer_plist(path: &str, bytes: usize) -> Result<Hid, WriteError> {
 /// space `sid`, deleting an attribute of that name first (attributes and
 /// marks replace what is there).
 fn replace_attribute(
-    fid: hdf5_sys::h5i::hid_t,
+    fid: hid_t,
     path: &std::ffi::CStr,
     name: &std::ffi::CStr,
-    tid: hdf5_sys::h5i::hid_t,
-    sid: hdf5_sys::h5i::hid_t,
+    tid: hid_t,
+    sid: hid_t,
     where_: &str,
 ) -> Result<Hid, WriteError> {
     let obj = hid(
@@ -380,12 +381,18 @@ impl Writer {
         Ok(())
     }
 
+    /// Where a new object at `path` goes: checks the path, creates its
+    /// parent groups, returns the file id.
+    fn site(&mut self, path: &str) -> Result<hid_t, WriteError> {
+        check_path(path)?;
+        self.group(parent_of(path))?;
+        self.fid(path)
+    }
+
     /// Adds a hard link at `path` to the existing object `target`
     /// (parent groups created as needed).
     pub fn hard_link(&mut self, path: &str, target: &str) -> Result<(), WriteError> {
-        check_path(path)?;
-        self.group(parent_of(path))?;
-        let fid = self.fid(path)?;
+        let fid = self.site(path)?;
         let (cp, ct) = (
             cstr(path, path, "link")?,
             cstr(target, path, "link target")?,
@@ -409,9 +416,7 @@ impl Writer {
 
     /// Stores `datatype` as a committed (named) datatype at `path`.
     pub fn commit_datatype(&mut self, path: &str, datatype: &Datatype) -> Result<(), WriteError> {
-        check_path(path)?;
-        self.group(parent_of(path))?;
-        let fid = self.fid(path)?;
+        let fid = self.site(path)?;
         let t = types::build(datatype, path, 0)?;
         let cp = cstr(path, path, "commit")?;
         locked(|| unsafe {
@@ -433,9 +438,7 @@ impl Writer {
 
     /// Adds a soft link at `path` holding `target` (which need not exist).
     pub fn soft_link(&mut self, path: &str, target: &str) -> Result<(), WriteError> {
-        check_path(path)?;
-        self.group(parent_of(path))?;
-        let fid = self.fid(path)?;
+        let fid = self.site(path)?;
         let (cp, ct) = (
             cstr(path, path, "link")?,
             cstr(target, path, "link target")?,
@@ -463,9 +466,7 @@ impl Writer {
         file: &str,
         object: &str,
     ) -> Result<(), WriteError> {
-        check_path(path)?;
-        self.group(parent_of(path))?;
-        let fid = self.fid(path)?;
+        let fid = self.site(path)?;
         let cp = cstr(path, path, "link")?;
         let (cf, co) = (
             cstr(file, path, "link file")?,
@@ -536,9 +537,7 @@ impl Writer {
     /// Filters this libhdf5 cannot apply are recorded as optional (so stored
     /// chunks can still be copied through); a note says so.
     pub fn create_dataset(&mut self, path: &str, ds: &Dataset) -> Result<(), WriteError> {
-        check_path(path)?;
-        self.group(parent_of(path))?;
-        let fid = self.fid(path)?;
+        let fid = self.site(path)?;
         let t = types::build(&ds.datatype, path, 0)?;
         let space = Self::space(&ds.dataspace, path)?;
         let dcpl = hid(
