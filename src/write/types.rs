@@ -512,6 +512,22 @@ pub(crate) fn build(dt: &Datatype, path: &str, depth: u32) -> Result<Built, Writ
         }
     };
     let mem_size = mem_size(dt, path, depth)?;
+    // libhdf5 reads `elements x H5Tget_size` bytes from every buffer it is
+    // given: the type it built must have exactly the size the buffers are
+    // made for, and a type whose bytes go through unchanged must have the
+    // file's size (an array or enumeration whose declared size disagrees
+    // with its base is refused here, not read past the end of a buffer).
+    let built = locked(|| unsafe { h5t::H5Tget_size(t.id()) });
+    if built != mem_size || (!needs_buffer(dt, depth) && mem_size != size) {
+        return Err(WriteError::new(
+            path,
+            "datatype",
+            format!(
+                "declared size {size} disagrees with its parts (libhdf5 type of {built} bytes, \
+                 {mem_size} expected)"
+            ),
+        ));
+    }
     Ok(Built { hid: t, mem_size })
 }
 
@@ -912,5 +928,36 @@ mod tests {
         let mut f = Fill::new("/x", &src, &[], &refs, -1);
         f.run(&vstr(), 1, 16, PTR).unwrap();
         assert_eq!(f.notes.len(), 1);
+    }
+
+    #[test]
+    fn built_type_size_must_match_the_declared_size() {
+        // Fuzz finding: an array type declaring 1 byte for 3905 one-byte
+        // elements made libhdf5 read 3905 bytes from a 1-byte buffer.
+        let lying = Datatype {
+            version: 2,
+            size: 1,
+            class: DatatypeClass::Array {
+                dims: vec![3905],
+                base: Box::new(int(1)),
+            },
+        };
+        let e = build(&lying, "/x", 0).err().expect("refused");
+        assert!(e.to_string().contains("declared size 1"), "{e}");
+        let honest = Datatype {
+            size: 3905,
+            ..lying.clone()
+        };
+        assert_eq!(build(&honest, "/x", 0).unwrap().mem_size, 3905);
+        // An enumeration whose declared size is not its base's size.
+        let en = Datatype {
+            version: 1,
+            size: 8,
+            class: DatatypeClass::Enumeration {
+                base: Box::new(int(1)),
+                members: vec![],
+            },
+        };
+        assert!(build(&en, "/x", 0).is_err());
     }
 }
