@@ -2,7 +2,8 @@
 //! places h5salvage's own parsers locate: huge dataspaces, addresses past the
 //! end or wrapping around, a continuation block that points at its own
 //! header, a B-tree whose child points back at itself, a group that links to
-//! itself, names with `/` and `..`, a deflate bomb, a 4 GB attribute. Each
+//! itself, B-tree siblings in a ring, a local heap free list that loops,
+//! names with `/` and `..`, a deflate bomb, a 4 GB attribute. Each
 //! must end quickly with a report, `salvage` must not panic, and nothing it
 //! writes may escape the output or pass off invented data.
 
@@ -269,5 +270,71 @@ fn thousands_of_nested_groups_are_capped() {
     let (inv, rep) = run("deep", std::fs::read(&path).unwrap());
     assert!(inv.objects.len() <= 520, "{}", inv.objects.len());
     assert!(inv.objects.iter().any(|o| o.status == Status::Partial));
+    assert!(!rep.starts_with("error"), "{rep}");
+}
+
+/// Offsets of every `sig` in `b`.
+fn signatures(b: &[u8], sig: &[u8; 4]) -> Vec<usize> {
+    b.windows(4)
+        .enumerate()
+        .filter(|(_, w)| w == sig)
+        .map(|(i, _)| i)
+        .collect()
+}
+
+fn members_of(inv: &Inventory, group: &str) -> usize {
+    let prefix = format!("{group}/");
+    inv.objects
+        .iter()
+        .filter(|o| o.path.starts_with(&prefix) && !o.path[prefix.len()..].contains('/'))
+        .count()
+}
+
+#[test]
+fn btree_siblings_that_form_a_cycle() {
+    let mut b = fixture("many_members_earliest.h5");
+    let healthy = walk("healthy", &b);
+    assert_eq!(members_of(&healthy, "/members"), 1100);
+    // Every group B-tree leaf (type 0, level 0): node header is "TREE",
+    // type, level, entries used (u16), left sibling, right sibling.
+    let leaves: Vec<usize> = signatures(&b, b"TREE")
+        .into_iter()
+        .filter(|&at| b[at + 4] == 0 && b[at + 5] == 0)
+        .collect();
+    assert!(leaves.len() >= 2, "{} leaves", leaves.len());
+    // Each leaf's siblings point round a ring, the last back at the first.
+    for (i, &at) in leaves.iter().enumerate() {
+        let next = leaves[(i + 1) % leaves.len()] as u64;
+        let prev = leaves[(i + leaves.len() - 1) % leaves.len()] as u64;
+        put_u64(&mut b, at as u64 + 8, prev);
+        put_u64(&mut b, at as u64 + 16, next);
+    }
+    let (inv, rep) = run("sibling ring", b);
+    // Siblings are not followed (children are), so nothing is lost.
+    assert_eq!(members_of(&inv, "/members"), 1100);
+    assert!(!rep.starts_with("error"), "{rep}");
+}
+
+#[test]
+fn local_heap_free_list_that_loops() {
+    let mut b = fixture("many_members_earliest.h5");
+    // Local heap: "HEAP", version, 3 reserved, data segment size, offset
+    // of the free list head, data segment address (8-byte lengths and
+    // offsets). A free block starts with the offset of the next one.
+    let mut looped = 0;
+    for at in signatures(&b, b"HEAP") {
+        let u = |o: usize| u64::from_le_bytes(b[at + o..at + o + 8].try_into().unwrap());
+        let (head, data) = (u(16), u(24));
+        if head == u64::MAX || data + head + 16 > b.len() as u64 {
+            continue;
+        }
+        // The head block names itself as the next free block.
+        put_u64(&mut b, data + head, head);
+        looped += 1;
+    }
+    assert!(looped > 0, "no local heap with a free list");
+    let (inv, rep) = run("free list loop", b);
+    // Names are read by offset; the free list is never walked.
+    assert_eq!(members_of(&inv, "/members"), 1100);
     assert!(!rep.starts_with("error"), "{rep}");
 }
