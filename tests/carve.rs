@@ -442,8 +442,8 @@ fn killed_worker_earliest_configs_come_back_in_lost_and_found() {
         return;
     };
     let (bytes, done) = (&k.bytes, &k.done);
-    let walked = h5salvage::walk::walk("killed", &bytes);
-    let inv = merge(walked, carve("killed", &bytes));
+    let walked = h5salvage::walk::walk("killed", bytes);
+    let inv = merge(walked, carve("killed", bytes));
     let by_path: HashMap<&str, &Object> =
         inv.objects.iter().map(|o| (o.path.as_str(), o)).collect();
     let want_attrs: BTreeSet<&str> = [
@@ -513,9 +513,9 @@ fn killed_worker_latest_configs_come_back_at_their_names() {
         return;
     };
     let (bytes, done) = (&k.bytes, &k.done);
-    let walked = h5salvage::walk::walk("killed", &bytes);
+    let walked = h5salvage::walk::walk("killed", bytes);
     assert!(walked.superblock.as_ref().unwrap().open_for_write());
-    let inv = merge(walked, carve("killed", &bytes));
+    let inv = merge(walked, carve("killed", bytes));
     let by_path: HashMap<&str, &Object> =
         inv.objects.iter().map(|o| (o.path.as_str(), o)).collect();
     let mut named = BTreeSet::new();
