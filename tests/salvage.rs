@@ -88,10 +88,9 @@ fn healthy_fixtures_round_trip_bit_for_bit() {
         assert_eq!(sha256(&input), before, "{name}: input modified");
         assert_eq!(rep.lost, 0, "{name}: {:?}", rep.objects);
         assert_eq!(rep.attributes_lost, 0, "{name}");
-        // Region references cannot be translated yet: the only partial
-        // object a healthy fixture may have.
-        for o in rep.objects.iter().filter(|o| o.result != "recovered") {
-            assert_eq!(o.path, "/types/region_refs", "{name}: {o:?}");
+        // Region references are recreated too: nothing is partial.
+        for o in &rep.objects {
+            assert_eq!(o.result, "recovered", "{name}: {o:?}");
         }
         if check {
             let s = Command::new("python3")
