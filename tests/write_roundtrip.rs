@@ -359,7 +359,13 @@ fn worker_earliest_roundtrips() {
 /// chunks); the latest-format ones need the fixed/extensible array walkers.
 #[test]
 fn other_readable_fixtures_roundtrip() {
-    for f in ["rich_v108.h5", "userblock512.h5", "many_members_latest.h5"] {
+    for f in [
+        "rich_v108.h5",
+        "userblock512.h5",
+        "many_members_latest.h5",
+        "regionrefs_earliest.h5",
+        "regionrefs_latest.h5",
+    ] {
         roundtrip(f);
     }
 }

@@ -815,8 +815,13 @@ impl<'a> Fill<'a> {
                         ));
                     }
                     let dst = self.mem.as_mut_ptr().wrapping_add(moff);
-                    create_region_reference(self.file, dst, target, &r.selection.selection)
-                        .map_err(|why| format!("{target}: {why}"))
+                    let made =
+                        create_region_reference(self.file, dst, target, &r.selection.selection);
+                    if made.is_err() {
+                        // Whatever a failed H5Rcreate left there: null.
+                        self.put(moff, &[0; std::mem::size_of::<hdset_reg_ref_t>()])?;
+                    }
+                    made.map_err(|why| format!("{target}: {why}"))
                 }
             },
         };
