@@ -403,20 +403,16 @@ fn write_attributes(
             report.attributes_lost += 1;
             continue;
         };
-        let vlen = if t.is_variable_length() {
-            match read::vlen::resolve_vlen(image, t, &a.message.value) {
-                Ok(v) => v,
-                Err(p) => {
-                    report.attributes_lost += 1;
-                    out.reasons
-                        .push(format!("attribute {:?} lost: {p}", a.name));
-                    continue;
-                }
+        let heap = match read::resolve_heap_values(image, t, &a.message.value) {
+            Ok(v) => v,
+            Err(p) => {
+                report.attributes_lost += 1;
+                out.reasons
+                    .push(format!("attribute {:?} lost: {p}", a.name));
+                continue;
             }
-        } else {
-            Vec::new()
         };
-        if let Err(e) = w.attribute(dest, &a.name, t, s, &a.message.value, &vlen) {
+        if let Err(e) = w.attribute(dest, &a.name, t, s, &a.message.value, &heap) {
             report.attributes_lost += 1;
             out.reasons
                 .push(format!("attribute {:?} not written: {e}", a.name));
@@ -424,8 +420,9 @@ fn write_attributes(
     }
 }
 
-/// Values the writer had to degrade (region references written as null,
-/// missing vlen values written empty) make the object partial and are named
+/// Values the writer had to degrade (references written as null because
+/// their target or selection could not be recreated, missing vlen values
+/// written empty) make the object partial and are named
 /// in `h5salvage_degraded`: nothing may pass for data it is not.
 fn note_degraded(w: &mut Writer, path: &str, out: &mut Outcome) -> Result<(), SalvageError> {
     let notes = w.take_notes();
@@ -490,7 +487,7 @@ fn salvage_dataset(
                         bytes.len()
                     ));
                 } else {
-                    match read::vlen::resolve_vlen(image, &ds.datatype, bytes) {
+                    match read::resolve_heap_values(image, &ds.datatype, bytes) {
                         Ok(v) => {
                             if let Err(e) = w.write_all(dest, ds, bytes, &v) {
                                 missing.push(format!("all elements (not written: {e})"));
@@ -500,7 +497,12 @@ fn salvage_dataset(
                     }
                 }
             } else if whole {
-                if let Err(e) = w.write_all(dest, ds, &bytes[..expected as usize], &[]) {
+                let bytes = &bytes[..expected as usize];
+                // Without variable-length parts this cannot fail (region
+                // references carry their own outcome).
+                let heap =
+                    read::resolve_heap_values(image, &ds.datatype, bytes).unwrap_or_default();
+                if let Err(e) = w.write_all(dest, ds, bytes, &heap) {
                     missing.push(format!("all elements (not written: {e})"));
                 }
             } else {

@@ -275,6 +275,38 @@ def make_rich(name, libver):
     freeze_ohdr_times(os.path.join(HERE, name))
 
 
+def make_regionrefs(name, libver):
+    """Old-style region references of every selection kind HDF5 2.0 writes:
+    strided hyperslab, points (coordinates above 65535 too), all, none, a
+    union of two blocks, a null reference; also as an attribute."""
+    f = create_file(os.path.join(HERE, name), libver)
+    src = ds(f, "src", data=np.arange(12 * 10, dtype="<i4").reshape(12, 10))
+    big = ds(f, "big", shape=(70000,), dtype="u1", chunks=(1000,), fillvalue=7)
+    big[69000:69010] = np.arange(10, dtype="u1")
+
+    def region(dset, select):
+        space = dset.id.get_space()
+        select(space)
+        return h5py.h5r.create(f.id, dset.name.encode(), h5py.h5r.DATASET_REGION, space)
+
+    def union(space):
+        space.select_hyperslab((0, 0), (2, 2))
+        space.select_hyperslab((10, 7), (2, 1), op=h5py.h5s.SELECT_OR)
+
+    refs = ds(f, "refs", shape=(7,), dtype=h5py.regionref_dtype)
+    refs[0] = src.regionref[::2, 1]
+    refs[1] = region(src, lambda s: s.select_elements(
+        np.array([[1, 2], [11, 9], [5, 0]], dtype="u8")))
+    refs[2] = region(src, lambda s: s.select_all())
+    refs[3] = region(src, lambda s: s.select_none())
+    refs[4] = region(src, union)
+    refs[5] = region(big, lambda s: s.select_elements(np.array([[69999], [69003]], dtype="u8")))
+    # refs[6] left null
+    refs.attrs.create("region_attr", data=[src.regionref[2:4, 3:9:2], big.regionref[69000:69010]],
+                      dtype=h5py.regionref_dtype)
+    f.close()
+
+
 def make_many_members(name, libver):
     f = create_file(os.path.join(HERE, name), libver)
     g = new_group(f, "members")
@@ -547,9 +579,9 @@ def canon(x, f):
             return {"regionref": None}
         target = f[x]
         sel = h5py.h5r.get_region(x, target.id)
-        lo, hi = sel.get_select_bounds()
+        bounds = sel.get_select_bounds()  # None for an empty selection
         return {"regionref": target.name, "npoints": int(sel.get_select_npoints()),
-                "bounds": [list(map(int, lo)), list(map(int, hi))]}
+                "bounds": bounds and [list(map(int, b)) for b in bounds]}
     if isinstance(x, h5py.Reference):
         if not x:
             return {"ref": None}
@@ -800,6 +832,8 @@ FIXTURES = [
     ("worker_earliest.h5", lambda n: make_worker(n, "earliest")),
     ("worker_latest.h5", lambda n: make_worker(n, "latest")),
     ("filters_earliest.h5", lambda n: make_filters(n, "earliest")),
+    ("regionrefs_earliest.h5", lambda n: make_regionrefs(n, "earliest")),
+    ("regionrefs_latest.h5", lambda n: make_regionrefs(n, "latest")),
 ]
 
 

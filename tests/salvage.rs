@@ -88,10 +88,9 @@ fn healthy_fixtures_round_trip_bit_for_bit() {
         assert_eq!(sha256(&input), before, "{name}: input modified");
         assert_eq!(rep.lost, 0, "{name}: {:?}", rep.objects);
         assert_eq!(rep.attributes_lost, 0, "{name}");
-        // Region references cannot be translated yet: the only partial
-        // object a healthy fixture may have.
-        for o in rep.objects.iter().filter(|o| o.result != "recovered") {
-            assert_eq!(o.path, "/types/region_refs", "{name}: {o:?}");
+        // Region references are recreated too: nothing is partial.
+        for o in &rep.objects {
+            assert_eq!(o.result, "recovered", "{name}: {o:?}");
         }
         if check {
             let s = Command::new("python3")
@@ -532,4 +531,85 @@ fn open_for_write_file_is_salvaged_without_touching_it() {
         let (ok, v) = compare(&testdata().join("worker_latest.h5"), &out, true);
         assert!(ok, "{v}");
     }
+}
+
+/// Finds `needle` exactly once in `hay`.
+fn find_once(hay: &[u8], needle: &[u8]) -> usize {
+    let hits: Vec<usize> = hay
+        .windows(needle.len())
+        .enumerate()
+        .filter(|(_, w)| *w == needle)
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(hits.len(), 1, "pattern found {} times", hits.len());
+    hits[0]
+}
+
+/// A region reference whose selection reaches outside its target (a point
+/// moved past the last row) is written null, named in h5salvage_degraded,
+/// and keeps its dataset partial; the other references are still recreated.
+#[test]
+fn region_reference_outside_its_target_is_written_null() {
+    let dir = tempfile::tempdir().unwrap();
+    let orig = testdata().join("regionrefs_earliest.h5");
+    let mut bytes = std::fs::read(&orig).unwrap();
+    // /refs[1]: point selection version 1, rank 2, points (1,2) (11,9) (5,0)
+    // in the 12 x 10 /src.
+    let words: Vec<u8> = [1u32, 1, 0, 32, 2, 3, 1, 2, 11, 9, 5, 0]
+        .iter()
+        .flat_map(|w| w.to_le_bytes())
+        .collect();
+    let at = find_once(&bytes, &words) + 8 * 4;
+    assert_eq!(bytes[at], 11);
+    bytes[at] = 12;
+    let input = dir.path().join("outside.h5");
+    std::fs::write(&input, &bytes).unwrap();
+    let out = dir.path().join("out.h5");
+    let rep = salvage(&input, &out, false).unwrap();
+    let refs = rep.objects.iter().find(|o| o.path == "/refs").unwrap();
+    assert_eq!(refs.result, "partial", "{refs:?}");
+    assert_eq!(refs.reasons.len(), 1, "{refs:?}");
+    assert!(
+        refs.reasons[0].contains("region reference at byte 12 written as null")
+            && refs.reasons[0].contains("outside the target's extent 12"),
+        "{refs:?}"
+    );
+    for o in rep.objects.iter().filter(|o| o.path != "/refs") {
+        assert_eq!(o.result, "recovered", "{o:?}");
+    }
+    if !have_h5py() {
+        return;
+    }
+    // The other references select what they selected; the bad one is null.
+    let script = r#"
+import sys
+sys.path.insert(0, sys.argv[3])
+import h5py
+from h5regions import region_key
+a, b = h5py.File(sys.argv[1], "r"), h5py.File(sys.argv[2], "r")
+ra, rb = a["refs"][()], b["refs"][()]
+assert not rb[1], "reference 1 is not null"
+for i in (0, 2, 3, 4, 5, 6):
+    assert region_key(ra[i], a) == region_key(rb[i], b), i
+assert "outside" in b["refs"].attrs["h5salvage_degraded"]
+assert b["refs"].attrs["h5salvage_status"] == "partial"
+ka = [region_key(r, a) for r in a["refs"].attrs["region_attr"]]
+kb = [region_key(r, b) for r in b["refs"].attrs["region_attr"]]
+assert ka == kb
+"#;
+    let o = Command::new("python3")
+        .env("HDF5_USE_FILE_LOCKING", "FALSE")
+        .arg("-c")
+        .arg(script)
+        .arg(&orig)
+        .arg(&out)
+        .arg(py_script(""))
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
 }

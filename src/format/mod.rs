@@ -29,6 +29,7 @@ pub mod local_heap;
 pub mod lookup3;
 pub mod message;
 pub mod object_header;
+pub mod selection;
 pub mod superblock;
 pub mod symbol_table_node;
 

@@ -15,12 +15,52 @@
 //! cannot be verified and is reported as failed, naming the filter id.
 
 pub mod filters;
+pub mod region;
 pub mod vlen;
 
 use crate::format::message::data_layout::{LayoutClass, FLAG_DONT_FILTER_PARTIAL_BOUND_CHUNKS};
+use crate::format::message::datatype::Datatype;
 use crate::format::message::filter_pipeline::FilterPipeline;
 use crate::format::{is_undefined, Image};
 use crate::inventory::{ChunkRef, Dataset};
+
+/// Global heap values the writer needs to rebuild a buffer of elements:
+/// variable-length data ([`vlen`]) and old-style region references
+/// ([`region`]), each keyed by its byte offset in the buffer.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HeapValues {
+    pub vlen: Vec<vlen::VlenSlot>,
+    pub regions: Vec<region::RegionSlot>,
+}
+
+impl HeapValues {
+    /// Only variable-length values.
+    pub fn vlen(vlen: Vec<vlen::VlenSlot>) -> HeapValues {
+        HeapValues {
+            vlen,
+            regions: Vec::new(),
+        }
+    }
+}
+
+/// Resolves the heap values of `raw` (whole elements of `datatype`). Fails
+/// only when variable-length data cannot be resolved; each region reference
+/// carries its own outcome.
+pub fn resolve_heap_values(
+    image: &Image,
+    datatype: &Datatype,
+    raw: &[u8],
+) -> Result<HeapValues, crate::inventory::Problem> {
+    let vlen = if datatype.is_variable_length() {
+        vlen::resolve_vlen(image, datatype, raw)?
+    } else {
+        Vec::new()
+    };
+    Ok(HeapValues {
+        vlen,
+        regions: region::resolve_regions(image, datatype, raw),
+    })
+}
 
 /// Largest buffer [`assemble`] builds (1 GiB).
 pub const MAX_ASSEMBLE_BYTES: u64 = 1 << 30;

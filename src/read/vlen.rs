@@ -109,7 +109,7 @@ fn slot_shapes(
 }
 
 /// One parsed collection: object index -> (absolute data offset, size).
-type Objects = HashMap<u16, (u64, u64)>;
+pub(super) type Objects = HashMap<u16, (u64, u64)>;
 
 /// Finds every vlen slot in `raw` (a whole number of elements of `datatype`) and resolves
 /// each in the global heap. A length of 0 is an empty value (whatever the heap ID says).
@@ -224,7 +224,7 @@ pub fn resolve_vlen(
 }
 
 /// The objects of the collection at HDF5 address `addr`, parsed once.
-fn collection<'h>(
+pub(super) fn collection<'h>(
     image: &Image,
     heaps: &'h mut HashMap<u64, Objects>,
     addr: u64,

@@ -38,8 +38,11 @@ use crate::format::message::filter_pipeline::FLAG_OPTIONAL;
 use crate::inventory::Dataset;
 use h5::{check, cstr, hid, locked, Hid, Kind};
 
-/// Variable-length values resolved by the reading stage.
+/// Global heap values (variable-length data, region references) resolved
+/// by the reading stage.
+pub use crate::read::region::{RegionSlot, RegionValue};
 pub use crate::read::vlen::VlenSlot;
+pub use crate::read::HeapValues;
 
 /// A failed write: the object path, what was being done, and why
 /// (libhdf5's error stack description where there is one).
@@ -205,6 +208,22 @@ fn file_access(shown: &str, high: h5f::H5F_libver_t) -> Result<Hid, WriteError> 
     Ok(fapl)
 }
 
+/// True when every link along the absolute `path` exists in file `fid`
+/// (checked level by level: libhdf5 fails on a missing intermediate group).
+fn path_exists(fid: hid_t, path: &str) -> Result<bool, WriteError> {
+    let mut cur = String::new();
+    for part in path.split('/').filter(|p| !p.is_empty()) {
+        cur.push('/');
+        cur.push_str(part);
+        let c = cstr(&cur, path, "exists")?;
+        let rc = locked(|| unsafe { h5l::H5Lexists(fid, c.as_ptr(), h5p::H5P_DEFAULT) });
+        if check(rc, &cur, "H5Lexists")? == 0 {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 fn parent_of(path: &str) -> &str {
     match path.rfind('/') {
         Some(0) | None => "/",
@@ -292,18 +311,7 @@ impl Writer {
     /// does); an error when libhdf5 cannot tell.
     pub fn exists(&self, path: &str) -> Result<bool, WriteError> {
         check_path(path)?;
-        let fid = self.fid(path)?;
-        let mut cur = String::new();
-        for part in path.split('/').filter(|p| !p.is_empty()) {
-            cur.push('/');
-            cur.push_str(part);
-            let c = cstr(&cur, path, "exists")?;
-            let rc = locked(|| unsafe { h5l::H5Lexists(fid, c.as_ptr(), h5p::H5P_DEFAULT) });
-            if check(rc, &cur, "H5Lexists")? == 0 {
-                return Ok(false);
-            }
-        }
-        Ok(true)
+        path_exists(self.fid(path)?, path)
     }
 
     /// The temporary file being written.
@@ -720,7 +728,7 @@ impl Writer {
         path: &str,
         dt: &Datatype,
         bytes: &[u8],
-        vlen: &[VlenSlot],
+        heap: &HeapValues,
         write: impl FnOnce(i64, *const c_void) -> i32,
         what: &str,
     ) -> Result<(), WriteError> {
@@ -734,7 +742,7 @@ impl Writer {
             return Ok(());
         }
         let n = bytes.len().checked_div(fsize).unwrap_or(0);
-        let mut fill = types::Fill::new(path, bytes, vlen, &self.refs, fid);
+        let mut fill = types::Fill::new(path, bytes, heap, &self.refs, fid);
         fill.run(dt, n, fsize, t.mem_size)?;
         let rc = locked(|| write(t.hid.id(), fill.mem.as_ptr().cast::<c_void>()));
         let notes = std::mem::take(&mut fill.notes);
@@ -746,8 +754,8 @@ impl Writer {
 
     /// Writes an attribute on the object at `path` (group or dataset),
     /// replacing one of the same name. `value` is in the file datatype's
-    /// layout; only its first `elements x size` bytes are used. `vlen`
-    /// gives the resolved variable-length slots.
+    /// layout; only its first `elements x size` bytes are used. `heap`
+    /// gives the resolved variable-length values and region references.
     pub fn attribute(
         &mut self,
         path: &str,
@@ -755,7 +763,7 @@ impl Writer {
         datatype: &Datatype,
         dataspace: &Dataspace,
         value: &[u8],
-        vlen: &[VlenSlot],
+        heap: &HeapValues,
     ) -> Result<(), WriteError> {
         check_path(path)?;
         let where_ = format!("{path} @{name}");
@@ -786,7 +794,7 @@ impl Writer {
             &where_,
             datatype,
             value,
-            vlen,
+            heap,
             |mt, buf| unsafe { h5a::H5Awrite(aid, mt, buf) },
             "H5Awrite",
         )
@@ -799,13 +807,13 @@ impl Writer {
     }
 
     /// Writes the whole dataset from `bytes` in the file datatype's layout
-    /// (exactly elements x size bytes); `vlen` as for attributes.
+    /// (exactly elements x size bytes); `heap` as for attributes.
     pub fn write_all(
         &mut self,
         path: &str,
         ds: &Dataset,
         bytes: &[u8],
-        vlen: &[VlenSlot],
+        heap: &HeapValues,
     ) -> Result<(), WriteError> {
         let n = Self::elements(&ds.dataspace, path)?;
         let size = usize::try_from(ds.datatype.size)
@@ -830,7 +838,7 @@ impl Writer {
             path,
             &ds.datatype,
             bytes,
-            vlen,
+            heap,
             |mt, buf| unsafe { h5d::H5Dwrite(did, mt, h5s::H5S_ALL, h5s::H5S_ALL, xid, buf) },
             "H5Dwrite",
         )

@@ -22,12 +22,16 @@ use hdf5::globals as g;
 use hdf5_sys::h5i::hid_t;
 use hdf5_sys::h5t;
 
+use hdf5_sys::h5r::hdset_reg_ref_t;
+use hdf5_sys::{h5d, h5p, h5s};
+
 use super::h5::{check, cstr, hid, locked, Hid, Kind};
-use super::{VlenSlot, WriteError};
+use super::{HeapValues, RegionValue, VlenSlot, WriteError};
 use crate::format::message::datatype::{
     ByteOrder, CharacterSet, CompoundMember, Datatype, DatatypeClass, Normalization, ReferenceKind,
     StringPadding, VlenKind, MAX_DEPTH,
 };
+use crate::format::selection::Selection;
 
 /// Size of a `char *` (memory form of a variable-length string).
 const PTR: usize = std::mem::size_of::<usize>();
@@ -539,6 +543,8 @@ pub(crate) struct Fill<'a> {
     pub src: &'a [u8],
     pub mem: Vec<u8>,
     pub slots: HashMap<usize, &'a VlenSlot>,
+    /// Region references resolved by the reading stage, by byte offset.
+    pub regions: HashMap<usize, &'a RegionValue>,
     /// NUL-terminated string copies the `char *` pointers point into.
     pub keep: Vec<Vec<u8>>,
     pub refs: &'a HashMap<u64, String>,
@@ -551,7 +557,7 @@ impl<'a> Fill<'a> {
     pub(crate) fn new(
         path: &'a str,
         src: &'a [u8],
-        vlen: &'a [VlenSlot],
+        heap: &'a HeapValues,
         refs: &'a HashMap<u64, String>,
         file: hid_t,
     ) -> Fill<'a> {
@@ -559,7 +565,8 @@ impl<'a> Fill<'a> {
             path,
             src,
             mem: Vec::new(),
-            slots: vlen.iter().map(|s| (s.offset, s)).collect(),
+            slots: heap.vlen.iter().map(|s| (s.offset, s)).collect(),
+            regions: heap.regions.iter().map(|r| (r.offset, &r.value)).collect(),
             keep: Vec::new(),
             refs,
             file,
@@ -779,10 +786,11 @@ impl<'a> Fill<'a> {
                             }
                         }
                     }
+                    ReferenceKind::DatasetRegion => self.region(raw, foff, moff),
                     _ => {
                         if raw.iter().any(|&b| b != 0) {
                             self.notes.push(format!(
-                                "{}: region reference at byte {foff} written as null",
+                                "{}: reference at byte {foff} written as null",
                                 self.path
                             ));
                         }
@@ -797,6 +805,194 @@ impl<'a> Fill<'a> {
             )),
         }
     }
+
+    /// Recreates the old-style region reference at `foff` in the output
+    /// (`hdset_reg_ref_t` at `moff`), or leaves it null with a note saying
+    /// why. Null references stay null without a note.
+    fn region(&mut self, raw: &[u8], foff: usize, moff: usize) -> Result<(), WriteError> {
+        if raw.iter().all(|&b| b == 0) {
+            return Ok(());
+        }
+        let outcome = match self.regions.get(&foff).copied() {
+            None => Err("not resolved by the reader".to_string()),
+            Some(RegionValue::Null) => return Ok(()),
+            Some(RegionValue::Unresolved(why)) => Err(why.clone()),
+            Some(RegionValue::Resolved(r)) => match self.refs.get(&r.object) {
+                None => Err(format!("target address {:#x} was not recovered", r.object)),
+                Some(target) => {
+                    let end = moff
+                        .checked_add(std::mem::size_of::<hdset_reg_ref_t>())
+                        .filter(|e| *e <= self.mem.len());
+                    if end.is_none() {
+                        return Err(WriteError::new(
+                            self.path,
+                            "memory buffer",
+                            "reference exceeds the buffer",
+                        ));
+                    }
+                    let dst = self.mem.as_mut_ptr().wrapping_add(moff);
+                    let made =
+                        create_region_reference(self.file, dst, target, &r.selection.selection);
+                    if made.is_err() {
+                        // Whatever a failed H5Rcreate left there: null.
+                        self.put(moff, &[0; std::mem::size_of::<hdset_reg_ref_t>()])?;
+                    }
+                    made.map_err(|why| format!("{target}: {why}"))
+                }
+            },
+        };
+        if let Err(why) = outcome {
+            self.notes.push(format!(
+                "{}: region reference at byte {foff} written as null: {why}",
+                self.path
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Applies `selection` to the dataspace of the dataset `target` (which must
+/// exist in `file`) after checking that it fits its current extent, and
+/// writes the region reference into `dst` (12 bytes, `hdset_reg_ref_t`,
+/// checked by the caller). Errors say why no reference was made.
+fn create_region_reference(
+    file: hid_t,
+    dst: *mut u8,
+    target: &str,
+    selection: &Selection,
+) -> Result<(), String> {
+    let err = |e: WriteError| e.message;
+    if !super::path_exists(file, target).map_err(err)? {
+        return Err("target is not in the output".into());
+    }
+    let name = cstr(target, target, "reference target").map_err(err)?;
+    let dset = hid(
+        locked(|| unsafe { h5d::H5Dopen2(file, name.as_ptr(), h5p::H5P_DEFAULT) }),
+        Kind::Dataset,
+        target,
+        "H5Dopen2",
+    )
+    .map_err(|e| format!("target is not a dataset ({})", e.message))?;
+    let space = hid(
+        locked(|| unsafe { h5d::H5Dget_space(dset.id()) }),
+        Kind::Dataspace,
+        target,
+        "H5Dget_space",
+    )
+    .map_err(err)?;
+    let sid = space.id();
+    let rank = locked(|| unsafe { h5s::H5Sget_simple_extent_ndims(sid) });
+    let rank = usize::try_from(rank)
+        .ok()
+        .filter(|r| *r <= 32)
+        .ok_or("target dataspace has no usable rank")?;
+    let mut dims = vec![0u64; rank];
+    if rank > 0 {
+        let rc = locked(|| unsafe {
+            h5s::H5Sget_simple_extent_dims(sid, dims.as_mut_ptr(), std::ptr::null_mut())
+        });
+        check(rc, target, "H5Sget_simple_extent_dims").map_err(err)?;
+    }
+    selection.check_within(&dims)?;
+    select(sid, selection, target).map_err(err)?;
+    locked(|| unsafe {
+        check(
+            hdf5_sys::h5r::H5Rcreate(
+                dst.cast::<c_void>(),
+                file,
+                name.as_ptr(),
+                hdf5_sys::h5r::H5R_type_t::H5R_DATASET_REGION,
+                sid,
+            ),
+            target,
+            "H5Rcreate(region)",
+        )
+    })
+    .map_err(err)?;
+    Ok(())
+}
+
+/// Makes `selection` (already checked against the extent) the selection of
+/// dataspace `sid`: blocks are OR-ed one by one after the first.
+fn select(sid: hid_t, selection: &Selection, path: &str) -> Result<(), WriteError> {
+    use h5s::H5S_seloper_t::{H5S_SELECT_OR, H5S_SELECT_SET};
+    let none = || locked(|| unsafe { check(h5s::H5Sselect_none(sid), path, "H5Sselect_none") });
+    match selection {
+        Selection::None => none()?,
+        Selection::All => {
+            locked(|| unsafe { check(h5s::H5Sselect_all(sid), path, "H5Sselect_all") })?
+        }
+        Selection::Points { coords, .. } => {
+            let n = selection.len();
+            if n == 0 {
+                none()?
+            } else {
+                locked(|| unsafe {
+                    check(
+                        h5s::H5Sselect_elements(sid, H5S_SELECT_SET, n, coords.as_ptr()),
+                        path,
+                        "H5Sselect_elements",
+                    )
+                })?
+            }
+        }
+        Selection::Blocks { rank, corners } => {
+            if corners.is_empty() {
+                none()?;
+            }
+            let ones = vec![1u64; *rank];
+            for (i, b) in corners.chunks_exact(rank.saturating_mul(2)).enumerate() {
+                let (start, end) = b.split_at(*rank);
+                // check_within guarantees start <= end.
+                let block: Vec<u64> = start
+                    .iter()
+                    .zip(end)
+                    .map(|(s, e)| e.saturating_sub(*s).saturating_add(1))
+                    .collect();
+                let op = if i == 0 {
+                    H5S_SELECT_SET
+                } else {
+                    H5S_SELECT_OR
+                };
+                locked(|| unsafe {
+                    check(
+                        h5s::H5Sselect_hyperslab(
+                            sid,
+                            op,
+                            start.as_ptr(),
+                            std::ptr::null(),
+                            ones.as_ptr(),
+                            block.as_ptr(),
+                        ),
+                        path,
+                        "H5Sselect_hyperslab",
+                    )
+                })?;
+            }
+            0
+        }
+        Selection::Regular(dims) => {
+            let start: Vec<u64> = dims.iter().map(|d| d.start).collect();
+            let stride: Vec<u64> = dims.iter().map(|d| d.stride).collect();
+            let count: Vec<u64> = dims.iter().map(|d| d.count).collect();
+            let block: Vec<u64> = dims.iter().map(|d| d.block).collect();
+            locked(|| unsafe {
+                check(
+                    h5s::H5Sselect_hyperslab(
+                        sid,
+                        H5S_SELECT_SET,
+                        start.as_ptr(),
+                        stride.as_ptr(),
+                        count.as_ptr(),
+                        block.as_ptr(),
+                    ),
+                    path,
+                    "H5Sselect_hyperslab",
+                )
+            })?
+        }
+    };
+    Ok(())
 }
 
 #[cfg(test)]
@@ -912,11 +1108,11 @@ mod tests {
     #[test]
     fn fill_checks_bounds() {
         let refs = HashMap::new();
-        let slots = [VlenSlot {
+        let slots = HeapValues::vlen(vec![VlenSlot {
             offset: 0,
             count: 3,
             data: b"ab\0c".to_vec(),
-        }];
+        }]);
         let src = [0u8; 16];
         let mut f = Fill::new("/x", &src, &slots, &refs, -1);
         f.run(&vstr(), 1, 16, PTR).unwrap();
@@ -925,7 +1121,8 @@ mod tests {
         let mut f = Fill::new("/x", &src, &slots, &refs, -1);
         assert!(f.run(&int(4), 5, 4, 4).is_err());
         // A missing slot is written as an empty string, with a note.
-        let mut f = Fill::new("/x", &src, &[], &refs, -1);
+        let none = HeapValues::default();
+        let mut f = Fill::new("/x", &src, &none, &refs, -1);
         f.run(&vstr(), 1, 16, PTR).unwrap();
         assert_eq!(f.notes.len(), 1);
     }

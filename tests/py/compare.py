@@ -18,6 +18,8 @@ import sys
 import h5py
 import numpy as np
 
+from h5regions import region_key
+
 
 def has_objects(dt):
     if dt.kind == "O":
@@ -29,32 +31,37 @@ def has_objects(dt):
     return False
 
 
-def same_array(a, b):
+def same_array(a, b, fa, fb):
+    """`a` read from file `fa` equals `b` read from `fb` (references are
+    dereferenced in their own file)."""
     a = np.asarray(a)
     b = np.asarray(b)
     if a.shape != b.shape:
         return False
     if has_objects(a.dtype) or has_objects(b.dtype):
-        return [norm(x) for x in a.ravel()] == [norm(x) for x in b.ravel()]
+        return [norm(x, fa) for x in a.ravel()] == [norm(x, fb) for x in b.ravel()]
     if a.dtype != b.dtype:
         return False
     return a.tobytes() == b.tobytes()
 
 
-def norm(x):
-    """A comparable form of one element that may hold objects."""
+def norm(x, f):
+    """A comparable form of one element (read from file `f`) that may hold
+    objects."""
     if isinstance(x, bytes):
         return x
     if isinstance(x, str):
         return x.encode()
     if isinstance(x, np.void) and x.dtype.names:
-        return tuple(norm(x[n]) for n in x.dtype.names)
+        return tuple(norm(x[n], f) for n in x.dtype.names)
     if isinstance(x, np.ndarray):
         if has_objects(x.dtype):
-            return ("objarr", x.shape, [norm(y) for y in x.ravel()])
+            return ("objarr", x.shape, [norm(y, f) for y in x.ravel()])
         return ("arr", x.dtype.str, x.tobytes())
     if isinstance(x, h5py.RegionReference):
-        return ("regionref", bool(x))
+        # Target and selection; what it selects is the target's data, which
+        # is compared (or excused) as the target itself.
+        return region_key(x, f, data=False)
     if isinstance(x, h5py.Reference):
         return ("ref", bool(x))
     return repr(x)
@@ -96,7 +103,7 @@ def partial_ok(path, o, s, res):
                 slice(off, min(off + c, dim))
                 for off, c, dim in zip(info.chunk_offset, s.chunks, s.shape)
             )
-            if not same_array(o[sel], s[sel]):
+            if not same_array(o[sel], s[sel], o.file, s.file):
                 res["wrong"].append("%s chunk %s" % (path, info.chunk_offset))
                 return
         res["partial_ok"] += 1
@@ -108,7 +115,7 @@ def partial_ok(path, o, s, res):
             n = int(line.split()[1].rstrip("."))
     flat_o = np.asarray(o[()]).ravel()[:n]
     flat_s = np.asarray(s[()]).ravel()[:n]
-    if same_array(flat_o, flat_s):
+    if same_array(flat_o, flat_s, o.file, s.file):
         res["partial_ok"] += 1
     else:
         res["wrong"].append(path + " (prefix)")
@@ -124,7 +131,7 @@ def group_matches(o, s):
     """Everything the salvaged group `s` holds equals the original `o`
     (members that are partial compare only what they hold)."""
     for k, v in attrs_of(s).items():
-        if k not in o.attrs or not same_array(o.attrs[k], v):
+        if k not in o.attrs or not same_array(o.attrs[k], v, o.file, s.file):
             return False
     for name in s.keys():
         child = s.get(name)  # None for a dangling soft link
@@ -135,7 +142,7 @@ def group_matches(o, s):
             return False
         if child.attrs.get("h5salvage_status") in (b"partial", "partial"):
             continue
-        if not same_array(oc[()], child[()]):
+        if not same_array(oc[()], child[()], oc.file, child.file):
             return False
     return True
 
@@ -163,7 +170,8 @@ def match_lost_found(lo, fs, res):
         # that equals nothing of the same name in any original group.
         everything = [o for os_ in candidates.values() for o in os_]
         for k, v in attrs_of(g).items():
-            if not any(k in o.attrs and same_array(o.attrs[k], v) for o in everything):
+            if not any(k in o.attrs and same_array(o.attrs[k], v, o.file, g.file)
+                       for o in everything):
                 res["wrong"].append("/lost+found/%s attribute %s" % (name, k))
         for m in g.keys():
             child = g.get(m)
@@ -176,7 +184,8 @@ def match_lost_found(lo, fs, res):
             for o in everything:
                 oc = o.get(m)
                 if isinstance(oc, h5py.Dataset) and oc.dtype == child.dtype \
-                        and oc.shape == child.shape and same_array(oc[()], data):
+                        and oc.shape == child.shape \
+                        and same_array(oc[()], data, oc.file, child.file):
                     ok = True
                     break
             if ok:
@@ -213,7 +222,7 @@ def main():
                 res["attributes"] += 1
                 if "@" + k in degraded:
                     continue  # declared degraded (e.g. a reference whose target was lost)
-                if k not in ao or not same_array(ao[k], v):
+                if k not in ao or not same_array(ao[k], v, fo, fs):
                     res["wrong"].append("%s attribute %s" % (path, k))
             if strict and set(ao) != set(as_):
                 res["missing"].append("%s attributes %s" % (path, sorted(set(ao) - set(as_))))
@@ -241,7 +250,7 @@ def main():
                 partial_ok(path, o, s, res)
                 continue
             try:
-                equal = same_array(o[()], s[()])
+                equal = same_array(o[()], s[()], fo, fs)
             except Exception as e:
                 res["wrong"].append("%s (read: %s)" % (path, e))
                 continue
