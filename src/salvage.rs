@@ -523,7 +523,7 @@ fn salvage_dataset(
             unverified,
             unverified_filters,
             failed,
-            ..
+            chunk_bytes,
         } => {
             // Filters this crate cannot decode: the stored bytes are copied
             // through untouched (never re-encoded, never guessed) and named.
@@ -536,9 +536,24 @@ fn salvage_dataset(
                 w.mark(dest, "h5salvage_unverified", &note)?;
                 out.notes.push(note);
             }
-            for c in chunks.iter().chain(&unverified) {
-                if let Err(e) = w.write_chunk(dest, &c.offset, c.filter_mask, c.stored) {
-                    missing.push(format!("chunk {:?}: not written: {e}", c.offset));
+            if Writer::needs_conversion(&ds.datatype) {
+                // Variable-length data and references hold addresses of
+                // the input: each chunk is decoded, its in-extent elements
+                // resolved and written through libhdf5 (never as stored).
+                write_converted_chunks(w, image, dest, ds, &chunks, chunk_bytes, &mut missing);
+                for c in &unverified {
+                    missing.push(format!(
+                        "chunk {:?}: stored with {}, which cannot be decoded, and its \
+                         variable-length values or references cannot be copied as stored",
+                        c.offset,
+                        unverified_filters.join(", ")
+                    ));
+                }
+            } else {
+                for c in chunks.iter().chain(&unverified) {
+                    if let Err(e) = w.write_chunk(dest, &c.offset, c.filter_mask, c.stored) {
+                        missing.push(format!("chunk {:?}: not written: {e}", c.offset));
+                    }
                 }
             }
             for f in &failed {
@@ -561,4 +576,57 @@ fn salvage_dataset(
         out.reasons.extend(missing);
     }
     Ok(())
+}
+
+/// Writes verified chunks whose elements need conversion (see
+/// [`Writer::needs_conversion`]): each is decoded, clipped to the extent,
+/// its heap values resolved, and written as a block. A chunk that cannot be
+/// resolved or written is recorded in `missing`.
+fn write_converted_chunks(
+    w: &mut Writer,
+    image: &Image,
+    dest: &str,
+    ds: &Dataset,
+    chunks: &[read::VerifiedChunk],
+    chunk_bytes: u64,
+    missing: &mut Vec<String>,
+) {
+    let crate::format::message::data_layout::LayoutClass::Chunked { dims, .. } = &ds.layout.class
+    else {
+        missing.push("all chunks: not a chunked layout".to_string());
+        return;
+    };
+    let Ok(expected) = usize::try_from(chunk_bytes) else {
+        missing.push(format!(
+            "all chunks: chunk of {chunk_bytes} bytes too large"
+        ));
+        return;
+    };
+    let elem = u64::from(ds.datatype.size);
+    for c in chunks {
+        let block = read::decode_chunk(
+            c.stored,
+            ds.filters.as_ref(),
+            c.filter_mask,
+            ds.datatype.size,
+            expected,
+        )
+        .and_then(|d| read::chunk_block(&d, &ds.dataspace.dims, dims, &c.offset, elem));
+        let (count, bytes) = match block {
+            Ok(Some(b)) => b,
+            Ok(None) => continue, // entirely outside the current extent
+            Err(e) => {
+                missing.push(format!("chunk {:?}: {e}", c.offset));
+                continue;
+            }
+        };
+        match read::resolve_heap_values(image, &ds.datatype, &bytes) {
+            Ok(heap) => {
+                if let Err(e) = w.write_block(dest, ds, &c.offset, &count, &bytes, &heap) {
+                    missing.push(format!("chunk {:?}: not written: {e}", c.offset));
+                }
+            }
+            Err(p) => missing.push(format!("chunk {:?}: variable-length values: {p}", c.offset)),
+        }
+    }
 }

@@ -307,6 +307,38 @@ def make_regionrefs(name, libver):
     f.close()
 
 
+def make_chunked_heap(name, libver):
+    """Chunked (and compressed) datasets whose elements hold addresses in
+    the file: variable-length strings and sequences, object and region
+    references, a compound with a vlen member; edge chunks, an unwritten
+    chunk and a resized dataset. Their chunks cannot be copied as stored."""
+    f = create_file(os.path.join(HERE, name), libver)
+    tgt = new_group(f, "target")
+    src = ds(f, "src", data=np.arange(6 * 4, dtype="<i4").reshape(6, 4))
+    words = np.array([["w%d_%d" % (i, j) + "✓" * (i % 2) for j in range(3)] for i in range(5)],
+                     dtype=object)
+    ds(f, "vlen_str_gzip", data=words, dtype=VSTR_UTF8, chunks=(2, 2), compression="gzip")
+    vi = ds(f, "vlen_int", shape=(9,), dtype=h5py.vlen_dtype("<i4"), chunks=(3,),
+            compression="gzip")
+    for i in (0, 1, 2, 6, 7):  # chunk [3..6) never written
+        vi[i] = np.arange(i + 1, dtype="<i4") * (i + 1)
+    refs = ds(f, "obj_refs", shape=(5,), dtype=h5py.ref_dtype, chunks=(2,))
+    refs[0] = tgt.ref
+    refs[1] = src.ref
+    refs[3] = f.ref
+    rr = ds(f, "region_refs", shape=(3,), dtype=h5py.regionref_dtype, chunks=(2,))
+    rr[0] = src.regionref[1:3, ::2]
+    rr[2] = src.regionref[5, :]
+    cdt = np.dtype([("id", "<i4"), ("name", VSTR_UTF8)])
+    comp = np.array([(i, "name %d" % i) for i in range(5)], dtype=cdt)
+    ds(f, "compound_vlen", data=comp, chunks=(2,), compression="gzip")
+    grow = ds(f, "resized_vlen", shape=(2,), maxshape=(None,), dtype=VSTR_UTF8, chunks=(2,))
+    grow[:] = ["a", "bb"]
+    grow.resize((5,))
+    grow[2:] = ["ccc", "dddd", "eeeee"]
+    f.close()
+
+
 def make_many_members(name, libver):
     f = create_file(os.path.join(HERE, name), libver)
     g = new_group(f, "members")
@@ -834,6 +866,8 @@ FIXTURES = [
     ("filters_earliest.h5", lambda n: make_filters(n, "earliest")),
     ("regionrefs_earliest.h5", lambda n: make_regionrefs(n, "earliest")),
     ("regionrefs_latest.h5", lambda n: make_regionrefs(n, "latest")),
+    ("chunked_heap_earliest.h5", lambda n: make_chunked_heap(n, "earliest")),
+    ("chunked_heap_latest.h5", lambda n: make_chunked_heap(n, "latest")),
 ]
 
 

@@ -445,6 +445,41 @@ pub fn assemble(image: &Image, ds: &Dataset) -> Result<Vec<u8>, String> {
     }
 }
 
+/// The part of a decoded chunk at element `offset` that lies inside the
+/// dataset's `extent`: its element count per dimension and its bytes in
+/// row-major order (edge chunks clipped). `None` if the chunk lies entirely
+/// outside the extent. Used where elements must be converted before they
+/// are written (variable-length data, references), so a chunk cannot be
+/// copied as stored.
+pub fn chunk_block(
+    decoded: &[u8],
+    extent: &[u64],
+    chunk: &[u64],
+    offset: &[u64],
+    elem: u64,
+) -> Result<Option<(Vec<u64>, Vec<u8>)>, String> {
+    if extent.len() != chunk.len() || offset.len() != chunk.len() {
+        return Err("rank mismatch".into());
+    }
+    let mut count = Vec::with_capacity(chunk.len());
+    for ((&e, &c), &o) in extent.iter().zip(chunk).zip(offset) {
+        if o >= e {
+            return Ok(None);
+        }
+        count.push(c.min(e - o));
+    }
+    // The block is never larger than the decoded chunk it comes from.
+    let bytes = count
+        .iter()
+        .try_fold(elem, |a, c| a.checked_mul(*c))
+        .filter(|b| *b <= decoded.len() as u64)
+        .ok_or("chunk block larger than the decoded chunk")?;
+    let mut block = vec![0u8; bytes as usize];
+    let zero = vec![0u64; chunk.len()];
+    copy_chunk(&mut block, &count, chunk, &zero, elem, decoded)?;
+    Ok(Some((count, block)))
+}
+
 /// `total` bytes of repeated fill value.
 fn filled(ds: &Dataset, total: usize) -> Vec<u8> {
     let fill = fill_element(ds);
@@ -531,6 +566,31 @@ fn copy_chunk(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chunk_block_clips_edge_chunks() {
+        // Dataset 3x5 of 1-byte elements, chunks 2x4, chunk values 0..8.
+        let decoded: Vec<u8> = (0..8).collect();
+        let (count, b) = chunk_block(&decoded, &[3, 5], &[2, 4], &[2, 4], 1)
+            .unwrap()
+            .unwrap();
+        assert_eq!((count, b), (vec![1, 1], vec![0]));
+        let (count, b) = chunk_block(&decoded, &[3, 5], &[2, 4], &[2, 0], 1)
+            .unwrap()
+            .unwrap();
+        assert_eq!((count, b), (vec![1, 4], vec![0, 1, 2, 3]));
+        let (count, b) = chunk_block(&decoded, &[3, 5], &[2, 4], &[0, 4], 1)
+            .unwrap()
+            .unwrap();
+        assert_eq!((count, b), (vec![2, 1], vec![0, 4]));
+        assert_eq!(
+            chunk_block(&decoded, &[3, 5], &[2, 4], &[4, 0], 1).unwrap(),
+            None
+        );
+        // A decoded chunk too short for its block, and a rank mismatch.
+        assert!(chunk_block(&decoded[..3], &[3, 5], &[2, 4], &[0, 0], 1).is_err());
+        assert!(chunk_block(&decoded, &[3], &[2, 4], &[0, 0], 1).is_err());
+    }
 
     #[test]
     fn copy_chunk_clips_edges() {

@@ -844,6 +844,97 @@ impl Writer {
         )
     }
 
+    /// True if elements of `dt` must be converted before they are written
+    /// (variable-length parts or references): their stored bytes hold
+    /// addresses of the input file, so chunks cannot be copied as stored.
+    pub fn needs_conversion(dt: &Datatype) -> bool {
+        types::needs_buffer(dt, 0)
+    }
+
+    /// Writes one block of elements: `count` elements per dimension starting
+    /// at element `start`, from `bytes` (row-major, the file's datatype
+    /// layout) and their resolved heap values. Used for chunks whose
+    /// elements need conversion (see [`Writer::needs_conversion`]).
+    pub fn write_block(
+        &mut self,
+        path: &str,
+        ds: &Dataset,
+        start: &[u64],
+        count: &[u64],
+        bytes: &[u8],
+        heap: &HeapValues,
+    ) -> Result<(), WriteError> {
+        let rank = ds.dataspace.dims.len();
+        if ds.dataspace.kind != DataspaceKind::Simple || start.len() != rank || count.len() != rank
+        {
+            return Err(WriteError::new(path, "write block", "rank mismatch"));
+        }
+        for ((s, c), d) in start.iter().zip(count).zip(&ds.dataspace.dims) {
+            if s.checked_add(*c).is_none_or(|e| e > *d) {
+                return Err(WriteError::new(
+                    path,
+                    "write block",
+                    format!("block {start:?}+{count:?} outside the extent"),
+                ));
+            }
+        }
+        let n = count
+            .iter()
+            .try_fold(1u64, |a, c| a.checked_mul(*c))
+            .and_then(|n| n.checked_mul(u64::from(ds.datatype.size)))
+            .and_then(|b| usize::try_from(b).ok())
+            .ok_or_else(|| WriteError::new(path, "write block", "size overflow"))?;
+        if bytes.len() != n {
+            return Err(WriteError::new(
+                path,
+                "write block",
+                format!("{} bytes given, the block holds {n}", bytes.len()),
+            ));
+        }
+        if n == 0 {
+            return Ok(());
+        }
+        let did = self.dataset(path)?;
+        let fspace = hid(
+            locked(|| unsafe { h5d::H5Dget_space(did) }),
+            Kind::Dataspace,
+            path,
+            "H5Dget_space",
+        )?;
+        locked(|| unsafe {
+            check(
+                h5s::H5Sselect_hyperslab(
+                    fspace.id(),
+                    h5s::H5S_seloper_t::H5S_SELECT_SET,
+                    start.as_ptr(),
+                    std::ptr::null(),
+                    count.as_ptr(),
+                    std::ptr::null(),
+                ),
+                path,
+                "H5Sselect_hyperslab(block)",
+            )
+        })?;
+        let r = i32::try_from(rank)
+            .map_err(|_| WriteError::new(path, "write block", "rank too large"))?;
+        let mspace = hid(
+            locked(|| unsafe { h5s::H5Screate_simple(r, count.as_ptr(), std::ptr::null()) }),
+            Kind::Dataspace,
+            path,
+            "H5Screate_simple",
+        )?;
+        let xfer = transfer_plist(path, n)?;
+        let (xid, mid, fid) = (xfer.id(), mspace.id(), fspace.id());
+        self.with_buffer(
+            path,
+            &ds.datatype,
+            bytes,
+            heap,
+            |mt, buf| unsafe { h5d::H5Dwrite(did, mt, mid, fid, xid, buf) },
+            "H5Dwrite(block)",
+        )
+    }
+
     /// Writes a prefix of a dataset's bytes (a truncated file): the whole
     /// elements contained in `bytes` go into the first elements in
     /// row-major order; the rest stays unwritten. Returns the number of
