@@ -445,6 +445,9 @@ pub fn assemble(image: &Image, ds: &Dataset) -> Result<Vec<u8>, String> {
     }
 }
 
+/// Element count per dimension and row-major bytes of a block of elements.
+pub type Block = (Vec<u64>, Vec<u8>);
+
 /// The part of a decoded chunk at element `offset` that lies inside the
 /// dataset's `extent`: its element count per dimension and its bytes in
 /// row-major order (edge chunks clipped). `None` if the chunk lies entirely
@@ -457,7 +460,7 @@ pub fn chunk_block(
     chunk: &[u64],
     offset: &[u64],
     elem: u64,
-) -> Result<Option<(Vec<u64>, Vec<u8>)>, String> {
+) -> Result<Option<Block>, String> {
     if extent.len() != chunk.len() || offset.len() != chunk.len() {
         return Err("rank mismatch".into());
     }
