@@ -189,3 +189,45 @@ fn disk_full_leaves_nothing_behind() {
     assert_eq!(r.2.lines().count(), 1, "{}", r.2);
     assert_eq!(left, 0, "files left on the full file system");
 }
+
+/// An output directory the user may not write to: one line naming the
+/// system's reason, exit 2, nothing created. As root (which may write
+/// anywhere) the binary runs as `nobody` through setpriv; skipped if that
+/// is not possible.
+#[test]
+fn permission_denied_is_one_line() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let locked = dir.path().join("locked");
+    std::fs::create_dir(&locked).unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o555)).unwrap();
+    let out = locked.join("out.h5");
+    let input = format!("{}/testdata/worker_earliest.h5", env!("CARGO_MANIFEST_DIR"));
+    let args = ["salvage", &input, "-o", &out.display().to_string()];
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+    let mut cmd = if root {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(env!("CARGO_BIN_EXE_h5salvage"));
+        c
+    } else {
+        Command::new(env!("CARGO_BIN_EXE_h5salvage"))
+    };
+    let Ok(o) = cmd.args(args).output() else {
+        eprintln!("setpriv not available: permission test skipped");
+        return;
+    };
+    let err = String::from_utf8_lossy(&o.stderr);
+    if root && err.contains("setpriv") {
+        eprintln!("setpriv failed ({err}): permission test skipped");
+        return;
+    }
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("Permission denied"), "{err}");
+    assert_eq!(std::fs::read_dir(&locked).unwrap().count(), 0);
+}

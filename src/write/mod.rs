@@ -253,6 +253,16 @@ impl Writer {
             .to_str()
             .ok_or_else(|| WriteError::new(&shown, "create", "path is not valid UTF-8"))?;
         let c = cstr(tmp_str, &shown, "create")?;
+        // libhdf5 reports every failure to create as "unable to open file":
+        // creating the file once here first gives the system's reason
+        // (permission denied, read-only file system, no such directory).
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .map_err(|e| WriteError::new(tmp_str, "create", e.to_string()))?;
+        std::fs::remove_file(&tmp)
+            .map_err(|e| WriteError::new(tmp_str, "create", e.to_string()))?;
         let fapl = file_access(&shown, h5f::H5F_libver_t::H5F_LIBVER_V18)?;
         let file = hid(
             locked(|| unsafe {
