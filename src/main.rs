@@ -18,6 +18,11 @@ use h5salvage::CarveMode;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Largest chunk decoded or decompressed, in MiB (default 1024): larger
+    /// chunks are refused and reported, never allocated. A deflate stream is
+    /// never inflated past its chunk's size.
+    #[arg(long, global = true, value_name = "MIB", value_parser = clap::value_parser!(u32).range(1..=4096))]
+    max_chunk_mib: Option<u32>,
 }
 
 #[derive(Subcommand)]
@@ -226,6 +231,9 @@ fn scan(files: &[PathBuf], json: bool, mode: CarveMode) -> i32 {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(mib) = cli.max_chunk_mib {
+        h5salvage::read::filters::set_max_chunk_bytes((mib as usize) << 20);
+    }
     let code = match cli.command {
         Command::Scan { files, json, carve } => scan(&files, json, carve.mode()),
         Command::Salvage {

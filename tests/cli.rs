@@ -231,3 +231,41 @@ fn permission_denied_is_one_line() {
     assert!(err.contains("Permission denied"), "{err}");
     assert_eq!(std::fs::read_dir(&locked).unwrap().count(), 0);
 }
+
+/// `--max-chunk-mib` caps decoding: a 2 MiB gzip chunk is refused (and
+/// reported) under a 1 MiB cap and recovered under the default.
+#[test]
+fn max_chunk_mib_caps_decoding() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("big_chunk.h5");
+    let made = Command::new("python3")
+        .env("HDF5_USE_FILE_LOCKING", "FALSE")
+        .args([
+            "-c",
+            "import h5py,numpy,sys\nf=h5py.File(sys.argv[1],'w')\n\
+             f.create_dataset('d',data=numpy.arange(1<<19,dtype='<i4'),chunks=(1<<19,),compression='gzip')\n",
+        ])
+        .arg(&input)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !made {
+        assert!(std::env::var_os("CI").is_none(), "h5py is required in CI");
+        return;
+    }
+    let input = input.display().to_string();
+    let capped = dir.path().join("capped.h5").display().to_string();
+    let (code, out, err) = h5salvage(&[
+        "--max-chunk-mib",
+        "1",
+        "salvage",
+        &input,
+        "-o",
+        &capped,
+        "--json",
+    ]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("exceeds the 1048576-byte limit"), "{out}");
+    let whole = dir.path().join("whole.h5").display().to_string();
+    let (code, out, err) = h5salvage(&["salvage", &input, "-o", &whole]);
+    assert_eq!(code, 0, "{out}{err}");
+}

@@ -29,9 +29,27 @@ use crate::format::message::filter_pipeline::{
     FilterPipeline, DEFLATE, FLETCHER32, NBIT, SCALEOFFSET, SHUFFLE, SZIP,
 };
 
-/// Largest decoded chunk accepted (1 GiB): larger chunks are refused rather
-/// than allocated on the word of a possibly hostile layout message.
+/// Default largest decoded chunk accepted (1 GiB): larger chunks are
+/// refused rather than allocated on the word of a possibly hostile layout
+/// message. A deflate stream is never inflated beyond its chunk's expected
+/// size, so this is also the cap on decompression. See [`max_chunk_bytes`].
 pub const MAX_CHUNK_BYTES: usize = 1 << 30;
+
+static CHUNK_CAP: std::sync::atomic::AtomicUsize =
+    std::sync::atomic::AtomicUsize::new(MAX_CHUNK_BYTES);
+
+/// The largest decoded chunk accepted now: [`MAX_CHUNK_BYTES`] unless
+/// [`set_max_chunk_bytes`] changed it (the CLI's `--max-chunk-mib`).
+pub fn max_chunk_bytes() -> usize {
+    CHUNK_CAP.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Sets the cap on decoded (and decompressed) chunk size for the whole
+/// process, e.g. lower on a small machine or higher for datasets with
+/// chunks above 1 GiB (HDF5 chunks are below 4 GiB).
+pub fn set_max_chunk_bytes(bytes: usize) {
+    CHUNK_CAP.store(bytes, std::sync::atomic::Ordering::Relaxed);
+}
 
 /// HDF5's Fletcher-32 of `data` (see the module documentation).
 pub fn fletcher32(data: &[u8]) -> u32 {
@@ -174,9 +192,10 @@ pub fn reverse_pipeline(
     element_size: u32,
     expected_len: usize,
 ) -> Result<Vec<u8>, String> {
-    if expected_len > MAX_CHUNK_BYTES {
+    let cap = max_chunk_bytes();
+    if expected_len > cap {
         return Err(format!(
-            "chunk of {expected_len} bytes exceeds the {MAX_CHUNK_BYTES}-byte limit"
+            "chunk of {expected_len} bytes exceeds the {cap}-byte limit (--max-chunk-mib)"
         ));
     }
     let filters = pipeline.map(|p| p.filters.as_slice()).unwrap_or_default();

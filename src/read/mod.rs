@@ -118,7 +118,7 @@ pub enum DatasetData<'a> {
 /// stripped, deflate decompressed with an output cap of `expected_len` bytes (anything
 /// larger is an error: deflate bomb), shuffle undone. Unknown filters (lzf, szip, nbit,
 /// scaleoffset, any registered id) -> Err naming the filter id. Result must be exactly
-/// `expected_len` bytes, else Err. Chunks above [`filters::MAX_CHUNK_BYTES`] are refused.
+/// `expected_len` bytes, else Err. Chunks above [`filters::max_chunk_bytes`] are refused.
 pub fn decode_chunk(
     stored: &[u8],
     pipeline: Option<&FilterPipeline>,
