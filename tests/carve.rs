@@ -570,6 +570,15 @@ fn killed_worker_latest_configs_come_back_at_their_names() {
         orphans.is_empty(),
         "datasets outside any config: {orphans:?}"
     );
+    // Names whose header is not on disk are reported, not guessed onto
+    // the groups rebuilt without a name.
+    let dangling = inv
+        .problems
+        .iter()
+        .map(|p| p.to_string())
+        .find(|p| p.contains("name headers that are not on disk"))
+        .expect("dangling names reported");
+    assert!(dangling.contains("\"config_"), "{dangling}");
     // A long run loses a bounded tail (about 1400 configs here, the size of
     // the metadata cache), so most configs come back at their names.
     assert!(

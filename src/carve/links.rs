@@ -19,6 +19,10 @@ pub struct OrphanLink {
     pub name: String,
     /// Relative address of the target object header.
     pub target: u64,
+    /// The caller recognised an object header at `target`. Links whose
+    /// target is not a header are kept (a header that never reached the
+    /// disk) but the scan does not skip over them.
+    pub header: bool,
 }
 
 /// Longest stretch scanned after one direct block's prefix.
@@ -58,16 +62,18 @@ pub fn scan_direct_block(
         pos = pos.saturating_add(skip);
         let window = data.get(pos..limit).unwrap_or_default();
         match link_at(window, start.saturating_add(pos as u64), image.sizes) {
-            Some((len, name, target)) if is_header(target) => {
+            Some((len, name, target)) => {
+                let header = is_header(target);
                 out.push(OrphanLink {
                     heap: raw.heap_header_address,
                     at: start.saturating_add(pos as u64),
                     name,
                     target,
+                    header,
                 });
-                pos = pos.saturating_add(len.max(1));
+                pos = pos.saturating_add(if header { len.max(1) } else { 1 });
             }
-            _ => pos = pos.saturating_add(1),
+            None => pos = pos.saturating_add(1),
         }
     }
     out
@@ -155,14 +161,23 @@ mod tests {
     }
 
     #[test]
-    fn finds_links_whose_targets_are_headers() {
+    fn finds_links_and_flags_those_whose_targets_are_headers() {
         let b = block(&[hard("config_0001", 800), hard("x/y", 800), hard("bad", 900)]);
         let img = Image::new(&b, 0, Sizes::DEFAULT);
         let got = scan_direct_block(&img, 0, b.len() as u64, &mut |a| a == 800);
-        assert_eq!(got.len(), 1);
-        assert_eq!(got[0].name, "config_0001");
-        assert_eq!(got[0].target, 800);
-        assert_eq!(got[0].heap, 0x1234);
+        let headers: Vec<&OrphanLink> = got.iter().filter(|l| l.header).collect();
+        assert_eq!(headers.len(), 1);
+        assert_eq!(headers[0].name, "config_0001");
+        assert_eq!(headers[0].target, 800);
+        assert_eq!(headers[0].heap, 0x1234);
+        // A clean link to an address that holds no header is kept, flagged
+        // (its header may never have reached the disk); "x/y" is not a name.
+        let dangling: Vec<(&str, u64)> = got
+            .iter()
+            .filter(|l| !l.header)
+            .map(|l| (l.name.as_str(), l.target))
+            .collect();
+        assert_eq!(dangling, [("bad", 900)]);
         // Every truncation: no panic.
         for n in 0..b.len() {
             let img = Image::new(&b[..n], 0, Sizes::DEFAULT);

@@ -38,6 +38,13 @@
 //! chains (their first header chunk, with the attributes, is lost). The
 //! other 641 have no header on disk at all: libhdf5 still held them in its
 //! metadata cache. Killed after 2500, the same cache-sized tail is 31%.
+//! The names of 271 of the 735 rebuilt groups are on disk, in link
+//! messages that point at the lost `OHDR`, but nothing on disk ties such a
+//! name to a rebuilt group: the chain holds neither its header's address
+//! nor its name. (The distance from header to first continuation block is
+//! 619 bytes in 95% of intact groups, but dataset headers lie inside the
+//! span that distance would give the lost headers, so it is not used.)
+//! Those names are reported as a problem, with their lost addresses.
 
 pub mod links;
 pub mod signatures;
@@ -699,6 +706,7 @@ impl Carver<'_> {
                 &mut is_header,
             ));
         }
+        let (found, dangling): (Vec<_>, Vec<_>) = found.into_iter().partition(|l| l.header);
         if found.is_empty() {
             return Vec::new();
         }
@@ -762,6 +770,38 @@ impl Carver<'_> {
             }
         }
         self.close_members();
+        if root_lost {
+            // Names whose header never reached the disk: reported, not
+            // guessed onto anything (a rebuilt group has no trace of its
+            // own name or header address).
+            let mut lost: Vec<(&str, u64)> = dangling
+                .iter()
+                .filter(|l| !root_links.contains_key(&l.name))
+                .filter(|l| self.image.at("object header", l.target).is_ok())
+                .map(|l| (l.name.as_str(), l.target))
+                .collect();
+            lost.sort_unstable();
+            lost.dedup_by_key(|l| l.0);
+            if !lost.is_empty() {
+                let shown: Vec<String> = lost
+                    .iter()
+                    .take(10)
+                    .map(|(n, a)| format!("{n:?} -> {:#x}", self.image.base.saturating_add(*a)))
+                    .collect();
+                self.problems.push(Problem::new(
+                    None,
+                    "link",
+                    format!(
+                        "{} link message(s) in orphan fractal heap direct blocks name headers that \
+                         are not on disk (lost objects, or groups rebuilt without their name under \
+                         {LOST_FOUND}): {}{}",
+                        lost.len(),
+                        shown.join(", "),
+                        if lost.len() > 10 { ", ..." } else { "" }
+                    ),
+                ));
+            }
+        }
         let mut out = Vec::new();
         for (name, mut cands) in root_links {
             cands.sort();
