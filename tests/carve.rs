@@ -332,6 +332,22 @@ fn killed_worker(libver: &str, configs: u32, completed: u32) -> Option<Killed> {
         done.insert(v["index"].as_u64().unwrap());
     }
     assert_eq!(done.len(), completed as usize);
+    // h5py (libhdf5 2.0) refuses the file: nothing can be read through it.
+    let h5py = Command::new("timeout")
+        .args([
+            "120",
+            "python3",
+            "-c",
+            "import h5py,sys; h5py.File(sys.argv[1], 'r')",
+        ])
+        .env("HDF5_USE_FILE_LOCKING", "FALSE")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        !h5py.status.success(),
+        "h5py opened the killed {libver} file"
+    );
     Some(Killed {
         bytes: std::fs::read(&out).unwrap(),
         done,
