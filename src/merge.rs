@@ -486,7 +486,7 @@ pub fn merge(opts: &MergeOptions) -> Result<MergeReport, MergeError> {
     if opts.inputs.is_empty() {
         return Err(MergeError::Usage("no input files".into()));
     }
-    let stale = remove_stale_temps(&opts.output);
+    let stale = crate::write::remove_stale_temps(&opts.output);
     let existing = opts.output.exists();
     let mut w = if existing {
         Writer::open_copy(&opts.output)?
@@ -620,43 +620,6 @@ fn input_report(i: usize, s: &Scanned, st: &MergeState) -> InputReport {
     }
     ir.verdict = verdict(&ir);
     ir
-}
-
-/// Removes temporary files that killed writers left beside `output`
-/// (`.{name}.h5salvage-tmp-{pid}` whose process is gone; Linux `/proc`
-/// only, elsewhere nothing is removed). Returns one note per file removed.
-fn remove_stale_temps(output: &Path) -> Vec<String> {
-    let mut notes = Vec::new();
-    let (Some(name), true) = (output.file_name(), Path::new("/proc/self").exists()) else {
-        return notes;
-    };
-    let prefix = format!(".{}.h5salvage-tmp-", name.to_string_lossy());
-    let dir = match output.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        return notes;
-    };
-    for e in entries.flatten() {
-        let file = e.file_name().to_string_lossy().into_owned();
-        let Some(pid) = file.strip_prefix(&prefix) else {
-            continue;
-        };
-        let Ok(pid) = pid.parse::<u32>() else {
-            continue;
-        };
-        if pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists() {
-            continue;
-        }
-        if std::fs::remove_file(e.path()).is_ok() {
-            notes.push(format!(
-                "removed {}, left by an interrupted run",
-                e.path().display()
-            ));
-        }
-    }
-    notes
 }
 
 fn verdict(ir: &InputReport) -> String {

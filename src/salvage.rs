@@ -123,6 +123,7 @@ pub fn salvage_with(
         carving: inv.carving.clone(),
         ..SalvageReport::default()
     };
+    report.notes = crate::write::remove_stale_temps(output);
     let mut w = Writer::create(output)?;
     w.group("/")?;
     w.mark("/", "h5salvage_source", &input.display().to_string())?;

@@ -613,3 +613,27 @@ assert ka == kb
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+/// A temporary file left by a killed salvage of the same output is removed
+/// (its process is gone) and said; one of a live process is left alone.
+#[test]
+fn stale_temp_file_of_a_killed_run_is_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.h5");
+    // No process has this id (above Linux's largest pid_max).
+    let stale = dir.path().join(".out.h5.h5salvage-tmp-4294967");
+    // Process 1 is alive.
+    let live = dir.path().join(".out.h5.h5salvage-tmp-1");
+    std::fs::write(&stale, b"half-written").unwrap();
+    std::fs::write(&live, b"someone else's").unwrap();
+    let rep = salvage(&testdata().join("worker_earliest.h5"), &out, false).unwrap();
+    assert!(!stale.exists(), "stale temp file kept");
+    assert!(live.exists(), "a live process's temp file removed");
+    assert!(
+        rep.notes
+            .iter()
+            .any(|n| n.contains("h5salvage-tmp-4294967")),
+        "{:?}",
+        rep.notes
+    );
+}

@@ -165,6 +165,43 @@ fn temp_path_for(output: &Path) -> Result<PathBuf, WriteError> {
     )))
 }
 
+/// Removes temporary files that killed writers left beside `output`
+/// (`.{name}.h5salvage-tmp-{pid}` whose process is gone; Linux `/proc`
+/// only, elsewhere nothing is removed). Returns one note per file removed.
+pub fn remove_stale_temps(output: &Path) -> Vec<String> {
+    let mut notes = Vec::new();
+    let (Some(name), true) = (output.file_name(), Path::new("/proc/self").exists()) else {
+        return notes;
+    };
+    let prefix = format!(".{}.h5salvage-tmp-", name.to_string_lossy());
+    let dir = match output.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return notes;
+    };
+    for e in entries.flatten() {
+        let file = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = file.strip_prefix(&prefix) else {
+            continue;
+        };
+        let Ok(pid) = pid.parse::<u32>() else {
+            continue;
+        };
+        if pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        if std::fs::remove_file(e.path()).is_ok() {
+            notes.push(format!(
+                "removed {}, left by an interrupted run",
+                e.path().display()
+            ));
+        }
+    }
+    notes
+}
+
 /// Copies `from` to `to`, which must not exist yet; a failed copy removes
 /// the partial `to`.
 fn copy_new(from: &Path, to: &Path) -> Result<(), WriteError> {
