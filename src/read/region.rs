@@ -218,6 +218,7 @@ mod tests {
     use crate::format::message::datatype::CompoundMember;
     use crate::format::selection::Selection;
     use crate::format::Sizes;
+    use crate::read::vlen::tests::file_with_heap;
 
     fn region_type() -> Datatype {
         Datatype {
@@ -228,32 +229,6 @@ mod tests {
                 revision: None,
             },
         }
-    }
-
-    /// 16 bytes of padding, then a collection at address 16 with the given
-    /// objects (index, bytes).
-    fn file_with_heap(objects: &[(u16, &[u8])]) -> Vec<u8> {
-        let mut body = Vec::new();
-        for (i, d) in objects {
-            body.extend_from_slice(&i.to_le_bytes());
-            body.extend_from_slice(&1u16.to_le_bytes());
-            body.extend_from_slice(&[0; 4]);
-            body.extend_from_slice(&(d.len() as u64).to_le_bytes());
-            body.extend_from_slice(d);
-            while body.len() % 8 != 0 {
-                body.push(0);
-            }
-        }
-        let size = (16 + body.len() + 16).max(4096) as u64;
-        let mut f = vec![0u8; 16];
-        f.extend_from_slice(b"GCOL\x01\0\0\0");
-        f.extend_from_slice(&size.to_le_bytes());
-        f.extend_from_slice(&body);
-        let free = size - 16 - body.len() as u64;
-        f.extend_from_slice(&[0; 8]);
-        f.extend_from_slice(&free.to_le_bytes());
-        f.resize(16 + size as usize, 0);
-        f
     }
 
     fn heap_id(coll: u64, index: u32) -> Vec<u8> {

@@ -253,7 +253,7 @@ pub(super) fn collection<'h>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::format::message::datatype::{CharacterSet, CompoundMember, StringPadding, VlenKind};
     use crate::format::Sizes;
@@ -292,7 +292,7 @@ mod tests {
 
     /// A file: 16 bytes of padding, then a collection at address 16 with
     /// the given objects (index, bytes).
-    fn file_with_heap(objects: &[(u16, &[u8])]) -> Vec<u8> {
+    pub(in crate::read) fn file_with_heap(objects: &[(u16, &[u8])]) -> Vec<u8> {
         let mut body = Vec::new();
         for (i, d) in objects {
             body.extend_from_slice(&i.to_le_bytes());

@@ -847,6 +847,29 @@ impl Writer {
         )
     }
 
+    /// Bytes that `elements` elements of `ds` take; `bytes` must be exactly
+    /// that long.
+    fn byte_count(
+        path: &str,
+        what: &str,
+        elements: u64,
+        ds: &Dataset,
+        bytes: &[u8],
+    ) -> Result<usize, WriteError> {
+        let need = elements
+            .checked_mul(u64::from(ds.datatype.size))
+            .and_then(|b| usize::try_from(b).ok())
+            .ok_or_else(|| WriteError::new(path, what, "size overflow"))?;
+        if bytes.len() != need {
+            return Err(WriteError::new(
+                path,
+                what,
+                format!("{} bytes given, {need} needed", bytes.len()),
+            ));
+        }
+        Ok(need)
+    }
+
     fn elements(ds: &Dataspace, path: &str) -> Result<usize, WriteError> {
         ds.element_count()
             .and_then(|n| usize::try_from(n).ok())
@@ -863,19 +886,8 @@ impl Writer {
         heap: &HeapValues,
     ) -> Result<(), WriteError> {
         let n = Self::elements(&ds.dataspace, path)?;
-        let size = usize::try_from(ds.datatype.size)
-            .map_err(|_| WriteError::new(path, "datatype", "size too large"))?;
-        let need = n
-            .checked_mul(size)
-            .ok_or_else(|| WriteError::new(path, "write", "size overflow"))?;
-        if bytes.len() != need {
-            return Err(WriteError::new(
-                path,
-                "write",
-                format!("{} bytes given, the dataset holds {need}", bytes.len()),
-            ));
-        }
-        if n == 0 {
+        let need = Self::byte_count(path, "write", n as u64, ds, bytes)?;
+        if need == 0 {
             return Ok(());
         }
         let did = self.dataset(path)?;
@@ -925,19 +937,11 @@ impl Writer {
                 ));
             }
         }
-        let n = count
+        let elements = count
             .iter()
             .try_fold(1u64, |a, c| a.checked_mul(*c))
-            .and_then(|n| n.checked_mul(u64::from(ds.datatype.size)))
-            .and_then(|b| usize::try_from(b).ok())
             .ok_or_else(|| WriteError::new(path, "write block", "size overflow"))?;
-        if bytes.len() != n {
-            return Err(WriteError::new(
-                path,
-                "write block",
-                format!("{} bytes given, the block holds {n}", bytes.len()),
-            ));
-        }
+        let n = Self::byte_count(path, "write block", elements, ds, bytes)?;
         if n == 0 {
             return Ok(());
         }
