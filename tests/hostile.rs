@@ -3,6 +3,7 @@
 //! end or wrapping around, a continuation block that points at its own
 //! header, a B-tree whose child points back at itself, a group that links to
 //! itself, B-tree siblings in a ring, a local heap free list that loops,
+//! chunk dimensions of zero and 2^32-1, a NUL in a link name,
 //! names with `/` and `..`, a deflate bomb, a 4 GB attribute. Each
 //! must end quickly with a report, `salvage` must not panic, and nothing it
 //! writes may escape the output or pass off invented data.
@@ -336,5 +337,50 @@ fn local_heap_free_list_that_loops() {
     let (inv, rep) = run("free list loop", b);
     // Names are read by offset; the free list is never walked.
     assert_eq!(members_of(&inv, "/members"), 1100);
+    assert!(!rep.starts_with("error"), "{rep}");
+}
+
+#[test]
+fn chunk_dimensions_of_zero_and_huge() {
+    for dim in [0u32, u32::MAX] {
+        let mut b = fixture("rich_earliest.h5");
+        let m = message(&b, "/datasets/chunked", kind::DATA_LAYOUT);
+        // Layout v3 chunked: version, class, rank, B-tree address, then the
+        // chunk dimensions (u32 each).
+        let at = m.body_offset as usize;
+        assert_eq!((b[at], b[at + 1]), (3, 2));
+        let d0 = at + 3 + 8;
+        b[d0..d0 + 4].copy_from_slice(&dim.to_le_bytes());
+        let (inv, rep) = run("chunk dims", b);
+        let o = inv.object("/datasets/chunked").unwrap();
+        assert_ne!(
+            o.status,
+            Status::Intact,
+            "{dim}: {}",
+            problems(&inv, &o.path)
+        );
+        assert!(
+            !rep.contains("path: \"/datasets/chunked\", kind: \"dataset\", result: \"recovered\""),
+            "{dim}: {rep}"
+        );
+    }
+}
+
+#[test]
+fn link_name_with_a_nul_byte_is_escaped() {
+    let mut b = fixture("worker_latest.h5");
+    // Link messages (v1) of /config_0000: "...\x06params" + address; make
+    // the name "p\0rams".
+    let at = b
+        .windows(7)
+        .position(|w| w == b"\x06params")
+        .expect("a link named params");
+    b[at + 2] = 0;
+    let (inv, rep) = run("nul name", b);
+    assert!(
+        inv.objects.iter().any(|o| o.path.ends_with("/p%00rams")),
+        "{:?}",
+        inv.objects.iter().map(|o| &o.path).collect::<Vec<_>>()
+    );
     assert!(!rep.starts_with("error"), "{rep}");
 }

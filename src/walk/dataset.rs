@@ -155,8 +155,30 @@ fn max_extent(space: &Dataspace) -> Vec<u64> {
     }
 }
 
+/// A chunk may not be larger than a fixed (not unlimited) maximum dimension
+/// (libhdf5 refuses to create such a dataset): one that is means the layout
+/// or the dataspace is damaged. Returns (dimension, chunk, maximum).
+fn chunk_past_fixed_max(space: &Dataspace, dims: &[u64]) -> Option<(usize, u64, u64)> {
+    let max = space.max_dims.as_ref().unwrap_or(&space.dims);
+    dims.iter()
+        .zip(max)
+        .enumerate()
+        .find(|(_, (&c, &m))| !is_undefined(m) && c > m.max(1))
+        .map(|(i, (&c, &m))| (i, c, m))
+}
+
 fn chunked(image: &Image, ds: &mut Dataset, dims: &[u64], index: &ChunkIndex, obj: &mut Object) {
     let rank = ds.dataspace.dims.len();
+    if let Some((i, c, m)) = chunk_past_fixed_max(&ds.dataspace, dims) {
+        obj.damage(
+            Status::Partial,
+            Problem::new(
+                image.absolute(obj.address),
+                INCONSISTENT,
+                format!("chunk dimension {i} is {c}, larger than the fixed maximum {m}"),
+            ),
+        );
+    }
     let chunk_bytes = dims
         .iter()
         .try_fold(u64::from(ds.datatype.size), |acc, &d| acc.checked_mul(d));
@@ -448,6 +470,38 @@ mod tests {
         assert_eq!(coords(3, &g, &c), Some(vec![10, 0]));
         assert_eq!(coords(5, &g, &c), Some(vec![10, 8]));
         assert_eq!(coords(6, &g, &c), None);
+    }
+
+    #[test]
+    fn chunks_may_not_pass_a_fixed_maximum() {
+        use crate::format::message::dataspace::DataspaceKind;
+        let space = |dims: Vec<u64>, max_dims: Option<Vec<u64>>| Dataspace {
+            version: 2,
+            kind: DataspaceKind::Simple,
+            dims,
+            max_dims,
+        };
+        // Fixed 10x7 (no maximum stored: the current dims are the maximum).
+        assert_eq!(
+            chunk_past_fixed_max(&space(vec![10, 7], None), &[4, 7]),
+            None
+        );
+        assert_eq!(
+            chunk_past_fixed_max(&space(vec![10, 7], None), &[4, 8]),
+            Some((1, 8, 7))
+        );
+        // Unlimited first dimension: any chunk size there.
+        let grow = space(vec![0, 7], Some(vec![u64::MAX, 7]));
+        assert_eq!(chunk_past_fixed_max(&grow, &[1 << 20, 7]), None);
+        assert_eq!(
+            chunk_past_fixed_max(&grow, &[1, u64::from(u32::MAX)]),
+            Some((1, u64::from(u32::MAX), 7))
+        );
+        // A larger fixed maximum than the current size.
+        assert_eq!(
+            chunk_past_fixed_max(&space(vec![2], Some(vec![100])), &[50]),
+            None
+        );
     }
 
     #[test]
