@@ -83,6 +83,8 @@ pub struct Writer {
     /// Groups known to exist (created or checked): deep paths are not
     /// re-checked level by level on every call.
     groups: std::collections::HashSet<String>,
+    /// What region references may still cost libhdf5 in this output.
+    region_budget: u64,
 }
 
 /// A transfer property list whose type-conversion buffer fits the write:
@@ -351,6 +353,7 @@ impl Writer {
             notes: Vec::new(),
             open: None,
             groups: std::collections::HashSet::new(),
+            region_budget: types::MAX_REGION_TOTAL,
         }
     }
 
@@ -808,7 +811,10 @@ impl Writer {
             return Ok(());
         }
         let mut fill = types::Fill::new(path, bytes, heap, &self.refs, fid);
-        fill.run(dt, n, fsize, t.mem_size)?;
+        fill.region_budget = self.region_budget;
+        let filled = fill.run(dt, n, fsize, t.mem_size);
+        self.region_budget = fill.region_budget;
+        filled?;
         if Some(fill.mem.len()) != mem_bytes {
             return Err(WriteError::new(
                 path,
