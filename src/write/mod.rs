@@ -83,6 +83,8 @@ pub struct Writer {
     /// Groups known to exist (created or checked): deep paths are not
     /// re-checked level by level on every call.
     groups: std::collections::HashSet<String>,
+    /// What region references may still cost libhdf5 in this output.
+    region_budget: u64,
 }
 
 /// A transfer property list whose type-conversion buffer fits the write:
@@ -351,6 +353,7 @@ impl Writer {
             notes: Vec::new(),
             open: None,
             groups: std::collections::HashSet::new(),
+            region_budget: types::MAX_REGION_TOTAL,
         }
     }
 
@@ -768,12 +771,15 @@ impl Writer {
         Ok(id)
     }
 
-    /// Builds the memory buffer for the elements in `bytes` (see [`types::Fill`]) and
-    /// hands it to `write` with the memory type.
+    /// Builds the memory buffer for the `n` elements in `bytes` (see
+    /// [`types::Fill`]) and hands it to `write` with the memory type; `n`
+    /// must be the number of elements `write` transfers.
+    #[allow(clippy::too_many_arguments)]
     fn with_buffer(
         &mut self,
         path: &str,
         dt: &Datatype,
+        n: usize,
         bytes: &[u8],
         heap: &HeapValues,
         write: impl FnOnce(i64, *const c_void) -> i32,
@@ -783,14 +789,39 @@ impl Writer {
         let t = types::build(dt, path, 0)?;
         let fsize = usize::try_from(dt.size)
             .map_err(|_| WriteError::new(path, "datatype", "size too large"))?;
+        // libhdf5 reads `n x H5Tget_size` bytes from the buffer whatever the
+        // declared size says: both layouts must hold exactly `n` elements
+        // (a declared size of 0 would otherwise give an empty buffer).
+        let mem_bytes = n.checked_mul(t.mem_size);
+        if n.checked_mul(fsize) != Some(bytes.len()) || mem_bytes.is_none() || fsize == 0 {
+            return Err(WriteError::new(
+                path,
+                "memory buffer",
+                format!(
+                    "{} bytes given for {n} elements of {fsize} bytes ({} in memory)",
+                    bytes.len(),
+                    t.mem_size
+                ),
+            ));
+        }
         if !types::needs_buffer(dt, 0) {
+            // build() guarantees mem_size == fsize for these.
             let rc = locked(|| write(t.hid.id(), bytes.as_ptr().cast::<c_void>()));
             check(rc, path, what)?;
             return Ok(());
         }
-        let n = bytes.len().checked_div(fsize).unwrap_or(0);
         let mut fill = types::Fill::new(path, bytes, heap, &self.refs, fid);
-        fill.run(dt, n, fsize, t.mem_size)?;
+        fill.region_budget = self.region_budget;
+        let filled = fill.run(dt, n, fsize, t.mem_size);
+        self.region_budget = fill.region_budget;
+        filled?;
+        if Some(fill.mem.len()) != mem_bytes {
+            return Err(WriteError::new(
+                path,
+                "memory buffer",
+                "buffer does not hold every element",
+            ));
+        }
         let rc = locked(|| write(t.hid.id(), fill.mem.as_ptr().cast::<c_void>()));
         let notes = std::mem::take(&mut fill.notes);
         drop(fill);
@@ -840,6 +871,7 @@ impl Writer {
         self.with_buffer(
             &where_,
             datatype,
+            n,
             value,
             heap,
             |mt, buf| unsafe { h5a::H5Awrite(aid, mt, buf) },
@@ -887,7 +919,7 @@ impl Writer {
     ) -> Result<(), WriteError> {
         let n = Self::elements(&ds.dataspace, path)?;
         let need = Self::byte_count(path, "write", n as u64, ds, bytes)?;
-        if need == 0 {
+        if n == 0 {
             return Ok(());
         }
         let did = self.dataset(path)?;
@@ -896,6 +928,7 @@ impl Writer {
         self.with_buffer(
             path,
             &ds.datatype,
+            n,
             bytes,
             heap,
             |mt, buf| unsafe { h5d::H5Dwrite(did, mt, h5s::H5S_ALL, h5s::H5S_ALL, xid, buf) },
@@ -940,9 +973,10 @@ impl Writer {
         let elements = count
             .iter()
             .try_fold(1u64, |a, c| a.checked_mul(*c))
+            .and_then(|e| usize::try_from(e).ok())
             .ok_or_else(|| WriteError::new(path, "write block", "size overflow"))?;
-        let n = Self::byte_count(path, "write block", elements, ds, bytes)?;
-        if n == 0 {
+        let n = Self::byte_count(path, "write block", elements as u64, ds, bytes)?;
+        if elements == 0 {
             return Ok(());
         }
         let did = self.dataset(path)?;
@@ -979,6 +1013,7 @@ impl Writer {
         self.with_buffer(
             path,
             &ds.datatype,
+            elements,
             bytes,
             heap,
             |mt, buf| unsafe { h5d::H5Dwrite(did, mt, mid, fid, xid, buf) },
@@ -1321,6 +1356,50 @@ mod tests {
     fn errors_name_path_and_action() {
         let e = WriteError::new("/d", "H5Dcreate2", "boom");
         assert_eq!(e.to_string(), "/d: H5Dcreate2: boom");
+    }
+
+    #[test]
+    fn buffer_matches_the_element_count_when_the_declared_size_is_0() {
+        // An array of 3 object references declaring 0 bytes: the attribute
+        // value is 0 bytes, but libhdf5 reads 24 bytes per element from the
+        // memory buffer (which was built for 0 / 0 = 0 elements).
+        use crate::format::message::datatype::{DatatypeClass, ReferenceKind};
+        let r = Datatype {
+            version: 1,
+            size: 8,
+            class: DatatypeClass::Reference {
+                kind: ReferenceKind::Object,
+                revision: None,
+            },
+        };
+        let lying = Datatype {
+            version: 2,
+            size: 0,
+            class: DatatypeClass::Array {
+                dims: vec![3],
+                base: Box::new(r),
+            },
+        };
+        let space = Dataspace {
+            version: 1,
+            kind: DataspaceKind::Simple,
+            dims: vec![1000],
+            max_dims: None,
+        };
+        let scalar = Dataspace {
+            kind: DataspaceKind::Scalar,
+            dims: vec![],
+            ..space.clone()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = Writer::create(&dir.path().join("out.h5")).unwrap();
+        w.group("/").unwrap();
+        for s in [&space, &scalar] {
+            let e = w
+                .attribute("/", "r", &lying, s, &[], &HeapValues::default())
+                .expect_err("refused");
+            assert!(e.message.contains("0 bytes given for"), "{e}");
+        }
     }
 
     #[test]

@@ -38,6 +38,13 @@ const PTR: usize = std::mem::size_of::<usize>();
 /// Size of `hvl_t` (memory form of a variable-length sequence).
 const HVL: usize = 2 * std::mem::size_of::<usize>();
 
+/// Most work recreating one region reference may cost libhdf5 (see
+/// [`region_cost`]): 2,048 listed blocks, or a regular hyperslab of a
+/// million blocks in one dimension (16 MiB serialized).
+pub(crate) const MAX_REGION_COST: u64 = 1 << 22;
+/// Work all the region references of one output may cost together.
+pub(crate) const MAX_REGION_TOTAL: u64 = 1 << 26;
+
 /// A libhdf5 datatype built from a parsed one, with its memory size.
 pub(crate) struct Built {
     pub hid: Hid,
@@ -550,6 +557,8 @@ pub(crate) struct Fill<'a> {
     pub refs: &'a HashMap<u64, String>,
     pub file: hid_t,
     pub notes: Vec<String>,
+    /// What region references may still cost (see [`region_cost`]).
+    pub region_budget: u64,
     missing_slots: u64,
 }
 
@@ -571,6 +580,7 @@ impl<'a> Fill<'a> {
             refs,
             file,
             notes: Vec::new(),
+            region_budget: MAX_REGION_TOTAL,
             missing_slots: 0,
         }
     }
@@ -831,8 +841,13 @@ impl<'a> Fill<'a> {
                         ));
                     }
                     let dst = self.mem.as_mut_ptr().wrapping_add(moff);
-                    let made =
-                        create_region_reference(self.file, dst, target, &r.selection.selection);
+                    let made = create_region_reference(
+                        self.file,
+                        dst,
+                        target,
+                        &r.selection.selection,
+                        &mut self.region_budget,
+                    );
                     if made.is_err() {
                         // Whatever a failed H5Rcreate left there: null.
                         self.put(moff, &[0; std::mem::size_of::<hdset_reg_ref_t>()])?;
@@ -851,15 +866,38 @@ impl<'a> Fill<'a> {
     }
 }
 
+/// What recreating `selection` costs libhdf5 1.10, in coordinates handled
+/// (`None` on overflow): it serializes points and regular hyperslabs
+/// coordinate by coordinate (a regular hyperslab as every one of its
+/// blocks, start and end), and OR-s each listed block into those before it
+/// (quadratic: 10,000 blocks take seconds).
+fn region_cost(selection: &Selection) -> Option<u64> {
+    match selection {
+        Selection::None | Selection::All => Some(0),
+        Selection::Points { coords, .. } => u64::try_from(coords.len()).ok(),
+        Selection::Regular(dims) => dims
+            .iter()
+            .try_fold(1u64, |a, d| a.checked_mul(d.count))?
+            .checked_mul(2 * dims.len() as u64),
+        Selection::Blocks { corners, .. } => {
+            let k = selection.len() as u64;
+            k.checked_mul(k)?.checked_add(corners.len() as u64)
+        }
+    }
+}
+
 /// Applies `selection` to the dataspace of the dataset `target` (which must
-/// exist in `file`) after checking that it fits its current extent, and
-/// writes the region reference into `dst` (12 bytes, `hdset_reg_ref_t`,
-/// checked by the caller). Errors say why no reference was made.
+/// exist in `file`) after checking that it fits its current extent and
+/// that its cost fits both [`MAX_REGION_COST`] and `budget` (which it is
+/// taken from), and writes the region reference into `dst` (12 bytes,
+/// `hdset_reg_ref_t`, checked by the caller). Errors say why no reference
+/// was made.
 fn create_region_reference(
     file: hid_t,
     dst: *mut u8,
     target: &str,
     selection: &Selection,
+    budget: &mut u64,
 ) -> Result<(), String> {
     let err = |e: WriteError| e.message;
     if !super::path_exists(file, target).map_err(err)? {
@@ -894,6 +932,17 @@ fn create_region_reference(
         check(rc, target, "H5Sget_simple_extent_dims").map_err(err)?;
     }
     selection.check_within(&dims)?;
+    let cost = region_cost(selection);
+    match cost.filter(|c| *c <= MAX_REGION_COST && *c <= *budget) {
+        Some(c) => *budget -= c,
+        None => {
+            return Err(format!(
+                "selection too large to recreate (cost {}, limit {MAX_REGION_COST} per \
+                 reference, {budget} left for this output)",
+                cost.map_or("overflowing".to_string(), |c| c.to_string())
+            ))
+        }
+    }
     select(sid, selection, target).map_err(err)?;
     locked(|| unsafe {
         check(
@@ -1125,6 +1174,102 @@ mod tests {
         let mut f = Fill::new("/x", &src, &none, &refs, -1);
         f.run(&vstr(), 1, 16, PTR).unwrap();
         assert_eq!(f.notes.len(), 1);
+    }
+
+    /// A file holding a chunked, unallocated dataset "/t" of `dims`.
+    fn target(dir: &std::path::Path, dims: &[usize]) -> hdf5::File {
+        let f = hdf5::File::create(dir.join("t.h5")).unwrap();
+        let chunk: Vec<usize> = dims.iter().map(|_| 1024).collect();
+        f.new_dataset::<u8>()
+            .chunk(chunk)
+            .shape(dims)
+            .create("t")
+            .unwrap();
+        f
+    }
+
+    /// Fills `n` region references, each resolved to `sel` on "/t" of `f`:
+    /// the notes and the time taken.
+    fn fill_regions(f: &hdf5::File, n: usize, sel: Selection) -> (Vec<String>, f64) {
+        use crate::format::selection::{DataspaceSelection, RegionReference};
+        let dt = Datatype {
+            version: 1,
+            size: 12,
+            class: DatatypeClass::Reference {
+                kind: ReferenceKind::DatasetRegion,
+                revision: None,
+            },
+        };
+        let value = RegionValue::Resolved(RegionReference {
+            object: 0x100,
+            selection: DataspaceSelection {
+                selection_type: 2,
+                version: 3,
+                encode_size: 8,
+                selection: sel,
+            },
+        });
+        let heap = HeapValues {
+            vlen: vec![],
+            regions: (0..n)
+                .map(|i| super::super::RegionSlot {
+                    offset: 12 * i,
+                    value: value.clone(),
+                })
+                .collect(),
+        };
+        let refs = HashMap::from([(0x100u64, "/t".to_string())]);
+        let src = vec![1u8; 12 * n];
+        let mut fill = Fill::new("/r", &src, &heap, &refs, f.id());
+        let t = std::time::Instant::now();
+        fill.run(&dt, n, 12, 12).unwrap();
+        (fill.notes, t.elapsed().as_secs_f64())
+    }
+
+    fn block_list(n: u64) -> Selection {
+        Selection::Blocks {
+            rank: 1,
+            corners: (0..n).flat_map(|i| [4 * i, 4 * i + 1]).collect(),
+        }
+    }
+
+    #[test]
+    fn region_selections_are_bounded_in_time_and_memory() {
+        // Review finding: libhdf5 1.10 OR-s hyperslab blocks in super-
+        // quadratic time (10,000 blocks 2 s, 40,000 blocks 47 s: a 160 KB
+        // heap object), and expands a regular hyperslab into every block
+        // (8 bytes x rank each) when it serializes a region reference.
+        let dir = tempfile::tempdir().unwrap();
+        let f = target(dir.path(), &[1 << 40]);
+        let (notes, secs) = fill_regions(&f, 1, block_list(40_000));
+        assert!(secs < 10.0, "{secs} s");
+        assert!(notes.len() == 1 && notes[0].contains("limit"), "{notes:?}");
+        let huge = Selection::Regular(vec![crate::format::selection::RegularDim {
+            start: 0,
+            stride: 2,
+            count: 1 << 36,
+            block: 1,
+        }]);
+        let (notes, secs) = fill_regions(&f, 1, huge);
+        assert!(secs < 10.0, "{secs} s");
+        assert!(notes.len() == 1 && notes[0].contains("limit"), "{notes:?}");
+        // Small selections pass.
+        let (notes, _) = fill_regions(&f, 3, block_list(10));
+        assert!(notes.is_empty(), "{notes:?}");
+    }
+
+    #[test]
+    fn region_selections_share_one_budget() {
+        // Many references each under the per-reference limit still add up:
+        // the writer has one budget, after which references are null, said.
+        let dir = tempfile::tempdir().unwrap();
+        let f = target(dir.path(), &[1 << 20]);
+        let (notes, secs) = fill_regions(&f, 200, block_list(1500));
+        assert!(secs < 30.0, "{secs} s");
+        assert!(
+            !notes.is_empty() && notes.iter().all(|n| n.contains("limit")),
+            "{notes:?}"
+        );
     }
 
     #[test]
