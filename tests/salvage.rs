@@ -637,3 +637,83 @@ fn stale_temp_file_of_a_killed_run_is_removed() {
         rep.notes
     );
 }
+
+/// Absolute offsets of the level-0 chunk B-tree nodes (v1, type 1) in `b`.
+fn chunk_leaves(b: &[u8]) -> Vec<usize> {
+    b.windows(6)
+        .enumerate()
+        .filter(|(_, w)| &w[..4] == b"TREE" && w[4] == 1 && w[5] == 0)
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// Two v1 B-tree leaves of one dataset: the first key of one is damaged
+/// into the offset the other leaf starts with (each leaf still increases,
+/// v1 nodes carry no checksum). The index now lists chunk [0] twice with
+/// different bytes and no longer lists the chunk whose key was damaged:
+/// which entry holds [0] cannot be told, and the lost offset would read as
+/// the fill value. The dataset must not be reported recovered.
+#[test]
+fn duplicate_chunk_offsets_are_not_recovered() {
+    if !have_h5py() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let healthy = dir.path().join("healthy.h5");
+    let ok = Command::new("python3")
+        .env("HDF5_USE_FILE_LOCKING", "FALSE")
+        .arg("-c")
+        .arg(
+            "import h5py, numpy as np, sys\n\
+             with h5py.File(sys.argv[1], 'w', libver='earliest') as f:\n\
+             \x20   f.create_dataset('d', data=np.arange(200, dtype='<i4') + 1000, chunks=(2,))\n",
+        )
+        .arg(&healthy)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    let mut bytes = std::fs::read(&healthy).unwrap();
+    // Key 0 of a rank-1 chunk leaf: after the 24-byte node prefix, the
+    // 4-byte size and 4-byte filter mask come the offsets.
+    let first =
+        |b: &[u8], leaf: usize| u64::from_le_bytes(b[leaf + 32..leaf + 40].try_into().unwrap());
+    let leaves = chunk_leaves(&bytes);
+    assert!(leaves.len() >= 2, "{leaves:?}");
+    let low = *leaves.iter().min_by_key(|&&l| first(&bytes, l)).unwrap();
+    let high = *leaves.iter().max_by_key(|&&l| first(&bytes, l)).unwrap();
+    let lowest = first(&bytes, low);
+    bytes[high + 32..high + 40].copy_from_slice(&lowest.to_le_bytes());
+    let input = dir.path().join("damaged.h5");
+    std::fs::write(&input, &bytes).unwrap();
+    let out = dir.path().join("out.h5");
+    let rep = salvage(&input, &out, false).unwrap();
+    let d = rep.objects.iter().find(|o| o.path == "/d").unwrap();
+    assert_eq!(d.result, "partial", "{d:?}");
+    assert!(
+        d.reasons.iter().any(|r| r.contains("listed 2 times")),
+        "{d:?}"
+    );
+    // Nothing written for the ambiguous offset; everything else intact.
+    let check = Command::new("python3")
+        .env("HDF5_USE_FILE_LOCKING", "FALSE")
+        .arg("-c")
+        .arg(
+            "import h5py, numpy as np, sys\n\
+             f = h5py.File(sys.argv[1], 'r')\n\
+             d = f['d'][:]\n\
+             assert 'h5salvage_missing' in f['d'].attrs\n\
+             want = np.arange(200, dtype='<i4') + 1000\n\
+             assert (d[:2] == 0).all(), d[:2]\n\
+             bad = [i for i in range(2, 200) if d[i] != want[i] and d[i] != 0]\n\
+             assert not bad, bad\n",
+        )
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+}

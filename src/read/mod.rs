@@ -224,7 +224,27 @@ fn chunked<'a>(image: &Image<'a>, ds: &Dataset, dims: &[u64], flags: u8) -> Data
     let mut unverified = Vec::new();
     let mut unverified_filters: Vec<String> = Vec::new();
     let mut failed = Vec::new();
+    // An offset the index lists more than once: a key was damaged (v1
+    // B-tree keys carry no checksum), so which entry holds that offset
+    // cannot be told, and the chunk whose key it was lost its own offset.
+    let mut listed: std::collections::HashMap<&[u64], usize> = std::collections::HashMap::new();
     for c in &ds.chunks {
+        *listed.entry(c.offset.as_slice()).or_default() += 1;
+    }
+    for c in &ds.chunks {
+        let times = listed.get(c.offset.as_slice()).copied().unwrap_or(0);
+        if times > 1 {
+            failed.push(ChunkFailure {
+                offset: c.offset.clone(),
+                address: c.address,
+                reason: format!(
+                    "offset listed {times} times by the chunk index: which entry holds it \
+                     cannot be told, and a chunk whose key was damaged is missing at an \
+                     unknown offset (its elements read as the fill value)"
+                ),
+            });
+            continue;
+        }
         match verify_chunk(image, ds, dims, flags, c, expected_len) {
             Ok((v, None)) => chunks.push(v),
             Ok((v, Some(filter))) => {
@@ -837,6 +857,29 @@ mod tests {
             panic!()
         };
         assert_eq!(failed.len(), 1, "zeros are no zlib stream");
+    }
+
+    #[test]
+    fn offsets_listed_twice_fail() {
+        let file: Vec<u8> = (0..64u8).collect();
+        let img = Image::new(&file, 0, Sizes::DEFAULT);
+        let ds = chunked_ds(
+            vec![12],
+            vec![4],
+            vec![
+                chunk(vec![0], 0, 16),
+                chunk(vec![0], 16, 16),
+                chunk(vec![8], 32, 16),
+            ],
+        );
+        let DatasetData::Chunked { chunks, failed, .. } = dataset_data(&img, &ds) else {
+            panic!()
+        };
+        assert_eq!(chunks.len(), 1);
+        assert_eq!(chunks[0].offset, [8]);
+        assert_eq!(failed.len(), 2);
+        assert!(failed[0].reason.contains("listed 2 times"));
+        assert!(assemble(&img, &ds).is_err());
     }
 
     #[test]
