@@ -794,6 +794,7 @@ fn same_unit(
         if c.kind != o.kind {
             return Err(format!("{dest} is a {} in the output", c.kind.as_str()));
         }
+        same_attributes(image, o, out_image, c).map_err(|e| format!("{dest}: {e}"))?;
         let (Some(a), Some(b)) = (&o.dataset, &c.dataset) else {
             continue;
         };
@@ -804,22 +805,62 @@ fn same_unit(
         }
         let x = crate::read::assemble(image, a).map_err(|e| format!("{}: {e}", o.path))?;
         let y = crate::read::assemble(out_image, b).map_err(|e| format!("{dest}: {e}"))?;
-        if a.datatype.is_variable_length() {
-            let vx = crate::read::vlen::resolve_vlen(image, &a.datatype, &x)
-                .map_err(|e| format!("{}: {e}", o.path))?;
-            let vy = crate::read::vlen::resolve_vlen(out_image, &b.datatype, &y)
-                .map_err(|e| format!("{dest}: {e}"))?;
-            let same = vx.len() == vy.len()
-                && vx
-                    .iter()
-                    .zip(&vy)
-                    .all(|(p, q)| p.offset == q.offset && p.count == q.count && p.data == q.data);
-            if !same {
-                return Err(format!("{dest}: variable-length values differ"));
-            }
-        } else if x != y {
-            return Err(format!("{dest}: bytes differ"));
+        same_values(image, &a.datatype, &x, out_image, &y).map_err(|e| format!("{dest}: {e}"))?;
+    }
+    Ok(())
+}
+
+/// Every attribute of the input object `o` is on its output counterpart
+/// `c` with the same type, shape and value (the output's own
+/// `h5salvage_*` marks aside).
+fn same_attributes(
+    image: &crate::format::Image,
+    o: &crate::inventory::Object,
+    out_image: &crate::format::Image,
+    c: &crate::inventory::Object,
+) -> Result<(), String> {
+    for a in &o.attributes {
+        let Some(b) = c.attributes.iter().find(|b| b.name == a.name) else {
+            return Err(format!("attribute {:?} missing from the output", a.name));
+        };
+        let (Some(ta), Some(tb)) = (&a.message.datatype, &b.message.datatype) else {
+            return Err(format!("attribute {:?}: datatype unknown", a.name));
+        };
+        let (Some(sa), Some(sb)) = (&a.message.dataspace, &b.message.dataspace) else {
+            return Err(format!("attribute {:?}: dataspace unknown", a.name));
+        };
+        if sa.kind != sb.kind || sa.dims != sb.dims || normalized(ta) != normalized(tb) {
+            return Err(format!("attribute {:?}: shape or type differs", a.name));
         }
+        same_values(image, ta, &a.message.value, out_image, &b.message.value)
+            .map_err(|e| format!("attribute {:?}: {e}", a.name))?;
+    }
+    Ok(())
+}
+
+/// Elements `x` of the input and `y` of the output (same datatype `t`)
+/// hold the same values; variable-length values are compared as values.
+fn same_values(
+    image: &crate::format::Image,
+    t: &Datatype,
+    x: &[u8],
+    out_image: &crate::format::Image,
+    y: &[u8],
+) -> Result<(), String> {
+    if t.is_variable_length() {
+        let vx = crate::read::vlen::resolve_vlen(image, t, x).map_err(|e| format!("input: {e}"))?;
+        let vy =
+            crate::read::vlen::resolve_vlen(out_image, t, y).map_err(|e| format!("output: {e}"))?;
+        let same = vx.len() == vy.len()
+            && vx
+                .iter()
+                .zip(&vy)
+                .all(|(p, q)| p.offset == q.offset && p.count == q.count && p.data == q.data);
+        if !same {
+            return Err("variable-length values differ".into());
+        }
+    } else if x != y {
+        return Err("bytes differ".into());
     }
     Ok(())
 }

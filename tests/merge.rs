@@ -709,3 +709,40 @@ fn gnu_parallel_recipe_matches_the_direct_merge() {
         "groups missing from the recipe's merge: {missing:?}"
     );
 }
+
+/// Two inputs hold the same unit with the same data but different
+/// attribute values: the second copy is a duplicate, its values are not in
+/// OUTPUT, so --remove-merged must keep it.
+#[test]
+fn remove_merged_keeps_an_input_whose_attributes_differ() {
+    if !have_h5py() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a.h5"), dir.path().join("b.h5"));
+    for (file, run) in [(&a, "1"), (&b, "2")] {
+        let (ok, text) = python(&[
+            "-c".as_ref(),
+            "import h5py, numpy as np, sys\n\
+             with h5py.File(sys.argv[1], 'w') as f:\n\
+             \x20   g = f.create_group('g')\n\
+             \x20   g.attrs['run'] = int(sys.argv[2])\n\
+             \x20   x = g.create_dataset('x', data=np.arange(10, dtype='<i4'))\n\
+             \x20   x.attrs['seed'] = int(sys.argv[2]) * 10\n"
+                .as_ref(),
+            file.as_os_str(),
+            run.as_ref(),
+        ]);
+        assert!(ok, "{text}");
+    }
+    let out = dir.path().join("merged.h5");
+    let mut o = opts(&[a.clone(), b.clone()], &out);
+    o.remove_merged = true;
+    let rep = merge(&o).unwrap();
+    assert!(!a.exists(), "a.h5 is in the output in full");
+    assert!(
+        b.exists(),
+        "b.h5 removed although its attribute values are not in the output: {:?}",
+        input_report(&rep, "b.h5")
+    );
+}
