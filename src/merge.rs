@@ -859,6 +859,24 @@ fn same_values(
         if !same {
             return Err("variable-length values differ".into());
         }
+        // The bytes around the slots (fixed members of a compound) must be
+        // equal too; the slots themselves hold heap addresses.
+        let masked =
+            |raw: &[u8], slots: &[crate::read::vlen::VlenSlot], img: &crate::format::Image| {
+                let len = usize::try_from(crate::format::global_heap::vlen_element_size(img.sizes))
+                    .unwrap_or(usize::MAX);
+                let mut m = raw.to_vec();
+                for s in slots {
+                    let end = s.offset.saturating_add(len).min(m.len());
+                    if let Some(slot) = m.get_mut(s.offset..end) {
+                        slot.fill(0);
+                    }
+                }
+                m
+            };
+        if masked(x, &vx, image) != masked(y, &vy, out_image) {
+            return Err("bytes differ".into());
+        }
     } else if x != y {
         return Err("bytes differ".into());
     }

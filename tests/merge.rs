@@ -746,3 +746,39 @@ fn remove_merged_keeps_an_input_whose_attributes_differ() {
         input_report(&rep, "b.h5")
     );
 }
+
+/// Two inputs hold the same unit whose compound dataset has a
+/// variable-length string member: equal strings, different integers. The
+/// second copy's integers are not in OUTPUT, so --remove-merged must keep it.
+#[test]
+fn remove_merged_compares_the_fixed_members_of_vlen_compounds() {
+    if !have_h5py() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a.h5"), dir.path().join("b.h5"));
+    for (file, base) in [(&a, "0"), (&b, "100")] {
+        let (ok, text) = python(&[
+            "-c".as_ref(),
+            "import h5py, numpy as np, sys\n\
+             t = np.dtype([('n', '<i4'), ('s', h5py.string_dtype())])\n\
+             v = np.array([(int(sys.argv[2]) + i, 'w%d' % i) for i in range(4)], dtype=t)\n\
+             with h5py.File(sys.argv[1], 'w') as f:\n\
+             \x20   f.create_group('g').create_dataset('x', data=v)\n"
+                .as_ref(),
+            file.as_os_str(),
+            base.as_ref(),
+        ]);
+        assert!(ok, "{text}");
+    }
+    let out = dir.path().join("merged.h5");
+    let mut o = opts(&[a.clone(), b.clone()], &out);
+    o.remove_merged = true;
+    let rep = merge(&o).unwrap();
+    assert!(!a.exists(), "a.h5 is in the output in full");
+    assert!(
+        b.exists(),
+        "b.h5 removed although its integers are not in the output: {:?}",
+        input_report(&rep, "b.h5")
+    );
+}
