@@ -781,6 +781,32 @@ fn same_unit(
     out_inv: &Inventory,
     out_image: &crate::format::Image,
 ) -> Result<(), String> {
+    // Second hard links and soft or external links must be in OUTPUT too.
+    for o in inv.objects.iter().filter(|o| o.hard_link_of.is_some()) {
+        let Some(dest) = map_path(&o.path, &u.source, &u.dest) else {
+            continue;
+        };
+        if out_inv.object(&dest).is_none() {
+            return Err(format!("{dest}: hard link missing from the output"));
+        }
+    }
+    for l in &inv.links {
+        let Some(dest) = map_path(&l.path, &u.source, &u.dest) else {
+            continue;
+        };
+        let target = if l.kind == "soft" {
+            map_path(&l.target, &u.source, &u.dest).unwrap_or_else(|| l.target.clone())
+        } else {
+            l.target.clone()
+        };
+        let found = out_inv
+            .links
+            .iter()
+            .any(|m| m.path == dest && m.kind == l.kind && m.target == target && m.file == l.file);
+        if !found {
+            return Err(format!("{dest}: {} link missing from the output", l.kind));
+        }
+    }
     for o in inv.objects.iter().filter(|o| o.hard_link_of.is_none()) {
         let Some(dest) = map_path(&o.path, &u.source, &u.dest) else {
             continue;

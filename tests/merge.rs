@@ -782,3 +782,39 @@ fn remove_merged_compares_the_fixed_members_of_vlen_compounds() {
         input_report(&rep, "b.h5")
     );
 }
+
+/// Two inputs hold the same unit, the second with a soft link the first
+/// lacks: the link is not in OUTPUT, so --remove-merged must keep it.
+#[test]
+fn remove_merged_keeps_an_input_whose_links_are_not_in_the_output() {
+    if !have_h5py() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a.h5"), dir.path().join("b.h5"));
+    for (file, link) in [(&a, "0"), (&b, "1")] {
+        let (ok, text) = python(&[
+            "-c".as_ref(),
+            "import h5py, numpy as np, sys\n\
+             with h5py.File(sys.argv[1], 'w') as f:\n\
+             \x20   g = f.create_group('g')\n\
+             \x20   g.create_dataset('x', data=np.arange(10, dtype='<i4'))\n\
+             \x20   if sys.argv[2] == '1':\n\
+             \x20       g['alias'] = h5py.SoftLink('/g/x')\n"
+                .as_ref(),
+            file.as_os_str(),
+            link.as_ref(),
+        ]);
+        assert!(ok, "{text}");
+    }
+    let out = dir.path().join("merged.h5");
+    let mut o = opts(&[a.clone(), b.clone()], &out);
+    o.remove_merged = true;
+    let rep = merge(&o).unwrap();
+    assert!(!a.exists(), "a.h5 is in the output in full");
+    assert!(
+        b.exists(),
+        "b.h5 removed although its soft link is not in the output: {:?}",
+        input_report(&rep, "b.h5")
+    );
+}
