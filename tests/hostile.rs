@@ -123,6 +123,25 @@ fn contiguous_address_past_the_end_and_wrapping() {
     }
 }
 
+/// A contiguous address damaged into the dataset's own object header: the
+/// header bytes are no data (chunks overlapping their header are already
+/// distrusted), so the dataset may not be written as recovered.
+#[test]
+fn contiguous_data_over_its_own_header() {
+    let mut b = fixture("rich_earliest.h5");
+    let (header, _) = messages(&b, "/datasets/contiguous");
+    let m = message(&b, "/datasets/contiguous", kind::DATA_LAYOUT);
+    assert_eq!(b[m.body_offset as usize], 3);
+    put_u64(&mut b, m.body_offset + 2, header);
+    let (inv, rep) = run("contiguous over its header", b);
+    let o = inv.object("/datasets/contiguous").unwrap();
+    assert_eq!(o.status, Status::Partial, "{}", problems(&inv, &o.path));
+    assert!(
+        !rep.contains("path: \"/datasets/contiguous\", kind: \"dataset\", result: \"recovered\""),
+        "{rep}"
+    );
+}
+
 #[test]
 fn continuation_pointing_at_its_own_header() {
     let mut b = fixture("rich_earliest.h5");

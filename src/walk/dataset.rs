@@ -74,6 +74,21 @@ fn account(image: &Image, ds: &mut Dataset, obj: &mut Object) {
                 _ => 0,
             };
             ds.coverage.bytes_present = Some(present);
+            // Data over the dataset's own header: the layout's address is
+            // damaged (as for chunks, see `distrust_overlaps`).
+            if let Some(start) = image.absolute(address).filter(|_| present > 0) {
+                let end = start.saturating_add(present);
+                if obj.header_spans.iter().any(|&(s, e)| start < e && s < end) {
+                    obj.damage(
+                        Status::Partial,
+                        Problem::new(
+                            Some(start),
+                            INCONSISTENT,
+                            "contiguous data overlaps the dataset's own object header",
+                        ),
+                    );
+                }
+            }
             if present < expected {
                 obj.damage(
                     Status::Partial,
