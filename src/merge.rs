@@ -266,6 +266,28 @@ fn units_of(inv: &Inventory, stem: &str, exclude: &[String]) -> Vec<Unit> {
     units
 }
 
+/// Every path of `output` at or above an object a previous run marked
+/// `h5salvage_status` (empty if it cannot be read).
+fn partial_paths(output: &Path) -> HashSet<String> {
+    let mut out = HashSet::new();
+    let Ok(inv) = crate::source::scan_path(output) else {
+        return out;
+    };
+    for o in &inv.objects {
+        if !o.attributes.iter().any(|a| a.name == "h5salvage_status") {
+            continue;
+        }
+        let mut p = o.path.as_str();
+        while out.insert(p.to_string()) {
+            match p.rfind('/') {
+                Some(0) | None => break,
+                Some(i) => p = p.get(..i).unwrap_or("/"),
+            }
+        }
+    }
+    out
+}
+
 /// `source` or a path below it, mapped to `dest`.
 /// The entry of `map` named by `path` itself or its nearest ancestor.
 fn nearest(path: &str, map: &HashMap<&str, usize>) -> Option<usize> {
@@ -331,6 +353,11 @@ struct Plan {
     deferred: BTreeMap<String, (usize, Status)>,
     /// Destinations OUTPUT held before this run.
     present: HashSet<String>,
+    /// Paths in OUTPUT (before this run) at or above an object marked
+    /// `h5salvage_status`: a unit there is a partial copy.
+    partial_in_output: HashSet<String>,
+    /// Destinations whose partial copy in OUTPUT an intact copy replaces.
+    replace: HashSet<String>,
 }
 
 impl Plan {
@@ -349,6 +376,11 @@ impl Plan {
             return Ok(false);
         }
         if exists(&u.dest)? {
+            if u.quality == Status::Intact && self.partial_in_output.contains(&u.dest) {
+                // An intact copy beats the partial one a previous run wrote.
+                self.replace.insert(u.dest.clone());
+                return Ok(true);
+            }
             self.present.insert(u.dest.clone());
             return Ok(false);
         }
@@ -431,8 +463,58 @@ impl MergeState {
         if units.is_empty() {
             return Ok(());
         }
-        match write_units(w, &s.path, inv, &units) {
-            Ok((list, notes)) => {
+        // Partial copies an intact one replaces are moved aside first and
+        // put back if the intact copy does not come out whole.
+        let mut aside: Vec<(String, String)> = Vec::new();
+        for u in &units {
+            if self.plan.replace.contains(&u.dest) {
+                let to = format!("{}~h5salvage-replaced", u.dest);
+                w.rename(&u.dest, &to)
+                    .map_err(|e| MergeError::Salvage(s.path.display().to_string(), e.into()))?;
+                aside.push((u.dest.clone(), to));
+            }
+        }
+        let result = write_units(w, &s.path, inv, &units);
+        let merged: HashSet<String> = match &result {
+            Ok((list, _)) => list
+                .iter()
+                .filter(|o| o.result == "merged")
+                .map(|o| o.dest.clone())
+                .collect(),
+            Err(_) => HashSet::new(),
+        };
+        let fatal = |e: WriteError| MergeError::Salvage(s.path.display().to_string(), e.into());
+        for (dest, to) in &aside {
+            if merged.contains(dest) {
+                w.remove(to).map_err(fatal)?;
+                self.notes.push(format!(
+                    "{dest}: the partial copy OUTPUT held was replaced by the intact copy from {}",
+                    s.path.display()
+                ));
+            } else {
+                if w.exists(dest).map_err(fatal)? {
+                    w.remove(dest).map_err(fatal)?;
+                }
+                w.rename(to, dest).map_err(fatal)?;
+                self.plan.replace.remove(dest);
+                self.plan.present.insert(dest.clone());
+            }
+        }
+        match result {
+            Ok((mut list, notes)) => {
+                // A replacement that did not come out whole was undone.
+                for o in &mut list {
+                    if self.plan.present.contains(&o.dest) && !merged.contains(&o.dest) {
+                        o.reasons.insert(
+                            0,
+                            format!(
+                                "not whole ({}): the partial copy in OUTPUT is kept",
+                                o.result
+                            ),
+                        );
+                        o.result = "skipped (present)".into();
+                    }
+                }
                 self.wrote |= list.iter().any(|o| o.result != "lost");
                 self.notes.extend(notes);
                 for o in list {
@@ -500,8 +582,12 @@ pub fn merge(opts: &MergeOptions) -> Result<MergeReport, MergeError> {
         opts.jobs
     }
     .clamp(1, n);
+    let mut plan = Plan::default();
+    if existing {
+        plan.partial_in_output = partial_paths(&opts.output);
+    }
     let mut st = MergeState {
-        plan: Plan::default(),
+        plan,
         scanned: Vec::with_capacity(n),
         outcomes: vec![HashMap::new(); n],
         notes: stale,

@@ -818,3 +818,79 @@ fn remove_merged_keeps_an_input_whose_links_are_not_in_the_output() {
         input_report(&rep, "b.h5")
     );
 }
+
+/// A resumed merge: OUTPUT holds partial copies of some groups (from a
+/// damaged copy of a worker); a later merge of the intact worker replaces
+/// exactly those, and the result equals a merge of the intact worker alone.
+#[test]
+fn resumed_merge_replaces_partial_copies_with_intact_ones() {
+    if !have_h5py() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let damaged = dir.path().join("a_zeroed.h5");
+    let healthy = dir.path().join("b_healthy.h5");
+    let w = &SCENARIO[0];
+    run_worker(&healthy, w, false);
+    let mut b = std::fs::read(&healthy).unwrap();
+    b[..2048].fill(0);
+    std::fs::write(&damaged, b).unwrap();
+    let out = dir.path().join("merged.h5");
+    let first = merge(&opts(std::slice::from_ref(&damaged), &out)).unwrap();
+    let r = input_report(&first, "a_zeroed.h5");
+    assert!(
+        r.partial > 0,
+        "the zeroed copy gave no partial group: {r:?}"
+    );
+    // Nameless groups (under /lost+found) have nothing to be replaced by.
+    let named_partial = r
+        .units
+        .iter()
+        .filter(|u| u.result == "partial" && !u.dest.starts_with("/lost+found/"))
+        .count() as u64;
+    assert!(named_partial > 0, "{r:?}");
+    let second = merge(&opts(std::slice::from_ref(&healthy), &out)).unwrap();
+    let replaced = second
+        .notes
+        .iter()
+        .filter(|n| n.contains("was replaced by the intact copy"))
+        .count() as u64;
+    assert_eq!(replaced, named_partial, "{:?}", second.notes);
+    let r2 = input_report(&second, "b_healthy.h5");
+    // Replaced ones count as merged (with groups the first run lost).
+    assert!(r2.merged >= named_partial, "{r2:?}");
+    assert_eq!(
+        (r2.merged + r2.present, r2.partial),
+        (r2.found, 0),
+        "{r2:?}"
+    );
+    // Nothing partial is left, and the named groups are those of a merge
+    // of the healthy worker alone, with the same data.
+    let alone = dir.path().join("alone.h5");
+    merge(&opts(std::slice::from_ref(&healthy), &alone)).unwrap();
+    let named = |f: &Path| -> Vec<String> {
+        listing(f)
+            .lines()
+            .filter(|l| l.starts_with("/w4_"))
+            // Which input each came from differs, by design.
+            .map(|l| match l.find("h5salvage_source=") {
+                Some(a) => {
+                    let end = l[a..].find([',', ']']).map_or(l.len(), |e| a + e + 1);
+                    format!("{}{}", &l[..a], &l[end..])
+                }
+                None => l.to_string(),
+            })
+            .collect()
+    };
+    assert_eq!(named(&out), named(&alone));
+    let (ok, text) = python(&[
+        std::ffi::OsStr::new("-c"),
+        std::ffi::OsStr::new(
+            "import h5py,sys\nf=h5py.File(sys.argv[1],'r')\nbad=[]\n\
+             f.visititems(lambda n,o: bad.append(n) if n.startswith('w4_') and 'h5salvage_status' in o.attrs else None)\n\
+             print(bad); sys.exit(1 if bad else 0)",
+        ),
+        out.as_os_str(),
+    ]);
+    assert!(ok, "partial marks left: {text}");
+}

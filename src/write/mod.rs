@@ -472,6 +472,60 @@ impl Writer {
         Ok(())
     }
 
+    /// Renames the link `from` to `to` (same file; `to` must not exist,
+    /// its parent must). Forgets cached paths below `from`.
+    pub fn rename(&mut self, from: &str, to: &str) -> Result<(), WriteError> {
+        check_path(from)?;
+        check_path(to)?;
+        self.forget(from);
+        let fid = self.fid(from)?;
+        let (cf, ct) = (cstr(from, from, "rename")?, cstr(to, from, "rename to")?);
+        locked(|| unsafe {
+            check(
+                h5l::H5Lmove(
+                    fid,
+                    cf.as_ptr(),
+                    fid,
+                    ct.as_ptr(),
+                    h5p::H5P_DEFAULT,
+                    h5p::H5P_DEFAULT,
+                ),
+                from,
+                "H5Lmove",
+            )
+        })?;
+        Ok(())
+    }
+
+    /// Removes the link `path` (the object goes when no link is left).
+    pub fn remove(&mut self, path: &str) -> Result<(), WriteError> {
+        check_path(path)?;
+        self.forget(path);
+        let fid = self.fid(path)?;
+        let c = cstr(path, path, "remove")?;
+        locked(|| unsafe {
+            check(
+                h5l::H5Ldelete(fid, c.as_ptr(), h5p::H5P_DEFAULT),
+                path,
+                "H5Ldelete",
+            )
+        })?;
+        Ok(())
+    }
+
+    /// Drops cached state for `path` and everything below it.
+    fn forget(&mut self, path: &str) {
+        let below = format!("{path}/");
+        if self
+            .open
+            .as_ref()
+            .is_some_and(|(p, _)| p == path || p.starts_with(&below))
+        {
+            self.open = None;
+        }
+        self.groups.retain(|g| g != path && !g.starts_with(&below));
+    }
+
     /// Stores `datatype` as a committed (named) datatype at `path`.
     pub fn commit_datatype(&mut self, path: &str, datatype: &Datatype) -> Result<(), WriteError> {
         let fid = self.site(path)?;
