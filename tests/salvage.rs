@@ -717,3 +717,65 @@ fn duplicate_chunk_offsets_are_not_recovered() {
         String::from_utf8_lossy(&check.stderr)
     );
 }
+
+/// Member names that are not UTF-8 (h5py writes any bytes): `b"\xff"` and
+/// `b"\xfe"` both read as U+FFFD, so two members got one path. Found by
+/// review: salvage merged two groups' members into one group and lost one
+/// dataset ("cannot recreate"), while scan said healthy. A name that is
+/// clean but equal to another member's escaped name ("%FF") collides too.
+#[test]
+fn members_whose_names_read_alike_keep_their_own_paths() {
+    if !have_h5py() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("names.h5");
+    let ok = Command::new("python3")
+        .env("HDF5_USE_FILE_LOCKING", "FALSE")
+        .arg("-c")
+        .arg(
+            "import h5py, numpy as np, sys\n\
+             with h5py.File(sys.argv[1], 'w', libver='earliest') as f:\n\
+             \x20   f.create_dataset(b'\\xff', data=np.arange(4))\n\
+             \x20   f.create_dataset(b'\\xfe', data=np.arange(10, 16))\n\
+             \x20   f.create_dataset('%FF', data=np.arange(20, 23))\n\
+             \x20   f.create_group(b'g\\xff')['a'] = 1\n\
+             \x20   f.create_group(b'g\\xfe')['b'] = 2\n",
+        )
+        .arg(&input)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    let bytes = std::fs::read(&input).unwrap();
+    let inv = h5salvage::walk::walk("names.h5", &bytes);
+    let mut paths: Vec<&str> = inv.objects.iter().map(|o| o.path.as_str()).collect();
+    paths.sort_unstable();
+    let n = paths.len();
+    paths.dedup();
+    assert_eq!(paths.len(), n, "two members share a path: {paths:?}");
+    assert_eq!(n, 8, "{paths:?}");
+    let out = dir.path().join("out.h5");
+    let rep = salvage(&input, &out, false).unwrap();
+    assert_eq!(rep.lost, 0, "{:#?}", rep.objects);
+    // Every group holds exactly one member; the datasets keep their values.
+    let check = Command::new("python3")
+        .env("HDF5_USE_FILE_LOCKING", "FALSE")
+        .arg("-c")
+        .arg(
+            "import h5py, sys\n\
+             f = h5py.File(sys.argv[1], 'r')\n\
+             groups = [f[k] for k in f if isinstance(f[k], h5py.Group)]\n\
+             assert sorted(len(g) for g in groups) == [1, 1], [list(g) for g in groups]\n\
+             sums = sorted(int(f[k][()].sum()) for k in f if isinstance(f[k], h5py.Dataset))\n\
+             assert sums == [6, 63, 75], sums\n",
+        )
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+}

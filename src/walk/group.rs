@@ -67,10 +67,32 @@ pub fn members(
         obj.damage(Status::Partial, p);
     }
     let mut out = Members::default();
+    let mut used = std::collections::HashSet::new();
     for (name, target) in named {
-        let (child, bad) = child_path(path, &name);
+        let (mut child, bad) = child_path(path, &name);
         if let Some(why) = bad {
             obj.damage(Status::Partial, Problem::new(None, "link", why));
+        }
+        // Escaped names can equal another member's name: never two members
+        // at one path.
+        if !used.insert(child.clone()) {
+            let stem = child.clone();
+            let mut n = 2u32;
+            while !used.insert(format!("{stem}~{n}")) {
+                n = n.saturating_add(1);
+            }
+            child = format!("{stem}~{n}");
+            obj.damage(
+                Status::Partial,
+                Problem::new(
+                    None,
+                    "link",
+                    format!(
+                        "member name {:?} gives the path of another member: written as {child:?}",
+                        String::from_utf8_lossy(&name)
+                    ),
+                ),
+            );
         }
         match target {
             Target::Hard(addr) => out.hard.push((child, addr)),

@@ -304,22 +304,35 @@ impl Walker<'_> {
 pub fn child_path(parent: &str, name: &[u8]) -> (String, Option<String>) {
     let text = String::from_utf8_lossy(name);
     let mut problem = None;
-    let clean = if text.is_empty()
+    let utf8 = std::str::from_utf8(name).is_ok();
+    let clean = if !utf8
+        || text.is_empty()
         || text == "."
         || text == ".."
         || text.contains('/')
         || text.contains('\0')
     {
-        problem = Some(format!("illegal member name {text:?}: escaped"));
-        let escaped: String = text
-            .chars()
-            .map(|c| match c {
-                '/' => "%2F".to_string(),
-                '\0' => "%00".to_string(),
-                '%' => "%25".to_string(),
-                c => c.to_string(),
-            })
-            .collect();
+        let mut escaped = String::new();
+        for chunk in name.utf8_chunks() {
+            for c in chunk.valid().chars() {
+                match c {
+                    '/' => escaped.push_str("%2F"),
+                    '\0' => escaped.push_str("%00"),
+                    '%' => escaped.push_str("%25"),
+                    c => escaped.push(c),
+                }
+            }
+            // Bytes that are not UTF-8 keep their value (U+FFFD would make
+            // different names one path).
+            for b in chunk.invalid() {
+                escaped.push_str(&format!("%{b:02X}"));
+            }
+        }
+        problem = Some(if utf8 {
+            format!("illegal member name {text:?}: escaped")
+        } else {
+            format!("member name {escaped:?} is not UTF-8: invalid bytes escaped as %XX")
+        });
         match escaped.as_str() {
             "" => "%EMPTY".to_string(),
             "." => "%2E".to_string(),
@@ -350,6 +363,9 @@ mod tests {
         assert!(e.is_some());
         assert_eq!(child_path("/", b"..").0, "/%2E%2E");
         assert_eq!(child_path("/", b"").0, "/%EMPTY");
+        let (p, e) = child_path("/", b"a\xff%\xfe");
+        assert_eq!(p, "/a%FF%25%FE");
+        assert!(e.is_some());
     }
 
     #[test]
