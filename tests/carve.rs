@@ -620,3 +620,51 @@ fn killed_worker_latest_configs_come_back_at_their_names() {
         assert!(name == "trace" || name == "log", "{v}");
     }
 }
+
+/// An HDF5 file kept as the bytes of a dataset (a `u1` blob) in a file
+/// that is not healthy (bytes past the stored end of file, so the walk is
+/// merged with carving): the blob's checksummed `OHDR`s were carved and
+/// added as `/lost+found/dataset_at_...`, whose "data" (the inner file's
+/// address, read in the outer file) was the outer file's own header bytes,
+/// written as recovered. Found by review. Headers inside the raw data of a
+/// walked dataset are data, not structure.
+#[test]
+fn headers_inside_a_walked_datasets_data_are_not_carved_objects() {
+    if !have_h5py() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("outer.h5");
+    let ok = Command::new("python3")
+        .env("HDF5_USE_FILE_LOCKING", "FALSE")
+        .arg("-c")
+        .arg(
+            "import h5py, numpy as np, io, sys\n\
+             bio = io.BytesIO()\n\
+             with h5py.File(bio, 'w', libver='latest') as f:\n\
+             \x20   f.create_dataset('secret', data=np.arange(16, dtype='<i4'))\n\
+             blob = np.frombuffer(bio.getvalue(), dtype='u1')\n\
+             with h5py.File(sys.argv[1], 'w', libver='latest') as f:\n\
+             \x20   f.create_dataset('blob', data=blob)\n\
+             \x20   f.create_dataset('other', data=np.arange(100, dtype='<f8'))\n",
+        )
+        .arg(&path)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes.extend_from_slice(&[0u8; 64]);
+    let walked = h5salvage::walk::walk("outer.h5", &bytes);
+    let merged = merge(walked, carve("outer.h5", &bytes));
+    let paths: Vec<&str> = merged.objects.iter().map(|o| o.path.as_str()).collect();
+    assert_eq!(paths, ["/", "/blob", "/other"], "{paths:?}");
+    assert!(
+        merged
+            .problems
+            .iter()
+            .any(|p| p.message.contains("inside the raw data")),
+        "{:?}",
+        merged.problems
+    );
+}

@@ -1091,10 +1091,35 @@ pub fn merge(walked: Inventory, carved: Inventory) -> Inventory {
     }
     let mut taken: BTreeSet<String> = out.objects.iter().map(|o| o.path.clone()).collect();
     taken.extend(out.links.iter().map(|l| l.path.clone()));
+    let data = walked_data(&out);
+    let in_data = |a: u64| {
+        data.range(..=a)
+            .next_back()
+            .is_some_and(|(_, &end)| a < end)
+    };
+    // Carved paths not added because the header is data (or a member name
+    // comes from such a header); members outside the data are re-rooted.
+    let mut dropped: BTreeSet<String> = BTreeSet::new();
+    let mut in_data_headers: Vec<u64> = Vec::new();
     let mut renamed: HashMap<String, String> = HashMap::new();
     for mut o in carved.objects {
         if walked_at.contains_key(&o.address) {
             continue;
+        }
+        if in_data(o.address) {
+            if o.hard_link_of.is_none() {
+                in_data_headers.push(o.address);
+            }
+            dropped.insert(o.path.clone());
+            continue;
+        }
+        if below(&o.path, &dropped, &renamed) {
+            if o.hard_link_of.is_some() {
+                dropped.insert(o.path.clone());
+                continue;
+            }
+            let lost = format!("{LOST_FOUND}{}_at_{:#x}", o.kind.as_str(), o.address);
+            renamed.insert(o.path.clone(), lost);
         }
         let old = o.path.clone();
         let mut path = rebased(&o.path, &rebase, &renamed);
@@ -1119,6 +1144,9 @@ pub fn merge(walked: Inventory, carved: Inventory) -> Inventory {
         out.objects.push(o);
     }
     for mut l in carved.links {
+        if below(&l.path, &dropped, &renamed) {
+            continue;
+        }
         let path = rebased(&l.path, &rebase, &renamed);
         if taken.contains(&path) {
             continue;
@@ -1127,9 +1155,86 @@ pub fn merge(walked: Inventory, carved: Inventory) -> Inventory {
         taken.insert(path);
         out.links.push(l);
     }
+    if !in_data_headers.is_empty() {
+        let shown: Vec<String> = in_data_headers
+            .iter()
+            .take(10)
+            .map(|a| format!("{a:#x}"))
+            .collect();
+        out.problems.push(Problem::new(
+            None,
+            "carving",
+            format!(
+                "{} object header(s) found by carving lie inside the raw data of walked datasets \
+                 (data that looks like HDF5, e.g. a file stored as a dataset): not added: {}{}",
+                in_data_headers.len(),
+                shown.join(", "),
+                if in_data_headers.len() > 10 {
+                    ", ..."
+                } else {
+                    ""
+                }
+            ),
+        ));
+    }
     out.problems.extend(carved.problems);
     out.carving = carved.carving;
     out
+}
+
+/// Raw data extents (relative start -> end) of the walked datasets:
+/// contiguous data and present chunks.
+fn walked_data(inv: &Inventory) -> BTreeMap<u64, u64> {
+    let mut out: BTreeMap<u64, u64> = BTreeMap::new();
+    let mut add = |start: u64, len: u64| {
+        if len > 0 && !is_undefined(start) {
+            let end = start.saturating_add(len);
+            let e = out.entry(start).or_insert(end);
+            *e = (*e).max(end);
+        }
+    };
+    for o in inv.objects.iter().filter(|o| o.hard_link_of.is_none()) {
+        let Some(ds) = &o.dataset else { continue };
+        match &ds.layout.class {
+            message::data_layout::LayoutClass::Contiguous { address, .. } => {
+                add(*address, ds.coverage.bytes_present.unwrap_or(0));
+            }
+            message::data_layout::LayoutClass::Chunked { .. } => {
+                for c in ds.chunks.iter().filter(|c| c.present) {
+                    add(c.address, c.size);
+                }
+            }
+            _ => {}
+        }
+    }
+    // Overlapping extents (damaged layouts) are merged so that a lookup of
+    // the last start at or before an address sees every extent covering it.
+    let mut merged: BTreeMap<u64, u64> = BTreeMap::new();
+    for (s, e) in out {
+        match merged.iter_mut().next_back() {
+            Some((_, me)) if s <= *me => *me = (*me).max(e),
+            _ => {
+                merged.insert(s, e);
+            }
+        }
+    }
+    merged
+}
+
+/// Whether the nearest ancestor of `path` that was dropped or re-rooted
+/// was dropped.
+fn below(path: &str, dropped: &BTreeSet<String>, renamed: &HashMap<String, String>) -> bool {
+    let mut head = path;
+    while let Some(i) = head.rfind('/').filter(|&i| i > 0) {
+        head = &head[..i];
+        if renamed.contains_key(head) {
+            return false;
+        }
+        if dropped.contains(head) {
+            return true;
+        }
+    }
+    false
 }
 
 /// `path` with its longest moved ancestor replaced.
@@ -1199,6 +1304,79 @@ mod tests {
         );
         assert!(m.carving.is_some());
         assert_eq!(m.objects[0].origin, Origin::Walk);
+    }
+
+    #[test]
+    fn merge_drops_headers_inside_walked_data_and_reroots_their_members() {
+        use crate::format::message::data_layout::DataLayout;
+        use crate::format::message::dataspace::{Dataspace, DataspaceKind};
+        use crate::format::message::datatype::{ByteOrder, Datatype, DatatypeClass};
+        let mut blob = obj("/blob", 200, Origin::Walk);
+        blob.kind = ObjectKind::Dataset;
+        blob.dataset = Some(crate::inventory::Dataset {
+            datatype: Datatype {
+                version: 1,
+                size: 1,
+                class: DatatypeClass::FixedPoint {
+                    order: ByteOrder::LittleEndian,
+                    lo_pad: false,
+                    hi_pad: false,
+                    signed: false,
+                    bit_offset: 0,
+                    precision: 8,
+                },
+            },
+            dataspace: Dataspace {
+                version: 1,
+                kind: DataspaceKind::Simple,
+                dims: vec![500],
+                max_dims: None,
+            },
+            layout: DataLayout {
+                version: 3,
+                class: message::data_layout::LayoutClass::Contiguous {
+                    address: 1000,
+                    size: Some(500),
+                },
+            },
+            filters: None,
+            fill_value: None,
+            chunks: Vec::new(),
+            coverage: crate::inventory::Coverage {
+                bytes_expected: Some(500),
+                bytes_present: Some(500),
+                index_complete: true,
+                ..Default::default()
+            },
+        });
+        let walked = Inventory {
+            objects: vec![obj("/", 96, Origin::Walk), blob],
+            ..Inventory::default()
+        };
+        let mut real = obj("/lost+found/group_at_0x4b0/real", 3000, Origin::Carve);
+        real.kind = ObjectKind::Group;
+        let carved = Inventory {
+            objects: vec![
+                obj("/lost+found/group_at_0x4b0", 1200, Origin::Carve),
+                obj("/lost+found/group_at_0x4b0/fake", 1300, Origin::Carve),
+                real,
+                obj("/lost+found/group_at_0x4b0/real/x", 3100, Origin::Carve),
+            ],
+            carving: Some(CarveSummary::default()),
+            ..Inventory::default()
+        };
+        let m = merge(walked, carved);
+        let paths: Vec<&str> = m.objects.iter().map(|o| o.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "/",
+                "/blob",
+                "/lost+found/group_at_0xbb8",
+                "/lost+found/group_at_0xbb8/x"
+            ]
+        );
+        assert!(m.problems[0].message.contains("0x4b0, 0x514"));
     }
 
     #[test]
