@@ -723,7 +723,9 @@ impl Carver<'_> {
         for l in found {
             by_heap.entry(l.heap).or_default().push(l);
         }
-        let mut root_links: BTreeMap<String, Vec<(u64, u64)>> = BTreeMap::new();
+        // Heap -> name -> candidate (target, offset of the link message).
+        type Names = BTreeMap<String, Vec<(u64, u64)>>;
+        let mut unclaimed: BTreeMap<u64, Names> = BTreeMap::new();
         for (heap, ls) in by_heap {
             let heap_ok = self
                 .image
@@ -762,8 +764,9 @@ impl Carver<'_> {
                     }
                 }
                 None if root_lost => {
+                    let names = unclaimed.entry(heap).or_default();
                     for l in ls {
-                        root_links.entry(l.name).or_default().push((l.target, l.at));
+                        names.entry(l.name).or_default().push((l.target, l.at));
                     }
                 }
                 None => {}
@@ -776,7 +779,7 @@ impl Carver<'_> {
             // own name or header address).
             let mut lost: Vec<(&str, u64)> = dangling
                 .iter()
-                .filter(|l| !root_links.contains_key(&l.name))
+                .filter(|l| !unclaimed.values().any(|n| n.contains_key(&l.name)))
                 .filter(|l| self.image.at("object header", l.target).is_ok())
                 .map(|l| (l.name.as_str(), l.target))
                 .collect();
@@ -802,8 +805,68 @@ impl Carver<'_> {
                 ));
             }
         }
+        // At most one unclaimed heap can be the root's, and nothing on disk
+        // says which: with several, each is rebuilt as a group of its own.
+        let several = unclaimed.len() > 1;
         let mut out = Vec::new();
-        for (name, mut cands) in root_links {
+        for (heap, names) in unclaimed {
+            let members = self.choose_links(names);
+            if !several {
+                out = members;
+                continue;
+            }
+            if self.carved.contains_key(&heap) || self.carved.len() >= MAX_OBJECTS {
+                continue;
+            }
+            let mut o = Object::new(String::new(), heap);
+            o.origin = Origin::Carve;
+            o.kind = ObjectKind::Group;
+            o.damage(
+                Status::Partial,
+                Problem::new(
+                    self.image.absolute(heap),
+                    "object header",
+                    format!(
+                        "object header lost: {} members named by link messages in orphan \
+                         direct blocks of the fractal heap at {:#x}; links of other such heaps \
+                         were found too, so which group (the root or another) this was is not \
+                         known",
+                        members.len(),
+                        self.image.base.saturating_add(heap)
+                    ),
+                ),
+            );
+            self.carved.insert(
+                heap,
+                Carved {
+                    obj: o,
+                    members,
+                    links: Vec::new(),
+                    link_heap: Some(heap),
+                    symtab: None,
+                    readable: true,
+                    checksummed: false,
+                },
+            );
+        }
+        if !out.is_empty() {
+            self.problems.push(Problem::new(
+                None,
+                "root group",
+                format!(
+                    "root header lost: {} members named by link messages in orphan fractal heap direct blocks",
+                    out.len()
+                ),
+            ));
+        }
+        out
+    }
+
+    /// One target per name among the candidates orphan direct blocks give
+    /// (preferring a checksummed, readable header); a choice is reported.
+    fn choose_links(&mut self, names: BTreeMap<String, Vec<(u64, u64)>>) -> Vec<(String, u64)> {
+        let mut out = Vec::new();
+        for (name, mut cands) in names {
             cands.sort();
             cands.dedup_by_key(|c| c.0);
             let best = cands.iter().copied().max_by_key(|&(a, at)| {
@@ -832,16 +895,6 @@ impl Carver<'_> {
                 ));
             }
             out.push((name, addr));
-        }
-        if !out.is_empty() {
-            self.problems.push(Problem::new(
-                None,
-                "root group",
-                format!(
-                    "root header lost: {} members named by link messages in orphan fractal heap direct blocks",
-                    out.len()
-                ),
-            ));
         }
         out
     }
