@@ -897,6 +897,29 @@ def make_damaged():
         fh.write(bytes(b))
 
 
+def make_unsupported():
+    """Healthy files whose data h5salvage does not reproduce: it must report
+    those datasets, never write them with other values (kept out of the
+    healthy set, which must round-trip whole)."""
+    d = os.path.join(HERE, "unsupported")
+    os.makedirs(d, exist_ok=True)
+    cwd = os.getcwd()
+    os.chdir(d)  # external file names are relative to the working directory
+    try:
+        for libver in ("earliest", "latest"):
+            ext = "external_%s.bin" % libver
+            if os.path.exists(ext):
+                os.remove(ext)
+            f = create_file("external_%s.h5" % libver, libver)
+            # External storage: the raw data lives in ext, not in the file.
+            e = ds(f, "external", shape=(10,), dtype="<i4", external=[(ext, 0, 40)])
+            e[...] = np.arange(1, 11, dtype="<i4")
+            ds(f, "inside", data=np.arange(5, dtype="<i2"))
+            f.close()
+    finally:
+        os.chdir(cwd)
+
+
 def main():
     os.makedirs(EXPECTED, exist_ok=True)
     for name, fn in FIXTURES:
@@ -908,6 +931,7 @@ def main():
                  "h5salvage must report that no superblock signature was found.\n"
                  "It contains text only, no \\x89HDF signature.\n")
     make_damaged()
+    make_unsupported()
     for name, _ in FIXTURES:
         res = list_file(os.path.join(HERE, name))
         write_json(res, os.path.join(EXPECTED, name[:-3] + ".json"))

@@ -114,6 +114,28 @@ fn healthy_fixtures_round_trip_bit_for_bit() {
     }
 }
 
+/// External storage (spec IV.A.2.h, External Data Files message): the raw
+/// data lives in other files, which are not read. The layout's address is
+/// undefined, which must not be taken for "never written" (that would write
+/// the fill value where the values are 1..=10).
+#[test]
+fn external_storage_is_reported_not_written_as_fill() {
+    let dir = tempfile::tempdir().unwrap();
+    for libver in ["earliest", "latest"] {
+        let input = testdata().join(format!("unsupported/external_{libver}.h5"));
+        let out = dir.path().join(format!("external_{libver}.h5"));
+        let rep = salvage(&input, &out, false).unwrap();
+        let get = |p: &str| rep.objects.iter().find(|o| o.path == p).unwrap();
+        let ext = get("/external");
+        assert_eq!(ext.result, "lost", "{libver}: {ext:?}");
+        assert!(
+            ext.reasons.iter().any(|r| r.contains("external")),
+            "{libver}: {ext:?}"
+        );
+        assert_eq!(get("/inside").result, "recovered", "{libver}");
+    }
+}
+
 #[test]
 fn existing_output_is_kept_without_force_and_no_temp_file_remains() {
     let dir = tempfile::tempdir().unwrap();
