@@ -249,6 +249,9 @@ pub struct Dataset {
     pub layout: DataLayout,
     pub filters: Option<FilterPipeline>,
     pub fill_value: Option<FillValue>,
+    /// External storage (External Data Files message): the raw data lives in
+    /// other files, which are not read.
+    pub external_files: bool,
     /// Chunked datasets: every chunk the index lists.
     pub chunks: Vec<ChunkRef>,
     pub coverage: Coverage,

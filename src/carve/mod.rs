@@ -1394,6 +1394,7 @@ mod tests {
             },
             filters: None,
             fill_value: None,
+            external_files: false,
             chunks: Vec::new(),
             coverage: crate::inventory::Coverage {
                 bytes_expected: Some(500),

@@ -150,6 +150,11 @@ fn data_bytes(ds: &Dataset) -> Option<u64> {
 ///
 /// Never panics; never reads outside the file.
 pub fn dataset_data<'a>(image: &Image<'a>, ds: &Dataset) -> DatasetData<'a> {
+    if ds.external_files {
+        return DatasetData::Unreadable {
+            reason: crate::walk::dataset::EXTERNAL_NOT_READ.into(),
+        };
+    }
     match &ds.layout.class {
         LayoutClass::Compact {
             size, data_offset, ..
@@ -707,6 +712,7 @@ mod tests {
             },
             filters: None,
             fill_value: None,
+            external_files: false,
             chunks,
             coverage: Coverage {
                 index_complete: true,

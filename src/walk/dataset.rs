@@ -35,6 +35,7 @@ pub fn describe(image: &Image, h: &HeaderContents, obj: &mut Object) -> Option<D
         layout,
         filters: h.filters.clone(),
         fill_value: h.fill_value.clone(),
+        external_files: h.external_files,
         chunks: Vec::new(),
         coverage: Coverage::default(),
     };
@@ -50,6 +51,14 @@ fn data_bytes(ds: &Dataset) -> Option<u64> {
 }
 
 fn account(image: &Image, ds: &mut Dataset, obj: &mut Object) {
+    if ds.external_files {
+        // The layout's address is undefined: not "never written".
+        obj.damage(
+            Status::Partial,
+            Problem::new(None, "data layout", EXTERNAL_NOT_READ),
+        );
+        return;
+    }
     match ds.layout.class.clone() {
         LayoutClass::Compact { size, .. } => {
             ds.coverage.bytes_expected = Some(size);
@@ -113,6 +122,10 @@ fn account(image: &Image, ds: &mut Dataset, obj: &mut Object) {
         }
     }
 }
+
+/// A dataset with external storage: its data is not in the file.
+pub const EXTERNAL_NOT_READ: &str =
+    "external storage: the raw data lives in other files, which are not read";
 
 /// Problem structure name for a dataset whose messages contradict each other.
 pub const INCONSISTENT: &str = "dataset description";

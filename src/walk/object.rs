@@ -32,6 +32,8 @@ pub struct HeaderContents {
     pub link_info: Option<LinkInfo>,
     pub links: Vec<Link>,
     pub has_group_info: bool,
+    /// An External Data Files message: the raw data lives in other files.
+    pub external_files: bool,
     pub attributes: Vec<AttributeMessage>,
     pub attribute_info: Option<AttributeInfo>,
 }
@@ -135,6 +137,10 @@ fn absorb(image: &Image, h: &mut HeaderContents, raw: &RawMessage, m: Message, o
         Message::GroupInfo(_) => h.has_group_info = true,
         Message::Attribute(a) => h.attributes.push(a),
         Message::AttributeInfo(a) => h.attribute_info = Some(a),
+        Message::Other {
+            kind: kind::EXTERNAL_FILES,
+            ..
+        } => h.external_files = true,
         Message::Shared(s) => match raw.kind {
             kind::DATATYPE => match resolve_shared_datatype(image, &s) {
                 Ok(t) => h.datatype = Some(t),
