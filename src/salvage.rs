@@ -34,6 +34,9 @@ pub struct Outcome {
     /// through a filter that cannot be verified).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// `h5salvage_missing` was written on the object.
+    #[serde(skip)]
+    pub missing_marked: bool,
 }
 
 /// The account of one salvage run.
@@ -210,7 +213,7 @@ pub fn salvage_into(
         if before == "recovered" && out.result == "partial" {
             report.recovered = report.recovered.saturating_sub(1);
             report.partial += 1;
-            w.mark(dest, "h5salvage_status", "partial")?;
+            mark_partial(w, dest, &mut out)?;
         }
         outcomes[i] = out;
     }
@@ -314,6 +317,7 @@ fn salvage_object(
         result: "recovered",
         reasons: Vec::new(),
         notes: Vec::new(),
+        missing_marked: false,
     };
     if o.status == Status::Lost {
         out.result = "lost";
@@ -368,9 +372,22 @@ fn salvage_object(
         out.result = "partial";
     }
     if out.result == "partial" {
-        w.mark(dest, "h5salvage_status", "partial")?;
+        mark_partial(w, dest, &mut out)?;
     }
     Ok(out)
+}
+
+/// Marks a partial object: `h5salvage_status`, and `h5salvage_missing`
+/// with the reasons unless the dataset path already listed what is missing
+/// (an unreadable attribute or member list is missing too).
+fn mark_partial(w: &mut Writer, dest: &str, out: &mut Outcome) -> Result<(), SalvageError> {
+    w.mark(dest, "h5salvage_status", "partial")?;
+    if !out.missing_marked && !out.reasons.is_empty() {
+        let shown: Vec<&str> = out.reasons.iter().take(50).map(String::as_str).collect();
+        w.mark(dest, "h5salvage_missing", &shown.join("\n"))?;
+        out.missing_marked = true;
+    }
+    Ok(())
 }
 
 /// Writes the object's attributes: those without references now
@@ -574,6 +591,7 @@ fn salvage_dataset(
     if !missing.is_empty() {
         out.result = "partial";
         w.mark(dest, "h5salvage_missing", &missing.join("\n"))?;
+        out.missing_marked = true;
         out.reasons.extend(missing);
     }
     Ok(())

@@ -259,6 +259,12 @@ def main():
             else:
                 res["wrong"].append(path)
         match_lost_found(lo, fs, res)
+        # Every object marked partial says what is missing.
+        def unsaid(name, obj):
+            st = obj.attrs.get("h5salvage_status")
+            if st in (b"partial", "partial") and "h5salvage_missing" not in obj.attrs:
+                res["wrong"].append("/%s (partial without h5salvage_missing)" % name)
+        fs.visititems(unsaid)
         if strict:
             for path, o in lo.items():
                 if path not in ls and not isinstance(o, h5py.Datatype):
