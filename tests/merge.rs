@@ -710,28 +710,22 @@ fn gnu_parallel_recipe_matches_the_direct_merge() {
     );
 }
 
-/// Two inputs hold the same unit with the same data but different
-/// attribute values: the second copy is a duplicate, its values are not in
-/// OUTPUT, so --remove-merged must keep it.
-#[test]
-fn remove_merged_keeps_an_input_whose_attributes_differ() {
+/// Two inputs hold the same unit, written by `script` (python; argv[1] the
+/// file, argv[2] its parameter) with parameters `params`: the first input
+/// goes into OUTPUT whole and is removed by --remove-merged; the second
+/// differs in `what`, which is not in OUTPUT, so it must be kept.
+fn remove_merged_keeps_the_second(script: &str, params: [&str; 2], what: &str) {
     if !have_h5py() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
     let (a, b) = (dir.path().join("a.h5"), dir.path().join("b.h5"));
-    for (file, run) in [(&a, "1"), (&b, "2")] {
+    for (file, param) in [(&a, params[0]), (&b, params[1])] {
         let (ok, text) = python(&[
             "-c".as_ref(),
-            "import h5py, numpy as np, sys\n\
-             with h5py.File(sys.argv[1], 'w') as f:\n\
-             \x20   g = f.create_group('g')\n\
-             \x20   g.attrs['run'] = int(sys.argv[2])\n\
-             \x20   x = g.create_dataset('x', data=np.arange(10, dtype='<i4'))\n\
-             \x20   x.attrs['seed'] = int(sys.argv[2]) * 10\n"
-                .as_ref(),
+            script.as_ref(),
             file.as_os_str(),
-            run.as_ref(),
+            param.as_ref(),
         ]);
         assert!(ok, "{text}");
     }
@@ -742,8 +736,25 @@ fn remove_merged_keeps_an_input_whose_attributes_differ() {
     assert!(!a.exists(), "a.h5 is in the output in full");
     assert!(
         b.exists(),
-        "b.h5 removed although its attribute values are not in the output: {:?}",
+        "b.h5 removed although {what} not in the output: {:?}",
         input_report(&rep, "b.h5")
+    );
+}
+
+/// Two inputs hold the same unit with the same data but different
+/// attribute values: the second copy is a duplicate, its values are not in
+/// OUTPUT, so --remove-merged must keep it.
+#[test]
+fn remove_merged_keeps_an_input_whose_attributes_differ() {
+    remove_merged_keeps_the_second(
+        "import h5py, numpy as np, sys\n\
+             with h5py.File(sys.argv[1], 'w') as f:\n\
+             \x20   g = f.create_group('g')\n\
+             \x20   g.attrs['run'] = int(sys.argv[2])\n\
+             \x20   x = g.create_dataset('x', data=np.arange(10, dtype='<i4'))\n\
+             \x20   x.attrs['seed'] = int(sys.argv[2]) * 10\n",
+        ["1", "2"],
+        "its attribute values are",
     );
 }
 
@@ -752,34 +763,14 @@ fn remove_merged_keeps_an_input_whose_attributes_differ() {
 /// second copy's integers are not in OUTPUT, so --remove-merged must keep it.
 #[test]
 fn remove_merged_compares_the_fixed_members_of_vlen_compounds() {
-    if !have_h5py() {
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let (a, b) = (dir.path().join("a.h5"), dir.path().join("b.h5"));
-    for (file, base) in [(&a, "0"), (&b, "100")] {
-        let (ok, text) = python(&[
-            "-c".as_ref(),
-            "import h5py, numpy as np, sys\n\
+    remove_merged_keeps_the_second(
+        "import h5py, numpy as np, sys\n\
              t = np.dtype([('n', '<i4'), ('s', h5py.string_dtype())])\n\
              v = np.array([(int(sys.argv[2]) + i, 'w%d' % i) for i in range(4)], dtype=t)\n\
              with h5py.File(sys.argv[1], 'w') as f:\n\
-             \x20   f.create_group('g').create_dataset('x', data=v)\n"
-                .as_ref(),
-            file.as_os_str(),
-            base.as_ref(),
-        ]);
-        assert!(ok, "{text}");
-    }
-    let out = dir.path().join("merged.h5");
-    let mut o = opts(&[a.clone(), b.clone()], &out);
-    o.remove_merged = true;
-    let rep = merge(&o).unwrap();
-    assert!(!a.exists(), "a.h5 is in the output in full");
-    assert!(
-        b.exists(),
-        "b.h5 removed although its integers are not in the output: {:?}",
-        input_report(&rep, "b.h5")
+             \x20   f.create_group('g').create_dataset('x', data=v)\n",
+        ["0", "100"],
+        "its integers are",
     );
 }
 
@@ -787,35 +778,15 @@ fn remove_merged_compares_the_fixed_members_of_vlen_compounds() {
 /// lacks: the link is not in OUTPUT, so --remove-merged must keep it.
 #[test]
 fn remove_merged_keeps_an_input_whose_links_are_not_in_the_output() {
-    if !have_h5py() {
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let (a, b) = (dir.path().join("a.h5"), dir.path().join("b.h5"));
-    for (file, link) in [(&a, "0"), (&b, "1")] {
-        let (ok, text) = python(&[
-            "-c".as_ref(),
-            "import h5py, numpy as np, sys\n\
+    remove_merged_keeps_the_second(
+        "import h5py, numpy as np, sys\n\
              with h5py.File(sys.argv[1], 'w') as f:\n\
              \x20   g = f.create_group('g')\n\
              \x20   g.create_dataset('x', data=np.arange(10, dtype='<i4'))\n\
              \x20   if sys.argv[2] == '1':\n\
-             \x20       g['alias'] = h5py.SoftLink('/g/x')\n"
-                .as_ref(),
-            file.as_os_str(),
-            link.as_ref(),
-        ]);
-        assert!(ok, "{text}");
-    }
-    let out = dir.path().join("merged.h5");
-    let mut o = opts(&[a.clone(), b.clone()], &out);
-    o.remove_merged = true;
-    let rep = merge(&o).unwrap();
-    assert!(!a.exists(), "a.h5 is in the output in full");
-    assert!(
-        b.exists(),
-        "b.h5 removed although its soft link is not in the output: {:?}",
-        input_report(&rep, "b.h5")
+             \x20       g['alias'] = h5py.SoftLink('/g/x')\n",
+        ["0", "1"],
+        "its soft link is",
     );
 }
 
