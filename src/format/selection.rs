@@ -278,22 +278,33 @@ pub fn parse(data: &[u8], at: u64) -> Result<(DataspaceSelection, usize)> {
     ))
 }
 
+/// Version 1 selection info, shared by points and hyperslabs (spec VIII.A):
+/// reserved (4), length (4, counted from the rank on), rank (4), count (4),
+/// then `body` reads `count` items of 4-byte values; the length must match.
+fn version1(
+    c: &mut Cursor,
+    body: impl FnOnce(&mut Cursor, usize, u32) -> Result<Selection>,
+) -> Result<(u8, Selection)> {
+    c.skip(4)?; // reserved
+    let length_at = c.here();
+    let length = c.u32()?;
+    let from = c.consumed();
+    let rank = c.u32()?;
+    let rank = check_rank(c, rank)?;
+    let n = c.u32()?;
+    let s = body(c, rank, n)?;
+    check_length(c, length, from, length_at)?;
+    Ok((4, s))
+}
+
 /// Selection info for `H5S_SEL_POINTS` (spec VIII.A, versions 1 and 2).
 fn points(c: &mut Cursor, version: u32) -> Result<(u8, Selection)> {
     match version {
-        1 => {
-            c.skip(4)?; // reserved
-            let length_at = c.here();
-            let length = c.u32()?;
-            let from = c.consumed();
-            let rank = c.u32()?;
-            let rank = check_rank(c, rank)?;
-            let n = c.u32()?;
+        1 => version1(c, |c, rank, n| {
             let total = u64::from(n).checked_mul(rank as u64);
             let coords = c.values(total.unwrap_or(u64::MAX), 4, "point coordinates")?;
-            check_length(c, length, from, length_at)?;
-            Ok((4, Selection::Points { rank, coords }))
-        }
+            Ok(Selection::Points { rank, coords })
+        }),
         2 => {
             let size = c.u8()?;
             let size = check_encode_size(c, size)?;
@@ -332,18 +343,7 @@ fn regular(c: &mut Cursor, rank: usize, width: u8) -> Result<Selection> {
 /// Selection info for `H5S_SEL_HYPERSLABS` (spec VIII.A, versions 1-3).
 fn hyperslabs(c: &mut Cursor, version: u32) -> Result<(u8, Selection)> {
     match version {
-        1 => {
-            c.skip(4)?; // reserved
-            let length_at = c.here();
-            let length = c.u32()?;
-            let from = c.consumed();
-            let rank = c.u32()?;
-            let rank = check_rank(c, rank)?;
-            let n = c.u32()?;
-            let s = blocks(c, u64::from(n), rank, 4)?;
-            check_length(c, length, from, length_at)?;
-            Ok((4, s))
-        }
+        1 => version1(c, |c, rank, n| blocks(c, u64::from(n), rank, 4)),
         2 => {
             let flags_at = c.here();
             let flags = c.u8()?;

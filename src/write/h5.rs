@@ -116,3 +116,32 @@ pub(crate) fn check(rc: herr_t, path: &str, what: &str) -> Result<herr_t, WriteE
 pub(crate) fn cstr(s: &str, path: &str, what: &str) -> Result<CString, WriteError> {
     CString::new(s).map_err(|_| WriteError::new(path, what, "name contains a NUL byte"))
 }
+
+/// `H5Sselect_hyperslab` on `space` with operator `op`; `stride` and `block`
+/// `None` mean all ones. The slices must have the space's rank.
+pub(crate) fn select_hyperslab(
+    space: hid_t,
+    op: hdf5_sys::h5s::H5S_seloper_t,
+    start: &[u64],
+    stride: Option<&[u64]>,
+    count: &[u64],
+    block: Option<&[u64]>,
+    path: &str,
+) -> std::result::Result<(), WriteError> {
+    let ptr = |v: Option<&[u64]>| v.map_or(std::ptr::null(), <[u64]>::as_ptr);
+    locked(|| unsafe {
+        check(
+            hdf5_sys::h5s::H5Sselect_hyperslab(
+                space,
+                op,
+                start.as_ptr(),
+                ptr(stride),
+                count.as_ptr(),
+                ptr(block),
+            ),
+            path,
+            "H5Sselect_hyperslab",
+        )
+    })?;
+    Ok(())
+}

@@ -1040,20 +1040,15 @@ impl Writer {
             path,
             "H5Dget_space",
         )?;
-        locked(|| unsafe {
-            check(
-                h5s::H5Sselect_hyperslab(
-                    fspace.id(),
-                    h5s::H5S_seloper_t::H5S_SELECT_SET,
-                    start.as_ptr(),
-                    std::ptr::null(),
-                    count.as_ptr(),
-                    std::ptr::null(),
-                ),
-                path,
-                "H5Sselect_hyperslab(block)",
-            )
-        })?;
+        h5::select_hyperslab(
+            fspace.id(),
+            h5s::H5S_seloper_t::H5S_SELECT_SET,
+            start,
+            None,
+            count,
+            None,
+            path,
+        )?;
         let r = i32::try_from(rank)
             .map_err(|_| WriteError::new(path, "write block", "rank too large"))?;
         let mspace = hid(
@@ -1337,20 +1332,15 @@ fn select_prefix(space: i64, dims: &[u64], n: u64, path: &str) -> Result<(), Wri
                     std::cmp::Ordering::Greater => dims.get(i).copied().unwrap_or(1),
                 };
             }
-            locked(|| unsafe {
-                check(
-                    h5s::H5Sselect_hyperslab(
-                        space,
-                        h5s::H5S_seloper_t::H5S_SELECT_OR,
-                        start.as_ptr(),
-                        std::ptr::null(),
-                        count.as_ptr(),
-                        std::ptr::null(),
-                    ),
-                    path,
-                    "H5Sselect_hyperslab",
-                )
-            })?;
+            h5::select_hyperslab(
+                space,
+                h5s::H5S_seloper_t::H5S_SELECT_OR,
+                &start,
+                None,
+                &count,
+                None,
+                path,
+            )?;
         }
         rest = rest.checked_rem(inner).unwrap_or(0);
         if let Some(s) = start.get_mut(level) {

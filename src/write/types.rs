@@ -25,7 +25,7 @@ use hdf5_sys::h5t;
 use hdf5_sys::h5r::hdset_reg_ref_t;
 use hdf5_sys::{h5d, h5p, h5s};
 
-use super::h5::{check, cstr, hid, locked, Hid, Kind};
+use super::h5::{check, cstr, hid, locked, select_hyperslab, Hid, Kind};
 use super::{HeapValues, RegionValue, VlenSlot, WriteError};
 use crate::format::message::datatype::{
     ByteOrder, CharacterSet, CompoundMember, Datatype, DatatypeClass, Normalization, ReferenceKind,
@@ -1003,20 +1003,7 @@ fn select(sid: hid_t, selection: &Selection, path: &str) -> Result<(), WriteErro
                 } else {
                     H5S_SELECT_OR
                 };
-                locked(|| unsafe {
-                    check(
-                        h5s::H5Sselect_hyperslab(
-                            sid,
-                            op,
-                            start.as_ptr(),
-                            std::ptr::null(),
-                            ones.as_ptr(),
-                            block.as_ptr(),
-                        ),
-                        path,
-                        "H5Sselect_hyperslab",
-                    )
-                })?;
+                select_hyperslab(sid, op, start, None, &ones, Some(&block), path)?;
             }
             0
         }
@@ -1025,20 +1012,16 @@ fn select(sid: hid_t, selection: &Selection, path: &str) -> Result<(), WriteErro
             let stride: Vec<u64> = dims.iter().map(|d| d.stride).collect();
             let count: Vec<u64> = dims.iter().map(|d| d.count).collect();
             let block: Vec<u64> = dims.iter().map(|d| d.block).collect();
-            locked(|| unsafe {
-                check(
-                    h5s::H5Sselect_hyperslab(
-                        sid,
-                        H5S_SELECT_SET,
-                        start.as_ptr(),
-                        stride.as_ptr(),
-                        count.as_ptr(),
-                        block.as_ptr(),
-                    ),
-                    path,
-                    "H5Sselect_hyperslab",
-                )
-            })?
+            select_hyperslab(
+                sid,
+                H5S_SELECT_SET,
+                &start,
+                Some(&stride),
+                &count,
+                Some(&block),
+                path,
+            )?;
+            0
         }
     };
     Ok(())
