@@ -37,6 +37,26 @@ fn have_h5py() -> bool {
     ok
 }
 
+/// Runs a python `script` (h5py) with `args`; panics with its output if it
+/// fails.
+fn python_script(script: &str, args: &[&std::ffi::OsStr]) {
+    let o = Command::new("python3")
+        // Tests run in threads: a child inherits HDF5 file descriptors (and
+        // their flock) of files other threads are writing.
+        .env("HDF5_USE_FILE_LOCKING", "FALSE")
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
 /// Runs tests/py/compare.py; returns its JSON summary and whether it passed.
 fn compare(orig: &Path, out: &Path, strict: bool) -> (bool, serde_json::Value) {
     let mut cmd = Command::new("python3");
@@ -619,20 +639,9 @@ ka = [region_key(r, a) for r in a["refs"].attrs["region_attr"]]
 kb = [region_key(r, b) for r in b["refs"].attrs["region_attr"]]
 assert ka == kb
 "#;
-    let o = Command::new("python3")
-        .env("HDF5_USE_FILE_LOCKING", "FALSE")
-        .arg("-c")
-        .arg(script)
-        .arg(&orig)
-        .arg(&out)
-        .arg(py_script(""))
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
+    python_script(
+        script,
+        &[orig.as_os_str(), out.as_os_str(), py_script("").as_os_str()],
     );
 }
 
@@ -682,19 +691,12 @@ fn duplicate_chunk_offsets_are_not_recovered() {
     }
     let dir = tempfile::tempdir().unwrap();
     let healthy = dir.path().join("healthy.h5");
-    let ok = Command::new("python3")
-        .env("HDF5_USE_FILE_LOCKING", "FALSE")
-        .arg("-c")
-        .arg(
-            "import h5py, numpy as np, sys\n\
+    python_script(
+        "import h5py, numpy as np, sys\n\
              with h5py.File(sys.argv[1], 'w', libver='earliest') as f:\n\
              \x20   f.create_dataset('d', data=np.arange(200, dtype='<i4') + 1000, chunks=(2,))\n",
-        )
-        .arg(&healthy)
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok);
+        &[healthy.as_os_str()],
+    );
     let mut bytes = std::fs::read(&healthy).unwrap();
     // Key 0 of a rank-1 chunk leaf: after the 24-byte node prefix, the
     // 4-byte size and 4-byte filter mask come the offsets.
@@ -752,23 +754,16 @@ fn members_whose_names_read_alike_keep_their_own_paths() {
     }
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("names.h5");
-    let ok = Command::new("python3")
-        .env("HDF5_USE_FILE_LOCKING", "FALSE")
-        .arg("-c")
-        .arg(
-            "import h5py, numpy as np, sys\n\
+    python_script(
+        "import h5py, numpy as np, sys\n\
              with h5py.File(sys.argv[1], 'w', libver='earliest') as f:\n\
              \x20   f.create_dataset(b'\\xff', data=np.arange(4))\n\
              \x20   f.create_dataset(b'\\xfe', data=np.arange(10, 16))\n\
              \x20   f.create_dataset('%FF', data=np.arange(20, 23))\n\
              \x20   f.create_group(b'g\\xff')['a'] = 1\n\
              \x20   f.create_group(b'g\\xfe')['b'] = 2\n",
-        )
-        .arg(&input)
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok);
+        &[input.as_os_str()],
+    );
     let bytes = std::fs::read(&input).unwrap();
     let inv = h5salvage::walk::walk("names.h5", &bytes);
     let mut paths: Vec<&str> = inv.objects.iter().map(|o| o.path.as_str()).collect();
