@@ -162,14 +162,16 @@ fn salvage(
             return exit::USAGE_OR_IO;
         }
     }
-    let stdout = io::stdout();
-    let mut out = stdout.lock();
+    // Buffered: a JSON report is many short lines, and a locked stdout is
+    // line-buffered (one write call each).
+    let mut out = io::BufWriter::new(io::stdout().lock());
     if json {
         let _ = serde_json::to_writer_pretty(&mut out, &doc);
         let _ = writeln!(out);
     } else {
         let _ = report::salvage_summary(&rep, &mut out);
     }
+    let _ = out.flush();
     if rep.partial == 0 && rep.lost == 0 && rep.attributes_lost == 0 {
         exit::HEALTHY
     } else {
@@ -185,20 +187,23 @@ fn merge(opts: h5salvage::merge::MergeOptions, json: bool) -> i32 {
             return exit::USAGE_OR_IO;
         }
     };
-    let stdout = io::stdout();
-    let mut out = stdout.lock();
+    // Buffered: a JSON report is many short lines, and a locked stdout is
+    // line-buffered (one write call each).
+    let mut out = io::BufWriter::new(io::stdout().lock());
     if json {
         let _ = serde_json::to_writer_pretty(&mut out, &rep);
         let _ = writeln!(out);
     } else {
         let _ = report::merge_table(&rep, &mut out);
     }
+    let _ = out.flush();
     rep.exit_code()
 }
 
 fn scan(files: &[PathBuf], json: bool, mode: CarveMode) -> i32 {
-    let stdout = io::stdout();
-    let mut out = stdout.lock();
+    // Buffered: a JSON report is many short lines, and a locked stdout is
+    // line-buffered (one write call each).
+    let mut out = io::BufWriter::new(io::stdout().lock());
     let mut code = exit::HEALTHY;
     let mut docs = Vec::new();
     for path in files {
@@ -226,6 +231,7 @@ fn scan(files: &[PathBuf], json: bool, mode: CarveMode) -> i32 {
         let _ = serde_json::to_writer_pretty(&mut out, &doc);
         let _ = writeln!(out);
     }
+    let _ = out.flush();
     code
 }
 
