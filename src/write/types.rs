@@ -101,24 +101,27 @@ pub(crate) fn mem_size(dt: &Datatype, path: &str, depth: u32) -> Result<usize, W
     }
 }
 
-/// Members in file-offset order with their memory offsets, and the
+/// Members in their declared order with their memory offsets, and the
 /// compound's memory size.
 pub(crate) type Layout<'a> = (Vec<(&'a CompoundMember, usize)>, usize);
 
-/// Member order (by file offset) with memory offsets, and the compound's
-/// memory size.
+/// Members in declared order (the datatype message's order, which readers
+/// list: spec IV.A.2.d, compound properties) with memory offsets, and the
+/// compound's memory size. Memory offsets shrink by the growth of the
+/// members stored *before* each one (by byte offset), whatever their order.
 pub(crate) fn compound_layout<'a>(
     dt: &Datatype,
     members: &'a [CompoundMember],
     path: &str,
     depth: u32,
 ) -> Result<Layout<'a>, WriteError> {
-    let mut sorted: Vec<&CompoundMember> = members.iter().collect();
-    sorted.sort_by_key(|m| m.offset);
+    let mut by_offset: Vec<usize> = (0..members.len()).collect();
+    by_offset.sort_by_key(|&i| members.get(i).map_or(0, |m| m.offset));
     let mut shrink = 0usize;
-    let mut out = Vec::with_capacity(sorted.len());
+    let mut moffs = vec![0usize; members.len()];
     let bad = |what: &str| WriteError::new(path, "compound datatype", what.to_string());
-    for m in sorted {
+    for i in by_offset {
+        let Some(m) = members.get(i) else { continue };
         let foff = usize_of(m.offset, path, "compound member offset")?;
         let moff = foff
             .checked_sub(shrink)
@@ -137,12 +140,14 @@ pub(crate) fn compound_layout<'a>(
         shrink = shrink
             .checked_add(fsize.saturating_sub(msize))
             .ok_or_else(|| bad("size overflow"))?;
-        out.push((m, moff));
+        if let Some(slot) = moffs.get_mut(i) {
+            *slot = moff;
+        }
     }
     let total = usize_of(u64::from(dt.size), path, "compound size")?
         .checked_sub(shrink)
         .ok_or_else(|| bad("members extend past the compound's size"))?;
-    Ok((out, total))
+    Ok((members.iter().zip(moffs).collect(), total))
 }
 
 fn copy_of(base: hid_t, path: &str) -> Result<Hid, WriteError> {
@@ -1092,7 +1097,8 @@ mod tests {
         };
         let (layout, size) = compound_layout(&c, members, "/x", 0).unwrap();
         let got: Vec<(&str, usize)> = layout.iter().map(|(m, o)| (m.name.as_str(), *o)).collect();
-        assert_eq!(got, vec![("s", 0), ("a", 8), ("t", 12), ("b", 20)]);
+        // Declared order kept; memory offsets follow the byte offsets.
+        assert_eq!(got, vec![("b", 20), ("s", 0), ("t", 12), ("a", 8)]);
         assert_eq!(size, 24);
         assert_eq!(mem_size(&c, "/x", 0).unwrap(), 24);
         assert!(needs_buffer(&c, 0));
