@@ -83,11 +83,7 @@ fn resolve_vlen(file: &[u8], base: u64, dt: &Datatype, buf: &[u8], n: usize) -> 
                 let obj = coll.object(file, v.index as u16).unwrap();
                 obj[..(v.length as usize * bsize).min(obj.len())].to_vec()
             };
-            out.push(VlenSlot {
-                offset: off,
-                count: u64::from(v.length),
-                data,
-            });
+            out.push(VlenSlot::new(off, u64::from(v.length), data));
         }
     }
     out

@@ -496,11 +496,9 @@ pub(crate) fn build(dt: &Datatype, path: &str, depth: u32) -> Result<Built, Writ
                 t
             }
             VlenKind::Sequence => {
-                if needs_buffer(base, depth + 1) {
-                    return unsupported(
-                        "a variable-length sequence of variable-length or reference elements",
-                    );
-                }
+                // A base with variable-length parts or references is built
+                // in its memory shape too: its elements are filled in a
+                // buffer of their own (see `Fill::sequence`).
                 let b = build(base, path, depth + 1)?;
                 hid(
                     locked(|| unsafe { h5t::H5Tvlen_create(b.hid.id()) }),
@@ -586,6 +584,31 @@ impl<'a> Fill<'a> {
             file,
             notes: Vec::new(),
             region_budget: MAX_REGION_TOTAL,
+            missing_slots: 0,
+        }
+    }
+
+    /// A filler for the elements of one sequence: `src` is its heap object,
+    /// `slots` the variable-length values nested in it.
+    fn sequence(
+        path: &'a str,
+        src: &'a [u8],
+        slots: &'a [VlenSlot],
+        refs: &'a HashMap<u64, String>,
+        file: hid_t,
+        region_budget: u64,
+    ) -> Fill<'a> {
+        Fill {
+            path,
+            src,
+            mem: Vec::new(),
+            slots: slots.iter().map(|s| (s.offset, s)).collect(),
+            regions: HashMap::new(),
+            keep: Vec::new(),
+            refs,
+            file,
+            notes: Vec::new(),
+            region_budget,
             missing_slots: 0,
         }
     }
@@ -700,6 +723,8 @@ impl<'a> Fill<'a> {
                                 let len = have.min(count);
                                 let p = if len == 0 {
                                     0
+                                } else if needs_buffer(base, depth + 1) {
+                                    self.sequence_buffer(base, sl, len, bsize)?
                                 } else {
                                     sl.data.as_ptr() as usize
                                 };
@@ -819,6 +844,41 @@ impl<'a> Fill<'a> {
                 "variable-length data inside this class is not supported",
             )),
         }
+    }
+
+    /// Builds the memory form of the first `len` elements of the sequence
+    /// in `sl` (whose base `base` holds variable-length parts or
+    /// references, `bsize` bytes each in the file) and returns its address;
+    /// the buffer (and the strings it points to) live in `self.keep`.
+    fn sequence_buffer(
+        &mut self,
+        base: &Datatype,
+        sl: &'a VlenSlot,
+        len: usize,
+        bsize: usize,
+    ) -> Result<usize, WriteError> {
+        let bm = mem_size(base, self.path, 0)?;
+        let src = len
+            .checked_mul(bsize)
+            .and_then(|n| sl.data.get(..n))
+            .ok_or_else(|| WriteError::new(self.path, "memory buffer", "sequence too short"))?;
+        let mut sub = Fill::sequence(
+            self.path,
+            src,
+            &sl.nested,
+            self.refs,
+            self.file,
+            self.region_budget,
+        );
+        let filled = sub.run(base, len, bsize, bm);
+        self.region_budget = sub.region_budget;
+        self.notes.append(&mut sub.notes);
+        filled?;
+        let p = sub.mem.as_ptr() as usize;
+        // Moving the vectors keeps their heap buffers where they are.
+        self.keep.push(std::mem::take(&mut sub.mem));
+        self.keep.append(&mut sub.keep);
+        Ok(p)
     }
 
     /// Recreates the old-style region reference at `foff` in the output
@@ -1146,11 +1206,7 @@ mod tests {
     #[test]
     fn fill_checks_bounds() {
         let refs = HashMap::new();
-        let slots = HeapValues::vlen(vec![VlenSlot {
-            offset: 0,
-            count: 3,
-            data: b"ab\0c".to_vec(),
-        }]);
+        let slots = HeapValues::vlen(vec![VlenSlot::new(0, 3, b"ab\0c".to_vec())]);
         let src = [0u8; 16];
         let mut f = Fill::new("/x", &src, &slots, &refs, -1);
         f.run(&vstr(), 1, 16, PTR).unwrap();
