@@ -488,7 +488,14 @@ fn salvage_dataset(
         out.reasons.push(reason.clone());
         return Ok(());
     }
-    if let Err(e) = w.create_dataset(dest, ds) {
+    // A fill value with variable-length parts points into the global heap.
+    let fill_heap = match ds.fill_value.as_ref().and_then(|f| f.value.as_ref()) {
+        Some(v) if Writer::needs_conversion(&ds.datatype) => {
+            read::resolve_heap_values(image, &ds.datatype, v).unwrap_or_default()
+        }
+        _ => read::HeapValues::default(),
+    };
+    if let Err(e) = w.create_dataset(dest, ds, &fill_heap) {
         out.result = "lost";
         out.reasons.push(format!("cannot recreate: {e}"));
         return Ok(());

@@ -178,7 +178,7 @@ fn rebuild(src: &Path, out: &Path) -> (Inventory, Vec<String>, Vec<String>) {
             ObjectKind::Group => w.group(&o.path).unwrap_or_else(|e| panic!("{e}")),
             ObjectKind::Dataset => {
                 let ds = o.dataset.as_ref().unwrap();
-                w.create_dataset(&o.path, ds)
+                w.create_dataset(&o.path, ds, &HeapValues::default())
                     .unwrap_or_else(|e| panic!("{e}"));
                 if has_ref(&ds.datatype) {
                     deferred.push(o);
@@ -434,13 +434,16 @@ fn dropped_or_failed_writer_leaves_no_trace() {
     std::fs::write(&out, b"original").unwrap();
     let (_, _, mut ds) = simple_dataset("rich_earliest.h5", "/datasets/contiguous");
     let mut w = Writer::create(&out).unwrap();
-    w.create_dataset("/ok", &ds).unwrap();
+    w.create_dataset("/ok", &ds, &HeapValues::default())
+        .unwrap();
     ds.datatype.class = DatatypeClass::Complex {
         homogeneous: true,
         form: 0,
         base: Box::new(ds.datatype.clone()),
     };
-    let e = w.create_dataset("/bad", &ds).unwrap_err();
+    let e = w
+        .create_dataset("/bad", &ds, &HeapValues::default())
+        .unwrap_err();
     assert_eq!(e.path, "/bad");
     assert!(e.to_string().contains("not supported"), "{e}");
     let e = w.write_chunk("/ok", &[0], 0, &[1, 2, 3]).unwrap_err();
@@ -468,7 +471,7 @@ fn write_prefix_writes_whole_leading_elements() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("p.h5");
     let mut w = Writer::create(&out).unwrap();
-    w.create_dataset("/p", &ds).unwrap();
+    w.create_dataset("/p", &ds, &HeapValues::default()).unwrap();
     assert_eq!(w.write_prefix("/p", &ds, data).unwrap(), 5);
     let mut scalar = ds.clone();
     scalar.dataspace = Dataspace {
@@ -477,7 +480,8 @@ fn write_prefix_writes_whole_leading_elements() {
         dims: vec![],
         max_dims: None,
     };
-    w.create_dataset("/s", &scalar).unwrap();
+    w.create_dataset("/s", &scalar, &HeapValues::default())
+        .unwrap();
     assert_eq!(w.write_prefix("/s", &scalar, &data[..3]).unwrap(), 0);
     assert_eq!(w.write_prefix("/s", &scalar, data).unwrap(), 1);
     w.finish(false).unwrap();

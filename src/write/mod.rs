@@ -647,8 +647,16 @@ impl Writer {
     /// dimensions), filter pipeline and fill value as `ds`.
     ///
     /// Filters this libhdf5 cannot apply are recorded as optional (so stored
-    /// chunks can still be copied through); a note says so.
-    pub fn create_dataset(&mut self, path: &str, ds: &Dataset) -> Result<(), WriteError> {
+    /// chunks can still be copied through); a note says so. `fill_heap`
+    /// holds the resolved variable-length values and region references of
+    /// the fill value (a netCDF-4 string variable's fill value is a heap
+    /// object), as for attributes.
+    pub fn create_dataset(
+        &mut self,
+        path: &str,
+        ds: &Dataset,
+        fill_heap: &HeapValues,
+    ) -> Result<(), WriteError> {
         let fid = self.site(path)?;
         let t = types::build(&ds.datatype, path, 0)?;
         let space = Self::space(&ds.dataspace, path)?;
@@ -732,9 +740,30 @@ impl Writer {
                 })?;
             }
         }
+        // The memory form of a fill value with heap parts: it (and the
+        // buffers it points to) must live until libhdf5 copied it.
+        let mut fill_mem = None;
         if let Some(fv) = &ds.fill_value {
             let has_vlen = types::needs_buffer(&ds.datatype, 0);
+            let fsize = usize::try_from(ds.datatype.size).unwrap_or(usize::MAX);
             match &fv.value {
+                Some(v) if has_vlen && v.len() == fsize && fsize > 0 => {
+                    let mut fill = types::Fill::new(path, v, fill_heap, &self.refs, fid);
+                    fill.region_budget = self.region_budget;
+                    let filled = fill.run(&ds.datatype, 1, fsize, t.mem_size);
+                    self.region_budget = fill.region_budget;
+                    self.notes.append(&mut fill.notes);
+                    filled?;
+                    let ptr = fill.mem.as_ptr().cast::<c_void>();
+                    locked(|| unsafe {
+                        check(
+                            h5p::H5Pset_fill_value(d, t.hid.id(), ptr),
+                            path,
+                            "H5Pset_fill_value",
+                        )
+                    })?;
+                    fill_mem = Some(fill);
+                }
                 Some(v) if !has_vlen && v.len() == t.mem_size => {
                     locked(|| unsafe {
                         check(
@@ -801,6 +830,7 @@ impl Writer {
             path,
             "H5Dcreate2",
         )?;
+        drop(fill_mem);
         self.open = Some((path.to_string(), dset));
         Ok(())
     }
