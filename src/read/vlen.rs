@@ -15,6 +15,7 @@ use crate::format::global_heap::{self, vlen_element_size};
 use crate::format::message::datatype::{Datatype, DatatypeClass, MAX_DEPTH};
 use crate::format::{is_undefined, Image};
 use crate::inventory::Problem;
+use crate::read::region::RegionSlot;
 
 const STRUCTURE: &str = "variable-length data";
 
@@ -36,6 +37,9 @@ pub struct VlenSlot {
     /// of sequences, of compounds with string members, ...): the slots
     /// inside `data`, resolved the same way (offsets relative to `data`).
     pub nested: Vec<VlenSlot>,
+    /// When the base type holds old-style region references: those inside
+    /// `data` (offsets relative to `data`).
+    pub regions: Vec<RegionSlot>,
 }
 
 impl VlenSlot {
@@ -46,6 +50,7 @@ impl VlenSlot {
             count,
             data,
             nested: Vec::new(),
+            regions: Vec::new(),
         }
     }
 }
@@ -288,6 +293,7 @@ impl Resolver<'_, '_> {
                     count,
                     data: data.to_vec(),
                     nested,
+                    regions: super::region::resolve_regions(image, s.base, data),
                 });
             }
         }

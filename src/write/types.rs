@@ -589,11 +589,14 @@ impl<'a> Fill<'a> {
     }
 
     /// A filler for the elements of one sequence: `src` is its heap object,
-    /// `slots` the variable-length values nested in it.
+    /// `slots` and `regions` the variable-length values and region
+    /// references nested in it.
+    #[allow(clippy::too_many_arguments)]
     fn sequence(
         path: &'a str,
         src: &'a [u8],
         slots: &'a [VlenSlot],
+        regions: &'a [super::RegionSlot],
         refs: &'a HashMap<u64, String>,
         file: hid_t,
         region_budget: u64,
@@ -603,7 +606,7 @@ impl<'a> Fill<'a> {
             src,
             mem: Vec::new(),
             slots: slots.iter().map(|s| (s.offset, s)).collect(),
-            regions: HashMap::new(),
+            regions: regions.iter().map(|r| (r.offset, &r.value)).collect(),
             keep: Vec::new(),
             refs,
             file,
@@ -724,7 +727,7 @@ impl<'a> Fill<'a> {
                                 let p = if len == 0 {
                                     0
                                 } else if needs_buffer(base, depth + 1) {
-                                    self.sequence_buffer(base, sl, len, bsize)?
+                                    self.sequence_buffer(base, sl, len, bsize, foff)?
                                 } else {
                                     sl.data.as_ptr() as usize
                                 };
@@ -802,7 +805,7 @@ impl<'a> Fill<'a> {
                                 let dst = self.mem.as_mut_ptr().wrapping_add(moff);
                                 let file = self.file;
                                 let path = self.path;
-                                locked(|| unsafe {
+                                let made = locked(|| unsafe {
                                     check(
                                         hdf5_sys::h5r::H5Rcreate(
                                             dst.cast::<c_void>(),
@@ -814,7 +817,16 @@ impl<'a> Fill<'a> {
                                         path,
                                         &format!("H5Rcreate({target})"),
                                     )
-                                })?;
+                                });
+                                if let Err(e) = made {
+                                    // The target is not in the output after
+                                    // all: a null reference, said.
+                                    self.put(moff, &[0; 8])?;
+                                    self.notes.push(format!(
+                                        "{}: object reference to {target} written as null: {}",
+                                        self.path, e.message
+                                    ));
+                                }
                                 Ok(())
                             }
                             None => {
@@ -856,6 +868,7 @@ impl<'a> Fill<'a> {
         sl: &'a VlenSlot,
         len: usize,
         bsize: usize,
+        foff: usize,
     ) -> Result<usize, WriteError> {
         let bm = mem_size(base, self.path, 0)?;
         let src = len
@@ -866,13 +879,18 @@ impl<'a> Fill<'a> {
             self.path,
             src,
             &sl.nested,
+            &sl.regions,
             self.refs,
             self.file,
             self.region_budget,
         );
         let filled = sub.run(base, len, bsize, bm);
         self.region_budget = sub.region_budget;
-        self.notes.append(&mut sub.notes);
+        self.notes.extend(
+            sub.notes
+                .drain(..)
+                .map(|n| format!("{n} (in the sequence at byte {foff})")),
+        );
         filled?;
         let p = sub.mem.as_ptr() as usize;
         // Moving the vectors keeps their heap buffers where they are.
