@@ -105,6 +105,23 @@ pub struct Object {
     pub header_spans: Vec<(u64, u64)>,
     /// Header version (1: no checksum, 2: lookup3 checksummed), when read.
     pub header_version: Option<u8>,
+    /// Groups: whether link creation order is tracked / indexed (Link Info
+    /// message flags, spec IV.A.2.c). Members are then listed, and visited,
+    /// in creation order.
+    pub link_order: CreationOrder,
+    /// Whether attribute creation order is tracked / indexed (Attribute
+    /// Info message flags, spec IV.A.2.v). Attributes are then listed in
+    /// creation order.
+    pub attribute_order: CreationOrder,
+}
+
+/// Creation-order flags of a group's links or an object's attributes
+/// (bit 0 tracked, bit 1 indexed, in the Link Info and Attribute Info
+/// messages).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CreationOrder {
+    pub tracked: bool,
+    pub indexed: bool,
 }
 
 /// How an object was found.
@@ -131,6 +148,8 @@ impl Object {
             origin: Origin::Walk,
             header_spans: Vec::new(),
             header_version: None,
+            link_order: CreationOrder::default(),
+            attribute_order: CreationOrder::default(),
         }
     }
 
@@ -236,6 +255,9 @@ impl std::fmt::Display for Problem {
 pub struct Attribute {
     pub name: String,
     pub message: AttributeMessage,
+    /// Its creation order, where the object tracks it (the header message's
+    /// creation order field, or the dense name index record's).
+    pub creation_order: Option<u64>,
     /// Problems with this attribute (e.g. a shared datatype that could not
     /// be resolved, or a vlen value whose heap object is missing).
     pub problems: Vec<Problem>,

@@ -963,12 +963,9 @@ fn same_values(
         let vx = crate::read::vlen::resolve_vlen(image, t, x).map_err(|e| format!("input: {e}"))?;
         let vy =
             crate::read::vlen::resolve_vlen(out_image, t, y).map_err(|e| format!("output: {e}"))?;
-        let same = vx.len() == vy.len()
-            && vx
-                .iter()
-                .zip(&vy)
-                .all(|(p, q)| p.offset == q.offset && p.count == q.count && p.data == q.data);
-        if !same {
+        let len = usize::try_from(crate::format::global_heap::vlen_element_size(image.sizes))
+            .unwrap_or(usize::MAX);
+        if !crate::read::vlen::same_slots(&vx, &vy, len) {
             return Err("variable-length values differ".into());
         }
         // The bytes around the slots (fixed members of a compound) must be

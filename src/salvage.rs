@@ -127,7 +127,13 @@ pub fn salvage_with(
         ..SalvageReport::default()
     };
     report.notes = crate::write::remove_stale_temps(output);
-    let mut w = Writer::create(output)?;
+    // The root keeps the source root's creation-order tracking.
+    let root = inv.objects.iter().find(|o| o.path == "/");
+    let mut w = Writer::create_ordered(
+        output,
+        root.map(|o| o.link_order).unwrap_or_default(),
+        root.map(|o| o.attribute_order).unwrap_or_default(),
+    )?;
     w.group("/")?;
     w.mark("/", "h5salvage_source", &input.display().to_string())?;
     w.mark("/", "h5salvage_source_size", &inv.size.to_string())?;
@@ -174,6 +180,9 @@ pub fn salvage_into(
     let mut outcomes: Vec<Outcome> = Vec::with_capacity(chosen.len());
     for (o, dest) in plain.into_iter().chain(with_refs) {
         let outcome = salvage_object(image, o, dest, w, report)?;
+        if outcome.result == "lost" {
+            w.forget_reference(o.address);
+        }
         match outcome.result {
             "recovered" => report.recovered += 1,
             "partial" => report.partial += 1,
@@ -181,20 +190,15 @@ pub fn salvage_into(
         }
         outcomes.push(outcome);
     }
-    // Attributes holding references, now that every target exists.
+    // Attributes of objects with reference attributes, now that every
+    // target exists (all of them, so that their creation order is kept).
     let index: HashMap<String, usize> = outcomes
         .iter()
         .enumerate()
         .map(|(i, o)| (o.path.clone(), i))
         .collect();
     for (o, dest) in &chosen {
-        let has_refs = o.attributes.iter().any(|a| {
-            a.message
-                .datatype
-                .as_ref()
-                .is_some_and(|t| t.contains_reference())
-        });
-        if !has_refs {
+        if !has_reference_attributes(o) {
             continue;
         }
         let Some(&i) = index.get(dest.as_str()) else {
@@ -205,7 +209,7 @@ pub fn salvage_into(
         }
         let mut out = outcomes[i].clone();
         let before = out.result;
-        write_attributes(image, o, dest, w, report, &mut out, true);
+        write_attributes(image, o, dest, w, report, &mut out);
         note_degraded(w, dest, &mut out)?;
         if !out.reasons.is_empty() && out.result == "recovered" {
             out.result = "partial";
@@ -326,7 +330,7 @@ fn salvage_object(
     }
     match o.kind {
         ObjectKind::Group => {
-            w.group(dest)?;
+            w.group_ordered(dest, o.link_order, o.attribute_order)?;
         }
         ObjectKind::Dataset => match &o.dataset {
             Some(ds) => {
@@ -366,7 +370,9 @@ fn salvage_object(
         out.result = "partial";
         out.reasons = o.problems.iter().map(|p| p.to_string()).collect();
     }
-    write_attributes(image, o, dest, w, report, &mut out, false);
+    if !has_reference_attributes(o) {
+        write_attributes(image, o, dest, w, report, &mut out);
+    }
     note_degraded(w, dest, &mut out)?;
     if !out.reasons.is_empty() && out.result == "recovered" {
         out.result = "partial";
@@ -390,9 +396,19 @@ fn mark_partial(w: &mut Writer, dest: &str, out: &mut Outcome) -> Result<(), Sal
     Ok(())
 }
 
-/// Writes the object's attributes: those without references now
-/// (`references == false`), those with references in a last pass, when every
-/// target exists.
+/// True when an attribute of `o` holds references: all its attributes are
+/// then written in a last pass, when every target exists.
+fn has_reference_attributes(o: &Object) -> bool {
+    o.attributes.iter().any(|a| {
+        a.message
+            .datatype
+            .as_ref()
+            .is_some_and(|t| t.contains_reference())
+    })
+}
+
+/// Writes the object's attributes, in creation order when the object
+/// tracks it (h5py and netCDF list them so), else in the order read.
 fn write_attributes(
     image: &Image,
     o: &Object,
@@ -400,17 +416,12 @@ fn write_attributes(
     w: &mut Writer,
     report: &mut SalvageReport,
     out: &mut Outcome,
-    references: bool,
 ) {
-    for a in &o.attributes {
-        let has_refs = a
-            .message
-            .datatype
-            .as_ref()
-            .is_some_and(|t| t.contains_reference());
-        if has_refs != references {
-            continue;
-        }
+    let mut attributes: Vec<&crate::inventory::Attribute> = o.attributes.iter().collect();
+    if o.attribute_order.tracked {
+        attributes.sort_by_key(|a| a.creation_order.unwrap_or(u64::MAX));
+    }
+    for a in attributes {
         if !a.problems.is_empty() {
             report.attributes_lost += 1;
             out.reasons
@@ -488,7 +499,14 @@ fn salvage_dataset(
         out.reasons.push(reason.clone());
         return Ok(());
     }
-    if let Err(e) = w.create_dataset(dest, ds) {
+    // A fill value with variable-length parts points into the global heap.
+    let fill_heap = match ds.fill_value.as_ref().and_then(|f| f.value.as_ref()) {
+        Some(v) if Writer::needs_conversion(&ds.datatype) => {
+            read::resolve_heap_values(image, &ds.datatype, v).unwrap_or_default()
+        }
+        _ => read::HeapValues::default(),
+    };
+    if let Err(e) = w.create_dataset(dest, ds, &fill_heap, o.attribute_order) {
         out.result = "lost";
         out.reasons.push(format!("cannot recreate: {e}"));
         return Ok(());

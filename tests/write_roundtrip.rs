@@ -83,11 +83,7 @@ fn resolve_vlen(file: &[u8], base: u64, dt: &Datatype, buf: &[u8], n: usize) -> 
                 let obj = coll.object(file, v.index as u16).unwrap();
                 obj[..(v.length as usize * bsize).min(obj.len())].to_vec()
             };
-            out.push(VlenSlot {
-                offset: off,
-                count: u64::from(v.length),
-                data,
-            });
+            out.push(VlenSlot::new(off, u64::from(v.length), data));
         }
     }
     out
@@ -162,7 +158,8 @@ fn rebuild(src: &Path, out: &Path) -> (Inventory, Vec<String>, Vec<String>) {
     let file = std::fs::read(src).unwrap();
     let inv = h5salvage::walk::walk(fixture, &file);
     let base = inv.superblock.as_ref().unwrap().base_address;
-    let mut w = Writer::create(out).unwrap();
+    let root = inv.objects.iter().find(|o| o.path == "/").unwrap();
+    let mut w = Writer::create_ordered(out, root.link_order, root.attribute_order).unwrap();
     let mut skip = Vec::new();
     let mut refs = HashMap::new();
     for o in &inv.objects {
@@ -179,10 +176,12 @@ fn rebuild(src: &Path, out: &Path) -> (Inventory, Vec<String>, Vec<String>) {
             continue;
         }
         match o.kind {
-            ObjectKind::Group => w.group(&o.path).unwrap_or_else(|e| panic!("{e}")),
+            ObjectKind::Group => w
+                .group_ordered(&o.path, o.link_order, o.attribute_order)
+                .unwrap_or_else(|e| panic!("{e}")),
             ObjectKind::Dataset => {
                 let ds = o.dataset.as_ref().unwrap();
-                w.create_dataset(&o.path, ds)
+                w.create_dataset(&o.path, ds, &HeapValues::default(), o.attribute_order)
                     .unwrap_or_else(|e| panic!("{e}"));
                 if has_ref(&ds.datatype) {
                     deferred.push(o);
@@ -201,7 +200,11 @@ fn rebuild(src: &Path, out: &Path) -> (Inventory, Vec<String>, Vec<String>) {
         if o.hard_link_of.is_some() || o.kind == ObjectKind::Datatype {
             continue;
         }
-        for a in &o.attributes {
+        let mut attributes: Vec<_> = o.attributes.iter().collect();
+        if o.attribute_order.tracked {
+            attributes.sort_by_key(|a| a.creation_order.unwrap_or(u64::MAX));
+        }
+        for a in attributes {
             let m = &a.message;
             let (Some(dt), Some(sp)) = (&m.datatype, &m.dataspace) else {
                 panic!("{}@{}: shared attribute type/space", o.path, a.name)
@@ -438,13 +441,16 @@ fn dropped_or_failed_writer_leaves_no_trace() {
     std::fs::write(&out, b"original").unwrap();
     let (_, _, mut ds) = simple_dataset("rich_earliest.h5", "/datasets/contiguous");
     let mut w = Writer::create(&out).unwrap();
-    w.create_dataset("/ok", &ds).unwrap();
+    w.create_dataset("/ok", &ds, &HeapValues::default(), Default::default())
+        .unwrap();
     ds.datatype.class = DatatypeClass::Complex {
         homogeneous: true,
         form: 0,
         base: Box::new(ds.datatype.clone()),
     };
-    let e = w.create_dataset("/bad", &ds).unwrap_err();
+    let e = w
+        .create_dataset("/bad", &ds, &HeapValues::default(), Default::default())
+        .unwrap_err();
     assert_eq!(e.path, "/bad");
     assert!(e.to_string().contains("not supported"), "{e}");
     let e = w.write_chunk("/ok", &[0], 0, &[1, 2, 3]).unwrap_err();
@@ -472,7 +478,8 @@ fn write_prefix_writes_whole_leading_elements() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("p.h5");
     let mut w = Writer::create(&out).unwrap();
-    w.create_dataset("/p", &ds).unwrap();
+    w.create_dataset("/p", &ds, &HeapValues::default(), Default::default())
+        .unwrap();
     assert_eq!(w.write_prefix("/p", &ds, data).unwrap(), 5);
     let mut scalar = ds.clone();
     scalar.dataspace = Dataspace {
@@ -481,7 +488,8 @@ fn write_prefix_writes_whole_leading_elements() {
         dims: vec![],
         max_dims: None,
     };
-    w.create_dataset("/s", &scalar).unwrap();
+    w.create_dataset("/s", &scalar, &HeapValues::default(), Default::default())
+        .unwrap();
     assert_eq!(w.write_prefix("/s", &scalar, &data[..3]).unwrap(), 0);
     assert_eq!(w.write_prefix("/s", &scalar, data).unwrap(), 1);
     w.finish(false).unwrap();

@@ -15,6 +15,7 @@ use crate::format::global_heap::{self, vlen_element_size};
 use crate::format::message::datatype::{Datatype, DatatypeClass, MAX_DEPTH};
 use crate::format::{is_undefined, Image};
 use crate::inventory::Problem;
+use crate::read::region::RegionSlot;
 
 const STRUCTURE: &str = "variable-length data";
 
@@ -32,34 +33,78 @@ pub struct VlenSlot {
     pub count: u64,
     /// The heap object's bytes, exactly `count * base_size`.
     pub data: Vec<u8>,
+    /// When the base type itself holds variable-length parts (a sequence
+    /// of sequences, of compounds with string members, ...): the slots
+    /// inside `data`, resolved the same way (offsets relative to `data`).
+    pub nested: Vec<VlenSlot>,
+    /// When the base type holds old-style region references: those inside
+    /// `data` (offsets relative to `data`).
+    pub regions: Vec<RegionSlot>,
 }
 
-/// Where one vlen slot sits inside an element, and its base type's size.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct SlotShape {
+impl VlenSlot {
+    /// A slot whose base holds no variable-length parts.
+    pub fn new(offset: usize, count: u64, data: Vec<u8>) -> VlenSlot {
+        VlenSlot {
+            offset,
+            count,
+            data,
+            nested: Vec::new(),
+            regions: Vec::new(),
+        }
+    }
+}
+
+/// True when the slots `a` (of one buffer) and `b` (of another buffer of
+/// the same datatype) hold the same values: same offsets, lengths and
+/// bytes, except the `slot_len`-byte heap IDs of nested slots (addresses
+/// that differ from file to file), compared as values instead.
+pub fn same_slots(a: &[VlenSlot], b: &[VlenSlot], slot_len: usize) -> bool {
+    let masked = |s: &VlenSlot| {
+        let mut m = s.data.clone();
+        for n in &s.nested {
+            let end = n.offset.saturating_add(slot_len).min(m.len());
+            if let Some(id) = m.get_mut(n.offset..end) {
+                id.fill(0);
+            }
+        }
+        m
+    };
+    a.len() == b.len()
+        && a.iter().zip(b).all(|(p, q)| {
+            p.offset == q.offset
+                && p.count == q.count
+                && p.data.len() == q.data.len()
+                && same_slots(&p.nested, &q.nested, slot_len)
+                && (p.nested.is_empty() && p.data == q.data || masked(p) == masked(q))
+        })
+}
+
+/// Where one vlen slot sits inside an element, and its base type.
+#[derive(Clone, Copy, Debug)]
+struct SlotShape<'t> {
     offset: u64,
-    base_size: u64,
+    base: &'t Datatype,
 }
 
 /// Lists the vlen slots inside one element of `dt`, at `at` bytes from the
 /// element start. Slots must lie inside the element and cannot overlap, so
-/// more than `max` of them means a malformed type.
-fn slot_shapes(
-    dt: &Datatype,
+/// more than `max` of them means a malformed type. A slot whose base holds
+/// variable-length parts itself is one slot here: its sequence is resolved
+/// in turn ([`Resolver::resolve`]).
+fn slot_shapes<'t>(
+    dt: &'t Datatype,
     at: u64,
     slot: u64,
     max: usize,
     depth: u32,
-    out: &mut Vec<SlotShape>,
+    out: &mut Vec<SlotShape<'t>>,
 ) -> Result<(), String> {
     if depth > MAX_DEPTH {
         return Err("datatype nested too deeply".into());
     }
     match &dt.class {
         DatatypeClass::VariableLength { base, .. } => {
-            if base.is_variable_length() {
-                return Err("nested variable-length types (vlen of vlen) are not supported".into());
-            }
             if u64::from(dt.size) < slot {
                 return Err(format!(
                     "variable-length type of {} bytes, smaller than a {slot}-byte slot",
@@ -69,10 +114,7 @@ fn slot_shapes(
             if out.len() >= max {
                 return Err("more variable-length slots than fit in the element".into());
             }
-            out.push(SlotShape {
-                offset: at,
-                base_size: u64::from(base.size),
-            });
+            out.push(SlotShape { offset: at, base });
         }
         DatatypeClass::Compound { members } => {
             for m in members.iter().filter(|m| m.datatype.is_variable_length()) {
@@ -112,115 +154,151 @@ fn slot_shapes(
 pub(super) type Objects = HashMap<u16, (u64, u64)>;
 
 /// Finds every vlen slot in `raw` (a whole number of elements of `datatype`) and resolves
-/// each in the global heap. A length of 0 is an empty value (whatever the heap ID says).
+/// each in the global heap; sequences whose elements hold variable-length parts
+/// themselves are resolved in turn ([`VlenSlot::nested`]). A length of 0 is an empty
+/// value (whatever the heap ID says).
 /// Errors (missing collection, bad object index, object shorter than declared) name the
-/// slot's byte offset in `raw` and, where known, the collection's file offset.
+/// slot's byte offset in `raw` (and in each enclosing sequence) and, where known, the
+/// collection's file offset.
 pub fn resolve_vlen(
     image: &Image,
     datatype: &Datatype,
     raw: &[u8],
 ) -> Result<Vec<VlenSlot>, Problem> {
-    let fail = |offset: Option<u64>, msg: String| Problem::new(offset, STRUCTURE, msg);
-    let size = usize::try_from(datatype.size).unwrap_or(0);
-    if size == 0 {
-        return Err(fail(None, "element size 0".into()));
-    }
-    if raw.len() % size != 0 {
-        return Err(fail(
-            None,
-            format!(
-                "{} bytes are not a whole number of {size}-byte elements",
-                raw.len()
-            ),
-        ));
-    }
-    let slot = vlen_element_size(image.sizes);
-    let max = size / usize::try_from(slot).unwrap_or(usize::MAX).max(1);
-    let mut shapes = Vec::new();
-    slot_shapes(datatype, 0, slot, max, 0, &mut shapes).map_err(|m| fail(None, m))?;
-    if shapes.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut heaps: HashMap<u64, Objects> = HashMap::new();
-    let mut out = Vec::new();
-    let mut total: u64 = 0;
-    for (e, element) in raw.chunks_exact(size).enumerate() {
-        for s in &shapes {
-            // s.offset + slot <= size (checked when the shapes were built).
-            let local = usize::try_from(s.offset).unwrap_or(usize::MAX);
-            let offset = e.saturating_mul(size).saturating_add(local);
-            let bytes = element.get(local..).unwrap_or_default();
-            let r = global_heap::parse_vlen_element(bytes, offset as u64, image.sizes)
-                .map_err(|err| fail(None, format!("slot at byte {offset}: {}", err.kind)))?;
-            let count = u64::from(r.length);
-            if count == 0 {
+    let mut r = Resolver {
+        image,
+        heaps: HashMap::new(),
+        total: 0,
+    };
+    r.resolve(datatype, raw, 0)
+}
+
+/// Resolution state shared by one buffer and the sequences nested in it:
+/// the collections parsed so far and the bytes returned so far.
+struct Resolver<'i, 'a> {
+    image: &'i Image<'a>,
+    heaps: HashMap<u64, Objects>,
+    total: u64,
+}
+
+impl Resolver<'_, '_> {
+    fn resolve(
+        &mut self,
+        datatype: &Datatype,
+        raw: &[u8],
+        depth: u32,
+    ) -> Result<Vec<VlenSlot>, Problem> {
+        let fail = |offset: Option<u64>, msg: String| Problem::new(offset, STRUCTURE, msg);
+        if depth > MAX_DEPTH {
+            return Err(fail(None, "sequences nested too deeply".into()));
+        }
+        let size = usize::try_from(datatype.size).unwrap_or(0);
+        if size == 0 {
+            return Err(fail(None, "element size 0".into()));
+        }
+        if raw.len() % size != 0 {
+            return Err(fail(
+                None,
+                format!(
+                    "{} bytes are not a whole number of {size}-byte elements",
+                    raw.len()
+                ),
+            ));
+        }
+        let image = self.image;
+        let slot = vlen_element_size(image.sizes);
+        let max = size / usize::try_from(slot).unwrap_or(usize::MAX).max(1);
+        let mut shapes = Vec::new();
+        slot_shapes(datatype, 0, slot, max, 0, &mut shapes).map_err(|m| fail(None, m))?;
+        if shapes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut out = Vec::new();
+        for (e, element) in raw.chunks_exact(size).enumerate() {
+            for s in &shapes {
+                // s.offset + slot <= size (checked when the shapes were built).
+                let local = usize::try_from(s.offset).unwrap_or(usize::MAX);
+                let offset = e.saturating_mul(size).saturating_add(local);
+                let bytes = element.get(local..).unwrap_or_default();
+                let r = global_heap::parse_vlen_element(bytes, offset as u64, image.sizes)
+                    .map_err(|err| fail(None, format!("slot at byte {offset}: {}", err.kind)))?;
+                let count = u64::from(r.length);
+                if count == 0 {
+                    out.push(VlenSlot::new(offset, count, Vec::new()));
+                    continue;
+                }
+                let need = count.checked_mul(u64::from(s.base.size)).ok_or_else(|| {
+                    fail(
+                        None,
+                        format!("slot at byte {offset}: length {count} overflows"),
+                    )
+                })?;
+                self.total = self.total.saturating_add(need);
+                if self.total > MAX_RESOLVED_BYTES {
+                    return Err(fail(
+                        None,
+                        format!("more than {MAX_RESOLVED_BYTES} bytes of variable-length data"),
+                    ));
+                }
+                let objects =
+                    collection(image, &mut self.heaps, r.collection).map_err(|p| Problem {
+                        message: format!("slot at byte {offset}: {}", p.message),
+                        ..p
+                    })?;
+                let coll_at = image.absolute(r.collection);
+                let index = u16::try_from(r.index)
+                    .ok()
+                    .filter(|&i| i != 0)
+                    .ok_or_else(|| {
+                        fail(
+                            coll_at,
+                            format!("slot at byte {offset}: bad heap object index {}", r.index),
+                        )
+                    })?;
+                let &(data_at, obj_size) = objects.get(&index).ok_or_else(|| {
+                    fail(
+                        coll_at,
+                        format!("slot at byte {offset}: heap object {index} not in the collection"),
+                    )
+                })?;
+                if obj_size < need {
+                    return Err(fail(
+                        coll_at,
+                        format!(
+                            "slot at byte {offset}: heap object {index} has {obj_size} bytes, \
+                             {need} declared"
+                        ),
+                    ));
+                }
+                let data = usize::try_from(data_at)
+                    .ok()
+                    .zip(usize::try_from(need).ok())
+                    .and_then(|(a, n)| image.bytes.get(a..a.checked_add(n)?))
+                    .ok_or_else(|| {
+                        fail(
+                            coll_at,
+                            format!("slot at byte {offset}: heap object {index} outside the file"),
+                        )
+                    })?;
+                let nested = if s.base.is_variable_length() {
+                    self.resolve(s.base, data, depth + 1).map_err(|p| Problem {
+                        message: format!("in the sequence at byte {offset}: {}", p.message),
+                        ..p
+                    })?
+                } else {
+                    Vec::new()
+                };
                 out.push(VlenSlot {
                     offset,
                     count,
-                    data: Vec::new(),
+                    data: data.to_vec(),
+                    nested,
+                    regions: super::region::resolve_regions(image, s.base, data),
                 });
-                continue;
             }
-            let need = count.checked_mul(s.base_size).ok_or_else(|| {
-                fail(
-                    None,
-                    format!("slot at byte {offset}: length {count} overflows"),
-                )
-            })?;
-            total = total.saturating_add(need);
-            if total > MAX_RESOLVED_BYTES {
-                return Err(fail(
-                    None,
-                    format!("more than {MAX_RESOLVED_BYTES} bytes of variable-length data"),
-                ));
-            }
-            let objects = collection(image, &mut heaps, r.collection).map_err(|p| Problem {
-                message: format!("slot at byte {offset}: {}", p.message),
-                ..p
-            })?;
-            let coll_at = image.absolute(r.collection);
-            let index = u16::try_from(r.index)
-                .ok()
-                .filter(|&i| i != 0)
-                .ok_or_else(|| {
-                    fail(
-                        coll_at,
-                        format!("slot at byte {offset}: bad heap object index {}", r.index),
-                    )
-                })?;
-            let &(data_at, obj_size) = objects.get(&index).ok_or_else(|| {
-                fail(
-                    coll_at,
-                    format!("slot at byte {offset}: heap object {index} not in the collection"),
-                )
-            })?;
-            if obj_size < need {
-                return Err(fail(
-                    coll_at,
-                    format!(
-                        "slot at byte {offset}: heap object {index} has {obj_size} bytes, \
-                         {need} declared"
-                    ),
-                ));
-            }
-            let data = usize::try_from(data_at)
-                .ok()
-                .zip(usize::try_from(need).ok())
-                .and_then(|(a, n)| image.bytes.get(a..a.checked_add(n)?))
-                .ok_or_else(|| {
-                    fail(
-                        coll_at,
-                        format!("slot at byte {offset}: heap object {index} outside the file"),
-                    )
-                })?;
-            out.push(VlenSlot {
-                offset,
-                count,
-                data: data.to_vec(),
-            });
         }
+        Ok(out)
     }
-    Ok(out)
 }
 
 /// The objects of the collection at HDF5 address `addr`, parsed once.
@@ -430,12 +508,60 @@ pub(super) mod tests {
     }
 
     #[test]
-    fn nested_vlen_is_refused_and_plain_types_have_no_slots() {
-        let f = file_with_heap(&[]);
+    fn nested_sequences_are_resolved_in_turn() {
+        // Object 1: a sequence of two string slots (objects 2 and 3).
+        let mut seq = slot(2, 16, 2);
+        seq.extend(slot(3, 16, 3));
+        let f = file_with_heap(&[(1, &seq), (2, b"hi"), (3, b"you")]);
         let img = Image::new(&f, 0, Sizes::DEFAULT);
         let nested = vlen_of(vstr(), VlenKind::Sequence);
-        let e = resolve_vlen(&img, &nested, &[0; 16]).unwrap_err();
-        assert!(e.message.contains("not supported"), "{e}");
+        let mut raw = slot(2, 16, 1);
+        raw.extend(slot(0, 0, 0));
+        let s = resolve_vlen(&img, &nested, &raw).unwrap();
+        assert_eq!(s.len(), 2);
+        assert_eq!((s[0].offset, s[0].count, s[0].data.len()), (0, 2, 32));
+        let inner: Vec<(usize, &[u8])> = s[0]
+            .nested
+            .iter()
+            .map(|n| (n.offset, &n.data[..]))
+            .collect();
+        assert_eq!(inner, vec![(0, &b"hi"[..]), (16, &b"you"[..])]);
+        assert!(s[1].nested.is_empty() && s[1].count == 0);
+        // Same values at other heap addresses compare equal.
+        let mut moved = s.clone();
+        moved[0].data[4] ^= 1;
+        assert!(same_slots(&s, &moved, 16));
+        moved[0].nested[1].data[0] ^= 1;
+        assert!(!same_slots(&s, &moved, 16));
+        // A broken inner slot names both levels.
+        let f = file_with_heap(&[(1, &slot(5, 16, 9))]);
+        let img = Image::new(&f, 0, Sizes::DEFAULT);
+        let e = resolve_vlen(&img, &nested, &slot(1, 16, 1)).unwrap_err();
+        assert!(
+            e.message
+                .contains("in the sequence at byte 0: slot at byte 0"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn self_referencing_sequences_are_bounded() {
+        // Object 1 holds a slot pointing at object 1 itself: vlen of vlen of
+        // ... nested as deep as the datatype, never further.
+        let f = file_with_heap(&[(1, &slot(1, 16, 1))]);
+        let img = Image::new(&f, 0, Sizes::DEFAULT);
+        let mut dt = vstr();
+        for _ in 0..40 {
+            dt = vlen_of(dt, VlenKind::Sequence);
+        }
+        let e = resolve_vlen(&img, &dt, &slot(1, 16, 1)).unwrap_err();
+        assert!(e.message.contains("too deeply"), "{e}");
+    }
+
+    #[test]
+    fn plain_types_have_no_slots() {
+        let f = file_with_heap(&[]);
+        let img = Image::new(&f, 0, Sizes::DEFAULT);
         assert!(resolve_vlen(&img, &u8_type(), &[1, 2, 3])
             .unwrap()
             .is_empty());

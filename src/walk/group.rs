@@ -21,7 +21,8 @@ use super::object::HeaderContents;
 /// What a group holds: hard-linked members to visit, and other links.
 #[derive(Default)]
 pub struct Members {
-    /// (path, object header address), sorted by name.
+    /// (path, object header address), sorted by name, or by creation order
+    /// when the group tracks it.
     pub hard: Vec<(String, u64)>,
     pub links: Vec<LinkEntry>,
 }
@@ -34,6 +35,8 @@ pub fn members(
     obj: &mut Object,
 ) -> Members {
     let mut named: BTreeMap<Vec<u8>, Target> = BTreeMap::new();
+    // Link name -> creation order (link messages that carry one).
+    let mut order: std::collections::HashMap<Vec<u8>, u64> = std::collections::HashMap::new();
     let mut problems = Vec::new();
     if let Some(st) = &h.symbol_table {
         symbol_table_members(
@@ -45,7 +48,7 @@ pub fn members(
         );
     }
     for l in &h.links {
-        add_link(&mut named, l.clone(), &mut problems);
+        add_link(&mut named, &mut order, l.clone(), &mut problems);
     }
     if let Some(info) = &h.link_info {
         if !is_undefined(info.fractal_heap_address) {
@@ -55,9 +58,9 @@ pub fn members(
                 info.name_index_btree_address,
             );
             problems.extend(errs);
-            for (at, bytes) in objects {
+            for (at, bytes, _) in objects {
                 match link::parse(&bytes, at, image.sizes) {
-                    Ok(l) => add_link(&mut named, l, &mut problems),
+                    Ok(l) => add_link(&mut named, &mut order, l, &mut problems),
                     Err(e) => problems.push(e.into()),
                 }
             }
@@ -68,6 +71,12 @@ pub fn members(
     }
     let mut out = Members::default();
     let mut used = std::collections::HashSet::new();
+    let mut named: Vec<(Vec<u8>, Target)> = named.into_iter().collect();
+    if h.creation_orders().0.tracked {
+        // Listed (and visited, so written) in creation order; links without
+        // one after the others, by name (a stable sort).
+        named.sort_by_key(|(name, _)| order.get(name).copied().unwrap_or(u64::MAX));
+    }
     for (name, target) in named {
         let (mut child, bad) = child_path(path, &name);
         if let Some(why) = bad {
@@ -113,7 +122,15 @@ enum Target {
     Other(&'static str, String, Option<String>),
 }
 
-fn add_link(named: &mut BTreeMap<Vec<u8>, Target>, l: Link, problems: &mut Vec<Problem>) {
+fn add_link(
+    named: &mut BTreeMap<Vec<u8>, Target>,
+    order: &mut std::collections::HashMap<Vec<u8>, u64>,
+    l: Link,
+    problems: &mut Vec<Problem>,
+) {
+    if let Some(c) = l.creation_order {
+        order.entry(l.name.clone().into_bytes()).or_insert(c);
+    }
     let target = match l.target {
         LinkTarget::Hard { address } => Target::Hard(address),
         LinkTarget::Soft { path } => Target::Other("soft", path, None),
@@ -257,14 +274,19 @@ fn local_heap_segment<'a>(image: &Image<'a>, heap_addr: u64) -> Result<&'a [u8],
     }
 }
 
+/// One object of a dense store: absolute offset for messages, its bytes,
+/// and its creation order where the index record has one (attributes).
+pub type DenseObject = (u64, Vec<u8>, Option<u64>);
+
 /// The objects of a dense link or attribute store: the v2 B-tree name index
 /// gives heap IDs, each resolved in the fractal heap. Returns (absolute
-/// offset for messages, object bytes) in name-index order.
+/// offset for messages, object bytes, creation order where the record has
+/// one: attributes) in name-index order.
 pub fn dense_objects(
     image: &Image,
     heap_addr: u64,
     btree_addr: u64,
-) -> (Vec<(u64, Vec<u8>)>, Vec<Problem>) {
+) -> (Vec<DenseObject>, Vec<Problem>) {
     let mut problems = Vec::new();
     let mut out = Vec::new();
     let at = image.base.saturating_add(heap_addr);
@@ -285,9 +307,13 @@ pub fn dense_objects(
         btree_v2::collect_records(image, btree_addr, btree_v2::RecordContext::default());
     problems.extend(errs.into_iter().map(Problem::from));
     for r in records {
-        let id: &[u8] = match &r {
-            Record::LinkName { heap_id, .. } => heap_id,
-            Record::AttributeName { heap_id, .. } => heap_id,
+        let (id, order): (&[u8], _) = match &r {
+            Record::LinkName { heap_id, .. } => (heap_id, None),
+            Record::AttributeName {
+                heap_id,
+                creation_order,
+                ..
+            } => (heap_id, Some(u64::from(*creation_order))),
             _ => continue,
         };
         let resolved = fractal_heap::parse_heap_id(id, at, &header).and_then(|hid| match hid {
@@ -302,7 +328,7 @@ pub fn dense_objects(
             )),
         });
         match resolved {
-            Ok(bytes) => out.push((at, bytes)),
+            Ok(bytes) => out.push((at, bytes, order)),
             Err(e) => {
                 // One damaged block fails every object in it: say it once.
                 let p = Problem::from(e);

@@ -264,6 +264,7 @@ impl Walker<'_> {
         if let Some(h) = contents {
             o.kind = h.kind();
             o.attributes = object::attributes(&self.image, &h, &mut o.problems);
+            (o.link_order, o.attribute_order) = h.creation_orders();
             match o.kind {
                 ObjectKind::Group => {
                     let members = group::members(&self.image, &h, &p.path, self.leaf_k, &mut o);

@@ -15,7 +15,7 @@ use crate::format::message::symbol_table::SymbolTable;
 use crate::format::message::{self, kind, Message};
 use crate::format::object_header::{self, RawMessage};
 use crate::format::{is_undefined, Image};
-use crate::inventory::{Attribute, Object, ObjectKind, Problem, Status};
+use crate::inventory::{Attribute, CreationOrder, Object, ObjectKind, Problem, Status};
 
 use super::group::dense_objects;
 
@@ -35,10 +35,34 @@ pub struct HeaderContents {
     /// An External Data Files message: the raw data lives in other files.
     pub external_files: bool,
     pub attributes: Vec<AttributeMessage>,
+    /// The creation order field of each attribute message (v2 headers that
+    /// track it), parallel to `attributes`.
+    pub attribute_orders: Vec<Option<u16>>,
     pub attribute_info: Option<AttributeInfo>,
 }
 
 impl HeaderContents {
+    /// Creation-order flags of the links (Link Info message) and of the
+    /// attributes (Attribute Info message): tracked when the maximum
+    /// creation index is present, indexed when its B-tree address is.
+    pub fn creation_orders(&self) -> (CreationOrder, CreationOrder) {
+        let links = self
+            .link_info
+            .as_ref()
+            .map_or_else(CreationOrder::default, |l| CreationOrder {
+                tracked: l.max_creation_index.is_some(),
+                indexed: l.creation_order_index_btree_address.is_some(),
+            });
+        let attrs = self
+            .attribute_info
+            .as_ref()
+            .map_or_else(CreationOrder::default, |a| CreationOrder {
+                tracked: a.max_creation_index.is_some(),
+                indexed: a.creation_order_index_btree_address.is_some(),
+            });
+        (links, attrs)
+    }
+
     /// What the messages say the object is (spec IV.A.2: a dataset has a
     /// layout; a group a symbol table, link info or links; a committed
     /// datatype only a datatype).
@@ -135,7 +159,10 @@ fn absorb(image: &Image, h: &mut HeaderContents, raw: &RawMessage, m: Message, o
         Message::LinkInfo(l) => h.link_info = Some(l),
         Message::Link(l) => h.links.push(l),
         Message::GroupInfo(_) => h.has_group_info = true,
-        Message::Attribute(a) => h.attributes.push(a),
+        Message::Attribute(a) => {
+            h.attributes.push(a);
+            h.attribute_orders.push(raw.creation_order);
+        }
         Message::AttributeInfo(a) => h.attribute_info = Some(a),
         Message::Other {
             kind: kind::EXTERNAL_FILES,
@@ -207,7 +234,8 @@ pub fn attributes(
         .attributes
         .iter()
         .cloned()
-        .map(|m| attribute(image, m))
+        .zip(h.attribute_orders.iter().chain(std::iter::repeat(&None)))
+        .map(|(m, order)| attribute(image, m, order.map(u64::from)))
         .collect();
     if let Some(info) = &h.attribute_info {
         if !is_undefined(info.fractal_heap_address) {
@@ -217,9 +245,9 @@ pub fn attributes(
                 info.name_index_btree_address,
             );
             problems.extend(errs);
-            for (at, bytes) in objects {
+            for (at, bytes, order) in objects {
                 match message::attribute::parse(&bytes, at, image.sizes) {
-                    Ok(m) => out.push(attribute(image, m)),
+                    Ok(m) => out.push(attribute(image, m, order)),
                     Err(e) => problems.push(e.into()),
                 }
             }
@@ -228,7 +256,7 @@ pub fn attributes(
     out
 }
 
-fn attribute(image: &Image, mut m: AttributeMessage) -> Attribute {
+fn attribute(image: &Image, mut m: AttributeMessage, creation_order: Option<u64>) -> Attribute {
     let mut problems = Vec::new();
     let exact = m.value_is_exact();
     if let Some(s) = m.datatype_shared.take() {
@@ -265,6 +293,7 @@ fn attribute(image: &Image, mut m: AttributeMessage) -> Attribute {
     Attribute {
         name: m.name.clone(),
         message: m,
+        creation_order,
         problems,
     }
 }

@@ -35,7 +35,7 @@ use crate::format::message::data_layout::LayoutClass;
 use crate::format::message::dataspace::{Dataspace, DataspaceKind};
 use crate::format::message::datatype::Datatype;
 use crate::format::message::filter_pipeline::FLAG_OPTIONAL;
-use crate::inventory::Dataset;
+use crate::inventory::{CreationOrder, Dataset};
 use h5::{check, cstr, hid, locked, Hid, Kind};
 
 /// Global heap values (variable-length data, region references) resolved
@@ -144,6 +144,43 @@ fn replace_attribute(
         where_,
         "H5Acreate2",
     )
+}
+
+/// `H5P_CRT_ORDER_*` flags for `order` (indexed only with tracked, as
+/// libhdf5 requires).
+fn order_flags(order: CreationOrder) -> u32 {
+    match (order.tracked, order.indexed) {
+        (false, _) => 0,
+        (true, false) => h5p::H5P_CRT_ORDER_TRACKED,
+        (true, true) => h5p::H5P_CRT_ORDER_TRACKED | h5p::H5P_CRT_ORDER_INDEXED,
+    }
+}
+
+/// Sets link (`links`, groups and files only) and attribute creation
+/// order on an object creation property list.
+fn set_orders(
+    plist: hid_t,
+    links: Option<CreationOrder>,
+    attrs: CreationOrder,
+    path: &str,
+) -> Result<(), WriteError> {
+    locked(|| unsafe {
+        if let Some(l) = links.filter(|l| l.tracked) {
+            check(
+                h5p::H5Pset_link_creation_order(plist, order_flags(l)),
+                path,
+                "H5Pset_link_creation_order",
+            )?;
+        }
+        if attrs.tracked {
+            check(
+                h5p::H5Pset_attr_creation_order(plist, order_flags(attrs)),
+                path,
+                "H5Pset_attr_creation_order",
+            )?;
+        }
+        Ok(())
+    })
 }
 
 fn io_err(path: &Path, action: &str, e: std::io::Error) -> WriteError {
@@ -286,6 +323,16 @@ impl Writer {
     /// directory, name `.{file_name}.h5salvage-tmp-{pid}`), never touching
     /// `output` itself. Fails if that temporary file already exists.
     pub fn create(output: &Path) -> Result<Writer, WriteError> {
+        Writer::create_ordered(output, CreationOrder::default(), CreationOrder::default())
+    }
+
+    /// [`Writer::create`], with the root group tracking (and indexing)
+    /// link and attribute creation order as given.
+    pub fn create_ordered(
+        output: &Path,
+        links: CreationOrder,
+        attrs: CreationOrder,
+    ) -> Result<Writer, WriteError> {
         let shown = output.display().to_string();
         let tmp = temp_path_for(output)?;
         let tmp_str = tmp
@@ -303,9 +350,16 @@ impl Writer {
         std::fs::remove_file(&tmp)
             .map_err(|e| WriteError::new(tmp_str, "create", e.to_string()))?;
         let fapl = file_access(&shown, h5f::H5F_libver_t::H5F_LIBVER_V18)?;
+        let fcpl = hid(
+            locked(|| unsafe { h5p::H5Pcreate(*g::H5P_FILE_CREATE) }),
+            Kind::Plist,
+            &shown,
+            "H5Pcreate(file create)",
+        )?;
+        set_orders(fcpl.id(), Some(links), attrs, &shown)?;
         let file = hid(
             locked(|| unsafe {
-                h5f::H5Fcreate(c.as_ptr(), h5f::H5F_ACC_EXCL, h5p::H5P_DEFAULT, fapl.id())
+                h5f::H5Fcreate(c.as_ptr(), h5f::H5F_ACC_EXCL, fcpl.id(), fapl.id())
             }),
             Kind::File,
             tmp_str,
@@ -376,6 +430,12 @@ impl Writer {
         self.refs = map;
     }
 
+    /// Removes the object at source address `addr` from the reference map
+    /// (it could not be written: references to it become null, said).
+    pub fn forget_reference(&mut self, addr: u64) {
+        self.refs.remove(&addr);
+    }
+
     /// Notes about values written in a degraded form (null references,
     /// missing variable-length values, forced-optional filters, ...).
     pub fn take_notes(&mut self) -> Vec<String> {
@@ -391,6 +451,18 @@ impl Writer {
 
     /// Creates a group (intermediate groups created as needed). Idempotent.
     pub fn group(&mut self, path: &str) -> Result<(), WriteError> {
+        self.group_ordered(path, CreationOrder::default(), CreationOrder::default())
+    }
+
+    /// [`Writer::group`], the group itself (if it is created here) tracking
+    /// link and attribute creation order as given. An existing group is
+    /// left as it is.
+    pub fn group_ordered(
+        &mut self,
+        path: &str,
+        links: CreationOrder,
+        attrs: CreationOrder,
+    ) -> Result<(), WriteError> {
         check_path(path)?;
         if self.groups.contains(path) {
             return Ok(());
@@ -420,13 +492,22 @@ impl Writer {
                 self.groups.insert(cur.clone());
                 continue;
             }
+            let gcpl = hid(
+                locked(|| unsafe { h5p::H5Pcreate(*g::H5P_GROUP_CREATE) }),
+                Kind::Plist,
+                &cur,
+                "H5Pcreate(group create)",
+            )?;
+            if cur == path {
+                set_orders(gcpl.id(), Some(links), attrs, path)?;
+            }
             hid(
                 locked(|| unsafe {
                     hdf5_sys::h5g::H5Gcreate2(
                         fid,
                         c.as_ptr(),
                         h5p::H5P_DEFAULT,
-                        h5p::H5P_DEFAULT,
+                        gcpl.id(),
                         h5p::H5P_DEFAULT,
                     )
                 }),
@@ -647,8 +728,18 @@ impl Writer {
     /// dimensions), filter pipeline and fill value as `ds`.
     ///
     /// Filters this libhdf5 cannot apply are recorded as optional (so stored
-    /// chunks can still be copied through); a note says so.
-    pub fn create_dataset(&mut self, path: &str, ds: &Dataset) -> Result<(), WriteError> {
+    /// chunks can still be copied through); a note says so. `fill_heap`
+    /// holds the resolved variable-length values and region references of
+    /// the fill value (a netCDF-4 string variable's fill value is a heap
+    /// object), as for attributes. `attrs`: the attribute creation order
+    /// the dataset tracks.
+    pub fn create_dataset(
+        &mut self,
+        path: &str,
+        ds: &Dataset,
+        fill_heap: &HeapValues,
+        attrs: CreationOrder,
+    ) -> Result<(), WriteError> {
         let fid = self.site(path)?;
         let t = types::build(&ds.datatype, path, 0)?;
         let space = Self::space(&ds.dataspace, path)?;
@@ -659,6 +750,7 @@ impl Writer {
             "H5Pcreate(dataset create)",
         )?;
         let d = dcpl.id();
+        set_orders(d, None, attrs, path)?;
         let mut compact = false;
         match &ds.layout.class {
             LayoutClass::Compact { .. } => {
@@ -732,9 +824,30 @@ impl Writer {
                 })?;
             }
         }
+        // The memory form of a fill value with heap parts: it (and the
+        // buffers it points to) must live until libhdf5 copied it.
+        let mut fill_mem = None;
         if let Some(fv) = &ds.fill_value {
             let has_vlen = types::needs_buffer(&ds.datatype, 0);
+            let fsize = usize::try_from(ds.datatype.size).unwrap_or(usize::MAX);
             match &fv.value {
+                Some(v) if has_vlen && v.len() == fsize && fsize > 0 => {
+                    let mut fill = types::Fill::new(path, v, fill_heap, &self.refs, fid);
+                    fill.region_budget = self.region_budget;
+                    let filled = fill.run(&ds.datatype, 1, fsize, t.mem_size);
+                    self.region_budget = fill.region_budget;
+                    self.notes.append(&mut fill.notes);
+                    filled?;
+                    let ptr = fill.mem.as_ptr().cast::<c_void>();
+                    locked(|| unsafe {
+                        check(
+                            h5p::H5Pset_fill_value(d, t.hid.id(), ptr),
+                            path,
+                            "H5Pset_fill_value",
+                        )
+                    })?;
+                    fill_mem = Some(fill);
+                }
                 Some(v) if !has_vlen && v.len() == t.mem_size => {
                     locked(|| unsafe {
                         check(
@@ -801,6 +914,7 @@ impl Writer {
             path,
             "H5Dcreate2",
         )?;
+        drop(fill_mem);
         self.open = Some((path.to_string(), dset));
         Ok(())
     }
@@ -922,7 +1036,7 @@ impl Writer {
             return Ok(());
         }
         let aid = attr.id();
-        self.with_buffer(
+        let written = self.with_buffer(
             &where_,
             datatype,
             n,
@@ -930,7 +1044,16 @@ impl Writer {
             heap,
             |mt, buf| unsafe { h5a::H5Awrite(aid, mt, buf) },
             "H5Awrite",
-        )
+        );
+        if written.is_err() {
+            // An attribute whose value could not be written must not stay
+            // behind with whatever libhdf5 holds (zeros, empty sequences).
+            drop(attr);
+            let _ = locked(|| unsafe {
+                h5a::H5Adelete_by_name(fid, cp.as_ptr(), cn.as_ptr(), h5p::H5P_DEFAULT)
+            });
+        }
+        written
     }
 
     /// Bytes that `elements` elements of `ds` take; `bytes` must be exactly

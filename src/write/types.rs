@@ -101,24 +101,27 @@ pub(crate) fn mem_size(dt: &Datatype, path: &str, depth: u32) -> Result<usize, W
     }
 }
 
-/// Members in file-offset order with their memory offsets, and the
+/// Members in their declared order with their memory offsets, and the
 /// compound's memory size.
 pub(crate) type Layout<'a> = (Vec<(&'a CompoundMember, usize)>, usize);
 
-/// Member order (by file offset) with memory offsets, and the compound's
-/// memory size.
+/// Members in declared order (the datatype message's order, which readers
+/// list: spec IV.A.2.d, compound properties) with memory offsets, and the
+/// compound's memory size. Memory offsets shrink by the growth of the
+/// members stored *before* each one (by byte offset), whatever their order.
 pub(crate) fn compound_layout<'a>(
     dt: &Datatype,
     members: &'a [CompoundMember],
     path: &str,
     depth: u32,
 ) -> Result<Layout<'a>, WriteError> {
-    let mut sorted: Vec<&CompoundMember> = members.iter().collect();
-    sorted.sort_by_key(|m| m.offset);
+    let mut by_offset: Vec<usize> = (0..members.len()).collect();
+    by_offset.sort_by_key(|&i| members.get(i).map_or(0, |m| m.offset));
     let mut shrink = 0usize;
-    let mut out = Vec::with_capacity(sorted.len());
+    let mut moffs = vec![0usize; members.len()];
     let bad = |what: &str| WriteError::new(path, "compound datatype", what.to_string());
-    for m in sorted {
+    for i in by_offset {
+        let Some(m) = members.get(i) else { continue };
         let foff = usize_of(m.offset, path, "compound member offset")?;
         let moff = foff
             .checked_sub(shrink)
@@ -137,12 +140,14 @@ pub(crate) fn compound_layout<'a>(
         shrink = shrink
             .checked_add(fsize.saturating_sub(msize))
             .ok_or_else(|| bad("size overflow"))?;
-        out.push((m, moff));
+        if let Some(slot) = moffs.get_mut(i) {
+            *slot = moff;
+        }
     }
     let total = usize_of(u64::from(dt.size), path, "compound size")?
         .checked_sub(shrink)
         .ok_or_else(|| bad("members extend past the compound's size"))?;
-    Ok((out, total))
+    Ok((members.iter().zip(moffs).collect(), total))
 }
 
 fn copy_of(base: hid_t, path: &str) -> Result<Hid, WriteError> {
@@ -491,11 +496,9 @@ pub(crate) fn build(dt: &Datatype, path: &str, depth: u32) -> Result<Built, Writ
                 t
             }
             VlenKind::Sequence => {
-                if needs_buffer(base, depth + 1) {
-                    return unsupported(
-                        "a variable-length sequence of variable-length or reference elements",
-                    );
-                }
+                // A base with variable-length parts or references is built
+                // in its memory shape too: its elements are filled in a
+                // buffer of their own (see `Fill::sequence`).
                 let b = build(base, path, depth + 1)?;
                 hid(
                     locked(|| unsafe { h5t::H5Tvlen_create(b.hid.id()) }),
@@ -581,6 +584,34 @@ impl<'a> Fill<'a> {
             file,
             notes: Vec::new(),
             region_budget: MAX_REGION_TOTAL,
+            missing_slots: 0,
+        }
+    }
+
+    /// A filler for the elements of one sequence: `src` is its heap object,
+    /// `slots` and `regions` the variable-length values and region
+    /// references nested in it.
+    #[allow(clippy::too_many_arguments)]
+    fn sequence(
+        path: &'a str,
+        src: &'a [u8],
+        slots: &'a [VlenSlot],
+        regions: &'a [super::RegionSlot],
+        refs: &'a HashMap<u64, String>,
+        file: hid_t,
+        region_budget: u64,
+    ) -> Fill<'a> {
+        Fill {
+            path,
+            src,
+            mem: Vec::new(),
+            slots: slots.iter().map(|s| (s.offset, s)).collect(),
+            regions: regions.iter().map(|r| (r.offset, &r.value)).collect(),
+            keep: Vec::new(),
+            refs,
+            file,
+            notes: Vec::new(),
+            region_budget,
             missing_slots: 0,
         }
     }
@@ -695,6 +726,8 @@ impl<'a> Fill<'a> {
                                 let len = have.min(count);
                                 let p = if len == 0 {
                                     0
+                                } else if needs_buffer(base, depth + 1) {
+                                    self.sequence_buffer(base, sl, len, bsize, foff)?
                                 } else {
                                     sl.data.as_ptr() as usize
                                 };
@@ -772,7 +805,7 @@ impl<'a> Fill<'a> {
                                 let dst = self.mem.as_mut_ptr().wrapping_add(moff);
                                 let file = self.file;
                                 let path = self.path;
-                                locked(|| unsafe {
+                                let made = locked(|| unsafe {
                                     check(
                                         hdf5_sys::h5r::H5Rcreate(
                                             dst.cast::<c_void>(),
@@ -784,7 +817,16 @@ impl<'a> Fill<'a> {
                                         path,
                                         &format!("H5Rcreate({target})"),
                                     )
-                                })?;
+                                });
+                                if let Err(e) = made {
+                                    // The target is not in the output after
+                                    // all: a null reference, said.
+                                    self.put(moff, &[0; 8])?;
+                                    self.notes.push(format!(
+                                        "{}: object reference to {target} written as null: {}",
+                                        self.path, e.message
+                                    ));
+                                }
                                 Ok(())
                             }
                             None => {
@@ -814,6 +856,47 @@ impl<'a> Fill<'a> {
                 "variable-length data inside this class is not supported",
             )),
         }
+    }
+
+    /// Builds the memory form of the first `len` elements of the sequence
+    /// in `sl` (whose base `base` holds variable-length parts or
+    /// references, `bsize` bytes each in the file) and returns its address;
+    /// the buffer (and the strings it points to) live in `self.keep`.
+    fn sequence_buffer(
+        &mut self,
+        base: &Datatype,
+        sl: &'a VlenSlot,
+        len: usize,
+        bsize: usize,
+        foff: usize,
+    ) -> Result<usize, WriteError> {
+        let bm = mem_size(base, self.path, 0)?;
+        let src = len
+            .checked_mul(bsize)
+            .and_then(|n| sl.data.get(..n))
+            .ok_or_else(|| WriteError::new(self.path, "memory buffer", "sequence too short"))?;
+        let mut sub = Fill::sequence(
+            self.path,
+            src,
+            &sl.nested,
+            &sl.regions,
+            self.refs,
+            self.file,
+            self.region_budget,
+        );
+        let filled = sub.run(base, len, bsize, bm);
+        self.region_budget = sub.region_budget;
+        self.notes.extend(
+            sub.notes
+                .drain(..)
+                .map(|n| format!("{n} (in the sequence at byte {foff})")),
+        );
+        filled?;
+        let p = sub.mem.as_ptr() as usize;
+        // Moving the vectors keeps their heap buffers where they are.
+        self.keep.push(std::mem::take(&mut sub.mem));
+        self.keep.append(&mut sub.keep);
+        Ok(p)
     }
 
     /// Recreates the old-style region reference at `foff` in the output
@@ -1092,7 +1175,8 @@ mod tests {
         };
         let (layout, size) = compound_layout(&c, members, "/x", 0).unwrap();
         let got: Vec<(&str, usize)> = layout.iter().map(|(m, o)| (m.name.as_str(), *o)).collect();
-        assert_eq!(got, vec![("s", 0), ("a", 8), ("t", 12), ("b", 20)]);
+        // Declared order kept; memory offsets follow the byte offsets.
+        assert_eq!(got, vec![("b", 20), ("s", 0), ("t", 12), ("a", 8)]);
         assert_eq!(size, 24);
         assert_eq!(mem_size(&c, "/x", 0).unwrap(), 24);
         assert!(needs_buffer(&c, 0));
@@ -1140,11 +1224,7 @@ mod tests {
     #[test]
     fn fill_checks_bounds() {
         let refs = HashMap::new();
-        let slots = HeapValues::vlen(vec![VlenSlot {
-            offset: 0,
-            count: 3,
-            data: b"ab\0c".to_vec(),
-        }]);
+        let slots = HeapValues::vlen(vec![VlenSlot::new(0, 3, b"ab\0c".to_vec())]);
         let src = [0u8; 16];
         let mut f = Fill::new("/x", &src, &slots, &refs, -1);
         f.run(&vstr(), 1, 16, PTR).unwrap();

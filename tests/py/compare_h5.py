@@ -4,7 +4,9 @@ usage: compare_h5.py ORIG OUT [--skip PATH]...
 
 Every group and dataset of ORIG reached by a hard link (first path only) and
 not under a skipped path must exist in OUT with the same kind, attribute
-names and values (dtype and bytes), and for datasets the same dtype, shape,
+names and values (dtype with its member order, and bytes), the same listing
+order of attributes and group members (creation order where the source
+tracks it), and for datasets the same dtype, shape,
 maxshape, layout, chunks, filters (compression, options, shuffle,
 fletcher32), fill value and data. Fixed-size data is compared byte for byte
 (tobytes); variable-length and reference data element by element (references
@@ -20,6 +22,18 @@ import numpy as np
 from h5regions import region_key
 
 
+def has_objects(dt):
+    """The dtype holds Python objects (vlen, references) anywhere: its
+    bytes are pointers, compared element by element instead."""
+    if dt.kind == "O":
+        return True
+    if dt.names:
+        return any(has_objects(dt[n]) for n in dt.names)
+    if dt.subdtype is not None:
+        return has_objects(dt.subdtype[0])
+    return False
+
+
 def norm(x, f):
     # RegionReference first: it may be a subclass of Reference.
     if isinstance(x, h5py.RegionReference):
@@ -27,11 +41,13 @@ def norm(x, f):
     if isinstance(x, h5py.Reference):
         return ("ref", f[x].name if x else None)
     if isinstance(x, np.ndarray):
-        if x.dtype.kind == "O" or (x.dtype.names and any(x.dtype[n].kind == "O" for n in x.dtype.names)):
+        if has_objects(x.dtype):
             return ("objarr", x.shape, [norm(y, f) for y in x.reshape(-1)])
         return ("arr", x.dtype.str, x.shape, x.tobytes())
     if isinstance(x, np.void) and x.dtype.names:
         return ("rec", tuple(norm(x[n], f) for n in x.dtype.names))
+    if isinstance(x, np.void) and has_objects(x.dtype):
+        return norm(np.asarray(x), f)
     if isinstance(x, np.generic):
         return ("scalar", x.dtype.str, x.tobytes())
     if isinstance(x, h5py.Empty):
@@ -84,10 +100,18 @@ def main():
         if type(x) is not type(y):
             err(path, f"kind {type(x).__name__} vs {type(y).__name__}")
             continue
-        names_x = sorted(x.attrs.keys())
-        names_y = sorted(k for k in y.attrs.keys() if not k.startswith("h5salvage_"))
+        # Listing order: by name, or by creation order where the source
+        # tracked it (h5py lists in creation order then).
+        names_x = list(x.attrs.keys())
+        names_y = [k for k in y.attrs.keys() if not k.startswith("h5salvage_")]
         if names_x != names_y:
-            err(path, f"attribute names {names_x} vs {names_y}")
+            err(path, f"attribute names (in listing order) {names_x} vs {names_y}")
+        if isinstance(x, h5py.Group):
+            # Members missing on either side are reported on their own.
+            kx = [k for k in x.keys() if k in y]
+            ky = [k for k in y.keys() if k in x]
+            if kx != ky:
+                err(path, f"members (in listing order) {kx} vs {ky}")
         for n in names_x:
             if n not in y.attrs:
                 continue
@@ -120,7 +144,7 @@ def main():
             err(path, f"layout {cx.get_layout()} vs {cy.get_layout()}")
         if cx.fill_value_defined() != cy.fill_value_defined():
             err(path, f"fill value defined {cx.fill_value_defined()} vs {cy.fill_value_defined()}")
-        if x.dtype.kind != "O" and not (x.dtype.names and "O" in str(x.dtype)):
+        if not has_objects(x.dtype):
             fx, fy = norm(x.fillvalue, a), norm(y.fillvalue, b)
             if fx != fy:
                 err(path, f"fillvalue {fx!r} vs {fy!r}")
