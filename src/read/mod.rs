@@ -10,9 +10,12 @@
 //! a Fletcher-32 checksum matches) and the result has exactly the chunk's
 //! size. Unfiltered bytes carry no check at all: for them "inside the file"
 //! is all the format lets anyone verify (a flipped byte in an unfiltered
-//! chunk or a contiguous dataset is undetectable). A chunk whose filter
-//! cannot be undone (szip, nbit, scaleoffset, lzf, any registered filter)
-//! cannot be verified and is reported as failed, naming the filter id.
+//! chunk or a contiguous dataset is undetectable). LZF carries no checksum:
+//! its chunks are verified as far as its structure allows (every
+//! instruction complete, no reference before the start, exactly the
+//! chunk's size). A chunk whose filter cannot be undone (szip, nbit,
+//! scaleoffset, any other registered filter) cannot be verified: it is
+//! listed as unverified, naming the filter id.
 
 pub mod filters;
 pub mod region;
@@ -98,8 +101,8 @@ pub enum DatasetData<'a> {
     Chunked {
         chunks: Vec<VerifiedChunk<'a>>,
         /// Chunks whose bytes are inside the file and pass every structural
-        /// check, but pass through a filter this crate cannot decode (lzf,
-        /// szip, nbit, scaleoffset, registered plugins): they can be copied
+        /// check, but pass through a filter this crate cannot decode
+        /// (szip, nbit, scaleoffset, registered plugins): they can be copied
         /// as stored, not verified. `unverified_filters` names the filters.
         unverified: Vec<VerifiedChunk<'a>>,
         unverified_filters: Vec<String>,
@@ -116,7 +119,7 @@ pub enum DatasetData<'a> {
 /// Reverses the filter pipeline on one stored chunk (filters applied in reverse order,
 /// skipping those whose bit is set in `filter_mask`): fletcher32 checksum verified and
 /// stripped, deflate decompressed with an output cap of `expected_len` bytes (anything
-/// larger is an error: deflate bomb), shuffle undone. Unknown filters (lzf, szip, nbit,
+/// larger is an error: deflate bomb), lzf decompressed the same way, shuffle undone. Unknown filters (szip, nbit,
 /// scaleoffset, any registered id) -> Err naming the filter id. Result must be exactly
 /// `expected_len` bytes, else Err. Chunks above [`filters::max_chunk_bytes`] are refused.
 pub fn decode_chunk(
@@ -277,14 +280,13 @@ fn chunked<'a>(image: &Image<'a>, ds: &Dataset, dims: &[u64], flags: u8) -> Data
 /// The first filter of the pipeline that is applied to a chunk with
 /// `mask` and that [`decode_chunk`] cannot reverse.
 fn undecodable_filter(ds: &Dataset, mask: u32) -> Option<String> {
-    use crate::format::message::filter_pipeline as fp;
     let p = ds.filters.as_ref()?;
     p.filters
         .iter()
         .enumerate()
         .filter(|(i, _)| *i >= 32 || mask & (1u32 << i) == 0)
         .map(|(_, f)| f)
-        .find(|f| ![fp::DEFLATE, fp::SHUFFLE, fp::FLETCHER32].contains(&f.id))
+        .find(|f| !filters::can_decode(f.id))
         .map(|f| format!("{} (id {})", f.describe(), f.id))
 }
 
