@@ -17,8 +17,8 @@ Writes, next to this script (each file a few KiB):
 * ``trailing_bytes.h5`` (h5py): a healthy file followed by two newlines,
   which hold no HDF5 structure (what a text tool appending to the file leaves).
 * ``huge_attrs_latest.h5`` (h5py, libver latest): attributes above 64 KiB
-  ("huge" fractal-heap objects) on the root, a group and a dataset, among
-  dense small attributes.
+  ("huge" fractal-heap objects) on a group (among 10 small ones) and on a
+  dataset.
 
 Deterministic for one h5py/PyTables/HDF5 version (no times stored where the
 writers let us switch them off).  Needs h5py, numpy, PyTables and h5repack.
@@ -131,14 +131,13 @@ def make_trailing(name):
 def make_huge_attrs(name):
     f = kw.create_file(os.path.join(HERE, name), "latest")
     rng = np.random.default_rng(5)
-    f.attrs["huge_root"] = np.arange(20000, dtype="<f8")  # 160 KB
+    f.attrs["root_small"] = 1.5
     g = kw.new_group(f, "g")
     for i in range(10):
         g.attrs["small_%02d" % i] = i
-    g.attrs["huge_i4"] = rng.integers(-1000, 1000, 30000, dtype="<i4")  # 120 KB
-    g.attrs["huge_text"] = np.bytes_(b"netCDF-like provenance " * 3000)  # 69 KB
+    g.attrs["huge_i4"] = rng.integers(-1000, 1000, 17000, dtype="<i4")  # 68 KB
     d = ds(f, "d", data=np.arange(10, dtype="<i4"))
-    d.attrs["huge_u1"] = np.arange(70000, dtype="u1") % 251
+    d.attrs["huge_text"] = np.bytes_(b"netCDF-like provenance " * 2900)  # 67 KB
     d.attrs["small"] = "x"
     f.close()
 

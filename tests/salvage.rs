@@ -797,3 +797,70 @@ fn members_whose_names_read_alike_keep_their_own_paths() {
         String::from_utf8_lossy(&check.stderr)
     );
 }
+
+/// Offsets of `sig` followed by version 0 and `btree_type` (v2 B-tree nodes).
+fn btree_v2_nodes(bytes: &[u8], sig: &[u8; 4], btree_type: u8) -> Vec<usize> {
+    (0..bytes.len().saturating_sub(6))
+        .filter(|&i| &bytes[i..i + 4] == sig && bytes[i + 4] == 0 && bytes[i + 5] == btree_type)
+        .collect()
+}
+
+/// Attributes above 64 KiB in a libver-latest file are "huge" fractal-heap
+/// objects, placed by a v2 B-tree of type 1 (the healthy file round-trips
+/// in `healthy_fixtures_round_trip_bit_for_bit`). A damaged leaf of that
+/// tree (its checksum fails) loses exactly the huge attribute it places:
+/// named in the report and `h5salvage_missing`, never written with other
+/// bytes; the object's other attributes come back.
+#[test]
+fn huge_attributes_are_read_and_lost_whole_when_their_tree_is_damaged() {
+    let dir = tempfile::tempdir().unwrap();
+    let orig = testdata().join("huge_attrs_latest.h5");
+    let bytes = std::fs::read(&orig).unwrap();
+    let inv = h5salvage::scan_path(&orig).unwrap();
+    for path in ["/g", "/d"] {
+        let o = inv.object(path).unwrap();
+        assert_eq!(o.status, h5salvage::inventory::Status::Intact, "{path}");
+        assert!(
+            o.attributes.iter().any(|a| a.message.value.len() > 65536),
+            "{path}: no huge attribute read"
+        );
+    }
+    let leaves = btree_v2_nodes(&bytes, b"BTLF", 1);
+    assert_eq!(leaves.len(), 2, "one huge-object tree per object");
+    let check = have_h5py();
+    for (n, &leaf) in leaves.iter().enumerate() {
+        let mut bad = bytes.clone();
+        bad[leaf + 7] ^= 0x10; // inside the first record: its address
+        let input = dir.path().join(format!("bad{n}.h5"));
+        std::fs::write(&input, &bad).unwrap();
+        let out = dir.path().join(format!("out{n}.h5"));
+        let rep = salvage(&input, &out, false).unwrap();
+        let partial: Vec<&str> = rep
+            .objects
+            .iter()
+            .filter(|o| o.result == "partial")
+            .map(|o| o.path.as_str())
+            .collect();
+        assert_eq!(partial.len(), 1, "{rep:?}");
+        let o = rep.objects.iter().find(|o| o.result == "partial").unwrap();
+        assert!(
+            o.reasons.iter().any(|r| r.contains("huge object ID")),
+            "{o:?}"
+        );
+        if check {
+            let (ok, v) = compare(&orig, &out, false);
+            assert!(ok, "{v}");
+            // The other attributes of the damaged object are there.
+            python_script(
+                "import sys, h5py\n\
+                 f = h5py.File(sys.argv[1], 'r')\n\
+                 o = f[sys.argv[2]]\n\
+                 assert o.attrs['h5salvage_status'] == 'partial'\n\
+                 assert 'huge' in o.attrs['h5salvage_missing'], o.attrs['h5salvage_missing']\n\
+                 assert not any(k.startswith('huge') for k in o.attrs), list(o.attrs)\n\
+                 assert len([k for k in o.attrs if not k.startswith('h5salvage')]) >= 1\n",
+                &[out.as_os_str(), std::ffi::OsStr::new(partial[0])],
+            );
+        }
+    }
+}
