@@ -127,6 +127,7 @@ pub fn salvage_with(
         ..SalvageReport::default()
     };
     report.notes = crate::write::remove_stale_temps(output);
+    report.notes.extend(inv.notes.iter().map(|n| n.to_string()));
     let mut w = Writer::create(output)?;
     w.group("/")?;
     w.mark("/", "h5salvage_source", &input.display().to_string())?;
