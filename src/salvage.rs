@@ -542,8 +542,17 @@ fn salvage_dataset(
             unverified,
             unverified_filters,
             failed,
+            beyond_extent,
             chunk_bytes,
         } => {
+            if !beyond_extent.is_empty() {
+                out.notes.push(format!(
+                    "{} chunk(s) listed beyond the current extent {:?} (left by a shrink) hold \
+                     no element of it: not copied",
+                    beyond_extent.len(),
+                    ds.dataspace.dims
+                ));
+            }
             // Filters this crate cannot decode: the stored bytes are copied
             // through untouched (never re-encoded, never guessed) and named.
             if !unverified.is_empty() {

@@ -14,6 +14,10 @@ Writes, next to this script (each file a few KiB):
   the same order written by h5repack.
 * ``resized_earliest.h5`` / ``resized_latest.h5`` (h5py): chunked datasets
   written, then resized smaller (1-D, 2-D), one grown back.
+* ``beyond_extent_earliest.h5`` / ``beyond_extent_latest.h5`` (h5py, then
+  the dataspace rewritten smaller): chunks listed beyond the current extent
+  (v1 B-tree; extensible array, v2 B-tree, fixed array), as converters that
+  do not prune leave them.  h5py reads only the extent.
 * ``trailing_bytes.h5`` (h5py): a healthy file followed by two newlines,
   which hold no HDF5 structure (what a text tool appending to the file leaves).
 * ``huge_attrs_latest.h5`` (h5py, libver latest): attributes above 64 KiB
@@ -26,6 +30,7 @@ writers let us switch them off).  Needs h5py, numpy, PyTables and h5repack.
 
 import os
 import shutil
+import struct
 import subprocess
 import sys
 
@@ -118,6 +123,46 @@ def make_resized(name, libver):
     f.close()
 
 
+def shrink_dataspace(path, old, new):
+    """Rewrites a dataset's current dimensions in place (``old`` dims +
+    maxdims bytes -> ``new``), leaving its chunks in the index: what a
+    converter that rewrites the dataspace without pruning chunks leaves
+    (libhdf5's own H5Dset_extent prunes them).  A version-2 object header's
+    checksum is recomputed."""
+    import generate  # lookup3
+
+    with open(path, "rb") as fh:
+        buf = bytearray(fh.read())
+    assert buf.count(old) == 1, (path, buf.count(old))
+    at = buf.find(old)
+    buf[at:at + len(new)] = new
+    pos = buf.rfind(b"OHDR", 0, at)
+    if pos >= 0 and buf[pos + 4] == 2:
+        flags = buf[pos + 5]
+        q = pos + 6 + (16 if flags & 0x20 else 0) + (4 if flags & 0x10 else 0)
+        n = 1 << (flags & 3)
+        end = q + n + int.from_bytes(buf[q:q + n], "little")
+        assert at < end
+        buf[end:end + 4] = struct.pack("<I", generate.lookup3(bytes(buf[pos:end])))
+    with open(path, "wb") as fh:
+        fh.write(buf)
+
+
+def make_beyond_extent(name, libver):
+    path = os.path.join(HERE, name)
+    f = kw.create_file(path, libver)
+    unlim = 2 ** 64 - 1
+    ds(f, "unlimited_1d", data=np.arange(100, dtype="<i4"), chunks=(10,), maxshape=(None,))
+    ds(f, "unlimited_2d", data=np.arange(40 * 30, dtype="<f4").reshape(40, 30),
+       chunks=(8, 8), maxshape=(None, None), compression="gzip")
+    ds(f, "fixed_max", data=np.arange(64, dtype="<i2"), chunks=(8,), maxshape=(64,))
+    f.close()
+    shrink_dataspace(path, struct.pack("<QQ", 100, unlim), struct.pack("<QQ", 35, unlim))
+    shrink_dataspace(path, struct.pack("<QQQQ", 40, 30, unlim, unlim),
+                     struct.pack("<QQQQ", 21, 13, unlim, unlim))
+    shrink_dataspace(path, struct.pack("<QQ", 64, 64), struct.pack("<QQ", 20, 64))
+
+
 def make_trailing(name):
     path = os.path.join(HERE, name)
     f = kw.create_file(path, "earliest")
@@ -150,6 +195,8 @@ FIXTURES = [
     ("resized_earliest.h5", lambda n: make_resized(n, "earliest")),
     ("resized_latest.h5", lambda n: make_resized(n, "latest")),
     ("trailing_bytes.h5", make_trailing),
+    ("beyond_extent_earliest.h5", lambda n: make_beyond_extent(n, "earliest")),
+    ("beyond_extent_latest.h5", lambda n: make_beyond_extent(n, "latest")),
     ("huge_attrs_latest.h5", make_huge_attrs),
 ]
 
