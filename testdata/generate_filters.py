@@ -18,6 +18,8 @@ Writes, next to this script (each file a few KiB):
   the dataspace rewritten smaller): chunks listed beyond the current extent
   (v1 B-tree; extensible array, v2 B-tree, fixed array), as converters that
   do not prune leave them.  h5py reads only the extent.
+* ``custom_float_earliest.h5`` (h5py low level): a float datatype with a
+  custom precision and offset (28 bits at bit 4).
 * ``trailing_bytes.h5`` (h5py): a healthy file followed by two newlines,
   which hold no HDF5 structure (what a text tool appending to the file leaves).
 * ``huge_attrs_latest.h5`` (h5py, libver latest): attributes above 64 KiB
@@ -163,6 +165,24 @@ def make_beyond_extent(name, libver):
     shrink_dataspace(path, struct.pack("<QQ", 64, 64), struct.pack("<QQ", 20, 64))
 
 
+def make_custom_float(name):
+    """A float whose datatype has a custom precision and offset (28 bits at
+    bit 4 of a 32-bit container; what H5Tset_precision writers and the
+    n-bit filter's users declare): h5py converts it to float32."""
+    f = kw.create_file(os.path.join(HERE, name), "earliest")
+    ft = h5py.h5t.IEEE_F32LE.copy()
+    ft.set_fields(27, 19, 8, 4, 15)  # sign bit, exponent at 19 (8), mantissa at 4 (15)
+    ft.set_precision(28)
+    ft.set_offset(4)
+    space = h5py.h5s.create_simple((6,))
+    dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+    dcpl.set_obj_track_times(False)
+    d = h5py.h5d.create(f.id, b"custom_float", ft, space, dcpl=dcpl)
+    d.write(h5py.h5s.ALL, h5py.h5s.ALL,
+            np.array([1.5, -2.25, 3.0, 0.0, 100.0, -0.125], dtype="<f4"))
+    f.close()
+
+
 def make_trailing(name):
     path = os.path.join(HERE, name)
     f = kw.create_file(path, "earliest")
@@ -195,6 +215,7 @@ FIXTURES = [
     ("resized_earliest.h5", lambda n: make_resized(n, "earliest")),
     ("resized_latest.h5", lambda n: make_resized(n, "latest")),
     ("trailing_bytes.h5", make_trailing),
+    ("custom_float_earliest.h5", make_custom_float),
     ("beyond_extent_earliest.h5", lambda n: make_beyond_extent(n, "earliest")),
     ("beyond_extent_latest.h5", lambda n: make_beyond_extent(n, "latest")),
     ("huge_attrs_latest.h5", make_huge_attrs),

@@ -271,7 +271,8 @@ fn empty_and_non_hdf5_files() {
 }
 
 /// Every healthy fixture from the wider ecosystem (h5py lzf, PyTables,
-/// h5repack, resized datasets, huge attributes, trailing newlines) scans
+/// h5repack, resized datasets, chunks beyond the extent, huge attributes,
+/// a custom-precision float, trailing newlines) scans
 /// healthy; the one with newlines after its stored end of file says so in
 /// a note, not a problem.
 #[test]
@@ -284,6 +285,9 @@ fn ecosystem_fixtures_scan_healthy() {
         "resized_earliest.h5",
         "resized_latest.h5",
         "huge_attrs_latest.h5",
+        "beyond_extent_earliest.h5",
+        "beyond_extent_latest.h5",
+        "custom_float_earliest.h5",
         "trailing_bytes.h5",
     ] {
         let inv = scan(&testdata().join(name));
