@@ -616,6 +616,26 @@ mod tests {
         );
     }
 
+    /// Hostile streams: never a panic, never more than the cap.
+    #[test]
+    fn lzf_survives_random_streams() {
+        let mut rng = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        for _ in 0..20_000 {
+            let len = (next() % 64) as usize;
+            let stream: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            let cap = (next() % 300) as usize;
+            if let Ok(out) = lzf_decompress(&stream, cap) {
+                assert!(out.len() <= cap);
+            }
+        }
+    }
+
     /// PyTables and h5repack put Fletcher-32 before deflate: the inflated
     /// stream is the chunk plus its checksum.
     #[test]
