@@ -489,7 +489,15 @@ fn salvage_dataset(
         out.reasons.push(reason.clone());
         return Ok(());
     }
-    if let Err(e) = w.create_dataset(dest, ds) {
+    // A fill value with variable-length parts points into the input's
+    // global heap: resolved like the data (unresolvable: not copied, noted).
+    let fill_heap = ds
+        .fill_value
+        .as_ref()
+        .and_then(|f| f.value.as_ref())
+        .filter(|_| ds.datatype.is_variable_length())
+        .and_then(|v| read::resolve_heap_values(image, &ds.datatype, v).ok());
+    if let Err(e) = w.create_dataset_with(dest, ds, fill_heap.as_ref()) {
         out.result = "lost";
         out.reasons.push(format!("cannot recreate: {e}"));
         return Ok(());

@@ -20,6 +20,9 @@ Writes, next to this script (each file a few KiB):
   do not prune leave them.  h5py reads only the extent.
 * ``custom_float_earliest.h5`` (h5py low level): a float datatype with a
   custom precision and offset (28 bits at bit 4).
+* ``vlen_fill_earliest.h5`` / ``vlen_fill_latest.h5`` (h5py low level):
+  a chunked UTF-8 and a contiguous ASCII vlen string dataset whose fill
+  values hold variable-length data, every element written.
 * ``trailing_bytes.h5`` (h5py): a healthy file followed by two newlines,
   which hold no HDF5 structure (what a text tool appending to the file leaves).
 * ``huge_attrs_latest.h5`` (h5py, libver latest): attributes above 64 KiB
@@ -183,6 +186,29 @@ def make_custom_float(name):
     f.close()
 
 
+def make_vlen_fill(name, libver):
+    """Fill values that hold variable-length data (their bytes point into
+    the global heap): a chunked UTF-8 and a contiguous ASCII vlen string
+    dataset, every element written (h5py cannot read unwritten elements of
+    such a dataset without write intent)."""
+    f = kw.create_file(os.path.join(HERE, name), libver)
+    ascii_t = h5py.string_dtype("ascii")
+    for dsname, dt, fill, chunked in [
+        ("vlen_utf8", VSTR, "remplissage é", True),
+        ("vlen_ascii", ascii_t, "fill me", False),
+    ]:
+        dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+        dcpl.set_obj_track_times(False)
+        if chunked:
+            dcpl.set_chunk((2,))
+        dcpl.set_fill_value(np.array(fill, dtype=dt))
+        space = h5py.h5s.create_simple((3,))
+        h5py.h5d.create(f.id, dsname.encode(), h5py.h5t.py_create(dt, logical=True),
+                        space, dcpl=dcpl)
+        f[dsname][...] = np.array(["a", "bb", "ccc"], dtype=object)
+    f.close()
+
+
 def make_trailing(name):
     path = os.path.join(HERE, name)
     f = kw.create_file(path, "earliest")
@@ -215,6 +241,8 @@ FIXTURES = [
     ("resized_earliest.h5", lambda n: make_resized(n, "earliest")),
     ("resized_latest.h5", lambda n: make_resized(n, "latest")),
     ("trailing_bytes.h5", make_trailing),
+    ("vlen_fill_earliest.h5", lambda n: make_vlen_fill(n, "earliest")),
+    ("vlen_fill_latest.h5", lambda n: make_vlen_fill(n, "latest")),
     ("custom_float_earliest.h5", make_custom_float),
     ("beyond_extent_earliest.h5", lambda n: make_beyond_extent(n, "earliest")),
     ("beyond_extent_latest.h5", lambda n: make_beyond_extent(n, "latest")),

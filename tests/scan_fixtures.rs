@@ -288,6 +288,8 @@ fn ecosystem_fixtures_scan_healthy() {
         "beyond_extent_earliest.h5",
         "beyond_extent_latest.h5",
         "custom_float_earliest.h5",
+        "vlen_fill_earliest.h5",
+        "vlen_fill_latest.h5",
         "trailing_bytes.h5",
     ] {
         let inv = scan(&testdata().join(name));

@@ -649,6 +649,19 @@ impl Writer {
     /// Filters this libhdf5 cannot apply are recorded as optional (so stored
     /// chunks can still be copied through); a note says so.
     pub fn create_dataset(&mut self, path: &str, ds: &Dataset) -> Result<(), WriteError> {
+        self.create_dataset_with(path, ds, None)
+    }
+
+    /// [`Writer::create_dataset`] with the resolved heap values of a fill
+    /// value that holds variable-length data (its bytes point into the
+    /// input's global heap); without them such a fill value is not copied
+    /// and a note says so.
+    pub fn create_dataset_with(
+        &mut self,
+        path: &str,
+        ds: &Dataset,
+        fill_heap: Option<&HeapValues>,
+    ) -> Result<(), WriteError> {
         let fid = self.site(path)?;
         let t = types::build(&ds.datatype, path, 0)?;
         let space = Self::space(&ds.dataspace, path)?;
@@ -734,7 +747,34 @@ impl Writer {
         }
         if let Some(fv) = &ds.fill_value {
             let has_vlen = types::needs_buffer(&ds.datatype, 0);
+            let vlen_fill = match (&fv.value, fill_heap) {
+                (Some(v), Some(heap))
+                    if has_vlen && v.len() as u64 == u64::from(ds.datatype.size) =>
+                {
+                    let mut fill = types::Fill::new(path, v, heap, &self.refs, fid);
+                    let built = fill.run(&ds.datatype, 1, v.len(), t.mem_size);
+                    let whole =
+                        built.is_ok() && fill.notes.is_empty() && fill.mem.len() == t.mem_size;
+                    if whole {
+                        // libhdf5 copies the value (and what its pointers reach).
+                        locked(|| unsafe {
+                            check(
+                                h5p::H5Pset_fill_value(
+                                    d,
+                                    t.hid.id(),
+                                    fill.mem.as_ptr().cast::<c_void>(),
+                                ),
+                                path,
+                                "H5Pset_fill_value(variable-length)",
+                            )
+                        })?;
+                    }
+                    whole
+                }
+                _ => false,
+            };
             match &fv.value {
+                _ if vlen_fill => {}
                 Some(v) if !has_vlen && v.len() == t.mem_size => {
                     locked(|| unsafe {
                         check(
