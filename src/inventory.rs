@@ -32,6 +32,9 @@ pub struct Inventory {
     pub links: Vec<LinkEntry>,
     /// File-level problems (superblock, truncation, unreachable root, ...).
     pub problems: Vec<Problem>,
+    /// File-level oddities that lose nothing and do not make the file
+    /// damaged (e.g. a few whitespace bytes after the stored end of file).
+    pub notes: Vec<Problem>,
     /// What signature carving found, when it ran.
     pub carving: Option<CarveSummary>,
 }
@@ -472,6 +475,9 @@ mod tests {
         let mut j = inv(100);
         j.superblock = Some(sb());
         j.objects.push(Object::new("/".into(), 96));
+        j.notes
+            .push(Problem::new(None, "file", "2 newlines past the end"));
+        assert_eq!(j.verdict(), Verdict::Healthy, "notes do not damage");
         j.problems
             .push(Problem::new(None, "superblock", "truncated"));
         assert_eq!(j.verdict(), Verdict::Damaged);

@@ -127,6 +127,7 @@ pub fn salvage_with(
         ..SalvageReport::default()
     };
     report.notes = crate::write::remove_stale_temps(output);
+    report.notes.extend(inv.notes.iter().map(|n| n.to_string()));
     // The root keeps the source root's creation-order tracking.
     let root = inv.objects.iter().find(|o| o.path == "/");
     let mut w = Writer::create_ordered(
@@ -559,8 +560,17 @@ fn salvage_dataset(
             unverified,
             unverified_filters,
             failed,
+            beyond_extent,
             chunk_bytes,
         } => {
+            if !beyond_extent.is_empty() {
+                out.notes.push(format!(
+                    "{} chunk(s) listed beyond the current extent {:?} (left by a shrink) hold \
+                     no element of it: not copied",
+                    beyond_extent.len(),
+                    ds.dataspace.dims
+                ));
+            }
             // Filters this crate cannot decode: the stored bytes are copied
             // through untouched (never re-encoded, never guessed) and named.
             if !unverified.is_empty() {

@@ -269,3 +269,58 @@ fn empty_and_non_hdf5_files() {
     let inv = scan(&testdata().join("not_hdf5.txt"));
     assert_eq!(inv.verdict(), Verdict::NotHdf5);
 }
+
+/// Every healthy fixture from the wider ecosystem (h5py lzf, PyTables,
+/// h5repack, resized datasets, chunks beyond the extent, huge attributes,
+/// a custom-precision float, trailing newlines) scans
+/// healthy; the one with newlines after its stored end of file says so in
+/// a note, not a problem.
+#[test]
+fn ecosystem_fixtures_scan_healthy() {
+    for name in [
+        "lzf_earliest.h5",
+        "lzf_latest.h5",
+        "pytables_zlib_fletcher.h5",
+        "repack_fletcher_first.h5",
+        "resized_earliest.h5",
+        "resized_latest.h5",
+        "huge_attrs_latest.h5",
+        "beyond_extent_earliest.h5",
+        "beyond_extent_latest.h5",
+        "custom_float_earliest.h5",
+        "vlen_fill_earliest.h5",
+        "vlen_fill_latest.h5",
+        "trailing_bytes.h5",
+    ] {
+        let inv = scan(&testdata().join(name));
+        assert_eq!(
+            inv.verdict(),
+            Verdict::Healthy,
+            "{name}: {:?}",
+            inv.problems
+        );
+        assert_eq!(inv.notes.is_empty(), name != "trailing_bytes.h5", "{name}");
+    }
+}
+
+/// Only a short run of whitespace after the stored end of file is a note:
+/// anything else there (a byte of data, or more than 4 KiB) is what a
+/// writer left after its last superblock update, and the file is damaged.
+#[test]
+fn bytes_after_the_stored_end_are_a_note_only_when_whitespace() {
+    let bytes = std::fs::read(testdata().join("trailing_bytes.h5")).unwrap();
+    let body = &bytes[..bytes.len() - 2];
+    let verdict = |tail: &[u8]| {
+        let mut b = body.to_vec();
+        b.extend_from_slice(tail);
+        let inv = h5salvage::walk::walk("t.h5", &b);
+        (inv.verdict(), inv.notes.len(), inv.problems.len())
+    };
+    assert_eq!(verdict(b""), (Verdict::Healthy, 0, 0));
+    assert_eq!(verdict(b"\n"), (Verdict::Healthy, 1, 0));
+    assert_eq!(verdict(b" \r\n\t\n"), (Verdict::Healthy, 1, 0));
+    assert_eq!(verdict(&[b'\n'; 4096]), (Verdict::Healthy, 1, 0));
+    assert_eq!(verdict(&[b'\n'; 4097]), (Verdict::Damaged, 0, 1));
+    assert_eq!(verdict(b"\nX\n"), (Verdict::Damaged, 0, 1));
+    assert_eq!(verdict(&[0, 0]), (Verdict::Damaged, 0, 1));
+}

@@ -1,6 +1,7 @@
 //! Version 2 B-trees (`BTHD` header, `BTIN` internal nodes, `BTLF` leaves):
 //! spec III.A.2, "Disk Format: Level 1A2 - Version 2 B-trees", and the record
-//! layouts of types 5, 6, 8, 9 (dense links and attributes) and 10, 11
+//! layouts of types 1-4 (huge fractal-heap objects), 5, 6, 8, 9 (dense
+//! links and attributes) and 10, 11
 //! (dataset chunks, spec VII.E "The Version 2 B-trees Index").
 //!
 //! All three structures carry a lookup3 checksum. The parsers return the
@@ -40,6 +41,14 @@ const NODE_OVERHEAD: u64 = 10;
 
 /// B-tree types (spec III.A.2, "Type").
 pub mod kind {
+    /// Huge fractal-heap objects, indirectly accessed (ID -> place), not filtered.
+    pub const HUGE_INDIRECT: u8 = 1;
+    /// Huge objects, indirectly accessed, filtered.
+    pub const HUGE_INDIRECT_FILTERED: u8 = 2;
+    /// Huge objects, directly accessed (the ID holds the place), not filtered.
+    pub const HUGE_DIRECT: u8 = 3;
+    /// Huge objects, directly accessed, filtered.
+    pub const HUGE_DIRECT_FILTERED: u8 = 4;
     pub const LINK_NAME: u8 = 5;
     pub const LINK_CREATION_ORDER: u8 = 6;
     pub const SHARED_MESSAGE: u8 = 7;
@@ -238,6 +247,16 @@ pub struct RecordContext {
 /// One decoded record (spec III.A.2, "Type N Record Layout").
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Record {
+    /// Types 1-4: where a huge fractal-heap object is stored. Types 2 and 4
+    /// (filtered) add the filter mask and the de-filtered size; types 1 and
+    /// 2 (indirectly accessed) end with the object's ID, the B-tree's key.
+    HugeObject {
+        address: u64,
+        length: u64,
+        filter_mask: Option<u32>,
+        defiltered_size: Option<u64>,
+        id: Option<u64>,
+    },
     /// Type 5: lookup3 hash of the link name, fractal heap ID of the link message.
     LinkName { hash: u32, heap_id: [u8; 7] },
     /// Type 6: link creation order, fractal heap ID of the link message.
@@ -286,8 +305,52 @@ pub fn decode_record(bytes: &[u8], btree_type: u8, sizes: Sizes, ctx: RecordCont
     decode_known(bytes, btree_type, sizes, ctx).unwrap_or_else(|| Record::Raw(bytes.to_vec()))
 }
 
+/// The little-endian integer of `width` bytes at `at`.
+fn uint_at(bytes: &[u8], at: usize, width: u8) -> Option<u64> {
+    let field = bytes.get(at..at.checked_add(usize::from(width))?)?;
+    uint(width)(field).ok().map(|(_, v)| v)
+}
+
+/// Types 1-4 (spec III.A.2, "Type 1 Record Layout" .. "Type 4"): address
+/// (O), length (L), then for filtered objects a 4-byte filter mask and the
+/// de-filtered size (L), then for indirectly accessed ones the ID (L).
+fn decode_huge(bytes: &[u8], btree_type: u8, sizes: Sizes) -> Option<Record> {
+    let (o, l) = (sizes.offset(), sizes.length());
+    let filtered = matches!(
+        btree_type,
+        kind::HUGE_INDIRECT_FILTERED | kind::HUGE_DIRECT_FILTERED
+    );
+    let indirect = matches!(
+        btree_type,
+        kind::HUGE_INDIRECT | kind::HUGE_INDIRECT_FILTERED
+    );
+    let address = uint_at(bytes, 0, o)?;
+    let mut at = usize::from(o);
+    let length = uint_at(bytes, at, l)?;
+    at += usize::from(l);
+    let (mut filter_mask, mut defiltered_size) = (None, None);
+    if filtered {
+        filter_mask = Some(u32_at(bytes, at)?);
+        defiltered_size = Some(uint_at(bytes, at + 4, l)?);
+        at += 4 + usize::from(l);
+    }
+    let id = if indirect {
+        Some(uint_at(bytes, at, l)?)
+    } else {
+        None
+    };
+    Some(Record::HugeObject {
+        address,
+        length,
+        filter_mask,
+        defiltered_size,
+        id,
+    })
+}
+
 fn decode_known(bytes: &[u8], btree_type: u8, sizes: Sizes, ctx: RecordContext) -> Option<Record> {
     match btree_type {
+        kind::HUGE_INDIRECT..=kind::HUGE_DIRECT_FILTERED => decode_huge(bytes, btree_type, sizes),
         kind::LINK_NAME => Some(Record::LinkName {
             hash: u32_at(bytes, 0)?,
             heap_id: array(bytes, 4)?,
@@ -688,6 +751,75 @@ mod tests {
         b.extend_from_slice(&nroot.to_le_bytes());
         b.extend_from_slice(&total.to_le_bytes());
         seal(b)
+    }
+
+    /// Huge-object records (types 1-4): address, length, [mask, size], [ID].
+    #[test]
+    fn huge_object_records() {
+        let le = |v: u64| v.to_le_bytes().to_vec();
+        let ctx = RecordContext::default();
+        let t1 = [le(0x1000), le(70_000), le(3)].concat();
+        assert_eq!(
+            decode_record(&t1, kind::HUGE_INDIRECT, S, ctx),
+            Record::HugeObject {
+                address: 0x1000,
+                length: 70_000,
+                filter_mask: None,
+                defiltered_size: None,
+                id: Some(3)
+            }
+        );
+        let t2 = [
+            le(0x2000),
+            le(500),
+            2u32.to_le_bytes().to_vec(),
+            le(9000),
+            le(7),
+        ]
+        .concat();
+        assert_eq!(
+            decode_record(&t2, kind::HUGE_INDIRECT_FILTERED, S, ctx),
+            Record::HugeObject {
+                address: 0x2000,
+                length: 500,
+                filter_mask: Some(2),
+                defiltered_size: Some(9000),
+                id: Some(7)
+            }
+        );
+        let t3 = [le(0x3000), le(12)].concat();
+        assert!(matches!(
+            decode_record(&t3, kind::HUGE_DIRECT, S, ctx),
+            Record::HugeObject {
+                id: None,
+                filter_mask: None,
+                ..
+            }
+        ));
+        assert!(matches!(
+            decode_record(&t2[..28], kind::HUGE_DIRECT_FILTERED, S, ctx),
+            Record::HugeObject {
+                id: None,
+                filter_mask: Some(2),
+                defiltered_size: Some(9000),
+                ..
+            }
+        ));
+        // Too short for its layout: raw, never a made-up place.
+        assert!(matches!(
+            decode_record(&t1[..20], kind::HUGE_INDIRECT, S, ctx),
+            Record::Raw(_)
+        ));
+        let small = Sizes::new(4, 4).unwrap();
+        assert!(matches!(
+            decode_record(&[1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0], 1, small, ctx),
+            Record::HugeObject {
+                address: 1,
+                length: 2,
+                id: Some(3),
+                ..
+            }
+        ));
     }
 
     fn link_record(hash: u32, id: u8) -> Vec<u8> {

@@ -1,7 +1,9 @@
-//! The three filters of HDF5's predefined pipeline that h5salvage can undo
+//! The filters h5salvage can undo: three of HDF5's predefined pipeline
 //! (spec IV.A.2.l "The Data Storage - Filter Pipeline Message": 1 deflate,
-//! 2 shuffle, 3 fletcher32), written from the definitions, and
-//! [`reverse_pipeline`], which undoes a whole pipeline on one stored chunk.
+//! 2 shuffle, 3 fletcher32) and the registered lzf (32000, h5py's), written
+//! from the definitions, and [`reverse_pipeline`], which undoes a whole
+//! pipeline on one stored chunk, in pipeline order, each filter's output
+//! held to the size the filters before it imply.
 //!
 //! - Deflate (id 1): the stored bytes are one zlib stream (RFC 1950, with
 //!   its Adler-32 trailer). Decompression writes into a buffer that grows
@@ -26,7 +28,7 @@
 //!   1.6.0-1.6.2 on little-endian machines); so does [`verify_fletcher32`].
 
 use crate::format::message::filter_pipeline::{
-    FilterPipeline, DEFLATE, FLETCHER32, NBIT, SCALEOFFSET, SHUFFLE, SZIP,
+    Filter, FilterPipeline, DEFLATE, FLETCHER32, LZF, NBIT, SCALEOFFSET, SHUFFLE, SZIP,
 };
 
 /// Default largest decoded chunk accepted (1 GiB): larger chunks are
@@ -184,7 +186,109 @@ pub fn unshuffle(data: &[u8], size: usize) -> Vec<u8> {
     out
 }
 
+/// Filters [`reverse_pipeline`] can undo (and so verify).
+pub fn can_decode(id: u16) -> bool {
+    matches!(id, DEFLATE | SHUFFLE | FLETCHER32 | LZF)
+}
+
+/// Decompresses one LZF block (the format of liblzf, which h5py's filter
+/// 32000 stores without a header): a control byte below 32 is followed by
+/// that many plus one literal bytes; otherwise its top three bits are a
+/// length (7: plus the next byte), the low five bits and the next byte a
+/// distance back into the output, and length + 2 bytes are copied from
+/// there (the copy may overlap what it writes). LZF has no checksum: a
+/// stream is accepted only if every instruction is complete, every
+/// back-reference lies inside what was already decoded, and the output
+/// stays within `cap` bytes (never allocated beyond that).
+pub fn lzf_decompress(stored: &[u8], cap: usize) -> Result<Vec<u8>, String> {
+    let mut out: Vec<u8> = Vec::with_capacity(stored.len().saturating_mul(2).min(cap));
+    let mut i = 0usize;
+    let cut = |i: usize| format!("lzf: stream cut inside the instruction at byte {i}");
+    let over = || format!("lzf: output exceeds the expected {cap} bytes");
+    while let Some(&ctrl) = stored.get(i) {
+        let at = i;
+        i += 1;
+        if ctrl < 32 {
+            let len = usize::from(ctrl) + 1;
+            let lit = stored.get(i..i + len).ok_or_else(|| cut(at))?;
+            if out.len() + len > cap {
+                return Err(over());
+            }
+            out.extend_from_slice(lit);
+            i += len;
+            continue;
+        }
+        let mut len = usize::from(ctrl >> 5);
+        if len == 7 {
+            len += usize::from(*stored.get(i).ok_or_else(|| cut(at))?);
+            i += 1;
+        }
+        let low = usize::from(*stored.get(i).ok_or_else(|| cut(at))?);
+        i += 1;
+        let back = (usize::from(ctrl & 0x1f) << 8) + low + 1;
+        let len = len + 2;
+        let Some(from) = out.len().checked_sub(back) else {
+            return Err(format!(
+                "lzf: back-reference at byte {at} reaches {back} bytes back, before the start \
+                 ({} bytes decoded)",
+                out.len()
+            ));
+        };
+        if out.len() + len > cap {
+            return Err(over());
+        }
+        // Byte by byte: the source may overlap the bytes being written.
+        for k in 0..len {
+            let b = out[from + k];
+            out.push(b);
+        }
+    }
+    Ok(out)
+}
+
+/// The size of the bytes entering each filter of `filters` as libhdf5
+/// applied them to a chunk of `chunk_len` bytes with `mask` (bit i set:
+/// filter i skipped): `exact` when the filters before it determine it
+/// (shuffle keeps the size, Fletcher-32 adds its 4 bytes), and always an
+/// upper `bound` (a compressor may expand its input a little: libhdf5's
+/// deflate gives itself 0.1% + 12 bytes; lzf gives up rather than expand).
+/// Entry `filters.len()` describes the stored bytes.
+fn forward_sizes(filters: &[Filter], mask: u32, chunk_len: usize) -> Vec<(Option<usize>, usize)> {
+    let mut sizes = Vec::with_capacity(filters.len() + 1);
+    let mut cur = (Some(chunk_len), chunk_len);
+    sizes.push(cur);
+    for (i, f) in filters.iter().enumerate() {
+        if applied(mask, i) {
+            let (exact, bound) = cur;
+            cur = match f.id {
+                SHUFFLE => cur,
+                FLETCHER32 => (
+                    exact.and_then(|e| e.checked_add(4)),
+                    bound.saturating_add(4),
+                ),
+                _ => (None, bound.saturating_add(bound / 1000).saturating_add(12)),
+            };
+        }
+        sizes.push(cur);
+    }
+    sizes
+}
+
+/// Bit i of a chunk's filter mask clear: filter i was applied. Filters past
+/// the 32 bits of the mask are always applied.
+fn applied(mask: u32, i: usize) -> bool {
+    u32::try_from(i)
+        .ok()
+        .and_then(|i| 1u32.checked_shl(i))
+        .is_none_or(|bit| mask & bit == 0)
+}
+
 /// Reverses `pipeline` on one stored chunk; see [`crate::read::decode_chunk`].
+/// Filters are undone from the last to the first, and each one's output is
+/// held to the size the filters before it imply ([`forward_sizes`]): where
+/// that size is known (Fletcher-32 placed before deflate: the chunk plus 4
+/// bytes) a compressor must produce exactly that, elsewhere it may produce
+/// at most the bound, and the result must be exactly the chunk's size.
 pub fn reverse_pipeline(
     stored: &[u8],
     pipeline: Option<&FilterPipeline>,
@@ -199,20 +303,18 @@ pub fn reverse_pipeline(
         ));
     }
     let filters = pipeline.map(|p| p.filters.as_slice()).unwrap_or_default();
-    // Filters applied in order 0..n on write; undo from the last. Bit i of
-    // the mask set: filter i was not applied to this chunk.
+    let sizes = forward_sizes(filters, filter_mask, expected_len);
     let mut cur: std::borrow::Cow<[u8]> = std::borrow::Cow::Borrowed(stored);
     for (i, f) in filters.iter().enumerate().rev() {
-        let skipped = u32::try_from(i)
-            .ok()
-            .and_then(|i| 1u32.checked_shl(i))
-            .is_some_and(|bit| filter_mask & bit != 0);
-        if skipped {
+        if !applied(filter_mask, i) {
             continue;
         }
+        let (exact, bound) = sizes[i];
+        let limit = exact.unwrap_or(bound).min(cap);
         cur = match f.id {
             FLETCHER32 => std::borrow::Cow::Owned(verify_fletcher32(&cur)?.to_vec()),
-            DEFLATE => std::borrow::Cow::Owned(inflate_capped(&cur, expected_len)?),
+            DEFLATE => std::borrow::Cow::Owned(inflate_capped(&cur, limit)?),
+            LZF => std::borrow::Cow::Owned(lzf_decompress(&cur, limit)?),
             SHUFFLE => {
                 let size = match f.client_data.first() {
                     Some(&s) if s > 0 => usize::try_from(s).unwrap_or(usize::MAX),
@@ -233,6 +335,13 @@ pub fn reverse_pipeline(
                 ));
             }
         };
+        if let Some(e) = exact.filter(|&e| e != cur.len()) {
+            return Err(format!(
+                "{} (filter {i}) gave {} bytes where the pipeline implies {e}",
+                f.describe(),
+                cur.len()
+            ));
+        }
     }
     if cur.len() != expected_len {
         return Err(format!(
@@ -246,7 +355,6 @@ pub fn reverse_pipeline(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::format::message::filter_pipeline::{Filter, LZF};
     use std::io::Write;
 
     fn filter(id: u16, client_data: Vec<u32>) -> Filter {
@@ -452,13 +560,161 @@ mod tests {
 
     #[test]
     fn unknown_filters_are_named() {
-        for id in [SZIP, NBIT, SCALEOFFSET, LZF, 307, 32001] {
+        for id in [SZIP, NBIT, SCALEOFFSET, 307, 32001] {
             let p = pipeline(vec![filter(id, vec![])]);
             let err = reverse_pipeline(&[0; 16], Some(&p), 0, 4, 16).unwrap_err();
             assert!(err.contains(&format!("filter id {id}")), "{err}");
             // Skipped by the mask: no decoding needed.
             assert!(reverse_pipeline(&[0; 16], Some(&p), 1, 4, 16).is_ok());
         }
+    }
+
+    /// LZF streams built by hand: literals, overlapping back-references,
+    /// the extended length byte.
+    #[test]
+    fn lzf_decodes_literals_and_back_references() {
+        // "abc" literal, then copy 3+2... : ctrl = (len-2)<<5 | (back-1)>>8.
+        let s = [2, b'a', b'b', b'c', (1 << 5), 2];
+        assert_eq!(lzf_decompress(&s, 100).unwrap(), b"abcabc");
+        // Overlapping run: "x" then 9 more "x" (len 9 = 7 + 2: extended).
+        let s = [0, b'x', 7 << 5, 0, 0];
+        assert_eq!(lzf_decompress(&s, 100).unwrap(), [b'x'; 10]);
+        // Distance above 255 uses the control byte's low bits.
+        let mut s = vec![31];
+        s.extend(0..32u8);
+        let mut plain: Vec<u8> = (0..32).collect();
+        for _ in 0..9 {
+            s.push(31);
+            s.extend(0..32u8);
+            plain.extend(0..32u8);
+        }
+        s.extend([(1 << 5) | 1, 0x3f]); // back 0x140 = 320, 3 bytes
+        let from = plain.len() - 320;
+        plain.extend_from_within(from..from + 3);
+        assert_eq!(lzf_decompress(&s, 1000).unwrap(), plain);
+        assert!(lzf_decompress(&[], 10).unwrap().is_empty());
+    }
+
+    #[test]
+    fn lzf_rejects_bad_streams() {
+        // Back-reference before the start.
+        assert!(lzf_decompress(&[0, b'a', 1 << 5, 1], 100)
+            .unwrap_err()
+            .contains("before the start"));
+        // Cut inside a literal, inside a reference, inside the extension.
+        for s in [&[3, 1, 2][..], &[0, 1, 1 << 5], &[0, 1, 7 << 5, 4]] {
+            assert!(lzf_decompress(s, 100).unwrap_err().contains("cut"), "{s:?}");
+        }
+        // Output cap: literal and reference both stop before allocating.
+        assert!(lzf_decompress(&[3, 1, 2, 3, 4], 3).is_err());
+        assert!(lzf_decompress(&[0, b'x', 7 << 5, 255, 0], 50).is_err());
+        assert_eq!(
+            lzf_decompress(&[0, b'x', 7 << 5, 255, 0], 265)
+                .unwrap()
+                .len(),
+            265
+        );
+    }
+
+    /// Hostile streams: never a panic, never more than the cap.
+    #[test]
+    fn lzf_survives_random_streams() {
+        let mut rng = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        for _ in 0..20_000 {
+            let len = (next() % 64) as usize;
+            let stream: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            let cap = (next() % 300) as usize;
+            if let Ok(out) = lzf_decompress(&stream, cap) {
+                assert!(out.len() <= cap);
+            }
+        }
+    }
+
+    /// PyTables and h5repack put Fletcher-32 before deflate: the inflated
+    /// stream is the chunk plus its checksum.
+    #[test]
+    fn fletcher32_before_deflate() {
+        let plain: Vec<u8> = (0..256u32).flat_map(|i| (i * 7919).to_le_bytes()).collect();
+        let p = pipeline(vec![
+            filter(SHUFFLE, vec![4]),
+            filter(FLETCHER32, vec![]),
+            filter(DEFLATE, vec![5]),
+        ]);
+        let stored = zlib(&with_fletcher(&shuffle(&plain, 4)));
+        assert_eq!(
+            reverse_pipeline(&stored, Some(&p), 0, 4, plain.len()).unwrap(),
+            plain
+        );
+        // The inflated size is held to chunk + 4 exactly: a stream of the
+        // right content but 4 bytes longer or shorter fails.
+        let mut longer = with_fletcher(&shuffle(&plain, 4));
+        longer.extend([0; 4]);
+        assert!(reverse_pipeline(&zlib(&longer), Some(&p), 0, 4, plain.len()).is_err());
+        assert!(reverse_pipeline(&zlib(&plain), Some(&p), 0, 4, plain.len()).is_err());
+        // A flipped byte never yields other values: caught by adler-32 or
+        // fletcher-32, or (the padding bits after the final deflate block)
+        // decoded to the same chunk.
+        for i in 0..stored.len() {
+            let mut bad = stored.clone();
+            bad[i] ^= 0x08;
+            if let Ok(v) = reverse_pipeline(&bad, Some(&p), 0, 4, plain.len()) {
+                assert_eq!(v, plain, "{i}");
+            }
+        }
+        // Fletcher-32 skipped by the mask: deflate gives the chunk itself.
+        assert_eq!(
+            reverse_pipeline(&zlib(&shuffle(&plain, 4)), Some(&p), 0b010, 4, plain.len()).unwrap(),
+            plain
+        );
+        // A bomb is still stopped at the bound.
+        let bomb = zlib(&vec![0u8; 1 << 20]);
+        assert!(reverse_pipeline(&bomb, Some(&p), 0, 4, plain.len()).is_err());
+    }
+
+    #[test]
+    fn sizes_follow_the_pipeline() {
+        let f = |id| filter(id, vec![]);
+        let s = forward_sizes(
+            &[f(SHUFFLE), f(FLETCHER32), f(DEFLATE), f(FLETCHER32)],
+            0,
+            100,
+        );
+        assert_eq!(s[0], (Some(100), 100));
+        assert_eq!(s[2], (Some(104), 104));
+        assert_eq!(s[3].0, None);
+        assert!(s[3].1 >= 104 + 12);
+        assert_eq!(s[4].0, None);
+        // Skipped filters change nothing.
+        let s = forward_sizes(&[f(FLETCHER32), f(DEFLATE)], 0b01, 100);
+        assert_eq!(s[1], (Some(100), 100));
+        assert!(applied(0, 40), "filters past bit 31 always apply");
+    }
+
+    #[test]
+    fn lzf_pipeline_with_shuffle() {
+        // Four 4-byte elements, shuffled: 16 bytes as one literal run.
+        let plain: Vec<u8> = (0..16).collect();
+        let sh = shuffle(&plain, 4);
+        let mut stored = vec![15];
+        stored.extend(&sh);
+        let p = pipeline(vec![
+            filter(SHUFFLE, vec![4]),
+            filter(LZF, vec![4, 261, 16]),
+        ]);
+        assert_eq!(
+            reverse_pipeline(&stored, Some(&p), 0, 4, 16).unwrap(),
+            plain
+        );
+        // Too short a stream is the wrong size, never a short chunk.
+        assert!(reverse_pipeline(&stored[..9], Some(&p), 0, 4, 16).is_err());
+        // Skipped (h5py stores incompressible chunks raw with the bit set).
+        assert_eq!(reverse_pipeline(&sh, Some(&p), 0b10, 4, 16).unwrap(), plain);
     }
 
     #[test]

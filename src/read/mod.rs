@@ -10,15 +10,20 @@
 //! a Fletcher-32 checksum matches) and the result has exactly the chunk's
 //! size. Unfiltered bytes carry no check at all: for them "inside the file"
 //! is all the format lets anyone verify (a flipped byte in an unfiltered
-//! chunk or a contiguous dataset is undetectable). A chunk whose filter
-//! cannot be undone (szip, nbit, scaleoffset, lzf, any registered filter)
-//! cannot be verified and is reported as failed, naming the filter id.
+//! chunk or a contiguous dataset is undetectable). LZF carries no checksum:
+//! its chunks are verified as far as its structure allows (every
+//! instruction complete, no reference before the start, exactly the
+//! chunk's size). A chunk whose filter cannot be undone (szip, nbit,
+//! scaleoffset, any other registered filter) cannot be verified: it is
+//! listed as unverified, naming the filter id.
 
 pub mod filters;
 pub mod region;
 pub mod vlen;
 
-use crate::format::message::data_layout::{LayoutClass, FLAG_DONT_FILTER_PARTIAL_BOUND_CHUNKS};
+use crate::format::message::data_layout::{
+    ChunkIndex, LayoutClass, FLAG_DONT_FILTER_PARTIAL_BOUND_CHUNKS,
+};
 use crate::format::message::datatype::Datatype;
 use crate::format::message::filter_pipeline::FilterPipeline;
 use crate::format::{is_undefined, Image};
@@ -98,12 +103,17 @@ pub enum DatasetData<'a> {
     Chunked {
         chunks: Vec<VerifiedChunk<'a>>,
         /// Chunks whose bytes are inside the file and pass every structural
-        /// check, but pass through a filter this crate cannot decode (lzf,
-        /// szip, nbit, scaleoffset, registered plugins): they can be copied
+        /// check, but pass through a filter this crate cannot decode
+        /// (szip, nbit, scaleoffset, registered plugins): they can be copied
         /// as stored, not verified. `unverified_filters` names the filters.
         unverified: Vec<VerifiedChunk<'a>>,
         unverified_filters: Vec<String>,
         failed: Vec<ChunkFailure>,
+        /// Offsets of listed chunks that lie wholly beyond the current
+        /// extent but inside the maximum one (left by a shrink that did not
+        /// prune them): they hold no element of the dataset and are not
+        /// read. See [`beyond_extent`].
+        beyond_extent: Vec<Vec<u64>>,
         /// Unfiltered chunk size in bytes.
         chunk_bytes: u64,
     },
@@ -116,7 +126,7 @@ pub enum DatasetData<'a> {
 /// Reverses the filter pipeline on one stored chunk (filters applied in reverse order,
 /// skipping those whose bit is set in `filter_mask`): fletcher32 checksum verified and
 /// stripped, deflate decompressed with an output cap of `expected_len` bytes (anything
-/// larger is an error: deflate bomb), shuffle undone. Unknown filters (lzf, szip, nbit,
+/// larger is an error: deflate bomb), lzf decompressed the same way, shuffle undone. Unknown filters (szip, nbit,
 /// scaleoffset, any registered id) -> Err naming the filter id. Result must be exactly
 /// `expected_len` bytes, else Err. Chunks above [`filters::max_chunk_bytes`] are refused.
 pub fn decode_chunk(
@@ -183,7 +193,9 @@ pub fn dataset_data<'a>(image: &Image<'a>, ds: &Dataset) -> DatasetData<'a> {
             };
             DatasetData::Contiguous { bytes, expected }
         }
-        LayoutClass::Chunked { dims, flags, .. } => chunked(image, ds, dims, *flags),
+        LayoutClass::Chunked {
+            dims, flags, index, ..
+        } => chunked(image, ds, dims, *flags, index),
         LayoutClass::Virtual { .. } => DatasetData::Unreadable {
             reason: "virtual dataset: its data lives in other datasets or files".into(),
         },
@@ -197,7 +209,13 @@ fn file_range<'a>(image: &Image<'a>, abs: u64, len: u64) -> Option<&'a [u8]> {
     image.bytes.get(start..end)
 }
 
-fn chunked<'a>(image: &Image<'a>, ds: &Dataset, dims: &[u64], flags: u8) -> DatasetData<'a> {
+fn chunked<'a>(
+    image: &Image<'a>,
+    ds: &Dataset,
+    dims: &[u64],
+    flags: u8,
+    index: &ChunkIndex,
+) -> DatasetData<'a> {
     let rank = ds.dataspace.dims.len();
     if dims.len() != rank || rank == 0 {
         return DatasetData::Unreadable {
@@ -236,7 +254,14 @@ fn chunked<'a>(image: &Image<'a>, ds: &Dataset, dims: &[u64], flags: u8) -> Data
     for c in &ds.chunks {
         *listed.entry(c.offset.as_slice()).or_default() += 1;
     }
+    let keys_checked = !matches!(index, ChunkIndex::BtreeV1 { .. });
+    let no_hole = grid_listed_whole(ds, dims, listed.keys().copied());
+    let mut beyond = Vec::new();
     for c in &ds.chunks {
+        if beyond_extent(ds, dims, &c.offset) && (keys_checked || no_hole) {
+            beyond.push(c.offset.clone());
+            continue;
+        }
         let times = listed.get(c.offset.as_slice()).copied().unwrap_or(0);
         if times > 1 {
             failed.push(ChunkFailure {
@@ -270,21 +295,68 @@ fn chunked<'a>(image: &Image<'a>, ds: &Dataset, dims: &[u64], flags: u8) -> Data
         unverified,
         unverified_filters,
         failed,
+        beyond_extent: beyond,
         chunk_bytes,
     }
+}
+
+/// True if a chunk at `offset` lies wholly beyond the dataset's current
+/// extent in some dimension but inside its maximum extent in every one, on
+/// the chunk grid: legal (spec IV.A.2.i: chunks cover the maximum extent;
+/// shrinking a dataset need not free them, and libhdf5 before 1.8 or a
+/// converter leave them), and holding no element h5py reads.
+pub fn beyond_extent(ds: &Dataset, dims: &[u64], offset: &[u64]) -> bool {
+    let extent = &ds.dataspace.dims;
+    let max = ds.dataspace.max_dims.as_ref().unwrap_or(extent);
+    if offset.len() != dims.len() || extent.len() != dims.len() || max.len() != dims.len() {
+        return false;
+    }
+    let on_grid = offset.iter().zip(dims).all(|(&o, &d)| d != 0 && o % d == 0);
+    let inside_max = offset
+        .iter()
+        .zip(max)
+        .all(|(&o, &m)| is_undefined(m) || o < m);
+    let past = offset.iter().zip(extent).any(|(&o, &e)| o >= e);
+    on_grid && inside_max && past
+}
+
+/// True if `listed` (chunk offsets of a version-1 B-tree, whose keys carry
+/// no checksum) covers every chunk-grid position inside the current
+/// extent. Only then can a chunk listed beyond the extent not be an
+/// in-extent chunk whose key was damaged (its own place would be empty).
+fn grid_listed_whole<'k>(
+    ds: &Dataset,
+    dims: &[u64],
+    listed: impl Iterator<Item = &'k [u64]>,
+) -> bool {
+    let extent = &ds.dataspace.dims;
+    let Some(positions) = extent.iter().zip(dims).try_fold(1u64, |n, (&e, &d)| {
+        n.checked_mul(e.checked_div(d)? + u64::from(e % d.max(1) != 0))
+    }) else {
+        return false;
+    };
+    let inside = listed
+        .filter(|o| {
+            o.len() == dims.len()
+                && o.iter()
+                    .zip(dims)
+                    .zip(extent)
+                    .all(|((&o, &d), &e)| d != 0 && o % d == 0 && o < e)
+        })
+        .count() as u64;
+    inside == positions
 }
 
 /// The first filter of the pipeline that is applied to a chunk with
 /// `mask` and that [`decode_chunk`] cannot reverse.
 fn undecodable_filter(ds: &Dataset, mask: u32) -> Option<String> {
-    use crate::format::message::filter_pipeline as fp;
     let p = ds.filters.as_ref()?;
     p.filters
         .iter()
         .enumerate()
         .filter(|(i, _)| *i >= 32 || mask & (1u32 << i) == 0)
         .map(|(_, f)| f)
-        .find(|f| ![fp::DEFLATE, fp::SHUFFLE, fp::FLETCHER32].contains(&f.id))
+        .find(|f| !filters::can_decode(f.id))
         .map(|f| format!("{} (id {})", f.describe(), f.id))
 }
 
@@ -427,6 +499,7 @@ pub fn assemble(image: &Image, ds: &Dataset) -> Result<Vec<u8>, String> {
             unverified_filters,
             failed,
             chunk_bytes,
+            ..
         } => {
             if !unverified.is_empty() {
                 return Err(format!(
@@ -897,6 +970,65 @@ mod tests {
             panic!()
         };
         assert!(failed[0].reason.contains("outside the dataset's extent"));
+    }
+
+    /// Chunks beyond the current extent but inside the maximum one (a
+    /// shrink that did not prune them) hold nothing and are legal: set
+    /// aside, not failed. Under a version-1 B-tree (keys without checksum)
+    /// only while every in-extent position is listed: otherwise a damaged
+    /// key cannot be ruled out.
+    #[test]
+    fn chunks_beyond_the_extent_inside_the_maximum() {
+        let file: Vec<u8> = (0..64u8).collect();
+        let img = Image::new(&file, 0, Sizes::DEFAULT);
+        let mut ds = chunked_ds(
+            vec![6],
+            vec![4],
+            vec![
+                chunk(vec![0], 0, 16),
+                chunk(vec![4], 16, 16),
+                chunk(vec![8], 32, 16),
+            ],
+        );
+        ds.dataspace.max_dims = Some(vec![UNDEFINED]);
+        let split = |ds: &Dataset| match dataset_data(&img, ds) {
+            DatasetData::Chunked {
+                chunks,
+                failed,
+                beyond_extent,
+                ..
+            } => (chunks.len(), failed.len(), beyond_extent),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(split(&ds), (2, 0, vec![vec![8]]));
+        assert_eq!(assemble(&img, &ds).unwrap(), &file[..24]);
+        // A hole inside the extent: the v1 key may have been [4] once.
+        let mut holed = ds.clone();
+        holed.chunks.remove(1);
+        let (good, failed, beyond) = split(&holed);
+        assert_eq!((good, failed), (1, 1));
+        assert!(beyond.is_empty());
+        // A checksummed index: the keys are proven, the hole is unwritten.
+        holed.layout.class = LayoutClass::Chunked {
+            dims: vec![4],
+            element_size: Some(4),
+            flags: 0,
+            index: ChunkIndex::ExtensibleArray {
+                address: 0,
+                max_bits: 32,
+                index_elements: 4,
+                min_pointers: 4,
+                min_elements: 16,
+                page_bits: 10,
+            },
+        };
+        assert_eq!(split(&holed), (1, 0, vec![vec![8]]));
+        // Beyond a fixed maximum, or off the grid: damaged, as before.
+        ds.dataspace.max_dims = Some(vec![8]);
+        assert_eq!(split(&ds).1, 1);
+        ds.dataspace.max_dims = Some(vec![UNDEFINED]);
+        ds.chunks[2].offset = vec![9];
+        assert_eq!(split(&ds).1, 1);
     }
 
     #[test]

@@ -124,6 +124,7 @@ pub fn json(inv: &Inventory) -> Value {
         "objects": inv.objects.iter().map(object_json).collect::<Vec<_>>(),
         "links": inv.links,
         "problems": inv.problems,
+        "notes": inv.notes,
         "carving": inv.carving,
         "summary": inv.summary(),
     })
@@ -205,6 +206,9 @@ pub fn human(inv: &Inventory, out: &mut dyn Write) -> io::Result<()> {
                 std::cmp::Ordering::Greater => {
                     format!("file is {} bytes short: TRUNCATED", stored - inv.size)
                 }
+                std::cmp::Ordering::Less if !inv.notes.is_empty() => {
+                    format!("file has {} bytes past it, see notes", inv.size - stored)
+                }
                 std::cmp::Ordering::Less => format!(
                     "file has {} bytes past it (written after the superblock)",
                     inv.size - stored
@@ -270,6 +274,12 @@ pub fn human(inv: &Inventory, out: &mut dyn Write) -> io::Result<()> {
         writeln!(out, "  file problems:")?;
         for p in &inv.problems {
             writeln!(out, "    ! {p}")?;
+        }
+    }
+    if !inv.notes.is_empty() {
+        writeln!(out, "  notes:")?;
+        for p in &inv.notes {
+            writeln!(out, "    - {p}")?;
         }
     }
     let s = inv.summary();

@@ -306,6 +306,9 @@ pub fn dense_objects(
     let (_, records, errs) =
         btree_v2::collect_records(image, btree_addr, btree_v2::RecordContext::default());
     problems.extend(errs.into_iter().map(Problem::from));
+    // Huge objects (above the heap's managed-object size): read only when
+    // some record names one.
+    let mut huge: Option<std::collections::HashMap<u64, fractal_heap::HugePlace>> = None;
     for r in records {
         let (id, order): (&[u8], _) = match &r {
             Record::LinkName { heap_id, .. } => (heap_id, None),
@@ -321,11 +324,14 @@ pub fn dense_objects(
                 fractal_heap::read_managed_object(image, heap_addr, &header, offset, length)
             }
             HeapId::Tiny { data } => Ok(data),
-            other => Err(crate::format::Error::invalid(
-                "fractal heap ID",
-                at,
-                format!("{other:?} objects are not supported"),
-            )),
+            HeapId::Huge(id) => {
+                let index = huge.get_or_insert_with(|| {
+                    let (index, errs) = fractal_heap::huge_object_index(image, &header);
+                    problems.extend(errs.into_iter().map(Problem::from));
+                    index
+                });
+                fractal_heap::read_huge_object(image, at, &header, &id, index)
+            }
         });
         match resolved {
             Ok(bytes) => out.push((at, bytes, order)),

@@ -60,7 +60,7 @@ pub fn walk_with(file: &str, bytes: &[u8], limits: Limits) -> Inventory {
     let base = base_address(&sb, sb_offset, &mut inv);
     let image = Image::new(bytes, base, sb.sizes);
     let info = superblock_info(&sb, sb_offset, base);
-    check_superblock(&info, &sb, bytes.len() as u64, &mut inv);
+    check_superblock(&info, &sb, bytes, &mut inv);
     inv.superblock = Some(info);
 
     let mut walker = Walker {
@@ -139,7 +139,23 @@ fn superblock_info(sb: &Superblock, offset: u64, base: u64) -> SuperblockInfo {
     }
 }
 
-fn check_superblock(info: &SuperblockInfo, sb: &Superblock, size: u64, inv: &mut Inventory) {
+/// Longest tail after the stored end of file taken for padding.
+const MAX_PADDING_TAIL: u64 = 4096;
+
+/// The length of the bytes after the stored end of file `stored` when they
+/// are a short run of ASCII whitespace (PyTables and text tools append
+/// newlines): they cannot hold any HDF5 structure or raw data a writer
+/// left (a killed writer's tail holds chunks or headers, never only
+/// whitespace, except for data that is itself whitespace).
+fn padding_tail(bytes: &[u8], stored: u64) -> Option<u64> {
+    let start = usize::try_from(stored).ok()?;
+    let tail = bytes.get(start..).filter(|t| !t.is_empty())?;
+    let len = tail.len() as u64;
+    (len <= MAX_PADDING_TAIL && tail.iter().all(u8::is_ascii_whitespace)).then_some(len)
+}
+
+fn check_superblock(info: &SuperblockInfo, sb: &Superblock, bytes: &[u8], inv: &mut Inventory) {
+    let size = bytes.len() as u64;
     let at = Some(info.offset);
     if info.checksum_ok == Some(false) {
         inv.problems.push(Problem::new(
@@ -156,6 +172,15 @@ fn check_superblock(info: &SuperblockInfo, sb: &Superblock, size: u64, inv: &mut
             format!(
                 "truncated file: eof {size} < stored_eof {stored} ({} bytes missing)",
                 stored - size
+            ),
+        ));
+    } else if let Some(tail) = padding_tail(bytes, stored) {
+        inv.notes.push(Problem::new(
+            Some(stored),
+            "file",
+            format!(
+                "{tail} whitespace bytes after the stored end of file {stored} (no HDF5 \
+                 structure: appended by a text tool or a writer; ignored)"
             ),
         ));
     } else if stored < size {

@@ -70,6 +70,14 @@ def norm(x, f, degraded=False):
     return repr(x)
 
 
+def fill_of(d):
+    """A dataset's fill value as h5py reads it, or the error it raises."""
+    try:
+        return ("value", d.fillvalue)
+    except Exception as e:
+        return ("error", type(e).__name__)
+
+
 def attrs_of(obj):
     out = {}
     for k in obj.attrs:
@@ -258,6 +266,10 @@ def main():
                     res["wrong"].append(path + " (partial)")
                 partial_ok(path, o, s, res)
                 continue
+            fill_o, fill_s = fill_of(o), fill_of(s)
+            if fill_o[0] != fill_s[0] or (
+                    fill_o[0] == "value" and not same_array(fill_o[1], fill_s[1], fo, fs)):
+                res["wrong"].append("%s (fill value %r vs %r)" % (path, fill_s, fill_o))
             try:
                 equal = same_array(o[()], s[()], fo, fs)
             except Exception as e:

@@ -1,0 +1,267 @@
+#!/usr/bin/env python3
+"""Fixtures from the wider HDF5 ecosystem that must salvage whole:
+
+    python3 testdata/generate_filters.py      (from any working directory)
+
+Writes, next to this script (each file a few KiB):
+
+* ``lzf_earliest.h5`` / ``lzf_latest.h5`` (h5py): lzf-compressed chunked
+  numbers (edge chunks), lzf + shuffle, and lzf-compressed vlen strings.
+* ``pytables_zlib_fletcher.h5`` (PyTables): a Table, a CArray and an EArray
+  with ``Filters(complevel=5, complib='zlib', fletcher32=True)``; PyTables
+  puts Fletcher-32 *before* deflate in the pipeline.
+* ``repack_fletcher_first.h5`` (h5py, then ``h5repack -f FLET -f GZIP=5``):
+  the same order written by h5repack.
+* ``resized_earliest.h5`` / ``resized_latest.h5`` (h5py): chunked datasets
+  written, then resized smaller (1-D, 2-D), one grown back.
+* ``beyond_extent_earliest.h5`` / ``beyond_extent_latest.h5`` (h5py, then
+  the dataspace rewritten smaller): chunks listed beyond the current extent
+  (v1 B-tree; extensible array, v2 B-tree, fixed array), as converters that
+  do not prune leave them.  h5py reads only the extent.
+* ``custom_float_earliest.h5`` (h5py low level): a float datatype with a
+  custom precision and offset (28 bits at bit 4).
+* ``vlen_fill_earliest.h5`` / ``vlen_fill_latest.h5`` (h5py low level):
+  a chunked UTF-8 and a contiguous ASCII vlen string dataset whose fill
+  values hold variable-length data, every element written.
+* ``trailing_bytes.h5`` (h5py): a healthy file followed by two newlines,
+  which hold no HDF5 structure (what a text tool appending to the file leaves).
+* ``huge_attrs_latest.h5`` (h5py, libver latest): attributes above 64 KiB
+  ("huge" fractal-heap objects) on a group (among 10 small ones) and on a
+  dataset.
+
+Deterministic for one h5py/PyTables/HDF5 version (no times stored where the
+writers let us switch them off).  Needs h5py, numpy, PyTables and h5repack.
+"""
+
+import os
+import shutil
+import struct
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.dont_write_bytecode = True
+sys.path.insert(0, HERE)
+import killed_worker as kw  # noqa: E402
+
+VSTR = h5py.string_dtype("utf-8")
+
+
+def ds(parent, name, **kw_):
+    kw_.setdefault("track_times", False)
+    return parent.create_dataset(name, **kw_)
+
+
+def make_lzf(name, libver):
+    f = kw.create_file(os.path.join(HERE, name), libver)
+    ds(f, "lzf_f8", data=np.arange(600, dtype="<f8").reshape(60, 10) / 7,
+       chunks=(16, 4), compression="lzf")
+    ds(f, "lzf_shuffle_i4", data=(np.arange(1000, dtype="<i4") * 37) % 1001,
+       chunks=(300,), compression="lzf", shuffle=True)
+    # Random bytes do not compress: lzf fails and the chunk is stored raw
+    # with the filter's bit set in its mask.
+    rng = np.random.default_rng(11)
+    ds(f, "lzf_incompressible", data=rng.integers(0, 255, 512, dtype="u1"),
+       chunks=(256,), compression="lzf")
+    words = np.array(["alpha", "", "gamma ray", "δέλτα", "e" * 70, "zeta"] * 5,
+                     dtype=object).reshape(10, 3)
+    ds(f, "lzf_vlen_str", data=words, dtype=VSTR, chunks=(4, 2), compression="lzf")
+    f.close()
+
+
+def make_pytables(name):
+    import tables
+
+    path = os.path.join(HERE, name)
+    filt = tables.Filters(complevel=5, complib="zlib", fletcher32=True)
+
+    class Row(tables.IsDescription):
+        idx = tables.Int32Col(pos=0)
+        x = tables.Float64Col(pos=1)
+        label = tables.StringCol(8, pos=2)
+
+    with tables.open_file(path, "w") as h:
+        g = h.create_group("/", "g")
+        t = h.create_table(g, "table", Row, filters=filt, chunkshape=(16,))
+        r = t.row
+        for i in range(50):
+            r["idx"] = i
+            r["x"] = i * 0.25
+            r["label"] = ("row%d" % i).encode()
+            r.append()
+        t.flush()
+        h.create_carray(g, "carray", obj=np.arange(300, dtype="<i8").reshape(30, 10),
+                        filters=filt, chunkshape=(8, 10))
+        e = h.create_earray("/", "earray", tables.Float32Atom(), shape=(0, 4),
+                            filters=filt, chunkshape=(16, 4))
+        e.append(np.arange(37 * 4, dtype="<f4").reshape(37, 4))
+
+
+def make_repack(name):
+    src = os.path.join(HERE, "_repack_src.h5")
+    f = kw.create_file(src, "earliest")
+    ds(f, "data", data=np.arange(2000, dtype="<i4").reshape(40, 50) * 3, chunks=(16, 16))
+    ds(f, "floats", data=np.linspace(0, 1, 700).astype("<f8"), chunks=(128,))
+    f.close()
+    dst = os.path.join(HERE, name)
+    subprocess.run(["h5repack", "-f", "FLET", "-f", "GZIP=5", src, dst], check=True)
+    os.remove(src)
+
+
+def make_resized(name, libver):
+    f = kw.create_file(os.path.join(HERE, name), libver)
+    a = ds(f, "shrunk_1d", data=np.arange(100, dtype="<i4"), chunks=(10,), maxshape=(None,))
+    a.resize((35,))
+    b = ds(f, "shrunk_2d", data=np.arange(20 * 12, dtype="<f4").reshape(20, 12),
+           chunks=(4, 5), maxshape=(None, None), compression="gzip")
+    b.resize((9, 7))
+    c = ds(f, "shrunk_fixed_max", data=np.arange(64, dtype="<i2"), chunks=(8,),
+           maxshape=(64,))
+    c.resize((20,))
+    d = ds(f, "shrunk_then_grown", data=np.arange(40, dtype="<u2"), chunks=(8,),
+           maxshape=(None,), fillvalue=7)
+    d.resize((12,))
+    d.resize((30,))
+    f.close()
+
+
+def shrink_dataspace(path, old, new):
+    """Rewrites a dataset's current dimensions in place (``old`` dims +
+    maxdims bytes -> ``new``), leaving its chunks in the index: what a
+    converter that rewrites the dataspace without pruning chunks leaves
+    (libhdf5's own H5Dset_extent prunes them).  A version-2 object header's
+    checksum is recomputed."""
+    import generate  # lookup3
+
+    with open(path, "rb") as fh:
+        buf = bytearray(fh.read())
+    assert buf.count(old) == 1, (path, buf.count(old))
+    at = buf.find(old)
+    buf[at:at + len(new)] = new
+    pos = buf.rfind(b"OHDR", 0, at)
+    if pos >= 0 and buf[pos + 4] == 2:
+        flags = buf[pos + 5]
+        q = pos + 6 + (16 if flags & 0x20 else 0) + (4 if flags & 0x10 else 0)
+        n = 1 << (flags & 3)
+        end = q + n + int.from_bytes(buf[q:q + n], "little")
+        assert at < end
+        buf[end:end + 4] = struct.pack("<I", generate.lookup3(bytes(buf[pos:end])))
+    with open(path, "wb") as fh:
+        fh.write(buf)
+
+
+def make_beyond_extent(name, libver):
+    path = os.path.join(HERE, name)
+    f = kw.create_file(path, libver)
+    unlim = 2 ** 64 - 1
+    ds(f, "unlimited_1d", data=np.arange(100, dtype="<i4"), chunks=(10,), maxshape=(None,))
+    ds(f, "unlimited_2d", data=np.arange(40 * 30, dtype="<f4").reshape(40, 30),
+       chunks=(8, 8), maxshape=(None, None), compression="gzip")
+    ds(f, "fixed_max", data=np.arange(64, dtype="<i2"), chunks=(8,), maxshape=(64,))
+    f.close()
+    shrink_dataspace(path, struct.pack("<QQ", 100, unlim), struct.pack("<QQ", 35, unlim))
+    shrink_dataspace(path, struct.pack("<QQQQ", 40, 30, unlim, unlim),
+                     struct.pack("<QQQQ", 21, 13, unlim, unlim))
+    shrink_dataspace(path, struct.pack("<QQ", 64, 64), struct.pack("<QQ", 20, 64))
+
+
+def make_custom_float(name):
+    """A float whose datatype has a custom precision and offset (28 bits at
+    bit 4 of a 32-bit container; what H5Tset_precision writers and the
+    n-bit filter's users declare): h5py converts it to float32."""
+    f = kw.create_file(os.path.join(HERE, name), "earliest")
+    ft = h5py.h5t.IEEE_F32LE.copy()
+    ft.set_fields(27, 19, 8, 4, 15)  # sign bit, exponent at 19 (8), mantissa at 4 (15)
+    ft.set_precision(28)
+    ft.set_offset(4)
+    space = h5py.h5s.create_simple((6,))
+    dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+    dcpl.set_obj_track_times(False)
+    d = h5py.h5d.create(f.id, b"custom_float", ft, space, dcpl=dcpl)
+    d.write(h5py.h5s.ALL, h5py.h5s.ALL,
+            np.array([1.5, -2.25, 3.0, 0.0, 100.0, -0.125], dtype="<f4"))
+    f.close()
+
+
+def make_vlen_fill(name, libver):
+    """Fill values that hold variable-length data (their bytes point into
+    the global heap): a chunked UTF-8 and a contiguous ASCII vlen string
+    dataset, every element written (h5py cannot read unwritten elements of
+    such a dataset without write intent)."""
+    f = kw.create_file(os.path.join(HERE, name), libver)
+    ascii_t = h5py.string_dtype("ascii")
+    for dsname, dt, fill, chunked in [
+        ("vlen_utf8", VSTR, "remplissage é", True),
+        ("vlen_ascii", ascii_t, "fill me", False),
+    ]:
+        dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+        dcpl.set_obj_track_times(False)
+        if chunked:
+            dcpl.set_chunk((2,))
+        dcpl.set_fill_value(np.array(fill, dtype=dt))
+        space = h5py.h5s.create_simple((3,))
+        h5py.h5d.create(f.id, dsname.encode(), h5py.h5t.py_create(dt, logical=True),
+                        space, dcpl=dcpl)
+        f[dsname][...] = np.array(["a", "bb", "ccc"], dtype=object)
+    f.close()
+
+
+def make_trailing(name):
+    path = os.path.join(HERE, name)
+    f = kw.create_file(path, "earliest")
+    ds(f, "data", data=np.arange(50, dtype="<i4"))
+    f.attrs["note"] = "two newlines follow the end of this file"
+    f.close()
+    with open(path, "ab") as fh:
+        fh.write(b"\n\n")
+
+
+def make_huge_attrs(name):
+    f = kw.create_file(os.path.join(HERE, name), "latest")
+    rng = np.random.default_rng(5)
+    f.attrs["root_small"] = 1.5
+    g = kw.new_group(f, "g")
+    for i in range(10):
+        g.attrs["small_%02d" % i] = i
+    g.attrs["huge_i4"] = rng.integers(-1000, 1000, 17000, dtype="<i4")  # 68 KB
+    d = ds(f, "d", data=np.arange(10, dtype="<i4"))
+    d.attrs["huge_text"] = np.bytes_(b"netCDF-like provenance " * 2900)  # 67 KB
+    d.attrs["small"] = "x"
+    f.close()
+
+
+FIXTURES = [
+    ("lzf_earliest.h5", lambda n: make_lzf(n, "earliest")),
+    ("lzf_latest.h5", lambda n: make_lzf(n, "latest")),
+    ("pytables_zlib_fletcher.h5", make_pytables),
+    ("repack_fletcher_first.h5", make_repack),
+    ("resized_earliest.h5", lambda n: make_resized(n, "earliest")),
+    ("resized_latest.h5", lambda n: make_resized(n, "latest")),
+    ("trailing_bytes.h5", make_trailing),
+    ("vlen_fill_earliest.h5", lambda n: make_vlen_fill(n, "earliest")),
+    ("vlen_fill_latest.h5", lambda n: make_vlen_fill(n, "latest")),
+    ("custom_float_earliest.h5", make_custom_float),
+    ("beyond_extent_earliest.h5", lambda n: make_beyond_extent(n, "earliest")),
+    ("beyond_extent_latest.h5", lambda n: make_beyond_extent(n, "latest")),
+    ("huge_attrs_latest.h5", make_huge_attrs),
+]
+
+
+def main():
+    only = set(sys.argv[1:])
+    for name, fn in FIXTURES:
+        if only and name not in only:
+            continue
+        path = os.path.join(HERE, name)
+        if os.path.exists(path):
+            os.remove(path)
+        fn(name)
+        print("%-28s %8d bytes" % (name, os.path.getsize(path)))
+
+
+if __name__ == "__main__":
+    assert shutil.which("h5repack"), "h5repack (hdf5-tools) is needed"
+    main()
