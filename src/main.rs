@@ -64,6 +64,8 @@ enum Command {
         report: Option<PathBuf>,
         #[command(flatten)]
         carve: CarveArgs,
+        #[command(flatten)]
+        lock: LockArgs,
     },
     /// Merge the top-level groups of many worker files into one OUTPUT.
     ///
@@ -105,7 +107,29 @@ enum Command {
         /// Print the account as JSON instead of the table.
         #[arg(long)]
         json: bool,
+        /// Also merge inputs another process still holds open for writing
+        /// (libhdf5's lock): what is on disk is a snapshot. By default they
+        /// are skipped.
+        #[arg(long)]
+        include_open: bool,
+        #[command(flatten)]
+        lock: LockArgs,
     },
+}
+
+/// One run at a time per OUTPUT: a lock file beside it, held for the run.
+#[derive(clap::Args)]
+struct LockArgs {
+    /// How long to wait for another h5salvage run writing the same OUTPUT
+    /// to finish before giving up (exit 2).
+    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+    wait_lock: u64,
+}
+
+impl LockArgs {
+    fn wait(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.wait_lock)
+    }
 }
 
 /// Carving: searching the whole file for HDF5 structures by signature, for
@@ -135,12 +159,11 @@ impl CarveArgs {
 fn salvage(
     input: &std::path::Path,
     output: &std::path::Path,
-    force: bool,
+    opts: &h5salvage::salvage::SalvageOptions,
     json: bool,
     report_file: Option<&std::path::Path>,
-    mode: CarveMode,
 ) -> i32 {
-    let rep = match h5salvage::salvage::salvage_with(input, output, force, mode) {
+    let rep = match h5salvage::salvage::salvage_opts(input, output, opts) {
         Ok(r) => r,
         Err(h5salvage::salvage::SalvageError::NothingRecoverable(why)) => {
             eprintln!(
@@ -243,13 +266,17 @@ fn main() -> ExitCode {
             json,
             report,
             carve,
+            lock,
         } => salvage(
             &input,
             &output,
-            force,
+            &h5salvage::salvage::SalvageOptions {
+                force,
+                mode: carve.mode(),
+                wait_lock: lock.wait(),
+            },
             json,
             report.as_deref(),
-            carve.mode(),
         ),
         Command::Merge {
             inputs,
@@ -259,6 +286,8 @@ fn main() -> ExitCode {
             quarantine,
             jobs,
             json,
+            include_open,
+            lock,
         } => match h5salvage::merge::expand_inputs(&inputs, &output) {
             Ok(inputs) => merge(
                 h5salvage::merge::MergeOptions {
@@ -268,6 +297,8 @@ fn main() -> ExitCode {
                     remove_merged,
                     quarantine,
                     jobs,
+                    wait_lock: lock.wait(),
+                    include_open,
                 },
                 json,
             ),
