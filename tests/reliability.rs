@@ -510,7 +510,8 @@ fn copied_input_changed_while_read_is_an_error() {
         f.write_all(&[0u8; 1000]).unwrap();
     };
     let cut = truncate_to(size / 3);
-    let cases: [(&str, &dyn Fn(&Path), u64); 4] = [
+    type Change<'a> = &'a dyn Fn(&Path);
+    let cases: [(&str, Change, u64); 4] = [
         ("scan", &cut, size / 3),
         ("scan", &grow, size + 1000),
         ("salvage", &cut, size / 3),
