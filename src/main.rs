@@ -43,9 +43,15 @@ enum Command {
     },
     /// Write everything recoverable from INPUT into a new, clean HDF5 file.
     ///
+    /// One run at a time writes OUTPUT (a lock file beside it, held for
+    /// the run). An input that changes while it is read (truncated,
+    /// written to) is an error: no output. An input another process holds
+    /// open for writing is salvaged as a snapshot, and the report says so.
+    ///
     /// Exit codes: 0 everything recovered, 1 something recovered but some
     /// objects are partial or lost, 2 usage, I/O or write error (no output
-    /// is left behind), 3 nothing recoverable.
+    /// is left behind; also: OUTPUT locked by another run past --wait-lock,
+    /// input changed while read), 3 nothing recoverable.
     Salvage {
         /// The damaged file (opened read-only, never modified).
         input: PathBuf,
@@ -77,7 +83,10 @@ enum Command {
     /// beats a partial one, then the first input by path wins. OUTPUT is
     /// added to through a copy renamed over it when complete: a killed merge
     /// leaves OUTPUT as it was. Inputs are never modified (only
-    /// --remove-merged deletes and --quarantine moves them).
+    /// --remove-merged deletes and --quarantine moves them). One run at a
+    /// time writes OUTPUT (a lock file beside it); an OUTPUT changed by
+    /// another process since it was copied is never replaced. Inputs a
+    /// writer still holds open are skipped (see --include-open).
     ///
     /// Exit codes: 0 everything merged (or already present), 1 something
     /// merged but something partial or lost, 2 usage, I/O or write error

@@ -634,3 +634,61 @@ fn file_open_in_a_live_writer_is_reported_and_skipped_by_merge() {
     assert_eq!(code, Some(0), "{stdout}");
     assert!(!stdout.contains("still open"), "{stdout}");
 }
+
+/// Three `salvage` runs of different inputs into one OUTPUT, started
+/// together (no --force): exactly one reports success, the others exit 2
+/// ("output exists"), and OUTPUT is the successful run's (its
+/// `h5salvage_source`).
+#[test]
+fn concurrent_salvages_report_success_only_for_their_own_output() {
+    if !have_h5py() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let inputs: Vec<PathBuf> = (0..3)
+        .map(|k| {
+            let p = dir.path().join(format!("w{k}.h5"));
+            worker(&p, &format!("s{k}_"), 4);
+            p
+        })
+        .collect();
+    let out = dir.path().join("out").join("saved.h5");
+    std::fs::create_dir(out.parent().unwrap()).unwrap();
+    let children: Vec<Child> = inputs
+        .iter()
+        .map(|i| {
+            Command::new(bin())
+                .args(["salvage", "-o"])
+                .arg(&out)
+                .arg(i)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut winner = None;
+    for (k, c) in children.into_iter().enumerate() {
+        let o = wait_bounded(c, Duration::from_secs(300));
+        let (stdout, err) = text(&o);
+        match o.status.code() {
+            Some(0) => {
+                assert!(winner.is_none(), "two runs reported success");
+                winner = Some(k);
+            }
+            Some(2) => {
+                assert!(err.lines().any(|l| l.contains("output exists")), "{err}");
+                assert!(stdout.is_empty(), "{stdout}");
+            }
+            other => panic!("run {k}: exit {other:?}: {stdout}{err}"),
+        }
+    }
+    let k = winner.expect("one run must succeed");
+    let got = root_groups(&out);
+    assert_eq!(got.len(), 5, "{got:?}"); // init + 4 configs
+    assert!(got.contains(&format!("/s{k}_config_0000")), "{got:?}");
+    let inv = h5salvage::scan_path(&out).unwrap();
+    let root = inv.object("/").unwrap();
+    assert!(root.attributes.iter().any(|a| a.name == "h5salvage_source"));
+    assert_eq!(leftovers(out.parent().unwrap()), Vec::<String>::new());
+}

@@ -58,6 +58,10 @@ impl std::error::Error for LockError {}
 pub struct OutputLock {
     file: File,
     path: PathBuf,
+    /// False on a file system without `flock` (the run goes on unlocked;
+    /// `merge` still refuses to replace an OUTPUT changed since it was
+    /// copied).
+    held: bool,
 }
 
 /// `.{file_name}.h5salvage-lock` in the directory of `output`.
@@ -68,7 +72,8 @@ pub fn lock_path_for(output: &Path) -> Result<PathBuf, WriteError> {
 impl OutputLock {
     /// Takes the lock for `output`, waiting up to `wait` for another run to
     /// finish; `on_wait` is called once (with a one-line message) when the
-    /// lock is held by another run.
+    /// lock is held by another run (or when the file system has no locks:
+    /// the run then goes on without it).
     pub fn acquire(
         output: &Path,
         wait: Duration,
@@ -106,9 +111,24 @@ impl OutputLock {
                 let _ = file
                     .set_len(0)
                     .and_then(|()| file.write_all(pid.as_bytes()));
-                return Ok(OutputLock { file, path });
+                return Ok(OutputLock {
+                    file,
+                    path,
+                    held: true,
+                });
             }
             let e = std::io::Error::last_os_error();
+            if matches!(e.raw_os_error(), Some(libc::ENOLCK | libc::EOPNOTSUPP)) {
+                on_wait(&format!(
+                    "{}: file locks are not supported here ({e}): running without the lock",
+                    output.display()
+                ));
+                return Ok(OutputLock {
+                    file,
+                    path,
+                    held: false,
+                });
+            }
             if e.raw_os_error() != Some(libc::EWOULDBLOCK) {
                 return Err(LockError::Io(io_err(&path, "lock", e)));
             }
@@ -138,12 +158,17 @@ impl OutputLock {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// The lock is really held (false where file locks are unsupported).
+    pub fn held(&self) -> bool {
+        self.held
+    }
 }
 
 impl Drop for OutputLock {
     fn drop(&mut self) {
         // Removed while still locked; closing the descriptor releases it.
-        if names_path(&self.file, &self.path) {
+        if self.held && names_path(&self.file, &self.path) {
             let _ = std::fs::remove_file(&self.path);
         }
     }
@@ -173,7 +198,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("out.h5");
         let first = OutputLock::acquire(&out, Duration::ZERO, &mut |_| {}).unwrap();
-        assert!(first.path().exists());
+        assert!(first.path().exists() && first.held());
         let mut said = Vec::new();
         let e = OutputLock::acquire(&out, Duration::from_millis(200), &mut |m| {
             said.push(m.to_string())
