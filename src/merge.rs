@@ -811,12 +811,14 @@ fn write_units(
         map_path(p, &u.source, &u.dest)
     };
     let mut rep = SalvageReport::default();
-    salvage_into(w, inv, &image, &select, &mut rep).map_err(UnitsError::Fatal)?;
-    // What was just written came from zero pages or a file being changed:
-    // the whole merge stops, OUTPUT stays as it was.
+    let done = salvage_into(w, inv, &image, &select, &mut rep);
+    // What was just written came from zero pages or a file being changed
+    // (a failed write may be its consequence): the whole merge stops,
+    // OUTPUT stays as it was.
     input
         .check_unchanged()
         .map_err(|e| UnitsError::Fatal(SalvageError::InputChanged(e)))?;
+    done.map_err(UnitsError::Fatal)?;
     let source = path.display().to_string();
     let mut per_unit: Vec<Vec<&crate::salvage::Outcome>> = vec![Vec::new(); units.len()];
     for o in &rep.objects {

@@ -91,7 +91,7 @@ impl std::fmt::Display for SalvageError {
             SalvageError::NothingRecoverable(v) => write!(f, "nothing recoverable ({v})"),
             SalvageError::Write(e) => write!(f, "cannot write output: {e}"),
             SalvageError::Lock(e) => write!(f, "{e}"),
-            SalvageError::InputChanged(e) => write!(f, "{e}; no output written"),
+            SalvageError::InputChanged(e) => write!(f, "{e}"),
         }
     }
 }
@@ -174,15 +174,18 @@ pub fn salvage_opts(
     w.mark("/", "h5salvage_source", &input.display().to_string())?;
     w.mark("/", "h5salvage_source_size", &inv.size.to_string())?;
     w.mark("/", "h5salvage_version", VERSION)?;
-    salvage_into(
+    let done = salvage_into(
         &mut w,
         &inv,
         &image,
         &|p: &str| Some(p.to_string()),
         &mut report,
-    )?;
-    // Nothing read from an input that changed meanwhile is published.
+    );
+    // Nothing read from an input that changed meanwhile is published; a
+    // write that failed because of it (libhdf5 handing a truncated mapping
+    // to write(2) gets EFAULT) is reported as what it is.
     src.check_unchanged().map_err(SalvageError::InputChanged)?;
+    done?;
     w.finish(force)?;
     Ok(report)
 }

@@ -192,17 +192,22 @@ fn locked_by_writer(f: &File) -> bool {
 }
 
 /// Test hook (debug builds only): with `H5SALVAGE_TEST_PAUSE_AFTER_OPEN`
-/// set to a path, the first input opened creates that file, then waits
-/// (up to two minutes) until it is removed: a test changes the input in
-/// between, deterministically.
+/// set to a path, the first file opened (the Nth with
+/// `H5SALVAGE_TEST_PAUSE_AT_OPEN=N`) creates that file, then waits (up to
+/// two minutes) until it is removed: a test changes the input in between,
+/// deterministically.
 fn test_pause() {
     #[cfg(debug_assertions)]
     {
-        static DONE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+        static OPENED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let Some(flag) = std::env::var_os("H5SALVAGE_TEST_PAUSE_AFTER_OPEN") else {
             return;
         };
-        if DONE.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        let nth = std::env::var("H5SALVAGE_TEST_PAUSE_AT_OPEN")
+            .ok()
+            .and_then(|n| n.parse::<usize>().ok())
+            .unwrap_or(1);
+        if OPENED.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1 != nth {
             return;
         }
         let flag = std::path::PathBuf::from(flag);

@@ -103,9 +103,15 @@ fn wait_bounded(mut child: Child, limit: Duration) -> Output {
 }
 
 fn paused(args: &[&std::ffi::OsStr], flag: &Path) -> Child {
+    paused_at(args, flag, 1)
+}
+
+/// Runs the binary paused after the `nth` file it opens.
+fn paused_at(args: &[&std::ffi::OsStr], flag: &Path, nth: usize) -> Child {
     Command::new(bin())
         .args(args)
         .env("H5SALVAGE_TEST_PAUSE_AFTER_OPEN", flag)
+        .env("H5SALVAGE_TEST_PAUSE_AT_OPEN", nth.to_string())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -385,8 +391,18 @@ fn big_worker(dir: &Path) -> PathBuf {
 /// Runs `args` (which name `input`) paused after the input is opened,
 /// applies `change` to the input, lets it go on; returns its output.
 fn changed_while_read(args: &[&std::ffi::OsStr], input: &Path, change: &dyn Fn(&Path)) -> Output {
+    changed_at_open(args, input, change, 1)
+}
+
+/// [`changed_while_read`], paused after the `nth` file opened.
+fn changed_at_open(
+    args: &[&std::ffi::OsStr],
+    input: &Path,
+    change: &dyn Fn(&Path),
+    nth: usize,
+) -> Output {
     let flag = input.with_extension("paused");
-    let mut child = paused(args, &flag);
+    let mut child = paused_at(args, &flag, nth);
     wait_for(&flag, &mut child);
     change(input);
     std::fs::remove_file(&flag).unwrap();
@@ -482,6 +498,47 @@ fn mapped_input_truncated_while_read_is_an_error_not_a_signal() {
         "{rep}"
     );
     assert!(!merged.exists());
+    assert_eq!(leftovers(&outdir), Vec::<String>::new());
+    // merge into an existing OUTPUT, the input cut while its groups are
+    // written (third file opened: OUTPUT read back, the input inventoried,
+    // the input read again to write): the merge stops, OUTPUT as it was.
+    let small = dir.path().join("small.h5");
+    worker(&small, "s_", 2);
+    let o = Command::new(bin())
+        .args(["merge", "-o"])
+        .arg(&merged)
+        .arg(&small)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{:?}", text(&o));
+    let before = std::fs::read(&merged).unwrap();
+    std::fs::copy(&big, &input).unwrap();
+    let o = changed_at_open(
+        &[
+            "merge".as_ref(),
+            "-j".as_ref(),
+            "1".as_ref(),
+            "-o".as_ref(),
+            merged.as_os_str(),
+            input.as_os_str(),
+        ],
+        &input,
+        &truncate_to(size / 2),
+        3,
+    );
+    let (stdout, err) = text(&o);
+    assert_eq!(o.status.signal(), None, "{err}");
+    assert_eq!(o.status.code(), Some(2), "{stdout}{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains(&format!(
+            "input changed while being read: it is now {} bytes",
+            size / 2
+        )),
+        "{err}"
+    );
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(std::fs::read(&merged).unwrap() == before, "OUTPUT changed");
     assert_eq!(leftovers(&outdir), Vec::<String>::new());
     // Unchanged (paused and resumed all the same): salvaged whole.
     std::fs::copy(&big, &input).unwrap();
