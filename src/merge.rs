@@ -16,7 +16,13 @@
 //!
 //! Atomicity: an existing OUTPUT is copied and the copy is added to
 //! ([`Writer::open_copy`]), then renamed over OUTPUT; a merge killed at any
-//! moment leaves OUTPUT as it was. Inputs are never modified; they are only
+//! moment leaves OUTPUT as it was. One run at a time: OUTPUT's lock
+//! ([`OutputLock`]) is held for the whole run, and the copy replaces OUTPUT
+//! only if OUTPUT is still the file that was copied (device, inode, size,
+//! mtime). An input a writer still holds open (libhdf5's lock) is skipped
+//! unless `include_open`; an input that changes while it is read is an
+//! error (during the inventory: that input; while its groups are written:
+//! the whole run). Inputs are never modified; they are only
 //! deleted (`remove_merged`) after every unit was read back from the
 //! finished OUTPUT and compared, or moved (`quarantine`) when nothing could be
 //! recovered from them.
