@@ -363,10 +363,10 @@ fn scan_one(path: &Path, opts: &MergeOptions) -> Scanned {
             skipped: true,
         };
     }
-    let inv = crate::source::inventory(&name, input.bytes(), CarveMode::Auto);
-    if let Err(e) = input.check_unchanged() {
-        return Scanned::failed(path, e.to_string());
-    }
+    let inv = match input.inventory(&name, CarveMode::Auto) {
+        Ok(inv) => inv,
+        Err(e) => return Scanned::failed(path, e.to_string()),
+    };
     let units = units_of(&inv, &stem_of(path), &opts.exclude);
     Scanned {
         path: path.to_path_buf(),

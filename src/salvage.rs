@@ -150,10 +150,11 @@ pub fn salvage_opts(
     }
     let src = Input::open(input).map_err(SalvageError::Input)?;
     let bytes = src.bytes();
-    let inv = crate::source::inventory(&input.display().to_string(), bytes, opts.mode);
+    let inv = src
+        .inventory(&input.display().to_string(), opts.mode)
+        .map_err(SalvageError::InputChanged)?;
     let readable = inv.objects.iter().any(|o| o.status != Status::Lost);
     if !readable {
-        src.check_unchanged().map_err(SalvageError::InputChanged)?;
         return Err(SalvageError::NothingRecoverable(
             inv.verdict().as_str().into(),
         ));

@@ -144,6 +144,18 @@ impl Input {
         }
     }
 
+    /// The inventory of the bytes (see [`inventory`]), marked
+    /// `open_for_write` when a writer held the file; an error when the
+    /// file changed while it was read (the walk's result is then not
+    /// carved further: the bytes are no longer the file's).
+    pub fn inventory(&self, file: &str, mode: CarveMode) -> Result<Inventory, InputChanged> {
+        let changed = || self.check_unchanged().is_err();
+        let mut inv = inventory_unless(file, self.bytes(), mode, &changed);
+        inv.open_for_write = self.open_for_write;
+        self.check_unchanged()?;
+        Ok(inv)
+    }
+
     /// Another process held libhdf5's exclusive lock on the file when it
     /// was opened: a writer still had it open, and what is read is a
     /// snapshot.
@@ -238,12 +250,23 @@ pub enum CarveMode {
 
 /// The inventory of one file's bytes: walk, carve, or both merged.
 pub fn inventory(file: &str, bytes: &[u8], mode: CarveMode) -> Inventory {
+    inventory_unless(file, bytes, mode, &|| false)
+}
+
+/// [`inventory`], skipping the carving pass when `stop()` says the bytes
+/// are no longer worth reading (the input changed after the walk).
+fn inventory_unless(
+    file: &str,
+    bytes: &[u8],
+    mode: CarveMode,
+    stop: &dyn Fn() -> bool,
+) -> Inventory {
     match mode {
         CarveMode::Only => crate::carve::carve(file, bytes),
         CarveMode::Never => crate::walk::walk(file, bytes),
         CarveMode::Auto => {
             let walked = crate::walk::walk(file, bytes);
-            if walked.verdict() == Verdict::Healthy || bytes.is_empty() {
+            if walked.verdict() == Verdict::Healthy || bytes.is_empty() || stop() {
                 walked
             } else {
                 crate::carve::merge(walked, crate::carve::carve(file, bytes))
@@ -262,8 +285,5 @@ pub fn scan_path(path: &Path) -> io::Result<Inventory> {
 /// `io::Error`), never an inventory.
 pub fn scan_path_with(path: &Path, mode: CarveMode) -> io::Result<Inventory> {
     let input = Input::open(path)?;
-    let mut inv = inventory(&path.display().to_string(), input.bytes(), mode);
-    inv.open_for_write = input.open_for_write();
-    input.check_unchanged()?;
-    Ok(inv)
+    Ok(input.inventory(&path.display().to_string(), mode)?)
 }
