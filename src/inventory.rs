@@ -37,6 +37,9 @@ pub struct Inventory {
     pub notes: Vec<Problem>,
     /// What signature carving found, when it ran.
     pub carving: Option<CarveSummary>,
+    /// Another process held the file open for writing (libhdf5's lock)
+    /// when it was read: the inventory is of a snapshot.
+    pub open_for_write: bool,
 }
 
 /// Counts from a carving pass (signature search without a trusted root).

@@ -13,6 +13,7 @@ pub mod merge;
 pub mod read;
 pub mod report;
 pub mod salvage;
+pub mod sigbus;
 pub mod source;
 pub mod walk;
 pub mod write;

@@ -43,9 +43,15 @@ enum Command {
     },
     /// Write everything recoverable from INPUT into a new, clean HDF5 file.
     ///
+    /// One run at a time writes OUTPUT (a lock file beside it, held for
+    /// the run). An input that changes while it is read (truncated,
+    /// written to) is an error: no output. An input another process holds
+    /// open for writing is salvaged as a snapshot, and the report says so.
+    ///
     /// Exit codes: 0 everything recovered, 1 something recovered but some
     /// objects are partial or lost, 2 usage, I/O or write error (no output
-    /// is left behind), 3 nothing recoverable.
+    /// is left behind; also: OUTPUT locked by another run past --wait-lock,
+    /// input changed while read), 3 nothing recoverable.
     Salvage {
         /// The damaged file (opened read-only, never modified).
         input: PathBuf,
@@ -64,6 +70,8 @@ enum Command {
         report: Option<PathBuf>,
         #[command(flatten)]
         carve: CarveArgs,
+        #[command(flatten)]
+        lock: LockArgs,
     },
     /// Merge the top-level groups of many worker files into one OUTPUT.
     ///
@@ -75,7 +83,10 @@ enum Command {
     /// beats a partial one, then the first input by path wins. OUTPUT is
     /// added to through a copy renamed over it when complete: a killed merge
     /// leaves OUTPUT as it was. Inputs are never modified (only
-    /// --remove-merged deletes and --quarantine moves them).
+    /// --remove-merged deletes and --quarantine moves them). One run at a
+    /// time writes OUTPUT (a lock file beside it); an OUTPUT changed by
+    /// another process since it was copied is never replaced. Inputs a
+    /// writer still holds open are skipped (see --include-open).
     ///
     /// Exit codes: 0 everything merged (or already present), 1 something
     /// merged but something partial or lost, 2 usage, I/O or write error
@@ -105,7 +116,29 @@ enum Command {
         /// Print the account as JSON instead of the table.
         #[arg(long)]
         json: bool,
+        /// Also merge inputs another process still holds open for writing
+        /// (libhdf5's lock): what is on disk is a snapshot. By default they
+        /// are skipped.
+        #[arg(long)]
+        include_open: bool,
+        #[command(flatten)]
+        lock: LockArgs,
     },
+}
+
+/// One run at a time per OUTPUT: a lock file beside it, held for the run.
+#[derive(clap::Args)]
+struct LockArgs {
+    /// How long to wait for another h5salvage run writing the same OUTPUT
+    /// to finish before giving up (exit 2).
+    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+    wait_lock: u64,
+}
+
+impl LockArgs {
+    fn wait(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.wait_lock)
+    }
 }
 
 /// Carving: searching the whole file for HDF5 structures by signature, for
@@ -135,12 +168,11 @@ impl CarveArgs {
 fn salvage(
     input: &std::path::Path,
     output: &std::path::Path,
-    force: bool,
+    opts: &h5salvage::salvage::SalvageOptions,
     json: bool,
     report_file: Option<&std::path::Path>,
-    mode: CarveMode,
 ) -> i32 {
-    let rep = match h5salvage::salvage::salvage_with(input, output, force, mode) {
+    let rep = match h5salvage::salvage::salvage_opts(input, output, opts) {
         Ok(r) => r,
         Err(h5salvage::salvage::SalvageError::NothingRecoverable(why)) => {
             eprintln!(
@@ -249,13 +281,17 @@ fn main() -> ExitCode {
             json,
             report,
             carve,
+            lock,
         } => salvage(
             &input,
             &output,
-            force,
+            &h5salvage::salvage::SalvageOptions {
+                force,
+                mode: carve.mode(),
+                wait_lock: lock.wait(),
+            },
             json,
             report.as_deref(),
-            carve.mode(),
         ),
         Command::Merge {
             inputs,
@@ -265,6 +301,8 @@ fn main() -> ExitCode {
             quarantine,
             jobs,
             json,
+            include_open,
+            lock,
         } => match h5salvage::merge::expand_inputs(&inputs, &output) {
             Ok(inputs) => merge(
                 h5salvage::merge::MergeOptions {
@@ -274,6 +312,8 @@ fn main() -> ExitCode {
                     remove_merged,
                     quarantine,
                     jobs,
+                    wait_lock: lock.wait(),
+                    include_open,
                 },
                 json,
             ),

@@ -16,7 +16,13 @@
 //!
 //! Atomicity: an existing OUTPUT is copied and the copy is added to
 //! ([`Writer::open_copy`]), then renamed over OUTPUT; a merge killed at any
-//! moment leaves OUTPUT as it was. Inputs are never modified; they are only
+//! moment leaves OUTPUT as it was. One run at a time: OUTPUT's lock
+//! ([`OutputLock`]) is held for the whole run, and the copy replaces OUTPUT
+//! only if OUTPUT is still the file that was copied (device, inode, size,
+//! mtime). An input a writer still holds open (libhdf5's lock) is skipped
+//! unless `include_open`; an input that changes while it is read is an
+//! error (during the inventory: that input; while its groups are written:
+//! the whole run). Inputs are never modified; they are only
 //! deleted (`remove_merged`) after every unit was read back from the
 //! finished OUTPUT and compared, or moved (`quarantine`) when nothing could be
 //! recovered from them.
@@ -24,6 +30,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -31,7 +38,7 @@ use crate::format::message::datatype::{Datatype, DatatypeClass};
 use crate::inventory::{Inventory, ObjectKind, Status};
 use crate::salvage::{image_of, salvage_into, SalvageError, SalvageReport};
 use crate::source::{CarveMode, Input};
-use crate::write::{WriteError, Writer};
+use crate::write::{LockError, OutputLock, WriteError, Writer};
 
 /// What a merge is asked to do.
 #[derive(Clone, Debug, Default)]
@@ -47,6 +54,11 @@ pub struct MergeOptions {
     pub quarantine: Option<PathBuf>,
     /// Inventory threads (0: one per core).
     pub jobs: usize,
+    /// How long to wait for another run holding OUTPUT's lock.
+    pub wait_lock: Duration,
+    /// Merge inputs another process still holds open for writing (by
+    /// default they are skipped: what is on disk is a snapshot).
+    pub include_open: bool,
 }
 
 /// What happened to one unit (a top-level group) of one input.
@@ -85,6 +97,9 @@ pub struct InputReport {
     /// "removed", "kept: <why>", "quarantined to <path>", ...
     #[serde(skip_serializing_if = "Option::is_none")]
     pub action: Option<String>,
+    /// Another process held the input open for writing (libhdf5's lock):
+    /// skipped, or merged as a snapshot with `include_open`.
+    pub open_for_write: bool,
     pub units: Vec<UnitOutcome>,
 }
 
@@ -131,6 +146,8 @@ pub enum MergeError {
     Write(WriteError),
     /// A salvage step failed in a way that stops the writer.
     Salvage(String, SalvageError),
+    /// Another run kept OUTPUT's lock (or it could not be taken).
+    Lock(LockError),
 }
 
 impl std::fmt::Display for MergeError {
@@ -139,6 +156,7 @@ impl std::fmt::Display for MergeError {
             MergeError::Usage(m) => write!(f, "{m}"),
             MergeError::Write(e) => write!(f, "cannot write output: {e}"),
             MergeError::Salvage(input, e) => write!(f, "{input}: {e}"),
+            MergeError::Lock(e) => write!(f, "{e}"),
         }
     }
 }
@@ -207,6 +225,9 @@ struct Scanned {
     scan: String,
     error: Option<String>,
     units: Vec<Unit>,
+    open_for_write: bool,
+    /// Not read: a writer still has it open (and `include_open` is off).
+    skipped: bool,
 }
 
 impl Scanned {
@@ -218,6 +239,8 @@ impl Scanned {
             scan: "error".into(),
             error: Some(error),
             units: Vec::new(),
+            open_for_write: false,
+            skipped: false,
         }
     }
 }
@@ -318,22 +341,42 @@ fn stem_of(p: &Path) -> String {
         .replace('/', "_")
 }
 
-fn scan_one(path: &Path, exclude: &[String]) -> Scanned {
+/// The verdict of an input skipped because a writer still has it open.
+const SKIPPED_OPEN: &str = "skipped (open for writing)";
+
+fn scan_one(path: &Path, opts: &MergeOptions) -> Scanned {
     let name = path.display().to_string();
-    match Input::open(path) {
-        Ok(input) => {
-            let inv = crate::source::inventory(&name, input.bytes(), CarveMode::Auto);
-            let units = units_of(&inv, &stem_of(path), exclude);
-            Scanned {
-                path: path.to_path_buf(),
-                size: inv.size,
-                scan: inv.verdict().as_str().to_string(),
-                inv: Some(inv),
-                error: None,
-                units,
-            }
-        }
-        Err(e) => Scanned::failed(path, format!("cannot read: {e}")),
+    let input = match Input::open(path) {
+        Ok(input) => input,
+        Err(e) => return Scanned::failed(path, format!("cannot read: {e}")),
+    };
+    let open_for_write = input.open_for_write();
+    if open_for_write && !opts.include_open {
+        return Scanned {
+            path: path.to_path_buf(),
+            inv: None,
+            size: input.bytes().len() as u64,
+            scan: "open".into(),
+            error: None,
+            units: Vec::new(),
+            open_for_write,
+            skipped: true,
+        };
+    }
+    let inv = match input.inventory(&name, CarveMode::Auto) {
+        Ok(inv) => inv,
+        Err(e) => return Scanned::failed(path, e.to_string()),
+    };
+    let units = units_of(&inv, &stem_of(path), &opts.exclude);
+    Scanned {
+        path: path.to_path_buf(),
+        size: inv.size,
+        scan: inv.verdict().as_str().to_string(),
+        inv: Some(inv),
+        error: None,
+        units,
+        open_for_write,
+        skipped: false,
     }
 }
 
@@ -568,6 +611,10 @@ pub fn merge(opts: &MergeOptions) -> Result<MergeReport, MergeError> {
     if opts.inputs.is_empty() {
         return Err(MergeError::Usage("no input files".into()));
     }
+    let _lock = OutputLock::acquire(&opts.output, opts.wait_lock, &mut |m| {
+        eprintln!("h5salvage: {m}")
+    })
+    .map_err(MergeError::Lock)?;
     let stale = crate::write::remove_stale_temps(&opts.output);
     let existing = opts.output.exists();
     let mut w = if existing {
@@ -608,7 +655,7 @@ pub fn merge(opts: &MergeOptions) -> Result<MergeReport, MergeError> {
                     let Some(path) = opts.inputs.get(i) else {
                         break;
                     };
-                    if tx.send((i, scan_one(path, &opts.exclude))).is_err() {
+                    if tx.send((i, scan_one(path, opts))).is_err() {
                         break;
                     }
                 }
@@ -676,6 +723,7 @@ fn input_report(i: usize, s: &Scanned, st: &MergeState) -> InputReport {
         scan: s.scan.clone(),
         error: s.error.clone(),
         found: s.units.len() as u64,
+        open_for_write: s.open_for_write,
         ..InputReport::default()
     };
     for u in &s.units {
@@ -704,7 +752,11 @@ fn input_report(i: usize, s: &Scanned, st: &MergeState) -> InputReport {
         }
         ir.units.push(o);
     }
-    ir.verdict = verdict(&ir);
+    ir.verdict = if s.skipped {
+        SKIPPED_OPEN.into()
+    } else {
+        verdict(&ir)
+    };
     ir
 }
 
@@ -765,7 +817,14 @@ fn write_units(
         map_path(p, &u.source, &u.dest)
     };
     let mut rep = SalvageReport::default();
-    salvage_into(w, inv, &image, &select, &mut rep).map_err(UnitsError::Fatal)?;
+    let done = salvage_into(w, inv, &image, &select, &mut rep);
+    // What was just written came from zero pages or a file being changed
+    // (a failed write may be its consequence): the whole merge stops,
+    // OUTPUT stays as it was.
+    input
+        .check_unchanged()
+        .map_err(|e| UnitsError::Fatal(SalvageError::InputChanged(e)))?;
+    done.map_err(UnitsError::Fatal)?;
     let source = path.display().to_string();
     let mut per_unit: Vec<Vec<&crate::salvage::Outcome>> = vec![Vec::new(); units.len()];
     for o in &rep.objects {
@@ -846,6 +905,9 @@ fn remove_merged(output: &Path, scanned: &[Scanned], report: &mut MergeReport) {
                 why = Some(format!("{}: {e}", u.dest));
                 break;
             }
+        }
+        if let (None, Err(e)) = (&why, input.check_unchanged()) {
+            why = Some(e.to_string());
         }
         ir.action = Some(match why {
             Some(e) => format!("kept: {e}"),

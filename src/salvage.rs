@@ -9,14 +9,15 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::time::Duration;
 
 use serde::Serialize;
 
 use crate::format::Image;
 use crate::inventory::{Dataset, Inventory, Object, ObjectKind, Status};
 use crate::read::{self, DatasetData};
-use crate::source::{CarveMode, Input};
-use crate::write::{WriteError, Writer};
+use crate::source::{CarveMode, Input, InputChanged};
+use crate::write::{LockError, OutputLock, WriteError, Writer};
 
 /// Version written into the provenance attributes.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -57,6 +58,9 @@ pub struct SalvageReport {
     pub carving: Option<crate::inventory::CarveSummary>,
     /// Notes on things not recreated (soft links, second hard links, ...).
     pub notes: Vec<String>,
+    /// Another process held the input open for writing: what was salvaged
+    /// is a snapshot.
+    pub input_open_for_write: bool,
 }
 
 /// Why a salvage could not produce an output at all.
@@ -70,6 +74,11 @@ pub enum SalvageError {
     NothingRecoverable(String),
     /// The writer failed (disk full, permission, libhdf5 error).
     Write(WriteError),
+    /// Another run kept OUTPUT's lock (or the lock could not be taken).
+    Lock(LockError),
+    /// The input shrank or was written to while it was read: nothing
+    /// derived from it is written.
+    InputChanged(InputChanged),
 }
 
 impl std::fmt::Display for SalvageError {
@@ -81,6 +90,8 @@ impl std::fmt::Display for SalvageError {
             }
             SalvageError::NothingRecoverable(v) => write!(f, "nothing recoverable ({v})"),
             SalvageError::Write(e) => write!(f, "cannot write output: {e}"),
+            SalvageError::Lock(e) => write!(f, "{e}"),
+            SalvageError::InputChanged(e) => write!(f, "{e}"),
         }
     }
 }
@@ -98,19 +109,50 @@ pub fn salvage(input: &Path, output: &Path, force: bool) -> Result<SalvageReport
     salvage_with(input, output, force, CarveMode::Auto)
 }
 
-/// Salvages `input` into `output` with an explicit carving mode.
+/// Salvages `input` into `output` with an explicit carving mode (OUTPUT's
+/// lock is not waited for).
 pub fn salvage_with(
     input: &Path,
     output: &Path,
     force: bool,
     mode: CarveMode,
 ) -> Result<SalvageReport, SalvageError> {
+    let opts = SalvageOptions {
+        force,
+        mode,
+        wait_lock: Duration::ZERO,
+    };
+    salvage_opts(input, output, &opts)
+}
+
+/// How a salvage runs.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SalvageOptions {
+    /// Replace OUTPUT if it exists.
+    pub force: bool,
+    pub mode: CarveMode,
+    /// How long to wait for another run holding OUTPUT's lock.
+    pub wait_lock: Duration,
+}
+
+/// Salvages `input` into `output`. OUTPUT's lock is held for the whole
+/// run: two runs never write the same OUTPUT at once.
+pub fn salvage_opts(
+    input: &Path,
+    output: &Path,
+    opts: &SalvageOptions,
+) -> Result<SalvageReport, SalvageError> {
+    let force = opts.force;
+    let _lock = OutputLock::acquire(output, opts.wait_lock, &mut |m| eprintln!("h5salvage: {m}"))
+        .map_err(SalvageError::Lock)?;
     if output.exists() && !force {
         return Err(SalvageError::OutputExists);
     }
     let src = Input::open(input).map_err(SalvageError::Input)?;
     let bytes = src.bytes();
-    let inv = crate::source::inventory(&input.display().to_string(), bytes, mode);
+    let inv = src
+        .inventory(&input.display().to_string(), opts.mode)
+        .map_err(SalvageError::InputChanged)?;
     let readable = inv.objects.iter().any(|o| o.status != Status::Lost);
     if !readable {
         return Err(SalvageError::NothingRecoverable(
@@ -124,6 +166,7 @@ pub fn salvage_with(
         input_size: inv.size,
         verdict: inv.verdict().as_str().into(),
         carving: inv.carving.clone(),
+        input_open_for_write: src.open_for_write(),
         ..SalvageReport::default()
     };
     report.notes = crate::write::remove_stale_temps(output);
@@ -139,13 +182,18 @@ pub fn salvage_with(
     w.mark("/", "h5salvage_source", &input.display().to_string())?;
     w.mark("/", "h5salvage_source_size", &inv.size.to_string())?;
     w.mark("/", "h5salvage_version", VERSION)?;
-    salvage_into(
+    let done = salvage_into(
         &mut w,
         &inv,
         &image,
         &|p: &str| Some(p.to_string()),
         &mut report,
-    )?;
+    );
+    // Nothing read from an input that changed meanwhile is published; a
+    // write that failed because of it (libhdf5 handing a truncated mapping
+    // to write(2) gets EFAULT) is reported as what it is.
+    src.check_unchanged().map_err(SalvageError::InputChanged)?;
+    done?;
     w.finish(force)?;
     Ok(report)
 }

@@ -1,47 +1,236 @@
-//! Opening inputs: read-only, never modified.
+//! Opening inputs: read-only, never modified; a changing input is noticed.
 //!
 //! Small files (up to [`COPY_LIMIT`]) are read into memory, larger ones are
-//! memory-mapped read-only. A mapped file that another process truncates
-//! while we read it would raise SIGBUS; copying small files removes that risk
-//! where it is cheap, and for large files the risk is documented (the inputs
-//! h5salvage is meant for are no longer being written).
+//! memory-mapped read-only (zero-copy). A mapped file that another process
+//! truncates while it is read would raise SIGBUS: the mapping is registered
+//! with [`crate::sigbus`], which turns the fault into zero pages and a flag.
+//! [`Input::check_unchanged`] reports that flag, and also a file whose
+//! size or modification time changed since it was opened (copied or
+//! mapped): every job calls it before it commits an output or a report.
+//!
+//! Before reading, the file's lock is tested the way libhdf5 (1.10 and
+//! later) takes it: a non-blocking shared `flock`, released at once. An
+//! exclusive lock held by another process means a writer still has the
+//! file open ([`Input::open_for_write`]): what is read is a snapshot.
 
 use std::fs::File;
 use std::io::{self, Read};
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::io::AsRawFd;
 use std::path::Path;
 
 use memmap2::Mmap;
 
 use crate::inventory::{Inventory, Verdict};
+use crate::sigbus::Guard;
 
 /// Files up to this size are copied into memory instead of mapped.
 pub const COPY_LIMIT: u64 = 64 << 20;
 
-/// The bytes of one input file.
-pub enum Input {
+/// What identifies the state of a file: a changed stamp means it was
+/// written to (or replaced) since.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stamp {
+    pub dev: u64,
+    pub ino: u64,
+    pub len: u64,
+    pub mtime: (i64, i64),
+}
+
+impl Stamp {
+    pub fn of(m: &std::fs::Metadata) -> Stamp {
+        Stamp {
+            dev: m.dev(),
+            ino: m.ino(),
+            len: m.len(),
+            mtime: (m.mtime(), m.mtime_nsec()),
+        }
+    }
+}
+
+/// The input changed while it was read: nothing derived from it may be
+/// published.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InputChanged {
+    /// Its size when opened.
+    pub was: u64,
+    /// Its size now (`None`: it can no longer be examined).
+    pub now: Option<u64>,
+}
+
+impl std::fmt::Display for InputChanged {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.now {
+            Some(n) => write!(
+                f,
+                "input changed while being read: it is now {n} bytes ({} when opened)",
+                self.was
+            ),
+            None => write!(
+                f,
+                "input changed while being read: it can no longer be examined ({} bytes when opened)",
+                self.was
+            ),
+        }
+    }
+}
+
+impl std::error::Error for InputChanged {}
+
+impl From<InputChanged> for io::Error {
+    fn from(e: InputChanged) -> io::Error {
+        io::Error::other(e)
+    }
+}
+
+enum Bytes {
     Copied(Vec<u8>),
-    Mapped(Mmap),
+    /// The guard is dropped before the map (see [`Input`]'s `Drop`).
+    Mapped(Option<Guard>, Mmap),
+}
+
+/// The bytes of one input file, with what is needed to tell whether it
+/// changed while it was read.
+pub struct Input {
+    bytes: Bytes,
+    file: File,
+    opened: Stamp,
+    open_for_write: bool,
 }
 
 impl Input {
     /// Opens `path` read-only.
     pub fn open(path: &Path) -> io::Result<Input> {
-        let mut f = File::open(path)?;
-        let len = f.metadata()?.len();
-        if len <= COPY_LIMIT {
+        let mut file = File::open(path)?;
+        let open_for_write = locked_by_writer(&file);
+        let opened = Stamp::of(&file.metadata()?);
+        let len = opened.len;
+        let bytes = if len <= COPY_LIMIT {
+            // Bounded by the cap above; a file that grew since is read to
+            // its stamp's length only (and then reported as changed).
             let mut buf = Vec::with_capacity(len as usize);
-            f.read_to_end(&mut buf)?;
-            return Ok(Input::Copied(buf));
-        }
-        // SAFETY: the map is read-only; see the module note on truncation.
-        let map = unsafe { Mmap::map(&f)? };
-        Ok(Input::Mapped(map))
+            (&mut file).take(len).read_to_end(&mut buf)?;
+            Bytes::Copied(buf)
+        } else {
+            // SAFETY: the map is read-only; a truncation by another process
+            // is caught by the guard (module note).
+            let map = unsafe { Mmap::map(&file)? };
+            match Guard::register(&map) {
+                Some(g) => Bytes::Mapped(Some(g), map),
+                None => {
+                    drop(map);
+                    let mut buf = Vec::new();
+                    buf.try_reserve_exact(len as usize)
+                        .map_err(io::Error::other)?;
+                    (&mut file).take(len).read_to_end(&mut buf)?;
+                    Bytes::Copied(buf)
+                }
+            }
+        };
+        let input = Input {
+            bytes,
+            file,
+            opened,
+            open_for_write,
+        };
+        test_pause();
+        Ok(input)
     }
 
     pub fn bytes(&self) -> &[u8] {
-        match self {
-            Input::Copied(v) => v,
-            Input::Mapped(m) => m,
+        match &self.bytes {
+            Bytes::Copied(v) => v,
+            Bytes::Mapped(_, m) => m,
+        }
+    }
+
+    /// The inventory of the bytes (see [`inventory`]), marked
+    /// `open_for_write` when a writer held the file; an error when the
+    /// file changed while it was read (the walk's result is then not
+    /// carved further: the bytes are no longer the file's).
+    pub fn inventory(&self, file: &str, mode: CarveMode) -> Result<Inventory, InputChanged> {
+        let changed = || self.check_unchanged().is_err();
+        let mut inv = inventory_unless(file, self.bytes(), mode, &changed);
+        inv.open_for_write = self.open_for_write;
+        self.check_unchanged()?;
+        Ok(inv)
+    }
+
+    /// Another process held libhdf5's exclusive lock on the file when it
+    /// was opened: a writer still had it open, and what is read is a
+    /// snapshot.
+    pub fn open_for_write(&self) -> bool {
+        self.open_for_write
+    }
+
+    /// The file is as it was when opened: no read of it faulted, and its
+    /// size and modification time are the same. Call before committing
+    /// anything derived from [`Input::bytes`].
+    pub fn check_unchanged(&self) -> Result<(), InputChanged> {
+        let faulted = matches!(&self.bytes, Bytes::Mapped(Some(g), _) if g.faulted());
+        let now = self.file.metadata().ok().map(|m| Stamp::of(&m));
+        if faulted || now != Some(self.opened) {
+            return Err(InputChanged {
+                was: self.opened.len,
+                now: now.map(|s| s.len),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Input {
+    fn drop(&mut self) {
+        // Unregister the range before the mapping goes away.
+        if let Bytes::Mapped(g, _) = &mut self.bytes {
+            drop(g.take());
+        }
+    }
+}
+
+/// True when another process holds an exclusive `flock` on the file (as
+/// libhdf5 does on a file it opened for writing): a shared lock is
+/// requested without waiting and released at once.
+fn locked_by_writer(f: &File) -> bool {
+    let fd = f.as_raw_fd();
+    // SAFETY: flock on a descriptor we own.
+    let rc = unsafe { libc::flock(fd, libc::LOCK_SH | libc::LOCK_NB) };
+    if rc == 0 {
+        // SAFETY: as above.
+        unsafe { libc::flock(fd, libc::LOCK_UN) };
+        return false;
+    }
+    io::Error::last_os_error().raw_os_error() == Some(libc::EWOULDBLOCK)
+}
+
+/// Test hook (debug builds only): with `H5SALVAGE_TEST_PAUSE_AFTER_OPEN`
+/// set to a path, the first file opened (the Nth with
+/// `H5SALVAGE_TEST_PAUSE_AT_OPEN=N`) creates that file, then waits (up to
+/// two minutes) until it is removed: a test changes the input in between,
+/// deterministically.
+fn test_pause() {
+    #[cfg(debug_assertions)]
+    {
+        static OPENED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let Some(flag) = std::env::var_os("H5SALVAGE_TEST_PAUSE_AFTER_OPEN") else {
+            return;
+        };
+        let nth = std::env::var("H5SALVAGE_TEST_PAUSE_AT_OPEN")
+            .ok()
+            .and_then(|n| n.parse::<usize>().ok())
+            .unwrap_or(1);
+        if OPENED.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1 != nth {
+            return;
+        }
+        let flag = std::path::PathBuf::from(flag);
+        if std::fs::write(&flag, std::process::id().to_string()).is_err() {
+            return;
+        }
+        for _ in 0..12_000 {
+            if !flag.exists() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
         }
     }
 }
@@ -61,12 +250,23 @@ pub enum CarveMode {
 
 /// The inventory of one file's bytes: walk, carve, or both merged.
 pub fn inventory(file: &str, bytes: &[u8], mode: CarveMode) -> Inventory {
+    inventory_unless(file, bytes, mode, &|| false)
+}
+
+/// [`inventory`], skipping the carving pass when `stop()` says the bytes
+/// are no longer worth reading (the input changed after the walk).
+fn inventory_unless(
+    file: &str,
+    bytes: &[u8],
+    mode: CarveMode,
+    stop: &dyn Fn() -> bool,
+) -> Inventory {
     match mode {
         CarveMode::Only => crate::carve::carve(file, bytes),
         CarveMode::Never => crate::walk::walk(file, bytes),
         CarveMode::Auto => {
             let walked = crate::walk::walk(file, bytes);
-            if walked.verdict() == Verdict::Healthy || bytes.is_empty() {
+            if walked.verdict() == Verdict::Healthy || bytes.is_empty() || stop() {
                 walked
             } else {
                 crate::carve::merge(walked, crate::carve::carve(file, bytes))
@@ -80,8 +280,10 @@ pub fn scan_path(path: &Path) -> io::Result<Inventory> {
     scan_path_with(path, CarveMode::Never)
 }
 
-/// Opens one file and builds its inventory with `mode`.
+/// Opens one file and builds its inventory with `mode`. An input that
+/// changed while it was read is an error ([`InputChanged`] inside the
+/// `io::Error`), never an inventory.
 pub fn scan_path_with(path: &Path, mode: CarveMode) -> io::Result<Inventory> {
     let input = Input::open(path)?;
-    Ok(inventory(&path.display().to_string(), input.bytes(), mode))
+    Ok(input.inventory(&path.display().to_string(), mode)?)
 }

@@ -126,6 +126,7 @@ pub fn json(inv: &Inventory) -> Value {
         "problems": inv.problems,
         "notes": inv.notes,
         "carving": inv.carving,
+        "open_for_write": inv.open_for_write,
         "summary": inv.summary(),
     })
 }
@@ -189,9 +190,15 @@ fn object_line(o: &Object) -> String {
     line
 }
 
+/// What reports say of a file another process held open for writing.
+pub const OPEN_FOR_WRITE: &str = "still open for writing by another process: this is a snapshot";
+
 /// The human report of one file.
 pub fn human(inv: &Inventory, out: &mut dyn Write) -> io::Result<()> {
     writeln!(out, "{} ({} bytes)", inv.file, inv.size)?;
+    if inv.open_for_write {
+        writeln!(out, "  {OPEN_FOR_WRITE}")?;
+    }
     match &inv.superblock {
         None => writeln!(out, "  superblock: none found")?,
         Some(sb) => {
@@ -303,6 +310,9 @@ pub fn human(inv: &Inventory, out: &mut dyn Write) -> io::Result<()> {
         s.lost,
         s.problems
     )?;
+    if inv.open_for_write {
+        writeln!(out, "  verdict is of a snapshot: {OPEN_FOR_WRITE}")?;
+    }
     Ok(())
 }
 
@@ -314,6 +324,9 @@ pub fn salvage_summary(r: &crate::salvage::SalvageReport, out: &mut dyn Write) -
         "  input: {} bytes, scan verdict {}",
         r.input_size, r.verdict
     )?;
+    if r.input_open_for_write {
+        writeln!(out, "  input {OPEN_FOR_WRITE}")?;
+    }
     for o in r.objects.iter().filter(|o| o.result != "recovered") {
         writeln!(
             out,
@@ -369,6 +382,9 @@ pub fn merge_table(r: &crate::merge::MergeReport, out: &mut dyn Write) -> io::Re
         )?;
         if let Some(e) = &i.error {
             writeln!(out, "    error: {e}")?;
+        }
+        if i.open_for_write {
+            writeln!(out, "    {OPEN_FOR_WRITE}")?;
         }
         for u in i
             .units

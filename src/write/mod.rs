@@ -20,6 +20,7 @@
 //! the reading stage.
 
 mod h5;
+mod lock;
 mod types;
 
 use std::collections::HashMap;
@@ -36,7 +37,9 @@ use crate::format::message::dataspace::{Dataspace, DataspaceKind};
 use crate::format::message::datatype::Datatype;
 use crate::format::message::filter_pipeline::FLAG_OPTIONAL;
 use crate::inventory::{CreationOrder, Dataset};
+use crate::source::Stamp;
 use h5::{check, cstr, hid, locked, Hid, Kind};
+pub use lock::{lock_path_for, LockError, OutputLock};
 
 /// Global heap values (variable-length data, region references) resolved
 /// by the reading stage.
@@ -85,6 +88,9 @@ pub struct Writer {
     groups: std::collections::HashSet<String>,
     /// What region references may still cost libhdf5 in this output.
     region_budget: u64,
+    /// The output this writer's copy was made from ([`Writer::open_copy`]):
+    /// it must still be there, unchanged, when the copy replaces it.
+    base: Option<Stamp>,
 }
 
 /// A transfer property list whose type-conversion buffer fits the write:
@@ -187,8 +193,8 @@ fn io_err(path: &Path, action: &str, e: std::io::Error) -> WriteError {
     WriteError::new(&path.display().to_string(), action, e.to_string())
 }
 
-/// `.{file_name}.h5salvage-tmp-{pid}` in the directory of `output`.
-fn temp_path_for(output: &Path) -> Result<PathBuf, WriteError> {
+/// `.{file_name}{suffix}` in the directory of `output`.
+fn beside(output: &Path, suffix: &str) -> Result<PathBuf, WriteError> {
     let shown = output.display().to_string();
     let name = output
         .file_name()
@@ -197,11 +203,12 @@ fn temp_path_for(output: &Path) -> Result<PathBuf, WriteError> {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    Ok(dir.join(format!(
-        ".{}.h5salvage-tmp-{}",
-        name.to_string_lossy(),
-        std::process::id()
-    )))
+    Ok(dir.join(format!(".{}{suffix}", name.to_string_lossy())))
+}
+
+/// `.{file_name}.h5salvage-tmp-{pid}` in the directory of `output`.
+fn temp_path_for(output: &Path) -> Result<PathBuf, WriteError> {
+    beside(output, &format!(".h5salvage-tmp-{}", std::process::id()))
 }
 
 /// Removes temporary files that killed writers left beside `output`
@@ -242,9 +249,14 @@ pub fn remove_stale_temps(output: &Path) -> Vec<String> {
 }
 
 /// Copies `from` to `to`, which must not exist yet; a failed copy removes
-/// the partial `to`.
-fn copy_new(from: &Path, to: &Path) -> Result<(), WriteError> {
+/// the partial `to`. Returns the stamp of `from`, which must not change
+/// while it is copied.
+fn copy_new(from: &Path, to: &Path) -> Result<Stamp, WriteError> {
     let mut src = std::fs::File::open(from).map_err(|e| io_err(from, "open", e))?;
+    let before = src
+        .metadata()
+        .map(|m| Stamp::of(&m))
+        .map_err(|e| io_err(from, "stat", e))?;
     let mut dst = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -255,7 +267,17 @@ fn copy_new(from: &Path, to: &Path) -> Result<(), WriteError> {
         let _ = std::fs::remove_file(to);
         return Err(io_err(to, "copy", e));
     }
-    Ok(())
+    let after = src.metadata().map(|m| Stamp::of(&m)).ok();
+    if after != Some(before) {
+        drop(dst);
+        let _ = std::fs::remove_file(to);
+        return Err(WriteError::new(
+            &from.display().to_string(),
+            "copy",
+            "changed by another process while it was copied",
+        ));
+    }
+    Ok(before)
 }
 
 /// A file access property list: libver bounds (`low`, 1.8 or latest high)
@@ -379,7 +401,7 @@ impl Writer {
         let tmp_str = tmp
             .to_str()
             .ok_or_else(|| WriteError::new(&shown, "open copy", "path is not valid UTF-8"))?;
-        copy_new(output, &tmp)?;
+        let base = copy_new(output, &tmp)?;
         let c = cstr(tmp_str, &shown, "open copy")?;
         let opened = file_access(&shown, h5f::H5F_LIBVER_LATEST).and_then(|fapl| {
             hid(
@@ -390,7 +412,11 @@ impl Writer {
             )
         });
         match opened {
-            Ok(file) => Ok(Writer::new(file, tmp, output)),
+            Ok(file) => {
+                let mut w = Writer::new(file, tmp, output);
+                w.base = Some(base);
+                Ok(w)
+            }
             Err(e) => {
                 let _ = std::fs::remove_file(&tmp);
                 Err(e)
@@ -408,6 +434,7 @@ impl Writer {
             open: None,
             groups: std::collections::HashSet::new(),
             region_budget: types::MAX_REGION_TOTAL,
+            base: None,
         }
     }
 
@@ -1373,6 +1400,19 @@ impl Writer {
         std::fs::File::open(&self.tmp)
             .and_then(|f| f.sync_all())
             .map_err(|e| io_err(&self.tmp, "fsync", e))?;
+        if let Some(base) = self.base {
+            // Another process (not holding the output's lock) replaced or
+            // wrote to it since it was copied: replacing it now would lose
+            // that process's work.
+            let now = std::fs::metadata(&self.output).map(|m| Stamp::of(&m)).ok();
+            if now != Some(base) {
+                return Err(WriteError::new(
+                    &shown,
+                    "finish",
+                    "replaced or changed by another process since it was copied; left as it is, nothing added",
+                ));
+            }
+        }
         if overwrite {
             std::fs::rename(&self.tmp, &self.output)
                 .map_err(|e| io_err(&self.output, "rename", e))?;
