@@ -34,6 +34,90 @@ pub struct Inventory {
     pub problems: Vec<Problem>,
     /// What signature carving found, when it ran.
     pub carving: Option<CarveSummary>,
+    /// No superblock: the base address and sizes carving inferred from the
+    /// structures it found (`carve::base`); `None` when a superblock was
+    /// found or carving did not run.
+    pub inferred: Option<InferredBase>,
+    /// Runs of whole all-zero 4 KiB pages, 4 KiB-aligned (absolute offset,
+    /// length): often a destroyed page rather than data.
+    pub zeroed_ranges: Vec<ZeroedRange>,
+}
+
+/// The base address (and sizes of offsets and lengths) of a file without a
+/// superblock, as the carved structures confirm it.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct InferredBase {
+    pub base_address: u64,
+    pub size_of_offsets: u8,
+    pub size_of_lengths: u8,
+    /// Structures with a pointer that lands where it should.
+    pub structures: u64,
+    /// Only this candidate is confirmed. When false (no candidate, or
+    /// several), carving used it only to find metadata: no data at an
+    /// address is written.
+    pub confirmed: bool,
+    /// Other base addresses the structures support about as well.
+    pub rivals: Vec<u64>,
+}
+
+impl InferredBase {
+    /// One line for reports and the output's `h5salvage_inferred`.
+    pub fn describe(&self) -> String {
+        if self.confirmed {
+            format!(
+                "base address inferred as {} (sizes of offsets/lengths {}/{}) from {} structures \
+                 (superblock lost)",
+                self.base_address, self.size_of_offsets, self.size_of_lengths, self.structures
+            )
+        } else if self.rivals.is_empty() {
+            format!(
+                "base address not confirmed by any structure (superblock lost): {} assumed for \
+                 metadata only, no data read at an address",
+                self.base_address
+            )
+        } else {
+            format!(
+                "base address ambiguous (superblock lost): {} and {:?} are confirmed alike; \
+                 {} used for metadata only, no data read at an address",
+                self.base_address, self.rivals, self.base_address
+            )
+        }
+    }
+}
+
+/// A 4 KiB-aligned run of whole all-zero 4 KiB pages.
+#[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
+pub struct ZeroedRange {
+    /// Absolute file offset (a multiple of 4096).
+    pub offset: u64,
+    /// Bytes (a multiple of 4096).
+    pub length: u64,
+}
+
+/// Size of a page for [`zeroed_ranges`].
+pub const PAGE: usize = 4096;
+
+/// Every run of whole all-zero pages of `bytes` (trailing partial page
+/// excluded).
+pub fn zeroed_ranges(bytes: &[u8]) -> Vec<ZeroedRange> {
+    let mut out: Vec<ZeroedRange> = Vec::new();
+    for (i, page) in bytes.chunks_exact(PAGE).enumerate() {
+        let zero = page
+            .chunks_exact(16)
+            .all(|w| u128::from_ne_bytes(w.try_into().unwrap_or([1; 16])) == 0);
+        if !zero {
+            continue;
+        }
+        let offset = (i * PAGE) as u64;
+        match out.last_mut() {
+            Some(r) if r.offset + r.length == offset => r.length += PAGE as u64,
+            _ => out.push(ZeroedRange {
+                offset,
+                length: PAGE as u64,
+            }),
+        }
+    }
+    out
 }
 
 /// Counts from a carving pass (signature search without a trusted root).

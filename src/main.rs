@@ -170,7 +170,7 @@ fn salvage(
     } else {
         let _ = report::salvage_summary(&rep, &mut out);
     }
-    if rep.partial == 0 && rep.lost == 0 && rep.attributes_lost == 0 {
+    if rep.partial == 0 && rep.lost == 0 && rep.unverified == 0 && rep.attributes_lost == 0 {
         exit::HEALTHY
     } else {
         exit::DAMAGED

@@ -61,7 +61,7 @@ pub enum CarveMode {
 
 /// The inventory of one file's bytes: walk, carve, or both merged.
 pub fn inventory(file: &str, bytes: &[u8], mode: CarveMode) -> Inventory {
-    match mode {
+    let mut inv = match mode {
         CarveMode::Only => crate::carve::carve(file, bytes),
         CarveMode::Never => crate::walk::walk(file, bytes),
         CarveMode::Auto => {
@@ -72,7 +72,9 @@ pub fn inventory(file: &str, bytes: &[u8], mode: CarveMode) -> Inventory {
                 crate::carve::merge(walked, crate::carve::carve(file, bytes))
             }
         }
-    }
+    };
+    inv.zeroed_ranges = crate::inventory::zeroed_ranges(bytes);
+    inv
 }
 
 /// Opens and walks one file (no carving).

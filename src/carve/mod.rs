@@ -46,6 +46,7 @@
 //! span that distance would give the lost headers, so it is not used.)
 //! Those names are reported as a problem, with their lost addresses.
 
+pub mod base;
 pub mod links;
 pub mod signatures;
 pub mod validate;
@@ -55,9 +56,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use crate::format::message::{self, kind};
 use crate::format::object_header;
 use crate::format::superblock::{self, Superblock};
-use crate::format::{is_undefined, Image, Sizes};
+use crate::format::{is_undefined, Image};
 use crate::inventory::{
-    CarveSummary, Inventory, LinkEntry, Object, ObjectKind, Origin, Problem, Status, SuperblockInfo,
+    CarveSummary, InferredBase, Inventory, LinkEntry, Object, ObjectKind, Origin, Problem, Status,
+    SuperblockInfo,
 };
 use crate::walk::{self, child_path, read_object};
 
@@ -119,7 +121,25 @@ pub fn carve(file: &str, bytes: &[u8]) -> Inventory {
             let root = Some(sb.root.object_header_address()).filter(|a| !is_undefined(*a));
             (off, sb.sizes, sb.group_leaf_k, root)
         }
-        None => (0, Sizes::DEFAULT, None, None),
+        None => {
+            // No superblock: addresses are relative to a base the
+            // structures must confirm (a user block moves it).
+            let inf = base::infer(bytes, &hits);
+            let info = InferredBase {
+                base_address: inf.base,
+                size_of_offsets: inf.sizes.offset(),
+                size_of_lengths: inf.sizes.length(),
+                structures: inf.structures,
+                confirmed: inf.confirmed,
+                rivals: inf.rivals.iter().map(|r| r.0).collect(),
+            };
+            if !hits.is_empty() {
+                inv.problems
+                    .push(Problem::new(None, "superblock", info.describe()));
+                inv.inferred = Some(info);
+            }
+            (inf.base, inf.sizes, None, None)
+        }
     };
     let image = Image::new(bytes, base, sizes);
 
@@ -1232,6 +1252,9 @@ pub fn merge(walked: Inventory, carved: Inventory) -> Inventory {
     }
     out.problems.extend(carved.problems);
     out.carving = carved.carving;
+    if out.superblock.is_none() {
+        out.inferred = carved.inferred;
+    }
     out
 }
 
