@@ -28,10 +28,11 @@
 //!   right sizes (III.G, III.A.2, VII).
 //!
 //! A candidate's score is the claims that hold minus those that fail. The
-//! best candidate is *confirmed* when at least one pointer lands where it
-//! should and no other candidate scores at least half as well; otherwise
-//! nothing is chosen (no candidate, or two) and carving must not read data
-//! at any address it cannot check.
+//! best candidate is *confirmed* when its score is positive, at least one
+//! pointer lands where it should, no other candidate scores as well and no
+//! other base read with the same sizes has half as many pointers landing
+//! right (two HDF5 images in one file); otherwise nothing is chosen and
+//! carving must not read data at any address it cannot check.
 
 use crate::format::message::{self, data_layout, kind};
 use crate::format::{
@@ -62,8 +63,8 @@ pub struct Inference {
     /// The best candidate is the only one the structures confirm.
     pub confirmed: bool,
     /// Candidates the structures confirm about as well (base, sizes, score):
-    /// another base with at least half as many pointers landing right, or
-    /// other sizes scoring as well at the same base.
+    /// any scoring as well, or another base with the same sizes and at
+    /// least half as many pointers landing right.
     pub rivals: Vec<(u64, Sizes, i64)>,
 }
 
@@ -86,10 +87,17 @@ enum Target {
     Header,
 }
 
-/// Infers the base address and sizes from the signature hits of `bytes`.
-pub fn infer(bytes: &[u8], hits: &[Hit]) -> Inference {
+/// Infers the base address and sizes from the signature hits of `bytes`
+/// and the version 1 object headers found at `v1_headers` (absolute).
+pub fn infer(bytes: &[u8], hits: &[Hit], v1_headers: &[u64]) -> Inference {
     let bases = candidate_bases(bytes.len() as u64);
-    let sample = sample(hits);
+    let mut sample = sample(hits);
+    let step = v1_headers.len().div_ceil(SAMPLE_PER_KIND).max(1);
+    sample.extend(v1_headers.iter().step_by(step).map(|&offset| Hit {
+        offset,
+        // Checked below with the v1 prefix, never as a signature.
+        kind: Kind::Ohdr,
+    }));
     let mut scored: Vec<Scored> = Vec::new();
     for o in [8u8, 4, 2] {
         for l in [8u8, 4, 2] {
@@ -149,8 +157,9 @@ struct Scored {
     structures: u64,
 }
 
-/// The best-scoring candidate, confirmed unless another base has at least
-/// half as many pointers landing right, or other sizes score as well.
+/// The best-scoring candidate, confirmed unless another candidate scores as
+/// well or another base, read with the same sizes, has at least half as
+/// many pointers landing right.
 fn decide(mut scored: Vec<Scored>) -> Inference {
     scored.sort_by_key(|s| std::cmp::Reverse(s.score));
     let Some(&best) = scored.first() else {
@@ -168,11 +177,14 @@ fn decide(mut scored: Vec<Scored>) -> Inference {
         .iter()
         .skip(1)
         .filter(|s| {
-            if s.base == best.base {
-                s.score >= best.score
-            } else {
-                s.pointers.saturating_mul(2) >= best.pointers
-            }
+            // Another base read with the same sizes: a second image. (With
+            // other sizes, short offsets alias: 2-byte offsets from base
+            // 65536 reach the second 64 KiB of any file; such a reading
+            // fails the size checks and must score as well to count.)
+            s.score >= best.score
+                || (s.base != best.base
+                    && s.sizes == best.sizes
+                    && s.pointers.saturating_mul(2) >= best.pointers)
         })
         .map(|s| (s.base, s.sizes, s.score))
         .collect();
@@ -289,9 +301,11 @@ fn claims_of(bytes: &[u8], hit: Hit, sizes: Sizes) -> Vec<Claim> {
             }
         }
         Kind::Ohdr => {
+            // A checksummed v2 header, or a v1 header the strict byte scan
+            // accepted (framing does not depend on the sizes in either).
             if let Ok((p, chunk)) = object_header::parse_header(data, at, sizes) {
-                if p.checksum_ok == Some(true) {
-                    message_claims(bytes, &chunk.messages, sizes, &mut out);
+                if p.checksum_ok == Some(true) || (p.version == 1 && chunk.error.is_none()) {
+                    message_claims(bytes, &chunk.messages, sizes, p.version == 1, &mut out);
                 }
             }
         }
@@ -301,7 +315,7 @@ fn claims_of(bytes: &[u8], hit: Hit, sizes: Sizes) -> Vec<Claim> {
                 if let Ok(chunk) =
                     object_header::parse_continuation_block(data, at, len as u64, 2, flags)
                 {
-                    message_claims(bytes, &chunk.messages, sizes, &mut out);
+                    message_claims(bytes, &chunk.messages, sizes, false, &mut out);
                 }
             }
         }
@@ -349,13 +363,22 @@ fn claims_of(bytes: &[u8], hit: Hit, sizes: Sizes) -> Vec<Claim> {
     out
 }
 
-/// Claims of the messages of one checksummed v2 header chunk (exact sizes).
+/// Claims of the messages of one header chunk: v2 message sizes are exact,
+/// v1 ones padded to a multiple of 8 (`padded`, IV.A.1.a).
 fn message_claims(
     bytes: &[u8],
     msgs: &[object_header::RawMessage],
     sizes: Sizes,
+    padded: bool,
     out: &mut Vec<Claim>,
 ) {
+    let fits = |size: u64, want: u64| {
+        if padded {
+            size == want.div_ceil(8) * 8
+        } else {
+            size == want
+        }
+    };
     let (o, l) = (u64::from(sizes.offset()), u64::from(sizes.length()));
     for m in msgs {
         if out.len() >= MAX_CLAIMS {
@@ -367,12 +390,17 @@ fn message_claims(
         let Some(body) = m.body(bytes) else { continue };
         let size = u64::from(m.size);
         match m.kind {
-            kind::CONTINUATION => out.push(Claim::Sizes(size == o + l)),
-            kind::SYMBOL_TABLE => out.push(Claim::Sizes(size == 2 * o)),
+            kind::CONTINUATION => out.push(Claim::Sizes(fits(size, o + l))),
+            kind::SYMBOL_TABLE => out.push(Claim::Sizes(fits(size, 2 * o))),
             kind::DATASPACE => {
                 if let Some(want) = dataspace_size(body, l) {
-                    out.push(Claim::Sizes(size == want));
+                    out.push(Claim::Sizes(fits(size, want)));
                 }
+            }
+            // Contiguous layout, versions 3 to 5: version, class, address
+            // (O), size (L) (IV.A.2.i).
+            kind::DATA_LAYOUT if matches!(body, [3..=5, 1, ..]) => {
+                out.push(Claim::Sizes(fits(size, 2 + o + l)));
             }
             _ => {}
         }
@@ -476,7 +504,7 @@ mod tests {
     }
 
     fn infer_bytes(file: &[u8]) -> Inference {
-        infer(file, &super::super::find_signatures(file))
+        infer(file, &super::super::find_signatures(file), &[])
     }
 
     #[test]
