@@ -131,6 +131,9 @@ pub fn salvage_with(
         ..SalvageReport::default()
     };
     report.notes = crate::write::remove_stale_temps(output);
+    if let (None, Some(i)) = (&inv.superblock, &inv.inferred) {
+        report.notes.push(i.describe());
+    }
     let mut w = Writer::create(output)?;
     w.group("/")?;
     w.mark("/", "h5salvage_source", &input.display().to_string())?;

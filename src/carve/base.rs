@@ -20,8 +20,10 @@
 //!   sizes): a continuation message is exactly O + L bytes and points at an
 //!   `OCHK`, a dataspace message has exactly the size its rank gives with L,
 //!   a symbol table message is 2·O bytes and points at a `TREE` and a `HEAP`,
-//!   hard links point at object headers, link and attribute info at `FRHP`s,
-//!   chunk indexes at their header's signature (IV.A.2);
+//!   hard links point at object headers, link and attribute info at `FRHP`s
+//!   and `BTHD`s, chunk indexes at their header's signature (IV.A.2; version
+//!   1 headers found by the byte scan count too, their message sizes padded
+//!   to 8);
 //! - fractal heap, fixed array and extensible array blocks name their
 //!   header (`FRHP`, `FAHD`, `EAHD`), and checksummed headers (`FRHP`,
 //!   `BTHD`, `FAHD`, `EAHD`) match their checksum only when read with the
@@ -423,9 +425,13 @@ fn message_claims(
                     point(address, Target::Header);
                 }
             }
-            message::Message::LinkInfo(li) => point(li.fractal_heap_address, Target::Sig(b"FRHP")),
+            message::Message::LinkInfo(li) => {
+                point(li.fractal_heap_address, Target::Sig(b"FRHP"));
+                point(li.name_index_btree_address, Target::Sig(b"BTHD"));
+            }
             message::Message::AttributeInfo(ai) => {
-                point(ai.fractal_heap_address, Target::Sig(b"FRHP"))
+                point(ai.fractal_heap_address, Target::Sig(b"FRHP"));
+                point(ai.name_index_btree_address, Target::Sig(b"BTHD"));
             }
             message::Message::DataLayout(d) => {
                 if let data_layout::LayoutClass::Chunked { index, .. } = d.class {

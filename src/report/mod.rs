@@ -352,8 +352,19 @@ pub fn salvage_summary(r: &crate::salvage::SalvageReport, out: &mut dyn Write) -
     }
     writeln!(
         out,
-        "  recovered {} objects intact, {} partial (marked h5salvage_status=partial), {} lost, {} unverified (data in all-zero pages, marked h5salvage_unverified); {} attributes lost",
-        r.recovered, r.partial, r.lost, r.unverified, r.attributes_lost
+        "  recovered {} objects intact, {} partial (marked h5salvage_status=partial), {} lost{}; {} attributes lost",
+        r.recovered,
+        r.partial,
+        r.lost,
+        if r.unverified > 0 {
+            format!(
+                ", {} unverified (data in all-zero pages, marked h5salvage_unverified)",
+                r.unverified
+            )
+        } else {
+            String::new()
+        },
+        r.attributes_lost
     )?;
     Ok(())
 }
