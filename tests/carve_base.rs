@@ -108,15 +108,23 @@ fn marks(file: &Path, name: &str) -> Vec<String> {
         .collect()
 }
 
-/// Zeroes the superblock (version 0/1: 96 bytes with 8-byte sizes; 2/3: 48)
-/// at `at`.
+/// Zeroes the superblock at `at` (spec II.A: version 0 is 24 bytes, four
+/// addresses and the root's symbol table entry, a length, an address and
+/// 24 bytes; version 1 adds 4 bytes; versions 2 and 3 are 12 bytes, four
+/// addresses and a checksum).
 fn zero_superblock(bytes: &mut [u8], at: usize) {
     assert_eq!(
         &bytes[at..at + 8],
         b"\x89HDF\r\n\x1a\n",
         "no superblock at {at}"
     );
-    let len = if bytes[at + 8] < 2 { 96 } else { 48 };
+    let len = match bytes[at + 8] {
+        v @ (0 | 1) => {
+            let (o, l) = (usize::from(bytes[at + 13]), usize::from(bytes[at + 14]));
+            24 + 4 * usize::from(v) + 4 * o + l + o + 24
+        }
+        _ => 12 + 4 * usize::from(bytes[at + 9]) + 4,
+    };
     bytes[at..at + len].fill(0);
 }
 
@@ -136,8 +144,8 @@ fn root_address(bytes: &[u8]) -> u64 {
 
 /// A file with a `ub`-byte user block and its superblock zeroed gives back
 /// exactly what the same file without the user block does, and its values
-/// are the original's.
-fn user_block_case(orig: &Path, ub: usize) {
+/// are the original's; the sizes of offsets/lengths inferred are `sizes`.
+fn user_block_case(orig: &Path, ub: usize, sizes: (u8, u8)) {
     let dir = tempfile::tempdir().unwrap();
     let bytes = std::fs::read(orig).unwrap();
     let name = orig.file_name().unwrap().to_string_lossy().to_string();
@@ -173,10 +181,11 @@ fn user_block_case(orig: &Path, ub: usize) {
     assert!(n >= 4, "{name}: only {n} objects compared");
     same_values(&out_no, &out_ub, &[]);
     let inferred = attr(&out_ub, "/", "h5salvage_inferred");
-    assert!(
-        inferred.contains(&format!("base address inferred as {ub} ")),
-        "{name}: {inferred:?}"
+    let want = format!(
+        "base address inferred as {ub} (sizes of offsets/lengths {}/{})",
+        sizes.0, sizes.1
     );
+    assert!(inferred.contains(&want), "{name}: {inferred:?}");
     assert!(attr(&out_no, "/", "h5salvage_inferred").contains("base address inferred as 0 "));
 }
 
@@ -185,8 +194,8 @@ fn user_block_fixtures_without_superblock_read_from_the_right_place() {
     if !have_h5py() {
         return;
     }
-    user_block_case(&root().join("testdata/userblock512.h5"), 512);
-    user_block_case(&root().join("testdata/userblock4096.h5"), 4096);
+    user_block_case(&root().join("testdata/userblock512.h5"), 512, (8, 8));
+    user_block_case(&root().join("testdata/userblock4096.h5"), 4096, (8, 8));
 }
 
 #[test]
@@ -207,7 +216,47 @@ fn user_block_workers_without_superblock_read_from_the_right_place() {
             "--configs",
             "20",
         ]);
-        user_block_case(&f, ub);
+        user_block_case(&f, ub, (8, 8));
+    }
+}
+
+/// Files written with 4-byte offsets (and 4- or 8-byte lengths), whose
+/// superblock (the only place that states the sizes) is zeroed: the sizes
+/// are inferred with the base, and the values come back.
+#[test]
+fn sizes_of_offsets_and_lengths_are_inferred_without_superblock() {
+    if !have_h5py() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    for (o, l, libver, ub) in [
+        (4u8, 4u8, "earliest", 1024usize),
+        (4, 8, "earliest", 512),
+        (4, 4, "latest", 1024),
+        (8, 4, "latest", 0),
+    ] {
+        let f = dir.path().join(format!("sizes_{o}{l}_{libver}_{ub}.h5"));
+        generate(&[
+            "sizes",
+            f.to_str().unwrap(),
+            "--offsets",
+            &o.to_string(),
+            "--lengths",
+            &l.to_string(),
+            "--libver",
+            libver,
+            "--userblock",
+            &ub.to_string(),
+        ]);
+        user_block_case(&f, ub, (o, l));
+        // The healthy file walks whole too (symbol table entries hold a
+        // length and an address: 4/8 files were misread before).
+        let out = dir
+            .path()
+            .join(format!("sizes_{o}{l}_{libver}_{ub}.out.h5"));
+        let rep = salvage(&f, &out, false).unwrap();
+        assert_eq!((rep.partial, rep.lost), (0, 0), "{:?}", rep.objects);
+        assert!(same_values(&f, &out, &[]) >= 11);
     }
 }
 

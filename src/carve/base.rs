@@ -495,9 +495,9 @@ mod tests {
 
     /// A symbol table node with one entry pointing at a v1 header at
     /// absolute `target`.
-    fn snod(file: &mut Vec<u8>, at: usize, target: usize, base: u64, o: u8) {
+    fn snod(file: &mut Vec<u8>, at: usize, target: usize, base: u64, o: u8, l: u8) {
         let mut n = b"SNOD\x01\0\x01\0".to_vec();
-        n.extend(le(0, o));
+        n.extend(le(0, l)); // name offset: a length, as libhdf5 writes it
         n.extend(le(target as u64 - base, o));
         n.extend([0u8; 24]);
         file.resize(file.len().max(at + n.len()), 0);
@@ -527,7 +527,7 @@ mod tests {
             let b = base as usize;
             heap(&mut f, b + 1000, base, o, l);
             heap(&mut f, b + 2000, base, o, l);
-            snod(&mut f, b + 3000, b + 3400, base, o);
+            snod(&mut f, b + 3000, b + 3400, base, o, l);
             let inf = infer_bytes(&f);
             assert!(inf.confirmed, "{base} {o}/{l}: {inf:?}");
             assert_eq!(
