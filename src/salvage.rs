@@ -217,7 +217,7 @@ pub fn salvage_into(
         }
         let mut out = outcomes[i].clone();
         let before = out.result;
-        write_attributes(image, o, dest, w, report, &mut out, true);
+        write_attributes(image, &trust, o, dest, w, report, &mut out, true);
         note_degraded(w, dest, &mut out)?;
         if !out.reasons.is_empty() && out.result == "recovered" {
             out.result = "partial";
@@ -444,7 +444,7 @@ fn salvage_object(
         out.result = "partial";
         out.reasons = o.problems.iter().map(|p| p.to_string()).collect();
     }
-    write_attributes(image, o, dest, w, report, &mut out, false);
+    write_attributes(image, trust, o, dest, w, report, &mut out, false);
     note_degraded(w, dest, &mut out)?;
     if !out.reasons.is_empty() && matches!(out.result, "recovered" | "unverified") {
         out.result = "partial";
@@ -471,8 +471,10 @@ fn mark_partial(w: &mut Writer, dest: &str, out: &mut Outcome) -> Result<(), Sal
 /// Writes the object's attributes: those without references now
 /// (`references == false`), those with references in a last pass, when every
 /// target exists.
+#[allow(clippy::too_many_arguments)]
 fn write_attributes(
     image: &Image,
+    trust: &DataTrust,
     o: &Object,
     dest: &str,
     w: &mut Writer,
@@ -499,6 +501,16 @@ fn write_attributes(
             report.attributes_lost += 1;
             continue;
         };
+        // Variable-length values and references are addresses: without a
+        // confirmed base they could resolve to another image's heap.
+        if let (Some(why), true) = (&trust.unconfirmed_base, Writer::needs_conversion(t)) {
+            report.attributes_lost += 1;
+            out.reasons.push(format!(
+                "attribute {:?} lost: its values are addresses: {why}",
+                a.name
+            ));
+            continue;
+        }
         let heap = match read::resolve_heap_values(image, t, &a.message.value) {
             Ok(v) => v,
             Err(p) => {
@@ -564,7 +576,8 @@ fn salvage_dataset(
     // Without a confirmed base address, an address cannot be turned into
     // a file offset: the dataset is recreated without its data.
     if let Some(why) = &trust.unconfirmed_base {
-        if !matches!(ds.layout.class, LayoutClass::Compact { .. }) {
+        let compact = matches!(ds.layout.class, LayoutClass::Compact { .. });
+        if !compact || Writer::needs_conversion(&ds.datatype) {
             if let Err(e) = w.create_dataset(dest, ds) {
                 out.result = "lost";
                 out.reasons.push(format!("cannot recreate: {e}"));

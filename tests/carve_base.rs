@@ -305,6 +305,14 @@ fn no_confirmed_base_writes_no_data_at_an_address() {
         }
         let inferred = attr(&out, "/", "h5salvage_inferred");
         assert!(inferred.contains(word), "{name}: {inferred}");
+        // The vlen string attribute "text" is heap addresses: not written.
+        assert!(marks(&out, "text").is_empty(), "{name}");
+        if name == "two.h5" {
+            assert!(rep.objects.iter().any(|o| o
+                .reasons
+                .iter()
+                .any(|r| r.starts_with("attribute \"text\" lost: its values are addresses"))));
+        }
     }
 }
 
