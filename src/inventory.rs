@@ -490,6 +490,25 @@ impl Inventory {
 mod tests {
     use super::*;
 
+    #[test]
+    fn zeroed_ranges_are_aligned_runs_of_whole_pages() {
+        let mut b = vec![1u8; 10 * PAGE + 100];
+        b[PAGE..3 * PAGE].fill(0); // pages 1-2: one run
+        b[5 * PAGE + 1..6 * PAGE].fill(0); // page 5 has one non-zero byte
+        b[6 * PAGE..7 * PAGE - 1].fill(0); // page 6 ends with one
+        b[8 * PAGE..].fill(0); // page 8 and 9, not the trailing partial page
+        let r = |offset: usize, pages: usize| ZeroedRange {
+            offset: offset as u64,
+            length: (pages * PAGE) as u64,
+        };
+        assert_eq!(zeroed_ranges(&b), vec![r(PAGE, 2), r(8 * PAGE, 2)]);
+        // Unaligned zeros spanning two pages are no whole page.
+        let mut c = vec![1u8; 3 * PAGE];
+        c[PAGE / 2..PAGE / 2 + PAGE].fill(0);
+        assert!(zeroed_ranges(&c).is_empty());
+        assert!(zeroed_ranges(&[]).is_empty());
+    }
+
     fn inv(size: u64) -> Inventory {
         Inventory {
             file: "f.h5".into(),
