@@ -40,6 +40,90 @@ pub struct Inventory {
     /// Another process held the file open for writing (libhdf5's lock)
     /// when it was read: the inventory is of a snapshot.
     pub open_for_write: bool,
+    /// No superblock: the base address and sizes carving inferred from the
+    /// structures it found (`carve::base`); `None` when a superblock was
+    /// found or carving did not run.
+    pub inferred: Option<InferredBase>,
+    /// Runs of whole all-zero 4 KiB pages, 4 KiB-aligned (absolute offset,
+    /// length): often a destroyed page rather than data.
+    pub zeroed_ranges: Vec<ZeroedRange>,
+}
+
+/// The base address (and sizes of offsets and lengths) of a file without a
+/// superblock, as the carved structures confirm it.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct InferredBase {
+    pub base_address: u64,
+    pub size_of_offsets: u8,
+    pub size_of_lengths: u8,
+    /// Structures with a pointer that lands where it should.
+    pub structures: u64,
+    /// Only this candidate is confirmed. When false (no candidate, or
+    /// several), carving used it only to find metadata: no data at an
+    /// address is written.
+    pub confirmed: bool,
+    /// Other base addresses the structures support about as well.
+    pub rivals: Vec<u64>,
+}
+
+impl InferredBase {
+    /// One line for reports and the output's `h5salvage_inferred`.
+    pub fn describe(&self) -> String {
+        if self.confirmed {
+            format!(
+                "base address inferred as {} (sizes of offsets/lengths {}/{}) from {} structures \
+                 (superblock lost)",
+                self.base_address, self.size_of_offsets, self.size_of_lengths, self.structures
+            )
+        } else if self.rivals.is_empty() {
+            format!(
+                "base address not confirmed by any structure (superblock lost): {} assumed for \
+                 metadata only, no data read at an address",
+                self.base_address
+            )
+        } else {
+            format!(
+                "base address ambiguous (superblock lost): {} and {:?} are confirmed alike; \
+                 {} used for metadata only, no data read at an address",
+                self.base_address, self.rivals, self.base_address
+            )
+        }
+    }
+}
+
+/// A 4 KiB-aligned run of whole all-zero 4 KiB pages.
+#[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
+pub struct ZeroedRange {
+    /// Absolute file offset (a multiple of 4096).
+    pub offset: u64,
+    /// Bytes (a multiple of 4096).
+    pub length: u64,
+}
+
+/// Size of a page for [`zeroed_ranges`].
+pub const PAGE: usize = 4096;
+
+/// Every run of whole all-zero pages of `bytes` (trailing partial page
+/// excluded).
+pub fn zeroed_ranges(bytes: &[u8]) -> Vec<ZeroedRange> {
+    let mut out: Vec<ZeroedRange> = Vec::new();
+    for (i, page) in bytes.chunks_exact(PAGE).enumerate() {
+        let zero = page
+            .chunks_exact(16)
+            .all(|w| u128::from_ne_bytes(w.try_into().unwrap_or([1; 16])) == 0);
+        if !zero {
+            continue;
+        }
+        let offset = (i * PAGE) as u64;
+        match out.last_mut() {
+            Some(r) if r.offset + r.length == offset => r.length += PAGE as u64,
+            _ => out.push(ZeroedRange {
+                offset,
+                length: PAGE as u64,
+            }),
+        }
+    }
+    out
 }
 
 /// Counts from a carving pass (signature search without a trusted root).
@@ -433,6 +517,25 @@ impl Inventory {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn zeroed_ranges_are_aligned_runs_of_whole_pages() {
+        let mut b = vec![1u8; 10 * PAGE + 100];
+        b[PAGE..3 * PAGE].fill(0); // pages 1-2: one run
+        b[5 * PAGE + 1..6 * PAGE].fill(0); // page 5 has one non-zero byte
+        b[6 * PAGE..7 * PAGE - 1].fill(0); // page 6 ends with one
+        b[8 * PAGE..].fill(0); // page 8 and 9, not the trailing partial page
+        let r = |offset: usize, pages: usize| ZeroedRange {
+            offset: offset as u64,
+            length: (pages * PAGE) as u64,
+        };
+        assert_eq!(zeroed_ranges(&b), vec![r(PAGE, 2), r(8 * PAGE, 2)]);
+        // Unaligned zeros spanning two pages are no whole page.
+        let mut c = vec![1u8; 3 * PAGE];
+        c[PAGE / 2..PAGE / 2 + PAGE].fill(0);
+        assert!(zeroed_ranges(&c).is_empty());
+        assert!(zeroed_ranges(&[]).is_empty());
+    }
 
     fn inv(size: u64) -> Inventory {
         Inventory {

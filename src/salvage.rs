@@ -13,8 +13,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::format::message::data_layout::LayoutClass;
 use crate::format::Image;
-use crate::inventory::{Dataset, Inventory, Object, ObjectKind, Status};
+use crate::inventory::{Dataset, Inventory, Object, ObjectKind, Status, ZeroedRange};
 use crate::read::{self, DatasetData};
 use crate::source::{CarveMode, Input, InputChanged};
 use crate::write::{LockError, OutputLock, WriteError, Writer};
@@ -51,6 +52,9 @@ pub struct SalvageReport {
     pub recovered: u64,
     pub partial: u64,
     pub lost: u64,
+    /// Written, but (some of) its data lies in an all-zero page range of a
+    /// damaged file: marked `h5salvage_unverified`, not counted recovered.
+    pub unverified: u64,
     /// Attributes that could not be written.
     pub attributes_lost: u64,
     /// What carving found, when it ran.
@@ -171,6 +175,9 @@ pub fn salvage_opts(
     };
     report.notes = crate::write::remove_stale_temps(output);
     report.notes.extend(inv.notes.iter().map(|n| n.to_string()));
+    if let (None, Some(i)) = (&inv.superblock, &inv.inferred) {
+        report.notes.push(i.describe());
+    }
     // The root keeps the source root's creation-order tracking.
     let root = inv.objects.iter().find(|o| o.path == "/");
     let mut w = Writer::create_ordered(
@@ -182,6 +189,9 @@ pub fn salvage_opts(
     w.mark("/", "h5salvage_source", &input.display().to_string())?;
     w.mark("/", "h5salvage_source_size", &inv.size.to_string())?;
     w.mark("/", "h5salvage_version", VERSION)?;
+    if let (None, Some(i)) = (&inv.superblock, &inv.inferred) {
+        w.mark("/", "h5salvage_inferred", &i.describe())?;
+    }
     let done = salvage_into(
         &mut w,
         &inv,
@@ -226,15 +236,17 @@ pub fn salvage_into(
             .as_ref()
             .is_some_and(|d| d.datatype.contains_reference())
     });
+    let trust = DataTrust::of(inv);
     let mut outcomes: Vec<Outcome> = Vec::with_capacity(chosen.len());
     for (o, dest) in plain.into_iter().chain(with_refs) {
-        let outcome = salvage_object(image, o, dest, w, report)?;
+        let outcome = salvage_object(image, &trust, o, dest, w, report)?;
         if outcome.result == "lost" {
             w.forget_reference(o.address);
         }
         match outcome.result {
             "recovered" => report.recovered += 1,
             "partial" => report.partial += 1,
+            "unverified" => report.unverified += 1,
             _ => report.lost += 1,
         }
         outcomes.push(outcome);
@@ -258,13 +270,20 @@ pub fn salvage_into(
         }
         let mut out = outcomes[i].clone();
         let before = out.result;
-        write_attributes(image, o, dest, w, report, &mut out);
+        write_attributes(image, &trust, o, dest, w, report, &mut out);
         note_degraded(w, dest, &mut out)?;
         if !out.reasons.is_empty() && out.result == "recovered" {
             out.result = "partial";
         }
-        if before == "recovered" && out.result == "partial" {
-            report.recovered = report.recovered.saturating_sub(1);
+        if out.result == "unverified" && !out.reasons.is_empty() {
+            out.result = "partial";
+        }
+        if before != "partial" && out.result == "partial" {
+            if before == "unverified" {
+                report.unverified = report.unverified.saturating_sub(1);
+            } else {
+                report.recovered = report.recovered.saturating_sub(1);
+            }
             report.partial += 1;
             mark_partial(w, dest, &mut out)?;
         }
@@ -342,6 +361,11 @@ fn relink(
 /// The byte image an inventory's addresses refer to.
 pub fn image_of<'a>(inv: &Inventory, bytes: &'a [u8]) -> Image<'a> {
     let sb = inv.superblock.as_ref();
+    if let (None, Some(i)) = (sb, &inv.inferred) {
+        let sizes = crate::format::Sizes::new(i.size_of_offsets, i.size_of_lengths)
+            .unwrap_or(crate::format::Sizes::DEFAULT);
+        return Image::new(bytes, i.base_address, sizes);
+    }
     let sizes = sb
         .and_then(|s| crate::format::Sizes::new(s.size_of_offsets, s.size_of_lengths).ok())
         .unwrap_or(crate::format::Sizes::DEFAULT);
@@ -357,8 +381,62 @@ fn reference_map(chosen: &[(&Object, String)]) -> HashMap<u64, String> {
         .collect()
 }
 
+/// What the inventory says about the trust its data addresses deserve.
+struct DataTrust<'i> {
+    /// No superblock and no confirmed base address: why no data at an
+    /// address may be read.
+    unconfirmed_base: Option<String>,
+    /// All-zero page ranges of a damaged file (empty for a healthy one,
+    /// whose zeros are its data).
+    zeroed: &'i [ZeroedRange],
+}
+
+impl DataTrust<'_> {
+    fn of(inv: &Inventory) -> DataTrust<'_> {
+        let unconfirmed_base = match (&inv.superblock, &inv.inferred) {
+            (None, Some(i)) if !i.confirmed => Some(i.describe()),
+            _ => None,
+        };
+        let healthy = inv.verdict() == crate::inventory::Verdict::Healthy;
+        DataTrust {
+            unconfirmed_base,
+            zeroed: if healthy { &[] } else { &inv.zeroed_ranges },
+        }
+    }
+
+    /// The zeroed ranges that the file bytes `part` (a slice of `file`)
+    /// overlap, described.
+    fn zeroed_overlaps(&self, file: &[u8], part: &[u8]) -> Vec<String> {
+        let Some(start) = slice_offset(file, part) else {
+            return Vec::new();
+        };
+        let end = start.saturating_add(part.len() as u64);
+        self.zeroed
+            .iter()
+            .filter(|z| start < z.offset.saturating_add(z.length) && z.offset < end)
+            .map(|z| {
+                format!(
+                    "bytes {start:#x}..{end:#x} overlap the all-zero page range {:#x}..{:#x}",
+                    z.offset,
+                    z.offset.saturating_add(z.length)
+                )
+            })
+            .collect()
+    }
+}
+
+/// Absolute offset of `part` inside `file`, if it is a sub-slice of it
+/// (compact data and decoded buffers are not).
+fn slice_offset(file: &[u8], part: &[u8]) -> Option<u64> {
+    let f = file.as_ptr() as usize;
+    let p = part.as_ptr() as usize;
+    let off = p.checked_sub(f)?;
+    (off.checked_add(part.len())? <= file.len() && !part.is_empty()).then_some(off as u64)
+}
+
 fn salvage_object(
     image: &Image,
+    trust: &DataTrust,
     o: &Object,
     dest: &str,
     w: &mut Writer,
@@ -383,7 +461,7 @@ fn salvage_object(
         }
         ObjectKind::Dataset => match &o.dataset {
             Some(ds) => {
-                salvage_dataset(image, o, dest, ds, w, &mut out)?;
+                salvage_dataset(image, trust, o, dest, ds, w, &mut out)?;
                 if out.result == "lost" {
                     return Ok(out);
                 }
@@ -420,10 +498,10 @@ fn salvage_object(
         out.reasons = o.problems.iter().map(|p| p.to_string()).collect();
     }
     if !has_reference_attributes(o) {
-        write_attributes(image, o, dest, w, report, &mut out);
+        write_attributes(image, trust, o, dest, w, report, &mut out);
     }
     note_degraded(w, dest, &mut out)?;
-    if !out.reasons.is_empty() && out.result == "recovered" {
+    if !out.reasons.is_empty() && matches!(out.result, "recovered" | "unverified") {
         out.result = "partial";
     }
     if out.result == "partial" {
@@ -460,6 +538,7 @@ fn has_reference_attributes(o: &Object) -> bool {
 /// tracks it (h5py and netCDF list them so), else in the order read.
 fn write_attributes(
     image: &Image,
+    trust: &DataTrust,
     o: &Object,
     dest: &str,
     w: &mut Writer,
@@ -481,6 +560,16 @@ fn write_attributes(
             report.attributes_lost += 1;
             continue;
         };
+        // Variable-length values and references are addresses: without a
+        // confirmed base they could resolve to another image's heap.
+        if let (Some(why), true) = (&trust.unconfirmed_base, Writer::needs_conversion(t)) {
+            report.attributes_lost += 1;
+            out.reasons.push(format!(
+                "attribute {:?} lost: its values are addresses: {why}",
+                a.name
+            ));
+            continue;
+        }
         let heap = match read::resolve_heap_values(image, t, &a.message.value) {
             Ok(v) => v,
             Err(p) => {
@@ -517,6 +606,7 @@ fn note_degraded(w: &mut Writer, path: &str, out: &mut Outcome) -> Result<(), Sa
 
 fn salvage_dataset(
     image: &Image,
+    trust: &DataTrust,
     o: &Object,
     dest: &str,
     ds: &Dataset,
@@ -542,7 +632,52 @@ fn salvage_dataset(
         out.reasons.extend(o.problems.iter().map(|p| p.to_string()));
         return Ok(());
     }
+    // Without a confirmed base address, an address cannot be turned into
+    // a file offset: the dataset is recreated without its data.
+    if let Some(why) = &trust.unconfirmed_base {
+        let compact = matches!(ds.layout.class, LayoutClass::Compact { .. });
+        if !compact || Writer::needs_conversion(&ds.datatype) {
+            if let Err(e) =
+                w.create_dataset(dest, ds, &read::HeapValues::default(), o.attribute_order)
+            {
+                out.result = "lost";
+                out.reasons.push(format!("cannot recreate: {e}"));
+                return Ok(());
+            }
+            let missing = format!("all elements: not read: {why}");
+            out.result = "partial";
+            w.mark(dest, "h5salvage_missing", &missing)?;
+            out.missing_marked = true;
+            out.reasons.extend(o.problems.iter().map(|p| p.to_string()));
+            out.reasons.push(missing);
+            return Ok(());
+        }
+    }
     let data = read::dataset_data(image, ds);
+    // Data in an all-zero page range of a damaged file: the page that
+    // destroyed metadata there may have destroyed the data too.
+    let zeroed = match &data {
+        DatasetData::Contiguous { bytes, .. } => trust.zeroed_overlaps(image.bytes, bytes),
+        DatasetData::Chunked {
+            chunks, unverified, ..
+        } => chunks
+            .iter()
+            .chain(unverified)
+            .flat_map(|c| trust.zeroed_overlaps(image.bytes, c.stored))
+            .collect(),
+        _ => Vec::new(),
+    };
+    // Notes for `h5salvage_unverified`, written once at the end.
+    let mut unverified_notes: Vec<String> = Vec::new();
+    if !zeroed.is_empty() {
+        let shown: Vec<&str> = zeroed.iter().take(20).map(String::as_str).collect();
+        unverified_notes.push(format!(
+            "data not verified: {}{}",
+            shown.join("; "),
+            if zeroed.len() > 20 { "; ..." } else { "" }
+        ));
+        out.result = "unverified";
+    }
     if let DatasetData::Unreadable { reason } = &data {
         out.result = "lost";
         out.reasons.push(reason.clone());
@@ -627,8 +762,7 @@ fn salvage_dataset(
                     unverified.len(),
                     unverified_filters.join(", ")
                 );
-                w.mark(dest, "h5salvage_unverified", &note)?;
-                out.notes.push(note);
+                unverified_notes.push(note);
             }
             if Writer::needs_conversion(&ds.datatype) {
                 // Variable-length data and references hold addresses of
@@ -654,6 +788,10 @@ fn salvage_dataset(
                 missing.push(format!("chunk {:?}: {}", f.offset, f.reason));
             }
         }
+    }
+    if !unverified_notes.is_empty() {
+        w.mark(dest, "h5salvage_unverified", &unverified_notes.join("\n"))?;
+        out.notes.extend(unverified_notes);
     }
     if !ds.coverage.index_complete {
         missing.push(

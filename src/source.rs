@@ -261,7 +261,7 @@ fn inventory_unless(
     mode: CarveMode,
     stop: &dyn Fn() -> bool,
 ) -> Inventory {
-    match mode {
+    let mut inv = match mode {
         CarveMode::Only => crate::carve::carve(file, bytes),
         CarveMode::Never => crate::walk::walk(file, bytes),
         CarveMode::Auto => {
@@ -272,7 +272,9 @@ fn inventory_unless(
                 crate::carve::merge(walked, crate::carve::carve(file, bytes))
             }
         }
-    }
+    };
+    inv.zeroed_ranges = crate::inventory::zeroed_ranges(bytes);
+    inv
 }
 
 /// Opens and walks one file (no carving).

@@ -46,6 +46,7 @@
 //! span that distance would give the lost headers, so it is not used.)
 //! Those names are reported as a problem, with their lost addresses.
 
+pub mod base;
 pub mod links;
 pub mod signatures;
 pub mod validate;
@@ -55,9 +56,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use crate::format::message::{self, kind};
 use crate::format::object_header;
 use crate::format::superblock::{self, Superblock};
-use crate::format::{is_undefined, Image, Sizes};
+use crate::format::{is_undefined, Image};
 use crate::inventory::{
-    CarveSummary, Inventory, LinkEntry, Object, ObjectKind, Origin, Problem, Status, SuperblockInfo,
+    CarveSummary, InferredBase, Inventory, LinkEntry, Object, ObjectKind, Origin, Problem, Status,
+    SuperblockInfo,
 };
 use crate::walk::{self, child_path, read_object};
 
@@ -113,13 +115,34 @@ pub fn carve(file: &str, bytes: &[u8]) -> Inventory {
         *summary.hits.entry(h.kind.as_str().to_string()).or_default() += 1;
     }
     inv.signature_found = hits.iter().any(|h| h.kind == Kind::Superblock);
+    // Signature-less v1 headers (absolute offsets): base-independent, so
+    // found once, before the base is known.
+    let v1_headers = scan_v1(bytes);
     let (base, sizes, leaf_k, root) = match best_superblock(bytes, &hits) {
         Some((off, sb)) => {
             inv.superblock = Some(superblock_info(&sb, off));
             let root = Some(sb.root.object_header_address()).filter(|a| !is_undefined(*a));
             (off, sb.sizes, sb.group_leaf_k, root)
         }
-        None => (0, Sizes::DEFAULT, None, None),
+        None => {
+            // No superblock: addresses are relative to a base the
+            // structures must confirm (a user block moves it).
+            let inf = base::infer(bytes, &hits, &v1_headers);
+            let info = InferredBase {
+                base_address: inf.base,
+                size_of_offsets: inf.sizes.offset(),
+                size_of_lengths: inf.sizes.length(),
+                structures: inf.structures,
+                confirmed: inf.confirmed,
+                rivals: inf.rivals.iter().map(|r| r.0).collect(),
+            };
+            if !hits.is_empty() {
+                inv.problems
+                    .push(Problem::new(None, "superblock", info.describe()));
+                inv.inferred = Some(info);
+            }
+            (inf.base, inf.sizes, None, None)
+        }
     };
     let image = Image::new(bytes, base, sizes);
 
@@ -135,6 +158,7 @@ pub fn carve(file: &str, bytes: &[u8]) -> Inventory {
     }
 
     let mut c = Carver {
+        v1_headers,
         image,
         leaf_k,
         carved: BTreeMap::new(),
@@ -191,12 +215,12 @@ fn superblock_info(sb: &Superblock, offset: u64) -> SuperblockInfo {
     }
 }
 
-/// Offsets (relative to `image.base`) where the byte scan finds a v1 object
-/// header prefix that passes [`object_header::looks_like_v1_header`].
-fn scan_v1(image: &Image) -> Vec<u64> {
+/// Absolute offsets where the byte scan finds a v1 object header prefix
+/// that passes [`object_header::looks_like_v1_header`].
+fn scan_v1(bytes: &[u8]) -> Vec<u64> {
     let mut out = Vec::new();
-    for pos in memchr::memmem::find_iter(image.bytes, &[1u8, 0]) {
-        let Some(d) = image.bytes.get(pos..) else {
+    for pos in memchr::memmem::find_iter(bytes, &[1u8, 0]) {
+        let Some(d) = bytes.get(pos..) else {
             continue;
         };
         let Some(prefix) = d.get(..16) else {
@@ -216,17 +240,16 @@ fn scan_v1(image: &Image) -> Vec<u64> {
         {
             continue;
         }
-        let Some(rel) = (pos as u64).checked_sub(image.base) else {
-            continue;
-        };
         if object_header::looks_like_v1_header(d) {
-            out.push(rel);
+            out.push(pos as u64);
         }
     }
     out
 }
 
 struct Carver<'a> {
+    /// Absolute offsets of the v1 header prefixes [`scan_v1`] found.
+    v1_headers: Vec<u64>,
     image: Image<'a>,
     leaf_k: Option<u16>,
     /// Described headers by relative address.
@@ -271,8 +294,10 @@ impl Carver<'_> {
                 _ => {}
             }
         }
-        for r in scan_v1(&self.image) {
-            evidence.entry(r).or_default().scanned = true;
+        for &abs in &self.v1_headers {
+            if let Some(r) = self.rel(abs) {
+                evidence.entry(r).or_default().scanned = true;
+            }
         }
         // Headers with outside evidence first; their chunk 0 is then off
         // limits to scan-only candidates.
@@ -1232,6 +1257,9 @@ pub fn merge(walked: Inventory, carved: Inventory) -> Inventory {
     }
     out.problems.extend(carved.problems);
     out.carving = carved.carving;
+    if out.superblock.is_none() {
+        out.inferred = carved.inferred;
+    }
     out
 }
 

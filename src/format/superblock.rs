@@ -12,7 +12,7 @@ use nom::bytes::complete::take;
 use nom::number::complete::{le_u16, le_u32, u8 as le_u8};
 use nom::IResult;
 
-use super::{lookup3, offset, Error, ErrorKind, Result, Sizes};
+use super::{length, lookup3, offset, Error, ErrorKind, Result, Sizes};
 
 /// The 8-byte format signature `\x89HDF\r\n\x1a\n` (spec II.A, "Format Signature").
 pub const SIGNATURE: [u8; 8] = [0x89, 0x48, 0x44, 0x46, 0x0D, 0x0A, 0x1A, 0x0A];
@@ -280,7 +280,11 @@ pub enum Scratch {
 /// the root group in a v0/1 superblock.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SymbolTableEntry {
-    /// "Link Name Offset": offset of the NUL-terminated name in the group's local heap.
+    /// "Link Name Offset": offset of the NUL-terminated name in the group's
+    /// local heap. The spec's table gives it "size of offsets" bytes;
+    /// libhdf5 (H5G_ent_decode) reads and writes "size of lengths" bytes,
+    /// observed in h5py files written with 4-byte offsets and 8-byte lengths
+    /// (the two agree when the sizes are equal, as in nearly every file).
     pub name_offset: u64,
     /// "Object Header Address" (relative).
     pub object_header_address: u64,
@@ -290,14 +294,15 @@ pub struct SymbolTableEntry {
     pub scratch: Scratch,
 }
 
-/// Size on disk of one symbol table entry: two offsets, cache type, reserved
+/// Size on disk of one symbol table entry: name offset (a length, see
+/// [`SymbolTableEntry::name_offset`]), header address, cache type, reserved
 /// and the 16-byte scratch pad.
 pub fn symbol_table_entry_size(sizes: Sizes) -> usize {
-    2 * usize::from(sizes.offset()) + 24
+    usize::from(sizes.length()) + usize::from(sizes.offset()) + 24
 }
 
 /// Parses one symbol table entry at the start of `data` (absolute offset `at`).
-/// Returns it with the number of bytes it occupies (2 * size of offsets + 24).
+/// Returns it with the number of bytes it occupies ([`symbol_table_entry_size`]).
 pub fn parse_symbol_table_entry(
     data: &[u8],
     at: u64,
@@ -311,7 +316,7 @@ pub fn parse_symbol_table_entry(
 
 fn symbol_table_entry(sizes: Sizes) -> impl Fn(&[u8]) -> IResult<&[u8], SymbolTableEntry> {
     move |i: &[u8]| {
-        let (i, name_offset) = offset(sizes)(i)?;
+        let (i, name_offset) = length(sizes)(i)?;
         let (i, object_header_address) = offset(sizes)(i)?;
         let (i, cache_type) = le_u32(i)?;
         let (i, _reserved) = le_u32(i)?;
@@ -390,7 +395,8 @@ mod tests {
         b.extend_from_slice(&vec![0xFF; o]); // free space
         addr(&mut b, 0x1000); // eof
         b.extend_from_slice(&vec![0xFF; o]); // driver info
-        addr(&mut b, 0); // name offset
+                                             // Name offset: a length (see SymbolTableEntry::name_offset).
+        b.extend_from_slice(&vec![0; usize::from(sizes.length())]);
         addr(&mut b, 0x60); // root header
         b.extend_from_slice(&1u32.to_le_bytes());
         b.extend_from_slice(&0u32.to_le_bytes());

@@ -37,10 +37,11 @@ impl SymbolTableNode {
     }
 }
 
-/// Bytes in one symbol table entry: two addresses, cache type, reserved,
-/// 16-byte scratch pad (40 with 8-byte offsets).
+/// Bytes in one symbol table entry: name offset (size of lengths, as
+/// libhdf5 writes it), header address, cache type, reserved, 16-byte
+/// scratch pad (40 with 8-byte sizes).
 pub fn entry_size(sizes: Sizes) -> u64 {
-    2 * u64::from(sizes.offset()) + 8 + 16
+    super::superblock::symbol_table_entry_size(sizes) as u64
 }
 
 /// On-disk size of a node of a group with leaf K `leaf_k` (2K entries), for
@@ -123,7 +124,7 @@ mod tests {
 
     fn entry(sizes: Sizes, name: u64, header: u64, cache: u32, pad: [u8; 16]) -> Vec<u8> {
         let o = usize::from(sizes.offset());
-        let mut v = name.to_le_bytes()[..o].to_vec();
+        let mut v = name.to_le_bytes()[..usize::from(sizes.length())].to_vec();
         v.extend_from_slice(&header.to_le_bytes()[..o]);
         v.extend_from_slice(&cache.to_le_bytes());
         v.extend_from_slice(&[0; 4]);

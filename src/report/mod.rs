@@ -127,6 +127,8 @@ pub fn json(inv: &Inventory) -> Value {
         "notes": inv.notes,
         "carving": inv.carving,
         "open_for_write": inv.open_for_write,
+        "inferred": inv.inferred,
+        "zeroed_ranges": inv.zeroed_ranges,
         "summary": inv.summary(),
     })
 }
@@ -277,6 +279,27 @@ pub fn human(inv: &Inventory, out: &mut dyn Write) -> io::Result<()> {
             c.attached, c.orphans
         )?;
     }
+    if !inv.zeroed_ranges.is_empty() {
+        let total: u64 = inv.zeroed_ranges.iter().map(|z| z.length).sum();
+        let shown: Vec<String> = inv
+            .zeroed_ranges
+            .iter()
+            .take(8)
+            .map(|z| format!("{:#x}..{:#x}", z.offset, z.offset.saturating_add(z.length)))
+            .collect();
+        writeln!(
+            out,
+            "  all-zero 4 KiB pages: {} bytes in {} range(s): {}{}",
+            total,
+            inv.zeroed_ranges.len(),
+            shown.join(", "),
+            if inv.zeroed_ranges.len() > 8 {
+                ", ..."
+            } else {
+                ""
+            }
+        )?;
+    }
     if !inv.problems.is_empty() {
         writeln!(out, "  file problems:")?;
         for p in &inv.problems {
@@ -352,8 +375,19 @@ pub fn salvage_summary(r: &crate::salvage::SalvageReport, out: &mut dyn Write) -
     }
     writeln!(
         out,
-        "  recovered {} objects intact, {} partial (marked h5salvage_status=partial), {} lost; {} attributes lost",
-        r.recovered, r.partial, r.lost, r.attributes_lost
+        "  recovered {} objects intact, {} partial (marked h5salvage_status=partial), {} lost{}; {} attributes lost",
+        r.recovered,
+        r.partial,
+        r.lost,
+        if r.unverified > 0 {
+            format!(
+                ", {} unverified (data in all-zero pages, marked h5salvage_unverified)",
+                r.unverified
+            )
+        } else {
+            String::new()
+        },
+        r.attributes_lost
     )?;
     Ok(())
 }
