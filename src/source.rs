@@ -62,14 +62,20 @@ pub enum CarveMode {
 /// The inventory of one file's bytes: walk, carve, or both merged.
 pub fn inventory(file: &str, bytes: &[u8], mode: CarveMode) -> Inventory {
     match mode {
-        CarveMode::Only => crate::carve::carve(file, bytes),
+        CarveMode::Only => {
+            let mut inv = crate::carve::carve(file, bytes);
+            crate::carve::chunk_records::extend(bytes, &mut inv);
+            inv
+        }
         CarveMode::Never => crate::walk::walk(file, bytes),
         CarveMode::Auto => {
             let walked = crate::walk::walk(file, bytes);
             if walked.verdict() == Verdict::Healthy || bytes.is_empty() {
                 walked
             } else {
-                crate::carve::merge(walked, crate::carve::carve(file, bytes))
+                let mut inv = crate::carve::merge(walked, crate::carve::carve(file, bytes));
+                crate::carve::chunk_records::extend(bytes, &mut inv);
+                inv
             }
         }
     }

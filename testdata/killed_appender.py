@@ -134,7 +134,10 @@ def h5py_writer(args, swmr):
     import h5py
 
     bounds = ("latest", "latest") if swmr or args.libver == "latest" else ("earliest", "latest")
-    f = h5py.File(args.out, "w", libver=bounds)
+    kw = {"rdcc_nbytes": args.chunk_cache_kib * 1024} if args.chunk_cache_kib else {}
+    f = h5py.File(args.out, "w", libver=bounds, **kw)
+    if args.mdc_kib:
+        small_metadata_cache(f.id, args.mdc_kib)
     comp = {}
     if args.filter == "gzip":
         comp = dict(compression="gzip", compression_opts=4)
@@ -162,6 +165,20 @@ def h5py_writer(args, swmr):
         f.flush()
 
     return append, flush, f.close
+
+
+def small_metadata_cache(fid, kib):
+    """A fixed metadata cache of ``kib`` KiB (no resizing): index nodes
+    leave it (are written to the file) as they would in a run with many
+    more chunks or datasets."""
+    c = fid.get_mdc_config()
+    c.set_initial_size = True
+    c.initial_size = c.min_size = c.max_size = kib * 1024
+    c.incr_mode = 0  # H5C_incr__off
+    c.flash_incr_mode = 0  # H5C_flash_incr__off
+    c.decr_mode = 0  # H5C_decr__off
+    c.apply_max_increment = c.apply_max_decrement = False
+    fid.set_mdc_config(c)
 
 
 def netcdf4_writer(args):
@@ -237,6 +254,11 @@ def parse_args(argv):
     p.add_argument("--steps", type=int, default=None,
                    help="steps before a normal close (without --kill-after-steps)")
     p.add_argument("--meta", default=None)
+    p.add_argument("--mdc-kib", type=int, default=0,
+                   help="h5py writers: fixed metadata cache of this size (index nodes are "
+                   "evicted to the file as in a much longer run)")
+    p.add_argument("--chunk-cache-kib", type=int, default=0,
+                   help="h5py writers: chunk cache size (rdcc_nbytes)")
     a = p.parse_args(argv)
     if a.cols is None:
         a.cols = DEFAULT_COLS[a.rank]
@@ -274,6 +296,7 @@ def write_meta(args):
         "datasets": ["series%d" % d for d in range(args.datasets)],
         "chunk_rows": args.chunk_rows, "rows_per_step": args.rows_per_step,
         "flush_every": args.flush_every, "steps": n,
+        "mdc_kib": args.mdc_kib, "chunk_cache_kib": args.chunk_cache_kib,
         "killed": args.kill_after_steps is not None,
         "rows_written": n * args.rows_per_step,
         "rows_flushed": rows_flushed(args),

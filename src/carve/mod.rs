@@ -46,6 +46,7 @@
 //! span that distance would give the lost headers, so it is not used.)
 //! Those names are reported as a problem, with their lost addresses.
 
+pub mod chunk_records;
 pub mod links;
 pub mod signatures;
 pub mod validate;
@@ -1402,6 +1403,7 @@ mod tests {
                 index_complete: true,
                 ..Default::default()
             },
+            beyond_index: Default::default(),
         });
         let walked = Inventory {
             objects: vec![obj("/", 96, Origin::Walk), blob],

@@ -718,6 +718,7 @@ mod tests {
                 index_complete: true,
                 ..Coverage::default()
             },
+            beyond_index: Default::default(),
         }
     }
 

@@ -17,11 +17,14 @@ For every dataset the writer appended to (``/series0``, ...):
   ``proven_missing``: rows the oracle found, at or below META's
   ``rows_flushed`` (their position was in an index on disk at the last
   flush), that are not at the path; ``beyond_disk``: rows at the path the
-  oracle did not find (should be none: nothing is invented).
+  oracle did not find (should be none: nothing is invented);
+  ``indexed_missing``: rows in chunks an on-disk index record names (the
+  oracle's ``indexed_rows``) that are not at the path.
 
 Prints one JSON object: {"datasets": {name: {"shape", "partial",
 "inferred", "at_path", "wrong", "wrong_rows" (first 10), "lost_found",
-"on_disk", "recovered", "proven_missing", "beyond_disk"}},
+"on_disk", "recovered", "proven_missing", "beyond_disk", "indexed",
+"indexed_missing"}},
 "lost_found_datasets": N}.  Exit status 0 whatever the counts (the test
 asserts on them); 2 when a file cannot be read.
 """
@@ -122,6 +125,9 @@ def main():
             inferred = attr_text(ds.attrs.get("h5salvage_inferred"))
         in_lf = lf.get(d, set()) - good
         proven = {r for r in on_disk if r < meta["rows_flushed"]}
+        indexed = set()
+        for a, b in oracle["datasets"][name].get("indexed_rows", []):
+            indexed.update(range(a, b))
         res["datasets"][name] = {
             "shape": shape,
             "partial": partial,
@@ -134,6 +140,8 @@ def main():
             "recovered": len((good | in_lf) & on_disk),
             "proven_missing": len(proven - good),
             "beyond_disk": len(good - on_disk),
+            "indexed": len(indexed),
+            "indexed_missing": len(indexed - good),
         }
     print(json.dumps(res))
 

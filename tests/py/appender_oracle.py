@@ -22,13 +22,23 @@ A row counts as present when all its elements equal the formula (so a
 stale copy of a chunk written before the row was appended does not count
 for that row, and a row of zeros, never written, is not a row).
 
+Rows an index record proves: every chunk address named by an on-disk
+index record (version-1 B-tree chunk leaves ``TREE`` type 1, extensible
+array index and data blocks ``EAIB``/``EADB``; parsed here by structure
+alone, 8-byte addresses) is read (inflated when filtered) and the rows in
+it that equal the formula are "indexed": their chunk is named by an index
+record on disk, so a salvager that reads index records must put them at
+their path.
+
 Prints JSON: {"file", "size", "chunk_bytes", "chunks": [{"offset",
 "stored", "inflated", "rows": [[dataset, first, last+1], ...]}],
-"datasets": {name: {"rows": [[first, last+1], ...], "n_rows": N}}}.
+"index_records": N, "datasets": {name: {"rows": [[first, last+1], ...],
+"n_rows": N, "indexed_rows": [[first, last+1], ...], "n_indexed": N}}}.
 """
 import json
 import os
 import re
+import struct
 import sys
 import zlib
 
@@ -195,6 +205,86 @@ def row_ranges(rows):
     return out
 
 
+U64 = struct.Struct("<Q")
+UNDEF = (1 << 64) - 1
+
+
+def tree_records(lay, data):
+    """(chunk address, stored size) of every entry of every type-1 v1
+    B-tree leaf (keys: u32 size, u32 mask, rank+1 u64 offsets)."""
+    rank = 1 + len(lay.cols)
+    key = 8 + 8 * (rank + 1)
+    out = []
+    for m in re.finditer(b"TREE", data):
+        o = m.start()
+        if o + 24 > len(data) or data[o + 4] != 1 or data[o + 5] != 0:
+            continue
+        n = struct.unpack_from("<H", data, o + 6)[0]
+        p = o + 24
+        if p + n * (key + 8) + key > len(data):
+            continue
+        for i in range(n):
+            size = struct.unpack_from("<I", data, p)[0]
+            addr = U64.unpack_from(data, p + key)[0]
+            out.append((addr, size))
+            p += key + 8
+    return out
+
+
+def ea_records(lay, data):
+    """(chunk address, stored size or None) of the elements of every
+    EAIB/EADB block, read while they look like elements (address inside the
+    file or undefined; filtered: size up to twice a chunk, mask 0)."""
+    out = []
+    h = data.find(b"EAHD")
+    if h < 0:
+        return out
+    client, esize, bits, ib_elts = data[h + 5], data[h + 6], data[h + 7], data[h + 8]
+    for sig in (b"EAIB", b"EADB"):
+        for m in re.finditer(sig, data):
+            o = m.start()
+            p = o + 6 + 8 + (0 if sig == b"EAIB" else (bits + 7) // 8)
+            count = ib_elts if sig == b"EAIB" else 1 << 20
+            while count and p + esize <= len(data):
+                addr = U64.unpack_from(data, p)[0]
+                size = None
+                if client == 1:
+                    slen = esize - 12
+                    size = int.from_bytes(data[p + 8:p + 8 + slen], "little")
+                    mask = struct.unpack_from("<I", data, p + 8 + slen)[0]
+                    if addr != UNDEF and (mask != 0 or size == 0 or size > 2 * lay.chunk_bytes + 64):
+                        break
+                if addr != UNDEF:
+                    if addr >= len(data):
+                        break
+                    out.append((addr, size))
+                p += esize
+                count -= 1
+    return out
+
+
+def indexed_rows(lay, data):
+    """{ds: set(rows)} in chunks an index record names, and the number of
+    records."""
+    recs = set(tree_records(lay, data)) | set(ea_records(lay, data))
+    rows = {}
+    for addr, size in recs:
+        if lay.filtered:
+            got = inflate_at(memoryview(data), addr, lay.chunk_bytes)
+            if got is None:
+                continue
+            buf = got[0]
+            if lay.shuffle:
+                buf = unshuffle(buf, lay.type_size)
+        else:
+            buf = data[addr:addr + lay.chunk_bytes]
+            if len(buf) != lay.chunk_bytes:
+                continue
+        for d, r, _ in rows_in_buffer(lay, buf, aligned=True):
+            rows.setdefault(d, set()).add(r)
+    return rows, len(recs)
+
+
 def oracle(path, meta):
     lay = Layout(meta)
     with open(path, "rb") as fh:
@@ -210,12 +300,15 @@ def oracle(path, meta):
         present = {}
         for d, r, _ in rows_in_buffer(lay, data):
             present.setdefault(d, set()).add(r)
+    indexed, nrec = indexed_rows(lay, data)
     datasets = {}
     for d, name in enumerate(meta["datasets"]):
         rows = present.get(d, set())
-        datasets[name] = {"rows": row_ranges(rows), "n_rows": len(rows)}
+        idx = indexed.get(d, set()) & rows
+        datasets[name] = {"rows": row_ranges(rows), "n_rows": len(rows),
+                          "indexed_rows": row_ranges(idx), "n_indexed": len(idx)}
     return {"file": path, "size": len(data), "chunk_bytes": lay.chunk_bytes,
-            "chunks": chunks, "datasets": datasets}
+            "chunks": chunks, "index_records": nrec, "datasets": datasets}
 
 
 def main():
