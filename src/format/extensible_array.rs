@@ -1300,6 +1300,60 @@ mod tests {
     }
 
     #[test]
+    fn a_stored_block_offset_may_fit_two_positions() {
+        let h = parse_header(&header_bytes(0, 8, 100), 0, Sizes::DEFAULT).unwrap();
+        let g = h.geometry(0, Sizes::DEFAULT).unwrap();
+        // 6: super block 2's first block, or libhdf5's form for super
+        // block 1's block (2 + 1 * 4).
+        let mut p = positions(&g, 6);
+        p.sort_unstable();
+        assert_eq!(p, vec![(2, 4), (6, 4)]);
+        assert_eq!(positions(&g, 10), vec![(10, 4)]);
+        assert_eq!(positions(&g, 30), vec![(30, 8)]);
+        assert!(positions(&g, 5).is_empty());
+        assert_eq!(quirk_offset(&g, 2), Some(6));
+        assert_eq!(quirk_offset(&g, 10), None);
+    }
+
+    #[test]
+    fn orphan_data_blocks_are_placed_by_their_block_offset() {
+        let mut f = array_file();
+        // Super block 2's second data block (offset 10) is not listed by
+        // its secondary block: an orphan naming the header fills it.
+        f.resize(1500, 0);
+        f.extend(dblock(10, &[1030, UNDEFINED, UNDEFINED, 1033]));
+        // One naming another header is not ours.
+        f.resize(1600, 0);
+        let mut other = dblock(10, &[1040, UNDEFINED, UNDEFINED, UNDEFINED]);
+        other[6] = 0x77;
+        let other = seal(other[..other.len() - 4].to_vec());
+        f.extend(other);
+        // One whose offset fits only taken positions.
+        f.resize(1700, 0);
+        f.extend(dblock(6, &[1050, UNDEFINED, UNDEFINED, UNDEFINED]));
+        f.resize(2000, 0);
+        let img = Image::new(&f, 0, Sizes::DEFAULT);
+        // The walk's own blocks are skipped.
+        let o = collect_orphan_data_blocks(&img, 0, &[600, 1100, 1500, 1600, 1700]);
+        assert_eq!(o.blocks.len(), 1);
+        assert_eq!(o.blocks[0].0, 1500);
+        assert_eq!(indices(&o.blocks[0].1), vec![(14, 1030), (17, 1033)]);
+        assert_eq!(o.errors.len(), 1, "{:?}", o.errors);
+        assert_eq!(o.errors[0].offset, 1700);
+        // Two orphans for one free position: neither is used.
+        f.resize(1800, 0);
+        f.extend(dblock(10, &[1060, UNDEFINED, UNDEFINED, UNDEFINED]));
+        f.resize(2000, 0);
+        let img = Image::new(&f, 0, Sizes::DEFAULT);
+        let o = collect_orphan_data_blocks(&img, 0, &[1500, 1800]);
+        assert!(o.blocks.is_empty());
+        assert_eq!(o.errors.len(), 2);
+        // Hostile candidates (past the end, mid-structure) never panic.
+        let o = collect_orphan_data_blocks(&img, 0, &[0, 1, 1999, 5000, u64::MAX]);
+        assert!(o.blocks.is_empty());
+    }
+
+    #[test]
     fn truncation_and_corruption_never_panic() {
         let f = array_file();
         for n in 0..f.len() {

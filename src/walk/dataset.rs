@@ -643,6 +643,80 @@ mod tests {
         );
     }
 
+    fn grow_case(dims: Vec<u64>, max: Vec<u64>, offsets: &[Vec<u64>]) -> (Vec<u64>, Object) {
+        use crate::format::message::dataspace::DataspaceKind;
+        use crate::format::message::datatype::{ByteOrder, Datatype, DatatypeClass};
+        let layout = crate::format::message::data_layout::DataLayout {
+            version: 4,
+            class: LayoutClass::Chunked {
+                dims: vec![8, 5],
+                element_size: Some(8),
+                flags: 0,
+                index: ChunkIndex::BtreeV1 { address: 0 },
+            },
+        };
+        let mut ds = Dataset {
+            datatype: Datatype {
+                version: 1,
+                size: 8,
+                class: DatatypeClass::FixedPoint {
+                    order: ByteOrder::LittleEndian,
+                    lo_pad: false,
+                    hi_pad: false,
+                    signed: true,
+                    bit_offset: 0,
+                    precision: 64,
+                },
+            },
+            dataspace: Dataspace {
+                version: 2,
+                kind: DataspaceKind::Simple,
+                dims,
+                max_dims: Some(max),
+            },
+            layout,
+            filters: None,
+            fill_value: None,
+            external_files: false,
+            chunks: offsets
+                .iter()
+                .map(|o| ChunkRef {
+                    offset: o.clone(),
+                    address: 0,
+                    size: 320,
+                    filter_mask: 0,
+                    present: true,
+                })
+                .collect(),
+            coverage: Coverage::default(),
+            beyond_index: BeyondIndex::default(),
+        };
+        let bytes = [0u8; 64];
+        let image = Image::new(&bytes, 0, crate::format::Sizes::DEFAULT);
+        let mut obj = Object::new("/d".into(), 0);
+        grow_extent(&image, &mut ds, &mut obj);
+        (ds.dataspace.dims, obj)
+    }
+
+    #[test]
+    fn the_extent_grows_to_cover_listed_chunks_only_where_allowed() {
+        let unl = u64::MAX;
+        // Edge chunks reaching past the extent are normal.
+        let (d, o) = grow_case(vec![20, 5], vec![unl, 5], &[vec![0, 0], vec![16, 0]]);
+        assert_eq!((d, o.status), (vec![20, 5], Status::Intact));
+        // Chunks past a stale extent: it grows to their end, partial.
+        let (d, o) = grow_case(vec![20, 5], vec![unl, 5], &[vec![16, 0], vec![32, 0]]);
+        assert_eq!(d, vec![40, 5]);
+        assert_eq!(o.status, Status::Partial);
+        assert!(o.problems[0].message.contains("from [20, 5] to [40, 5]"));
+        // A fixed maximum caps the growth; a chunk past it does not count.
+        let (d, _) = grow_case(vec![20, 5], vec![36, 5], &[vec![32, 0], vec![40, 0]]);
+        assert_eq!(d, vec![36, 5]);
+        // Off the chunk grid: a damaged key, nothing grows.
+        let (d, _) = grow_case(vec![20, 5], vec![unl, 5], &[vec![33, 0]]);
+        assert_eq!(d, vec![20, 5]);
+    }
+
     #[test]
     fn grid_rounds_up_and_rejects_zero_chunks() {
         assert_eq!(grid(&[10, 7], &[4, 7]), Some(vec![3, 1]));
