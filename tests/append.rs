@@ -426,6 +426,48 @@ fn broken_sibling_chain_unique_fit_comes_back_two_fits_go_nowhere() {
 }
 
 #[test]
+fn killed_swmr_and_pytables_writers_no_row_at_a_wrong_place() {
+    let swmr = [
+        "--writer",
+        "h5py-swmr",
+        "--filter",
+        "gzip",
+        "--flush-every",
+        "100",
+        "--kill-after-steps",
+        "1550",
+    ];
+    let tables = [
+        "--writer",
+        "pytables",
+        "--filter",
+        "shuffle-gzip-fletcher32",
+        "--cols",
+        "5",
+        "--flush-every",
+        "500",
+        "--kill-after-steps",
+        "6250",
+    ];
+    for (name, a, modules) in [
+        ("swmr.h5", &swmr[..], "h5py"),
+        ("tables.h5", &tables[..], "tables"),
+    ] {
+        if !have(modules) {
+            return;
+        }
+        let Some(k) = killed(name, a) else {
+            return;
+        };
+        let got = salvage_and_check(&k, &k.path, &k.oracle_path);
+        let (at_path, _, on_disk) = assert_rows(name, &k, &got);
+        // Flushed at the last multiple of --flush-every: those rows at least.
+        assert!(at_path >= flushed(&k), "{name}: {got}");
+        assert!(on_disk >= at_path, "{name}: {got}");
+    }
+}
+
+#[test]
 fn killed_netcdf4_writer_no_row_at_a_wrong_place() {
     let a = [
         "--writer",
@@ -448,4 +490,70 @@ fn killed_netcdf4_writer_no_row_at_a_wrong_place() {
     assert!(d["n_rows"].as_u64().unwrap() > 0, "chunks on disk: {d}");
     let got = salvage_and_check(&k, &k.path, &k.oracle_path);
     assert_rows("netcdf4", &k, &got);
+}
+
+/// Index records beyond the root in hostile bytes: sibling pointers to
+/// itself and in cycles, garbage after the signatures, a file cut inside a
+/// node. Runs the search on the walk's inventory of each variant: no panic,
+/// no hang, and every record added names a chunk of its dataset.
+#[test]
+fn hostile_index_records_never_panic_or_hang() {
+    use h5salvage::carve::chunk_records::extend;
+    for name in [
+        "rich_earliest.h5",
+        "rich_latest.h5",
+        "chunked_heap_earliest.h5",
+        "worker_earliest.h5",
+    ] {
+        let healthy = std::fs::read(root().join("testdata").join(name)).unwrap();
+        let hits: Vec<usize> = [b"TREE", b"EADB", b"EASB", b"EAIB"]
+            .iter()
+            .flat_map(|sig| {
+                healthy
+                    .windows(4)
+                    .enumerate()
+                    .filter(move |(_, w)| w == sig)
+                    .map(|(i, _)| i)
+            })
+            .collect();
+        assert!(!hits.is_empty(), "{name}");
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        for &o in &hits {
+            let mut variants: Vec<Vec<u8>> = Vec::new();
+            // Left and right siblings at the node itself, and at the node
+            // before it (a two-node cycle).
+            for target in [o as u64, hits[0] as u64] {
+                let mut b = healthy.clone();
+                if o + 24 <= b.len() {
+                    b[o + 8..o + 16].copy_from_slice(&target.to_le_bytes());
+                    b[o + 16..o + 24].copy_from_slice(&target.to_le_bytes());
+                }
+                variants.push(b);
+            }
+            // Garbage after the signature.
+            let mut b = healthy.clone();
+            for x in b.iter_mut().skip(o + 4).take(200) {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                *x = seed as u8;
+            }
+            variants.push(b);
+            // Cut inside the node.
+            variants.push(healthy[..(o + 10).min(healthy.len())].to_vec());
+            for b in variants {
+                let mut inv = h5salvage::walk::walk(name, &b);
+                extend(&b, &mut inv);
+                for obj in &inv.objects {
+                    let Some(ds) = &obj.dataset else { continue };
+                    for r in &ds.beyond_index.records {
+                        assert!(
+                            ds.chunks.iter().any(|c| c.offset == r.offset),
+                            "{name}: a record without its chunk"
+                        );
+                    }
+                }
+            }
+        }
+    }
 }

@@ -15,9 +15,13 @@
 //!   carries each chunk's offset but not its owner. Nodes are tied to a
 //!   dataset through its index: child pointers from the root, then left and
 //!   right sibling pointers (libhdf5 links every node of a level), so a new
-//!   leaf whose left sibling is a leaf of the index belongs to it. A node no
-//!   pointer reaches is tied to the only dataset whose rank, chunk shape and
-//!   chunk sizes fit it, if exactly one does.
+//!   leaf whose left sibling is a leaf of the index belongs to it. A leaf no
+//!   pointer reaches is tied to the only dataset whose rank, chunk shape,
+//!   chunk sizes and filter mask fit it, if exactly one does, none of its
+//!   chunks is listed by any dataset and none of its positions is held by
+//!   that dataset; never when an object header of the file is lost (its
+//!   dataset could own the leaf). Leaves that fit several datasets are
+//!   reported and not used.
 //!
 //! Newest record per position: a v1 B-tree split moves the upper half of a
 //! leaf into a new right sibling (libhdf5 H5B split), so when two leaves
@@ -297,7 +301,19 @@ impl<'i, 'a> V1<'i, 'a> {
         }
         // Leaves no pointer reaches: the one dataset they fit, if only one.
         let mut unique: HashMap<usize, Vec<Node>> = HashMap::new();
-        let mut ambiguous = 0u64;
+        let (mut ambiguous, mut unowned) = (0u64, 0u64);
+        // A dataset whose header is lost could own a loose leaf: then no
+        // fit is unique.
+        let lost_header = inv
+            .objects
+            .iter()
+            .any(|o| o.status == Status::Lost || o.kind == ObjectKind::Unknown);
+        let claimed: HashSet<u64> = inv
+            .objects
+            .iter()
+            .filter_map(|o| o.dataset.as_ref())
+            .flat_map(|d| d.chunks.iter().map(|c| c.address))
+            .collect();
         let mut ranks: Vec<usize> = v1
             .iter()
             .filter_map(|&i| inv.objects[i].dataset.as_ref())
@@ -323,9 +339,10 @@ impl<'i, 'a> V1<'i, 'a> {
                 let fit: Vec<usize> = v1
                     .iter()
                     .copied()
-                    .filter(|&i| fits(self.image, &inv.objects[i], node))
+                    .filter(|&i| fits(self.image, &inv.objects[i], node, &claimed))
                     .collect();
                 match fit.as_slice() {
+                    [_] if lost_header => unowned += 1,
                     [i] => unique.entry(*i).or_default().push(Node {
                         addr: a,
                         node: node.clone(),
@@ -334,6 +351,16 @@ impl<'i, 'a> V1<'i, 'a> {
                     _ => ambiguous += 1,
                 }
             }
+        }
+        if unowned > 0 {
+            inv.problems.push(Problem::new(
+                None,
+                "TREE",
+                format!(
+                    "{unowned} version-1 B-tree chunk leaf node(s) no index reaches fit one \
+                     dataset, but a lost object header could own them: not used"
+                ),
+            ));
         }
         if ambiguous > 0 {
             inv.problems.push(Problem::new(
@@ -552,8 +579,9 @@ fn on_grid(n: &BtreeV1Node, dims: &[u64]) -> bool {
 
 /// A loose leaf fits a dataset: its rank, chunk grid, chunk sizes (exactly
 /// the chunk's bytes when unfiltered, at most twice that when filtered),
-/// filter masks (only the pipeline's filters), and chunks inside the file.
-fn fits(image: &Image, o: &Object, n: &BtreeV1Node) -> bool {
+/// filter masks (only the pipeline's filters), chunks inside the file that
+/// no dataset lists (`claimed`), at positions the dataset does not hold.
+fn fits(image: &Image, o: &Object, n: &BtreeV1Node, claimed: &HashSet<u64>) -> bool {
     let Some(ds) = chunked(o) else {
         return false;
     };
@@ -565,6 +593,8 @@ fn fits(image: &Image, o: &Object, n: &BtreeV1Node) -> bool {
     if bytes == 0 || !on_grid(n, dims) {
         return false;
     }
+    let rank = dims.len();
+    let held: HashSet<&[u64]> = ds.chunks.iter().map(|c| c.offset.as_slice()).collect();
     n.keys.iter().zip(&n.children).all(|(k, &child)| match k {
         Key::Chunk {
             size,
@@ -578,7 +608,12 @@ fn fits(image: &Image, o: &Object, n: &BtreeV1Node) -> bool {
                 size > 0 && size <= bytes.saturating_mul(2).saturating_add(64)
             };
             let mask_ok = nfilters >= 32 || *filter_mask >> nfilters == 0;
-            offsets.len() == dims.len() + 1 && size_ok && mask_ok && image.contains(child, size)
+            offsets.len() == rank + 1
+                && size_ok
+                && mask_ok
+                && image.contains(child, size)
+                && !claimed.contains(&child)
+                && !held.contains(&offsets[..rank])
         }
         Key::Group { .. } => false,
     })
