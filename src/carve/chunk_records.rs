@@ -17,9 +17,9 @@
 //!   right sibling pointers (libhdf5 links every node of a level), so a new
 //!   leaf whose left sibling is a leaf of the index belongs to it. A leaf no
 //!   pointer reaches is tied to the only dataset whose rank, chunk shape,
-//!   chunk sizes and filter mask fit it, if exactly one does, none of its
-//!   chunks is listed by any dataset and none of its positions is held by
-//!   that dataset; never when an object header of the file is lost (its
+//!   chunk sizes and filter mask fit it, if exactly one does and none of
+//!   its chunks is listed by any dataset (then it is a stale copy of a leaf
+//!   of that index); never when an object header of the file is lost (its
 //!   dataset could own the leaf). Leaves that fit several datasets are
 //!   reported and not used.
 //!
@@ -580,7 +580,9 @@ fn on_grid(n: &BtreeV1Node, dims: &[u64]) -> bool {
 /// A loose leaf fits a dataset: its rank, chunk grid, chunk sizes (exactly
 /// the chunk's bytes when unfiltered, at most twice that when filtered),
 /// filter masks (only the pipeline's filters), chunks inside the file that
-/// no dataset lists (`claimed`), at positions the dataset does not hold.
+/// no dataset lists (`claimed`: a leaf listing a chunk some index lists is
+/// a stale copy of that index's leaf, and fits nobody). Positions another
+/// dataset holds do not count: an appender's datasets share them.
 fn fits(image: &Image, o: &Object, n: &BtreeV1Node, claimed: &HashSet<u64>) -> bool {
     let Some(ds) = chunked(o) else {
         return false;
@@ -594,7 +596,6 @@ fn fits(image: &Image, o: &Object, n: &BtreeV1Node, claimed: &HashSet<u64>) -> b
         return false;
     }
     let rank = dims.len();
-    let held: HashSet<&[u64]> = ds.chunks.iter().map(|c| c.offset.as_slice()).collect();
     n.keys.iter().zip(&n.children).all(|(k, &child)| match k {
         Key::Chunk {
             size,
@@ -613,7 +614,6 @@ fn fits(image: &Image, o: &Object, n: &BtreeV1Node, claimed: &HashSet<u64>) -> b
                 && mask_ok
                 && image.contains(child, size)
                 && !claimed.contains(&child)
-                && !held.contains(&offsets[..rank])
         }
         Key::Group { .. } => false,
     })
