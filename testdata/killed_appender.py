@@ -148,10 +148,12 @@ def h5py_writer(args, swmr):
     dsets = []
     for d in range(args.datasets):
         dsets.append(f.create_dataset(
-            "series%d" % d, shape=(0,) + args.cols, maxshape=(None,) + args.cols,
+            "series%d" % d, shape=(0,) + args.cols, maxshape=(args.max_rows,) + args.cols,
             chunks=(args.chunk_rows,) + args.cols, dtype=args.dtype, **comp))
     if swmr:
         f.swmr_mode = True
+    if args.flush_after_create:
+        f.flush()
 
     def append(d, start, n):
         ds = dsets[d]
@@ -257,6 +259,11 @@ def parse_args(argv):
     p.add_argument("--mdc-kib", type=int, default=0,
                    help="h5py writers: fixed metadata cache of this size (index nodes are "
                    "evicted to the file as in a much longer run)")
+    p.add_argument("--max-rows", type=int, default=None,
+                   help="h5py writers: a fixed maximum number of rows instead of unlimited "
+                   "(libver latest then indexes chunks with a fixed array)")
+    p.add_argument("--flush-after-create", action="store_true",
+                   help="h5py writers: flush once right after creating the datasets")
     p.add_argument("--chunk-cache-kib", type=int, default=0,
                    help="h5py writers: chunk cache size (rdcc_nbytes)")
     a = p.parse_args(argv)
@@ -297,6 +304,7 @@ def write_meta(args):
         "chunk_rows": args.chunk_rows, "rows_per_step": args.rows_per_step,
         "flush_every": args.flush_every, "steps": n,
         "mdc_kib": args.mdc_kib, "chunk_cache_kib": args.chunk_cache_kib,
+        "max_rows": args.max_rows, "flush_after_create": args.flush_after_create,
         "killed": args.kill_after_steps is not None,
         "rows_written": n * args.rows_per_step,
         "rows_flushed": rows_flushed(args),

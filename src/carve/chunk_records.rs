@@ -30,19 +30,22 @@
 //! before its split. Extensible-array blocks never move: two blocks for one
 //! position are ambiguous and neither is used.
 //!
-//! Fixed arrays (one data block, allocated with the array) and version-2
-//! B-tree chunk records (types 10/11) are not searched yet.
+//! - fixed array (spec VII.C): a header written before its data block was
+//!   allocated lists none; the `FADB` naming it (it carries its header's
+//!   address) is read ([`fixed_array::collect_orphan_data_block`]).
+//!
+//! Version-2 B-tree chunk records (types 10/11) are not searched yet.
 
 use std::collections::{HashMap, HashSet};
 
 use crate::format::btree_v1::{self, BtreeV1Node, Key};
-use crate::format::extensible_array;
 use crate::format::message::data_layout::{ChunkIndex, LayoutClass};
+use crate::format::{extensible_array, fixed_array};
 use crate::format::{is_undefined, Image, Sizes};
 use crate::inventory::{
     ChunkRecordFound, ChunkRef, Dataset, Inventory, Object, ObjectKind, Problem, Status, Tie,
 };
-use crate::walk::dataset::{ea_coords, ea_grid, grow_extent, recount};
+use crate::walk::dataset::{coords, ea_coords, ea_grid, grid, grow_extent, max_extent, recount};
 
 use super::signatures::{find_signatures, Kind};
 
@@ -68,13 +71,18 @@ pub fn extend(bytes: &[u8], inv: &mut Inventory) {
             .map(|h| h.offset)
             .collect()
     };
-    let (eadb, tree) = (of(Kind::Eadb), of(Kind::Tree));
+    let (eadb, tree, fadb) = (of(Kind::Eadb), of(Kind::Tree), of(Kind::Fadb));
     let targets: Vec<usize> = (0..inv.objects.len())
         .filter(|&i| chunked(&inv.objects[i]).is_some())
         .collect();
     if !eadb.is_empty() {
         for &i in &targets {
             extensible(&image, &eadb, &mut inv.objects[i]);
+        }
+    }
+    if !fadb.is_empty() {
+        for &i in &targets {
+            fixed(&image, &fadb, &mut inv.objects[i]);
         }
     }
     if !tree.is_empty() {
@@ -212,6 +220,56 @@ fn extensible(image: &Image, eadb: &[u64], o: &mut Object) {
                 present: false,
             };
             found.push((chunk, record));
+        }
+    }
+    for p in problems {
+        o.damage(Status::Partial, p);
+    }
+    add(image, o, found);
+}
+
+// ------------------------------------------------------------ fixed array
+
+fn fixed(image: &Image, fadb: &[u64], o: &mut Object) {
+    let Some(ds) = chunked(o) else {
+        return;
+    };
+    let Some((dims, ChunkIndex::FixedArray { address, .. })) = chunk_dims(ds) else {
+        return;
+    };
+    if is_undefined(*address) || !ds.chunks.is_empty() {
+        return;
+    }
+    let (block, errors) = fixed_array::collect_orphan_data_block(image, *address, fadb);
+    let unfiltered = chunk_bytes(ds, dims);
+    let g = grid(&max_extent(&ds.dataspace), dims).unwrap_or_default();
+    let mut found = Vec::new();
+    let mut problems: Vec<Problem> = errors.into_iter().map(Problem::from).collect();
+    if let Some((at, elements)) = block {
+        for e in elements {
+            let Some(offset) = coords(e.index, &g, dims) else {
+                problems.push(Problem::new(
+                    Some(at),
+                    "FADB",
+                    format!("element {} outside the chunk grid", e.index),
+                ));
+                continue;
+            };
+            found.push((
+                ChunkRef {
+                    offset: offset.clone(),
+                    address: e.address,
+                    size: e.size.unwrap_or(unfiltered),
+                    filter_mask: e.filter_mask,
+                    present: false,
+                },
+                ChunkRecordFound {
+                    offset,
+                    structure: "FADB",
+                    at,
+                    tie: Tie::Owner,
+                },
+            ));
         }
     }
     for p in problems {

@@ -151,7 +151,7 @@ fn check_size(image: &Image, ds: &Dataset, size: u64, obj: &mut Object) {
 }
 
 /// Chunk grid: chunks per dimension for `extent` (current or maximum dims).
-fn grid(extent: &[u64], chunk: &[u64]) -> Option<Vec<u64>> {
+pub(crate) fn grid(extent: &[u64], chunk: &[u64]) -> Option<Vec<u64>> {
     if extent.len() != chunk.len() {
         return None;
     }
@@ -163,7 +163,7 @@ fn grid(extent: &[u64], chunk: &[u64]) -> Option<Vec<u64>> {
 }
 
 /// Row-major linear chunk index -> element coordinates of the chunk.
-fn coords(mut index: u64, grid: &[u64], chunk: &[u64]) -> Option<Vec<u64>> {
+pub(crate) fn coords(mut index: u64, grid: &[u64], chunk: &[u64]) -> Option<Vec<u64>> {
     let mut out = vec![0u64; grid.len()];
     for i in (0..grid.len()).rev() {
         let g = grid[i].max(1);
@@ -173,7 +173,7 @@ fn coords(mut index: u64, grid: &[u64], chunk: &[u64]) -> Option<Vec<u64>> {
     (index == 0).then_some(out)
 }
 
-fn max_extent(space: &Dataspace) -> Vec<u64> {
+pub(crate) fn max_extent(space: &Dataspace) -> Vec<u64> {
     match &space.max_dims {
         Some(m) if m.len() == space.dims.len() => m
             .iter()
