@@ -293,7 +293,7 @@ pub struct ChunkRecordFound {
 }
 
 /// Why an index record is believed to belong to a dataset.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Tie {
     /// The structure names the dataset's index header (`EADB`, `FADB`).

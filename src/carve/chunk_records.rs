@@ -124,9 +124,9 @@ fn add(image: &Image, o: &mut Object, found: Vec<(ChunkRef, ChunkRecordFound)>) 
     };
     let first = ds.chunks.len();
     let n = found.len();
-    let mut by: HashMap<&'static str, (u64, HashSet<u64>)> = HashMap::new();
+    let mut by: HashMap<(&'static str, Tie), (u64, HashSet<u64>)> = HashMap::new();
     for (c, r) in found {
-        let e = by.entry(r.structure).or_default();
+        let e = by.entry((r.structure, r.tie)).or_default();
         e.0 += 1;
         e.1.insert(r.at);
         ds.chunks.push(c);
@@ -136,7 +136,16 @@ fn add(image: &Image, o: &mut Object, found: Vec<(ChunkRef, ChunkRecordFound)>) 
     recount(image, &mut ds, &added, o);
     let mut parts: Vec<String> = by
         .iter()
-        .map(|(s, (c, blocks))| format!("{c} from {} {s} node(s)", blocks.len()))
+        .map(|((s, tie), (c, blocks))| {
+            let why = match tie {
+                Tie::Owner => "naming the dataset's index header",
+                Tie::Sibling => "linked by sibling pointers to the dataset's index",
+                Tie::Unique => {
+                    "INFERRED owner: no pointer links them, the dataset is the only one they fit"
+                }
+            };
+            format!("{c} from {} {s} node(s) {why}", blocks.len())
+        })
         .collect();
     parts.sort();
     o.damage(
@@ -146,8 +155,8 @@ fn add(image: &Image, o: &mut Object, found: Vec<(ChunkRef, ChunkRecordFound)>) 
             "chunk index",
             format!(
                 "the index root (stale: the writer was not closed) does not reach {n} chunk(s) \
-                 that index records on disk prove ({}); they are added",
-                parts.join(", ")
+                 whose positions index records on disk prove ({}); they are added",
+                parts.join("; ")
             ),
         ),
     );
