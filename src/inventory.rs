@@ -364,9 +364,58 @@ pub struct Dataset {
     /// External storage (External Data Files message): the raw data lives in
     /// other files, which are not read.
     pub external_files: bool,
-    /// Chunked datasets: every chunk the index lists.
+    /// Chunked datasets: every chunk the index lists (and, after carving,
+    /// every chunk index records beyond the index root prove, see
+    /// `beyond_index`).
     pub chunks: Vec<ChunkRef>,
     pub coverage: Coverage,
+    /// What the file proves beyond the (possibly stale) index root and
+    /// dataspace of a chunked dataset (issue 13: killed appending writers).
+    pub beyond_index: BeyondIndex,
+}
+
+/// Chunks of a dataset found in index records its index root does not
+/// reach, and the extent grown to cover them. Empty for a healthy file.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct BeyondIndex {
+    /// Chunks the index reached from its root (before anything was added).
+    pub indexed: u64,
+    /// Chunks added to `Dataset::chunks` from records the root does not
+    /// reach (each names its record).
+    pub records: Vec<ChunkRecordFound>,
+    /// Chunks the root's index listed but a newer record for the same
+    /// position replaced (v1 B-tree: a leaf written before it was split).
+    pub superseded: u64,
+    /// The stored dataspace dims, when the extent was grown to cover the
+    /// chunks the index lists; `None` when not grown.
+    pub stored_dims: Option<Vec<u64>>,
+}
+
+/// One chunk added from an index record beyond the index root.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ChunkRecordFound {
+    /// Element coordinates of the chunk (proven by the record).
+    pub offset: Vec<u64>,
+    /// The structure holding the record ("EADB", "TREE").
+    pub structure: &'static str,
+    /// Absolute file offset of that structure.
+    pub at: u64,
+    /// What ties the structure to this dataset.
+    pub tie: Tie,
+}
+
+/// Why an index record is believed to belong to a dataset.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Tie {
+    /// The structure names the dataset's index header (`EADB`, `FADB`).
+    Owner,
+    /// A v1 B-tree node reached by sibling pointers from a node of the
+    /// dataset's index.
+    Sibling,
+    /// The only dataset whose rank, chunk shape and chunk sizes fit the
+    /// node, none of whose chunks another dataset claims.
+    Unique,
 }
 
 /// One stored chunk, as its index lists it.

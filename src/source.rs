@@ -262,14 +262,20 @@ fn inventory_unless(
     stop: &dyn Fn() -> bool,
 ) -> Inventory {
     let mut inv = match mode {
-        CarveMode::Only => crate::carve::carve(file, bytes),
+        CarveMode::Only => {
+            let mut inv = crate::carve::carve(file, bytes);
+            crate::carve::chunk_records::extend(bytes, &mut inv);
+            inv
+        }
         CarveMode::Never => crate::walk::walk(file, bytes),
         CarveMode::Auto => {
             let walked = crate::walk::walk(file, bytes);
             if walked.verdict() == Verdict::Healthy || bytes.is_empty() || stop() {
                 walked
             } else {
-                crate::carve::merge(walked, crate::carve::carve(file, bytes))
+                let mut inv = crate::carve::merge(walked, crate::carve::carve(file, bytes));
+                crate::carve::chunk_records::extend(bytes, &mut inv);
+                inv
             }
         }
     };

@@ -47,6 +47,7 @@
 //! Those names are reported as a problem, with their lost addresses.
 
 pub mod base;
+pub mod chunk_records;
 pub mod links;
 pub mod signatures;
 pub mod validate;
@@ -1430,6 +1431,7 @@ mod tests {
                 index_complete: true,
                 ..Default::default()
             },
+            beyond_index: Default::default(),
         });
         let walked = Inventory {
             objects: vec![obj("/", 96, Origin::Walk), blob],

@@ -555,6 +555,12 @@ struct Walk<'i, 'a> {
     chunks: Vec<ChunkElement>,
     errors: Vec<Error>,
     visited: HashSet<u64>,
+    /// Array offset (first element after the index block's) of every data
+    /// block read, by address.
+    slots: Vec<(u64, u64)>,
+    /// Reading blocks no index reaches: a page that fails its checksum was
+    /// never written (no bitmap says which were) and is skipped unreported.
+    orphan: bool,
     /// Bytes of data blocks and pages still allowed to be read.
     budget: u64,
 }
@@ -582,6 +588,8 @@ pub fn collect_chunks(
                 chunks: Vec::new(),
                 errors: Vec::new(),
                 visited: HashSet::new(),
+                slots: Vec::new(),
+                orphan: false,
                 budget: image.len().saturating_mul(2).saturating_add(4096),
             };
             if let Err(e) = w.index_block() {
@@ -603,6 +611,206 @@ pub fn collect_chunks(
         &mut errors,
     );
     (chunks, errors)
+}
+
+/// Data blocks of one array found by signature that its index does not
+/// reach (issue 13: a killed writer's index block and secondary blocks stay
+/// in libhdf5's metadata cache while newer data blocks reach the disk).
+pub struct OrphanBlocks {
+    /// (absolute offset of the block, its allocated chunks numbered by the
+    /// block's position) for every block placed.
+    pub blocks: Vec<(u64, Vec<ChunkElement>)>,
+    /// Blocks naming this header that could not be placed (ambiguous block
+    /// offset, a position another block holds, a bad checksum).
+    pub errors: Vec<Error>,
+}
+
+/// Reads the `EADB` blocks at absolute offsets `candidates` that name the
+/// header at relative address `header_addr` (spec VII.D: a data block
+/// carries its header's address and its "Block Offset") and that the walk
+/// from the header does not reach. A block's position follows from its
+/// block offset: the super block and data block whose offset (or, for the
+/// index block's own data blocks, libhdf5's variant, see the module docs)
+/// it equals, among the positions no reachable block holds. An offset that
+/// fits two free positions of the same size is ambiguous and the block is
+/// not used; two orphans at one position are both rejected. The header's
+/// creation parameters (element size, block sizes) never change, so a stale
+/// header still describes every block. Bounded like [`collect_chunks`].
+pub fn collect_orphan_data_blocks(
+    image: &Image,
+    header_addr: u64,
+    candidates: &[u64],
+) -> OrphanBlocks {
+    let mut out = OrphanBlocks {
+        blocks: Vec::new(),
+        errors: Vec::new(),
+    };
+    let at = image.base.saturating_add(header_addr);
+    let (header, geometry) = match image
+        .at(HEADER, header_addr)
+        .and_then(|d| parse_header(d, at, image.sizes).map(|h| (h, d)))
+    {
+        Ok((h, _)) if h.checksum_ok => match h.geometry(at, image.sizes) {
+            Ok(g) => (h, g),
+            Err(e) => {
+                out.errors.push(e);
+                return out;
+            }
+        },
+        Ok((h, d)) => {
+            out.errors.push(bad_checksum(HEADER, at, d, h.size));
+            return out;
+        }
+        Err(e) => {
+            out.errors.push(e);
+            return out;
+        }
+    };
+    let mut w = Walk {
+        image,
+        header,
+        header_addr,
+        geometry,
+        chunks: Vec::new(),
+        errors: Vec::new(),
+        visited: HashSet::new(),
+        slots: Vec::new(),
+        orphan: false,
+        budget: image.len().saturating_mul(2).saturating_add(4096),
+    };
+    if w.header.index_block_address != UNDEFINED {
+        // Which blocks the index reaches, and where: errors are the walk's.
+        let _ = w.index_block();
+    }
+    let taken: HashSet<u64> = w.slots.iter().map(|&(_, o)| o).collect();
+    // (candidate address, its position, elements in the block)
+    let mut placed: Vec<(u64, u64, u64)> = Vec::new();
+    for &abs in candidates {
+        let Some(addr) = abs.checked_sub(image.base) else {
+            continue;
+        };
+        if w.visited.contains(&addr) {
+            continue;
+        }
+        let Ok(data) = image.at(DATA_BLOCK, addr) else {
+            continue;
+        };
+        let client = w.header.client_id;
+        let Ok((rest, _, owner)) = parse_prefix(
+            DATA_BLOCK,
+            DATA_BLOCK_SIGNATURE,
+            data,
+            abs,
+            image.sizes,
+            client,
+        ) else {
+            continue;
+        };
+        if owner != header_addr {
+            continue;
+        }
+        let Ok((_, stored)) = uint(w.geometry.block_offset_size)(rest) else {
+            continue;
+        };
+        let fits: Vec<(u64, u64)> = positions(&w.geometry, stored)
+            .into_iter()
+            .filter(|(o, _)| !taken.contains(o))
+            .collect();
+        match fits.as_slice() {
+            [(offset, nelmts)] => placed.push((addr, *offset, *nelmts)),
+            [] => out.errors.push(Error::bad_value(DATA_BLOCK, abs, "block offset (no free position of the array fits it)", stored)),
+            _ => out.errors.push(Error::invalid(
+                DATA_BLOCK,
+                abs,
+                format!("block offset {stored} fits {} free positions of the array: not placed (ambiguous)", fits.len()),
+            )),
+        }
+    }
+    let mut count: std::collections::HashMap<u64, usize> = std::collections::HashMap::new();
+    for &(_, o, _) in &placed {
+        *count.entry(o).or_default() += 1;
+    }
+    w.orphan = true;
+    for (addr, offset, nelmts) in placed {
+        let abs = image.base.saturating_add(addr);
+        if count.get(&offset).copied().unwrap_or(0) > 1 {
+            out.errors.push(Error::invalid(
+                DATA_BLOCK,
+                abs,
+                format!(
+                    "another unreachable data block claims array offset {offset}: neither is used"
+                ),
+            ));
+            continue;
+        }
+        w.chunks.clear();
+        w.errors.clear();
+        // Both accepted stored forms, as the walk would.
+        let stored = [offset, quirk_offset(&w.geometry, offset).unwrap_or(offset)];
+        if let Err(e) = w.data_block(addr, nelmts, stored, None) {
+            out.errors.push(e);
+            break;
+        }
+        out.errors.append(&mut w.errors);
+        if !w.chunks.is_empty() {
+            out.blocks.push((abs, std::mem::take(&mut w.chunks)));
+        }
+    }
+    out
+}
+
+/// Every (array offset, elements per block) position whose stored block
+/// offset can be `stored`: the plain form, and libhdf5's form for the data
+/// blocks the index block lists (see the module docs).
+fn positions(g: &ExtensibleArrayGeometry, stored: u64) -> Vec<(u64, u64)> {
+    let mut out = Vec::new();
+    for (s, info) in g.super_blocks.iter().enumerate() {
+        let n = info.data_block_elements;
+        if let Some(d) = stored
+            .checked_sub(info.start_index)
+            .filter(|r| r % n == 0)
+            .map(|r| r / n)
+        {
+            if d < info.data_blocks {
+                out.push((stored, n));
+            }
+        }
+        if s < g.index_block_super_blocks {
+            for d in 0..info.data_blocks {
+                let q = info
+                    .start_data_block
+                    .saturating_add(d)
+                    .saturating_mul(n)
+                    .saturating_add(info.start_index);
+                let plain = info.start_index.saturating_add(d.saturating_mul(n));
+                if q == stored && q != plain {
+                    out.push((plain, n));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// libhdf5's stored block offset for the index block's data block at array
+/// offset `offset` (None when `offset` is not such a block).
+fn quirk_offset(g: &ExtensibleArrayGeometry, offset: u64) -> Option<u64> {
+    g.super_blocks
+        .iter()
+        .take(g.index_block_super_blocks)
+        .find_map(|info| {
+            let n = info.data_block_elements;
+            let d = offset
+                .checked_sub(info.start_index)
+                .filter(|r| r % n == 0)?
+                / n;
+            (d < info.data_blocks).then(|| {
+                info.start_data_block
+                    .saturating_add(d)
+                    .saturating_mul(n)
+                    .saturating_add(info.start_index)
+            })
+        })
 }
 
 /// Header and geometry, or `None` when no index block was ever written.
@@ -779,6 +987,7 @@ impl Walk<'_, '_> {
             return Ok(());
         }
         // Number the elements by the block's position, not its stored offset.
+        self.slots.push((addr, offsets[0]));
         let first = u64::from(self.header.index_block_elements).saturating_add(offsets[0]);
         if block.npages == 0 {
             let stored =
@@ -827,6 +1036,7 @@ impl Walk<'_, '_> {
             });
             match page {
                 Ok((pg, _)) if pg.checksum_ok => self.chunks.extend(pg.elements),
+                Ok(_) if self.orphan => {}
                 Ok((pg, d)) => self.errors.push(bad_checksum(PAGE, at, d, pg.size)),
                 Err(e) => {
                     // Later pages lie further on: they are missing too.
@@ -1087,6 +1297,60 @@ mod tests {
         g[700..700 + wrong.len()].copy_from_slice(&wrong);
         let (c3, e) = collect_chunks(&Image::new(&g, 0, Sizes::DEFAULT), 0, 4);
         assert_eq!((c3.len(), e.len()), (7, 1));
+    }
+
+    #[test]
+    fn a_stored_block_offset_may_fit_two_positions() {
+        let h = parse_header(&header_bytes(0, 8, 100), 0, Sizes::DEFAULT).unwrap();
+        let g = h.geometry(0, Sizes::DEFAULT).unwrap();
+        // 6: super block 2's first block, or libhdf5's form for super
+        // block 1's block (2 + 1 * 4).
+        let mut p = positions(&g, 6);
+        p.sort_unstable();
+        assert_eq!(p, vec![(2, 4), (6, 4)]);
+        assert_eq!(positions(&g, 10), vec![(10, 4)]);
+        assert_eq!(positions(&g, 30), vec![(30, 8)]);
+        assert!(positions(&g, 5).is_empty());
+        assert_eq!(quirk_offset(&g, 2), Some(6));
+        assert_eq!(quirk_offset(&g, 10), None);
+    }
+
+    #[test]
+    fn orphan_data_blocks_are_placed_by_their_block_offset() {
+        let mut f = array_file();
+        // Super block 2's second data block (offset 10) is not listed by
+        // its secondary block: an orphan naming the header fills it.
+        f.resize(1500, 0);
+        f.extend(dblock(10, &[1030, UNDEFINED, UNDEFINED, 1033]));
+        // One naming another header is not ours.
+        f.resize(1600, 0);
+        let mut other = dblock(10, &[1040, UNDEFINED, UNDEFINED, UNDEFINED]);
+        other[6] = 0x77;
+        let other = seal(other[..other.len() - 4].to_vec());
+        f.extend(other);
+        // One whose offset fits only taken positions.
+        f.resize(1700, 0);
+        f.extend(dblock(6, &[1050, UNDEFINED, UNDEFINED, UNDEFINED]));
+        f.resize(2000, 0);
+        let img = Image::new(&f, 0, Sizes::DEFAULT);
+        // The walk's own blocks are skipped.
+        let o = collect_orphan_data_blocks(&img, 0, &[600, 1100, 1500, 1600, 1700]);
+        assert_eq!(o.blocks.len(), 1);
+        assert_eq!(o.blocks[0].0, 1500);
+        assert_eq!(indices(&o.blocks[0].1), vec![(14, 1030), (17, 1033)]);
+        assert_eq!(o.errors.len(), 1, "{:?}", o.errors);
+        assert_eq!(o.errors[0].offset, 1700);
+        // Two orphans for one free position: neither is used.
+        f.resize(1800, 0);
+        f.extend(dblock(10, &[1060, UNDEFINED, UNDEFINED, UNDEFINED]));
+        f.resize(2000, 0);
+        let img = Image::new(&f, 0, Sizes::DEFAULT);
+        let o = collect_orphan_data_blocks(&img, 0, &[1500, 1800]);
+        assert!(o.blocks.is_empty());
+        assert_eq!(o.errors.len(), 2);
+        // Hostile candidates (past the end, mid-structure) never panic.
+        let o = collect_orphan_data_blocks(&img, 0, &[0, 1, 1999, 5000, u64::MAX]);
+        assert!(o.blocks.is_empty());
     }
 
     #[test]

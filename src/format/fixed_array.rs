@@ -501,7 +501,7 @@ pub fn collect_chunks(
     let mut chunks = Vec::new();
     let mut errors = Vec::new();
     let header_at = image.base.saturating_add(header_addr);
-    if let Err(e) = walk(image, header_addr, &mut chunks, &mut errors) {
+    if let Err(e) = walk(image, header_addr, None, &mut chunks, &mut errors) {
         errors.push(e);
     }
     check_chunk_extents(
@@ -515,9 +515,70 @@ pub fn collect_chunks(
     (chunks, errors)
 }
 
+/// The data block of a fixed array whose header (at relative
+/// `header_addr`) was written before its data block was allocated: a
+/// killed writer's header says "no data block" while the block, which
+/// carries its header's address (spec VII.C), reached the disk. Among the
+/// `FADB` hits at absolute offsets `candidates`, the one naming the header
+/// is read as the walk would read it; with a data block address in the
+/// header nothing is searched, and two candidates are ambiguous (neither is
+/// used). Returns the block's absolute offset and its chunks, and faults.
+pub fn collect_orphan_data_block(
+    image: &Image,
+    header_addr: u64,
+    candidates: &[u64],
+) -> (Option<(u64, Vec<ChunkElement>)>, Vec<Error>) {
+    let sizes = image.sizes;
+    let header_at = image.base.saturating_add(header_addr);
+    let header = match image
+        .at(HEADER, header_addr)
+        .and_then(|d| parse_header(d, header_at, sizes))
+    {
+        Ok(h) if h.checksum_ok && h.data_block_address == UNDEFINED => h,
+        _ => return (None, Vec::new()),
+    };
+    let mine: Vec<u64> = candidates
+        .iter()
+        .filter(|&&abs| {
+            let Some(addr) = abs.checked_sub(image.base) else {
+                return false;
+            };
+            image
+                .at(DATA_BLOCK, addr)
+                .and_then(|d| parse_data_block(d, abs, sizes, &header))
+                .is_ok_and(|b| b.checksum_ok && b.header_address == header_addr)
+        })
+        .copied()
+        .collect();
+    let mut errors = Vec::new();
+    match mine.as_slice() {
+        [abs] => {
+            let mut chunks = Vec::new();
+            let addr = abs - image.base;
+            if let Err(e) = walk(image, header_addr, Some(addr), &mut chunks, &mut errors) {
+                errors.push(e);
+            }
+            (Some((*abs, chunks)), errors)
+        }
+        [] => (None, errors),
+        _ => {
+            errors.push(Error::invalid(
+                HEADER,
+                header_at,
+                format!(
+                    "{} data blocks name this header, which lists none: not used (ambiguous)",
+                    mine.len()
+                ),
+            ));
+            (None, errors)
+        }
+    }
+}
+
 fn walk(
     image: &Image,
     header_addr: u64,
+    orphan_block: Option<u64>,
     chunks: &mut Vec<ChunkElement>,
     errors: &mut Vec<Error>,
 ) -> Result<()> {
@@ -529,10 +590,10 @@ fn walk(
         return Err(bad_checksum(HEADER, header_at, data, header.size));
     }
     let format = header.element_format(header_at, sizes)?;
-    if header.data_block_address == UNDEFINED {
+    let block_addr = orphan_block.unwrap_or(header.data_block_address);
+    if block_addr == UNDEFINED {
         return Ok(());
     }
-    let block_addr = header.data_block_address;
     let block_at = image.base.saturating_add(block_addr);
     let data = image.at(DATA_BLOCK, block_addr)?;
     let block = parse_data_block(data, block_at, sizes, &header)?;
@@ -628,6 +689,32 @@ mod tests {
         f.extend(seal(b));
         f.resize(1200, 0);
         f
+    }
+
+    #[test]
+    fn orphan_data_block_of_a_header_that_lists_none() {
+        let mut f = unpaged_file();
+        // A header listing its block: nothing is searched.
+        let (b, e) = collect_orphan_data_block(&Image::new(&f, 0, Sizes::DEFAULT), 0, &[64]);
+        assert!(b.is_none() && e.is_empty());
+        // Written before the block was allocated: the block naming it is read.
+        let h = header_bytes(1, 20, 10, 3, UNDEFINED);
+        f[..h.len()].copy_from_slice(&h);
+        let img = Image::new(&f, 0, Sizes::DEFAULT);
+        let (b, e) = collect_orphan_data_block(&img, 0, &[10, 64, 5000]);
+        assert!(e.is_empty(), "{e:?}");
+        let (at, chunks) = b.unwrap();
+        assert_eq!(at, 64);
+        let got: Vec<(u64, u64)> = chunks.iter().map(|c| (c.index, c.address)).collect();
+        assert_eq!(got, vec![(0, 1000), (2, 1100)]);
+        // Two blocks naming it: ambiguous, neither is used.
+        let block = f[64..64 + 78].to_vec();
+        f.resize(1200, 0);
+        f.extend(&block);
+        let img = Image::new(&f, 0, Sizes::DEFAULT);
+        let (b, e) = collect_orphan_data_block(&img, 0, &[64, 1200]);
+        assert!(b.is_none());
+        assert_eq!(e.len(), 1);
     }
 
     #[test]

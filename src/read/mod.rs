@@ -791,6 +791,7 @@ mod tests {
                 index_complete: true,
                 ..Coverage::default()
             },
+            beyond_index: Default::default(),
         }
     }
 

@@ -110,8 +110,42 @@ fn object_json(o: &Object) -> Value {
         v["bytes_expected"] = json!(ds.coverage.bytes_expected);
         v["bytes_present"] = json!(ds.coverage.bytes_present);
         v["index_complete"] = json!(ds.coverage.index_complete);
+        if matches!(ds.layout.class, LayoutClass::Chunked { .. }) {
+            beyond_json(&mut v, &ds.beyond_index);
+        }
     }
     v
+}
+
+/// Per chunked dataset (issue 13): chunks the index root reached, chunks
+/// added from index records beyond it (one entry per record block), chunks
+/// a newer record replaced, and the stored shape when the extent grew.
+fn beyond_json(v: &mut Value, b: &crate::inventory::BeyondIndex) {
+    v["chunks_indexed"] = json!(b.indexed);
+    v["chunks_beyond_index"] = json!(b.records.len());
+    v["chunks_superseded"] = json!(b.superseded);
+    v["stored_shape"] = json!(b.stored_dims);
+    let mut blocks: Vec<Value> = Vec::new();
+    let mut last: Option<(&str, u64)> = None;
+    for r in &b.records {
+        if last == Some((r.structure, r.at)) {
+            if let Some(x) = blocks.last_mut() {
+                x["chunks"] = json!(x["chunks"].as_u64().unwrap_or(0) + 1);
+                x["last_offset"] = json!(r.offset);
+            }
+            continue;
+        }
+        last = Some((r.structure, r.at));
+        blocks.push(json!({
+            "structure": r.structure,
+            "offset": r.at,
+            "tie": r.tie,
+            "chunks": 1,
+            "first_offset": r.offset,
+            "last_offset": r.offset,
+        }));
+    }
+    v["beyond_index_records"] = json!(blocks);
 }
 
 /// The JSON report of one file (the schema is documented in the README).
@@ -143,6 +177,13 @@ fn data_note(ds: &Dataset) -> String {
     ) {
         (Some(t), Some(p), _, _) => {
             let mut s = format!("{p}/{t} chunks");
+            let b = &ds.beyond_index;
+            if !b.records.is_empty() {
+                s.push_str(&format!(" ({} beyond the index root)", b.records.len()));
+            }
+            if let Some(d) = &b.stored_dims {
+                s.push_str(&format!(", extent grown from {d:?}"));
+            }
             if !c.index_complete {
                 s.push_str(", index damaged");
             }

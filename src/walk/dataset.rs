@@ -10,7 +10,7 @@ use crate::format::fixed_array;
 use crate::format::message::data_layout::{ChunkIndex, LayoutClass};
 use crate::format::message::dataspace::Dataspace;
 use crate::format::{is_undefined, Image};
-use crate::inventory::{ChunkRef, Coverage, Dataset, Object, Problem, Status};
+use crate::inventory::{BeyondIndex, ChunkRef, Coverage, Dataset, Object, Problem, Status};
 
 use super::object::HeaderContents;
 
@@ -38,6 +38,7 @@ pub fn describe(image: &Image, h: &HeaderContents, obj: &mut Object) -> Option<D
         external_files: h.external_files,
         chunks: Vec::new(),
         coverage: Coverage::default(),
+        beyond_index: BeyondIndex::default(),
     };
     account(image, &mut ds, obj);
     Some(ds)
@@ -150,7 +151,7 @@ fn check_size(image: &Image, ds: &Dataset, size: u64, obj: &mut Object) {
 }
 
 /// Chunk grid: chunks per dimension for `extent` (current or maximum dims).
-fn grid(extent: &[u64], chunk: &[u64]) -> Option<Vec<u64>> {
+pub(crate) fn grid(extent: &[u64], chunk: &[u64]) -> Option<Vec<u64>> {
     if extent.len() != chunk.len() {
         return None;
     }
@@ -162,7 +163,7 @@ fn grid(extent: &[u64], chunk: &[u64]) -> Option<Vec<u64>> {
 }
 
 /// Row-major linear chunk index -> element coordinates of the chunk.
-fn coords(mut index: u64, grid: &[u64], chunk: &[u64]) -> Option<Vec<u64>> {
+pub(crate) fn coords(mut index: u64, grid: &[u64], chunk: &[u64]) -> Option<Vec<u64>> {
     let mut out = vec![0u64; grid.len()];
     for i in (0..grid.len()).rev() {
         let g = grid[i].max(1);
@@ -172,7 +173,7 @@ fn coords(mut index: u64, grid: &[u64], chunk: &[u64]) -> Option<Vec<u64>> {
     (index == 0).then_some(out)
 }
 
-fn max_extent(space: &Dataspace) -> Vec<u64> {
+pub(crate) fn max_extent(space: &Dataspace) -> Vec<u64> {
     match &space.max_dims {
         Some(m) if m.len() == space.dims.len() => m
             .iter()
@@ -372,14 +373,119 @@ fn chunked(image: &Image, ds: &mut Dataset, dims: &[u64], index: &ChunkIndex, ob
         bytes_present: None,
         index_complete,
     };
+    ds.beyond_index.indexed = chunks.len() as u64;
     ds.chunks = chunks;
+    grow_extent(image, ds, obj);
+}
+
+/// Recounts `coverage` after chunks were added to `ds.chunks` (see
+/// `carve::chunk_records`): presence, overlaps, totals.
+pub(crate) fn recount(image: &Image, ds: &mut Dataset, added: &[usize], obj: &mut Object) {
+    for &i in added {
+        if let Some(c) = ds.chunks.get_mut(i) {
+            c.present = image.contains(c.address, c.size);
+        }
+    }
+    let index = match &ds.layout.class {
+        LayoutClass::Chunked { index, .. } => index.clone(),
+        _ => return,
+    };
+    distrust_overlaps(image, &index, &mut ds.chunks, obj);
+    ds.coverage.chunks_total = Some(ds.chunks.len() as u64);
+    ds.coverage.chunks_present = Some(ds.chunks.iter().filter(|c| c.present).count() as u64);
+}
+
+/// Structure named by the problem of a dataset whose extent was grown.
+pub const EXTENT_GROWN: &str = "dataset extent";
+
+/// Grows the extent of a chunked dataset to cover every present chunk its
+/// index lists: a killed writer's header keeps the dataspace of its last
+/// flush while its index (or records beyond it) already lists newer chunks
+/// (issue 13), so the stored dims are a lower bound. Only dimensions whose
+/// maximum allows it grow (unlimited, or a larger fixed maximum; a chunk
+/// past a fixed maximum stays outside and is reported by `read`). Each
+/// grown dimension ends where the last chunk ends: elements the writer had
+/// not written yet read as the fill value. The stored dims are kept in
+/// `beyond_index.stored_dims` and the object is marked partial with the
+/// reason.
+pub(crate) fn grow_extent(image: &Image, ds: &mut Dataset, obj: &mut Object) {
+    let LayoutClass::Chunked { dims: chunk, .. } = &ds.layout.class else {
+        return;
+    };
+    let old = ds.dataspace.dims.clone();
+    let rank = old.len();
+    if rank == 0 || chunk.len() != rank || chunk.contains(&0) {
+        return;
+    }
+    // Grown before (by the walk, then by records beyond the index): count
+    // from the stored dims, and say it once.
+    let stored = ds
+        .beyond_index
+        .stored_dims
+        .clone()
+        .unwrap_or_else(|| old.clone());
+    let cap: Vec<u64> = match &ds.dataspace.max_dims {
+        Some(m) if m.len() == rank => m
+            .iter()
+            .zip(&old)
+            .map(|(&m, &d)| if is_undefined(m) { u64::MAX } else { m.max(d) })
+            .collect(),
+        _ => old.clone(),
+    };
+    let mut new = old.clone();
+    let mut grown = 0usize;
+    for c in ds
+        .chunks
+        .iter()
+        .filter(|c| c.present && c.offset.len() == rank)
+    {
+        let fits = c
+            .offset
+            .iter()
+            .zip(chunk)
+            .zip(&cap)
+            .all(|((&o, &k), &m)| o % k == 0 && o < m);
+        // An edge chunk reaching past the extent is normal: only a chunk
+        // starting at or past the extent in some dimension grows it (there).
+        if !fits || c.offset.iter().zip(&stored).all(|(&o, &d)| o < d) {
+            continue;
+        }
+        grown += 1;
+        for i in (0..rank).filter(|&i| c.offset[i] >= stored[i]) {
+            let end = c.offset[i].saturating_add(chunk[i]).min(cap[i]);
+            new[i] = new[i].max(end);
+        }
+    }
+    if new == old {
+        return;
+    }
+    ds.beyond_index.stored_dims = Some(stored.clone());
+    ds.dataspace.dims = new.clone();
+    obj.problems.retain(|p| p.structure != EXTENT_GROWN);
+    obj.damage(
+        Status::Partial,
+        Problem::new(
+            image.absolute(obj.address),
+            EXTENT_GROWN,
+            format!(
+                "extent grown from {stored:?} to {new:?}: {grown} chunk(s) the index lists lie past the \
+                 stored extent (a stale header: the writer was not closed); elements the writer \
+                 had not written read as the fill value"
+            ),
+        ),
+    );
 }
 
 /// A chunk whose bytes overlap another chunk of the dataset, the chunk
 /// index's root node or the dataset's own header cannot hold its data: an
 /// index entry was damaged (v1 B-tree nodes carry no checksum). Such chunks
 /// are marked not present, so nothing reads them, and reported.
-fn distrust_overlaps(image: &Image, index: &ChunkIndex, chunks: &mut [ChunkRef], obj: &mut Object) {
+pub(crate) fn distrust_overlaps(
+    image: &Image,
+    index: &ChunkIndex,
+    chunks: &mut [ChunkRef],
+    obj: &mut Object,
+) {
     // Single-chunk and implicit indexes have no node: their "index address"
     // is the data itself.
     let root = match index {
@@ -460,7 +566,7 @@ fn place(
 /// Extensible-array chunk grid: HDF5 orders chunks with the unlimited
 /// dimension slowest (H5Dearray "swizzled" dimensions). Returns the grid in
 /// swizzled order and the unlimited dimension.
-fn ea_grid(space: &Dataspace, chunk: &[u64]) -> Option<(Vec<u64>, usize)> {
+pub(crate) fn ea_grid(space: &Dataspace, chunk: &[u64]) -> Option<(Vec<u64>, usize)> {
     let max = space.max_dims.as_ref()?;
     let unlim = max.iter().position(|&m| is_undefined(m))?;
     let mut g = grid(&max_extent(space), chunk)?;
@@ -472,7 +578,12 @@ fn ea_grid(space: &Dataspace, chunk: &[u64]) -> Option<(Vec<u64>, usize)> {
     Some((g, unlim))
 }
 
-fn ea_coords(index: u64, swizzled_grid: &[u64], unlim: usize, chunk: &[u64]) -> Option<Vec<u64>> {
+pub(crate) fn ea_coords(
+    index: u64,
+    swizzled_grid: &[u64],
+    unlim: usize,
+    chunk: &[u64],
+) -> Option<Vec<u64>> {
     let mut c = chunk.to_vec();
     let cu = c.remove(unlim);
     c.insert(0, cu);
@@ -530,6 +641,80 @@ mod tests {
             chunk_past_fixed_max(&space(vec![2], Some(vec![100])), &[50]),
             None
         );
+    }
+
+    fn grow_case(dims: Vec<u64>, max: Vec<u64>, offsets: &[Vec<u64>]) -> (Vec<u64>, Object) {
+        use crate::format::message::dataspace::DataspaceKind;
+        use crate::format::message::datatype::{ByteOrder, Datatype, DatatypeClass};
+        let layout = crate::format::message::data_layout::DataLayout {
+            version: 4,
+            class: LayoutClass::Chunked {
+                dims: vec![8, 5],
+                element_size: Some(8),
+                flags: 0,
+                index: ChunkIndex::BtreeV1 { address: 0 },
+            },
+        };
+        let mut ds = Dataset {
+            datatype: Datatype {
+                version: 1,
+                size: 8,
+                class: DatatypeClass::FixedPoint {
+                    order: ByteOrder::LittleEndian,
+                    lo_pad: false,
+                    hi_pad: false,
+                    signed: true,
+                    bit_offset: 0,
+                    precision: 64,
+                },
+            },
+            dataspace: Dataspace {
+                version: 2,
+                kind: DataspaceKind::Simple,
+                dims,
+                max_dims: Some(max),
+            },
+            layout,
+            filters: None,
+            fill_value: None,
+            external_files: false,
+            chunks: offsets
+                .iter()
+                .map(|o| ChunkRef {
+                    offset: o.clone(),
+                    address: 0,
+                    size: 320,
+                    filter_mask: 0,
+                    present: true,
+                })
+                .collect(),
+            coverage: Coverage::default(),
+            beyond_index: BeyondIndex::default(),
+        };
+        let bytes = [0u8; 64];
+        let image = Image::new(&bytes, 0, crate::format::Sizes::DEFAULT);
+        let mut obj = Object::new("/d".into(), 0);
+        grow_extent(&image, &mut ds, &mut obj);
+        (ds.dataspace.dims, obj)
+    }
+
+    #[test]
+    fn the_extent_grows_to_cover_listed_chunks_only_where_allowed() {
+        let unl = u64::MAX;
+        // Edge chunks reaching past the extent are normal.
+        let (d, o) = grow_case(vec![20, 5], vec![unl, 5], &[vec![0, 0], vec![16, 0]]);
+        assert_eq!((d, o.status), (vec![20, 5], Status::Intact));
+        // Chunks past a stale extent: it grows to their end, partial.
+        let (d, o) = grow_case(vec![20, 5], vec![unl, 5], &[vec![16, 0], vec![32, 0]]);
+        assert_eq!(d, vec![40, 5]);
+        assert_eq!(o.status, Status::Partial);
+        assert!(o.problems[0].message.contains("from [20, 5] to [40, 5]"));
+        // A fixed maximum caps the growth; a chunk past it does not count.
+        let (d, _) = grow_case(vec![20, 5], vec![36, 5], &[vec![32, 0], vec![40, 0]]);
+        assert_eq!(d, vec![36, 5]);
+        // Off the chunk grid: a damaged key, nothing grows.
+        let (d, _) = grow_case(vec![20, 5], vec![unl, 5], &[vec![33, 0]]);
+        assert_eq!(d, vec![20, 5]);
     }
 
     #[test]
