@@ -34,6 +34,77 @@ pub struct Inventory {
     pub problems: Vec<Problem>,
     /// What signature carving found, when it ran.
     pub carving: Option<CarveSummary>,
+    /// Chunks no index record lists, found by their framing and placed by
+    /// allocation order or left for `/lost+found` ([`crate::carve::chunks`]),
+    /// when that search ran.
+    pub chunk_search: Option<ChunkSearch>,
+}
+
+/// What the search for chunks no index lists found, and where each went
+/// (issue 13, item 2; [`crate::carve::chunks`]).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ChunkSearch {
+    /// Complete zlib streams found in space no known structure or chunk
+    /// claims.
+    pub streams_found: u64,
+    /// Datasets that received chunks placed by allocation order.
+    pub placed: Vec<PlacedChunks>,
+    /// Chunks that could not be placed: written under `/lost+found`.
+    pub stray: Vec<StrayChunks>,
+}
+
+impl ChunkSearch {
+    /// The placement record of the dataset at `path`, if it got any.
+    pub fn placed_in(&self, path: &str) -> Option<&PlacedChunks> {
+        self.placed.iter().find(|p| p.path == path)
+    }
+
+    /// Stray chunks whose template (or one of several candidates) is the
+    /// dataset at `path`.
+    pub fn stray_for(&self, path: &str) -> u64 {
+        self.stray
+            .iter()
+            .filter(|s| s.candidates.iter().any(|c| c == path))
+            .map(|s| s.chunks.len() as u64)
+            .sum()
+    }
+}
+
+/// Chunks given to one dataset by allocation order: they are also in its
+/// `Dataset::chunks`, and its dataspace was grown to cover them.
+#[derive(Clone, Debug, Serialize)]
+pub struct PlacedChunks {
+    /// The dataset's path.
+    pub path: String,
+    /// Its current dimensions as its header stored them (before growing).
+    pub stored_dims: Vec<u64>,
+    /// The rule that placed them, in words.
+    pub rule: String,
+    /// Where its description came from when its header is not in this
+    /// file (`--template FILE` or a sibling's path), else None.
+    pub template: Option<String>,
+    /// (chunk offset, absolute file offset) of each chunk placed by order.
+    pub chunks: Vec<(Vec<u64>, u64)>,
+}
+
+/// Found chunks that are left under `/lost+found` as a stack.
+#[derive(Clone, Debug, Serialize)]
+pub struct StrayChunks {
+    /// Why they were not placed in a dataset.
+    pub reason: String,
+    /// Datasets (paths) they could belong to; empty without a template.
+    pub candidates: Vec<String>,
+    /// Element type, chunk shape and filter pipeline they decode with
+    /// (a template's); None: only their inflated size is known.
+    #[serde(skip)]
+    pub layout: Option<Dataset>,
+    /// Inflated size of each chunk in bytes.
+    pub inflated_len: u64,
+    /// Each chunk: absolute file offset and stored length (the zlib stream,
+    /// plus its Fletcher-32 checksum when one follows).
+    pub chunks: Vec<(u64, u64)>,
+    /// A Fletcher-32 checksum follows each stream.
+    pub fletcher32: bool,
 }
 
 /// Counts from a carving pass (signature search without a trusted root).

@@ -61,18 +61,33 @@ pub enum CarveMode {
 
 /// The inventory of one file's bytes: walk, carve, or both merged.
 pub fn inventory(file: &str, bytes: &[u8], mode: CarveMode) -> Inventory {
-    match mode {
+    inventory_with(file, bytes, mode, &crate::carve::chunks::Options::default())
+}
+
+/// [`inventory`], then (unless `mode` is `Never` or the walk found nothing
+/// wrong) the search for chunks no index lists
+/// ([`crate::carve::chunks::recover`]) with `chunks`' templates and rules.
+pub fn inventory_with(
+    file: &str,
+    bytes: &[u8],
+    mode: CarveMode,
+    chunks: &crate::carve::chunks::Options,
+) -> Inventory {
+    let mut inv = match mode {
         CarveMode::Only => crate::carve::carve(file, bytes),
-        CarveMode::Never => crate::walk::walk(file, bytes),
+        CarveMode::Never => return crate::walk::walk(file, bytes),
         CarveMode::Auto => {
             let walked = crate::walk::walk(file, bytes);
             if walked.verdict() == Verdict::Healthy || bytes.is_empty() {
-                walked
-            } else {
-                crate::carve::merge(walked, crate::carve::carve(file, bytes))
+                return walked;
             }
+            crate::carve::merge(walked, crate::carve::carve(file, bytes))
         }
+    };
+    if !bytes.is_empty() && inv.verdict() != Verdict::NotHdf5 {
+        crate::carve::chunks::recover(&mut inv, bytes, chunks);
     }
+    inv
 }
 
 /// Opens and walks one file (no carving).
@@ -84,4 +99,19 @@ pub fn scan_path(path: &Path) -> io::Result<Inventory> {
 pub fn scan_path_with(path: &Path, mode: CarveMode) -> io::Result<Inventory> {
     let input = Input::open(path)?;
     Ok(inventory(&path.display().to_string(), input.bytes(), mode))
+}
+
+/// [`scan_path_with`] with options for the chunk search.
+pub fn scan_path_chunks(
+    path: &Path,
+    mode: CarveMode,
+    chunks: &crate::carve::chunks::Options,
+) -> io::Result<Inventory> {
+    let input = Input::open(path)?;
+    Ok(inventory_with(
+        &path.display().to_string(),
+        input.bytes(),
+        mode,
+        chunks,
+    ))
 }

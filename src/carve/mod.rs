@@ -46,6 +46,7 @@
 //! span that distance would give the lost headers, so it is not used.)
 //! Those names are reported as a problem, with their lost addresses.
 
+pub mod chunks;
 pub mod links;
 pub mod signatures;
 pub mod validate;
