@@ -886,5 +886,11 @@ fn write_stray(
         ),
     )?;
     w.mark(dest, "h5salvage_status", "partial")?;
+    w.mark(
+        dest,
+        "h5salvage_missing",
+        &format!("the position of each chunk in its dataset: {}", st.reason),
+    )?;
+    out.missing_marked = true;
     Ok(out)
 }

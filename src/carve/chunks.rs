@@ -155,6 +155,8 @@ impl Claimed {
     /// chunks, contiguous data (absolute offsets).
     pub fn of(inv: &Inventory, image: &Image) -> Claimed {
         let mut c = Claimed::default();
+        let mut d = flate2::Decompress::new(true);
+        let mut out = Vec::new();
         for o in inv.objects.iter().filter(|o| o.hard_link_of.is_none()) {
             for &(s, e) in &o.header_spans {
                 c.add(s, e);
@@ -170,8 +172,18 @@ impl Claimed {
                     add(*address, size.or(ds.coverage.bytes_present).unwrap_or(0));
                 }
                 LayoutClass::Chunked { .. } => {
+                    // A deflated chunk whose record no longer frames (its
+                    // space was rewritten: a newer version, longer, at the
+                    // same address) is not claimed: the search sees what
+                    // is there now.
+                    let sig = signature(ds);
                     for ch in &ds.chunks {
-                        add(ch.address, ch.size);
+                        let stale = sig.is_some_and(|(n, fletcher)| {
+                            ch.filter_mask == 0 && !frames(image, ch, n, fletcher, &mut d, &mut out)
+                        });
+                        if !stale {
+                            add(ch.address, ch.size);
+                        }
                     }
                 }
                 _ => {}
@@ -180,6 +192,30 @@ impl Claimed {
         c.seal();
         c
     }
+}
+
+/// True if the indexed chunk `ch` is one complete zlib stream of `inflated`
+/// bytes (plus its Fletcher-32), exactly as long as its record says.
+fn frames(
+    image: &Image,
+    ch: &ChunkRef,
+    inflated: u64,
+    fletcher: bool,
+    d: &mut flate2::Decompress,
+    out: &mut Vec<u8>,
+) -> bool {
+    let (Some(abs), Ok(cap)) = (image.absolute(ch.address), usize::try_from(inflated)) else {
+        return false;
+    };
+    let Ok(at) = usize::try_from(abs) else {
+        return false;
+    };
+    let end = at.saturating_add(usize::try_from(ch.size).unwrap_or(usize::MAX));
+    let Some(stored) = image.bytes.get(at..end) else {
+        return false;
+    };
+    frame_deflate(stored, 0, cap, true, d, out)
+        .is_some_and(|(n, f)| n as u64 + if fletcher && f { 4 } else { 0 } == ch.size)
 }
 
 /// Finds every complete zlib stream in unclaimed space by walking the
@@ -272,11 +308,13 @@ impl std::fmt::Display for Stray {
 }
 
 /// A chunk whose position (index along the first dimension, in chunks)
-/// an index record proves, at an absolute file offset.
+/// an index record proves, at an absolute file offset, with the stored
+/// length the record gives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Anchor {
     pub offset: u64,
     pub index: u64,
+    pub len: u64,
 }
 
 /// Where one found chunk goes.
@@ -284,25 +322,31 @@ pub struct Anchor {
 pub enum Slot {
     /// At this chunk index along the first dimension.
     At(u64),
-    /// A newer version of the (partly filled) indexed chunk at this index.
+    /// A newer version of the indexed chunk at this index: found at the
+    /// address its record gives but longer (rewritten in place after the
+    /// record was written), or the next chunk after a partly filled last
+    /// indexed chunk whose leading rows it repeats.
     Replaces(u64),
     Left(Stray),
 }
 
-/// Places found chunks (absolute offsets, ascending) of one appending
-/// dataset by allocation order, given the chunks whose index is proven.
+/// Places found chunks `(absolute offset, stored length)`, ascending, of
+/// one appending dataset by allocation order, given the chunks whose index
+/// is proven.
 ///
 /// Rules: the proven chunks must be in allocation order (index increasing
-/// with file offset); the found chunks between two proven ones must be
-/// exactly as many as the indices missing between them, and take them in
-/// order; after the last proven chunk (from index 0 without any) found
-/// chunks take consecutive indices. When the last proven chunk was partly
-/// filled (`partial_tail`), the first found chunk after it must be a newer
+/// with file offset). A found chunk at the address of a proven one but
+/// longer than its record is a newer version of it. The other found chunks
+/// between two proven ones must be exactly as many as the indices missing
+/// between them, and take them in order; after the last proven chunk (from
+/// index 0 without any) found chunks take consecutive indices. When the
+/// last proven chunk was partly filled (`partial_tail`) and was not
+/// rewritten in place, the first found chunk after it must be a newer
 /// version of it (`newer(i)` on its position in `found`), which replaces
-/// it. From the first inconsistency on, nothing more is placed.
+/// it. From the first inconsistency on, nothing more is placed by order.
 pub fn place_by_order(
     anchors: &[Anchor],
-    found: &[u64],
+    found: &[(u64, u64)],
     partial_tail: bool,
     newer: &mut dyn FnMut(usize) -> bool,
 ) -> Vec<Slot> {
@@ -311,27 +355,36 @@ pub fn place_by_order(
     if a.windows(2).any(|w| w[1].index <= w[0].index) {
         return vec![Slot::Left(Stray::ProvenOutOfOrder); found.len()];
     }
-    let mut slots = Vec::with_capacity(found.len());
+    let in_place = |f: &(u64, u64)| {
+        a.binary_search_by_key(&f.0, |x| x.offset)
+            .ok()
+            .and_then(|k| a.get(k))
+            .filter(|x| f.1 > x.len)
+            .map(|x| x.index)
+    };
+    let mut slots: Vec<Option<Slot>> = found
+        .iter()
+        .map(|f| in_place(f).map(Slot::Replaces))
+        .collect();
+    let renewed_tail = a
+        .last()
+        .is_some_and(|l| slots.contains(&Some(Slot::Replaces(l.index))));
+    let rest: Vec<usize> = (0..found.len()).filter(|&i| slots[i].is_none()).collect();
     let mut broken: Option<Stray> = None;
-    let mut i = 0;
-    // Before each anchor: the indices between the previous one and it.
+    let mut r = 0;
     let mut prev: Option<u64> = None;
     for an in &a {
-        let start = i;
-        while i < found.len() && found[i] < an.offset {
-            i += 1;
+        let start = r;
+        while r < rest.len() && found[rest[r]].0 < an.offset {
+            r += 1;
         }
-        let seg = i - start;
+        let seg = r - start;
         let first = prev.map_or(0, |p| p + 1);
-        let room = an.index.saturating_sub(first);
-        if broken.is_none() && seg as u64 != room && seg > 0 {
+        if broken.is_none() && seg > 0 && seg as u64 != an.index.saturating_sub(first) {
             broken = Some(Stray::OrderInconsistent);
         }
-        if broken.is_none() && seg as u64 != room {
-            // Nothing found where something is missing: still consistent.
-        }
-        for k in 0..seg {
-            slots.push(match &broken {
+        for (k, &i) in rest[start..r].iter().enumerate() {
+            slots[i] = Some(match &broken {
                 Some(why) => Slot::Left(why.clone()),
                 None => Slot::At(first + k as u64),
             });
@@ -339,26 +392,28 @@ pub fn place_by_order(
         prev = Some(an.index);
     }
     let mut next = prev.map_or(0, |p| p + 1);
-    if broken.is_none() && partial_tail && i < found.len() {
+    if broken.is_none() && partial_tail && !renewed_tail && r < rest.len() {
         match prev {
-            Some(p) if newer(i) => {
-                slots.push(Slot::Replaces(p));
-                i += 1;
+            Some(p) if newer(rest[r]) => {
+                slots[rest[r]] = Some(Slot::Replaces(p));
+                r += 1;
             }
             _ => broken = Some(Stray::PartialTail),
         }
     }
-    while i < found.len() {
-        slots.push(match &broken {
+    for &i in &rest[r..] {
+        slots[i] = Some(match &broken {
             Some(why) => Slot::Left(why.clone()),
             None => {
                 next += 1;
                 Slot::At(next - 1)
             }
         });
-        i += 1;
     }
     slots
+        .into_iter()
+        .map(|s| s.unwrap_or(Slot::Left(Stray::OrderInconsistent)))
+        .collect()
 }
 
 /// A dataset description that found chunks can be matched against.
@@ -573,41 +628,47 @@ fn place_group(
             expected,
         )
     };
-    // Anchors: indexed chunks on the grid, in the file, that decode.
+    // Anchors: indexed chunks on the grid whose bytes lie in the file (the
+    // record proves position and address even when the bytes there were
+    // since rewritten).
     let mut anchors = Vec::new();
-    let mut tail: Option<(u64, Vec<u8>)> = None;
     for c in &ds.chunks {
         let on_grid = c.offset.first().is_some_and(|&o| o % c0 == 0)
             && c.offset.iter().skip(1).all(|&o| o == 0);
         let Some(abs) = image.absolute(c.address) else {
             continue;
         };
-        let Ok(stored) = image.slice("chunk", c.address, c.size) else {
-            continue;
-        };
-        if !on_grid || !c.present {
+        if !on_grid || !c.present || !image.contains(c.address, c.size) {
             continue;
         }
-        let Ok(plain) = decode(stored, c.filter_mask) else {
-            continue;
-        };
-        let index = c.offset[0] / c0;
-        if tail.as_ref().is_none_or(|(i, _)| index > *i) {
-            tail = Some((index, plain));
-        }
-        anchors.push(Anchor { offset: abs, index });
+        anchors.push(Anchor {
+            offset: abs,
+            index: c.offset[0] / c0,
+            len: c.size,
+        });
     }
+    let listed: std::collections::HashSet<u64> = ds
+        .chunks
+        .iter()
+        .filter_map(|c| c.offset.first().map(|&o| o / c0))
+        .collect();
+    let last = anchors.iter().max_by_key(|a| a.index).copied();
+    let tail: Option<(u64, Vec<u8>)> = last.and_then(|l| {
+        let lo = usize::try_from(l.offset).ok()?;
+        let stored = image
+            .bytes
+            .get(lo..lo.checked_add(usize::try_from(l.len).ok()?)?)?;
+        Some((l.index, decode(stored, 0).ok()?))
+    });
     // The last indexed chunk reaches past the stored extent: partly filled.
     let stored0 = dims[0];
-    let partial_tail = tail
-        .as_ref()
-        .is_some_and(|(i, _)| i.saturating_add(1).saturating_mul(c0) > stored0);
+    let partial_tail = last.is_some_and(|l| l.index.saturating_add(1).saturating_mul(c0) > stored0);
     let row_bytes = cdims
         .iter()
         .skip(1)
         .try_fold(u64::from(ds.datatype.size), |a, &d| a.checked_mul(d))
         .unwrap_or(0);
-    let offsets: Vec<u64> = group.iter().map(|s| s.offset).collect();
+    let offsets: Vec<(u64, u64)> = group.iter().map(|s| (s.offset, s.stored_len)).collect();
     let mut newer = |i: usize| -> bool {
         let (Some((ti, old)), Some(s)) = (&tail, group.get(i)) else {
             return false;
@@ -638,6 +699,9 @@ fn place_group(
             Slot::At(i) | Slot::Replaces(i) if i.checked_mul(c0).is_none_or(|o| o >= max0) => {
                 left.push((Stray::BeyondMaxShape, *s));
             }
+            // The index lists that position elsewhere (bytes outside the
+            // file): order and record disagree.
+            Slot::At(i) if listed.contains(&i) => left.push((Stray::OrderInconsistent, *s)),
             Slot::At(i) => placed.push((i, s, false)),
             Slot::Replaces(i) => placed.push((i, s, true)),
             Slot::Left(why) => left.push((why, *s)),
@@ -726,9 +790,9 @@ fn apply(
         let mut offset = vec![0u64; rank];
         offset[0] = i * c0;
         if replaces {
-            ds.chunks.retain(|c| c.offset != offset);
             replaced += 1;
         }
+        ds.chunks.retain(|c| c.offset != offset);
         let Some(addr) = s.offset.checked_sub(image.base) else {
             continue;
         };
@@ -741,9 +805,12 @@ fn apply(
         });
         record.chunks.push((offset, s.offset));
     }
+    // Chunks that start inside the stored extent do not grow it (the
+    // stored shape may be current: a damaged index, not a stale header).
     let end = record
         .chunks
         .iter()
+        .filter(|(off, _)| off[0] >= stored_dims.first().copied().unwrap_or(0))
         .filter_map(|(off, _)| off[0].checked_add(c0))
         .max()
         .unwrap_or(0);
@@ -763,7 +830,9 @@ fn apply(
          along dimension 0 each{}; extent {:?} -> {:?}",
         record.chunks.len(),
         if replaced > 0 {
-            "; the first replaces the partly filled last indexed chunk (a newer version of it: same leading rows)"
+            "; a found chunk longer than an index record at the same address, or \
+             repeating the leading rows of a partly filled last indexed chunk, \
+             replaces it (a newer version)"
         } else {
             ""
         },
@@ -777,7 +846,7 @@ fn apply(
             record.chunks.first().map(|c| c.1),
             "chunk",
             format!(
-                "{} chunk(s) placed by allocation order, not by an index record (extent grown from {:?} to {:?})",
+                "{} chunk(s) placed by allocation order, not by an index record (extent {:?}, stored {:?})",
                 record.chunks.len(),
                 stored_dims,
                 grown
@@ -878,7 +947,15 @@ mod tests {
     }
 
     fn a(offset: u64, index: u64) -> Anchor {
-        Anchor { offset, index }
+        Anchor {
+            offset,
+            index,
+            len: 5,
+        }
+    }
+
+    fn f(offsets: &[u64]) -> Vec<(u64, u64)> {
+        offsets.iter().map(|&o| (o, 5)).collect()
     }
 
     #[test]
@@ -886,38 +963,49 @@ mod tests {
         let mut never = |_: usize| false;
         // No anchors: from 0.
         assert_eq!(
-            place_by_order(&[], &[10, 20, 30], false, &mut never),
+            place_by_order(&[], &f(&[10, 20, 30]), false, &mut never),
             vec![Slot::At(0), Slot::At(1), Slot::At(2)]
         );
         // Gap filled exactly, then the tail.
         assert_eq!(
-            place_by_order(&[a(5, 0), a(40, 3)], &[10, 20, 50], false, &mut never),
+            place_by_order(&[a(5, 0), a(40, 3)], &f(&[10, 20, 50]), false, &mut never),
             vec![Slot::At(1), Slot::At(2), Slot::At(4)]
         );
+        // A gap with nothing found is consistent (those chunks are missing).
+        assert_eq!(
+            place_by_order(&[a(5, 0), a(40, 3)], &f(&[50]), false, &mut never),
+            vec![Slot::At(4)]
+        );
         // One too many in a gap: that gap and everything after are left.
-        let s = place_by_order(&[a(5, 0), a(40, 2)], &[10, 20, 50], false, &mut never);
+        let s = place_by_order(&[a(5, 0), a(40, 2)], &f(&[10, 20, 50]), false, &mut never);
         assert_eq!(s, vec![Slot::Left(Stray::OrderInconsistent); 3]);
+        // One too few: the same.
+        let s = place_by_order(&[a(5, 0), a(40, 3)], &f(&[10, 50]), false, &mut never);
+        assert_eq!(s, vec![Slot::Left(Stray::OrderInconsistent); 2]);
         // Anchors out of order.
-        let s = place_by_order(&[a(5, 3), a(40, 2)], &[50], false, &mut never);
+        let s = place_by_order(&[a(5, 3), a(40, 2)], &f(&[50]), false, &mut never);
         assert_eq!(s, vec![Slot::Left(Stray::ProvenOutOfOrder)]);
         // Partial tail: replaced by a newer version, or everything left.
-        let mut yes = |i: usize| i == 1;
         assert_eq!(
-            place_by_order(&[a(5, 0), a(40, 1)], &[50, 60], true, &mut never),
+            place_by_order(&[a(5, 0), a(40, 1)], &f(&[50, 60]), true, &mut never),
             vec![Slot::Left(Stray::PartialTail); 2]
-        );
-        assert_eq!(
-            place_by_order(&[a(5, 0), a(40, 1)], &[10, 50, 60], true, &mut yes),
-            vec![
-                Slot::Left(Stray::OrderInconsistent),
-                Slot::Left(Stray::OrderInconsistent),
-                Slot::Left(Stray::OrderInconsistent)
-            ]
         );
         let mut first = |i: usize| i == 0;
         assert_eq!(
-            place_by_order(&[a(5, 0), a(40, 1)], &[50, 60], true, &mut first),
+            place_by_order(&[a(5, 0), a(40, 1)], &f(&[50, 60]), true, &mut first),
             vec![Slot::Replaces(1), Slot::At(2)]
+        );
+        // Rewritten in place (same address, longer): a newer version of the
+        // partly filled tail; what follows continues after it.
+        assert_eq!(
+            place_by_order(&[a(5, 0), a(40, 1)], &[(40, 9), (50, 5)], true, &mut never),
+            vec![Slot::Replaces(1), Slot::At(2)]
+        );
+        // Same address, not longer: not a newer version; the tail check
+        // still applies.
+        assert_eq!(
+            place_by_order(&[a(5, 0), a(40, 1)], &[(40, 5), (50, 5)], true, &mut never),
+            vec![Slot::Left(Stray::PartialTail); 2]
         );
     }
 }
