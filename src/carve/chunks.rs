@@ -848,8 +848,8 @@ fn apply(
             format!(
                 "{} chunk(s) placed by allocation order, not by an index record (extent {:?}, stored {:?})",
                 record.chunks.len(),
-                stored_dims,
-                grown
+                grown,
+                stored_dims
             ),
         ),
     );
