@@ -456,7 +456,11 @@ impl Inventory {
                 Verdict::NotHdf5
             };
         };
-        let readable = self.objects.iter().any(|o| o.status != Status::Lost);
+        let chunks_found = self
+            .chunk_search
+            .as_ref()
+            .is_some_and(|c| !c.placed.is_empty() || !c.stray.is_empty());
+        let readable = self.objects.iter().any(|o| o.status != Status::Lost) || chunks_found;
         if !readable {
             return Verdict::Unreadable;
         }
