@@ -368,7 +368,7 @@ const RECOVERY_TABLE: &[(&str, &str, u64)] = &[
     ("rich_latest.h5", "page 3 zeroed", 78),
     ("rich_latest.h5", "page 5 zeroed", 74),
     ("rich_latest.h5", "page 8 zeroed", 17),
-    ("rich_latest.h5", "20 bytes flipped", 70),
+    ("rich_latest.h5", "20 bytes flipped", 71),
 ];
 
 #[test]
