@@ -70,6 +70,10 @@ impl ChunkSearch {
     }
 }
 
+fn display<T: std::fmt::Display, S: serde::Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(v)
+}
+
 /// Chunks given to one dataset by allocation order: they are also in its
 /// `Dataset::chunks`, and its dataspace was grown to cover them.
 #[derive(Clone, Debug, Serialize)]
@@ -87,11 +91,64 @@ pub struct PlacedChunks {
     pub chunks: Vec<(Vec<u64>, u64)>,
 }
 
+/// Why found chunks were not placed in a dataset.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StrayReason {
+    /// No dataset description has their inflated size and filters.
+    NoTemplate,
+    /// Several datasets have that chunk signature: which one they belong to
+    /// cannot be told.
+    SeveralDatasets(Vec<String>),
+    /// Placement by allocation order is turned off (`--no-infer`).
+    NoInfer,
+    /// The dataset does not grow along its first dimension only (chunks
+    /// tile other dimensions too, or its rank is 0).
+    NotAppendable,
+    /// The index's own chunks are not in allocation order: file order says
+    /// nothing about positions.
+    ProvenOutOfOrder,
+    /// The chunks between two indexed chunks are not exactly those
+    /// missing between them (a reused hole or an old version of a chunk):
+    /// from there on, allocation order is not trusted.
+    OrderInconsistent,
+    /// The last indexed chunk was partly filled and the next found chunk
+    /// is not a newer version of it: what follows cannot be placed.
+    PartialTail,
+    /// Placing them would exceed the dataset's maximum dimensions.
+    BeyondMaxShape,
+}
+
+impl std::fmt::Display for StrayReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StrayReason::NoTemplate => write!(f, "no dataset description (template) matches their inflated size and filters"),
+            StrayReason::SeveralDatasets(p) => {
+                let shown: Vec<&str> = p.iter().take(5).map(String::as_str).collect();
+                let more = p.len().saturating_sub(shown.len());
+                write!(
+                    f,
+                    "ambiguous: {} datasets have this chunk signature ({}{})",
+                    p.len(),
+                    shown.join(", "),
+                    if more > 0 { format!(", and {more} more") } else { String::new() }
+                )
+            }
+            StrayReason::NoInfer => write!(f, "placement by allocation order is off (--no-infer)"),
+            StrayReason::NotAppendable => write!(f, "the dataset's chunks tile more than its first dimension: allocation order does not give positions"),
+            StrayReason::ProvenOutOfOrder => write!(f, "the indexed chunks are not in allocation order"),
+            StrayReason::OrderInconsistent => write!(f, "the found chunks do not fill the gaps between indexed chunks exactly: allocation order is not trusted from there on"),
+            StrayReason::PartialTail => write!(f, "the last indexed chunk was partly filled and the next chunk on disk is not a newer version of it"),
+            StrayReason::BeyondMaxShape => write!(f, "placing them would exceed the dataset's maximum shape"),
+        }
+    }
+}
+
 /// Found chunks that are left under `/lost+found` as a stack.
 #[derive(Clone, Debug, Serialize)]
 pub struct StrayChunks {
     /// Why they were not placed in a dataset.
-    pub reason: String,
+    #[serde(serialize_with = "display")]
+    pub reason: StrayReason,
     /// Datasets (paths) they could belong to; empty without a template.
     pub candidates: Vec<String>,
     /// Element type, chunk shape and filter pipeline they decode with

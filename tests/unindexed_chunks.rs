@@ -391,3 +391,123 @@ fn two_datasets_side_by_side_are_never_guessed() {
         "no stack of (n, 64, 50) float64 chunks: {text}"
     );
 }
+
+/// `merge` of a worker killed before anything but raw data reached the
+/// disk (testdata/killed_worker.py, 300 configs, default libver), next to
+/// two healthy siblings with the same structure: the siblings' datasets
+/// are its templates, so its gzip `trace` chunks come back under
+/// `/lost+found/<stem>/` with their element type and chunk shape (which
+/// config each belongs to cannot be told: 60 datasets share the signature).
+/// Every chunk on disk (every complete zlib stream inflating to one chunk,
+/// found by Python's zlib) comes back, each equal to a chunk the worker
+/// wrote.
+#[test]
+fn merge_uses_healthy_siblings_as_templates() {
+    if !have_python(false) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let runs = dir.path().join("runs");
+    std::fs::create_dir(&runs).unwrap();
+    let worker = root().join("testdata/killed_worker.py");
+    for k in 0..2 {
+        let out = runs.join(format!("worker_{k}.h5"));
+        let prefix = format!("w{k}_");
+        let (status, _) = python(
+            &worker,
+            &[
+                out.to_str().unwrap(),
+                "--libver",
+                "earliest",
+                "--configs",
+                "30",
+                "--prefix",
+                &prefix,
+            ],
+        );
+        assert!(status.success());
+    }
+    let killed = runs.join("worker_2.h5");
+    let (status, _) = python(
+        &worker,
+        &[
+            killed.to_str().unwrap(),
+            "--libver",
+            "earliest",
+            "--configs",
+            "3000",
+            "--kill-self-after",
+            "300",
+            "--prefix",
+            "w2_",
+        ],
+    );
+    assert!(!status.success(), "the worker did not kill itself");
+    let merged = dir.path().join("merged.h5");
+    let o = Command::new(env!("CARGO_BIN_EXE_h5salvage"))
+        .args(["merge", "-o"])
+        .arg(&merged)
+        .arg(&runs)
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{table}");
+    let script = r#"
+import sys, zlib, h5py, numpy as np
+merged, killed = sys.argv[1:3]
+expected = {}
+for i in range(300):
+    rng = np.random.default_rng(1000 + i)
+    rng.random(); rng.standard_normal(32)
+    t = np.cumsum(rng.standard_normal(200)).astype("<f4")
+    for k in range(4):
+        expected[t[k * 50:(k + 1) * 50].tobytes()] = (i, k)
+raw = open(killed, "rb").read()
+on_disk, pos = set(), 0
+while True:
+    pos = raw.find(b"\x78", pos)
+    if pos < 0:
+        break
+    d = zlib.decompressobj()
+    try:
+        out = d.decompress(raw[pos:pos + 4096], 201)
+    except zlib.error:
+        out = b""
+    if d.eof and len(out) == 200 and out in expected:
+        on_disk.add(out)
+        pos += 4096 - len(d.unused_data)
+    else:
+        pos += 1
+f = h5py.File(merged, "r")
+g = f["lost+found/worker_2"]
+stacks = [g[k] for k in g]
+assert len(stacks) == 1, list(g)
+s = stacks[0]
+assert s.dtype == np.dtype("<f4") and s.shape[1:] == (50,), (s.dtype, s.shape)
+assert s.attrs["h5salvage_status"] == "partial"
+assert len(s.attrs["h5salvage_file_offsets"]) == s.shape[0]
+rows = [r.tobytes() for r in s[()]]
+wrong = [i for i, r in enumerate(rows) if r not in expected]
+assert not wrong, "rows equal to no chunk the worker wrote: %s" % wrong[:10]
+got = set(rows)
+assert on_disk and on_disk <= got, (len(on_disk), len(got & on_disk))
+assert "w0_config_0000" in f and "w1_config_0029" in f
+print(len(on_disk), len(got))
+"#;
+    let o = Command::new("timeout")
+        .args(["600", "python3", "-c", script])
+        .arg(&merged)
+        .arg(&killed)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "{}{}\n{table}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    eprintln!(
+        "on disk / recovered: {}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+}

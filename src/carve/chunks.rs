@@ -265,47 +265,7 @@ pub fn find_streams(bytes: &[u8], claimed: &Claimed, cap: usize) -> Vec<Stream> 
     found
 }
 
-/// Why found chunks were not placed in a dataset.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Stray {
-    /// No dataset description has their inflated size and filters.
-    NoTemplate,
-    /// Several datasets have that chunk signature: which one they belong to
-    /// cannot be told.
-    SeveralDatasets(Vec<String>),
-    /// Placement by allocation order is turned off (`--no-infer`).
-    NoInfer,
-    /// The dataset does not grow along its first dimension only (chunks
-    /// tile other dimensions too, or its rank is 0).
-    NotAppendable,
-    /// The index's own chunks are not in allocation order: file order says
-    /// nothing about positions.
-    ProvenOutOfOrder,
-    /// The chunks between two indexed chunks are not exactly those
-    /// missing between them (a reused hole or an old version of a chunk):
-    /// from there on, allocation order is not trusted.
-    OrderInconsistent,
-    /// The last indexed chunk was partly filled and the next found chunk
-    /// is not a newer version of it: what follows cannot be placed.
-    PartialTail,
-    /// Placing them would exceed the dataset's maximum dimensions.
-    BeyondMaxShape,
-}
-
-impl std::fmt::Display for Stray {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Stray::NoTemplate => write!(f, "no dataset description (template) matches their inflated size and filters"),
-            Stray::SeveralDatasets(p) => write!(f, "ambiguous: {} datasets have this chunk signature ({})", p.len(), p.join(", ")),
-            Stray::NoInfer => write!(f, "placement by allocation order is off (--no-infer)"),
-            Stray::NotAppendable => write!(f, "the dataset's chunks tile more than its first dimension: allocation order does not give positions"),
-            Stray::ProvenOutOfOrder => write!(f, "the indexed chunks are not in allocation order"),
-            Stray::OrderInconsistent => write!(f, "the found chunks do not fill the gaps between indexed chunks exactly: allocation order is not trusted from there on"),
-            Stray::PartialTail => write!(f, "the last indexed chunk was partly filled and the next chunk on disk is not a newer version of it"),
-            Stray::BeyondMaxShape => write!(f, "placing them would exceed the dataset's maximum shape"),
-        }
-    }
-}
+pub use crate::inventory::StrayReason as Stray;
 
 /// A chunk whose position (index along the first dimension, in chunks)
 /// an index record proves, at an absolute file offset, with the stored
@@ -479,9 +439,12 @@ pub fn templates_of(inv: &Inventory, from: &str) -> Vec<Template> {
         .filter_map(|o| {
             let ds = o.dataset.as_ref()?;
             signature(ds)?;
+            // Its chunks and extent say nothing about another file.
+            let mut dataset = ds.clone();
+            dataset.chunks = Vec::new();
             Some(Template {
                 path: o.path.clone(),
-                dataset: ds.clone(),
+                dataset,
                 from: Some(from.to_string()),
             })
         })
@@ -568,7 +531,7 @@ fn stray(
     group: &[Stream],
 ) -> StrayChunks {
     StrayChunks {
-        reason: reason.to_string(),
+        reason,
         candidates,
         layout,
         inflated_len: sig.0,

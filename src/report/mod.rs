@@ -168,7 +168,7 @@ fn chunk_search_json(inv: &Inventory) -> Value {
         "placed": search.placed,
         "stray": search.stray.iter().map(|st| json!({
             "path": crate::salvage::stray_path(st),
-            "reason": st.reason,
+            "reason": st.reason.to_string(),
             "candidates": st.candidates,
             "chunks": st.chunks.len(),
             "inflated_len": st.inflated_len,
