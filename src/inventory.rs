@@ -59,12 +59,12 @@ impl ChunkSearch {
         self.placed.iter().find(|p| p.path == path)
     }
 
-    /// Stray chunks whose template (or one of several candidates) is the
-    /// dataset at `path`.
+    /// Stray chunks whose one candidate is the dataset at `path` (stacks
+    /// several datasets could own are counted for none of them).
     pub fn stray_for(&self, path: &str) -> u64 {
         self.stray
             .iter()
-            .filter(|s| s.candidates.iter().any(|c| c == path))
+            .filter(|s| s.candidates.len() == 1 && s.candidates[0] == path)
             .map(|s| s.chunks.len() as u64)
             .sum()
     }

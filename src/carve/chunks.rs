@@ -172,15 +172,23 @@ impl Claimed {
                     add(*address, size.or(ds.coverage.bytes_present).unwrap_or(0));
                 }
                 LayoutClass::Chunked { .. } => {
-                    // A deflated chunk whose record no longer frames (its
-                    // space was rewritten: a newer version, longer, at the
-                    // same address) is not claimed: the search sees what
-                    // is there now.
+                    // The dataset's last chunk (by address and by offset)
+                    // may have been rewritten in place since its record was
+                    // written (a newer, longer version at the same
+                    // address): if its record no longer frames, it is not
+                    // claimed and the search sees what is there now. Only
+                    // those two are inflated here.
                     let sig = signature(ds);
+                    let last_addr = ds.chunks.iter().map(|c| c.address).max();
+                    let last_off = ds.chunks.iter().map(|c| c.offset.first().copied()).max();
                     for ch in &ds.chunks {
-                        let stale = sig.is_some_and(|(n, fletcher)| {
-                            ch.filter_mask == 0 && !frames(image, ch, n, fletcher, &mut d, &mut out)
-                        });
+                        let tail = Some(ch.address) == last_addr
+                            || Some(ch.offset.first().copied()) == last_off;
+                        let stale = tail
+                            && sig.is_some_and(|(n, fletcher)| {
+                                ch.filter_mask == 0
+                                    && !frames(image, ch, n, fletcher, &mut d, &mut out)
+                            });
                         if !stale {
                             add(ch.address, ch.size);
                         }
