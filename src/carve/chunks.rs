@@ -226,11 +226,26 @@ fn frames(
         .is_some_and(|(n, f)| n as u64 + if fletcher && f { 4 } else { 0 } == ch.size)
 }
 
+/// Largest stream output searched for without a template asking for more.
+pub const SEARCH_CAP: usize = 16 << 20;
+
+/// Output of failed inflate attempts allowed per byte of file (plus
+/// [`WASTE_BASE`]): hostile bytes full of almost-streams cannot make the
+/// search quadratic.
+const WASTE_PER_BYTE: u64 = 4;
+const WASTE_BASE: u64 = 256 << 20;
+
 /// Finds every complete zlib stream in unclaimed space by walking the
 /// allocation chain (module note), inflating each at most to `cap` bytes.
-/// Returns them in file order; at most [`MAX_STREAMS`].
-pub fn find_streams(bytes: &[u8], claimed: &Claimed, cap: usize) -> Vec<Stream> {
+/// Returns them in file order (at most [`MAX_STREAMS`]), and whether the
+/// whole file was searched (false: the budget for failed attempts ran
+/// out at the returned offset).
+pub fn find_streams(bytes: &[u8], claimed: &Claimed, cap: usize) -> (Vec<Stream>, Option<u64>) {
     let mut found = Vec::new();
+    let budget = (bytes.len() as u64)
+        .saturating_mul(WASTE_PER_BYTE)
+        .saturating_add(WASTE_BASE);
+    let mut wasted: u64 = 0;
     let mut d = flate2::Decompress::new(true);
     let mut out = Vec::new();
     let len = bytes.len() as u64;
@@ -255,6 +270,10 @@ pub fn find_streams(bytes: &[u8], claimed: &Claimed, cap: usize) -> Vec<Stream> 
                 continue;
             }
         }
+        wasted = wasted.saturating_add(out.len() as u64);
+        if wasted > budget {
+            return (found, Some(pos));
+        }
         // Resync: the next zlib header in this gap, or the gap's end.
         let gap_end = claimed.next_start(pos.saturating_add(1)).unwrap_or(len);
         let from = at.saturating_add(1);
@@ -270,7 +289,7 @@ pub fn find_streams(bytes: &[u8], claimed: &Claimed, cap: usize) -> Vec<Stream> 
             .map(|i| (from + i) as u64);
         pos = next.unwrap_or(gap_end.max(pos.saturating_add(1)));
     }
-    found
+    (found, None)
 }
 
 pub use crate::inventory::StrayReason as Stray;
@@ -465,7 +484,28 @@ pub fn templates_of(inv: &Inventory, from: &str) -> Vec<Template> {
 pub fn recover(inv: &mut Inventory, bytes: &[u8], opts: &Options) {
     let image = crate::salvage::image_of(inv, bytes);
     let claimed = Claimed::of(inv, &image);
-    let streams = find_streams(bytes, &claimed, filters::max_chunk_bytes());
+    let largest = opts
+        .templates
+        .iter()
+        .filter_map(|t| signature(&t.dataset))
+        .chain(
+            inv.objects
+                .iter()
+                .filter_map(|o| signature(o.dataset.as_ref()?)),
+        )
+        .filter_map(|(n, _)| usize::try_from(n).ok())
+        .max()
+        .unwrap_or(0);
+    let cap = largest.max(SEARCH_CAP).min(filters::max_chunk_bytes());
+    let (streams, stopped) = find_streams(bytes, &claimed, cap);
+    if let Some(at) = stopped {
+        inv.problems.push(Problem::new(
+            Some(at),
+            "chunk search",
+            "stopped: too many almost-complete zlib streams (hostile or unusual bytes); \
+             chunks past this offset were not searched",
+        ));
+    }
     let mut search = ChunkSearch {
         streams_found: streams.len() as u64,
         ..ChunkSearch::default()
@@ -911,10 +951,30 @@ mod tests {
         c.add(claimed_at, claimed_at + z.len() as u64);
         c.add(0, 96);
         c.seal();
-        let found = find_streams(&file, &c, 1 << 20);
+        let (found, stopped) = find_streams(&file, &c, 1 << 20);
+        assert_eq!(stopped, None);
         let got: Vec<(u64, u64)> = found.iter().map(|s| (s.offset, s.stored_len)).collect();
         assert_eq!(got, expect);
         assert!(found.iter().all(|s| s.inflated_len == 512 && !s.fletcher32));
+    }
+
+    #[test]
+    fn almost_streams_are_bounded() {
+        // A zlib stream of 1 MiB of zeros without its end: every attempt
+        // inflates 1 MiB and fails. 300 of them in 300 KiB: the budget for
+        // failed attempts (4 bytes per file byte + 256 MiB) stops the
+        // search before 300 MiB of work.
+        let z = zlib(&vec![0u8; 1 << 20]);
+        let cut = &z[..z.len() - 8];
+        let mut file = Vec::new();
+        for _ in 0..300 {
+            file.extend_from_slice(cut);
+        }
+        let t = std::time::Instant::now();
+        let (found, stopped) = find_streams(&file, &Claimed::default(), 16 << 20);
+        assert!(found.is_empty());
+        assert!(stopped.is_some(), "the budget for failed attempts did not stop it");
+        assert!(t.elapsed().as_secs() < 60, "{:?}", t.elapsed());
     }
 
     fn a(offset: u64, index: u64) -> Anchor {
