@@ -511,3 +511,45 @@ print(len(on_disk), len(got))
         String::from_utf8_lossy(&o.stdout)
     );
 }
+
+/// A PyTables table appended to (records `(row, x[50])`, gzip) and killed
+/// with nothing but chunks on disk: with a healthy table of the same
+/// script as `--template`, every record on disk comes back at its row.
+#[test]
+fn pytables_table_append_with_template() {
+    let ok = Command::new("python3")
+        .args(["-c", "import tables"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "PyTables is required in CI"
+        );
+        eprintln!("PyTables missing: test skipped");
+        return;
+    }
+    if !have_python(false) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["--writer", "pytables", "--filter", "gzip", "--rank", "2"];
+    let killed = write(
+        dir.path(),
+        "killed.h5",
+        &[&args[..], &["--kill-after-steps", "10000"]].concat(),
+    );
+    let template = write(
+        dir.path(),
+        "template.h5",
+        &[&args[..], &["--steps", "20"]].concat(),
+    );
+    let out = salvage(
+        &killed,
+        "out.h5",
+        &["--template", template.to_str().unwrap()],
+    );
+    let v = check(&killed, &out);
+    assert_rows(&v, Expect::AtPath, "pytables");
+    assert_inferred(&v, "pytables");
+}

@@ -973,7 +973,10 @@ mod tests {
         let t = std::time::Instant::now();
         let (found, stopped) = find_streams(&file, &Claimed::default(), 16 << 20);
         assert!(found.is_empty());
-        assert!(stopped.is_some(), "the budget for failed attempts did not stop it");
+        assert!(
+            stopped.is_some(),
+            "the budget for failed attempts did not stop it"
+        );
         assert!(t.elapsed().as_secs() < 60, "{:?}", t.elapsed());
     }
 

@@ -410,6 +410,13 @@ pub fn salvage_summary(r: &crate::salvage::SalvageReport, out: &mut dyn Write) -
     for n in &r.notes {
         writeln!(out, "  note: {n}")?;
     }
+    if r.chunks_placed_by_order > 0 || r.chunks_in_lost_found > 0 {
+        writeln!(
+            out,
+            "  chunks no index lists: {} placed by allocation order (listed in h5salvage_inferred), {} in /lost+found",
+            r.chunks_placed_by_order, r.chunks_in_lost_found
+        )?;
+    }
     writeln!(
         out,
         "  recovered {} objects intact, {} partial (marked h5salvage_status=partial), {} lost; {} attributes lost",
