@@ -47,6 +47,10 @@ pub struct Inventory {
     /// Runs of whole all-zero 4 KiB pages, 4 KiB-aligned (absolute offset,
     /// length): often a destroyed page rather than data.
     pub zeroed_ranges: Vec<ZeroedRange>,
+    /// Chunks no index record lists, found by their framing and placed by
+    /// allocation order or left for `/lost+found` ([`crate::carve::chunks`]),
+    /// when that search ran.
+    pub chunk_search: Option<ChunkSearch>,
 }
 
 /// The base address (and sizes of offsets and lengths) of a file without a
@@ -124,6 +128,130 @@ pub fn zeroed_ranges(bytes: &[u8]) -> Vec<ZeroedRange> {
         }
     }
     out
+}
+
+/// What the search for chunks no index lists found, and where each went
+/// (issue 13, item 2; [`crate::carve::chunks`]).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ChunkSearch {
+    /// Complete zlib streams found in space no known structure or chunk
+    /// claims.
+    pub streams_found: u64,
+    /// Datasets that received chunks placed by allocation order.
+    pub placed: Vec<PlacedChunks>,
+    /// Chunks that could not be placed: written under `/lost+found`.
+    pub stray: Vec<StrayChunks>,
+}
+
+impl ChunkSearch {
+    /// The placement record of the dataset at `path`, if it got any.
+    pub fn placed_in(&self, path: &str) -> Option<&PlacedChunks> {
+        self.placed.iter().find(|p| p.path == path)
+    }
+
+    /// Stray chunks whose one candidate is the dataset at `path` (stacks
+    /// several datasets could own are counted for none of them).
+    pub fn stray_for(&self, path: &str) -> u64 {
+        self.stray
+            .iter()
+            .filter(|s| s.candidates.len() == 1 && s.candidates[0] == path)
+            .map(|s| s.chunks.len() as u64)
+            .sum()
+    }
+}
+
+fn display<T: std::fmt::Display, S: serde::Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(v)
+}
+
+/// Chunks given to one dataset by allocation order: they are also in its
+/// `Dataset::chunks`, and its dataspace was grown to cover them.
+#[derive(Clone, Debug, Serialize)]
+pub struct PlacedChunks {
+    /// The dataset's path.
+    pub path: String,
+    /// Its current dimensions as its header stored them (before growing).
+    pub stored_dims: Vec<u64>,
+    /// The rule that placed them, in words.
+    pub rule: String,
+    /// Where its description came from when its header is not in this
+    /// file (`--template FILE` or a sibling's path), else None.
+    pub template: Option<String>,
+    /// (chunk offset, absolute file offset) of each chunk placed by order.
+    pub chunks: Vec<(Vec<u64>, u64)>,
+}
+
+/// Why found chunks were not placed in a dataset.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StrayReason {
+    /// No dataset description has their inflated size and filters.
+    NoTemplate,
+    /// Several datasets have that chunk signature: which one they belong to
+    /// cannot be told.
+    SeveralDatasets(Vec<String>),
+    /// Placement by allocation order is turned off (`--no-infer`).
+    NoInfer,
+    /// The dataset does not grow along its first dimension only (chunks
+    /// tile other dimensions too, or its rank is 0).
+    NotAppendable,
+    /// The index's own chunks are not in allocation order: file order says
+    /// nothing about positions.
+    ProvenOutOfOrder,
+    /// The chunks between two indexed chunks are not exactly those
+    /// missing between them (a reused hole or an old version of a chunk):
+    /// from there on, allocation order is not trusted.
+    OrderInconsistent,
+    /// The last indexed chunk was partly filled and the next found chunk
+    /// is not a newer version of it: what follows cannot be placed.
+    PartialTail,
+    /// Placing them would exceed the dataset's maximum dimensions.
+    BeyondMaxShape,
+}
+
+impl std::fmt::Display for StrayReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StrayReason::NoTemplate => write!(f, "no dataset description (template) matches their inflated size and filters"),
+            StrayReason::SeveralDatasets(p) => {
+                let shown: Vec<&str> = p.iter().take(5).map(String::as_str).collect();
+                let more = p.len().saturating_sub(shown.len());
+                write!(
+                    f,
+                    "ambiguous: {} datasets have this chunk signature ({}{})",
+                    p.len(),
+                    shown.join(", "),
+                    if more > 0 { format!(", and {more} more") } else { String::new() }
+                )
+            }
+            StrayReason::NoInfer => write!(f, "placement by allocation order is off (--no-infer)"),
+            StrayReason::NotAppendable => write!(f, "the dataset's chunks tile more than its first dimension: allocation order does not give positions"),
+            StrayReason::ProvenOutOfOrder => write!(f, "the indexed chunks are not in allocation order"),
+            StrayReason::OrderInconsistent => write!(f, "the found chunks do not fill the gaps between indexed chunks exactly: allocation order is not trusted from there on"),
+            StrayReason::PartialTail => write!(f, "the last indexed chunk was partly filled and the next chunk on disk is not a newer version of it"),
+            StrayReason::BeyondMaxShape => write!(f, "placing them would exceed the dataset's maximum shape"),
+        }
+    }
+}
+
+/// Found chunks that are left under `/lost+found` as a stack.
+#[derive(Clone, Debug, Serialize)]
+pub struct StrayChunks {
+    /// Why they were not placed in a dataset.
+    #[serde(serialize_with = "display")]
+    pub reason: StrayReason,
+    /// Datasets (paths) they could belong to; empty without a template.
+    pub candidates: Vec<String>,
+    /// Element type, chunk shape and filter pipeline they decode with
+    /// (a template's); None: only their inflated size is known.
+    #[serde(skip)]
+    pub layout: Option<Dataset>,
+    /// Inflated size of each chunk in bytes.
+    pub inflated_len: u64,
+    /// Each chunk: absolute file offset and stored length (the zlib stream,
+    /// plus its Fletcher-32 checksum when one follows).
+    pub chunks: Vec<(u64, u64)>,
+    /// A Fletcher-32 checksum follows each stream.
+    pub fletcher32: bool,
 }
 
 /// Counts from a carving pass (signature search without a trusted root).
@@ -546,7 +674,11 @@ impl Inventory {
                 Verdict::NotHdf5
             };
         };
-        let readable = self.objects.iter().any(|o| o.status != Status::Lost);
+        let chunks_found = self
+            .chunk_search
+            .as_ref()
+            .is_some_and(|c| !c.placed.is_empty() || !c.stray.is_empty());
+        let readable = self.objects.iter().any(|o| o.status != Status::Lost) || chunks_found;
         if !readable {
             return Verdict::Unreadable;
         }

@@ -40,6 +40,8 @@ enum Command {
         json: bool,
         #[command(flatten)]
         carve: CarveArgs,
+        #[command(flatten)]
+        chunks: ChunkArgs,
     },
     /// Write everything recoverable from INPUT into a new, clean HDF5 file.
     ///
@@ -72,6 +74,8 @@ enum Command {
         carve: CarveArgs,
         #[command(flatten)]
         lock: LockArgs,
+        #[command(flatten)]
+        chunks: ChunkArgs,
     },
     /// Merge the top-level groups of many worker files into one OUTPUT.
     ///
@@ -153,6 +157,42 @@ struct CarveArgs {
     carve_only: bool,
 }
 
+/// Chunks no index lists (a killed appending writer's newest chunks).
+#[derive(clap::Args)]
+struct ChunkArgs {
+    /// Take element types, chunk shapes and filters from the chunked
+    /// datasets of FILE (a healthy file written by the same program) for
+    /// datasets whose header is not in the input (repeatable).
+    #[arg(long, value_name = "FILE")]
+    template: Vec<PathBuf>,
+    /// Never place found chunks by allocation order: every chunk no index
+    /// record lists goes to /lost+found.
+    #[arg(long)]
+    no_infer: bool,
+}
+
+impl ChunkArgs {
+    fn options(&self) -> Result<h5salvage::carve::chunks::Options, String> {
+        let mut templates = Vec::new();
+        for t in &self.template {
+            let inv = h5salvage::scan_path_with(t, CarveMode::Auto)
+                .map_err(|e| format!("{}: {e}", t.display()))?;
+            let found = h5salvage::carve::chunks::templates_of(&inv, &t.display().to_string());
+            if found.is_empty() {
+                return Err(format!(
+                    "{}: template has no chunked, deflated dataset",
+                    t.display()
+                ));
+            }
+            templates.extend(found);
+        }
+        Ok(h5salvage::carve::chunks::Options {
+            infer: !self.no_infer,
+            templates,
+        })
+    }
+}
+
 impl CarveArgs {
     fn mode(&self) -> CarveMode {
         if self.no_carve {
@@ -171,8 +211,20 @@ fn salvage(
     opts: &h5salvage::salvage::SalvageOptions,
     json: bool,
     report_file: Option<&std::path::Path>,
+    chunks: &ChunkArgs,
 ) -> i32 {
-    let rep = match h5salvage::salvage::salvage_opts(input, output, opts) {
+    let chunk_opts = match chunks.options() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("h5salvage: {e}");
+            return exit::USAGE_OR_IO;
+        }
+    };
+    let opts = h5salvage::salvage::SalvageOptions {
+        chunks: chunk_opts,
+        ..opts.clone()
+    };
+    let rep = match h5salvage::salvage::salvage_opts(input, output, &opts) {
         Ok(r) => r,
         Err(h5salvage::salvage::SalvageError::NothingRecoverable(why)) => {
             eprintln!(
@@ -232,14 +284,21 @@ fn merge(opts: h5salvage::merge::MergeOptions, json: bool) -> i32 {
     rep.exit_code()
 }
 
-fn scan(files: &[PathBuf], json: bool, mode: CarveMode) -> i32 {
+fn scan(files: &[PathBuf], json: bool, mode: CarveMode, chunks: &ChunkArgs) -> i32 {
+    let opts = match chunks.options() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("h5salvage: {e}");
+            return exit::USAGE_OR_IO;
+        }
+    };
     // Buffered: a JSON report is many short lines, and a locked stdout is
     // line-buffered (one write call each).
     let mut out = io::BufWriter::new(io::stdout().lock());
     let mut code = exit::HEALTHY;
     let mut docs = Vec::new();
     for path in files {
-        match h5salvage::scan_path_with(path, mode) {
+        match h5salvage::source::scan_path_chunks(path, mode, &opts) {
             Ok(inv) => {
                 code = report::combine_exit(code, report::exit_code(inv.verdict()));
                 if json {
@@ -273,7 +332,12 @@ fn main() -> ExitCode {
         h5salvage::read::filters::set_max_chunk_bytes((mib as usize) << 20);
     }
     let code = match cli.command {
-        Command::Scan { files, json, carve } => scan(&files, json, carve.mode()),
+        Command::Scan {
+            files,
+            json,
+            carve,
+            chunks,
+        } => scan(&files, json, carve.mode(), &chunks),
         Command::Salvage {
             input,
             output,
@@ -282,6 +346,7 @@ fn main() -> ExitCode {
             report,
             carve,
             lock,
+            chunks,
         } => salvage(
             &input,
             &output,
@@ -289,9 +354,11 @@ fn main() -> ExitCode {
                 force,
                 mode: carve.mode(),
                 wait_lock: lock.wait(),
+                chunks: Default::default(),
             },
             json,
             report.as_deref(),
+            &chunks,
         ),
         Command::Merge {
             inputs,

@@ -34,6 +34,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::carve::chunks;
 use crate::format::message::datatype::{Datatype, DatatypeClass};
 use crate::inventory::{Inventory, ObjectKind, Status};
 use crate::salvage::{image_of, salvage_into, SalvageError, SalvageReport};
@@ -228,6 +229,11 @@ struct Scanned {
     open_for_write: bool,
     /// Not read: a writer still has it open (and `include_open` is off).
     skipped: bool,
+    /// Chunks were found that no description in the input matches: a
+    /// sibling's datasets may describe them (see [`sibling_templates`]).
+    needs_templates: bool,
+    /// A healthy input's chunked datasets, as templates for its siblings.
+    templates: Vec<chunks::Template>,
 }
 
 impl Scanned {
@@ -241,6 +247,8 @@ impl Scanned {
             units: Vec::new(),
             open_for_write: false,
             skipped: false,
+            needs_templates: false,
+            templates: Vec::new(),
         }
     }
 }
@@ -270,6 +278,16 @@ fn units_of(inv: &Inventory, stem: &str, exclude: &[String]) -> Vec<Unit> {
             source: o.path.clone(),
             dest,
             quality: o.status,
+        });
+    }
+    // Stacks of found chunks no dataset took (written under /lost+found).
+    for st in inv.chunk_search.iter().flat_map(|c| &c.stray) {
+        let source = crate::salvage::stray_path(st);
+        let name = source.trim_start_matches("/lost+found/");
+        units.push(Unit {
+            dest: format!("/lost+found/{stem}/{name}"),
+            source,
+            quality: Status::Partial,
         });
     }
     for u in &mut units {
@@ -345,6 +363,12 @@ fn stem_of(p: &Path) -> String {
 const SKIPPED_OPEN: &str = "skipped (open for writing)";
 
 fn scan_one(path: &Path, opts: &MergeOptions) -> Scanned {
+    scan_with(path, opts, &chunks::Options::default())
+}
+
+/// Inventories one input, searching for chunks no index lists with
+/// `search`'s templates and rules.
+fn scan_with(path: &Path, opts: &MergeOptions, search: &chunks::Options) -> Scanned {
     let name = path.display().to_string();
     let input = match Input::open(path) {
         Ok(input) => input,
@@ -361,13 +385,25 @@ fn scan_one(path: &Path, opts: &MergeOptions) -> Scanned {
             units: Vec::new(),
             open_for_write,
             skipped: true,
+            needs_templates: false,
+            templates: Vec::new(),
         };
     }
-    let inv = match input.inventory(&name, CarveMode::Auto) {
+    let inv = match input.inventory_with(&name, CarveMode::Auto, search) {
         Ok(inv) => inv,
         Err(e) => return Scanned::failed(path, e.to_string()),
     };
     let units = units_of(&inv, &stem_of(path), &opts.exclude);
+    let needs_templates = inv.chunk_search.as_ref().is_some_and(|c| {
+        c.stray
+            .iter()
+            .any(|st| st.reason == chunks::Stray::NoTemplate)
+    });
+    let templates = if inv.verdict() == crate::inventory::Verdict::Healthy {
+        chunks::templates_of(&inv, &name)
+    } else {
+        Vec::new()
+    };
     Scanned {
         path: path.to_path_buf(),
         size: inv.size,
@@ -377,7 +413,37 @@ fn scan_one(path: &Path, opts: &MergeOptions) -> Scanned {
         units,
         open_for_write,
         skipped: false,
+        needs_templates,
+        templates,
     }
+}
+
+/// Most templates gathered from siblings.
+const MAX_TEMPLATES: usize = 100_000;
+
+/// Templates for input `i`, whose found chunks no description of its own
+/// matches: the chunked datasets of the healthy inputs before it (one per
+/// path), or else of the first healthy input after it (walked here).
+fn sibling_templates(
+    inputs: &[PathBuf],
+    i: usize,
+    seen: &[chunks::Template],
+) -> Vec<chunks::Template> {
+    if !seen.is_empty() {
+        return seen.to_vec();
+    }
+    for p in inputs.iter().skip(i + 1) {
+        let Ok(inv) = crate::source::scan_path(p) else {
+            continue;
+        };
+        if inv.verdict() == crate::inventory::Verdict::Healthy {
+            let t = chunks::templates_of(&inv, &p.display().to_string());
+            if !t.is_empty() {
+                return t;
+            }
+        }
+    }
+    Vec::new()
 }
 
 /// Which copy of each destination path is written, decided input by input
@@ -663,6 +729,7 @@ pub fn merge(opts: &MergeOptions) -> Result<MergeReport, MergeError> {
         }
         drop(tx);
         let mut pending: BTreeMap<usize, Scanned> = BTreeMap::new();
+        let mut templates: Vec<chunks::Template> = Vec::new();
         for (i, path) in opts.inputs.iter().enumerate() {
             let s = loop {
                 if let Some(s) = pending.remove(&i) {
@@ -674,6 +741,25 @@ pub fn merge(opts: &MergeOptions) -> Result<MergeReport, MergeError> {
                     }
                     Err(_) => break Scanned::failed(path, "inventory thread failed".into()),
                 }
+            };
+            for t in &s.templates {
+                if templates.len() < MAX_TEMPLATES && !templates.iter().any(|x| x.path == t.path) {
+                    templates.push(t.clone());
+                }
+            }
+            let s = if s.needs_templates {
+                let found = sibling_templates(&opts.inputs, i, &templates);
+                if found.is_empty() {
+                    s
+                } else {
+                    let o = chunks::Options {
+                        infer: true,
+                        templates: found,
+                    };
+                    scan_with(path, opts, &o)
+                }
+            } else {
+                s
             };
             if let Err(e) = st.arrive(&mut w, i, s, opts.remove_merged) {
                 stop.store(true, Ordering::Relaxed);

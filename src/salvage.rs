@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::carve::chunks;
 use crate::format::message::data_layout::LayoutClass;
 use crate::format::Image;
 use crate::inventory::{Dataset, Inventory, Object, ObjectKind, Status, ZeroedRange};
@@ -65,6 +66,10 @@ pub struct SalvageReport {
     /// Another process held the input open for writing: what was salvaged
     /// is a snapshot.
     pub input_open_for_write: bool,
+    /// Chunks no index lists that were placed by allocation order.
+    pub chunks_placed_by_order: u64,
+    /// Chunks no index lists that went to `/lost+found` stacks.
+    pub chunks_in_lost_found: u64,
 }
 
 /// Why a salvage could not produce an output at all.
@@ -125,18 +130,40 @@ pub fn salvage_with(
         force,
         mode,
         wait_lock: Duration::ZERO,
+        chunks: chunks::Options::default(),
+    };
+    salvage_opts(input, output, &opts)
+}
+
+/// [`salvage_with`] with options for the search for chunks no index lists
+/// (templates, placement by allocation order on or off).
+pub fn salvage_chunks(
+    input: &Path,
+    output: &Path,
+    force: bool,
+    mode: CarveMode,
+    opts: &chunks::Options,
+) -> Result<SalvageReport, SalvageError> {
+    let opts = SalvageOptions {
+        force,
+        mode,
+        wait_lock: Duration::ZERO,
+        chunks: opts.clone(),
     };
     salvage_opts(input, output, &opts)
 }
 
 /// How a salvage runs.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct SalvageOptions {
     /// Replace OUTPUT if it exists.
     pub force: bool,
     pub mode: CarveMode,
     /// How long to wait for another run holding OUTPUT's lock.
     pub wait_lock: Duration,
+    /// The search for chunks no index lists (templates, placement by
+    /// allocation order on or off).
+    pub chunks: chunks::Options,
 }
 
 /// Salvages `input` into `output`. OUTPUT's lock is held for the whole
@@ -155,9 +182,13 @@ pub fn salvage_opts(
     let src = Input::open(input).map_err(SalvageError::Input)?;
     let bytes = src.bytes();
     let inv = src
-        .inventory(&input.display().to_string(), opts.mode)
+        .inventory_with(&input.display().to_string(), opts.mode, &opts.chunks)
         .map_err(SalvageError::InputChanged)?;
-    let readable = inv.objects.iter().any(|o| o.status != Status::Lost);
+    let readable = inv.objects.iter().any(|o| o.status != Status::Lost)
+        || inv
+            .chunk_search
+            .as_ref()
+            .is_some_and(|c| !c.stray.is_empty());
     if !readable {
         return Err(SalvageError::NothingRecoverable(
             inv.verdict().as_str().into(),
@@ -239,9 +270,14 @@ pub fn salvage_into(
     let trust = DataTrust::of(inv);
     let mut outcomes: Vec<Outcome> = Vec::with_capacity(chosen.len());
     for (o, dest) in plain.into_iter().chain(with_refs) {
-        let outcome = salvage_object(image, &trust, o, dest, w, report)?;
+        let mut outcome = salvage_object(image, &trust, o, dest, w, report)?;
         if outcome.result == "lost" {
             w.forget_reference(o.address);
+        }
+        let placed = inv.chunk_search.as_ref().and_then(|c| c.placed_in(&o.path));
+        if let (Some(p), false) = (placed, outcome.result == "lost") {
+            mark_inferred(w, dest, p, &mut outcome)?;
+            report.chunks_placed_by_order += p.chunks.len() as u64;
         }
         match outcome.result {
             "recovered" => report.recovered += 1,
@@ -290,6 +326,22 @@ pub fn salvage_into(
         outcomes[i] = out;
     }
     relink(inv, select, &outcomes, w, report);
+    if let Some(search) = &inv.chunk_search {
+        for st in &search.stray {
+            let Some(dest) = select(&stray_path(st)) else {
+                continue;
+            };
+            let out = write_stray(w, image, &dest, st)?;
+            match out.result {
+                "lost" => report.lost += 1,
+                _ => {
+                    report.partial += 1;
+                    report.chunks_in_lost_found += st.chunks.len() as u64;
+                }
+            }
+            outcomes.push(out);
+        }
+    }
     report.objects.extend(outcomes);
     Ok(())
 }
@@ -862,4 +914,208 @@ fn write_converted_chunks(
             Err(p) => missing.push(format!("chunk {:?}: variable-length values: {p}", c.offset)),
         }
     }
+}
+
+/// `h5salvage_inferred` on a dataset that got chunks by allocation order:
+/// the rule, then one line per chunk (its offset and where it was read).
+fn mark_inferred(
+    w: &mut Writer,
+    dest: &str,
+    p: &crate::inventory::PlacedChunks,
+    out: &mut Outcome,
+) -> Result<(), SalvageError> {
+    let mut text = format!("rule: {}", p.rule);
+    if let Some(t) = &p.template {
+        text.push_str(&format!(
+            "\ndescription (type, chunk shape, filters) from the template {t}"
+        ));
+    }
+    for (offset, at) in &p.chunks {
+        text.push_str(&format!("\nchunk {offset:?} <- file offset {at}"));
+    }
+    w.mark(dest, "h5salvage_inferred", &text)?;
+    out.notes.push(format!(
+        "{} chunk(s) placed by allocation order ({})",
+        p.chunks.len(),
+        p.rule
+    ));
+    Ok(())
+}
+
+/// Where a stack of stray chunks goes: named by its first chunk's offset.
+pub fn stray_path(st: &crate::inventory::StrayChunks) -> String {
+    format!(
+        "/lost+found/chunks_at_{:#x}",
+        st.chunks.first().map_or(0, |c| c.0)
+    )
+}
+
+/// The dataset a stack of stray chunks is written as: one chunk per row
+/// (`(n, *chunk shape)` with the template's type and filters, or
+/// `(n, inflated size)` bytes, deflated, with Fletcher-32 when present),
+/// so that each chunk is copied as stored.
+fn stray_dataset(st: &crate::inventory::StrayChunks) -> Option<Dataset> {
+    use crate::format::message::data_layout::{ChunkIndex, DataLayout, LayoutClass};
+    use crate::format::message::dataspace::{Dataspace, DataspaceKind};
+    use crate::format::message::filter_pipeline::{Filter, FilterPipeline, DEFLATE, FLETCHER32};
+    let filter = |id: u16, client_data: Vec<u32>| Filter {
+        id,
+        name: None,
+        flags: 0,
+        client_data,
+    };
+    let (mut ds, chunk) = match &st.layout {
+        Some(t) => {
+            let LayoutClass::Chunked { dims, .. } = &t.layout.class else {
+                return None;
+            };
+            (t.clone(), dims.clone())
+        }
+        None => {
+            let mut filters = vec![filter(DEFLATE, vec![6])];
+            if st.fletcher32 {
+                filters.push(filter(FLETCHER32, Vec::new()));
+            }
+            let ds = Dataset {
+                datatype: crate::format::message::datatype::Datatype::unsigned(1),
+                dataspace: Dataspace {
+                    version: 1,
+                    kind: DataspaceKind::Simple,
+                    dims: Vec::new(),
+                    max_dims: None,
+                },
+                layout: DataLayout {
+                    version: 3,
+                    class: LayoutClass::Chunked {
+                        dims: Vec::new(),
+                        element_size: Some(1),
+                        flags: 0,
+                        index: ChunkIndex::BtreeV1 {
+                            address: crate::format::UNDEFINED,
+                        },
+                    },
+                },
+                filters: Some(FilterPipeline {
+                    version: 1,
+                    filters,
+                }),
+                fill_value: None,
+                external_files: false,
+                chunks: Vec::new(),
+                coverage: crate::inventory::Coverage::default(),
+                beyond_index: Default::default(),
+            };
+            (ds, vec![st.inflated_len])
+        }
+    };
+    let n = st.chunks.len() as u64;
+    ds.dataspace.kind = DataspaceKind::Simple;
+    ds.dataspace.dims = std::iter::once(n).chain(chunk.iter().copied()).collect();
+    ds.dataspace.max_dims = None;
+    if let LayoutClass::Chunked { dims, .. } = &mut ds.layout.class {
+        *dims = std::iter::once(1).chain(chunk.iter().copied()).collect();
+    }
+    ds.chunks.clear();
+    Some(ds)
+}
+
+/// Writes one stack of stray chunks under `/lost+found`, each chunk's
+/// stored bytes copied as they are, with `h5salvage_file_offsets` (the
+/// file offset of each row's chunk) and `h5salvage_stray` (why).
+fn write_stray(
+    w: &mut Writer,
+    image: &Image,
+    dest: &str,
+    st: &crate::inventory::StrayChunks,
+) -> Result<Outcome, SalvageError> {
+    let mut out = Outcome {
+        path: dest.to_string(),
+        kind: "chunks",
+        result: "partial",
+        reasons: vec![format!(
+            "{} chunk(s) found by their deflate framing, not placed: {}",
+            st.chunks.len(),
+            st.reason
+        )],
+        notes: Vec::new(),
+        missing_marked: false,
+    };
+    let Some(ds) = stray_dataset(st) else {
+        out.result = "lost";
+        return Ok(out);
+    };
+    if let Err(e) = w.create_dataset(dest, &ds, &read::HeapValues::default(), Default::default()) {
+        out.result = "lost";
+        out.reasons.push(format!("cannot create: {e}"));
+        return Ok(out);
+    }
+    let rank = ds.dataspace.dims.len();
+    for (i, &(at, len)) in st.chunks.iter().enumerate() {
+        let stored = usize::try_from(at)
+            .ok()
+            .zip(usize::try_from(at.saturating_add(len)).ok())
+            .and_then(|(lo, hi)| image.bytes.get(lo..hi));
+        let mut offset = vec![0u64; rank];
+        offset[0] = i as u64;
+        let done = match stored {
+            Some(b) => w
+                .write_chunk(dest, &offset, 0, b)
+                .map_err(|e| e.to_string()),
+            None => Err("outside the file".to_string()),
+        };
+        if let Err(e) = done {
+            out.reasons
+                .push(format!("chunk at file offset {at}: not written: {e}"));
+        }
+    }
+    let offsets: Vec<u8> = st.chunks.iter().flat_map(|c| c.0.to_le_bytes()).collect();
+    let space = crate::format::message::dataspace::Dataspace {
+        version: 1,
+        kind: crate::format::message::dataspace::DataspaceKind::Simple,
+        dims: vec![st.chunks.len() as u64],
+        max_dims: None,
+    };
+    let u64t = crate::format::message::datatype::Datatype::unsigned(8);
+    w.attribute(
+        dest,
+        "h5salvage_file_offsets",
+        &u64t,
+        &space,
+        &offsets,
+        &read::HeapValues::default(),
+    )?;
+    let what = match (&st.layout, st.candidates.as_slice()) {
+        (Some(_), [one]) => format!("element type, chunk shape and filters of {one}"),
+        (Some(_), many) => format!(
+            "element type, chunk shape and filters shared by {}",
+            many.join(", ")
+        ),
+        (None, _) => format!(
+            "no template: each row is one chunk's inflated bytes ({} bytes{}); a shuffle \
+             filter, if there was one, is not undone",
+            st.inflated_len,
+            if st.fletcher32 {
+                ", Fletcher-32 verified"
+            } else {
+                ""
+            }
+        ),
+    };
+    w.mark(
+        dest,
+        "h5salvage_stray",
+        &format!(
+            "chunks found by their deflate framing (complete zlib stream, Adler-32 verified), \
+             one per row, in file order; not placed in a dataset: {}. Layout: {what}",
+            st.reason
+        ),
+    )?;
+    w.mark(dest, "h5salvage_status", "partial")?;
+    w.mark(
+        dest,
+        "h5salvage_missing",
+        &format!("the position of each chunk in its dataset: {}", st.reason),
+    )?;
+    out.missing_marked = true;
+    Ok(out)
 }

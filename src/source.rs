@@ -149,8 +149,19 @@ impl Input {
     /// file changed while it was read (the walk's result is then not
     /// carved further: the bytes are no longer the file's).
     pub fn inventory(&self, file: &str, mode: CarveMode) -> Result<Inventory, InputChanged> {
+        self.inventory_with(file, mode, &crate::carve::chunks::Options::default())
+    }
+
+    /// [`Input::inventory`] with options for the search for chunks no
+    /// index lists.
+    pub fn inventory_with(
+        &self,
+        file: &str,
+        mode: CarveMode,
+        chunks: &crate::carve::chunks::Options,
+    ) -> Result<Inventory, InputChanged> {
         let changed = || self.check_unchanged().is_err();
-        let mut inv = inventory_unless(file, self.bytes(), mode, &changed);
+        let mut inv = inventory_unless(file, self.bytes(), mode, chunks, &changed);
         inv.open_for_write = self.open_for_write;
         self.check_unchanged()?;
         Ok(inv)
@@ -250,35 +261,53 @@ pub enum CarveMode {
 
 /// The inventory of one file's bytes: walk, carve, or both merged.
 pub fn inventory(file: &str, bytes: &[u8], mode: CarveMode) -> Inventory {
-    inventory_unless(file, bytes, mode, &|| false)
+    inventory_with(file, bytes, mode, &crate::carve::chunks::Options::default())
 }
 
-/// [`inventory`], skipping the carving pass when `stop()` says the bytes
-/// are no longer worth reading (the input changed after the walk).
+/// [`inventory`], then (unless `mode` is `Never` or the walk found nothing
+/// wrong) the search for chunks no index lists
+/// ([`crate::carve::chunks::recover`]) with `chunks`' templates and rules.
+pub fn inventory_with(
+    file: &str,
+    bytes: &[u8],
+    mode: CarveMode,
+    chunks: &crate::carve::chunks::Options,
+) -> Inventory {
+    inventory_unless(file, bytes, mode, chunks, &|| false)
+}
+
+/// [`inventory_with`], skipping the carving passes when `stop()` says the
+/// bytes are no longer worth reading (the input changed after the walk).
 fn inventory_unless(
     file: &str,
     bytes: &[u8],
     mode: CarveMode,
+    chunks: &crate::carve::chunks::Options,
     stop: &dyn Fn() -> bool,
 ) -> Inventory {
-    let mut inv = match mode {
-        CarveMode::Only => {
-            let mut inv = crate::carve::carve(file, bytes);
-            crate::carve::chunk_records::extend(bytes, &mut inv);
-            inv
-        }
-        CarveMode::Never => crate::walk::walk(file, bytes),
+    let (mut inv, carved) = match mode {
+        CarveMode::Only => (crate::carve::carve(file, bytes), true),
+        CarveMode::Never => (crate::walk::walk(file, bytes), false),
         CarveMode::Auto => {
             let walked = crate::walk::walk(file, bytes);
             if walked.verdict() == Verdict::Healthy || bytes.is_empty() || stop() {
-                walked
+                (walked, false)
             } else {
-                let mut inv = crate::carve::merge(walked, crate::carve::carve(file, bytes));
-                crate::carve::chunk_records::extend(bytes, &mut inv);
-                inv
+                (
+                    crate::carve::merge(walked, crate::carve::carve(file, bytes)),
+                    true,
+                )
             }
         }
     };
+    if carved {
+        // Index records the stale root does not reach first: the positions
+        // they prove anchor the search for chunks no record lists.
+        crate::carve::chunk_records::extend(bytes, &mut inv);
+        if !bytes.is_empty() && inv.verdict() != Verdict::NotHdf5 && !stop() {
+            crate::carve::chunks::recover(&mut inv, bytes, chunks);
+        }
+    }
     inv.zeroed_ranges = crate::inventory::zeroed_ranges(bytes);
     inv
 }
@@ -294,4 +323,14 @@ pub fn scan_path(path: &Path) -> io::Result<Inventory> {
 pub fn scan_path_with(path: &Path, mode: CarveMode) -> io::Result<Inventory> {
     let input = Input::open(path)?;
     Ok(input.inventory(&path.display().to_string(), mode)?)
+}
+
+/// [`scan_path_with`] with options for the chunk search.
+pub fn scan_path_chunks(
+    path: &Path,
+    mode: CarveMode,
+    chunks: &crate::carve::chunks::Options,
+) -> io::Result<Inventory> {
+    let input = Input::open(path)?;
+    Ok(input.inventory_with(&path.display().to_string(), mode, chunks)?)
 }

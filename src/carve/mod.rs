@@ -48,6 +48,7 @@
 
 pub mod base;
 pub mod chunk_records;
+pub mod chunks;
 pub mod links;
 pub mod signatures;
 pub mod validate;

@@ -116,11 +116,35 @@ pub fn verify_fletcher32(data: &[u8]) -> Result<&[u8], String> {
 /// before its end marker are errors. Memory grows with the actual output
 /// and never exceeds `cap + 1` bytes.
 pub fn inflate_capped(stored: &[u8], cap: usize) -> Result<Vec<u8>, String> {
-    use flate2::{Decompress, FlushDecompress, Status};
+    let mut d = flate2::Decompress::new(true);
+    let mut out = Vec::new();
+    inflate_into(&mut d, stored, cap, &mut out)?;
+    Ok(out)
+}
+
+/// Inflates the zlib stream at the start of `stored` into `out` (cleared
+/// first; its capacity is reused) with the decompressor `d` (reset first),
+/// producing at most `cap` bytes, and returns the length of the complete
+/// stream (header, deflate data and Adler-32 trailer): bytes after it are
+/// not read. The errors are those of [`inflate_capped`]. Used both to
+/// decode an indexed chunk and to frame a chunk no index lists
+/// ([`crate::carve::chunks`]), where the stream's length is its extent.
+pub fn inflate_into(
+    d: &mut flate2::Decompress,
+    stored: &[u8],
+    cap: usize,
+    out: &mut Vec<u8>,
+) -> Result<usize, String> {
+    use flate2::{FlushDecompress, Status};
+    d.reset(true);
+    out.clear();
     let limit = cap.checked_add(1).ok_or("deflate: output cap overflow")?;
-    let mut d = Decompress::new(true);
-    let first = stored.len().saturating_mul(4).clamp(4096.min(limit), limit);
-    let mut out: Vec<u8> = Vec::with_capacity(first);
+    let first = stored
+        .len()
+        .saturating_mul(4)
+        .clamp(4096.min(limit), limit)
+        .min(1 << 20);
+    out.reserve_exact(first);
     loop {
         if out.len() == out.capacity() {
             if out.len() >= limit {
@@ -135,7 +159,7 @@ pub fn inflate_capped(stored: &[u8], cap: usize) -> Result<Vec<u8>, String> {
         let input = stored.get(consumed..).unwrap_or_default();
         let before = (d.total_in(), d.total_out());
         let status = d
-            .decompress_vec(input, &mut out, FlushDecompress::None)
+            .decompress_vec(input, out, FlushDecompress::None)
             .map_err(|e| {
                 format!(
                     "deflate: corrupt stream after {} output bytes: {e}",
@@ -160,7 +184,7 @@ pub fn inflate_capped(stored: &[u8], cap: usize) -> Result<Vec<u8>, String> {
             "deflate: output exceeds the expected {cap} bytes (deflate bomb or wrong chunk size)"
         ));
     }
-    Ok(out)
+    usize::try_from(d.total_in()).map_err(|_| "deflate: stream length overflows".to_string())
 }
 
 /// Undoes the shuffle filter for elements of `size` bytes (a trailing

@@ -163,8 +163,90 @@ pub fn json(inv: &Inventory) -> Value {
         "open_for_write": inv.open_for_write,
         "inferred": inv.inferred,
         "zeroed_ranges": inv.zeroed_ranges,
+        "chunk_search": chunk_search_json(inv),
         "summary": inv.summary(),
     })
+}
+
+/// Per chunked dataset, where its chunks come from (listed by its index,
+/// placed by allocation order, left in /lost+found), and the stray stacks.
+fn chunk_counts(inv: &Inventory) -> Vec<(String, u64, u64, u64)> {
+    let Some(search) = &inv.chunk_search else {
+        return Vec::new();
+    };
+    inv.objects
+        .iter()
+        .filter(|o| o.hard_link_of.is_none())
+        .filter_map(|o| {
+            let ds = o.dataset.as_ref()?;
+            let LayoutClass::Chunked { .. } = ds.layout.class else {
+                return None;
+            };
+            let placed = search
+                .placed_in(&o.path)
+                .map_or(0, |p| p.chunks.len() as u64);
+            let indexed = (ds.chunks.len() as u64).saturating_sub(placed);
+            Some((o.path.clone(), indexed, placed, search.stray_for(&o.path)))
+        })
+        .collect()
+}
+
+fn chunk_search_json(inv: &Inventory) -> Value {
+    let Some(search) = &inv.chunk_search else {
+        return Value::Null;
+    };
+    json!({
+        "streams_found": search.streams_found,
+        "datasets": chunk_counts(inv).into_iter().map(|(path, indexed, placed, stray)| json!({
+            "path": path,
+            "chunks_indexed": indexed,
+            "chunks_placed_by_order": placed,
+            "chunks_in_lost_found": stray,
+        })).collect::<Vec<_>>(),
+        "placed": search.placed,
+        "stray": search.stray.iter().map(|st| json!({
+            "path": crate::salvage::stray_path(st),
+            "reason": st.reason.to_string(),
+            "candidates": st.candidates,
+            "chunks": st.chunks.len(),
+            "inflated_len": st.inflated_len,
+            "fletcher32": st.fletcher32,
+            "file_offsets": st.chunks.iter().map(|c| c.0).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// The chunk search lines of the human report.
+fn chunk_search_human(inv: &Inventory, out: &mut dyn Write) -> io::Result<()> {
+    let Some(search) = &inv.chunk_search else {
+        return Ok(());
+    };
+    writeln!(
+        out,
+        "  chunk search: {} zlib stream(s) outside every known structure and index",
+        search.streams_found
+    )?;
+    for (path, indexed, placed, stray) in chunk_counts(inv) {
+        if placed == 0 && stray == 0 {
+            continue;
+        }
+        writeln!(
+            out,
+            "    {path}: {indexed} chunks indexed, {placed} placed by allocation order, {stray} left in /lost+found"
+        )?;
+    }
+    for st in &search.stray {
+        writeln!(
+            out,
+            "    {}: {} chunk(s) of {} bytes inflated{}: {}",
+            crate::salvage::stray_path(st),
+            st.chunks.len(),
+            st.inflated_len,
+            if st.fletcher32 { ", Fletcher-32" } else { "" },
+            st.reason
+        )?;
+    }
+    Ok(())
 }
 
 fn data_note(ds: &Dataset) -> String {
@@ -341,6 +423,7 @@ pub fn human(inv: &Inventory, out: &mut dyn Write) -> io::Result<()> {
             }
         )?;
     }
+    chunk_search_human(inv, out)?;
     if !inv.problems.is_empty() {
         writeln!(out, "  file problems:")?;
         for p in &inv.problems {
@@ -413,6 +496,13 @@ pub fn salvage_summary(r: &crate::salvage::SalvageReport, out: &mut dyn Write) -
     }
     for n in &r.notes {
         writeln!(out, "  note: {n}")?;
+    }
+    if r.chunks_placed_by_order > 0 || r.chunks_in_lost_found > 0 {
+        writeln!(
+            out,
+            "  chunks no index lists: {} placed by allocation order (listed in h5salvage_inferred), {} in /lost+found",
+            r.chunks_placed_by_order, r.chunks_in_lost_found
+        )?;
     }
     writeln!(
         out,

@@ -557,6 +557,24 @@ fn until_nul(bytes: &[u8]) -> String {
 }
 
 impl Datatype {
+    /// An unsigned little-endian integer of `size` bytes (1, 2, 4 or 8), as
+    /// libhdf5 encodes `H5T_STD_U<8*size>LE`: for datasets and attributes
+    /// h5salvage writes itself.
+    pub fn unsigned(size: u32) -> Datatype {
+        Datatype {
+            version: 1,
+            size,
+            class: DatatypeClass::FixedPoint {
+                order: ByteOrder::LittleEndian,
+                lo_pad: false,
+                hi_pad: false,
+                signed: false,
+                bit_offset: 0,
+                precision: u16::try_from(size.saturating_mul(8)).unwrap_or(u16::MAX),
+            },
+        }
+    }
+
     /// True if a variable-length type occurs anywhere inside (compound
     /// members, array/enum/complex bases included): such data lives in the
     /// global heap.

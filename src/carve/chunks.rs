@@ -1,0 +1,1045 @@
+//! Chunks that no index record lists (issue 13, item 2): the chunks a killed
+//! appending writer evicted from its chunk cache before any index, header or
+//! heap describing them reached the disk.
+//!
+//! A deflated chunk frames itself: it is one complete zlib stream (RFC 1950:
+//! header, deflate data, Adler-32 of the output), optionally followed by the
+//! Fletcher-32 of the stream (spec IV.A.2.l, filter 3). The search is in
+//! three steps, each a separate function:
+//!
+//! 1. [`Claimed`]: every byte range the inventory already explains (object
+//!    headers, indexed chunks, contiguous data) is skipped.
+//! 2. [`find_streams`]: the allocation-chain walk. libhdf5 allocates each
+//!    evicted chunk at the end of the file, so the next chunk usually starts
+//!    where the last one ended: after a stream, the next candidate is its
+//!    end (past a matching Fletcher-32); only when nothing starts there is
+//!    the gap scanned for the next zlib header (`78 xx`, the header
+//!    libhdf5's `compress2` writes). Each candidate is inflated through
+//!    [`crate::read::filters::inflate_into`], never past a cap, and kept
+//!    only if its stream is complete and its Adler-32 matches.
+//! 3. [`place_by_order`]: which of the found chunks a dataset can take, by
+//!    allocation order, and which are left for `/lost+found`, with typed
+//!    reasons ([`Stray`]). [`recover`] ties them to the inventory: templates
+//!    (the dataset's own stale header, or `--template FILE`) give the chunk
+//!    size, element type and filters; placement happens only where it is
+//!    unambiguous.
+//!
+//! Unfiltered chunks carry no framing and are not searched (yet): they stay
+//! unclaimed bytes.
+
+use std::collections::BTreeMap;
+
+use crate::format::message::data_layout::LayoutClass;
+use crate::format::message::filter_pipeline::{DEFLATE, FLETCHER32, SHUFFLE};
+use crate::format::{is_undefined, Image};
+use crate::inventory::{
+    ChunkRef, ChunkSearch, Dataset, Inventory, ObjectKind, PlacedChunks, Problem, Status,
+    StrayChunks,
+};
+use crate::read::filters;
+
+/// Most streams kept from one file (memory stays bounded by this count).
+pub const MAX_STREAMS: usize = 10_000_000;
+
+/// A zlib stream found in unclaimed space.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stream {
+    /// Absolute file offset of its first byte.
+    pub offset: u64,
+    /// Length of the zlib stream itself.
+    pub stream_len: u64,
+    /// Stored length: the stream, plus 4 when a Fletcher-32 follows.
+    pub stored_len: u64,
+    /// Size of its inflated bytes.
+    pub inflated_len: u64,
+    /// The 4 bytes after the stream are its Fletcher-32 checksum.
+    pub fletcher32: bool,
+}
+
+impl Stream {
+    pub fn end(&self) -> u64 {
+        self.offset.saturating_add(self.stored_len)
+    }
+}
+
+/// True if `cmf`, `flg` are a zlib header (RFC 1950 2.2): deflate with a
+/// window of at most 32 KiB, no preset dictionary, check bits right.
+pub fn is_zlib_header(cmf: u8, flg: u8) -> bool {
+    cmf & 0x0f == 8
+        && cmf >> 4 <= 7
+        && flg & 0x20 == 0
+        && (u16::from(cmf) << 8 | u16::from(flg)) % 31 == 0
+}
+
+/// Frames the zlib stream at `at` (absolute): Some((stream length,
+/// Fletcher-32 follows)) when a complete stream starts there whose output
+/// is at most `cap` bytes (left in `out`) and, with `exact`, exactly `cap`.
+/// Pure: reads `bytes`, never past the stream and the 4 bytes after it.
+pub fn frame_deflate(
+    bytes: &[u8],
+    at: usize,
+    cap: usize,
+    exact: bool,
+    d: &mut flate2::Decompress,
+    out: &mut Vec<u8>,
+) -> Option<(usize, bool)> {
+    let (&cmf, &flg) = (bytes.get(at)?, bytes.get(at.checked_add(1)?)?);
+    if !is_zlib_header(cmf, flg) {
+        return None;
+    }
+    let rest = bytes.get(at..)?;
+    let len = filters::inflate_into(d, rest, cap, out).ok()?;
+    if exact && out.len() != cap {
+        return None;
+    }
+    let fletcher = rest
+        .get(..len.checked_add(4)?)
+        .is_some_and(|s| filters::verify_fletcher32(s).is_ok());
+    Some((len, fletcher))
+}
+
+/// Absolute byte ranges the inventory already explains, merged.
+#[derive(Clone, Debug, Default)]
+pub struct Claimed {
+    /// start -> end, non-overlapping, not touching.
+    spans: BTreeMap<u64, u64>,
+}
+
+impl Claimed {
+    pub fn add(&mut self, start: u64, end: u64) {
+        if end > start {
+            self.spans
+                .insert(start, end.max(self.spans.get(&start).copied().unwrap_or(0)));
+        }
+    }
+
+    /// Merges overlapping and touching spans (call after the last `add`).
+    pub fn seal(&mut self) {
+        let mut merged: BTreeMap<u64, u64> = BTreeMap::new();
+        for (s, e) in std::mem::take(&mut self.spans) {
+            match merged.iter_mut().next_back() {
+                Some((_, me)) if s <= *me => *me = (*me).max(e),
+                _ => {
+                    merged.insert(s, e);
+                }
+            }
+        }
+        self.spans = merged;
+    }
+
+    /// The end of the span covering `pos`, if one does.
+    pub fn covering(&self, pos: u64) -> Option<u64> {
+        self.spans
+            .range(..=pos)
+            .next_back()
+            .filter(|(_, &e)| e > pos)
+            .map(|(_, &e)| e)
+    }
+
+    /// True if `[start, end)` meets a claimed span.
+    pub fn overlaps(&self, start: u64, end: u64) -> bool {
+        self.covering(start).is_some()
+            || self
+                .spans
+                .range(start..end)
+                .next()
+                .is_some_and(|(&s, _)| s < end)
+    }
+
+    /// The start of the first span at or after `pos`.
+    fn next_start(&self, pos: u64) -> Option<u64> {
+        self.spans.range(pos..).next().map(|(&s, _)| s)
+    }
+
+    /// Everything the inventory's objects occupy: header spans, indexed
+    /// chunks, contiguous data (absolute offsets).
+    pub fn of(inv: &Inventory, image: &Image) -> Claimed {
+        let mut c = Claimed::default();
+        let mut d = flate2::Decompress::new(true);
+        let mut out = Vec::new();
+        for o in inv.objects.iter().filter(|o| o.hard_link_of.is_none()) {
+            for &(s, e) in &o.header_spans {
+                c.add(s, e);
+            }
+            let Some(ds) = &o.dataset else { continue };
+            let mut add = |addr: u64, len: u64| {
+                if let Some(abs) = image.absolute(addr).filter(|_| !is_undefined(addr)) {
+                    c.add(abs, abs.saturating_add(len));
+                }
+            };
+            match &ds.layout.class {
+                LayoutClass::Contiguous { address, size } => {
+                    add(*address, size.or(ds.coverage.bytes_present).unwrap_or(0));
+                }
+                LayoutClass::Chunked { .. } => {
+                    // The dataset's last chunk (by address and by offset)
+                    // may have been rewritten in place since its record was
+                    // written (a newer, longer version at the same
+                    // address): if its record no longer frames, it is not
+                    // claimed and the search sees what is there now. Only
+                    // those two are inflated here.
+                    let sig = signature(ds);
+                    let last_addr = ds.chunks.iter().map(|c| c.address).max();
+                    let last_off = ds.chunks.iter().map(|c| c.offset.first().copied()).max();
+                    for ch in &ds.chunks {
+                        let tail = Some(ch.address) == last_addr
+                            || Some(ch.offset.first().copied()) == last_off;
+                        let stale = tail
+                            && sig.is_some_and(|(n, fletcher)| {
+                                ch.filter_mask == 0
+                                    && !frames(image, ch, n, fletcher, &mut d, &mut out)
+                            });
+                        if !stale {
+                            add(ch.address, ch.size);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        c.seal();
+        c
+    }
+}
+
+/// True if the indexed chunk `ch` is one complete zlib stream of `inflated`
+/// bytes (plus its Fletcher-32), exactly as long as its record says.
+fn frames(
+    image: &Image,
+    ch: &ChunkRef,
+    inflated: u64,
+    fletcher: bool,
+    d: &mut flate2::Decompress,
+    out: &mut Vec<u8>,
+) -> bool {
+    let (Some(abs), Ok(cap)) = (image.absolute(ch.address), usize::try_from(inflated)) else {
+        return false;
+    };
+    let Ok(at) = usize::try_from(abs) else {
+        return false;
+    };
+    let end = at.saturating_add(usize::try_from(ch.size).unwrap_or(usize::MAX));
+    let Some(stored) = image.bytes.get(at..end) else {
+        return false;
+    };
+    frame_deflate(stored, 0, cap, true, d, out)
+        .is_some_and(|(n, f)| n as u64 + if fletcher && f { 4 } else { 0 } == ch.size)
+}
+
+/// Largest stream output searched for without a template asking for more.
+pub const SEARCH_CAP: usize = 16 << 20;
+
+/// Output of failed inflate attempts allowed per byte of file (plus
+/// [`WASTE_BASE`]): hostile bytes full of almost-streams cannot make the
+/// search quadratic.
+const WASTE_PER_BYTE: u64 = 4;
+const WASTE_BASE: u64 = 256 << 20;
+
+/// Finds every complete zlib stream in unclaimed space by walking the
+/// allocation chain (module note), inflating each at most to `cap` bytes.
+/// Returns them in file order (at most [`MAX_STREAMS`]), and whether the
+/// whole file was searched (false: the budget for failed attempts ran
+/// out at the returned offset).
+pub fn find_streams(bytes: &[u8], claimed: &Claimed, cap: usize) -> (Vec<Stream>, Option<u64>) {
+    let mut found = Vec::new();
+    let budget = (bytes.len() as u64)
+        .saturating_mul(WASTE_PER_BYTE)
+        .saturating_add(WASTE_BASE);
+    let mut wasted: u64 = 0;
+    let mut d = flate2::Decompress::new(true);
+    let mut out = Vec::new();
+    let len = bytes.len() as u64;
+    let mut pos: u64 = 0;
+    while pos < len && found.len() < MAX_STREAMS {
+        if let Some(end) = claimed.covering(pos) {
+            pos = end;
+            continue;
+        }
+        let at = usize::try_from(pos).unwrap_or(usize::MAX);
+        if let Some((n, fletcher)) = frame_deflate(bytes, at, cap, false, &mut d, &mut out) {
+            let stored = n as u64 + if fletcher { 4 } else { 0 };
+            if !out.is_empty() && !claimed.overlaps(pos, pos.saturating_add(stored)) {
+                found.push(Stream {
+                    offset: pos,
+                    stream_len: n as u64,
+                    stored_len: stored,
+                    inflated_len: out.len() as u64,
+                    fletcher32: fletcher,
+                });
+                pos = pos.saturating_add(stored);
+                continue;
+            }
+        }
+        wasted = wasted.saturating_add(out.len() as u64);
+        if wasted > budget {
+            return (found, Some(pos));
+        }
+        // Resync: the next zlib header in this gap, or the gap's end.
+        let gap_end = claimed.next_start(pos.saturating_add(1)).unwrap_or(len);
+        let from = at.saturating_add(1);
+        let to = usize::try_from(gap_end)
+            .unwrap_or(usize::MAX)
+            .min(bytes.len());
+        let next = bytes
+            .get(from..to)
+            .and_then(|g| {
+                memchr::memchr_iter(0x78, g)
+                    .find(|&i| g.get(i + 1).is_some_and(|&f| is_zlib_header(0x78, f)))
+            })
+            .map(|i| (from + i) as u64);
+        pos = next.unwrap_or(gap_end.max(pos.saturating_add(1)));
+    }
+    (found, None)
+}
+
+pub use crate::inventory::StrayReason as Stray;
+
+/// A chunk whose position (index along the first dimension, in chunks)
+/// an index record proves, at an absolute file offset, with the stored
+/// length the record gives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Anchor {
+    pub offset: u64,
+    pub index: u64,
+    pub len: u64,
+}
+
+/// Where one found chunk goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Slot {
+    /// At this chunk index along the first dimension.
+    At(u64),
+    /// A newer version of the indexed chunk at this index: found at the
+    /// address its record gives but longer (rewritten in place after the
+    /// record was written), or the next chunk after a partly filled last
+    /// indexed chunk whose leading rows it repeats.
+    Replaces(u64),
+    Left(Stray),
+}
+
+/// Places found chunks `(absolute offset, stored length)`, ascending, of
+/// one appending dataset by allocation order, given the chunks whose index
+/// is proven.
+///
+/// Rules: the proven chunks must be in allocation order (index increasing
+/// with file offset). A found chunk at the address of a proven one but
+/// longer than its record is a newer version of it. The other found chunks
+/// between two proven ones must be exactly as many as the indices missing
+/// between them, and take them in order; after the last proven chunk (from
+/// index 0 without any) found chunks take consecutive indices. When the
+/// last proven chunk was partly filled (`partial_tail`) and was not
+/// rewritten in place, the first found chunk after it must be a newer
+/// version of it (`newer(i)` on its position in `found`), which replaces
+/// it. From the first inconsistency on, nothing more is placed by order.
+pub fn place_by_order(
+    anchors: &[Anchor],
+    found: &[(u64, u64)],
+    partial_tail: bool,
+    newer: &mut dyn FnMut(usize) -> bool,
+) -> Vec<Slot> {
+    let mut a = anchors.to_vec();
+    a.sort_by_key(|x| x.offset);
+    if a.windows(2).any(|w| w[1].index <= w[0].index) {
+        return vec![Slot::Left(Stray::ProvenOutOfOrder); found.len()];
+    }
+    let in_place = |f: &(u64, u64)| {
+        a.binary_search_by_key(&f.0, |x| x.offset)
+            .ok()
+            .and_then(|k| a.get(k))
+            .filter(|x| f.1 > x.len)
+            .map(|x| x.index)
+    };
+    let mut slots: Vec<Option<Slot>> = found
+        .iter()
+        .map(|f| in_place(f).map(Slot::Replaces))
+        .collect();
+    let renewed_tail = a
+        .last()
+        .is_some_and(|l| slots.contains(&Some(Slot::Replaces(l.index))));
+    let rest: Vec<usize> = (0..found.len()).filter(|&i| slots[i].is_none()).collect();
+    let mut broken: Option<Stray> = None;
+    let mut r = 0;
+    let mut prev: Option<u64> = None;
+    for an in &a {
+        let start = r;
+        while r < rest.len() && found[rest[r]].0 < an.offset {
+            r += 1;
+        }
+        let seg = r - start;
+        let first = prev.map_or(0, |p| p + 1);
+        if broken.is_none() && seg > 0 && seg as u64 != an.index.saturating_sub(first) {
+            broken = Some(Stray::OrderInconsistent);
+        }
+        for (k, &i) in rest[start..r].iter().enumerate() {
+            slots[i] = Some(match &broken {
+                Some(why) => Slot::Left(why.clone()),
+                None => Slot::At(first + k as u64),
+            });
+        }
+        prev = Some(an.index);
+    }
+    let mut next = prev.map_or(0, |p| p + 1);
+    if broken.is_none() && partial_tail && !renewed_tail && r < rest.len() {
+        match prev {
+            Some(p) if newer(rest[r]) => {
+                slots[rest[r]] = Some(Slot::Replaces(p));
+                r += 1;
+            }
+            _ => broken = Some(Stray::PartialTail),
+        }
+    }
+    for &i in &rest[r..] {
+        slots[i] = Some(match &broken {
+            Some(why) => Slot::Left(why.clone()),
+            None => {
+                next += 1;
+                Slot::At(next - 1)
+            }
+        });
+    }
+    slots
+        .into_iter()
+        .map(|s| s.unwrap_or(Slot::Left(Stray::OrderInconsistent)))
+        .collect()
+}
+
+/// A dataset description that found chunks can be matched against.
+#[derive(Clone, Debug)]
+pub struct Template {
+    /// Path of the dataset it describes (in the input, or in the template
+    /// file when the input lacks it).
+    pub path: String,
+    pub dataset: Dataset,
+    /// `Some(file)` when taken from another file.
+    pub from: Option<String>,
+}
+
+/// Chunk signature: inflated chunk size, Fletcher-32 present. Only
+/// pipelines of shuffle, deflate and Fletcher-32 with deflate are
+/// searched (the chunk must frame itself); element types with addresses
+/// (variable-length, references) are not: their bytes point into a file.
+fn signature(ds: &Dataset) -> Option<(u64, bool)> {
+    let LayoutClass::Chunked { dims, .. } = &ds.layout.class else {
+        return None;
+    };
+    let ids: Vec<u16> = ds.filters.as_ref()?.filters.iter().map(|f| f.id).collect();
+    if !ids.contains(&DEFLATE)
+        || ids
+            .iter()
+            .any(|i| ![DEFLATE, SHUFFLE, FLETCHER32].contains(i))
+    {
+        return None;
+    }
+    if ds.datatype.is_variable_length() || ds.datatype.contains_reference() {
+        return None;
+    }
+    let bytes = dims
+        .iter()
+        .try_fold(u64::from(ds.datatype.size), |a, &d| a.checked_mul(d))?;
+    (bytes > 0).then_some((bytes, ids.contains(&FLETCHER32)))
+}
+
+/// Options of the search.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Place chunks by allocation order (off: `--no-infer`).
+    pub infer: bool,
+    /// Descriptions from other files (`--template FILE`, merge siblings).
+    pub templates: Vec<Template>,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            infer: true,
+            templates: Vec::new(),
+        }
+    }
+}
+
+/// The chunked datasets of an inventory that can serve as templates.
+pub fn templates_of(inv: &Inventory, from: &str) -> Vec<Template> {
+    inv.objects
+        .iter()
+        .filter(|o| o.hard_link_of.is_none() && o.kind == ObjectKind::Dataset)
+        .filter(|o| o.status != Status::Lost && !o.header_checksum_failed())
+        .filter_map(|o| {
+            let ds = o.dataset.as_ref()?;
+            signature(ds)?;
+            // Its chunks and extent say nothing about another file.
+            let mut dataset = ds.clone();
+            dataset.chunks = Vec::new();
+            Some(Template {
+                path: o.path.clone(),
+                dataset,
+                from: Some(from.to_string()),
+            })
+        })
+        .collect()
+}
+
+/// Searches `bytes` for chunks no index lists and records in `inv` where
+/// each went: placed by allocation order into a dataset (its chunks and
+/// extent grow), or left as stray chunks for `/lost+found`.
+pub fn recover(inv: &mut Inventory, bytes: &[u8], opts: &Options) {
+    let image = crate::salvage::image_of(inv, bytes);
+    let claimed = Claimed::of(inv, &image);
+    let largest = opts
+        .templates
+        .iter()
+        .filter_map(|t| signature(&t.dataset))
+        .chain(
+            inv.objects
+                .iter()
+                .filter_map(|o| signature(o.dataset.as_ref()?)),
+        )
+        .filter_map(|(n, _)| usize::try_from(n).ok())
+        .max()
+        .unwrap_or(0);
+    let cap = largest.max(SEARCH_CAP).min(filters::max_chunk_bytes());
+    let (streams, stopped) = find_streams(bytes, &claimed, cap);
+    if let Some(at) = stopped {
+        inv.problems.push(Problem::new(
+            Some(at),
+            "chunk search",
+            "stopped: too many almost-complete zlib streams (hostile or unusual bytes); \
+             chunks past this offset were not searched",
+        ));
+    }
+    let mut search = ChunkSearch {
+        streams_found: streams.len() as u64,
+        ..ChunkSearch::default()
+    };
+    // Candidates per signature: own datasets first, then templates for
+    // paths the input does not have.
+    let mut cands: BTreeMap<(u64, bool), Vec<Template>> = BTreeMap::new();
+    for o in inv.objects.iter().filter(|o| o.hard_link_of.is_none()) {
+        let Some(ds) = &o.dataset else { continue };
+        if o.status == Status::Lost || o.header_checksum_failed() {
+            continue;
+        }
+        if let Some(sig) = signature(ds) {
+            cands.entry(sig).or_default().push(Template {
+                path: o.path.clone(),
+                dataset: ds.clone(),
+                from: None,
+            });
+        }
+    }
+    for t in &opts.templates {
+        if inv.object(&t.path).is_some() {
+            continue;
+        }
+        if let Some(sig) = signature(&t.dataset) {
+            let v = cands.entry(sig).or_default();
+            if !v.iter().any(|x| x.path == t.path) {
+                // Another file's chunks and extent say nothing about these.
+                let mut t = t.clone();
+                t.dataset.chunks.clear();
+                if let Some(d0) = t.dataset.dataspace.dims.first_mut() {
+                    *d0 = 0;
+                }
+                v.push(t);
+            }
+        }
+    }
+    // Streams per signature, in file order.
+    let mut groups: BTreeMap<(u64, bool), Vec<Stream>> = BTreeMap::new();
+    for s in streams {
+        groups
+            .entry((s.inflated_len, s.fletcher32))
+            .or_default()
+            .push(s);
+    }
+    for (sig, group) in groups {
+        let mut templates = cands.get(&sig).cloned().unwrap_or_default();
+        if templates.len() != 1 {
+            let (reason, layout) = match templates.len() {
+                0 => (Stray::NoTemplate, None),
+                _ => (
+                    Stray::SeveralDatasets(templates.iter().map(|t| t.path.clone()).collect()),
+                    Some(templates[0].dataset.clone()),
+                ),
+            };
+            let names = templates.iter().map(|t| t.path.clone()).collect();
+            search.stray.push(stray(reason, names, layout, sig, &group));
+            continue;
+        }
+        let t = templates.remove(0);
+        place_group(inv, &image, t, sig, &group, opts.infer, &mut search);
+    }
+    inv.chunk_search = Some(search);
+}
+
+fn stray(
+    reason: Stray,
+    candidates: Vec<String>,
+    layout: Option<Dataset>,
+    sig: (u64, bool),
+    group: &[Stream],
+) -> StrayChunks {
+    StrayChunks {
+        reason,
+        candidates,
+        layout,
+        inflated_len: sig.0,
+        chunks: group.iter().map(|s| (s.offset, s.stored_len)).collect(),
+        fletcher32: sig.1,
+    }
+}
+
+/// Places one signature's streams into the one dataset that has it.
+fn place_group(
+    inv: &mut Inventory,
+    image: &Image,
+    t: Template,
+    sig: (u64, bool),
+    group: &[Stream],
+    infer: bool,
+    search: &mut ChunkSearch,
+) {
+    let names = vec![t.path.clone()];
+    if !infer {
+        search
+            .stray
+            .push(stray(Stray::NoInfer, names, Some(t.dataset), sig, group));
+        return;
+    }
+    let ds = &t.dataset;
+    let LayoutClass::Chunked { dims: cdims, .. } = &ds.layout.class else {
+        return;
+    };
+    let dims = &ds.dataspace.dims;
+    let appendable = !dims.is_empty()
+        && cdims.len() == dims.len()
+        && cdims.first().is_some_and(|&c| c > 0)
+        && cdims
+            .iter()
+            .zip(dims)
+            .skip(1)
+            .all(|(&c, &d)| c >= d && c > 0);
+    if !appendable {
+        search.stray.push(stray(
+            Stray::NotAppendable,
+            names,
+            Some(t.dataset),
+            sig,
+            group,
+        ));
+        return;
+    }
+    let c0 = cdims[0];
+    let expected = usize::try_from(sig.0).unwrap_or(usize::MAX);
+    let decode = |stored: &[u8], mask: u32| {
+        filters::reverse_pipeline(
+            stored,
+            ds.filters.as_ref(),
+            mask,
+            ds.datatype.size,
+            expected,
+        )
+    };
+    // Anchors: indexed chunks on the grid whose bytes lie in the file (the
+    // record proves position and address even when the bytes there were
+    // since rewritten).
+    let mut anchors = Vec::new();
+    for c in &ds.chunks {
+        let on_grid = c.offset.first().is_some_and(|&o| o % c0 == 0)
+            && c.offset.iter().skip(1).all(|&o| o == 0);
+        let Some(abs) = image.absolute(c.address) else {
+            continue;
+        };
+        if !on_grid || !c.present || !image.contains(c.address, c.size) {
+            continue;
+        }
+        anchors.push(Anchor {
+            offset: abs,
+            index: c.offset[0] / c0,
+            len: c.size,
+        });
+    }
+    let listed: std::collections::HashSet<u64> = ds
+        .chunks
+        .iter()
+        .filter_map(|c| c.offset.first().map(|&o| o / c0))
+        .collect();
+    let last = anchors.iter().max_by_key(|a| a.index).copied();
+    let tail: Option<(u64, Vec<u8>)> = last.and_then(|l| {
+        let lo = usize::try_from(l.offset).ok()?;
+        let stored = image
+            .bytes
+            .get(lo..lo.checked_add(usize::try_from(l.len).ok()?)?)?;
+        Some((l.index, decode(stored, 0).ok()?))
+    });
+    // The last indexed chunk reaches past the stored extent: partly filled.
+    let stored0 = dims[0];
+    let partial_tail = last.is_some_and(|l| l.index.saturating_add(1).saturating_mul(c0) > stored0);
+    let row_bytes = cdims
+        .iter()
+        .skip(1)
+        .try_fold(u64::from(ds.datatype.size), |a, &d| a.checked_mul(d))
+        .unwrap_or(0);
+    let offsets: Vec<(u64, u64)> = group.iter().map(|s| (s.offset, s.stored_len)).collect();
+    let mut newer = |i: usize| -> bool {
+        let (Some((ti, old)), Some(s)) = (&tail, group.get(i)) else {
+            return false;
+        };
+        let rows = stored0.saturating_sub(ti * c0);
+        let n = usize::try_from(rows.saturating_mul(row_bytes)).unwrap_or(usize::MAX);
+        let lo = usize::try_from(s.offset).unwrap_or(usize::MAX);
+        let hi = usize::try_from(s.end()).unwrap_or(usize::MAX);
+        let Some(stored) = image.bytes.get(lo..hi) else {
+            return false;
+        };
+        match decode(stored, 0) {
+            Ok(new) => n > 0 && new.get(..n).is_some_and(|p| Some(p) == old.get(..n)),
+            Err(_) => false,
+        }
+    };
+    let slots = place_by_order(&anchors, &offsets, partial_tail, &mut newer);
+    let max0 = ds
+        .dataspace
+        .max_dims
+        .as_ref()
+        .and_then(|m| m.first().copied())
+        .unwrap_or(stored0);
+    let mut placed: Vec<(u64, &Stream, bool)> = Vec::new();
+    let mut left: Vec<(Stray, Stream)> = Vec::new();
+    for (slot, s) in slots.into_iter().zip(group) {
+        match slot {
+            Slot::At(i) | Slot::Replaces(i) if i.checked_mul(c0).is_none_or(|o| o >= max0) => {
+                left.push((Stray::BeyondMaxShape, *s));
+            }
+            // The index lists that position elsewhere (bytes outside the
+            // file): order and record disagree.
+            Slot::At(i) if listed.contains(&i) => left.push((Stray::OrderInconsistent, *s)),
+            Slot::At(i) => placed.push((i, s, false)),
+            Slot::Replaces(i) => placed.push((i, s, true)),
+            Slot::Left(why) => left.push((why, *s)),
+        }
+    }
+    // Left chunks, one stack per reason.
+    let mut by_reason: Vec<(Stray, Vec<Stream>)> = Vec::new();
+    for (why, s) in left {
+        match by_reason.iter_mut().find(|(w, _)| *w == why) {
+            Some((_, v)) => v.push(s),
+            None => by_reason.push((why, vec![s])),
+        }
+    }
+    for (why, v) in by_reason {
+        search
+            .stray
+            .push(stray(why, names.clone(), Some(t.dataset.clone()), sig, &v));
+    }
+    if placed.is_empty() {
+        return;
+    }
+    apply(inv, image, t, placed, c0, search);
+}
+
+/// Adds placed chunks to the dataset (creating it from its template when
+/// the input lacks it) and grows its extent.
+fn apply(
+    inv: &mut Inventory,
+    image: &Image,
+    t: Template,
+    placed: Vec<(u64, &Stream, bool)>,
+    c0: u64,
+    search: &mut ChunkSearch,
+) {
+    let idx = match inv
+        .objects
+        .iter()
+        .position(|o| o.path == t.path && o.hard_link_of.is_none())
+    {
+        Some(i) => i,
+        None => {
+            let mut o = crate::inventory::Object::new(t.path.clone(), crate::format::UNDEFINED);
+            o.kind = ObjectKind::Dataset;
+            o.origin = crate::inventory::Origin::Carve;
+            let mut ds = t.dataset.clone();
+            ds.chunks.clear();
+            if let Some(d0) = ds.dataspace.dims.first_mut() {
+                *d0 = 0;
+            }
+            ds.coverage = crate::inventory::Coverage {
+                chunks_total: Some(0),
+                chunks_present: Some(0),
+                index_complete: true,
+                ..Default::default()
+            };
+            o.dataset = Some(ds);
+            let from = t.from.clone().unwrap_or_default();
+            o.damage(
+                Status::Partial,
+                Problem::new(
+                    None,
+                    "dataset header",
+                    format!(
+                        "not on disk: type, chunk shape and filters taken from the template {} in {from}",
+                        t.path
+                    ),
+                ),
+            );
+            inv.objects.push(o);
+            inv.objects.len() - 1
+        }
+    };
+    let o = &mut inv.objects[idx];
+    let Some(ds) = o.dataset.as_mut() else { return };
+    let stored_dims = ds.dataspace.dims.clone();
+    let rank = stored_dims.len();
+    let mut record = PlacedChunks {
+        path: o.path.clone(),
+        stored_dims: stored_dims.clone(),
+        rule: String::new(),
+        template: t.from.as_ref().map(|f| format!("{} in {f}", t.path)),
+        chunks: Vec::new(),
+    };
+    let mut replaced = 0;
+    for (i, s, replaces) in placed {
+        let mut offset = vec![0u64; rank];
+        offset[0] = i * c0;
+        if replaces {
+            replaced += 1;
+        }
+        ds.chunks.retain(|c| c.offset != offset);
+        let Some(addr) = s.offset.checked_sub(image.base) else {
+            continue;
+        };
+        ds.chunks.push(ChunkRef {
+            offset: offset.clone(),
+            address: addr,
+            size: s.stored_len,
+            filter_mask: 0,
+            present: true,
+        });
+        record.chunks.push((offset, s.offset));
+    }
+    // Chunks that start inside the stored extent do not grow it (the
+    // stored shape may be current: a damaged index, not a stale header).
+    let end = record
+        .chunks
+        .iter()
+        .filter(|(off, _)| off[0] >= stored_dims.first().copied().unwrap_or(0))
+        .filter_map(|(off, _)| off[0].checked_add(c0))
+        .max()
+        .unwrap_or(0);
+    if let Some(d0) = ds.dataspace.dims.first_mut() {
+        *d0 = (*d0).max(end);
+    }
+    if let Some(m) = ds.dataspace.max_dims.as_mut().and_then(|m| m.first_mut()) {
+        if !is_undefined(*m) {
+            *m = (*m).max(ds.dataspace.dims[0]);
+        }
+    }
+    ds.coverage.chunks_total = Some(ds.chunks.len() as u64);
+    ds.coverage.chunks_present = Some(ds.chunks.iter().filter(|c| c.present).count() as u64);
+    record.rule = format!(
+        "allocation order: {} chunk(s) no index lists, in file order, placed after the \
+         chunks the index proves (from chunk 0 when it proves none), one chunk of {c0} \
+         along dimension 0 each{}; extent {:?} -> {:?}",
+        record.chunks.len(),
+        if replaced > 0 {
+            "; a found chunk longer than an index record at the same address, or \
+             repeating the leading rows of a partly filled last indexed chunk, \
+             replaces it (a newer version)"
+        } else {
+            ""
+        },
+        stored_dims,
+        ds.dataspace.dims
+    );
+    let grown = ds.dataspace.dims.clone();
+    o.damage(
+        Status::Partial,
+        Problem::new(
+            record.chunks.first().map(|c| c.1),
+            "chunk",
+            format!(
+                "{} chunk(s) placed by allocation order, not by an index record (extent {:?}, stored {:?})",
+                record.chunks.len(),
+                grown,
+                stored_dims
+            ),
+        ),
+    );
+    search.placed.push(record);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn zlib(data: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::new(6));
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    fn chunk(seed: u64, n: usize) -> Vec<u8> {
+        (0..n as u64)
+            .flat_map(|i| ((seed * 1000 + i) as f64).to_le_bytes())
+            .collect()
+    }
+
+    #[test]
+    fn zlib_headers() {
+        assert!(is_zlib_header(0x78, 0x9c));
+        assert!(is_zlib_header(0x78, 0x01));
+        assert!(is_zlib_header(0x78, 0xda));
+        assert!(!is_zlib_header(0x78, 0x00));
+        assert!(!is_zlib_header(0x79, 0x9c));
+        assert!(!is_zlib_header(0x78, 0xbb), "preset dictionary");
+    }
+
+    #[test]
+    fn framing_is_exact_and_bounded() {
+        let plain = chunk(3, 100);
+        let z = zlib(&plain);
+        let mut file = vec![0u8; 10];
+        file.extend_from_slice(&z);
+        file.extend_from_slice(&filters::fletcher32(&z).to_le_bytes());
+        file.extend_from_slice(&[0x78, 0x9c, 1, 2, 3]);
+        let mut d = flate2::Decompress::new(true);
+        let mut out = Vec::new();
+        assert_eq!(
+            frame_deflate(&file, 10, plain.len(), true, &mut d, &mut out),
+            Some((z.len(), true))
+        );
+        assert_eq!(out, plain);
+        // Wrong expected size: no frame, and never more than the cap inflated.
+        assert_eq!(
+            frame_deflate(&file, 10, plain.len() - 1, true, &mut d, &mut out),
+            None
+        );
+        assert!(out.len() <= plain.len());
+        assert_eq!(
+            frame_deflate(&file, 10, plain.len() + 1, true, &mut d, &mut out),
+            None
+        );
+        // Not at a stream start, cut stream.
+        assert_eq!(
+            frame_deflate(&file, 11, 1 << 20, false, &mut d, &mut out),
+            None
+        );
+        let cut = &file[..10 + z.len() - 1];
+        assert_eq!(
+            frame_deflate(cut, 10, plain.len(), true, &mut d, &mut out),
+            None
+        );
+    }
+
+    #[test]
+    fn chain_walk_finds_streams_skipping_claimed_spans() {
+        let mut file = vec![0u8; 2048];
+        let mut expect = Vec::new();
+        for k in 0..5u64 {
+            let z = zlib(&chunk(k, 64));
+            expect.push((file.len() as u64, z.len() as u64));
+            file.extend_from_slice(&z);
+            if k == 2 {
+                file.extend_from_slice(&[0x78, 0x9c, 0, 0, 0, 0x55]); // junk header
+            }
+        }
+        // A claimed span holding a stream: skipped.
+        let claimed_at = file.len() as u64;
+        let z = zlib(&chunk(9, 64));
+        file.extend_from_slice(&z);
+        let mut c = Claimed::default();
+        c.add(claimed_at, claimed_at + z.len() as u64);
+        c.add(0, 96);
+        c.seal();
+        let (found, stopped) = find_streams(&file, &c, 1 << 20);
+        assert_eq!(stopped, None);
+        let got: Vec<(u64, u64)> = found.iter().map(|s| (s.offset, s.stored_len)).collect();
+        assert_eq!(got, expect);
+        assert!(found.iter().all(|s| s.inflated_len == 512 && !s.fletcher32));
+    }
+
+    #[test]
+    fn almost_streams_are_bounded() {
+        // A zlib stream of 1 MiB of zeros without its end: every attempt
+        // inflates 1 MiB and fails. 300 of them in 300 KiB: the budget for
+        // failed attempts (4 bytes per file byte + 256 MiB) stops the
+        // search before 300 MiB of work.
+        let z = zlib(&vec![0u8; 1 << 20]);
+        let cut = &z[..z.len() - 8];
+        let mut file = Vec::new();
+        for _ in 0..300 {
+            file.extend_from_slice(cut);
+        }
+        let t = std::time::Instant::now();
+        let (found, stopped) = find_streams(&file, &Claimed::default(), 16 << 20);
+        assert!(found.is_empty());
+        assert!(
+            stopped.is_some(),
+            "the budget for failed attempts did not stop it"
+        );
+        assert!(t.elapsed().as_secs() < 60, "{:?}", t.elapsed());
+    }
+
+    fn a(offset: u64, index: u64) -> Anchor {
+        Anchor {
+            offset,
+            index,
+            len: 5,
+        }
+    }
+
+    fn f(offsets: &[u64]) -> Vec<(u64, u64)> {
+        offsets.iter().map(|&o| (o, 5)).collect()
+    }
+
+    #[test]
+    fn placement_by_order() {
+        let mut never = |_: usize| false;
+        // No anchors: from 0.
+        assert_eq!(
+            place_by_order(&[], &f(&[10, 20, 30]), false, &mut never),
+            vec![Slot::At(0), Slot::At(1), Slot::At(2)]
+        );
+        // Gap filled exactly, then the tail.
+        assert_eq!(
+            place_by_order(&[a(5, 0), a(40, 3)], &f(&[10, 20, 50]), false, &mut never),
+            vec![Slot::At(1), Slot::At(2), Slot::At(4)]
+        );
+        // A gap with nothing found is consistent (those chunks are missing).
+        assert_eq!(
+            place_by_order(&[a(5, 0), a(40, 3)], &f(&[50]), false, &mut never),
+            vec![Slot::At(4)]
+        );
+        // One too many in a gap: that gap and everything after are left.
+        let s = place_by_order(&[a(5, 0), a(40, 2)], &f(&[10, 20, 50]), false, &mut never);
+        assert_eq!(s, vec![Slot::Left(Stray::OrderInconsistent); 3]);
+        // One too few: the same.
+        let s = place_by_order(&[a(5, 0), a(40, 3)], &f(&[10, 50]), false, &mut never);
+        assert_eq!(s, vec![Slot::Left(Stray::OrderInconsistent); 2]);
+        // Anchors out of order.
+        let s = place_by_order(&[a(5, 3), a(40, 2)], &f(&[50]), false, &mut never);
+        assert_eq!(s, vec![Slot::Left(Stray::ProvenOutOfOrder)]);
+        // Partial tail: replaced by a newer version, or everything left.
+        assert_eq!(
+            place_by_order(&[a(5, 0), a(40, 1)], &f(&[50, 60]), true, &mut never),
+            vec![Slot::Left(Stray::PartialTail); 2]
+        );
+        let mut first = |i: usize| i == 0;
+        assert_eq!(
+            place_by_order(&[a(5, 0), a(40, 1)], &f(&[50, 60]), true, &mut first),
+            vec![Slot::Replaces(1), Slot::At(2)]
+        );
+        // Rewritten in place (same address, longer): a newer version of the
+        // partly filled tail; what follows continues after it.
+        assert_eq!(
+            place_by_order(&[a(5, 0), a(40, 1)], &[(40, 9), (50, 5)], true, &mut never),
+            vec![Slot::Replaces(1), Slot::At(2)]
+        );
+        // Same address, not longer: not a newer version; the tail check
+        // still applies.
+        assert_eq!(
+            place_by_order(&[a(5, 0), a(40, 1)], &[(40, 5), (50, 5)], true, &mut never),
+            vec![Slot::Left(Stray::PartialTail); 2]
+        );
+    }
+}

@@ -1,0 +1,555 @@
+//! Chunks no index lists (issue 13, item 2): killed appending writers made
+//! at test time by testdata/killed_appender.py (SIGKILL at a known step),
+//! salvaged with the `h5salvage` binary, and checked row by row against the
+//! writer's formula (tests/py/appender_check.py) and against an oracle
+//! computed from the killed file's bytes alone (tests/py/appender_oracle.py:
+//! which rows are physically on disk).
+//!
+//! Every case asserts: no row at a wrong position, no row at its path that
+//! is not on disk, every row whose position an on-disk index proves at its
+//! path, and at least 95% of the rows on disk recovered (at their path where
+//! the case allows placement, else under /lost+found).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// python3 with h5py, numpy (and netCDF4 when `netcdf`): a missing module
+/// fails the test under CI and skips it (with a message) elsewhere.
+fn have_python(netcdf: bool) -> bool {
+    let import = if netcdf {
+        "import h5py, numpy, netCDF4"
+    } else {
+        "import h5py, numpy"
+    };
+    let ok = Command::new("python3")
+        .args(["-c", import])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "python3 with {import} is required in CI"
+        );
+        eprintln!("python3 modules missing ({import}): test skipped");
+    }
+    ok
+}
+
+/// Runs a python script with a time limit (libhdf5 can loop on damaged
+/// files); returns (exit status success or killed by a signal, stdout).
+fn python(script: &Path, args: &[&str]) -> (std::process::ExitStatus, String) {
+    let o = Command::new("timeout")
+        .arg("600")
+        .arg("python3")
+        .arg(script)
+        .args(args)
+        .env("HDF5_USE_FILE_LOCKING", "FALSE")
+        .output()
+        .expect("python3");
+    (o.status, String::from_utf8_lossy(&o.stdout).into_owned())
+}
+
+/// A file written by killed_appender.py into `dir` with `args`.
+fn write(dir: &Path, name: &str, args: &[&str]) -> PathBuf {
+    let out = dir.join(name);
+    let mut all = vec![out.to_str().unwrap()];
+    all.extend_from_slice(args);
+    let (status, _) = python(&root().join("testdata/killed_appender.py"), &all);
+    let killed = args.contains(&"--kill-after-steps");
+    if killed {
+        use std::os::unix::process::ExitStatusExt;
+        // `timeout` passes its child's SIGKILL on (or reports 128 + 9);
+        // 124 would be the time limit.
+        assert!(
+            status.signal() == Some(9) || status.code() == Some(137),
+            "the writer did not kill itself: {status:?}"
+        );
+    } else {
+        assert!(status.success(), "writer failed: {args:?}");
+    }
+    out
+}
+
+/// Salvages `input` with the binary and extra flags; returns the output.
+fn salvage(input: &Path, out_name: &str, flags: &[&str]) -> PathBuf {
+    let out = input.with_file_name(out_name);
+    let o = Command::new(env!("CARGO_BIN_EXE_h5salvage"))
+        .arg("salvage")
+        .arg(input)
+        .arg("-o")
+        .arg(&out)
+        .args(flags)
+        .output()
+        .unwrap();
+    assert!(
+        matches!(o.status.code(), Some(0 | 1)),
+        "salvage failed: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    out
+}
+
+/// Oracle of the killed file, then the check of `out` against it.
+fn check(killed: &Path, out: &Path) -> Value {
+    let oracle = killed.with_extension("oracle.json");
+    let (status, text) = python(
+        &root().join("tests/py/appender_oracle.py"),
+        &[killed.to_str().unwrap()],
+    );
+    assert!(status.success(), "oracle failed");
+    std::fs::write(&oracle, text).unwrap();
+    let meta = PathBuf::from(format!("{}.json", killed.display()));
+    let (status, text) = python(
+        &root().join("tests/py/appender_check.py"),
+        &[
+            out.to_str().unwrap(),
+            meta.to_str().unwrap(),
+            oracle.to_str().unwrap(),
+        ],
+    );
+    assert!(status.success(), "checker failed on {}", out.display());
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+/// Where the recovered rows must be.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Expect {
+    /// At the dataset's own path (>= 95% of the rows on disk).
+    AtPath,
+    /// Under /lost+found only (nothing at the path).
+    LostFound,
+}
+
+/// The assertions every case shares; returns the check for more.
+fn assert_rows(v: &Value, expect: Expect, what: &str) {
+    let sets = v["datasets"].as_object().unwrap();
+    assert!(!sets.is_empty(), "{what}: no dataset checked: {v}");
+    for (name, d) in sets {
+        let n = |k: &str| d[k].as_u64().unwrap_or(0);
+        let on_disk = n("on_disk");
+        assert!(
+            on_disk > 0,
+            "{what}: {name}: the oracle found no row on disk: {d}"
+        );
+        assert_eq!(
+            n("wrong"),
+            0,
+            "{what}: {name}: rows at a wrong position: {d}"
+        );
+        assert_eq!(n("beyond_disk"), 0, "{what}: {name}: rows not on disk: {d}");
+        assert_eq!(
+            n("proven_missing"),
+            0,
+            "{what}: {name}: rows an index proves are not at the path: {d}"
+        );
+        let (got, label) = match expect {
+            Expect::AtPath => (n("at_path"), "at their path"),
+            Expect::LostFound => {
+                assert_eq!(
+                    n("at_path"),
+                    0,
+                    "{what}: {name}: placed, not ambiguous: {d}"
+                );
+                (n("lost_found"), "under /lost+found")
+            }
+        };
+        assert!(
+            got * 100 >= on_disk * 95,
+            "{what}: {name}: {got} of {on_disk} rows on disk recovered {label}: {d}"
+        );
+        if expect == Expect::AtPath && n("at_path") > 0 {
+            assert_eq!(
+                d["partial"], true,
+                "{what}: {name}: not marked partial: {d}"
+            );
+        }
+        eprintln!("{what}: {name}: {d}");
+    }
+}
+
+/// Placed rows are listed in `h5salvage_inferred` with the rule.
+fn assert_inferred(v: &Value, what: &str) {
+    for (name, d) in v["datasets"].as_object().unwrap() {
+        let text = d["inferred"].as_str().unwrap_or_default();
+        assert!(
+            text.starts_with("rule: allocation order"),
+            "{what}: {name}: h5salvage_inferred missing: {d}"
+        );
+        assert!(text.contains("<- file offset"), "{what}: {name}: {text}");
+    }
+}
+
+/// The issue's first case: an h5py appender (10 rows per step to a
+/// `(None, 50)` float64 dataset, chunks `(64, 50)`) killed after 30000 rows
+/// without `flush()`: no header, no index, no heap on disk, only chunks.
+/// Without a template they come back under /lost+found (inflated bytes);
+/// with a healthy file of the same script as `--template`, at their path.
+fn no_metadata(libver: &str, filter: &str, rank: &str, shape: &[&str]) {
+    if !have_python(false) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        &[
+            "--writer", "h5py", "--libver", libver, "--filter", filter, "--rank", rank,
+        ],
+        shape,
+    ]
+    .concat();
+    let killed = write(
+        dir.path(),
+        "killed.h5",
+        &[&args[..], &["--kill-after-steps", "3000"]].concat(),
+    );
+    let template = write(
+        dir.path(),
+        "template.h5",
+        &[&args[..], &["--steps", "20"]].concat(),
+    );
+    let what = format!("h5py {libver} {filter} rank {rank}");
+    let out = salvage(
+        &killed,
+        "with_template.h5",
+        &["--template", template.to_str().unwrap()],
+    );
+    let v = check(&killed, &out);
+    assert_rows(&v, Expect::AtPath, &format!("{what} --template"));
+    assert_inferred(&v, &what);
+    // Without a template: every chunk is under /lost+found, as inflated
+    // bytes (found by value unless a shuffle filter scrambled them).
+    let out = salvage(&killed, "no_template.h5", &[]);
+    let v = check(&killed, &out);
+    assert!(v["lost_found_datasets"].as_u64().unwrap_or(0) >= 1, "{v}");
+    if filter.starts_with("shuffle") {
+        for (_, d) in v["datasets"].as_object().unwrap() {
+            assert_eq!(d["at_path"], 0, "{d}");
+            assert_eq!(d["wrong"], 0, "{d}");
+        }
+    } else {
+        assert_rows(&v, Expect::LostFound, &format!("{what} no template"));
+    }
+    // --no-infer: with the template, nothing is placed by order.
+    let out = salvage(
+        &killed,
+        "no_infer.h5",
+        &["--template", template.to_str().unwrap(), "--no-infer"],
+    );
+    let v = check(&killed, &out);
+    assert_rows(&v, Expect::LostFound, &format!("{what} --no-infer"));
+}
+
+#[test]
+fn h5py_appender_without_metadata_earliest_gzip() {
+    no_metadata("earliest", "gzip", "2", &[]);
+}
+
+#[test]
+fn h5py_appender_without_metadata_latest_shuffle_gzip_fletcher32() {
+    no_metadata("latest", "shuffle-gzip-fletcher32", "2", &[]);
+}
+
+#[test]
+fn h5py_appender_without_metadata_1d() {
+    // 500 rows of 4096-row chunks per step: more than a chunk cache (8 MiB).
+    no_metadata(
+        "latest",
+        "gzip",
+        "1",
+        &["--chunk-rows", "4096", "--rows-per-step", "500"],
+    );
+}
+
+/// A netCDF4-python writer (unlimited `time`, `(time, 30, 40)` float32,
+/// zlib + shuffle, chunks `(1, 30, 40)`): its header says 0 records while
+/// thousands of chunks are on disk. Its own header is the template.
+#[test]
+fn netcdf4_appender_with_stale_header() {
+    if !have_python(true) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let killed = write(
+        dir.path(),
+        "killed.nc",
+        &[
+            "--writer",
+            "netcdf4",
+            "--filter",
+            "shuffle-gzip",
+            "--rank",
+            "3",
+            "--kill-after-steps",
+            "3000",
+        ],
+    );
+    let out = salvage(&killed, "out.h5", &[]);
+    let v = check(&killed, &out);
+    assert_rows(&v, Expect::AtPath, "netcdf4");
+    assert_inferred(&v, "netcdf4");
+}
+
+/// h5py appenders that flushed every 2500 steps, killed between flushes
+/// with more than a chunk cache of rows past the flush: the index on disk
+/// proves the flushed rows (every one must be at its path), the chunks
+/// evicted after the flush follow them in allocation order, and the partly
+/// filled chunk of the flush was rewritten in place.
+fn flushed(writer: &str, libver: &str, filter: &str) {
+    if !have_python(false) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let killed = write(
+        dir.path(),
+        "killed.h5",
+        &[
+            "--writer",
+            writer,
+            "--libver",
+            libver,
+            "--filter",
+            filter,
+            "--flush-every",
+            "2500",
+            "--kill-after-steps",
+            "4999",
+        ],
+    );
+    let out = salvage(&killed, "out.h5", &[]);
+    let v = check(&killed, &out);
+    let what = format!("{writer} {libver} {filter} flushed");
+    assert_rows(&v, Expect::AtPath, &what);
+    assert_inferred(&v, &what);
+    for (_, d) in v["datasets"].as_object().unwrap() {
+        let shape = d["shape"][0].as_u64().unwrap_or(0);
+        assert!(
+            shape > 25_000,
+            "{what}: nothing beyond the flush placed: {d}"
+        );
+    }
+}
+
+#[test]
+fn h5py_appender_killed_between_flushes_gzip() {
+    flushed("h5py", "earliest", "gzip");
+}
+
+#[test]
+fn h5py_appender_killed_between_flushes_shuffle_gzip_fletcher32() {
+    flushed("h5py", "latest", "shuffle-gzip-fletcher32");
+}
+
+#[test]
+fn h5py_swmr_appender_killed_between_flushes() {
+    flushed("h5py-swmr", "latest", "gzip");
+}
+
+/// Two datasets appending side by side with the same chunk shape and type:
+/// which chunk belongs to which cannot be told from the bytes, so with the
+/// template every chunk goes to /lost+found with the template's type, and
+/// none is guessed into a dataset.
+#[test]
+fn two_datasets_side_by_side_are_never_guessed() {
+    if !have_python(false) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["--writer", "h5py", "--filter", "gzip", "--datasets", "2"];
+    let killed = write(
+        dir.path(),
+        "killed.h5",
+        &[&args[..], &["--kill-after-steps", "3000"]].concat(),
+    );
+    let template = write(
+        dir.path(),
+        "template.h5",
+        &[&args[..], &["--steps", "20"]].concat(),
+    );
+    let out = salvage(
+        &killed,
+        "out.h5",
+        &["--template", template.to_str().unwrap()],
+    );
+    let v = check(&killed, &out);
+    assert_rows(&v, Expect::LostFound, "two datasets");
+    // The stack has the template's element type and chunk shape.
+    let (status, text) = python(
+        &root().join("tests/py/listing.py"),
+        &[out.to_str().unwrap()],
+    );
+    assert!(status.success());
+    assert!(
+        text.lines().any(|l| l.contains("/lost+found/chunks_at_")
+            && l.contains("dataset float64 (")
+            && l.contains(", 64, 50)")),
+        "no stack of (n, 64, 50) float64 chunks: {text}"
+    );
+}
+
+/// `merge` of a worker killed before anything but raw data reached the
+/// disk (testdata/killed_worker.py, 300 configs, default libver), next to
+/// two healthy siblings with the same structure: the siblings' datasets
+/// are its templates, so its gzip `trace` chunks come back under
+/// `/lost+found/<stem>/` with their element type and chunk shape (which
+/// config each belongs to cannot be told: 60 datasets share the signature).
+/// Every chunk on disk (every complete zlib stream inflating to one chunk,
+/// found by Python's zlib) comes back, each equal to a chunk the worker
+/// wrote.
+#[test]
+fn merge_uses_healthy_siblings_as_templates() {
+    if !have_python(false) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let runs = dir.path().join("runs");
+    std::fs::create_dir(&runs).unwrap();
+    let worker = root().join("testdata/killed_worker.py");
+    for k in 0..2 {
+        let out = runs.join(format!("worker_{k}.h5"));
+        let prefix = format!("w{k}_");
+        let (status, _) = python(
+            &worker,
+            &[
+                out.to_str().unwrap(),
+                "--libver",
+                "earliest",
+                "--configs",
+                "30",
+                "--prefix",
+                &prefix,
+            ],
+        );
+        assert!(status.success());
+    }
+    let killed = runs.join("worker_2.h5");
+    let (status, _) = python(
+        &worker,
+        &[
+            killed.to_str().unwrap(),
+            "--libver",
+            "earliest",
+            "--configs",
+            "3000",
+            "--kill-self-after",
+            "300",
+            "--prefix",
+            "w2_",
+        ],
+    );
+    assert!(!status.success(), "the worker did not kill itself");
+    let merged = dir.path().join("merged.h5");
+    let o = Command::new(env!("CARGO_BIN_EXE_h5salvage"))
+        .args(["merge", "-o"])
+        .arg(&merged)
+        .arg(&runs)
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{table}");
+    let script = r#"
+import sys, zlib, h5py, numpy as np
+merged, killed = sys.argv[1:3]
+expected = {}
+for i in range(300):
+    rng = np.random.default_rng(1000 + i)
+    rng.random(); rng.standard_normal(32)
+    t = np.cumsum(rng.standard_normal(200)).astype("<f4")
+    for k in range(4):
+        expected[t[k * 50:(k + 1) * 50].tobytes()] = (i, k)
+raw = open(killed, "rb").read()
+on_disk, pos = set(), 0
+while True:
+    pos = raw.find(b"\x78", pos)
+    if pos < 0:
+        break
+    d = zlib.decompressobj()
+    try:
+        out = d.decompress(raw[pos:pos + 4096], 201)
+    except zlib.error:
+        out = b""
+    if d.eof and len(out) == 200 and out in expected:
+        on_disk.add(out)
+        pos += 4096 - len(d.unused_data)
+    else:
+        pos += 1
+f = h5py.File(merged, "r")
+g = f["lost+found/worker_2"]
+stacks = [g[k] for k in g]
+assert len(stacks) == 1, list(g)
+s = stacks[0]
+assert s.dtype == np.dtype("<f4") and s.shape[1:] == (50,), (s.dtype, s.shape)
+assert s.attrs["h5salvage_status"] == "partial"
+assert len(s.attrs["h5salvage_file_offsets"]) == s.shape[0]
+rows = [r.tobytes() for r in s[()]]
+wrong = [i for i, r in enumerate(rows) if r not in expected]
+assert not wrong, "rows equal to no chunk the worker wrote: %s" % wrong[:10]
+got = set(rows)
+assert on_disk and on_disk <= got, (len(on_disk), len(got & on_disk))
+assert "w0_config_0000" in f and "w1_config_0029" in f
+print(len(on_disk), len(got))
+"#;
+    let o = Command::new("timeout")
+        .args(["600", "python3", "-c", script])
+        .arg(&merged)
+        .arg(&killed)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "{}{}\n{table}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    eprintln!(
+        "on disk / recovered: {}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+}
+
+/// A PyTables table appended to (records `(row, x[50])`, gzip) and killed
+/// with nothing but chunks on disk: with a healthy table of the same
+/// script as `--template`, every record on disk comes back at its row.
+#[test]
+fn pytables_table_append_with_template() {
+    let ok = Command::new("python3")
+        .args(["-c", "import tables"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "PyTables is required in CI"
+        );
+        eprintln!("PyTables missing: test skipped");
+        return;
+    }
+    if !have_python(false) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["--writer", "pytables", "--filter", "gzip", "--rank", "2"];
+    let killed = write(
+        dir.path(),
+        "killed.h5",
+        &[&args[..], &["--kill-after-steps", "10000"]].concat(),
+    );
+    let template = write(
+        dir.path(),
+        "template.h5",
+        &[&args[..], &["--steps", "20"]].concat(),
+    );
+    let out = salvage(
+        &killed,
+        "out.h5",
+        &["--template", template.to_str().unwrap()],
+    );
+    let v = check(&killed, &out);
+    assert_rows(&v, Expect::AtPath, "pytables");
+    assert_inferred(&v, "pytables");
+}
