@@ -9,6 +9,13 @@ Usage:
         [--rank {1,2,3}] [--cols N[,M]] [--dtype {f8,f4,i4}] [--datasets {1,2}]
         [--chunk-rows C] [--rows-per-step K] [--flush-every F]
         [--kill-after-steps N] [--meta META.json]
+        [--mdc-kib M] [--chunk-cache-kib C] [--max-rows R] [--flush-after-create]
+
+``--mdc-kib`` / ``--chunk-cache-kib`` shrink libhdf5's metadata and chunk
+caches (h5py writers) so index nodes and chunks reach the file as they would
+in a run a hundred times longer: a 2 MB test file then holds what a 200 MB
+one does (a header and index root from the last flush, newer index blocks
+and chunks past them).
 
 What it writes (all at the root of OUT):
   * ``--datasets D`` datasets ``series0``, ``series1``, ... , each of shape
