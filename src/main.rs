@@ -40,6 +40,11 @@ enum Command {
         json: bool,
         #[command(flatten)]
         carve: CarveArgs,
+        /// Draw the file as an SVG picture of its byte ranges (superblock,
+        /// headers, index nodes, heaps, raw data, unclaimed, zeroed, missing;
+        /// damage in red). One FILE only.
+        #[arg(long, value_name = "SVG")]
+        map: Option<PathBuf>,
     },
     /// Write everything recoverable from INPUT into a new, clean HDF5 file.
     ///
@@ -196,13 +201,21 @@ fn merge(opts: h5salvage::merge::MergeOptions, json: bool) -> i32 {
     rep.exit_code()
 }
 
-fn scan(files: &[PathBuf], json: bool, mode: CarveMode) -> i32 {
+fn scan(files: &[PathBuf], json: bool, mode: CarveMode, map: Option<&std::path::Path>) -> i32 {
+    if map.is_some() && files.len() != 1 {
+        eprintln!("h5salvage: --map draws one file; {} given", files.len());
+        return exit::USAGE_OR_IO;
+    }
     let stdout = io::stdout();
     let mut out = stdout.lock();
     let mut code = exit::HEALTHY;
     let mut docs = Vec::new();
     for path in files {
-        match h5salvage::scan_path_with(path, mode) {
+        let scanned = match map {
+            Some(svg) => report::map::scan_with_map(path, mode, svg),
+            None => h5salvage::scan_path_with(path, mode),
+        };
+        match scanned {
             Ok(inv) => {
                 code = report::combine_exit(code, report::exit_code(inv.verdict()));
                 if json {
@@ -229,13 +242,35 @@ fn scan(files: &[PathBuf], json: bool, mode: CarveMode) -> i32 {
     code
 }
 
-fn main() -> ExitCode {
-    let cli = Cli::parse();
+/// The whole command line: `args` as `std::env::args_os` gives them
+/// (program name first); returns the exit code. The Python package
+/// compiles this file too and calls it for its `h5salvage` command.
+pub fn run<I, T>(args: I) -> u8
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                exit::USAGE_OR_IO as u8
+            } else {
+                0
+            };
+        }
+    };
     if let Some(mib) = cli.max_chunk_mib {
         h5salvage::read::filters::set_max_chunk_bytes((mib as usize) << 20);
     }
     let code = match cli.command {
-        Command::Scan { files, json, carve } => scan(&files, json, carve.mode()),
+        Command::Scan {
+            files,
+            json,
+            carve,
+            map,
+        } => scan(&files, json, carve.mode(), map.as_deref()),
         Command::Salvage {
             input,
             output,
@@ -277,5 +312,9 @@ fn main() -> ExitCode {
             }
         },
     };
-    ExitCode::from(code as u8)
+    code as u8
+}
+
+fn main() -> ExitCode {
+    ExitCode::from(run(std::env::args_os()))
 }
