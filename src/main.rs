@@ -261,6 +261,13 @@ where
             };
         }
     };
+    // Progress bars for a person watching a terminal; never with --json.
+    let json = match &cli.command {
+        Command::Scan { json, .. }
+        | Command::Salvage { json, .. }
+        | Command::Merge { json, .. } => *json,
+    };
+    h5salvage::progress::enable(!json && io::IsTerminal::is_terminal(&io::stderr()));
     if let Some(mib) = cli.max_chunk_mib {
         h5salvage::read::filters::set_max_chunk_bytes((mib as usize) << 20);
     }

@@ -172,7 +172,9 @@ pub fn salvage_into(
             .is_some_and(|d| d.datatype.contains_reference())
     });
     let mut outcomes: Vec<Outcome> = Vec::with_capacity(chosen.len());
+    let mut bar = crate::progress::Bar::new(chosen.len() as u64, "writing objects");
     for (o, dest) in plain.into_iter().chain(with_refs) {
+        bar.inc();
         let outcome = salvage_object(image, o, dest, w, report)?;
         match outcome.result {
             "recovered" => report.recovered += 1,

@@ -61,6 +61,7 @@ pub enum CarveMode {
 
 /// The inventory of one file's bytes: walk, carve, or both merged.
 pub fn inventory(file: &str, bytes: &[u8], mode: CarveMode) -> Inventory {
+    let spin = crate::progress::Spinner::new(&format!("scanning {file}"), bytes.len() as u64);
     match mode {
         CarveMode::Only => crate::carve::carve(file, bytes),
         CarveMode::Never => crate::walk::walk(file, bytes),
@@ -69,6 +70,7 @@ pub fn inventory(file: &str, bytes: &[u8], mode: CarveMode) -> Inventory {
             if walked.verdict() == Verdict::Healthy || bytes.is_empty() {
                 walked
             } else {
+                spin.set(&format!("carving {file}"));
                 crate::carve::merge(walked, crate::carve::carve(file, bytes))
             }
         }
