@@ -1,0 +1,184 @@
+//! The `h5salvage` Python extension module (`h5salvage._native`): the Rust
+//! library's scan, salvage and merge, and the whole command line, for the
+//! Python package in `python/h5salvage/`. Every function releases the GIL
+//! while it works; results cross as JSON text (the same documents as
+//! `--json`), errors as the package's exceptions (`h5salvage.Error`, an
+//! `OSError`) carrying the message the command line prints.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use pyo3::prelude::*;
+use pyo3::types::PyModule;
+
+use h5salvage::merge::{MergeError, MergeOptions};
+use h5salvage::salvage::SalvageError;
+use h5salvage::CarveMode;
+
+/// The command line itself (`src/main.rs`), compiled into the module so
+/// that the `h5salvage` console script runs exactly the same code.
+#[allow(dead_code)]
+#[path = "../../src/main.rs"]
+mod cli;
+
+/// A failure: the exception class (in `h5salvage._errors`), the message,
+/// and the OS error number when there is one.
+struct Failure {
+    class: &'static str,
+    message: String,
+    errno: Option<i32>,
+}
+
+impl Failure {
+    fn new(class: &'static str, message: String) -> Failure {
+        Failure {
+            class,
+            message,
+            errno: None,
+        }
+    }
+
+    fn io(message: String, e: &std::io::Error) -> Failure {
+        Failure {
+            class: "Error",
+            message,
+            errno: e.raw_os_error(),
+        }
+    }
+
+    fn into_py(self, py: Python<'_>) -> PyErr {
+        let class =
+            match PyModule::import(py, "h5salvage._errors").and_then(|m| m.getattr(self.class)) {
+                Ok(c) => c,
+                Err(e) => return e,
+            };
+        match class.call1((self.message,)) {
+            Ok(exc) => {
+                if let Some(n) = self.errno {
+                    let _ = exc.setattr("errno", n);
+                }
+                PyErr::from_value(exc)
+            }
+            Err(e) => e,
+        }
+    }
+}
+
+fn carve_mode(carve: &str) -> PyResult<CarveMode> {
+    match carve {
+        "auto" => Ok(CarveMode::Auto),
+        "never" => Ok(CarveMode::Never),
+        "only" => Ok(CarveMode::Only),
+        other => Err(pyo3::exceptions::PyValueError::new_err(format!(
+            "carve must be True, False or \"only\", not {other:?}"
+        ))),
+    }
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> Result<String, Failure> {
+    serde_json::to_string(v).map_err(|e| Failure::new("Error", format!("report: {e}")))
+}
+
+/// scan(path, carve, map) -> JSON text of `scan --json`.
+#[pyfunction]
+#[pyo3(signature = (path, carve, map=None))]
+fn scan(py: Python<'_>, path: PathBuf, carve: &str, map: Option<PathBuf>) -> PyResult<String> {
+    let mode = carve_mode(carve)?;
+    py.allow_threads(|| {
+        let inv = match &map {
+            Some(svg) => h5salvage::report::map::scan_with_map(&path, mode, svg),
+            None => h5salvage::scan_path_with(&path, mode),
+        }
+        .map_err(|e| Failure::io(format!("{}: {e}", path.display()), &e))?;
+        to_json(&h5salvage::report::json(&inv))
+    })
+    .map_err(|f| f.into_py(py))
+}
+
+/// salvage(input, output, force, carve) -> JSON text of `salvage --json`.
+#[pyfunction]
+fn salvage(
+    py: Python<'_>,
+    input: PathBuf,
+    output: PathBuf,
+    force: bool,
+    carve: &str,
+) -> PyResult<String> {
+    let mode = carve_mode(carve)?;
+    py.allow_threads(|| {
+        let name = input.display();
+        match h5salvage::salvage::salvage_with(&input, &output, force, mode) {
+            Ok(rep) => to_json(&rep),
+            Err(SalvageError::NothingRecoverable(why)) => Err(Failure::new(
+                "NothingRecoverable",
+                format!("{name}: nothing recoverable ({why}); no output written"),
+            )),
+            Err(e @ SalvageError::OutputExists) => {
+                Err(Failure::new("OutputExists", format!("{name}: {e}")))
+            }
+            Err(SalvageError::Input(ref io)) => Err(Failure::io(
+                format!("{name}: {}", SalvageError::Input(clone_io(io))),
+                io,
+            )),
+            Err(e) => Err(Failure::new("Error", format!("{name}: {e}"))),
+        }
+    })
+    .map_err(|f| f.into_py(py))
+}
+
+fn clone_io(e: &std::io::Error) -> std::io::Error {
+    std::io::Error::new(e.kind(), e.to_string())
+}
+
+/// merge(output, inputs, exclude, remove_merged, quarantine, jobs) -> JSON
+/// text of `merge --json`.
+#[pyfunction]
+#[pyo3(signature = (output, inputs, exclude, remove_merged, quarantine, jobs))]
+fn merge(
+    py: Python<'_>,
+    output: PathBuf,
+    inputs: Vec<PathBuf>,
+    exclude: Vec<String>,
+    remove_merged: bool,
+    quarantine: Option<PathBuf>,
+    jobs: usize,
+) -> PyResult<String> {
+    py.allow_threads(|| {
+        let usage = |e: MergeError| Failure::new("Error", e.to_string());
+        let inputs = h5salvage::merge::expand_inputs(&inputs, &output).map_err(usage)?;
+        let opts = MergeOptions {
+            inputs,
+            output: output.clone(),
+            exclude,
+            remove_merged,
+            quarantine,
+            jobs,
+        };
+        let rep = h5salvage::merge::merge(&opts)
+            .map_err(|e| Failure::new("Error", format!("{}: {e}", output.display())))?;
+        let mut doc = serde_json::to_value(&rep)
+            .map_err(|e| Failure::new("Error", format!("report: {e}")))?;
+        if let Some(obj) = doc.as_object_mut() {
+            obj.insert("exit_code".into(), rep.exit_code().into());
+        }
+        to_json(&doc)
+    })
+    .map_err(|f| f.into_py(py))
+}
+
+/// cli(argv) -> exit code: the `h5salvage` command line (argv[0] is the
+/// program name).
+#[pyfunction]
+fn cli(py: Python<'_>, argv: Vec<OsString>) -> u8 {
+    py.allow_threads(|| cli::run(argv))
+}
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(scan, m)?)?;
+    m.add_function(wrap_pyfunction!(salvage, m)?)?;
+    m.add_function(wrap_pyfunction!(merge, m)?)?;
+    m.add_function(wrap_pyfunction!(cli, m)?)?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}
