@@ -305,52 +305,68 @@ fn node_extents(image: &Image, hit: Hit) -> Vec<(u64, u64, RegionKind)> {
     }
 }
 
-/// The kind of every cell of `grid`.
+/// The kind of every cell of `grid`: the greatest kind claiming any byte
+/// of the cell. One difference array per kind keeps this linear in
+/// regions plus cells, however large or many the regions are.
 pub fn paint(grid: &Grid, regions: &[Region], bytes: &[u8]) -> Vec<RegionKind> {
     let n = grid.cells() as usize;
-    let mut cells: Vec<Option<RegionKind>> = vec![None; n];
-    let size = bytes.len() as u64;
+    let kinds = RegionKind::ALL.len();
+    let mut diff = vec![0i64; kinds * (n + 1)];
     for r in regions {
         let end = r.end.min(grid.extent);
         if r.start >= end {
             continue;
         }
-        let (first, last) = (grid.cell(r.start), grid.cell(end - 1));
-        for c in first..=last.min(grid.cells() - 1) {
-            let slot = &mut cells[c as usize];
-            if slot.is_none_or(|k| k < r.kind) {
-                *slot = Some(r.kind);
-            }
-        }
+        let first = grid.cell(r.start) as usize;
+        let last = (grid.cell(end - 1) as usize).min(n - 1);
+        let k = r.kind as usize * (n + 1);
+        diff[k + first] += 1;
+        diff[k + last + 1] -= 1;
     }
+    let mut running = vec![0i64; kinds];
+    let size = bytes.len() as u64;
     let bpc = grid.bytes_per_cell;
-    cells
-        .into_iter()
-        .enumerate()
-        .map(|(i, k)| {
-            let start = i as u64 * bpc;
+    (0..n)
+        .map(|i| {
+            let mut best = None;
+            for (j, run) in running.iter_mut().enumerate() {
+                *run += diff[j * (n + 1) + i];
+                if *run > 0 {
+                    best = best.max(Some(j));
+                }
+            }
+            let start = (i as u64).saturating_mul(bpc);
             if start >= size {
                 // Past the end of the file (only drawn up to the extent).
-                return if start < grid.extent {
-                    RegionKind::Missing
-                } else {
-                    RegionKind::Zeroed
-                };
+                return RegionKind::Missing;
             }
-            k.unwrap_or_else(|| {
-                let end = (start + bpc).min(size);
-                let all_zero = bytes
-                    .get(start as usize..end as usize)
-                    .is_some_and(|b| b.iter().all(|&x| x == 0));
-                if all_zero {
-                    RegionKind::Zeroed
-                } else {
-                    RegionKind::Unclaimed
-                }
-            })
+            if let Some(j) = best {
+                return KIND_ORDER[j];
+            }
+            let end = start.saturating_add(bpc).min(size);
+            let all_zero = bytes
+                .get(start as usize..end as usize)
+                .is_some_and(|b| b.iter().all(|&x| x == 0));
+            if all_zero {
+                RegionKind::Zeroed
+            } else {
+                RegionKind::Unclaimed
+            }
         })
         .collect()
 }
+
+/// The kinds by their discriminant (`kind as usize` indexes this).
+const KIND_ORDER: [RegionKind; 8] = [
+    RegionKind::Unclaimed,
+    RegionKind::Zeroed,
+    RegionKind::RawData,
+    RegionKind::Heap,
+    RegionKind::Index,
+    RegionKind::ObjectHeader,
+    RegionKind::Superblock,
+    RegionKind::Missing,
+];
 
 /// Writes the picture of `inv` (built from `bytes`) as SVG.
 pub fn write_svg(inv: &Inventory, bytes: &[u8], out: &mut dyn Write) -> io::Result<()> {
@@ -394,7 +410,7 @@ pub fn write_svg(inv: &Inventory, bytes: &[u8], out: &mut dyn Write) -> io::Resu
     let drawn = (grid.cell(extent - 1) + 1) as usize;
     for row in 0..grid.rows {
         let y = Grid::row_top(row);
-        let offset = row * COLUMNS * grid.bytes_per_cell;
+        let offset = (row * COLUMNS).saturating_mul(grid.bytes_per_cell);
         writeln!(
             out,
             r#"<text x="{}" y="{}" text-anchor="end" font-family="monospace">0x{offset:x}</text>"#,
@@ -423,7 +439,7 @@ pub fn write_svg(inv: &Inventory, bytes: &[u8], out: &mut dyn Write) -> io::Resu
         }
     }
     // Problems: a red tick over the cell of each offset.
-    for &off in &marked {
+    for &off in marked.iter().filter(|&&o| o < extent) {
         let (x, y) = grid.pixel(off);
         writeln!(
             out,
@@ -534,6 +550,32 @@ mod tests {
         assert_eq!(g.bytes_per_cell, 4);
         assert!(g.rows <= MAX_ROWS);
         assert!(g.cell(g.extent - 1) < g.cells());
+    }
+
+    #[test]
+    fn kind_order_matches_the_discriminants() {
+        for (i, k) in KIND_ORDER.iter().enumerate() {
+            assert_eq!(*k as usize, i);
+        }
+    }
+
+    #[test]
+    fn hostile_extents_stay_bounded() {
+        let bytes = vec![1u8; 64];
+        let g = Grid::new(u64::MAX);
+        let regs: Vec<Region> = (0..100_000)
+            .map(|i| Region {
+                start: i,
+                end: u64::MAX,
+                kind: RegionKind::RawData,
+            })
+            .collect();
+        let cells = paint(&g, &regs, &bytes);
+        assert_eq!(cells[0], RegionKind::RawData);
+        assert_eq!(cells[1], RegionKind::Missing);
+        let mut svg = Vec::new();
+        let inv = Inventory::default();
+        write_svg(&inv, &bytes, &mut svg).unwrap();
     }
 
     #[test]
