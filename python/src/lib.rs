@@ -19,7 +19,7 @@ use h5salvage::CarveMode;
 /// that the `h5salvage` console script runs exactly the same code.
 #[allow(dead_code)]
 #[path = "../../src/main.rs"]
-mod cli;
+mod command_line;
 
 /// A failure: the exception class (in `h5salvage._errors`), the message,
 /// and the OS error number when there is one.
@@ -170,7 +170,7 @@ fn merge(
 /// program name).
 #[pyfunction]
 fn cli(py: Python<'_>, argv: Vec<OsString>) -> u8 {
-    py.allow_threads(|| cli::run(argv))
+    py.allow_threads(|| command_line::run(argv))
 }
 
 #[pymodule]
