@@ -4,7 +4,7 @@
 //! The library only reports; nothing is drawn unless the command line
 //! called [`enable`] (it does when stderr is a terminal and `--json` is not
 //! given). Small jobs draw nothing: a bar appears only once the work has
-//! run for [`DELAY`], and a spinner only for inputs of [`SPIN_BYTES`] or
+//! run for [`DELAY`] (`H5SALVAGE_PROGRESS_DELAY_MS` overrides it), and a spinner only for inputs of [`SPIN_BYTES`] or
 //! more. Python callers of the library get no progress output.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -34,6 +34,18 @@ fn release() {
 
 /// Work shorter than this draws nothing.
 pub const DELAY: Duration = Duration::from_millis(500);
+
+/// [`DELAY`], or `H5SALVAGE_PROGRESS_DELAY_MS` when set (the tests set 0
+/// so that a bar appears whatever the machine's speed).
+fn delay() -> Duration {
+    static D: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
+    *D.get_or_init(|| {
+        std::env::var("H5SALVAGE_PROGRESS_DELAY_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .map_or(DELAY, Duration::from_millis)
+    })
+}
 /// Inputs below this size get no spinner (they take well under a second).
 pub const SPIN_BYTES: u64 = 16 << 20;
 
@@ -73,7 +85,7 @@ impl Bar {
     /// One more step done.
     pub fn inc(&mut self) {
         self.done += 1;
-        if !self.active || self.started.elapsed() < DELAY {
+        if !self.active || self.started.elapsed() < delay() {
             return;
         }
         let Ok(mut shown) = self.shown.lock() else {

@@ -25,8 +25,7 @@ fn have_tools() -> bool {
     h5py && script
 }
 
-/// A healthy file with 6001 objects: salvaging it takes long enough (over
-/// half a second) for the bar to appear.
+/// A healthy file with 6001 objects.
 fn many_objects(path: &Path) {
     let code = format!(
         "import h5py, numpy as np\n\
@@ -46,8 +45,10 @@ fn many_objects(path: &Path) {
 
 fn on_a_terminal(args: &str) -> String {
     let bin = env!("CARGO_BIN_EXE_h5salvage");
+    // No delay before the bar: it must appear however fast the run is.
     let out = Command::new("script")
         .args(["-qec", &format!("{bin} {args}"), "/dev/null"])
+        .env("H5SALVAGE_PROGRESS_DELAY_MS", "0")
         .output()
         .unwrap();
     String::from_utf8_lossy(&out.stdout).into_owned()
@@ -72,6 +73,7 @@ fn salvage_draws_a_bar_on_a_terminal_only() {
     assert!(tty_json.contains("\"recovered\": 6001"), "{tty_json}");
     // A pipe: no bar, no control characters.
     let piped = Command::new(env!("CARGO_BIN_EXE_h5salvage"))
+        .env("H5SALVAGE_PROGRESS_DELAY_MS", "0")
         .args(["salvage", "--force", "-o"])
         .arg(&out)
         .arg(&input)
@@ -80,4 +82,41 @@ fn salvage_draws_a_bar_on_a_terminal_only() {
     assert_eq!(piped.status.code(), Some(0));
     assert!(piped.stderr.is_empty(), "{:?}", piped.stderr);
     assert!(!piped.stdout.contains(&0x1b));
+}
+
+#[test]
+fn merge_draws_a_bar_on_a_terminal_only() {
+    if !have_tools() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let runs = dir.path().join("runs");
+    std::fs::create_dir(&runs).unwrap();
+    many_objects(&runs.join("worker_1.h5"));
+    for i in 2..=4 {
+        std::fs::copy(
+            runs.join("worker_1.h5"),
+            runs.join(format!("worker_{i}.h5")),
+        )
+        .unwrap();
+    }
+    let out = dir.path().join("results.h5");
+    let tty = on_a_terminal(&format!(
+        "merge -j 1 -o {} {}",
+        out.display(),
+        runs.display()
+    ));
+    assert!(tty.contains("merging inputs ["), "{tty}");
+    assert!(tty.contains("/4"), "{tty}");
+    // Nothing on a pipe.
+    std::fs::remove_file(&out).unwrap();
+    let piped = Command::new(env!("CARGO_BIN_EXE_h5salvage"))
+        .env("H5SALVAGE_PROGRESS_DELAY_MS", "0")
+        .args(["merge", "-j", "1", "-o"])
+        .arg(&out)
+        .arg(&runs)
+        .output()
+        .unwrap();
+    assert_eq!(piped.status.code(), Some(0));
+    assert!(piped.stderr.is_empty(), "{:?}", piped.stderr);
 }
