@@ -9,9 +9,10 @@
 //! - one signature pass over the bytes ([`crate::carve::find_signatures`]),
 //!   each hit kept only if [`crate::carve::validate`] accepts it, its extent
 //!   read from the structure itself (spec III): B-tree nodes, symbol table
-//!   nodes, heaps and their data segments, chunk index blocks. Where the
-//!   structure alone does not give its length (v2 B-tree nodes, fractal
-//!   heap indirect blocks, array blocks) only its fixed prefix is drawn.
+//!   nodes, heaps and their data segments, checksummed fractal heap direct
+//!   blocks, chunk index blocks. Where the structure alone does not give
+//!   its length (v2 B-tree nodes, fractal heap indirect blocks, array
+//!   blocks) only its fixed prefix is drawn.
 //!
 //! Bytes nothing claims are "zeroed" when every byte of the cell is zero,
 //! "unclaimed" otherwise; cells past the end of a truncated file (up to the
@@ -296,7 +297,22 @@ fn node_extents(image: &Image, hit: Hit) -> Vec<(u64, u64, RegionKind)> {
             Ok(h) => vec![(at, h.size, RegionKind::Heap)],
             Err(_) => Vec::new(),
         },
-        Kind::Fhdb | Kind::Fhib => vec![(at, 5 + o, RegionKind::Heap)],
+        Kind::Fhdb => {
+            // III.G: a checksummed direct block's size is the power of two
+            // its checksum matches (as the carver validates it).
+            let size = [4u8, 5].iter().find_map(|&width| {
+                crate::format::fractal_heap::parse_direct_block_standalone(
+                    data,
+                    at,
+                    image.sizes,
+                    width,
+                )
+                .ok()?
+                .guess_block_size(data, 512, 1 << 20)
+            });
+            vec![(at, size.unwrap_or(5 + o), RegionKind::Heap)]
+        }
+        Kind::Fhib => vec![(at, 5 + o, RegionKind::Heap)],
         Kind::Bthd | Kind::Btin | Kind::Btlf => vec![(at, 6, RegionKind::Index)],
         Kind::Fahd | Kind::Fadb | Kind::Eahd | Kind::Eaib | Kind::Easb | Kind::Eadb => {
             vec![(at, 6 + o, RegionKind::Index)]
