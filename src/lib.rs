@@ -10,6 +10,7 @@ pub mod carve;
 pub mod format;
 pub mod inventory;
 pub mod merge;
+pub mod progress;
 pub mod read;
 pub mod report;
 pub mod salvage;

@@ -42,6 +42,11 @@ enum Command {
         carve: CarveArgs,
         #[command(flatten)]
         chunks: ChunkArgs,
+        /// Draw the file as an SVG picture of its byte ranges (superblock,
+        /// headers, index nodes, heaps, raw data, unclaimed, zeroed, missing;
+        /// damage in red). One FILE only.
+        #[arg(long, value_name = "SVG")]
+        map: Option<PathBuf>,
     },
     /// Write everything recoverable from INPUT into a new, clean HDF5 file.
     ///
@@ -173,23 +178,7 @@ struct ChunkArgs {
 
 impl ChunkArgs {
     fn options(&self) -> Result<h5salvage::carve::chunks::Options, String> {
-        let mut templates = Vec::new();
-        for t in &self.template {
-            let inv = h5salvage::scan_path_with(t, CarveMode::Auto)
-                .map_err(|e| format!("{}: {e}", t.display()))?;
-            let found = h5salvage::carve::chunks::templates_of(&inv, &t.display().to_string());
-            if found.is_empty() {
-                return Err(format!(
-                    "{}: template has no chunked, deflated dataset",
-                    t.display()
-                ));
-            }
-            templates.extend(found);
-        }
-        Ok(h5salvage::carve::chunks::Options {
-            infer: !self.no_infer,
-            templates,
-        })
+        h5salvage::carve::chunks::Options::from_templates(&self.template, !self.no_infer)
     }
 }
 
@@ -284,7 +273,17 @@ fn merge(opts: h5salvage::merge::MergeOptions, json: bool) -> i32 {
     rep.exit_code()
 }
 
-fn scan(files: &[PathBuf], json: bool, mode: CarveMode, chunks: &ChunkArgs) -> i32 {
+fn scan(
+    files: &[PathBuf],
+    json: bool,
+    mode: CarveMode,
+    chunks: &ChunkArgs,
+    map: Option<&std::path::Path>,
+) -> i32 {
+    if map.is_some() && files.len() != 1 {
+        eprintln!("h5salvage: --map draws one file; {} given", files.len());
+        return exit::USAGE_OR_IO;
+    }
     let opts = match chunks.options() {
         Ok(o) => o,
         Err(e) => {
@@ -298,7 +297,11 @@ fn scan(files: &[PathBuf], json: bool, mode: CarveMode, chunks: &ChunkArgs) -> i
     let mut code = exit::HEALTHY;
     let mut docs = Vec::new();
     for path in files {
-        match h5salvage::source::scan_path_chunks(path, mode, &opts) {
+        let scanned = match map {
+            Some(svg) => report::map::scan_with_map(path, mode, &opts, svg),
+            None => h5salvage::source::scan_path_chunks(path, mode, &opts),
+        };
+        match scanned {
             Ok(inv) => {
                 code = report::combine_exit(code, report::exit_code(inv.verdict()));
                 if json {
@@ -326,8 +329,32 @@ fn scan(files: &[PathBuf], json: bool, mode: CarveMode, chunks: &ChunkArgs) -> i
     code
 }
 
-fn main() -> ExitCode {
-    let cli = Cli::parse();
+/// The whole command line: `args` as `std::env::args_os` gives them
+/// (program name first); returns the exit code. The Python package
+/// compiles this file too and calls it for its `h5salvage` command.
+pub fn run<I, T>(args: I) -> u8
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                exit::USAGE_OR_IO as u8
+            } else {
+                0
+            };
+        }
+    };
+    // Progress bars for a person watching a terminal; never with --json.
+    let json = match &cli.command {
+        Command::Scan { json, .. }
+        | Command::Salvage { json, .. }
+        | Command::Merge { json, .. } => *json,
+    };
+    h5salvage::progress::enable(!json && io::IsTerminal::is_terminal(&io::stderr()));
     if let Some(mib) = cli.max_chunk_mib {
         h5salvage::read::filters::set_max_chunk_bytes((mib as usize) << 20);
     }
@@ -337,7 +364,8 @@ fn main() -> ExitCode {
             json,
             carve,
             chunks,
-        } => scan(&files, json, carve.mode(), &chunks),
+            map,
+        } => scan(&files, json, carve.mode(), &chunks, map.as_deref()),
         Command::Salvage {
             input,
             output,
@@ -390,5 +418,9 @@ fn main() -> ExitCode {
             }
         },
     };
-    ExitCode::from(code as u8)
+    code as u8
+}
+
+fn main() -> ExitCode {
+    ExitCode::from(run(std::env::args_os()))
 }

@@ -708,8 +708,8 @@ pub fn merge(opts: &MergeOptions) -> Result<MergeReport, MergeError> {
     };
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
-    // A progress line on stderr when a person watches it; quiet otherwise.
-    let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    // A bar on stderr when the command line enabled it (crate::progress).
+    let mut bar = crate::progress::Bar::new(n as u64, "merging inputs");
     std::thread::scope(|scope| -> Result<(), MergeError> {
         let (tx, rx) = std::sync::mpsc::channel::<(usize, Scanned)>();
         for _ in 0..jobs {
@@ -765,12 +765,7 @@ pub fn merge(opts: &MergeOptions) -> Result<MergeReport, MergeError> {
                 stop.store(true, Ordering::Relaxed);
                 return Err(e);
             }
-            if progress {
-                eprint!("\rmerging: {}/{n} inputs", i + 1);
-            }
-        }
-        if progress {
-            eprintln!();
+            bar.inc();
         }
         Ok(())
     })?;

@@ -269,7 +269,9 @@ pub fn salvage_into(
     });
     let trust = DataTrust::of(inv);
     let mut outcomes: Vec<Outcome> = Vec::with_capacity(chosen.len());
+    let mut bar = crate::progress::Bar::new(chosen.len() as u64, "writing objects");
     for (o, dest) in plain.into_iter().chain(with_refs) {
+        bar.inc();
         let mut outcome = salvage_object(image, &trust, o, dest, w, report)?;
         if outcome.result == "lost" {
             w.forget_reference(o.address);

@@ -285,6 +285,7 @@ fn inventory_unless(
     chunks: &crate::carve::chunks::Options,
     stop: &dyn Fn() -> bool,
 ) -> Inventory {
+    let spin = crate::progress::Spinner::new(&format!("scanning {file}"), bytes.len() as u64);
     let (mut inv, carved) = match mode {
         CarveMode::Only => (crate::carve::carve(file, bytes), true),
         CarveMode::Never => (crate::walk::walk(file, bytes), false),
@@ -293,6 +294,7 @@ fn inventory_unless(
             if walked.verdict() == Verdict::Healthy || bytes.is_empty() || stop() {
                 (walked, false)
             } else {
+                spin.set(&format!("carving {file}"));
                 (
                     crate::carve::merge(walked, crate::carve::carve(file, bytes)),
                     true,

@@ -457,6 +457,29 @@ impl Default for Options {
     }
 }
 
+impl Options {
+    /// Options whose templates are the chunked, deflated datasets of the
+    /// healthy files `paths` (`--template FILE`); `infer`: place chunks by
+    /// allocation order. An error names a file that cannot be read or
+    /// holds no such dataset.
+    pub fn from_templates(paths: &[std::path::PathBuf], infer: bool) -> Result<Options, String> {
+        let mut templates = Vec::new();
+        for t in paths {
+            let inv = crate::source::scan_path_with(t, crate::source::CarveMode::Auto)
+                .map_err(|e| format!("{}: {e}", t.display()))?;
+            let found = templates_of(&inv, &t.display().to_string());
+            if found.is_empty() {
+                return Err(format!(
+                    "{}: template has no chunked, deflated dataset",
+                    t.display()
+                ));
+            }
+            templates.extend(found);
+        }
+        Ok(Options { infer, templates })
+    }
+}
+
 /// The chunked datasets of an inventory that can serve as templates.
 pub fn templates_of(inv: &Inventory, from: &str) -> Vec<Template> {
     inv.objects

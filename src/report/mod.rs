@@ -9,6 +9,8 @@ use crate::format::message::data_layout::LayoutClass;
 use crate::format::message::dataspace::{Dataspace, DataspaceKind};
 use crate::inventory::{Dataset, Inventory, Object, Status, Verdict};
 
+pub mod map;
+
 /// Exit codes of `h5salvage scan` (documented in the README).
 pub mod exit {
     /// Every file is healthy.

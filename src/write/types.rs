@@ -33,6 +33,17 @@ use crate::format::message::datatype::{
 };
 use crate::format::selection::Selection;
 
+/// Old-style reference kinds for `H5Rcreate`: `H5R_OBJECT` and
+/// `H5R_DATASET_REGION` (0 and 1 in every HDF5 version; hdf5-sys names the
+/// variants `H5R_OBJECT1`, `H5R_DATASET_REGION1` when built against HDF5
+/// 1.12 or later, as the wheel's static HDF5 is).
+const H5R_OBJECT: hdf5_sys::h5r::H5R_type_t =
+    // SAFETY: a C enum of c_int; 0 is a declared value in every version.
+    unsafe { std::mem::transmute::<std::ffi::c_int, hdf5_sys::h5r::H5R_type_t>(0) };
+const H5R_DATASET_REGION: hdf5_sys::h5r::H5R_type_t =
+    // SAFETY: as above, 1 is declared in every version.
+    unsafe { std::mem::transmute::<std::ffi::c_int, hdf5_sys::h5r::H5R_type_t>(1) };
+
 /// Size of a `char *` (memory form of a variable-length string).
 const PTR: usize = std::mem::size_of::<usize>();
 /// Size of `hvl_t` (memory form of a variable-length sequence).
@@ -811,7 +822,7 @@ impl<'a> Fill<'a> {
                                             dst.cast::<c_void>(),
                                             file,
                                             name.as_ptr(),
-                                            hdf5_sys::h5r::H5R_type_t::H5R_OBJECT,
+                                            H5R_OBJECT,
                                             -1,
                                         ),
                                         path,
@@ -1033,7 +1044,7 @@ fn create_region_reference(
                 dst.cast::<c_void>(),
                 file,
                 name.as_ptr(),
-                hdf5_sys::h5r::H5R_type_t::H5R_DATASET_REGION,
+                H5R_DATASET_REGION,
                 sid,
             ),
             target,
