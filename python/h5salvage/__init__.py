@@ -101,7 +101,17 @@ def salvage(
     return doc
 
 
-def merge(output, inputs, *, exclude=("init",), remove_merged=False, quarantine=None, jobs=0):
+def merge(
+    output,
+    inputs,
+    *,
+    exclude=("init",),
+    remove_merged=False,
+    quarantine=None,
+    jobs=0,
+    include_open=False,
+    wait_lock=300,
+):
     """Merge the top-level groups of many worker files into ``output``.
 
     ``inputs``: files or directories (searched for ``*.h5`` and
@@ -111,7 +121,9 @@ def merge(output, inputs, *, exclude=("init",), remove_merged=False, quarantine=
     copied. ``remove_merged`` deletes an input once each of its groups was
     read back equal from ``output``; ``quarantine`` moves inputs nothing
     could be recovered from into that directory; ``jobs``: inventory
-    threads (0: one per core).
+    threads (0: one per core); ``include_open`` merges inputs another
+    process still holds open for writing (skipped by default);
+    ``wait_lock``: seconds to wait for another run writing ``output``.
 
     Returns the document ``merge --json`` prints, plus ``exit_code`` (what
     the command would exit with). Raises :class:`Error` when the merge
@@ -128,6 +140,8 @@ def merge(output, inputs, *, exclude=("init",), remove_merged=False, quarantine=
         bool(remove_merged),
         None if quarantine is None else _os.fspath(quarantine),
         int(jobs),
+        bool(include_open),
+        float(wait_lock),
     )
     return _json.loads(text)
 

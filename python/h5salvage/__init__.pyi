@@ -39,5 +39,7 @@ def merge(
     remove_merged: bool = False,
     quarantine: Optional[_Path] = None,
     jobs: int = 0,
+    include_open: bool = False,
+    wait_lock: float = 300,
 ) -> Dict[str, Any]: ...
 def main(argv: Optional[Sequence[_Path]] = None) -> int: ...

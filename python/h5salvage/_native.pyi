@@ -26,5 +26,7 @@ def merge(
     remove_merged: bool,
     quarantine: Optional[str],
     jobs: int,
+    include_open: bool = False,
+    wait_lock: float = 300.0,
 ) -> str: ...
 def cli(argv: List[str]) -> int: ...

@@ -159,10 +159,11 @@ fn clone_io(e: &std::io::Error) -> std::io::Error {
     std::io::Error::new(e.kind(), e.to_string())
 }
 
-/// merge(output, inputs, exclude, remove_merged, quarantine, jobs) -> JSON
-/// text of `merge --json`.
+/// merge(output, inputs, exclude, remove_merged, quarantine, jobs,
+/// include_open, wait_lock) -> JSON text of `merge --json`.
 #[pyfunction]
-#[pyo3(signature = (output, inputs, exclude, remove_merged, quarantine, jobs))]
+#[pyo3(signature = (output, inputs, exclude, remove_merged, quarantine, jobs, include_open=false, wait_lock=300.0))]
+#[allow(clippy::too_many_arguments)]
 fn merge(
     py: Python<'_>,
     output: PathBuf,
@@ -171,6 +172,8 @@ fn merge(
     remove_merged: bool,
     quarantine: Option<PathBuf>,
     jobs: usize,
+    include_open: bool,
+    wait_lock: f64,
 ) -> PyResult<String> {
     py.allow_threads(|| {
         let usage = |e: MergeError| Failure::new("Error", e.to_string());
@@ -182,6 +185,8 @@ fn merge(
             remove_merged,
             quarantine,
             jobs,
+            wait_lock: std::time::Duration::from_secs_f64(wait_lock.clamp(0.0, 1e9)),
+            include_open,
         };
         let rep = h5salvage::merge::merge(&opts)
             .map_err(|e| Failure::new("Error", format!("{}: {e}", output.display())))?;

@@ -79,7 +79,34 @@ pub fn walk_with(file: &str, bytes: &[u8], limits: Limits) -> Inventory {
             "no root group address",
         )),
     }
-    walker.inv
+    let Walker { image, mut inv, .. } = walker;
+    grow_stale_extents(&image, &mut inv);
+    inv
+}
+
+/// A writer that was not closed leaves the dataspace of its last flush in
+/// a dataset's header while its index already lists newer chunks (issue
+/// 13): the extent of such datasets grows over them
+/// ([`dataset::grow_extent`]). Only where the superblock shows the writer
+/// did not close the file: the "open for write" flag (version 2 and 3) or a
+/// file longer than its stored end of file (written after the superblock
+/// was). In a closed file, chunks past the extent are legal leftovers of a
+/// shrink (spec III.D: a dataspace may shrink without freeing chunks), and
+/// in a truncated one nothing says the header is stale.
+fn grow_stale_extents(image: &Image, inv: &mut Inventory) {
+    let unclosed = inv
+        .superblock
+        .as_ref()
+        .is_some_and(|sb| sb.open_for_write() || inv.size > sb.stored_file_size());
+    if !unclosed {
+        return;
+    }
+    for o in &mut inv.objects {
+        if let Some(mut ds) = o.dataset.take() {
+            dataset::grow_extent(image, &mut ds, o);
+            o.dataset = Some(ds);
+        }
+    }
 }
 
 /// The first signature (0, 512, 1024, ...) whose superblock parses.

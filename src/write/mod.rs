@@ -340,6 +340,27 @@ fn check_path(path: &str) -> Result<(), WriteError> {
     Ok(())
 }
 
+/// Marks the descriptor libhdf5 opened for `file` close-on-exec. libhdf5
+/// opens without `O_CLOEXEC` and holds its `flock` on that descriptor: a
+/// child started meanwhile by another thread would inherit it and keep the
+/// output locked after the writer closed it, so that a later reader takes
+/// the output for a file still open for writing.
+fn close_on_exec(file: hid_t) {
+    let mut handle: *mut c_void = std::ptr::null_mut();
+    let got = locked(|| unsafe { h5f::H5Fget_vfd_handle(file, h5p::H5P_DEFAULT, &mut handle) });
+    if got < 0 || handle.is_null() {
+        return;
+    }
+    // SAFETY: the sec2 driver's handle is a pointer to its int descriptor.
+    let fd = unsafe { *handle.cast::<libc::c_int>() };
+    unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFD);
+        if flags >= 0 {
+            libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC);
+        }
+    }
+}
+
 impl Writer {
     /// Creates the output at a temporary path next to `output` (same
     /// directory, name `.{file_name}.h5salvage-tmp-{pid}`), never touching
@@ -425,6 +446,7 @@ impl Writer {
     }
 
     fn new(file: Hid, tmp: PathBuf, output: &Path) -> Writer {
+        close_on_exec(file.id());
         Writer {
             file: Some(file),
             tmp,
