@@ -8,6 +8,8 @@
 
 pub mod carve;
 pub mod format;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod inventory;
 pub mod merge;
 pub mod progress;
