@@ -580,18 +580,7 @@ pub fn collect_chunks(
     let mut chunks = Vec::new();
     match start(image, header_addr) {
         Ok(Some((header, geometry))) => {
-            let mut w = Walk {
-                image,
-                header,
-                header_addr,
-                geometry,
-                chunks: Vec::new(),
-                errors: Vec::new(),
-                visited: HashSet::new(),
-                slots: Vec::new(),
-                orphan: false,
-                budget: image.len().saturating_mul(2).saturating_add(4096),
-            };
+            let mut w = Walk::new(image, header, header_addr, geometry);
             if let Err(e) = w.index_block() {
                 w.errors.push(e);
             }
@@ -666,18 +655,7 @@ pub fn collect_orphan_data_blocks(
             return out;
         }
     };
-    let mut w = Walk {
-        image,
-        header,
-        header_addr,
-        geometry,
-        chunks: Vec::new(),
-        errors: Vec::new(),
-        visited: HashSet::new(),
-        slots: Vec::new(),
-        orphan: false,
-        budget: image.len().saturating_mul(2).saturating_add(4096),
-    };
+    let mut w = Walk::new(image, header, header_addr, geometry);
     if w.header.index_block_address != UNDEFINED {
         // Which blocks the index reaches, and where: errors are the walk's.
         let _ = w.index_block();
@@ -829,6 +807,30 @@ fn start(
         return Ok(None);
     }
     Ok(Some((header, geometry)))
+}
+
+impl<'i, 'a> Walk<'i, 'a> {
+    /// A walk of the array at `header_addr`; it may read data blocks and
+    /// pages up to twice the file's size in all.
+    fn new(
+        image: &'i Image<'a>,
+        header: ExtensibleArrayHeader,
+        header_addr: u64,
+        geometry: ExtensibleArrayGeometry,
+    ) -> Self {
+        Walk {
+            image,
+            header,
+            header_addr,
+            geometry,
+            chunks: Vec::new(),
+            errors: Vec::new(),
+            visited: HashSet::new(),
+            slots: Vec::new(),
+            orphan: false,
+            budget: image.len().saturating_mul(2).saturating_add(4096),
+        }
+    }
 }
 
 impl Walk<'_, '_> {
