@@ -285,6 +285,26 @@ pub struct SuperblockInfo {
 }
 
 impl SuperblockInfo {
+    /// The facts of `sb`, found at absolute `offset`, whose addresses count
+    /// from `base`.
+    pub fn new(
+        sb: &crate::format::superblock::Superblock,
+        offset: u64,
+        base: u64,
+    ) -> SuperblockInfo {
+        SuperblockInfo {
+            offset,
+            version: sb.version,
+            size_of_offsets: sb.sizes.offset(),
+            size_of_lengths: sb.sizes.length(),
+            base_address: base,
+            eof_address: sb.eof_address,
+            root_address: sb.root_address(),
+            status_flags: sb.status_flags,
+            checksum_ok: sb.checksum_ok,
+        }
+    }
+
     /// File size the superblock claims. The stored end-of-file address
     /// counts from the start of the file, user block included (observed in
     /// h5py files with 512 and 4096-byte user blocks: it equals the size).

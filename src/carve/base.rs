@@ -38,7 +38,7 @@
 
 use crate::format::message::{self, data_layout, kind};
 use crate::format::{
-    btree_v1, btree_v2, fixed_array, fractal_heap, is_undefined, local_heap, lookup3,
+    btree_v1, btree_v2, checksum_ok, fixed_array, fractal_heap, is_undefined, local_heap,
     object_header, symbol_table_node, Sizes,
 };
 
@@ -355,9 +355,7 @@ fn claims_of(bytes: &[u8], hit: Hit, sizes: Sizes) -> Vec<Claim> {
             // Signature, version, client id, six 1-byte parameters, six
             // lengths, the index block address, then the checksum (VII.B).
             let len = 12 + 6 * usize::from(sizes.length()) + usize::from(sizes.offset());
-            let ok = data
-                .get(..len + 4)
-                .is_some_and(|d| lookup3::hashlittle(&d[..len], 0).to_le_bytes() == d[len..]);
+            let ok = data.get(..len + 4).is_some_and(|d| checksum_ok(d, len));
             out.push(Claim::Sizes(ok));
         }
         Kind::Superblock | Kind::Gcol | Kind::Btin | Kind::Btlf => {}

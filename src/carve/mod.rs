@@ -58,7 +58,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use crate::format::message::{self, kind};
 use crate::format::object_header;
 use crate::format::superblock::{self, Superblock};
-use crate::format::{is_undefined, Image};
+use crate::format::{is_undefined, Image, MessageHeader};
 use crate::inventory::{
     CarveSummary, InferredBase, Inventory, LinkEntry, Object, ObjectKind, Origin, Problem, Status,
     SuperblockInfo,
@@ -122,7 +122,7 @@ pub fn carve(file: &str, bytes: &[u8]) -> Inventory {
     let v1_headers = scan_v1(bytes);
     let (base, sizes, leaf_k, root) = match best_superblock(bytes, &hits) {
         Some((off, sb)) => {
-            inv.superblock = Some(superblock_info(&sb, off));
+            inv.superblock = Some(SuperblockInfo::new(&sb, off, off));
             let root = Some(sb.root.object_header_address()).filter(|a| !is_undefined(*a));
             (off, sb.sizes, sb.group_leaf_k, root)
         }
@@ -201,20 +201,6 @@ fn best_superblock(bytes: &[u8], hits: &[Hit]) -> Option<(u64, Superblock)> {
         }
     }
     fallback
-}
-
-fn superblock_info(sb: &Superblock, offset: u64) -> SuperblockInfo {
-    SuperblockInfo {
-        offset,
-        version: sb.version,
-        size_of_offsets: sb.sizes.offset(),
-        size_of_lengths: sb.sizes.length(),
-        base_address: offset,
-        eof_address: sb.eof_address,
-        root_address: Some(sb.root.object_header_address()).filter(|a| !is_undefined(*a)),
-        status_flags: sb.status_flags,
-        checksum_ok: sb.checksum_ok,
-    }
 }
 
 /// Absolute offsets where the byte scan finds a v1 object header prefix
@@ -1091,17 +1077,16 @@ fn frame_v1_messages(image: &Image, pos: usize) -> walk::HeaderContents {
         }
         let Some(hdr) = image
             .bytes
-            .get(q..q.saturating_add(8))
-            .filter(|h| h.len() == 8)
+            .get(q..)
+            .and_then(|b| MessageHeader::parse(b, 1, false))
         else {
             break;
         };
-        let kind = u16::from_le_bytes([hdr[0], hdr[1]]);
-        let size = usize::from(u16::from_le_bytes([hdr[2], hdr[3]]));
-        if kind > 0x18 || size % 8 != 0 || hdr[5..8] != [0, 0, 0] {
+        let (kind, size) = (hdr.kind, usize::from(hdr.size));
+        if kind > kind::MAX_KNOWN || size % 8 != 0 || !hdr.reserved_zero {
             break;
         }
-        let start = q + 8;
+        let start = q + MessageHeader::len(1, false);
         let Some(body) = image
             .bytes
             .get(start..start.saturating_add(size))
@@ -1110,7 +1095,7 @@ fn frame_v1_messages(image: &Image, pos: usize) -> walk::HeaderContents {
             break;
         };
         if kind != kind::NIL {
-            match message::parse(kind, hdr[4], body, start as u64, image.sizes) {
+            match message::parse(kind, hdr.flags, body, start as u64, image.sizes) {
                 Ok(m) => absorb_group_message(&mut h, m),
                 Err(_) => break,
             }

@@ -2,11 +2,12 @@
 //! structures must match their lookup3 checksum (spec III.H "checksum"),
 //! the others must parse with a known version and addresses inside the file.
 
-use crate::format::lookup3;
+use crate::format::message::kind;
 use crate::format::{
-    btree_v1, btree_v2, fixed_array, fractal_heap, global_heap, is_undefined, local_heap,
-    object_header, superblock, symbol_table_node, Image,
+    btree_v1, btree_v2, extensible_array, fixed_array, fractal_heap, global_heap, is_undefined,
+    local_heap, object_header, superblock, symbol_table_node, Image,
 };
+use crate::format::{checksum_ok, MessageHeader};
 
 use super::signatures::{Hit, Kind};
 
@@ -126,30 +127,10 @@ pub fn validate(image: &Image, hit: Hit) -> Option<Confidence> {
             checked(h.checksum_ok)
         }
         Kind::Eahd => {
-            // Extensible array header (spec VII.B): fixed-size fields, the
-            // checksum follows them.
-            let len = eahd_len(sizes);
-            checked(checksum_at(data, len))
+            let h = extensible_array::parse_header(data, at, sizes).ok()?;
+            checked(h.checksum_ok)
         }
     }
-}
-
-/// Length of an extensible array header before its checksum (spec VII.B,
-/// "Extensible Array Header"): signature, version, client id, six 1-byte
-/// parameters, six length fields and the index block address.
-fn eahd_len(sizes: crate::format::Sizes) -> usize {
-    4 + 1 + 1 + 6 + 6 * usize::from(sizes.length()) + usize::from(sizes.offset())
-}
-
-/// Whether `data[len..len + 4]` is the lookup3 checksum of `data[..len]`.
-fn checksum_at(data: &[u8], len: usize) -> bool {
-    let (Some(body), Some(stored)) = (
-        data.get(..len),
-        len.checked_add(4).and_then(|e| data.get(len..e)),
-    ) else {
-        return false;
-    };
-    lookup3::hashlittle(body, 0).to_le_bytes() == stored
 }
 
 /// The length (checksum included) of the `OCHK` block at the start of
@@ -164,23 +145,23 @@ pub fn ochk_checksum_len(data: &[u8]) -> Option<usize> {
 /// fields (6-byte message headers).
 pub fn ochk_frame(data: &[u8]) -> Option<(usize, bool)> {
     let limit = data.len().min(MAX_OCHK);
-    for header_len in [4usize, 6] {
+    for creation_order in [false, true] {
+        let header_len = MessageHeader::len(2, creation_order);
         let mut pos = 4usize;
         let mut tested = 0;
         while pos < limit && tested < 4096 {
             tested += 1;
             for gap in 0..header_len {
                 let end = pos.checked_add(gap)?;
-                if end > 4 && checksum_at(data, end) {
-                    return Some((end.checked_add(4)?, header_len == 6));
+                if end > 4 && checksum_ok(data, end) {
+                    return Some((end.checked_add(4)?, creation_order));
                 }
             }
-            let hdr = data.get(pos..pos.checked_add(header_len)?)?;
-            let size = usize::from(u16::from_le_bytes([hdr[1], hdr[2]]));
-            if hdr[0] > 0x18 {
+            let hdr = MessageHeader::parse(data.get(pos..)?, 2, creation_order)?;
+            if hdr.kind > kind::MAX_KNOWN {
                 break;
             }
-            pos = pos.checked_add(header_len)?.checked_add(size)?;
+            pos = pos.checked_add(hdr.total_len(2))?;
         }
     }
     None
@@ -189,6 +170,7 @@ pub fn ochk_frame(data: &[u8]) -> Option<(usize, bool)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::format::lookup3;
     use crate::format::Sizes;
 
     fn hit(kind: Kind) -> Hit {

@@ -19,8 +19,8 @@ use std::collections::HashSet;
 use nom::number::complete::{le_u16, le_u32, le_u64, le_u8};
 
 use super::{
-    expect_signature, is_undefined, length, lookup3, offset, uint, Error, ErrorKind, Image, Result,
-    Sizes,
+    checksum_matches, expect_signature, is_undefined, length, offset, uint, Error, ErrorKind,
+    Image, Result, Sizes,
 };
 
 const HEADER: &str = "v2 B-tree header";
@@ -106,7 +106,12 @@ pub fn parse_header(data: &[u8], at: u64, sizes: Sizes) -> Result<BtreeV2Header>
     let (rest, root_address) = offset(sizes)(rest).map_err(nom_err)?;
     let (rest, root_records) = le_u16(rest).map_err(nom_err)?;
     let (_, total_records) = length(sizes)(rest).map_err(nom_err)?;
-    let checksum_ok = checksum_ok(HEADER, at, data, header_size(sizes) - 4)?;
+    let checksum_ok = checksum_matches(
+        HEADER,
+        at,
+        data,
+        usize_len(HEADER, at, header_size(sizes) - 4)?,
+    )?;
     Ok(BtreeV2Header {
         btree_type,
         node_size,
@@ -121,18 +126,9 @@ pub fn parse_header(data: &[u8], at: u64, sizes: Sizes) -> Result<BtreeV2Header>
     })
 }
 
-/// `Ok(true/false)` for a matching / mismatching checksum after `data[..len]`;
-/// `Err` when the checksum itself is not there.
-fn checksum_ok(structure: &'static str, at: u64, data: &[u8], len: u64) -> Result<bool> {
-    let len = usize::try_from(len).map_err(|_| Error::invalid(structure, at, "size overflow"))?;
-    match super::verify_checksum(structure, at, data, len) {
-        Ok(()) => Ok(true),
-        Err(Error {
-            kind: ErrorKind::BadChecksum { .. },
-            ..
-        }) => Ok(false),
-        Err(e) => Err(e),
-    }
+/// A length as `usize`, or an error naming the structure.
+fn usize_len(structure: &'static str, at: u64, len: u64) -> Result<usize> {
+    usize::try_from(len).map_err(|_| Error::invalid(structure, at, "size overflow"))
 }
 
 /// Bytes needed to encode the value `max` (spec: "the least number of bytes
@@ -537,7 +533,7 @@ pub fn parse_node(data: &[u8], at: u64, tree: &Tree, depth: u16, nrec: u64) -> R
         .ok()
         .and_then(|u| data.get(..u))
         .ok_or_else(|| truncated(structure, at, used + 4, data.len()))?;
-    let checksum_ok = checksum_ok(structure, at, data, used)?;
+    let checksum_ok = checksum_matches(structure, at, data, usize_len(structure, at, used)?)?;
 
     let mut records = Vec::with_capacity(nrec as usize);
     let mut rest = &body[6..];
@@ -713,16 +709,16 @@ pub fn collect_records(
     (Some(hdr), records, errors)
 }
 
-/// Computes the lookup3 checksum over `bytes` (helper for building fixtures
-/// and for carvers re-checking a candidate node of known length).
-pub fn checksum(bytes: &[u8]) -> u32 {
-    lookup3::hashlittle(bytes, 0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::format::lookup3;
     use crate::format::UNDEFINED;
+
+    /// lookup3 of `bytes`: fixture checksums and link name hashes.
+    fn checksum(bytes: &[u8]) -> u32 {
+        lookup3::hashlittle(bytes, 0)
+    }
 
     const S: Sizes = Sizes::DEFAULT;
 

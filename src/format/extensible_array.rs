@@ -40,10 +40,13 @@ use nom::number::complete::le_u8;
 
 pub use super::fixed_array::ChunkElement;
 use super::fixed_array::{
-    bad_checksum, check_chunk_extents, checksum_matches, page_initialized, parse_page_as,
-    take_bytes, DataBlockPage, ElementFormat, Paging,
+    check_chunk_extents, page_initialized, parse_page_as, take_bytes, DataBlockPage, ElementFormat,
+    Paging,
 };
-use super::{expect_signature, offset, uint, Error, ErrorKind, Image, Result, Sizes, UNDEFINED};
+use super::{
+    bad_checksum, checksum_matches, expect_signature, offset, uint, Error, ErrorKind, Image,
+    Result, Sizes, UNDEFINED,
+};
 
 /// Magic of the extensible array header.
 pub const HEADER_SIGNATURE: &[u8; 4] = b"EAHD";

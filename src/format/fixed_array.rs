@@ -23,7 +23,8 @@
 use nom::number::complete::{le_u32, le_u8};
 
 use super::{
-    expect_signature, lookup3, offset, uint, Error, ErrorKind, Image, Result, Sizes, UNDEFINED,
+    bad_checksum, checksum_matches, expect_signature, offset, uint, Error, ErrorKind, Image,
+    Result, Sizes, UNDEFINED,
 };
 
 /// Magic of the fixed array header.
@@ -416,48 +417,6 @@ pub(crate) fn take_bytes<'a>(
     }
 }
 
-/// Compares the lookup3 checksum stored after `data[..len]`: `Ok(false)` on
-/// a mismatch, `Err` only when the 4 bytes are missing.
-pub(crate) fn checksum_matches(
-    structure: &'static str,
-    at: u64,
-    data: &[u8],
-    len: usize,
-) -> Result<bool> {
-    let stored = len
-        .checked_add(4)
-        .and_then(|end| data.get(len..end))
-        .ok_or_else(|| {
-            Error::new(
-                structure,
-                at,
-                ErrorKind::Truncated {
-                    needed: len as u64 + 4,
-                    available: data.len() as u64,
-                },
-            )
-        })?;
-    let stored = u32::from_le_bytes([stored[0], stored[1], stored[2], stored[3]]);
-    Ok(data
-        .get(..len)
-        .is_some_and(|b| lookup3::hashlittle(b, 0) == stored))
-}
-
-/// The error reported for a node whose checksum does not match.
-pub(crate) fn bad_checksum(structure: &'static str, at: u64, data: &[u8], len: u64) -> Error {
-    let len = usize::try_from(len.saturating_sub(4)).unwrap_or(usize::MAX);
-    let stored = len
-        .checked_add(4)
-        .and_then(|end| data.get(len..end))
-        .map_or(0, |s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]));
-    let computed = data.get(..len).map_or(0, |b| lookup3::hashlittle(b, 0));
-    Error::new(
-        structure,
-        at.saturating_add(len as u64),
-        ErrorKind::BadChecksum { stored, computed },
-    )
-}
-
 /// Reports (once per array) chunks whose bytes would lie past the end of the
 /// file; the chunks are still returned. `unfiltered_chunk_bytes` is the size
 /// of non-filtered chunks (filtered ones carry their own size).
@@ -654,6 +613,7 @@ fn walk(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::format::lookup3;
 
     pub(crate) fn seal(mut v: Vec<u8>) -> Vec<u8> {
         let c = lookup3::hashlittle(&v, 0);

@@ -28,14 +28,16 @@
 //!   pipeline. Only deflate (filter 1) pipelines are decoded here.
 
 use std::collections::HashSet;
-use std::io::Read;
 
 use nom::bytes::complete::take;
 use nom::number::complete::{le_u16, le_u32, le_u8};
 
+use crate::read::filters::inflate_capped;
+
+use super::message::filter_pipeline;
 use super::{
-    expect_signature, length, lookup3, offset, uint, Error, ErrorKind, Image, Result, Sizes,
-    UNDEFINED,
+    checksum, checksum_zeroed, expect_signature, length, offset, uint, Error, ErrorKind, Image,
+    Result, Sizes, UNDEFINED,
 };
 
 const HEADER: &str = "fractal heap header";
@@ -57,8 +59,6 @@ const MAX_ROWS: u32 = 64;
 const MAX_DEPTH: usize = 64;
 /// Most direct blocks [`collect_direct_blocks`] lists.
 const MAX_BLOCKS: usize = 1 << 20;
-/// Deflate filter id (spec IV.A.2.l, "Filter Pipeline Message").
-const FILTER_DEFLATE: u16 = 1;
 
 /// A fractal heap header (spec III.G, "Layout: Fractal Heap Header").
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -317,7 +317,7 @@ pub fn parse_header(data: &[u8], at: u64, sizes: Sizes) -> Result<FractalHeapHea
     }
     let len = data.len() - rest.len();
     h.size = len as u64 + 4;
-    h.checksum_ok = match block_checksum(data, len) {
+    h.checksum_ok = match checksum(data, len) {
         Some((stored, computed)) => stored == computed,
         None => return Err(truncated(HEADER, at, h.size, data.len())),
     };
@@ -435,7 +435,7 @@ impl DirectBlockRaw {
     pub fn checksum_matches(&self, block: &[u8]) -> bool {
         usize::try_from(self.prefix_size)
             .ok()
-            .and_then(|p| direct_block_checksum(block, p))
+            .and_then(|p| checksum_zeroed(block, p))
             .is_some_and(|(stored, computed)| stored == computed)
     }
 
@@ -455,28 +455,6 @@ impl DirectBlockRaw {
         }
         None
     }
-}
-
-/// (stored, computed) checksum of a direct block: lookup3 over `block` with
-/// the 4 checksum bytes at `prefix` zeroed. `None` if the block is too short.
-fn direct_block_checksum(block: &[u8], prefix: usize) -> Option<(u32, u32)> {
-    let end = prefix.checked_add(4)?;
-    let stored = le_u32_at(block, prefix)?;
-    let mut copy = block.to_vec();
-    copy.get_mut(prefix..end)?.fill(0);
-    Some((stored, lookup3::hashlittle(&copy, 0)))
-}
-
-/// (stored, computed) checksum of `data[..len]` with the checksum right
-/// after it. `None` if `data` is too short.
-fn block_checksum(data: &[u8], len: usize) -> Option<(u32, u32)> {
-    let stored = le_u32_at(data, len)?;
-    Some((stored, lookup3::hashlittle(data.get(..len)?, 0)))
-}
-
-fn le_u32_at(data: &[u8], at: usize) -> Option<u32> {
-    let b = data.get(at..at.checked_add(4)?)?;
-    Some(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
 }
 
 /// Decodes a direct block's prefix with a caller-chosen block offset width
@@ -565,7 +543,7 @@ pub fn parse_direct_block(
     };
     let (checksum, computed_checksum) = if checksummed {
         // block_size >= prefix_size, so the checksum bytes are present.
-        let (stored, computed) = direct_block_checksum(block, raw.prefix_size as usize)
+        let (stored, computed) = checksum_zeroed(block, raw.prefix_size as usize)
             .ok_or_else(|| truncated(DIRECT, at, prefix_size, block.len()))?;
         (Some(stored), Some(computed))
     } else {
@@ -706,7 +684,7 @@ pub fn parse_indirect_block(
         ));
     }
     let len = data.len() - rest.len();
-    block.checksum_ok = block_checksum(data, len).is_some_and(|(s, c)| s == c);
+    block.checksum_ok = checksum(data, len).is_some_and(|(s, c)| s == c);
     Ok(block)
 }
 
@@ -1057,7 +1035,7 @@ fn read_indirect_block(
     let ib = parse_indirect_block(data, at, header, nrows)?;
     if !ib.checksum_ok {
         let len = usize::try_from(ib.size.saturating_sub(4)).unwrap_or(usize::MAX);
-        let (stored, computed) = block_checksum(data, len).unwrap_or((0, 0));
+        let (stored, computed) = checksum(data, len).unwrap_or((0, 0));
         return Err(Error::new(
             INDIRECT,
             at.saturating_add(len as u64),
@@ -1108,15 +1086,21 @@ fn defilter(
         if i < 32 && mask & (1 << i) != 0 {
             continue;
         }
-        if *id != FILTER_DEFLATE {
+        if *id != filter_pipeline::DEFLATE {
             return Err(Error::invalid(
                 structure,
                 at,
                 format!("fractal heap filter {id} is not supported (only deflate)"),
             ));
         }
-        bytes = inflate(&bytes, size)
-            .ok_or_else(|| Error::invalid(structure, at, "deflate stream does not decode"))?;
+        let cap = usize::try_from(size).unwrap_or(usize::MAX);
+        bytes = inflate_capped(&bytes, cap).map_err(|e| {
+            Error::invalid(
+                structure,
+                at,
+                format!("deflate stream does not decode: {e}"),
+            )
+        })?;
     }
     if bytes.len() as u64 != size {
         return Err(Error::invalid(
@@ -1283,56 +1267,12 @@ pub fn read_huge_object(
     )
 }
 
-/// Inflates a zlib stream, reading at most `limit + 1` bytes of output.
-fn inflate(data: &[u8], limit: u64) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
-    flate2::read::ZlibDecoder::new(data)
-        .take(limit.saturating_add(1))
-        .read_to_end(&mut out)
-        .ok()?;
-    Some(out)
-}
-
 /// Filter ids of an encoded filter pipeline message (spec IV.A.2.l,
-/// versions 1 and 2), enough to decide whether the pipeline is supported.
+/// [`filter_pipeline::parse`]), enough to decide whether the pipeline is
+/// supported.
 fn filter_ids(info: &[u8]) -> Option<Vec<u16>> {
-    let (&version, rest) = info.split_first()?;
-    let (&count, rest) = rest.split_first()?;
-    let mut pos = match version {
-        1 => rest.get(6..)?,
-        2 => rest,
-        _ => return None,
-    };
-    let u16_at = |b: &[u8], i: usize| -> Option<u16> {
-        Some(u16::from_le_bytes([*b.get(i)?, *b.get(i + 1)?]))
-    };
-    let mut ids = Vec::new();
-    for _ in 0..count.min(32) {
-        let id = u16_at(pos, 0)?;
-        let mut i = 2;
-        let name_len = if version == 1 || id >= 256 {
-            i += 2;
-            usize::from(u16_at(pos, 2)?)
-        } else {
-            0
-        };
-        let _flags = u16_at(pos, i)?;
-        let values = usize::from(u16_at(pos, i + 2)?);
-        i += 4;
-        let name = if version == 1 {
-            name_len.div_ceil(8) * 8
-        } else {
-            name_len
-        };
-        let values_bytes = if version == 1 {
-            values.div_ceil(2) * 8
-        } else {
-            values * 4
-        };
-        pos = pos.get(i.checked_add(name)?.checked_add(values_bytes)?..)?;
-        ids.push(id);
-    }
-    Some(ids)
+    let pipeline = filter_pipeline::parse(info, 0, Sizes::DEFAULT).ok()?;
+    Some(pipeline.filters.iter().map(|f| f.id).collect())
 }
 
 /// Lists every allocated direct block of the heap whose header (parsed as
@@ -1472,6 +1412,7 @@ fn entry_position(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::format::lookup3;
 
     // Fixtures written by h5py 3.16 / HDF5 2.0 (python3):
     //   with h5py.File('dense.h5', 'w', libver='latest') as f:

@@ -21,7 +21,9 @@ use nom::number::complete::{le_u16, le_u32, u8 as le_u8};
 use nom::IResult;
 
 use super::message::{self, continuation, kind, Message};
-use super::{expect_signature, uint, verify_checksum, Error, ErrorKind, Image, Result, Sizes};
+use super::{
+    expect_signature, uint, verify_checksum, Error, ErrorKind, Image, MessageHeader, Result, Sizes,
+};
 
 /// Signature of a version 2 object header (spec IV.A.1.b).
 pub const SIGNATURE: &[u8; 4] = b"OHDR";
@@ -37,11 +39,6 @@ const BLOCK: &str = "object header continuation block";
 
 /// Size of the version 1 prefix; chunk 0's messages start right after it.
 const V1_PREFIX_LEN: usize = 16;
-/// v1 message header: type (2), size (2), flags (1), reserved (3).
-const V1_MESSAGE_HEADER: usize = 8;
-/// Highest message type number the spec defines (0x18, cache image), used by
-/// [`looks_like_v1_header`].
-const MAX_KNOWN_KIND: u16 = 0x18;
 
 /// The prefix of an object header (spec IV.A.1.a for v1, IV.A.1.b for v2).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -463,11 +460,7 @@ fn parse_chunk(
     creation_order: bool,
     structure: &'static str,
 ) -> (Vec<RawMessage>, Option<Error>) {
-    let header_len = match (version, creation_order) {
-        (1, _) => V1_MESSAGE_HEADER,
-        (_, false) => 4,
-        (_, true) => 6,
-    };
+    let header_len = MessageHeader::len(version, creation_order);
     let mut messages = Vec::new();
     let mut pos = 0usize;
     let at_pos = |pos: usize| area_at.saturating_add(pos as u64);
@@ -475,7 +468,7 @@ fn parse_chunk(
         let Some(rest) = area.get(pos..).filter(|r| !r.is_empty()) else {
             break None;
         };
-        if rest.len() < header_len {
+        let Some(header) = MessageHeader::parse(rest, version, creation_order) else {
             if version == 2 && complete {
                 break None; // a gap
             }
@@ -487,16 +480,14 @@ fn parse_chunk(
                     rest.len()
                 ),
             ));
-        }
-        let (kind, size, flags, order) = if version == 1 {
-            let kind = u16::from_le_bytes([rest[0], rest[1]]);
-            let size = u16::from_le_bytes([rest[2], rest[3]]);
-            (kind, size, rest[4], None)
-        } else {
-            let size = u16::from_le_bytes([rest[1], rest[2]]);
-            let order = creation_order.then(|| u16::from_le_bytes([rest[4], rest[5]]));
-            (u16::from(rest[0]), size, rest[3], order)
         };
+        let MessageHeader {
+            kind,
+            size,
+            flags,
+            creation_order: order,
+            ..
+        } = header;
         if version == 1 && size % 8 != 0 {
             break Some(Error::bad_value(
                 structure,
@@ -568,7 +559,7 @@ pub fn looks_like_v1_header(data: &[u8]) -> bool {
         hdr == Some(&[0, 0, 0][..])
     });
     reserved_zero
-        && messages.iter().all(|m| m.kind <= MAX_KNOWN_KIND)
+        && messages.iter().all(|m| m.kind <= kind::MAX_KNOWN)
         && messages.iter().any(|m| m.kind != kind::NIL)
 }
 

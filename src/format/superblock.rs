@@ -12,7 +12,7 @@ use nom::bytes::complete::take;
 use nom::number::complete::{le_u16, le_u32, u8 as le_u8};
 use nom::IResult;
 
-use super::{length, lookup3, offset, Error, ErrorKind, Result, Sizes};
+use super::{checksum_ok, length, offset, Error, ErrorKind, Result, Sizes};
 
 /// The 8-byte format signature `\x89HDF\r\n\x1a\n` (spec II.A, "Format Signature").
 pub const SIGNATURE: [u8; 8] = [0x89, 0x48, 0x44, 0x46, 0x0D, 0x0A, 0x1A, 0x0A];
@@ -110,6 +110,11 @@ impl Superblock {
     /// Bit 2 of the v3 consistency flags: the file was open for SWMR writing.
     pub fn swmr(&self) -> bool {
         self.version >= 3 && self.status_flags & 0x04 != 0
+    }
+
+    /// The root group's object header address, if defined.
+    pub fn root_address(&self) -> Option<u64> {
+        Some(self.root.object_header_address()).filter(|a| !super::is_undefined(*a))
     }
 }
 
@@ -233,8 +238,7 @@ fn parse_v2_v3(data: &[u8], version: u8) -> IResult<&[u8], Inner> {
     let (i, eof_address) = offset(sizes)(i)?;
     let (i, root_address) = offset(sizes)(i)?;
     let covered = data.len() - i.len();
-    let (i, stored) = le_u32(i)?;
-    let computed = lookup3::hashlittle(&data[..covered], 0);
+    let (i, _stored) = le_u32(i)?;
     let size_on_disk = (data.len() - i.len()) as u64;
     Ok((
         i,
@@ -251,7 +255,7 @@ fn parse_v2_v3(data: &[u8], version: u8) -> IResult<&[u8], Inner> {
             eof_address,
             driver_info_address: None,
             root: RootPointer::ObjectHeader(root_address),
-            checksum_ok: Some(stored == computed),
+            checksum_ok: Some(checksum_ok(data, covered)),
             size_on_disk,
         }),
     ))
@@ -356,6 +360,7 @@ fn symbol_table_entry(sizes: Sizes) -> impl Fn(&[u8]) -> IResult<&[u8], SymbolTa
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::format::lookup3;
     use crate::format::UNDEFINED;
 
     fn hex(s: &str) -> Vec<u8> {

@@ -59,7 +59,7 @@ pub fn walk_with(file: &str, bytes: &[u8], limits: Limits) -> Inventory {
     };
     let base = base_address(&sb, sb_offset, &mut inv);
     let image = Image::new(bytes, base, sb.sizes);
-    let info = superblock_info(&sb, sb_offset, base);
+    let info = SuperblockInfo::new(&sb, sb_offset, base);
     check_superblock(&info, &sb, bytes, &mut inv);
     inv.superblock = Some(info);
 
@@ -71,7 +71,7 @@ pub fn walk_with(file: &str, bytes: &[u8], limits: Limits) -> Inventory {
         inv,
         visited: HashMap::new(),
     };
-    match root_of(&sb) {
+    match sb.root_address() {
         Some(root) => walker.run(root),
         None => walker.inv.problems.push(Problem::new(
             Some(sb_offset),
@@ -152,20 +152,6 @@ fn base_address(sb: &Superblock, sb_offset: u64, inv: &mut Inventory) -> u64 {
     sb_offset
 }
 
-fn superblock_info(sb: &Superblock, offset: u64, base: u64) -> SuperblockInfo {
-    SuperblockInfo {
-        offset,
-        version: sb.version,
-        size_of_offsets: sb.sizes.offset(),
-        size_of_lengths: sb.sizes.length(),
-        base_address: base,
-        eof_address: sb.eof_address,
-        root_address: root_of(sb),
-        status_flags: sb.status_flags,
-        checksum_ok: sb.checksum_ok,
-    }
-}
-
 /// Longest tail after the stored end of file taken for padding.
 const MAX_PADDING_TAIL: u64 = 4096;
 
@@ -230,10 +216,6 @@ fn check_superblock(info: &SuperblockInfo, sb: &Superblock, bytes: &[u8], inv: &
         ));
     }
     let _ = sb;
-}
-
-fn root_of(sb: &Superblock) -> Option<u64> {
-    Some(sb.root.object_header_address()).filter(|a| !crate::format::is_undefined(*a))
 }
 
 /// One object waiting to be visited.

@@ -13,8 +13,9 @@
 //! body byte (possibly with trailing padding) and the walker trims it after
 //! resolving the shared message.
 
+use crate::format::codec::Reader;
 use crate::format::message::dataspace::{self, Dataspace};
-use crate::format::message::datatype::{self, CharacterSet, Datatype, Reader};
+use crate::format::message::datatype::{self, CharacterSet, Datatype};
 use crate::format::message::shared::{self, SharedMessage};
 use crate::format::{Error, ErrorKind, Result, Sizes};
 

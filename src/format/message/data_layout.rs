@@ -27,7 +27,7 @@
 //! and filter mask) is present when flags bit 1 (`SINGLE_INDEX_WITH_FILTER`)
 //! is set; the spec's prose says bit 0, the library and its files use bit 1.
 
-use crate::format::message::datatype::Reader;
+use crate::format::codec::Reader;
 use crate::format::{Error, ErrorKind, Result, Sizes};
 
 const STRUCTURE: &str = "DataLayout";

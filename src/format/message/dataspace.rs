@@ -5,7 +5,7 @@
 //! permutation indices, which are skipped. Version 2 adds the type (scalar,
 //! simple, null). Ranks above [`MAX_RANK`] are refused.
 
-use crate::format::message::datatype::Reader;
+use crate::format::codec::Reader;
 use crate::format::{widen_address, Error, ErrorKind, Result, Sizes};
 
 const STRUCTURE: &str = "Dataspace";

@@ -15,13 +15,8 @@
 //! Versions above 3 keep the v3 property encodings: HDF5 2.0 with
 //! `libver='latest'` writes compound and enumeration types as version 5 (not
 //! only complex types), with the v3 layouts.
-//!
-//! This module also holds [`Reader`], a small bounded cursor over nom parsers
-//! that the sibling message modules use (candidate for `format::mod`).
 
-use nom::number::complete::{le_u16, le_u32, le_u8};
-use nom::IResult;
-
+use crate::format::codec::{until_nul, Reader};
 use crate::format::{Error, ErrorKind, Result, Sizes};
 
 const STRUCTURE: &str = "Datatype";
@@ -357,7 +352,7 @@ fn floating_point(r: &mut Reader, bits: u32) -> Result<DatatypeClass> {
         (true, false) => {
             return Err(Error::bad_value(
                 STRUCTURE,
-                r.at,
+                r.start(),
                 "floating-point byte order",
                 u64::from(bits & 0x41),
             ))
@@ -551,11 +546,6 @@ fn array(r: &mut Reader, ctx: &Ctx) -> Result<DatatypeClass> {
 }
 
 /// Bytes up to the first NUL, decoded lossily as UTF-8.
-fn until_nul(bytes: &[u8]) -> String {
-    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
-    String::from_utf8_lossy(bytes.get(..end).unwrap_or_default()).into_owned()
-}
-
 impl Datatype {
     /// An unsigned little-endian integer of `size` bytes (1, 2, 4 or 8), as
     /// libhdf5 encodes `H5T_STD_U<8*size>LE`: for datasets and attributes
@@ -788,156 +778,7 @@ fn order_char(order: ByteOrder, size: u32) -> char {
     }
 }
 
-/// A bounded cursor over one structure's bytes, reading fields with nom.
-///
-/// Every read is checked against the bytes available; failures become
-/// [`Error`]s naming the structure and the absolute offset of the field.
-pub(crate) struct Reader<'a> {
-    structure: &'static str,
-    data: &'a [u8],
-    at: u64,
-    pos: usize,
-}
-
-impl<'a> Reader<'a> {
-    /// `data` starts at the structure, which lies at absolute offset `at`.
-    pub(crate) fn new(structure: &'static str, data: &'a [u8], at: u64) -> Reader<'a> {
-        Reader {
-            structure,
-            data,
-            at,
-            pos: 0,
-        }
-    }
-
-    /// Bytes consumed so far.
-    pub(crate) fn pos(&self) -> usize {
-        self.pos
-    }
-
-    /// Absolute file offset of the next byte.
-    pub(crate) fn abs(&self) -> u64 {
-        self.at.saturating_add(self.pos as u64)
-    }
-
-    /// The unread bytes.
-    pub(crate) fn rest(&self) -> &'a [u8] {
-        self.data.get(self.pos..).unwrap_or_default()
-    }
-
-    pub(crate) fn remaining(&self) -> usize {
-        self.data.len().saturating_sub(self.pos)
-    }
-
-    /// Runs a nom parser on the unread bytes.
-    pub(crate) fn run<T>(
-        &mut self,
-        mut parser: impl FnMut(&'a [u8]) -> IResult<&'a [u8], T>,
-    ) -> Result<T> {
-        match parser(self.rest()) {
-            Ok((rest, v)) => {
-                self.pos = self.data.len().saturating_sub(rest.len());
-                Ok(v)
-            }
-            Err(e) => Err(Error::from_nom(self.structure, self.at, self.data, e)),
-        }
-    }
-
-    pub(crate) fn u8(&mut self) -> Result<u8> {
-        self.run(le_u8)
-    }
-
-    pub(crate) fn u16(&mut self) -> Result<u16> {
-        self.run(le_u16)
-    }
-
-    pub(crate) fn u32(&mut self) -> Result<u32> {
-        self.run(le_u32)
-    }
-
-    /// Little-endian unsigned integer of `width` (1..=8) bytes.
-    pub(crate) fn uint(&mut self, width: u8) -> Result<u64> {
-        self.run(crate::format::uint(width))
-    }
-
-    /// A file address ("size of offsets" bytes, all-ones -> UNDEFINED).
-    pub(crate) fn offset(&mut self, sizes: Sizes) -> Result<u64> {
-        self.run(crate::format::offset(sizes))
-    }
-
-    /// A "size of lengths" field.
-    pub(crate) fn length(&mut self, sizes: Sizes) -> Result<u64> {
-        self.run(crate::format::length(sizes))
-    }
-
-    /// The next `n` bytes.
-    pub(crate) fn bytes(&mut self, n: usize) -> Result<&'a [u8]> {
-        match self.rest().get(..n) {
-            Some(s) => {
-                self.pos = self.pos.saturating_add(n);
-                Ok(s)
-            }
-            None => Err(self.truncated(n)),
-        }
-    }
-
-    pub(crate) fn skip(&mut self, n: usize) -> Result<()> {
-        self.bytes(n).map(|_| ())
-    }
-
-    /// A truncation error for a field of `n` bytes at the current position.
-    pub(crate) fn truncated(&self, n: usize) -> Error {
-        Error::new(
-            self.structure,
-            self.abs(),
-            ErrorKind::Truncated {
-                needed: n as u64,
-                available: self.remaining() as u64,
-            },
-        )
-    }
-
-    /// A NUL-terminated string (the NUL is consumed, not returned).
-    pub(crate) fn cstring(&mut self) -> Result<String> {
-        let rest = self.rest();
-        let Some(len) = rest.iter().position(|&b| b == 0) else {
-            return Err(self.truncated(rest.len().saturating_add(1)));
-        };
-        let s = until_nul(rest);
-        self.skip(len + 1)?;
-        Ok(s)
-    }
-
-    /// A NUL-terminated string padded with NULs to a multiple of 8 bytes.
-    pub(crate) fn cstring_padded8(&mut self) -> Result<String> {
-        let rest = self.rest();
-        let Some(len) = rest.iter().position(|&b| b == 0) else {
-            return Err(self.truncated(rest.len().saturating_add(1)));
-        };
-        let s = until_nul(rest);
-        self.skip((len + 1).div_ceil(8) * 8)?;
-        Ok(s)
-    }
-
-    /// Refuses `count` entries of at least `min_each` bytes when they cannot
-    /// fit in the unread bytes (guards allocations sized by file fields).
-    pub(crate) fn check_count(
-        &self,
-        field: &'static str,
-        count: usize,
-        min_each: usize,
-    ) -> Result<()> {
-        match count.checked_mul(min_each) {
-            Some(n) if n <= self.remaining() => Ok(()),
-            _ => Err(Error::bad_value(
-                self.structure,
-                self.abs(),
-                field,
-                count as u64,
-            )),
-        }
-    }
-
+impl Reader<'_> {
     /// A nested datatype at the current position.
     pub(crate) fn nested(&mut self, sizes: Sizes, depth: u32) -> Result<Datatype> {
         let (t, used) = parse_datatype(self.rest(), self.abs(), sizes, depth.saturating_add(1))?;

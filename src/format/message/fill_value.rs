@@ -6,7 +6,7 @@
 //! "undefined"/"defined" flags into one byte and stores size and value only
 //! when a value is defined. A value must fit in the message body.
 
-use crate::format::message::datatype::Reader;
+use crate::format::codec::Reader;
 use crate::format::{Error, ErrorKind, Result, Sizes};
 
 /// Space allocation time values (versions 1-3).

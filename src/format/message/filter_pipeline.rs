@@ -6,7 +6,7 @@
 //! padding. Version 2: 2-byte header, filters with id < 256 store neither
 //! name length nor name, the name is not padded, no client-data padding.
 
-use crate::format::message::datatype::Reader;
+use crate::format::codec::Reader;
 use crate::format::{Error, ErrorKind, Result, Sizes};
 
 const STRUCTURE: &str = "FilterPipeline";

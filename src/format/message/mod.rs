@@ -50,6 +50,8 @@ pub mod kind {
     pub const ATTRIBUTE_INFO: u16 = 0x0015;
     pub const REFERENCE_COUNT: u16 = 0x0016;
     pub const FILE_SPACE_INFO: u16 = 0x0017;
+    /// Highest message type number the spec defines (0x18, cache image).
+    pub const MAX_KNOWN: u16 = 0x0018;
 }
 
 /// Human name of a message type, for reports.

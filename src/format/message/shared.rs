@@ -11,7 +11,7 @@
 //! table entry": after the 6 reserved bytes it skips "size of lengths" bytes
 //! (the local heap slot) before the address. This parser follows the library.
 
-use crate::format::message::datatype::Reader;
+use crate::format::codec::Reader;
 use crate::format::{Error, ErrorKind, Result, Sizes};
 
 const STRUCTURE: &str = "SharedMessage";
