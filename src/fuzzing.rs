@@ -4,11 +4,12 @@
 //! bytes and must return without a panic, a hang or an unbounded
 //! allocation.
 
+use crate::follow::Image;
 use crate::format::message::datatype;
 use crate::format::message::filter_pipeline::{
     Filter, FilterPipeline, DEFLATE, FLETCHER32, LZF, SHUFFLE,
 };
-use crate::format::{Image, Sizes};
+use crate::format::Sizes;
 use crate::read::{filters, vlen};
 
 /// The chunk decoding path: a filter pipeline (deflate, shuffle,

@@ -7,6 +7,7 @@
 //! `report` (human and JSON).
 
 pub mod carve;
+pub mod follow;
 pub mod format;
 #[doc(hidden)]
 pub mod fuzzing;

@@ -1005,10 +1005,10 @@ fn remove_merged(output: &Path, scanned: &[Scanned], report: &mut MergeReport) {
 /// values compared as values).
 fn same_unit(
     inv: &Inventory,
-    image: &crate::format::Image,
+    image: &crate::follow::Image,
     u: &Unit,
     out_inv: &Inventory,
-    out_image: &crate::format::Image,
+    out_image: &crate::follow::Image,
 ) -> Result<(), String> {
     // Second hard links and soft or external links must be in OUTPUT too.
     for o in inv.objects.iter().filter(|o| o.hard_link_of.is_some()) {
@@ -1069,9 +1069,9 @@ fn same_unit(
 /// `c` with the same type, shape and value (the output's own
 /// `h5salvage_*` marks aside).
 fn same_attributes(
-    image: &crate::format::Image,
+    image: &crate::follow::Image,
     o: &crate::inventory::Object,
-    out_image: &crate::format::Image,
+    out_image: &crate::follow::Image,
     c: &crate::inventory::Object,
 ) -> Result<(), String> {
     for a in &o.attributes {
@@ -1096,10 +1096,10 @@ fn same_attributes(
 /// Elements `x` of the input and `y` of the output (same datatype `t`)
 /// hold the same values; variable-length values are compared as values.
 fn same_values(
-    image: &crate::format::Image,
+    image: &crate::follow::Image,
     t: &Datatype,
     x: &[u8],
-    out_image: &crate::format::Image,
+    out_image: &crate::follow::Image,
     y: &[u8],
 ) -> Result<(), String> {
     if t.is_variable_length() {
@@ -1114,7 +1114,7 @@ fn same_values(
         // The bytes around the slots (fixed members of a compound) must be
         // equal too; the slots themselves hold heap addresses.
         let masked =
-            |raw: &[u8], slots: &[crate::read::vlen::VlenSlot], img: &crate::format::Image| {
+            |raw: &[u8], slots: &[crate::read::vlen::VlenSlot], img: &crate::follow::Image| {
                 let len = usize::try_from(crate::format::global_heap::vlen_element_size(img.sizes))
                     .unwrap_or(usize::MAX);
                 let mut m = raw.to_vec();

@@ -14,8 +14,8 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::carve::chunks;
+use crate::follow::Image;
 use crate::format::message::data_layout::LayoutClass;
-use crate::format::Image;
 use crate::inventory::{Dataset, Inventory, Object, ObjectKind, Status, ZeroedRange};
 use crate::read::{self, DatasetData};
 use crate::source::{CarveMode, Input, InputChanged};
@@ -423,7 +423,7 @@ pub fn image_of<'a>(inv: &Inventory, bytes: &'a [u8]) -> Image<'a> {
     let sizes = sb
         .and_then(|s| crate::format::Sizes::new(s.size_of_offsets, s.size_of_lengths).ok())
         .unwrap_or(crate::format::Sizes::DEFAULT);
-    crate::format::Image::new(bytes, sb.map_or(0, |s| s.base_address), sizes)
+    crate::follow::Image::new(bytes, sb.map_or(0, |s| s.base_address), sizes)
 }
 
 /// Source header address -> output path, for object references.

@@ -87,8 +87,8 @@ fn zeroed(bytes: &[u8], ranges: &[(usize, usize)]) -> Vec<u8> {
 /// Absolute offsets an object's carving depends on: its header prefix, every
 /// message of every header chunk, and a symbol-table group's B-tree and heap.
 fn footprint(bytes: &[u8], base: u64, addr: u64) -> Vec<u64> {
-    let image = h5salvage::format::Image::new(bytes, base, h5salvage::format::Sizes::DEFAULT);
-    let (_, raws, _) = h5salvage::format::object_header::read_all_messages(&image, addr);
+    let image = h5salvage::follow::Image::new(bytes, base, h5salvage::format::Sizes::DEFAULT);
+    let (_, raws, _) = h5salvage::follow::object_header::read_all_messages(&image, addr);
     let mut out = vec![base + addr];
     out.extend(raws.iter().map(|r| r.body_offset));
     let mut o = Object::new(String::new(), addr);
@@ -151,7 +151,7 @@ fn root_btree_zeroed_members_come_back_after_merge() {
         let Some(sb) = walked.superblock.clone() else {
             continue;
         };
-        let image = h5salvage::format::Image::new(
+        let image = h5salvage::follow::Image::new(
             &bytes,
             sb.base_address,
             h5salvage::format::Sizes::new(sb.size_of_offsets, sb.size_of_lengths).unwrap(),

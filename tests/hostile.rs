@@ -13,9 +13,11 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
+use h5salvage::follow::object_header::read_all_messages;
+use h5salvage::follow::Image;
 use h5salvage::format::message::kind;
-use h5salvage::format::object_header::{read_all_messages, RawMessage};
-use h5salvage::format::{Image, Sizes};
+use h5salvage::format::object_header::RawMessage;
+use h5salvage::format::Sizes;
 use h5salvage::inventory::{Inventory, Status};
 use h5salvage::walk::walk;
 

@@ -17,9 +17,10 @@
 
 use std::path::{Path, PathBuf};
 
+use h5salvage::follow::Image;
 use h5salvage::format::message::data_layout::LayoutClass;
 use h5salvage::format::message::datatype::{DatatypeClass, VlenKind};
-use h5salvage::format::{Image, Sizes};
+use h5salvage::format::Sizes;
 use h5salvage::inventory::{Dataset, Inventory};
 use h5salvage::read::{self, vlen, DatasetData};
 use serde_json::Value;

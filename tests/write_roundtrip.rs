@@ -10,11 +10,12 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use h5salvage::follow::Image;
 use h5salvage::format::global_heap;
 use h5salvage::format::message::data_layout::LayoutClass;
 use h5salvage::format::message::dataspace::{Dataspace, DataspaceKind};
 use h5salvage::format::message::datatype::{Datatype, DatatypeClass, VlenKind};
-use h5salvage::format::{Image, Sizes, UNDEFINED};
+use h5salvage::format::{Sizes, UNDEFINED};
 use h5salvage::inventory::{Dataset, Inventory, ObjectKind};
 use h5salvage::write::{HeapValues, VlenSlot, Writer};
 

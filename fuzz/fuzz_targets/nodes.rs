@@ -1,6 +1,7 @@
 #![no_main]
+use h5salvage::follow::{self, Image};
 use h5salvage::format::{
-    btree_v1, btree_v2, fractal_heap, global_heap, local_heap, symbol_table_node, Image, Sizes,
+    btree_v1, btree_v2, fractal_heap, global_heap, local_heap, symbol_table_node, Sizes,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -15,7 +16,7 @@ fuzz_target!(|data: &[u8]| {
     let _ = fractal_heap::parse_header(data, 0, s);
     let _ = btree_v2::parse_header(data, 0, s);
     let image = Image::new(data, 0, s);
-    let _ = btree_v1::collect_chunks(&image, 0, 2);
-    let _ = btree_v1::collect_group_leaves(&image, 0);
-    let _ = btree_v2::collect_records(&image, 0, Default::default());
+    let _ = follow::btree_v1::collect_chunks(&image, 0, 2);
+    let _ = follow::btree_v1::collect_group_leaves(&image, 0);
+    let _ = follow::btree_v2::collect_records(&image, 0, Default::default());
 });

@@ -10,7 +10,7 @@
 //! - extensible array (spec VII.D): an `EADB` carries its header's address
 //!   (the layout message names the `EAHD`) and its block offset, which gives
 //!   its position in the array
-//!   ([`extensible_array::collect_orphan_data_blocks`]);
+//!   ([`follow::extensible_array::collect_orphan_data_blocks`]);
 //! - version-1 B-tree chunk nodes (spec III.A.1, node type 1): a node
 //!   carries each chunk's offset but not its owner. Nodes are tied to a
 //!   dataset through its index: child pointers from the root, then left and
@@ -32,16 +32,16 @@
 //!
 //! - fixed array (spec VII.C): a header written before its data block was
 //!   allocated lists none; the `FADB` naming it (it carries its header's
-//!   address) is read ([`fixed_array::collect_orphan_data_block`]).
+//!   address) is read ([`follow::fixed_array::collect_orphan_data_block`]).
 //!
 //! Version-2 B-tree chunk records (types 10/11) are not searched yet.
 
 use std::collections::{HashMap, HashSet};
 
+use crate::follow::{self, Image};
 use crate::format::btree_v1::{self, BtreeV1Node, Key};
 use crate::format::message::data_layout::{ChunkIndex, LayoutClass};
-use crate::format::{extensible_array, fixed_array};
-use crate::format::{is_undefined, Image, Sizes};
+use crate::format::{is_undefined, Sizes};
 use crate::inventory::{
     ChunkRecordFound, ChunkRef, Dataset, Inventory, Object, ObjectKind, Problem, Status, Tie,
 };
@@ -176,7 +176,7 @@ fn extensible(image: &Image, eadb: &[u64], o: &mut Object) {
     if is_undefined(*address) {
         return;
     }
-    let orphans = extensible_array::collect_orphan_data_blocks(image, *address, eadb);
+    let orphans = follow::extensible_array::collect_orphan_data_blocks(image, *address, eadb);
     let unfiltered = chunk_bytes(ds, dims);
     let grid = ea_grid(&ds.dataspace, dims);
     let known: HashMap<&[u64], u64> = ds
@@ -249,7 +249,7 @@ fn fixed(image: &Image, fadb: &[u64], o: &mut Object) {
     if is_undefined(*address) || !ds.chunks.is_empty() {
         return;
     }
-    let (block, errors) = fixed_array::collect_orphan_data_block(image, *address, fadb);
+    let (block, errors) = follow::fixed_array::collect_orphan_data_block(image, *address, fadb);
     let unfiltered = chunk_bytes(ds, dims);
     let g = grid(&max_extent(&ds.dataspace), dims).unwrap_or_default();
     let mut found = Vec::new();

@@ -29,9 +29,10 @@
 
 use std::collections::BTreeMap;
 
+use crate::follow::Image;
+use crate::format::is_undefined;
 use crate::format::message::data_layout::LayoutClass;
 use crate::format::message::filter_pipeline::{DEFLATE, FLETCHER32, SHUFFLE};
-use crate::format::{is_undefined, Image};
 use crate::inventory::{
     ChunkRef, ChunkSearch, Dataset, Inventory, ObjectKind, PlacedChunks, Problem, Status,
     StrayChunks,

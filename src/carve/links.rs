@@ -6,8 +6,9 @@
 //! the caller recognises. Only hard links are kept: nothing else can be
 //! cross-checked.
 
+use crate::follow::Image;
 use crate::format::message::link::{self, LinkTarget};
-use crate::format::{fractal_heap, is_undefined, Image, Sizes};
+use crate::format::{fractal_heap, is_undefined, Sizes};
 
 /// One hard link found in an orphan direct block.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -55,10 +55,11 @@ pub mod validate;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use crate::follow::Image;
 use crate::format::message::{self, kind};
 use crate::format::object_header;
 use crate::format::superblock::{self, Superblock};
-use crate::format::{is_undefined, Image, MessageHeader};
+use crate::format::{is_undefined, MessageHeader};
 use crate::inventory::{
     CarveSummary, InferredBase, Inventory, LinkEntry, Object, ObjectKind, Origin, Problem, Status,
     SuperblockInfo,

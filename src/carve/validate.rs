@@ -2,10 +2,11 @@
 //! structures must match their lookup3 checksum (spec III.H "checksum"),
 //! the others must parse with a known version and addresses inside the file.
 
+use crate::follow::Image;
 use crate::format::message::kind;
 use crate::format::{
     btree_v1, btree_v2, extensible_array, fixed_array, fractal_heap, global_heap, is_undefined,
-    local_heap, object_header, superblock, symbol_table_node, Image,
+    local_heap, object_header, superblock, symbol_table_node,
 };
 use crate::format::{checksum_ok, MessageHeader};
 

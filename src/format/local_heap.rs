@@ -12,11 +12,10 @@ use nom::bytes::complete::take;
 use nom::number::complete::le_u8;
 
 use super::{
-    expect_signature, length, offset, widen_address, Error, ErrorKind, Image, Result, Sizes,
-    UNDEFINED,
+    expect_signature, length, offset, widen_address, Error, ErrorKind, Result, Sizes, UNDEFINED,
 };
 
-const STRUCTURE: &str = "local heap";
+pub(crate) const STRUCTURE: &str = "local heap";
 
 /// The local heap signature (spec III.D, "Signature").
 pub const SIGNATURE: &[u8; 4] = b"HEAP";
@@ -27,7 +26,7 @@ pub const FREE_LIST_END: u64 = 1;
 
 /// Upper bound on the free blocks walked by [`validate_free_list`], on top
 /// of the bound given by the segment size.
-const MAX_FREE_BLOCKS: usize = 1 << 20;
+pub(crate) const MAX_FREE_BLOCKS: usize = 1 << 20;
 
 /// A local heap header (spec III.D, "Layout: Local Heap").
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -50,12 +49,6 @@ impl LocalHeap {
     /// Bytes in the header on disk: signature, version, 3 reserved, L, L, O.
     pub fn header_size(sizes: Sizes) -> u64 {
         8 + 2 * u64::from(sizes.length()) + u64::from(sizes.offset())
-    }
-
-    /// The data segment (`data_size` bytes at `data_address`), read through
-    /// the bounded [`Image`].
-    pub fn data_segment<'a>(&self, image: &Image<'a>) -> Result<&'a [u8]> {
-        image.slice(STRUCTURE, self.data_address, self.data_size)
     }
 }
 
@@ -184,6 +177,7 @@ fn read_free_block(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::follow::Image;
 
     fn s(o: u8, l: u8) -> Sizes {
         Sizes::new(o, l).unwrap()

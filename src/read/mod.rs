@@ -21,12 +21,13 @@ pub mod filters;
 pub mod region;
 pub mod vlen;
 
+use crate::follow::Image;
+use crate::format::is_undefined;
 use crate::format::message::data_layout::{
     ChunkIndex, LayoutClass, FLAG_DONT_FILTER_PARTIAL_BOUND_CHUNKS,
 };
 use crate::format::message::datatype::Datatype;
 use crate::format::message::filter_pipeline::FilterPipeline;
-use crate::format::{is_undefined, Image};
 use crate::inventory::{ChunkRef, Dataset};
 
 /// Global heap values the writer needs to rebuild a buffer of elements:

@@ -16,10 +16,11 @@
 use std::collections::HashMap;
 
 use super::vlen::{collection, Objects, MAX_RESOLVED_BYTES};
+use crate::follow::Image;
 use crate::format::global_heap::{heap_id_size, parse_heap_id};
+use crate::format::is_undefined;
 use crate::format::message::datatype::{Datatype, DatatypeClass, ReferenceKind, MAX_DEPTH};
 use crate::format::selection::{parse_region_reference, RegionReference};
-use crate::format::{is_undefined, Image};
 
 /// What one region reference in the raw data amounts to.
 #[derive(Clone, Debug, PartialEq, Eq)]

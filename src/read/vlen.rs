@@ -11,9 +11,10 @@
 
 use std::collections::HashMap;
 
+use crate::follow::Image;
 use crate::format::global_heap::{self, vlen_element_size};
+use crate::format::is_undefined;
 use crate::format::message::datatype::{Datatype, DatatypeClass, MAX_DEPTH};
-use crate::format::{is_undefined, Image};
 use crate::inventory::Problem;
 use crate::read::region::RegionSlot;
 

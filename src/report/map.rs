@@ -24,10 +24,9 @@ use std::io::{self, Write};
 use std::path::Path;
 
 use crate::carve::{find_signatures, validate, Hit, Kind};
+use crate::follow::Image;
 use crate::format::message::data_layout::LayoutClass;
-use crate::format::{
-    btree_v1, global_heap, is_undefined, local_heap, symbol_table_node, Image, Sizes,
-};
+use crate::format::{btree_v1, global_heap, is_undefined, local_heap, symbol_table_node, Sizes};
 use crate::inventory::{Inventory, Status};
 use crate::source::{CarveMode, Input};
 

@@ -3,13 +3,12 @@
 //! layouts every chunk the index lists and whether its bytes are present
 //! (spec IV.A.2.i data layout, Appendix C chunk indexes).
 
-use crate::format::btree_v1;
+use crate::follow::{self, Image};
 use crate::format::btree_v2::{self, Record};
-use crate::format::extensible_array;
 use crate::format::fixed_array;
+use crate::format::is_undefined;
 use crate::format::message::data_layout::{ChunkIndex, LayoutClass};
 use crate::format::message::dataspace::Dataspace;
-use crate::format::{is_undefined, Image};
 use crate::inventory::{BeyondIndex, ChunkRef, Coverage, Dataset, Object, Problem, Status};
 
 use super::object::HeaderContents;
@@ -217,7 +216,7 @@ fn chunked(image: &Image, ds: &mut Dataset, dims: &[u64], index: &ChunkIndex, ob
     match index {
         ChunkIndex::BtreeV1 { address } => {
             if !is_undefined(*address) {
-                let (recs, errs) = btree_v1::collect_chunks(image, *address, rank);
+                let (recs, errs) = follow::btree_v1::collect_chunks(image, *address, rank);
                 errors.extend(errs);
                 chunks.extend(recs.into_iter().map(|r| ChunkRef {
                     offset: r.offsets.into_iter().take(rank).collect(),
@@ -271,7 +270,7 @@ fn chunked(image: &Image, ds: &mut Dataset, dims: &[u64], index: &ChunkIndex, ob
         ChunkIndex::FixedArray { address, .. } => {
             if !is_undefined(*address) {
                 let g = grid(&max_extent(&ds.dataspace), dims).unwrap_or_default();
-                let (els, errs) = fixed_array::collect_chunks(image, *address, unfiltered);
+                let (els, errs) = follow::fixed_array::collect_chunks(image, *address, unfiltered);
                 errors.extend(errs);
                 let at = image.base.saturating_add(*address);
                 place(
@@ -286,7 +285,8 @@ fn chunked(image: &Image, ds: &mut Dataset, dims: &[u64], index: &ChunkIndex, ob
         }
         ChunkIndex::ExtensibleArray { address, .. } => {
             if !is_undefined(*address) {
-                let (els, errs) = extensible_array::collect_chunks(image, *address, unfiltered);
+                let (els, errs) =
+                    follow::extensible_array::collect_chunks(image, *address, unfiltered);
                 errors.extend(errs);
                 let g = ea_grid(&ds.dataspace, dims);
                 let at = image.base.saturating_add(*address);
@@ -310,7 +310,7 @@ fn chunked(image: &Image, ds: &mut Dataset, dims: &[u64], index: &ChunkIndex, ob
                     rank,
                     ..Default::default()
                 };
-                let (_, recs, errs) = btree_v2::collect_records(image, *address, ctx);
+                let (_, recs, errs) = follow::btree_v2::collect_records(image, *address, ctx);
                 errors.extend(errs);
                 for r in recs {
                     if let Record::Chunk {

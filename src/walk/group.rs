@@ -5,14 +5,14 @@
 
 use std::collections::BTreeMap;
 
-use crate::format::btree_v1;
+use crate::follow::{self, Image};
 use crate::format::btree_v2::{self, Record};
 use crate::format::fractal_heap::{self, HeapId};
+use crate::format::is_undefined;
 use crate::format::local_heap::{self, LocalHeap};
 use crate::format::message::link::{self, Link, LinkTarget};
 use crate::format::superblock::Scratch;
 use crate::format::symbol_table_node;
-use crate::format::{is_undefined, Image};
 use crate::inventory::{LinkEntry, Object, Problem, Status};
 
 use super::child_path;
@@ -179,7 +179,7 @@ fn symbol_table_members(
             &[][..]
         }
     };
-    let (leaves, errs) = btree_v1::collect_group_leaves(image, btree);
+    let (leaves, errs) = follow::btree_v1::collect_group_leaves(image, btree);
     problems.extend(errs.into_iter().map(Problem::from));
     for snod_addr in leaves {
         let node = image.at("SNOD", snod_addr).and_then(|d| {
@@ -304,11 +304,11 @@ pub fn dense_objects(
         problems.push(Problem::new(Some(at), "FRHP", "checksum mismatch"));
     }
     let (_, records, errs) =
-        btree_v2::collect_records(image, btree_addr, btree_v2::RecordContext::default());
+        follow::btree_v2::collect_records(image, btree_addr, btree_v2::RecordContext::default());
     problems.extend(errs.into_iter().map(Problem::from));
     // Huge objects (above the heap's managed-object size): read only when
     // some record names one.
-    let mut huge: Option<std::collections::HashMap<u64, fractal_heap::HugePlace>> = None;
+    let mut huge: Option<std::collections::HashMap<u64, follow::fractal_heap::HugePlace>> = None;
     for r in records {
         let (id, order): (&[u8], _) = match &r {
             Record::LinkName { heap_id, .. } => (heap_id, None),
@@ -321,16 +321,16 @@ pub fn dense_objects(
         };
         let resolved = fractal_heap::parse_heap_id(id, at, &header).and_then(|hid| match hid {
             HeapId::Managed { offset, length } => {
-                fractal_heap::read_managed_object(image, heap_addr, &header, offset, length)
+                follow::fractal_heap::read_managed_object(image, heap_addr, &header, offset, length)
             }
             HeapId::Tiny { data } => Ok(data),
             HeapId::Huge(id) => {
                 let index = huge.get_or_insert_with(|| {
-                    let (index, errs) = fractal_heap::huge_object_index(image, &header);
+                    let (index, errs) = follow::fractal_heap::huge_object_index(image, &header);
                     problems.extend(errs.into_iter().map(Problem::from));
                     index
                 });
-                fractal_heap::read_huge_object(image, at, &header, &id, index)
+                follow::fractal_heap::read_huge_object(image, at, &header, &id, index)
             }
         });
         match resolved {

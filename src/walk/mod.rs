@@ -12,8 +12,9 @@ pub(crate) mod object;
 
 use std::collections::HashMap;
 
+use crate::follow::Image;
 use crate::format::superblock::{self, Superblock};
-use crate::format::{Image, Sizes};
+use crate::format::Sizes;
 use crate::inventory::{Inventory, Object, ObjectKind, Problem, Status, SuperblockInfo};
 
 pub use dataset::INCONSISTENT;

@@ -1,6 +1,8 @@
 //! One object header, read tolerantly and decoded into the messages the walk
 //! needs (spec IV.A: object header, its continuation blocks and messages).
 
+use crate::follow::{self, Image};
+use crate::format::is_undefined;
 use crate::format::message::attribute::Attribute as AttributeMessage;
 use crate::format::message::attribute_info::AttributeInfo;
 use crate::format::message::data_layout::DataLayout;
@@ -13,8 +15,7 @@ use crate::format::message::link_info::LinkInfo;
 use crate::format::message::shared::SharedMessage;
 use crate::format::message::symbol_table::SymbolTable;
 use crate::format::message::{self, kind, Message};
-use crate::format::object_header::{self, RawMessage};
-use crate::format::{is_undefined, Image};
+use crate::format::object_header::RawMessage;
 use crate::inventory::{Attribute, CreationOrder, Object, ObjectKind, Problem, Status};
 
 use super::group::dense_objects;
@@ -87,7 +88,7 @@ impl HeaderContents {
 /// blocks. Problems go on `obj`; `None` means the header is unreadable (the
 /// object is then marked lost).
 pub fn read_object(image: &Image, addr: u64, obj: &mut Object) -> Option<HeaderContents> {
-    let (prefix, raws, errors) = object_header::read_all_messages(image, addr);
+    let (prefix, raws, errors) = follow::object_header::read_all_messages(image, addr);
     for e in errors {
         obj.damage(Status::Partial, e.into());
     }
@@ -199,7 +200,7 @@ pub fn resolve_shared_datatype(image: &Image, s: &SharedMessage) -> Result<Datat
             "shared datatype kept in the shared-message heap: not supported",
         ));
     };
-    let (prefix, raws, errors) = object_header::read_all_messages(image, addr);
+    let (prefix, raws, errors) = follow::object_header::read_all_messages(image, addr);
     if prefix.is_none() {
         let why = errors
             .first()
