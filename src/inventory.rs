@@ -522,6 +522,22 @@ pub struct Dataset {
     pub beyond_index: BeyondIndex,
 }
 
+impl Dataset {
+    /// Bytes of the whole dataset (elements x element size), if computable.
+    pub fn data_bytes(&self) -> Option<u64> {
+        self.dataspace
+            .element_count()?
+            .checked_mul(u64::from(self.datatype.size))
+    }
+
+    /// Bytes of one unfiltered chunk of `chunk_dims` elements, if computable.
+    pub fn chunk_bytes(&self, chunk_dims: &[u64]) -> Option<u64> {
+        chunk_dims
+            .iter()
+            .try_fold(u64::from(self.datatype.size), |a, &d| a.checked_mul(d))
+    }
+}
+
 /// Chunks of a dataset found in index records its index root does not
 /// reach, and the extent grown to cover them. Empty for a healthy file.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]

@@ -38,6 +38,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use crate::follow::chunks::{coords, ea_coords, ea_grid, grid, max_extent};
 use crate::follow::{self, Image};
 use crate::format::btree_v1::{self, BtreeV1Node, Key};
 use crate::format::message::data_layout::{ChunkIndex, LayoutClass};
@@ -45,7 +46,7 @@ use crate::format::{is_undefined, Sizes};
 use crate::inventory::{
     ChunkRecordFound, ChunkRef, Dataset, Inventory, Object, ObjectKind, Problem, Status, Tie,
 };
-use crate::walk::dataset::{coords, ea_coords, ea_grid, grid, grow_extent, max_extent, recount};
+use crate::walk::dataset::{grow_extent, recount};
 
 use super::signatures::{find_signatures, Kind};
 
@@ -105,13 +106,6 @@ fn chunk_dims(ds: &Dataset) -> Option<(&[u64], &ChunkIndex)> {
         LayoutClass::Chunked { dims, index, .. } => Some((dims, index)),
         _ => None,
     }
-}
-
-/// Bytes of one unfiltered chunk.
-fn chunk_bytes(ds: &Dataset, dims: &[u64]) -> u64 {
-    dims.iter()
-        .try_fold(u64::from(ds.datatype.size), |a, &d| a.checked_mul(d))
-        .unwrap_or(0)
 }
 
 /// Adds `found` (chunk, record) to the dataset, recounts and grows it.
@@ -177,7 +171,7 @@ fn extensible(image: &Image, eadb: &[u64], o: &mut Object) {
         return;
     }
     let orphans = follow::extensible_array::collect_orphan_data_blocks(image, *address, eadb);
-    let unfiltered = chunk_bytes(ds, dims);
+    let unfiltered = ds.chunk_bytes(dims).unwrap_or(0);
     let grid = ea_grid(&ds.dataspace, dims);
     let known: HashMap<&[u64], u64> = ds
         .chunks
@@ -250,7 +244,7 @@ fn fixed(image: &Image, fadb: &[u64], o: &mut Object) {
         return;
     }
     let (block, errors) = follow::fixed_array::collect_orphan_data_block(image, *address, fadb);
-    let unfiltered = chunk_bytes(ds, dims);
+    let unfiltered = ds.chunk_bytes(dims).unwrap_or(0);
     let g = grid(&max_extent(&ds.dataspace), dims).unwrap_or_default();
     let mut found = Vec::new();
     let mut problems: Vec<Problem> = errors.into_iter().map(Problem::from).collect();
@@ -657,7 +651,7 @@ fn fits(image: &Image, o: &Object, n: &BtreeV1Node, claimed: &HashSet<u64>) -> b
     let Some((dims, _)) = chunk_dims(ds) else {
         return false;
     };
-    let bytes = chunk_bytes(ds, dims);
+    let bytes = ds.chunk_bytes(dims).unwrap_or(0);
     let nfilters = ds.filters.as_ref().map_or(0, |f| f.filters.len());
     if bytes == 0 || !on_grid(n, dims) {
         return false;

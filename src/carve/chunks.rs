@@ -434,9 +434,7 @@ fn signature(ds: &Dataset) -> Option<(u64, bool)> {
     if ds.datatype.is_variable_length() || ds.datatype.contains_reference() {
         return None;
     }
-    let bytes = dims
-        .iter()
-        .try_fold(u64::from(ds.datatype.size), |a, &d| a.checked_mul(d))?;
+    let bytes = ds.chunk_bytes(dims)?;
     (bytes > 0).then_some((bytes, ids.contains(&FLETCHER32)))
 }
 

@@ -20,6 +20,8 @@ use crate::format::{is_undefined, Error, ErrorKind, Result, Sizes};
 
 pub mod btree_v1;
 pub mod btree_v2;
+pub mod chunks;
+pub mod dense;
 pub mod extensible_array;
 pub mod fixed_array;
 pub mod fractal_heap;

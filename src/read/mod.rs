@@ -140,13 +140,6 @@ pub fn decode_chunk(
     filters::reverse_pipeline(stored, pipeline, filter_mask, element_size, expected_len)
 }
 
-/// Bytes of the whole dataset (elements x element size), if computable.
-fn data_bytes(ds: &Dataset) -> Option<u64> {
-    ds.dataspace
-        .element_count()?
-        .checked_mul(u64::from(ds.datatype.size))
-}
-
 /// Where a dataset's raw data is and which of it can be trusted.
 ///
 /// - Compact: the bytes inside the layout message (`Contiguous`).
@@ -170,7 +163,7 @@ pub fn dataset_data<'a>(image: &Image<'a>, ds: &Dataset) -> DatasetData<'a> {
         LayoutClass::Compact {
             size, data_offset, ..
         } => {
-            let expected = data_bytes(ds).unwrap_or(*size);
+            let expected = ds.data_bytes().unwrap_or(*size);
             let take = expected.min(*size);
             let bytes = file_range(image, *data_offset, take).unwrap_or_default();
             DatasetData::Contiguous { bytes, expected }
@@ -179,7 +172,7 @@ pub fn dataset_data<'a>(image: &Image<'a>, ds: &Dataset) -> DatasetData<'a> {
             if is_undefined(*address) {
                 return DatasetData::NotAllocated;
             }
-            let Some(expected) = data_bytes(ds).or(*size) else {
+            let Some(expected) = ds.data_bytes().or(*size) else {
                 return DatasetData::Unreadable {
                     reason: "dataset size overflows".into(),
                 };
@@ -226,10 +219,7 @@ fn chunked<'a>(
             ),
         };
     }
-    let Some(chunk_bytes) = dims
-        .iter()
-        .try_fold(u64::from(ds.datatype.size), |a, &d| a.checked_mul(d))
-    else {
+    let Some(chunk_bytes) = ds.chunk_bytes(dims) else {
         return DatasetData::Unreadable {
             reason: "chunk size overflows".into(),
         };
@@ -476,7 +466,7 @@ pub fn fill_element(ds: &Dataset) -> Vec<u8> {
 /// function never returns bytes it could not read or verify except the fill
 /// of unallocated chunks. Refuses datasets above [`MAX_ASSEMBLE_BYTES`].
 pub fn assemble(image: &Image, ds: &Dataset) -> Result<Vec<u8>, String> {
-    let total = data_bytes(ds).ok_or("dataset size overflows")?;
+    let total = ds.data_bytes().ok_or("dataset size overflows")?;
     if total > MAX_ASSEMBLE_BYTES {
         return Err(format!(
             "dataset of {total} bytes exceeds the {MAX_ASSEMBLE_BYTES}-byte assemble limit"

@@ -4,8 +4,6 @@
 //! (spec IV.A.2.i data layout, Appendix C chunk indexes).
 
 use crate::follow::{self, Image};
-use crate::format::btree_v2::{self, Record};
-use crate::format::fixed_array;
 use crate::format::is_undefined;
 use crate::format::message::data_layout::{ChunkIndex, LayoutClass};
 use crate::format::message::dataspace::Dataspace;
@@ -43,13 +41,6 @@ pub fn describe(image: &Image, h: &HeaderContents, obj: &mut Object) -> Option<D
     Some(ds)
 }
 
-/// Bytes of the whole dataset, if it can be computed.
-fn data_bytes(ds: &Dataset) -> Option<u64> {
-    ds.dataspace
-        .element_count()?
-        .checked_mul(u64::from(ds.datatype.size))
-}
-
 fn account(image: &Image, ds: &mut Dataset, obj: &mut Object) {
     if ds.external_files {
         // The layout's address is undefined: not "never written".
@@ -70,7 +61,7 @@ fn account(image: &Image, ds: &mut Dataset, obj: &mut Object) {
             if let Some(size) = size {
                 check_size(image, ds, size, obj);
             }
-            let expected = size.or_else(|| data_bytes(ds)).unwrap_or(0);
+            let expected = size.or_else(|| ds.data_bytes()).unwrap_or(0);
             ds.coverage.bytes_expected = Some(expected);
             ds.coverage.index_complete = true;
             if is_undefined(address) {
@@ -133,7 +124,7 @@ pub const INCONSISTENT: &str = "dataset description";
 /// The layout's byte count must be what the dataspace and datatype imply; if
 /// not, one of the three messages is damaged and none can be trusted.
 fn check_size(image: &Image, ds: &Dataset, size: u64, obj: &mut Object) {
-    let implied = data_bytes(ds);
+    let implied = ds.data_bytes();
     if implied != Some(size) {
         obj.damage(
             Status::Partial,
@@ -146,40 +137,6 @@ fn check_size(image: &Image, ds: &Dataset, size: u64, obj: &mut Object) {
                 ),
             ),
         );
-    }
-}
-
-/// Chunk grid: chunks per dimension for `extent` (current or maximum dims).
-pub(crate) fn grid(extent: &[u64], chunk: &[u64]) -> Option<Vec<u64>> {
-    if extent.len() != chunk.len() {
-        return None;
-    }
-    extent
-        .iter()
-        .zip(chunk)
-        .map(|(&d, &c)| if c == 0 { None } else { Some(d.div_ceil(c)) })
-        .collect()
-}
-
-/// Row-major linear chunk index -> element coordinates of the chunk.
-pub(crate) fn coords(mut index: u64, grid: &[u64], chunk: &[u64]) -> Option<Vec<u64>> {
-    let mut out = vec![0u64; grid.len()];
-    for i in (0..grid.len()).rev() {
-        let g = grid[i].max(1);
-        out[i] = (index % g).checked_mul(chunk[i])?;
-        index /= g;
-    }
-    (index == 0).then_some(out)
-}
-
-pub(crate) fn max_extent(space: &Dataspace) -> Vec<u64> {
-    match &space.max_dims {
-        Some(m) if m.len() == space.dims.len() => m
-            .iter()
-            .zip(&space.dims)
-            .map(|(&m, &d)| if is_undefined(m) { d } else { m.max(d) })
-            .collect(),
-        _ => space.dims.clone(),
     }
 }
 
@@ -196,7 +153,6 @@ fn chunk_past_fixed_max(space: &Dataspace, dims: &[u64]) -> Option<(usize, u64, 
 }
 
 fn chunked(image: &Image, ds: &mut Dataset, dims: &[u64], index: &ChunkIndex, obj: &mut Object) {
-    let rank = ds.dataspace.dims.len();
     if let Some((i, c, m)) = chunk_past_fixed_max(&ds.dataspace, dims) {
         obj.damage(
             Status::Partial,
@@ -207,136 +163,8 @@ fn chunked(image: &Image, ds: &mut Dataset, dims: &[u64], index: &ChunkIndex, ob
             ),
         );
     }
-    let chunk_bytes = dims
-        .iter()
-        .try_fold(u64::from(ds.datatype.size), |acc, &d| acc.checked_mul(d));
-    let mut errors: Vec<crate::format::Error> = Vec::new();
-    let mut chunks: Vec<ChunkRef> = Vec::new();
-    let unfiltered = chunk_bytes.unwrap_or(0);
-    match index {
-        ChunkIndex::BtreeV1 { address } => {
-            if !is_undefined(*address) {
-                let (recs, errs) = follow::btree_v1::collect_chunks(image, *address, rank);
-                errors.extend(errs);
-                chunks.extend(recs.into_iter().map(|r| ChunkRef {
-                    offset: r.offsets.into_iter().take(rank).collect(),
-                    address: r.address,
-                    size: r.size,
-                    filter_mask: r.filter_mask,
-                    present: false,
-                }));
-            }
-        }
-        ChunkIndex::SingleChunk {
-            address,
-            filtered_size,
-            filter_mask,
-        } => {
-            if !is_undefined(*address) {
-                chunks.push(ChunkRef {
-                    offset: vec![0; rank],
-                    address: *address,
-                    size: filtered_size.unwrap_or(unfiltered),
-                    filter_mask: filter_mask.unwrap_or(0),
-                    present: false,
-                });
-            }
-        }
-        ChunkIndex::Implicit { address } => {
-            if !is_undefined(*address) {
-                let g = grid(&max_extent(&ds.dataspace), dims).unwrap_or_default();
-                let n: u64 = g.iter().product();
-                if n.checked_mul(unfiltered).is_none_or(|b| b > image.len()) {
-                    errors.push(crate::format::Error::invalid(
-                        "implicit chunk index",
-                        image.base.saturating_add(*address),
-                        format!("{n} chunks of {unfiltered} bytes cannot fit in the file"),
-                    ));
-                } else {
-                    for i in 0..n {
-                        if let Some(off) = coords(i, &g, dims) {
-                            chunks.push(ChunkRef {
-                                offset: off,
-                                address: address.saturating_add(i * unfiltered),
-                                size: unfiltered,
-                                filter_mask: 0,
-                                present: false,
-                            });
-                        }
-                    }
-                }
-            }
-        }
-        ChunkIndex::FixedArray { address, .. } => {
-            if !is_undefined(*address) {
-                let g = grid(&max_extent(&ds.dataspace), dims).unwrap_or_default();
-                let (els, errs) = follow::fixed_array::collect_chunks(image, *address, unfiltered);
-                errors.extend(errs);
-                let at = image.base.saturating_add(*address);
-                place(
-                    els,
-                    unfiltered,
-                    ("FADB", at),
-                    |i| coords(i, &g, dims),
-                    &mut chunks,
-                    &mut errors,
-                );
-            }
-        }
-        ChunkIndex::ExtensibleArray { address, .. } => {
-            if !is_undefined(*address) {
-                let (els, errs) =
-                    follow::extensible_array::collect_chunks(image, *address, unfiltered);
-                errors.extend(errs);
-                let g = ea_grid(&ds.dataspace, dims);
-                let at = image.base.saturating_add(*address);
-                let to_coords = |i| {
-                    g.as_ref()
-                        .and_then(|(g, unlim)| ea_coords(i, g, *unlim, dims))
-                };
-                place(
-                    els,
-                    unfiltered,
-                    ("EADB", at),
-                    to_coords,
-                    &mut chunks,
-                    &mut errors,
-                );
-            }
-        }
-        ChunkIndex::BtreeV2 { address, .. } => {
-            if !is_undefined(*address) {
-                let ctx = btree_v2::RecordContext {
-                    rank,
-                    ..Default::default()
-                };
-                let (_, recs, errs) = follow::btree_v2::collect_records(image, *address, ctx);
-                errors.extend(errs);
-                for r in recs {
-                    if let Record::Chunk {
-                        address,
-                        size,
-                        filter_mask,
-                        scaled_offsets,
-                    } = r
-                    {
-                        let off: Option<Vec<u64>> = scaled_offsets
-                            .iter()
-                            .zip(dims)
-                            .map(|(&s, &c)| s.checked_mul(c))
-                            .collect();
-                        chunks.push(ChunkRef {
-                            offset: off.unwrap_or_default(),
-                            address,
-                            size: size.unwrap_or(unfiltered),
-                            filter_mask,
-                            present: false,
-                        });
-                    }
-                }
-            }
-        }
-    }
+    let follow::chunks::ChunkListing { mut chunks, errors } =
+        follow::chunks::list(image, ds, dims, index);
     let index_complete = errors.is_empty();
     for e in errors {
         obj.damage(Status::Partial, e.into());
@@ -536,82 +364,9 @@ pub(crate) fn distrust_overlaps(
     }
 }
 
-/// Turns array elements (linear chunk index -> address) into chunk
-/// references with element coordinates; an index off the grid is an error
-/// of the array's data block (`block` names it and its offset).
-fn place(
-    elements: Vec<fixed_array::ChunkElement>,
-    unfiltered: u64,
-    block: (&'static str, u64),
-    to_coords: impl Fn(u64) -> Option<Vec<u64>>,
-    chunks: &mut Vec<ChunkRef>,
-    errors: &mut Vec<crate::format::Error>,
-) {
-    for e in elements {
-        match to_coords(e.index) {
-            Some(offset) => chunks.push(ChunkRef {
-                offset,
-                address: e.address,
-                size: e.size.unwrap_or(unfiltered),
-                filter_mask: e.filter_mask,
-                present: false,
-            }),
-            None => errors.push(crate::format::Error::invalid(
-                block.0,
-                block.1,
-                format!("element {} outside the chunk grid", e.index),
-            )),
-        }
-    }
-}
-
-/// Extensible-array chunk grid: HDF5 orders chunks with the unlimited
-/// dimension slowest (H5Dearray "swizzled" dimensions). Returns the grid in
-/// swizzled order and the unlimited dimension.
-pub(crate) fn ea_grid(space: &Dataspace, chunk: &[u64]) -> Option<(Vec<u64>, usize)> {
-    let max = space.max_dims.as_ref()?;
-    let unlim = max.iter().position(|&m| is_undefined(m))?;
-    let mut g = grid(&max_extent(space), chunk)?;
-    let mut c = chunk.to_vec();
-    let gu = g.remove(unlim);
-    g.insert(0, gu);
-    let cu = c.remove(unlim);
-    c.insert(0, cu);
-    Some((g, unlim))
-}
-
-pub(crate) fn ea_coords(
-    index: u64,
-    swizzled_grid: &[u64],
-    unlim: usize,
-    chunk: &[u64],
-) -> Option<Vec<u64>> {
-    let mut c = chunk.to_vec();
-    let cu = c.remove(unlim);
-    c.insert(0, cu);
-    // The unlimited dimension has no fixed extent: do not bound it.
-    let mut g = swizzled_grid.to_vec();
-    g[0] = u64::MAX;
-    let mut sw = coords(index, &g, &c)?;
-    let u = sw.remove(0);
-    sw.insert(unlim, u);
-    Some(sw)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn coords_row_major() {
-        let g = [2, 3];
-        let c = [10, 4];
-        assert_eq!(coords(0, &g, &c), Some(vec![0, 0]));
-        assert_eq!(coords(1, &g, &c), Some(vec![0, 4]));
-        assert_eq!(coords(3, &g, &c), Some(vec![10, 0]));
-        assert_eq!(coords(5, &g, &c), Some(vec![10, 8]));
-        assert_eq!(coords(6, &g, &c), None);
-    }
 
     #[test]
     fn chunks_may_not_pass_a_fixed_maximum() {
@@ -717,24 +472,5 @@ mod tests {
         // Off the chunk grid: a damaged key, nothing grows.
         let (d, _) = grow_case(vec![20, 5], vec![unl, 5], &[vec![33, 0]]);
         assert_eq!(d, vec![20, 5]);
-    }
-
-    #[test]
-    fn grid_rounds_up_and_rejects_zero_chunks() {
-        assert_eq!(grid(&[10, 7], &[4, 7]), Some(vec![3, 1]));
-        assert_eq!(grid(&[10], &[0]), None);
-        assert_eq!(grid(&[10], &[1, 2]), None);
-    }
-
-    #[test]
-    fn ea_coords_put_the_unlimited_dim_back() {
-        // dims (N, 6) unlimited in dim 0, chunks (2, 3): grid in dim 1 is 2.
-        let g = vec![u64::MAX, 2];
-        assert_eq!(ea_coords(0, &g, 0, &[2, 3]), Some(vec![0, 0]));
-        assert_eq!(ea_coords(1, &g, 0, &[2, 3]), Some(vec![0, 3]));
-        assert_eq!(ea_coords(2, &g, 0, &[2, 3]), Some(vec![2, 0]));
-        // unlimited dim 1 of (6, N), chunks (3, 2): swizzled grid (inf, 2).
-        assert_eq!(ea_coords(1, &g, 1, &[3, 2]), Some(vec![3, 0]));
-        assert_eq!(ea_coords(2, &g, 1, &[3, 2]), Some(vec![0, 2]));
     }
 }

@@ -18,8 +18,6 @@ use crate::format::message::{self, kind, Message};
 use crate::format::object_header::RawMessage;
 use crate::inventory::{Attribute, CreationOrder, Object, ObjectKind, Problem, Status};
 
-use super::group::dense_objects;
-
 /// The decoded messages of one object header that the walk uses.
 #[derive(Debug, Default)]
 pub struct HeaderContents {
@@ -240,7 +238,7 @@ pub fn attributes(
         .collect();
     if let Some(info) = &h.attribute_info {
         if !is_undefined(info.fractal_heap_address) {
-            let (objects, errs) = dense_objects(
+            let (objects, errs) = follow::dense::dense_objects(
                 image,
                 info.fractal_heap_address,
                 info.name_index_btree_address,
