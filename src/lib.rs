@@ -13,14 +13,14 @@ pub mod format;
 pub mod fuzzing;
 pub mod inventory;
 pub mod merge;
+pub mod pipeline;
 pub mod progress;
 pub mod read;
 pub mod report;
 pub mod salvage;
 pub mod sigbus;
-pub mod source;
 pub mod walk;
 pub mod write;
 
 pub use inventory::Inventory;
-pub use source::{inventory, scan_path, scan_path_with, CarveMode, Input};
+pub use pipeline::{inventory, scan_path, scan_path_with, CarveMode, Input};

@@ -299,7 +299,7 @@ fn scan(
     for path in files {
         let scanned = match map {
             Some(svg) => report::map::scan_with_map(path, mode, &opts, svg),
-            None => h5salvage::source::scan_path_chunks(path, mode, &opts),
+            None => h5salvage::pipeline::scan_path_chunks(path, mode, &opts),
         };
         match scanned {
             Ok(inv) => {

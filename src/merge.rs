@@ -37,8 +37,8 @@ use serde::Serialize;
 use crate::carve::chunks;
 use crate::format::message::datatype::{Datatype, DatatypeClass};
 use crate::inventory::{Inventory, ObjectKind, Status};
+use crate::pipeline::{CarveMode, Input};
 use crate::salvage::{image_of, salvage_into, SalvageError, SalvageReport};
-use crate::source::{CarveMode, Input};
 use crate::write::{LockError, OutputLock, WriteError, Writer};
 
 /// What a merge is asked to do.
@@ -311,7 +311,7 @@ fn units_of(inv: &Inventory, stem: &str, exclude: &[String]) -> Vec<Unit> {
 /// `h5salvage_status` (empty if it cannot be read).
 fn partial_paths(output: &Path) -> HashSet<String> {
     let mut out = HashSet::new();
-    let Ok(inv) = crate::source::scan_path(output) else {
+    let Ok(inv) = crate::pipeline::scan_path(output) else {
         return out;
     };
     for o in &inv.objects {
@@ -433,7 +433,7 @@ fn sibling_templates(
         return seen.to_vec();
     }
     for p in inputs.iter().skip(i + 1) {
-        let Ok(inv) = crate::source::scan_path(p) else {
+        let Ok(inv) = crate::pipeline::scan_path(p) else {
             continue;
         };
         if inv.verdict() == crate::inventory::Verdict::Healthy {

@@ -17,8 +17,8 @@ use crate::carve::chunks;
 use crate::follow::Image;
 use crate::format::message::data_layout::LayoutClass;
 use crate::inventory::{Dataset, Inventory, Object, ObjectKind, Status, ZeroedRange};
+use crate::pipeline::{CarveMode, Input, InputChanged};
 use crate::read::{self, DatasetData};
-use crate::source::{CarveMode, Input, InputChanged};
 use crate::write::{LockError, OutputLock, WriteError, Writer};
 
 /// Version written into the provenance attributes.

@@ -384,7 +384,7 @@ fn big_worker(dir: &Path) -> PathBuf {
         .status()
         .unwrap();
     assert!(st.success());
-    assert!(std::fs::metadata(&p).unwrap().len() > h5salvage::source::COPY_LIMIT);
+    assert!(std::fs::metadata(&p).unwrap().len() > h5salvage::pipeline::COPY_LIMIT);
     p
 }
 

@@ -95,7 +95,7 @@ fn scan(
         let opts = chunk_options(&template, infer)?;
         let inv = match &map {
             Some(svg) => h5salvage::report::map::scan_with_map(&path, mode, &opts, svg),
-            None => h5salvage::source::scan_path_chunks(&path, mode, &opts),
+            None => h5salvage::pipeline::scan_path_chunks(&path, mode, &opts),
         }
         .map_err(|e| Failure::io(format!("{}: {e}", path.display()), &e))?;
         to_json(&h5salvage::report::json(&inv))

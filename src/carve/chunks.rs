@@ -464,7 +464,7 @@ impl Options {
     pub fn from_templates(paths: &[std::path::PathBuf], infer: bool) -> Result<Options, String> {
         let mut templates = Vec::new();
         for t in paths {
-            let inv = crate::source::scan_path_with(t, crate::source::CarveMode::Auto)
+            let inv = crate::pipeline::scan_path_with(t, crate::pipeline::CarveMode::Auto)
                 .map_err(|e| format!("{}: {e}", t.display()))?;
             let found = templates_of(&inv, &t.display().to_string());
             if found.is_empty() {

@@ -28,7 +28,7 @@ use crate::follow::Image;
 use crate::format::message::data_layout::LayoutClass;
 use crate::format::{btree_v1, global_heap, is_undefined, local_heap, symbol_table_node, Sizes};
 use crate::inventory::{Inventory, Status};
-use crate::source::{CarveMode, Input};
+use crate::pipeline::{CarveMode, Input};
 
 /// Cells per row.
 pub const COLUMNS: u64 = 880;

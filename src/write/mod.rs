@@ -37,7 +37,7 @@ use crate::format::message::dataspace::{Dataspace, DataspaceKind};
 use crate::format::message::datatype::Datatype;
 use crate::format::message::filter_pipeline::FLAG_OPTIONAL;
 use crate::inventory::{CreationOrder, Dataset};
-use crate::source::Stamp;
+use crate::pipeline::Stamp;
 use h5::{check, cstr, hid, locked, Hid, Kind};
 pub use lock::{lock_path_for, LockError, OutputLock};
 
