@@ -669,6 +669,22 @@ pub struct Summary {
 }
 
 impl Inventory {
+    /// The byte image this inventory's addresses refer to: `bytes` (the
+    /// file it was made from) with the superblock's base and sizes, or the
+    /// inferred ones of a file without a superblock.
+    pub fn image<'a>(&self, bytes: &'a [u8]) -> crate::follow::Image<'a> {
+        use crate::format::Sizes;
+        let sb = self.superblock.as_ref();
+        if let (None, Some(i)) = (sb, &self.inferred) {
+            let sizes = Sizes::new(i.size_of_offsets, i.size_of_lengths).unwrap_or(Sizes::DEFAULT);
+            return crate::follow::Image::new(bytes, i.base_address, sizes);
+        }
+        let sizes = sb
+            .and_then(|s| Sizes::new(s.size_of_offsets, s.size_of_lengths).ok())
+            .unwrap_or(Sizes::DEFAULT);
+        crate::follow::Image::new(bytes, sb.map_or(0, |s| s.base_address), sizes)
+    }
+
     pub fn summary(&self) -> Summary {
         let mut s = Summary {
             links: self.links.len() as u64,

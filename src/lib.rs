@@ -23,4 +23,4 @@ pub mod walk;
 pub mod write;
 
 pub use inventory::Inventory;
-pub use pipeline::{inventory, scan_path, scan_path_with, CarveMode, Input};
+pub use pipeline::{scan_bytes, scan_path, scan_path_with, CarveMode, Input};

@@ -38,7 +38,7 @@ use crate::carve::chunks;
 use crate::format::message::datatype::{Datatype, DatatypeClass};
 use crate::inventory::{Inventory, ObjectKind, Status};
 use crate::pipeline::{CarveMode, Input};
-use crate::salvage::{image_of, salvage_into, SalvageError, SalvageReport};
+use crate::salvage::{salvage_into, SalvageError, SalvageReport};
 use crate::write::{LockError, OutputLock, WriteError, Writer};
 
 /// What a merge is asked to do.
@@ -880,7 +880,7 @@ fn write_units(
             inv.size
         )));
     }
-    let image = image_of(inv, bytes);
+    let image = inv.image(bytes);
     // Units by source and by destination path: an object belongs to the
     // unit named by its nearest ancestor (no scan of every unit per object).
     let by_source: HashMap<&str, usize> = units
@@ -963,7 +963,7 @@ fn remove_merged(output: &Path, scanned: &[Scanned], report: &mut MergeReport) {
     };
     let out_bytes = out_input.bytes();
     let out_inv = crate::walk::walk(&output.display().to_string(), out_bytes);
-    let out_image = image_of(&out_inv, out_bytes);
+    let out_image = out_inv.image(out_bytes);
     for (s, ir) in scanned.iter().zip(report.inputs.iter_mut()) {
         let Some(inv) = &s.inv else {
             continue;
@@ -979,7 +979,7 @@ fn remove_merged(output: &Path, scanned: &[Scanned], report: &mut MergeReport) {
                 continue;
             }
         };
-        let image = image_of(inv, input.bytes());
+        let image = inv.image(input.bytes());
         let mut why = None;
         for u in &s.units {
             if let Err(e) = same_unit(inv, &image, u, &out_inv, &out_image) {

@@ -144,7 +144,7 @@ impl Input {
         }
     }
 
-    /// The inventory of the bytes (see [`inventory`]), marked
+    /// The inventory of the bytes (see [`scan_bytes`]), marked
     /// `open_for_write` when a writer held the file; an error when the
     /// file changed while it was read (the walk's result is then not
     /// carved further: the bytes are no longer the file's).
@@ -161,7 +161,7 @@ impl Input {
         chunks: &crate::carve::chunks::Options,
     ) -> Result<Inventory, InputChanged> {
         let changed = || self.check_unchanged().is_err();
-        let mut inv = inventory_unless(file, self.bytes(), mode, chunks, &changed);
+        let mut inv = scan_bytes_unless(file, self.bytes(), mode, chunks, &changed);
         inv.open_for_write = self.open_for_write;
         self.check_unchanged()?;
         Ok(inv)
@@ -260,25 +260,25 @@ pub enum CarveMode {
 }
 
 /// The inventory of one file's bytes: walk, carve, or both merged.
-pub fn inventory(file: &str, bytes: &[u8], mode: CarveMode) -> Inventory {
-    inventory_with(file, bytes, mode, &crate::carve::chunks::Options::default())
+pub fn scan_bytes(file: &str, bytes: &[u8], mode: CarveMode) -> Inventory {
+    scan_bytes_with(file, bytes, mode, &crate::carve::chunks::Options::default())
 }
 
-/// [`inventory`], then (unless `mode` is `Never` or the walk found nothing
+/// [`scan_bytes`], then (unless `mode` is `Never` or the walk found nothing
 /// wrong) the search for chunks no index lists
 /// ([`crate::carve::chunks::recover`]) with `chunks`' templates and rules.
-pub fn inventory_with(
+pub fn scan_bytes_with(
     file: &str,
     bytes: &[u8],
     mode: CarveMode,
     chunks: &crate::carve::chunks::Options,
 ) -> Inventory {
-    inventory_unless(file, bytes, mode, chunks, &|| false)
+    scan_bytes_unless(file, bytes, mode, chunks, &|| false)
 }
 
-/// [`inventory_with`], skipping the carving passes when `stop()` says the
+/// [`scan_bytes_with`], skipping the carving passes when `stop()` says the
 /// bytes are no longer worth reading (the input changed after the walk).
-fn inventory_unless(
+fn scan_bytes_unless(
     file: &str,
     bytes: &[u8],
     mode: CarveMode,
@@ -296,7 +296,7 @@ fn inventory_unless(
             } else {
                 spin.set(&format!("carving {file}"));
                 (
-                    crate::carve::merge(walked, crate::carve::carve(file, bytes)),
+                    crate::carve::combine(walked, crate::carve::carve(file, bytes)),
                     true,
                 )
             }

@@ -194,7 +194,7 @@ pub fn salvage_opts(
             inv.verdict().as_str().into(),
         ));
     }
-    let image = image_of(&inv, bytes);
+    let image = inv.image(bytes);
     let mut report = SalvageReport {
         input: input.display().to_string(),
         output: output.display().to_string(),
@@ -410,20 +410,6 @@ fn relink(
                 .push(format!("{path}: link not recreated: {e}"));
         }
     }
-}
-
-/// The byte image an inventory's addresses refer to.
-pub fn image_of<'a>(inv: &Inventory, bytes: &'a [u8]) -> Image<'a> {
-    let sb = inv.superblock.as_ref();
-    if let (None, Some(i)) = (sb, &inv.inferred) {
-        let sizes = crate::format::Sizes::new(i.size_of_offsets, i.size_of_lengths)
-            .unwrap_or(crate::format::Sizes::DEFAULT);
-        return Image::new(bytes, i.base_address, sizes);
-    }
-    let sizes = sb
-        .and_then(|s| crate::format::Sizes::new(s.size_of_offsets, s.size_of_lengths).ok())
-        .unwrap_or(crate::format::Sizes::DEFAULT);
-    crate::follow::Image::new(bytes, sb.map_or(0, |s| s.base_address), sizes)
 }
 
 /// Source header address -> output path, for object references.

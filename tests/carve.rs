@@ -5,7 +5,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use h5salvage::carve::{carve, merge};
+use h5salvage::carve::{carve, combine};
 use h5salvage::format::message::data_layout::LayoutClass;
 use h5salvage::format::message::datatype::DatatypeClass;
 use h5salvage::inventory::{Inventory, Object, ObjectKind, Origin};
@@ -163,7 +163,7 @@ fn root_btree_zeroed_members_come_back_after_merge() {
         let at = (sb.base_address + st.btree_address) as usize;
         let dmg = zeroed(&bytes, &[(at, at + 544)]);
         let walked = h5salvage::walk::walk(&name, &dmg);
-        let merged = merge(walked, carve(&name, &dmg));
+        let merged = combine(walked, carve(&name, &dmg));
         let got = addresses(&merged);
         for (path, addr) in expected_objects(&exp) {
             assert!(got.contains(&addr), "{name}: {path} lost after merge");
@@ -186,7 +186,7 @@ fn random_pages_zeroed_objects_outside_come_back() {
             ranges.push((p * 4096, p * 4096 + 4096));
         }
         let dmg = zeroed(&bytes, &ranges);
-        let inv = merge(h5salvage::walk::walk(&name, &dmg), carve(&name, &dmg));
+        let inv = combine(h5salvage::walk::walk(&name, &dmg), carve(&name, &dmg));
         let got = addresses(&inv);
         let hit = |a: u64| {
             footprint(&bytes, base, a).iter().any(|&o| {
@@ -266,7 +266,7 @@ fn non_hdf5_bytes_carve_to_nothing() {
             inv.objects.first().map(|o| &o.path)
         );
         assert!(inv.superblock.is_none());
-        let merged = merge(h5salvage::walk::walk(name, &bytes), inv);
+        let merged = combine(h5salvage::walk::walk(name, &bytes), inv);
         assert!(merged.objects.is_empty(), "{name}");
     }
 }
@@ -459,7 +459,7 @@ fn killed_worker_earliest_configs_come_back_in_lost_and_found() {
     };
     let (bytes, done) = (&k.bytes, &k.done);
     let walked = h5salvage::walk::walk("killed", bytes);
-    let inv = merge(walked, carve("killed", bytes));
+    let inv = combine(walked, carve("killed", bytes));
     let by_path: HashMap<&str, &Object> =
         inv.objects.iter().map(|o| (o.path.as_str(), o)).collect();
     let want_attrs: BTreeSet<&str> = [
@@ -531,7 +531,7 @@ fn killed_worker_latest_configs_come_back_at_their_names() {
     let (bytes, done) = (&k.bytes, &k.done);
     let walked = h5salvage::walk::walk("killed", bytes);
     assert!(walked.superblock.as_ref().unwrap().open_for_write());
-    let inv = merge(walked, carve("killed", bytes));
+    let inv = combine(walked, carve("killed", bytes));
     let by_path: HashMap<&str, &Object> =
         inv.objects.iter().map(|o| (o.path.as_str(), o)).collect();
     let mut named = BTreeSet::new();
@@ -656,7 +656,7 @@ fn headers_inside_a_walked_datasets_data_are_not_carved_objects() {
     let mut bytes = std::fs::read(&path).unwrap();
     bytes.extend_from_slice(&[0u8; 64]);
     let walked = h5salvage::walk::walk("outer.h5", &bytes);
-    let merged = merge(walked, carve("outer.h5", &bytes));
+    let merged = combine(walked, carve("outer.h5", &bytes));
     let paths: Vec<&str> = merged.objects.iter().map(|o| o.path.as_str()).collect();
     assert_eq!(paths, ["/", "/blob", "/other"], "{paths:?}");
     assert!(

@@ -288,7 +288,7 @@ fn no_confirmed_base_writes_no_data_at_an_address() {
         ("none.h5", none, "not confirmed"),
         ("two.h5", two, "ambiguous"),
     ] {
-        let inv = h5salvage::pipeline::inventory(name, &bytes, h5salvage::CarveMode::Auto);
+        let inv = h5salvage::pipeline::scan_bytes(name, &bytes, h5salvage::CarveMode::Auto);
         let inf = inv.inferred.clone().expect(name);
         assert!(!inf.confirmed, "{name}: {inf:?}");
         let (out, rep) = salvage_bytes(dir.path(), name, &bytes);
@@ -345,7 +345,7 @@ fn data_in_a_zeroed_page_is_unverified_not_recovered() {
     let layout: Vec<Value> =
         serde_json::from_str(generate(&["groups", orig.to_str().unwrap()]).trim()).unwrap();
     let bytes = std::fs::read(&orig).unwrap();
-    let healthy = h5salvage::pipeline::inventory("groups", &bytes, h5salvage::CarveMode::Auto);
+    let healthy = h5salvage::pipeline::scan_bytes("groups", &bytes, h5salvage::CarveMode::Auto);
     assert!(healthy.zeroed_ranges.is_empty());
     let pages = pages_with_snod_and_data(&bytes, &layout);
     assert!(
@@ -371,7 +371,7 @@ fn data_in_a_zeroed_page_is_unverified_not_recovered() {
     );
     assert_eq!(v["verdict"], "damaged");
 
-    let inv = h5salvage::pipeline::inventory("dmg", &dmg, h5salvage::CarveMode::Auto);
+    let inv = h5salvage::pipeline::scan_bytes("dmg", &dmg, h5salvage::CarveMode::Auto);
     let (out, rep) = salvage_bytes(dir.path(), "dmg_salvaged.h5", &dmg);
     let orig_inv = h5salvage::walk::walk("orig", &bytes);
     let mut unverified = 0;

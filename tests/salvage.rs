@@ -270,7 +270,7 @@ fn region_references_inside_sequences_are_recreated() {
     let regions = |path: &Path| {
         let bytes = std::fs::read(path).unwrap();
         let inv = h5salvage::walk::walk("f", &bytes);
-        let image = h5salvage::salvage::image_of(&inv, &bytes);
+        let image = inv.image(&bytes);
         let ds = inv
             .objects
             .iter()
@@ -331,7 +331,7 @@ fn damaged_type_fixtures_never_yield_a_wrong_value() {
             .filter(|v| !skip.contains(&v.label.as_str()))
         {
             let excused = undetectable(&healthy, &bytes, &changed);
-            let found = h5salvage::inventory(&name, &damaged, CarveMode::Auto);
+            let found = h5salvage::scan_bytes(&name, &damaged, CarveMode::Auto);
             let address_of = |path: &str| {
                 found
                     .objects
@@ -733,7 +733,7 @@ fn salvage_damaged_variants(names: &[&str]) -> (Vec<String>, Vec<(String, String
                 .any(|&(s, e)| changed.iter().any(|&(a, b)| a < e && s < b));
             // Where each object of the salvaged file came from (carved ones
             // live under /lost+found with new paths).
-            let found = h5salvage::inventory(name, &damaged, CarveMode::Auto);
+            let found = h5salvage::scan_bytes(name, &damaged, CarveMode::Auto);
             let address_of = |path: &str| {
                 found
                     .objects

@@ -504,7 +504,7 @@ pub fn templates_of(inv: &Inventory, from: &str) -> Vec<Template> {
 /// each went: placed by allocation order into a dataset (its chunks and
 /// extent grow), or left as stray chunks for `/lost+found`.
 pub fn recover(inv: &mut Inventory, bytes: &[u8], opts: &Options) {
-    let image = crate::salvage::image_of(inv, bytes);
+    let image = inv.image(bytes);
     let claimed = Claimed::of(inv, &image);
     let largest = opts
         .templates

@@ -27,7 +27,7 @@
 //! scratch pad (B-tree + heap), or a chain of orphan `OCHK` blocks holding
 //! link messages (all marked partial, with a problem saying so).
 //!
-//! [`merge`] adds carved objects the walk did not reach to a walked
+//! [`combine`] adds carved objects the walk did not reach to a walked
 //! inventory.
 //!
 //! Killed h5py workers (testdata/killed_worker.py, tests/carve.rs): libver
@@ -1141,7 +1141,7 @@ fn plausible(image: &Image, h: &walk::HeaderContents, kind: ObjectKind) -> bool 
 /// for it, and paths that collide get a `~carved`, `~carved2`, ... suffix.
 /// The walk's superblock and problems are kept; the carving summary and the
 /// carver's file-level problems are added.
-pub fn merge(walked: Inventory, carved: Inventory) -> Inventory {
+pub fn combine(walked: Inventory, carved: Inventory) -> Inventory {
     let mut out = walked;
     let mut walked_at: HashMap<u64, String> = HashMap::new();
     for o in &out.objects {
@@ -1344,7 +1344,7 @@ mod tests {
     }
 
     #[test]
-    fn merge_keeps_walk_rebases_and_uniquifies() {
+    fn combine_keeps_walk_rebases_and_uniquifies() {
         let walked = Inventory {
             objects: vec![obj("/", 96, Origin::Walk), obj("/g", 800, Origin::Walk)],
             ..Inventory::default()
@@ -1359,7 +1359,7 @@ mod tests {
             carving: Some(CarveSummary::default()),
             ..Inventory::default()
         };
-        let m = merge(walked, carved);
+        let m = combine(walked, carved);
         let paths: Vec<&str> = m.objects.iter().map(|o| o.path.as_str()).collect();
         assert_eq!(
             paths,
@@ -1376,7 +1376,7 @@ mod tests {
     }
 
     #[test]
-    fn merge_drops_headers_inside_walked_data_and_reroots_their_members() {
+    fn combine_drops_headers_inside_walked_data_and_reroots_their_members() {
         use crate::format::message::data_layout::DataLayout;
         use crate::format::message::dataspace::{Dataspace, DataspaceKind};
         use crate::format::message::datatype::{ByteOrder, Datatype, DatatypeClass};
@@ -1436,7 +1436,7 @@ mod tests {
             carving: Some(CarveSummary::default()),
             ..Inventory::default()
         };
-        let m = merge(walked, carved);
+        let m = combine(walked, carved);
         let paths: Vec<&str> = m.objects.iter().map(|o| o.path.as_str()).collect();
         assert_eq!(
             paths,

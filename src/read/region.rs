@@ -349,7 +349,7 @@ mod tests {
                 continue;
             };
             let ds = o.dataset.as_ref().unwrap();
-            let img = crate::salvage::image_of(&inv, &bytes);
+            let img = inv.image(&bytes);
             assert_eq!(img.base, base);
             let crate::read::DatasetData::Contiguous { bytes: raw, .. } =
                 crate::read::dataset_data(&img, ds)
