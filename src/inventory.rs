@@ -1,6 +1,8 @@
 //! The inventory: everything the walk (and later the carver) learned about one
 //! file. It is the one type the stages share: `walk`/`carve` fill it, `report`
-//! prints it, `read`/`write` turn it into a salvaged file.
+//! prints it, `read`/`write` turn it into a salvaged file. [`Inventory::image`]
+//! makes the byte image its addresses refer to; [`Dataset::data_bytes`] and
+//! [`Dataset::chunk_bytes`] are the one computation of a dataset's sizes.
 //!
 //! Addresses in objects are HDF5 addresses (relative to the superblock's base
 //! address, as h5py and h5dump show them); offsets in [`Problem`]s are

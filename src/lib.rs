@@ -1,10 +1,19 @@
 //! h5salvage: a forensic scanner and salvager for damaged HDF5 files.
 //!
 //! Stages, each testable alone, talking only through [`inventory::Inventory`]:
-//! `format` (bytes -> typed structures) -> `walk` (tolerant traversal from the
-//! superblock) / `carve` (signature search without a trusted root) ->
-//! `inventory` -> `read` (dataset bytes, filters) -> `write` (hdf5 crate) ->
-//! `report` (human and JSON).
+//! `format` (bytes -> typed structures; `format::codec` holds the sizes, the
+//! reader, checksums and message framing) -> `follow` (chasing addresses
+//! through the file image: object headers and continuations, B-trees, chunk
+//! listings, heap objects, dense links) -> `walk` (tolerant traversal from
+//! the superblock) / `carve` (signature search without a trusted root) ->
+//! `pipeline` (opening inputs; walk, carve, combine) -> `inventory` (the
+//! shared type and its byte image) -> `read` (dataset bytes, filters) ->
+//! `write` (hdf5 crate) -> the jobs `salvage` and `merge` -> `report` (human
+//! and JSON).
+//!
+//! Where a job is done: chunks of a dataset are listed in
+//! `follow::chunks`; a checksum is checked in `format::codec`; an
+//! object-header message is framed in `format::codec` (`MessageHeader`).
 
 pub mod carve;
 pub mod follow;

@@ -1,4 +1,7 @@
-//! Opening inputs: read-only, never modified; a changing input is noticed.
+//! The pipeline of one input: opening it (read-only, never modified; a
+//! changing input is noticed), then its inventory: walk, carve when the
+//! walk found damage, [`crate::carve::combine`] the two, and the search for
+//! chunks no index lists ([`scan_bytes`], [`scan_path`], [`Input::inventory`]).
 //!
 //! Small files (up to [`COPY_LIMIT`]) are read into memory, larger ones are
 //! memory-mapped read-only (zero-copy). A mapped file that another process

@@ -4,11 +4,11 @@
 
 use crate::follow::Image;
 use crate::format::message::kind;
+use crate::format::{block_prefix, checksum_ok, MessageHeader};
 use crate::format::{
     btree_v1, btree_v2, extensible_array, fixed_array, fractal_heap, global_heap, is_undefined,
     local_heap, object_header, superblock, symbol_table_node,
 };
-use crate::format::{checksum_ok, MessageHeader};
 
 use super::signatures::{Hit, Kind};
 
@@ -104,15 +104,17 @@ pub fn validate(image: &Image, hit: Hit) -> Option<Confidence> {
             any
         }
         Kind::Fhib | Kind::Fadb | Kind::Eaib | Kind::Easb | Kind::Eadb => {
-            // Version 0, then (after a client id for the arrays) the owner's
-            // header address, which must lie inside the file.
-            let version = *data.get(4)?;
-            let owner_at = if hit.kind == Kind::Fhib { 5 } else { 6 };
-            if hit.kind != Kind::Fhib && *data.get(5)? > 1 {
-                return None;
-            }
-            let owner = crate::format::offset(sizes)(data.get(owner_at..)?).ok()?.1;
-            structural(version == 0 && !is_undefined(owner) && inside(owner))
+            // Version 0, then (after a client id 0 or 1 for the arrays) the
+            // owner's header address, which must lie inside the file.
+            let clients: &[Option<u8>] = if hit.kind == Kind::Fhib {
+                &[None]
+            } else {
+                &[Some(0), Some(1)]
+            };
+            let owner = clients.iter().find_map(|&c| {
+                block_prefix("block", hit.kind.signature(), data, at, sizes, c).ok()
+            })?;
+            structural(!is_undefined(owner.2) && inside(owner.2))
         }
         Kind::Bthd => {
             let h = btree_v2::parse_header(data, at, sizes).ok()?;

@@ -7,9 +7,9 @@ use std::collections::HashSet;
 
 use super::fixed_array::check_chunk_extents;
 use super::Image;
-use crate::format::bad_checksum;
 use crate::format::extensible_array::*;
 use crate::format::fixed_array::page_initialized;
+use crate::format::{bad_checksum, block_prefix};
 use crate::format::{uint, Error, Result, UNDEFINED};
 
 /// State of one walk: results, faults, and the bounds that keep it linear.
@@ -140,13 +140,13 @@ pub fn collect_orphan_data_blocks(
             continue;
         };
         let client = w.header.client_id;
-        let Ok((rest, _, owner)) = parse_prefix(
+        let Ok((rest, _, owner)) = block_prefix(
             DATA_BLOCK,
             DATA_BLOCK_SIGNATURE,
             data,
             abs,
             image.sizes,
-            client,
+            Some(client),
         ) else {
             continue;
         };

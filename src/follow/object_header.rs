@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, VecDeque};
 
 use super::Image;
 use crate::format::message::{continuation, kind};
-use crate::format::object_header::truncated;
 use crate::format::object_header::*;
+use crate::format::truncated;
 use crate::format::Error;
 
 /// Reads an object header at relative address `addr` and follows its

@@ -17,7 +17,8 @@
 use nom::number::complete::{le_u16, le_u32, le_u64, le_u8};
 
 use super::{
-    checksum_matches, expect_signature, length, offset, uint, Error, ErrorKind, Result, Sizes,
+    checksum_matches, expect_signature, length, offset, truncated, uint, Error, ErrorKind, Result,
+    Sizes,
 };
 
 pub(crate) const HEADER: &str = "v2 B-tree header";
@@ -571,17 +572,6 @@ pub fn parse_node(data: &[u8], at: u64, tree: &Tree, depth: u16, nrec: u64) -> R
         children,
         checksum_ok,
     })
-}
-
-fn truncated(structure: &'static str, at: u64, needed: u64, available: usize) -> Error {
-    Error::new(
-        structure,
-        at,
-        ErrorKind::Truncated {
-            needed,
-            available: available as u64,
-        },
-    )
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 //!   parsers whose failures become [`Error`]s at the field's file offset.
 //! - [`Error`] / [`ErrorKind`]: typed parse errors (structure, offset, what).
 //! - Checksummed blocks (spec III.H, lookup3): [`expect_signature`],
+//!   [`block_prefix`] (signature, version, client ID, owner address),
 //!   [`checksum`] (stored vs computed), [`checksum_matches`],
 //!   [`verify_checksum`], [`bad_checksum`].
 //! - Object-header message framing (spec IV.A.1.a/b): [`MessageHeader`].
@@ -308,16 +309,22 @@ pub fn checksum_zeroed(block: &[u8], at: usize) -> Option<(u32, u32)> {
     Some((stored, lookup3::hashlittle(&copy, 0)))
 }
 
-/// The error for checksum bytes missing after `data[..len]`.
-fn checksum_truncated(structure: &'static str, at: u64, data: &[u8], len: usize) -> Error {
+/// The error for a structure at `at` that needs `needed` bytes where only
+/// `available` are there.
+pub fn truncated(structure: &'static str, at: u64, needed: u64, available: usize) -> Error {
     Error::new(
         structure,
         at,
         ErrorKind::Truncated {
-            needed: (len as u64).saturating_add(4),
-            available: data.len() as u64,
+            needed,
+            available: available as u64,
         },
     )
+}
+
+/// The error for checksum bytes missing after `data[..len]`.
+fn checksum_truncated(structure: &'static str, at: u64, data: &[u8], len: usize) -> Error {
+    truncated(structure, at, (len as u64).saturating_add(4), data.len())
 }
 
 /// Compares the lookup3 checksum stored after `data[..len]`: `Ok(false)` on
@@ -352,6 +359,47 @@ pub fn bad_checksum(structure: &'static str, at: u64, data: &[u8], len: u64) -> 
         at.saturating_add(len as u64),
         ErrorKind::BadChecksum { stored, computed },
     )
+}
+
+/// The prefix of an array or heap block that names its owner (spec VII.A
+/// "Fixed Array Data Block", VII.B extensible array index, secondary and
+/// data blocks, III.G "Fractal Heap Indirect Block"): signature, version
+/// (only 0 is defined), the client ID where the structure has one (it must
+/// be `client`), then the owning header's address. Returns the bytes after
+/// the prefix, the version and the owner's address.
+pub fn block_prefix<'a>(
+    structure: &'static str,
+    magic: &'static [u8],
+    data: &'a [u8],
+    at: u64,
+    sizes: Sizes,
+    client: Option<u8>,
+) -> Result<(&'a [u8], u8, u64)> {
+    expect_signature(structure, at, data, magic)?;
+    let nom_err = |e| Error::from_nom(structure, at, data, e);
+    let body = data.get(magic.len()..).unwrap_or_default();
+    let (mut rest, version) = le_u8(body).map_err(nom_err)?;
+    if version != 0 {
+        return Err(Error::new(
+            structure,
+            at.saturating_add(4),
+            ErrorKind::UnsupportedVersion(version),
+        ));
+    }
+    if let Some(client) = client {
+        let (r, client_id) = le_u8(rest).map_err(nom_err)?;
+        if client_id != client {
+            return Err(Error::bad_value(
+                structure,
+                at.saturating_add(5),
+                "client ID",
+                u64::from(client_id),
+            ));
+        }
+        rest = r;
+    }
+    let (rest, owner) = offset(sizes)(rest).map_err(nom_err)?;
+    Ok((rest, version, owner))
 }
 
 /// The header of one object-header message (spec IV.A.1.a "Version 1 Object

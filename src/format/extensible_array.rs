@@ -39,7 +39,8 @@ use nom::number::complete::le_u8;
 pub use super::fixed_array::ChunkElement;
 use super::fixed_array::{parse_page_as, take_bytes, DataBlockPage, ElementFormat, Paging};
 use super::{
-    checksum_matches, expect_signature, offset, uint, Error, ErrorKind, Result, Sizes, UNDEFINED,
+    block_prefix, checksum_matches, expect_signature, offset, uint, Error, ErrorKind, Result,
+    Sizes, UNDEFINED,
 };
 
 /// Magic of the extensible array header.
@@ -261,40 +262,6 @@ impl ExtensibleArrayGeometry {
     }
 }
 
-/// Common prefix of the index, secondary and data blocks: signature,
-/// version, client ID (must match the header's) and header address.
-pub(crate) fn parse_prefix<'a>(
-    structure: &'static str,
-    magic: &'static [u8; 4],
-    data: &'a [u8],
-    at: u64,
-    sizes: Sizes,
-    client: u8,
-) -> Result<(&'a [u8], u8, u64)> {
-    expect_signature(structure, at, data, magic)?;
-    let nom_err = |e| Error::from_nom(structure, at, data, e);
-    let body = data.get(4..).unwrap_or_default();
-    let (rest, version) = le_u8(body).map_err(nom_err)?;
-    if version != 0 {
-        return Err(Error::new(
-            structure,
-            at.saturating_add(4),
-            ErrorKind::UnsupportedVersion(version),
-        ));
-    }
-    let (rest, client_id) = le_u8(rest).map_err(nom_err)?;
-    if client_id != client {
-        return Err(Error::bad_value(
-            structure,
-            at.saturating_add(5),
-            "client ID",
-            u64::from(client_id),
-        ));
-    }
-    let (rest, header_address) = offset(sizes)(rest).map_err(nom_err)?;
-    Ok((rest, version, header_address))
-}
-
 /// Reads `count` addresses from `data[start..]` after checking they fit.
 fn addresses(
     structure: &'static str,
@@ -344,13 +311,13 @@ pub fn parse_index_block(
     header: &ExtensibleArrayHeader,
     geometry: &ExtensibleArrayGeometry,
 ) -> Result<ExtensibleArrayIndexBlock> {
-    let (rest, version, header_address) = parse_prefix(
+    let (rest, version, header_address) = block_prefix(
         INDEX_BLOCK,
         INDEX_BLOCK_SIGNATURE,
         data,
         at,
         sizes,
-        header.client_id,
+        Some(header.client_id),
     )?;
     let format = geometry.element_format;
     let start = data.len() - rest.len();
@@ -429,13 +396,13 @@ pub fn parse_secondary_block(
     let info = geometry.super_blocks.get(super_block).ok_or_else(|| {
         Error::bad_value(SECONDARY_BLOCK, at, "super block index", super_block as u64)
     })?;
-    let (rest, version, header_address) = parse_prefix(
+    let (rest, version, header_address) = block_prefix(
         SECONDARY_BLOCK,
         SECONDARY_BLOCK_SIGNATURE,
         data,
         at,
         sizes,
-        header.client_id,
+        Some(header.client_id),
     )?;
     let nom_err = |e| Error::from_nom(SECONDARY_BLOCK, at, data, e);
     let (rest, block_offset) = uint(geometry.block_offset_size)(rest).map_err(nom_err)?;
@@ -493,13 +460,13 @@ pub fn parse_data_block(
     geometry: &ExtensibleArrayGeometry,
     nelmts: u64,
 ) -> Result<ExtensibleArrayDataBlock> {
-    let (rest, version, header_address) = parse_prefix(
+    let (rest, version, header_address) = block_prefix(
         DATA_BLOCK,
         DATA_BLOCK_SIGNATURE,
         data,
         at,
         sizes,
-        header.client_id,
+        Some(header.client_id),
     )?;
     let nom_err = |e| Error::from_nom(DATA_BLOCK, at, data, e);
     let (rest, block_offset) = uint(geometry.block_offset_size)(rest).map_err(nom_err)?;

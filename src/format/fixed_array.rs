@@ -23,7 +23,8 @@
 use nom::number::complete::{le_u32, le_u8};
 
 use super::{
-    checksum_matches, expect_signature, offset, uint, Error, ErrorKind, Result, Sizes, UNDEFINED,
+    block_prefix, checksum_matches, expect_signature, offset, uint, Error, ErrorKind, Result,
+    Sizes, UNDEFINED,
 };
 
 /// Magic of the fixed array header.
@@ -294,27 +295,14 @@ pub fn parse_data_block(
     header: &FixedArrayHeader,
 ) -> Result<FixedArrayDataBlock> {
     let format = header.element_format(at, sizes)?;
-    expect_signature(DATA_BLOCK, at, data, DATA_BLOCK_SIGNATURE)?;
-    let nom_err = |e| Error::from_nom(DATA_BLOCK, at, data, e);
-    let body = data.get(4..).unwrap_or_default();
-    let (rest, version) = le_u8(body).map_err(nom_err)?;
-    if version != 0 {
-        return Err(Error::new(
-            DATA_BLOCK,
-            at.saturating_add(4),
-            ErrorKind::UnsupportedVersion(version),
-        ));
-    }
-    let (rest, client_id) = le_u8(rest).map_err(nom_err)?;
-    if client_id != header.client_id {
-        return Err(Error::bad_value(
-            DATA_BLOCK,
-            at.saturating_add(5),
-            "client ID",
-            u64::from(client_id),
-        ));
-    }
-    let (rest, header_address) = offset(sizes)(rest).map_err(nom_err)?;
+    let (rest, version, header_address) = block_prefix(
+        DATA_BLOCK,
+        DATA_BLOCK_SIGNATURE,
+        data,
+        at,
+        sizes,
+        Some(header.client_id),
+    )?;
     let paging = header.paging();
     let start = data.len() - rest.len();
     let payload = if paging.npages > 0 {
@@ -334,7 +322,7 @@ pub fn parse_data_block(
     };
     Ok(FixedArrayDataBlock {
         version,
-        client_id,
+        client_id: header.client_id,
         header_address,
         page_bitmap,
         elements,

@@ -31,8 +31,8 @@ use nom::bytes::complete::take;
 use nom::number::complete::{le_u16, le_u32, le_u8};
 
 use super::{
-    checksum, checksum_zeroed, expect_signature, length, offset, uint, Error, ErrorKind, Result,
-    Sizes,
+    checksum, checksum_zeroed, expect_signature, length, offset, truncated, uint, Error, ErrorKind,
+    Result, Sizes,
 };
 
 pub(crate) const HEADER: &str = "fractal heap header";
@@ -394,17 +394,6 @@ fn header_fields(input: &[u8], sizes: Sizes) -> nom::IResult<&[u8], FractalHeapH
             sizes,
         },
     ))
-}
-
-fn truncated(structure: &'static str, at: u64, needed: u64, available: usize) -> Error {
-    Error::new(
-        structure,
-        at,
-        ErrorKind::Truncated {
-            needed,
-            available: available as u64,
-        },
-    )
 }
 
 /// The prefix of a direct block, decoded without its heap header

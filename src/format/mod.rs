@@ -1,10 +1,17 @@
 //! On-disk structures of the HDF5 file format, one module per structure.
 //!
 //! Every parser here is a pure function from bytes to a typed, owned struct
-//! (HDF5 File Format Specification 4.0, `H5.format.4.0.dox`). Parsers never
-//! chase pointers: they return addresses, and `crate::walk` / `crate::carve`
-//! decide whether and how to follow them. Errors carry the file offset and the
-//! structure's name.
+//! (HDF5 File Format Specification 4.0, `H5.format.4.0.dox`):
+//! `(&[u8], at, Sizes) -> struct`. Parsers never chase pointers: they
+//! return addresses, and `crate::follow` reads what the addresses lead to
+//! (for `crate::walk` and `crate::carve`). Errors carry the file offset and
+//! the structure's name.
+//!
+//! [`codec`] holds what every parser shares: [`Sizes`] and the field
+//! readers, the [`codec::Reader`] cursor, the typed [`Error`], the lookup3
+//! checksum of a checksummed block ([`checksum`] and its wrappers: the one
+//! place a checksum is checked) and the framing of object-header messages
+//! ([`MessageHeader`]).
 //!
 //! Conventions shared by all modules:
 //! - `data` is the slice that starts at the structure (it may run to the end of
@@ -18,9 +25,9 @@
 pub mod codec;
 
 pub use codec::{
-    bad_checksum, checksum, checksum_matches, checksum_ok, checksum_zeroed, expect_signature,
-    is_undefined, length, offset, uint, verify_checksum, widen_address, Error, ErrorKind,
-    MessageHeader, Result, Sizes, UNDEFINED,
+    bad_checksum, block_prefix, checksum, checksum_matches, checksum_ok, checksum_zeroed,
+    expect_signature, is_undefined, length, offset, truncated, uint, verify_checksum,
+    widen_address, Error, ErrorKind, MessageHeader, Result, Sizes, UNDEFINED,
 };
 
 pub mod btree_v1;

@@ -20,7 +20,8 @@ use nom::IResult;
 
 use super::message::{self, kind, Message};
 use super::{
-    expect_signature, uint, verify_checksum, Error, ErrorKind, MessageHeader, Result, Sizes,
+    expect_signature, truncated, uint, verify_checksum, Error, ErrorKind, MessageHeader, Result,
+    Sizes,
 };
 
 /// Signature of a version 2 object header (spec IV.A.1.b).
@@ -176,17 +177,6 @@ pub fn parse_header(data: &[u8], at: u64, _sizes: Sizes) -> Result<(HeaderPrefix
         )),
         None => Err(truncated(HEADER, at, 1, 0)),
     }
-}
-
-pub(crate) fn truncated(structure: &'static str, at: u64, needed: u64, available: usize) -> Error {
-    Error::new(
-        structure,
-        at,
-        ErrorKind::Truncated {
-            needed,
-            available: available as u64,
-        },
-    )
 }
 
 /// The available part of a declared region `[start, start + len)` of `data`,

@@ -5,6 +5,11 @@
 //! goes on with the siblings. Each object header is visited once (hard links
 //! are recorded as such), nesting depth is capped, and every read goes through
 //! [`Image`], which never reads outside the file.
+//!
+//! The walk decides what structures mean for the inventory (kinds, paths,
+//! problems, coverage); reading what an address leads to is
+//! [`crate::follow`]'s (headers and continuations, B-trees, chunk listings,
+//! heap objects, dense links), shared with the carver.
 
 pub(crate) mod dataset;
 pub(crate) mod group;
