@@ -274,6 +274,7 @@ mod tests {
     use super::*;
     use crate::follow::btree_v1::*;
     use crate::follow::Image;
+    use crate::format::test_support::hex;
     use crate::format::UNDEFINED;
 
     const S: Sizes = Sizes::DEFAULT;
@@ -519,11 +520,7 @@ mod tests {
     }
 
     fn unhex(parts: &[&str]) -> Vec<u8> {
-        let s: String = parts.concat();
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
+        hex(parts.concat())
     }
 
     /// Nodes of a file written by h5py 3.16 / HDF5 2.0 (default libver):

@@ -580,6 +580,7 @@ mod tests {
     use crate::follow::btree_v2::*;
     use crate::follow::Image;
     use crate::format::lookup3;
+    use crate::format::test_support::{hex, seal};
     use crate::format::UNDEFINED;
 
     /// lookup3 of `bytes`: fixture checksums and link name hashes.
@@ -588,12 +589,6 @@ mod tests {
     }
 
     const S: Sizes = Sizes::DEFAULT;
-
-    fn seal(mut b: Vec<u8>) -> Vec<u8> {
-        let c = checksum(&b);
-        b.extend_from_slice(&c.to_le_bytes());
-        b
-    }
 
     fn header(
         t: u8,
@@ -1053,11 +1048,7 @@ mod tests {
     }
 
     fn unhex(parts: &[&str]) -> Vec<u8> {
-        let s: String = parts.concat();
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
+        hex(parts.concat())
     }
 
     /// Structures of a file (19094 bytes) written by h5py 3.16 / HDF5 2.0,

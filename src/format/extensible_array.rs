@@ -515,13 +515,7 @@ mod tests {
     use super::*;
     use crate::follow::extensible_array::*;
     use crate::follow::Image;
-    use crate::format::lookup3;
-
-    fn seal(mut v: Vec<u8>) -> Vec<u8> {
-        let c = lookup3::hashlittle(&v, 0);
-        v.extend_from_slice(&c.to_le_bytes());
-        v
-    }
+    use crate::format::test_support::{hex, seal};
 
     /// Header with 8-byte offsets/lengths: non-filtered, max bits 32,
     /// 4 index block elements, data block min 2, secondary min ptrs 2,
@@ -701,12 +695,6 @@ mod tests {
         ));
         f.resize(2000, 0);
         f
-    }
-
-    fn hex(s: &str) -> Vec<u8> {
-        (0..s.len() / 2)
-            .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap())
-            .collect()
     }
 
     fn indices(c: &[ChunkElement]) -> Vec<(u64, u64)> {

@@ -409,13 +409,7 @@ mod tests {
     use super::*;
     use crate::follow::fixed_array::*;
     use crate::follow::Image;
-    use crate::format::lookup3;
-
-    pub(crate) fn seal(mut v: Vec<u8>) -> Vec<u8> {
-        let c = lookup3::hashlittle(&v, 0);
-        v.extend_from_slice(&c.to_le_bytes());
-        v
-    }
+    use crate::format::test_support::{hex, seal};
 
     fn header_bytes(client: u8, entry: u8, page_bits: u8, n: u64, dblk: u64) -> Vec<u8> {
         let mut v = b"FAHD".to_vec();
@@ -663,11 +657,5 @@ mod tests {
         let set: Vec<u64> = (0..8).filter(|&i| page_initialized(&bm, i)).collect();
         assert_eq!(set, vec![1, 4]);
         assert!(!page_initialized(&bm, 1 << 40));
-    }
-
-    pub(crate) fn hex(s: &str) -> Vec<u8> {
-        (0..s.len() / 2)
-            .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap())
-            .collect()
     }
 }

@@ -802,6 +802,7 @@ mod tests {
     use crate::follow::fractal_heap::*;
     use crate::follow::Image;
     use crate::format::lookup3;
+    use crate::format::test_support::{hex, seal};
     use crate::format::UNDEFINED;
 
     // Fixtures written by h5py 3.16 / HDF5 2.0 (python3):
@@ -905,12 +906,6 @@ ff67620ad2";
 00a7f6030000000000a7e6030000000000a7d6030000000000a7c6030000000000a7a6030000000000a7860300000000\
 00a766030000000000a746030000000000a706030000000000a7c6020000000000a786020000000000a7460200000000\
 004ac1480d";
-
-    fn hex(s: &str) -> Vec<u8> {
-        (0..s.len() / 2)
-            .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap())
-            .collect()
-    }
 
     const D: Sizes = Sizes::DEFAULT;
 
@@ -1179,12 +1174,6 @@ ff67620ad2";
         }
     }
 
-    fn with_checksum(mut v: Vec<u8>) -> Vec<u8> {
-        let c = lookup3::hashlittle(&v, 0);
-        v.extend_from_slice(&c.to_le_bytes());
-        v
-    }
-
     fn header_bytes(g: &Geometry, root: u64, rows: u16) -> Vec<u8> {
         let mut v = b"FRHP\0".to_vec();
         v.extend_from_slice(&g.id_len.to_le_bytes());
@@ -1211,7 +1200,7 @@ ff67620ad2";
             v.extend_from_slice(&mask.to_le_bytes());
             v.extend_from_slice(info);
         }
-        with_checksum(v)
+        seal(v)
     }
 
     /// A checksummed direct block of `size` bytes with `objects` at heap
@@ -1242,7 +1231,7 @@ ff67620ad2";
         for a in direct.iter().chain(indirect) {
             v.extend_from_slice(&a.to_le_bytes());
         }
-        with_checksum(v)
+        seal(v)
     }
 
     const U: u64 = UNDEFINED;

@@ -244,6 +244,7 @@ pub fn parse_vlen_element(data: &[u8], at: u64, sizes: Sizes) -> Result<VlenRef>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::format::test_support::hex;
     use crate::format::UNDEFINED;
 
     // The first 128 of the 4096 bytes of the collection at 7936 in a file
@@ -260,13 +261,6 @@ mod tests {
     const H5PY_VLEN_3864: &str = "\
 05000000001f0000000000000300000006000000001f0000000000000200000014000000001f\
 00000000000001000000";
-
-    fn hex(s: &str) -> Vec<u8> {
-        let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-        (0..s.len() / 2)
-            .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap())
-            .collect()
-    }
 
     fn collection(size: u64, objects: &[(u16, &[u8])], free: bool) -> Vec<u8> {
         let mut v = b"GCOL\x01\0\0\0".to_vec();

@@ -178,6 +178,7 @@ fn read_free_block(
 mod tests {
     use super::*;
     use crate::follow::Image;
+    use crate::format::test_support::hex;
 
     fn s(o: u8, l: u8) -> Sizes {
         Sizes::new(o, l).unwrap()
@@ -191,12 +192,6 @@ mod tests {
 000000006772700000000000767300000000000001000000000000004000000000000000\
 000000000000000000000000000000000000000000000000000000000000000000000000\
 000000000000000000000000";
-
-    fn hex(s: &str) -> Vec<u8> {
-        (0..s.len() / 2)
-            .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap())
-            .collect()
-    }
 
     fn build(sizes: Sizes, data_size: u64, free: u64, addr: u64) -> Vec<u8> {
         let mut v = b"HEAP\0\0\0\0".to_vec();

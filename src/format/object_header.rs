@@ -556,16 +556,8 @@ mod tests {
     use super::*;
     use crate::follow::object_header::*;
     use crate::follow::Image;
-    use crate::format::lookup3;
     use crate::format::message::continuation;
-
-    fn hex(s: &str) -> Vec<u8> {
-        let s: String = s.chars().filter(|c| c.is_ascii_hexdigit()).collect();
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
+    use crate::format::test_support::{hex, seal};
 
     /// Root group header of an h5py (HDF5 2.0) default-format file, at 96:
     /// v1, 3 messages, chunk 0 holds only a continuation to 4152 (80 bytes).
@@ -624,12 +616,6 @@ mod tests {
         m
     }
 
-    fn with_checksum(mut b: Vec<u8>) -> Vec<u8> {
-        let c = lookup3::hashlittle(&b, 0);
-        b.extend_from_slice(&c.to_le_bytes());
-        b
-    }
-
     /// v2 header with times, phase change values, creation order, 2-byte
     /// chunk size, three messages and a 3-byte gap.
     fn v2_header() -> Vec<u8> {
@@ -651,7 +637,7 @@ mod tests {
         h.extend_from_slice(&(chunk_len as u16).to_le_bytes());
         h.extend_from_slice(&msgs);
         h.extend_from_slice(&[0, 0, 0]);
-        with_checksum(h)
+        seal(h)
     }
 
     #[test]
@@ -754,7 +740,7 @@ mod tests {
         h.extend_from_slice(&msgs);
         let at_second = h.len() - 8;
         h[at_second + 1] = 8;
-        let h = with_checksum(h);
+        let h = seal(h);
         let (p, c) = parse_header(&h, 0, Sizes::DEFAULT).unwrap();
         assert_eq!(c.messages.len(), 1);
         assert_eq!(c.error.unwrap().offset, at_second as u64);
@@ -861,7 +847,7 @@ mod tests {
         let mut b = b"OCHK".to_vec();
         b.extend_from_slice(&v2_msg(0x0C, 0, Some(7), &[3; 10]));
         b.extend_from_slice(&[0; 5]);
-        let b = with_checksum(b);
+        let b = seal(b);
         let c = parse_continuation_block(&b, 0x800, b.len() as u64, 2, 0x04).unwrap();
         assert_eq!(c.error, None);
         assert_eq!(c.checksum_ok, Some(true));

@@ -511,6 +511,7 @@ impl Selection {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::format::test_support::hex;
 
     fn u32s(v: &[u32]) -> Vec<u8> {
         v.iter().flat_map(|x| x.to_le_bytes()).collect()
@@ -610,14 +611,6 @@ mod tests {
                 coords: vec![1, 2, 39, 29, 5, 0]
             }
         );
-    }
-
-    fn hex(s: impl AsRef<str>) -> Vec<u8> {
-        let s = s.as_ref();
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
     }
 
     #[test]

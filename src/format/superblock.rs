@@ -361,15 +361,8 @@ fn symbol_table_entry(sizes: Sizes) -> impl Fn(&[u8]) -> IResult<&[u8], SymbolTa
 mod tests {
     use super::*;
     use crate::format::lookup3;
+    use crate::format::test_support::hex;
     use crate::format::UNDEFINED;
-
-    fn hex(s: &str) -> Vec<u8> {
-        let s: String = s.chars().filter(|c| c.is_ascii_hexdigit()).collect();
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
 
     /// First 96 bytes of an h5py 3.16 (HDF5 2.0) file written with default
     /// settings: superblock v0, root group at 96, B-tree 136, heap 680.

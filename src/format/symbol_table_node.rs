@@ -102,6 +102,7 @@ pub fn parse(data: &[u8], at: u64, sizes: Sizes) -> Result<SymbolTableNode> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::format::test_support::hex;
     use crate::format::UNDEFINED;
 
     // Fixture generator (python3 + h5py 3.16 / HDF5 2.0, default libver):
@@ -115,12 +116,6 @@ mod tests {
 534e4f44010002000800000000000000200300000000000001000000000000004803000000000000\
 680500000000000010000000000000000017000000000000000000000000000000000000000000\
 0000000000000000000000";
-
-    fn hex(s: &str) -> Vec<u8> {
-        (0..s.len() / 2)
-            .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap())
-            .collect()
-    }
 
     fn entry(sizes: Sizes, name: u64, header: u64, cache: u32, pad: [u8; 16]) -> Vec<u8> {
         let o = usize::from(sizes.offset());

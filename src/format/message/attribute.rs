@@ -163,15 +163,9 @@ mod tests {
     use super::*;
     use crate::format::message::dataspace::DataspaceKind;
     use crate::format::message::shared::SharedKind;
+    use crate::format::test_support::hex;
 
     const S: Sizes = Sizes::DEFAULT;
-
-    fn hex(s: &str) -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
 
     fn prefixes_fail(v: &[u8], used: usize) {
         for n in 0..used {

@@ -339,16 +339,10 @@ mod tests {
     //! `singlef` (10,) chunks (10,) without / with gzip. Message bodies were
     //! read from the object headers at `h5py.h5o.get_info(ds.id).addr`.
     use super::*;
+    use crate::format::test_support::hex;
     use crate::format::UNDEFINED;
 
     const S: Sizes = Sizes::DEFAULT;
-
-    fn hex(s: &str) -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
 
     /// Parses `h`, checks that every strict prefix of the first `used` bytes
     /// fails, and returns the layout.

@@ -140,16 +140,10 @@ pub fn parse_dataspace(data: &[u8], at: u64, sizes: Sizes) -> Result<(Dataspace,
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::format::test_support::hex;
     use crate::format::UNDEFINED;
 
     const S: Sizes = Sizes::DEFAULT;
-
-    fn hex(s: &str) -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
 
     fn prefixes_fail(v: &[u8]) {
         let (_, used) = parse_dataspace(v, 0, S).unwrap();

@@ -790,15 +790,9 @@ impl Reader<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::format::test_support::hex;
 
     const S: Sizes = Sizes::DEFAULT;
-
-    fn hex(s: &str) -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
 
     fn header(version: u8, class: u8, bits: u32, size: u32) -> Vec<u8> {
         let mut v = vec![(version << 4) | class];

@@ -131,15 +131,9 @@ fn sized_value<'a>(r: &mut Reader<'a>, size: u32) -> Result<&'a [u8]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::format::test_support::hex;
 
     const S: Sizes = Sizes::DEFAULT;
-
-    fn hex(s: &str) -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
 
     #[test]
     fn old_message() {

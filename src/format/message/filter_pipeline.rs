@@ -149,15 +149,9 @@ fn filter(r: &mut Reader, version: u8) -> Result<Filter> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::format::test_support::hex;
 
     const S: Sizes = Sizes::DEFAULT;
-
-    fn hex(s: &str) -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
 
     /// h5py default libver: shuffle, gzip(4), fletcher32.
     const H5PY_V1: &str = "0103000000000000020008000100010073687566666c6500080000000000000001000800010001006465666c6174650004000000000000000300100000000000666c6574636865723332000000000000";
