@@ -361,6 +361,28 @@ pub fn bad_checksum(structure: &'static str, at: u64, data: &[u8], len: u64) -> 
     )
 }
 
+/// The start of the array and heap structures (spec III.G, VII): the
+/// signature `magic`, then a version byte that must be 0. Returns the bytes
+/// after the version, and the version.
+pub fn signature_v0<'a>(
+    structure: &'static str,
+    magic: &'static [u8],
+    data: &'a [u8],
+    at: u64,
+) -> Result<(&'a [u8], u8)> {
+    expect_signature(structure, at, data, magic)?;
+    let body = data.get(magic.len()..).unwrap_or_default();
+    let (rest, version) = le_u8(body).map_err(|e| Error::from_nom(structure, at, data, e))?;
+    if version != 0 {
+        return Err(Error::new(
+            structure,
+            at.saturating_add(magic.len() as u64),
+            ErrorKind::UnsupportedVersion(version),
+        ));
+    }
+    Ok((rest, version))
+}
+
 /// The prefix of an array or heap block that names its owner (spec VII.A
 /// "Fixed Array Data Block", VII.B extensible array index, secondary and
 /// data blocks, III.G "Fractal Heap Indirect Block"): signature, version
@@ -375,17 +397,8 @@ pub fn block_prefix<'a>(
     sizes: Sizes,
     client: Option<u8>,
 ) -> Result<(&'a [u8], u8, u64)> {
-    expect_signature(structure, at, data, magic)?;
+    let (mut rest, version) = signature_v0(structure, magic, data, at)?;
     let nom_err = |e| Error::from_nom(structure, at, data, e);
-    let body = data.get(magic.len()..).unwrap_or_default();
-    let (mut rest, version) = le_u8(body).map_err(nom_err)?;
-    if version != 0 {
-        return Err(Error::new(
-            structure,
-            at.saturating_add(4),
-            ErrorKind::UnsupportedVersion(version),
-        ));
-    }
     if let Some(client) = client {
         let (r, client_id) = le_u8(rest).map_err(nom_err)?;
         if client_id != client {

@@ -34,13 +34,10 @@
 //! moved to the front (the others keep their order), row-major, where the
 //! fixed dimensions count `ceil(max dim / chunk dim)` chunks.
 
-use nom::number::complete::le_u8;
-
 pub use super::fixed_array::ChunkElement;
 use super::fixed_array::{parse_page_as, take_bytes, DataBlockPage, ElementFormat, Paging};
 use super::{
-    block_prefix, checksum_matches, expect_signature, offset, uint, Error, ErrorKind, Result,
-    Sizes, UNDEFINED,
+    block_prefix, checksum_matches, offset, signature_v0, uint, Error, Result, Sizes, UNDEFINED,
 };
 
 /// Magic of the extensible array header.
@@ -98,17 +95,8 @@ pub struct ExtensibleArrayHeader {
 /// Parses an extensible array header. Bad signature, version, client ID or
 /// truncation is an `Err`; a bad checksum gives `checksum_ok: false`.
 pub fn parse_header(data: &[u8], at: u64, sizes: Sizes) -> Result<ExtensibleArrayHeader> {
-    expect_signature(HEADER, at, data, HEADER_SIGNATURE)?;
+    let (rest, version) = signature_v0(HEADER, HEADER_SIGNATURE, data, at)?;
     let nom_err = |e| Error::from_nom(HEADER, at, data, e);
-    let body = data.get(4..).unwrap_or_default();
-    let (rest, version) = le_u8(body).map_err(nom_err)?;
-    if version != 0 {
-        return Err(Error::new(
-            HEADER,
-            at.saturating_add(4),
-            ErrorKind::UnsupportedVersion(version),
-        ));
-    }
     let (rest, b) = nom::bytes::complete::take(7usize)(rest).map_err(nom_err)?;
     let mut stats = [0u64; 6];
     let mut rest = rest;
@@ -516,6 +504,7 @@ mod tests {
     use crate::follow::extensible_array::*;
     use crate::follow::Image;
     use crate::format::test_support::{hex, seal};
+    use crate::format::ErrorKind;
 
     /// Header with 8-byte offsets/lengths: non-filtered, max bits 32,
     /// 4 index block elements, data block min 2, secondary min ptrs 2,

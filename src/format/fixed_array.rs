@@ -23,8 +23,8 @@
 use nom::number::complete::{le_u32, le_u8};
 
 use super::{
-    block_prefix, checksum_matches, expect_signature, offset, uint, Error, ErrorKind, Result,
-    Sizes, UNDEFINED,
+    block_prefix, checksum_matches, offset, signature_v0, uint, Error, ErrorKind, Result, Sizes,
+    UNDEFINED,
 };
 
 /// Magic of the fixed array header.
@@ -170,17 +170,8 @@ pub struct FixedArrayHeader {
 /// Parses a fixed array header. Bad signature, version, client ID or a
 /// truncated header is an `Err`; a bad checksum gives `checksum_ok: false`.
 pub fn parse_header(data: &[u8], at: u64, sizes: Sizes) -> Result<FixedArrayHeader> {
-    expect_signature(HEADER, at, data, HEADER_SIGNATURE)?;
+    let (rest, version) = signature_v0(HEADER, HEADER_SIGNATURE, data, at)?;
     let nom_err = |e| Error::from_nom(HEADER, at, data, e);
-    let body = data.get(4..).unwrap_or_default();
-    let (rest, version) = le_u8(body).map_err(nom_err)?;
-    if version != 0 {
-        return Err(Error::new(
-            HEADER,
-            at.saturating_add(4),
-            ErrorKind::UnsupportedVersion(version),
-        ));
-    }
     let (rest, client_id) = le_u8(rest).map_err(nom_err)?;
     let (rest, entry_size) = le_u8(rest).map_err(nom_err)?;
     let (rest, page_bits) = le_u8(rest).map_err(nom_err)?;

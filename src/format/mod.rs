@@ -26,7 +26,7 @@ pub mod codec;
 
 pub use codec::{
     bad_checksum, block_prefix, checksum, checksum_matches, checksum_ok, checksum_zeroed,
-    expect_signature, is_undefined, length, offset, truncated, uint, verify_checksum,
+    expect_signature, is_undefined, length, offset, signature_v0, truncated, uint, verify_checksum,
     widen_address, Error, ErrorKind, MessageHeader, Result, Sizes, UNDEFINED,
 };
 
