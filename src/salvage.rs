@@ -16,7 +16,7 @@ use serde::Serialize;
 use crate::carve::chunks;
 use crate::format::message::data_layout::LayoutClass;
 use crate::format::Image;
-use crate::inventory::{Dataset, Inventory, Object, ObjectKind, Status, ZeroedRange};
+use crate::inventory::{Dataset, Inventory, Object, ObjectKind, ProblemKind, Status, ZeroedRange};
 use crate::read::{self, DatasetData};
 use crate::source::{CarveMode, Input, InputChanged};
 use crate::write::{LockError, OutputLock, WriteError, Writer};
@@ -680,7 +680,7 @@ fn salvage_dataset(
     // datatype): which one is damaged cannot be told.
     if o.problems
         .iter()
-        .any(|p| p.structure == crate::walk::INCONSISTENT)
+        .any(|p| p.kind == ProblemKind::Inconsistent)
     {
         out.result = "lost";
         out.reasons.extend(o.problems.iter().map(|p| p.to_string()));

@@ -43,7 +43,8 @@ use crate::format::message::data_layout::{ChunkIndex, LayoutClass};
 use crate::format::{extensible_array, fixed_array};
 use crate::format::{is_undefined, Image, Sizes};
 use crate::inventory::{
-    ChunkRecordFound, ChunkRef, Dataset, Inventory, Object, ObjectKind, Problem, Status, Tie,
+    ChunkRecordFound, ChunkRef, Dataset, Inventory, Object, ObjectKind, Problem, ProblemKind,
+    Status, Tie,
 };
 use crate::walk::dataset::{coords, ea_coords, ea_grid, grid, grow_extent, max_extent, recount};
 
@@ -151,6 +152,7 @@ fn add(image: &Image, o: &mut Object, found: Vec<(ChunkRef, ChunkRecordFound)>) 
     o.damage(
         Status::Partial,
         Problem::new(
+            ProblemKind::Inferred,
             image.absolute(o.address),
             "chunk index",
             format!(
@@ -193,6 +195,7 @@ fn extensible(image: &Image, eadb: &[u64], o: &mut Object) {
                 .and_then(|(g, unlim)| ea_coords(e.index, g, *unlim, dims));
             let Some(offset) = offset else {
                 problems.push(Problem::new(
+                    ProblemKind::BadValue,
                     Some(at),
                     "EADB",
                     format!("element {} outside the chunk grid", e.index),
@@ -203,6 +206,7 @@ fn extensible(image: &Image, eadb: &[u64], o: &mut Object) {
                 Some(&a) if a == e.address => continue,
                 Some(&a) => {
                     problems.push(Problem::new(
+                        ProblemKind::Ambiguous,
                         Some(at),
                         "EADB",
                         format!(
@@ -258,6 +262,7 @@ fn fixed(image: &Image, fadb: &[u64], o: &mut Object) {
         for e in elements {
             let Some(offset) = coords(e.index, &g, dims) else {
                 problems.push(Problem::new(
+                    ProblemKind::BadValue,
                     Some(at),
                     "FADB",
                     format!("element {} outside the chunk grid", e.index),
@@ -421,6 +426,7 @@ impl<'i, 'a> V1<'i, 'a> {
         }
         if unowned > 0 {
             inv.problems.push(Problem::new(
+                ProblemKind::Ambiguous,
                 None,
                 "TREE",
                 format!(
@@ -431,6 +437,7 @@ impl<'i, 'a> V1<'i, 'a> {
         }
         if ambiguous > 0 {
             inv.problems.push(Problem::new(
+                ProblemKind::Ambiguous,
                 None,
                 "TREE",
                 format!(

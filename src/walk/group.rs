@@ -13,7 +13,7 @@ use crate::format::message::link::{self, Link, LinkTarget};
 use crate::format::superblock::Scratch;
 use crate::format::symbol_table_node;
 use crate::format::{is_undefined, Image};
-use crate::inventory::{LinkEntry, Object, Problem, Status};
+use crate::inventory::{LinkEntry, Object, Problem, ProblemKind, Status};
 
 use super::child_path;
 use super::object::HeaderContents;
@@ -80,7 +80,10 @@ pub fn members(
     for (name, target) in named {
         let (mut child, bad) = child_path(path, &name);
         if let Some(why) = bad {
-            obj.damage(Status::Partial, Problem::new(None, "link", why));
+            obj.damage(
+                Status::Partial,
+                Problem::new(ProblemKind::Malformed, None, "link", why),
+            );
         }
         // Escaped names can equal another member's name: never two members
         // at one path.
@@ -94,6 +97,7 @@ pub fn members(
             obj.damage(
                 Status::Partial,
                 Problem::new(
+                    ProblemKind::Duplicate,
                     None,
                     "link",
                     format!(
@@ -150,6 +154,7 @@ fn insert_unique(
 ) {
     match named.entry(name) {
         std::collections::btree_map::Entry::Occupied(e) => problems.push(Problem::new(
+            ProblemKind::Duplicate,
             None,
             "group",
             format!(
@@ -198,6 +203,7 @@ fn symbol_table_members(
         for e in node.entries {
             let Some(name) = local_heap::name_at(segment, e.name_offset) else {
                 problems.push(Problem::new(
+                    ProblemKind::Unreadable,
                     image.absolute(snod_addr),
                     "SNOD",
                     format!(
@@ -215,6 +221,7 @@ fn symbol_table_members(
                         }
                         None => {
                             problems.push(Problem::new(
+                                ProblemKind::Unreadable,
                                 image.absolute(snod_addr),
                                 "SNOD",
                                 "soft link value not readable in the local heap",
@@ -241,6 +248,7 @@ fn check_capacity(
 ) {
     if node.exceeds_capacity(k) {
         problems.push(Problem::new(
+            ProblemKind::BadValue,
             image.absolute(snod_addr),
             "SNOD",
             format!(
@@ -253,6 +261,7 @@ fn check_capacity(
     let size = symbol_table_node::capacity_size(k, image.sizes);
     if !image.contains(snod_addr, size) {
         problems.push(Problem::new(
+            ProblemKind::Truncated,
             image.absolute(snod_addr),
             "SNOD",
             format!("a node of group leaf K {k} ({size} bytes) runs past the end of the file"),
@@ -301,7 +310,12 @@ pub fn dense_objects(
         }
     };
     if !header.checksum_ok {
-        problems.push(Problem::new(Some(at), "FRHP", "checksum mismatch"));
+        problems.push(Problem::new(
+            ProblemKind::Checksum,
+            Some(at),
+            "FRHP",
+            "checksum mismatch",
+        ));
     }
     let (_, records, errs) =
         btree_v2::collect_records(image, btree_addr, btree_v2::RecordContext::default());
