@@ -676,12 +676,38 @@ pub struct Coverage {
 pub struct LinkEntry {
     pub path: String,
     /// "soft", "external" or "user_defined".
-    pub kind: &'static str,
+    pub kind: LinkKind,
     /// Soft and external: the target path. User-defined: "type N".
     pub target: String,
     /// External links: the target file.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub file: Option<String>,
+}
+
+/// The kind of a link that is not a hard link; serialized (and shown) as
+/// "soft", "external" or "user_defined".
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkKind {
+    Soft,
+    External,
+    UserDefined,
+}
+
+impl LinkKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LinkKind::Soft => "soft",
+            LinkKind::External => "external",
+            LinkKind::UserDefined => "user_defined",
+        }
+    }
+}
+
+impl std::fmt::Display for LinkKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
 }
 
 /// The overall judgement on a file.

@@ -36,8 +36,8 @@ use serde::Serialize;
 
 use crate::carve::chunks;
 use crate::format::message::datatype::{Datatype, DatatypeClass};
-use crate::inventory::{Inventory, ObjectKind, Status};
-use crate::salvage::{image_of, salvage_into, SalvageError, SalvageReport};
+use crate::inventory::{Inventory, LinkKind, ObjectKind, Status};
+use crate::salvage::{image_of, salvage_into, Recovery, SalvageError, SalvageReport};
 use crate::source::{CarveMode, Input};
 use crate::write::{LockError, OutputLock, WriteError, Writer};
 
@@ -71,9 +71,48 @@ pub struct UnitOutcome {
     pub dest: String,
     /// "merged", "partial", "lost", "skipped (present)" or
     /// "skipped (duplicate)".
-    pub result: String,
+    pub result: UnitResult,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub reasons: Vec<String>,
+}
+
+/// What became of one unit; serialized (and shown) as "merged",
+/// "partial", "lost", "skipped (present)" or "skipped (duplicate)".
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum UnitResult {
+    /// In OUTPUT in full.
+    #[serde(rename = "merged")]
+    Merged,
+    /// In OUTPUT, with something partial or lost below it.
+    #[serde(rename = "partial")]
+    Partial,
+    /// Not in OUTPUT.
+    #[serde(rename = "lost")]
+    Lost,
+    /// OUTPUT already held it (from an earlier run): kept as it was.
+    #[serde(rename = "skipped (present)")]
+    SkippedPresent,
+    /// Another input of this run gave the same unit.
+    #[serde(rename = "skipped (duplicate)")]
+    SkippedDuplicate,
+}
+
+impl UnitResult {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UnitResult::Merged => "merged",
+            UnitResult::Partial => "partial",
+            UnitResult::Lost => "lost",
+            UnitResult::SkippedPresent => "skipped (present)",
+            UnitResult::SkippedDuplicate => "skipped (duplicate)",
+        }
+    }
+}
+
+impl std::fmt::Display for UnitResult {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
 }
 
 /// The account of one input.
@@ -587,7 +626,7 @@ impl MergeState {
         let merged: HashSet<String> = match &result {
             Ok((list, _)) => list
                 .iter()
-                .filter(|o| o.result == "merged")
+                .filter(|o| o.result == UnitResult::Merged)
                 .map(|o| o.dest.clone())
                 .collect(),
             Err(_) => HashSet::new(),
@@ -621,10 +660,10 @@ impl MergeState {
                                 o.result
                             ),
                         );
-                        o.result = "skipped (present)".into();
+                        o.result = UnitResult::SkippedPresent;
                     }
                 }
-                self.wrote |= list.iter().any(|o| o.result != "lost");
+                self.wrote |= list.iter().any(|o| o.result != UnitResult::Lost);
                 self.notes.extend(notes);
                 for o in list {
                     self.plan.written.insert(o.dest.clone(), i);
@@ -811,25 +850,25 @@ fn input_report(i: usize, s: &Scanned, st: &MergeState) -> InputReport {
         let written = st.outcomes.get(i).and_then(|m| m.get(&u.source));
         let o = written.cloned().unwrap_or_else(|| {
             let result = if st.plan.present.contains(&u.dest) {
-                "skipped (present)"
+                UnitResult::SkippedPresent
             } else if st.plan.written.get(&u.dest).is_some_and(|j| *j != i) {
-                "skipped (duplicate)"
+                UnitResult::SkippedDuplicate
             } else {
-                "lost"
+                UnitResult::Lost
             };
             UnitOutcome {
                 source: u.source.clone(),
                 dest: u.dest.clone(),
-                result: result.into(),
+                result,
                 reasons: Vec::new(),
             }
         });
-        match o.result.as_str() {
-            "merged" => ir.merged += 1,
-            "partial" => ir.partial += 1,
-            "skipped (present)" => ir.present += 1,
-            "skipped (duplicate)" => ir.duplicate += 1,
-            _ => ir.lost += 1,
+        match o.result {
+            UnitResult::Merged => ir.merged += 1,
+            UnitResult::Partial => ir.partial += 1,
+            UnitResult::SkippedPresent => ir.present += 1,
+            UnitResult::SkippedDuplicate => ir.duplicate += 1,
+            UnitResult::Lost => ir.lost += 1,
         }
         ir.units.push(o);
     }
@@ -918,31 +957,31 @@ fn write_units(
         let root_lost = mine
             .iter()
             .find(|o| o.path == u.dest)
-            .is_none_or(|o| o.result == "lost");
+            .is_none_or(|o| o.result == Recovery::Lost);
         let mut reasons: Vec<String> = mine
             .iter()
-            .filter(|o| o.result != "recovered")
+            .filter(|o| o.result != Recovery::Recovered)
             .map(|o| {
                 let why = o.reasons.first().map_or("", String::as_str);
                 format!("{} {}: {why}", o.result, o.path)
             })
             .collect();
         let result = if root_lost {
-            "lost"
+            UnitResult::Lost
         } else {
             w.mark(&u.dest, "h5salvage_source", &source)
                 .map_err(|e| UnitsError::Fatal(SalvageError::Write(e)))?;
             if reasons.is_empty() {
-                "merged"
+                UnitResult::Merged
             } else {
-                "partial"
+                UnitResult::Partial
             }
         };
         reasons.truncate(20);
         out.push(UnitOutcome {
             source: u.source.clone(),
             dest: u.dest.clone(),
-            result: result.into(),
+            result,
             reasons,
         });
     }
@@ -1023,7 +1062,7 @@ fn same_unit(
         let Some(dest) = map_path(&l.path, &u.source, &u.dest) else {
             continue;
         };
-        let target = if l.kind == "soft" {
+        let target = if l.kind == LinkKind::Soft {
             map_path(&l.target, &u.source, &u.dest).unwrap_or_else(|| l.target.clone())
         } else {
             l.target.clone()

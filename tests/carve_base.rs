@@ -9,7 +9,7 @@ use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use h5salvage::salvage::{salvage, SalvageReport};
+use h5salvage::salvage::{salvage, Recovery, SalvageReport};
 use serde_json::Value;
 
 fn root() -> &'static Path {
@@ -163,7 +163,7 @@ fn user_block_case(orig: &Path, ub: usize, sizes: (u8, u8)) {
         let mut p: Vec<(String, &str)> = r
             .objects
             .iter()
-            .map(|o| (o.path.clone(), o.result))
+            .map(|o| (o.path.clone(), o.result.as_str()))
             .collect();
         p.sort();
         p
@@ -295,7 +295,13 @@ fn no_confirmed_base_writes_no_data_at_an_address() {
         let datasets: Vec<_> = rep.objects.iter().filter(|o| o.kind == "dataset").collect();
         assert!(!datasets.is_empty(), "{name}: no dataset carved");
         for d in datasets {
-            assert_eq!(d.result, "partial", "{name}: {} {:?}", d.path, d.reasons);
+            assert_eq!(
+                d.result,
+                Recovery::Partial,
+                "{name}: {} {:?}",
+                d.path,
+                d.reasons
+            );
             let missing = attr(&out, &d.path, "h5salvage_missing");
             assert!(
                 missing.contains("not read"),
@@ -390,12 +396,18 @@ fn data_in_a_zeroed_page_is_unverified_not_recovered() {
             .iter()
             .find(|o| o.address == was.address && o.hard_link_of.is_none());
         let outcome = now.and_then(|now| rep.objects.iter().find(|o| o.path == now.path));
-        let (Some(now), Some(outcome)) = (now, outcome.filter(|o| o.result != "lost")) else {
+        let (Some(now), Some(outcome)) = (now, outcome.filter(|o| o.result != Recovery::Lost))
+        else {
             assert!(header_hit, "{path}: header outside the page not recovered");
             continue;
         };
         if off < page + 4096 && off + n > page {
-            assert_eq!(outcome.result, "unverified", "{path} at {}", now.path);
+            assert_eq!(
+                outcome.result,
+                Recovery::Unverified,
+                "{path} at {}",
+                now.path
+            );
             let mark = attr(&out, &now.path, "h5salvage_unverified");
             assert!(
                 mark.contains(&format!("{page:#x}..{:#x}", page + 4096)),
@@ -403,7 +415,12 @@ fn data_in_a_zeroed_page_is_unverified_not_recovered() {
             );
             unverified += 1;
         } else {
-            assert_eq!(outcome.result, "recovered", "{path} at {}", now.path);
+            assert_eq!(
+                outcome.result,
+                Recovery::Recovered,
+                "{path} at {}",
+                now.path
+            );
             compared.push((path.to_string(), now.path.clone()));
         }
     }

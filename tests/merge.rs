@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use h5salvage::merge::{expand_inputs, merge, MergeOptions, MergeReport};
+use h5salvage::merge::{expand_inputs, merge, MergeOptions, MergeReport, UnitResult};
 use sha2::{Digest, Sha256};
 
 fn root() -> PathBuf {
@@ -284,7 +284,7 @@ fn merge_keeps_everything_salvage_recovers() {
     let partial_lost: Vec<&str> = zeroed
         .units
         .iter()
-        .filter(|u| u.result == "skipped (duplicate)")
+        .filter(|u| u.result == UnitResult::SkippedDuplicate)
         .map(|u| u.dest.as_str())
         .collect();
     assert!(!partial_lost.is_empty(), "{zeroed:?}");
@@ -302,7 +302,7 @@ fn merge_keeps_everything_salvage_recovers() {
         .inputs
         .iter()
         .flat_map(|i| &i.units)
-        .filter(|u| u.dest.starts_with("/w4_") && u.result == "merged")
+        .filter(|u| u.dest.starts_with("/w4_") && u.result == UnitResult::Merged)
         .collect();
     assert_eq!(w4.len(), 20, "{w4:?}");
     assert_eq!(input_report(&rep, "worker_6.h5").verdict, "nothing");
@@ -596,7 +596,7 @@ fn merge_of_salvaged_files_keeps_partial_marks() {
     let lost_to_intact: Vec<&str> = z
         .units
         .iter()
-        .filter(|u| u.result == "skipped (duplicate)")
+        .filter(|u| u.result == UnitResult::SkippedDuplicate)
         .map(|u| u.dest.as_str())
         .collect();
     assert!(!lost_to_intact.is_empty(), "{z:?}");
@@ -606,7 +606,9 @@ fn merge_of_salvaged_files_keeps_partial_marks() {
     // those the zeroed file lost altogether.
     for d in &lost_to_intact {
         assert!(
-            h.units.iter().any(|u| &u.dest == d && u.result == "merged"),
+            h.units
+                .iter()
+                .any(|u| &u.dest == d && u.result == UnitResult::Merged),
             "{d}: {h:?}"
         );
     }
@@ -817,7 +819,7 @@ fn resumed_merge_replaces_partial_copies_with_intact_ones() {
     let named_partial = r
         .units
         .iter()
-        .filter(|u| u.result == "partial" && !u.dest.starts_with("/lost+found/"))
+        .filter(|u| u.result == UnitResult::Partial && !u.dest.starts_with("/lost+found/"))
         .count() as u64;
     assert!(named_partial > 0, "{r:?}");
     let second = merge(&opts(std::slice::from_ref(&healthy), &out)).unwrap();

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use h5salvage::salvage::{salvage, salvage_with, SalvageError, SalvageReport};
+use h5salvage::salvage::{salvage, salvage_with, Recovery, SalvageError, SalvageReport};
 use h5salvage::CarveMode;
 use sha2::{Digest, Sha256};
 
@@ -138,7 +138,7 @@ fn healthy_fixtures_round_trip_bit_for_bit() {
         assert_eq!(rep.attributes_lost, 0, "{name}");
         // Region references are recreated too: nothing is partial.
         for o in &rep.objects {
-            assert_eq!(o.result, "recovered", "{name}: {o:?}");
+            assert_eq!(o.result, Recovery::Recovered, "{name}: {o:?}");
         }
         if check {
             let s = Command::new("python3")
@@ -176,7 +176,7 @@ fn netcdf4_file_round_trips_for_netcdf4_python() {
     let out = dir.path().join("netcdf4.nc");
     let rep = salvage(&input, &out, false).unwrap();
     for o in &rep.objects {
-        assert_eq!(o.result, "recovered", "{o:?}");
+        assert_eq!(o.result, Recovery::Recovered, "{o:?}");
     }
     assert_eq!(rep.attributes_lost, 0);
     // The root, a subgroup and 8 variables, every attribute written.
@@ -265,7 +265,7 @@ fn region_references_inside_sequences_are_recreated() {
     let out = dir.path().join("out.h5");
     let rep = salvage(&input, &out, false).unwrap();
     for o in &rep.objects {
-        assert_eq!(o.result, "recovered", "{o:?}");
+        assert_eq!(o.result, Recovery::Recovered, "{o:?}");
     }
     let regions = |path: &Path| {
         let bytes = std::fs::read(path).unwrap();
@@ -382,12 +382,12 @@ fn external_storage_is_reported_not_written_as_fill() {
         let rep = salvage(&input, &out, false).unwrap();
         let get = |p: &str| rep.objects.iter().find(|o| o.path == p).unwrap();
         let ext = get("/external");
-        assert_eq!(ext.result, "lost", "{libver}: {ext:?}");
+        assert_eq!(ext.result, Recovery::Lost, "{libver}: {ext:?}");
         assert!(
             ext.reasons.iter().any(|r| r.contains("external")),
             "{libver}: {ext:?}"
         );
-        assert_eq!(get("/inside").result, "recovered", "{libver}");
+        assert_eq!(get("/inside").result, Recovery::Recovered, "{libver}");
     }
 }
 
@@ -839,7 +839,7 @@ fn killed_worker_keeps_every_flushed_config() {
                 "{libver}: {want} missing; report {:?}",
                 rep.objects
                     .iter()
-                    .filter(|o| o.result != "recovered")
+                    .filter(|o| o.result != Recovery::Recovered)
                     .collect::<Vec<_>>()
             );
         }
@@ -926,7 +926,7 @@ fn region_reference_outside_its_target_is_written_null() {
     let out = dir.path().join("out.h5");
     let rep = salvage(&input, &out, false).unwrap();
     let refs = rep.objects.iter().find(|o| o.path == "/refs").unwrap();
-    assert_eq!(refs.result, "partial", "{refs:?}");
+    assert_eq!(refs.result, Recovery::Partial, "{refs:?}");
     assert_eq!(refs.reasons.len(), 1, "{refs:?}");
     assert!(
         refs.reasons[0].contains("region reference at byte 12 written as null")
@@ -934,7 +934,7 @@ fn region_reference_outside_its_target_is_written_null() {
         "{refs:?}"
     );
     for o in rep.objects.iter().filter(|o| o.path != "/refs") {
-        assert_eq!(o.result, "recovered", "{o:?}");
+        assert_eq!(o.result, Recovery::Recovered, "{o:?}");
     }
     if !have_h5py() {
         return;
@@ -1030,7 +1030,7 @@ fn duplicate_chunk_offsets_are_not_recovered() {
     let out = dir.path().join("out.h5");
     let rep = salvage(&input, &out, false).unwrap();
     let d = rep.objects.iter().find(|o| o.path == "/d").unwrap();
-    assert_eq!(d.result, "partial", "{d:?}");
+    assert_eq!(d.result, Recovery::Partial, "{d:?}");
     assert!(
         d.reasons.iter().any(|r| r.contains("listed 2 times")),
         "{d:?}"
@@ -1154,11 +1154,15 @@ fn huge_attributes_are_read_and_lost_whole_when_their_tree_is_damaged() {
         let partial: Vec<&str> = rep
             .objects
             .iter()
-            .filter(|o| o.result == "partial")
+            .filter(|o| o.result == Recovery::Partial)
             .map(|o| o.path.as_str())
             .collect();
         assert_eq!(partial.len(), 1, "{rep:?}");
-        let o = rep.objects.iter().find(|o| o.result == "partial").unwrap();
+        let o = rep
+            .objects
+            .iter()
+            .find(|o| o.result == Recovery::Partial)
+            .unwrap();
         assert!(
             o.reasons.iter().any(|r| r.contains("huge object ID")),
             "{o:?}"

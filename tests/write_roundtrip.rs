@@ -15,7 +15,7 @@ use h5salvage::format::message::data_layout::LayoutClass;
 use h5salvage::format::message::dataspace::{Dataspace, DataspaceKind};
 use h5salvage::format::message::datatype::{Datatype, DatatypeClass, VlenKind};
 use h5salvage::format::{Image, Sizes, UNDEFINED};
-use h5salvage::inventory::{Dataset, Inventory, ObjectKind};
+use h5salvage::inventory::{Dataset, Inventory, LinkKind, ObjectKind};
 use h5salvage::write::{HeapValues, VlenSlot, Writer};
 
 fn testdata(name: &str) -> PathBuf {
@@ -217,8 +217,8 @@ fn rebuild(src: &Path, out: &Path) -> (Inventory, Vec<String>, Vec<String>) {
     }
     for l in &inv.links {
         match l.kind {
-            "soft" => w.soft_link(&l.path, &l.target).unwrap(),
-            "external" => {
+            LinkKind::Soft => w.soft_link(&l.path, &l.target).unwrap(),
+            LinkKind::External => {
                 let f = l.file.as_deref().unwrap();
                 w.external_link(&l.path, f, &l.target).unwrap();
             }

@@ -60,8 +60,8 @@ use crate::format::object_header;
 use crate::format::superblock::{self, Superblock};
 use crate::format::{is_undefined, Image};
 use crate::inventory::{
-    CarveSummary, InferredBase, Inventory, LinkEntry, Object, ObjectKind, Origin, Problem,
-    ProblemKind, Status, SuperblockInfo,
+    CarveSummary, InferredBase, Inventory, LinkEntry, LinkKind, Object, ObjectKind, Origin,
+    Problem, ProblemKind, Status, SuperblockInfo,
 };
 use crate::walk::{self, child_path, read_object};
 
@@ -92,7 +92,7 @@ struct Carved {
     /// Hard-linked members: (name, header address).
     members: Vec<(String, u64)>,
     /// Other links: (name, kind, target, external file).
-    links: Vec<(String, &'static str, String, Option<String>)>,
+    links: Vec<(String, LinkKind, String, Option<String>)>,
     /// Fractal heap of its dense links, if it has one.
     link_heap: Option<u64>,
     /// B-tree address of its symbol table message, if it has one.
@@ -1045,7 +1045,7 @@ impl Placer<'_> {
             for (name, kind, target, file) in &c.links {
                 self.links.push(LinkEntry {
                     path: child_path(&path, name.as_bytes()).0,
-                    kind,
+                    kind: *kind,
                     target: target.clone(),
                     file: file.clone(),
                 });

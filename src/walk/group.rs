@@ -13,7 +13,7 @@ use crate::format::message::link::{self, Link, LinkTarget};
 use crate::format::superblock::Scratch;
 use crate::format::symbol_table_node;
 use crate::format::{is_undefined, Image};
-use crate::inventory::{LinkEntry, Object, Problem, ProblemKind, Status};
+use crate::inventory::{LinkEntry, LinkKind, Object, Problem, ProblemKind, Status};
 
 use super::child_path;
 use super::object::HeaderContents;
@@ -123,7 +123,7 @@ pub fn members(
 enum Target {
     Hard(u64),
     /// Kind, target path, external file.
-    Other(&'static str, String, Option<String>),
+    Other(LinkKind, String, Option<String>),
 }
 
 fn add_link(
@@ -137,10 +137,10 @@ fn add_link(
     }
     let target = match l.target {
         LinkTarget::Hard { address } => Target::Hard(address),
-        LinkTarget::Soft { path } => Target::Other("soft", path, None),
-        LinkTarget::External { file, path } => Target::Other("external", path, Some(file)),
+        LinkTarget::Soft { path } => Target::Other(LinkKind::Soft, path, None),
+        LinkTarget::External { file, path } => Target::Other(LinkKind::External, path, Some(file)),
         LinkTarget::UserDefined { link_type, .. } => {
-            Target::Other("user_defined", format!("type {link_type}"), None)
+            Target::Other(LinkKind::UserDefined, format!("type {link_type}"), None)
         }
     };
     insert_unique(named, l.name.into_bytes(), target, problems);
@@ -216,9 +216,11 @@ fn symbol_table_members(
             let target = match e.scratch {
                 Scratch::SymbolicLink { offset } => {
                     match local_heap::name_at(segment, u64::from(offset)) {
-                        Some(t) => {
-                            Target::Other("soft", String::from_utf8_lossy(t).into_owned(), None)
-                        }
+                        Some(t) => Target::Other(
+                            LinkKind::Soft,
+                            String::from_utf8_lossy(t).into_owned(),
+                            None,
+                        ),
                         None => {
                             problems.push(Problem::new(
                                 ProblemKind::Unreadable,
