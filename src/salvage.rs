@@ -933,6 +933,7 @@ fn write_converted_chunks(
             ds.datatype.size,
             expected,
         )
+        .map_err(|e| e.message)
         .and_then(|d| read::chunk_block(&d, &ds.dataspace.dims, dims, &c.offset, elem));
         let (count, bytes) = match block {
             Ok(Some(b)) => b,
