@@ -3,7 +3,10 @@
 //! v3 "open for write" flag. The scanner must never panic or hang, and must
 //! report truncation, checksum failures and missing chunks correctly.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::testdata;
+
 use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
@@ -14,9 +17,7 @@ use h5salvage::inventory::{Inventory, ProblemKind, Status, Verdict};
 use h5salvage::walk::walk;
 
 fn fixture(name: &str) -> Vec<u8> {
-    let p: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("testdata")
-        .join(name);
+    let p = testdata().join(name);
     std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 

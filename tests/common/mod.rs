@@ -71,7 +71,9 @@ pub fn fixtures() -> Vec<(String, Vec<u8>, Value)> {
         .collect()
 }
 
-/// A `python3` command with the environment every test child needs.
+/// A `python3` command with the environment every test child needs. A
+/// child that must hold libhdf5's file lock (a live writer another process
+/// should see) takes it back out: `.env_remove("HDF5_USE_FILE_LOCKING")`.
 pub fn python() -> Command {
     let mut c = Command::new("python3");
     // Tests run in threads: a child inherits HDF5 file descriptors (and
@@ -114,6 +116,14 @@ pub fn check_python<S: AsRef<OsStr>>(args: &[S]) -> String {
         String::from_utf8_lossy(&o.stderr)
     );
     String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Runs `python3 -c CODE ARGS...`; panics with its output unless it
+/// succeeds; returns its stdout.
+pub fn python_code<S: AsRef<OsStr>>(code: &str, args: &[S]) -> String {
+    let mut all: Vec<&OsStr> = vec![OsStr::new("-c"), OsStr::new(code)];
+    all.extend(args.iter().map(AsRef::as_ref));
+    check_python(&all)
 }
 
 /// Whether python3 can import every one of `modules`. The one policy: under
