@@ -115,6 +115,47 @@ impl std::fmt::Display for UnitResult {
     }
 }
 
+/// What became of one input as a whole; serialized (and shown) as
+/// "complete", "partial", "nothing", "error" or "skipped (open for
+/// writing)".
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub enum InputVerdict {
+    /// Every unit is in OUTPUT in full.
+    #[serde(rename = "complete")]
+    Complete,
+    /// Something is partial or lost.
+    #[serde(rename = "partial")]
+    Partial,
+    /// Nothing was recovered from it.
+    #[default]
+    #[serde(rename = "nothing")]
+    Nothing,
+    /// It could not be read.
+    #[serde(rename = "error")]
+    Error,
+    /// A writer still had it open (merged only with `include_open`).
+    #[serde(rename = "skipped (open for writing)")]
+    SkippedOpen,
+}
+
+impl InputVerdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InputVerdict::Complete => "complete",
+            InputVerdict::Partial => "partial",
+            InputVerdict::Nothing => "nothing",
+            InputVerdict::Error => "error",
+            InputVerdict::SkippedOpen => "skipped (open for writing)",
+        }
+    }
+}
+
+impl std::fmt::Display for InputVerdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
 /// The account of one input.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct InputReport {
@@ -130,8 +171,9 @@ pub struct InputReport {
     pub partial: u64,
     pub lost: u64,
     /// "complete" (every unit is in OUTPUT in full), "partial" (something
-    /// is partial or lost), "nothing" (nothing recovered from it), "error".
-    pub verdict: String,
+    /// is partial or lost), "nothing" (nothing recovered from it), "error",
+    /// or "skipped (open for writing)".
+    pub verdict: InputVerdict,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// "removed", "kept: <why>", "quarantined to <path>", ...
@@ -169,7 +211,11 @@ impl MergeReport {
         if in_output == 0 && partial == 0 {
             return 3;
         }
-        if self.inputs.iter().all(|i| i.verdict == "complete") {
+        if self
+            .inputs
+            .iter()
+            .all(|i| i.verdict == InputVerdict::Complete)
+        {
             0
         } else {
             1
@@ -397,9 +443,6 @@ fn stem_of(p: &Path) -> String {
         .unwrap_or_else(|| "input".into())
         .replace('/', "_")
 }
-
-/// The verdict of an input skipped because a writer still has it open.
-const SKIPPED_OPEN: &str = "skipped (open for writing)";
 
 fn scan_one(path: &Path, opts: &MergeOptions) -> Scanned {
     scan_with(path, opts, &chunks::Options::default())
@@ -873,24 +916,24 @@ fn input_report(i: usize, s: &Scanned, st: &MergeState) -> InputReport {
         ir.units.push(o);
     }
     ir.verdict = if s.skipped {
-        SKIPPED_OPEN.into()
+        InputVerdict::SkippedOpen
     } else {
         verdict(&ir)
     };
     ir
 }
 
-fn verdict(ir: &InputReport) -> String {
+fn verdict(ir: &InputReport) -> InputVerdict {
     if ir.error.is_some() {
-        return "error".into();
+        return InputVerdict::Error;
     }
     let in_output = ir.merged + ir.present + ir.duplicate;
     if ir.found == 0 || (in_output == 0 && ir.partial == 0) {
-        "nothing".into()
+        InputVerdict::Nothing
     } else if ir.partial == 0 && ir.lost == 0 {
-        "complete".into()
+        InputVerdict::Complete
     } else {
-        "partial".into()
+        InputVerdict::Partial
     }
 }
 
@@ -1007,7 +1050,7 @@ fn remove_merged(output: &Path, scanned: &[Scanned], report: &mut MergeReport) {
         let Some(inv) = &s.inv else {
             continue;
         };
-        if ir.verdict != "complete" {
+        if ir.verdict != InputVerdict::Complete {
             ir.action = Some("kept: not complete in the output".into());
             continue;
         }
@@ -1201,7 +1244,7 @@ fn strip_versions(t: &mut Datatype) {
 /// Moves inputs from which nothing was recovered into `dir`.
 fn quarantine(dir: &Path, report: &mut MergeReport) {
     for ir in &mut report.inputs {
-        if ir.verdict != "nothing" && ir.verdict != "error" {
+        if !matches!(ir.verdict, InputVerdict::Nothing | InputVerdict::Error) {
             continue;
         }
         let src = PathBuf::from(&ir.input);

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use h5salvage::merge::{expand_inputs, merge, MergeOptions, MergeReport, UnitResult};
+use h5salvage::merge::{expand_inputs, merge, InputVerdict, MergeOptions, MergeReport, UnitResult};
 use sha2::{Digest, Sha256};
 
 fn sha256(path: &Path) -> Vec<u8> {
@@ -249,7 +249,7 @@ fn merge_keeps_everything_salvage_recovers() {
     }
     let healthy = input_report(&rep, "worker_1.h5");
     assert_eq!((healthy.found, healthy.merged), (30, 30), "{healthy:?}");
-    assert_eq!(healthy.verdict, "complete");
+    assert_eq!(healthy.verdict, InputVerdict::Complete);
     // Groups in both copies of worker_4: the intact copy wins over a
     // partial one that sorts first; between intact ones the first input.
     let zeroed = input_report(&rep, "worker_0_zeroed.h5");
@@ -277,7 +277,10 @@ fn merge_keeps_everything_salvage_recovers() {
         .filter(|u| u.dest.starts_with("/w4_") && u.result == UnitResult::Merged)
         .collect();
     assert_eq!(w4.len(), 20, "{w4:?}");
-    assert_eq!(input_report(&rep, "worker_6.h5").verdict, "nothing");
+    assert_eq!(
+        input_report(&rep, "worker_6.h5").verdict,
+        InputVerdict::Nothing
+    );
     for w in SCENARIO {
         let input = runs.join(w.file);
         let reference = refs.join(format!("{}.h5", w.prefix));
