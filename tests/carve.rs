@@ -3,7 +3,9 @@
 
 mod common;
 
-use common::{fixtures, have_h5py, py_script, python, python_timed, testdata};
+use common::{
+    check_python, fixtures, have_h5py, py_script, python, python_code, python_timed, testdata,
+};
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -390,18 +392,12 @@ fn attr_names(o: &Object) -> BTreeSet<&str> {
 fn salvage_and_check(k: &Killed) -> Value {
     let out = k.path.with_extension("salvaged.h5");
     h5salvage::salvage::salvage(&k.path, &out, false).unwrap();
-    let check = python()
-        .arg(py_script("killed_configs.py"))
-        .arg(&out)
-        .arg(&k.report)
-        .output()
-        .unwrap();
-    assert!(
-        check.status.success(),
-        "{}",
-        String::from_utf8_lossy(&check.stderr)
-    );
-    serde_json::from_slice(&check.stdout).unwrap()
+    let check = check_python(&[
+        py_script("killed_configs.py").as_os_str(),
+        out.as_os_str(),
+        k.report.as_os_str(),
+    ]);
+    serde_json::from_str(&check).unwrap()
 }
 
 #[test]
@@ -632,26 +628,17 @@ fn links_of_several_unclaimed_heaps_are_not_all_the_roots() {
     }
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("dense.h5");
-    let out = python()
-        .arg("-c")
-        .arg(
-            "import h5py, numpy as np, sys\n\
+    let out = python_code(
+        "import h5py, numpy as np, sys\n\
              with h5py.File(sys.argv[1], 'w', libver='latest') as f:\n\
              \x20   for i in range(10): f.create_dataset('r%d' % i, data=np.arange(3) + i)\n\
              \x20   g = f.create_group('g')\n\
              \x20   for i in range(10): g.create_dataset('d%d' % i, data=np.arange(4) + 100 * i)\n\
              with h5py.File(sys.argv[1], 'r') as f:\n\
              \x20   print(h5py.h5o.get_info(f.id).addr, h5py.h5o.get_info(f['g'].id).addr)\n",
-        )
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let addrs: Vec<usize> = String::from_utf8(out.stdout)
-        .unwrap()
-        .split_whitespace()
-        .map(|s| s.parse().unwrap())
-        .collect();
+        &[&path],
+    );
+    let addrs: Vec<usize> = out.split_whitespace().map(|s| s.parse().unwrap()).collect();
     let mut bytes = std::fs::read(&path).unwrap();
     for a in addrs {
         assert_eq!(&bytes[a..a + 4], b"OHDR");

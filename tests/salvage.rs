@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{have_h5py, have_python, py_script, python, python_code, testdata};
+use common::{check_python, have_h5py, have_python, py_script, python, python_code, testdata};
 
 use std::path::{Path, PathBuf};
 
@@ -85,18 +85,11 @@ fn healthy_fixtures_round_trip_bit_for_bit() {
             assert_eq!(o.result, Recovery::Recovered, "{name}: {o:?}");
         }
         if check {
-            let s = python()
-                .arg(py_script("compare_h5.py"))
-                .arg(&input)
-                .arg(&out)
-                .output()
-                .unwrap();
-            assert!(
-                s.status.success(),
-                "{name}: {}{}",
-                String::from_utf8_lossy(&s.stdout),
-                String::from_utf8_lossy(&s.stderr)
-            );
+            check_python(&[
+                py_script("compare_h5.py").as_os_str(),
+                input.as_os_str(),
+                out.as_os_str(),
+            ]);
             let (ok, v) = compare(&input, &out, false);
             assert!(ok, "{name}: {v}");
         }
@@ -125,18 +118,11 @@ fn netcdf4_file_round_trips_for_netcdf4_python() {
     if !have_python(&["netCDF4"], "netcdf4_file_round_trips_for_netcdf4_python") {
         return;
     }
-    let o = python()
-        .arg(py_script("netcdf_same.py"))
-        .arg(&input)
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
+    check_python(&[
+        py_script("netcdf_same.py").as_os_str(),
+        input.as_os_str(),
+        out.as_os_str(),
+    ]);
 }
 
 /// h5py lists the members and attributes of a `track_order=True` group
