@@ -684,29 +684,12 @@ pub struct LinkEntry {
     pub file: Option<String>,
 }
 
-/// The kind of a link that is not a hard link; serialized (and shown) as
-/// "soft", "external" or "user_defined".
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LinkKind {
-    Soft,
-    External,
-    UserDefined,
-}
-
-impl LinkKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LinkKind::Soft => "soft",
-            LinkKind::External => "external",
-            LinkKind::UserDefined => "user_defined",
-        }
-    }
-}
-
-impl std::fmt::Display for LinkKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.pad(self.as_str())
+word_enum! {
+    /// The kind of a link that is not a hard link.
+    pub enum LinkKind {
+        Soft => "soft",
+        External => "external",
+        UserDefined => "user_defined",
     }
 }
 

@@ -76,83 +76,37 @@ pub struct UnitOutcome {
     pub reasons: Vec<String>,
 }
 
-/// What became of one unit; serialized (and shown) as "merged",
-/// "partial", "lost", "skipped (present)" or "skipped (duplicate)".
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-pub enum UnitResult {
-    /// In OUTPUT in full.
-    #[serde(rename = "merged")]
-    Merged,
-    /// In OUTPUT, with something partial or lost below it.
-    #[serde(rename = "partial")]
-    Partial,
-    /// Not in OUTPUT.
-    #[serde(rename = "lost")]
-    Lost,
-    /// OUTPUT already held it (from an earlier run): kept as it was.
-    #[serde(rename = "skipped (present)")]
-    SkippedPresent,
-    /// Another input of this run gave the same unit.
-    #[serde(rename = "skipped (duplicate)")]
-    SkippedDuplicate,
-}
-
-impl UnitResult {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            UnitResult::Merged => "merged",
-            UnitResult::Partial => "partial",
-            UnitResult::Lost => "lost",
-            UnitResult::SkippedPresent => "skipped (present)",
-            UnitResult::SkippedDuplicate => "skipped (duplicate)",
-        }
+word_enum! {
+    /// What became of one unit.
+    pub enum UnitResult {
+        /// In OUTPUT in full.
+        Merged => "merged",
+        /// In OUTPUT, with something partial or lost below it.
+        Partial => "partial",
+        /// Not in OUTPUT.
+        Lost => "lost",
+        /// OUTPUT already held it (from an earlier run): kept as it was.
+        SkippedPresent => "skipped (present)",
+        /// Another input of this run gave the same unit.
+        SkippedDuplicate => "skipped (duplicate)",
     }
 }
 
-impl std::fmt::Display for UnitResult {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.pad(self.as_str())
-    }
-}
-
-/// What became of one input as a whole; serialized (and shown) as
-/// "complete", "partial", "nothing", "error" or "skipped (open for
-/// writing)".
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
-pub enum InputVerdict {
-    /// Every unit is in OUTPUT in full.
-    #[serde(rename = "complete")]
-    Complete,
-    /// Something is partial or lost.
-    #[serde(rename = "partial")]
-    Partial,
-    /// Nothing was recovered from it.
-    #[default]
-    #[serde(rename = "nothing")]
-    Nothing,
-    /// It could not be read.
-    #[serde(rename = "error")]
-    Error,
-    /// A writer still had it open (merged only with `include_open`).
-    #[serde(rename = "skipped (open for writing)")]
-    SkippedOpen,
-}
-
-impl InputVerdict {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            InputVerdict::Complete => "complete",
-            InputVerdict::Partial => "partial",
-            InputVerdict::Nothing => "nothing",
-            InputVerdict::Error => "error",
-            InputVerdict::SkippedOpen => "skipped (open for writing)",
-        }
-    }
-}
-
-impl std::fmt::Display for InputVerdict {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.pad(self.as_str())
+word_enum! {
+    /// What became of one input as a whole.
+    #[derive(Default)]
+    pub enum InputVerdict {
+        /// Every unit is in OUTPUT in full.
+        Complete => "complete",
+        /// Something is partial or lost.
+        Partial => "partial",
+        /// Nothing was recovered from it.
+        #[default]
+        Nothing => "nothing",
+        /// It could not be read.
+        Error => "error",
+        /// A writer still had it open (merged only with `include_open`).
+        SkippedOpen => "skipped (open for writing)",
     }
 }
 

@@ -44,36 +44,18 @@ pub struct Outcome {
     pub missing_marked: bool,
 }
 
-/// What became of one object in the output; serialized (and shown) as
-/// "recovered", "partial", "unverified" or "lost".
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Recovery {
-    /// Written whole, every byte verified where the format allows.
-    Recovered,
-    /// Written, but something is missing or failed a check.
-    Partial,
-    /// Written, but (some of) its data lies in an all-zero page range of a
-    /// damaged file: marked `h5salvage_unverified`.
-    Unverified,
-    /// Not written.
-    Lost,
-}
-
-impl Recovery {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Recovery::Recovered => "recovered",
-            Recovery::Partial => "partial",
-            Recovery::Unverified => "unverified",
-            Recovery::Lost => "lost",
-        }
-    }
-}
-
-impl std::fmt::Display for Recovery {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.pad(self.as_str())
+word_enum! {
+    /// What became of one object in the output.
+    pub enum Recovery {
+        /// Written whole, every byte verified where the format allows.
+        Recovered => "recovered",
+        /// Written, but something is missing or failed a check.
+        Partial => "partial",
+        /// Written, but (some of) its data lies in an all-zero page range
+        /// of a damaged file: marked `h5salvage_unverified`.
+        Unverified => "unverified",
+        /// Not written.
+        Lost => "lost",
     }
 }
 
