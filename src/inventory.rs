@@ -396,9 +396,9 @@ impl Object {
     /// True if its object header (or a continuation block) failed its
     /// checksum: what the header says cannot be trusted.
     pub fn header_checksum_failed(&self) -> bool {
-        self.problems.iter().any(|p| {
-            p.structure.starts_with("object header") && p.message.starts_with("checksum mismatch")
-        })
+        self.problems
+            .iter()
+            .any(|p| p.kind == ProblemKind::HeaderChecksum)
     }
 
     /// Records a problem and lowers the status to at least `status`.
@@ -451,19 +451,100 @@ impl Status {
     }
 }
 
+/// What is wrong, as the stages decide on it: salvage, merge and the walk
+/// test the kind of a [`Problem`], never the words of its message (which
+/// may be reworded freely). Not part of the JSON report (every problem
+/// there is `{offset, structure, message}`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ProblemKind {
+    /// A stored checksum (lookup3 or Fletcher-32) does not match the bytes.
+    Checksum,
+    /// An object header or one of its continuation blocks fails its
+    /// checksum: nothing the header says is trusted
+    /// ([`Object::header_checksum_failed`]).
+    HeaderChecksum,
+    /// The structure (or data) runs past the end of the bytes or the file.
+    Truncated,
+    /// The magic bytes are not there (or not the expected ones).
+    BadSignature,
+    /// A version the parser does not know.
+    BadVersion,
+    /// A field holds an illegal value, or one beyond a safety cap.
+    BadValue,
+    /// Malformed in another way (a parser's words say how).
+    Malformed,
+    /// A structure that should be there cannot be read or is absent (an
+    /// object header, a message, a name in a heap, the root address).
+    Unreadable,
+    /// A limit of the walk or search was reached (objects, depth, bytes):
+    /// what lies beyond was not visited.
+    LimitExceeded,
+    /// The object's own messages contradict each other (layout size vs
+    /// dataspace and datatype, ...): which one is damaged cannot be told,
+    /// so its data is not trusted ([`crate::walk::INCONSISTENT`]).
+    Inconsistent,
+    /// The extent was grown to cover chunks the index lists past the stored
+    /// one ([`crate::walk::dataset::EXTENT_GROWN`]).
+    ExtentGrown,
+    /// Bytes claimed twice (a chunk over other structures, headers inside
+    /// raw data): not trusted.
+    Overlap,
+    /// Two entries for one name or position: one is ignored or renamed.
+    Duplicate,
+    /// Evidence that fits several owners or targets: not used, or the
+    /// choice is named.
+    Ambiguous,
+    /// Something recovered by inference rather than read from a verified
+    /// structure (chunks placed by order, a template, records beyond the
+    /// index root, an inferred base address, names from orphan blocks).
+    Inferred,
+    /// The writer did not close the file (open-for-write flag, data past the
+    /// stored end of file).
+    NotClosed,
+    /// A feature h5salvage does not read (virtual or external storage,
+    /// shared messages other than datatypes, ...).
+    Unsupported,
+    /// An oddity that loses nothing (listed under `notes`).
+    Note,
+}
+
+impl From<&crate::format::ErrorKind> for ProblemKind {
+    fn from(k: &crate::format::ErrorKind) -> ProblemKind {
+        use crate::format::ErrorKind as E;
+        match k {
+            E::Truncated { .. } => ProblemKind::Truncated,
+            E::BadSignature { .. } => ProblemKind::BadSignature,
+            E::UnsupportedVersion(_) => ProblemKind::BadVersion,
+            E::BadChecksum { .. } => ProblemKind::Checksum,
+            E::BadValue { .. } => ProblemKind::BadValue,
+            E::Invalid(_) => ProblemKind::Malformed,
+        }
+    }
+}
+
 /// One damaged structure: where, what it is, what is wrong.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Problem {
+    /// What is wrong, for decisions (not in the JSON report).
+    #[serde(skip)]
+    pub kind: ProblemKind,
     /// Absolute file offset, when known.
     pub offset: Option<u64>,
     /// The structure involved ("superblock", "SNOD", "object header", ...).
     pub structure: String,
+    /// What is wrong, in words for the reader: never decided on.
     pub message: String,
 }
 
 impl Problem {
-    pub fn new(offset: Option<u64>, structure: &str, message: impl Into<String>) -> Problem {
+    pub fn new(
+        kind: ProblemKind,
+        offset: Option<u64>,
+        structure: &str,
+        message: impl Into<String>,
+    ) -> Problem {
         Problem {
+            kind,
             offset,
             structure: structure.to_string(),
             message: message.into(),
@@ -471,9 +552,22 @@ impl Problem {
     }
 }
 
+impl Problem {
+    /// A parse error of an object header or its continuation blocks: a
+    /// checksum failure there is [`ProblemKind::HeaderChecksum`].
+    pub fn in_header(e: crate::format::Error) -> Problem {
+        let mut p = Problem::from(e);
+        if p.kind == ProblemKind::Checksum {
+            p.kind = ProblemKind::HeaderChecksum;
+        }
+        p
+    }
+}
+
 impl From<crate::format::Error> for Problem {
     fn from(e: crate::format::Error) -> Problem {
         Problem {
+            kind: ProblemKind::from(&e.kind),
             offset: Some(e.offset),
             structure: e.structure.to_string(),
             message: e.kind.to_string(),
@@ -620,12 +714,21 @@ pub struct Coverage {
 pub struct LinkEntry {
     pub path: String,
     /// "soft", "external" or "user_defined".
-    pub kind: &'static str,
+    pub kind: LinkKind,
     /// Soft and external: the target path. User-defined: "type N".
     pub target: String,
     /// External links: the target file.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub file: Option<String>,
+}
+
+word_enum! {
+    /// The kind of a link that is not a hard link.
+    pub enum LinkKind {
+        Soft => "soft",
+        External => "external",
+        UserDefined => "user_defined",
+    }
 }
 
 /// The overall judgement on a file.
@@ -803,9 +906,15 @@ mod tests {
         assert_eq!(i.verdict(), Verdict::Unreadable);
         i.objects.push(Object::new("/".into(), 96));
         assert_eq!(i.verdict(), Verdict::Healthy);
-        i.objects[0].damage(Status::Partial, Problem::new(Some(1), "x", "y"));
+        i.objects[0].damage(
+            Status::Partial,
+            Problem::new(ProblemKind::Malformed, Some(1), "x", "y"),
+        );
         assert_eq!(i.verdict(), Verdict::Damaged);
-        i.objects[0].damage(Status::Intact, Problem::new(None, "x", "y"));
+        i.objects[0].damage(
+            Status::Intact,
+            Problem::new(ProblemKind::Malformed, None, "x", "y"),
+        );
         assert_eq!(
             i.objects[0].status,
             Status::Partial,
@@ -816,12 +925,47 @@ mod tests {
         let mut j = inv(100);
         j.superblock = Some(sb());
         j.objects.push(Object::new("/".into(), 96));
-        j.notes
-            .push(Problem::new(None, "file", "2 newlines past the end"));
+        j.notes.push(Problem::new(
+            ProblemKind::Note,
+            None,
+            "file",
+            "2 newlines past the end",
+        ));
         assert_eq!(j.verdict(), Verdict::Healthy, "notes do not damage");
-        j.problems
-            .push(Problem::new(None, "superblock", "truncated"));
+        j.problems.push(Problem::new(
+            ProblemKind::Truncated,
+            None,
+            "superblock",
+            "truncated",
+        ));
         assert_eq!(j.verdict(), Verdict::Damaged);
+    }
+
+    #[test]
+    fn only_a_header_checksum_makes_the_header_untrusted() {
+        let mismatch = crate::format::ErrorKind::BadChecksum {
+            stored: 1,
+            computed: 2,
+        };
+        let err = |structure| crate::format::Error::new(structure, 8, mismatch.clone());
+        let mut o = Object::new("/d".into(), 0);
+        o.damage(Status::Partial, Problem::from(err("FRHP")));
+        assert_eq!(o.problems[0].kind, ProblemKind::Checksum);
+        assert!(!o.header_checksum_failed());
+        o.damage(Status::Partial, Problem::in_header(err("object header")));
+        assert!(o.header_checksum_failed());
+        // The words are not what decides.
+        let mut q = Object::new("/e".into(), 0);
+        q.damage(
+            Status::Partial,
+            Problem::new(
+                ProblemKind::Malformed,
+                None,
+                "object header",
+                "checksum mismatch",
+            ),
+        );
+        assert!(!q.header_checksum_failed());
     }
 
     #[test]

@@ -15,6 +15,46 @@
 //! `follow::chunks`; a checksum is checked in `format::codec`; an
 //! object-header message is framed in `format::codec` (`MessageHeader`).
 
+/// An enum whose values are fixed words in the reports: `as_str`,
+/// `Display` (padding honoured) and `Serialize` all give the word, so the
+/// JSON and the human report cannot disagree, and code matches variants,
+/// never words.
+macro_rules! word_enum {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident {
+            $( $(#[$vmeta:meta])* $variant:ident => $word:literal, )+
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $( $(#[$vmeta])* $variant, )+
+        }
+
+        impl $name {
+            /// The word the reports show.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $( $name::$variant => $word, )+
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.pad(self.as_str())
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+    };
+}
+
 pub mod carve;
 pub mod follow;
 pub mod format;
@@ -33,3 +73,32 @@ pub mod write;
 
 pub use inventory::Inventory;
 pub use pipeline::{scan_bytes, scan_path, scan_path_with, CarveMode, Input};
+
+#[cfg(test)]
+mod tests {
+    use crate::inventory::LinkKind;
+    use crate::merge::{InputVerdict, UnitResult};
+    use crate::salvage::Recovery;
+
+    /// The word in the JSON, checked to be the word shown.
+    fn word<T: serde::Serialize + std::fmt::Display>(v: T) -> String {
+        let json = serde_json::to_value(&v).unwrap();
+        assert_eq!(json.as_str(), Some(v.to_string().as_str()));
+        v.to_string()
+    }
+
+    /// The words of the reports (JSON and text) are the ones they always
+    /// were.
+    #[test]
+    fn word_enums_serialize_and_display_their_words() {
+        assert_eq!(word(LinkKind::UserDefined), "user_defined");
+        assert_eq!(word(Recovery::Unverified), "unverified");
+        assert_eq!(word(UnitResult::SkippedPresent), "skipped (present)");
+        assert_eq!(
+            word(InputVerdict::SkippedOpen),
+            "skipped (open for writing)"
+        );
+        assert_eq!(format!("{:<8}|", LinkKind::Soft), "soft    |");
+        assert_eq!(InputVerdict::default(), InputVerdict::Nothing);
+    }
+}

@@ -36,9 +36,9 @@ use serde::Serialize;
 
 use crate::carve::chunks;
 use crate::format::message::datatype::{Datatype, DatatypeClass};
-use crate::inventory::{Inventory, ObjectKind, Status};
+use crate::inventory::{Inventory, LinkKind, ObjectKind, Status};
 use crate::pipeline::{CarveMode, Input};
-use crate::salvage::{salvage_into, SalvageError, SalvageReport};
+use crate::salvage::{salvage_into, Recovery, SalvageError, SalvageReport};
 use crate::write::{LockError, OutputLock, WriteError, Writer};
 
 /// What a merge is asked to do.
@@ -71,9 +71,43 @@ pub struct UnitOutcome {
     pub dest: String,
     /// "merged", "partial", "lost", "skipped (present)" or
     /// "skipped (duplicate)".
-    pub result: String,
+    pub result: UnitResult,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub reasons: Vec<String>,
+}
+
+word_enum! {
+    /// What became of one unit.
+    pub enum UnitResult {
+        /// In OUTPUT in full.
+        Merged => "merged",
+        /// In OUTPUT, with something partial or lost below it.
+        Partial => "partial",
+        /// Not in OUTPUT.
+        Lost => "lost",
+        /// OUTPUT already held it (from an earlier run): kept as it was.
+        SkippedPresent => "skipped (present)",
+        /// Another input of this run gave the same unit.
+        SkippedDuplicate => "skipped (duplicate)",
+    }
+}
+
+word_enum! {
+    /// What became of one input as a whole.
+    #[derive(Default)]
+    pub enum InputVerdict {
+        /// Every unit is in OUTPUT in full.
+        Complete => "complete",
+        /// Something is partial or lost.
+        Partial => "partial",
+        /// Nothing was recovered from it.
+        #[default]
+        Nothing => "nothing",
+        /// It could not be read.
+        Error => "error",
+        /// A writer still had it open (merged only with `include_open`).
+        SkippedOpen => "skipped (open for writing)",
+    }
 }
 
 /// The account of one input.
@@ -91,8 +125,9 @@ pub struct InputReport {
     pub partial: u64,
     pub lost: u64,
     /// "complete" (every unit is in OUTPUT in full), "partial" (something
-    /// is partial or lost), "nothing" (nothing recovered from it), "error".
-    pub verdict: String,
+    /// is partial or lost), "nothing" (nothing recovered from it), "error",
+    /// or "skipped (open for writing)".
+    pub verdict: InputVerdict,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// "removed", "kept: <why>", "quarantined to <path>", ...
@@ -130,7 +165,11 @@ impl MergeReport {
         if in_output == 0 && partial == 0 {
             return 3;
         }
-        if self.inputs.iter().all(|i| i.verdict == "complete") {
+        if self
+            .inputs
+            .iter()
+            .all(|i| i.verdict == InputVerdict::Complete)
+        {
             0
         } else {
             1
@@ -359,9 +398,6 @@ fn stem_of(p: &Path) -> String {
         .replace('/', "_")
 }
 
-/// The verdict of an input skipped because a writer still has it open.
-const SKIPPED_OPEN: &str = "skipped (open for writing)";
-
 fn scan_one(path: &Path, opts: &MergeOptions) -> Scanned {
     scan_with(path, opts, &chunks::Options::default())
 }
@@ -587,7 +623,7 @@ impl MergeState {
         let merged: HashSet<String> = match &result {
             Ok((list, _)) => list
                 .iter()
-                .filter(|o| o.result == "merged")
+                .filter(|o| o.result == UnitResult::Merged)
                 .map(|o| o.dest.clone())
                 .collect(),
             Err(_) => HashSet::new(),
@@ -621,10 +657,10 @@ impl MergeState {
                                 o.result
                             ),
                         );
-                        o.result = "skipped (present)".into();
+                        o.result = UnitResult::SkippedPresent;
                     }
                 }
-                self.wrote |= list.iter().any(|o| o.result != "lost");
+                self.wrote |= list.iter().any(|o| o.result != UnitResult::Lost);
                 self.notes.extend(notes);
                 for o in list {
                     self.plan.written.insert(o.dest.clone(), i);
@@ -811,47 +847,47 @@ fn input_report(i: usize, s: &Scanned, st: &MergeState) -> InputReport {
         let written = st.outcomes.get(i).and_then(|m| m.get(&u.source));
         let o = written.cloned().unwrap_or_else(|| {
             let result = if st.plan.present.contains(&u.dest) {
-                "skipped (present)"
+                UnitResult::SkippedPresent
             } else if st.plan.written.get(&u.dest).is_some_and(|j| *j != i) {
-                "skipped (duplicate)"
+                UnitResult::SkippedDuplicate
             } else {
-                "lost"
+                UnitResult::Lost
             };
             UnitOutcome {
                 source: u.source.clone(),
                 dest: u.dest.clone(),
-                result: result.into(),
+                result,
                 reasons: Vec::new(),
             }
         });
-        match o.result.as_str() {
-            "merged" => ir.merged += 1,
-            "partial" => ir.partial += 1,
-            "skipped (present)" => ir.present += 1,
-            "skipped (duplicate)" => ir.duplicate += 1,
-            _ => ir.lost += 1,
+        match o.result {
+            UnitResult::Merged => ir.merged += 1,
+            UnitResult::Partial => ir.partial += 1,
+            UnitResult::SkippedPresent => ir.present += 1,
+            UnitResult::SkippedDuplicate => ir.duplicate += 1,
+            UnitResult::Lost => ir.lost += 1,
         }
         ir.units.push(o);
     }
     ir.verdict = if s.skipped {
-        SKIPPED_OPEN.into()
+        InputVerdict::SkippedOpen
     } else {
         verdict(&ir)
     };
     ir
 }
 
-fn verdict(ir: &InputReport) -> String {
+fn verdict(ir: &InputReport) -> InputVerdict {
     if ir.error.is_some() {
-        return "error".into();
+        return InputVerdict::Error;
     }
     let in_output = ir.merged + ir.present + ir.duplicate;
     if ir.found == 0 || (in_output == 0 && ir.partial == 0) {
-        "nothing".into()
+        InputVerdict::Nothing
     } else if ir.partial == 0 && ir.lost == 0 {
-        "complete".into()
+        InputVerdict::Complete
     } else {
-        "partial".into()
+        InputVerdict::Partial
     }
 }
 
@@ -918,31 +954,31 @@ fn write_units(
         let root_lost = mine
             .iter()
             .find(|o| o.path == u.dest)
-            .is_none_or(|o| o.result == "lost");
+            .is_none_or(|o| o.result == Recovery::Lost);
         let mut reasons: Vec<String> = mine
             .iter()
-            .filter(|o| o.result != "recovered")
+            .filter(|o| o.result != Recovery::Recovered)
             .map(|o| {
                 let why = o.reasons.first().map_or("", String::as_str);
                 format!("{} {}: {why}", o.result, o.path)
             })
             .collect();
         let result = if root_lost {
-            "lost"
+            UnitResult::Lost
         } else {
             w.mark(&u.dest, "h5salvage_source", &source)
                 .map_err(|e| UnitsError::Fatal(SalvageError::Write(e)))?;
             if reasons.is_empty() {
-                "merged"
+                UnitResult::Merged
             } else {
-                "partial"
+                UnitResult::Partial
             }
         };
         reasons.truncate(20);
         out.push(UnitOutcome {
             source: u.source.clone(),
             dest: u.dest.clone(),
-            result: result.into(),
+            result,
             reasons,
         });
     }
@@ -968,7 +1004,7 @@ fn remove_merged(output: &Path, scanned: &[Scanned], report: &mut MergeReport) {
         let Some(inv) = &s.inv else {
             continue;
         };
-        if ir.verdict != "complete" {
+        if ir.verdict != InputVerdict::Complete {
             ir.action = Some("kept: not complete in the output".into());
             continue;
         }
@@ -1023,7 +1059,7 @@ fn same_unit(
         let Some(dest) = map_path(&l.path, &u.source, &u.dest) else {
             continue;
         };
-        let target = if l.kind == "soft" {
+        let target = if l.kind == LinkKind::Soft {
             map_path(&l.target, &u.source, &u.dest).unwrap_or_else(|| l.target.clone())
         } else {
             l.target.clone()
@@ -1162,7 +1198,7 @@ fn strip_versions(t: &mut Datatype) {
 /// Moves inputs from which nothing was recovered into `dir`.
 fn quarantine(dir: &Path, report: &mut MergeReport) {
     for ir in &mut report.inputs {
-        if ir.verdict != "nothing" && ir.verdict != "error" {
+        if !matches!(ir.verdict, InputVerdict::Nothing | InputVerdict::Error) {
             continue;
         }
         let src = PathBuf::from(&ir.input);

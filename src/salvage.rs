@@ -16,7 +16,9 @@ use serde::Serialize;
 use crate::carve::chunks;
 use crate::follow::Image;
 use crate::format::message::data_layout::LayoutClass;
-use crate::inventory::{Dataset, Inventory, Object, ObjectKind, Status, ZeroedRange};
+use crate::inventory::{
+    Dataset, Inventory, LinkKind, Object, ObjectKind, ProblemKind, Status, ZeroedRange,
+};
 use crate::pipeline::{CarveMode, Input, InputChanged};
 use crate::read::{self, DatasetData};
 use crate::write::{LockError, OutputLock, WriteError, Writer};
@@ -29,8 +31,8 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub struct Outcome {
     pub path: String,
     pub kind: &'static str,
-    /// "recovered", "partial" or "lost".
-    pub result: &'static str,
+    /// "recovered", "partial", "unverified" or "lost".
+    pub result: Recovery,
     /// Why it is partial or lost (empty when recovered).
     pub reasons: Vec<String>,
     /// What is worth knowing even when it is recovered (e.g. chunks copied
@@ -40,6 +42,21 @@ pub struct Outcome {
     /// `h5salvage_missing` was written on the object.
     #[serde(skip)]
     pub missing_marked: bool,
+}
+
+word_enum! {
+    /// What became of one object in the output.
+    pub enum Recovery {
+        /// Written whole, every byte verified where the format allows.
+        Recovered => "recovered",
+        /// Written, but something is missing or failed a check.
+        Partial => "partial",
+        /// Written, but (some of) its data lies in an all-zero page range
+        /// of a damaged file: marked `h5salvage_unverified`.
+        Unverified => "unverified",
+        /// Not written.
+        Lost => "lost",
+    }
 }
 
 /// The account of one salvage run.
@@ -273,18 +290,18 @@ pub fn salvage_into(
     for (o, dest) in plain.into_iter().chain(with_refs) {
         bar.inc();
         let mut outcome = salvage_object(image, &trust, o, dest, w, report)?;
-        if outcome.result == "lost" {
+        if outcome.result == Recovery::Lost {
             w.forget_reference(o.address);
         }
         let placed = inv.chunk_search.as_ref().and_then(|c| c.placed_in(&o.path));
-        if let (Some(p), false) = (placed, outcome.result == "lost") {
+        if let (Some(p), false) = (placed, outcome.result == Recovery::Lost) {
             mark_inferred(w, dest, p, &mut outcome)?;
             report.chunks_placed_by_order += p.chunks.len() as u64;
         }
         match outcome.result {
-            "recovered" => report.recovered += 1,
-            "partial" => report.partial += 1,
-            "unverified" => report.unverified += 1,
+            Recovery::Recovered => report.recovered += 1,
+            Recovery::Partial => report.partial += 1,
+            Recovery::Unverified => report.unverified += 1,
             _ => report.lost += 1,
         }
         outcomes.push(outcome);
@@ -303,21 +320,21 @@ pub fn salvage_into(
         let Some(&i) = index.get(dest.as_str()) else {
             continue;
         };
-        if outcomes[i].result == "lost" {
+        if outcomes[i].result == Recovery::Lost {
             continue;
         }
         let mut out = outcomes[i].clone();
         let before = out.result;
         write_attributes(image, &trust, o, dest, w, report, &mut out);
         note_degraded(w, dest, &mut out)?;
-        if !out.reasons.is_empty() && out.result == "recovered" {
-            out.result = "partial";
+        if !out.reasons.is_empty() && out.result == Recovery::Recovered {
+            out.result = Recovery::Partial;
         }
-        if out.result == "unverified" && !out.reasons.is_empty() {
-            out.result = "partial";
+        if out.result == Recovery::Unverified && !out.reasons.is_empty() {
+            out.result = Recovery::Partial;
         }
-        if before != "partial" && out.result == "partial" {
-            if before == "unverified" {
+        if before != Recovery::Partial && out.result == Recovery::Partial {
+            if before == Recovery::Unverified {
                 report.unverified = report.unverified.saturating_sub(1);
             } else {
                 report.recovered = report.recovered.saturating_sub(1);
@@ -335,7 +352,7 @@ pub fn salvage_into(
             };
             let out = write_stray(w, image, &dest, st)?;
             match out.result {
-                "lost" => report.lost += 1,
+                Recovery::Lost => report.lost += 1,
                 _ => {
                     report.partial += 1;
                     report.chunks_in_lost_found += st.chunks.len() as u64;
@@ -360,7 +377,7 @@ fn relink(
 ) {
     let written: std::collections::HashSet<&str> = outcomes
         .iter()
-        .filter(|o| o.result != "lost")
+        .filter(|o| o.result != Recovery::Lost)
         .map(|o| o.path.as_str())
         .collect();
     for o in &inv.objects {
@@ -388,7 +405,7 @@ fn relink(
             continue;
         };
         let done = match (l.kind, &l.file) {
-            ("soft", _) => {
+            (LinkKind::Soft, _) => {
                 let target = if l.target.starts_with('/') {
                     select(&l.target).unwrap_or_else(|| l.target.clone())
                 } else {
@@ -396,7 +413,7 @@ fn relink(
                 };
                 w.soft_link(&path, &target)
             }
-            ("external", Some(file)) => w.external_link(&path, file, &l.target),
+            (LinkKind::External, Some(file)) => w.external_link(&path, file, &l.target),
             _ => {
                 report
                     .notes
@@ -485,13 +502,13 @@ fn salvage_object(
     let mut out = Outcome {
         path: dest.to_string(),
         kind: o.kind.as_str(),
-        result: "recovered",
+        result: Recovery::Recovered,
         reasons: Vec::new(),
         notes: Vec::new(),
         missing_marked: false,
     };
     if o.status == Status::Lost {
-        out.result = "lost";
+        out.result = Recovery::Lost;
         out.reasons = o.problems.iter().map(|p| p.to_string()).collect();
         return Ok(out);
     }
@@ -502,12 +519,12 @@ fn salvage_object(
         ObjectKind::Dataset => match &o.dataset {
             Some(ds) => {
                 salvage_dataset(image, trust, o, dest, ds, w, &mut out)?;
-                if out.result == "lost" {
+                if out.result == Recovery::Lost {
                     return Ok(out);
                 }
             }
             None => {
-                out.result = "lost";
+                out.result = Recovery::Lost;
                 out.reasons = o.problems.iter().map(|p| p.to_string()).collect();
                 return Ok(out);
             }
@@ -515,36 +532,36 @@ fn salvage_object(
         ObjectKind::Datatype => match &o.datatype {
             Some(t) => {
                 if let Err(e) = w.commit_datatype(dest, t) {
-                    out.result = "lost";
+                    out.result = Recovery::Lost;
                     out.reasons.push(format!("cannot recreate: {e}"));
                     return Ok(out);
                 }
             }
             None => {
-                out.result = "lost";
+                out.result = Recovery::Lost;
                 out.reasons.push("datatype message unreadable".into());
                 return Ok(out);
             }
         },
         ObjectKind::Unknown => {
-            out.result = "lost";
+            out.result = Recovery::Lost;
             out.reasons.extend(o.problems.iter().map(|p| p.to_string()));
             return Ok(out);
         }
     }
     // Group problems (an unreadable member list) make the group partial.
     if o.kind == ObjectKind::Group && o.status == Status::Partial {
-        out.result = "partial";
+        out.result = Recovery::Partial;
         out.reasons = o.problems.iter().map(|p| p.to_string()).collect();
     }
     if !has_reference_attributes(o) {
         write_attributes(image, trust, o, dest, w, report, &mut out);
     }
     note_degraded(w, dest, &mut out)?;
-    if !out.reasons.is_empty() && matches!(out.result, "recovered" | "unverified") {
-        out.result = "partial";
+    if !out.reasons.is_empty() && matches!(out.result, Recovery::Recovered | Recovery::Unverified) {
+        out.result = Recovery::Partial;
     }
-    if out.result == "partial" {
+    if out.result == Recovery::Partial {
         mark_partial(w, dest, &mut out)?;
     }
     Ok(out)
@@ -638,8 +655,8 @@ fn note_degraded(w: &mut Writer, path: &str, out: &mut Outcome) -> Result<(), Sa
     }
     w.mark(path, "h5salvage_degraded", &notes.join("\n"))?;
     out.reasons.extend(notes);
-    if out.result == "recovered" {
-        out.result = "partial";
+    if out.result == Recovery::Recovered {
+        out.result = Recovery::Partial;
     }
     Ok(())
 }
@@ -656,7 +673,7 @@ fn salvage_dataset(
     // A v2 header that fails its checksum may describe the data wrongly
     // (shape, type, layout): nothing it says is written.
     if o.header_checksum_failed() {
-        out.result = "lost";
+        out.result = Recovery::Lost;
         out.reasons
             .push("object header fails its checksum: its description cannot be trusted".into());
         out.reasons.extend(o.problems.iter().map(|p| p.to_string()));
@@ -666,9 +683,9 @@ fn salvage_dataset(
     // datatype): which one is damaged cannot be told.
     if o.problems
         .iter()
-        .any(|p| p.structure == crate::walk::INCONSISTENT)
+        .any(|p| p.kind == ProblemKind::Inconsistent)
     {
-        out.result = "lost";
+        out.result = Recovery::Lost;
         out.reasons.extend(o.problems.iter().map(|p| p.to_string()));
         return Ok(());
     }
@@ -680,12 +697,12 @@ fn salvage_dataset(
             if let Err(e) =
                 w.create_dataset(dest, ds, &read::HeapValues::default(), o.attribute_order)
             {
-                out.result = "lost";
+                out.result = Recovery::Lost;
                 out.reasons.push(format!("cannot recreate: {e}"));
                 return Ok(());
             }
             let missing = format!("all elements: not read: {why}");
-            out.result = "partial";
+            out.result = Recovery::Partial;
             w.mark(dest, "h5salvage_missing", &missing)?;
             out.missing_marked = true;
             out.reasons.extend(o.problems.iter().map(|p| p.to_string()));
@@ -716,10 +733,10 @@ fn salvage_dataset(
             shown.join("; "),
             if zeroed.len() > 20 { "; ..." } else { "" }
         ));
-        out.result = "unverified";
+        out.result = Recovery::Unverified;
     }
     if let DatasetData::Unreadable { reason } = &data {
-        out.result = "lost";
+        out.result = Recovery::Lost;
         out.reasons.push(reason.clone());
         return Ok(());
     }
@@ -731,7 +748,7 @@ fn salvage_dataset(
         _ => read::HeapValues::default(),
     };
     if let Err(e) = w.create_dataset(dest, ds, &fill_heap, o.attribute_order) {
-        out.result = "lost";
+        out.result = Recovery::Lost;
         out.reasons.push(format!("cannot recreate: {e}"));
         return Ok(());
     }
@@ -843,7 +860,7 @@ fn salvage_dataset(
         out.reasons.push(p.to_string());
     }
     if !missing.is_empty() {
-        out.result = "partial";
+        out.result = Recovery::Partial;
         w.mark(dest, "h5salvage_missing", &missing.join("\n"))?;
         out.missing_marked = true;
         out.reasons.extend(missing);
@@ -884,6 +901,7 @@ fn write_converted_chunks(
             ds.datatype.size,
             expected,
         )
+        .map_err(|e| e.message)
         .and_then(|d| read::chunk_block(&d, &ds.dataspace.dims, dims, &c.offset, elem));
         let (count, bytes) = match block {
             Ok(Some(b)) => b,
@@ -1019,7 +1037,7 @@ fn write_stray(
     let mut out = Outcome {
         path: dest.to_string(),
         kind: "chunks",
-        result: "partial",
+        result: Recovery::Partial,
         reasons: vec![format!(
             "{} chunk(s) found by their deflate framing, not placed: {}",
             st.chunks.len(),
@@ -1029,11 +1047,11 @@ fn write_stray(
         missing_marked: false,
     };
     let Some(ds) = stray_dataset(st) else {
-        out.result = "lost";
+        out.result = Recovery::Lost;
         return Ok(out);
     };
     if let Err(e) = w.create_dataset(dest, &ds, &read::HeapValues::default(), Default::default()) {
-        out.result = "lost";
+        out.result = Recovery::Lost;
         out.reasons.push(format!("cannot create: {e}"));
         return Ok(out);
     }

@@ -12,32 +12,13 @@
 //! what a 200 MB one has: a header and index root from the last flush, and
 //! newer index blocks and chunks past them.
 
+mod common;
+
+use common::{have_python, python_timed, root, testdata};
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use serde_json::Value;
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// python3 with `modules` importable. Missing is an error in CI and a
-/// skip (said on stderr) elsewhere.
-fn have(modules: &str) -> bool {
-    let ok = Command::new("python3")
-        .env("HDF5_USE_FILE_LOCKING", "FALSE")
-        .args(["-c", &format!("import {modules}")])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "python3 with {modules} is required in CI"
-        );
-        eprintln!("SKIPPED: python3 with {modules} is needed to make killed appenders");
-    }
-    ok
-}
 
 /// A killed appender's file, its META and the oracle's JSON.
 struct Killed {
@@ -50,12 +31,9 @@ struct Killed {
 }
 
 fn python(script: &str, args: &[&std::ffi::OsStr]) -> std::process::Output {
-    Command::new("timeout")
-        .arg("600")
-        .arg("python3")
+    python_timed(600)
         .arg(root().join(script))
         .args(args)
-        .env("HDF5_USE_FILE_LOCKING", "FALSE")
         .output()
         .unwrap()
 }
@@ -63,12 +41,12 @@ fn python(script: &str, args: &[&std::ffi::OsStr]) -> std::process::Output {
 /// Runs killed_appender.py with `args` (it must kill itself), then the
 /// oracle on the file.
 fn killed(name: &str, args: &[&str]) -> Option<Killed> {
-    let modules = if args.contains(&"netcdf4") {
-        "h5py, numpy, netCDF4"
+    let modules: &[&str] = if args.contains(&"netcdf4") {
+        &["h5py", "numpy", "netCDF4"]
     } else {
-        "h5py, numpy"
+        &["h5py", "numpy"]
     };
-    if !have(modules) {
+    if !have_python(modules, &format!("killed appender {name}")) {
         return None;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -453,7 +431,7 @@ fn killed_swmr_and_pytables_writers_no_row_at_a_wrong_place() {
         ("swmr.h5", &swmr[..], "h5py"),
         ("tables.h5", &tables[..], "tables"),
     ] {
-        if !have(modules) {
+        if !have_python(&[modules], name) {
             return;
         }
         let Some(k) = killed(name, a) else {
@@ -505,7 +483,7 @@ fn hostile_index_records_never_panic_or_hang() {
         "chunked_heap_earliest.h5",
         "worker_earliest.h5",
     ] {
-        let healthy = std::fs::read(root().join("testdata").join(name)).unwrap();
+        let healthy = std::fs::read(testdata().join(name)).unwrap();
         let hits: Vec<usize> = [b"TREE", b"EADB", b"EASB", b"EAIB"]
             .iter()
             .flat_map(|sig| {

@@ -1,34 +1,19 @@
 //! Carving without a trusted root: healthy fixtures (intact and damaged),
 //! killed h5py workers (generated at test time) and non-HDF5 bytes.
 
+mod common;
+
+use common::{
+    check_python, fixtures, have_h5py, py_script, python, python_code, python_timed, testdata,
+};
+
 use std::collections::{BTreeSet, HashMap};
-use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use h5salvage::carve::{carve, combine};
 use h5salvage::format::message::data_layout::LayoutClass;
 use h5salvage::format::message::datatype::DatatypeClass;
-use h5salvage::inventory::{Inventory, Object, ObjectKind, Origin};
+use h5salvage::inventory::{Inventory, Object, ObjectKind, Origin, ProblemKind};
 use serde_json::Value;
-
-fn testdata() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata")
-}
-
-/// (fixture bytes, expected listing) for every healthy fixture.
-fn fixtures() -> Vec<(String, Vec<u8>, Value)> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(testdata().join("expected")).unwrap() {
-        let p = entry.unwrap().path();
-        let stem = p.file_stem().unwrap().to_string_lossy().to_string();
-        let bytes = std::fs::read(testdata().join(format!("{stem}.h5"))).unwrap();
-        let v: Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
-        out.push((stem, bytes, v));
-    }
-    out.sort_by(|a, b| a.0.cmp(&b.0));
-    assert!(out.len() >= 8);
-    out
-}
 
 /// (path, header address) of every object h5py listed.
 fn expected_objects(v: &Value) -> Vec<(String, u64)> {
@@ -273,21 +258,6 @@ fn non_hdf5_bytes_carve_to_nothing() {
 
 // ---------------------------------------------------------------- killed workers
 
-fn have_h5py() -> bool {
-    let ok = Command::new("python3")
-        // Tests run in threads: a child inherits HDF5 file descriptors (and
-        // their flock) of files other threads are writing.
-        .env("HDF5_USE_FILE_LOCKING", "FALSE")
-        .args(["-c", "import h5py, numpy"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(std::env::var_os("CI").is_none(), "h5py is required in CI");
-        eprintln!("python3 with h5py not found: killed-worker tests skipped");
-    }
-    ok
-}
-
 /// A killed worker's file: its bytes, the configs it completed, and where
 /// the file and its report are (in `_dir`).
 struct Killed {
@@ -300,17 +270,13 @@ struct Killed {
 
 /// Runs killed_worker.py with `configs` configs, killed after `completed`.
 fn killed_worker(libver: &str, configs: u32, completed: u32) -> Option<Killed> {
-    if !have_h5py() {
-        eprintln!("SKIPPED: python3 with h5py and numpy is needed to make killed-worker files");
+    if !have_h5py("killed-worker files") {
         return None;
     }
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join(format!("killed_{libver}.h5"));
     let report = dir.path().join("report.jsonl");
-    let status = Command::new("python3")
-        // Tests run in threads: a child inherits HDF5 file descriptors (and
-        // their flock) of files other threads are writing.
-        .env("HDF5_USE_FILE_LOCKING", "FALSE")
+    let status = python()
         .arg(testdata().join("killed_worker.py"))
         .arg(&out)
         .args([
@@ -333,14 +299,8 @@ fn killed_worker(libver: &str, configs: u32, completed: u32) -> Option<Killed> {
     }
     assert_eq!(done.len(), completed as usize);
     // h5py (libhdf5 2.0) refuses the file: nothing can be read through it.
-    let h5py = Command::new("timeout")
-        .args([
-            "120",
-            "python3",
-            "-c",
-            "import h5py,sys; h5py.File(sys.argv[1], 'r')",
-        ])
-        .env("HDF5_USE_FILE_LOCKING", "FALSE")
+    let h5py = python_timed(120)
+        .args(["-c", "import h5py,sys; h5py.File(sys.argv[1], 'r')"])
         .arg(&out)
         .output()
         .unwrap();
@@ -432,24 +392,12 @@ fn attr_names(o: &Object) -> BTreeSet<&str> {
 fn salvage_and_check(k: &Killed) -> Value {
     let out = k.path.with_extension("salvaged.h5");
     h5salvage::salvage::salvage(&k.path, &out, false).unwrap();
-    let check = Command::new("python3")
-        .env("HDF5_USE_FILE_LOCKING", "FALSE")
-        .arg(
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("tests")
-                .join("py")
-                .join("killed_configs.py"),
-        )
-        .arg(&out)
-        .arg(&k.report)
-        .output()
-        .unwrap();
-    assert!(
-        check.status.success(),
-        "{}",
-        String::from_utf8_lossy(&check.stderr)
-    );
-    serde_json::from_slice(&check.stdout).unwrap()
+    let check = check_python(&[
+        py_script("killed_configs.py").as_os_str(),
+        out.as_os_str(),
+        k.report.as_os_str(),
+    ]);
+    serde_json::from_str(&check).unwrap()
 }
 
 #[test]
@@ -630,13 +578,12 @@ fn killed_worker_latest_configs_come_back_at_their_names() {
 /// walked dataset are data, not structure.
 #[test]
 fn headers_inside_a_walked_datasets_data_are_not_carved_objects() {
-    if !have_h5py() {
+    if !have_h5py("carving h5py-written files") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("outer.h5");
-    let ok = Command::new("python3")
-        .env("HDF5_USE_FILE_LOCKING", "FALSE")
+    let ok = python()
         .arg("-c")
         .arg(
             "import h5py, numpy as np, io, sys\n\
@@ -663,7 +610,7 @@ fn headers_inside_a_walked_datasets_data_are_not_carved_objects() {
         merged
             .problems
             .iter()
-            .any(|p| p.message.contains("inside the raw data")),
+            .any(|p| p.kind == ProblemKind::Overlap),
         "{:?}",
         merged.problems
     );
@@ -676,32 +623,22 @@ fn headers_inside_a_walked_datasets_data_are_not_carved_objects() {
 /// root's: with several, none is guessed to be.
 #[test]
 fn links_of_several_unclaimed_heaps_are_not_all_the_roots() {
-    if !have_h5py() {
+    if !have_h5py("carving h5py-written files") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("dense.h5");
-    let out = Command::new("python3")
-        .env("HDF5_USE_FILE_LOCKING", "FALSE")
-        .arg("-c")
-        .arg(
-            "import h5py, numpy as np, sys\n\
+    let out = python_code(
+        "import h5py, numpy as np, sys\n\
              with h5py.File(sys.argv[1], 'w', libver='latest') as f:\n\
              \x20   for i in range(10): f.create_dataset('r%d' % i, data=np.arange(3) + i)\n\
              \x20   g = f.create_group('g')\n\
              \x20   for i in range(10): g.create_dataset('d%d' % i, data=np.arange(4) + 100 * i)\n\
              with h5py.File(sys.argv[1], 'r') as f:\n\
              \x20   print(h5py.h5o.get_info(f.id).addr, h5py.h5o.get_info(f['g'].id).addr)\n",
-        )
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let addrs: Vec<usize> = String::from_utf8(out.stdout)
-        .unwrap()
-        .split_whitespace()
-        .map(|s| s.parse().unwrap())
-        .collect();
+        &[&path],
+    );
+    let addrs: Vec<usize> = out.split_whitespace().map(|s| s.parse().unwrap()).collect();
     let mut bytes = std::fs::read(&path).unwrap();
     for a in addrs {
         assert_eq!(&bytes[a..a + 4], b"OHDR");

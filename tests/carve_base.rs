@@ -5,52 +5,23 @@
 //! Damaged files are made from healthy h5py files (testdata/carve_base.py,
 //! testdata/userblock*.h5) at test time; outputs are checked with h5py.
 
+mod common;
+
+use common::{bin, have_h5py, py_script, run_python, testdata};
+
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use h5salvage::salvage::{salvage, SalvageReport};
+use h5salvage::salvage::{salvage, Recovery, SalvageReport};
 use serde_json::Value;
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// h5py is needed to build and check files: missing it fails under CI.
-fn have_h5py() -> bool {
-    let ok = python(&[OsStr::new("-c"), OsStr::new("import h5py, numpy")]).0;
-    if !ok {
-        assert!(std::env::var_os("CI").is_none(), "h5py is required in CI");
-        eprintln!("python3 with h5py not found: test skipped");
-    }
-    ok
-}
-
-/// Runs python3 with `args`: (success, stdout + stderr).
-fn python(args: &[&OsStr]) -> (bool, String) {
-    let o = Command::new("python3")
-        // Tests run in threads: a child inherits HDF5 file descriptors (and
-        // their flock) of files other threads are writing.
-        .env("HDF5_USE_FILE_LOCKING", "FALSE")
-        .args(args)
-        .output()
-        .expect("python3");
-    (
-        o.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        ),
-    )
-}
 
 /// testdata/carve_base.py with `args`; its stdout.
 fn generate(args: &[&str]) -> String {
-    let script = root().join("testdata/carve_base.py");
+    let script = testdata().join("carve_base.py");
     let mut a: Vec<&OsStr> = vec![script.as_os_str()];
     a.extend(args.iter().map(OsStr::new));
-    let (ok, out) = python(&a);
+    let (ok, out) = run_python(&a);
     assert!(ok, "carve_base.py {args:?}: {out}");
     out
 }
@@ -58,12 +29,12 @@ fn generate(args: &[&str]) -> String {
 /// tests/py/same_values.py: A's objects equal B's (pairs of paths, or the
 /// two roots). Panics with the mismatches.
 fn same_values(a: &Path, b: &Path, pairs: &[(&str, &str)]) -> u64 {
-    let script = root().join("tests/py/same_values.py");
+    let script = py_script("same_values.py");
     let mut args: Vec<&OsStr> = vec![script.as_os_str(), a.as_os_str(), b.as_os_str()];
     for (pa, pb) in pairs {
         args.extend([OsStr::new("--pair"), OsStr::new(pa), OsStr::new(pb)]);
     }
-    let (ok, out) = python(&args);
+    let (ok, out) = run_python(&args);
     assert!(ok, "{} vs {}: {out}", a.display(), b.display());
     let v: Value = serde_json::from_str(out.trim()).expect(&out);
     v["compared"].as_u64().unwrap()
@@ -75,7 +46,7 @@ fn attr(file: &Path, path: &str, name: &str) -> String {
                 f = h5py.File(sys.argv[1], 'r')\n\
                 v = f[sys.argv[2]].attrs.get(sys.argv[3], b'')\n\
                 print(v.decode() if isinstance(v, bytes) else v)";
-    let (ok, out) = python(&[
+    let (ok, out) = run_python(&[
         OsStr::new("-c"),
         OsStr::new(code),
         file.as_os_str(),
@@ -95,7 +66,7 @@ fn marks(file: &Path, name: &str) -> Vec<String> {
                 \x20   if sys.argv[2] in o.attrs: out.append('/' + n)\n\
                 f.visititems(v)\n\
                 print('\\n'.join(out))";
-    let (ok, out) = python(&[
+    let (ok, out) = run_python(&[
         OsStr::new("-c"),
         OsStr::new(code),
         file.as_os_str(),
@@ -163,7 +134,7 @@ fn user_block_case(orig: &Path, ub: usize, sizes: (u8, u8)) {
         let mut p: Vec<(String, &str)> = r
             .objects
             .iter()
-            .map(|o| (o.path.clone(), o.result))
+            .map(|o| (o.path.clone(), o.result.as_str()))
             .collect();
         p.sort();
         p
@@ -191,16 +162,16 @@ fn user_block_case(orig: &Path, ub: usize, sizes: (u8, u8)) {
 
 #[test]
 fn user_block_fixtures_without_superblock_read_from_the_right_place() {
-    if !have_h5py() {
+    if !have_h5py("user_block_fixtures_without_superblock_read_from_the_right_place") {
         return;
     }
-    user_block_case(&root().join("testdata/userblock512.h5"), 512, (8, 8));
-    user_block_case(&root().join("testdata/userblock4096.h5"), 4096, (8, 8));
+    user_block_case(&testdata().join("userblock512.h5"), 512, (8, 8));
+    user_block_case(&testdata().join("userblock4096.h5"), 4096, (8, 8));
 }
 
 #[test]
 fn user_block_workers_without_superblock_read_from_the_right_place() {
-    if !have_h5py() {
+    if !have_h5py("user_block_workers_without_superblock_read_from_the_right_place") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -225,7 +196,7 @@ fn user_block_workers_without_superblock_read_from_the_right_place() {
 /// are inferred with the base, and the values come back.
 #[test]
 fn sizes_of_offsets_and_lengths_are_inferred_without_superblock() {
-    if !have_h5py() {
+    if !have_h5py("sizes_of_offsets_and_lengths_are_inferred_without_superblock") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -262,11 +233,11 @@ fn sizes_of_offsets_and_lengths_are_inferred_without_superblock() {
 
 #[test]
 fn no_confirmed_base_writes_no_data_at_an_address() {
-    if !have_h5py() {
+    if !have_h5py("no_confirmed_base_writes_no_data_at_an_address") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let orig = std::fs::read(root().join("testdata/userblock512.h5")).unwrap();
+    let orig = std::fs::read(testdata().join("userblock512.h5")).unwrap();
     // (a) Nothing confirms any base: the superblock and every structure
     // that points somewhere are gone; the headers (found by the byte scan)
     // still describe contiguous and chunked data.
@@ -295,7 +266,13 @@ fn no_confirmed_base_writes_no_data_at_an_address() {
         let datasets: Vec<_> = rep.objects.iter().filter(|o| o.kind == "dataset").collect();
         assert!(!datasets.is_empty(), "{name}: no dataset carved");
         for d in datasets {
-            assert_eq!(d.result, "partial", "{name}: {} {:?}", d.path, d.reasons);
+            assert_eq!(
+                d.result,
+                Recovery::Partial,
+                "{name}: {} {:?}",
+                d.path,
+                d.reasons
+            );
             let missing = attr(&out, &d.path, "h5salvage_missing");
             assert!(
                 missing.contains("not read"),
@@ -337,7 +314,7 @@ fn pages_with_snod_and_data(bytes: &[u8], layout: &[Value]) -> Vec<u64> {
 
 #[test]
 fn data_in_a_zeroed_page_is_unverified_not_recovered() {
-    if !have_h5py() {
+    if !have_h5py("data_in_a_zeroed_page_is_unverified_not_recovered") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -359,7 +336,7 @@ fn data_in_a_zeroed_page_is_unverified_not_recovered() {
     // scan --json lists the page.
     let dmg_path = dir.path().join("dmg.h5");
     std::fs::write(&dmg_path, &dmg).unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_h5salvage"))
+    let o = Command::new(bin())
         .args(["scan", "--json"])
         .arg(&dmg_path)
         .output()
@@ -390,12 +367,18 @@ fn data_in_a_zeroed_page_is_unverified_not_recovered() {
             .iter()
             .find(|o| o.address == was.address && o.hard_link_of.is_none());
         let outcome = now.and_then(|now| rep.objects.iter().find(|o| o.path == now.path));
-        let (Some(now), Some(outcome)) = (now, outcome.filter(|o| o.result != "lost")) else {
+        let (Some(now), Some(outcome)) = (now, outcome.filter(|o| o.result != Recovery::Lost))
+        else {
             assert!(header_hit, "{path}: header outside the page not recovered");
             continue;
         };
         if off < page + 4096 && off + n > page {
-            assert_eq!(outcome.result, "unverified", "{path} at {}", now.path);
+            assert_eq!(
+                outcome.result,
+                Recovery::Unverified,
+                "{path} at {}",
+                now.path
+            );
             let mark = attr(&out, &now.path, "h5salvage_unverified");
             assert!(
                 mark.contains(&format!("{page:#x}..{:#x}", page + 4096)),
@@ -403,7 +386,12 @@ fn data_in_a_zeroed_page_is_unverified_not_recovered() {
             );
             unverified += 1;
         } else {
-            assert_eq!(outcome.result, "recovered", "{path} at {}", now.path);
+            assert_eq!(
+                outcome.result,
+                Recovery::Recovered,
+                "{path} at {}",
+                now.path
+            );
             compared.push((path.to_string(), now.path.clone()));
         }
     }
@@ -417,7 +405,7 @@ fn data_in_a_zeroed_page_is_unverified_not_recovered() {
     // Only the datasets in the page carry the mark.
     assert_eq!(marks(&out, "h5salvage_unverified").len() as u64, unverified);
     // The CLI's account: exit 1, the count on the summary line.
-    let o = Command::new(env!("CARGO_BIN_EXE_h5salvage"))
+    let o = Command::new(bin())
         .args(["salvage", "--force", "-o"])
         .arg(dir.path().join("cli.h5"))
         .arg(&dmg_path)
@@ -430,13 +418,13 @@ fn data_in_a_zeroed_page_is_unverified_not_recovered() {
 
 #[test]
 fn healthy_zero_data_stays_healthy_and_unmarked() {
-    if !have_h5py() {
+    if !have_h5py("healthy_zero_data_stays_healthy_and_unmarked") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
     let orig = dir.path().join("zeros.h5");
     generate(&["zeros", orig.to_str().unwrap()]);
-    let o = Command::new(env!("CARGO_BIN_EXE_h5salvage"))
+    let o = Command::new(bin())
         .args(["scan", "--json"])
         .arg(&orig)
         .output()
@@ -449,7 +437,7 @@ fn healthy_zero_data_stays_healthy_and_unmarked() {
         "24 KiB of zeros hold whole zero pages"
     );
     let out = dir.path().join("zeros_salvaged.h5");
-    let o = Command::new(env!("CARGO_BIN_EXE_h5salvage"))
+    let o = Command::new(bin())
         .args(["salvage", "-o"])
         .arg(&out)
         .arg(&orig)

@@ -1,12 +1,15 @@
 //! The `h5salvage` binary: exit codes, human and JSON reports.
 
-use std::path::Path;
+mod common;
+
+use common::{bin, have_h5py, python_code, root, testdata};
+
 use std::process::Command;
 
 fn h5salvage(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_h5salvage"))
+    let out = Command::new(bin())
         .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .current_dir(root())
         .output()
         .expect("run h5salvage");
     (
@@ -100,9 +103,7 @@ fn json_report_has_the_documented_fields() {
     assert_eq!(v[0]["verdict"], "empty");
     assert_eq!(v[0]["superblock"], serde_json::Value::Null);
     assert_eq!(v[1]["verdict"], "not_hdf5");
-    assert!(Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("testdata")
-        .is_dir());
+    assert!(testdata().is_dir());
 }
 
 #[test]
@@ -203,7 +204,7 @@ fn permission_denied_is_one_line() {
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o555)).unwrap();
     let out = locked.join("out.h5");
-    let input = format!("{}/testdata/worker_earliest.h5", env!("CARGO_MANIFEST_DIR"));
+    let input = testdata().join("worker_earliest.h5").display().to_string();
     let args = ["salvage", &input, "-o", &out.display().to_string()];
     let root = Command::new("id")
         .arg("-u")
@@ -212,10 +213,10 @@ fn permission_denied_is_one_line() {
     let mut cmd = if root {
         let mut c = Command::new("setpriv");
         c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-            .arg(env!("CARGO_BIN_EXE_h5salvage"));
+            .arg(bin());
         c
     } else {
-        Command::new(env!("CARGO_BIN_EXE_h5salvage"))
+        Command::new(bin())
     };
     let Ok(o) = cmd.args(args).output() else {
         eprintln!("setpriv not available: permission test skipped");
@@ -238,20 +239,14 @@ fn permission_denied_is_one_line() {
 fn max_chunk_mib_caps_decoding() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("big_chunk.h5");
-    let made = Command::new("python3")
-        .env("HDF5_USE_FILE_LOCKING", "FALSE")
-        .args([
-            "-c",
-            "import h5py,numpy,sys\nf=h5py.File(sys.argv[1],'w')\n\
-             f.create_dataset('d',data=numpy.arange(1<<19,dtype='<i4'),chunks=(1<<19,),compression='gzip')\n",
-        ])
-        .arg(&input)
-        .status()
-        .is_ok_and(|s| s.success());
-    if !made {
-        assert!(std::env::var_os("CI").is_none(), "h5py is required in CI");
+    if !have_h5py("max_chunk_mib_caps_decoding") {
         return;
     }
+    python_code(
+        "import h5py,numpy,sys\nf=h5py.File(sys.argv[1],'w')\n\
+         f.create_dataset('d',data=numpy.arange(1<<19,dtype='<i4'),chunks=(1<<19,),compression='gzip')\n",
+        &[&input],
+    );
     let input = input.display().to_string();
     let capped = dir.path().join("capped.h5").display().to_string();
     let (code, out, err) = h5salvage(&[

@@ -3,20 +3,21 @@
 //! v3 "open for write" flag. The scanner must never panic or hang, and must
 //! report truncation, checksum failures and missing chunks correctly.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::testdata;
+
 use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
 use h5salvage::format::lookup3::hashlittle;
 use h5salvage::format::{object_header, Sizes};
-use h5salvage::inventory::{Inventory, Status, Verdict};
+use h5salvage::inventory::{Inventory, ProblemKind, Status, Verdict};
 use h5salvage::walk::walk;
 
 fn fixture(name: &str) -> Vec<u8> {
-    let p: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("testdata")
-        .join(name);
+    let p = testdata().join(name);
     std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
@@ -76,7 +77,7 @@ fn truncations_are_reported_and_chunks_accounted() {
                 assert!(
                     inv.problems
                         .iter()
-                        .any(|p| p.message.contains("truncated file")),
+                        .any(|p| p.kind == ProblemKind::Truncated),
                     "{label}: truncation not reported (stored eof {})",
                     sb.stored_file_size()
                 );
@@ -116,7 +117,7 @@ fn truncations_are_reported_and_chunks_accounted() {
                 if ds.coverage.bytes_present < hds.coverage.bytes_present {
                     assert_eq!(o.status, Status::Partial, "{label}: {}", o.path);
                     assert!(
-                        o.problems.iter().any(|p| p.structure == "contiguous data"),
+                        o.problems.iter().any(|p| p.kind == ProblemKind::Truncated),
                         "{label}: {}",
                         o.path
                     );
@@ -138,7 +139,7 @@ fn zero_bytes_and_first_2k_zeroed() {
         assert!(
             inv.problems
                 .iter()
-                .any(|p| p.message.contains("signature not found")),
+                .any(|p| p.kind == ProblemKind::BadSignature),
             "{}",
             all_problems(&inv)
         );
@@ -207,7 +208,7 @@ fn stale_open_for_write_flag_is_reported_and_ignored() {
     assert!(inv
         .problems
         .iter()
-        .any(|p| p.message.contains("open for write")));
+        .any(|p| p.kind == ProblemKind::NotClosed));
     assert_eq!(inv.verdict(), Verdict::Damaged);
     assert_eq!(inv.objects.len(), healthy.objects.len());
     assert!(inv.objects.iter().all(|o| o.status == Status::Intact));
@@ -243,7 +244,9 @@ fn checksum_failures_are_reported() {
         let got = inv.object(&o.path).expect("object still reached");
         assert_ne!(got.status, Status::Intact, "{}", o.path);
         assert!(
-            got.problems.iter().any(|p| p.message.contains("checksum")),
+            got.problems
+                .iter()
+                .any(|p| matches!(p.kind, ProblemKind::Checksum | ProblemKind::HeaderChecksum)),
             "{}: {:?}",
             o.path,
             got.problems

@@ -8,7 +8,10 @@
 //! must end quickly with a report, `salvage` must not panic, and nothing it
 //! writes may escape the output or pass off invented data.
 
-use std::path::Path;
+mod common;
+
+use common::{have_h5py, python_code, testdata};
+
 use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
@@ -22,12 +25,7 @@ use h5salvage::inventory::{Inventory, Status};
 use h5salvage::walk::walk;
 
 fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("testdata")
-            .join(name),
-    )
-    .unwrap()
+    std::fs::read(testdata().join(name)).unwrap()
 }
 
 /// The raw messages of the object at `path` in the healthy file.
@@ -274,21 +272,13 @@ fn thousands_of_nested_groups_are_capped() {
     // at test time (skipped without h5py).
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("deep.h5");
-    let ok = std::process::Command::new("python3")
-            // Tests run in threads: a child inherits HDF5 file descriptors (and
-            // their flock) of files other threads are writing.
-            .env("HDF5_USE_FILE_LOCKING", "FALSE")
-        .args([
-            "-c",
-            "import h5py,sys\nf=h5py.File(sys.argv[1],'w')\ng=f\nfor i in range(600): g=g.create_group('g')\n",
-        ])
-        .arg(&path)
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        assert!(std::env::var_os("CI").is_none(), "h5py is required in CI");
+    if !have_h5py("thousands_of_nested_groups_are_capped") {
         return;
     }
+    python_code(
+        "import h5py,sys\nf=h5py.File(sys.argv[1],'w')\ng=f\nfor i in range(600): g=g.create_group('g')\n",
+        &[&path],
+    );
     let (inv, rep) = run("deep", std::fs::read(&path).unwrap());
     assert!(inv.objects.len() <= 520, "{}", inv.objects.len());
     assert!(inv.objects.iter().any(|o| o.status == Status::Partial));

@@ -2,30 +2,14 @@
 //! and checked pixel by pixel where the bytes are known (the part past the
 //! end of a truncated file, the superblock, a zeroed first page).
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::{bin, have_tool, testdata};
+
+use std::path::Path;
 use std::process::Command;
 
 use h5salvage::report::map::{Grid, RegionKind, DAMAGE_COLOUR};
-
-fn testdata() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata")
-}
-
-/// rsvg-convert renders the picture. Missing it fails under CI.
-fn have_rsvg() -> bool {
-    let ok = Command::new("rsvg-convert")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "rsvg-convert is required in CI"
-        );
-        eprintln!("rsvg-convert not found: map pictures not checked");
-    }
-    ok
-}
 
 struct Picture {
     width: usize,
@@ -47,7 +31,7 @@ fn rgb(hex: &str) -> [u8; 3] {
 fn picture(input: &Path, dir: &Path) -> (i32, Picture) {
     let svg = dir.join("map.svg");
     let png_path = dir.join("map.png");
-    let out = Command::new(env!("CARGO_BIN_EXE_h5salvage"))
+    let out = Command::new(bin())
         .arg("scan")
         .arg("--map")
         .arg(&svg)
@@ -99,7 +83,7 @@ fn share(v: &[[u8; 3]], colour: [u8; 3]) -> f64 {
 
 #[test]
 fn truncated_file_shows_the_missing_part_and_the_damage() {
-    if !have_rsvg() {
+    if !have_tool("rsvg-convert", "map pictures") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -134,7 +118,7 @@ fn truncated_file_shows_the_missing_part_and_the_damage() {
 
 #[test]
 fn healthy_file_has_no_missing_part_and_no_damage_mark() {
-    if !have_rsvg() {
+    if !have_tool("rsvg-convert", "map pictures") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -155,7 +139,7 @@ fn healthy_file_has_no_missing_part_and_no_damage_mark() {
 
 #[test]
 fn lost_first_page_is_zeroed_and_the_rest_still_drawn() {
-    if !have_rsvg() {
+    if !have_tool("rsvg-convert", "map pictures") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -177,7 +161,7 @@ fn lost_first_page_is_zeroed_and_the_rest_still_drawn() {
 #[test]
 fn map_draws_one_file_only() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_h5salvage"))
+    let out = Command::new(bin())
         .arg("scan")
         .arg("--map")
         .arg(dir.path().join("m.svg"))

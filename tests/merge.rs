@@ -6,32 +6,16 @@
 //! worker adds exactly its groups, and a merge killed at any moment leaves
 //! the previous OUTPUT as it was.
 
+mod common;
+
+use common::{bin, have_h5py, have_tool, py_script, python, run_python, testdata};
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use h5salvage::merge::{expand_inputs, merge, MergeOptions, MergeReport};
+use h5salvage::merge::{expand_inputs, merge, InputVerdict, MergeOptions, MergeReport, UnitResult};
 use sha2::{Digest, Sha256};
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn py(name: &str) -> PathBuf {
-    root().join("tests/py").join(name)
-}
-
-fn have_h5py() -> bool {
-    let ok = Command::new("python3")
-        .args(["-c", "import h5py"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        assert!(std::env::var_os("CI").is_none(), "h5py is required in CI");
-        eprintln!("python3 with h5py not found: merge tests skipped");
-    }
-    ok
-}
 
 fn sha256(path: &Path) -> Vec<u8> {
     Sha256::digest(std::fs::read(path).unwrap()).to_vec()
@@ -149,8 +133,8 @@ const SCENARIO: &[Worker] = &[
 ];
 
 fn run_worker(out: &Path, w: &Worker, killed: bool) {
-    let mut cmd = Command::new("python3");
-    cmd.arg(root().join("testdata/killed_worker.py"))
+    let mut cmd = python();
+    cmd.arg(testdata().join("killed_worker.py"))
         .arg(out)
         .args(["--libver", w.libver, "--prefix", w.prefix])
         .args(["--configs", &w.configs.to_string()])
@@ -205,23 +189,11 @@ fn opts(inputs: &[PathBuf], output: &Path) -> MergeOptions {
     }
 }
 
-fn python(args: &[&std::ffi::OsStr]) -> (bool, String) {
-    let o = Command::new("python3").args(args).output().unwrap();
-    (
-        o.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        ),
-    )
-}
-
 /// compare.py REFERENCE VIEW: must pass; returns how many datasets it
 /// recovered (equal, partial but right, or under lost+found).
 fn recovered(reference: &Path, view: &Path) -> u64 {
-    let (ok, text) = python(&[
-        py("compare.py").as_os_str(),
+    let (ok, text) = run_python(&[
+        py_script("compare.py").as_os_str(),
         reference.as_os_str(),
         view.as_os_str(),
     ]);
@@ -235,7 +207,7 @@ fn recovered(reference: &Path, view: &Path) -> u64 {
 }
 
 fn listing(file: &Path) -> String {
-    let (ok, text) = python(&[py("listing.py").as_os_str(), file.as_os_str()]);
+    let (ok, text) = run_python(&[py_script("listing.py").as_os_str(), file.as_os_str()]);
     assert!(ok, "{text}");
     text
 }
@@ -257,7 +229,7 @@ fn input_report<'a>(rep: &'a MergeReport, file: &str) -> &'a h5salvage::merge::I
 /// are not modified.
 #[test]
 fn merge_keeps_everything_salvage_recovers() {
-    if !have_h5py() {
+    if !have_h5py("merge_keeps_everything_salvage_recovers") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -277,14 +249,14 @@ fn merge_keeps_everything_salvage_recovers() {
     }
     let healthy = input_report(&rep, "worker_1.h5");
     assert_eq!((healthy.found, healthy.merged), (30, 30), "{healthy:?}");
-    assert_eq!(healthy.verdict, "complete");
+    assert_eq!(healthy.verdict, InputVerdict::Complete);
     // Groups in both copies of worker_4: the intact copy wins over a
     // partial one that sorts first; between intact ones the first input.
     let zeroed = input_report(&rep, "worker_0_zeroed.h5");
     let partial_lost: Vec<&str> = zeroed
         .units
         .iter()
-        .filter(|u| u.result == "skipped (duplicate)")
+        .filter(|u| u.result == UnitResult::SkippedDuplicate)
         .map(|u| u.dest.as_str())
         .collect();
     assert!(!partial_lost.is_empty(), "{zeroed:?}");
@@ -302,17 +274,20 @@ fn merge_keeps_everything_salvage_recovers() {
         .inputs
         .iter()
         .flat_map(|i| &i.units)
-        .filter(|u| u.dest.starts_with("/w4_") && u.result == "merged")
+        .filter(|u| u.dest.starts_with("/w4_") && u.result == UnitResult::Merged)
         .collect();
     assert_eq!(w4.len(), 20, "{w4:?}");
-    assert_eq!(input_report(&rep, "worker_6.h5").verdict, "nothing");
+    assert_eq!(
+        input_report(&rep, "worker_6.h5").verdict,
+        InputVerdict::Nothing
+    );
     for w in SCENARIO {
         let input = runs.join(w.file);
         let reference = refs.join(format!("{}.h5", w.prefix));
         let view = dir.path().join(format!("view_{}.h5", w.file));
         let shown = input.display().to_string();
-        let (ok, text) = python(&[
-            py("merge_view.py").as_os_str(),
+        let (ok, text) = run_python(&[
+            py_script("merge_view.py").as_os_str(),
             out.as_os_str(),
             view.as_os_str(),
             "merge".as_ref(),
@@ -326,8 +301,8 @@ fn merge_keeps_everything_salvage_recovers() {
         let salvaged = match h5salvage::salvage::salvage(&input, &alone, false) {
             Ok(_) => {
                 let view = dir.path().join(format!("alone_view_{}.h5", w.file));
-                let (ok, text) = python(&[
-                    py("merge_view.py").as_os_str(),
+                let (ok, text) = run_python(&[
+                    py_script("merge_view.py").as_os_str(),
                     alone.as_os_str(),
                     view.as_os_str(),
                     "salvage".as_ref(),
@@ -374,7 +349,7 @@ fn merge_keeps_everything_salvage_recovers() {
 /// new worker file adds exactly its groups.
 #[test]
 fn rerun_changes_nothing_and_a_new_worker_adds_its_groups() {
-    if !have_h5py() {
+    if !have_h5py("rerun_changes_nothing_and_a_new_worker_adds_its_groups") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -438,7 +413,7 @@ fn rerun_changes_nothing_and_a_new_worker_adds_its_groups() {
 /// and equals a merge done in one go.
 #[test]
 fn killed_merge_leaves_the_previous_output() {
-    if !have_h5py() {
+    if !have_h5py("killed_merge_leaves_the_previous_output") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -449,7 +424,7 @@ fn killed_merge_leaves_the_previous_output() {
     let rep = merge(&opts(&[runs.join("worker_1.h5")], &out)).unwrap();
     assert_eq!(rep.exit_code(), 0);
     let (sha, before) = (sha256(&out), listing(&out));
-    let bin = env!("CARGO_BIN_EXE_h5salvage");
+    let bin = bin();
     let mut seed = 0x2545F4914F6CDD1Du64;
     let mut completed = 0;
     for _ in 0..6 {
@@ -511,7 +486,7 @@ fn killed_merge_leaves_the_previous_output() {
 /// --quarantine moves the ones nothing came from; --json and exit codes.
 #[test]
 fn remove_merged_and_quarantine() {
-    if !have_h5py() {
+    if !have_h5py("remove_merged_and_quarantine") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -519,7 +494,7 @@ fn remove_merged_and_quarantine() {
     scenario(&runs, &refs);
     let out = dir.path().join("merged.h5");
     let q = dir.path().join("quarantine");
-    let o = Command::new(env!("CARGO_BIN_EXE_h5salvage"))
+    let o = Command::new(bin())
         .args(["merge", "--json", "--remove-merged", "--quarantine"])
         .arg(&q)
         .arg("-o")
@@ -543,7 +518,7 @@ fn remove_merged_and_quarantine() {
     assert!(!runs.join("worker_6.h5").exists());
     // Nothing to merge: exit 3, no OUTPUT.
     let none = dir.path().join("none.h5");
-    let st = Command::new(env!("CARGO_BIN_EXE_h5salvage"))
+    let st = Command::new(bin())
         .args(["merge", "-o"])
         .arg(&none)
         .arg(q.join("worker_6.h5"))
@@ -554,7 +529,7 @@ fn remove_merged_and_quarantine() {
     // Usage: no inputs in a directory.
     let empty_dir = dir.path().join("nothing_here");
     std::fs::create_dir(&empty_dir).unwrap();
-    let st = Command::new(env!("CARGO_BIN_EXE_h5salvage"))
+    let st = Command::new(bin())
         .args(["merge", "-o"])
         .arg(&none)
         .arg(&empty_dir)
@@ -568,7 +543,7 @@ fn remove_merged_and_quarantine() {
 /// intact copy in another salvaged file, and every byte is right.
 #[test]
 fn merge_of_salvaged_files_keeps_partial_marks() {
-    if !have_h5py() {
+    if !have_h5py("merge_of_salvaged_files_keeps_partial_marks") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -596,7 +571,7 @@ fn merge_of_salvaged_files_keeps_partial_marks() {
     let lost_to_intact: Vec<&str> = z
         .units
         .iter()
-        .filter(|u| u.result == "skipped (duplicate)")
+        .filter(|u| u.result == UnitResult::SkippedDuplicate)
         .map(|u| u.dest.as_str())
         .collect();
     assert!(!lost_to_intact.is_empty(), "{z:?}");
@@ -606,7 +581,9 @@ fn merge_of_salvaged_files_keeps_partial_marks() {
     // those the zeroed file lost altogether.
     for d in &lost_to_intact {
         assert!(
-            h.units.iter().any(|u| &u.dest == d && u.result == "merged"),
+            h.units
+                .iter()
+                .any(|u| &u.dest == d && u.result == UnitResult::Merged),
             "{d}: {h:?}"
         );
     }
@@ -616,8 +593,8 @@ fn merge_of_salvaged_files_keeps_partial_marks() {
         let input = salvaged.join(w.file);
         let view = dir.path().join(format!("view_{}", w.file));
         let shown = input.display().to_string();
-        let (ok, text) = python(&[
-            py("merge_view.py").as_os_str(),
+        let (ok, text) = run_python(&[
+            py_script("merge_view.py").as_os_str(),
             out.as_os_str(),
             view.as_os_str(),
             "merge".as_ref(),
@@ -643,19 +620,10 @@ fn merge_of_salvaged_files_keeps_partial_marks() {
 /// .ci/run); skipped elsewhere without it.
 #[test]
 fn gnu_parallel_recipe_matches_the_direct_merge() {
-    if !have_h5py() {
+    if !have_h5py("gnu_parallel_recipe_matches_the_direct_merge") {
         return;
     }
-    let have_parallel = Command::new("parallel")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !have_parallel {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "GNU parallel is required in CI"
-        );
-        eprintln!("GNU parallel not installed: recipe test skipped");
+    if !have_tool("parallel", "the GNU parallel recipe") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -668,7 +636,7 @@ fn gnu_parallel_recipe_matches_the_direct_merge() {
         .map(|e| e.unwrap().path())
         .collect();
     inputs.sort();
-    let bin = env!("CARGO_BIN_EXE_h5salvage");
+    let bin = bin();
     let status = Command::new("parallel")
         .args(["--will-cite", "-j", "2", bin, "salvage", "{}", "-o"])
         .arg(format!("{}/{{/}}", salvaged.display()))
@@ -715,13 +683,13 @@ fn gnu_parallel_recipe_matches_the_direct_merge() {
 /// goes into OUTPUT whole and is removed by --remove-merged; the second
 /// differs in `what`, which is not in OUTPUT, so it must be kept.
 fn remove_merged_keeps_the_second(script: &str, params: [&str; 2], what: &str) {
-    if !have_h5py() {
+    if !have_h5py("remove_merged_keeps_the_second") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
     let (a, b) = (dir.path().join("a.h5"), dir.path().join("b.h5"));
     for (file, param) in [(&a, params[0]), (&b, params[1])] {
-        let (ok, text) = python(&[
+        let (ok, text) = run_python(&[
             "-c".as_ref(),
             script.as_ref(),
             file.as_os_str(),
@@ -795,7 +763,7 @@ fn remove_merged_keeps_an_input_whose_links_are_not_in_the_output() {
 /// exactly those, and the result equals a merge of the intact worker alone.
 #[test]
 fn resumed_merge_replaces_partial_copies_with_intact_ones() {
-    if !have_h5py() {
+    if !have_h5py("resumed_merge_replaces_partial_copies_with_intact_ones") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -817,7 +785,7 @@ fn resumed_merge_replaces_partial_copies_with_intact_ones() {
     let named_partial = r
         .units
         .iter()
-        .filter(|u| u.result == "partial" && !u.dest.starts_with("/lost+found/"))
+        .filter(|u| u.result == UnitResult::Partial && !u.dest.starts_with("/lost+found/"))
         .count() as u64;
     assert!(named_partial > 0, "{r:?}");
     let second = merge(&opts(std::slice::from_ref(&healthy), &out)).unwrap();
@@ -854,7 +822,7 @@ fn resumed_merge_replaces_partial_copies_with_intact_ones() {
             .collect()
     };
     assert_eq!(named(&out), named(&alone));
-    let (ok, text) = python(&[
+    let (ok, text) = run_python(&[
         std::ffi::OsStr::new("-c"),
         std::ffi::OsStr::new(
             "import h5py,sys\nf=h5py.File(sys.argv[1],'r')\nbad=[]\n\

@@ -1,29 +1,12 @@
 //! Progress bars: drawn on a terminal (a pty made by `script`), never on a
 //! pipe and never with `--json`.
 
+mod common;
+
+use common::{bin, have_h5py, have_tool, python};
+
 use std::path::Path;
 use std::process::Command;
-
-/// h5py builds the input; `script` (util-linux) provides the terminal.
-/// Missing either fails the test under CI.
-fn have_tools() -> bool {
-    let h5py = Command::new("python3")
-        .args(["-c", "import h5py, numpy"])
-        .status()
-        .is_ok_and(|s| s.success());
-    let script = Command::new("script")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !(h5py && script) {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "h5py and script are required in CI"
-        );
-        eprintln!("h5py or script missing: progress not checked");
-    }
-    h5py && script
-}
 
 /// A healthy file with 6001 objects.
 fn many_objects(path: &Path) {
@@ -35,16 +18,12 @@ fn many_objects(path: &Path) {
          \x20       g.create_dataset('x', data=np.arange(10))\n",
         path.display().to_string()
     );
-    let st = Command::new("python3")
-        .arg("-c")
-        .arg(code)
-        .status()
-        .unwrap();
+    let st = python().arg("-c").arg(code).status().unwrap();
     assert!(st.success());
 }
 
 fn on_a_terminal(args: &str) -> String {
-    let bin = env!("CARGO_BIN_EXE_h5salvage");
+    let bin = bin();
     // No delay before the bar: it must appear however fast the run is.
     let out = Command::new("script")
         .args(["-qec", &format!("{bin} {args}"), "/dev/null"])
@@ -56,7 +35,9 @@ fn on_a_terminal(args: &str) -> String {
 
 #[test]
 fn salvage_draws_a_bar_on_a_terminal_only() {
-    if !have_tools() {
+    if !(have_h5py("salvage_draws_a_bar_on_a_terminal_only")
+        && have_tool("script", "salvage_draws_a_bar_on_a_terminal_only"))
+    {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -72,7 +53,7 @@ fn salvage_draws_a_bar_on_a_terminal_only() {
     assert!(!tty_json.contains("writing objects"), "{tty_json}");
     assert!(tty_json.contains("\"recovered\": 6001"), "{tty_json}");
     // A pipe: no bar, no control characters.
-    let piped = Command::new(env!("CARGO_BIN_EXE_h5salvage"))
+    let piped = Command::new(bin())
         .env("H5SALVAGE_PROGRESS_DELAY_MS", "0")
         .args(["salvage", "--force", "-o"])
         .arg(&out)
@@ -86,7 +67,9 @@ fn salvage_draws_a_bar_on_a_terminal_only() {
 
 #[test]
 fn merge_draws_a_bar_on_a_terminal_only() {
-    if !have_tools() {
+    if !(have_h5py("merge_draws_a_bar_on_a_terminal_only")
+        && have_tool("script", "merge_draws_a_bar_on_a_terminal_only"))
+    {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -110,7 +93,7 @@ fn merge_draws_a_bar_on_a_terminal_only() {
     assert!(tty.contains("/4"), "{tty}");
     // Nothing on a pipe.
     std::fs::remove_file(&out).unwrap();
-    let piped = Command::new(env!("CARGO_BIN_EXE_h5salvage"))
+    let piped = Command::new(bin())
         .env("H5SALVAGE_PROGRESS_DELAY_MS", "0")
         .args(["merge", "-j", "1", "-o"])
         .arg(&out)

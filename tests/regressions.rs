@@ -5,14 +5,17 @@
 //! in `tests/regressions/TARGET/` and are replayed through that target's
 //! entry point in `h5salvage::fuzzing`.
 
-use std::path::Path;
+mod common;
+
+use common::{root, testdata};
+
 use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
 #[test]
 fn regression_inputs_are_walked_without_panic() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/regressions");
+    let dir = root().join("tests/regressions");
     let mut n = 0;
     for entry in std::fs::read_dir(&dir).expect("tests/regressions") {
         let path = entry.unwrap().path();
@@ -47,9 +50,7 @@ fn regression_inputs_are_walked_without_panic() {
 /// directory: no findings yet), each within a minute and without a panic;
 /// returns how many were replayed.
 fn replay(target: &str, entry: fn(&[u8])) -> usize {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/regressions")
-        .join(target);
+    let dir = root().join("tests/regressions").join(target);
     let Ok(entries) = std::fs::read_dir(&dir) else {
         return 0;
     };
@@ -93,9 +94,7 @@ fn fuzz_entry_points_take_their_layouts() {
         h5salvage::read::filters::lzf_decompress(stored, 6).unwrap(),
         b"abcabc"
     );
-    let file =
-        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/userblock512.h5"))
-            .unwrap();
+    let file = std::fs::read(testdata().join("userblock512.h5")).unwrap();
     h5salvage::fuzzing::carve_base(&file);
     let mut broken = file.clone();
     broken[512] = 0;

@@ -10,6 +10,10 @@
 //! at test time by `testdata/killed_worker.py` and
 //! `testdata/live_worker.py`.
 
+mod common;
+
+use common::{bin, have_h5py, python, testdata};
+
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::process::ExitStatusExt;
@@ -17,30 +21,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_h5salvage")
-}
-
-fn have_h5py() -> bool {
-    let ok = Command::new("python3")
-        .args(["-c", "import h5py"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        assert!(std::env::var_os("CI").is_none(), "h5py is required in CI");
-        eprintln!("python3 with h5py not found: reliability tests skipped");
-    }
-    ok
-}
-
 /// A healthy worker file with `configs` groups `{prefix}config_NNNN`.
 fn worker(out: &Path, prefix: &str, configs: u32) {
-    let st = Command::new("python3")
-        .arg(root().join("testdata/killed_worker.py"))
+    let st = python()
+        .arg(testdata().join("killed_worker.py"))
         .arg(out)
         .args(["--libver", "earliest", "--prefix", prefix])
         .args(["--configs", &configs.to_string()])
@@ -125,7 +109,7 @@ fn paused_at(args: &[&std::ffi::OsStr], flag: &Path, nth: usize) -> Child {
 /// adds nothing it claims.
 #[test]
 fn concurrent_merges_lose_nothing() {
-    if !have_h5py() {
+    if !have_h5py("concurrent_merges_lose_nothing") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -231,7 +215,7 @@ fn concurrent_merges_lose_nothing() {
     eprintln!("{refused} run(s) refused the lock with --wait-lock 0");
     // The last OUTPUT opens in h5py with every group.
     let out = dir.path().join("trial_2/out.h5");
-    let o = Command::new("python3")
+    let o = python()
         .args([
             "-c",
             "import h5py,sys; f=h5py.File(sys.argv[1],'r'); print(len(f))",
@@ -247,7 +231,7 @@ fn concurrent_merges_lose_nothing() {
 /// the next run takes the lock at once and adds its groups.
 #[test]
 fn killed_lock_holder_does_not_block_the_next_run() {
-    if !have_h5py() {
+    if !have_h5py("killed_lock_holder_does_not_block_the_next_run") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -326,7 +310,7 @@ fn killed_lock_holder_does_not_block_the_next_run() {
 /// and the other process's file stays.
 #[test]
 fn merge_never_replaces_an_output_changed_behind_its_back() {
-    if !have_h5py() {
+    if !have_h5py("merge_never_replaces_an_output_changed_behind_its_back") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -377,8 +361,8 @@ fn merge_never_replaces_an_output_changed_behind_its_back() {
 /// per test into `dir`.
 fn big_worker(dir: &Path) -> PathBuf {
     let p = dir.join("big_source.h5");
-    let st = Command::new("python3")
-        .arg(root().join("testdata/live_worker.py"))
+    let st = python()
+        .arg(testdata().join("live_worker.py"))
         .arg(&p)
         .args(["--configs", "4", "--pad-mib", "68"])
         .status()
@@ -442,7 +426,7 @@ fn assert_changed(o: &Output, now: u64, what: &str) {
 /// OUTPUT and nothing left beside it; the same file unchanged is salvaged.
 #[test]
 fn mapped_input_truncated_while_read_is_an_error_not_a_signal() {
-    if !have_h5py() {
+    if !have_h5py("mapped_input_truncated_while_read_is_an_error_not_a_signal") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -558,7 +542,7 @@ fn mapped_input_truncated_while_read_is_an_error_not_a_signal() {
 #[test]
 fn copied_input_changed_while_read_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
-    let src = root().join("testdata/worker_earliest.h5");
+    let src = testdata().join("worker_earliest.h5");
     let size = std::fs::metadata(&src).unwrap().len();
     let input = dir.path().join("input.h5");
     let out = dir.path().join("saved.h5");
@@ -598,15 +582,15 @@ fn copied_input_changed_while_read_is_an_error() {
 /// Once the writer closed the file, nothing is said.
 #[test]
 fn file_open_in_a_live_writer_is_reported_and_skipped_by_merge() {
-    if !have_h5py() {
+    if !have_h5py("file_open_in_a_live_writer_is_reported_and_skipped_by_merge") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
     let live = dir.path().join("live.h5");
     let done = dir.path().join("done.h5");
     worker(&done, "d_", 3);
-    let mut writer = Command::new("python3")
-        .arg(root().join("testdata/live_worker.py"))
+    let mut writer = python()
+        .arg(testdata().join("live_worker.py"))
         .arg(&live)
         .args(["--configs", "3", "--prefix", "l_", "--hold"])
         .env_remove("HDF5_USE_FILE_LOCKING")
@@ -698,7 +682,7 @@ fn file_open_in_a_live_writer_is_reported_and_skipped_by_merge() {
 /// `h5salvage_source`).
 #[test]
 fn concurrent_salvages_report_success_only_for_their_own_output() {
-    if !have_h5py() {
+    if !have_h5py("concurrent_salvages_report_success_only_for_their_own_output") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

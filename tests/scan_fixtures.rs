@@ -2,34 +2,18 @@
 //! reported when the fixture was generated (`testdata/expected/*.json`,
 //! written by `testdata/generate.py`).
 
+mod common;
+
+use common::{fixture_paths, testdata};
+
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use h5salvage::format::message::data_layout::LayoutClass;
 use h5salvage::format::message::dataspace::DataspaceKind;
 use h5salvage::format::message::datatype::DatatypeClass;
 use h5salvage::inventory::{Inventory, ObjectKind, Verdict};
 use serde_json::Value;
-
-fn testdata() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata")
-}
-
-fn expected_fixtures() -> Vec<(PathBuf, Value)> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(testdata().join("expected")).expect("testdata/expected") {
-        let p = entry.unwrap().path();
-        if p.extension().is_some_and(|e| e == "json") {
-            let stem = p.file_stem().unwrap().to_string_lossy().to_string();
-            let h5 = testdata().join(format!("{stem}.h5"));
-            let v: Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
-            out.push((h5, v));
-        }
-    }
-    out.sort_by(|a, b| a.0.cmp(&b.0));
-    assert!(out.len() >= 8, "expected listings missing: {}", out.len());
-    out
-}
 
 fn scan(path: &Path) -> Inventory {
     h5salvage::scan_path(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
@@ -227,7 +211,7 @@ fn compare(inv: &Inventory, exp: &Value) -> Vec<String> {
 #[test]
 fn every_healthy_fixture_matches_h5py() {
     let mut failures = Vec::new();
-    for (h5, exp) in expected_fixtures() {
+    for (_, h5, exp) in fixture_paths() {
         let inv = scan(&h5);
         let name = h5.file_name().unwrap().to_string_lossy().to_string();
         let sb = inv.superblock.as_ref();

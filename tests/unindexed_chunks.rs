@@ -10,46 +10,21 @@
 //! path, and at least 95% of the rows on disk recovered (at their path where
 //! the case allows placement, else under /lost+found).
 
+mod common;
+
+use common::{bin, have_h5py, have_python, py_script, python_timed, testdata};
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
 
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// python3 with h5py, numpy (and netCDF4 when `netcdf`): a missing module
-/// fails the test under CI and skips it (with a message) elsewhere.
-fn have_python(netcdf: bool) -> bool {
-    let import = if netcdf {
-        "import h5py, numpy, netCDF4"
-    } else {
-        "import h5py, numpy"
-    };
-    let ok = Command::new("python3")
-        .args(["-c", import])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "python3 with {import} is required in CI"
-        );
-        eprintln!("python3 modules missing ({import}): test skipped");
-    }
-    ok
-}
-
 /// Runs a python script with a time limit (libhdf5 can loop on damaged
 /// files); returns (exit status success or killed by a signal, stdout).
 fn python(script: &Path, args: &[&str]) -> (std::process::ExitStatus, String) {
-    let o = Command::new("timeout")
-        .arg("600")
-        .arg("python3")
+    let o = python_timed(600)
         .arg(script)
         .args(args)
-        .env("HDF5_USE_FILE_LOCKING", "FALSE")
         .output()
         .expect("python3");
     (o.status, String::from_utf8_lossy(&o.stdout).into_owned())
@@ -60,7 +35,7 @@ fn write(dir: &Path, name: &str, args: &[&str]) -> PathBuf {
     let out = dir.join(name);
     let mut all = vec![out.to_str().unwrap()];
     all.extend_from_slice(args);
-    let (status, _) = python(&root().join("testdata/killed_appender.py"), &all);
+    let (status, _) = python(&testdata().join("killed_appender.py"), &all);
     let killed = args.contains(&"--kill-after-steps");
     if killed {
         use std::os::unix::process::ExitStatusExt;
@@ -79,7 +54,7 @@ fn write(dir: &Path, name: &str, args: &[&str]) -> PathBuf {
 /// Salvages `input` with the binary and extra flags; returns the output.
 fn salvage(input: &Path, out_name: &str, flags: &[&str]) -> PathBuf {
     let out = input.with_file_name(out_name);
-    let o = Command::new(env!("CARGO_BIN_EXE_h5salvage"))
+    let o = Command::new(bin())
         .arg("salvage")
         .arg(input)
         .arg("-o")
@@ -100,14 +75,14 @@ fn salvage(input: &Path, out_name: &str, flags: &[&str]) -> PathBuf {
 fn check(killed: &Path, out: &Path) -> Value {
     let oracle = killed.with_extension("oracle.json");
     let (status, text) = python(
-        &root().join("tests/py/appender_oracle.py"),
+        &py_script("appender_oracle.py"),
         &[killed.to_str().unwrap()],
     );
     assert!(status.success(), "oracle failed");
     std::fs::write(&oracle, text).unwrap();
     let meta = PathBuf::from(format!("{}.json", killed.display()));
     let (status, text) = python(
-        &root().join("tests/py/appender_check.py"),
+        &py_script("appender_check.py"),
         &[
             out.to_str().unwrap(),
             meta.to_str().unwrap(),
@@ -192,7 +167,7 @@ fn assert_inferred(v: &Value, what: &str) {
 /// Without a template they come back under /lost+found (inflated bytes);
 /// with a healthy file of the same script as `--template`, at their path.
 fn no_metadata(libver: &str, filter: &str, rank: &str, shape: &[&str]) {
-    if !have_python(false) {
+    if !have_h5py("no_metadata") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -271,7 +246,10 @@ fn h5py_appender_without_metadata_1d() {
 /// thousands of chunks are on disk. Its own header is the template.
 #[test]
 fn netcdf4_appender_with_stale_header() {
-    if !have_python(true) {
+    if !have_python(
+        &["h5py", "numpy", "netCDF4"],
+        "netcdf4_appender_with_stale_header",
+    ) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -301,7 +279,7 @@ fn netcdf4_appender_with_stale_header() {
 /// evicted after the flush follow them in allocation order, and the partly
 /// filled chunk of the flush was rewritten in place.
 fn flushed(writer: &str, libver: &str, filter: &str) {
-    if !have_python(false) {
+    if !have_h5py("flushed") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -356,7 +334,7 @@ fn h5py_swmr_appender_killed_between_flushes() {
 /// none is guessed into a dataset.
 #[test]
 fn two_datasets_side_by_side_are_never_guessed() {
-    if !have_python(false) {
+    if !have_h5py("two_datasets_side_by_side_are_never_guessed") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -379,10 +357,7 @@ fn two_datasets_side_by_side_are_never_guessed() {
     let v = check(&killed, &out);
     assert_rows(&v, Expect::LostFound, "two datasets");
     // The stack has the template's element type and chunk shape.
-    let (status, text) = python(
-        &root().join("tests/py/listing.py"),
-        &[out.to_str().unwrap()],
-    );
+    let (status, text) = python(&py_script("listing.py"), &[out.to_str().unwrap()]);
     assert!(status.success());
     assert!(
         text.lines().any(|l| l.contains("/lost+found/chunks_at_")
@@ -403,13 +378,13 @@ fn two_datasets_side_by_side_are_never_guessed() {
 /// wrote.
 #[test]
 fn merge_uses_healthy_siblings_as_templates() {
-    if !have_python(false) {
+    if !have_h5py("merge_uses_healthy_siblings_as_templates") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
     let runs = dir.path().join("runs");
     std::fs::create_dir(&runs).unwrap();
-    let worker = root().join("testdata/killed_worker.py");
+    let worker = testdata().join("killed_worker.py");
     for k in 0..2 {
         let out = runs.join(format!("worker_{k}.h5"));
         let prefix = format!("w{k}_");
@@ -444,7 +419,7 @@ fn merge_uses_healthy_siblings_as_templates() {
     );
     assert!(!status.success(), "the worker did not kill itself");
     let merged = dir.path().join("merged.h5");
-    let o = Command::new(env!("CARGO_BIN_EXE_h5salvage"))
+    let o = Command::new(bin())
         .args(["merge", "-o"])
         .arg(&merged)
         .arg(&runs)
@@ -517,19 +492,10 @@ print(len(on_disk), len(got))
 /// script as `--template`, every record on disk comes back at its row.
 #[test]
 fn pytables_table_append_with_template() {
-    let ok = Command::new("python3")
-        .args(["-c", "import tables"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "PyTables is required in CI"
-        );
-        eprintln!("PyTables missing: test skipped");
-        return;
-    }
-    if !have_python(false) {
+    if !have_python(
+        &["h5py", "numpy", "tables"],
+        "pytables_table_append_with_template",
+    ) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

@@ -6,9 +6,12 @@
 //! (tests/py/compare_h5.py). Also: the writer's own output walks back to the
 //! same datatypes; finish/drop never clobber an existing output.
 
+mod common;
+
+use common::{have_h5py, py_script, python, testdata};
+
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use h5salvage::follow::Image;
 use h5salvage::format::global_heap;
@@ -16,28 +19,8 @@ use h5salvage::format::message::data_layout::LayoutClass;
 use h5salvage::format::message::dataspace::{Dataspace, DataspaceKind};
 use h5salvage::format::message::datatype::{Datatype, DatatypeClass, VlenKind};
 use h5salvage::format::{Sizes, UNDEFINED};
-use h5salvage::inventory::{Dataset, Inventory, ObjectKind};
+use h5salvage::inventory::{Dataset, Inventory, LinkKind, ObjectKind};
 use h5salvage::write::{HeapValues, VlenSlot, Writer};
-
-fn testdata(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("testdata")
-        .join(name)
-}
-
-fn h5py_available() -> bool {
-    let ok = Command::new("python3")
-        // Tests run in threads: a child inherits HDF5 file descriptors (and
-        // their flock) of files other threads are writing.
-        .env("HDF5_USE_FILE_LOCKING", "FALSE")
-        .args(["-c", "import h5py, numpy"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        eprintln!("SKIPPED: python3 with h5py and numpy is not available");
-    }
-    ok
-}
 
 /// Offsets (inside one element) of the variable-length slots of `dt`, with
 /// the base element size (1 for strings).
@@ -218,8 +201,8 @@ fn rebuild(src: &Path, out: &Path) -> (Inventory, Vec<String>, Vec<String>) {
     }
     for l in &inv.links {
         match l.kind {
-            "soft" => w.soft_link(&l.path, &l.target).unwrap(),
-            "external" => {
+            LinkKind::Soft => w.soft_link(&l.path, &l.target).unwrap(),
+            LinkKind::External => {
                 let f = l.file.as_deref().unwrap();
                 w.external_link(&l.path, f, &l.target).unwrap();
             }
@@ -233,11 +216,8 @@ fn rebuild(src: &Path, out: &Path) -> (Inventory, Vec<String>, Vec<String>) {
 }
 
 fn compare(orig: &Path, out: &Path, skip: &[String]) {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/compare_h5.py");
-    let mut cmd = Command::new("python3");
-    // Tests run in threads: a child inherits HDF5 file descriptors (and
-    // their flock) of files other threads are writing.
-    cmd.env("HDF5_USE_FILE_LOCKING", "FALSE");
+    let script = py_script("compare_h5.py");
+    let mut cmd = python();
     cmd.arg(script).arg(orig).arg(out);
     for s in skip {
         cmd.arg("--skip").arg(s);
@@ -270,7 +250,7 @@ fn clear(d: &mut Datatype) {
 }
 
 fn roundtrip(fixture: &str) {
-    roundtrip_path(&testdata(fixture), &[]);
+    roundtrip_path(&testdata().join(fixture), &[]);
 }
 
 fn roundtrip_path(src: &Path, allowed_notes: &[&str]) {
@@ -344,7 +324,7 @@ fn roundtrip_path(src: &Path, allowed_notes: &[&str]) {
             );
         }
     }
-    if h5py_available() {
+    if have_h5py("roundtrip_path") {
         compare(src, &out, &skip);
     }
 }
@@ -377,26 +357,19 @@ fn other_readable_fixtures_roundtrip() {
 /// Unusual datatypes and filters generated with h5py (tests/py/odd_types.py).
 #[test]
 fn odd_types_roundtrip() {
-    if !h5py_available() {
+    if !have_h5py("odd_types_roundtrip") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("odd.h5");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/odd_types.py");
-    let o = Command::new("python3")
-        // Tests run in threads: a child inherits HDF5 file descriptors (and
-        // their flock) of files other threads are writing.
-        .env("HDF5_USE_FILE_LOCKING", "FALSE")
-        .arg(script)
-        .arg(&src)
-        .output()
-        .unwrap();
+    let script = py_script("odd_types.py");
+    let o = python().arg(script).arg(&src).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     roundtrip_path(&src, &["filter lzf(32000) is not available"]);
 }
 
 fn simple_dataset(fixture: &str, path: &str) -> (Vec<u8>, u64, Dataset) {
-    let file = std::fs::read(testdata(fixture)).unwrap();
+    let file = std::fs::read(testdata().join(fixture)).unwrap();
     let inv = h5salvage::walk::walk(fixture, &file);
     let base = inv.superblock.as_ref().unwrap().base_address;
     let ds = inv.object(path).unwrap().dataset.clone().unwrap();
@@ -494,13 +467,10 @@ fn write_prefix_writes_whole_leading_elements() {
     assert_eq!(w.write_prefix("/s", &scalar, &data[..3]).unwrap(), 0);
     assert_eq!(w.write_prefix("/s", &scalar, data).unwrap(), 1);
     w.finish(false).unwrap();
-    if !h5py_available() {
+    if !have_h5py("write_prefix_writes_whole_leading_elements") {
         return;
     }
-    let o = Command::new("python3")
-            // Tests run in threads: a child inherits HDF5 file descriptors (and
-            // their flock) of files other threads are writing.
-            .env("HDF5_USE_FILE_LOCKING", "FALSE")
+    let o = python()
         .arg("-c")
         .arg("import h5py,sys; f=h5py.File(sys.argv[1]); print(f['p'][()].ravel().tolist(), int(f['s'][()]))")
         .arg(&out)

@@ -44,7 +44,8 @@ use crate::format::btree_v1::{self, BtreeV1Node, Key};
 use crate::format::message::data_layout::{ChunkIndex, LayoutClass};
 use crate::format::{is_undefined, Sizes};
 use crate::inventory::{
-    ChunkRecordFound, ChunkRef, Dataset, Inventory, Object, ObjectKind, Problem, Status, Tie,
+    ChunkRecordFound, ChunkRef, Dataset, Inventory, Object, ObjectKind, Problem, ProblemKind,
+    Status, Tie,
 };
 use crate::walk::dataset::{grow_extent, recount};
 
@@ -145,6 +146,7 @@ fn add(image: &Image, o: &mut Object, found: Vec<(ChunkRef, ChunkRecordFound)>) 
     o.damage(
         Status::Partial,
         Problem::new(
+            ProblemKind::Inferred,
             image.absolute(o.address),
             "chunk index",
             format!(
@@ -187,6 +189,7 @@ fn extensible(image: &Image, eadb: &[u64], o: &mut Object) {
                 .and_then(|(g, unlim)| ea_coords(e.index, g, *unlim, dims));
             let Some(offset) = offset else {
                 problems.push(Problem::new(
+                    ProblemKind::BadValue,
                     Some(at),
                     "EADB",
                     format!("element {} outside the chunk grid", e.index),
@@ -197,6 +200,7 @@ fn extensible(image: &Image, eadb: &[u64], o: &mut Object) {
                 Some(&a) if a == e.address => continue,
                 Some(&a) => {
                     problems.push(Problem::new(
+                        ProblemKind::Ambiguous,
                         Some(at),
                         "EADB",
                         format!(
@@ -252,6 +256,7 @@ fn fixed(image: &Image, fadb: &[u64], o: &mut Object) {
         for e in elements {
             let Some(offset) = coords(e.index, &g, dims) else {
                 problems.push(Problem::new(
+                    ProblemKind::BadValue,
                     Some(at),
                     "FADB",
                     format!("element {} outside the chunk grid", e.index),
@@ -415,6 +420,7 @@ impl<'i, 'a> V1<'i, 'a> {
         }
         if unowned > 0 {
             inv.problems.push(Problem::new(
+                ProblemKind::Ambiguous,
                 None,
                 "TREE",
                 format!(
@@ -425,6 +431,7 @@ impl<'i, 'a> V1<'i, 'a> {
         }
         if ambiguous > 0 {
             inv.problems.push(Problem::new(
+                ProblemKind::Ambiguous,
                 None,
                 "TREE",
                 format!(

@@ -34,8 +34,8 @@ use crate::format::is_undefined;
 use crate::format::message::data_layout::LayoutClass;
 use crate::format::message::filter_pipeline::{DEFLATE, FLETCHER32, SHUFFLE};
 use crate::inventory::{
-    ChunkRef, ChunkSearch, Dataset, Inventory, ObjectKind, PlacedChunks, Problem, Status,
-    StrayChunks,
+    ChunkRef, ChunkSearch, Dataset, Inventory, ObjectKind, PlacedChunks, Problem, ProblemKind,
+    Status, StrayChunks,
 };
 use crate::read::filters;
 
@@ -522,6 +522,7 @@ pub fn recover(inv: &mut Inventory, bytes: &[u8], opts: &Options) {
     let (streams, stopped) = find_streams(bytes, &claimed, cap);
     if let Some(at) = stopped {
         inv.problems.push(Problem::new(
+            ProblemKind::LimitExceeded,
             Some(at),
             "chunk search",
             "stopped: too many almost-complete zlib streams (hostile or unusual bytes); \
@@ -795,6 +796,7 @@ fn apply(
             o.damage(
                 Status::Partial,
                 Problem::new(
+                    ProblemKind::Inferred,
                     None,
                     "dataset header",
                     format!(
@@ -876,6 +878,7 @@ fn apply(
     o.damage(
         Status::Partial,
         Problem::new(
+            ProblemKind::Inferred,
             record.chunks.first().map(|c| c.1),
             "chunk",
             format!(

@@ -61,8 +61,8 @@ use crate::format::object_header;
 use crate::format::superblock::{self, Superblock};
 use crate::format::{is_undefined, MessageHeader};
 use crate::inventory::{
-    CarveSummary, InferredBase, Inventory, LinkEntry, Object, ObjectKind, Origin, Problem, Status,
-    SuperblockInfo,
+    CarveSummary, InferredBase, Inventory, LinkEntry, LinkKind, Object, ObjectKind, Origin,
+    Problem, ProblemKind, Status, SuperblockInfo,
 };
 use crate::walk::{self, child_path, read_object};
 
@@ -93,7 +93,7 @@ struct Carved {
     /// Hard-linked members: (name, header address).
     members: Vec<(String, u64)>,
     /// Other links: (name, kind, target, external file).
-    links: Vec<(String, &'static str, String, Option<String>)>,
+    links: Vec<(String, LinkKind, String, Option<String>)>,
     /// Fractal heap of its dense links, if it has one.
     link_heap: Option<u64>,
     /// B-tree address of its symbol table message, if it has one.
@@ -140,8 +140,12 @@ pub fn carve(file: &str, bytes: &[u8]) -> Inventory {
                 rivals: inf.rivals.iter().map(|r| r.0).collect(),
             };
             if !hits.is_empty() {
-                inv.problems
-                    .push(Problem::new(None, "superblock", info.describe()));
+                inv.problems.push(Problem::new(
+                    ProblemKind::Inferred,
+                    None,
+                    "superblock",
+                    info.describe(),
+                ));
                 inv.inferred = Some(info);
             }
             (inf.base, inf.sizes, None, None)
@@ -558,7 +562,12 @@ impl Carver<'_> {
         o.kind = ObjectKind::Group;
         o.damage(
             Status::Partial,
-            Problem::new(image.absolute(addr), "object header", why),
+            Problem::new(
+                ProblemKind::Unreadable,
+                image.absolute(addr),
+                "object header",
+                why,
+            ),
         );
         o.attributes = walk::object::attributes(image, &h, &mut o.problems);
         let m = walk::group::members(image, &h, "/", self.leaf_k, &mut o);
@@ -675,6 +684,7 @@ impl Carver<'_> {
                 o.damage(
                     Status::Partial,
                     Problem::new(
+                        ProblemKind::Unreadable,
                         image.absolute(addr),
                         "object header",
                         "no message identifies it as a group, dataset or datatype",
@@ -771,6 +781,7 @@ impl Carver<'_> {
                             }
                         }
                         c.obj.problems.push(Problem::new(
+                            ProblemKind::Inferred,
                             self.image.absolute(heap),
                             "FRHP",
                             format!("{added} members recovered from orphan direct blocks of its link heap"),
@@ -806,6 +817,7 @@ impl Carver<'_> {
                     .map(|(n, a)| format!("{n:?} -> {:#x}", self.image.base.saturating_add(*a)))
                     .collect();
                 self.problems.push(Problem::new(
+                    ProblemKind::Unreadable,
                     None,
                     "link",
                     format!(
@@ -838,6 +850,7 @@ impl Carver<'_> {
             o.damage(
                 Status::Partial,
                 Problem::new(
+                    ProblemKind::Unreadable,
                     self.image.absolute(heap),
                     "object header",
                     format!(
@@ -865,6 +878,7 @@ impl Carver<'_> {
         }
         if !out.is_empty() {
             self.problems.push(Problem::new(
+                ProblemKind::Unreadable,
                 None,
                 "root group",
                 format!(
@@ -899,6 +913,7 @@ impl Carver<'_> {
                     .map(|c| format!("{:#x}", c.0))
                     .collect();
                 self.problems.push(Problem::new(
+                    ProblemKind::Ambiguous,
                     None,
                     "link",
                     format!(
@@ -998,6 +1013,7 @@ impl Placer<'_> {
                 o.damage(
                     Status::Partial,
                     Problem::new(
+                        ProblemKind::LimitExceeded,
                         None,
                         "group",
                         format!("nesting deeper than {MAX_DEPTH} levels: members not placed"),
@@ -1007,7 +1023,8 @@ impl Placer<'_> {
                 for (name, child) in c.members.iter().rev() {
                     let (p, bad) = child_path(&path, name.as_bytes());
                     if let Some(why) = bad {
-                        o.problems.push(Problem::new(None, "link", why));
+                        o.problems
+                            .push(Problem::new(ProblemKind::Malformed, None, "link", why));
                     }
                     stack.push((p, *child, depth + 1));
                 }
@@ -1015,7 +1032,7 @@ impl Placer<'_> {
             for (name, kind, target, file) in &c.links {
                 self.links.push(LinkEntry {
                     path: child_path(&path, name.as_bytes()).0,
-                    kind,
+                    kind: *kind,
                     target: target.clone(),
                     file: file.clone(),
                 });
@@ -1030,8 +1047,12 @@ fn unreadable(addr: u64) -> Carved {
     let mut o = Object::new(String::new(), addr);
     o.origin = Origin::Carve;
     o.status = Status::Lost;
-    o.problems
-        .push(Problem::new(None, "object header", "unreadable"));
+    o.problems.push(Problem::new(
+        ProblemKind::Unreadable,
+        None,
+        "object header",
+        "unreadable",
+    ));
     Carved {
         obj: o,
         members: Vec::new(),
@@ -1228,6 +1249,7 @@ pub fn combine(walked: Inventory, carved: Inventory) -> Inventory {
             .map(|a| format!("{a:#x}"))
             .collect();
         out.problems.push(Problem::new(
+            ProblemKind::Overlap,
             None,
             "carving",
             format!(

@@ -7,7 +7,7 @@
 use super::Image;
 use crate::format::btree_v2::{self, Record};
 use crate::format::fractal_heap::{self, HeapId};
-use crate::inventory::Problem;
+use crate::inventory::{Problem, ProblemKind};
 
 /// One object of a dense store: absolute offset for messages, its bytes,
 /// and its creation order where the index record has one (attributes).
@@ -36,7 +36,12 @@ pub fn dense_objects(
         }
     };
     if !header.checksum_ok {
-        problems.push(Problem::new(Some(at), "FRHP", "checksum mismatch"));
+        problems.push(Problem::new(
+            ProblemKind::Checksum,
+            Some(at),
+            "FRHP",
+            "checksum mismatch",
+        ));
     }
     let (_, records, errs) =
         super::btree_v2::collect_records(image, btree_addr, btree_v2::RecordContext::default());

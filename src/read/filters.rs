@@ -27,6 +27,7 @@
 //!   checksum with the bytes of each 16-bit half swapped (files from HDF5
 //!   1.6.0-1.6.2 on little-endian machines); so does [`verify_fletcher32`].
 
+use super::{FailureKind, ReadError};
 use crate::format::message::filter_pipeline::{
     Filter, FilterPipeline, DEFLATE, FLETCHER32, LZF, NBIT, SCALEOFFSET, SHUFFLE, SZIP,
 };
@@ -319,13 +320,15 @@ pub fn reverse_pipeline(
     filter_mask: u32,
     element_size: u32,
     expected_len: usize,
-) -> Result<Vec<u8>, String> {
+) -> Result<Vec<u8>, ReadError> {
     let cap = max_chunk_bytes();
     if expected_len > cap {
-        return Err(format!(
-            "chunk of {expected_len} bytes exceeds the {cap}-byte limit (--max-chunk-mib)"
+        return Err(ReadError::new(
+            FailureKind::LimitExceeded,
+            format!("chunk of {expected_len} bytes exceeds the {cap}-byte limit (--max-chunk-mib)"),
         ));
     }
+    let failed = |m: String| ReadError::new(FailureKind::FilterFailed, m);
     let filters = pipeline.map(|p| p.filters.as_slice()).unwrap_or_default();
     let sizes = forward_sizes(filters, filter_mask, expected_len);
     let mut cur: std::borrow::Cow<[u8]> = std::borrow::Cow::Borrowed(stored);
@@ -336,9 +339,11 @@ pub fn reverse_pipeline(
         let (exact, bound) = sizes[i];
         let limit = exact.unwrap_or(bound).min(cap);
         cur = match f.id {
-            FLETCHER32 => std::borrow::Cow::Owned(verify_fletcher32(&cur)?.to_vec()),
-            DEFLATE => std::borrow::Cow::Owned(inflate_capped(&cur, limit)?),
-            LZF => std::borrow::Cow::Owned(lzf_decompress(&cur, limit)?),
+            FLETCHER32 => {
+                std::borrow::Cow::Owned(verify_fletcher32(&cur).map_err(failed)?.to_vec())
+            }
+            DEFLATE => std::borrow::Cow::Owned(inflate_capped(&cur, limit).map_err(failed)?),
+            LZF => std::borrow::Cow::Owned(lzf_decompress(&cur, limit).map_err(failed)?),
             SHUFFLE => {
                 let size = match f.client_data.first() {
                     Some(&s) if s > 0 => usize::try_from(s).unwrap_or(usize::MAX),
@@ -353,25 +358,28 @@ pub fn reverse_pipeline(
                     SCALEOFFSET => "scaleoffset",
                     _ => "unsupported",
                 };
-                return Err(format!(
-                    "filter id {id} ({}, {what}) cannot be decoded: the stored bytes cannot be verified",
-                    f.describe()
+                return Err(ReadError::new(
+                    FailureKind::UndecodableFilter,
+                    format!(
+                        "filter id {id} ({}, {what}) cannot be decoded: the stored bytes cannot be verified",
+                        f.describe()
+                    ),
                 ));
             }
         };
         if let Some(e) = exact.filter(|&e| e != cur.len()) {
-            return Err(format!(
+            return Err(failed(format!(
                 "{} (filter {i}) gave {} bytes where the pipeline implies {e}",
                 f.describe(),
                 cur.len()
-            ));
+            )));
         }
     }
     if cur.len() != expected_len {
-        return Err(format!(
+        return Err(failed(format!(
             "decoded chunk is {} bytes, expected {expected_len}",
             cur.len()
-        ));
+        )));
     }
     Ok(cur.into_owned())
 }
@@ -587,7 +595,8 @@ mod tests {
         for id in [SZIP, NBIT, SCALEOFFSET, 307, 32001] {
             let p = pipeline(vec![filter(id, vec![])]);
             let err = reverse_pipeline(&[0; 16], Some(&p), 0, 4, 16).unwrap_err();
-            assert!(err.contains(&format!("filter id {id}")), "{err}");
+            assert_eq!(err.kind, FailureKind::UndecodableFilter, "{err}");
+            assert!(err.message.contains(&format!("filter id {id}")), "{err}");
             // Skipped by the mask: no decoding needed.
             assert!(reverse_pipeline(&[0; 16], Some(&p), 1, 4, 16).is_ok());
         }

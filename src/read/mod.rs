@@ -84,12 +84,60 @@ pub struct VerifiedChunk<'a> {
     pub stored: &'a [u8],
 }
 
+/// Why stored data cannot be read or verified: callers decide on this,
+/// never on the words of [`ReadError::message`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FailureKind {
+    /// Beyond a size limit (`--max-chunk-mib`, the assemble limit).
+    LimitExceeded,
+    /// A filter of the pipeline cannot be decoded here (szip, nbit,
+    /// scaleoffset, a registered plugin): the bytes cannot be verified.
+    UndecodableFilter,
+    /// A filter failed: Fletcher-32 mismatch, corrupt or cut stream, output
+    /// of the wrong size.
+    FilterFailed,
+    /// The stored bytes lie (partly) outside the file.
+    OutsideFile,
+    /// The index entry cannot be right: offset off the chunk grid or
+    /// outside the extent, wrong rank, or listed several times.
+    BadIndexEntry,
+    /// The bytes overlap other structures: not trusted.
+    NotTrusted,
+    /// The layout or index cannot be read (sizes overflow, chunks cut, ...).
+    Unreadable,
+}
+
+/// A failure to read stored data: its kind and, in words, what happened.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReadError {
+    pub kind: FailureKind,
+    pub message: String,
+}
+
+impl ReadError {
+    pub fn new(kind: FailureKind, message: impl Into<String>) -> ReadError {
+        ReadError {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for ReadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
 /// A listed chunk that cannot be trusted or read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChunkFailure {
     pub offset: Vec<u64>,
     /// HDF5 address of the stored bytes, as the index lists it.
     pub address: u64,
+    /// Why, for decisions.
+    pub kind: FailureKind,
+    /// Why, in words.
     pub reason: String,
 }
 
@@ -136,7 +184,7 @@ pub fn decode_chunk(
     filter_mask: u32,
     element_size: u32,
     expected_len: usize,
-) -> Result<Vec<u8>, String> {
+) -> Result<Vec<u8>, ReadError> {
     filters::reverse_pipeline(stored, pipeline, filter_mask, element_size, expected_len)
 }
 
@@ -258,6 +306,7 @@ fn chunked<'a>(
             failed.push(ChunkFailure {
                 offset: c.offset.clone(),
                 address: c.address,
+                kind: FailureKind::BadIndexEntry,
                 reason: format!(
                     "offset listed {times} times by the chunk index: which entry holds it \
                      cannot be told, and a chunk whose key was damaged is missing at an \
@@ -274,10 +323,11 @@ fn chunked<'a>(
                 }
                 unverified.push(v);
             }
-            Err(reason) => failed.push(ChunkFailure {
+            Err(e) => failed.push(ChunkFailure {
                 offset: c.offset.clone(),
                 address: c.address,
-                reason,
+                kind: e.kind,
+                reason: e.message,
             }),
         }
     }
@@ -380,9 +430,10 @@ fn verify_chunk<'a>(
     flags: u8,
     c: &ChunkRef,
     expected_len: usize,
-) -> Result<(VerifiedChunk<'a>, Option<String>), String> {
+) -> Result<(VerifiedChunk<'a>, Option<String>), ReadError> {
+    let bad_entry = |m: String| Err(ReadError::new(FailureKind::BadIndexEntry, m));
     if c.offset.len() != dims.len() {
-        return Err(format!(
+        return bad_entry(format!(
             "chunk offset {:?} has rank {}, the dataset {}",
             c.offset,
             c.offset.len(),
@@ -396,7 +447,7 @@ fn verify_chunk<'a>(
         .enumerate()
         .find(|(_, (&o, &d))| d == 0 || o % d != 0)
     {
-        return Err(format!(
+        return bad_entry(format!(
             "chunk offset {:?} is not on the chunk grid (dimension {i})",
             c.offset
         ));
@@ -409,25 +460,29 @@ fn verify_chunk<'a>(
         .zip(&ds.dataspace.dims)
         .position(|(&o, &extent)| o >= extent)
     {
-        return Err(format!(
+        return bad_entry(format!(
             "chunk offset {:?} lies outside the dataset's extent {:?} (dimension {i})",
             c.offset, ds.dataspace.dims
         ));
     }
     if !image.contains(c.address, c.size) {
-        return Err(format!(
-            "stored bytes ({} at address {:#x}) lie outside the file",
-            c.size, c.address
+        return Err(ReadError::new(
+            FailureKind::OutsideFile,
+            format!(
+                "stored bytes ({} at address {:#x}) lie outside the file",
+                c.size, c.address
+            ),
         ));
     }
     if !c.present {
-        return Err(
-            "not trusted: its bytes overlap other structures (see the dataset's problems)".into(),
-        );
+        return Err(ReadError::new(
+            FailureKind::NotTrusted,
+            "not trusted: its bytes overlap other structures (see the dataset's problems)",
+        ));
     }
     let stored = image
         .slice("chunk", c.address, c.size)
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| ReadError::new(FailureKind::OutsideFile, e.to_string()))?;
     let mask = effective_mask(ds, dims, flags, c);
     let chunk = VerifiedChunk {
         offset: c.offset.clone(),
@@ -465,25 +520,32 @@ pub fn fill_element(ds: &Dataset) -> Vec<u8> {
 /// chunk, a cut contiguous dataset or an unreadable layout is an Err: this
 /// function never returns bytes it could not read or verify except the fill
 /// of unallocated chunks. Refuses datasets above [`MAX_ASSEMBLE_BYTES`].
-pub fn assemble(image: &Image, ds: &Dataset) -> Result<Vec<u8>, String> {
-    let total = ds.data_bytes().ok_or("dataset size overflows")?;
+pub fn assemble(image: &Image, ds: &Dataset) -> Result<Vec<u8>, ReadError> {
+    let unreadable = |m: &str| ReadError::new(FailureKind::Unreadable, m);
+    let total = ds.data_bytes().ok_or_else(|| unreadable("dataset size overflows"))?;
     if total > MAX_ASSEMBLE_BYTES {
-        return Err(format!(
-            "dataset of {total} bytes exceeds the {MAX_ASSEMBLE_BYTES}-byte assemble limit"
+        return Err(ReadError::new(
+            FailureKind::LimitExceeded,
+            format!(
+                "dataset of {total} bytes exceeds the {MAX_ASSEMBLE_BYTES}-byte assemble limit"
+            ),
         ));
     }
     // total <= 1 GiB fits in usize on every supported target.
-    let total = usize::try_from(total).map_err(|_| "dataset too large")?;
+    let total = usize::try_from(total).map_err(|_| unreadable("dataset too large"))?;
     match dataset_data(image, ds) {
         DatasetData::Contiguous { bytes, expected } => match bytes.get(..total) {
             Some(b) => Ok(b.to_vec()),
-            None => Err(format!(
-                "contiguous data cut: {} of {expected} bytes in the file",
-                bytes.len()
+            None => Err(ReadError::new(
+                FailureKind::OutsideFile,
+                format!(
+                    "contiguous data cut: {} of {expected} bytes in the file",
+                    bytes.len()
+                ),
             )),
         },
         DatasetData::NotAllocated => Ok(filled(ds, total)),
-        DatasetData::Unreadable { reason } => Err(reason),
+        DatasetData::Unreadable { reason } => Err(ReadError::new(FailureKind::Unreadable, reason)),
         DatasetData::Chunked {
             chunks,
             unverified,
@@ -493,25 +555,32 @@ pub fn assemble(image: &Image, ds: &Dataset) -> Result<Vec<u8>, String> {
             ..
         } => {
             if !unverified.is_empty() {
-                return Err(format!(
-                    "{} chunk(s) use filters that cannot be decoded: {}",
-                    unverified.len(),
-                    unverified_filters.join(", ")
+                return Err(ReadError::new(
+                    FailureKind::UndecodableFilter,
+                    format!(
+                        "{} chunk(s) use filters that cannot be decoded: {}",
+                        unverified.len(),
+                        unverified_filters.join(", ")
+                    ),
                 ));
             }
             if let Some(f) = failed.first() {
-                return Err(format!(
-                    "{} chunk(s) failed, first at {:?}: {}",
-                    failed.len(),
-                    f.offset,
-                    f.reason
+                return Err(ReadError::new(
+                    f.kind,
+                    format!(
+                        "{} chunk(s) failed, first at {:?}: {}",
+                        failed.len(),
+                        f.offset,
+                        f.reason
+                    ),
                 ));
             }
             let LayoutClass::Chunked { dims, .. } = &ds.layout.class else {
-                return Err("not a chunked layout".into());
+                return Err(unreadable("not a chunked layout"));
             };
             let mut buf = filled(ds, total);
-            let expected_len = usize::try_from(chunk_bytes).map_err(|_| "chunk too large")?;
+            let expected_len =
+                usize::try_from(chunk_bytes).map_err(|_| unreadable("chunk too large"))?;
             for c in &chunks {
                 let decoded = decode_chunk(
                     c.stored,
@@ -527,7 +596,8 @@ pub fn assemble(image: &Image, ds: &Dataset) -> Result<Vec<u8>, String> {
                     &c.offset,
                     u64::from(ds.datatype.size),
                     &decoded,
-                )?;
+                )
+                .map_err(|m| ReadError::new(FailureKind::Unreadable, m))?;
             }
             Ok(buf)
         }
@@ -830,7 +900,8 @@ mod tests {
         assert_eq!(chunks[1].stored, &file[16..32]);
         let reasons: Vec<&str> = failed.iter().map(|f| f.reason.as_str()).collect();
         assert_eq!(failed.len(), 6, "{reasons:?}");
-        assert!(reasons[0].contains("outside the file"));
+        assert_eq!(failed[0].kind, FailureKind::OutsideFile, "{reasons:?}");
+        assert_eq!(failed[5].kind, FailureKind::FilterFailed, "{reasons:?}");
         assert!(reasons[5].contains("expected 16"));
         // assemble refuses while any chunk failed; with the good ones only,
         // the second chunk is clipped to the extent (6 elements).
@@ -877,10 +948,18 @@ mod tests {
         let DatasetData::Chunked { failed, .. } = dataset_data(&img, &ds) else {
             panic!()
         };
-        assert!(failed[0].reason.contains("limit"), "{}", failed[0].reason);
+        assert_eq!(
+            failed[0].kind,
+            FailureKind::LimitExceeded,
+            "{}",
+            failed[0].reason
+        );
         // Huge datasets are refused by assemble.
         let ds = chunked_ds(vec![1 << 40], vec![4], vec![]);
-        assert!(assemble(&img, &ds).unwrap_err().contains("limit"));
+        assert_eq!(
+            assemble(&img, &ds).unwrap_err().kind,
+            FailureKind::LimitExceeded
+        );
         let ds = chunked_ds(vec![u64::MAX, 2], vec![4, 1], vec![]);
         assert!(assemble(&img, &ds).is_err());
     }
@@ -949,6 +1028,7 @@ mod tests {
         assert_eq!(chunks.len(), 1);
         assert_eq!(chunks[0].offset, [8]);
         assert_eq!(failed.len(), 2);
+        assert_eq!(failed[0].kind, FailureKind::BadIndexEntry);
         assert!(failed[0].reason.contains("listed 2 times"));
         assert!(assemble(&img, &ds).is_err());
     }
@@ -961,6 +1041,7 @@ mod tests {
         let DatasetData::Chunked { failed, .. } = dataset_data(&img, &ds) else {
             panic!()
         };
+        assert_eq!(failed[0].kind, FailureKind::BadIndexEntry);
         assert!(failed[0].reason.contains("outside the dataset's extent"));
     }
 
@@ -1051,7 +1132,10 @@ mod tests {
                 expected: 16
             }
         );
-        assert!(assemble(&img, &ds).unwrap_err().contains("cut"));
+        assert_eq!(
+            assemble(&img, &ds).unwrap_err().kind,
+            FailureKind::OutsideFile
+        );
         for address in [100, u64::MAX - 4] {
             ds.layout.class = LayoutClass::Contiguous {
                 address,

@@ -15,7 +15,7 @@ use crate::follow::Image;
 use crate::format::global_heap::{self, vlen_element_size};
 use crate::format::is_undefined;
 use crate::format::message::datatype::{Datatype, DatatypeClass, MAX_DEPTH};
-use crate::inventory::Problem;
+use crate::inventory::{Problem, ProblemKind};
 use crate::read::region::RegionSlot;
 
 const STRUCTURE: &str = "variable-length data";
@@ -189,16 +189,23 @@ impl Resolver<'_, '_> {
         raw: &[u8],
         depth: u32,
     ) -> Result<Vec<VlenSlot>, Problem> {
-        let fail = |offset: Option<u64>, msg: String| Problem::new(offset, STRUCTURE, msg);
+        let fail = |kind: ProblemKind, offset: Option<u64>, msg: String| {
+            Problem::new(kind, offset, STRUCTURE, msg)
+        };
         if depth > MAX_DEPTH {
-            return Err(fail(None, "sequences nested too deeply".into()));
+            return Err(fail(
+                ProblemKind::LimitExceeded,
+                None,
+                "sequences nested too deeply".into(),
+            ));
         }
         let size = usize::try_from(datatype.size).unwrap_or(0);
         if size == 0 {
-            return Err(fail(None, "element size 0".into()));
+            return Err(fail(ProblemKind::BadValue, None, "element size 0".into()));
         }
         if raw.len() % size != 0 {
             return Err(fail(
+                ProblemKind::Malformed,
                 None,
                 format!(
                     "{} bytes are not a whole number of {size}-byte elements",
@@ -210,7 +217,8 @@ impl Resolver<'_, '_> {
         let slot = vlen_element_size(image.sizes);
         let max = size / usize::try_from(slot).unwrap_or(usize::MAX).max(1);
         let mut shapes = Vec::new();
-        slot_shapes(datatype, 0, slot, max, 0, &mut shapes).map_err(|m| fail(None, m))?;
+        slot_shapes(datatype, 0, slot, max, 0, &mut shapes)
+            .map_err(|m| fail(ProblemKind::Malformed, None, m))?;
         if shapes.is_empty() {
             return Ok(Vec::new());
         }
@@ -222,7 +230,10 @@ impl Resolver<'_, '_> {
                 let offset = e.saturating_mul(size).saturating_add(local);
                 let bytes = element.get(local..).unwrap_or_default();
                 let r = global_heap::parse_vlen_element(bytes, offset as u64, image.sizes)
-                    .map_err(|err| fail(None, format!("slot at byte {offset}: {}", err.kind)))?;
+                    .map_err(|err| {
+                        let kind = ProblemKind::from(&err.kind);
+                        fail(kind, None, format!("slot at byte {offset}: {}", err.kind))
+                    })?;
                 let count = u64::from(r.length);
                 if count == 0 {
                     out.push(VlenSlot::new(offset, count, Vec::new()));
@@ -230,6 +241,7 @@ impl Resolver<'_, '_> {
                 }
                 let need = count.checked_mul(u64::from(s.base.size)).ok_or_else(|| {
                     fail(
+                        ProblemKind::BadValue,
                         None,
                         format!("slot at byte {offset}: length {count} overflows"),
                     )
@@ -237,6 +249,7 @@ impl Resolver<'_, '_> {
                 self.total = self.total.saturating_add(need);
                 if self.total > MAX_RESOLVED_BYTES {
                     return Err(fail(
+                        ProblemKind::LimitExceeded,
                         None,
                         format!("more than {MAX_RESOLVED_BYTES} bytes of variable-length data"),
                     ));
@@ -252,18 +265,21 @@ impl Resolver<'_, '_> {
                     .filter(|&i| i != 0)
                     .ok_or_else(|| {
                         fail(
+                            ProblemKind::BadValue,
                             coll_at,
                             format!("slot at byte {offset}: bad heap object index {}", r.index),
                         )
                     })?;
                 let &(data_at, obj_size) = objects.get(&index).ok_or_else(|| {
                     fail(
+                        ProblemKind::Unreadable,
                         coll_at,
                         format!("slot at byte {offset}: heap object {index} not in the collection"),
                     )
                 })?;
                 if obj_size < need {
                     return Err(fail(
+                        ProblemKind::Malformed,
                         coll_at,
                         format!(
                             "slot at byte {offset}: heap object {index} has {obj_size} bytes, \
@@ -277,6 +293,7 @@ impl Resolver<'_, '_> {
                     .and_then(|(a, n)| image.bytes.get(a..a.checked_add(n)?))
                     .ok_or_else(|| {
                         fail(
+                            ProblemKind::Truncated,
                             coll_at,
                             format!("slot at byte {offset}: heap object {index} outside the file"),
                         )
@@ -310,6 +327,7 @@ pub(super) fn collection<'h>(
 ) -> Result<&'h Objects, Problem> {
     if is_undefined(addr) || addr == 0 {
         return Err(Problem::new(
+            ProblemKind::BadValue,
             None,
             "global heap collection",
             format!("null collection address {addr:#x} with a non-zero length"),
@@ -556,7 +574,7 @@ pub(super) mod tests {
             dt = vlen_of(dt, VlenKind::Sequence);
         }
         let e = resolve_vlen(&img, &dt, &slot(1, 16, 1)).unwrap_err();
-        assert!(e.message.contains("too deeply"), "{e}");
+        assert_eq!(e.kind, ProblemKind::LimitExceeded, "{e}");
     }
 
     #[test]

@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 use crate::format::message::data_layout::LayoutClass;
 use crate::format::message::dataspace::{Dataspace, DataspaceKind};
 use crate::inventory::{Dataset, Inventory, Object, Status, Verdict};
+use crate::merge::UnitResult;
 
 pub mod map;
 
@@ -476,11 +477,15 @@ pub fn salvage_summary(r: &crate::salvage::SalvageReport, out: &mut dyn Write) -
     if r.input_open_for_write {
         writeln!(out, "  input {OPEN_FOR_WRITE}")?;
     }
-    for o in r.objects.iter().filter(|o| o.result != "recovered") {
+    for o in r
+        .objects
+        .iter()
+        .filter(|o| o.result != crate::salvage::Recovery::Recovered)
+    {
         writeln!(
             out,
             "  {:<9} {:<8} {}",
-            o.result.to_uppercase(),
+            o.result.as_str().to_uppercase(),
             o.kind,
             o.path
         )?;
@@ -556,12 +561,12 @@ pub fn merge_table(r: &crate::merge::MergeReport, out: &mut dyn Write) -> io::Re
         for u in i
             .units
             .iter()
-            .filter(|u| u.result == "partial" || u.result == "lost")
+            .filter(|u| matches!(u.result, UnitResult::Partial | UnitResult::Lost))
         {
             writeln!(
                 out,
                 "    {} {} -> {}",
-                u.result.to_uppercase(),
+                u.result.as_str().to_uppercase(),
                 u.source,
                 u.dest
             )?;

@@ -7,7 +7,9 @@ use crate::follow::{self, Image};
 use crate::format::is_undefined;
 use crate::format::message::data_layout::{ChunkIndex, LayoutClass};
 use crate::format::message::dataspace::Dataspace;
-use crate::inventory::{BeyondIndex, ChunkRef, Coverage, Dataset, Object, Problem, Status};
+use crate::inventory::{
+    BeyondIndex, ChunkRef, Coverage, Dataset, Object, Problem, ProblemKind, Status,
+};
 
 use super::object::HeaderContents;
 
@@ -19,6 +21,7 @@ pub fn describe(image: &Image, h: &HeaderContents, obj: &mut Object) -> Option<D
         obj.damage(
             Status::Partial,
             Problem::new(
+                ProblemKind::Unreadable,
                 at,
                 "dataset",
                 "datatype, dataspace or layout message missing or unreadable",
@@ -46,7 +49,12 @@ fn account(image: &Image, ds: &mut Dataset, obj: &mut Object) {
         // The layout's address is undefined: not "never written".
         obj.damage(
             Status::Partial,
-            Problem::new(None, "data layout", EXTERNAL_NOT_READ),
+            Problem::new(
+                ProblemKind::Unsupported,
+                None,
+                "data layout",
+                EXTERNAL_NOT_READ,
+            ),
         );
         return;
     }
@@ -82,6 +90,7 @@ fn account(image: &Image, ds: &mut Dataset, obj: &mut Object) {
                     obj.damage(
                         Status::Partial,
                         Problem::new(
+                            ProblemKind::Inconsistent,
                             Some(start),
                             INCONSISTENT,
                             "contiguous data overlaps the dataset's own object header",
@@ -93,6 +102,7 @@ fn account(image: &Image, ds: &mut Dataset, obj: &mut Object) {
                 obj.damage(
                     Status::Partial,
                     Problem::new(
+                        ProblemKind::Truncated,
                         image.absolute(address),
                         "contiguous data",
                         format!(
@@ -108,7 +118,12 @@ fn account(image: &Image, ds: &mut Dataset, obj: &mut Object) {
         LayoutClass::Virtual { .. } => {
             obj.damage(
                 Status::Partial,
-                Problem::new(None, "data layout", "virtual datasets are not read"),
+                Problem::new(
+                    ProblemKind::Unsupported,
+                    None,
+                    "data layout",
+                    "virtual datasets are not read",
+                ),
             );
         }
     }
@@ -129,6 +144,7 @@ fn check_size(image: &Image, ds: &Dataset, size: u64, obj: &mut Object) {
         obj.damage(
             Status::Partial,
             Problem::new(
+                ProblemKind::Inconsistent,
                 image.absolute(obj.address),
                 INCONSISTENT,
                 format!(
@@ -157,6 +173,7 @@ fn chunked(image: &Image, ds: &mut Dataset, dims: &[u64], index: &ChunkIndex, ob
         obj.damage(
             Status::Partial,
             Problem::new(
+                ProblemKind::Inconsistent,
                 image.absolute(obj.address),
                 INCONSISTENT,
                 format!("chunk dimension {i} is {c}, larger than the fixed maximum {m}"),
@@ -182,6 +199,7 @@ fn chunked(image: &Image, ds: &mut Dataset, dims: &[u64], index: &ChunkIndex, ob
         obj.damage(
             Status::Partial,
             Problem::new(
+                ProblemKind::Truncated,
                 None,
                 "chunk",
                 format!(
@@ -291,10 +309,11 @@ pub(crate) fn grow_extent(image: &Image, ds: &mut Dataset, obj: &mut Object) {
     }
     ds.beyond_index.stored_dims = Some(stored.clone());
     ds.dataspace.dims = new.clone();
-    obj.problems.retain(|p| p.structure != EXTENT_GROWN);
+    obj.problems.retain(|p| p.kind != ProblemKind::ExtentGrown);
     obj.damage(
         Status::Partial,
         Problem::new(
+            ProblemKind::ExtentGrown,
             image.absolute(obj.address),
             EXTENT_GROWN,
             format!(
@@ -353,6 +372,7 @@ pub(crate) fn distrust_overlaps(
         obj.damage(
             Status::Partial,
             Problem::new(
+                ProblemKind::Overlap,
                 image.absolute(c.address),
                 "chunk",
                 format!(

@@ -11,7 +11,7 @@ use crate::format::local_heap::{self, LocalHeap};
 use crate::format::message::link::{self, Link, LinkTarget};
 use crate::format::superblock::Scratch;
 use crate::format::symbol_table_node;
-use crate::inventory::{LinkEntry, Object, Problem, Status};
+use crate::inventory::{LinkEntry, LinkKind, Object, Problem, ProblemKind, Status};
 
 use super::child_path;
 use super::object::HeaderContents;
@@ -78,7 +78,10 @@ pub fn members(
     for (name, target) in named {
         let (mut child, bad) = child_path(path, &name);
         if let Some(why) = bad {
-            obj.damage(Status::Partial, Problem::new(None, "link", why));
+            obj.damage(
+                Status::Partial,
+                Problem::new(ProblemKind::Malformed, None, "link", why),
+            );
         }
         // Escaped names can equal another member's name: never two members
         // at one path.
@@ -92,6 +95,7 @@ pub fn members(
             obj.damage(
                 Status::Partial,
                 Problem::new(
+                    ProblemKind::Duplicate,
                     None,
                     "link",
                     format!(
@@ -117,7 +121,7 @@ pub fn members(
 enum Target {
     Hard(u64),
     /// Kind, target path, external file.
-    Other(&'static str, String, Option<String>),
+    Other(LinkKind, String, Option<String>),
 }
 
 fn add_link(
@@ -131,10 +135,10 @@ fn add_link(
     }
     let target = match l.target {
         LinkTarget::Hard { address } => Target::Hard(address),
-        LinkTarget::Soft { path } => Target::Other("soft", path, None),
-        LinkTarget::External { file, path } => Target::Other("external", path, Some(file)),
+        LinkTarget::Soft { path } => Target::Other(LinkKind::Soft, path, None),
+        LinkTarget::External { file, path } => Target::Other(LinkKind::External, path, Some(file)),
         LinkTarget::UserDefined { link_type, .. } => {
-            Target::Other("user_defined", format!("type {link_type}"), None)
+            Target::Other(LinkKind::UserDefined, format!("type {link_type}"), None)
         }
     };
     insert_unique(named, l.name.into_bytes(), target, problems);
@@ -148,6 +152,7 @@ fn insert_unique(
 ) {
     match named.entry(name) {
         std::collections::btree_map::Entry::Occupied(e) => problems.push(Problem::new(
+            ProblemKind::Duplicate,
             None,
             "group",
             format!(
@@ -196,6 +201,7 @@ fn symbol_table_members(
         for e in node.entries {
             let Some(name) = local_heap::name_at(segment, e.name_offset) else {
                 problems.push(Problem::new(
+                    ProblemKind::Unreadable,
                     image.absolute(snod_addr),
                     "SNOD",
                     format!(
@@ -208,11 +214,14 @@ fn symbol_table_members(
             let target = match e.scratch {
                 Scratch::SymbolicLink { offset } => {
                     match local_heap::name_at(segment, u64::from(offset)) {
-                        Some(t) => {
-                            Target::Other("soft", String::from_utf8_lossy(t).into_owned(), None)
-                        }
+                        Some(t) => Target::Other(
+                            LinkKind::Soft,
+                            String::from_utf8_lossy(t).into_owned(),
+                            None,
+                        ),
                         None => {
                             problems.push(Problem::new(
+                                ProblemKind::Unreadable,
                                 image.absolute(snod_addr),
                                 "SNOD",
                                 "soft link value not readable in the local heap",
@@ -239,6 +248,7 @@ fn check_capacity(
 ) {
     if node.exceeds_capacity(k) {
         problems.push(Problem::new(
+            ProblemKind::BadValue,
             image.absolute(snod_addr),
             "SNOD",
             format!(
@@ -251,6 +261,7 @@ fn check_capacity(
     let size = symbol_table_node::capacity_size(k, image.sizes);
     if !image.contains(snod_addr, size) {
         problems.push(Problem::new(
+            ProblemKind::Truncated,
             image.absolute(snod_addr),
             "SNOD",
             format!("a node of group leaf K {k} ({size} bytes) runs past the end of the file"),

@@ -20,7 +20,9 @@ use std::collections::HashMap;
 use crate::follow::Image;
 use crate::format::superblock::{self, Superblock};
 use crate::format::Sizes;
-use crate::inventory::{Inventory, Object, ObjectKind, Problem, Status, SuperblockInfo};
+use crate::inventory::{
+    Inventory, Object, ObjectKind, Problem, ProblemKind, Status, SuperblockInfo,
+};
 
 pub use dataset::INCONSISTENT;
 pub use object::{read_object, HeaderContents};
@@ -56,8 +58,12 @@ pub fn walk_with(file: &str, bytes: &[u8], limits: Limits) -> Inventory {
         ..Inventory::default()
     };
     if bytes.is_empty() {
-        inv.problems
-            .push(Problem::new(None, "file", "the file is empty (0 bytes)"));
+        inv.problems.push(Problem::new(
+            ProblemKind::Truncated,
+            None,
+            "file",
+            "the file is empty (0 bytes)",
+        ));
         return inv;
     }
     let Some((sb_offset, sb)) = find_superblock(bytes, &mut inv) else {
@@ -80,6 +86,7 @@ pub fn walk_with(file: &str, bytes: &[u8], limits: Limits) -> Inventory {
     match sb.root_address() {
         Some(root) => walker.run(root),
         None => walker.inv.problems.push(Problem::new(
+            ProblemKind::Unreadable,
             Some(sb_offset),
             "superblock",
             "no root group address",
@@ -120,6 +127,7 @@ fn find_superblock(bytes: &[u8], inv: &mut Inventory) -> Option<(u64, Superblock
     let offsets = superblock::find_signatures(bytes);
     if offsets.is_empty() {
         inv.problems.push(Problem::new(
+            ProblemKind::BadSignature,
             None,
             "superblock",
             "file signature not found at 0, 512, 1024, ...",
@@ -148,6 +156,7 @@ fn base_address(sb: &Superblock, sb_offset: u64, inv: &mut Inventory) -> u64 {
         return sb_offset;
     }
     inv.problems.push(Problem::new(
+        ProblemKind::BadValue,
         Some(sb_offset),
         "superblock",
         format!(
@@ -178,6 +187,7 @@ fn check_superblock(info: &SuperblockInfo, sb: &Superblock, bytes: &[u8], inv: &
     let at = Some(info.offset);
     if info.checksum_ok == Some(false) {
         inv.problems.push(Problem::new(
+            ProblemKind::Checksum,
             at,
             "superblock",
             "checksum mismatch: fields used as they are",
@@ -186,6 +196,7 @@ fn check_superblock(info: &SuperblockInfo, sb: &Superblock, bytes: &[u8], inv: &
     let stored = info.stored_file_size();
     if stored > size {
         inv.problems.push(Problem::new(
+            ProblemKind::Truncated,
             at,
             "superblock",
             format!(
@@ -195,6 +206,7 @@ fn check_superblock(info: &SuperblockInfo, sb: &Superblock, bytes: &[u8], inv: &
         ));
     } else if let Some(tail) = padding_tail(bytes, stored) {
         inv.notes.push(Problem::new(
+            ProblemKind::Note,
             Some(stored),
             "file",
             format!(
@@ -204,6 +216,7 @@ fn check_superblock(info: &SuperblockInfo, sb: &Superblock, bytes: &[u8], inv: &
         ));
     } else if stored < size {
         inv.problems.push(Problem::new(
+            ProblemKind::NotClosed,
             at,
             "superblock",
             format!(
@@ -215,6 +228,7 @@ fn check_superblock(info: &SuperblockInfo, sb: &Superblock, bytes: &[u8], inv: &
     }
     if info.open_for_write() {
         inv.problems.push(Problem::new(
+            ProblemKind::NotClosed,
             at,
             "superblock",
             "file consistency flags say open for write: the writer did not close the file \
@@ -253,6 +267,7 @@ impl Walker<'_> {
         while let Some(p) = stack.pop() {
             if self.inv.objects.len() >= self.limits.max_objects {
                 self.inv.problems.push(Problem::new(
+                    ProblemKind::LimitExceeded,
                     None,
                     "walk",
                     format!("stopped after {} objects", self.limits.max_objects),
@@ -265,6 +280,7 @@ impl Walker<'_> {
                     o.damage(
                         Status::Partial,
                         Problem::new(
+                            ProblemKind::LimitExceeded,
                             None,
                             "group",
                             format!(
@@ -320,6 +336,7 @@ impl Walker<'_> {
                 ObjectKind::Unknown => o.damage(
                     Status::Partial,
                     Problem::new(
+                        ProblemKind::Unreadable,
                         self.image.absolute(p.address),
                         "object header",
                         "no message identifies it as a group, dataset or datatype",
@@ -415,6 +432,9 @@ mod tests {
         assert_eq!(inv.verdict(), crate::inventory::Verdict::Empty);
         let inv = walk("t", b"hello world, not hdf5 at all");
         assert_eq!(inv.verdict(), crate::inventory::Verdict::NotHdf5);
-        assert!(inv.problems[0].message.contains("signature not found"));
+        assert_eq!(
+            inv.problems[0].kind,
+            crate::inventory::ProblemKind::BadSignature
+        );
     }
 }

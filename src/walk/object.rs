@@ -16,7 +16,9 @@ use crate::format::message::shared::SharedMessage;
 use crate::format::message::symbol_table::SymbolTable;
 use crate::format::message::{self, kind, Message};
 use crate::format::object_header::RawMessage;
-use crate::inventory::{Attribute, CreationOrder, Object, ObjectKind, Problem, Status};
+use crate::inventory::{
+    Attribute, CreationOrder, Object, ObjectKind, Problem, ProblemKind, Status,
+};
 
 /// The decoded messages of one object header that the walk uses.
 #[derive(Debug, Default)]
@@ -88,12 +90,13 @@ impl HeaderContents {
 pub fn read_object(image: &Image, addr: u64, obj: &mut Object) -> Option<HeaderContents> {
     let (prefix, raws, errors) = follow::object_header::read_all_messages(image, addr);
     for e in errors {
-        obj.damage(Status::Partial, e.into());
+        obj.damage(Status::Partial, Problem::in_header(e));
     }
     if prefix.is_none() {
         obj.status = Status::Lost;
         if obj.problems.is_empty() {
             obj.problems.push(Problem::new(
+                ProblemKind::Unreadable,
                 image.absolute(addr),
                 "object header",
                 "unreadable",
@@ -135,6 +138,7 @@ fn decode(image: &Image, raw: &RawMessage) -> Result<Message, Problem> {
         .and_then(|(s, e)| image.bytes.get(s..e))
         .ok_or_else(|| {
             Problem::new(
+                ProblemKind::Truncated,
                 Some(raw.body_offset),
                 "object header message",
                 format!(
@@ -175,6 +179,7 @@ fn absorb(image: &Image, h: &mut HeaderContents, raw: &RawMessage, m: Message, o
             other => obj.damage(
                 Status::Partial,
                 Problem::new(
+                    ProblemKind::Unsupported,
                     Some(raw.body_offset),
                     "shared message",
                     format!(
@@ -193,6 +198,7 @@ fn absorb(image: &Image, h: &mut HeaderContents, raw: &RawMessage, m: Message, o
 pub fn resolve_shared_datatype(image: &Image, s: &SharedMessage) -> Result<Datatype, Problem> {
     let Some(addr) = s.address.filter(|a| !is_undefined(*a)) else {
         return Err(Problem::new(
+            ProblemKind::Unsupported,
             None,
             "shared message",
             "shared datatype kept in the shared-message heap: not supported",
@@ -205,6 +211,7 @@ pub fn resolve_shared_datatype(image: &Image, s: &SharedMessage) -> Result<Datat
             .map(|e| e.to_string())
             .unwrap_or_else(|| "unreadable".into());
         return Err(Problem::new(
+            ProblemKind::Unreadable,
             image.absolute(addr),
             "committed datatype",
             format!("header of shared datatype unreadable: {why}"),
@@ -216,6 +223,7 @@ pub fn resolve_shared_datatype(image: &Image, s: &SharedMessage) -> Result<Datat
         }
     }
     Err(Problem::new(
+        ProblemKind::Unreadable,
         image.absolute(addr),
         "committed datatype",
         "no readable datatype message in the shared datatype's header",
@@ -266,6 +274,7 @@ fn attribute(image: &Image, mut m: AttributeMessage, creation_order: Option<u64>
     }
     if m.dataspace_shared.is_some() {
         problems.push(Problem::new(
+            ProblemKind::Unsupported,
             Some(m.value_offset),
             "attribute",
             "shared dataspace: not supported",
@@ -283,6 +292,7 @@ fn attribute(image: &Image, mut m: AttributeMessage, creation_order: Option<u64>
         match want {
             Some(w) if w <= m.value.len() as u64 => m.value.truncate(w as usize),
             _ => problems.push(Problem::new(
+                ProblemKind::Malformed,
                 Some(m.value_offset),
                 "attribute",
                 "value size unknown or larger than the message",
