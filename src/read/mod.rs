@@ -522,7 +522,9 @@ pub fn fill_element(ds: &Dataset) -> Vec<u8> {
 /// of unallocated chunks. Refuses datasets above [`MAX_ASSEMBLE_BYTES`].
 pub fn assemble(image: &Image, ds: &Dataset) -> Result<Vec<u8>, ReadError> {
     let unreadable = |m: &str| ReadError::new(FailureKind::Unreadable, m);
-    let total = ds.data_bytes().ok_or_else(|| unreadable("dataset size overflows"))?;
+    let total = ds
+        .data_bytes()
+        .ok_or_else(|| unreadable("dataset size overflows"))?;
     if total > MAX_ASSEMBLE_BYTES {
         return Err(ReadError::new(
             FailureKind::LimitExceeded,
