@@ -544,6 +544,14 @@ pub enum Tie {
     /// The only dataset whose rank, chunk shape and chunk sizes fit the
     /// node, none of whose chunks another dataset claims.
     Unique,
+    /// A v2 B-tree node (no owner field) that lists, at the same position,
+    /// a chunk address the dataset's index lists, or shares one with such
+    /// a node: a chunk address belongs to one dataset.
+    SharedChunk,
+    /// A v2 B-tree node reached by child pointers from the root its
+    /// dataset's `BTHD` names (the root re-read with the record count its
+    /// own checksum proves: the header's count is stale).
+    Child,
 }
 
 /// One stored chunk, as its index lists it.
