@@ -552,6 +552,11 @@ pub enum Tie {
     /// dataset's `BTHD` names (the root re-read with the record count its
     /// own checksum proves: the header's count is stale).
     Child,
+    /// A v2 B-tree node of unfiltered chunks that several datasets fit,
+    /// tied to the only one whose proven chunks it does not contradict
+    /// (lists none of their positions at another address: unfiltered
+    /// chunks never move).
+    Consistent,
 }
 
 /// One stored chunk, as its index lists it.

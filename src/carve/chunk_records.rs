@@ -47,7 +47,9 @@
 //!   `BTHD` names (re-read at its own record count: the header's is
 //!   stale), nodes sharing a chunk address with those or with the index
 //!   (a chunk belongs to one dataset), else the only dataset every node of
-//!   such a group fits (never when an object header is lost). A position
+//!   such a group fits (never when an object header is lost), else, for
+//!   unfiltered chunks (which never move), the only dataset whose proven
+//!   chunks the group does not contradict. A position
 //!   whose records disagree is not used (v2 nodes carry no age).
 
 use std::collections::{HashMap, HashSet};
@@ -167,6 +169,10 @@ fn add(image: &Image, o: &mut Object, found: Vec<(ChunkRef, ChunkRecordFound)>) 
                 Tie::Sibling => "linked by sibling pointers to the dataset's index",
                 Tie::Unique => {
                     "INFERRED owner: no pointer links them, the dataset is the only one they fit"
+                }
+                Tie::Consistent => {
+                    "INFERRED owner: they fit several datasets, but list unfiltered chunk \
+                     positions the others hold at other addresses (unfiltered chunks never move)"
                 }
                 Tie::Child => "reached by child pointers from the root the index header names",
                 Tie::SharedChunk => {
@@ -1089,6 +1095,9 @@ fn v2(image: &Image, hits: &[(u64, bool)], inv: &mut Inventory, targets: &[usize
         }
         let mut roots: Vec<usize> = groups.keys().copied().collect();
         roots.sort_unstable();
+        // Groups several datasets fit and none owns: decided once every
+        // owned group is known.
+        let mut pending: Vec<(Vec<usize>, Vec<usize>)> = Vec::new();
         for g in roots {
             let members = &groups[&g];
             // Datasets whose index lists a chunk of the group at its position.
@@ -1119,7 +1128,7 @@ fn v2(image: &Image, hits: &[(u64, bool)], inv: &mut Inventory, targets: &[usize
                         }
                         [k] => (*k, Tie::Unique),
                         _ => {
-                            ambiguous += members.len() as u64;
+                            pending.push((members.clone(), all));
                             continue;
                         }
                     }
@@ -1144,6 +1153,57 @@ fn v2(image: &Image, hits: &[(u64, bool)], inv: &mut Inventory, targets: &[usize
                     for r in recs {
                         e.push((r.clone(), nodes[n].structure, nodes[n].at, tie));
                     }
+                }
+            }
+        }
+        if lost_header {
+            unowned += pending.iter().map(|(m, _)| m.len() as u64).sum::<u64>();
+            continue;
+        }
+        // Unfiltered chunks never move (their size never changes), so a
+        // node that lists a position a dataset's proven records hold at
+        // another address is not that dataset's.
+        let proven: Vec<Option<HashMap<Vec<u64>, u64>>> = of_shape
+            .iter()
+            .map(|&i| {
+                let ds = inv.objects[i].dataset.as_ref()?;
+                if ds.filters.as_ref().is_some_and(|f| !f.filters.is_empty()) {
+                    return None;
+                }
+                let mut m: HashMap<Vec<u64>, u64> = ds
+                    .chunks
+                    .iter()
+                    .map(|c| (c.offset.clone(), c.address))
+                    .collect();
+                for (r, ..) in used.get(&i).into_iter().flatten() {
+                    m.insert(r.offset.clone(), r.address);
+                }
+                Some(m)
+            })
+            .collect();
+        for (members, cands) in pending {
+            let consistent: Vec<usize> = cands
+                .into_iter()
+                .filter(|&k| {
+                    let Some(Some(p)) = proven.get(k) else {
+                        return true;
+                    };
+                    !members.iter().any(|&n| {
+                        fit[n][k]
+                            .iter()
+                            .flatten()
+                            .any(|r| p.get(&r.offset).is_some_and(|&a| a != r.address))
+                    })
+                })
+                .collect();
+            let [k] = consistent.as_slice() else {
+                ambiguous += members.len() as u64;
+                continue;
+            };
+            let e = used.entry(of_shape[*k]).or_default();
+            for &n in &members {
+                for r in fit[n][*k].iter().flatten() {
+                    e.push((r.clone(), nodes[n].structure, nodes[n].at, Tie::Consistent));
                 }
             }
         }
