@@ -676,6 +676,19 @@ pub enum Tie {
     /// The only dataset whose rank, chunk shape and chunk sizes fit the
     /// node, none of whose chunks another dataset claims.
     Unique,
+    /// A v2 B-tree node (no owner field) that lists, at the same position,
+    /// a chunk address the dataset's index lists, or shares one with such
+    /// a node: a chunk address belongs to one dataset.
+    SharedChunk,
+    /// A v2 B-tree node reached by child pointers from the root its
+    /// dataset's `BTHD` names (the root re-read with the record count its
+    /// own checksum proves: the header's count is stale).
+    Child,
+    /// A v2 B-tree node of unfiltered chunks that several datasets fit,
+    /// tied to the only one whose proven chunks it does not contradict
+    /// (lists none of their positions at another address: unfiltered
+    /// chunks never move).
+    Consistent,
 }
 
 /// One stored chunk, as its index lists it.

@@ -10,6 +10,7 @@ Usage:
         [--chunk-rows C] [--rows-per-step K] [--flush-every F]
         [--kill-after-steps N] [--meta META.json]
         [--mdc-kib M] [--chunk-cache-kib C] [--max-rows R] [--flush-after-create]
+        [--unlimited {first,all}]
 
 ``--mdc-kib`` / ``--chunk-cache-kib`` shrink libhdf5's metadata and chunk
 caches (h5py writers) so index nodes and chunks reach the file as they would
@@ -20,7 +21,9 @@ and chunks past them).
 What it writes (all at the root of OUT):
   * ``--datasets D`` datasets ``series0``, ``series1``, ... , each of shape
     ``(rows,) + cols`` growing along the first axis (maxshape None / the
-    unlimited netCDF dimension ``time``), chunks ``(C,) + cols``; for
+    unlimited netCDF dimension ``time``), chunks ``(C,) + cols``
+    (``--unlimited all``, h5py writers: every dimension's maxshape is None,
+    so libver latest indexes the chunks with a version-2 B-tree); for
     ``--writer pytables`` tables ``series0``, ... whose records are
     ``(row: int64, x: float64[cols])`` (PyTables' own layout);
   * ``K`` rows per step to every dataset, in turn (series0 then series1);
@@ -153,9 +156,10 @@ def h5py_writer(args, swmr):
     elif args.filter == "shuffle-gzip-fletcher32":
         comp = dict(compression="gzip", compression_opts=4, shuffle=True, fletcher32=True)
     dsets = []
+    trailing = (None,) * len(args.cols) if args.unlimited == "all" else args.cols
     for d in range(args.datasets):
         dsets.append(f.create_dataset(
-            "series%d" % d, shape=(0,) + args.cols, maxshape=(args.max_rows,) + args.cols,
+            "series%d" % d, shape=(0,) + args.cols, maxshape=(args.max_rows,) + trailing,
             chunks=(args.chunk_rows,) + args.cols, dtype=args.dtype, **comp))
     if swmr:
         f.swmr_mode = True
@@ -273,6 +277,9 @@ def parse_args(argv):
                    help="h5py writers: flush once right after creating the datasets")
     p.add_argument("--chunk-cache-kib", type=int, default=0,
                    help="h5py writers: chunk cache size (rdcc_nbytes)")
+    p.add_argument("--unlimited", choices=("first", "all"), default="first",
+                   help="h5py writers: which dimensions are unlimited (all: libver latest "
+                   "then indexes chunks with a version-2 B-tree)")
     a = p.parse_args(argv)
     if a.cols is None:
         a.cols = DEFAULT_COLS[a.rank]
@@ -312,6 +319,7 @@ def write_meta(args):
         "flush_every": args.flush_every, "steps": n,
         "mdc_kib": args.mdc_kib, "chunk_cache_kib": args.chunk_cache_kib,
         "max_rows": args.max_rows, "flush_after_create": args.flush_after_create,
+        "unlimited": args.unlimited,
         "killed": args.kill_after_steps is not None,
         "rows_written": n * args.rows_per_step,
         "rows_flushed": rows_flushed(args),

@@ -217,6 +217,85 @@ fn killed_h5py_latest_gzip_data_blocks_beyond_the_index_come_back() {
     assert!(at_path >= indexed);
 }
 
+/// libver latest with every dimension unlimited: a version-2 B-tree
+/// indexes the chunks (records of type 11). The root the header names is
+/// stale (its record count too: its checksum fails at the header's count),
+/// newer leaves are on disk: they are carved (record count from their own
+/// checksum) and tied by child pointers from the stored root or, for leaves
+/// no pointer reaches, as the only dataset they fit.
+#[test]
+fn killed_h5py_latest_two_unlimited_dims_v2_btree_nodes_come_back() {
+    let a = args(
+        &[
+            "--writer",
+            "h5py",
+            "--libver",
+            "latest",
+            "--filter",
+            "gzip",
+            "--unlimited",
+            "all",
+        ],
+        &[&["--chunk-rows", "8"], &SMALL_CACHES[..]].concat(),
+    );
+    let Some(k) = killed("latest_v2btree.h5", &a) else {
+        return;
+    };
+    assert!(k.oracle["index_records"].as_u64().unwrap() > 1000);
+    let s = scan(&k.path);
+    let d = dataset(&s, "/series0");
+    let beyond = d["chunks_beyond_index"].as_u64().unwrap();
+    assert!(beyond > 1000, "{d}");
+    let recs = d["beyond_index_records"].as_array().unwrap();
+    assert!(recs.iter().all(
+        |r| ["BTLF", "BTIN"].contains(&r["structure"].as_str().unwrap())
+            && ["child", "unique", "shared_chunk"].contains(&r["tie"].as_str().unwrap())
+    ));
+    assert!(recs.iter().any(|r| r["tie"] == "child"), "{d}");
+    assert_eq!(d["status"], "partial");
+    let got = salvage_and_check(&k, &k.path, &k.oracle_path);
+    let (at_path, indexed, on_disk) = assert_rows("latest v2 B-tree", &k, &got);
+    assert!(indexed >= 8 * beyond, "{got}");
+    assert_eq!(at_path, on_disk, "{got}");
+}
+
+/// Two unfiltered datasets with every dimension unlimited, appended side
+/// by side: their v2 B-tree nodes have one shape and name no owner. Nodes
+/// reached from a stored root or sharing a chunk with an index are tied;
+/// the others fit both datasets, and are tied to the one whose proven
+/// positions they do not contradict (unfiltered chunks never move).
+/// A record a split moved into a parent that never reached the disk
+/// proves nothing: such rows (flushed once) may be missing, never wrong.
+#[test]
+fn killed_h5py_latest_v2_btree_two_unfiltered_datasets_no_row_at_a_wrong_place() {
+    let a = args(
+        &[
+            "--writer",
+            "h5py",
+            "--libver",
+            "latest",
+            "--filter",
+            "none",
+            "--unlimited",
+            "all",
+            "--datasets",
+            "2",
+        ],
+        &[&["--chunk-rows", "8"], &SMALL_CACHES[..]].concat(),
+    );
+    let Some(k) = killed("latest_v2btree_two.h5", &a) else {
+        return;
+    };
+    let got = salvage_and_check(&k, &k.path, &k.oracle_path);
+    for (ds, r) in got["datasets"].as_object().unwrap() {
+        let n = |f: &str| r[f].as_u64().unwrap();
+        assert_eq!(n("wrong"), 0, "{ds}: {r}");
+        assert_eq!(n("beyond_disk"), 0, "{ds}: {r}");
+        assert_eq!(n("indexed_missing"), 0, "{ds}: {r}");
+        assert!(n("at_path") * 100 >= n("on_disk") * 95, "{ds}: {r}");
+    }
+}
+
 #[test]
 fn killed_h5py_latest_unfiltered_two_datasets_each_get_their_own_blocks() {
     let a = args(

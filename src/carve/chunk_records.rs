@@ -34,13 +34,30 @@
 //!   allocated lists none; the `FADB` naming it (it carries its header's
 //!   address) is read ([`follow::fixed_array::collect_orphan_data_block`]).
 //!
-//! Version-2 B-tree chunk records (types 10/11) are not searched yet.
+//! - version-2 B-tree chunk nodes (spec III.A.2, records of types 10/11,
+//!   VII.E): a `BTLF`/`BTIN` node stores neither its owner nor its record
+//!   count (its parent does). Each hit of the shape of a dataset's tree
+//!   (type, node size and record size from its `BTHD`, else from the layout
+//!   message) is read with the record count (and, for internal nodes, the
+//!   depth) at which its lookup3 checksum matches; it fits a dataset when
+//!   every record has its rank, lies on its grid inside its maximum extent,
+//!   names a chunk inside the file of a plausible size with only the
+//!   pipeline's filter bits, the keys increase and the chunk addresses are
+//!   unique. Ties: nodes reached by child pointers from the root the
+//!   `BTHD` names (re-read at its own record count: the header's is
+//!   stale), nodes sharing a chunk address with those or with the index
+//!   (a chunk belongs to one dataset), else the only dataset every node of
+//!   such a group fits (never when an object header is lost), else, for
+//!   unfiltered chunks (which never move), the only dataset whose proven
+//!   chunks the group does not contradict. A position
+//!   whose records disagree is not used (v2 nodes carry no age).
 
 use std::collections::{HashMap, HashSet};
 
 use crate::follow::chunks::{coords, ea_coords, ea_grid, grid, max_extent};
 use crate::follow::{self, Image};
 use crate::format::btree_v1::{self, BtreeV1Node, Key};
+use crate::format::btree_v2;
 use crate::format::message::data_layout::{ChunkIndex, LayoutClass};
 use crate::format::{is_undefined, Sizes};
 use crate::inventory::{
@@ -91,6 +108,17 @@ pub fn extend(bytes: &[u8], inv: &mut Inventory) {
         let mut v1 = V1::new(&image, &tree);
         v1.run(inv, &targets);
     }
+    let v2_hits: Vec<(u64, bool)> = hits
+        .iter()
+        .filter_map(|h| match h.kind {
+            Kind::Btlf => Some((h.offset, false)),
+            Kind::Btin => Some((h.offset, true)),
+            _ => None,
+        })
+        .collect();
+    if !v2_hits.is_empty() {
+        v2(&image, &v2_hits, inv, &targets);
+    }
 }
 
 /// The dataset of a chunked dataset object worth extending.
@@ -137,6 +165,14 @@ fn add(image: &Image, o: &mut Object, found: Vec<(ChunkRef, ChunkRecordFound)>) 
                 Tie::Sibling => "linked by sibling pointers to the dataset's index",
                 Tie::Unique => {
                     "INFERRED owner: no pointer links them, the dataset is the only one they fit"
+                }
+                Tie::Consistent => {
+                    "INFERRED owner: they fit several datasets, but list unfiltered chunk \
+                     positions the others hold at other addresses (unfiltered chunks never move)"
+                }
+                Tie::Child => "reached by child pointers from the root the index header names",
+                Tie::SharedChunk => {
+                    "sharing a chunk address (at the same position) with the dataset's index"
                 }
             };
             format!("{c} from {} {s} node(s) {why}", blocks.len())
@@ -685,4 +721,606 @@ fn fits(image: &Image, o: &Object, n: &BtreeV1Node, claimed: &HashSet<u64>) -> b
         }
         Key::Group { .. } => false,
     })
+}
+
+// ------------------------------------------------- version-2 B-tree nodes
+
+/// Checksum bytes hashed while guessing the record counts of v2 B-tree
+/// nodes (a node does not store its own count: its parent does), per file
+/// byte, plus [`V2_HASH_SLACK`]; past it the search stops with a problem.
+const V2_HASH_PER_BYTE: u64 = 8;
+const V2_HASH_SLACK: u64 = 64 << 20;
+/// Deepest internal node tried (libhdf5 chunk trees are a few levels deep).
+const V2_MAX_DEPTH: u16 = 6;
+
+/// One chunk record of a carved v2 B-tree node, in element coordinates.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct V2Rec {
+    offset: Vec<u64>,
+    address: u64,
+    size: u64,
+    mask: u32,
+}
+
+/// A `BTLF`/`BTIN` node whose checksum matched at some record count.
+struct V2Node {
+    /// Absolute file offset.
+    at: u64,
+    structure: &'static str,
+    records: Vec<btree_v2::Record>,
+    /// Absolute offsets of the children (internal nodes).
+    children: Vec<u64>,
+}
+
+/// The shape every node of one dataset's chunk tree has: B-tree type
+/// (10 unfiltered, 11 filtered), node size, record size.
+type V2Shape = (u8, u32, u16);
+
+/// The tree description used to carve one dataset's nodes: from its `BTHD`
+/// when that parses, else from the layout message (spec VII.E: record =
+/// address, [chunk size, filter mask,] one 8-byte scaled offset per
+/// dimension).
+fn v2_tree(image: &Image, ds: &Dataset) -> Option<btree_v2::Tree> {
+    let (
+        dims,
+        ChunkIndex::BtreeV2 {
+            address, node_size, ..
+        },
+    ) = chunk_dims(ds)?
+    else {
+        return None;
+    };
+    let rank = dims.len();
+    let filtered = ds.filters.as_ref().is_some_and(|f| !f.filters.is_empty());
+    let btree_type = if filtered {
+        btree_v2::kind::FILTERED_CHUNK
+    } else {
+        btree_v2::kind::CHUNK
+    };
+    let habs = image.absolute(*address).unwrap_or(0);
+    let stored = image
+        .at("BTHD", *address)
+        .and_then(|d| btree_v2::parse_header(d, habs, image.sizes))
+        .ok()
+        .filter(|h| h.btree_type == btree_type && h.node_size == *node_size);
+    let header = match stored {
+        Some(h) => h,
+        None => {
+            let o = usize::from(image.sizes.offset());
+            let size_len = if ds.layout.version >= 5 {
+                o
+            } else {
+                let bytes = ds.chunk_bytes(dims).unwrap_or(0);
+                ((64 - bytes.leading_zeros() as usize).div_ceil(8) + 1).min(8)
+            };
+            let extra = if filtered { size_len + 4 } else { 0 };
+            btree_v2::BtreeV2Header {
+                btree_type,
+                node_size: *node_size,
+                record_size: u16::try_from(o + extra + 8 * rank).ok()?,
+                depth: 0,
+                split_percent: 0,
+                merge_percent: 0,
+                root_address: crate::format::UNDEFINED,
+                root_records: 0,
+                total_records: 0,
+                checksum_ok: false,
+            }
+        }
+    };
+    let ctx = btree_v2::RecordContext {
+        rank,
+        ..Default::default()
+    };
+    // The stored depth may be stale (the tree grew): carve deeper nodes too.
+    (header.depth..=V2_MAX_DEPTH.max(header.depth))
+        .rev()
+        .find_map(|depth| {
+            let h = btree_v2::BtreeV2Header {
+                depth,
+                ..header.clone()
+            };
+            btree_v2::Tree::new(h, habs, image.sizes, ctx).ok()
+        })
+}
+
+/// Every `BTLF`/`BTIN` hit that is a node of `tree`'s shape: each record
+/// count (and, for internal nodes, each depth) is tried until the lookup3
+/// checksum after the records matches; a node is parsed only then.
+fn carve_v2_nodes(
+    image: &Image,
+    tree: &btree_v2::Tree,
+    hits: &[(u64, bool)],
+    budget: &mut u64,
+) -> (Vec<V2Node>, bool) {
+    let mut out = Vec::new();
+    let hdr = &tree.header;
+    let node = usize::try_from(hdr.node_size).unwrap_or(usize::MAX);
+    let rs = u64::from(hdr.record_size);
+    for &(hit, internal) in hits {
+        let Some(rel) = hit.checked_sub(image.base) else {
+            continue;
+        };
+        let Ok(data) = image.at("v2 B-tree node", rel) else {
+            continue;
+        };
+        let data = &data[..data.len().min(node)];
+        if data.len() < 10 || data[4] != 0 || data[5] != hdr.btree_type {
+            continue;
+        }
+        let depths = if internal { 1..=hdr.depth } else { 0..=0 };
+        let mut found = None;
+        'depths: for depth in depths {
+            let Some(level) = tree.geometry.levels.get(usize::from(depth)) else {
+                break;
+            };
+            let ptr = if depth == 0 {
+                0
+            } else {
+                tree.geometry.pointer_size(depth).unwrap_or(0)
+            };
+            for nrec in (1..=level.max_records).rev() {
+                let pointers = if depth == 0 { 0 } else { nrec + 1 };
+                let used = 6 + nrec * rs + pointers * ptr;
+                let Ok(end) = usize::try_from(used) else {
+                    continue;
+                };
+                let Some(stored) = data.get(end..end + 4) else {
+                    continue;
+                };
+                if *budget < used {
+                    return (out, true);
+                }
+                *budget -= used;
+                let sum = u32::from_le_bytes([stored[0], stored[1], stored[2], stored[3]]);
+                if crate::format::codec::checksum(data, end).is_some_and(|(_, c)| c == sum) {
+                    found = btree_v2::parse_node(data, hit, tree, depth, nrec).ok();
+                    break 'depths;
+                }
+            }
+        }
+        if let Some(n) = found.filter(|n| n.checksum_ok) {
+            out.push(V2Node {
+                at: hit,
+                structure: if internal { "BTIN" } else { "BTLF" },
+                records: n.records,
+                children: n
+                    .children
+                    .iter()
+                    .filter_map(|c| image.absolute(c.address))
+                    .collect(),
+            });
+        }
+    }
+    (out, false)
+}
+
+/// The node's records as chunks of `ds` if every one fits it: a chunk
+/// record of the dataset's rank, on its grid inside its maximum extent,
+/// the chunk inside the file, its size exactly the chunk's bytes when
+/// unfiltered and at most twice that when filtered, its filter mask only
+/// the pipeline's filters, keys strictly increasing (a v2 B-tree node is
+/// sorted) and chunk addresses unique.
+fn fits_v2(image: &Image, ds: &Dataset, node: &V2Node) -> Option<Vec<V2Rec>> {
+    let (dims, _) = chunk_dims(ds)?;
+    let bytes = ds.chunk_bytes(dims).unwrap_or(0);
+    let nfilters = ds.filters.as_ref().map_or(0, |f| f.filters.len());
+    let max: Vec<u64> = match &ds.dataspace.max_dims {
+        Some(m) if m.len() == dims.len() => m.clone(),
+        _ => vec![crate::format::UNDEFINED; dims.len()],
+    };
+    if bytes == 0 || node.records.is_empty() {
+        return None;
+    }
+    let mut out: Vec<V2Rec> = Vec::with_capacity(node.records.len());
+    let mut addrs = HashSet::new();
+    for r in &node.records {
+        let btree_v2::Record::Chunk {
+            address,
+            size,
+            filter_mask,
+            scaled_offsets,
+        } = r
+        else {
+            return None;
+        };
+        if scaled_offsets.len() != dims.len() {
+            return None;
+        }
+        let offset: Vec<u64> = scaled_offsets
+            .iter()
+            .zip(dims)
+            .map(|(&s, &c)| s.checked_mul(c))
+            .collect::<Option<_>>()?;
+        let inside = offset
+            .iter()
+            .zip(&max)
+            .all(|(&o, &m)| is_undefined(m) || o < m);
+        let size = size.unwrap_or(bytes);
+        let size_ok = if nfilters == 0 {
+            size == bytes
+        } else {
+            size > 0 && size <= bytes.saturating_mul(2).saturating_add(64)
+        };
+        let mask_ok = nfilters >= 32 || *filter_mask >> nfilters == 0;
+        let sorted = out.last().is_none_or(|p| p.offset < offset);
+        if !(inside
+            && size_ok
+            && mask_ok
+            && sorted
+            && image.contains(*address, size)
+            && addrs.insert(*address))
+        {
+            return None;
+        }
+        out.push(V2Rec {
+            offset,
+            address: *address,
+            size,
+            mask: *filter_mask,
+        });
+    }
+    Some(out)
+}
+
+/// Union-find root with path halving.
+fn find(parent: &mut [usize], mut x: usize) -> usize {
+    while parent[x] != x {
+        parent[x] = parent[parent[x]];
+        x = parent[x];
+    }
+    x
+}
+
+/// Version-2 B-tree chunk nodes beyond each v2-indexed dataset's root.
+///
+/// A v2 B-tree node names no owner. Nodes that list a common chunk address
+/// are grouped (a chunk belongs to one dataset); a group is tied to a
+/// dataset when one of its nodes lists, at the same position, a chunk the
+/// dataset's index lists ([`Tie::SharedChunk`]), else to the only dataset
+/// every node of the group fits ([`Tie::Unique`], never when an object
+/// header is lost). Groups that two datasets could own are reported and
+/// not used.
+fn v2(image: &Image, hits: &[(u64, bool)], inv: &mut Inventory, targets: &[usize]) {
+    let trees: Vec<(usize, btree_v2::Tree)> = targets
+        .iter()
+        .filter_map(|&i| {
+            let ds = inv.objects[i].dataset.as_ref()?;
+            v2_tree(image, ds).map(|t| (i, t))
+        })
+        .collect();
+    if trees.is_empty() {
+        return;
+    }
+    let mut budget = image
+        .len()
+        .saturating_mul(V2_HASH_PER_BYTE)
+        .saturating_add(V2_HASH_SLACK);
+    let mut stopped = false;
+    let mut shapes: HashMap<V2Shape, Vec<V2Node>> = HashMap::new();
+    for (_, t) in &trees {
+        let h = &t.header;
+        let key = (h.btree_type, h.node_size, h.record_size);
+        if let std::collections::hash_map::Entry::Vacant(e) = shapes.entry(key) {
+            let (nodes, stop) = carve_v2_nodes(image, t, hits, &mut budget);
+            stopped |= stop;
+            e.insert(nodes);
+        }
+    }
+    if stopped {
+        inv.problems.push(Problem::new(
+            ProblemKind::LimitExceeded,
+            None,
+            "v2 B-tree node",
+            "the search for version-2 B-tree chunk nodes reached its work bound and stopped"
+                .to_string(),
+        ));
+    }
+    // Chunk address -> (dataset, position) over every dataset's index.
+    let mut listed: HashMap<u64, (usize, &[u64])> = HashMap::new();
+    for (i, o) in inv.objects.iter().enumerate() {
+        if let Some(ds) = o.dataset.as_ref() {
+            for c in &ds.chunks {
+                listed.insert(c.address, (i, c.offset.as_slice()));
+            }
+        }
+    }
+    let lost_header = inv
+        .objects
+        .iter()
+        .any(|o| o.status == Status::Lost || o.kind == ObjectKind::Unknown);
+    let mut used: HashMap<usize, Vec<(V2Rec, &'static str, u64, Tie)>> = HashMap::new();
+    let (mut ambiguous, mut unowned) = (0u64, 0u64);
+    for (key, nodes) in &shapes {
+        let of_shape: Vec<usize> = trees
+            .iter()
+            .filter(|(_, t)| {
+                let h = &t.header;
+                (h.btree_type, h.node_size, h.record_size) == *key
+            })
+            .map(|(i, _)| *i)
+            .collect();
+        // fit[n][k]: node n's records as chunks of dataset of_shape[k].
+        let fit: Vec<Vec<Option<Vec<V2Rec>>>> = nodes
+            .iter()
+            .map(|n| {
+                of_shape
+                    .iter()
+                    .map(|&i| {
+                        let ds = inv.objects[i].dataset.as_ref()?;
+                        fits_v2(image, ds, n)
+                    })
+                    .collect()
+            })
+            .collect();
+        // Nodes reached by child pointers from each dataset's stored root.
+        let index: HashMap<u64, usize> = nodes.iter().enumerate().map(|(n, v)| (v.at, n)).collect();
+        let mut reached: HashMap<usize, usize> = HashMap::new();
+        for (k, &i) in of_shape.iter().enumerate() {
+            let Some(root) = trees
+                .iter()
+                .find(|(j, _)| *j == i)
+                .and_then(|(_, t)| image.absolute(t.header.root_address))
+            else {
+                continue;
+            };
+            let mut stack = vec![root];
+            let mut seen = HashSet::new();
+            while let Some(a) = stack.pop() {
+                let Some(&n) = index.get(&a) else {
+                    continue;
+                };
+                if !seen.insert(n) || fit[n][k].is_none() {
+                    continue;
+                }
+                // A node two roots reach belongs to neither.
+                if reached.insert(n, k).is_some_and(|other| other != k) {
+                    reached.insert(n, usize::MAX);
+                }
+                stack.extend(nodes[n].children.iter().copied());
+            }
+        }
+        let mut parent: Vec<usize> = (0..nodes.len()).collect();
+        let mut first: HashMap<u64, usize> = HashMap::new();
+        for (n, node) in nodes.iter().enumerate() {
+            for r in &node.records {
+                if let btree_v2::Record::Chunk { address, .. } = r {
+                    let f = *first.entry(*address).or_insert(n);
+                    let (a, b) = (find(&mut parent, f), find(&mut parent, n));
+                    parent[a] = b;
+                }
+            }
+        }
+        let mut groups: HashMap<usize, Vec<usize>> = HashMap::new();
+        for n in 0..nodes.len() {
+            let g = find(&mut parent, n);
+            groups.entry(g).or_default().push(n);
+        }
+        let mut roots: Vec<usize> = groups.keys().copied().collect();
+        roots.sort_unstable();
+        // Groups several datasets fit and none owns: decided once every
+        // owned group is known.
+        let mut pending: Vec<(Vec<usize>, Vec<usize>)> = Vec::new();
+        for g in roots {
+            let members = &groups[&g];
+            // Datasets whose index lists a chunk of the group at its position.
+            let mut owners: HashSet<usize> = HashSet::new();
+            for &n in members {
+                if let Some(&k) = reached.get(&n) {
+                    owners.insert(k);
+                }
+                for (k, recs) in fit[n].iter().enumerate() {
+                    for r in recs.iter().flatten() {
+                        if listed.get(&r.address) == Some(&(of_shape[k], r.offset.as_slice())) {
+                            owners.insert(k);
+                        }
+                    }
+                }
+            }
+            let (k, tie) = match owners.len() {
+                1 => (owners.into_iter().next().unwrap_or(0), Tie::SharedChunk),
+                0 => {
+                    let all: Vec<usize> = (0..of_shape.len())
+                        .filter(|&k| members.iter().all(|&n| fit[n][k].is_some()))
+                        .collect();
+                    match all.as_slice() {
+                        [] => continue,
+                        [_] if lost_header => {
+                            unowned += members.len() as u64;
+                            continue;
+                        }
+                        [k] => (*k, Tie::Unique),
+                        _ => {
+                            pending.push((members.clone(), all));
+                            continue;
+                        }
+                    }
+                }
+                _ => {
+                    ambiguous += members.len() as u64;
+                    continue;
+                }
+            };
+            if k == usize::MAX {
+                ambiguous += members.len() as u64;
+                continue;
+            }
+            for &n in members {
+                if let Some(recs) = &fit[n][k] {
+                    let tie = if reached.get(&n) == Some(&k) {
+                        Tie::Child
+                    } else {
+                        tie
+                    };
+                    let e = used.entry(of_shape[k]).or_default();
+                    for r in recs {
+                        e.push((r.clone(), nodes[n].structure, nodes[n].at, tie));
+                    }
+                }
+            }
+        }
+        if lost_header {
+            unowned += pending.iter().map(|(m, _)| m.len() as u64).sum::<u64>();
+            continue;
+        }
+        // Unfiltered chunks never move (their size never changes), so a
+        // node that lists a position a dataset's proven records hold at
+        // another address is not that dataset's.
+        let proven: Vec<Option<HashMap<Vec<u64>, u64>>> = of_shape
+            .iter()
+            .map(|&i| {
+                let ds = inv.objects[i].dataset.as_ref()?;
+                if ds.filters.as_ref().is_some_and(|f| !f.filters.is_empty()) {
+                    return None;
+                }
+                let mut m: HashMap<Vec<u64>, u64> = ds
+                    .chunks
+                    .iter()
+                    .map(|c| (c.offset.clone(), c.address))
+                    .collect();
+                for (r, ..) in used.get(&i).into_iter().flatten() {
+                    m.insert(r.offset.clone(), r.address);
+                }
+                Some(m)
+            })
+            .collect();
+        for (members, cands) in pending {
+            let consistent: Vec<usize> = cands
+                .into_iter()
+                .filter(|&k| {
+                    let Some(Some(p)) = proven.get(k) else {
+                        return true;
+                    };
+                    !members.iter().any(|&n| {
+                        fit[n][k]
+                            .iter()
+                            .flatten()
+                            .any(|r| p.get(&r.offset).is_some_and(|&a| a != r.address))
+                    })
+                })
+                .collect();
+            let [k] = consistent.as_slice() else {
+                ambiguous += members.len() as u64;
+                continue;
+            };
+            let e = used.entry(of_shape[*k]).or_default();
+            for &n in &members {
+                for r in fit[n][*k].iter().flatten() {
+                    e.push((r.clone(), nodes[n].structure, nodes[n].at, Tie::Consistent));
+                }
+            }
+        }
+    }
+    if unowned > 0 {
+        inv.problems.push(Problem::new(
+            ProblemKind::Ambiguous,
+            None,
+            "v2 B-tree node",
+            format!(
+                "{unowned} version-2 B-tree chunk node(s) no index shares a chunk with fit \
+                 one dataset, but a lost object header could own them: not used"
+            ),
+        ));
+    }
+    if ambiguous > 0 {
+        inv.problems.push(Problem::new(
+            ProblemKind::Ambiguous,
+            None,
+            "v2 B-tree node",
+            format!(
+                "{ambiguous} version-2 B-tree chunk node(s) fit several datasets: \
+                 not used (ambiguous)"
+            ),
+        ));
+    }
+    let mut owners: Vec<usize> = used.keys().copied().collect();
+    owners.sort_unstable();
+    for i in owners {
+        let recs = used.remove(&i).unwrap_or_default();
+        merge_v2(image, &mut inv.objects[i], recs);
+    }
+}
+
+/// Adds the records of a dataset's carved v2 nodes that its index does not
+/// hold. A position whose records name different chunks, or a chunk that
+/// records name at different positions, is not used (a stale node from
+/// before a chunk was reallocated cannot be told from the newer one by its
+/// bytes: v2 nodes carry no age) and is reported.
+fn merge_v2(image: &Image, o: &mut Object, recs: Vec<(V2Rec, &'static str, u64, Tie)>) {
+    let Some(ds) = o.dataset.as_ref() else {
+        return;
+    };
+    let indexed: HashMap<&[u64], u64> = ds
+        .chunks
+        .iter()
+        .map(|c| (c.offset.as_slice(), c.address))
+        .collect();
+    let mut by_pos: HashMap<Vec<u64>, Vec<usize>> = HashMap::new();
+    let mut by_addr: HashMap<u64, HashSet<Vec<u64>>> = HashMap::new();
+    for (j, (r, ..)) in recs.iter().enumerate() {
+        by_pos.entry(r.offset.clone()).or_default().push(j);
+        by_addr
+            .entry(r.address)
+            .or_default()
+            .insert(r.offset.clone());
+    }
+    for c in &ds.chunks {
+        by_addr
+            .entry(c.address)
+            .or_default()
+            .insert(c.offset.clone());
+    }
+    let mut positions: Vec<&Vec<u64>> = by_pos.keys().collect();
+    positions.sort();
+    let (mut found, mut conflicts) = (Vec::new(), Vec::new());
+    for pos in positions {
+        let list = &by_pos[pos];
+        let addrs: HashSet<u64> = list.iter().map(|&j| recs[j].0.address).collect();
+        let first = &recs[list[0]];
+        let single = addrs.len() == 1;
+        let moved = by_addr.get(&first.0.address).is_some_and(|p| p.len() > 1);
+        match indexed.get(pos.as_slice()) {
+            Some(&a) if single && a == first.0.address => continue,
+            _ if !single || moved => conflicts.push(pos.clone()),
+            Some(_) => conflicts.push(pos.clone()),
+            None => {
+                let (r, structure, at, tie) = first.clone();
+                found.push((
+                    ChunkRef {
+                        offset: r.offset.clone(),
+                        address: r.address,
+                        size: r.size,
+                        filter_mask: r.mask,
+                        present: false,
+                    },
+                    ChunkRecordFound {
+                        offset: r.offset,
+                        structure,
+                        at,
+                        tie,
+                    },
+                ));
+            }
+        }
+    }
+    if !conflicts.is_empty() {
+        let shown: Vec<String> = conflicts.iter().take(8).map(|p| format!("{p:?}")).collect();
+        o.damage(
+            Status::Partial,
+            Problem::new(
+                ProblemKind::Ambiguous,
+                image.absolute(o.address),
+                "v2 B-tree node",
+                format!(
+                    "{} chunk position(s) have version-2 B-tree records on disk that disagree \
+                     with each other or with the index (a chunk reallocated after an older \
+                     node was written; nodes carry no age): not used ({}{})",
+                    conflicts.len(),
+                    shown.join(", "),
+                    if conflicts.len() > 8 { ", ..." } else { "" }
+                ),
+            ),
+        );
+    }
+    add(image, o, found);
 }

@@ -236,22 +236,150 @@ pub const SEARCH_CAP: usize = 16 << 20;
 const WASTE_PER_BYTE: u64 = 4;
 const WASTE_BASE: u64 = 256 << 20;
 
+/// Files smaller than this are searched by one thread.
+const PARALLEL_MIN: usize = 32 << 20;
+/// Most threads of one search.
+const MAX_THREADS: usize = 16;
+
 /// Finds every complete zlib stream in unclaimed space by walking the
 /// allocation chain (module note), inflating each at most to `cap` bytes.
 /// Returns them in file order (at most [`MAX_STREAMS`]), and whether the
 /// whole file was searched (false: the budget for failed attempts ran
 /// out at the returned offset).
+///
+/// Parallel over cores: the file is cut into one segment per thread and
+/// each is walked from its start. The walk from a position depends on that
+/// position only, so once the chain walked from the previous segment's
+/// last stream reaches a stream start the segment's walk found, the rest
+/// of that walk is what one thread would have found; until then the chain
+/// is walked on here ([`stitch`]). The result equals the one-thread walk
+/// (the budget for failed attempts is shared out per segment).
 pub fn find_streams(bytes: &[u8], claimed: &Claimed, cap: usize) -> (Vec<Stream>, Option<u64>) {
-    let mut found = Vec::new();
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(MAX_THREADS)
+        .min(bytes.len() / PARALLEL_MIN)
+        .max(1);
+    search(bytes, claimed, cap, threads)
+}
+
+/// [`find_streams`] with `threads` segments.
+fn search(
+    bytes: &[u8],
+    claimed: &Claimed,
+    cap: usize,
+    threads: usize,
+) -> (Vec<Stream>, Option<u64>) {
     let budget = (bytes.len() as u64)
         .saturating_mul(WASTE_PER_BYTE)
         .saturating_add(WASTE_BASE);
+    let len = bytes.len() as u64;
+    if threads <= 1 {
+        let w = walk(bytes, claimed, cap, 0, |_| false, budget);
+        return (w.streams, w.stopped);
+    }
+    // cuts[k]..cuts[k + 1] is segment k.
+    let cuts: Vec<u64> = (0..threads as u64)
+        .map(|k| len / threads as u64 * k)
+        .chain(std::iter::once(len))
+        .collect();
+    let share = budget / threads as u64;
+    let walks: Vec<Walk> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|k| {
+                let (from, to) = (cuts[k], cuts[k + 1]);
+                scope.spawn(move || walk(bytes, claimed, cap, from, |p| p >= to, share))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_default())
+            .collect()
+    });
+    stitch(bytes, claimed, cap, &cuts, walks, share)
+}
+
+/// Joins the per-segment walks of [`find_streams`] into the one-thread
+/// chain: segment `k`'s walk is taken from the first of its stream starts
+/// the chain reaches; before that (and for segments the chain jumps over)
+/// the chain is walked here.
+fn stitch(
+    bytes: &[u8],
+    claimed: &Claimed,
+    cap: usize,
+    cuts: &[u64],
+    walks: Vec<Walk>,
+    budget: u64,
+) -> (Vec<Stream>, Option<u64>) {
+    let mut walks = walks.into_iter();
+    let Some(first) = walks.next() else {
+        return (Vec::new(), None);
+    };
+    let mut out = first.streams;
+    if first.stopped.is_some() {
+        return (out, first.stopped);
+    }
+    let mut pos = first.end;
+    for (k, w) in walks.enumerate().map(|(i, w)| (i + 1, w)) {
+        let to = cuts[k + 1];
+        if pos >= to {
+            continue;
+        }
+        let starts: Vec<u64> = w.streams.iter().map(|s| s.offset).collect();
+        let on = walk(
+            bytes,
+            claimed,
+            cap,
+            pos,
+            |p| p >= to || starts.binary_search(&p).is_ok(),
+            budget,
+        );
+        out.extend(on.streams);
+        if on.stopped.is_some() {
+            return (out, on.stopped);
+        }
+        pos = on.end;
+        if let Ok(i) = starts.binary_search(&pos) {
+            out.extend(w.streams.into_iter().skip(i));
+            if w.stopped.is_some() {
+                return (out, w.stopped);
+            }
+            pos = w.end;
+        }
+        if out.len() >= MAX_STREAMS {
+            break;
+        }
+    }
+    out.truncate(MAX_STREAMS);
+    (out, None)
+}
+
+/// One walk of the allocation chain: the streams found, where it stopped
+/// for lack of budget, and the position it ended at.
+#[derive(Default)]
+struct Walk {
+    streams: Vec<Stream>,
+    stopped: Option<u64>,
+    end: u64,
+}
+
+/// Walks the chain from `from` until `done(position)` or the end of the
+/// file (see [`find_streams`]).
+fn walk(
+    bytes: &[u8],
+    claimed: &Claimed,
+    cap: usize,
+    from: u64,
+    done: impl Fn(u64) -> bool,
+    budget: u64,
+) -> Walk {
+    let mut found = Vec::new();
     let mut wasted: u64 = 0;
     let mut d = flate2::Decompress::new(true);
     let mut out = Vec::new();
     let len = bytes.len() as u64;
-    let mut pos: u64 = 0;
-    while pos < len && found.len() < MAX_STREAMS {
+    let mut pos: u64 = from;
+    while pos < len && found.len() < MAX_STREAMS && !done(pos) {
         if let Some(end) = claimed.covering(pos) {
             pos = end;
             continue;
@@ -273,7 +401,11 @@ pub fn find_streams(bytes: &[u8], claimed: &Claimed, cap: usize) -> (Vec<Stream>
         }
         wasted = wasted.saturating_add(out.len() as u64);
         if wasted > budget {
-            return (found, Some(pos));
+            return Walk {
+                streams: found,
+                stopped: Some(pos),
+                end: pos,
+            };
         }
         // Resync: the next zlib header in this gap, or the gap's end.
         let gap_end = claimed.next_start(pos.saturating_add(1)).unwrap_or(len);
@@ -290,7 +422,11 @@ pub fn find_streams(bytes: &[u8], claimed: &Claimed, cap: usize) -> (Vec<Stream>
             .map(|i| (from + i) as u64);
         pos = next.unwrap_or(gap_end.max(pos.saturating_add(1)));
     }
-    (found, None)
+    Walk {
+        streams: found,
+        stopped: None,
+        end: pos,
+    }
 }
 
 pub use crate::inventory::StrayReason as Stray;
@@ -981,6 +1117,38 @@ mod tests {
         let got: Vec<(u64, u64)> = found.iter().map(|s| (s.offset, s.stored_len)).collect();
         assert_eq!(got, expect);
         assert!(found.iter().all(|s| s.inflated_len == 512 && !s.fletcher32));
+    }
+
+    #[test]
+    fn parallel_search_equals_one_thread() {
+        // Streams of varied lengths, junk between some, a claimed span,
+        // a truncated stream: every cut of the file into segments must
+        // give the one-thread chain exactly.
+        let mut file = vec![0u8; 300];
+        for k in 0..60u64 {
+            let n = 16 + (k as usize * 37) % 400;
+            file.extend_from_slice(&zlib(&chunk(k, n)));
+            if k % 7 == 3 {
+                file.extend_from_slice(&[0x78, 0x9c, 1, 2, 3, 0x78, 0xda]);
+            }
+            if k == 30 {
+                let z = zlib(&chunk(99, 200));
+                file.extend_from_slice(&z[..z.len() / 2]);
+            }
+        }
+        let mut c = Claimed::default();
+        c.add(0, 96);
+        c.add(5000, 5300);
+        c.seal();
+        let one = search(&file, &c, 1 << 20, 1);
+        assert!(one.0.len() >= 50, "{}", one.0.len());
+        for threads in 2..=9 {
+            assert_eq!(
+                search(&file, &c, 1 << 20, threads),
+                one,
+                "{threads} threads"
+            );
+        }
     }
 
     #[test]

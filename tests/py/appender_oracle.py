@@ -24,8 +24,9 @@ for that row, and a row of zeros, never written, is not a row).
 
 Rows an index record proves: every chunk address named by an on-disk
 index record (version-1 B-tree chunk leaves ``TREE`` type 1, extensible
-array index and data blocks ``EAIB``/``EADB``; parsed here by structure
-alone, 8-byte addresses) is read (inflated when filtered) and the rows in
+array index and data blocks ``EAIB``/``EADB``, version-2 B-tree chunk nodes
+``BTLF``/``BTIN`` of types 10/11; parsed here by structure alone, 8-byte
+addresses) is read (inflated when filtered) and the rows in
 it that equal the formula are "indexed": their chunk is named by an index
 record on disk, so a salvager that reads index records must put them at
 their path.
@@ -263,10 +264,55 @@ def ea_records(lay, data):
     return out
 
 
+def v2_records(lay, data):
+    """(chunk address, stored size or None) of the records of every
+    BTLF/BTIN node of the chunk tree whose BTHD (type 10/11) is in the file,
+    read while they look like records (address inside the file; filtered:
+    size up to twice a chunk, mask 0; scaled offsets below 2^24 in the
+    first dimension, 0 in the others: the rows span every column).  A node
+    does not store its record count, so the reading stops at the first
+    record that does not look like one."""
+    out = []
+    h = data.find(b"BTHD")
+    if h < 0 or data[h + 5] not in (10, 11):
+        return out
+    btype = data[h + 5]
+    node_size = struct.unpack_from("<I", data, h + 6)[0]
+    rs = struct.unpack_from("<H", data, h + 10)[0]
+    rank = 1 + len(lay.cols)
+    size_len = rs - 8 - 8 * rank - 4 if btype == 11 else 0
+    if rs == 0 or (btype == 11 and not 1 <= size_len <= 8):
+        return out
+    for sig in (b"BTLF", b"BTIN"):
+        for m in re.finditer(sig, data):
+            o = m.start()
+            if o + 6 > len(data) or data[o + 4] != 0 or data[o + 5] != btype:
+                continue
+            p = o + 6
+            for _ in range((node_size - 10) // rs):
+                if p + rs > len(data):
+                    break
+                addr = U64.unpack_from(data, p)[0]
+                q = p + 8
+                size = None
+                if btype == 11:
+                    size = int.from_bytes(data[q:q + size_len], "little")
+                    mask = struct.unpack_from("<I", data, q + size_len)[0]
+                    q += size_len + 4
+                    if mask != 0 or size == 0 or size > 2 * lay.chunk_bytes + 64:
+                        break
+                scaled = struct.unpack_from("<%dQ" % rank, data, q)
+                if addr >= len(data) or scaled[0] >= 1 << 24 or any(scaled[1:]):
+                    break
+                out.append((addr, size))
+                p += rs
+    return out
+
+
 def indexed_rows(lay, data):
     """{ds: set(rows)} in chunks an index record names, and the number of
     records."""
-    recs = set(tree_records(lay, data)) | set(ea_records(lay, data))
+    recs = set(tree_records(lay, data)) | set(ea_records(lay, data)) | set(v2_records(lay, data))
     rows = {}
     for addr, size in recs:
         if lay.filtered:
