@@ -181,7 +181,7 @@ fn rebuild(src: &Path, out: &Path) -> (Inventory, Vec<String>, Vec<String>) {
                 .unwrap_or_else(|e| panic!("{e}")),
             ObjectKind::Dataset => {
                 let ds = o.dataset.as_ref().unwrap();
-                w.create_dataset(&o.path, ds, &HeapValues::default(), o.attribute_order)
+                w.create_dataset(&o.path, ds, &HeapValues::default(), o.attribute_order, None)
                     .unwrap_or_else(|e| panic!("{e}"));
                 if has_ref(&ds.datatype) {
                     deferred.push(o);
@@ -211,7 +211,7 @@ fn rebuild(src: &Path, out: &Path) -> (Inventory, Vec<String>, Vec<String>) {
             };
             let n = elements(sp);
             let heap = heap_values(&file, base, dt, &m.value, n);
-            w.attribute(&o.path, &a.name, dt, sp, &m.value, &heap)
+            w.attribute(&o.path, &a.name, dt, sp, &m.value, &heap, None)
                 .unwrap_or_else(|e| panic!("{e}"));
         }
     }
@@ -441,7 +441,7 @@ fn dropped_or_failed_writer_leaves_no_trace() {
     std::fs::write(&out, b"original").unwrap();
     let (_, _, mut ds) = simple_dataset("rich_earliest.h5", "/datasets/contiguous");
     let mut w = Writer::create(&out).unwrap();
-    w.create_dataset("/ok", &ds, &HeapValues::default(), Default::default())
+    w.create_dataset("/ok", &ds, &HeapValues::default(), Default::default(), None)
         .unwrap();
     ds.datatype.class = DatatypeClass::Complex {
         homogeneous: true,
@@ -449,7 +449,13 @@ fn dropped_or_failed_writer_leaves_no_trace() {
         base: Box::new(ds.datatype.clone()),
     };
     let e = w
-        .create_dataset("/bad", &ds, &HeapValues::default(), Default::default())
+        .create_dataset(
+            "/bad",
+            &ds,
+            &HeapValues::default(),
+            Default::default(),
+            None,
+        )
         .unwrap_err();
     assert_eq!(e.path, "/bad");
     assert!(e.to_string().contains("not supported"), "{e}");
@@ -478,7 +484,7 @@ fn write_prefix_writes_whole_leading_elements() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("p.h5");
     let mut w = Writer::create(&out).unwrap();
-    w.create_dataset("/p", &ds, &HeapValues::default(), Default::default())
+    w.create_dataset("/p", &ds, &HeapValues::default(), Default::default(), None)
         .unwrap();
     assert_eq!(w.write_prefix("/p", &ds, data).unwrap(), 5);
     let mut scalar = ds.clone();
@@ -488,8 +494,14 @@ fn write_prefix_writes_whole_leading_elements() {
         dims: vec![],
         max_dims: None,
     };
-    w.create_dataset("/s", &scalar, &HeapValues::default(), Default::default())
-        .unwrap();
+    w.create_dataset(
+        "/s",
+        &scalar,
+        &HeapValues::default(),
+        Default::default(),
+        None,
+    )
+    .unwrap();
     assert_eq!(w.write_prefix("/s", &scalar, &data[..3]).unwrap(), 0);
     assert_eq!(w.write_prefix("/s", &scalar, data).unwrap(), 1);
     w.finish(false).unwrap();

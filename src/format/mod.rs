@@ -32,6 +32,7 @@ pub mod object_header;
 pub mod selection;
 pub mod superblock;
 pub mod symbol_table_node;
+pub mod vds;
 
 /// The undefined address ("all bits set"), widened to 64 bits.
 pub const UNDEFINED: u64 = u64::MAX;
