@@ -240,6 +240,81 @@ fn creation_order_is_kept() {
     }
 }
 
+/// PyTables' bzip2 (filter 307) chunks are decoded and verified (bzip2's
+/// CRCs), the blosc family's (32001) copied through as stored and named
+/// unverified; PyTables (which decodes both) reads the same values from
+/// the output. A corrupted bzip2 chunk is not written: its dataset is
+/// partial, never wrong.
+#[test]
+fn bzip2_chunks_are_verified_and_blosc_copied_through() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = testdata().join("plugins/pytables_bzip2_blosc.h5");
+    let out = dir.path().join("out.h5");
+    let rep = salvage(&input, &out, false).unwrap();
+    assert_eq!(
+        (rep.partial, rep.lost, rep.unverified),
+        (0, 0, 0),
+        "{rep:?}"
+    );
+    let notes = |rep: &SalvageReport, p: &str| {
+        rep.objects
+            .iter()
+            .find(|o| o.path == p)
+            .map(|o| o.notes.join(" "))
+            .unwrap()
+    };
+    for p in ["/bzip2", "/bzip2_shuffle", "/table_bzip2"] {
+        assert!(notes(&rep, p).is_empty(), "{p}: {rep:?}");
+    }
+    for p in [
+        "/blosc_lz4_shuffle",
+        "/blosc_zstd",
+        "/blosc_blosclz_shuffle",
+    ] {
+        assert!(notes(&rep, p).contains("32001"), "{p}: {rep:?}");
+    }
+    let tables = have_python_module("tables");
+    let same = |out: &Path, partial: &[&str]| {
+        let mut args = vec![input.as_os_str(), out.as_os_str()];
+        args.extend(partial.iter().map(|p| std::ffi::OsStr::new(*p)));
+        let o = Command::new("python3")
+            .env("HDF5_USE_FILE_LOCKING", "FALSE")
+            .arg(py_script("tables_same.py"))
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    if tables {
+        same(&out, &[]);
+    }
+    // A byte inside the first bzip2 stream (after its 4-byte header).
+    let mut bytes = std::fs::read(&input).unwrap();
+    let at = bytes.windows(3).position(|w| w == b"BZh").unwrap() + 40;
+    bytes[at] ^= 0x55;
+    let damaged = dir.path().join("damaged.h5");
+    std::fs::write(&damaged, &bytes).unwrap();
+    let out2 = dir.path().join("out2.h5");
+    let rep = salvage(&damaged, &out2, false).unwrap();
+    let partial: Vec<&str> = rep
+        .objects
+        .iter()
+        .filter(|o| o.result != "recovered")
+        .map(|o| o.path.as_str())
+        .collect();
+    assert_eq!(partial.len(), 1, "{rep:?}");
+    assert!(partial[0].contains("bzip2"), "{partial:?}");
+    assert!(notes(&rep, partial[0]).is_empty() || rep.partial == 1);
+    if tables {
+        same(&out2, &partial);
+    }
+}
+
 /// Soft, external and second hard links, committed datatypes and datasets
 /// holding references are written after the other members of a group; a
 /// group tracking creation order still lists every link (dangling soft
