@@ -27,6 +27,9 @@ references (by target), and the listing order of members and attributes.
   (compound, enum, vlen string, in a subgroup, one with an attribute)
   shared by several datasets (contiguous, chunked, compact) and attributes;
   the output must keep them committed and the datasets referring to them.
+* pytables_arrays.h5 (PyTables): a table with array columns (float 2x3,
+  string [2]): PyTables' default libver writes them as array datatypes of
+  datatype version 2, with the permutation indices of the old format.
 * link_order_{earliest,latest}.h5 (h5py): track_order=True groups where
   soft links, external links, second hard links, committed datatypes and
   datasets holding references are created between plain members.
@@ -181,6 +184,25 @@ def pytables(name):
         h.create_table("/", "from_numpy", d, chunkshape=(4,))
 
 
+def pytables_arrays(name):
+    import tables
+
+    class Row(tables.IsDescription):
+        v = tables.Float64Col(shape=(2, 3), pos=0)
+        n = tables.Int16Col(pos=1)
+        s = tables.StringCol(4, shape=(2,), pos=2)
+
+    with tables.open_file(os.path.join(OUT, name), "w") as h:
+        t = h.create_table("/", "t", Row, chunkshape=(4,))
+        r = t.row
+        for i in range(7):
+            r["v"] = np.arange(6).reshape(2, 3) * i / 3
+            r["n"] = -i
+            r["s"] = [b"a%d" % i, b"b"]
+            r.append()
+        t.flush()
+
+
 def netcdf4(name):
     import netCDF4
 
@@ -308,6 +330,7 @@ def main():
         committed("committed_%s.h5" % libver, libver)
         link_order("link_order_%s.h5" % libver, libver)
     pytables("pytables.h5")
+    pytables_arrays("pytables_arrays.h5")
     netcdf4("netcdf4.nc")
     for n in sorted(os.listdir(OUT)):
         print("%-32s %8d bytes" % (n, os.path.getsize(os.path.join(OUT, n))))

@@ -612,6 +612,46 @@ fn external_storage_is_reported_not_written_as_fill() {
     }
 }
 
+/// HDF5 2.0's complex class (h5py 3.16's native complex numbers): the
+/// libhdf5 1.10 the writer links cannot create it, so the datasets and the
+/// attribute of that class are reported lost with the reason, and no
+/// look-alike compound is written in their place; h5py's `{r, i}`
+/// compound and the rest of the file come back (the scan reads the class:
+/// the file is healthy). testdata/unsupported/generate_complex.py.
+#[test]
+fn complex_class_is_reported_not_written_as_another_type() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = testdata().join("unsupported/complex_hdf5_2.h5");
+    let bytes = std::fs::read(&input).unwrap();
+    let inv = h5salvage::walk::walk("complex", &bytes);
+    assert_eq!(inv.verdict(), h5salvage::inventory::Verdict::Healthy);
+    let out = dir.path().join("out.h5");
+    let rep = salvage(&input, &out, false).unwrap();
+    let get = |p: &str| rep.objects.iter().find(|o| o.path == p).unwrap();
+    for p in ["/c16", "/c8"] {
+        let o = get(p);
+        assert_eq!(o.result, "lost", "{o:?}");
+        assert!(
+            o.reasons.iter().any(|r| r.contains("complex class")),
+            "{o:?}"
+        );
+    }
+    assert_eq!(rep.attributes_lost, 1);
+    assert!(get("/").reasons.iter().any(|r| r.contains("\"ca\"")));
+    assert_eq!(get("/compound").result, "recovered");
+    assert_eq!(get("/plain").result, "recovered");
+    if have_h5py() {
+        python_script(
+            "import h5py, sys\n\
+             with h5py.File(sys.argv[1], 'r') as f:\n\
+             \x20   assert sorted(f) == ['compound', 'plain'], list(f)\n\
+             \x20   assert 'ca' not in f.attrs\n\
+             \x20   assert list(f['compound'][()]) == [1 + 2j, 3 - 4j]\n",
+            &[out.as_os_str()],
+        );
+    }
+}
+
 #[test]
 fn existing_output_is_kept_without_force_and_no_temp_file_remains() {
     let dir = tempfile::tempdir().unwrap();
