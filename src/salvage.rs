@@ -370,11 +370,7 @@ fn relink(
     w: &mut Writer,
     report: &mut SalvageReport,
 ) {
-    let written: std::collections::HashSet<&str> = outcomes
-        .iter()
-        .filter(|o| o.result != "lost")
-        .map(|o| o.path.as_str())
-        .collect();
+    let written = written_paths(outcomes);
     for o in &inv.objects {
         let Some(first) = &o.hard_link_of else {
             continue;
@@ -424,6 +420,15 @@ fn relink(
     }
 }
 
+/// Output paths of the objects that were written (not lost).
+fn written_paths(outcomes: &[Outcome]) -> std::collections::HashSet<&str> {
+    outcomes
+        .iter()
+        .filter(|o| o.result != "lost")
+        .map(|o| o.path.as_str())
+        .collect()
+}
+
 /// Groups that track link creation order list their members as the input
 /// did: objects, links and references are written in another order (types
 /// first, reference holders and links last), so their links are put back
@@ -435,13 +440,10 @@ fn reorder_groups(
     w: &mut Writer,
     report: &mut SalvageReport,
 ) {
-    let written: std::collections::HashSet<&str> = outcomes
-        .iter()
-        .filter(|o| o.result != "lost" && o.kind == "group")
-        .map(|o| o.path.as_str())
-        .collect();
+    let written = written_paths(outcomes);
     for (o, dest) in chosen {
-        if !o.link_order.tracked || o.member_names.is_empty() || !written.contains(dest.as_str()) {
+        let group = o.kind == ObjectKind::Group && written.contains(dest.as_str());
+        if !group || !o.link_order.tracked || o.member_names.is_empty() {
             continue;
         }
         let names: Vec<String> = o

@@ -217,9 +217,7 @@ fn creation_order_is_kept() {
         "link_order_latest.h5",
         "netcdf4.nc",
     ] {
-        let input = type_fixtures_dir().join(name);
-        let out = dir.path().join(name);
-        salvage(&input, &out, false).unwrap();
+        let (input, out, _) = salvage_type_fixture(dir.path(), name);
         python_script(
             "import h5py, sys\n\
              def listing(path):\n\
@@ -315,6 +313,14 @@ fn bzip2_chunks_are_verified_and_blosc_copied_through() {
     }
 }
 
+/// Salvages type fixture `name` into `dir`: (input, output, report).
+fn salvage_type_fixture(dir: &Path, name: &str) -> (PathBuf, PathBuf, SalvageReport) {
+    let input = type_fixtures_dir().join(name);
+    let out = dir.join(name);
+    let rep = salvage(&input, &out, false).unwrap_or_else(|e| panic!("{name}: {e}"));
+    (input, out, rep)
+}
+
 /// Soft, external and second hard links, committed datatypes and datasets
 /// holding references are written after the other members of a group; a
 /// group tracking creation order still lists every link (dangling soft
@@ -327,9 +333,7 @@ fn links_keep_their_creation_order() {
     }
     let dir = tempfile::tempdir().unwrap();
     for name in ["link_order_earliest.h5", "link_order_latest.h5"] {
-        let input = type_fixtures_dir().join(name);
-        let out = dir.path().join(name);
-        let rep = salvage(&input, &out, false).unwrap();
+        let (input, out, rep) = salvage_type_fixture(dir.path(), name);
         assert!(rep.notes.is_empty(), "{name}: {:?}", rep.notes);
         python_script(
             "import h5py, sys\n\
@@ -361,9 +365,7 @@ fn committed_datatypes_stay_shared() {
     }
     let dir = tempfile::tempdir().unwrap();
     for name in ["committed_earliest.h5", "committed_latest.h5"] {
-        let input = type_fixtures_dir().join(name);
-        let out = dir.path().join(name);
-        let rep = salvage(&input, &out, false).unwrap();
+        let (input, out, rep) = salvage_type_fixture(dir.path(), name);
         assert_eq!((rep.partial, rep.lost), (0, 0), "{name}");
         python_script(
             "import h5py, sys\n\
