@@ -353,6 +353,13 @@ pub struct Object {
     /// Info message flags, spec IV.A.2.v). Attributes are then listed in
     /// creation order.
     pub attribute_order: CreationOrder,
+    /// Datasets whose datatype message is shared: the header address of
+    /// the committed datatype it names (spec IV.A.2.d, "shared" flag).
+    pub committed_type: Option<u64>,
+    /// Groups tracking link creation order: every member's name (hard,
+    /// soft, external links alike; escaped as in their paths) in creation
+    /// order, so the output can list them the same way.
+    pub member_names: Vec<String>,
 }
 
 /// Creation-order flags of a group's links or an object's attributes
@@ -390,6 +397,8 @@ impl Object {
             header_version: None,
             link_order: CreationOrder::default(),
             attribute_order: CreationOrder::default(),
+            committed_type: None,
+            member_names: Vec::new(),
         }
     }
 
@@ -592,6 +601,8 @@ pub struct Attribute {
     /// Its creation order, where the object tracks it (the header message's
     /// creation order field, or the dense name index record's).
     pub creation_order: Option<u64>,
+    /// Its datatype is a committed datatype: that type's header address.
+    pub committed_type: Option<u64>,
     /// Problems with this attribute (e.g. a shared datatype that could not
     /// be resolved, or a vlen value whose heap object is missing).
     pub problems: Vec<Problem>,

@@ -277,9 +277,20 @@ pub fn salvage_into(
         .filter_map(|o| select(&o.path).map(|d| (o, d)))
         .collect();
     w.set_reference_map(reference_map(&chosen));
-    // Datasets holding object references go last: their targets must exist.
+    w.clear_committed();
+    // Groups go first (parents before children, each with its own
+    // creation-order flags), then committed datatypes (datasets and
+    // attributes refer to them), then the rest; datasets holding object
+    // references go last: their targets must exist. Groups tracking
+    // creation order are put back in order at the end (`reorder_groups`).
     type Chosen<'a, 'b> = Vec<&'b (&'a Object, String)>;
-    let (with_refs, plain): (Chosen, Chosen) = chosen.iter().partition(|(o, _)| {
+    let mut sorted: Chosen = chosen.iter().collect();
+    sorted.sort_by_key(|(o, _)| match o.kind {
+        ObjectKind::Group => 0,
+        ObjectKind::Datatype => 1,
+        _ => 2,
+    });
+    let (with_refs, plain): (Chosen, Chosen) = sorted.into_iter().partition(|(o, _)| {
         o.dataset
             .as_ref()
             .is_some_and(|d| d.datatype.contains_reference())
@@ -345,6 +356,7 @@ pub fn salvage_into(
         outcomes[i] = out;
     }
     relink(inv, select, &outcomes, w, report);
+    reorder_groups(&chosen, select, &outcomes, w, report);
     if let Some(search) = &inv.chunk_search {
         for st in &search.stray {
             let Some(dest) = select(&stray_path(st)) else {
@@ -375,11 +387,7 @@ fn relink(
     w: &mut Writer,
     report: &mut SalvageReport,
 ) {
-    let written: std::collections::HashSet<&str> = outcomes
-        .iter()
-        .filter(|o| o.result != Recovery::Lost)
-        .map(|o| o.path.as_str())
-        .collect();
+    let written = written_paths(outcomes);
     for o in &inv.objects {
         let Some(first) = &o.hard_link_of else {
             continue;
@@ -425,6 +433,46 @@ fn relink(
             report
                 .notes
                 .push(format!("{path}: link not recreated: {e}"));
+        }
+    }
+}
+
+/// Output paths of the objects that were written (not lost).
+fn written_paths(outcomes: &[Outcome]) -> std::collections::HashSet<&str> {
+    outcomes
+        .iter()
+        .filter(|o| o.result != Recovery::Lost)
+        .map(|o| o.path.as_str())
+        .collect()
+}
+
+/// Groups that track link creation order list their members as the input
+/// did: objects, links and references are written in another order (types
+/// first, reference holders and links last), so their links are put back
+/// in the input's order.
+fn reorder_groups(
+    chosen: &[(&Object, String)],
+    select: &dyn Fn(&str) -> Option<String>,
+    outcomes: &[Outcome],
+    w: &mut Writer,
+    report: &mut SalvageReport,
+) {
+    let written = written_paths(outcomes);
+    for (o, dest) in chosen {
+        let group = o.kind == ObjectKind::Group && written.contains(dest.as_str());
+        if !group || !o.link_order.tracked || o.member_names.is_empty() {
+            continue;
+        }
+        let names: Vec<String> = o
+            .member_names
+            .iter()
+            .filter_map(|n| select(&format!("{}/{n}", o.path.trim_end_matches('/'))))
+            .filter_map(|p| p.rsplit('/').next().map(str::to_string))
+            .collect();
+        if let Err(e) = w.reorder_links(dest, &names) {
+            report
+                .notes
+                .push(format!("{dest}: link creation order not kept: {e}"));
         }
     }
 }
@@ -536,6 +584,7 @@ fn salvage_object(
                     out.reasons.push(format!("cannot recreate: {e}"));
                     return Ok(out);
                 }
+                w.note_committed(o.address, dest);
             }
             None => {
                 out.result = Recovery::Lost;
@@ -580,14 +629,16 @@ fn mark_partial(w: &mut Writer, dest: &str, out: &mut Outcome) -> Result<(), Sal
     Ok(())
 }
 
-/// True when an attribute of `o` holds references: all its attributes are
-/// then written in a last pass, when every target exists.
+/// True when an attribute of `o` holds references or has a committed
+/// datatype: all its attributes are then written in a last pass, when
+/// every target (and every committed datatype) exists.
 fn has_reference_attributes(o: &Object) -> bool {
     o.attributes.iter().any(|a| {
-        a.message
-            .datatype
-            .as_ref()
-            .is_some_and(|t| t.contains_reference())
+        a.committed_type.is_some()
+            || a.message
+                .datatype
+                .as_ref()
+                .is_some_and(|t| t.contains_reference())
     })
 }
 
@@ -636,7 +687,15 @@ fn write_attributes(
                 continue;
             }
         };
-        if let Err(e) = w.attribute(dest, &a.name, t, s, &a.message.value, &heap) {
+        if let Err(e) = w.attribute(
+            dest,
+            &a.name,
+            t,
+            s,
+            &a.message.value,
+            &heap,
+            a.committed_type,
+        ) {
             report.attributes_lost += 1;
             out.reasons
                 .push(format!("attribute {:?} not written: {e}", a.name));
@@ -694,9 +753,13 @@ fn salvage_dataset(
     if let Some(why) = &trust.unconfirmed_base {
         let compact = matches!(ds.layout.class, LayoutClass::Compact { .. });
         if !compact || Writer::needs_conversion(&ds.datatype) {
-            if let Err(e) =
-                w.create_dataset(dest, ds, &read::HeapValues::default(), o.attribute_order)
-            {
+            if let Err(e) = w.create_dataset(
+                dest,
+                ds,
+                &read::HeapValues::default(),
+                o.attribute_order,
+                o.committed_type,
+            ) {
                 out.result = Recovery::Lost;
                 out.reasons.push(format!("cannot recreate: {e}"));
                 return Ok(());
@@ -709,6 +772,9 @@ fn salvage_dataset(
             out.reasons.push(missing);
             return Ok(());
         }
+    }
+    if let Some(maps) = read::vds::mappings(image, &ds.layout.class) {
+        return salvage_virtual(w, o, dest, ds, maps, out);
     }
     let data = read::dataset_data(image, ds);
     // Data in an all-zero page range of a damaged file: the page that
@@ -747,7 +813,7 @@ fn salvage_dataset(
         }
         _ => read::HeapValues::default(),
     };
-    if let Err(e) = w.create_dataset(dest, ds, &fill_heap, o.attribute_order) {
+    if let Err(e) = w.create_dataset(dest, ds, &fill_heap, o.attribute_order, o.committed_type) {
         out.result = Recovery::Lost;
         out.reasons.push(format!("cannot recreate: {e}"));
         return Ok(());
@@ -872,6 +938,51 @@ fn salvage_dataset(
 /// [`Writer::needs_conversion`]): each is decoded, clipped to the extent,
 /// its heap values resolved, and written as a block. A chunk that cannot be
 /// resolved or written is recorded in `missing`.
+/// A virtual dataset: recreated with the same mappings (source file and
+/// dataset names as stored, same selections); its data stays in the
+/// source files, which are not read. Unreadable mappings lose it.
+fn salvage_virtual(
+    w: &mut Writer,
+    o: &Object,
+    dest: &str,
+    ds: &Dataset,
+    maps: Result<Vec<crate::format::vds::VirtualMapping>, crate::inventory::Problem>,
+    out: &mut Outcome,
+) -> Result<(), SalvageError> {
+    let maps = match maps {
+        Ok(m) => m,
+        Err(p) => {
+            out.result = Recovery::Lost;
+            out.reasons
+                .push(format!("virtual dataset mappings unreadable: {p}"));
+            return Ok(());
+        }
+    };
+    let mut files: Vec<&str> = maps.iter().map(|m| m.source_file.as_str()).collect();
+    files.sort_unstable();
+    files.dedup();
+    let note = format!(
+        "virtual dataset: {} mapping(s) recreated; its data stays in {}",
+        maps.len(),
+        files.join(", ")
+    );
+    w.virtual_mappings(maps);
+    let created = w.create_dataset(
+        dest,
+        ds,
+        &read::HeapValues::default(),
+        o.attribute_order,
+        o.committed_type,
+    );
+    if let Err(e) = created {
+        out.result = Recovery::Lost;
+        out.reasons.push(format!("cannot recreate: {e}"));
+        return Ok(());
+    }
+    out.notes.push(note);
+    Ok(())
+}
+
 fn write_converted_chunks(
     w: &mut Writer,
     image: &Image,
@@ -1050,7 +1161,13 @@ fn write_stray(
         out.result = Recovery::Lost;
         return Ok(out);
     };
-    if let Err(e) = w.create_dataset(dest, &ds, &read::HeapValues::default(), Default::default()) {
+    if let Err(e) = w.create_dataset(
+        dest,
+        &ds,
+        &read::HeapValues::default(),
+        Default::default(),
+        None,
+    ) {
         out.result = Recovery::Lost;
         out.reasons.push(format!("cannot create: {e}"));
         return Ok(out);
@@ -1089,6 +1206,7 @@ fn write_stray(
         &space,
         &offsets,
         &read::HeapValues::default(),
+        None,
     )?;
     let what = match (&st.layout, st.candidates.as_slice()) {
         (Some(_), [one]) => format!("element type, chunk shape and filters of {one}"),

@@ -28,6 +28,10 @@ Writes, next to this script (each file a few KiB):
 * ``huge_attrs_latest.h5`` (h5py, libver latest): attributes above 64 KiB
   ("huge" fractal-heap objects) on a group (among 10 small ones) and on a
   dataset.
+* ``plugins/pytables_bzip2_blosc.h5`` (PyTables): CArrays behind bzip2
+  (with and without shuffle) and blosc (lz4, zstd, blosclz), and a Table
+  behind Fletcher-32 + bzip2 (in a folder of its own: h5py cannot read
+  these filters without plugins, so the h5py round trips skip it).
 
 Deterministic for one h5py/PyTables/HDF5 version (no times stored where the
 writers let us switch them off).  Needs h5py, numpy, PyTables and h5repack.
@@ -233,6 +237,37 @@ def make_huge_attrs(name):
     f.close()
 
 
+def make_pytables_bzip2_blosc(name):
+    """PyTables arrays and a table behind bzip2 (filter 307, decoded and
+    verified: bzip2 carries block and stream CRCs) and the blosc family
+    (filter 32001: copied through as stored, unverified). h5py cannot read
+    either without plugins: PyTables is the oracle."""
+    import tables
+
+    path = os.path.join(HERE, name)
+    data = (np.arange(2000, dtype="<i8").reshape(200, 10) * 7919) % 100003
+    with tables.open_file(path, "w") as h:
+        for lib, shuffle in [("bzip2", False), ("bzip2", True), ("blosc:lz4", True),
+                             ("blosc:zstd", False), ("blosc:blosclz", True)]:
+            filt = tables.Filters(complevel=5, complib=lib, shuffle=shuffle)
+            h.create_carray("/", lib.replace(":", "_") + ("_shuffle" if shuffle else ""),
+                            obj=data, filters=filt, chunkshape=(64, 10))
+
+        class Row(tables.IsDescription):
+            idx = tables.Int32Col(pos=0)
+            x = tables.Float64Col(pos=1)
+
+        t = h.create_table("/", "table_bzip2", Row, chunkshape=(16,),
+                           filters=tables.Filters(complevel=9, complib="bzip2",
+                                                  fletcher32=True))
+        r = t.row
+        for i in range(45):
+            r["idx"] = i
+            r["x"] = i / 3
+            r.append()
+        t.flush()
+
+
 FIXTURES = [
     ("lzf_earliest.h5", lambda n: make_lzf(n, "earliest")),
     ("lzf_latest.h5", lambda n: make_lzf(n, "latest")),
@@ -247,6 +282,7 @@ FIXTURES = [
     ("beyond_extent_earliest.h5", lambda n: make_beyond_extent(n, "earliest")),
     ("beyond_extent_latest.h5", lambda n: make_beyond_extent(n, "latest")),
     ("huge_attrs_latest.h5", make_huge_attrs),
+    ("plugins/pytables_bzip2_blosc.h5", make_pytables_bzip2_blosc),
 ]
 
 

@@ -23,6 +23,16 @@ references (by target), and the listing order of members and attributes.
   scales with DIMENSION_LIST / REFERENCE_LIST, creation order tracked.
 * track_order_{earliest,latest}.h5 (h5py): groups and attributes with
   track_order=True, created in non-alphabetical order.
+* committed_{earliest,latest}.h5 (h5py): committed (named) datatypes
+  (compound, enum, vlen string, in a subgroup, one with an attribute)
+  shared by several datasets (contiguous, chunked, compact) and attributes;
+  the output must keep them committed and the datasets referring to them.
+* pytables_arrays.h5 (PyTables): a table with array columns (float 2x3,
+  string [2]): PyTables' default libver writes them as array datatypes of
+  datatype version 2, with the permutation indices of the old format.
+* link_order_{earliest,latest}.h5 (h5py): track_order=True groups where
+  soft links, external links, second hard links, committed datatypes and
+  datasets holding references are created between plain members.
 """
 
 import os
@@ -174,6 +184,25 @@ def pytables(name):
         h.create_table("/", "from_numpy", d, chunkshape=(4,))
 
 
+def pytables_arrays(name):
+    import tables
+
+    class Row(tables.IsDescription):
+        v = tables.Float64Col(shape=(2, 3), pos=0)
+        n = tables.Int16Col(pos=1)
+        s = tables.StringCol(4, shape=(2,), pos=2)
+
+    with tables.open_file(os.path.join(OUT, name), "w") as h:
+        t = h.create_table("/", "t", Row, chunkshape=(4,))
+        r = t.row
+        for i in range(7):
+            r["v"] = np.arange(6).reshape(2, 3) * i / 3
+            r["n"] = -i
+            r["s"] = [b"a%d" % i, b"b"]
+            r.append()
+        t.flush()
+
+
 def netcdf4(name):
     import netCDF4
 
@@ -238,13 +267,70 @@ def track_order(name, libver):
     f.close()
 
 
+def committed(name, libver):
+    f = kw.create_file(os.path.join(OUT, name), libver)
+    pair = np.dtype({"names": ["b", "a"], "formats": ["<i4", "<f8"],
+                     "offsets": [8, 0], "itemsize": 12})
+    f["pair"] = pair
+    f["colour"] = h5py.enum_dtype({"RED": 0, "GREEN": 1, "BLUE": 2}, basetype="u1")
+    kw.new_group(f, "types")
+    f["types/text"] = h5py.string_dtype()
+    f["types/text"].attrs["about"] = "a committed type with an attribute"
+    data = np.zeros(5, pair)
+    data["a"] = np.linspace(0, 2, 5)
+    data["b"] = np.arange(5) * 3
+    ds(f, "pairs", data=data, dtype=f["pair"])
+    ds(f, "pairs_chunked", data=data, dtype=f["pair"], chunks=(2,), compression="gzip")
+    kw.create_compact(f, "pairs_compact", data[:2])
+    ds(f, "colours", data=np.array([2, 0, 1], "u1"), dtype=f["colour"])
+    ds(f, "texts", data=np.array(["one", "two", "three"], object), dtype=f["types/text"])
+    f.attrs.create("pair_attr", data[:2], dtype=f["pair"])
+    f["pairs"].attrs.create("colour_attr", np.array([1, 2], "u1"), dtype=f["colour"])
+    f["types"].attrs.create("text_attr", "hello", dtype=f["types/text"])
+    f.attrs.create("plain_pair", data[:1])  # same type, not committed
+    f.close()
+
+
+def link_order(name, libver):
+    path = os.path.join(OUT, name)
+    f = kw.create_file(path, libver, track_order=True)
+    g = kw.new_group(f, "g", track_order=True)
+    ds(g, "zeta", data=np.arange(3))
+    g["soft"] = h5py.SoftLink("/g/zeta")
+    ds(g, "alpha", data=np.arange(4))
+    g["ext"] = h5py.ExternalLink("other.h5", "/x")
+    g["second"] = g["zeta"]  # a second hard link
+    g["refs"] = np.array([g["alpha"].ref, g["zeta"].ref], h5py.ref_dtype)
+    g["dangling"] = h5py.SoftLink("/nowhere")
+    g["mtype"] = np.dtype("<i2")
+    ds(g, "beta", data=np.arange(2, dtype="<i2"), dtype=g["mtype"])
+    kw.new_group(g, "sub", track_order=True)
+    g["sub"].attrs["r"] = g["beta"].ref
+    g["sub"]["back"] = h5py.SoftLink("/g")
+    ds(g["sub"], "a", data=np.int8(1))
+    # Dense storage (many links) with the same mix.
+    d = kw.new_group(f, "dense", track_order=True)
+    for k in range(12):
+        ds(d, "n%02d" % (11 - k), data=np.int16(k))
+        if k % 3 == 0:
+            d["s%02d" % k] = h5py.SoftLink("/dense/n%02d" % (11 - k))
+        if k % 4 == 1:
+            d["h%02d" % k] = d["n%02d" % (11 - k)]
+    f["top_soft"] = h5py.SoftLink("/g")
+    ds(f, "top", data=np.arange(2))
+    f.close()
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     for libver in ("earliest", "latest"):
         nested_vlen("nested_vlen_%s.h5" % libver, libver)
         member_order("member_order_%s.h5" % libver, libver)
         track_order("track_order_%s.h5" % libver, libver)
+        committed("committed_%s.h5" % libver, libver)
+        link_order("link_order_%s.h5" % libver, libver)
     pytables("pytables.h5")
+    pytables_arrays("pytables_arrays.h5")
     netcdf4("netcdf4.nc")
     for n in sorted(os.listdir(OUT)):
         print("%-32s %8d bytes" % (n, os.path.getsize(os.path.join(OUT, n))))

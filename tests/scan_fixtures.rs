@@ -256,7 +256,8 @@ fn empty_and_non_hdf5_files() {
 
 /// Every healthy fixture from the wider ecosystem (h5py lzf, PyTables,
 /// h5repack, resized datasets, chunks beyond the extent, huge attributes,
-/// a custom-precision float, trailing newlines) scans
+/// a custom-precision float, trailing newlines, bzip2 and blosc chunks,
+/// virtual datasets) scans
 /// healthy; the one with newlines after its stored end of file says so in
 /// a note, not a problem.
 #[test]
@@ -275,6 +276,9 @@ fn ecosystem_fixtures_scan_healthy() {
         "vlen_fill_earliest.h5",
         "vlen_fill_latest.h5",
         "trailing_bytes.h5",
+        "plugins/pytables_bzip2_blosc.h5",
+        "vds/vds_earliest.h5",
+        "vds/vds_latest.h5",
     ] {
         let inv = scan(&testdata().join(name));
         assert_eq!(

@@ -135,8 +135,9 @@ fn write_data(w: &mut Writer, file: &[u8], base: u64, path: &str, ds: &Dataset) 
         .unwrap_or_else(|e| panic!("{e}"));
 }
 
-/// Rebuilds `fixture` into `out`; returns the paths to skip in the
-/// comparison (committed datatypes) and the writer's notes.
+/// Rebuilds `fixture` into `out` (committed datatypes kept committed and
+/// referred to); returns the paths to skip in the comparison (none now)
+/// and the writer's notes.
 fn rebuild(src: &Path, out: &Path) -> (Inventory, Vec<String>, Vec<String>) {
     let fixture = src.file_name().unwrap().to_str().unwrap();
     let file = std::fs::read(src).unwrap();
@@ -144,7 +145,7 @@ fn rebuild(src: &Path, out: &Path) -> (Inventory, Vec<String>, Vec<String>) {
     let base = inv.superblock.as_ref().unwrap().base_address;
     let root = inv.objects.iter().find(|o| o.path == "/").unwrap();
     let mut w = Writer::create_ordered(out, root.link_order, root.attribute_order).unwrap();
-    let mut skip = Vec::new();
+    let skip: Vec<String> = Vec::new();
     let mut refs = HashMap::new();
     for o in &inv.objects {
         if o.hard_link_of.is_none() {
@@ -152,6 +153,21 @@ fn rebuild(src: &Path, out: &Path) -> (Inventory, Vec<String>, Vec<String>) {
         }
     }
     w.set_reference_map(refs);
+    // Groups, then committed datatypes (datasets and attributes refer to
+    // them), then the rest.
+    for o in inv.objects.iter().filter(|o| o.hard_link_of.is_none()) {
+        if o.kind == ObjectKind::Group {
+            w.group_ordered(&o.path, o.link_order, o.attribute_order)
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+    for o in inv.objects.iter().filter(|o| o.hard_link_of.is_none()) {
+        if let (ObjectKind::Datatype, Some(t)) = (o.kind, &o.datatype) {
+            w.commit_datatype(&o.path, t)
+                .unwrap_or_else(|e| panic!("{e}"));
+            w.note_committed(o.address, &o.path);
+        }
+    }
     let mut deferred = Vec::new();
     for o in &inv.objects {
         if let Some(first) = &o.hard_link_of {
@@ -165,15 +181,21 @@ fn rebuild(src: &Path, out: &Path) -> (Inventory, Vec<String>, Vec<String>) {
                 .unwrap_or_else(|e| panic!("{e}")),
             ObjectKind::Dataset => {
                 let ds = o.dataset.as_ref().unwrap();
-                w.create_dataset(&o.path, ds, &HeapValues::default(), o.attribute_order)
-                    .unwrap_or_else(|e| panic!("{e}"));
+                w.create_dataset(
+                    &o.path,
+                    ds,
+                    &HeapValues::default(),
+                    o.attribute_order,
+                    o.committed_type,
+                )
+                .unwrap_or_else(|e| panic!("{e}"));
                 if has_ref(&ds.datatype) {
                     deferred.push(o);
                 } else {
                     write_data(&mut w, &file, base, &o.path, ds);
                 }
             }
-            ObjectKind::Datatype => skip.push(o.path.clone()),
+            ObjectKind::Datatype => {}
             ObjectKind::Unknown => panic!("{}: unknown object in a healthy fixture", o.path),
         }
     }
@@ -181,7 +203,7 @@ fn rebuild(src: &Path, out: &Path) -> (Inventory, Vec<String>, Vec<String>) {
         write_data(&mut w, &file, base, &o.path, o.dataset.as_ref().unwrap());
     }
     for o in &inv.objects {
-        if o.hard_link_of.is_some() || o.kind == ObjectKind::Datatype {
+        if o.hard_link_of.is_some() {
             continue;
         }
         let mut attributes: Vec<_> = o.attributes.iter().collect();
@@ -195,7 +217,7 @@ fn rebuild(src: &Path, out: &Path) -> (Inventory, Vec<String>, Vec<String>) {
             };
             let n = elements(sp);
             let heap = heap_values(&file, base, dt, &m.value, n);
-            w.attribute(&o.path, &a.name, dt, sp, &m.value, &heap)
+            w.attribute(&o.path, &a.name, dt, sp, &m.value, &heap, a.committed_type)
                 .unwrap_or_else(|e| panic!("{e}"));
         }
     }
@@ -415,7 +437,7 @@ fn dropped_or_failed_writer_leaves_no_trace() {
     std::fs::write(&out, b"original").unwrap();
     let (_, _, mut ds) = simple_dataset("rich_earliest.h5", "/datasets/contiguous");
     let mut w = Writer::create(&out).unwrap();
-    w.create_dataset("/ok", &ds, &HeapValues::default(), Default::default())
+    w.create_dataset("/ok", &ds, &HeapValues::default(), Default::default(), None)
         .unwrap();
     ds.datatype.class = DatatypeClass::Complex {
         homogeneous: true,
@@ -423,7 +445,13 @@ fn dropped_or_failed_writer_leaves_no_trace() {
         base: Box::new(ds.datatype.clone()),
     };
     let e = w
-        .create_dataset("/bad", &ds, &HeapValues::default(), Default::default())
+        .create_dataset(
+            "/bad",
+            &ds,
+            &HeapValues::default(),
+            Default::default(),
+            None,
+        )
         .unwrap_err();
     assert_eq!(e.path, "/bad");
     assert!(e.to_string().contains("not supported"), "{e}");
@@ -452,7 +480,7 @@ fn write_prefix_writes_whole_leading_elements() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("p.h5");
     let mut w = Writer::create(&out).unwrap();
-    w.create_dataset("/p", &ds, &HeapValues::default(), Default::default())
+    w.create_dataset("/p", &ds, &HeapValues::default(), Default::default(), None)
         .unwrap();
     assert_eq!(w.write_prefix("/p", &ds, data).unwrap(), 5);
     let mut scalar = ds.clone();
@@ -462,8 +490,14 @@ fn write_prefix_writes_whole_leading_elements() {
         dims: vec![],
         max_dims: None,
     };
-    w.create_dataset("/s", &scalar, &HeapValues::default(), Default::default())
-        .unwrap();
+    w.create_dataset(
+        "/s",
+        &scalar,
+        &HeapValues::default(),
+        Default::default(),
+        None,
+    )
+    .unwrap();
     assert_eq!(w.write_prefix("/s", &scalar, &data[..3]).unwrap(), 0);
     assert_eq!(w.write_prefix("/s", &scalar, data).unwrap(), 1);
     w.finish(false).unwrap();

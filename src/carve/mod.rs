@@ -570,7 +570,9 @@ impl Carver<'_> {
             ),
         );
         o.attributes = walk::object::attributes(image, &h, &mut o.problems);
-        let m = walk::group::members(image, &h, "/", self.leaf_k, &mut o);
+        (o.link_order, o.attribute_order) = h.creation_orders();
+        let mut m = walk::group::members(image, &h, "/", self.leaf_k, &mut o);
+        o.member_names = std::mem::take(&mut m.names);
         Carved {
             obj: o,
             members: m
@@ -644,6 +646,9 @@ impl Carver<'_> {
             return None;
         }
         o.attributes = walk::object::attributes(image, &h, &mut o.problems);
+        // The link and attribute info messages say whether creation order
+        // was tracked: the output tracks it too.
+        (o.link_order, o.attribute_order) = h.creation_orders();
         match o.kind {
             ObjectKind::Group => {
                 c.link_heap = h
@@ -651,7 +656,8 @@ impl Carver<'_> {
                     .as_ref()
                     .map(|l| l.fractal_heap_address)
                     .filter(|a| !is_undefined(*a));
-                let m = walk::group::members(image, &h, "/", self.leaf_k, o);
+                let mut m = walk::group::members(image, &h, "/", self.leaf_k, o);
+                o.member_names = std::mem::take(&mut m.names);
                 c.members = m
                     .hard
                     .into_iter()
@@ -672,6 +678,7 @@ impl Carver<'_> {
             }
             ObjectKind::Dataset => {
                 o.dataset = walk::dataset::describe(image, &h, o);
+                o.committed_type = h.datatype_committed;
                 if strict && o.dataset.is_none() {
                     return None;
                 }

@@ -43,6 +43,7 @@ pub mod object_header;
 pub mod selection;
 pub mod superblock;
 pub mod symbol_table_node;
+pub mod vds;
 
 /// Shared by the format modules' tests.
 #[cfg(test)]

@@ -1,7 +1,8 @@
 //! The filters h5salvage can undo: three of HDF5's predefined pipeline
 //! (spec IV.A.2.l "The Data Storage - Filter Pipeline Message": 1 deflate,
 //! 2 shuffle, 3 fletcher32) and the registered lzf (32000, h5py's), written
-//! from the definitions, and [`reverse_pipeline`], which undoes a whole
+//! from the definitions, bzip2 (307, PyTables'; the `bzip2` crate, its CRCs
+//! checked), and [`reverse_pipeline`], which undoes a whole
 //! pipeline on one stored chunk, in pipeline order, each filter's output
 //! held to the size the filters before it imply.
 //!
@@ -213,7 +214,58 @@ pub fn unshuffle(data: &[u8], size: usize) -> Vec<u8> {
 
 /// Filters [`reverse_pipeline`] can undo (and so verify).
 pub fn can_decode(id: u16) -> bool {
-    matches!(id, DEFLATE | SHUFFLE | FLETCHER32 | LZF)
+    matches!(id, DEFLATE | SHUFFLE | FLETCHER32 | LZF | BZIP2)
+}
+
+/// bzip2, filter id 307 in The HDF Group's registry (PyTables writes it):
+/// one bzip2 stream per chunk.
+pub const BZIP2: u16 = 307;
+
+/// Decompresses one bzip2 stream (the whole of `stored`) into at most
+/// `cap` bytes. bzip2 checks a CRC of every block and of the stream: an
+/// error, a stream cut short, bytes after its end or more than `cap`
+/// bytes of output are refused.
+pub fn bzip2_decompress(stored: &[u8], cap: usize) -> Result<Vec<u8>, String> {
+    use bzip2::{Decompress, Status};
+    let mut d = Decompress::new(false);
+    let mut out: Vec<u8> = Vec::new();
+    loop {
+        if out.len() == out.capacity() {
+            if out.len() > cap {
+                return Err(format!("bzip2: output exceeds the expected {cap} bytes"));
+            }
+            // Grow in steps: the cap may be far above what the stream holds.
+            let step = (cap + 1 - out.len()).min(1 << 20);
+            out.reserve_exact(step);
+        }
+        let (used, made) = (d.total_in(), out.len());
+        let rest = usize::try_from(used)
+            .ok()
+            .and_then(|u| stored.get(u..))
+            .unwrap_or_default();
+        let status = d
+            .decompress_vec(rest, &mut out)
+            .map_err(|e| format!("bzip2: {e}"))?;
+        if out.len() > cap {
+            return Err(format!("bzip2: output exceeds the expected {cap} bytes"));
+        }
+        if status == Status::StreamEnd {
+            break;
+        }
+        if d.total_in() == used && out.len() == made {
+            return Err(format!(
+                "bzip2: stream cut after {used} of {} bytes",
+                stored.len()
+            ));
+        }
+    }
+    if d.total_in() != stored.len() as u64 {
+        return Err(format!(
+            "bzip2: {} bytes after the end of the stream",
+            stored.len() as u64 - d.total_in()
+        ));
+    }
+    Ok(out)
 }
 
 /// Decompresses one LZF block (the format of liblzf, which h5py's filter
@@ -344,6 +396,7 @@ pub fn reverse_pipeline(
             }
             DEFLATE => std::borrow::Cow::Owned(inflate_capped(&cur, limit).map_err(failed)?),
             LZF => std::borrow::Cow::Owned(lzf_decompress(&cur, limit).map_err(failed)?),
+            BZIP2 => std::borrow::Cow::Owned(bzip2_decompress(&cur, limit).map_err(failed)?),
             SHUFFLE => {
                 let size = match f.client_data.first() {
                     Some(&s) if s > 0 => usize::try_from(s).unwrap_or(usize::MAX),
@@ -671,6 +724,42 @@ mod tests {
 
     /// PyTables and h5repack put Fletcher-32 before deflate: the inflated
     /// stream is the chunk plus its checksum.
+    /// bzip2 streams (written by the crate's encoder, as libbz2 writes
+    /// them): decoded whole; cut, corrupted, padded or oversized ones
+    /// refused, never a panic.
+    #[test]
+    fn bzip2_streams_are_verified() {
+        use std::io::Write;
+        let plain: Vec<u8> = (0..5000u32).flat_map(|i| (i % 251).to_le_bytes()).collect();
+        let mut e = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::new(9));
+        e.write_all(&plain).unwrap();
+        let stream = e.finish().unwrap();
+        assert_eq!(bzip2_decompress(&stream, plain.len()).unwrap(), plain);
+        assert!(bzip2_decompress(&stream, plain.len() - 1).is_err());
+        for n in [0, 4, 10, stream.len() / 2, stream.len() - 1] {
+            assert!(bzip2_decompress(&stream[..n], plain.len()).is_err(), "{n}");
+        }
+        let mut padded = stream.clone();
+        padded.push(0);
+        assert!(bzip2_decompress(&padded, plain.len()).is_err());
+        for i in (4..stream.len()).step_by(7) {
+            let mut bad = stream.clone();
+            bad[i] ^= 0x20;
+            if let Ok(out) = bzip2_decompress(&bad, plain.len()) {
+                // A flip the CRCs cannot see would have to give the same bytes.
+                assert_eq!(out, plain, "{i}");
+            }
+        }
+        let p = pipeline(vec![filter(SHUFFLE, vec![4]), filter(BZIP2, vec![])]);
+        let mut e = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::new(5));
+        e.write_all(&shuffle(&plain, 4)).unwrap();
+        let stored = e.finish().unwrap();
+        assert_eq!(
+            reverse_pipeline(&stored, Some(&p), 0, 4, plain.len()).unwrap(),
+            plain
+        );
+    }
+
     #[test]
     fn fletcher32_before_deflate() {
         let plain: Vec<u8> = (0..256u32).flat_map(|i| (i * 7919).to_le_bytes()).collect();

@@ -19,6 +19,7 @@
 
 pub mod filters;
 pub mod region;
+pub mod vds;
 pub mod vlen;
 
 use crate::follow::Image;

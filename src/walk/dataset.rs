@@ -116,15 +116,10 @@ fn account(image: &Image, ds: &mut Dataset, obj: &mut Object) {
         }
         LayoutClass::Chunked { dims, index, .. } => chunked(image, ds, &dims, &index, obj),
         LayoutClass::Virtual { .. } => {
-            obj.damage(
-                Status::Partial,
-                Problem::new(
-                    ProblemKind::Unsupported,
-                    None,
-                    "data layout",
-                    "virtual datasets are not read",
-                ),
-            );
+            // The data stays in the source files; the mappings must read.
+            if let Some(Err(p)) = crate::read::vds::mappings(image, &ds.layout.class) {
+                obj.damage(Status::Partial, p);
+            }
         }
     }
 }

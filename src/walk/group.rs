@@ -23,6 +23,9 @@ pub struct Members {
     /// when the group tracks it.
     pub hard: Vec<(String, u64)>,
     pub links: Vec<LinkEntry>,
+    /// When the group tracks link creation order: every member's name (as
+    /// in its path) in creation order.
+    pub names: Vec<String>,
 }
 
 pub fn members(
@@ -70,7 +73,8 @@ pub fn members(
     let mut out = Members::default();
     let mut used = std::collections::HashSet::new();
     let mut named: Vec<(Vec<u8>, Target)> = named.into_iter().collect();
-    if h.creation_orders().0.tracked {
+    let tracked = h.creation_orders().0.tracked;
+    if tracked {
         // Listed (and visited, so written) in creation order; links without
         // one after the others, by name (a stable sort).
         named.sort_by_key(|(name, _)| order.get(name).copied().unwrap_or(u64::MAX));
@@ -104,6 +108,10 @@ pub fn members(
                     ),
                 ),
             );
+        }
+        if tracked {
+            let name = child.rsplit('/').next().unwrap_or_default();
+            out.names.push(name.to_string());
         }
         match target {
             Target::Hard(addr) => out.hard.push((child, addr)),

@@ -324,6 +324,7 @@ impl Walker<'_> {
             match o.kind {
                 ObjectKind::Group => {
                     let members = group::members(&self.image, &h, &p.path, self.leaf_k, &mut o);
+                    o.member_names = members.names;
                     for m in members.links {
                         self.inv.links.push(m);
                     }
@@ -331,6 +332,7 @@ impl Walker<'_> {
                 }
                 ObjectKind::Dataset => {
                     o.dataset = dataset::describe(&self.image, &h, &mut o);
+                    o.committed_type = h.datatype_committed;
                 }
                 ObjectKind::Datatype => o.datatype = h.datatype.clone(),
                 ObjectKind::Unknown => o.damage(

@@ -12,7 +12,7 @@ use crate::format::message::fill_value::{FillValue, FillValueOld};
 use crate::format::message::filter_pipeline::FilterPipeline;
 use crate::format::message::link::Link;
 use crate::format::message::link_info::LinkInfo;
-use crate::format::message::shared::SharedMessage;
+use crate::format::message::shared::{SharedKind, SharedMessage};
 use crate::format::message::symbol_table::SymbolTable;
 use crate::format::message::{self, kind, Message};
 use crate::format::object_header::RawMessage;
@@ -24,6 +24,9 @@ use crate::inventory::{
 #[derive(Debug, Default)]
 pub struct HeaderContents {
     pub datatype: Option<Datatype>,
+    /// The datatype message was shared: the committed datatype's header
+    /// address it names.
+    pub datatype_committed: Option<u64>,
     pub dataspace: Option<Dataspace>,
     pub layout: Option<DataLayout>,
     pub filters: Option<FilterPipeline>,
@@ -173,7 +176,10 @@ fn absorb(image: &Image, h: &mut HeaderContents, raw: &RawMessage, m: Message, o
         } => h.external_files = true,
         Message::Shared(s) => match raw.kind {
             kind::DATATYPE => match resolve_shared_datatype(image, &s) {
-                Ok(t) => h.datatype = Some(t),
+                Ok(t) => {
+                    h.datatype = Some(t);
+                    h.datatype_committed = committed_address(&s);
+                }
                 Err(p) => obj.damage(Status::Partial, p),
             },
             other => obj.damage(
@@ -191,6 +197,13 @@ fn absorb(image: &Image, h: &mut HeaderContents, raw: &RawMessage, m: Message, o
         },
         _ => {}
     }
+}
+
+/// The header address a shared message names when it is a committed
+/// message (not one in the shared-message heap).
+fn committed_address(s: &SharedMessage) -> Option<u64> {
+    s.address
+        .filter(|a| s.kind == SharedKind::Committed && !is_undefined(*a))
 }
 
 /// Follows a shared datatype (a committed datatype's header) one level: the
@@ -266,9 +279,13 @@ pub fn attributes(
 fn attribute(image: &Image, mut m: AttributeMessage, creation_order: Option<u64>) -> Attribute {
     let mut problems = Vec::new();
     let exact = m.value_is_exact();
+    let mut committed_type = None;
     if let Some(s) = m.datatype_shared.take() {
         match resolve_shared_datatype(image, &s) {
-            Ok(t) => m.datatype = Some(t),
+            Ok(t) => {
+                m.datatype = Some(t);
+                committed_type = committed_address(&s);
+            }
             Err(p) => problems.push(p),
         }
     }
@@ -303,6 +320,7 @@ fn attribute(image: &Image, mut m: AttributeMessage, creation_order: Option<u64>
         name: m.name.clone(),
         message: m,
         creation_order,
+        committed_type,
         problems,
     }
 }

@@ -21,7 +21,9 @@
 
 mod h5;
 mod lock;
+mod shared;
 mod types;
+mod vds;
 
 use std::collections::HashMap;
 use std::ffi::c_void;
@@ -80,6 +82,11 @@ pub struct Writer {
     tmp: PathBuf,
     output: PathBuf,
     refs: HashMap<u64, String>,
+    /// Source committed datatype header address -> its path in the output
+    /// (see `shared.rs`).
+    committed: HashMap<u64, String>,
+    /// Mappings of the next virtual dataset (see `vds.rs`).
+    virtual_maps: Option<Vec<crate::format::vds::VirtualMapping>>,
     notes: Vec<String>,
     /// The most recently opened dataset (chunk copies come in runs).
     open: Option<(String, Hid)>,
@@ -452,6 +459,8 @@ impl Writer {
             tmp,
             output: output.to_path_buf(),
             refs: HashMap::new(),
+            committed: HashMap::new(),
+            virtual_maps: None,
             notes: Vec::new(),
             open: None,
             groups: std::collections::HashSet::new(),
@@ -781,16 +790,20 @@ impl Writer {
     /// holds the resolved variable-length values and region references of
     /// the fill value (a netCDF-4 string variable's fill value is a heap
     /// object), as for attributes. `attrs`: the attribute creation order
-    /// the dataset tracks.
+    /// the dataset tracks. `committed`: the source header of its committed
+    /// datatype, if any (see [`Writer::note_committed`]). A virtual layout
+    /// takes the mappings given to [`Writer::virtual_mappings`].
     pub fn create_dataset(
         &mut self,
         path: &str,
         ds: &Dataset,
         fill_heap: &HeapValues,
         attrs: CreationOrder,
+        committed: Option<u64>,
     ) -> Result<(), WriteError> {
         let fid = self.site(path)?;
         let t = types::build(&ds.datatype, path, 0)?;
+        let shared = self.committed_type(committed, &t.hid, path);
         let space = Self::space(&ds.dataspace, path)?;
         let dcpl = hid(
             locked(|| unsafe { h5p::H5Pcreate(*g::H5P_DATASET_CREATE) }),
@@ -843,13 +856,7 @@ impl Writer {
                     )
                 })?;
             }
-            LayoutClass::Virtual { .. } => {
-                return Err(WriteError::new(
-                    path,
-                    "layout",
-                    "virtual datasets are not supported by the writer",
-                ))
-            }
+            LayoutClass::Virtual { .. } => self.set_virtual(d, &ds.dataspace, path)?,
         }
         if let Some(p) = &ds.filters {
             for f in &p.filters {
@@ -952,7 +959,7 @@ impl Writer {
                 h5d::H5Dcreate2(
                     fid,
                     c.as_ptr(),
-                    t.hid.id(),
+                    shared.as_ref().map_or(t.hid.id(), Hid::id),
                     space.id(),
                     h5p::H5P_DEFAULT,
                     d,
@@ -1050,7 +1057,10 @@ impl Writer {
     /// Writes an attribute on the object at `path` (group or dataset),
     /// replacing one of the same name. `value` is in the file datatype's
     /// layout; only its first `elements x size` bytes are used. `heap`
-    /// gives the resolved variable-length values and region references.
+    /// gives the resolved variable-length values and region references;
+    /// `committed`: the source header of its committed datatype, if any
+    /// (see [`Writer::note_committed`]).
+    #[allow(clippy::too_many_arguments)]
     pub fn attribute(
         &mut self,
         path: &str,
@@ -1059,6 +1069,7 @@ impl Writer {
         dataspace: &Dataspace,
         value: &[u8],
         heap: &HeapValues,
+        committed: Option<u64>,
     ) -> Result<(), WriteError> {
         check_path(path)?;
         let where_ = format!("{path} @{name}");
@@ -1077,10 +1088,12 @@ impl Writer {
             )
         })?;
         let t = types::build(datatype, &where_, 0)?;
+        let shared = self.committed_type(committed, &t.hid, &where_);
+        let tid = shared.as_ref().map_or(t.hid.id(), Hid::id);
         let space = Self::space(dataspace, &where_)?;
         let cp = cstr(path, &where_, "open object")?;
         let cn = cstr(name, &where_, "attribute name")?;
-        let attr = replace_attribute(fid, &cp, &cn, t.hid.id(), space.id(), &where_)?;
+        let attr = replace_attribute(fid, &cp, &cn, tid, space.id(), &where_)?;
         if n == 0 {
             return Ok(());
         }
@@ -1625,7 +1638,7 @@ mod tests {
         w.group("/").unwrap();
         for s in [&space, &scalar] {
             let e = w
-                .attribute("/", "r", &lying, s, &[], &HeapValues::default())
+                .attribute("/", "r", &lying, s, &[], &HeapValues::default(), None)
                 .expect_err("refused");
             assert!(e.message.contains("0 bytes given for"), "{e}");
         }

@@ -1057,7 +1057,7 @@ fn create_region_reference(
 
 /// Makes `selection` (already checked against the extent) the selection of
 /// dataspace `sid`: blocks are OR-ed one by one after the first.
-fn select(sid: hid_t, selection: &Selection, path: &str) -> Result<(), WriteError> {
+pub(super) fn select(sid: hid_t, selection: &Selection, path: &str) -> Result<(), WriteError> {
     use h5s::H5S_seloper_t::{H5S_SELECT_OR, H5S_SELECT_SET};
     let none = || locked(|| unsafe { check(h5s::H5Sselect_none(sid), path, "H5Sselect_none") });
     match selection {

@@ -8,7 +8,9 @@ names and values (dtype with its member order, and bytes), the same listing
 order of attributes and group members (creation order where the source
 tracks it), and for datasets the same dtype, shape,
 maxshape, layout, chunks, filters (compression, options, shuffle,
-fletcher32), fill value and data. Fixed-size data is compared byte for byte
+fletcher32), fill value and data. A dataset or attribute whose datatype is
+a committed (named) datatype must refer to the committed datatype at the
+same path in OUT (not carry a copy), and one with a copy must not. Fixed-size data is compared byte for byte
 (tobytes); variable-length and reference data element by element (references
 by the path of their target). Region references are compared by target
 path, selection and the data they select (h5regions.py).
@@ -81,12 +83,34 @@ def objects(f, skip):
     return out
 
 
+def committed_types(f):
+    """Header address -> path of every committed datatype reached by a
+    hard link."""
+    out = {}
+
+    def visit(name, obj):
+        if isinstance(obj, h5py.Datatype):
+            out.setdefault(h5py.h5o.get_info(obj.id).addr, "/" + name)
+
+    f.visititems(visit)
+    return out
+
+
+def type_source(tid, types):
+    """The path of the committed datatype `tid` refers to; None when it is
+    a copy; "anonymous" when committed without a path."""
+    if not tid.committed():
+        return None
+    return types.get(h5py.h5o.get_info(tid).addr, "anonymous")
+
+
 def main():
     orig, outp = sys.argv[1], sys.argv[2]
     skip = [sys.argv[i + 1] for i, a in enumerate(sys.argv) if a == "--skip"]
     a, b = h5py.File(orig, "r", locking=False), h5py.File(outp, "r", locking=False)
     bad = []
     count = {"groups": 0, "datasets": 0, "attributes": 0}
+    types_a, types_b = committed_types(a), committed_types(b)
 
     def err(path, msg):
         bad.append(f"{path}: {msg}")
@@ -117,6 +141,9 @@ def main():
                 continue
             count["attributes"] += 1
             ax, ay = x.attrs.get_id(n), y.attrs.get_id(n)
+            tx, ty = type_source(ax.get_type(), types_a), type_source(ay.get_type(), types_b)
+            if tx != ty:
+                err(path, f"@{n}: committed datatype {tx} vs {ty}")
             if ax.dtype != ay.dtype:
                 err(path, f"@{n}: dtype {ax.dtype} vs {ay.dtype}")
                 continue
@@ -134,6 +161,9 @@ def main():
                 err(path, f"committed dtype {x.dtype} vs {y.dtype}")
             continue
         count["datasets"] += 1
+        tx, ty = type_source(x.id.get_type(), types_a), type_source(y.id.get_type(), types_b)
+        if tx != ty:
+            err(path, f"committed datatype {tx} vs {ty}")
         for prop in ("dtype", "shape", "maxshape", "chunks", "compression",
                      "compression_opts", "shuffle", "fletcher32"):
             px, py = getattr(x, prop), getattr(y, prop)

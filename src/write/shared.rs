@@ -1,0 +1,145 @@
+//! What the output shares the way its input did: committed (named)
+//! datatypes that datasets and attributes refer to (spec IV.A.2.d, a
+//! shared datatype message naming a committed datatype's header), and the
+//! creation order of a group's links (spec IV.A.2.c, the link info
+//! message's creation order tracking).
+
+use std::collections::HashSet;
+
+use hdf5_sys::h5::{H5_index_t, H5_iter_order_t};
+use hdf5_sys::{h5g, h5l, h5p, h5t};
+
+use super::h5::{check, cstr, hid, locked, Hid, Kind};
+use super::{WriteError, Writer};
+
+/// Joins a member name to its group's path.
+fn member_path(group: &str, name: &str) -> String {
+    if group == "/" {
+        format!("/{name}")
+    } else {
+        format!("{group}/{name}")
+    }
+}
+
+impl Writer {
+    /// The committed datatype of source header address `addr` was written
+    /// at `path`: datasets and attributes whose type names that header will
+    /// refer to it instead of carrying a copy.
+    pub fn note_committed(&mut self, addr: u64, path: &str) {
+        self.committed.insert(addr, path.to_string());
+    }
+
+    /// Forgets the committed datatypes noted so far (addresses belong to
+    /// one input).
+    pub fn clear_committed(&mut self) {
+        self.committed.clear();
+    }
+
+    /// The committed datatype written for source header `source`, opened,
+    /// when there is one and it equals `built` (the type built from the
+    /// same message); `None` otherwise (the caller uses `built`, a copy).
+    pub(super) fn committed_type(
+        &self,
+        source: Option<u64>,
+        built: &Hid,
+        path: &str,
+    ) -> Option<Hid> {
+        let target = self.committed.get(&source?)?;
+        let fid = self.fid(path).ok()?;
+        let c = cstr(target, path, "committed datatype").ok()?;
+        let t = hid(
+            locked(|| unsafe { h5t::H5Topen2(fid, c.as_ptr(), h5p::H5P_DEFAULT) }),
+            Kind::Datatype,
+            path,
+            "H5Topen2",
+        )
+        .ok()?;
+        let equal = locked(|| unsafe { h5t::H5Tequal(t.id(), built.id()) });
+        (equal > 0).then_some(t)
+    }
+
+    /// The names of the links in `group`, in creation order (the group
+    /// must track it).
+    fn links_by_creation_order(&self, group: &str) -> Result<Vec<String>, WriteError> {
+        let fid = self.fid(group)?;
+        let cg = cstr(group, group, "group")?;
+        let mut info = std::mem::MaybeUninit::<h5g::H5G_info_t>::zeroed();
+        locked(|| unsafe {
+            check(
+                h5g::H5Gget_info_by_name(fid, cg.as_ptr(), info.as_mut_ptr(), h5p::H5P_DEFAULT),
+                group,
+                "H5Gget_info_by_name",
+            )
+        })?;
+        // SAFETY: H5Gget_info_by_name succeeded and filled it.
+        let count = unsafe { info.assume_init() }.nlinks;
+        let mut names = Vec::new();
+        for i in 0..count {
+            let name_at = |buf: *mut std::ffi::c_char, size: usize| {
+                locked(|| unsafe {
+                    h5l::H5Lget_name_by_idx(
+                        fid,
+                        cg.as_ptr(),
+                        H5_index_t::H5_INDEX_CRT_ORDER,
+                        H5_iter_order_t::H5_ITER_INC,
+                        i,
+                        buf,
+                        size,
+                        h5p::H5P_DEFAULT,
+                    )
+                })
+            };
+            let len = name_at(std::ptr::null_mut(), 0);
+            let len = usize::try_from(len)
+                .map_err(|_| WriteError::new(group, "H5Lget_name_by_idx", "failed"))?;
+            let mut buf = vec![0u8; len + 1];
+            if name_at(buf.as_mut_ptr().cast(), buf.len()) < 0 {
+                return Err(WriteError::new(group, "H5Lget_name_by_idx", "failed"));
+            }
+            buf.truncate(len);
+            names.push(String::from_utf8_lossy(&buf).into_owned());
+        }
+        Ok(names)
+    }
+
+    /// Makes `group` (which tracks link creation order) list its links in
+    /// the order of `names`; links not named there (added by h5salvage,
+    /// such as `/lost+found`) come after them, and names not in the group
+    /// are ignored. libhdf5 gives a moved link the next creation order of
+    /// its group, so each link from the first one out of place on is moved
+    /// away and back, in the wanted order.
+    pub fn reorder_links(&mut self, group: &str, names: &[String]) -> Result<(), WriteError> {
+        let current = self.links_by_creation_order(group)?;
+        let present: HashSet<&str> = current.iter().map(String::as_str).collect();
+        let mut seen = HashSet::new();
+        let mut want: Vec<&str> = names
+            .iter()
+            .map(String::as_str)
+            .filter(|n| present.contains(n) && seen.insert(*n))
+            .collect();
+        want.extend(
+            current
+                .iter()
+                .map(String::as_str)
+                .filter(|n| !seen.contains(n)),
+        );
+        let Some(first) = current
+            .iter()
+            .zip(&want)
+            .position(|(c, w)| c.as_str() != *w)
+        else {
+            return Ok(());
+        };
+        let mut tmp = String::from("h5salvage-reorder");
+        while present.contains(tmp.as_str()) {
+            tmp.push('_');
+        }
+        let tmp = member_path(group, &tmp);
+        for name in &want[first..] {
+            let path = member_path(group, name);
+            self.rename(&path, &tmp)?;
+            self.rename(&tmp, &path)?;
+        }
+        Ok(())
+    }
+}

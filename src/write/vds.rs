@@ -1,0 +1,154 @@
+//! Virtual datasets (spec IV.A.2.i, layout class 3; mappings of spec
+//! III.F): the output's dataset gets the input's mappings, source file
+//! and dataset names as stored, the same source and virtual selections.
+//! No data is copied: it stays in the source files.
+
+use hdf5_sys::h5::herr_t;
+use hdf5_sys::h5i::hid_t;
+use hdf5_sys::{h5f, h5p, h5s};
+
+use super::h5::{check, cstr, hid, locked, Kind};
+use super::{types, WriteError, Writer};
+use crate::format::message::dataspace::Dataspace;
+use crate::format::selection::{Selection, UNLIMITED};
+use crate::format::vds::VirtualMapping;
+
+extern "C" {
+    // H5Fpublic.h, since libhdf5 1.10.2 (hdf5-sys binds it only with its
+    // "1.10.2" feature).
+    fn H5Fset_libver_bounds(
+        file_id: hid_t,
+        low: h5f::H5F_libver_t,
+        high: h5f::H5F_libver_t,
+    ) -> herr_t;
+}
+
+/// Mappings at most recreated for one dataset (libhdf5 keeps each in
+/// memory with its two dataspaces).
+const MAX_MAPPINGS: usize = 100_000;
+
+impl Writer {
+    /// The mappings of the next virtual dataset [`Writer::create_dataset`]
+    /// creates.
+    pub fn virtual_mappings(&mut self, mappings: Vec<VirtualMapping>) {
+        self.virtual_maps = Some(mappings);
+    }
+
+    /// Adds the pending mappings to the dataset creation property list
+    /// `dcpl` of a dataset of dataspace `space`.
+    pub(super) fn set_virtual(
+        &mut self,
+        dcpl: hid_t,
+        space: &Dataspace,
+        path: &str,
+    ) -> Result<(), WriteError> {
+        let maps = self.virtual_maps.take().ok_or_else(|| {
+            WriteError::new(path, "layout", "virtual dataset without its mappings")
+        })?;
+        if maps.len() > MAX_MAPPINGS {
+            return Err(WriteError::new(
+                path,
+                "virtual layout",
+                format!("{} mappings (at most {MAX_MAPPINGS} recreated)", maps.len()),
+            ));
+        }
+        // The output is written with 1.8 formats at most; a virtual layout
+        // (layout message version 4) needs the 1.10 ones allowed.
+        let fid = self.fid(path)?;
+        locked(|| unsafe {
+            check(
+                H5Fset_libver_bounds(
+                    fid,
+                    h5f::H5F_libver_t::H5F_LIBVER_V18,
+                    h5f::H5F_LIBVER_LATEST,
+                ),
+                path,
+                "H5Fset_libver_bounds",
+            )
+        })?;
+        for (i, m) in maps.iter().enumerate() {
+            let at = format!("{path} (mapping {i})");
+            let vspace = Self::space(space, &at)?;
+            let rank = space.dims.len();
+            if m.virtual_selection
+                .selection
+                .rank()
+                .is_some_and(|r| r != rank)
+            {
+                return Err(WriteError::new(
+                    &at,
+                    "virtual selection",
+                    format!("not of the dataset's rank {rank}"),
+                ));
+            }
+            types::select(vspace.id(), &m.virtual_selection.selection, &at)?;
+            let npoints = locked(|| unsafe { h5s::H5Sget_select_npoints(vspace.id()) });
+            let src = source_space(&m.source_selection.selection, npoints, &at)?;
+            types::select(src.id(), &m.source_selection.selection, &at)?;
+            let file = cstr(&m.source_file, &at, "source file name")?;
+            let dset = cstr(&m.source_dataset, &at, "source dataset name")?;
+            locked(|| unsafe {
+                check(
+                    h5p::H5Pset_virtual(dcpl, vspace.id(), file.as_ptr(), dset.as_ptr(), src.id()),
+                    &at,
+                    "H5Pset_virtual",
+                )
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// A dataspace for a source selection. Only the selection is stored (the
+/// source's extent is the source dataset's, read when the virtual dataset
+/// is), so the extent only has to hold the selection: its bounds, unlimited
+/// where the selection is; for "all", `npoints` elements (what the virtual
+/// selection selects, which libhdf5 requires to match).
+fn source_space(sel: &Selection, npoints: i64, path: &str) -> Result<super::h5::Hid, WriteError> {
+    let (dims, max): (Vec<u64>, Vec<u64>) = match sel {
+        Selection::All | Selection::None => {
+            let n = u64::try_from(npoints).unwrap_or(0);
+            (vec![n], vec![n])
+        }
+        Selection::Points { rank, coords } => {
+            let mut d = vec![1u64; *rank];
+            for (i, c) in coords.iter().enumerate() {
+                d[i % rank] = d[i % rank].max(c.saturating_add(1));
+            }
+            (d.clone(), d)
+        }
+        Selection::Blocks { rank, corners } => {
+            let mut d = vec![1u64; *rank];
+            for b in corners.chunks_exact(rank.saturating_mul(2)) {
+                for (k, e) in b[*rank..].iter().enumerate() {
+                    d[k] = d[k].max(e.saturating_add(1));
+                }
+            }
+            (d.clone(), d)
+        }
+        Selection::Regular(dims) => dims
+            .iter()
+            .map(|r| {
+                if r.count == UNLIMITED || r.block == UNLIMITED {
+                    (r.start.saturating_add(1), UNLIMITED)
+                } else {
+                    let last = r
+                        .start
+                        .saturating_add(r.count.saturating_sub(1).saturating_mul(r.stride))
+                        .saturating_add(r.block);
+                    (last.max(1), last.max(1))
+                }
+            })
+            .unzip(),
+    };
+    let rank = i32::try_from(dims.len())
+        .ok()
+        .filter(|r| (1..=32).contains(r))
+        .ok_or_else(|| WriteError::new(path, "source selection", "rank out of range"))?;
+    hid(
+        locked(|| unsafe { h5s::H5Screate_simple(rank, dims.as_ptr(), max.as_ptr()) }),
+        Kind::Dataspace,
+        path,
+        "H5Screate_simple(source)",
+    )
+}
