@@ -90,6 +90,18 @@ pub struct Writer {
     notes: Vec<String>,
     /// The most recently opened dataset (chunk copies come in runs).
     open: Option<(String, Hid)>,
+    /// Groups kept open (most recent last, at most [`OPEN_GROUPS`]): new
+    /// objects are created in their parent by link name and attributes are
+    /// written on the open object, so libhdf5 does not traverse the path
+    /// again for every call (bench/PROFILE.md).
+    open_groups: Vec<(String, Hid)>,
+    /// Memory types built for the parsed datatypes written so far (at most
+    /// [`TYPE_CACHE`]): most objects of a file share a few types.
+    built_types: Vec<(Datatype, types::Built)>,
+    /// One transfer property list for every write (its buffer size set per
+    /// write), and the string type and scalar space of marks.
+    xfer: Option<Hid>,
+    mark_type: Option<(Hid, Hid)>,
     /// Groups known to exist (created or checked): deep paths are not
     /// re-checked level by level on every call.
     groups: std::collections::HashSet<String>,
@@ -100,52 +112,45 @@ pub struct Writer {
     base: Option<Stamp>,
 }
 
-/// A transfer property list whose type-conversion buffer fits the write:
-/// libhdf5 1.10 otherwise allocates and zeroes 1 MiB for every H5Dwrite
-/// that converts, which dominated salvage time (bench/PROFILE.md).
-fn transfer_plist(path: &str, bytes: usize) -> Result<Hid, WriteError> {
-    let xfer = hid(
-        locked(|| unsafe { h5p::H5Pcreate(*g::H5P_DATASET_XFER) }),
-        Kind::Plist,
-        path,
-        "H5Pcreate(transfer)",
-    )?;
+/// Open groups a writer keeps (see `Writer::open_groups`).
+const OPEN_GROUPS: usize = 8;
+/// Built memory types a writer keeps (see `Writer::built_types`).
+const TYPE_CACHE: usize = 32;
+
+/// Sets the type-conversion buffer of transfer property list `xfer` to fit
+/// a write of `bytes`: libhdf5 1.10 otherwise allocates and zeroes 1 MiB
+/// for every H5Dwrite that converts, which dominated salvage time
+/// (bench/PROFILE.md).
+fn size_transfer_buffer(xfer: hid_t, path: &str, bytes: usize) -> Result<(), WriteError> {
     let size = bytes.clamp(1, 1 << 20);
     locked(|| unsafe {
         check(
-            h5p::H5Pset_buffer(xfer.id(), size, std::ptr::null_mut(), std::ptr::null_mut()),
+            h5p::H5Pset_buffer(xfer, size, std::ptr::null_mut(), std::ptr::null_mut()),
             path,
             "H5Pset_buffer",
         )
     })?;
-    Ok(xfer)
+    Ok(())
 }
 
-/// Creates attribute `name` on the object at `path` with type `tid` and
+/// Creates attribute `name` on the open object `obj` with type `tid` and
 /// space `sid`, deleting an attribute of that name first (attributes and
 /// marks replace what is there).
 fn replace_attribute(
-    fid: hid_t,
-    path: &std::ffi::CStr,
+    obj: hid_t,
     name: &std::ffi::CStr,
     tid: hid_t,
     sid: hid_t,
     where_: &str,
 ) -> Result<Hid, WriteError> {
-    let obj = hid(
-        locked(|| unsafe { h5o::H5Oopen(fid, path.as_ptr(), h5p::H5P_DEFAULT) }),
-        Kind::Object,
-        where_,
-        "H5Oopen",
-    )?;
-    let exists = locked(|| unsafe { h5a::H5Aexists(obj.id(), name.as_ptr()) });
+    let exists = locked(|| unsafe { h5a::H5Aexists(obj, name.as_ptr()) });
     if check(exists, where_, "H5Aexists")? > 0 {
-        locked(|| unsafe { check(h5a::H5Adelete(obj.id(), name.as_ptr()), where_, "H5Adelete") })?;
+        locked(|| unsafe { check(h5a::H5Adelete(obj, name.as_ptr()), where_, "H5Adelete") })?;
     }
     hid(
         locked(|| unsafe {
             h5a::H5Acreate2(
-                obj.id(),
+                obj,
                 name.as_ptr(),
                 tid,
                 sid,
@@ -463,6 +468,10 @@ impl Writer {
             virtual_maps: None,
             notes: Vec::new(),
             open: None,
+            open_groups: Vec::new(),
+            built_types: Vec::new(),
+            xfer: None,
+            mark_type: None,
             groups: std::collections::HashSet::new(),
             region_budget: types::MAX_REGION_TOTAL,
             base: None,
@@ -507,6 +516,122 @@ impl Writer {
             .ok_or_else(|| WriteError::new(path, "write", "the output file is closed"))
     }
 
+    /// The group at `path`, kept open (opened by path on a miss).
+    fn group_id(&mut self, path: &str) -> Result<hid_t, WriteError> {
+        if let Some(i) = self.open_groups.iter().position(|(p, _)| p == path) {
+            let entry = self.open_groups.remove(i);
+            let id = entry.1.id();
+            self.open_groups.push(entry);
+            return Ok(id);
+        }
+        let fid = self.fid(path)?;
+        let c = cstr(path, path, "open group")?;
+        let h = hid(
+            locked(|| unsafe { hdf5_sys::h5g::H5Gopen2(fid, c.as_ptr(), h5p::H5P_DEFAULT) }),
+            Kind::Group,
+            path,
+            "H5Gopen2",
+        )?;
+        let id = h.id();
+        self.keep_group(path, h);
+        Ok(id)
+    }
+
+    fn keep_group(&mut self, path: &str, h: Hid) {
+        if self.open_groups.len() >= OPEN_GROUPS {
+            self.open_groups.remove(0);
+        }
+        self.open_groups.push((path.to_string(), h));
+    }
+
+    /// Where the link `path` is created: its parent group (kept open) and
+    /// its name in it. A path whose last component is empty goes by its
+    /// absolute path from the file.
+    fn location(&mut self, path: &str) -> Result<(hid_t, std::ffi::CString), WriteError> {
+        let leaf = path.rsplit('/').next().unwrap_or_default();
+        if leaf.is_empty() || leaf == "." {
+            return Ok((self.fid(path)?, cstr(path, path, "link name")?));
+        }
+        let gid = self.group_id(parent_of(path))?;
+        Ok((gid, cstr(leaf, path, "link name")?))
+    }
+
+    /// The object at `path` for attribute calls: the open dataset or group
+    /// of that path, else opened by path (groups and datasets then kept
+    /// open; anything else is returned to be closed by the caller).
+    fn object(&mut self, path: &str) -> Result<(hid_t, Option<Hid>), WriteError> {
+        if let Some((p, h)) = &self.open {
+            if p == path {
+                return Ok((h.id(), None));
+            }
+        }
+        if self.open_groups.iter().any(|(p, _)| p == path) {
+            return Ok((self.group_id(path)?, None));
+        }
+        let fid = self.fid(path)?;
+        let c = cstr(path, path, "open object")?;
+        let o = hid(
+            locked(|| unsafe { h5o::H5Oopen(fid, c.as_ptr(), h5p::H5P_DEFAULT) }),
+            Kind::Object,
+            path,
+            "H5Oopen",
+        )?;
+        let id = o.id();
+        match locked(|| unsafe { hdf5_sys::h5i::H5Iget_type(id) }) {
+            hdf5_sys::h5i::H5I_type_t::H5I_GROUP => {
+                self.keep_group(path, o);
+                Ok((id, None))
+            }
+            hdf5_sys::h5i::H5I_type_t::H5I_DATASET => {
+                self.open = Some((path.to_string(), o));
+                Ok((id, None))
+            }
+            _ => Ok((id, Some(o))),
+        }
+    }
+
+    /// The memory type of `dt` (see [`types::build`]), built once per
+    /// distinct datatype: its id and memory size.
+    fn built(&mut self, dt: &Datatype, path: &str) -> Result<(hid_t, usize), WriteError> {
+        if let Some((_, b)) = self.built_types.iter().find(|(t, _)| t == dt) {
+            return Ok((b.hid.id(), b.mem_size));
+        }
+        let b = types::build(dt, path, 0)?;
+        let got = (b.hid.id(), b.mem_size);
+        if self.built_types.len() >= TYPE_CACHE {
+            self.built_types.remove(0);
+        }
+        self.built_types.push((dt.clone(), b));
+        Ok(got)
+    }
+
+    /// The writer's transfer property list, its conversion buffer sized
+    /// for a write of `bytes`.
+    fn transfer(&mut self, path: &str, bytes: usize) -> Result<hid_t, WriteError> {
+        let xfer = match &self.xfer {
+            Some(x) => x.id(),
+            None => {
+                let x = hid(
+                    locked(|| unsafe { h5p::H5Pcreate(*g::H5P_DATASET_XFER) }),
+                    Kind::Plist,
+                    path,
+                    "H5Pcreate(transfer)",
+                )?;
+                let id = x.id();
+                self.xfer = Some(x);
+                id
+            }
+        };
+        size_transfer_buffer(xfer, path, bytes)?;
+        Ok(xfer)
+    }
+
+    /// Closes every object the writer keeps open.
+    fn close_open(&mut self) {
+        self.open = None;
+        self.open_groups.clear();
+    }
+
     /// Creates a group (intermediate groups created as needed). Idempotent.
     pub fn group(&mut self, path: &str) -> Result<(), WriteError> {
         self.group_ordered(path, CreationOrder::default(), CreationOrder::default())
@@ -547,25 +672,34 @@ impl Writer {
                 if !is_group {
                     return Err(WriteError::new(&cur, "group", "exists and is not a group"));
                 }
+                self.keep_group(&cur, o);
                 self.groups.insert(cur.clone());
                 continue;
             }
-            let gcpl = hid(
-                locked(|| unsafe { h5p::H5Pcreate(*g::H5P_GROUP_CREATE) }),
-                Kind::Plist,
-                &cur,
-                "H5Pcreate(group create)",
-            )?;
-            if cur == path {
-                set_orders(gcpl.id(), Some(links), attrs, path)?;
-            }
-            hid(
+            // A group creation list only where there is an order to track
+            // (the default list otherwise: one fewer copy per group).
+            let ordered = cur == path && (links.tracked || attrs.tracked);
+            let gcpl = if ordered {
+                let l = hid(
+                    locked(|| unsafe { h5p::H5Pcreate(*g::H5P_GROUP_CREATE) }),
+                    Kind::Plist,
+                    &cur,
+                    "H5Pcreate(group create)",
+                )?;
+                set_orders(l.id(), Some(links), attrs, path)?;
+                Some(l)
+            } else {
+                None
+            };
+            let gcpl_id = gcpl.as_ref().map_or(h5p::H5P_DEFAULT, Hid::id);
+            let (loc, name) = self.location(&cur)?;
+            let created = hid(
                 locked(|| unsafe {
                     hdf5_sys::h5g::H5Gcreate2(
-                        fid,
-                        c.as_ptr(),
+                        loc,
+                        name.as_ptr(),
                         h5p::H5P_DEFAULT,
-                        gcpl.id(),
+                        gcpl_id,
                         h5p::H5P_DEFAULT,
                     )
                 }),
@@ -573,33 +707,34 @@ impl Writer {
                 &cur,
                 "H5Gcreate2",
             )?;
+            self.keep_group(&cur, created);
             self.groups.insert(cur.clone());
         }
         Ok(())
     }
 
     /// Where a new object at `path` goes: checks the path, creates its
-    /// parent groups, returns the file id.
-    fn site(&mut self, path: &str) -> Result<hid_t, WriteError> {
+    /// parent groups, returns the file id, the (open) parent group and the
+    /// object's name in it.
+    fn site(&mut self, path: &str) -> Result<(hid_t, hid_t, std::ffi::CString), WriteError> {
         check_path(path)?;
         self.group(parent_of(path))?;
-        self.fid(path)
+        let fid = self.fid(path)?;
+        let (loc, name) = self.location(path)?;
+        Ok((fid, loc, name))
     }
 
     /// Adds a hard link at `path` to the existing object `target`
     /// (parent groups created as needed).
     pub fn hard_link(&mut self, path: &str, target: &str) -> Result<(), WriteError> {
-        let fid = self.site(path)?;
-        let (cp, ct) = (
-            cstr(path, path, "link")?,
-            cstr(target, path, "link target")?,
-        );
+        let (fid, loc, cp) = self.site(path)?;
+        let ct = cstr(target, path, "link target")?;
         locked(|| unsafe {
             check(
                 h5l::H5Lcreate_hard(
                     fid,
                     ct.as_ptr(),
-                    fid,
+                    loc,
                     cp.as_ptr(),
                     h5p::H5P_DEFAULT,
                     h5p::H5P_DEFAULT,
@@ -662,18 +797,20 @@ impl Writer {
         {
             self.open = None;
         }
+        self.open_groups
+            .retain(|(g, _)| g != path && !g.starts_with(&below));
         self.groups.retain(|g| g != path && !g.starts_with(&below));
     }
 
     /// Stores `datatype` as a committed (named) datatype at `path`.
     pub fn commit_datatype(&mut self, path: &str, datatype: &Datatype) -> Result<(), WriteError> {
-        let fid = self.site(path)?;
+        let (_, loc, cp) = self.site(path)?;
+        // Built here, not taken from the cache: committing changes the type.
         let t = types::build(datatype, path, 0)?;
-        let cp = cstr(path, path, "commit")?;
         locked(|| unsafe {
             check(
                 h5t::H5Tcommit2(
-                    fid,
+                    loc,
                     cp.as_ptr(),
                     t.hid.id(),
                     h5p::H5P_DEFAULT,
@@ -689,16 +826,13 @@ impl Writer {
 
     /// Adds a soft link at `path` holding `target` (which need not exist).
     pub fn soft_link(&mut self, path: &str, target: &str) -> Result<(), WriteError> {
-        let fid = self.site(path)?;
-        let (cp, ct) = (
-            cstr(path, path, "link")?,
-            cstr(target, path, "link target")?,
-        );
+        let (_, loc, cp) = self.site(path)?;
+        let ct = cstr(target, path, "link target")?;
         locked(|| unsafe {
             check(
                 h5l::H5Lcreate_soft(
                     ct.as_ptr(),
-                    fid,
+                    loc,
                     cp.as_ptr(),
                     h5p::H5P_DEFAULT,
                     h5p::H5P_DEFAULT,
@@ -717,8 +851,7 @@ impl Writer {
         file: &str,
         object: &str,
     ) -> Result<(), WriteError> {
-        let fid = self.site(path)?;
-        let cp = cstr(path, path, "link")?;
+        let (_, loc, cp) = self.site(path)?;
         let (cf, co) = (
             cstr(file, path, "link file")?,
             cstr(object, path, "link target")?,
@@ -728,7 +861,7 @@ impl Writer {
                 h5l::H5Lcreate_external(
                     cf.as_ptr(),
                     co.as_ptr(),
-                    fid,
+                    loc,
                     cp.as_ptr(),
                     h5p::H5P_DEFAULT,
                     h5p::H5P_DEFAULT,
@@ -801,9 +934,9 @@ impl Writer {
         attrs: CreationOrder,
         committed: Option<u64>,
     ) -> Result<(), WriteError> {
-        let fid = self.site(path)?;
-        let t = types::build(&ds.datatype, path, 0)?;
-        let shared = self.committed_type(committed, &t.hid, path);
+        let (fid, loc, c) = self.site(path)?;
+        let (tid, mem_size) = self.built(&ds.datatype, path)?;
+        let shared = self.committed_type(committed, tid, path);
         let space = Self::space(&ds.dataspace, path)?;
         let dcpl = hid(
             locked(|| unsafe { h5p::H5Pcreate(*g::H5P_DATASET_CREATE) }),
@@ -890,24 +1023,24 @@ impl Writer {
                 Some(v) if has_vlen && v.len() == fsize && fsize > 0 => {
                     let mut fill = types::Fill::new(path, v, fill_heap, &self.refs, fid);
                     fill.region_budget = self.region_budget;
-                    let filled = fill.run(&ds.datatype, 1, fsize, t.mem_size);
+                    let filled = fill.run(&ds.datatype, 1, fsize, mem_size);
                     self.region_budget = fill.region_budget;
                     self.notes.append(&mut fill.notes);
                     filled?;
                     let ptr = fill.mem.as_ptr().cast::<c_void>();
                     locked(|| unsafe {
                         check(
-                            h5p::H5Pset_fill_value(d, t.hid.id(), ptr),
+                            h5p::H5Pset_fill_value(d, tid, ptr),
                             path,
                             "H5Pset_fill_value",
                         )
                     })?;
                     fill_mem = Some(fill);
                 }
-                Some(v) if !has_vlen && v.len() == t.mem_size => {
+                Some(v) if !has_vlen && v.len() == mem_size => {
                     locked(|| unsafe {
                         check(
-                            h5p::H5Pset_fill_value(d, t.hid.id(), v.as_ptr().cast::<c_void>()),
+                            h5p::H5Pset_fill_value(d, tid, v.as_ptr().cast::<c_void>()),
                             path,
                             "H5Pset_fill_value",
                         )
@@ -916,13 +1049,13 @@ impl Writer {
                 Some(v) if !v.is_empty() => self.notes.push(format!(
                     "{path}: fill value of {} bytes not copied (datatype has {} bytes{})",
                     v.len(),
-                    t.mem_size,
+                    mem_size,
                     if has_vlen { ", variable-length" } else { "" }
                 )),
                 _ if fv.undefined => {
                     locked(|| unsafe {
                         check(
-                            h5p::H5Pset_fill_value(d, t.hid.id(), std::ptr::null()),
+                            h5p::H5Pset_fill_value(d, tid, std::ptr::null()),
                             path,
                             "H5Pset_fill_value(undefined)",
                         )
@@ -953,13 +1086,12 @@ impl Writer {
                 })?;
             }
         }
-        let c = cstr(path, path, "create dataset")?;
         let dset = hid(
             locked(|| unsafe {
                 h5d::H5Dcreate2(
-                    fid,
+                    loc,
                     c.as_ptr(),
-                    shared.as_ref().map_or(t.hid.id(), Hid::id),
+                    shared.as_ref().map_or(tid, Hid::id),
                     space.id(),
                     h5p::H5P_DEFAULT,
                     d,
@@ -1010,13 +1142,13 @@ impl Writer {
         what: &str,
     ) -> Result<(), WriteError> {
         let fid = self.fid(path)?;
-        let t = types::build(dt, path, 0)?;
+        let (tid, mem_size) = self.built(dt, path)?;
         let fsize = usize::try_from(dt.size)
             .map_err(|_| WriteError::new(path, "datatype", "size too large"))?;
         // libhdf5 reads `n x H5Tget_size` bytes from the buffer whatever the
         // declared size says: both layouts must hold exactly `n` elements
         // (a declared size of 0 would otherwise give an empty buffer).
-        let mem_bytes = n.checked_mul(t.mem_size);
+        let mem_bytes = n.checked_mul(mem_size);
         if n.checked_mul(fsize) != Some(bytes.len()) || mem_bytes.is_none() || fsize == 0 {
             return Err(WriteError::new(
                 path,
@@ -1024,19 +1156,19 @@ impl Writer {
                 format!(
                     "{} bytes given for {n} elements of {fsize} bytes ({} in memory)",
                     bytes.len(),
-                    t.mem_size
+                    mem_size
                 ),
             ));
         }
         if !types::needs_buffer(dt, 0) {
             // build() guarantees mem_size == fsize for these.
-            let rc = locked(|| write(t.hid.id(), bytes.as_ptr().cast::<c_void>()));
+            let rc = locked(|| write(tid, bytes.as_ptr().cast::<c_void>()));
             check(rc, path, what)?;
             return Ok(());
         }
         let mut fill = types::Fill::new(path, bytes, heap, &self.refs, fid);
         fill.region_budget = self.region_budget;
-        let filled = fill.run(dt, n, fsize, t.mem_size);
+        let filled = fill.run(dt, n, fsize, mem_size);
         self.region_budget = fill.region_budget;
         filled?;
         if Some(fill.mem.len()) != mem_bytes {
@@ -1046,7 +1178,7 @@ impl Writer {
                 "buffer does not hold every element",
             ));
         }
-        let rc = locked(|| write(t.hid.id(), fill.mem.as_ptr().cast::<c_void>()));
+        let rc = locked(|| write(tid, fill.mem.as_ptr().cast::<c_void>()));
         let notes = std::mem::take(&mut fill.notes);
         drop(fill);
         self.notes.extend(notes);
@@ -1073,7 +1205,6 @@ impl Writer {
     ) -> Result<(), WriteError> {
         check_path(path)?;
         let where_ = format!("{path} @{name}");
-        let fid = self.fid(&where_)?;
         let n = Self::elements(dataspace, &where_)?;
         let size = usize::try_from(datatype.size)
             .map_err(|_| WriteError::new(&where_, "datatype", "size too large"))?;
@@ -1087,13 +1218,13 @@ impl Writer {
                 format!("value has {} bytes, {need} needed", value.len()),
             )
         })?;
-        let t = types::build(datatype, &where_, 0)?;
-        let shared = self.committed_type(committed, &t.hid, &where_);
-        let tid = shared.as_ref().map_or(t.hid.id(), Hid::id);
+        let (built, _) = self.built(datatype, &where_)?;
+        let shared = self.committed_type(committed, built, &where_);
+        let tid = shared.as_ref().map_or(built, Hid::id);
         let space = Self::space(dataspace, &where_)?;
-        let cp = cstr(path, &where_, "open object")?;
         let cn = cstr(name, &where_, "attribute name")?;
-        let attr = replace_attribute(fid, &cp, &cn, tid, space.id(), &where_)?;
+        let (obj, _owned) = self.object(path).map_err(|e| WriteError { path: where_.clone(), ..e })?;
+        let attr = replace_attribute(obj, &cn, tid, space.id(), &where_)?;
         if n == 0 {
             return Ok(());
         }
@@ -1111,9 +1242,7 @@ impl Writer {
             // An attribute whose value could not be written must not stay
             // behind with whatever libhdf5 holds (zeros, empty sequences).
             drop(attr);
-            let _ = locked(|| unsafe {
-                h5a::H5Adelete_by_name(fid, cp.as_ptr(), cn.as_ptr(), h5p::H5P_DEFAULT)
-            });
+            let _ = locked(|| unsafe { h5a::H5Adelete(obj, cn.as_ptr()) });
         }
         written
     }
@@ -1162,8 +1291,7 @@ impl Writer {
             return Ok(());
         }
         let did = self.dataset(path)?;
-        let xfer = transfer_plist(path, need)?;
-        let xid = xfer.id();
+        let xid = self.transfer(path, need)?;
         self.with_buffer(
             path,
             &ds.datatype,
@@ -1242,8 +1370,8 @@ impl Writer {
             path,
             "H5Screate_simple",
         )?;
-        let xfer = transfer_plist(path, n)?;
-        let (xid, mid, fid) = (xfer.id(), mspace.id(), fspace.id());
+        let xid = self.transfer(path, n)?;
+        let (mid, fid) = (mspace.id(), fspace.id());
         self.with_buffer(
             path,
             &ds.datatype,
@@ -1289,7 +1417,7 @@ impl Writer {
             .map_err(|_| WriteError::new(path, "write prefix", "size overflow"))?;
         let data = bytes.get(..nbytes).unwrap_or_default();
         let did = self.dataset(path)?;
-        let t = types::build(&ds.datatype, path, 0)?;
+        let (tid, _) = self.built(&ds.datatype, path)?;
         let fspace = hid(
             locked(|| unsafe { h5d::H5Dget_space(did) }),
             Kind::Dataspace,
@@ -1310,7 +1438,7 @@ impl Writer {
             check(
                 h5d::H5Dwrite(
                     did,
-                    t.hid.id(),
+                    tid,
                     mspace.id(),
                     fspace.id(),
                     h5p::H5P_DEFAULT,
@@ -1374,44 +1502,58 @@ impl Writer {
     pub fn mark(&mut self, path: &str, name: &str, value: &str) -> Result<(), WriteError> {
         check_path(path)?;
         let where_ = format!("{path} @{name}");
-        let fid = self.fid(&where_)?;
-        let cp = cstr(path, &where_, "open object")?;
         let cn = cstr(name, &where_, "attribute name")?;
         let cv = cstr(&value.replace('\0', "\u{fffd}"), &where_, "value")?;
+        let (tid, sid) = self.mark_type(&where_)?;
+        let (obj, _owned) = self.object(path).map_err(|e| WriteError {
+            path: where_.clone(),
+            ..e
+        })?;
+        let attr = replace_attribute(obj, &cn, tid, sid, &where_)?;
+        let ptr = cv.as_ptr();
+        locked(|| unsafe {
+            check(
+                h5a::H5Awrite(attr.id(), tid, (&raw const ptr).cast::<c_void>()),
+                &where_,
+                "H5Awrite",
+            )
+        })?;
+        Ok(())
+    }
+
+    /// The variable-length UTF-8 string type and scalar space of marks,
+    /// built once.
+    fn mark_type(&mut self, where_: &str) -> Result<(hid_t, hid_t), WriteError> {
+        if let Some((t, s)) = &self.mark_type {
+            return Ok((t.id(), s.id()));
+        }
         let t = hid(
             locked(|| unsafe { h5t::H5Tcopy(*g::H5T_C_S1) }),
             Kind::Datatype,
-            &where_,
+            where_,
             "H5Tcopy",
         )?;
         locked(|| unsafe {
             check(
                 h5t::H5Tset_size(t.id(), h5t::H5T_VARIABLE),
-                &where_,
+                where_,
                 "H5Tset_size",
             )?;
             check(
                 h5t::H5Tset_cset(t.id(), h5t::H5T_cset_t::H5T_CSET_UTF8),
-                &where_,
+                where_,
                 "H5Tset_cset",
             )
         })?;
         let space = hid(
             locked(|| unsafe { h5s::H5Screate(h5s::H5S_class_t::H5S_SCALAR) }),
             Kind::Dataspace,
-            &where_,
+            where_,
             "H5Screate",
         )?;
-        let attr = replace_attribute(fid, &cp, &cn, t.id(), space.id(), &where_)?;
-        let ptr = cv.as_ptr();
-        locked(|| unsafe {
-            check(
-                h5a::H5Awrite(attr.id(), t.id(), (&raw const ptr).cast::<c_void>()),
-                &where_,
-                "H5Awrite",
-            )
-        })?;
-        Ok(())
+        let ids = (t.id(), space.id());
+        self.mark_type = Some((t, space));
+        Ok(ids)
     }
 
     /// Flushes, closes, fsyncs, and renames the temporary file onto
@@ -1420,7 +1562,7 @@ impl Writer {
     /// file is removed and `output` is left as it was.
     pub fn finish(mut self, overwrite: bool) -> Result<(), WriteError> {
         let shown = self.output.display().to_string();
-        self.open = None;
+        self.close_open();
         if let Some(f) = self.file.take() {
             locked(|| unsafe {
                 check(
@@ -1493,7 +1635,7 @@ impl Writer {
 
 impl Drop for Writer {
     fn drop(&mut self) {
-        self.open = None;
+        self.close_open();
         if let Some(f) = self.file.take() {
             let _ = f.close();
         }

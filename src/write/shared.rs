@@ -7,6 +7,7 @@
 use std::collections::HashSet;
 
 use hdf5_sys::h5::{H5_index_t, H5_iter_order_t};
+use hdf5_sys::h5i::hid_t;
 use hdf5_sys::{h5g, h5l, h5p, h5t};
 
 use super::h5::{check, cstr, hid, locked, Hid, Kind};
@@ -41,7 +42,7 @@ impl Writer {
     pub(super) fn committed_type(
         &self,
         source: Option<u64>,
-        built: &Hid,
+        built: hid_t,
         path: &str,
     ) -> Option<Hid> {
         let target = self.committed.get(&source?)?;
@@ -54,7 +55,7 @@ impl Writer {
             "H5Topen2",
         )
         .ok()?;
-        let equal = locked(|| unsafe { h5t::H5Tequal(t.id(), built.id()) });
+        let equal = locked(|| unsafe { h5t::H5Tequal(t.id(), built) });
         (equal > 0).then_some(t)
     }
 
