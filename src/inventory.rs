@@ -110,24 +110,30 @@ pub struct ZeroedRange {
 pub const PAGE: usize = 4096;
 
 /// Every run of whole all-zero pages of `bytes` (trailing partial page
-/// excluded).
+/// excluded). The pages of a mapped input are handed back to the kernel
+/// block by block as they are checked ([`crate::pipeline::release`]): the
+/// check reads every page, and resident memory must not grow with the file.
 pub fn zeroed_ranges(bytes: &[u8]) -> Vec<ZeroedRange> {
+    const BLOCK: usize = 4096 * PAGE;
     let mut out: Vec<ZeroedRange> = Vec::new();
-    for (i, page) in bytes.chunks_exact(PAGE).enumerate() {
-        let zero = page
-            .chunks_exact(16)
-            .all(|w| u128::from_ne_bytes(w.try_into().unwrap_or([1; 16])) == 0);
-        if !zero {
-            continue;
+    for (b, block) in bytes.chunks(BLOCK).enumerate() {
+        for (i, page) in block.chunks_exact(PAGE).enumerate() {
+            let zero = page
+                .chunks_exact(16)
+                .all(|w| u128::from_ne_bytes(w.try_into().unwrap_or([1; 16])) == 0);
+            if !zero {
+                continue;
+            }
+            let offset = (b * BLOCK + i * PAGE) as u64;
+            match out.last_mut() {
+                Some(r) if r.offset + r.length == offset => r.length += PAGE as u64,
+                _ => out.push(ZeroedRange {
+                    offset,
+                    length: PAGE as u64,
+                }),
+            }
         }
-        let offset = (i * PAGE) as u64;
-        match out.last_mut() {
-            Some(r) if r.offset + r.length == offset => r.length += PAGE as u64,
-            _ => out.push(ZeroedRange {
-                offset,
-                length: PAGE as u64,
-            }),
-        }
+        crate::pipeline::release(block);
     }
     out
 }

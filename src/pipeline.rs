@@ -86,6 +86,33 @@ impl From<InputChanged> for io::Error {
     }
 }
 
+/// Hands the pages wholly inside `bytes` back to the kernel when `bytes`
+/// lies in a mapped input (`MADV_DONTNEED` on a read-only shared file
+/// mapping): they stay in the page cache, and a later read faults them in
+/// again with the same contents (a file changed meanwhile is caught by
+/// [`Input::check_unchanged`] as always). The data path calls it on chunks
+/// it has written, so a job's resident memory does not grow with the data
+/// it copies. Does nothing for an input read into memory.
+pub fn release(bytes: &[u8]) {
+    let page = crate::sigbus::page_size();
+    let start = bytes.as_ptr() as usize;
+    let Some(end) = start.checked_add(bytes.len()) else {
+        return;
+    };
+    let from = start.saturating_add(page - 1) & !(page - 1);
+    let to = end & !(page - 1);
+    if to <= from || !crate::sigbus::is_mapped(bytes) {
+        return;
+    }
+    // SAFETY: [from, to) is whole pages inside a live read-only file
+    // mapping (checked above); MADV_DONTNEED on it only drops this
+    // process's page-table entries, the contents read afterwards are the
+    // file's, as before.
+    unsafe {
+        libc::madvise(from as *mut libc::c_void, to - from, libc::MADV_DONTNEED);
+    }
+}
+
 enum Bytes {
     Copied(Vec<u8>),
     /// The guard is dropped before the map (see [`Input`]'s `Drop`).

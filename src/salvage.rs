@@ -20,7 +20,7 @@ use crate::inventory::{
     Dataset, Inventory, LinkKind, Object, ObjectKind, ProblemKind, Status, ZeroedRange,
 };
 use crate::pipeline::{CarveMode, Input, InputChanged};
-use crate::read::{self, DatasetData};
+use crate::read::{self, timing, DatasetData};
 use crate::write::{LockError, OutputLock, WriteError, Writer};
 
 /// Version written into the provenance attributes.
@@ -252,7 +252,8 @@ pub fn salvage_opts(
     // to write(2) gets EFAULT) is reported as what it is.
     src.check_unchanged().map_err(SalvageError::InputChanged)?;
     done?;
-    w.finish(force)?;
+    timing::timed(&timing::WRITE_NS, || w.finish(force))?;
+    timing::print_if_asked();
     Ok(report)
 }
 
@@ -776,32 +777,15 @@ fn salvage_dataset(
     if let Some(maps) = read::vds::mappings(image, &ds.layout.class) {
         return salvage_virtual(w, o, dest, ds, maps, out);
     }
-    let data = read::dataset_data(image, ds);
-    // Data in an all-zero page range of a damaged file: the page that
-    // destroyed metadata there may have destroyed the data too.
-    let zeroed = match &data {
-        DatasetData::Contiguous { bytes, .. } => trust.zeroed_overlaps(image.bytes, bytes),
-        DatasetData::Chunked {
-            chunks, unverified, ..
-        } => chunks
-            .iter()
-            .chain(unverified)
-            .flat_map(|c| trust.zeroed_overlaps(image.bytes, c.stored))
-            .collect(),
-        _ => Vec::new(),
+    // A chunked dataset's chunks are verified after the dataset is
+    // created, on other threads while this one writes them (`verify_and_write`).
+    let (data, plan) = match read::stage_data(image, ds) {
+        read::Staged::Ready(d) => (Some(d), None),
+        read::Staged::Chunks(p) => (None, Some(p)),
     };
     // Notes for `h5salvage_unverified`, written once at the end.
     let mut unverified_notes: Vec<String> = Vec::new();
-    if !zeroed.is_empty() {
-        let shown: Vec<&str> = zeroed.iter().take(20).map(String::as_str).collect();
-        unverified_notes.push(format!(
-            "data not verified: {}{}",
-            shown.join("; "),
-            if zeroed.len() > 20 { "; ..." } else { "" }
-        ));
-        out.result = Recovery::Unverified;
-    }
-    if let DatasetData::Unreadable { reason } = &data {
+    if let Some(DatasetData::Unreadable { reason }) = &data {
         out.result = Recovery::Lost;
         out.reasons.push(reason.clone());
         return Ok(());
@@ -819,6 +803,33 @@ fn salvage_dataset(
         return Ok(());
     }
     let mut missing: Vec<String> = Vec::new();
+    let data = match (data, plan) {
+        (Some(d), _) => d,
+        (None, Some(plan)) => verify_and_write(w, image, dest, ds, plan, &mut missing),
+        (None, None) => DatasetData::NotAllocated,
+    };
+    // Data in an all-zero page range of a damaged file: the page that
+    // destroyed metadata there may have destroyed the data too.
+    let zeroed = match &data {
+        DatasetData::Contiguous { bytes, .. } => trust.zeroed_overlaps(image.bytes, bytes),
+        DatasetData::Chunked {
+            chunks, unverified, ..
+        } => chunks
+            .iter()
+            .chain(unverified)
+            .flat_map(|c| trust.zeroed_overlaps(image.bytes, c.stored))
+            .collect(),
+        _ => Vec::new(),
+    };
+    if !zeroed.is_empty() {
+        let shown: Vec<&str> = zeroed.iter().take(20).map(String::as_str).collect();
+        unverified_notes.push(format!(
+            "data not verified: {}{}",
+            shown.join("; "),
+            if zeroed.len() > 20 { "; ..." } else { "" }
+        ));
+        out.result = Recovery::Unverified;
+    }
     match data {
         DatasetData::NotAllocated | DatasetData::Unreadable { .. } => {}
         DatasetData::Contiguous { bytes, expected } => {
@@ -845,7 +856,10 @@ fn salvage_dataset(
                 // references carry their own outcome).
                 let heap =
                     read::resolve_heap_values(image, &ds.datatype, bytes).unwrap_or_default();
-                if let Err(e) = w.write_all(dest, ds, bytes, &heap) {
+                let written =
+                    timing::timed(&timing::WRITE_NS, || w.write_all(dest, ds, bytes, &heap));
+                crate::pipeline::release(bytes);
+                if let Err(e) = written {
                     missing.push(format!("all elements (not written: {e})"));
                 }
             } else {
@@ -861,13 +875,13 @@ fn salvage_dataset(
                 }
             }
         }
+        // The verified chunks were written while they were verified.
         DatasetData::Chunked {
-            chunks,
             unverified,
             unverified_filters,
             failed,
             beyond_extent,
-            chunk_bytes,
+            ..
         } => {
             if !beyond_extent.is_empty() {
                 out.notes.push(format!(
@@ -888,10 +902,6 @@ fn salvage_dataset(
                 unverified_notes.push(note);
             }
             if Writer::needs_conversion(&ds.datatype) {
-                // Variable-length data and references hold addresses of
-                // the input: each chunk is decoded, its in-extent elements
-                // resolved and written through libhdf5 (never as stored).
-                write_converted_chunks(w, image, dest, ds, &chunks, chunk_bytes, &mut missing);
                 for c in &unverified {
                     missing.push(format!(
                         "chunk {:?}: stored with {}, which cannot be decoded, and its \
@@ -901,7 +911,7 @@ fn salvage_dataset(
                     ));
                 }
             } else {
-                for c in chunks.iter().chain(&unverified) {
+                for c in &unverified {
                     if let Err(e) = w.write_chunk(dest, &c.offset, c.filter_mask, c.stored) {
                         missing.push(format!("chunk {:?}: not written: {e}", c.offset));
                     }
@@ -934,10 +944,6 @@ fn salvage_dataset(
     Ok(())
 }
 
-/// Writes verified chunks whose elements need conversion (see
-/// [`Writer::needs_conversion`]): each is decoded, clipped to the extent,
-/// its heap values resolved, and written as a block. A chunk that cannot be
-/// resolved or written is recorded in `missing`.
 /// A virtual dataset: recreated with the same mappings (source file and
 /// dataset names as stored, same selections); its data stays in the
 /// source files, which are not read. Unreadable mappings lose it.
@@ -983,43 +989,47 @@ fn salvage_virtual(
     Ok(())
 }
 
-fn write_converted_chunks(
+/// Verifies the planned chunks of a dataset and writes each verified one
+/// as soon as it is (in index order, on this thread, the only one that
+/// calls libhdf5). Chunks stored as they are ([`Writer::write_chunk`]) are
+/// verified on the worker threads; chunks whose elements need conversion
+/// (see [`Writer::needs_conversion`]) are decoded here, once, clipped to the
+/// extent, their heap values resolved, and written as a block. A chunk that
+/// cannot be resolved or written is recorded in `missing`.
+fn verify_and_write<'a>(
     w: &mut Writer,
     image: &Image,
     dest: &str,
     ds: &Dataset,
-    chunks: &[read::VerifiedChunk],
-    chunk_bytes: u64,
+    plan: read::ChunkPlan<'a>,
     missing: &mut Vec<String>,
-) {
+) -> DatasetData<'a> {
+    if !Writer::needs_conversion(&ds.datatype) {
+        return plan.verify(ds, read::Verify::Parallel, |c, _| {
+            let written = timing::timed(&timing::WRITE_NS, || {
+                w.write_chunk(dest, &c.offset, c.filter_mask, c.stored)
+            });
+            crate::pipeline::release(c.stored);
+            if let Err(e) = written {
+                missing.push(format!("chunk {:?}: not written: {e}", c.offset));
+            }
+        });
+    }
     let crate::format::message::data_layout::LayoutClass::Chunked { dims, .. } = &ds.layout.class
     else {
         missing.push("all chunks: not a chunked layout".to_string());
-        return;
-    };
-    let Ok(expected) = usize::try_from(chunk_bytes) else {
-        missing.push(format!(
-            "all chunks: chunk of {chunk_bytes} bytes too large"
-        ));
-        return;
+        return plan.verify(ds, read::Verify::Decoded, |_, _| {});
     };
     let elem = u64::from(ds.datatype.size);
-    for c in chunks {
-        let block = read::decode_chunk(
-            c.stored,
-            ds.filters.as_ref(),
-            c.filter_mask,
-            ds.datatype.size,
-            expected,
-        )
-        .map_err(|e| e.message)
-        .and_then(|d| read::chunk_block(&d, &ds.dataspace.dims, dims, &c.offset, elem));
+    plan.verify(ds, read::Verify::Decoded, |c, decoded| {
+        let Some(decoded) = decoded else { return };
+        let block = read::chunk_block(decoded, &ds.dataspace.dims, dims, &c.offset, elem);
         let (count, bytes) = match block {
             Ok(Some(b)) => b,
-            Ok(None) => continue, // entirely outside the current extent
+            Ok(None) => return, // entirely outside the current extent
             Err(e) => {
                 missing.push(format!("chunk {:?}: {e}", c.offset));
-                continue;
+                return;
             }
         };
         match read::resolve_heap_values(image, &ds.datatype, &bytes) {
@@ -1030,7 +1040,7 @@ fn write_converted_chunks(
             }
             Err(p) => missing.push(format!("chunk {:?}: variable-length values: {p}", c.offset)),
         }
-    }
+    })
 }
 
 /// `h5salvage_inferred` on a dataset that got chunks by allocation order:

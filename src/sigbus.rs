@@ -87,6 +87,23 @@ impl Drop for Guard {
     }
 }
 
+/// True if `bytes` lies wholly inside a registered mapping (so it is file
+/// pages, not memory of the process: see [`crate::pipeline::release`]).
+pub fn is_mapped(bytes: &[u8]) -> bool {
+    let start = bytes.as_ptr() as usize;
+    let Some(end) = start.checked_add(bytes.len()) else {
+        return false;
+    };
+    RANGES
+        .iter()
+        .any(|r| r.used.load(SeqCst) && r.start.load(SeqCst) <= start && end <= r.end.load(SeqCst))
+}
+
+/// The page size (4096 until the handler is installed).
+pub fn page_size() -> usize {
+    PAGE.load(SeqCst)
+}
+
 fn install() -> bool {
     // SAFETY: plain libc calls on zeroed, then filled, sigaction structs.
     unsafe {

@@ -19,6 +19,7 @@
 
 pub mod filters;
 pub mod region;
+pub mod timing;
 pub mod vds;
 pub mod vlen;
 
@@ -259,34 +260,244 @@ fn chunked<'a>(
     flags: u8,
     index: &ChunkIndex,
 ) -> DatasetData<'a> {
+    match plan_chunks(image, ds, dims, flags, index) {
+        Staged::Chunks(plan) => plan.verify(ds, Verify::Parallel, |_, _| {}),
+        Staged::Ready(data) => data,
+    }
+}
+
+/// A dataset's data, or for a chunked one the plan of what to verify; see
+/// [`stage_data`].
+pub enum Staged<'a> {
+    Ready(DatasetData<'a>),
+    Chunks(ChunkPlan<'a>),
+}
+
+/// [`dataset_data`] in two steps: everything but the decoding of chunks is
+/// done here; a chunked dataset's chunks are then verified by
+/// [`ChunkPlan::verify`], which hands each verified chunk over as soon as
+/// it is (so a writer can write while other threads verify).
+pub fn stage_data<'a>(image: &Image<'a>, ds: &Dataset) -> Staged<'a> {
+    if let (
+        LayoutClass::Chunked {
+            dims, flags, index, ..
+        },
+        false,
+    ) = (&ds.layout.class, ds.external_files)
+    {
+        return plan_chunks(image, ds, dims, *flags, index);
+    }
+    Staged::Ready(dataset_data(image, ds))
+}
+
+/// One listed chunk after the checks that need no decoding.
+enum Planned<'a> {
+    Beyond(Vec<u64>),
+    Failed(ChunkFailure),
+    Unverified(VerifiedChunk<'a>, String),
+    /// With the address the index lists.
+    Decode(VerifiedChunk<'a>, u64),
+}
+
+/// The listed chunks of a dataset, checked except for their decoding.
+pub struct ChunkPlan<'a> {
+    entries: Vec<Planned<'a>>,
+    chunk_bytes: u64,
+    expected_len: usize,
+}
+
+/// How [`ChunkPlan::verify`] decodes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verify {
+    /// On the worker threads of the rayon pool when there is enough to
+    /// decode (the caller's thread receives the verified chunks); the
+    /// decoded bytes are not kept.
+    Parallel,
+    /// On the caller's thread, handing the decoded bytes along.
+    Decoded,
+}
+
+/// Below this many stored bytes a dataset's chunks are verified on the
+/// caller's thread: handing them to other threads would cost more.
+const PARALLEL_BYTES: u64 = 4 << 20;
+
+impl<'a> ChunkPlan<'a> {
+    /// Decodes every chunk that needs it (each once) and gives the
+    /// dataset's data, exactly as [`dataset_data`]. `sink` gets each
+    /// verified chunk, in index order, as soon as it and every chunk
+    /// before it are settled, on the caller's thread; with
+    /// [`Verify::Decoded`] also its decoded bytes.
+    pub fn verify(
+        self,
+        ds: &Dataset,
+        how: Verify,
+        mut sink: impl FnMut(&VerifiedChunk<'a>, Option<&[u8]>),
+    ) -> DatasetData<'a> {
+        let ChunkPlan {
+            entries,
+            chunk_bytes,
+            expected_len,
+        } = self;
+        let decode = |c: &VerifiedChunk<'a>, f: &mut dyn FnMut(&[u8])| {
+            let start = std::time::Instant::now();
+            let r = filters::with_reversed(
+                c.stored,
+                ds.filters.as_ref(),
+                c.filter_mask,
+                ds.datatype.size,
+                expected_len,
+                |d| {
+                    timing::add(&timing::DECODE_NS, start);
+                    f(d)
+                },
+            );
+            if r.is_err() {
+                timing::add(&timing::DECODE_NS, start);
+            }
+            r
+        };
+        let todo: Vec<usize> = entries
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| matches!(e, Planned::Decode(..)))
+            .map(|(i, _)| i)
+            .collect();
+        let stored: u64 = todo
+            .iter()
+            .filter_map(|&i| match &entries[i] {
+                Planned::Decode(c, _) => Some(c.stored.len() as u64),
+                _ => None,
+            })
+            .sum();
+        let mut results: Vec<Option<Result<(), ReadError>>> = vec![None; entries.len()];
+        let parallel = how == Verify::Parallel
+            && todo.len() > 1
+            && stored >= PARALLEL_BYTES
+            && rayon::current_num_threads() > 1
+            // Never block a pool thread waiting for the pool.
+            && rayon::current_thread_index().is_none();
+        if parallel {
+            let next = std::sync::atomic::AtomicUsize::new(0);
+            let (tx, rx) = std::sync::mpsc::channel::<(usize, Result<(), ReadError>)>();
+            let (todo, entries, next, decode) = (&todo, &entries, &next, &decode);
+            rayon::in_place_scope(|scope| {
+                for _ in 0..rayon::current_num_threads().min(todo.len()) {
+                    let tx = tx.clone();
+                    scope.spawn(move |_| loop {
+                        let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(&i) = todo.get(k) else { break };
+                        let Planned::Decode(c, _) = &entries[i] else {
+                            continue;
+                        };
+                        if tx.send((i, decode(c, &mut |_| {}))).is_err() {
+                            break;
+                        }
+                    });
+                }
+                drop(tx);
+                // This thread hands the verified chunks over in order.
+                let mut due = 0usize;
+                let mut waited = std::time::Instant::now();
+                while let Ok((i, r)) = rx.recv() {
+                    timing::add(&timing::WAIT_NS, waited);
+                    results[i] = Some(r);
+                    while let Some(&i) = todo.get(due) {
+                        match (&results[i], &entries[i]) {
+                            (Some(Ok(())), Planned::Decode(c, _)) => sink(c, None),
+                            (Some(_), _) => {}
+                            (None, _) => break,
+                        }
+                        due += 1;
+                    }
+                    waited = std::time::Instant::now();
+                }
+            });
+        } else {
+            for &i in &todo {
+                if let Planned::Decode(c, _) = &entries[i] {
+                    let r = match how {
+                        Verify::Decoded => decode(c, &mut |d| sink(c, Some(d))),
+                        Verify::Parallel => decode(c, &mut |_| {}).inspect(|_| sink(c, None)),
+                    };
+                    results[i] = Some(r);
+                }
+            }
+        }
+        let mut chunks = Vec::new();
+        let mut unverified = Vec::new();
+        let mut unverified_filters: Vec<String> = Vec::new();
+        let mut failed = Vec::new();
+        let mut beyond = Vec::new();
+        for (e, r) in entries.into_iter().zip(results) {
+            match e {
+                Planned::Beyond(o) => beyond.push(o),
+                Planned::Failed(f) => failed.push(f),
+                Planned::Unverified(v, filter) => {
+                    if !unverified_filters.contains(&filter) {
+                        unverified_filters.push(filter);
+                    }
+                    unverified.push(v);
+                }
+                Planned::Decode(v, address) => match r {
+                    Some(Ok(())) => chunks.push(v),
+                    Some(Err(e)) => failed.push(ChunkFailure {
+                        address,
+                        offset: v.offset,
+                        kind: e.kind,
+                        reason: e.message,
+                    }),
+                    // Every planned chunk was decoded above.
+                    None => failed.push(ChunkFailure {
+                        address,
+                        offset: v.offset,
+                        kind: FailureKind::Unreadable,
+                        reason: "not verified".into(),
+                    }),
+                },
+            }
+        }
+        DatasetData::Chunked {
+            chunks,
+            unverified,
+            unverified_filters,
+            failed,
+            beyond_extent: beyond,
+            chunk_bytes,
+        }
+    }
+}
+
+fn plan_chunks<'a>(
+    image: &Image<'a>,
+    ds: &Dataset,
+    dims: &[u64],
+    flags: u8,
+    index: &ChunkIndex,
+) -> Staged<'a> {
     let rank = ds.dataspace.dims.len();
     if dims.len() != rank || rank == 0 {
-        return DatasetData::Unreadable {
+        return Staged::Ready(DatasetData::Unreadable {
             reason: format!(
                 "chunk rank {} does not match dataspace rank {rank}",
                 dims.len()
             ),
-        };
+        });
     }
     let Some(chunk_bytes) = ds.chunk_bytes(dims) else {
-        return DatasetData::Unreadable {
+        return Staged::Ready(DatasetData::Unreadable {
             reason: "chunk size overflows".into(),
-        };
+        });
     };
     if ds.chunks.is_empty() {
-        return if ds.coverage.index_complete {
+        return Staged::Ready(if ds.coverage.index_complete {
             DatasetData::NotAllocated
         } else {
             DatasetData::Unreadable {
                 reason: "the chunk index could not be read: no chunk is known".into(),
             }
-        };
+        });
     }
     let expected_len = usize::try_from(chunk_bytes).unwrap_or(usize::MAX);
-    let mut chunks = Vec::new();
-    let mut unverified = Vec::new();
-    let mut unverified_filters: Vec<String> = Vec::new();
-    let mut failed = Vec::new();
     // An offset the index lists more than once: a key was damaged (v1
     // B-tree keys carry no checksum), so which entry holds that offset
     // cannot be told, and the chunk whose key it was lost its own offset.
@@ -296,15 +507,15 @@ fn chunked<'a>(
     }
     let keys_checked = !matches!(index, ChunkIndex::BtreeV1 { .. });
     let no_hole = grid_listed_whole(ds, dims, listed.keys().copied());
-    let mut beyond = Vec::new();
+    let mut entries = Vec::with_capacity(ds.chunks.len());
     for c in &ds.chunks {
         if beyond_extent(ds, dims, &c.offset) && (keys_checked || no_hole) {
-            beyond.push(c.offset.clone());
+            entries.push(Planned::Beyond(c.offset.clone()));
             continue;
         }
         let times = listed.get(c.offset.as_slice()).copied().unwrap_or(0);
         if times > 1 {
-            failed.push(ChunkFailure {
+            entries.push(Planned::Failed(ChunkFailure {
                 offset: c.offset.clone(),
                 address: c.address,
                 kind: FailureKind::BadIndexEntry,
@@ -313,33 +524,25 @@ fn chunked<'a>(
                      cannot be told, and a chunk whose key was damaged is missing at an \
                      unknown offset (its elements read as the fill value)"
                 ),
-            });
+            }));
             continue;
         }
-        match verify_chunk(image, ds, dims, flags, c, expected_len) {
-            Ok((v, None)) => chunks.push(v),
-            Ok((v, Some(filter))) => {
-                if !unverified_filters.contains(&filter) {
-                    unverified_filters.push(filter);
-                }
-                unverified.push(v);
-            }
-            Err(e) => failed.push(ChunkFailure {
+        entries.push(match check_chunk(image, ds, dims, flags, c) {
+            Ok((v, None)) => Planned::Decode(v, c.address),
+            Ok((v, Some(filter))) => Planned::Unverified(v, filter),
+            Err(e) => Planned::Failed(ChunkFailure {
                 offset: c.offset.clone(),
                 address: c.address,
                 kind: e.kind,
                 reason: e.message,
             }),
-        }
+        });
     }
-    DatasetData::Chunked {
-        chunks,
-        unverified,
-        unverified_filters,
-        failed,
-        beyond_extent: beyond,
+    Staged::Chunks(ChunkPlan {
+        entries,
         chunk_bytes,
-    }
+        expected_len,
+    })
 }
 
 /// True if a chunk at `offset` lies wholly beyond the dataset's current
@@ -424,13 +627,15 @@ fn effective_mask(ds: &Dataset, dims: &[u64], flags: u8, c: &ChunkRef) -> u32 {
     }
 }
 
-fn verify_chunk<'a>(
+/// The checks of one listed chunk that need no decoding: `Some(filter)`
+/// when a filter it passes through cannot be decoded (then it can only be
+/// copied as stored).
+fn check_chunk<'a>(
     image: &Image<'a>,
     ds: &Dataset,
     dims: &[u64],
     flags: u8,
     c: &ChunkRef,
-    expected_len: usize,
 ) -> Result<(VerifiedChunk<'a>, Option<String>), ReadError> {
     let bad_entry = |m: String| Err(ReadError::new(FailureKind::BadIndexEntry, m));
     if c.offset.len() != dims.len() {
@@ -490,17 +695,7 @@ fn verify_chunk<'a>(
         filter_mask: mask,
         stored,
     };
-    if let Some(filter) = undecodable_filter(ds, mask) {
-        return Ok((chunk, Some(filter)));
-    }
-    decode_chunk(
-        stored,
-        ds.filters.as_ref(),
-        mask,
-        ds.datatype.size,
-        expected_len,
-    )?;
-    Ok((chunk, None))
+    Ok((chunk, undecodable_filter(ds, mask)))
 }
 
 /// The fill value bytes of one element: the stored fill value when it has

@@ -1223,7 +1223,10 @@ impl Writer {
         let tid = shared.as_ref().map_or(built, Hid::id);
         let space = Self::space(dataspace, &where_)?;
         let cn = cstr(name, &where_, "attribute name")?;
-        let (obj, _owned) = self.object(path).map_err(|e| WriteError { path: where_.clone(), ..e })?;
+        let (obj, _owned) = self.object(path).map_err(|e| WriteError {
+            path: where_.clone(),
+            ..e
+        })?;
         let attr = replace_attribute(obj, &cn, tid, space.id(), &where_)?;
         if n == 0 {
             return Ok(());
