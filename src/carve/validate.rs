@@ -4,7 +4,7 @@
 
 use crate::follow::Image;
 use crate::format::message::kind;
-use crate::format::{block_prefix, checksum_ok, MessageHeader};
+use crate::format::{block_prefix, checksum_ok, signature_v0, MessageHeader};
 use crate::format::{
     btree_v1, btree_v2, extensible_array, fixed_array, fractal_heap, global_heap, is_undefined,
     local_heap, object_header, superblock, symbol_table_node,
@@ -121,9 +121,9 @@ pub fn validate(image: &Image, hit: Hit) -> Option<Confidence> {
             checked(h.checksum_ok)
         }
         Kind::Btin | Kind::Btlf => {
-            let version = *data.get(4)?;
-            let kind = *data.get(5)?;
-            structural(version == 0 && (1..=11).contains(&kind))
+            // Version 0, then a record type the spec defines (III.A.2).
+            let (rest, _) = signature_v0("v2 B-tree node", hit.kind.signature(), data, at).ok()?;
+            structural(rest.first().is_some_and(|t| (1..=11).contains(t)))
         }
         Kind::Fahd => {
             let h = fixed_array::parse_header(data, at, sizes).ok()?;

@@ -2,11 +2,13 @@
 //! Version 1 B-trees".
 //!
 //! Type 0 trees index old-style groups (keys are local-heap offsets, leaf
-//! children are `SNOD` symbol table nodes); type 1 trees index the chunks of
-//! a dataset (layout v1-v3 and v4 "v1 B-tree" index; keys carry the chunk size,
+//! children are `SNOD` symbol table nodes); type 1 trees index the chunks of a
+//! dataset (layout v1-v3 and v4 "v1 B-tree" index; keys carry the chunk size,
 //! filter mask and element coordinates). Nodes carry no checksum, so
 //! [`BtreeV1Node::validate`] offers structural checks and the traversals
-//! ([`collect_chunks`], [`collect_group_leaves`]) are bounded and cycle-safe.
+//! ([`crate::follow::btree_v1::collect_chunks`],
+//! [`crate::follow::btree_v1::collect_group_leaves`]) are bounded and
+//! cycle-safe.
 //!
 //! [`ChunkRecord`] is the chunk description shared by all chunk indexes.
 

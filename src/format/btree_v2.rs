@@ -6,7 +6,7 @@
 //!
 //! All three structures carry a lookup3 checksum. The parsers return the
 //! structure with `checksum_ok` so a carver can still inspect a damaged node;
-//! [`collect_records`] reports a node with a bad checksum and skips it.
+//! [`crate::follow::btree_v2::collect_records`] reports a node with a bad checksum and skips it.
 //!
 //! Node geometry ([`Geometry`]) follows the spec's derivation of the maximum
 //! record counts per depth. Where the spec is vague the widths follow what

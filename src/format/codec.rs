@@ -3,7 +3,7 @@
 //!
 //! - [`Sizes`]: "size of offsets" / "size of lengths" from the superblock,
 //!   and the field readers [`uint`], [`offset`], [`length`] (nom parsers).
-//! - [`Reader`]: the one cursor style, a bounded cursor over those nom
+//! - `Reader`: the one cursor style, a bounded cursor over those nom
 //!   parsers whose failures become [`Error`]s at the field's file offset.
 //! - [`Error`] / [`ErrorKind`]: typed parse errors (structure, offset, what).
 //! - Checksummed blocks (spec III.H, lookup3): [`expect_signature`],

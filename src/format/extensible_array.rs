@@ -850,14 +850,14 @@ mod tests {
         assert!(c.is_empty() && e.is_empty());
     }
 
-    /// Cross-checks [`collect_chunks`] of both array kinds against h5py's
-    /// own chunk listings. Runs on the committed fixtures
-    /// (`testdata/rich_latest.h5`, `worker_latest.h5` with
-    /// `testdata/expected/*.json`) and, when present, on the bigger files
-    /// in `/tmp/h5salvage-arrays/` (fixed arrays with 100..5000 chunks,
-    /// paged; extensible arrays up to 140000 chunks with secondary blocks
-    /// and paged data blocks; filtered and not). Those are written by a
-    /// Python script (h5py 3.16, `libver='latest'`) that stores each
+    /// Cross-checks [`crate::follow::extensible_array::collect_chunks`] of
+    /// both array kinds against h5py's own chunk listings. Runs on the
+    /// committed fixtures (`testdata/rich_latest.h5`, `worker_latest.h5`
+    /// with `testdata/expected/*.json`) and, when present, on the bigger
+    /// files in `/tmp/h5salvage-arrays/` (fixed arrays with 100..5000
+    /// chunks, paged; extensible arrays up to 140000 chunks with secondary
+    /// blocks and paged data blocks; filtered and not). Those are written by
+    /// a Python script (h5py 3.16, `libver='latest'`) that stores each
     /// dataset's `chunk_iter` listing as `<name>.json` in the same format.
     #[test]
     fn real_files_match_h5py() {

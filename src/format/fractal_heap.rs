@@ -9,11 +9,13 @@
 //! Checksums: [`parse_header`], [`parse_direct_block`] and
 //! [`parse_indirect_block`] return the structure with a `checksum_ok` field
 //! (the carver may still want a damaged node); the resolvers
-//! [`read_managed_object`] and [`collect_direct_blocks`] refuse blocks whose
-//! checksum fails. Huge objects (larger than the heap's managed-object
-//! maximum: attributes above 64 KiB) live outside the blocks;
-//! [`read_huge_object`] finds them through their ID or the heap's
-//! huge-object v2 B-tree ([`huge_object_index`]).
+//! [`crate::follow::fractal_heap::read_managed_object`] and
+//! [`crate::follow::fractal_heap::collect_direct_blocks`] refuse blocks whose
+//! checksum fails. Huge objects (larger than the heap's managed-object maximum:
+//! attributes above 64 KiB) live outside the blocks;
+//! [`crate::follow::fractal_heap::read_huge_object`] finds them through their
+//! ID or the heap's huge-object v2 B-tree
+//! ([`crate::follow::fractal_heap::huge_object_index`]).
 //!
 //! Spec notes (checked against libhdf5 behaviour and files written by
 //! HDF5 2.0):
@@ -52,7 +54,8 @@ pub(crate) const MAX_ROWS: u32 = 64;
 /// Depth limit for indirect block descent (each level has fewer rows than
 /// its parent, so 64 is already a hard bound).
 pub(crate) const MAX_DEPTH: usize = 64;
-/// Most direct blocks [`collect_direct_blocks`] lists.
+/// Most direct blocks [`crate::follow::fractal_heap::collect_direct_blocks`]
+/// lists.
 pub(crate) const MAX_BLOCKS: usize = 1 << 20;
 
 /// A fractal heap header (spec III.G, "Layout: Fractal Heap Header").

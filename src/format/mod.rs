@@ -8,7 +8,7 @@
 //! the structure's name.
 //!
 //! [`codec`] holds what every parser shares: [`Sizes`] and the field
-//! readers, the [`codec::Reader`] cursor, the typed [`Error`], the lookup3
+//! readers, the `Reader` cursor, the typed [`Error`], the lookup3
 //! checksum of a checksummed block ([`checksum`] and its wrappers: the one
 //! place a checksum is checked) and the framing of object-header messages
 //! ([`MessageHeader`]).

@@ -4,15 +4,18 @@
 //! the header messages in chunk 0 and in continuation blocks (bare messages
 //! for v1, `OCHK` + messages + checksum for v2).
 //!
-//! Message framing is written once ([`parse_chunk`]): every message body must
-//! lie inside its chunk. A chunk whose framing breaks part-way yields the
-//! messages before the break together with the error ([`ChunkMessages`]).
+//! Each message header is decoded by [`MessageHeader`] (the one framing of a
+//! message, in `format::codec`); `parse_chunk` frames a chunk with it: every
+//! message body must lie inside its chunk. A chunk whose framing breaks
+//! part-way yields the messages before the break together with the error
+//! ([`ChunkMessages`]).
 //! Message bodies are not decoded here: [`RawMessage`] gives their type, flags
 //! and file position, and [`RawMessage::decode`] hands the body to
 //! `crate::format::message::parse`.
 //!
-//! The parsers do not follow continuation messages; [`read_all_messages`] is a
-//! convenience that does, through an [`Image`], with a cycle check and caps.
+//! The parsers do not follow continuation messages:
+//! [`crate::follow::object_header::read_all_messages`] does, through the
+//! file image, with a cycle check and caps.
 
 use nom::bytes::complete::take;
 use nom::number::complete::{le_u16, le_u32, u8 as le_u8};
@@ -28,9 +31,11 @@ use super::{
 pub const SIGNATURE: &[u8; 4] = b"OHDR";
 /// Signature of a version 2 continuation block (spec IV.A.2.q).
 pub const CONTINUATION_SIGNATURE: &[u8; 4] = b"OCHK";
-/// Most continuation blocks [`read_all_messages`] follows for one header.
+/// Most continuation blocks [`crate::follow::object_header::read_all_messages`]
+/// follows for one header.
 pub const MAX_CONTINUATION_BLOCKS: usize = 4096;
-/// Most bytes of chunks [`read_all_messages`] reads for one header.
+/// Most bytes of chunks [`crate::follow::object_header::read_all_messages`]
+/// reads for one header.
 pub const MAX_TOTAL_BYTES: u64 = 64 << 20;
 
 pub(crate) const HEADER: &str = "object header";
