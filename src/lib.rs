@@ -16,9 +16,9 @@
 //! object-header message is framed in `format::codec` (`MessageHeader`).
 
 /// An enum whose values are fixed words in the reports: `as_str`,
-/// `Display` (padding honoured) and `Serialize` all give the word, so the
-/// JSON and the human report cannot disagree, and code matches variants,
-/// never words.
+/// `Display` (padding honoured), `Debug` (quoted, as the `&str` fields they
+/// replace showed) and `Serialize` all give the word, so the JSON and the
+/// human report cannot disagree, and code matches variants, never words.
 macro_rules! word_enum {
     (
         $(#[$meta:meta])*
@@ -27,7 +27,7 @@ macro_rules! word_enum {
         }
     ) => {
         $(#[$meta])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        #[derive(Clone, Copy, PartialEq, Eq, Hash)]
         pub enum $name {
             $( $(#[$vmeta])* $variant, )+
         }
@@ -44,6 +44,12 @@ macro_rules! word_enum {
         impl std::fmt::Display for $name {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.pad(self.as_str())
+            }
+        }
+
+        impl std::fmt::Debug for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                std::fmt::Debug::fmt(self.as_str(), f)
             }
         }
 
@@ -99,6 +105,7 @@ mod tests {
             "skipped (open for writing)"
         );
         assert_eq!(format!("{:<8}|", LinkKind::Soft), "soft    |");
+        assert_eq!(format!("{:?}", Recovery::Partial), "\"partial\"");
         assert_eq!(InputVerdict::default(), InputVerdict::Nothing);
     }
 }
