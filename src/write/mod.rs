@@ -558,8 +558,9 @@ impl Writer {
 
     /// The object at `path` for attribute calls: the open dataset or group
     /// of that path, else opened by path (groups and datasets then kept
-    /// open; anything else is returned to be closed by the caller).
-    fn object(&mut self, path: &str) -> Result<(hid_t, Option<Hid>), WriteError> {
+    /// open; anything else is returned to be closed by the caller). Errors
+    /// name `shown`.
+    fn object(&mut self, path: &str, shown: &str) -> Result<(hid_t, Option<Hid>), WriteError> {
         if let Some((p, h)) = &self.open {
             if p == path {
                 return Ok((h.id(), None));
@@ -568,12 +569,12 @@ impl Writer {
         if self.open_groups.iter().any(|(p, _)| p == path) {
             return Ok((self.group_id(path)?, None));
         }
-        let fid = self.fid(path)?;
-        let c = cstr(path, path, "open object")?;
+        let fid = self.fid(shown)?;
+        let c = cstr(path, shown, "open object")?;
         let o = hid(
             locked(|| unsafe { h5o::H5Oopen(fid, c.as_ptr(), h5p::H5P_DEFAULT) }),
             Kind::Object,
-            path,
+            shown,
             "H5Oopen",
         )?;
         let id = o.id();
@@ -1223,10 +1224,7 @@ impl Writer {
         let tid = shared.as_ref().map_or(built, Hid::id);
         let space = Self::space(dataspace, &where_)?;
         let cn = cstr(name, &where_, "attribute name")?;
-        let (obj, _owned) = self.object(path).map_err(|e| WriteError {
-            path: where_.clone(),
-            ..e
-        })?;
+        let (obj, _owned) = self.object(path, &where_)?;
         let attr = replace_attribute(obj, &cn, tid, space.id(), &where_)?;
         if n == 0 {
             return Ok(());
@@ -1508,10 +1506,7 @@ impl Writer {
         let cn = cstr(name, &where_, "attribute name")?;
         let cv = cstr(&value.replace('\0', "\u{fffd}"), &where_, "value")?;
         let (tid, sid) = self.mark_type(&where_)?;
-        let (obj, _owned) = self.object(path).map_err(|e| WriteError {
-            path: where_.clone(),
-            ..e
-        })?;
+        let (obj, _owned) = self.object(path, &where_)?;
         let attr = replace_attribute(obj, &cn, tid, sid, &where_)?;
         let ptr = cv.as_ptr();
         locked(|| unsafe {
