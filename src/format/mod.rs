@@ -30,6 +30,7 @@ pub mod lookup3;
 pub mod message;
 pub mod object_header;
 pub mod selection;
+pub mod sohm;
 pub mod superblock;
 pub mod symbol_table_node;
 pub mod vds;
@@ -335,11 +336,19 @@ pub struct Image<'a> {
     /// Absolute offset that HDF5 addresses are relative to (superblock base).
     pub base: u64,
     pub sizes: Sizes,
+    /// The file's shared-object-header-message heaps (spec III.I), when
+    /// its superblock extension names a table; empty otherwise.
+    pub shared_heaps: sohm::SharedHeaps,
 }
 
 impl<'a> Image<'a> {
     pub fn new(bytes: &'a [u8], base: u64, sizes: Sizes) -> Image<'a> {
-        Image { bytes, base, sizes }
+        Image {
+            bytes,
+            base,
+            sizes,
+            shared_heaps: sohm::SharedHeaps::default(),
+        }
     }
 
     /// Size of the file in bytes.

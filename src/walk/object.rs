@@ -17,6 +17,8 @@ use crate::format::object_header::{self, RawMessage};
 use crate::format::{is_undefined, Image};
 use crate::inventory::{Attribute, CreationOrder, Object, ObjectKind, Problem, Status};
 
+use crate::format::fractal_heap::{self, HeapId};
+
 use super::group::dense_objects;
 
 /// The decoded messages of one object header that the walk uses.
@@ -171,6 +173,13 @@ fn absorb(image: &Image, h: &mut HeaderContents, raw: &RawMessage, m: Message, o
             kind: kind::EXTERNAL_FILES,
             ..
         } => h.external_files = true,
+        Message::Shared(s) if s.kind == SharedKind::Heap => {
+            match resolve_heap_message(image, raw.kind, &s) {
+                // Parsed without the shared flag: never `Shared` again.
+                Ok(m) => absorb(image, h, raw, m, obj),
+                Err(p) => obj.damage(Status::Partial, p),
+            }
+        }
         Message::Shared(s) => match raw.kind {
             kind::DATATYPE => match resolve_shared_datatype(image, &s) {
                 Ok(t) => {
@@ -202,9 +211,66 @@ fn committed_address(s: &SharedMessage) -> Option<u64> {
         .filter(|a| s.kind == SharedKind::Committed && !is_undefined(*a))
 }
 
-/// Follows a shared datatype (a committed datatype's header) one level: the
-/// target header must hold a plain datatype message.
+/// A message kept in the shared-object-header-message heap (spec III.I):
+/// its fractal heap ID names it in the heap the file's table gives for
+/// messages of type `message_kind`.
+fn resolve_heap_message(
+    image: &Image,
+    message_kind: u16,
+    s: &SharedMessage,
+) -> Result<Message, Problem> {
+    // libhdf5 keeps a shared old fill value message in the heap of the
+    // new one's index (observed with HDF5 2.0: no index lists type 4).
+    let index_kind = match message_kind {
+        kind::FILL_VALUE_OLD => kind::FILL_VALUE,
+        k => k,
+    };
+    let what = message::kind_name(message_kind);
+    let heap = s
+        .heap_id
+        .zip(image.shared_heaps.heap_for(index_kind))
+        .ok_or_else(|| {
+            Problem::new(
+                None,
+                "shared message",
+                format!("shared {what} message in the shared-message heap, which no table names"),
+            )
+        });
+    let (id, heap) = heap?;
+    let at = image.absolute(heap).unwrap_or(heap);
+    let header = image
+        .at("FRHP", heap)
+        .and_then(|d| fractal_heap::parse_header(d, at, image.sizes))?;
+    let bytes = match fractal_heap::parse_heap_id(&id, at, &header)? {
+        HeapId::Managed { offset, length } => {
+            fractal_heap::read_managed_object(image, heap, &header, offset, length)?
+        }
+        HeapId::Tiny { data } => data,
+        HeapId::Huge(_) => {
+            return Err(Problem::new(
+                Some(at),
+                "shared message",
+                format!("shared {what} message stored as a huge heap object: not supported"),
+            ))
+        }
+    };
+    Ok(message::parse(message_kind, 0, &bytes, at, image.sizes)?)
+}
+
+/// Follows a shared datatype (a committed datatype's header, or the
+/// shared-message heap) one level: the target must be a plain datatype
+/// message.
 pub fn resolve_shared_datatype(image: &Image, s: &SharedMessage) -> Result<Datatype, Problem> {
+    if s.kind == SharedKind::Heap {
+        return match resolve_heap_message(image, kind::DATATYPE, s)? {
+            Message::Datatype(t) => Ok(t),
+            _ => Err(Problem::new(
+                None,
+                "shared message",
+                "shared datatype: the heap holds no datatype message",
+            )),
+        };
+    }
     let Some(addr) = s.address.filter(|a| !is_undefined(*a)) else {
         return Err(Problem::new(
             None,
@@ -282,12 +348,24 @@ fn attribute(image: &Image, mut m: AttributeMessage, creation_order: Option<u64>
             Err(p) => problems.push(p),
         }
     }
-    if m.dataspace_shared.is_some() {
-        problems.push(Problem::new(
-            Some(m.value_offset),
-            "attribute",
-            "shared dataspace: not supported",
-        ));
+    if let Some(s) = m.dataspace_shared.take() {
+        let space = match s.kind {
+            SharedKind::Heap => resolve_heap_message(image, kind::DATASPACE, &s),
+            _ => Err(Problem::new(
+                Some(m.value_offset),
+                "attribute",
+                "shared dataspace outside the shared-message heap: not supported",
+            )),
+        };
+        match space {
+            Ok(Message::Dataspace(d)) => m.dataspace = Some(d),
+            Ok(_) => problems.push(Problem::new(
+                Some(m.value_offset),
+                "attribute",
+                "shared dataspace: the heap holds no dataspace message",
+            )),
+            Err(p) => problems.push(p),
+        }
     }
     // With a shared datatype the parser could not size the value: trim it
     // now that the datatype is known.
