@@ -30,11 +30,18 @@ references (by target), and the listing order of members and attributes.
 * pytables_arrays.h5 (PyTables): a table with array columns (float 2x3,
   string [2]): PyTables' default libver writes them as array datatypes of
   datatype version 2, with the permutation indices of the old format.
+* sohm_latest.h5 (h5py, the file created through ctypes): dataspaces,
+  datatypes, fill values, filter pipelines and attributes shared file-wide
+  through the shared-object-header-message table (SMTB, fractal heaps);
+  h5py has no call for H5Pset_shared_mesg_*, so they are made through
+  ctypes on the libhdf5 h5py loaded, and h5py then writes the datasets.
 * link_order_{earliest,latest}.h5 (h5py): track_order=True groups where
   soft links, external links, second hard links, committed datatypes and
   datasets holding references are created between plain members.
 """
 
+import ctypes
+import glob
 import os
 import sys
 
@@ -321,6 +328,35 @@ def link_order(name, libver):
     f.close()
 
 
+def sohm(name):
+    path = os.path.join(OUT, name)
+    libs = os.path.join(os.path.dirname(h5py.__file__), os.pardir, "h5py.libs")
+    found = sorted(glob.glob(os.path.join(libs, "libhdf5-*.so*")))
+    lib = ctypes.CDLL(found[0] if found else "libhdf5.so")
+    lib.H5open()
+    hid = ctypes.c_int64
+    for fn in ("H5Pcreate", "H5Fcreate"):
+        getattr(lib, fn).restype = hid
+    fcpl = lib.H5Pcreate(hid.in_dll(lib, "H5P_CLS_FILE_CREATE_ID_g"))
+    assert lib.H5Pset_shared_mesg_nindexes(hid(fcpl), ctypes.c_uint(2)) >= 0
+    # H5O_SHMESG_SDSPACE_FLAG 0x2, DTYPE 0x8, FILL 0x20, PLINE 0x800, ATTR 0x1000.
+    assert lib.H5Pset_shared_mesg_index(hid(fcpl), 0, ctypes.c_uint(0x2 | 0x8), 1) >= 0
+    assert lib.H5Pset_shared_mesg_index(hid(fcpl), 1, ctypes.c_uint(0x20 | 0x800 | 0x1000), 1) >= 0
+    fid = lib.H5Fcreate(path.encode(), ctypes.c_uint(2), hid(fcpl), hid(0))  # H5F_ACC_TRUNC
+    assert fid >= 0
+    lib.H5Fclose(hid(fid))
+    lib.H5Pclose(hid(fcpl))
+    dt = np.dtype([("a", "<i4"), ("b", "<f8")])
+    with h5py.File(path, "a") as f:
+        for i in range(3):
+            data = np.zeros((5, 3), dt)
+            data["a"] = np.arange(15).reshape(5, 3) + i
+            d = ds(f, "d%d" % i, data=data, chunks=(2, 3), compression="gzip",
+                   fillvalue=np.array((1, 2.0), dt))
+            d.attrs["same"] = np.arange(10.0)
+        ds(f, "plain", data=np.arange(6))
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     for libver in ("earliest", "latest"):
@@ -331,6 +367,7 @@ def main():
         link_order("link_order_%s.h5" % libver, libver)
     pytables("pytables.h5")
     pytables_arrays("pytables_arrays.h5")
+    sohm("sohm_latest.h5")
     netcdf4("netcdf4.nc")
     for n in sorted(os.listdir(OUT)):
         print("%-32s %8d bytes" % (n, os.path.getsize(os.path.join(OUT, n))))

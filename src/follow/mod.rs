@@ -16,6 +16,7 @@
 //! - [`fractal_heap`]: heap objects and the listing of direct blocks.
 //! - [`local_heap`]: a local heap's data segment.
 
+use crate::format::sohm::SharedHeaps;
 use crate::format::{is_undefined, Error, ErrorKind, Result, Sizes};
 
 pub mod btree_v1;
@@ -27,6 +28,7 @@ pub mod fixed_array;
 pub mod fractal_heap;
 pub mod local_heap;
 pub mod object_header;
+pub mod sohm;
 
 /// The whole file as mapped bytes, with the superblock's base address.
 ///
@@ -38,11 +40,19 @@ pub struct Image<'a> {
     /// Absolute offset that HDF5 addresses are relative to (superblock base).
     pub base: u64,
     pub sizes: Sizes,
+    /// The file's shared-object-header-message heaps (spec III.I), when
+    /// its superblock extension names a table; empty otherwise.
+    pub shared_heaps: SharedHeaps,
 }
 
 impl<'a> Image<'a> {
     pub fn new(bytes: &'a [u8], base: u64, sizes: Sizes) -> Image<'a> {
-        Image { bytes, base, sizes }
+        Image {
+            bytes,
+            base,
+            sizes,
+            shared_heaps: SharedHeaps::default(),
+        }
     }
 
     /// Size of the file in bytes.

@@ -41,6 +41,7 @@ pub mod lookup3;
 pub mod message;
 pub mod object_header;
 pub mod selection;
+pub mod sohm;
 pub mod superblock;
 pub mod symbol_table_node;
 pub mod vds;

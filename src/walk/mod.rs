@@ -70,7 +70,18 @@ pub fn walk_with(file: &str, bytes: &[u8], limits: Limits) -> Inventory {
         return inv;
     };
     let base = base_address(&sb, sb_offset, &mut inv);
-    let image = Image::new(bytes, base, sb.sizes);
+    let mut image = Image::new(bytes, base, sb.sizes);
+    // Messages shared file-wide live in heaps the superblock extension's
+    // table names (spec III.I).
+    if let Some(ext) = sb
+        .extension_address
+        .filter(|a| !crate::format::is_undefined(*a))
+    {
+        match crate::follow::sohm::read(&image, ext) {
+            Ok(heaps) => image.shared_heaps = heaps,
+            Err(e) => inv.problems.push(e.into()),
+        }
+    }
     let info = SuperblockInfo::new(&sb, sb_offset, base);
     check_superblock(&info, &sb, bytes, &mut inv);
     inv.superblock = Some(info);

@@ -1,7 +1,9 @@
 //! One object header, read tolerantly and decoded into the messages the walk
 //! needs (spec IV.A: object header, its continuation blocks and messages).
 
+use crate::follow::fractal_heap::read_managed_object;
 use crate::follow::{self, Image};
+use crate::format::fractal_heap::{self, HeapId};
 use crate::format::is_undefined;
 use crate::format::message::attribute::Attribute as AttributeMessage;
 use crate::format::message::attribute_info::AttributeInfo;
@@ -174,6 +176,13 @@ fn absorb(image: &Image, h: &mut HeaderContents, raw: &RawMessage, m: Message, o
             kind: kind::EXTERNAL_FILES,
             ..
         } => h.external_files = true,
+        Message::Shared(s) if s.kind == SharedKind::Heap => {
+            match resolve_heap_message(image, raw.kind, &s) {
+                // Parsed without the shared flag: never `Shared` again.
+                Ok(m) => absorb(image, h, raw, m, obj),
+                Err(p) => obj.damage(Status::Partial, p),
+            }
+        }
         Message::Shared(s) => match raw.kind {
             kind::DATATYPE => match resolve_shared_datatype(image, &s) {
                 Ok(t) => {
@@ -206,9 +215,69 @@ fn committed_address(s: &SharedMessage) -> Option<u64> {
         .filter(|a| s.kind == SharedKind::Committed && !is_undefined(*a))
 }
 
-/// Follows a shared datatype (a committed datatype's header) one level: the
-/// target header must hold a plain datatype message.
+/// A message kept in the shared-object-header-message heap (spec III.I):
+/// its fractal heap ID names it in the heap the file's table gives for
+/// messages of type `message_kind`.
+fn resolve_heap_message(
+    image: &Image,
+    message_kind: u16,
+    s: &SharedMessage,
+) -> Result<Message, Problem> {
+    // libhdf5 keeps a shared old fill value message in the heap of the
+    // new one's index (observed with HDF5 2.0: no index lists type 4).
+    let index_kind = match message_kind {
+        kind::FILL_VALUE_OLD => kind::FILL_VALUE,
+        k => k,
+    };
+    let what = message::kind_name(message_kind);
+    let heap = s
+        .heap_id
+        .zip(image.shared_heaps.heap_for(index_kind))
+        .ok_or_else(|| {
+            Problem::new(
+                ProblemKind::Unreadable,
+                None,
+                "shared message",
+                format!("shared {what} message in the shared-message heap, which no table names"),
+            )
+        });
+    let (id, heap) = heap?;
+    let at = image.absolute(heap).unwrap_or(heap);
+    let header = image
+        .at("FRHP", heap)
+        .and_then(|d| fractal_heap::parse_header(d, at, image.sizes))?;
+    let bytes = match fractal_heap::parse_heap_id(&id, at, &header)? {
+        HeapId::Managed { offset, length } => {
+            read_managed_object(image, heap, &header, offset, length)?
+        }
+        HeapId::Tiny { data } => data,
+        HeapId::Huge(_) => {
+            return Err(Problem::new(
+                ProblemKind::Unsupported,
+                Some(at),
+                "shared message",
+                format!("shared {what} message stored as a huge heap object: not supported"),
+            ))
+        }
+    };
+    Ok(message::parse(message_kind, 0, &bytes, at, image.sizes)?)
+}
+
+/// Follows a shared datatype (a committed datatype's header, or the
+/// shared-message heap) one level: the target must be a plain datatype
+/// message.
 pub fn resolve_shared_datatype(image: &Image, s: &SharedMessage) -> Result<Datatype, Problem> {
+    if s.kind == SharedKind::Heap {
+        return match resolve_heap_message(image, kind::DATATYPE, s)? {
+            Message::Datatype(t) => Ok(t),
+            _ => Err(Problem::new(
+                ProblemKind::Malformed,
+                None,
+                "shared message",
+                "shared datatype: the heap holds no datatype message",
+            )),
+        };
+    }
     let Some(addr) = s.address.filter(|a| !is_undefined(*a)) else {
         return Err(Problem::new(
             ProblemKind::Unsupported,
@@ -289,13 +358,26 @@ fn attribute(image: &Image, mut m: AttributeMessage, creation_order: Option<u64>
             Err(p) => problems.push(p),
         }
     }
-    if m.dataspace_shared.is_some() {
-        problems.push(Problem::new(
-            ProblemKind::Unsupported,
-            Some(m.value_offset),
-            "attribute",
-            "shared dataspace: not supported",
-        ));
+    if let Some(s) = m.dataspace_shared.take() {
+        let space = match s.kind {
+            SharedKind::Heap => resolve_heap_message(image, kind::DATASPACE, &s),
+            _ => Err(Problem::new(
+                ProblemKind::Unsupported,
+                Some(m.value_offset),
+                "attribute",
+                "shared dataspace outside the shared-message heap: not supported",
+            )),
+        };
+        match space {
+            Ok(Message::Dataspace(d)) => m.dataspace = Some(d),
+            Ok(_) => problems.push(Problem::new(
+                ProblemKind::Malformed,
+                Some(m.value_offset),
+                "attribute",
+                "shared dataspace: the heap holds no dataspace message",
+            )),
+            Err(p) => problems.push(p),
+        }
     }
     // With a shared datatype the parser could not size the value: trim it
     // now that the datatype is known.
