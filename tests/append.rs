@@ -608,9 +608,11 @@ fn hostile_index_records_never_panic_or_hang() {
         "rich_latest.h5",
         "chunked_heap_earliest.h5",
         "worker_earliest.h5",
+        "resized_latest.h5",
+        "beyond_extent_latest.h5",
     ] {
         let healthy = std::fs::read(root().join("testdata").join(name)).unwrap();
-        let hits: Vec<usize> = [b"TREE", b"EADB", b"EASB", b"EAIB"]
+        let hits: Vec<usize> = [b"TREE", b"EADB", b"EASB", b"EAIB", b"BTLF", b"BTIN"]
             .iter()
             .flat_map(|sig| {
                 healthy
