@@ -132,6 +132,12 @@ fn assert_rows(name: &str, k: &Killed, got: &Value) -> (u64, u64, u64) {
             n("indexed"),
             k.oracle["datasets"][ds]["n_indexed"].as_u64().unwrap()
         );
+        eprintln!(
+            "{name} {ds}: {} of {} rows on disk at their path ({} in chunks an index record names)",
+            n("at_path"),
+            n("on_disk"),
+            n("indexed")
+        );
         sums.0 += n("at_path");
         sums.1 += n("indexed");
         sums.2 += n("on_disk");
@@ -157,6 +163,13 @@ const SMALL_CACHES: [&str; 8] = [
 
 fn args<'a>(own: &[&'a str], caches: &[&'a str]) -> Vec<&'a str> {
     own.iter().chain(caches).copied().collect()
+}
+
+/// Arguments of a writer whose every dimension is unlimited (libver
+/// latest: a version-2 B-tree index), 8-row chunks, small caches.
+fn v2_args<'a>(own: &[&'a str]) -> Vec<&'a str> {
+    let fixed = ["--unlimited", "all", "--chunk-rows", "8"];
+    args(own, &[&fixed[..], &SMALL_CACHES[..]].concat())
 }
 
 #[test]
@@ -225,19 +238,7 @@ fn killed_h5py_latest_gzip_data_blocks_beyond_the_index_come_back() {
 /// no pointer reaches, as the only dataset they fit.
 #[test]
 fn killed_h5py_latest_two_unlimited_dims_v2_btree_nodes_come_back() {
-    let a = args(
-        &[
-            "--writer",
-            "h5py",
-            "--libver",
-            "latest",
-            "--filter",
-            "gzip",
-            "--unlimited",
-            "all",
-        ],
-        &[&["--chunk-rows", "8"], &SMALL_CACHES[..]].concat(),
-    );
+    let a = v2_args(&["--writer", "h5py", "--libver", "latest", "--filter", "gzip"]);
     let Some(k) = killed("latest_v2btree.h5", &a) else {
         return;
     };
@@ -259,6 +260,30 @@ fn killed_h5py_latest_two_unlimited_dims_v2_btree_nodes_come_back() {
     assert_eq!(at_path, on_disk, "{got}");
 }
 
+/// An h5py SWMR writer (libver latest), every dimension unlimited,
+/// shuffle + gzip + Fletcher-32, killed between flushes: its v2 B-tree
+/// leaves written after the last flush come back, each row at its place.
+#[test]
+fn killed_swmr_v2_btree_shuffle_gzip_fletcher32_comes_back_whole() {
+    let a = v2_args(&[
+        "--writer",
+        "h5py-swmr",
+        "--filter",
+        "shuffle-gzip-fletcher32",
+    ]);
+    let Some(k) = killed("swmr_v2btree.h5", &a) else {
+        return;
+    };
+    let s = scan(&k.path);
+    let d = dataset(&s, "/series0");
+    assert!(d["chunks_beyond_index"].as_u64().unwrap() > 500, "{d}");
+    assert_eq!(d["stored_shape"][0], flushed(&k));
+    let got = salvage_and_check(&k, &k.path, &k.oracle_path);
+    let (at_path, indexed, on_disk) = assert_rows("swmr v2 B-tree", &k, &got);
+    assert!(indexed > flushed(&k) + 4000, "{got}");
+    assert_eq!(at_path, on_disk, "{got}");
+}
+
 /// Two unfiltered datasets with every dimension unlimited, appended side
 /// by side: their v2 B-tree nodes have one shape and name no owner. Nodes
 /// reached from a stored root or sharing a chunk with an index are tied;
@@ -268,21 +293,16 @@ fn killed_h5py_latest_two_unlimited_dims_v2_btree_nodes_come_back() {
 /// proves nothing: such rows (flushed once) may be missing, never wrong.
 #[test]
 fn killed_h5py_latest_v2_btree_two_unfiltered_datasets_no_row_at_a_wrong_place() {
-    let a = args(
-        &[
-            "--writer",
-            "h5py",
-            "--libver",
-            "latest",
-            "--filter",
-            "none",
-            "--unlimited",
-            "all",
-            "--datasets",
-            "2",
-        ],
-        &[&["--chunk-rows", "8"], &SMALL_CACHES[..]].concat(),
-    );
+    let a = v2_args(&[
+        "--writer",
+        "h5py",
+        "--libver",
+        "latest",
+        "--filter",
+        "none",
+        "--datasets",
+        "2",
+    ]);
     let Some(k) = killed("latest_v2btree_two.h5", &a) else {
         return;
     };
@@ -293,6 +313,11 @@ fn killed_h5py_latest_v2_btree_two_unfiltered_datasets_no_row_at_a_wrong_place()
         assert_eq!(n("beyond_disk"), 0, "{ds}: {r}");
         assert_eq!(n("indexed_missing"), 0, "{ds}: {r}");
         assert!(n("at_path") * 100 >= n("on_disk") * 95, "{ds}: {r}");
+        eprintln!(
+            "v2 B-tree two datasets {ds}: {} of {} rows on disk at their path",
+            n("at_path"),
+            n("on_disk")
+        );
     }
 }
 
@@ -561,9 +586,11 @@ fn hostile_index_records_never_panic_or_hang() {
         "rich_latest.h5",
         "chunked_heap_earliest.h5",
         "worker_earliest.h5",
+        "resized_latest.h5",
+        "beyond_extent_latest.h5",
     ] {
         let healthy = std::fs::read(testdata().join(name)).unwrap();
-        let hits: Vec<usize> = [b"TREE", b"EADB", b"EASB", b"EAIB"]
+        let hits: Vec<usize> = [b"TREE", b"EADB", b"EASB", b"EAIB", b"BTLF", b"BTIN"]
             .iter()
             .flat_map(|sig| {
                 healthy

@@ -730,6 +730,9 @@ fn fits(image: &Image, o: &Object, n: &BtreeV1Node, claimed: &HashSet<u64>) -> b
 /// byte, plus [`V2_HASH_SLACK`]; past it the search stops with a problem.
 const V2_HASH_PER_BYTE: u64 = 8;
 const V2_HASH_SLACK: u64 = 64 << 20;
+/// Most (node, dataset) pairs compared for one tree shape (memory bound
+/// on hostile files full of checksummed nodes).
+const MAX_V2_FITS: usize = 1 << 24;
 /// Deepest internal node tried (libhdf5 chunk trees are a few levels deep).
 const V2_MAX_DEPTH: u16 = 6;
 
@@ -1040,6 +1043,20 @@ fn v2(image: &Image, hits: &[(u64, bool)], inv: &mut Inventory, targets: &[usize
             })
             .map(|(i, _)| *i)
             .collect();
+        if nodes.len().saturating_mul(of_shape.len()) > MAX_V2_FITS {
+            inv.problems.push(Problem::new(
+                ProblemKind::LimitExceeded,
+                None,
+                "v2 B-tree node",
+                format!(
+                    "{} version-2 B-tree chunk node(s) for {} dataset(s) of one shape: more \
+                     than the search compares; not used",
+                    nodes.len(),
+                    of_shape.len()
+                ),
+            ));
+            continue;
+        }
         // fit[n][k]: node n's records as chunks of dataset of_shape[k].
         let fit: Vec<Vec<Option<Vec<V2Rec>>>> = nodes
             .iter()
