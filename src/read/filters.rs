@@ -448,26 +448,17 @@ pub fn with_reversed<T>(
         };
     }
     SCRATCH.with(|cell| {
-        let Ok(mut bufs) = cell.try_borrow_mut() else {
-            // Re-entered from `f`: fresh buffers.
-            let mut bufs = [Vec::new(), Vec::new()];
-            let out = reverse_into(
-                stored,
-                pipeline,
-                filter_mask,
-                element_size,
-                expected_len,
-                &mut bufs,
-            )?;
-            return Ok(f(out));
-        };
+        // The thread's buffers, or fresh ones when re-entered from `f`.
+        let mut fresh = [Vec::new(), Vec::new()];
+        let mut held = cell.try_borrow_mut().ok();
+        let bufs = held.as_deref_mut().unwrap_or(&mut fresh);
         let result = reverse_into(
             stored,
             pipeline,
             filter_mask,
             element_size,
             expected_len,
-            &mut bufs,
+            bufs,
         )
         .map(f);
         // Keep ordinary chunk buffers for the next chunk, not a huge one.
@@ -709,6 +700,41 @@ mod tests {
             .contains("exceeds"));
         // Larger cap: fine here (the size check is the caller's).
         assert_eq!(inflate_capped(&z, data.len() + 100).unwrap(), data);
+    }
+
+    /// The whole-buffer decoder gives the streaming decoder's verdict and,
+    /// on a rejection, its error text; its buffer is reused.
+    #[test]
+    fn inflate_agrees_with_the_streaming_decoder() {
+        let data: Vec<u8> = (0..70_000u32).map(|i| (i * 31 % 253) as u8).collect();
+        let z = zlib(&data);
+        let mut out = vec![9u8; 3];
+        inflate(&z, data.len(), &mut out).unwrap();
+        assert_eq!(out, data);
+        // Trailing bytes after the stream are ignored, as before.
+        let mut longer = z.clone();
+        longer.extend_from_slice(b"trailing");
+        inflate(&longer, data.len(), &mut out).unwrap();
+        assert_eq!(out, data);
+        let mut cases: Vec<(Vec<u8>, usize)> = vec![
+            (z.clone(), data.len() - 1),
+            (zlib(&vec![0u8; 8 << 20]), 1 << 20),
+            (b"not a zlib stream".to_vec(), 100),
+            (Vec::new(), 10),
+        ];
+        for len in (0..z.len()).step_by(97) {
+            cases.push((z[..len].to_vec(), data.len()));
+        }
+        for i in (0..z.len()).step_by(101) {
+            let mut bad = z.clone();
+            bad[i] ^= 0x21;
+            cases.push((bad, data.len()));
+        }
+        for (stored, cap) in cases {
+            let old = inflate_capped(&stored, cap);
+            let new = inflate(&stored, cap, &mut out).map(|()| out.clone());
+            assert_eq!(new, old, "{} bytes, cap {cap}", stored.len());
+        }
     }
 
     #[test]

@@ -1005,7 +1005,7 @@ mod tests {
     use crate::format::message::data_layout::{ChunkIndex, DataLayout};
     use crate::format::message::dataspace::{Dataspace, DataspaceKind};
     use crate::format::message::datatype::{ByteOrder, Datatype, DatatypeClass};
-    use crate::format::message::filter_pipeline::{Filter, DEFLATE};
+    use crate::format::message::filter_pipeline::{Filter, FilterPipeline, DEFLATE};
     use crate::format::{Sizes, UNDEFINED};
     use crate::inventory::Coverage;
 
@@ -1062,6 +1062,77 @@ mod tests {
             filter_mask: 0,
             present: true,
         }
+    }
+
+    /// Enough stored bytes for the worker threads: the same verdicts, in
+    /// the same order, as decoding on the caller's thread, and the sink
+    /// gets exactly the verified chunks, in index order.
+    #[test]
+    fn parallel_verification_matches_sequential() {
+        use std::io::Write;
+        let n = 65536u64; // elements per chunk: 256 KiB
+        let mut file = Vec::new();
+        let mut refs = Vec::new();
+        for i in 0..24u64 {
+            let plain: Vec<u8> = (0..n * 4).map(|k| ((k / 4 + i * 7) % 251) as u8).collect();
+            let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::new(1));
+            e.write_all(&plain).unwrap();
+            let mut z = e.finish().unwrap();
+            match i % 7 {
+                3 => {
+                    let mid = z.len() / 2;
+                    z[mid] ^= 0x55; // corrupt
+                }
+                5 => z.truncate(z.len() - 9), // cut
+                _ => {}
+            }
+            refs.push(chunk(vec![i * n], file.len() as u64, z.len() as u64));
+            file.extend_from_slice(&z);
+            // Incompressible padding keeps the total above PARALLEL_BYTES.
+            file.extend((0..200_000u64).map(|k| (k.wrapping_mul(2654435761) >> 13) as u8));
+        }
+        let img = Image::new(&file, 0, Sizes::DEFAULT);
+        let mut ds = chunked_ds(vec![24 * n], vec![n], refs);
+        ds.filters = Some(FilterPipeline {
+            version: 2,
+            filters: vec![Filter {
+                id: DEFLATE,
+                name: None,
+                flags: 0,
+                client_data: vec![1],
+            }],
+        });
+        let LayoutClass::Chunked {
+            dims, flags, index, ..
+        } = ds.layout.class.clone()
+        else {
+            panic!()
+        };
+        let run = |how: Verify| {
+            let Staged::Chunks(plan) = plan_chunks(&img, &ds, &dims, flags, &index) else {
+                panic!()
+            };
+            let mut seen = Vec::new();
+            let data = plan.verify(&ds, how, |c, decoded| {
+                assert_eq!(decoded.is_some(), how == Verify::Decoded);
+                seen.push(c.offset[0]);
+            });
+            (data, seen)
+        };
+        let (par, par_seen) = run(Verify::Parallel);
+        let (seq, seq_seen) = run(Verify::Decoded);
+        assert_eq!(par, seq);
+        assert_eq!(par_seen, seq_seen);
+        let DatasetData::Chunked { chunks, failed, .. } = par else {
+            panic!()
+        };
+        let verified: Vec<u64> = chunks.iter().map(|c| c.offset[0]).collect();
+        assert_eq!(par_seen, verified);
+        assert_eq!(failed.len(), 6, "{failed:?}");
+        assert_eq!(chunks.len(), 18);
+        assert!(failed
+            .iter()
+            .all(|f| f.offset[0] / n % 7 == 3 || f.offset[0] / n % 7 == 5));
     }
 
     #[test]
