@@ -986,6 +986,9 @@ fn salvage_virtual(
         return Ok(());
     }
     out.notes.push(note);
+    // The object's other problems (a damaged message, attribute info...)
+    // make it partial, as for any dataset (`salvage_object`).
+    out.reasons.extend(o.problems.iter().map(|p| p.to_string()));
     Ok(())
 }
 

@@ -141,9 +141,11 @@ fn dataspace_of_2_pow_60_elements() {
     let (inv, rep) = run("2^60 elements", b);
     let o = inv.object("/datasets/contiguous").unwrap();
     assert_eq!(o.status, Status::Partial, "{}", problems(&inv, &o.path));
-    assert_ne!(
-        rep.result("/datasets/contiguous"),
-        Some(Recovery::Recovered),
+    assert!(
+        matches!(
+            rep.result("/datasets/contiguous"),
+            Some(Recovery::Partial | Recovery::Lost | Recovery::Unverified)
+        ),
         "{rep}"
     );
 }
@@ -176,9 +178,11 @@ fn contiguous_data_over_its_own_header() {
     let (inv, rep) = run("contiguous over its header", b);
     let o = inv.object("/datasets/contiguous").unwrap();
     assert_eq!(o.status, Status::Partial, "{}", problems(&inv, &o.path));
-    assert_ne!(
-        rep.result("/datasets/contiguous"),
-        Some(Recovery::Recovered),
+    assert!(
+        matches!(
+            rep.result("/datasets/contiguous"),
+            Some(Recovery::Partial | Recovery::Lost | Recovery::Unverified)
+        ),
         "{rep}"
     );
 }
@@ -412,9 +416,11 @@ fn chunk_dimensions_of_zero_and_huge() {
             "{dim}: {}",
             problems(&inv, &o.path)
         );
-        assert_ne!(
-            rep.result("/datasets/chunked"),
-            Some(Recovery::Recovered),
+        assert!(
+            matches!(
+                rep.result("/datasets/chunked"),
+                Some(Recovery::Partial | Recovery::Lost | Recovery::Unverified)
+            ),
             "{dim}: {rep}"
         );
     }

@@ -321,6 +321,10 @@ pub enum Verify {
 /// caller's thread: handing them to other threads would cost more.
 const PARALLEL_BYTES: u64 = 4 << 20;
 
+/// How often the worker-thread path ran (tests check it was taken).
+#[cfg(test)]
+static PARALLEL_RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 impl<'a> ChunkPlan<'a> {
     /// Decodes every chunk that needs it (each once) and gives the
     /// dataset's data, exactly as [`dataset_data`]. `sink` gets each
@@ -377,6 +381,8 @@ impl<'a> ChunkPlan<'a> {
             // Never block a pool thread waiting for the pool.
             && rayon::current_thread_index().is_none();
         if parallel {
+            #[cfg(test)]
+            PARALLEL_RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let next = std::sync::atomic::AtomicUsize::new(0);
             let (tx, rx) = std::sync::mpsc::channel::<(usize, Result<(), ReadError>)>();
             let (todo, entries, next, decode) = (&todo, &entries, &next, &decode);
@@ -1074,7 +1080,17 @@ mod tests {
         let mut file = Vec::new();
         let mut refs = Vec::new();
         for i in 0..24u64 {
-            let plain: Vec<u8> = (0..n * 4).map(|k| ((k / 4 + i * 7) % 251) as u8).collect();
+            // Noise: each chunk stays about 256 KiB stored, so the 24 of
+            // them are above PARALLEL_BYTES.
+            let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ i;
+            let plain: Vec<u8> = (0..n * 4)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    (x >> 24) as u8
+                })
+                .collect();
             let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::new(1));
             e.write_all(&plain).unwrap();
             let mut z = e.finish().unwrap();
@@ -1088,8 +1104,6 @@ mod tests {
             }
             refs.push(chunk(vec![i * n], file.len() as u64, z.len() as u64));
             file.extend_from_slice(&z);
-            // Incompressible padding keeps the total above PARALLEL_BYTES.
-            file.extend((0..200_000u64).map(|k| (k.wrapping_mul(2654435761) >> 13) as u8));
         }
         let img = Image::new(&file, 0, Sizes::DEFAULT);
         let mut ds = chunked_ds(vec![24 * n], vec![n], refs);
@@ -1119,7 +1133,16 @@ mod tests {
             });
             (data, seen)
         };
+        let before = PARALLEL_RUNS.load(std::sync::atomic::Ordering::Relaxed);
         let (par, par_seen) = run(Verify::Parallel);
+        if rayon::current_num_threads() > 1 {
+            assert!(
+                PARALLEL_RUNS.load(std::sync::atomic::Ordering::Relaxed) > before,
+                "the worker-thread path was not taken"
+            );
+        } else {
+            eprintln!("one rayon thread: the worker-thread path cannot run here");
+        }
         let (seq, seq_seen) = run(Verify::Decoded);
         assert_eq!(par, seq);
         assert_eq!(par_seen, seq_seen);

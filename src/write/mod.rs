@@ -935,6 +935,9 @@ impl Writer {
         attrs: CreationOrder,
         committed: Option<u64>,
     ) -> Result<(), WriteError> {
+        // Mappings given for this dataset are used by this call or by none:
+        // never left for a later virtual dataset.
+        let maps = self.virtual_maps.take();
         let (fid, loc, c) = self.site(path)?;
         let (tid, mem_size) = self.built(&ds.datatype, path)?;
         let shared = self.committed_type(committed, tid, path);
@@ -990,7 +993,7 @@ impl Writer {
                     )
                 })?;
             }
-            LayoutClass::Virtual { .. } => self.set_virtual(d, &ds.dataspace, path)?,
+            LayoutClass::Virtual { .. } => self.set_virtual(d, maps, &ds.dataspace, path)?,
         }
         if let Some(p) = &ds.filters {
             for f in &p.filters {

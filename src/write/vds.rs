@@ -28,21 +28,23 @@ extern "C" {
 const MAX_MAPPINGS: usize = 100_000;
 
 impl Writer {
-    /// The mappings of the next virtual dataset [`Writer::create_dataset`]
-    /// creates.
+    /// The mappings of the virtual dataset the next
+    /// [`Writer::create_dataset`] call creates (that call takes them,
+    /// whatever its outcome).
     pub fn virtual_mappings(&mut self, mappings: Vec<VirtualMapping>) {
         self.virtual_maps = Some(mappings);
     }
 
-    /// Adds the pending mappings to the dataset creation property list
-    /// `dcpl` of a dataset of dataspace `space`.
+    /// Adds the mappings given by [`Writer::virtual_mappings`] for this
+    /// dataset to its creation property list `dcpl` (dataspace `space`).
     pub(super) fn set_virtual(
         &mut self,
         dcpl: hid_t,
+        maps: Option<Vec<VirtualMapping>>,
         space: &Dataspace,
         path: &str,
     ) -> Result<(), WriteError> {
-        let maps = self.virtual_maps.take().ok_or_else(|| {
+        let maps = maps.ok_or_else(|| {
             WriteError::new(path, "layout", "virtual dataset without its mappings")
         })?;
         if maps.len() > MAX_MAPPINGS {
