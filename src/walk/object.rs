@@ -299,6 +299,21 @@ pub fn resolve_shared_datatype(image: &Image, s: &SharedMessage) -> Result<Datat
             format!("header of shared datatype unreadable: {why}"),
         ));
     }
+    // A header (or continuation block) failing its checksum: nothing it
+    // says is trusted, its datatype included.
+    if let Some(p) = errors
+        .into_iter()
+        .map(Problem::in_header)
+        .find(|p| p.kind == ProblemKind::HeaderChecksum)
+    {
+        return Err(Problem::new(
+            // The committed type's header, not this object's own.
+            ProblemKind::Checksum,
+            image.absolute(addr),
+            "committed datatype",
+            format!("header of shared datatype fails its checksum: {p}"),
+        ));
+    }
     for raw in raws.iter().filter(|r| r.kind == kind::DATATYPE) {
         if let Ok(Message::Datatype(t)) = decode(image, raw) {
             return Ok(t);
