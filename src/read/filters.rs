@@ -191,12 +191,14 @@ pub fn inflate_into(
         .min(1 << 20);
     out.reserve_exact(first);
     loop {
+        // Checked whatever the buffer's capacity: a reused buffer may have
+        // more room than `limit`.
+        if out.len() >= limit {
+            return Err(format!(
+                "deflate: output exceeds the expected {cap} bytes (deflate bomb or wrong chunk size)"
+            ));
+        }
         if out.len() == out.capacity() {
-            if out.len() >= limit {
-                return Err(format!(
-                    "deflate: output exceeds the expected {cap} bytes (deflate bomb or wrong chunk size)"
-                ));
-            }
             let grow = out.len().max(4096).min(limit - out.len());
             out.reserve_exact(grow);
         }
