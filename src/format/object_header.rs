@@ -194,13 +194,14 @@ fn region(data: &[u8], start: usize, len: u64) -> (&[u8], bool) {
     }
 }
 
-struct V1Prefix {
-    message_count: u16,
-    ref_count: u32,
-    header_size: u32,
+/// The fixed 16-byte prefix of a version 1 object header (IV.A.1.a).
+pub(crate) struct V1Prefix {
+    pub(crate) message_count: u16,
+    pub(crate) ref_count: u32,
+    pub(crate) header_size: u32,
 }
 
-fn v1_prefix(i: &[u8]) -> IResult<&[u8], V1Prefix> {
+pub(crate) fn v1_prefix(i: &[u8]) -> IResult<&[u8], V1Prefix> {
     let (i, _version) = le_u8(i)?;
     let (i, _reserved) = le_u8(i)?;
     let (i, message_count) = le_u16(i)?;
