@@ -16,6 +16,7 @@
 
 use nom::number::complete::{le_u16, le_u32, le_u64, le_u8};
 
+use super::codec::Reader;
 use super::{
     checksum_matches, expect_signature, length, offset, truncated, uint, Error, ErrorKind, Result,
     Sizes,
@@ -24,6 +25,7 @@ use super::{
 pub(crate) const HEADER: &str = "v2 B-tree header";
 pub(crate) const INTERNAL: &str = "v2 B-tree internal node";
 pub(crate) const LEAF: &str = "v2 B-tree leaf node";
+const RECORD: &str = "v2 B-tree record";
 
 pub const HEADER_SIGNATURE: &[u8; 4] = b"BTHD";
 pub const INTERNAL_SIGNATURE: &[u8; 4] = b"BTIN";
@@ -285,24 +287,15 @@ pub enum Record {
     Raw(Vec<u8>),
 }
 
-fn array<const N: usize>(bytes: &[u8], at: usize) -> Option<[u8; N]> {
-    bytes.get(at..at.checked_add(N)?)?.try_into().ok()
-}
-
-fn u32_at(bytes: &[u8], at: usize) -> Option<u32> {
-    array::<4>(bytes, at).map(u32::from_le_bytes)
+/// The next `N` bytes of `r` as an array (heap IDs).
+fn array<const N: usize>(r: &mut Reader) -> Option<[u8; N]> {
+    r.bytes(N).ok()?.try_into().ok()
 }
 
 /// Decodes one record of `btree_type` from exactly `record_size` bytes.
 /// Falls back to [`Record::Raw`] when the bytes do not fit the layout.
 pub fn decode_record(bytes: &[u8], btree_type: u8, sizes: Sizes, ctx: RecordContext) -> Record {
     decode_known(bytes, btree_type, sizes, ctx).unwrap_or_else(|| Record::Raw(bytes.to_vec()))
-}
-
-/// The little-endian integer of `width` bytes at `at`.
-fn uint_at(bytes: &[u8], at: usize, width: u8) -> Option<u64> {
-    let field = bytes.get(at..at.checked_add(usize::from(width))?)?;
-    uint(width)(field).ok().map(|(_, v)| v)
 }
 
 /// Types 1-4 (spec III.A.2, "Type 1 Record Layout" .. "Type 4"): address
@@ -318,18 +311,17 @@ fn decode_huge(bytes: &[u8], btree_type: u8, sizes: Sizes) -> Option<Record> {
         btree_type,
         kind::HUGE_INDIRECT | kind::HUGE_INDIRECT_FILTERED
     );
-    let address = uint_at(bytes, 0, o)?;
-    let mut at = usize::from(o);
-    let length = uint_at(bytes, at, l)?;
-    at += usize::from(l);
+    let mut r = Reader::new(RECORD, bytes, 0);
+    // The address as stored: all-ones is not widened here.
+    let address = r.uint(o).ok()?;
+    let length = r.uint(l).ok()?;
     let (mut filter_mask, mut defiltered_size) = (None, None);
     if filtered {
-        filter_mask = Some(u32_at(bytes, at)?);
-        defiltered_size = Some(uint_at(bytes, at + 4, l)?);
-        at += 4 + usize::from(l);
+        filter_mask = Some(r.u32().ok()?);
+        defiltered_size = Some(r.uint(l).ok()?);
     }
     let id = if indirect {
-        Some(uint_at(bytes, at, l)?)
+        Some(r.uint(l).ok()?)
     } else {
         None
     };
@@ -345,25 +337,37 @@ fn decode_huge(bytes: &[u8], btree_type: u8, sizes: Sizes) -> Option<Record> {
 fn decode_known(bytes: &[u8], btree_type: u8, sizes: Sizes, ctx: RecordContext) -> Option<Record> {
     match btree_type {
         kind::HUGE_INDIRECT..=kind::HUGE_DIRECT_FILTERED => decode_huge(bytes, btree_type, sizes),
-        kind::LINK_NAME => Some(Record::LinkName {
-            hash: u32_at(bytes, 0)?,
-            heap_id: array(bytes, 4)?,
-        }),
-        kind::LINK_CREATION_ORDER => Some(Record::LinkCreationOrder {
-            creation_order: array::<8>(bytes, 0).map(u64::from_le_bytes)?,
-            heap_id: array(bytes, 8)?,
-        }),
-        kind::ATTRIBUTE_NAME => Some(Record::AttributeName {
-            heap_id: array(bytes, 0)?,
-            flags: *bytes.get(8)?,
-            creation_order: u32_at(bytes, 9)?,
-            hash: u32_at(bytes, 13)?,
-        }),
-        kind::ATTRIBUTE_CREATION_ORDER => Some(Record::AttributeCreationOrder {
-            heap_id: array(bytes, 0)?,
-            flags: *bytes.get(8)?,
-            creation_order: u32_at(bytes, 9)?,
-        }),
+        kind::LINK_NAME => {
+            let mut r = Reader::new(RECORD, bytes, 0);
+            Some(Record::LinkName {
+                hash: r.u32().ok()?,
+                heap_id: array(&mut r)?,
+            })
+        }
+        kind::LINK_CREATION_ORDER => {
+            let mut r = Reader::new(RECORD, bytes, 0);
+            Some(Record::LinkCreationOrder {
+                creation_order: r.uint(8).ok()?,
+                heap_id: array(&mut r)?,
+            })
+        }
+        kind::ATTRIBUTE_NAME => {
+            let mut r = Reader::new(RECORD, bytes, 0);
+            Some(Record::AttributeName {
+                heap_id: array(&mut r)?,
+                flags: r.u8().ok()?,
+                creation_order: r.u32().ok()?,
+                hash: r.u32().ok()?,
+            })
+        }
+        kind::ATTRIBUTE_CREATION_ORDER => {
+            let mut r = Reader::new(RECORD, bytes, 0);
+            Some(Record::AttributeCreationOrder {
+                heap_id: array(&mut r)?,
+                flags: r.u8().ok()?,
+                creation_order: r.u32().ok()?,
+            })
+        }
         kind::CHUNK | kind::FILTERED_CHUNK => decode_chunk(bytes, btree_type, sizes, ctx),
         _ => None,
     }
