@@ -265,6 +265,202 @@ pub(crate) mod test_support {
         }
     }
 
+    /// Fixture builders shared by the tests of `format::fractal_heap` and
+    /// `follow::fractal_heap`.
+    pub mod fractal_heap {
+        use crate::format::fractal_heap::*;
+        use crate::format::lookup3;
+        use crate::format::test_support::{hex, seal};
+        use crate::format::{Sizes, UNDEFINED};
+
+        // Fixtures written by h5py 3.16 / HDF5 2.0 (python3):
+        //   with h5py.File('dense.h5', 'w', libver='latest') as f:
+        //       g = f.create_group('g')
+        //       for i in range(20): g.create_group('m%02d' % i)
+        //       d = f.create_dataset('attrs', data=np.zeros(2))
+        //       for i in range(20): d.attrs['a%02d' % i] = i
+        //   with h5py.File('big.h5', 'w', libver='latest') as f:
+        //       g = f.create_group('g')
+        //       for i in range(2000): g['link%04d' % i] = h5py.SoftLink('/target/%d' % i)
+        //   with h5py.File('huge.h5', 'w', libver='latest') as f:
+        //       g = f.create_group('g')
+        //       for i in range(6000):
+        //           g['l%05d' % i] = h5py.SoftLink('/t/' + 'x' * 100 + str(i))
+
+        // dense.h5: link heap header at 1629 (146 bytes).
+        pub const DENSE_FRHP_1629: &str = "\
+    46524850000700000002001000000000000000000000ffffffffffffffffd30000000000000015070000000000000002\
+    000000000000000200000000000000000000000000001400000000000000000000000000000000000000000000000000\
+    000000000000000000000000000004000002000000000000000001000000000020000100cd1f00000000000000008aa5\
+    ad95";
+
+        // dense.h5: its root direct block at 8141 (512 bytes; the last 208 are zero).
+        pub const DENSE_FHDB_8141: &str = "\
+    46484442005d060000000000000000000089b53d4d0100036d303036010000000000000100036d3031b9010000000000\
+    000100036d30323c020000000000000100036d3033bf020000000000000100036d303442030000000000000100036d30\
+    35c5030000000000000100036d303674040000000000000100036d303727050000000000000100036d3038da05000000\
+    0000000100036d303967090000000000000100036d3130ea090000000000000100036d31316d0a000000000000010003\
+    6d3132f00a0000000000000100036d3133730b0000000000000100036d3134f60b0000000000000100036d3135790c00\
+    00000000000100036d3136fc0c0000000000000100036d31377f0d0000000000000100036d3138020e00000000000001\
+    00036d3139850e000000000000000000";
+
+        pub const D: Sizes = Sizes::DEFAULT;
+
+        pub fn place(file: &mut Vec<u8>, at: usize, bytes: &[u8]) {
+            if file.len() < at + bytes.len() {
+                file.resize(at + bytes.len(), 0);
+            }
+            file[at..at + bytes.len()].copy_from_slice(bytes);
+        }
+
+        /// The dense.h5 link heap: header at 1629, root direct block at 8141.
+        pub fn dense_file() -> Vec<u8> {
+            let mut file = Vec::new();
+            place(&mut file, 1629, &hex(DENSE_FRHP_1629));
+            let mut block = hex(DENSE_FHDB_8141);
+            block.resize(512, 0);
+            place(&mut file, 8141, &block);
+            file
+        }
+
+        // ---- Hand-built heaps -------------------------------------------------
+
+        /// Geometry of the synthetic heaps: width 2, start 64, max direct 128,
+        /// 16-bit heap (block offsets of 2 bytes), checksummed direct blocks.
+        /// Direct rows: 0 (64), 1 (64), 2 (128); rows 3 (256) and 4 (512) hold
+        /// indirect blocks of 2 and 3 rows.
+        pub struct Geometry {
+            pub width: u16,
+            pub start: u64,
+            pub max_direct: u64,
+            pub bits: u16,
+            pub flags: u8,
+            pub id_len: u16,
+            pub max_managed: u32,
+            pub filter: Option<(u64, u32, Vec<u8>)>,
+        }
+
+        pub fn geometry() -> Geometry {
+            Geometry {
+                width: 2,
+                start: 64,
+                max_direct: 128,
+                bits: 16,
+                flags: 2,
+                id_len: 5,
+                max_managed: 100,
+                filter: None,
+            }
+        }
+
+        pub fn header_bytes(g: &Geometry, root: u64, rows: u16) -> Vec<u8> {
+            let mut v = b"FRHP\0".to_vec();
+            v.extend_from_slice(&g.id_len.to_le_bytes());
+            let flen = g.filter.as_ref().map_or(0, |f| f.2.len() as u16);
+            v.extend_from_slice(&flen.to_le_bytes());
+            v.push(g.flags);
+            v.extend_from_slice(&g.max_managed.to_le_bytes());
+            v.extend_from_slice(&0u64.to_le_bytes()); // next huge id
+            v.extend_from_slice(&UNDEFINED.to_le_bytes()); // huge btree
+            v.extend_from_slice(&0u64.to_le_bytes()); // free space
+            v.extend_from_slice(&UNDEFINED.to_le_bytes()); // free space manager
+            for _ in 0..8 {
+                v.extend_from_slice(&0u64.to_le_bytes());
+            }
+            v.extend_from_slice(&g.width.to_le_bytes());
+            v.extend_from_slice(&g.start.to_le_bytes());
+            v.extend_from_slice(&g.max_direct.to_le_bytes());
+            v.extend_from_slice(&g.bits.to_le_bytes());
+            v.extend_from_slice(&1u16.to_le_bytes());
+            v.extend_from_slice(&root.to_le_bytes());
+            v.extend_from_slice(&rows.to_le_bytes());
+            if let Some((size, mask, info)) = &g.filter {
+                v.extend_from_slice(&size.to_le_bytes());
+                v.extend_from_slice(&mask.to_le_bytes());
+                v.extend_from_slice(info);
+            }
+            seal(v)
+        }
+
+        /// A checksummed direct block of `size` bytes with `objects` at heap
+        /// offsets relative to the block start.
+        pub fn direct_bytes(
+            header: u64,
+            block_offset: u16,
+            size: usize,
+            objects: &[(usize, &[u8])],
+        ) -> Vec<u8> {
+            let mut v = b"FHDB\0".to_vec();
+            v.extend_from_slice(&header.to_le_bytes());
+            v.extend_from_slice(&block_offset.to_le_bytes());
+            v.extend_from_slice(&[0; 4]);
+            v.resize(size, 0);
+            for (at, bytes) in objects {
+                v[*at..*at + bytes.len()].copy_from_slice(bytes);
+            }
+            let c = lookup3::hashlittle(&v, 0);
+            v[15..19].copy_from_slice(&c.to_le_bytes());
+            v
+        }
+
+        pub fn indirect_bytes(
+            header: u64,
+            block_offset: u16,
+            direct: &[u64],
+            indirect: &[u64],
+        ) -> Vec<u8> {
+            let mut v = b"FHIB\0".to_vec();
+            v.extend_from_slice(&header.to_le_bytes());
+            v.extend_from_slice(&block_offset.to_le_bytes());
+            for a in direct.iter().chain(indirect) {
+                v.extend_from_slice(&a.to_le_bytes());
+            }
+            seal(v)
+        }
+
+        pub const U: u64 = UNDEFINED;
+
+        pub const HDR: u64 = 0x100;
+
+        pub const ROOT: u64 = 0x200;
+
+        pub const CHILD: u64 = 0x600;
+
+        /// Root indirect block (5 rows: 6 direct + 4 indirect entries) with a
+        /// direct block at row 2 column 1 (heap offset 384) and a child indirect
+        /// block at row 3 column 1 (heap offset 768, 2 rows) whose last direct
+        /// block (heap offset 960) holds a second object.
+        pub fn nested_file(root_indirect: [u64; 4]) -> Vec<u8> {
+            let g = geometry();
+            let mut file = Vec::new();
+            place(&mut file, HDR as usize, &header_bytes(&g, ROOT, 5));
+            place(
+                &mut file,
+                ROOT as usize,
+                &indirect_bytes(HDR, 0, &[U, U, U, U, U, 0x400], &root_indirect),
+            );
+            place(
+                &mut file,
+                0x400,
+                &direct_bytes(HDR, 384, 128, &[(19, b"first object")]),
+            );
+            place(
+                &mut file,
+                CHILD as usize,
+                &indirect_bytes(HDR, 768, &[U, U, U, 0x800], &[]),
+            );
+            place(
+                &mut file,
+                0x800,
+                &direct_bytes(HDR, 960, 64, &[(19, b"nested")]),
+            );
+            file
+        }
+
+        pub fn nested_header(file: &[u8]) -> FractalHeapHeader {
+            parse_header(&file[HDR as usize..], HDR, D).unwrap()
+        }
+    }
     /// The h5py fixtures of `testdata/` (generated by `testdata/generate.py`),
     /// when present, with the superblock's base (user block size).
     pub fn fixtures() -> Vec<(String, Vec<u8>, u64)> {
