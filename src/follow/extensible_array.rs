@@ -770,4 +770,169 @@ mod tests {
         let (c, e) = collect_chunks(&Image::new(&f, 0, Sizes::DEFAULT), 0, 1);
         assert!(c.is_empty() && e.is_empty());
     }
+
+    #[test]
+    fn a_stored_block_offset_may_fit_two_positions() {
+        let h = parse_header(&header_bytes(0, 8, 100), 0, Sizes::DEFAULT).unwrap();
+        let g = h.geometry(0, Sizes::DEFAULT).unwrap();
+        // 6: super block 2's first block, or libhdf5's form for super
+        // block 1's block (2 + 1 * 4).
+        let mut p = positions(&g, 6);
+        p.sort_unstable();
+        assert_eq!(p, vec![(2, 4), (6, 4)]);
+        assert_eq!(positions(&g, 10), vec![(10, 4)]);
+        assert_eq!(positions(&g, 30), vec![(30, 8)]);
+        assert!(positions(&g, 5).is_empty());
+        assert_eq!(quirk_offset(&g, 2), Some(6));
+        assert_eq!(quirk_offset(&g, 10), None);
+    }
+
+    /// Cross-checks [`crate::follow::extensible_array::collect_chunks`] of
+    /// both array kinds against h5py's own chunk listings. Runs on the
+    /// committed fixtures (`testdata/rich_latest.h5`, `worker_latest.h5`
+    /// with `testdata/expected/*.json`) and, when present, on the bigger
+    /// files in `/tmp/h5salvage-arrays/` (fixed arrays with 100..5000
+    /// chunks, paged; extensible arrays up to 140000 chunks with secondary
+    /// blocks and paged data blocks; filtered and not). Those are written by
+    /// a Python script (h5py 3.16, `libver='latest'`) that stores each
+    /// dataset's `chunk_iter` listing as `<name>.json` in the same format.
+    #[test]
+    fn real_files_match_h5py() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata");
+        let mut pairs = vec![];
+        for n in ["rich_latest", "worker_latest"] {
+            pairs.push((
+                dir.join(format!("{n}.h5")),
+                dir.join(format!("expected/{n}.json")),
+            ));
+        }
+        let tmp = std::path::Path::new("/tmp/h5salvage-arrays");
+        for n in ["fa", "fa_paged", "ea", "ea_paged"] {
+            pairs.push((tmp.join(format!("{n}.h5")), tmp.join(format!("{n}.json"))));
+        }
+        for (h5, json) in pairs {
+            let (Ok(bytes), Ok(text)) = (std::fs::read(&h5), std::fs::read_to_string(&json)) else {
+                eprintln!("skipping {}", h5.display());
+                continue;
+            };
+            let listing: serde_json::Value = serde_json::from_str(&text).unwrap();
+            let matched = check_file(&bytes, &listing);
+            eprintln!("{}: {matched} arrays match h5py", h5.display());
+            assert!(matched > 0, "{}", h5.display());
+        }
+    }
+
+    /// Returns how many FAHD/EAHD found by signature matched a dataset.
+    fn check_file(bytes: &[u8], listing: &serde_json::Value) -> usize {
+        let img = Image::new(bytes, 0, Sizes::DEFAULT);
+        let objects: Vec<&serde_json::Value> = listing["objects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|o| o.get("chunk_list").is_some())
+            .collect();
+        let mut matched = 0;
+        for pos in 0..bytes.len().saturating_sub(4) {
+            let sig = &bytes[pos..pos + 4];
+            let (chunks, errors) = if sig == b"FAHD" {
+                match crate::format::fixed_array::parse_header(&bytes[pos..], pos as u64, img.sizes)
+                {
+                    Ok(h) if h.checksum_ok => {
+                        crate::follow::fixed_array::collect_chunks(&img, pos as u64, 1)
+                    }
+                    _ => continue,
+                }
+            } else if sig == b"EAHD" {
+                match parse_header(&bytes[pos..], pos as u64, img.sizes) {
+                    Ok(h) if h.checksum_ok => collect_chunks(&img, pos as u64, 1),
+                    _ => continue,
+                }
+            } else {
+                continue;
+            };
+            assert!(errors.is_empty(), "{pos}: {errors:?}");
+            if chunks.is_empty() {
+                continue;
+            }
+            let obj = objects
+                .iter()
+                .find(|o| {
+                    o["chunk_list"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .any(|c| c["addr"] == chunks[0].address)
+                })
+                .unwrap_or_else(|| panic!("no dataset for array at {pos}"));
+            let list = obj["chunk_list"].as_array().unwrap();
+            let by_addr: std::collections::HashMap<u64, &serde_json::Value> = list
+                .iter()
+                .map(|e| (e["addr"].as_u64().unwrap(), e))
+                .collect();
+            assert_eq!(list.len(), chunks.len(), "{}", obj["path"]);
+            let dims = |k: &str| -> Vec<Option<u64>> {
+                obj[k]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.as_u64())
+                    .collect()
+            };
+            let (chunk, maxshape) = (dims("chunks"), dims("maxshape"));
+            // HDF5 2.0's chunk iteration reports wrong offsets when the
+            // unlimited dimension is not the first (it counts up the
+            // unlimited dimension in place); `coords` was checked by hand
+            // against the chunks' contents for that case instead.
+            let trust_offsets = maxshape.iter().position(|m| m.is_none()).unwrap_or(0) == 0;
+            for c in &chunks {
+                let e = by_addr
+                    .get(&c.address)
+                    .unwrap_or_else(|| panic!("{}: {c:?} not listed", obj["path"]));
+                let want: Vec<u64> = e["offset"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.as_u64().unwrap())
+                    .collect();
+                assert!(
+                    !trust_offsets || coords(c.index, &chunk, &maxshape) == want,
+                    "{} {c:?} {want:?}",
+                    obj["path"]
+                );
+                assert_eq!(u64::from(c.filter_mask), e["filter_mask"].as_u64().unwrap());
+                if let Some(size) = c.size {
+                    assert_eq!(size, e["size"].as_u64().unwrap());
+                }
+            }
+            matched += 1;
+        }
+        matched
+    }
+
+    /// Linear chunk index -> element coordinates: the unlimited dimension
+    /// (if any) moved to the front, row-major over the chunk grid of the
+    /// maximum dimensions.
+    fn coords(index: u64, chunk: &[Option<u64>], maxshape: &[Option<u64>]) -> Vec<u64> {
+        let n = chunk.len();
+        let u = maxshape.iter().position(|m| m.is_none());
+        let mut order: Vec<usize> = (0..n).collect();
+        if let Some(u) = u {
+            order.remove(u);
+            order.insert(0, u);
+        }
+        let mut out = vec![0; n];
+        let mut rest = index;
+        for &d in order.iter().rev() {
+            let c = chunk[d].unwrap();
+            match maxshape[d] {
+                Some(m) => {
+                    let extent = m.div_ceil(c);
+                    out[d] = (rest % extent) * c;
+                    rest /= extent;
+                }
+                None => out[d] = rest * c,
+            }
+        }
+        out
+    }
 }
