@@ -38,7 +38,7 @@
 
 use crate::format::message::{self, data_layout, kind};
 use crate::format::{
-    btree_v1, btree_v2, checksum_ok, fixed_array, fractal_heap, is_undefined, local_heap,
+    btree_v1, btree_v2, extensible_array, fixed_array, fractal_heap, is_undefined, local_heap,
     object_header, symbol_table_node, Sizes,
 };
 
@@ -259,11 +259,6 @@ fn claims_of(bytes: &[u8], hit: Hit, sizes: Sizes) -> Vec<Claim> {
             out.push(Claim::Points(addr, t));
         }
     };
-    let owner_at = |pos: usize| {
-        data.get(pos..)
-            .and_then(|d| crate::format::offset(sizes)(d).ok())
-            .map(|r| r.1)
-    };
     match hit.kind {
         Kind::Heap => {
             if let Ok(h) = local_heap::parse(data, at, sizes) {
@@ -275,9 +270,8 @@ fn claims_of(bytes: &[u8], hit: Hit, sizes: Sizes) -> Vec<Claim> {
             }
         }
         Kind::Tree => {
-            if data.get(4) != Some(&0) {
-                return out; // chunk trees need the dataset's rank
-            }
+            // Chunk trees (node type 1) need the dataset's rank and do not
+            // parse here.
             if let Ok(n) = btree_v1::parse(data, at, sizes, None) {
                 let child = if n.level == 0 { b"SNOD" } else { b"TREE" };
                 for c in n.children.iter().take(n.entries_used.into()) {
@@ -321,19 +315,14 @@ fn claims_of(bytes: &[u8], hit: Hit, sizes: Sizes) -> Vec<Claim> {
                 }
             }
         }
-        Kind::Fhdb | Kind::Fhib => {
-            if let Some(a) = owner_at(5) {
-                point(&mut out, a, Target::Sig(b"FRHP"));
-            }
-        }
-        Kind::Fadb => {
-            if let Some(a) = owner_at(6) {
-                point(&mut out, a, Target::Sig(b"FAHD"));
-            }
-        }
-        Kind::Eaib | Kind::Easb | Kind::Eadb => {
-            if let Some(a) = owner_at(6) {
-                point(&mut out, a, Target::Sig(b"EAHD"));
+        Kind::Fhdb | Kind::Fhib | Kind::Fadb | Kind::Eaib | Kind::Easb | Kind::Eadb => {
+            let owner = match hit.kind {
+                Kind::Fhdb | Kind::Fhib => b"FRHP",
+                Kind::Fadb => b"FAHD",
+                _ => b"EAHD",
+            };
+            if let Some(a) = validate::block_owner(hit.kind, data, at, sizes) {
+                point(&mut out, a, Target::Sig(owner));
             }
         }
         Kind::Frhp => {
@@ -352,10 +341,8 @@ fn claims_of(bytes: &[u8], hit: Hit, sizes: Sizes) -> Vec<Claim> {
             }
         }
         Kind::Eahd => {
-            // Signature, version, client id, six 1-byte parameters, six
-            // lengths, the index block address, then the checksum (VII.B).
-            let len = 12 + 6 * usize::from(sizes.length()) + usize::from(sizes.offset());
-            let ok = data.get(..len + 4).is_some_and(|d| checksum_ok(d, len));
+            // A header too short for these sizes claims they are wrong.
+            let ok = extensible_array::parse_header(data, at, sizes).is_ok_and(|h| h.checksum_ok);
             out.push(Claim::Sizes(ok));
         }
         Kind::Superblock | Kind::Gcol | Kind::Btin | Kind::Btlf => {}

@@ -59,7 +59,7 @@ use crate::follow::{self, Image};
 use crate::format::btree_v1::{self, BtreeV1Node, Key};
 use crate::format::btree_v2;
 use crate::format::message::data_layout::{ChunkIndex, LayoutClass};
-use crate::format::{is_undefined, Sizes};
+use crate::format::{checksum_ok, is_undefined, signature_v0, Sizes};
 use crate::inventory::{
     ChunkRecordFound, ChunkRef, Dataset, Inventory, Object, ObjectKind, Problem, ProblemKind,
     Status, Tie,
@@ -848,7 +848,11 @@ fn carve_v2_nodes(
             continue;
         };
         let data = &data[..data.len().min(node)];
-        if data.len() < 10 || data[4] != 0 || data[5] != hdr.btree_type {
+        // Signature, version 0, then the tree's record type (III.A.2).
+        let sig: &'static [u8] = if internal { b"BTIN" } else { b"BTLF" };
+        let typed = signature_v0("v2 B-tree node", sig, data, hit)
+            .is_ok_and(|(rest, _)| rest.first() == Some(&hdr.btree_type));
+        if data.len() < 10 || !typed {
             continue;
         }
         let depths = if internal { 1..=hdr.depth } else { 0..=0 };
@@ -868,15 +872,14 @@ fn carve_v2_nodes(
                 let Ok(end) = usize::try_from(used) else {
                     continue;
                 };
-                let Some(stored) = data.get(end..end + 4) else {
+                if data.get(end..end + 4).is_none() {
                     continue;
-                };
+                }
                 if *budget < used {
                     return (out, true);
                 }
                 *budget -= used;
-                let sum = u32::from_le_bytes([stored[0], stored[1], stored[2], stored[3]]);
-                if crate::format::codec::checksum(data, end).is_some_and(|(_, c)| c == sum) {
+                if checksum_ok(data, end) {
                     found = btree_v2::parse_node(data, hit, tree, depth, nrec).ok();
                     break 'depths;
                 }

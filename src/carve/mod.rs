@@ -216,20 +216,17 @@ fn scan_v1(bytes: &[u8]) -> Vec<u64> {
         let Some(d) = bytes.get(pos..) else {
             continue;
         };
-        let Some(prefix) = d.get(..16) else {
+        // The prefix needs 16 bytes: none left after this position.
+        let Ok((_, p)) = object_header::v1_prefix(d) else {
             break;
         };
-        let u32_at =
-            |i: usize| u32::from_le_bytes([prefix[i], prefix[i + 1], prefix[i + 2], prefix[i + 3]]);
-        let count = u16::from_le_bytes([prefix[2], prefix[3]]);
-        let refs = u32_at(4);
-        let size = u32_at(8);
-        if count == 0
-            || refs == 0
-            || refs > 1 << 16
-            || !(8..=MAX_SCAN_HEADER).contains(&size)
-            || size % 8 != 0
-            || u32_at(12) != 0
+        // A cheap filter before the full check (which also wants the 4
+        // reserved bytes after the header size to be zero).
+        if p.message_count == 0
+            || p.ref_count == 0
+            || p.ref_count > 1 << 16
+            || !(8..=MAX_SCAN_HEADER).contains(&p.header_size)
+            || p.header_size % 8 != 0
         {
             continue;
         }

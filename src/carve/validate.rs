@@ -4,7 +4,7 @@
 
 use crate::follow::Image;
 use crate::format::message::kind;
-use crate::format::{block_prefix, checksum_ok, signature_v0, MessageHeader};
+use crate::format::{block_prefix, checksum_ok, signature_v0, MessageHeader, Sizes};
 use crate::format::{
     btree_v1, btree_v2, extensible_array, fixed_array, fractal_heap, global_heap, is_undefined,
     local_heap, object_header, superblock, symbol_table_node,
@@ -104,17 +104,9 @@ pub fn validate(image: &Image, hit: Hit) -> Option<Confidence> {
             any
         }
         Kind::Fhib | Kind::Fadb | Kind::Eaib | Kind::Easb | Kind::Eadb => {
-            // Version 0, then (after a client id 0 or 1 for the arrays) the
-            // owner's header address, which must lie inside the file.
-            let clients: &[Option<u8>] = if hit.kind == Kind::Fhib {
-                &[None]
-            } else {
-                &[Some(0), Some(1)]
-            };
-            let owner = clients.iter().find_map(|&c| {
-                block_prefix("block", hit.kind.signature(), data, at, sizes, c).ok()
-            })?;
-            structural(!is_undefined(owner.2) && inside(owner.2))
+            // The owner's header address must lie inside the file.
+            let owner = block_owner(hit.kind, data, at, sizes)?;
+            structural(!is_undefined(owner) && inside(owner))
         }
         Kind::Bthd => {
             let h = btree_v2::parse_header(data, at, sizes).ok()?;
@@ -134,6 +126,22 @@ pub fn validate(image: &Image, hit: Hit) -> Option<Confidence> {
             checked(h.checksum_ok)
         }
     }
+}
+
+/// The owner's header address in the block of `kind` at the start of
+/// `data`: version 0, then (after a client id 0 or 1 for the arrays) the
+/// address (III.G, VII.A.2, VII.B.2). `None` for other kinds or when the
+/// prefix does not parse.
+pub fn block_owner(kind: Kind, data: &[u8], at: u64, sizes: Sizes) -> Option<u64> {
+    let clients: &[Option<u8>] = match kind {
+        Kind::Fhib | Kind::Fhdb => &[None],
+        Kind::Fadb | Kind::Eaib | Kind::Easb | Kind::Eadb => &[Some(0), Some(1)],
+        _ => return None,
+    };
+    clients
+        .iter()
+        .find_map(|&c| block_prefix("block", kind.signature(), data, at, sizes, c).ok())
+        .map(|p| p.2)
 }
 
 /// The length (checksum included) of the `OCHK` block at the start of

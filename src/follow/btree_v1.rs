@@ -171,3 +171,198 @@ pub fn collect_group_leaves(image: &Image, root: u64) -> (Vec<u64>, Vec<Error>) 
     );
     (leaves, errors)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::follow::Image;
+    use crate::format::test_support::btree_v1::*;
+    use crate::format::test_support::hex;
+    use crate::format::UNDEFINED;
+
+    #[test]
+    fn collects_chunks_through_two_levels() {
+        let leaf_a = chunk_node(0, &[(0, 4, 600), (2, 4, 604)], 4);
+        let leaf_b = chunk_node(0, &[(4, 4, 608)], 6);
+        let root = chunk_node(1, &[(0, 0, 200), (4, 0, 400)], 6);
+        let f = file(1000, &[(0, &root), (200, &leaf_a), (400, &leaf_b)]);
+        let img = Image::new(&f, 0, S);
+        let (chunks, errors) = collect_chunks(&img, 0, 1);
+        assert!(errors.is_empty(), "{errors:?}");
+        let got: Vec<_> = chunks
+            .iter()
+            .map(|c| (c.offsets[0], c.address, c.size))
+            .collect();
+        assert_eq!(got, vec![(0, 600, 4), (2, 604, 4), (4, 608, 4)]);
+    }
+
+    #[test]
+    fn traversal_survives_cycles_and_bad_children() {
+        // Root (level 1) whose first child is itself, second a leaf, third
+        // garbage, fourth the leaf again, fifth a leaf at the wrong level.
+        let leaf = chunk_node(0, &[(0, 4, 900)], 2);
+        let deep = chunk_node(1, &[(0, 4, 900)], 2);
+        let root = chunk_node(
+            1,
+            &[
+                (0, 0, 0),
+                (1, 0, 300),
+                (2, 0, 500),
+                (3, 0, 300),
+                (4, 0, 700),
+            ],
+            9,
+        );
+        let f = file(1000, &[(0, &root), (300, &leaf), (700, &deep)]);
+        let img = Image::new(&f, 0, S);
+        let (chunks, errors) = collect_chunks(&img, 0, 1);
+        assert_eq!(chunks.len(), 1);
+        assert_eq!(errors.len(), 4, "{errors:?}");
+        // A node that is its own child at level 0 -> level 1 -> ... cannot
+        // recurse; siblings that point at each other are never followed.
+        let mut a = chunk_node(0, &[(0, 4, 900)], 2);
+        a[8..16].copy_from_slice(&100u64.to_le_bytes());
+        a[16..24].copy_from_slice(&100u64.to_le_bytes());
+        let mut b = a.clone();
+        b[8..16].copy_from_slice(&0u64.to_le_bytes());
+        b[16..24].copy_from_slice(&0u64.to_le_bytes());
+        let f = file(1000, &[(0, &a), (100, &b)]);
+        let (chunks, errors) = collect_chunks(&Image::new(&f, 0, S), 0, 1);
+        assert_eq!((chunks.len(), errors.len()), (1, 0));
+        // Undefined and out-of-file roots.
+        let (c, e) = collect_chunks(&img, UNDEFINED, 1);
+        assert!(c.is_empty() && e.len() == 1);
+        let (c, e) = collect_group_leaves(&img, 5000);
+        assert!(c.is_empty() && e.len() == 1);
+    }
+
+    #[test]
+    fn deep_self_similar_tree_is_bounded() {
+        // 200 nodes, each at level 200-i pointing to the next: the root level
+        // exceeds MAX_LEVEL, so nothing is walked.
+        let mut parts = Vec::new();
+        for i in 0..200u64 {
+            parts.push(chunk_node((200 - i) as u8, &[(0, 0, (i + 1) * 80)], 1));
+        }
+        let refs: Vec<(u64, &[u8])> = parts
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (i as u64 * 80, p.as_slice()))
+            .collect();
+        let f = file(200 * 80 + 80, &refs);
+        let (c, e) = collect_chunks(&Image::new(&f, 0, S), 0, 1);
+        assert!(c.is_empty());
+        assert_eq!(e.len(), 1);
+    }
+
+    #[test]
+    fn collects_group_leaves() {
+        let leaf = group_node(0, &[(0, 800), (8, 840), (16, 5000)], 24);
+        let root = group_node(1, &[(0, 300)], 24);
+        let f = file(1000, &[(100, &root), (300, &leaf)]);
+        let (leaves, errors) = collect_group_leaves(&Image::new(&f, 0, S), 100);
+        assert_eq!(leaves, vec![800, 840]);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        // With a base address: relative addresses shift by the base.
+        let mut g = vec![0u8; 16];
+        g.extend_from_slice(&f);
+        let (leaves, errors) = collect_group_leaves(&Image::new(&g, 16, S), 100);
+        assert_eq!((leaves.len(), errors.len()), (2, 1));
+    }
+
+    fn unhex(parts: &[&str]) -> Vec<u8> {
+        hex(parts.concat())
+    }
+
+    /// Nodes of a file written by h5py 3.16 / HDF5 2.0 (default libver):
+    /// `f.create_dataset('c', shape=(6, 8), chunks=(3, 4), dtype='i2')` filled
+    /// with data, and a group `g` with three subgroups. File length 7256.
+    /// `dset.id.get_chunk_info(i)` gave offsets (0,0) (0,4) (3,0) (3,4) at
+    /// 7160, 7184, 7208, 7232, 24 bytes each, filter mask 0.
+    #[test]
+    fn real_h5py_trees() {
+        let chunk_tree = unhex(&[
+            "5452454501000400ffffffffffffffffffffffffffffffff180000000000000000000000000000000000000000000000",
+            "0000000000000000f81b0000000000001800000000000000000000000000000004000000000000000000000000000000",
+            "101c0000000000001800000000000000030000000000000000000000000000000000000000000000281c000000000000",
+            "1800000000000000030000000000000004000000000000000000000000000000401c0000000000000000000000000000",
+            "030000000000000004000000000000000200000000000000",
+        ]);
+        let group_tree = unhex(&[
+            "5452454500000100ffffffffffffffffffffffffffffffff000000000000000030150000000000001800000000000000",
+        ]);
+        let f = file(7256, &[(1400, &chunk_tree), (4056, &group_tree)]);
+        let img = Image::new(&f, 0, S);
+        let (chunks, errors) = collect_chunks(&img, 1400, 2);
+        assert!(errors.is_empty(), "{errors:?}");
+        let got: Vec<_> = chunks
+            .iter()
+            .map(|c| (c.offsets.clone(), c.address, c.size, c.filter_mask))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (vec![0, 0], 7160, 24, 0),
+                (vec![0, 4], 7184, 24, 0),
+                (vec![3, 0], 7208, 24, 0),
+                (vec![3, 4], 7232, 24, 0),
+            ]
+        );
+        let node = parse(&chunk_tree, 1400, S, Some(2)).unwrap();
+        assert!(node.validate(7256).is_empty(), "{:?}", node.validate(7256));
+        let (leaves, errors) = collect_group_leaves(&img, 4056);
+        assert!(errors.is_empty());
+        assert_eq!(leaves, vec![0x1530]);
+    }
+
+    /// Random single-byte corruptions of a valid two-level tree never panic.
+    #[test]
+    fn corruption_never_panics() {
+        let leaf_a = chunk_node(0, &[(0, 4, 600), (2, 4, 604)], 4);
+        let leaf_b = chunk_node(0, &[(4, 4, 608)], 6);
+        let root = chunk_node(1, &[(0, 0, 200), (4, 0, 400)], 6);
+        let f = file(700, &[(0, &root), (200, &leaf_a), (400, &leaf_b)]);
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let mut g = f.clone();
+            let pos = (x % 500) as usize;
+            g[pos] = (x >> 32) as u8;
+            let img = Image::new(&g, 0, S);
+            let _ = collect_chunks(&img, 0, 1);
+            let _ = collect_group_leaves(&img, 0);
+            if let Ok(n) = parse(&g, 0, S, Some(1)) {
+                let _ = n.validate(700);
+            }
+        }
+    }
+
+    /// The 1100-link group of the shared fixtures has a multi-level group
+    /// tree. Runs only where `testdata/many_members_earliest.h5` exists.
+    #[test]
+    fn real_deep_group_tree_from_fixture_if_present() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("testdata/many_members_earliest.h5");
+        let Ok(bytes) = std::fs::read(&path) else {
+            return;
+        };
+        let img = Image::new(&bytes, 0, S);
+        let root = memchr::memmem::find_iter(&bytes, SIGNATURE)
+            .filter_map(|at| {
+                parse(&bytes[at..], at as u64, S, None)
+                    .ok()
+                    .map(|n| (n.level, at))
+            })
+            .max()
+            .unwrap();
+        assert!(root.0 >= 1);
+        let (leaves, errors) = collect_group_leaves(&img, root.1 as u64);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert!(leaves.len() >= 1100 / 16);
+        for leaf in leaves {
+            assert_eq!(&bytes[leaf as usize..leaf as usize + 4], b"SNOD");
+        }
+    }
+}

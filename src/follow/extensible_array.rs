@@ -530,3 +530,409 @@ impl Walk<'_, '_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::follow::Image;
+    use crate::format::test_support::extensible_array::*;
+    use crate::format::test_support::seal;
+    use crate::format::ErrorKind;
+    use crate::format::Sizes;
+
+    fn dblock(offset: u32, elems: &[u64]) -> Vec<u8> {
+        let mut v = b"EADB".to_vec();
+        v.extend_from_slice(&[0, 0]);
+        v.extend_from_slice(&0u64.to_le_bytes());
+        v.extend_from_slice(&offset.to_le_bytes());
+        for e in elems {
+            v.extend_from_slice(&e.to_le_bytes());
+        }
+        seal(v)
+    }
+
+    /// A complete little array: header at 0, index block at 100 with 4
+    /// elements, 2 data block addresses (super blocks 0, 1), 30 secondary
+    /// block addresses (only super block 2 and 3 used); super block 3 has
+    /// paged data blocks (8 elements, 4 per page).
+    fn array_file() -> Vec<u8> {
+        let mut f = header_bytes(0, 8, 100);
+        f.resize(100, 0);
+        let mut ib = b"EAIB".to_vec();
+        ib.extend_from_slice(&[0, 0]);
+        ib.extend_from_slice(&0u64.to_le_bytes());
+        for e in [1000u64, UNDEFINED, 1002, UNDEFINED] {
+            ib.extend_from_slice(&e.to_le_bytes());
+        }
+        for a in [600u64, 700] {
+            ib.extend_from_slice(&a.to_le_bytes());
+        }
+        let mut sblks = vec![UNDEFINED; 30];
+        sblks[0] = 800;
+        sblks[1] = 900;
+        for a in sblks {
+            ib.extend_from_slice(&a.to_le_bytes());
+        }
+        f.extend(seal(ib));
+        f.resize(600, 0);
+        f.extend(dblock(0, &[1004, UNDEFINED]));
+        f.resize(700, 0);
+        f.extend(dblock(2, &[UNDEFINED, 1007, UNDEFINED, UNDEFINED]));
+        f.resize(800, 0);
+        // Super block 2: 2 data blocks of 4 (not paged), second one absent.
+        let mut sb = b"EASB".to_vec();
+        sb.extend_from_slice(&[0, 0]);
+        sb.extend_from_slice(&0u64.to_le_bytes());
+        sb.extend_from_slice(&6u32.to_le_bytes());
+        sb.extend_from_slice(&1100u64.to_le_bytes());
+        sb.extend_from_slice(&UNDEFINED.to_le_bytes());
+        f.extend(seal(sb));
+        f.resize(900, 0);
+        // Super block 3: 2 data blocks of 8, paged (2 pages each): bitmap
+        // 2 bytes, bits 1 (dblk 0 page 1) and 2 (dblk 1 page 0).
+        let mut sb = b"EASB".to_vec();
+        sb.extend_from_slice(&[0, 0]);
+        sb.extend_from_slice(&0u64.to_le_bytes());
+        sb.extend_from_slice(&14u32.to_le_bytes());
+        sb.extend_from_slice(&[0b0110_0000, 0]);
+        sb.extend_from_slice(&1200u64.to_le_bytes());
+        sb.extend_from_slice(&1300u64.to_le_bytes());
+        f.extend(seal(sb));
+        f.resize(1100, 0);
+        f.extend(dblock(6, &[1010, UNDEFINED, UNDEFINED, 1013]));
+        f.resize(1200, 0);
+        // Paged block 1200: prefix 22 bytes + checksum, page 0 unused
+        // (garbage), page 1 at 1200 + 22 + 36.
+        f.extend(dblock(14, &[]));
+        f.extend(vec![0x55; 36]);
+        f.extend(seal(
+            [UNDEFINED, 1021, UNDEFINED, UNDEFINED]
+                .iter()
+                .flat_map(|e| e.to_le_bytes())
+                .collect(),
+        ));
+        f.resize(1300, 0);
+        f.extend(dblock(22, &[]));
+        f.extend(seal(
+            [1022u64, UNDEFINED, UNDEFINED, UNDEFINED]
+                .iter()
+                .flat_map(|e| e.to_le_bytes())
+                .collect(),
+        ));
+        f.resize(2000, 0);
+        f
+    }
+
+    fn indices(c: &[ChunkElement]) -> Vec<(u64, u64)> {
+        c.iter().map(|c| (c.index, c.address)).collect()
+    }
+
+    #[test]
+    fn walks_every_level() {
+        let f = array_file();
+        let img = Image::new(&f, 0, Sizes::DEFAULT);
+        let (c, e) = collect_chunks(&img, 0, 4);
+        assert!(e.is_empty(), "{e:?}");
+        assert_eq!(
+            indices(&c),
+            vec![
+                (0, 1000),
+                (2, 1002),
+                (4, 1004),
+                (7, 1007),
+                (10, 1010),
+                (13, 1013),
+                (23, 1021),
+                (26, 1022)
+            ]
+        );
+        // libhdf5's stored offset for a data block listed in the index block
+        // (start + (start_data_block + d) * nelmts = 2 + 1 * 4) is accepted,
+        // and elements keep their positional index.
+        let mut g = f.clone();
+        let quirky = dblock(6, &[UNDEFINED, 1007, UNDEFINED, UNDEFINED]);
+        g[700..700 + quirky.len()].copy_from_slice(&quirky);
+        let (c2, e) = collect_chunks(&Image::new(&g, 0, Sizes::DEFAULT), 0, 4);
+        assert!(e.is_empty(), "{e:?}");
+        assert_eq!(c2, c);
+        let mut g = f.clone();
+        let wrong = dblock(5, &[UNDEFINED, 1007, UNDEFINED, UNDEFINED]);
+        g[700..700 + wrong.len()].copy_from_slice(&wrong);
+        let (c3, e) = collect_chunks(&Image::new(&g, 0, Sizes::DEFAULT), 0, 4);
+        assert_eq!((c3.len(), e.len()), (7, 1));
+    }
+
+    #[test]
+    fn orphan_data_blocks_are_placed_by_their_block_offset() {
+        let mut f = array_file();
+        // Super block 2's second data block (offset 10) is not listed by
+        // its secondary block: an orphan naming the header fills it.
+        f.resize(1500, 0);
+        f.extend(dblock(10, &[1030, UNDEFINED, UNDEFINED, 1033]));
+        // One naming another header is not ours.
+        f.resize(1600, 0);
+        let mut other = dblock(10, &[1040, UNDEFINED, UNDEFINED, UNDEFINED]);
+        other[6] = 0x77;
+        let other = seal(other[..other.len() - 4].to_vec());
+        f.extend(other);
+        // One whose offset fits only taken positions.
+        f.resize(1700, 0);
+        f.extend(dblock(6, &[1050, UNDEFINED, UNDEFINED, UNDEFINED]));
+        f.resize(2000, 0);
+        let img = Image::new(&f, 0, Sizes::DEFAULT);
+        // The walk's own blocks are skipped.
+        let o = collect_orphan_data_blocks(&img, 0, &[600, 1100, 1500, 1600, 1700]);
+        assert_eq!(o.blocks.len(), 1);
+        assert_eq!(o.blocks[0].0, 1500);
+        assert_eq!(indices(&o.blocks[0].1), vec![(14, 1030), (17, 1033)]);
+        assert_eq!(o.errors.len(), 1, "{:?}", o.errors);
+        assert_eq!(o.errors[0].offset, 1700);
+        // Two orphans for one free position: neither is used.
+        f.resize(1800, 0);
+        f.extend(dblock(10, &[1060, UNDEFINED, UNDEFINED, UNDEFINED]));
+        f.resize(2000, 0);
+        let img = Image::new(&f, 0, Sizes::DEFAULT);
+        let o = collect_orphan_data_blocks(&img, 0, &[1500, 1800]);
+        assert!(o.blocks.is_empty());
+        assert_eq!(o.errors.len(), 2);
+        // Hostile candidates (past the end, mid-structure) never panic.
+        let o = collect_orphan_data_blocks(&img, 0, &[0, 1, 1999, 5000, u64::MAX]);
+        assert!(o.blocks.is_empty());
+    }
+
+    #[test]
+    fn truncation_and_corruption_never_panic() {
+        let f = array_file();
+        for n in 0..f.len() {
+            let img = Image::new(&f[..n], 0, Sizes::DEFAULT);
+            let (c, e) = collect_chunks(&img, 0, 4);
+            assert!(c.len() == 8 || !e.is_empty(), "{n}");
+        }
+        // Flip each byte of the metadata region: a bad checksum somewhere.
+        for i in (0..1400).step_by(7) {
+            let mut g = f.clone();
+            g[i] ^= 0x10;
+            let img = Image::new(&g, 0, Sizes::DEFAULT);
+            let (c, e) = collect_chunks(&img, 0, 4);
+            assert!(c.len() <= 8);
+            let _ = e;
+        }
+        // A bad data block checksum only loses that block.
+        let mut g = f.clone();
+        g[1100 + 30] ^= 1;
+        let (c, e) = collect_chunks(&Image::new(&g, 0, Sizes::DEFAULT), 0, 4);
+        assert_eq!(c.len(), 6);
+        assert!(matches!(e[0].kind, ErrorKind::BadChecksum { .. }), "{e:?}");
+    }
+
+    #[test]
+    fn hostile_blocks() {
+        // Every secondary block address pointing at the same secondary
+        // block, and data block addresses all equal: read once.
+        let mut f = header_bytes(0, 8, 100);
+        f.resize(100, 0);
+        let mut ib = b"EAIB".to_vec();
+        ib.extend_from_slice(&[0, 0]);
+        ib.extend_from_slice(&0u64.to_le_bytes());
+        ib.extend(std::iter::repeat_n(0xffu8, 32));
+        ib.extend_from_slice(&600u64.to_le_bytes());
+        ib.extend_from_slice(&600u64.to_le_bytes());
+        for _ in 0..30 {
+            ib.extend_from_slice(&100u64.to_le_bytes()); // points at the index block
+        }
+        f.extend(seal(ib));
+        f.resize(600, 0);
+        f.extend(dblock(0, &[5, 6]));
+        f.resize(700, 0);
+        let (c, e) = collect_chunks(&Image::new(&f, 0, Sizes::DEFAULT), 0, 1);
+        assert_eq!(indices(&c), vec![(4, 5), (5, 6)]);
+        assert_eq!(e.len(), 30); // each "secondary block" is the index block
+                                 // Max bits 64 / min 1: 65 super blocks, huge counts: no allocation.
+        let mut v = b"EAHD".to_vec();
+        v.extend_from_slice(&[0, 0, 8, 64, 255, 1, 128, 0]);
+        v.extend(std::iter::repeat_n(0xffu8, 48));
+        v.extend_from_slice(&100u64.to_le_bytes());
+        let mut f = seal(v);
+        f.resize(100, 0);
+        let mut ib = b"EAIB".to_vec();
+        ib.extend_from_slice(&[0, 0]);
+        ib.extend_from_slice(&0u64.to_le_bytes());
+        f.extend(ib);
+        let (c, e) = collect_chunks(&Image::new(&f, 0, Sizes::DEFAULT), 0, 1);
+        assert!(c.is_empty() && !e.is_empty());
+        let h = parse_header(&f, 0, Sizes::DEFAULT).unwrap();
+        let g = h.geometry(0, Sizes::DEFAULT).unwrap();
+        assert!(g.super_blocks.len() <= 65);
+        assert!(parse_secondary_block(b"EASB\0\0", 0, Sizes::DEFAULT, &h, &g, 64).is_err());
+        assert!(parse_data_block(b"EADB\0\0", 0, Sizes::DEFAULT, &h, &g, u64::MAX).is_err());
+        // Undefined index block: nothing, no error.
+        let f = header_bytes(0, 8, UNDEFINED);
+        let (c, e) = collect_chunks(&Image::new(&f, 0, Sizes::DEFAULT), 0, 1);
+        assert!(c.is_empty() && e.is_empty());
+    }
+
+    #[test]
+    fn a_stored_block_offset_may_fit_two_positions() {
+        let h = parse_header(&header_bytes(0, 8, 100), 0, Sizes::DEFAULT).unwrap();
+        let g = h.geometry(0, Sizes::DEFAULT).unwrap();
+        // 6: super block 2's first block, or libhdf5's form for super
+        // block 1's block (2 + 1 * 4).
+        let mut p = positions(&g, 6);
+        p.sort_unstable();
+        assert_eq!(p, vec![(2, 4), (6, 4)]);
+        assert_eq!(positions(&g, 10), vec![(10, 4)]);
+        assert_eq!(positions(&g, 30), vec![(30, 8)]);
+        assert!(positions(&g, 5).is_empty());
+        assert_eq!(quirk_offset(&g, 2), Some(6));
+        assert_eq!(quirk_offset(&g, 10), None);
+    }
+
+    /// Cross-checks [`crate::follow::extensible_array::collect_chunks`] of
+    /// both array kinds against h5py's own chunk listings. Runs on the
+    /// committed fixtures (`testdata/rich_latest.h5`, `worker_latest.h5`
+    /// with `testdata/expected/*.json`) and, when present, on the bigger
+    /// files in `/tmp/h5salvage-arrays/` (fixed arrays with 100..5000
+    /// chunks, paged; extensible arrays up to 140000 chunks with secondary
+    /// blocks and paged data blocks; filtered and not). Those are written by
+    /// a Python script (h5py 3.16, `libver='latest'`) that stores each
+    /// dataset's `chunk_iter` listing as `<name>.json` in the same format.
+    #[test]
+    fn real_files_match_h5py() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata");
+        let mut pairs = vec![];
+        for n in ["rich_latest", "worker_latest"] {
+            pairs.push((
+                dir.join(format!("{n}.h5")),
+                dir.join(format!("expected/{n}.json")),
+            ));
+        }
+        let tmp = std::path::Path::new("/tmp/h5salvage-arrays");
+        for n in ["fa", "fa_paged", "ea", "ea_paged"] {
+            pairs.push((tmp.join(format!("{n}.h5")), tmp.join(format!("{n}.json"))));
+        }
+        for (h5, json) in pairs {
+            let (Ok(bytes), Ok(text)) = (std::fs::read(&h5), std::fs::read_to_string(&json)) else {
+                eprintln!("skipping {}", h5.display());
+                continue;
+            };
+            let listing: serde_json::Value = serde_json::from_str(&text).unwrap();
+            let matched = check_file(&bytes, &listing);
+            eprintln!("{}: {matched} arrays match h5py", h5.display());
+            assert!(matched > 0, "{}", h5.display());
+        }
+    }
+
+    /// Returns how many FAHD/EAHD found by signature matched a dataset.
+    fn check_file(bytes: &[u8], listing: &serde_json::Value) -> usize {
+        let img = Image::new(bytes, 0, Sizes::DEFAULT);
+        let objects: Vec<&serde_json::Value> = listing["objects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|o| o.get("chunk_list").is_some())
+            .collect();
+        let mut matched = 0;
+        for pos in 0..bytes.len().saturating_sub(4) {
+            let sig = &bytes[pos..pos + 4];
+            let (chunks, errors) = if sig == b"FAHD" {
+                match crate::format::fixed_array::parse_header(&bytes[pos..], pos as u64, img.sizes)
+                {
+                    Ok(h) if h.checksum_ok => {
+                        crate::follow::fixed_array::collect_chunks(&img, pos as u64, 1)
+                    }
+                    _ => continue,
+                }
+            } else if sig == b"EAHD" {
+                match parse_header(&bytes[pos..], pos as u64, img.sizes) {
+                    Ok(h) if h.checksum_ok => collect_chunks(&img, pos as u64, 1),
+                    _ => continue,
+                }
+            } else {
+                continue;
+            };
+            assert!(errors.is_empty(), "{pos}: {errors:?}");
+            if chunks.is_empty() {
+                continue;
+            }
+            let obj = objects
+                .iter()
+                .find(|o| {
+                    o["chunk_list"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .any(|c| c["addr"] == chunks[0].address)
+                })
+                .unwrap_or_else(|| panic!("no dataset for array at {pos}"));
+            let list = obj["chunk_list"].as_array().unwrap();
+            let by_addr: std::collections::HashMap<u64, &serde_json::Value> = list
+                .iter()
+                .map(|e| (e["addr"].as_u64().unwrap(), e))
+                .collect();
+            assert_eq!(list.len(), chunks.len(), "{}", obj["path"]);
+            let dims = |k: &str| -> Vec<Option<u64>> {
+                obj[k]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.as_u64())
+                    .collect()
+            };
+            let (chunk, maxshape) = (dims("chunks"), dims("maxshape"));
+            // HDF5 2.0's chunk iteration reports wrong offsets when the
+            // unlimited dimension is not the first (it counts up the
+            // unlimited dimension in place); `coords` was checked by hand
+            // against the chunks' contents for that case instead.
+            let trust_offsets = maxshape.iter().position(|m| m.is_none()).unwrap_or(0) == 0;
+            for c in &chunks {
+                let e = by_addr
+                    .get(&c.address)
+                    .unwrap_or_else(|| panic!("{}: {c:?} not listed", obj["path"]));
+                let want: Vec<u64> = e["offset"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.as_u64().unwrap())
+                    .collect();
+                assert!(
+                    !trust_offsets || coords(c.index, &chunk, &maxshape) == want,
+                    "{} {c:?} {want:?}",
+                    obj["path"]
+                );
+                assert_eq!(u64::from(c.filter_mask), e["filter_mask"].as_u64().unwrap());
+                if let Some(size) = c.size {
+                    assert_eq!(size, e["size"].as_u64().unwrap());
+                }
+            }
+            matched += 1;
+        }
+        matched
+    }
+
+    /// Linear chunk index -> element coordinates: the unlimited dimension
+    /// (if any) moved to the front, row-major over the chunk grid of the
+    /// maximum dimensions.
+    fn coords(index: u64, chunk: &[Option<u64>], maxshape: &[Option<u64>]) -> Vec<u64> {
+        let n = chunk.len();
+        let u = maxshape.iter().position(|m| m.is_none());
+        let mut order: Vec<usize> = (0..n).collect();
+        if let Some(u) = u {
+            order.remove(u);
+            order.insert(0, u);
+        }
+        let mut out = vec![0; n];
+        let mut rest = index;
+        for &d in order.iter().rev() {
+            let c = chunk[d].unwrap();
+            match maxshape[d] {
+                Some(m) => {
+                    let extent = m.div_ceil(c);
+                    out[d] = (rest % extent) * c;
+                    rest /= extent;
+                }
+                None => out[d] = rest * c,
+            }
+        }
+        out
+    }
+}

@@ -199,3 +199,168 @@ fn walk(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::follow::Image;
+    use crate::format::test_support::fixed_array::*;
+    use crate::format::test_support::seal;
+    use crate::format::{ErrorKind, Sizes};
+
+    /// File image: header at 0, data block at 64, pages after it.
+    fn unpaged_file() -> Vec<u8> {
+        let mut f = header_bytes(1, 20, 10, 3, 64);
+        f.resize(64, 0);
+        let mut b = b"FADB".to_vec();
+        b.extend_from_slice(&[0, 1]);
+        b.extend_from_slice(&0u64.to_le_bytes());
+        b.extend(filtered(1000, 30, 0));
+        b.extend(filtered(UNDEFINED, 0, 0));
+        b.extend(filtered(1100, 31, 2));
+        f.extend(seal(b));
+        f.resize(1200, 0);
+        f
+    }
+
+    #[test]
+    fn orphan_data_block_of_a_header_that_lists_none() {
+        let mut f = unpaged_file();
+        // A header listing its block: nothing is searched.
+        let (b, e) = collect_orphan_data_block(&Image::new(&f, 0, Sizes::DEFAULT), 0, &[64]);
+        assert!(b.is_none() && e.is_empty());
+        // Written before the block was allocated: the block naming it is read.
+        let h = header_bytes(1, 20, 10, 3, UNDEFINED);
+        f[..h.len()].copy_from_slice(&h);
+        let img = Image::new(&f, 0, Sizes::DEFAULT);
+        let (b, e) = collect_orphan_data_block(&img, 0, &[10, 64, 5000]);
+        assert!(e.is_empty(), "{e:?}");
+        let (at, chunks) = b.unwrap();
+        assert_eq!(at, 64);
+        let got: Vec<(u64, u64)> = chunks.iter().map(|c| (c.index, c.address)).collect();
+        assert_eq!(got, vec![(0, 1000), (2, 1100)]);
+        // Two blocks naming it: ambiguous, neither is used.
+        let block = f[64..64 + 78].to_vec();
+        f.resize(1200, 0);
+        f.extend(&block);
+        let img = Image::new(&f, 0, Sizes::DEFAULT);
+        let (b, e) = collect_orphan_data_block(&img, 0, &[64, 1200]);
+        assert!(b.is_none());
+        assert_eq!(e.len(), 1);
+    }
+
+    #[test]
+    fn unpaged_collect_and_truncation() {
+        let f = unpaged_file();
+        let img = Image::new(&f, 0, Sizes::DEFAULT);
+        let (c, e) = collect_chunks(&img, 0, 40);
+        assert!(e.is_empty(), "{e:?}");
+        assert_eq!(c.len(), 2);
+        assert_eq!(
+            c[1],
+            ChunkElement {
+                index: 2,
+                address: 1100,
+                size: Some(31),
+                filter_mask: 2
+            }
+        );
+        let hdr = parse_header(&f, 0, Sizes::DEFAULT).unwrap();
+        let blk = &f[64..64 + 10 + 60 + 4];
+        for n in 0..blk.len() {
+            assert!(
+                parse_data_block(&blk[..n], 64, Sizes::DEFAULT, &hdr).is_err(),
+                "{n}"
+            );
+        }
+        // Truncated files: never panic, report something.
+        for n in 0..f.len() {
+            let img = Image::new(&f[..n], 0, Sizes::DEFAULT);
+            let (c, e) = collect_chunks(&img, 0, 40);
+            assert!(!e.is_empty() || c.len() == 2, "{n}");
+        }
+        // Chunk past EOF is reported but returned.
+        let img = Image::new(&f[..1120], 0, Sizes::DEFAULT);
+        let (c, e) = collect_chunks(&img, 0, 40);
+        assert_eq!((c.len(), e.len()), (2, 1));
+    }
+
+    #[test]
+    fn bad_checksums_are_reported() {
+        let mut f = unpaged_file();
+        f[64 + 20] ^= 0xff;
+        let img = Image::new(&f, 0, Sizes::DEFAULT);
+        let (c, e) = collect_chunks(&img, 0, 40);
+        assert!(c.is_empty());
+        assert!(matches!(e[0].kind, ErrorKind::BadChecksum { .. }), "{e:?}");
+        let mut f = unpaged_file();
+        f[9] ^= 1;
+        let img = Image::new(&f, 0, Sizes::DEFAULT);
+        let (c, e) = collect_chunks(&img, 0, 40);
+        assert!(c.is_empty() && matches!(e[0].kind, ErrorKind::BadChecksum { .. }));
+    }
+
+    /// Non-filtered, page bits 1 (2 elements per page), 5 elements: 3 pages,
+    /// page 1 uninitialized, page 2 has a bad checksum in a second variant.
+    fn paged_file(corrupt_page2: bool) -> Vec<u8> {
+        let mut f = header_bytes(0, 8, 1, 5, 64);
+        f.resize(64, 0);
+        let mut b = b"FADB".to_vec();
+        b.extend_from_slice(&[0, 0]);
+        b.extend_from_slice(&0u64.to_le_bytes());
+        b.push(0b1010_0000);
+        f.extend(seal(b));
+        let mut p0 = 500u64.to_le_bytes().to_vec();
+        p0.extend_from_slice(&UNDEFINED.to_le_bytes());
+        f.extend(seal(p0));
+        f.extend(vec![0xAB; 20]); // page 1: never written
+        let mut p2 = seal(600u64.to_le_bytes().to_vec());
+        if corrupt_page2 {
+            p2[0] ^= 1;
+        }
+        f.extend(p2);
+        f.resize(700, 0);
+        f
+    }
+
+    #[test]
+    fn paged_collect() {
+        let f = paged_file(false);
+        let img = Image::new(&f, 0, Sizes::DEFAULT);
+        let (c, e) = collect_chunks(&img, 0, 8);
+        assert!(e.is_empty(), "{e:?}");
+        let got: Vec<_> = c.iter().map(|c| (c.index, c.address)).collect();
+        assert_eq!(got, vec![(0, 500), (4, 600)]);
+        let f = paged_file(true);
+        let img = Image::new(&f, 0, Sizes::DEFAULT);
+        let (c, e) = collect_chunks(&img, 0, 8);
+        assert_eq!(c.len(), 1);
+        assert!(matches!(e[0].kind, ErrorKind::BadChecksum { .. }));
+        for n in 0..f.len() {
+            let _ = collect_chunks(&Image::new(&f[..n], 0, Sizes::DEFAULT), 0, 8);
+        }
+    }
+
+    #[test]
+    fn hostile_counts() {
+        // 2^64-1 entries unpaged, 2^64-1 entries with 0 page bits, and an
+        // undefined data block address.
+        for (bits, n) in [(64u8, u64::MAX), (0, u64::MAX), (255, 1 << 40)] {
+            let mut f = header_bytes(0, 8, bits, n, 64);
+            f.resize(64, 0);
+            let mut b = b"FADB".to_vec();
+            b.extend_from_slice(&[0, 0]);
+            b.extend_from_slice(&0u64.to_le_bytes());
+            f.extend(seal(b));
+            f.resize(200, 0xff);
+            let (c, e) = collect_chunks(&Image::new(&f, 0, Sizes::DEFAULT), 0, 8);
+            assert!(c.is_empty() && !e.is_empty());
+        }
+        let f = header_bytes(0, 8, 10, 10, UNDEFINED);
+        let (c, e) = collect_chunks(&Image::new(&f, 0, Sizes::DEFAULT), 0, 8);
+        assert!(c.is_empty() && e.is_empty());
+        let (c, e) = collect_chunks(&Image::new(&f, 0, Sizes::DEFAULT), UNDEFINED, 8);
+        assert!(c.is_empty() && e.len() == 1);
+        assert_eq!(Paging::new(u64::MAX, 0).bitmap_len(), u64::MAX / 8 + 1);
+    }
+}

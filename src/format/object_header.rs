@@ -194,13 +194,14 @@ fn region(data: &[u8], start: usize, len: u64) -> (&[u8], bool) {
     }
 }
 
-struct V1Prefix {
-    message_count: u16,
-    ref_count: u32,
-    header_size: u32,
+/// The fixed 16-byte prefix of a version 1 object header (IV.A.1.a).
+pub(crate) struct V1Prefix {
+    pub(crate) message_count: u16,
+    pub(crate) ref_count: u32,
+    pub(crate) header_size: u32,
 }
 
-fn v1_prefix(i: &[u8]) -> IResult<&[u8], V1Prefix> {
+pub(crate) fn v1_prefix(i: &[u8]) -> IResult<&[u8], V1Prefix> {
     let (i, _version) = le_u8(i)?;
     let (i, _reserved) = le_u8(i)?;
     let (i, message_count) = le_u16(i)?;
@@ -559,56 +560,9 @@ pub fn looks_like_v1_header(data: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::follow::object_header::*;
-    use crate::follow::Image;
     use crate::format::message::continuation;
+    use crate::format::test_support::object_header::*;
     use crate::format::test_support::{hex, seal};
-
-    /// Root group header of an h5py (HDF5 2.0) default-format file, at 96:
-    /// v1, 3 messages, chunk 0 holds only a continuation to 4152 (80 bytes).
-    const H5PY_V1_ROOT: &str = "01000300010000001800000000000000\
-        1000100000000000 3810000000000000 5000000000000000";
-    /// The continuation block at 4152: symbol table (B-tree 136, heap 680)
-    /// and an attribute "a".
-    const H5PY_V1_BLOCK: &str = "1100100000000000 8800000000000000 a802000000000000\
-        0c00300000000000 010002000c000800 6100000000000000 1008000008000000\
-        0000400000000000 0100000000000000 0100000000000000";
-    /// Root group header of an h5py libver='latest' file, at 48 (131 bytes):
-    /// link info, group info, links "g" and "d", attribute info, a
-    /// continuation to 0x242 (47 bytes) and a 14-byte NIL.
-    const H5PY_V2_ROOT: &str = "4f48445202007802120000 0000ffffffffffffffffffffffffffffffff\
-        0a02000100 00060c000001000167b300000000000000 060c00000100016436010000000000 00\
-        151200040000ffffffffffffffffffffffffffffffff 1010000042020000000000002f00000000000000\
-        000e0000 0000000000000000000000000000 c99dd364";
-    /// Its OCHK block at 0x242: one 35-byte attribute message.
-    const H5PY_V2_BLOCK: &str = "4f43484b0c230000030002000c000400006100100800000800000000\
-        004000020000000100000000000000296d986d";
-
-    fn v1_msg(kind: u16, body: &[u8]) -> Vec<u8> {
-        assert_eq!(body.len() % 8, 0);
-        let mut m = kind.to_le_bytes().to_vec();
-        m.extend_from_slice(&(body.len() as u16).to_le_bytes());
-        m.extend_from_slice(&[0, 0, 0, 0]);
-        m.extend_from_slice(body);
-        m
-    }
-
-    fn v1_header(count: u16, msgs: &[Vec<u8>]) -> Vec<u8> {
-        let body: Vec<u8> = msgs.concat();
-        let mut h = vec![1, 0];
-        h.extend_from_slice(&count.to_le_bytes());
-        h.extend_from_slice(&1u32.to_le_bytes());
-        h.extend_from_slice(&(body.len() as u32).to_le_bytes());
-        h.extend_from_slice(&[0; 4]);
-        h.extend_from_slice(&body);
-        h
-    }
-
-    fn cont_body(addr: u64, len: u64) -> Vec<u8> {
-        let mut b = addr.to_le_bytes().to_vec();
-        b.extend_from_slice(&len.to_le_bytes());
-        b
-    }
 
     fn v2_msg(kind: u8, flags: u8, order: Option<u16>, body: &[u8]) -> Vec<u8> {
         let mut m = vec![kind];
@@ -922,116 +876,6 @@ mod tests {
         assert_eq!((c.messages[0].kind, c.messages[0].size), (0x0C, 35));
     }
 
-    /// A whole h5py v1 file in miniature: superblock-sized zero prefix, the
-    /// root header at 96 and its block at 4152.
-    fn v1_image_bytes() -> Vec<u8> {
-        let mut file = vec![0u8; 4232];
-        let h = hex(H5PY_V1_ROOT);
-        file[96..96 + h.len()].copy_from_slice(&h);
-        let b = hex(H5PY_V1_BLOCK);
-        file[4152..4232].copy_from_slice(&b);
-        file
-    }
-
-    #[test]
-    fn read_all_messages_follows_continuations() {
-        let file = v1_image_bytes();
-        let image = Image::new(&file, 0, Sizes::DEFAULT);
-        let (p, msgs, problems) = read_all_messages(&image, 96);
-        assert!(problems.is_empty(), "{problems:?}");
-        assert_eq!(p.unwrap().version, 1);
-        let kinds: Vec<u16> = msgs.iter().map(|m| m.kind).collect();
-        assert_eq!(kinds, [0x10, 0x11, 0x0C]);
-
-        // v2: header at 48, block at 0x242.
-        let mut file = vec![0u8; 0x242 + 0x2f];
-        let h = hex(H5PY_V2_ROOT);
-        file[48..48 + h.len()].copy_from_slice(&h);
-        file[0x242..].copy_from_slice(&hex(H5PY_V2_BLOCK));
-        let image = Image::new(&file, 0, Sizes::DEFAULT);
-        let (_, msgs, problems) = read_all_messages(&image, 48);
-        assert!(problems.is_empty(), "{problems:?}");
-        assert_eq!(msgs.len(), 8);
-        // Truncated file: the block is missing.
-        let image = Image::new(&file[..0x242 + 10], 0, Sizes::DEFAULT);
-        let (_, msgs, problems) = read_all_messages(&image, 48);
-        assert_eq!(msgs.len(), 7);
-        assert_eq!(problems.len(), 1);
-    }
-
-    #[test]
-    fn read_all_messages_with_a_user_block_base() {
-        let mut file = vec![0u8; 512];
-        file.extend_from_slice(&v1_image_bytes());
-        let image = Image::new(&file, 512, Sizes::DEFAULT);
-        let (_, msgs, problems) = read_all_messages(&image, 96);
-        assert!(problems.is_empty(), "{problems:?}");
-        assert_eq!(msgs.len(), 3);
-        assert_eq!(msgs[1].body_offset, 512 + 4152 + 8);
-    }
-
-    #[test]
-    fn read_all_messages_terminates_on_cycles() {
-        // Continuation block at 0x200 whose own continuation points to itself.
-        let mut file = vec![0u8; 0x300];
-        let h = v1_header(3, &[v1_msg(0x10, &cont_body(0x200, 24))]);
-        file[0x40..0x40 + h.len()].copy_from_slice(&h);
-        let b = v1_msg(0x10, &cont_body(0x200, 24));
-        file[0x200..0x200 + b.len()].copy_from_slice(&b);
-        let image = Image::new(&file, 0, Sizes::DEFAULT);
-        let (p, msgs, problems) = read_all_messages(&image, 0x40);
-        assert!(p.is_some());
-        assert_eq!(msgs.len(), 2);
-        assert!(
-            problems.iter().any(|e| e.to_string().contains("overlaps")),
-            "{problems:?}"
-        );
-        assert!(problems
-            .iter()
-            .any(|e| e.to_string().contains("declares 3")));
-
-        // Continuation pointing back at the header itself.
-        let mut file = vec![0u8; 0x100];
-        let h = v1_header(1, &[v1_msg(0x10, &cont_body(0x40, 40))]);
-        file[0x40..0x40 + h.len()].copy_from_slice(&h);
-        let image = Image::new(&file, 0, Sizes::DEFAULT);
-        let (_, msgs, problems) = read_all_messages(&image, 0x40);
-        assert_eq!(msgs.len(), 1);
-        assert_eq!(problems.len(), 1, "{problems:?}");
-        assert!(problems[0].to_string().contains("overlaps"));
-
-        // A chain of blocks longer than the cap is cut, not followed forever:
-        // each block points to the next one, 24 bytes further.
-        let n = MAX_CONTINUATION_BLOCKS + 10;
-        let mut file = vec![0u8; 0x40 + 40 + 24 * (n + 1)];
-        let first = 0x40 + 40;
-        let h = v1_header(1, &[v1_msg(0x10, &cont_body(first as u64, 24))]);
-        file[0x40..0x40 + h.len()].copy_from_slice(&h);
-        for k in 0..n {
-            let at = first + 24 * k;
-            let b = v1_msg(0x10, &cont_body((at + 24) as u64, 24));
-            file[at..at + 24].copy_from_slice(&b);
-        }
-        let image = Image::new(&file, 0, Sizes::DEFAULT);
-        let (_, msgs, problems) = read_all_messages(&image, 0x40);
-        assert_eq!(msgs.len(), MAX_CONTINUATION_BLOCKS + 1);
-        assert!(problems
-            .iter()
-            .any(|e| e.to_string().contains("cap reached")));
-    }
-
-    #[test]
-    fn read_all_messages_bad_start() {
-        let file = vec![0u8; 64];
-        let image = Image::new(&file, 0, Sizes::DEFAULT);
-        let (p, msgs, problems) = read_all_messages(&image, 0);
-        assert!(p.is_none() && msgs.is_empty() && problems.len() == 1);
-        let (p, _, problems) = read_all_messages(&image, crate::format::UNDEFINED);
-        assert!(p.is_none() && problems.len() == 1);
-        let (p, _, _) = read_all_messages(&image, 1 << 40);
-        assert!(p.is_none());
-    }
-
     #[test]
     fn v1_heuristic_rejects_noise() {
         assert!(!looks_like_v1_header(&[]));
@@ -1053,72 +897,5 @@ mod tests {
         // Count zero.
         let h = v1_header(0, &[v1_msg(0x11, &[0; 16])]);
         assert!(!looks_like_v1_header(&h));
-    }
-}
-
-/// Checks against the h5py fixtures in `testdata/` (skipped when absent):
-/// carving every `OHDR` and every offset passing [`looks_like_v1_header`]
-/// finds exactly the object headers listed in `testdata/expected/*.json`, each
-/// reads without problems, and the messages of this crate's simple types decode.
-#[cfg(test)]
-mod fixture_tests {
-    use super::*;
-    use crate::follow::object_header::*;
-    use crate::follow::Image;
-    use crate::format::superblock;
-    use std::collections::BTreeSet;
-    use std::path::Path;
-
-    fn carve(file: &[u8]) -> BTreeSet<u64> {
-        (0..file.len())
-            .filter(|&i| file[i..].starts_with(SIGNATURE) || looks_like_v1_header(&file[i..]))
-            .map(|i| i as u64)
-            .collect()
-    }
-
-    #[test]
-    fn carved_headers_match_expected_listings() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata");
-        let Ok(entries) = std::fs::read_dir(dir.join("expected")) else {
-            eprintln!("testdata/expected missing: skipped");
-            return;
-        };
-        for entry in entries {
-            let json_path = entry.unwrap().path();
-            let text = std::fs::read_to_string(&json_path).unwrap();
-            let expected: serde_json::Value = serde_json::from_str(&text).unwrap();
-            let name = expected["file"].as_str().unwrap();
-            let file = std::fs::read(dir.join(name)).unwrap();
-            let sb_at = superblock::find_signatures(&file)[0];
-            let sb = superblock::parse(&file[sb_at as usize..], sb_at).unwrap();
-            assert_eq!(sb_at, expected["superblock_offset"].as_u64().unwrap());
-            assert_eq!(
-                u64::from(sb.version),
-                expected["superblock_version"].as_u64().unwrap()
-            );
-            let image = Image::new(&file, sb.base_address, sb.sizes);
-            let want: BTreeSet<u64> = expected["objects"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|o| o["object_addr"].as_u64().unwrap() + sb.base_address)
-                .collect();
-            let found = carve(&file);
-            assert_eq!(found, want, "{name}");
-            for abs in found {
-                let (p, msgs, problems) = read_all_messages(&image, abs - sb.base_address);
-                assert!(
-                    p.is_some() && problems.is_empty(),
-                    "{name} @{abs}: {problems:?}"
-                );
-                for m in msgs {
-                    let mine = [0x02, 0x06, 0x0A, 0x0D, 0x0E, 0x10, 0x11, 0x12, 0x13, 0x15];
-                    if mine.contains(&m.kind) && !m.is_shared() {
-                        let r = m.decode(&file, sb.sizes);
-                        assert!(r.is_ok(), "{name} @{}: {r:?}", m.body_offset);
-                    }
-                }
-            }
-        }
     }
 }
