@@ -340,14 +340,12 @@ mod tests {
     }
 
     /// The 1100-link group of the shared fixtures has a multi-level group
-    /// tree. Runs only where `testdata/many_members_earliest.h5` exists.
+    /// tree (`testdata/many_members_earliest.h5`).
     #[test]
-    fn real_deep_group_tree_from_fixture_if_present() {
+    fn real_deep_group_tree_from_fixture() {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("testdata/many_members_earliest.h5");
-        let Ok(bytes) = std::fs::read(&path) else {
-            return;
-        };
+        let bytes = std::fs::read(&path).expect("the fixture is in the repository");
         let img = Image::new(&bytes, 0, S);
         let root = memchr::memmem::find_iter(&bytes, SIGNATURE)
             .filter_map(|at| {

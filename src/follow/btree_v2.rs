@@ -421,15 +421,13 @@ mod tests {
         assert_eq!(got, want);
     }
 
-    /// The 1100-link group of the shared fixtures needs internal nodes.
-    /// Runs only where `testdata/many_members_latest.h5` exists.
+    /// The 1100-link group of the shared fixtures needs internal nodes
+    /// (`testdata/many_members_latest.h5`).
     #[test]
-    fn real_deep_tree_from_fixture_if_present() {
+    fn real_deep_tree_from_fixture() {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("testdata/many_members_latest.h5");
-        let Ok(bytes) = std::fs::read(&path) else {
-            return;
-        };
+        let bytes = std::fs::read(&path).expect("the fixture is in the repository");
         let img = Image::new(&bytes, 0, S);
         let mut found = false;
         for at in memchr::memmem::find_iter(&bytes, HEADER_SIGNATURE) {
