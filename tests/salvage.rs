@@ -521,32 +521,16 @@ fn damaged_type_fixtures_never_yield_a_wrong_value() {
             .filter(|v| !skip.contains(&v.label.as_str()))
         {
             let excused = undetectable(&healthy, &bytes, &changed);
-            let found = h5salvage::scan_bytes(&name, &damaged, CarveMode::Auto);
-            let address_of = |path: &str| {
-                found
-                    .objects
-                    .iter()
-                    .find(|o| o.path == path)
-                    .map(|o| o.address)
-            };
-            let input = dir.path().join("damaged.h5");
-            let out = dir.path().join("out.h5");
-            let _ = std::fs::remove_file(&out);
-            std::fs::write(&input, &damaged).unwrap();
-            match salvage(&input, &out, false) {
-                Ok(_) => {
-                    let (_, v) = compare(&orig, &out, false);
-                    for w in v["wrong"].as_array().into_iter().flatten() {
-                        let w = w.as_str().unwrap_or_default();
-                        let path = w.split(' ').next().unwrap_or_default();
-                        if !address_of(path).is_some_and(|a| excused.contains(&a)) {
-                            wrong.push(format!("{name} {label}: {w}"));
-                        }
-                    }
-                    recovered += v["equal"].as_u64().unwrap_or(0);
-                }
-                Err(SalvageError::NothingRecoverable(_)) => {}
-                Err(e) => panic!("{name} {label}: {e}"),
+            if let Some(v) = salvage_variant(
+                dir.path(),
+                &orig,
+                &damaged,
+                &excused,
+                false,
+                &format!("{name} {label}"),
+                &mut wrong,
+            ) {
+                recovered += v["equal"].as_u64().unwrap_or(0);
             }
         }
     }
@@ -939,6 +923,52 @@ fn huge_object_ranges(bytes: &[u8]) -> Vec<(u64, u64)> {
     out
 }
 
+/// Salvages one damaged copy (`damaged`) of `orig` and compares the output
+/// with `orig`: the wrong values no reader could detect are excused (objects
+/// at `excused` addresses; huge attributes when `huge_hit`), the others are
+/// pushed onto `wrong` under `what`. Returns compare_h5.py's counts, or
+/// None when nothing was recoverable.
+fn salvage_variant(
+    dir: &Path,
+    orig: &Path,
+    damaged: &[u8],
+    excused: &[u64],
+    huge_hit: bool,
+    what: &str,
+    wrong: &mut Vec<String>,
+) -> Option<serde_json::Value> {
+    // Where each object of the salvaged file came from (carved ones live
+    // under /lost+found with new paths).
+    let found = h5salvage::scan_bytes(what, damaged, CarveMode::Auto);
+    let address_of = |path: &str| {
+        found
+            .objects
+            .iter()
+            .find(|o| o.path == path)
+            .map(|o| o.address)
+    };
+    let input = dir.join("damaged.h5");
+    let out = dir.join("out.h5");
+    let _ = std::fs::remove_file(&out);
+    std::fs::write(&input, damaged).unwrap();
+    match salvage(&input, &out, false) {
+        Ok(_) => {
+            let (_, v) = compare(orig, &out, false);
+            for w in v["wrong"].as_array().into_iter().flatten() {
+                let w = w.as_str().unwrap_or_default();
+                let path = w.split(' ').next().unwrap_or_default();
+                let huge_attr = huge_hit && w.contains(" attribute huge");
+                if !huge_attr && !address_of(path).is_some_and(|a| excused.contains(&a)) {
+                    wrong.push(format!("{what}: {w}"));
+                }
+            }
+            Some(v)
+        }
+        Err(SalvageError::NothingRecoverable(_)) => None,
+        Err(e) => panic!("{what}: {e}"),
+    }
+}
+
 /// Salvages every damaged variant of each fixture and compares it with
 /// the original: returns the wrong values no reader could excuse and the
 /// recovery table (datasets recovered per variant).
@@ -961,40 +991,21 @@ fn salvage_damaged_variants(names: &[&str]) -> (Vec<String>, Vec<(String, String
             let huge_hit = huge
                 .iter()
                 .any(|&(s, e)| changed.iter().any(|&(a, b)| a < e && s < b));
-            // Where each object of the salvaged file came from (carved ones
-            // live under /lost+found with new paths).
-            let found = h5salvage::scan_bytes(name, &damaged, CarveMode::Auto);
-            let address_of = |path: &str| {
-                found
-                    .objects
+            let recovered = salvage_variant(
+                dir.path(),
+                &orig,
+                &damaged,
+                &excused,
+                huge_hit,
+                &format!("{name} {label}"),
+                &mut wrong,
+            )
+            .map_or(0, |v| {
+                ["equal", "partial_ok", "lost_found_datasets"]
                     .iter()
-                    .find(|o| o.path == path)
-                    .map(|o| o.address)
-            };
-            let input = dir.path().join("damaged.h5");
-            let out = dir.path().join("out.h5");
-            let _ = std::fs::remove_file(&out);
-            std::fs::write(&input, &damaged).unwrap();
-            let recovered = match salvage(&input, &out, false) {
-                Ok(rep) => {
-                    let (_, v) = compare(&orig, &out, false);
-                    for w in v["wrong"].as_array().into_iter().flatten() {
-                        let w = w.as_str().unwrap_or_default();
-                        let path = w.split(' ').next().unwrap_or_default();
-                        let huge_attr = huge_hit && w.contains(" attribute huge");
-                        if !huge_attr && !address_of(path).is_some_and(|a| excused.contains(&a)) {
-                            wrong.push(format!("{name} {label}: {w}"));
-                        }
-                    }
-                    let _: &SalvageReport = &rep;
-                    ["equal", "partial_ok", "lost_found_datasets"]
-                        .iter()
-                        .map(|k| v[k].as_u64().unwrap_or(0))
-                        .sum::<u64>()
-                }
-                Err(SalvageError::NothingRecoverable(_)) => 0,
-                Err(e) => panic!("{name} {label}: {e}"),
-            };
+                    .map(|k| v[k].as_u64().unwrap_or(0))
+                    .sum::<u64>()
+            });
             table.push((name.to_string(), label, recovered));
         }
     }

@@ -52,6 +52,18 @@ fn write(dir: &Path, name: &str, args: &[&str]) -> PathBuf {
 }
 
 /// Salvages `input` with the binary and extra flags; returns the output.
+/// The writer killed after `kill_steps` steps (`killed.h5`) and the same
+/// writer run to completion for 20 steps (`template.h5`), both with `args`.
+fn killed_and_template(dir: &Path, args: &[&str], kill_steps: &str) -> (PathBuf, PathBuf) {
+    let killed = write(
+        dir,
+        "killed.h5",
+        &[args, &["--kill-after-steps", kill_steps]].concat(),
+    );
+    let template = write(dir, "template.h5", &[args, &["--steps", "20"]].concat());
+    (killed, template)
+}
+
 fn salvage(input: &Path, out_name: &str, flags: &[&str]) -> PathBuf {
     let out = input.with_file_name(out_name);
     let o = Command::new(bin())
@@ -178,16 +190,7 @@ fn no_metadata(libver: &str, filter: &str, rank: &str, shape: &[&str]) {
         shape,
     ]
     .concat();
-    let killed = write(
-        dir.path(),
-        "killed.h5",
-        &[&args[..], &["--kill-after-steps", "3000"]].concat(),
-    );
-    let template = write(
-        dir.path(),
-        "template.h5",
-        &[&args[..], &["--steps", "20"]].concat(),
-    );
+    let (killed, template) = killed_and_template(dir.path(), &args, "3000");
     let what = format!("h5py {libver} {filter} rank {rank}");
     let out = salvage(
         &killed,
@@ -339,16 +342,7 @@ fn two_datasets_side_by_side_are_never_guessed() {
     }
     let dir = tempfile::tempdir().unwrap();
     let args = ["--writer", "h5py", "--filter", "gzip", "--datasets", "2"];
-    let killed = write(
-        dir.path(),
-        "killed.h5",
-        &[&args[..], &["--kill-after-steps", "3000"]].concat(),
-    );
-    let template = write(
-        dir.path(),
-        "template.h5",
-        &[&args[..], &["--steps", "20"]].concat(),
-    );
+    let (killed, template) = killed_and_template(dir.path(), &args, "3000");
     let out = salvage(
         &killed,
         "out.h5",
@@ -500,16 +494,7 @@ fn pytables_table_append_with_template() {
     }
     let dir = tempfile::tempdir().unwrap();
     let args = ["--writer", "pytables", "--filter", "gzip", "--rank", "2"];
-    let killed = write(
-        dir.path(),
-        "killed.h5",
-        &[&args[..], &["--kill-after-steps", "10000"]].concat(),
-    );
-    let template = write(
-        dir.path(),
-        "template.h5",
-        &[&args[..], &["--steps", "20"]].concat(),
-    );
+    let (killed, template) = killed_and_template(dir.path(), &args, "10000");
     let out = salvage(
         &killed,
         "out.h5",
