@@ -972,14 +972,7 @@ fn salvage_virtual(
         maps.len(),
         files.join(", ")
     );
-    w.virtual_mappings(maps);
-    let created = w.create_dataset(
-        dest,
-        ds,
-        &read::HeapValues::default(),
-        o.attribute_order,
-        o.committed_type,
-    );
+    let created = w.create_virtual_dataset(dest, ds, o.attribute_order, o.committed_type, maps);
     if let Err(e) = created {
         out.result = Recovery::Lost;
         out.reasons.push(format!("cannot recreate: {e}"));

@@ -86,7 +86,6 @@ pub struct Writer {
     /// (see `shared.rs`).
     committed: HashMap<u64, String>,
     /// Mappings of the next virtual dataset (see `vds.rs`).
-    virtual_maps: Option<Vec<crate::format::vds::VirtualMapping>>,
     notes: Vec<String>,
     /// The most recently opened dataset (chunk copies come in runs).
     open: Option<(String, Hid)>,
@@ -465,7 +464,6 @@ impl Writer {
             output: output.to_path_buf(),
             refs: HashMap::new(),
             committed: HashMap::new(),
-            virtual_maps: None,
             notes: Vec::new(),
             open: None,
             open_groups: Vec::new(),
@@ -926,7 +924,7 @@ impl Writer {
     /// object), as for attributes. `attrs`: the attribute creation order
     /// the dataset tracks. `committed`: the source header of its committed
     /// datatype, if any (see [`Writer::note_committed`]). A virtual layout
-    /// takes the mappings given to [`Writer::virtual_mappings`].
+    /// needs its mappings: [`Writer::create_virtual_dataset`].
     pub fn create_dataset(
         &mut self,
         path: &str,
@@ -935,9 +933,19 @@ impl Writer {
         attrs: CreationOrder,
         committed: Option<u64>,
     ) -> Result<(), WriteError> {
-        // Mappings given for this dataset are used by this call or by none:
-        // never left for a later virtual dataset.
-        let maps = self.virtual_maps.take();
+        self.create_with_layout(path, ds, fill_heap, attrs, committed, None)
+    }
+
+    /// [`Writer::create_dataset`], with a virtual layout's mappings.
+    fn create_with_layout(
+        &mut self,
+        path: &str,
+        ds: &Dataset,
+        fill_heap: &HeapValues,
+        attrs: CreationOrder,
+        committed: Option<u64>,
+        maps: Option<Vec<crate::format::vds::VirtualMapping>>,
+    ) -> Result<(), WriteError> {
         let (fid, loc, c) = self.site(path)?;
         let (tid, mem_size) = self.built(&ds.datatype, path)?;
         let shared = self.committed_type(committed, tid, path);

@@ -8,7 +8,7 @@ use hdf5_sys::h5i::hid_t;
 use hdf5_sys::{h5f, h5p, h5s};
 
 use super::h5::{check, cstr, hid, locked, Kind};
-use super::{types, WriteError, Writer};
+use super::{types, CreationOrder, Dataset, HeapValues, WriteError, Writer};
 use crate::format::message::dataspace::Dataspace;
 use crate::format::selection::{Selection, UNLIMITED};
 use crate::format::vds::VirtualMapping;
@@ -28,15 +28,22 @@ extern "C" {
 const MAX_MAPPINGS: usize = 100_000;
 
 impl Writer {
-    /// The mappings of the virtual dataset the next
-    /// [`Writer::create_dataset`] call creates (that call takes them,
-    /// whatever its outcome).
-    pub fn virtual_mappings(&mut self, mappings: Vec<VirtualMapping>) {
-        self.virtual_maps = Some(mappings);
+    /// Creates the virtual dataset `ds` at `path` with `mappings` (see
+    /// [`Writer::create_dataset`] for the other arguments).
+    pub fn create_virtual_dataset(
+        &mut self,
+        path: &str,
+        ds: &Dataset,
+        attrs: CreationOrder,
+        committed: Option<u64>,
+        mappings: Vec<VirtualMapping>,
+    ) -> Result<(), WriteError> {
+        let none = HeapValues::default();
+        self.create_with_layout(path, ds, &none, attrs, committed, Some(mappings))
     }
 
-    /// Adds the mappings given by [`Writer::virtual_mappings`] for this
-    /// dataset to its creation property list `dcpl` (dataspace `space`).
+    /// Adds a virtual dataset's mappings to its creation property list
+    /// `dcpl` (dataspace `space`).
     pub(super) fn set_virtual(
         &mut self,
         dcpl: hid_t,
