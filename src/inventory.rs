@@ -53,6 +53,50 @@ pub struct Inventory {
     /// allocation order or left for `/lost+found` ([`crate::carve::chunks`]),
     /// when that search ran.
     pub chunk_search: Option<ChunkSearch>,
+    /// The metadata cache image the superblock extension names, when it
+    /// names one ([`CacheImageInfo::record`]).
+    pub cache_image: Option<CacheImageInfo>,
+}
+
+/// A metadata cache image (`MDCI`, [`crate::follow::cache_image`]): where
+/// its block lies and how many of its entries were read from it.
+#[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
+pub struct CacheImageInfo {
+    /// Absolute offset and length of the block (`None`: the message
+    /// could not be read).
+    pub block: Option<(u64, u64)>,
+    /// Entries the block lists.
+    pub entries: u64,
+    /// Entries whose image was used at their own address.
+    pub relocated: u64,
+}
+
+impl CacheImageInfo {
+    /// Records `overlay` (already applied to the bytes the inventory was
+    /// made from) in `inv`: its faults as problems, and a note saying
+    /// where the metadata came from.
+    pub fn record(overlay: &crate::follow::cache_image::Overlay, inv: &mut Inventory) {
+        let info = CacheImageInfo {
+            block: overlay.block,
+            entries: overlay.entries as u64,
+            relocated: overlay.relocations.len() as u64,
+        };
+        inv.problems
+            .extend(overlay.problems.iter().cloned().map(Problem::from));
+        if let Some((offset, length)) = info.block.filter(|_| info.relocated > 0) {
+            inv.notes.push(Problem::new(
+                ProblemKind::Note,
+                Some(offset),
+                crate::format::cache_image::STRUCTURE,
+                format!(
+                    "{} of {} metadata entries read from the cache image ({length} bytes), \
+                     not from their own addresses (libhdf5 keeps them there)",
+                    info.relocated, info.entries
+                ),
+            ));
+        }
+        inv.cache_image = Some(info);
+    }
 }
 
 /// The base address (and sizes of offsets and lengths) of a file without a

@@ -24,7 +24,8 @@ use std::path::Path;
 
 use memmap2::Mmap;
 
-use crate::inventory::{Inventory, Verdict};
+use crate::follow::cache_image::Overlay;
+use crate::inventory::{CacheImageInfo, Inventory, Verdict};
 use crate::sigbus::Guard;
 
 /// Files up to this size are copied into memory instead of mapped.
@@ -126,6 +127,31 @@ pub struct Input {
     file: File,
     opened: Stamp,
     open_for_write: bool,
+    /// The file's metadata cache image, already applied to `bytes`.
+    cache_image: Option<Overlay>,
+}
+
+/// `bytes` with the file's metadata cache image applied
+/// ([`crate::walk::cache_image`]): the entries' images copied to their own
+/// addresses, in memory (a mapped file is copied first: only files with a
+/// cache image lose zero-copy). The input file is never written.
+fn with_cache_image(bytes: Bytes) -> (Bytes, Option<Overlay>) {
+    let overlay = {
+        let view: &[u8] = match &bytes {
+            Bytes::Copied(v) => v,
+            Bytes::Mapped(_, m) => m,
+        };
+        crate::walk::cache_image(view)
+    };
+    let Some(o) = overlay.as_ref().filter(|o| !o.relocations.is_empty()) else {
+        return (bytes, overlay);
+    };
+    let mut v = match bytes {
+        Bytes::Copied(v) => v,
+        Bytes::Mapped(_, m) => m.to_vec(),
+    };
+    o.apply(&mut v);
+    (Bytes::Copied(v), overlay)
 }
 
 impl Input {
@@ -157,11 +183,13 @@ impl Input {
                 }
             }
         };
+        let (bytes, cache_image) = with_cache_image(bytes);
         let input = Input {
             bytes,
             file,
             opened,
             open_for_write,
+            cache_image,
         };
         test_pause();
         Ok(input)
@@ -191,7 +219,8 @@ impl Input {
         chunks: &crate::carve::chunks::Options,
     ) -> Result<Inventory, InputChanged> {
         let changed = || self.check_unchanged().is_err();
-        let mut inv = scan_bytes_unless(file, self.bytes(), mode, chunks, &changed);
+        let overlay = self.cache_image.as_ref();
+        let mut inv = scan_prepared(file, self.bytes(), mode, chunks, &changed, overlay);
         inv.open_for_write = self.open_for_write;
         self.check_unchanged()?;
         Ok(inv)
@@ -315,20 +344,49 @@ fn scan_bytes_unless(
     chunks: &crate::carve::chunks::Options,
     stop: &dyn Fn() -> bool,
 ) -> Inventory {
+    let overlay = crate::walk::cache_image(bytes);
+    match overlay.as_ref().filter(|o| !o.relocations.is_empty()) {
+        Some(o) => {
+            let mut patched = bytes.to_vec();
+            o.apply(&mut patched);
+            scan_prepared(file, &patched, mode, chunks, stop, Some(o))
+        }
+        None => scan_prepared(file, bytes, mode, chunks, stop, overlay.as_ref()),
+    }
+}
+
+/// [`scan_bytes_unless`] of bytes the file's metadata cache image
+/// `overlay` (if it has one) was applied to: it is recorded in the
+/// inventory before carving is decided, and the carver skips the image
+/// block when entries were relocated (they are at their own addresses
+/// then; a block that could not be used is carved like any other bytes).
+fn scan_prepared(
+    file: &str,
+    bytes: &[u8],
+    mode: CarveMode,
+    chunks: &crate::carve::chunks::Options,
+    stop: &dyn Fn() -> bool,
+    overlay: Option<&Overlay>,
+) -> Inventory {
+    let record = |mut inv: Inventory| {
+        if let Some(o) = overlay {
+            CacheImageInfo::record(o, &mut inv);
+        }
+        inv
+    };
+    let relocated = overlay.filter(|o| !o.relocations.is_empty());
+    let carve = || crate::carve::carve_except(file, bytes, relocated.and_then(|o| o.block));
     let spin = crate::progress::Spinner::new(&format!("scanning {file}"), bytes.len() as u64);
     let (mut inv, carved) = match mode {
-        CarveMode::Only => (crate::carve::carve(file, bytes), true),
-        CarveMode::Never => (crate::walk::walk(file, bytes), false),
+        CarveMode::Only => (record(carve()), true),
+        CarveMode::Never => (record(crate::walk::walk(file, bytes)), false),
         CarveMode::Auto => {
-            let walked = crate::walk::walk(file, bytes);
+            let walked = record(crate::walk::walk(file, bytes));
             if walked.verdict() == Verdict::Healthy || bytes.is_empty() || stop() {
                 (walked, false)
             } else {
                 spin.set(&format!("carving {file}"));
-                (
-                    crate::carve::combine(walked, crate::carve::carve(file, bytes)),
-                    true,
-                )
+                (crate::carve::combine(walked, carve()), true)
             }
         }
     };

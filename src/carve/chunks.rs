@@ -156,6 +156,10 @@ impl Claimed {
     /// chunks, contiguous data (absolute offsets).
     pub fn of(inv: &Inventory, image: &Image) -> Claimed {
         let mut c = Claimed::default();
+        // A metadata cache image block holds metadata, never chunks.
+        if let Some((s, l)) = inv.cache_image.and_then(|ci| ci.block) {
+            c.add(s, s.saturating_add(l));
+        }
         let mut d = flate2::Decompress::new(true);
         let mut out = Vec::new();
         for o in inv.objects.iter().filter(|o| o.hard_link_of.is_none()) {

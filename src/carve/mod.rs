@@ -107,12 +107,23 @@ struct Carved {
 /// Carves `bytes` (the whole file) into an inventory of its own: every
 /// object has `origin: Carve`, `inv.carving` holds the counts.
 pub fn carve(file: &str, bytes: &[u8]) -> Inventory {
+    carve_except(file, bytes, None)
+}
+
+/// [`carve`], ignoring the signatures inside `skip` (absolute offset and
+/// length): a metadata cache image block, whose entries the pipeline
+/// already put at their own addresses
+/// ([`crate::follow::cache_image`]): carved there they would be copies.
+pub fn carve_except(file: &str, bytes: &[u8], skip: Option<(u64, u64)>) -> Inventory {
     let mut inv = Inventory {
         file: file.to_string(),
         size: bytes.len() as u64,
         ..Inventory::default()
     };
-    let hits = find_signatures(bytes);
+    let mut hits = find_signatures(bytes);
+    if let Some((start, len)) = skip {
+        hits.retain(|h| h.offset < start || h.offset - start >= len);
+    }
     let mut summary = CarveSummary::default();
     for h in &hits {
         *summary.hits.entry(h.kind.as_str().to_string()).or_default() += 1;

@@ -15,12 +15,15 @@
 //!   traversals of B-trees and chunk indexes.
 //! - [`fractal_heap`]: heap objects and the listing of direct blocks.
 //! - [`local_heap`]: a local heap's data segment.
+//! - [`cache_image`]: a metadata cache image's entries, put back at their
+//!   own addresses.
 
 use crate::format::sohm::SharedHeaps;
 use crate::format::{is_undefined, Error, ErrorKind, Result, Sizes};
 
 pub mod btree_v1;
 pub mod btree_v2;
+pub mod cache_image;
 pub mod chunks;
 pub mod dense;
 pub mod extensible_array;

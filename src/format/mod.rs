@@ -32,6 +32,7 @@ pub use codec::{
 
 pub mod btree_v1;
 pub mod btree_v2;
+pub mod cache_image;
 pub mod extensible_array;
 pub mod fixed_array;
 pub mod fractal_heap;

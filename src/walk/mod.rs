@@ -108,6 +108,24 @@ pub fn walk_with(file: &str, bytes: &[u8], limits: Limits) -> Inventory {
     inv
 }
 
+/// The metadata cache image the file's superblock extension names
+/// ([`crate::follow::cache_image`]), or `None` without one: the first
+/// superblock that parses (as [`walk`] takes it), its extension, the
+/// message and the block. The walk itself runs on the bytes the overlay
+/// was applied to ([`crate::pipeline`]).
+pub fn cache_image(bytes: &[u8]) -> Option<crate::follow::cache_image::Overlay> {
+    let (offset, sb) = superblock::find_signatures(bytes)
+        .into_iter()
+        .find_map(|off| {
+            let data = bytes.get(usize::try_from(off).ok()?..)?;
+            superblock::parse(data, off).ok().map(|sb| (off, sb))
+        })?;
+    let ext = sb
+        .extension_address
+        .filter(|a| !crate::format::is_undefined(*a))?;
+    crate::follow::cache_image::read(&Image::new(bytes, offset, sb.sizes), ext)
+}
+
 /// A writer that was not closed leaves the dataspace of its last flush in
 /// a dataset's header while its index already lists newer chunks (issue
 /// 13): the extent of such datasets grows over them

@@ -5,20 +5,28 @@ superblock extension holds a cache image message (type 24) naming an
 `MDCI` block that carries the serialized metadata cache, the root group's
 object header among it (nothing valid sits at the root address itself).
 
-    python3 testdata/unsupported/generate_mdci.py
+    python3 testdata/unsupported/generate_mdci.py           # mdci_latest.h5
+    python3 testdata/unsupported/generate_mdci.py objects   # mdci_objects.h5
 
 h5py has no call for H5Pset_mdc_image_config: it is made through ctypes
 on the libhdf5 h5py loaded (HDF5 2.0), which also writes two groups. h5py
 reads the file (libhdf5 loads the image on open).
 
-Not handled by h5salvage yet: the image block's layout is libhdf5's
-(H5Cimage.c), not in the file format specification; `scan` takes the file
-for damaged (root header lost, the rest carved).
+Also writes mdci_objects.h5 the same way but through h5py's high-level
+calls on a file id made with that property list: datasets (contiguous,
+chunked with deflate: a fixed array index), variable-length strings
+(global heap), attributes, a soft link and nested groups, all of whose
+metadata ends up in the image. Not in it: an extensible array index,
+dense attributes or dense groups: HDF5 2.0 (h5py) fails to read a cache
+image holding their flush dependencies ("non-parent entry has
+children"), so h5py could not tell what the file holds. The image block's layout is
+libhdf5's (H5Cimage.c), not in the file format specification.
 """
 
 import ctypes
 import glob
 import os
+import sys
 
 import h5py
 import numpy as np
@@ -32,11 +40,45 @@ class ImageConfig(ctypes.Structure):
                 ("save_resize_status", ctypes.c_bool), ("entry_ageout", ctypes.c_int)]
 
 
-def main():
-    path = os.path.join(HERE, "mdci_latest.h5")
+def libhdf5():
+    """The libhdf5 h5py loaded (the same copy, so its ids are h5py's)."""
     libs = os.path.join(os.path.dirname(h5py.__file__), os.pardir, "h5py.libs")
     lib = ctypes.CDLL(sorted(glob.glob(os.path.join(libs, "libhdf5-*.so*")))[0])
     lib.H5open()
+    return lib
+
+
+def objects(lib):
+    path = os.path.join(HERE, "mdci_objects.h5")
+    fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
+    fapl.set_libver_bounds(h5py.h5f.LIBVER_V112, h5py.h5f.LIBVER_LATEST)
+    cfg = ImageConfig(1, True, False, -1)
+    assert lib.H5Pset_mdc_image_config(ctypes.c_int64(fapl.id), ctypes.byref(cfg)) >= 0
+    fid = h5py.h5f.create(path.encode(), h5py.h5f.ACC_TRUNC, fapl=fapl)
+    with h5py.File(fid) as f:
+        f.attrs["title"] = "cache image"
+        f.attrs["version"] = np.int32(3)
+        f["contiguous"] = np.arange(100, dtype="<f8").reshape(10, 10)
+        d = f.create_dataset("chunked", data=np.arange(5000, dtype="<i4"),
+                             chunks=(500,), compression="gzip")
+        d.attrs["units"] = "m"
+        f["strings"] = np.array(["alpha", "beta", "a longer string"], dtype=h5py.string_dtype())
+        g = f.create_group("group/nested")
+        g["values"] = np.linspace(0, 1, 7)
+        for i in range(5):
+            g.attrs[f"a{i}"] = np.arange(i + 1, dtype="<i8")
+        f["soft"] = h5py.SoftLink("/group/nested/values")
+    print(path, os.path.getsize(path))
+    with h5py.File(path, "r") as f:
+        f.visit(print)
+
+
+def main():
+    lib = libhdf5()
+    if sys.argv[1:] == ["objects"]:
+        objects(lib)
+        return
+    path = os.path.join(HERE, "mdci_latest.h5")
     hid = ctypes.c_int64
     for fn in ("H5Pcreate", "H5Fcreate", "H5Gcreate2"):
         getattr(lib, fn).restype = hid

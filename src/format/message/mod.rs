@@ -50,6 +50,7 @@ pub mod kind {
     pub const ATTRIBUTE_INFO: u16 = 0x0015;
     pub const REFERENCE_COUNT: u16 = 0x0016;
     pub const FILE_SPACE_INFO: u16 = 0x0017;
+    pub const CACHE_IMAGE: u16 = 0x0018;
     /// Highest message type number the spec defines (0x18, cache image).
     pub const MAX_KNOWN: u16 = 0x0018;
 }
@@ -81,6 +82,7 @@ pub fn kind_name(kind: u16) -> &'static str {
         kind::ATTRIBUTE_INFO => "attribute info",
         kind::REFERENCE_COUNT => "reference count",
         kind::FILE_SPACE_INFO => "file space info",
+        kind::CACHE_IMAGE => "metadata cache image",
         _ => "unknown",
     }
 }
