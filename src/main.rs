@@ -43,8 +43,8 @@ enum Command {
         #[command(flatten)]
         chunks: ChunkArgs,
         /// Draw the file as an SVG picture of its byte ranges (superblock,
-        /// headers, index nodes, heaps, raw data, unclaimed, zeroed, missing;
-        /// damage in red). One FILE only.
+        /// headers, index nodes, cache image, heaps, raw data, unclaimed,
+        /// zeroed, missing; damage in red). One FILE only.
         #[arg(long, value_name = "SVG")]
         map: Option<PathBuf>,
     },

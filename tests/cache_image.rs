@@ -217,3 +217,18 @@ fn damaged_cache_image_is_a_problem_never_a_wrong_value() {
     // carved from the block, data at its own addresses).
     assert!(recovered >= 3, "{recovered}");
 }
+
+/// The map draws the image block as a cache image (not unclaimed bytes).
+#[test]
+fn image_block_is_claimed() {
+    use h5salvage::report::map::{regions, RegionKind};
+    let bytes = std::fs::read(fixture("mdci_objects.h5")).unwrap();
+    let (at, len) = block(&bytes);
+    let inv = h5salvage::scan_bytes("objects", &bytes, CarveMode::Auto);
+    let r = regions(&inv, &bytes);
+    assert!(
+        r.iter().any(|r| r.kind == RegionKind::CacheImage
+            && (r.start, r.end) == (at as u64, (at + len) as u64)),
+        "{r:?}"
+    );
+}

@@ -14,6 +14,9 @@
 //!   its length (v2 B-tree nodes, fractal heap indirect blocks, array
 //!   blocks) only its fixed prefix is drawn.
 //!
+//! A metadata cache image block is drawn as such (its entries' images
+//! inside it as what they are).
+//!
 //! Bytes nothing claims are "zeroed" when every byte of the cell is zero,
 //! "unclaimed" otherwise; cells past the end of a truncated file (up to the
 //! stored end-of-file address) are "missing". Every problem with a file
@@ -58,6 +61,9 @@ pub enum RegionKind {
     Heap,
     /// B-tree nodes, symbol table nodes, chunk index blocks.
     Index,
+    /// A metadata cache image block (`MDCI`): metadata libhdf5 keeps there
+    /// instead of at its own addresses ([`crate::follow::cache_image`]).
+    CacheImage,
     /// Object headers and their continuation blocks.
     ObjectHeader,
     /// The superblock.
@@ -67,9 +73,10 @@ pub enum RegionKind {
 }
 
 impl RegionKind {
-    pub const ALL: [RegionKind; 8] = [
+    pub const ALL: [RegionKind; 9] = [
         RegionKind::Superblock,
         RegionKind::ObjectHeader,
+        RegionKind::CacheImage,
         RegionKind::Index,
         RegionKind::Heap,
         RegionKind::RawData,
@@ -86,6 +93,7 @@ impl RegionKind {
             RegionKind::RawData => "#a6cee3",
             RegionKind::Heap => "#ff7f00",
             RegionKind::Index => "#33a02c",
+            RegionKind::CacheImage => "#b15928",
             RegionKind::ObjectHeader => "#1f78b4",
             RegionKind::Superblock => "#6a3d9a",
             RegionKind::Missing => "#252525",
@@ -99,6 +107,7 @@ impl RegionKind {
             RegionKind::RawData => "raw data",
             RegionKind::Heap => "heap",
             RegionKind::Index => "B-tree / index node",
+            RegionKind::CacheImage => "metadata cache image",
             RegionKind::ObjectHeader => "object header",
             RegionKind::Superblock => "superblock",
             RegionKind::Missing => "missing (past the end)",
@@ -212,6 +221,9 @@ pub fn regions(inv: &Inventory, bytes: &[u8]) -> Vec<Region> {
                 push(base.saturating_add(address), size, RegionKind::RawData);
             }
         }
+    }
+    if let Some((s, l)) = inv.cache_image.and_then(|c| c.block) {
+        push(s, l, RegionKind::CacheImage);
     }
     let image = Image::new(bytes, base, sizes);
     for hit in find_signatures(bytes) {
@@ -372,12 +384,13 @@ pub fn paint(grid: &Grid, regions: &[Region], bytes: &[u8]) -> Vec<RegionKind> {
 }
 
 /// The kinds by their discriminant (`kind as usize` indexes this).
-const KIND_ORDER: [RegionKind; 8] = [
+const KIND_ORDER: [RegionKind; 9] = [
     RegionKind::Unclaimed,
     RegionKind::Zeroed,
     RegionKind::RawData,
     RegionKind::Heap,
     RegionKind::Index,
+    RegionKind::CacheImage,
     RegionKind::ObjectHeader,
     RegionKind::Superblock,
     RegionKind::Missing,
