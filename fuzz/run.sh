@@ -31,7 +31,7 @@ for t in "${targets[@]}"; do
     esac
   fi
   if [ -z "$(ls -A "fuzz/corpus/$t")" ]; then
-    for f in testdata/*.h5 testdata/damaged/*.h5; do
+    for f in testdata/*.h5 testdata/damaged/*.h5 testdata/unsupported/mdci_*.h5; do
       [ -s "$f" ] || continue
       case "$t" in
         walk | carve_base) cp "$f" "fuzz/corpus/$t/" ;;

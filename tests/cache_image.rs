@@ -232,3 +232,30 @@ fn image_block_is_claimed() {
         "{r:?}"
     );
 }
+
+/// Every byte of the block's header and entry records changed, the
+/// checksum made right again so that the parser sees the hostile value:
+/// scanning never panics, and an entry count or size the block cannot
+/// hold is a problem.
+#[test]
+fn hostile_image_fields_are_bounded() {
+    let good = std::fs::read(fixture("mdci_latest.h5")).unwrap();
+    let (at, len) = block(&good);
+    let mut problems = 0;
+    for i in at + 4..at + len - 4 {
+        for flip in [0x01u8, 0x80, 0xff] {
+            let mut b = good.clone();
+            b[i] ^= flip;
+            let blk = b[at..at + len - 4].to_vec();
+            b[at..at + len].copy_from_slice(&seal(blk));
+            let inv = h5salvage::scan_bytes("hostile", &b, CarveMode::Never);
+            let ci = inv.cache_image.expect("cache image recorded");
+            assert!(
+                ci.relocated <= ci.entries && ci.entries <= 3,
+                "byte {i}: {ci:?}"
+            );
+            problems += usize::from(inv.verdict() != Verdict::Healthy);
+        }
+    }
+    assert!(problems > 100, "{problems}");
+}

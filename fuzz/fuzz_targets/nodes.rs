@@ -1,7 +1,8 @@
 #![no_main]
 use h5salvage::follow::{self, Image};
 use h5salvage::format::{
-    btree_v1, btree_v2, fractal_heap, global_heap, local_heap, symbol_table_node, Sizes,
+    btree_v1, btree_v2, cache_image, fractal_heap, global_heap, local_heap, symbol_table_node,
+    Sizes,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -15,6 +16,7 @@ fuzz_target!(|data: &[u8]| {
     let _ = global_heap::parse(data, 0, s);
     let _ = fractal_heap::parse_header(data, 0, s);
     let _ = btree_v2::parse_header(data, 0, s);
+    let _ = cache_image::parse(data, 0, s);
     let image = Image::new(data, 0, s);
     let _ = follow::btree_v1::collect_chunks(&image, 0, 2);
     let _ = follow::btree_v1::collect_group_leaves(&image, 0);
