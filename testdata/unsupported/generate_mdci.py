@@ -7,6 +7,7 @@ object header among it (nothing valid sits at the root address itself).
 
     python3 testdata/unsupported/generate_mdci.py           # mdci_latest.h5
     python3 testdata/unsupported/generate_mdci.py objects   # mdci_objects.h5
+    python3 testdata/unsupported/generate_mdci.py dense     # mdci_dense*.h5
 
 h5py has no call for H5Pset_mdc_image_config: it is made through ctypes
 on the libhdf5 h5py loaded (HDF5 2.0), which also writes two groups. h5py
@@ -19,7 +20,8 @@ chunked with deflate: a fixed array index), variable-length strings
 metadata ends up in the image. Not in it: an extensible array index,
 dense attributes or dense groups: HDF5 2.0 (h5py) fails to read a cache
 image holding their flush dependencies ("non-parent entry has
-children"), so h5py could not tell what the file holds. The image block's layout is
+children"), so h5py could not tell what the file holds: those are in
+mdci_dense.h5, with a twin written without an image for h5py to read. The image block's layout is
 libhdf5's (H5Cimage.c), not in the file format specification.
 """
 
@@ -48,14 +50,41 @@ def libhdf5():
     return lib
 
 
-def objects(lib):
-    path = os.path.join(HERE, "mdci_objects.h5")
+def create(lib, path, image=True):
+    """h5py's File for a new file at `path`, closed with a cache image
+    (unless `image` is false)."""
     fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
     fapl.set_libver_bounds(h5py.h5f.LIBVER_V112, h5py.h5f.LIBVER_LATEST)
-    cfg = ImageConfig(1, True, False, -1)
-    assert lib.H5Pset_mdc_image_config(ctypes.c_int64(fapl.id), ctypes.byref(cfg)) >= 0
-    fid = h5py.h5f.create(path.encode(), h5py.h5f.ACC_TRUNC, fapl=fapl)
-    with h5py.File(fid) as f:
+    if image:
+        cfg = ImageConfig(1, True, False, -1)
+        assert lib.H5Pset_mdc_image_config(ctypes.c_int64(fapl.id), ctypes.byref(cfg)) >= 0
+    return h5py.File(h5py.h5f.create(path.encode(), h5py.h5f.ACC_TRUNC, fapl=fapl))
+
+
+def dense(lib):
+    """mdci_dense.h5: extensible array and v2 B-tree chunk indexes, dense
+    attributes and a dense group (fractal heaps, v2 B-trees), whose cache
+    image HDF5 2.0 cannot read back; mdci_dense_plain.h5: the same
+    content closed without an image, for h5py to read instead."""
+    for name, image in (("mdci_dense.h5", True), ("mdci_dense_plain.h5", False)):
+        path = os.path.join(HERE, name)
+        with create(lib, path, image) as f:
+            f.create_dataset("growing", data=np.arange(30, dtype="<i2"), chunks=(8,),
+                             maxshape=(None,))
+            f.create_dataset("btree2", data=np.arange(400, dtype="<i4").reshape(20, 20),
+                             chunks=(4, 4), maxshape=(None, None))
+            m = f.create_group("many_attrs")
+            for i in range(20):
+                m.attrs[f"a{i:02d}"] = np.arange(i + 1, dtype="<i8")
+            links = f.create_group("many_links")
+            for i in range(20):
+                links.create_group(f"g{i:02d}").attrs["i"] = np.int64(i)
+        print(path, os.path.getsize(path))
+
+
+def objects(lib):
+    path = os.path.join(HERE, "mdci_objects.h5")
+    with create(lib, path) as f:
         f.attrs["title"] = "cache image"
         f.attrs["version"] = np.int32(3)
         f["contiguous"] = np.arange(100, dtype="<f8").reshape(10, 10)
@@ -77,6 +106,9 @@ def main():
     lib = libhdf5()
     if sys.argv[1:] == ["objects"]:
         objects(lib)
+        return
+    if sys.argv[1:] == ["dense"]:
+        dense(lib)
         return
     path = os.path.join(HERE, "mdci_latest.h5")
     hid = ctypes.c_int64
