@@ -4,7 +4,10 @@
 //! chunks no index lists ([`scan_bytes`], [`scan_path`], [`Input::inventory`]).
 //!
 //! Small files (up to [`COPY_LIMIT`]) are read into memory, larger ones are
-//! memory-mapped read-only (zero-copy). A mapped file that another process
+//! memory-mapped read-only (zero-copy). A file with a metadata cache image
+//! gets the image's entries put back at their own addresses in memory
+//! before anything reads it (a mapped one through a private copy-on-write
+//! mapping: only the pages they land on are copied). A mapped file that another process
 //! truncates while it is read would raise SIGBUS: the mapping is registered
 //! with [`crate::sigbus`], which turns the fault into zero pages and a flag.
 //! [`Input::check_unchanged`] reports that flag, and also a file whose
@@ -22,7 +25,7 @@ use std::os::unix::fs::MetadataExt;
 use std::os::unix::io::AsRawFd;
 use std::path::Path;
 
-use memmap2::Mmap;
+use memmap2::{Mmap, MmapOptions};
 
 use crate::follow::cache_image::Overlay;
 use crate::inventory::{CacheImageInfo, Inventory, Verdict};
@@ -133,9 +136,15 @@ pub struct Input {
 
 /// `bytes` with the file's metadata cache image applied
 /// ([`crate::walk::cache_image`]): the entries' images copied to their own
-/// addresses, in memory (a mapped file is copied first: only files with a
-/// cache image lose zero-copy). The input file is never written.
-fn with_cache_image(bytes: Bytes) -> (Bytes, Option<Overlay>) {
+/// addresses, in memory. Bytes read into memory are changed in place; a
+/// mapped file is mapped again privately (copy-on-write: only the pages
+/// the entries land on are copied, the rest stay the file's pages). The
+/// input file is never written.
+fn with_cache_image(
+    bytes: Bytes,
+    file: &mut File,
+    len: u64,
+) -> io::Result<(Bytes, Option<Overlay>)> {
     let overlay = {
         let view: &[u8] = match &bytes {
             Bytes::Copied(v) => v,
@@ -144,14 +153,45 @@ fn with_cache_image(bytes: Bytes) -> (Bytes, Option<Overlay>) {
         crate::walk::cache_image(view)
     };
     let Some(o) = overlay.as_ref().filter(|o| !o.relocations.is_empty()) else {
-        return (bytes, overlay);
+        return Ok((bytes, overlay));
     };
-    let mut v = match bytes {
-        Bytes::Copied(v) => v,
-        Bytes::Mapped(_, m) => m.to_vec(),
+    let bytes = match bytes {
+        Bytes::Copied(mut v) => {
+            o.apply(&mut v);
+            Bytes::Copied(v)
+        }
+        Bytes::Mapped(guard, map) => {
+            drop(guard);
+            drop(map);
+            // SAFETY: a private mapping: the changes below stay in this
+            // process's memory, the file is never written; a truncation by
+            // another process is caught by the guard as for any mapping.
+            let mut private = unsafe { MmapOptions::new().map_copy(&*file)? };
+            o.apply(&mut private);
+            let private = private.make_read_only()?;
+            match Guard::register_private(&private) {
+                Some(g) => Bytes::Mapped(Some(g), private),
+                None => {
+                    drop(private);
+                    let mut v = read_all(file, len)?;
+                    o.apply(&mut v);
+                    Bytes::Copied(v)
+                }
+            }
+        }
     };
-    o.apply(&mut v);
-    (Bytes::Copied(v), overlay)
+    Ok((bytes, overlay))
+}
+
+/// The first `len` bytes of `file` (from its start), in memory.
+fn read_all(file: &mut File, len: u64) -> io::Result<Vec<u8>> {
+    use std::io::{Seek, SeekFrom};
+    file.seek(SeekFrom::Start(0))?;
+    let mut buf = Vec::new();
+    buf.try_reserve_exact(usize::try_from(len).map_err(io::Error::other)?)
+        .map_err(io::Error::other)?;
+    file.take(len).read_to_end(&mut buf)?;
+    Ok(buf)
 }
 
 impl Input {
@@ -175,15 +215,11 @@ impl Input {
                 Some(g) => Bytes::Mapped(Some(g), map),
                 None => {
                     drop(map);
-                    let mut buf = Vec::new();
-                    buf.try_reserve_exact(len as usize)
-                        .map_err(io::Error::other)?;
-                    (&mut file).take(len).read_to_end(&mut buf)?;
-                    Bytes::Copied(buf)
+                    Bytes::Copied(read_all(&mut file, len)?)
                 }
             }
         };
-        let (bytes, cache_image) = with_cache_image(bytes);
+        let (bytes, cache_image) = with_cache_image(bytes, &mut file, len)?;
         let input = Input {
             bytes,
             file,

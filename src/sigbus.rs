@@ -26,6 +26,9 @@ struct Range {
     start: AtomicUsize,
     end: AtomicUsize,
     faulted: AtomicBool,
+    /// A private (copy-on-write) mapping holding pages changed in memory:
+    /// not one whose pages may be handed back ([`is_mapped`]).
+    private: AtomicBool,
 }
 
 #[allow(clippy::declare_interior_mutable_const)]
@@ -34,6 +37,7 @@ const FREE: Range = Range {
     start: AtomicUsize::new(0),
     end: AtomicUsize::new(0),
     faulted: AtomicBool::new(false),
+    private: AtomicBool::new(false),
 };
 
 static RANGES: [Range; SLOTS] = [FREE; SLOTS];
@@ -53,6 +57,19 @@ impl Guard {
     /// handler cannot be installed or every slot is taken: the caller then
     /// does not map the file.
     pub fn register(bytes: &[u8]) -> Option<Guard> {
+        Guard::register_as(bytes, false)
+    }
+
+    /// [`Guard::register`] for a private copy-on-write file mapping whose
+    /// pages were changed in memory (a metadata cache image put back,
+    /// `crate::pipeline`): guarded alike, but never taken for a plain file
+    /// mapping by [`is_mapped`] (handing its pages back would drop the
+    /// changes).
+    pub fn register_private(bytes: &[u8]) -> Option<Guard> {
+        Guard::register_as(bytes, true)
+    }
+
+    fn register_as(bytes: &[u8], private: bool) -> Option<Guard> {
         if !*INSTALLED.get_or_init(install) {
             return None;
         }
@@ -61,6 +78,7 @@ impl Guard {
         for (slot, r) in RANGES.iter().enumerate() {
             if r.used.compare_exchange(false, true, SeqCst, SeqCst).is_ok() {
                 r.faulted.store(false, SeqCst);
+                r.private.store(private, SeqCst);
                 r.end.store(end, SeqCst);
                 r.start.store(start, SeqCst);
                 return Some(Guard { slot });
@@ -94,9 +112,12 @@ pub fn is_mapped(bytes: &[u8]) -> bool {
     let Some(end) = start.checked_add(bytes.len()) else {
         return false;
     };
-    RANGES
-        .iter()
-        .any(|r| r.used.load(SeqCst) && r.start.load(SeqCst) <= start && end <= r.end.load(SeqCst))
+    RANGES.iter().any(|r| {
+        r.used.load(SeqCst)
+            && !r.private.load(SeqCst)
+            && r.start.load(SeqCst) <= start
+            && end <= r.end.load(SeqCst)
+    })
 }
 
 /// The page size (4096 until the handler is installed).

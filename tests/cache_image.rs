@@ -293,3 +293,34 @@ fn dense_structures_in_the_image_salvage_as_their_twin() {
         );
     }
 }
+
+/// A file large enough to be mapped (above `pipeline::COPY_LIMIT`): the
+/// image is put back in a private copy-on-write mapping, and stays there
+/// after the scan handed the pages it read back to the kernel.
+#[test]
+fn mapped_file_with_a_cache_image() {
+    if !have_h5py("mapped_file_with_a_cache_image") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.h5");
+    check_python(&[
+        fixture("generate_mdci.py").as_os_str(),
+        std::ffi::OsStr::new("big"),
+        path.as_os_str(),
+    ]);
+    let len = std::fs::metadata(&path).unwrap().len();
+    assert!(len > h5salvage::pipeline::COPY_LIMIT, "{len}");
+    let raw = std::fs::read(&path).unwrap();
+    let input = h5salvage::Input::open(&path).unwrap();
+    let inv = input.inventory("big", CarveMode::Auto).unwrap();
+    assert_eq!(inv.verdict(), Verdict::Healthy, "{:?}", inv.problems);
+    let ci = inv.cache_image.unwrap();
+    assert!(ci.relocated > 0 && ci.relocated == ci.entries, "{ci:?}");
+    let root = inv.superblock.as_ref().unwrap().root_address.unwrap() as usize;
+    assert_eq!(&input.bytes()[root..root + 4], b"OHDR");
+    assert_ne!(&raw[root..root + 4], b"OHDR", "the file's own bytes");
+    assert!(inv.object("/big").is_some() && inv.object("/g").is_some());
+    drop(input);
+    assert_eq!(std::fs::read(&path).unwrap(), raw, "input modified");
+}

@@ -8,6 +8,7 @@ object header among it (nothing valid sits at the root address itself).
     python3 testdata/unsupported/generate_mdci.py           # mdci_latest.h5
     python3 testdata/unsupported/generate_mdci.py objects   # mdci_objects.h5
     python3 testdata/unsupported/generate_mdci.py dense     # mdci_dense*.h5
+    python3 testdata/unsupported/generate_mdci.py big PATH  # 65 MiB, for a test
 
 h5py has no call for H5Pset_mdc_image_config: it is made through ctypes
 on the libhdf5 h5py loaded (HDF5 2.0), which also writes two groups. h5py
@@ -82,6 +83,14 @@ def dense(lib):
         print(path, os.path.getsize(path))
 
 
+def big(lib, path):
+    """A file above the size h5salvage maps instead of reading (64 MiB),
+    with a cache image: written by tests/cache_image.rs, not kept."""
+    with create(lib, path) as f:
+        f["big"] = (np.arange(65 << 20, dtype=np.uint32) % 251).astype(np.uint8)
+        f.create_group("g").attrs["x"] = np.int32(7)
+
+
 def objects(lib):
     path = os.path.join(HERE, "mdci_objects.h5")
     with create(lib, path) as f:
@@ -109,6 +118,9 @@ def main():
         return
     if sys.argv[1:] == ["dense"]:
         dense(lib)
+        return
+    if sys.argv[1:2] == ["big"]:
+        big(lib, sys.argv[2])
         return
     path = os.path.join(HERE, "mdci_latest.h5")
     hid = ctypes.c_int64
