@@ -7,10 +7,10 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
-use common::{bin, check_python, have_h5py, py_script, python_timed, testdata};
+use common::{bin, check_python, compare, have_h5py, py_script, testdata};
 use h5salvage::format::lookup3;
 use h5salvage::inventory::{ProblemKind, Verdict};
 use h5salvage::salvage::{salvage, Recovery};
@@ -21,26 +21,6 @@ fn fixture(name: &str) -> PathBuf {
 }
 
 const FIXTURES: [&str; 2] = ["mdci_latest.h5", "mdci_objects.h5"];
-
-/// Runs tests/py/compare.py (killed after a minute); its JSON summary and
-/// whether it passed.
-fn compare(orig: &Path, out: &Path, strict: bool) -> (bool, serde_json::Value) {
-    let mut cmd = python_timed(60);
-    cmd.arg(py_script("compare.py")).arg(orig).arg(out);
-    if strict {
-        cmd.arg("--strict");
-    }
-    let o = cmd.output().expect("python3");
-    let text = String::from_utf8_lossy(&o.stdout);
-    let v = serde_json::from_str(&text).unwrap_or_else(|_| {
-        panic!(
-            "compare.py {}: {text}{}",
-            orig.display(),
-            String::from_utf8_lossy(&o.stderr)
-        )
-    });
-    (o.status.success(), v)
-}
 
 /// Where the image block lies (absolute offset, length): found by its
 /// signature, the length read from its header.

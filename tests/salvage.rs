@@ -5,33 +5,15 @@
 
 mod common;
 
-use common::{check_python, have_h5py, have_python, py_script, python, python_code, testdata};
+use common::{
+    check_python, compare, have_h5py, have_python, py_script, python, python_code, testdata,
+};
 
 use std::path::{Path, PathBuf};
 
 use h5salvage::salvage::{salvage, salvage_with, Recovery, SalvageError, SalvageReport};
 use h5salvage::CarveMode;
 use sha2::{Digest, Sha256};
-
-/// Runs tests/py/compare.py; returns its JSON summary and whether it passed.
-fn compare(orig: &Path, out: &Path, strict: bool) -> (bool, serde_json::Value) {
-    let mut cmd = python();
-    cmd.arg(py_script("compare.py")).arg(orig).arg(out);
-    if strict {
-        cmd.arg("--strict");
-    }
-    let o = cmd.output().expect("python3");
-    let text = String::from_utf8_lossy(&o.stdout);
-    let v = serde_json::from_str(&text).unwrap_or_else(|_| {
-        panic!(
-            "compare.py {} {}: {text}\n{}",
-            orig.display(),
-            out.display(),
-            String::from_utf8_lossy(&o.stderr)
-        )
-    });
-    (o.status.success(), v)
-}
 
 fn sha256(path: &Path) -> Vec<u8> {
     Sha256::digest(std::fs::read(path).unwrap()).to_vec()

@@ -168,3 +168,25 @@ pub fn have_tool(tool: &str, what: &str) -> bool {
     }
     ok
 }
+
+/// Runs tests/py/compare.py on a salvaged file `out` of `orig` (killed
+/// after ten minutes: libhdf5 can hang): its JSON summary and whether it
+/// passed (`strict`: `--strict`, a salvage of a healthy file).
+pub fn compare(orig: &Path, out: &Path, strict: bool) -> (bool, Value) {
+    let mut cmd = python_timed(600);
+    cmd.arg(py_script("compare.py")).arg(orig).arg(out);
+    if strict {
+        cmd.arg("--strict");
+    }
+    let o = cmd.output().expect("python3");
+    let text = String::from_utf8_lossy(&o.stdout);
+    let v = serde_json::from_str(&text).unwrap_or_else(|_| {
+        panic!(
+            "compare.py {} {}: {text}\n{}",
+            orig.display(),
+            out.display(),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    });
+    (o.status.success(), v)
+}
