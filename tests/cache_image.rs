@@ -20,7 +20,9 @@ fn fixture(name: &str) -> PathBuf {
     testdata().join("unsupported").join(name)
 }
 
-const FIXTURES: [&str; 2] = ["mdci_latest.h5", "mdci_objects.h5"];
+/// mdci_110.h5: written by libhdf5 1.10 (generate_mdci_110.c), the others by
+/// HDF5 2.0 (generate_mdci.py).
+const FIXTURES: [&str; 3] = ["mdci_110.h5", "mdci_latest.h5", "mdci_objects.h5"];
 
 /// Where the image block lies (absolute offset, length): found by its
 /// signature, the length read from its header.
