@@ -306,3 +306,24 @@ fn mapped_file_with_a_cache_image() {
     drop(input);
     assert_eq!(std::fs::read(&path).unwrap(), raw, "input modified");
 }
+
+/// `scan --json` says where the metadata came from.
+#[test]
+fn json_report_names_the_cache_image() {
+    let o = Command::new(bin())
+        .args(["scan", "--json"])
+        .arg(fixture("mdci_latest.h5"))
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let v = if v.is_array() { v[0].clone() } else { v };
+    assert_eq!(v["verdict"], "healthy", "{v}");
+    assert_eq!(
+        v["cache_image"]["block"],
+        serde_json::json!([0x9e9, 0x229]),
+        "{v}"
+    );
+    assert_eq!(v["cache_image"]["relocated"], 3, "{v}");
+    assert_eq!(v["notes"].as_array().unwrap().len(), 1, "{v}");
+}

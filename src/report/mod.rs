@@ -167,6 +167,7 @@ pub fn json(inv: &Inventory) -> Value {
         "inferred": inv.inferred,
         "zeroed_ranges": inv.zeroed_ranges,
         "chunk_search": chunk_search_json(inv),
+        "cache_image": inv.cache_image,
         "summary": inv.summary(),
     })
 }
