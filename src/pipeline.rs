@@ -7,9 +7,10 @@
 //! memory-mapped read-only (zero-copy). A file with a metadata cache image
 //! gets the image's entries put back at their own addresses in memory
 //! before anything reads it (a mapped one through a private copy-on-write
-//! mapping: only the pages they land on are copied). A mapped file that another process
-//! truncates while it is read would raise SIGBUS: the mapping is registered
-//! with [`crate::sigbus`], which turns the fault into zero pages and a flag.
+//! mapping: only the pages they land on are copied). A mapped file that
+//! another process truncates while it is read would raise SIGBUS: the
+//! mapping is registered with [`crate::sigbus`], which turns the fault into
+//! zero pages and a flag.
 //! [`Input::check_unchanged`] reports that flag, and also a file whose
 //! size or modification time changed since it was opened (copied or
 //! mapped): every job calls it before it commits an output or a report.

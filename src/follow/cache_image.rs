@@ -19,10 +19,16 @@ use crate::format::message::kind;
 use crate::format::{is_undefined, verify_checksum, Error, ErrorKind};
 
 /// Signatures of structures whose image ends with the lookup3 checksum of
-/// the bytes before it (spec IV.A.1.b object header chunk 0, III.A.2 v2
-/// B-tree header, III.G fractal heap header, VII fixed/extensible array
-/// headers): an entry starting with one of these is verified.
-const CHECKSUM_AT_END: [&[u8; 4]; 6] = [b"OHDR", b"OCHK", b"BTHD", b"FRHP", b"FAHD", b"EAHD"];
+/// the bytes before it (spec IV.A.1.b object header chunk 0 and
+/// continuation blocks, III.A.2 v2 B-tree header, III.G fractal heap header
+/// and indirect block, the free-space manager header and section list,
+/// VII fixed/extensible array headers and extensible array index block):
+/// an entry starting with one of these is verified. (v2 B-tree nodes and
+/// array data blocks keep their checksum before padding or pages: the
+/// walk's parsers check those where they read them.)
+const CHECKSUM_AT_END: [&[u8; 4]; 10] = [
+    b"OHDR", b"OCHK", b"BTHD", b"FRHP", b"FHIB", b"FSHD", b"FSSE", b"FAHD", b"EAHD", b"EAIB",
+];
 
 /// One entry's image, copied from the block to its own address.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
