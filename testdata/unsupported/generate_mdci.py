@@ -14,16 +14,21 @@ h5py has no call for H5Pset_mdc_image_config: it is made through ctypes
 on the libhdf5 h5py loaded (HDF5 2.0), which also writes two groups. h5py
 reads the file (libhdf5 loads the image on open).
 
-Also writes mdci_objects.h5 the same way but through h5py's high-level
-calls on a file id made with that property list: datasets (contiguous,
-chunked with deflate: a fixed array index), variable-length strings
-(global heap), attributes, a soft link and nested groups, all of whose
-metadata ends up in the image. Not in it: an extensible array index,
-dense attributes or dense groups: HDF5 2.0 (h5py) fails to read a cache
-image holding their flush dependencies ("non-parent entry has
-children"), so h5py could not tell what the file holds: those are in
-mdci_dense.h5, with a twin written without an image for h5py to read. The image block's layout is
-libhdf5's (H5Cimage.c), not in the file format specification.
+`objects` writes mdci_objects.h5 the same way but through h5py's
+high-level calls on a file id made with that property list: datasets
+(contiguous, chunked with deflate: a fixed array index), variable-length
+strings (global heap), attributes, a soft link and nested groups, all of
+whose metadata ends up in the image. Not in it: an extensible array
+index, dense attributes or dense groups: HDF5 2.0 (h5py) fails to read a
+cache image holding their flush dependencies ("non-parent entry has
+children"), so h5py could not tell what the file holds. `dense` writes
+those in mdci_dense.h5, with a twin written without an image
+(mdci_dense_plain.h5) for h5py to read instead. generate_mdci_110.c
+writes mdci_110.h5 with the Debian libhdf5 1.10.
+
+The image block's layout is libhdf5's (H5Cimage.c), not in the file
+format specification; h5salvage reads it (src/format/cache_image.rs,
+tests/cache_image.rs).
 """
 
 import ctypes
