@@ -327,3 +327,40 @@ fn json_report_names_the_cache_image() {
     assert_eq!(v["cache_image"]["relocated"], 3, "{v}");
     assert_eq!(v["notes"].as_array().unwrap().len(), 1, "{v}");
 }
+
+/// A file changed after it was first closed, then closed with an image:
+/// the changed headers are stale at their own addresses. With the block's
+/// checksum broken, the entries that verify themselves (object headers)
+/// are still taken from the image, never the stale copies: the attributes
+/// come back with their new values, not the old ones.
+#[test]
+fn stale_entries_are_not_read_when_the_block_is_damaged() {
+    if !have_h5py("stale_entries_are_not_read_when_the_block_is_damaged") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let original = dir.path().join("stale.h5");
+    check_python(&[
+        fixture("generate_mdci.py").as_os_str(),
+        std::ffi::OsStr::new("stale"),
+        original.as_os_str(),
+    ]);
+    let mut bytes = std::fs::read(&original).unwrap();
+    let (at, len) = block(&bytes);
+    bytes[at + len - 1] ^= 0xff;
+    let inv = h5salvage::scan_bytes("stale", &bytes, CarveMode::Auto);
+    assert!(
+        inv.problems.iter().any(|p| p.kind == ProblemKind::Checksum),
+        "{:?}",
+        inv.problems
+    );
+    assert!(inv.cache_image.is_some_and(|c| c.relocated > 0));
+    let input = dir.path().join("damaged.h5");
+    std::fs::write(&input, &bytes).unwrap();
+    let out = dir.path().join("out.h5");
+    let rep = salvage(&input, &out, false).unwrap();
+    assert_eq!(rep.lost, 0, "{:?}", rep.objects);
+    let (ok, v) = compare(&original, &out, true);
+    assert!(ok, "{v}");
+    assert_eq!(v["attributes"], 4, "{v}");
+}

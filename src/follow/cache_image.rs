@@ -5,12 +5,15 @@
 //! carver and the readers look for it (libhdf5 leaves nothing, or stale
 //! bytes, there).
 //!
-//! Checked before anything is used: the block's checksum and framing (a
-//! damaged block relocates nothing: every structure is read from its own
-//! address, as without an image), and per entry that its address range lies
-//! inside the file, meets neither the block nor another entry, and, for
-//! the structures whose checksum closes their image, that the checksum
-//! matches. A rejected entry is a problem and stays unrelocated.
+//! Checked before anything is used: the block's checksum and framing, and
+//! per entry that its address range lies inside the file, meets neither
+//! the block nor another entry, and, for the structures whose checksum
+//! closes their image, that the checksum matches. A block that fails its
+//! checksum (but still frames) gives only the entries that verify
+//! themselves and whose own address holds nothing or an older version of
+//! them ([`relocate`]); one that does not frame gives none, and every
+//! structure is read at its own address. A rejected entry is a problem and
+//! stays unrelocated.
 
 use super::object_header::read_all_messages;
 use super::Image;
@@ -22,12 +25,14 @@ use crate::format::{is_undefined, verify_checksum, Error, ErrorKind};
 /// the bytes before it (spec IV.A.1.b object header chunk 0 and
 /// continuation blocks, III.A.2 v2 B-tree header, III.G fractal heap header
 /// and indirect block, the free-space manager header and section list,
-/// VII fixed/extensible array headers and extensible array index block):
-/// an entry starting with one of these is verified. (v2 B-tree nodes and
-/// array data blocks keep their checksum before padding or pages: the
-/// walk's parsers check those where they read them.)
-const CHECKSUM_AT_END: [&[u8; 4]; 10] = [
-    b"OHDR", b"OCHK", b"BTHD", b"FRHP", b"FHIB", b"FSHD", b"FSSE", b"FAHD", b"EAHD", b"EAIB",
+/// VII fixed and extensible array blocks: the entry of a paged data block
+/// is its prefix, which ends with the checksum): an entry starting with one
+/// of these is verified. (v2 B-tree nodes keep their checksum before their
+/// padding, fractal heap direct blocks in their header: the walk's parsers
+/// check those where they read them.)
+const CHECKSUM_AT_END: [&[u8; 4]; 13] = [
+    b"OHDR", b"OCHK", b"BTHD", b"FRHP", b"FHIB", b"FSHD", b"FSSE", b"FAHD", b"FADB", b"EAHD",
+    b"EAIB", b"EASB", b"EADB",
 ];
 
 /// One entry's image, copied from the block to its own address.
@@ -106,22 +111,37 @@ pub fn read(image: &Image, extension: u64) -> Option<Overlay> {
     };
     let at = at.unwrap_or_default();
     overlay.block = Some((at, message.length));
-    match cache_image::parse(block, at, image.sizes) {
-        Ok(img) => {
+    let parsed = match cache_image::parse(block, at, image.sizes) {
+        Ok(img) => Ok((img, true)),
+        Err(e) if matches!(e.kind, ErrorKind::BadChecksum { .. }) => {
+            overlay.problems.push(e);
+            cache_image::parse_unverified(block, at, image.sizes).map(|img| (img, false))
+        }
+        Err(e) => Err(e),
+    };
+    match parsed {
+        Ok((img, verified)) => {
             overlay.entries = img.entries.len();
-            relocate(image, block, at, &img.entries, &mut overlay);
+            relocate(image, block, at, &img.entries, verified, &mut overlay);
         }
         Err(e) => overlay.problems.push(e),
     }
     Some(overlay)
 }
 
-/// Checks each entry and records the ones that may be used.
+/// Checks each entry and records the ones that may be used. From a block
+/// that failed its checksum (`verified` false) only entries that verify
+/// themselves are used, and only where their own address holds nothing
+/// (zeros) or an older version of the same structure (its signature):
+/// what the dirty entries' own addresses hold is stale, so such an entry
+/// is better than its address, and a damaged entry address cannot put it
+/// over raw data or another kind of structure.
 fn relocate(
     image: &Image,
     block: &[u8],
     at: u64,
     entries: &[CacheImageEntry],
+    verified: bool,
     overlay: &mut Overlay,
 ) {
     let (block_start, block_end) = (at, at.saturating_add(block.len() as u64));
@@ -165,6 +185,14 @@ fn relocate(
             overlay.problems.push(err);
             continue;
         }
+        let usable = verified || (self_verifying(img) && vacant_or_older(image, home, img));
+        if !usable {
+            overlay.problems.push(reject(
+                "entry not used: the block fails its checksum, and the entry cannot be verified \
+                 on its own or its own address holds something else",
+            ));
+            continue;
+        }
         taken.push((home, end));
         overlay.relocations.push(Relocation {
             home,
@@ -172,6 +200,25 @@ fn relocate(
             len: e.size,
         });
     }
+}
+
+/// True if `img` is a structure whose image ends with its own checksum
+/// ([`own_checksum`] has passed it).
+fn self_verifying(img: &[u8]) -> bool {
+    img.get(..4)
+        .is_some_and(|sig| CHECKSUM_AT_END.iter().any(|s| &s[..] == sig))
+}
+
+/// True if the file's bytes at absolute `home` begin with the signature
+/// of `img` or are all zero over the entry's length.
+fn vacant_or_older(image: &Image, home: u64, img: &[u8]) -> bool {
+    let Some(there) = usize::try_from(home)
+        .ok()
+        .and_then(|h| image.bytes.get(h..h.checked_add(img.len())?))
+    else {
+        return false;
+    };
+    there.get(..4) == img.get(..4) || there.iter().all(|&b| b == 0)
 }
 
 /// The error when `img` (at absolute `from`) is a structure whose image
@@ -207,7 +254,7 @@ mod tests {
         o.block = Some((at, len));
         let img = cache_image::parse(blk, at, Sizes::DEFAULT).unwrap();
         o.entries = img.entries.len();
-        relocate(&image, blk, at, &img.entries, &mut o);
+        relocate(&image, blk, at, &img.entries, true, &mut o);
         o
     }
 
@@ -240,5 +287,29 @@ mod tests {
         assert_eq!(&patched[0x40..0x45], b"plain");
         assert!(patched[0x80..0x90].iter().all(|&b| b == 0));
         assert!(o.in_block(0x200) && !o.in_block(0x1ff));
+    }
+
+    /// From a block that failed its checksum: only self-verifying entries
+    /// whose own address is vacant or holds the same kind of structure.
+    #[test]
+    fn unverified_block_gives_only_self_verifying_entries() {
+        let ohdr = seal(b"OHDR\x02\x00abc".to_vec());
+        let blk = block(&[
+            (0x10, &ohdr, &[]),    // vacant address: used
+            (0x40, &ohdr, &[]),    // an older OHDR there: used
+            (0x80, &ohdr, &[]),    // raw data there: not used
+            (0xc0, b"plain", &[]), // no checksum of its own: not used
+        ]);
+        let mut file = vec![0u8; 0x400];
+        file[0x40..0x44].copy_from_slice(b"OHDR");
+        file[0x80..0x90].fill(7);
+        file[0x200..0x200 + blk.len()].copy_from_slice(&blk);
+        let image = Image::new(&file, 0, Sizes::DEFAULT);
+        let img = cache_image::parse_unverified(&blk, 0x200, Sizes::DEFAULT).unwrap();
+        let mut o = Overlay::default();
+        relocate(&image, &blk, 0x200, &img.entries, false, &mut o);
+        let homes: Vec<u64> = o.relocations.iter().map(|r| r.home).collect();
+        assert_eq!(homes, [0x10, 0x40]);
+        assert_eq!(o.problems.len(), 2, "{:?}", o.problems);
     }
 }

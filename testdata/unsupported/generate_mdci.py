@@ -9,6 +9,7 @@ object header among it (nothing valid sits at the root address itself).
     python3 testdata/unsupported/generate_mdci.py objects   # mdci_objects.h5
     python3 testdata/unsupported/generate_mdci.py dense     # mdci_dense*.h5
     python3 testdata/unsupported/generate_mdci.py big PATH  # 65 MiB, for a test
+    python3 testdata/unsupported/generate_mdci.py stale PATH  # stale entries, for a test
 
 h5py has no call for H5Pset_mdc_image_config: it is made through ctypes
 on the libhdf5 h5py loaded (HDF5 2.0), which also writes two groups. h5py
@@ -96,6 +97,26 @@ def big(lib, path):
         f.create_group("g").attrs["x"] = np.int32(7)
 
 
+def stale(lib, path):
+    """A file written without an image, then opened again and changed with
+    the image configured: the entries it changed are newer in the image
+    than at their own addresses (stale there). Written by
+    tests/cache_image.rs, not kept."""
+    with h5py.File(path, "w", libver=("v112", "latest")) as f:
+        f.attrs["a"] = np.int64(1)
+        f["d"] = np.arange(10, dtype="<i4")
+        f["d"].attrs["u"] = np.int64(1)
+    fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
+    fapl.set_libver_bounds(h5py.h5f.LIBVER_V112, h5py.h5f.LIBVER_LATEST)
+    cfg = ImageConfig(1, True, False, -1)
+    assert lib.H5Pset_mdc_image_config(ctypes.c_int64(fapl.id), ctypes.byref(cfg)) >= 0
+    with h5py.File(h5py.h5f.open(path.encode(), h5py.h5f.ACC_RDWR, fapl=fapl)) as f:
+        f.attrs["a"] = np.int64(2)
+        f.attrs["b"] = np.int64(3)
+        f["d"].attrs["u"] = np.int64(2)
+        f.create_group("added").attrs["x"] = np.int64(4)
+
+
 def objects(lib):
     path = os.path.join(HERE, "mdci_objects.h5")
     with create(lib, path) as f:
@@ -126,6 +147,9 @@ def main():
         return
     if sys.argv[1:2] == ["big"]:
         big(lib, sys.argv[2])
+        return
+    if sys.argv[1:2] == ["stale"]:
+        stale(lib, sys.argv[2])
         return
     path = os.path.join(HERE, "mdci_latest.h5")
     hid = ctypes.c_int64
