@@ -101,31 +101,34 @@ pub fn read(image: &Image, extension: u64) -> Option<Overlay> {
             return Some(overlay);
         }
     };
-    let at = image.absolute(message.address);
-    let block = match image.slice(STRUCTURE, message.address, message.length) {
-        Ok(b) => b,
+    let at = image.absolute(message.address).unwrap_or_default();
+    overlay.block = Some((at, message.length));
+    // A block cut short by the end of the file is read as far as it goes.
+    let (block, complete) = match image.slice(STRUCTURE, message.address, message.length) {
+        Ok(b) => (b, true),
         Err(e) => {
+            overlay.problems.push(e);
+            match image.at(STRUCTURE, message.address) {
+                Ok(b) => (b, false),
+                Err(_) => return Some(overlay),
+            }
+        }
+    };
+    let (img, verified) = match complete.then(|| cache_image::parse(block, at, image.sizes)) {
+        Some(Ok(img)) => (img, true),
+        Some(Err(e)) if !matches!(e.kind, ErrorKind::BadChecksum { .. }) => {
             overlay.problems.push(e);
             return Some(overlay);
         }
-    };
-    let at = at.unwrap_or_default();
-    overlay.block = Some((at, message.length));
-    let parsed = match cache_image::parse(block, at, image.sizes) {
-        Ok(img) => Ok((img, true)),
-        Err(e) if matches!(e.kind, ErrorKind::BadChecksum { .. }) => {
-            overlay.problems.push(e);
-            cache_image::parse_unverified(block, at, image.sizes).map(|img| (img, false))
+        failed => {
+            overlay.problems.extend(failed.and_then(Result::err));
+            let (img, stop) = cache_image::parse_unverified(block, at, image.sizes);
+            overlay.problems.extend(stop);
+            (img, false)
         }
-        Err(e) => Err(e),
     };
-    match parsed {
-        Ok((img, verified)) => {
-            overlay.entries = img.entries.len();
-            relocate(image, block, at, &img.entries, verified, &mut overlay);
-        }
-        Err(e) => overlay.problems.push(e),
-    }
+    overlay.entries = img.entries.len();
+    relocate(image, block, at, &img.entries, verified, &mut overlay);
     Some(overlay)
 }
 
@@ -305,7 +308,8 @@ mod tests {
         file[0x80..0x90].fill(7);
         file[0x200..0x200 + blk.len()].copy_from_slice(&blk);
         let image = Image::new(&file, 0, Sizes::DEFAULT);
-        let img = cache_image::parse_unverified(&blk, 0x200, Sizes::DEFAULT).unwrap();
+        let (img, stop) = cache_image::parse_unverified(&blk, 0x200, Sizes::DEFAULT);
+        assert!(stop.is_none(), "{stop:?}");
         let mut o = Overlay::default();
         relocate(&image, &blk, 0x200, &img.entries, false, &mut o);
         let homes: Vec<u64> = o.relocations.iter().map(|r| r.home).collect();

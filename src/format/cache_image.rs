@@ -90,25 +90,44 @@ fn entry_header_len(sizes: Sizes) -> usize {
 /// entry is read; the entries must fill the block up to the checksum. The
 /// entry count is bounded by what the block can hold.
 pub fn parse(block: &[u8], at: u64, sizes: Sizes) -> Result<CacheImage> {
-    parse_checked(block, at, sizes, true)
+    match parse_inner(block, at, sizes, true) {
+        (img, None) => Ok(img),
+        (_, Some(e)) => Err(e),
+    }
 }
 
-/// [`parse`] without the block checksum (a block that failed it): the
-/// framing is still checked, but nothing in it is verified. For a reader
-/// that uses only what verifies itself ([`crate::follow::cache_image`]).
-pub fn parse_unverified(block: &[u8], at: u64, sizes: Sizes) -> Result<CacheImage> {
-    parse_checked(block, at, sizes, false)
+/// [`parse`] of a block that failed its checksum or is cut short (`block`
+/// may be shorter than its image data length): nothing in it is verified,
+/// and the entries are read up to the first one that does not frame. The
+/// entries read, and what stopped the reading. For a reader that uses
+/// only what verifies itself ([`crate::follow::cache_image`]).
+pub fn parse_unverified(block: &[u8], at: u64, sizes: Sizes) -> (CacheImage, Option<Error>) {
+    parse_inner(block, at, sizes, false)
 }
 
-fn parse_checked(block: &[u8], at: u64, sizes: Sizes, verify: bool) -> Result<CacheImage> {
+fn parse_inner(block: &[u8], at: u64, sizes: Sizes, verify: bool) -> (CacheImage, Option<Error>) {
+    let mut img = CacheImage {
+        flags: 0,
+        entries: Vec::new(),
+    };
+    let err = parse_into(block, at, sizes, verify, &mut img).err();
+    (img, err)
+}
+
+fn parse_into(
+    block: &[u8],
+    at: u64,
+    sizes: Sizes,
+    verify: bool,
+    img: &mut CacheImage,
+) -> Result<()> {
     expect_signature(STRUCTURE, at, block, SIGNATURE)?;
-    let body_len = block
+    let too_short = || super::truncated(STRUCTURE, at, (header_len(sizes) + 4) as u64, block.len());
+    let mut body_len = block
         .len()
         .checked_sub(4)
         .filter(|&n| n >= header_len(sizes))
-        .ok_or_else(|| {
-            super::truncated(STRUCTURE, at, (header_len(sizes) + 4) as u64, block.len())
-        })?;
+        .ok_or_else(too_short)?;
     if verify {
         verify_checksum(STRUCTURE, at, block, body_len)?;
     }
@@ -122,17 +141,18 @@ fn parse_checked(block: &[u8], at: u64, sizes: Sizes, verify: bool) -> Result<Ca
             ErrorKind::UnsupportedVersion(version),
         ));
     }
-    let flags = r.u8()?;
-    if flags != 0 {
+    img.flags = r.u8()?;
+    if img.flags != 0 {
         return Err(Error::bad_value(
             STRUCTURE,
             at.saturating_add(5),
             "flags (resize status is not supported)",
-            flags.into(),
+            img.flags.into(),
         ));
     }
     let data_len = r.length(sizes)?;
-    if data_len != block.len() as u64 {
+    let cut = !verify && data_len > block.len() as u64;
+    if data_len != block.len() as u64 && !cut {
         return Err(Error::bad_value(
             STRUCTURE,
             at.saturating_add(6),
@@ -140,9 +160,16 @@ fn parse_checked(block: &[u8], at: u64, sizes: Sizes, verify: bool) -> Result<Ca
             data_len,
         ));
     }
+    if cut {
+        // No checksum in what is left: every byte may be an entry's.
+        body_len = block.len();
+        r = Reader::new(STRUCTURE, block, at);
+        r.skip(header_len(sizes) - 4)?;
+    }
     let count = r.u32()?;
     let each = entry_header_len(sizes) + 1;
-    let most = (body_len - header_len(sizes)) / each;
+    let declared = usize::try_from(data_len.saturating_sub(4)).unwrap_or(usize::MAX);
+    let most = declared.saturating_sub(header_len(sizes)) / each;
     if count == 0 || count as usize > most {
         return Err(Error::bad_value(
             STRUCTURE,
@@ -151,9 +178,11 @@ fn parse_checked(block: &[u8], at: u64, sizes: Sizes, verify: bool) -> Result<Ca
             count.into(),
         ));
     }
-    let mut entries = Vec::with_capacity(count as usize);
+    // Bounded by the bytes present, whatever the count says.
+    let present = body_len.saturating_sub(header_len(sizes)) / each;
+    img.entries.reserve(present.min(count as usize));
     for _ in 0..count {
-        entries.push(entry(&mut r, sizes)?);
+        img.entries.push(entry(&mut r, sizes)?);
     }
     if r.remaining() != 0 {
         return Err(Error::invalid(
@@ -165,7 +194,7 @@ fn parse_checked(block: &[u8], at: u64, sizes: Sizes, verify: bool) -> Result<Ca
             ),
         ));
     }
-    Ok(CacheImage { flags, entries })
+    Ok(())
 }
 
 /// One entry record and its image (the image is skipped; its place is
@@ -302,6 +331,27 @@ pub(crate) mod tests {
         let mut b = body.to_vec();
         b[14] = 1;
         assert!(parse(&seal(b), 0, Sizes::DEFAULT).is_err());
+    }
+
+    /// A block cut short: the entries before the cut, and the error that
+    /// stopped the reading; the verified parse refuses it.
+    #[test]
+    fn cut_block_gives_its_complete_entries() {
+        let good = block(&[(0x156, b"OHDR-one", &[]), (0x30, b"two-two-two", &[])]);
+        let first_end = 18 + 30 + 8;
+        for n in first_end..good.len() - 4 {
+            assert!(parse(&good[..n], 0, Sizes::DEFAULT).is_err());
+            let (img, stop) = parse_unverified(&good[..n], 0, Sizes::DEFAULT);
+            assert_eq!(img.entries.len(), 1, "len {n}");
+            assert!(stop.is_some(), "len {n}");
+        }
+        let (img, stop) = parse_unverified(&good[..first_end - 1], 0, Sizes::DEFAULT);
+        assert!(img.entries.is_empty() && stop.is_some());
+        // Complete, bad checksum: every entry, no error.
+        let mut bad = good.clone();
+        *bad.last_mut().unwrap() ^= 1;
+        let (img, stop) = parse_unverified(&bad, 0, Sizes::DEFAULT);
+        assert_eq!((img.entries.len(), stop), (2, None));
     }
 
     /// The block h5py's libhdf5 (HDF5 2.0) wrote in
