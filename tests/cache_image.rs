@@ -7,7 +7,7 @@
 
 mod common;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::{bin, check_python, compare, have_h5py, py_script, testdata};
@@ -276,6 +276,18 @@ fn dense_structures_in_the_image_salvage_as_their_twin() {
     }
 }
 
+/// `generate_mdci.py MODE DIR/MODE.h5` (a file made at test time, not
+/// kept): its path.
+fn generate(dir: &Path, mode: &str) -> PathBuf {
+    let path = dir.join(format!("{mode}.h5"));
+    check_python(&[
+        fixture("generate_mdci.py").as_os_str(),
+        std::ffi::OsStr::new(mode),
+        path.as_os_str(),
+    ]);
+    path
+}
+
 /// A file large enough to be mapped (above `pipeline::COPY_LIMIT`): the
 /// image is put back in a private copy-on-write mapping, and stays there
 /// after the scan handed the pages it read back to the kernel.
@@ -285,12 +297,7 @@ fn mapped_file_with_a_cache_image() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("big.h5");
-    check_python(&[
-        fixture("generate_mdci.py").as_os_str(),
-        std::ffi::OsStr::new("big"),
-        path.as_os_str(),
-    ]);
+    let path = generate(dir.path(), "big");
     let len = std::fs::metadata(&path).unwrap().len();
     assert!(len > h5salvage::pipeline::COPY_LIMIT, "{len}");
     let raw = std::fs::read(&path).unwrap();
@@ -339,12 +346,7 @@ fn stale_entries_are_not_read_when_the_block_is_damaged() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let original = dir.path().join("stale.h5");
-    check_python(&[
-        fixture("generate_mdci.py").as_os_str(),
-        std::ffi::OsStr::new("stale"),
-        original.as_os_str(),
-    ]);
+    let original = generate(dir.path(), "stale");
     let mut bytes = std::fs::read(&original).unwrap();
     let (at, len) = block(&bytes);
     bytes[at + len - 1] ^= 0xff;
