@@ -31,7 +31,7 @@
 //!   1.6.0-1.6.2 on little-endian machines); so does [`verify_fletcher32`].
 
 pub mod blosc;
-pub use blosc::{bitunshuffle, blosclz_decompress, decompress as blosc_decompress, BLOSC};
+pub use blosc::{blosclz_decompress, decompress as blosc_decompress, BLOSC};
 
 use super::{FailureKind, ReadError};
 use crate::format::message::filter_pipeline::{

@@ -156,14 +156,22 @@ pub fn decompress(stored: &[u8], cap: usize, out: &mut Vec<u8>) -> Result<(), St
         ));
     }
     out.resize(h.nbytes, 0);
-    let mut tmp = Vec::new();
-    let mut zstd = None;
+    let mut scratch = Scratch::default();
     for (j, dest) in out.chunks_mut(h.blocksize).enumerate() {
         let start = le32(stored, HEADER + 4 * j).unwrap_or(usize::MAX);
-        decode_block(stored, start, &h, codec, dest, &mut tmp, &mut zstd)
+        decode_block(stored, start, &h, codec, dest, &mut scratch)
             .map_err(|e| format!("blosc: block {j} (at {start}): {e}"))?;
     }
     Ok(())
+}
+
+/// What the blocks of one buffer reuse: the shuffled block, the zlib
+/// output and the zstd decoder.
+#[derive(Default)]
+struct Scratch {
+    block: Vec<u8>,
+    zlib: Vec<u8>,
+    zstd: Option<ruzstd::frame_decoder::FrameDecoder>,
 }
 
 /// Decodes the block starting at `start` into `dest` (its decoded size).
@@ -173,8 +181,7 @@ fn decode_block(
     h: &Header,
     codec: Codec,
     dest: &mut [u8],
-    tmp: &mut Vec<u8>,
-    zstd: &mut Option<ruzstd::frame_decoder::FrameDecoder>,
+    scratch: &mut Scratch,
 ) -> Result<(), String> {
     let size = dest.len();
     let ts = h.typesize;
@@ -193,10 +200,11 @@ fn decode_block(
     if size % splits != 0 {
         return Err(format!("{size} bytes do not split into {splits} streams"));
     }
+    let Scratch { block, zlib, zstd } = scratch;
     let target: &mut [u8] = if shuffle || bitshuffle {
-        tmp.clear();
-        tmp.resize(size, 0);
-        tmp
+        block.clear();
+        block.resize(size, 0);
+        block
     } else {
         dest
     };
@@ -210,13 +218,13 @@ fn decode_block(
         if clen == part.len() {
             part.copy_from_slice(body);
         } else {
-            decode_stream(codec, body, part, zstd)?;
+            decode_stream(codec, body, part, zlib, zstd)?;
         }
     }
     if shuffle {
-        super::unshuffle_slice(tmp, ts, dest);
+        super::unshuffle_slice(block, ts, dest);
     } else if bitshuffle {
-        bitunshuffle(tmp, ts, dest);
+        bitunshuffle(block, ts, dest);
     }
     Ok(())
 }
@@ -226,6 +234,7 @@ fn decode_stream(
     codec: Codec,
     body: &[u8],
     part: &mut [u8],
+    zlib: &mut Vec<u8>,
     zstd: &mut Option<ruzstd::frame_decoder::FrameDecoder>,
 ) -> Result<(), String> {
     let want = part.len();
@@ -244,12 +253,11 @@ fn decode_stream(
                 .map_err(|e| format!("snappy: {e}"))?
         }
         Codec::Zlib => {
-            let mut buf = Vec::new();
-            super::inflate(body, want, &mut buf)?;
-            let n = buf.len();
+            super::inflate(body, want, zlib)?;
+            let n = zlib.len();
             part.get_mut(..n)
                 .ok_or("zlib: too long")?
-                .copy_from_slice(&buf);
+                .copy_from_slice(zlib);
             n
         }
         Codec::Zstd => {
@@ -589,6 +597,42 @@ mod tests {
             let mut bad = good.clone();
             bad[i] ^= 0x41;
             let _ = decompress(&bad, 1000, &mut out);
+        }
+    }
+
+    /// Random buffers behind a plausible header (every codec and flag,
+    /// block starts and stream sizes mostly inside the buffer): an error or
+    /// exactly `nbytes` within the cap, never a panic.
+    #[test]
+    fn random_buffers_never_panic() {
+        let mut rng = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        let mut out = Vec::new();
+        for _ in 0..20_000 {
+            let len = 16 + (next() % 120) as usize;
+            let mut b: Vec<u8> = (0..len).map(|_| (next() % 24) as u8).collect();
+            b[0] = 2;
+            b[1] = 1;
+            b[2] = (next() as u8) & !RESERVED;
+            b[3] = 1 + (next() % 9) as u8;
+            let nbytes = (next() % 400) as u32;
+            let blocksize = 1 + (next() % 400) as u32;
+            b[4..8].copy_from_slice(&nbytes.to_le_bytes());
+            b[8..12].copy_from_slice(&blocksize.to_le_bytes());
+            b[12..16].copy_from_slice(&(len as u32).to_le_bytes());
+            let cap = (next() % 500) as usize;
+            if decompress(&b, cap, &mut out).is_ok() {
+                assert!(out.len() == nbytes as usize && out.len() <= cap);
+            }
+            let mut block = vec![0u8; cap];
+            if let Ok(n) = blosclz_decompress(&b, &mut block) {
+                assert!(n <= cap);
+            }
         }
     }
 
