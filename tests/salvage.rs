@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{check_python, have_h5py, have_python, py_script, python, python_code, testdata};
+use common::{bin, check_python, have_h5py, have_python, py_script, python, python_code, testdata};
 
 use std::path::{Path, PathBuf};
 
@@ -277,6 +277,16 @@ fn blosc_chunks_are_decoded_and_verified() {
                 "{codec}: {o:?}"
             );
         }
+        let cli_out = dir.path().join(format!("{codec}_cli.h5"));
+        let status = std::process::Command::new(bin())
+            .arg("salvage")
+            .arg(&input)
+            .arg("-o")
+            .arg(&cli_out)
+            .output()
+            .unwrap()
+            .status;
+        assert_eq!(status.code(), Some(0), "{codec}: h5salvage salvage");
         if !tables {
             continue;
         }
