@@ -34,8 +34,8 @@ Writes, next to this script (each file a few KiB):
   these filters without plugins, so the h5py round trips skip it).
 * ``plugins/blosc_CODEC.h5`` (PyTables, CODEC one of blosclz, lz4, lz4hc,
   zlib, zstd): behind ``complib='blosc:CODEC'``, CArrays with byte shuffle,
-  bit shuffle and none (edge chunks), one of many blocks and a short last
-  block (complevel 1), one of incompressible bytes, a Table, an EArray and
+  bit shuffle and none (edge chunks), two of many blocks and a short last
+  block (complevel 1; byte and bit shuffle), one of incompressible bytes, a Table, an EArray and
   a VLArray (variable-length rows).
 
 Deterministic for one h5py/PyTables/HDF5 version (no times stored where the
@@ -298,6 +298,12 @@ def make_blosc(name, codec):
         h.create_carray("/", "blocks", obj=(np.arange(70000, dtype="<i2") // 64) % 500,
                         chunkshape=(50000,),
                         filters=tables.Filters(complevel=1, complib=lib, shuffle=True))
+        # The same bit-shuffled, the short last block's element count not a
+        # multiple of 8 (c-blosc leaves such a block unshuffled).
+        h.create_carray("/", "blocks_bitshuffle",
+                        obj=(np.arange(70000, dtype="<i2") // 64) % 500, chunkshape=(50001,),
+                        filters=tables.Filters(complevel=1, complib=lib, shuffle=False,
+                                               bitshuffle=True))
         h.create_carray("/", "random", obj=rng.integers(0, 256, 6000, dtype="u1"),
                         chunkshape=(4000,), filters=tables.Filters(complevel=5, complib=lib))
 
