@@ -11,7 +11,7 @@ import h5py
 
 root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "testdata")
 out = sys.argv[1]
-IDS = {1: 0, 2: 1, 3: 2, 32000: 3}
+IDS = {1: 0, 2: 1, 3: 2, 32000: 3, 32001: 5}
 
 
 def filter_seeds():
@@ -19,7 +19,8 @@ def filter_seeds():
     os.makedirs(d, exist_ok=True)
     n = 0
     for name in ["lzf_latest.h5", "filters_earliest.h5", "pytables_zlib_fletcher.h5",
-                 "repack_fletcher_first.h5"]:
+                 "repack_fletcher_first.h5", "plugins/blosc_blosclz.h5", "plugins/blosc_lz4.h5",
+                 "plugins/blosc_zlib.h5", "plugins/blosc_zstd.h5"]:
         with h5py.File(os.path.join(root, name), "r") as f:
             dsets = []
             f.visititems(lambda k, o: dsets.append(o) if isinstance(o, h5py.Dataset) and o.chunks else None)
@@ -40,7 +41,7 @@ def filter_seeds():
                 for fid, _, cd, *_ in fl:
                     head += bytes([IDS[fid], (cd[0] if cd else 0) & 0xFF])
                 head += bytes([mask & 0xFF, ds.dtype.itemsize]) + struct.pack("<H", chunk_len)
-                with open(os.path.join(d, f"{name}.{ds.name.strip('/').replace('/', '_')}"), "wb") as w:
+                with open(os.path.join(d, f"{name.replace('/', '_')}.{ds.name.strip('/').replace('/', '_')}"), "wb") as w:
                     w.write(head + stored)
                 n += 1
     return n

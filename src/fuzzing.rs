@@ -13,13 +13,13 @@ use crate::format::Sizes;
 use crate::read::{filters, vlen};
 
 /// The chunk decoding path: a filter pipeline (deflate, shuffle,
-/// Fletcher-32, lzf, or another id) reversed on stored bytes and held to
-/// the chunk size ([`filters::reverse_pipeline`]), and the lzf decoder on
-/// its own.
+/// Fletcher-32, lzf, blosc, or another id) reversed on stored bytes and
+/// held to the chunk size ([`filters::reverse_pipeline`]), and the lzf,
+/// blosc and blosclz decoders on their own.
 ///
 /// Layout: byte 0 the number of filters (low 2 bits, 0-3), then per filter
-/// an id selector (mod 5: deflate, shuffle, fletcher32, lzf, else the byte
-/// itself as the id) and one client-data byte (0: none); then the filter
+/// an id selector (mod 6: deflate, shuffle, fletcher32, lzf, 5 blosc, else
+/// the byte itself as the id) and one client-data byte (0: none); then the filter
 /// mask (1 byte), the element size (1 byte) and the chunk size (2 bytes,
 /// little-endian); the rest is the stored chunk. `fuzz/seeds.py` writes
 /// real chunks in this layout.
@@ -35,11 +35,12 @@ pub fn filters(data: &[u8]) {
         let [sel, client, tail @ ..] = rest else {
             return;
         };
-        let id = match sel % 5 {
+        let id = match sel % 6 {
             0 => DEFLATE,
             1 => SHUFFLE,
             2 => FLETCHER32,
             3 => LZF,
+            5 => filters::BLOSC,
             _ => u16::from(*sel),
         };
         pipeline.filters.push(Filter {
@@ -69,6 +70,14 @@ pub fn filters(data: &[u8]) {
     }
     if let Ok(out) = filters::lzf_decompress(stored, expected) {
         assert!(out.len() <= expected, "lzf output stays within its cap");
+    }
+    let mut out = Vec::new();
+    if filters::blosc_decompress(stored, expected, &mut out).is_ok() {
+        assert!(out.len() <= expected, "blosc output stays within its cap");
+    }
+    let mut block = vec![0u8; expected];
+    if let Ok(n) = filters::blosclz_decompress(stored, &mut block) {
+        assert!(n <= expected, "blosclz output stays within its block");
     }
 }
 

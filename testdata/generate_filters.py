@@ -32,6 +32,11 @@ Writes, next to this script (each file a few KiB):
   (with and without shuffle) and blosc (lz4, zstd, blosclz), and a Table
   behind Fletcher-32 + bzip2 (in a folder of its own: h5py cannot read
   these filters without plugins, so the h5py round trips skip it).
+* ``plugins/blosc_CODEC.h5`` (PyTables, CODEC one of blosclz, lz4, lz4hc,
+  zlib, zstd): behind ``complib='blosc:CODEC'``, CArrays with byte shuffle,
+  bit shuffle and none (edge chunks), two of many blocks and a short last
+  block (complevel 1; byte and bit shuffle), one of incompressible bytes, a Table, an EArray and
+  a VLArray (variable-length rows).
 
 Deterministic for one h5py/PyTables/HDF5 version (no times stored where the
 writers let us switch them off).  Needs h5py, numpy, PyTables and h5repack.
@@ -268,6 +273,66 @@ def make_pytables_bzip2_blosc(name):
         t.flush()
 
 
+def make_blosc(name, codec):
+    """PyTables leaves behind blosc (filter 32001) with one codec, in the
+    layouts c-blosc writes: byte and bit shuffle, split and unsplit blocks,
+    several blocks with a short last one, streams and whole buffers stored
+    as is (incompressible bytes). PyTables is the oracle."""
+    import tables
+
+    path = os.path.join(HERE, name)
+    lib = "blosc:" + codec
+    ints = (np.arange(4000, dtype="<i4").reshape(200, 20) // 3 * 17) % 5003
+    rng = np.random.default_rng(11)
+    with tables.open_file(path, "w") as h:
+        for label, kw in [("shuffle", dict(shuffle=True)),
+                          ("bitshuffle", dict(shuffle=False, bitshuffle=True)),
+                          ("noshuffle", dict(shuffle=False))]:
+            h.create_carray("/", "ints_" + label, obj=ints, chunkshape=(64, 20),
+                            filters=tables.Filters(complevel=5, complib=lib, **kw))
+        h.create_carray("/", "floats_bitshuffle", obj=np.sin(np.arange(1500) / 50.0),
+                        chunkshape=(500,),
+                        filters=tables.Filters(complevel=9, complib=lib, shuffle=False,
+                                               bitshuffle=True))
+        # 100 KB chunks at complevel 1: many blocks, the last one short.
+        h.create_carray("/", "blocks", obj=(np.arange(70000, dtype="<i2") // 64) % 500,
+                        chunkshape=(50000,),
+                        filters=tables.Filters(complevel=1, complib=lib, shuffle=True))
+        # The same bit-shuffled, the short last block's element count not a
+        # multiple of 8 (c-blosc leaves such a block unshuffled).
+        h.create_carray("/", "blocks_bitshuffle",
+                        obj=(np.arange(70000, dtype="<i2") // 64) % 500, chunkshape=(50001,),
+                        filters=tables.Filters(complevel=1, complib=lib, shuffle=False,
+                                               bitshuffle=True))
+        h.create_carray("/", "random", obj=rng.integers(0, 256, 6000, dtype="u1"),
+                        chunkshape=(4000,), filters=tables.Filters(complevel=5, complib=lib))
+
+        class Row(tables.IsDescription):
+            idx = tables.Int32Col(pos=0)
+            x = tables.Float64Col(pos=1)
+            tag = tables.StringCol(8, pos=2)
+
+        t = h.create_table("/", "table", Row, chunkshape=(32,),
+                           filters=tables.Filters(complevel=5, complib=lib))
+        r = t.row
+        for i in range(150):
+            r["idx"] = i
+            r["x"] = i / 3
+            r["tag"] = b"row%d" % (i % 13)
+            r.append()
+        t.flush()
+        e = h.create_earray("/", "earray", tables.Float32Atom(), (0, 8), chunkshape=(16, 8),
+                            filters=tables.Filters(complevel=5, complib=lib, shuffle=True))
+        for k in range(3):
+            e.append(np.arange(240, dtype="<f4").reshape(30, 8) * (k + 1))
+        v = h.create_vlarray("/", "vlarray", tables.Int32Atom(), chunkshape=16,
+                             filters=tables.Filters(complevel=5, complib=lib))
+        for i in range(40):
+            v.append(np.arange(i % 9, dtype="<i4") * i)
+
+
+BLOSC_CODECS = ["blosclz", "lz4", "lz4hc", "zlib", "zstd"]
+
 FIXTURES = [
     ("lzf_earliest.h5", lambda n: make_lzf(n, "earliest")),
     ("lzf_latest.h5", lambda n: make_lzf(n, "latest")),
@@ -283,7 +348,7 @@ FIXTURES = [
     ("beyond_extent_latest.h5", lambda n: make_beyond_extent(n, "latest")),
     ("huge_attrs_latest.h5", make_huge_attrs),
     ("plugins/pytables_bzip2_blosc.h5", make_pytables_bzip2_blosc),
-]
+] + [("plugins/blosc_%s.h5" % c, lambda n, c=c: make_blosc(n, c)) for c in BLOSC_CODECS]
 
 
 def main():

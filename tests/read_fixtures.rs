@@ -465,3 +465,49 @@ fn layouts_map_to_the_right_variant() {
     }
     assert!(read::assemble(&img, ds).is_err());
 }
+
+/// blosc (filter 32001) chunks decoded here give the bytes PyTables (which
+/// links c-blosc) reads: every array and table of the blosc fixtures (each
+/// codec PyTables ships, byte and bit shuffle, several blocks, memcpyed
+/// buffers), hashed like `raw_datasets_hash_like_h5py`. VLArrays hold heap
+/// references; their rows are compared in tests/salvage.rs.
+#[test]
+fn blosc_datasets_hash_like_pytables() {
+    if !common::have_python(&["tables"], "blosc against PyTables") {
+        return;
+    }
+    let code = "import hashlib, json, sys, tables\n\
+                out = {}\n\
+                with tables.open_file(sys.argv[1]) as h:\n\
+                \x20   for leaf in h.walk_nodes('/', 'Leaf'):\n\
+                \x20       if not isinstance(leaf, tables.VLArray):\n\
+                \x20           out[leaf._v_pathname] = hashlib.sha256(leaf.read().tobytes()).hexdigest()\n\
+                print(json.dumps(out))";
+    let mut compared = 0;
+    for name in [
+        "blosc_blosclz",
+        "blosc_lz4",
+        "blosc_lz4hc",
+        "blosc_zlib",
+        "blosc_zstd",
+        "pytables_bzip2_blosc",
+    ] {
+        let path = testdata().join(format!("plugins/{name}.h5"));
+        let want: Value =
+            serde_json::from_str(&common::python_code(code, &[path.as_os_str()])).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        let inv = h5salvage::walk::walk(name, &bytes);
+        let img = image(&inv, &bytes);
+        for (p, sha) in want.as_object().unwrap() {
+            let ds = dataset(&inv, p).unwrap_or_else(|| panic!("{name}:{p}"));
+            let data = read::assemble(&img, ds).unwrap_or_else(|e| panic!("{name}:{p}: {e}"));
+            assert_eq!(
+                hex(&Sha256::digest(&data)),
+                sha.as_str().unwrap(),
+                "{name}:{p}"
+            );
+            compared += 1;
+        }
+    }
+    assert!(compared >= 45, "{compared}");
+}

@@ -277,6 +277,11 @@ fn ecosystem_fixtures_scan_healthy() {
         "vlen_fill_latest.h5",
         "trailing_bytes.h5",
         "plugins/pytables_bzip2_blosc.h5",
+        "plugins/blosc_blosclz.h5",
+        "plugins/blosc_lz4.h5",
+        "plugins/blosc_lz4hc.h5",
+        "plugins/blosc_zlib.h5",
+        "plugins/blosc_zstd.h5",
         "vds/vds_earliest.h5",
         "vds/vds_latest.h5",
     ] {

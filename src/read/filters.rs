@@ -2,7 +2,9 @@
 //! (spec IV.A.2.l "The Data Storage - Filter Pipeline Message": 1 deflate,
 //! 2 shuffle, 3 fletcher32) and the registered lzf (32000, h5py's), written
 //! from the definitions, bzip2 (307, PyTables'; the `bzip2` crate, its CRCs
-//! checked), and [`reverse_pipeline`], which undoes a whole
+//! checked), blosc (32001, PyTables' and pandas'; the buffer format in
+//! [`blosc`], its codecs from pure-Rust crates and blosclz written from
+//! its format), and [`reverse_pipeline`], which undoes a whole
 //! pipeline on one stored chunk, in pipeline order, each filter's output
 //! held to the size the filters before it imply.
 //!
@@ -27,6 +29,9 @@
 //!   `sum2 << 16 | sum1`, stored little-endian. libhdf5 also accepts the
 //!   checksum with the bytes of each 16-bit half swapped (files from HDF5
 //!   1.6.0-1.6.2 on little-endian machines); so does [`verify_fletcher32`].
+
+pub mod blosc;
+pub use blosc::{blosclz_decompress, decompress as blosc_decompress, BLOSC};
 
 use super::{FailureKind, ReadError};
 use crate::format::message::filter_pipeline::{
@@ -245,12 +250,17 @@ pub fn unshuffle(data: &[u8], size: usize) -> Vec<u8> {
 /// [`unshuffle`] into `out` (replaced; its memory is reused).
 pub fn unshuffle_into(data: &[u8], size: usize, out: &mut Vec<u8>) {
     out.clear();
+    out.resize(data.len(), 0);
+    unshuffle_slice(data, size, out);
+}
+
+/// [`unshuffle`] into `out`, as long as `data`.
+pub fn unshuffle_slice(data: &[u8], size: usize, out: &mut [u8]) {
     let n = data.len().checked_div(size).unwrap_or(0);
     if size <= 1 || n <= 1 {
-        out.extend_from_slice(data);
+        out.copy_from_slice(data);
         return;
     }
-    out.resize(data.len(), 0);
     let whole = n * size;
     // Element i's byte b was stored at b * n + i.
     for (elem, dst) in out[..whole].chunks_exact_mut(size).enumerate() {
@@ -263,7 +273,7 @@ pub fn unshuffle_into(data: &[u8], size: usize, out: &mut Vec<u8>) {
 
 /// Filters [`reverse_pipeline`] can undo (and so verify).
 pub fn can_decode(id: u16) -> bool {
-    matches!(id, DEFLATE | SHUFFLE | FLETCHER32 | LZF | BZIP2)
+    matches!(id, DEFLATE | SHUFFLE | FLETCHER32 | LZF | BZIP2 | BLOSC)
 }
 
 /// bzip2, filter id 307 in The HDF Group's registry (PyTables writes it):
@@ -536,6 +546,10 @@ fn reverse_into<'s>(
             }
             BZIP2 => {
                 *output = bzip2_decompress(input, limit).map_err(failed)?;
+                Held::Buf(into, output.len())
+            }
+            BLOSC => {
+                blosc_decompress(input, limit, output).map_err(failed)?;
                 Held::Buf(into, output.len())
             }
             SHUFFLE => {
@@ -828,7 +842,7 @@ mod tests {
 
     #[test]
     fn unknown_filters_are_named() {
-        for id in [SZIP, NBIT, SCALEOFFSET, 32001] {
+        for id in [SZIP, NBIT, SCALEOFFSET, 32026] {
             let p = pipeline(vec![filter(id, vec![])]);
             let err = reverse_pipeline(&[0; 16], Some(&p), 0, 4, 16).unwrap_err();
             assert_eq!(err.kind, FailureKind::UndecodableFilter, "{err}");

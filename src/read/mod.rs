@@ -1265,8 +1265,8 @@ mod tests {
             version: 2,
             filters: vec![
                 Filter {
-                    id: 32001,
-                    name: Some("blosc".into()),
+                    id: 32026,
+                    name: Some("blosc2".into()),
                     flags: 0,
                     client_data: vec![],
                 },
@@ -1278,7 +1278,7 @@ mod tests {
                 },
             ],
         });
-        ds.chunks[0].filter_mask = 0b10; // deflate skipped, blosc applied
+        ds.chunks[0].filter_mask = 0b10; // deflate skipped, blosc2 applied
         let DatasetData::Chunked {
             chunks,
             unverified,
@@ -1292,8 +1292,8 @@ mod tests {
         // Copied through as stored, never decoded: named, not verified.
         assert!(chunks.is_empty() && failed.is_empty());
         assert_eq!(unverified.len(), 1);
-        assert_eq!(unverified_filters, ["blosc(32001) (id 32001)"]);
-        // With blosc skipped by the mask, deflate applies and must verify.
+        assert_eq!(unverified_filters, ["blosc2(32026) (id 32026)"]);
+        // With blosc2 skipped by the mask, deflate applies and must verify.
         ds.chunks[0].filter_mask = 0b01;
         let DatasetData::Chunked { failed, .. } = dataset_data(&img, &ds) else {
             panic!()
