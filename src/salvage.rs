@@ -709,6 +709,8 @@ fn write_attributes(
 /// written empty) make the object partial and are named
 /// in `h5salvage_degraded`: nothing may pass for data it is not.
 fn note_degraded(w: &mut Writer, path: &str, out: &mut Outcome) -> Result<(), SalvageError> {
+    // Types written in another form, same bytes (`h5salvage_type_note`).
+    out.notes.extend(w.take_type_notes());
     let notes = w.take_notes();
     if notes.is_empty() {
         return Ok(());

@@ -49,6 +49,12 @@ pub use crate::read::region::{RegionSlot, RegionValue};
 pub use crate::read::vlen::VlenSlot;
 pub use crate::read::HeapValues;
 
+/// The linked libhdf5's version (major, minor, release): 2.0 and later
+/// write the complex class, older ones get h5py's `{r, i}` compound.
+pub fn libhdf5_version() -> (u32, u32, u32) {
+    types::libversion()
+}
+
 /// A failed write: the object path, what was being done, and why
 /// (libhdf5's error stack description where there is one).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -85,8 +91,14 @@ pub struct Writer {
     /// Source committed datatype header address -> its path in the output
     /// (see `shared.rs`).
     committed: HashMap<u64, String>,
-    /// Mappings of the next virtual dataset (see `vds.rs`).
+    /// Values written in a degraded form (see [`Writer::take_notes`]).
     notes: Vec<String>,
+    /// Types written in another form than the input's, with the same bytes
+    /// (a complex type as h5py's `{r, i}` compound): notes for the report
+    /// ([`Writer::take_type_notes`]), and the lines of each object's
+    /// `h5salvage_type_note` so far.
+    type_notes: Vec<String>,
+    type_marks: HashMap<String, Vec<String>>,
     /// The most recently opened dataset (chunk copies come in runs).
     open: Option<(String, Hid)>,
     /// Groups kept open (most recent last, at most [`OPEN_GROUPS`]): new
@@ -465,6 +477,8 @@ impl Writer {
             refs: HashMap::new(),
             committed: HashMap::new(),
             notes: Vec::new(),
+            type_notes: Vec::new(),
+            type_marks: HashMap::new(),
             open: None,
             open_groups: Vec::new(),
             built_types: Vec::new(),
@@ -505,6 +519,40 @@ impl Writer {
     /// missing variable-length values, forced-optional filters, ...).
     pub fn take_notes(&mut self) -> Vec<String> {
         std::mem::take(&mut self.notes)
+    }
+
+    /// Notes about types written in another form, with the same bytes (a
+    /// complex type as h5py's `{r, i}` compound, said on the object in
+    /// `h5salvage_type_note`): worth knowing, nothing lost.
+    pub fn take_type_notes(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.type_notes)
+    }
+
+    /// Records that `dt`, just written at `path` (or as its attribute
+    /// `attr`), took another form than the input's, if it did: a report
+    /// note and a line of the object's `h5salvage_type_note` (an attribute
+    /// cannot carry one: its owner does, naming it).
+    fn note_type(
+        &mut self,
+        path: &str,
+        attr: Option<&str>,
+        dt: &Datatype,
+    ) -> Result<(), WriteError> {
+        let Some(note) = types::complex_substitute_note(dt) else {
+            return Ok(());
+        };
+        let note = match attr {
+            Some(a) => format!("attribute {a:?}: {note}"),
+            None => note,
+        };
+        let lines = self.type_marks.entry(path.to_string()).or_default();
+        if !lines.contains(&note) {
+            lines.push(note.clone());
+        }
+        let text = lines.join("\n");
+        self.mark(path, "h5salvage_type_note", &text)?;
+        self.type_notes.push(note);
+        Ok(())
     }
 
     fn fid(&self, path: &str) -> Result<i64, WriteError> {
@@ -820,7 +868,7 @@ impl Writer {
                 "H5Tcommit2",
             )
         })?;
-        Ok(())
+        self.note_type(path, None, datatype)
     }
 
     /// Adds a soft link at `path` holding `target` (which need not exist).
@@ -1116,7 +1164,7 @@ impl Writer {
         )?;
         drop(fill_mem);
         self.open = Some((path.to_string(), dset));
-        Ok(())
+        self.note_type(path, None, &ds.datatype)
     }
 
     fn dataset(&mut self, path: &str) -> Result<i64, WriteError> {
@@ -1238,7 +1286,8 @@ impl Writer {
         let (obj, _owned) = self.object(path, &where_)?;
         let attr = replace_attribute(obj, &cn, tid, space.id(), &where_)?;
         if n == 0 {
-            return Ok(());
+            drop(attr);
+            return self.note_type(path, Some(name), datatype);
         }
         let aid = attr.id();
         let written = self.with_buffer(
@@ -1255,8 +1304,10 @@ impl Writer {
             // behind with whatever libhdf5 holds (zeros, empty sequences).
             drop(attr);
             let _ = locked(|| unsafe { h5a::H5Adelete(obj, cn.as_ptr()) });
+            return written;
         }
-        written
+        drop(attr);
+        self.note_type(path, Some(name), datatype)
     }
 
     /// Bytes that `elements` elements of `ds` take; `bytes` must be exactly
