@@ -619,7 +619,20 @@ impl MergeState {
                 aside.push((u.dest.clone(), to));
             }
         }
-        let result = write_units(w, &s.path, inv, &units);
+        // Where this input's paths are in OUTPUT (for virtual datasets
+        // with sources in the same file): its units, less those whose
+        // destination holds another copy (OUTPUT's or another input's).
+        let theirs = |u: &Unit| {
+            self.plan.present.contains(&u.dest)
+                || self.plan.written.get(&u.dest).is_some_and(|j| *j != i)
+        };
+        let mine: Vec<(String, String)> = s
+            .units
+            .iter()
+            .filter(|u| !theirs(u))
+            .map(|u| (u.source.clone(), u.dest.clone()))
+            .collect();
+        let result = write_units(w, &s.path, inv, &units, mine);
         let merged: HashSet<String> = match &result {
             Ok((list, _)) => list
                 .iter()
@@ -900,12 +913,14 @@ enum UnitsError {
 }
 
 /// Writes the chosen units of one input; returns one outcome per unit and
-/// the writer's notes.
+/// the writer's notes. `mine`: (source, destination) of the input's units
+/// whose destination is (or is to be) its own copy.
 fn write_units(
     w: &mut Writer,
     path: &Path,
     inv: &Inventory,
     units: &[&Unit],
+    mine: Vec<(String, String)>,
 ) -> Result<(Vec<UnitOutcome>, Vec<String>), UnitsError> {
     let input = Input::open(path).map_err(|e| UnitsError::Input(format!("cannot read: {e}")))?;
     let bytes = input.bytes();
@@ -934,7 +949,11 @@ fn write_units(
         map_path(p, &u.source, &u.dest)
     };
     let mut rep = SalvageReport::default();
+    // Virtual datasets name sources in the same file by their input path:
+    // `mine`, every unit of the input (this call's or not), says where.
+    w.set_same_file_units(Some(mine));
     let done = salvage_into(w, inv, &image, &select, &mut rep);
+    w.set_same_file_units(None);
     // What was just written came from zero pages or a file being changed
     // (a failed write may be its consequence): the whole merge stops,
     // OUTPUT stays as it was.

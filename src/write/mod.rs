@@ -99,6 +99,11 @@ pub struct Writer {
     /// `h5salvage_type_note` so far.
     type_notes: Vec<String>,
     type_marks: HashMap<String, Vec<String>>,
+    /// Where the paths of the input being written go in the output, as
+    /// (source, destination) pairs of the units `merge` copies, for the
+    /// sources of virtual datasets in the same file (see `vds.rs`); `None`:
+    /// every path keeps its name (`salvage`).
+    same_file_units: Option<Vec<(String, String)>>,
     /// The most recently opened dataset (chunk copies come in runs).
     open: Option<(String, Hid)>,
     /// Groups kept open (most recent last, at most [`OPEN_GROUPS`]): new
@@ -479,6 +484,7 @@ impl Writer {
             notes: Vec::new(),
             type_notes: Vec::new(),
             type_marks: HashMap::new(),
+            same_file_units: None,
             open: None,
             open_groups: Vec::new(),
             built_types: Vec::new(),

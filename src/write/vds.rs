@@ -28,6 +28,41 @@ extern "C" {
 const MAX_MAPPINGS: usize = 100_000;
 
 impl Writer {
+    /// Where the paths of the input written next go in the output: the
+    /// (source, destination) pairs of every unit `merge` takes from it, so
+    /// that a virtual dataset whose source lies in the same file (source
+    /// file ".") names the source's copy in the output. `None` (the
+    /// default): paths keep their names.
+    pub fn set_same_file_units(&mut self, units: Option<Vec<(String, String)>>) {
+        self.same_file_units = units;
+    }
+
+    /// The name in the output of `name`, the source dataset of mapping `i`
+    /// of `path` in the same file; a degraded-value note where no unit
+    /// taken from the input holds it (named as stored, it may name nothing
+    /// or another input's dataset).
+    fn same_file_source(&mut self, name: &str, path: &str, i: usize) -> String {
+        let Some(units) = &self.same_file_units else {
+            return name.to_string();
+        };
+        // Source dataset names are resolved from the file's root.
+        let abs = if name.starts_with('/') {
+            name.to_string()
+        } else {
+            format!("/{name}")
+        };
+        match unit_path(units, &abs) {
+            Some(dest) => dest,
+            None => {
+                self.notes.push(format!(
+                    "{path}: mapping {i}: its source {abs} in the same file is not copied from \
+                     this input: named as stored, it may name no dataset or another input's"
+                ));
+                name.to_string()
+            }
+        }
+    }
+
     /// Creates the virtual dataset `ds` at `path` with `mappings` (see
     /// [`Writer::create_dataset`] for the other arguments).
     pub fn create_virtual_dataset(
@@ -94,8 +129,13 @@ impl Writer {
             let npoints = locked(|| unsafe { h5s::H5Sget_select_npoints(vspace.id()) });
             let src = source_space(&m.source_selection.selection, npoints, &at)?;
             types::select(src.id(), &m.source_selection.selection, &at)?;
+            let source = if m.source_file == "." {
+                self.same_file_source(&m.source_dataset, path, i)
+            } else {
+                m.source_dataset.clone()
+            };
             let file = cstr(&m.source_file, &at, "source file name")?;
-            let dset = cstr(&m.source_dataset, &at, "source dataset name")?;
+            let dset = cstr(&source, &at, "source dataset name")?;
             locked(|| unsafe {
                 check(
                     h5p::H5Pset_virtual(dcpl, vspace.id(), file.as_ptr(), dset.as_ptr(), src.id()),
@@ -106,6 +146,19 @@ impl Writer {
         }
         Ok(())
     }
+}
+
+/// `path` (absolute) in the output: below the unit whose source is its
+/// nearest ancestor (or itself), moved to that unit's destination.
+fn unit_path(units: &[(String, String)], path: &str) -> Option<String> {
+    units
+        .iter()
+        .filter_map(|(src, dest)| {
+            let rest = path.strip_prefix(src.as_str())?;
+            (rest.is_empty() || rest.starts_with('/')).then(|| (src.len(), format!("{dest}{rest}")))
+        })
+        .max_by_key(|(n, _)| *n)
+        .map(|(_, p)| p)
 }
 
 /// A dataspace for a source selection. Only the selection is stored (the
@@ -160,4 +213,30 @@ fn source_space(sel: &Selection, npoints: i64, path: &str) -> Result<super::h5::
         path,
         "H5Screate_simple(source)",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unit_path;
+
+    #[test]
+    fn same_file_sources_follow_their_unit() {
+        let units = vec![
+            ("/run".to_string(), "/run".to_string()),
+            ("/lost+found/g1".to_string(), "/lost+found/w/g1".to_string()),
+            (
+                "/lost+found/g10".to_string(),
+                "/lost+found/w/g10".to_string(),
+            ),
+        ];
+        let at = |p: &str| unit_path(&units, p);
+        assert_eq!(at("/run/data").as_deref(), Some("/run/data"));
+        assert_eq!(at("/lost+found/g1").as_deref(), Some("/lost+found/w/g1"));
+        assert_eq!(
+            at("/lost+found/g10/d").as_deref(),
+            Some("/lost+found/w/g10/d")
+        );
+        assert_eq!(at("/running/data"), None);
+        assert_eq!(at("/init/x"), None);
+    }
 }
