@@ -104,6 +104,9 @@ pub struct Writer {
     /// sources of virtual datasets in the same file (see `vds.rs`); `None`:
     /// every path keeps its name (`salvage`).
     same_file_units: Option<Vec<(String, String)>>,
+    /// The upper libver bound the file was opened with (1.8 for a new
+    /// output, latest for a copy), restored after a virtual dataset.
+    libver_high: h5f::H5F_libver_t,
     /// The most recently opened dataset (chunk copies come in runs).
     open: Option<(String, Hid)>,
     /// Groups kept open (most recent last, at most [`OPEN_GROUPS`]): new
@@ -464,6 +467,7 @@ impl Writer {
             Ok(file) => {
                 let mut w = Writer::new(file, tmp, output);
                 w.base = Some(base);
+                w.libver_high = h5f::H5F_LIBVER_LATEST;
                 Ok(w)
             }
             Err(e) => {
@@ -485,6 +489,7 @@ impl Writer {
             type_notes: Vec::new(),
             type_marks: HashMap::new(),
             same_file_units: None,
+            libver_high: h5f::H5F_libver_t::H5F_LIBVER_V18,
             open: None,
             open_groups: Vec::new(),
             built_types: Vec::new(),

@@ -74,7 +74,23 @@ impl Writer {
         mappings: Vec<VirtualMapping>,
     ) -> Result<(), WriteError> {
         let none = HeapValues::default();
-        self.create_with_layout(path, ds, &none, attrs, committed, Some(mappings))
+        let created = self.create_with_layout(path, ds, &none, attrs, committed, Some(mappings));
+        // `set_virtual` allowed the 1.10 formats for the virtual layout:
+        // the objects written after it keep the file's own bounds (a
+        // chunked dataset would otherwise get a 1.10 chunk index). The
+        // dataset itself keeps its layout message as written.
+        let fid = self.fid(path)?;
+        let high = self.libver_high;
+        let restored = locked(|| unsafe {
+            check(
+                H5Fset_libver_bounds(fid, h5f::H5F_libver_t::H5F_LIBVER_V18, high),
+                path,
+                "H5Fset_libver_bounds(restore)",
+            )
+        });
+        created?;
+        restored?;
+        Ok(())
     }
 
     /// Adds a virtual dataset's mappings to its creation property list
@@ -218,6 +234,45 @@ fn source_space(sel: &Selection, npoints: i64, path: &str) -> Result<super::h5::
 #[cfg(test)]
 mod tests {
     use super::unit_path;
+    use crate::write::h5::locked;
+    use crate::write::Writer;
+    use hdf5_sys::{h5f, h5p};
+
+    /// The file's current libver bounds (its access property list).
+    fn bounds(w: &Writer) -> (h5f::H5F_libver_t, h5f::H5F_libver_t) {
+        let fid = w.fid("/").unwrap();
+        let (mut low, mut high) = (h5f::H5F_LIBVER_LATEST, h5f::H5F_LIBVER_LATEST);
+        locked(|| unsafe {
+            let fapl = h5f::H5Fget_access_plist(fid);
+            assert!(fapl >= 0);
+            assert!(h5p::H5Pget_libver_bounds(fapl, &mut low, &mut high) >= 0);
+            h5p::H5Pclose(fapl);
+        });
+        (low, high)
+    }
+
+    /// A virtual dataset needs the 1.10 formats allowed while it is
+    /// created; the file's own bounds (1.8, 1.8 for a new output) are back
+    /// afterwards, for whatever is written next.
+    #[test]
+    fn a_virtual_dataset_leaves_the_bounds_as_they_were() {
+        let dir = tempfile::tempdir().unwrap();
+        let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/vds/vds_earliest.h5");
+        let file = std::fs::read(fixture).unwrap();
+        let inv = crate::walk::walk("vds", &file);
+        let vds = inv.object("/stack").unwrap().dataset.clone().unwrap();
+        let maps = crate::read::vds::mappings(&inv.image(&file), &vds.layout.class)
+            .unwrap()
+            .unwrap();
+        let mut w = Writer::create(&dir.path().join("out.h5")).unwrap();
+        let v18 = h5f::H5F_libver_t::H5F_LIBVER_V18;
+        assert_eq!(bounds(&w), (v18, v18));
+        w.create_virtual_dataset("/v", &vds, Default::default(), None, maps)
+            .unwrap();
+        assert_eq!(bounds(&w), (v18, v18));
+        w.group("/after").unwrap();
+        w.finish(false).unwrap();
+    }
 
     #[test]
     fn same_file_sources_follow_their_unit() {
