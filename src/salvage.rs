@@ -21,7 +21,7 @@ use crate::inventory::{
 };
 use crate::pipeline::{CarveMode, Input, InputChanged};
 use crate::read::{self, timing, DatasetData};
-use crate::write::{LockError, OutputLock, WriteError, Writer};
+use crate::write::{LockError, OutputLock, ReorderError, WriteError, Writer};
 
 /// Version written into the provenance attributes.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -357,7 +357,7 @@ pub fn salvage_into(
         outcomes[i] = out;
     }
     relink(inv, select, &outcomes, w, report);
-    reorder_groups(&chosen, select, &outcomes, w, report);
+    reorder_groups(&chosen, select, &mut outcomes, w, report);
     if let Some(search) = &inv.chunk_search {
         for st in &search.stray {
             let Some(dest) = select(&stray_path(st)) else {
@@ -454,11 +454,14 @@ fn written_paths(outcomes: &[Outcome]) -> std::collections::HashSet<&str> {
 fn reorder_groups(
     chosen: &[(&Object, String)],
     select: &dyn Fn(&str) -> Option<String>,
-    outcomes: &[Outcome],
+    outcomes: &mut [Outcome],
     w: &mut Writer,
     report: &mut SalvageReport,
 ) {
-    let written = written_paths(outcomes);
+    let written: std::collections::HashSet<String> = written_paths(outcomes)
+        .into_iter()
+        .map(str::to_string)
+        .collect();
     for (o, dest) in chosen {
         let group = o.kind == ObjectKind::Group && written.contains(dest.as_str());
         if !group || !o.link_order.tracked || o.member_names.is_empty() {
@@ -470,11 +473,29 @@ fn reorder_groups(
             .filter_map(|n| select(&format!("{}/{n}", o.path.trim_end_matches('/'))))
             .filter_map(|p| p.rsplit('/').next().map(str::to_string))
             .collect();
-        if let Err(e) = w.reorder_links(dest, &names) {
-            report
-                .notes
-                .push(format!("{dest}: link creation order not kept: {e}"));
+        let Err(e) = w.reorder_links(dest, &names) else {
+            continue;
+        };
+        let why = format!("link creation order not kept: {e}");
+        // A member left under the temporary name: its object is partial
+        // and marked there (a link, which has no outcome, is noted).
+        if let ReorderError::Stranded { path, stranded, .. } = &e {
+            if let Some(out) = outcomes.iter_mut().find(|x| &x.path == path) {
+                match out.result {
+                    Recovery::Recovered => report.recovered = report.recovered.saturating_sub(1),
+                    Recovery::Unverified => report.unverified = report.unverified.saturating_sub(1),
+                    _ => {}
+                }
+                if out.result != Recovery::Partial {
+                    report.partial += 1;
+                }
+                out.result = Recovery::Partial;
+                out.reasons.push(why.clone());
+                let _ = w.mark(stranded, "h5salvage_status", "partial");
+                let _ = w.mark(stranded, "h5salvage_missing", &why);
+            }
         }
+        report.notes.push(format!("{dest}: {why}"));
     }
 }
 

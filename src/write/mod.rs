@@ -42,6 +42,7 @@ use crate::inventory::{CreationOrder, Dataset};
 use crate::pipeline::Stamp;
 use h5::{check, cstr, hid, locked, Hid, Kind};
 pub use lock::{lock_path_for, LockError, OutputLock};
+pub use shared::ReorderError;
 
 /// Global heap values (variable-length data, region references) resolved
 /// by the reading stage.

@@ -109,8 +109,13 @@ impl Writer {
     /// are ignored. libhdf5 gives a moved link the next creation order of
     /// its group, so each link from the first one out of place on is moved
     /// away and back, in the wanted order.
-    pub fn reorder_links(&mut self, group: &str, names: &[String]) -> Result<(), WriteError> {
-        let current = self.links_by_creation_order(group)?;
+    ///
+    /// A link that cannot be moved back from its temporary name is tried
+    /// once more; if it stays there, [`ReorderError::Stranded`] says where.
+    pub fn reorder_links(&mut self, group: &str, names: &[String]) -> Result<(), ReorderError> {
+        let current = self
+            .links_by_creation_order(group)
+            .map_err(ReorderError::NotKept)?;
         let present: HashSet<&str> = current.iter().map(String::as_str).collect();
         let mut seen = HashSet::new();
         let mut want: Vec<&str> = names
@@ -138,9 +143,110 @@ impl Writer {
         let tmp = member_path(group, &tmp);
         for name in &want[first..] {
             let path = member_path(group, name);
-            self.rename(&path, &tmp)?;
-            self.rename(&tmp, &path)?;
+            self.rename(&path, &tmp).map_err(ReorderError::NotKept)?;
+            if let Err(error) = self.move_back(&tmp, &path) {
+                if self.move_back(&tmp, &path).is_err() {
+                    return Err(ReorderError::Stranded {
+                        path,
+                        stranded: tmp,
+                        error,
+                    });
+                }
+            }
         }
         Ok(())
+    }
+
+    /// The second half of a reordering move.
+    fn move_back(&mut self, tmp: &str, path: &str) -> Result<(), WriteError> {
+        #[cfg(test)]
+        if tests::FAIL_MOVE_BACK.with(std::cell::Cell::get) {
+            return Err(WriteError::new(
+                path,
+                "H5Lmove",
+                "failure injected by a test",
+            ));
+        }
+        self.rename(tmp, path)
+    }
+}
+
+/// Why [`Writer::reorder_links`] did not put a group's links in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReorderError {
+    /// The links keep the order they were written in; every link has its
+    /// name.
+    NotKept(WriteError),
+    /// The link `path` could not be moved back from its temporary name:
+    /// it is at `stranded`, the output is otherwise whole.
+    Stranded {
+        path: String,
+        stranded: String,
+        error: WriteError,
+    },
+}
+
+impl std::fmt::Display for ReorderError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReorderError::NotKept(e) => write!(f, "{e}"),
+            ReorderError::Stranded {
+                path,
+                stranded,
+                error,
+            } => write!(
+                f,
+                "{path} left under the temporary name {stranded} (moving it back failed twice: \
+                 {error})"
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ReorderError;
+    use crate::write::{CreationOrder, Writer};
+    use std::cell::Cell;
+
+    thread_local! {
+        /// Makes every move back of a reordering fail (this thread only).
+        pub(super) static FAIL_MOVE_BACK: Cell<bool> = const { Cell::new(false) };
+    }
+
+    /// A link whose move back fails stays under the temporary name, and
+    /// the error says so, typed; without the failure the order is put
+    /// right.
+    #[test]
+    fn a_link_that_cannot_be_moved_back_is_reported_stranded() {
+        let dir = tempfile::tempdir().unwrap();
+        let tracked = CreationOrder {
+            tracked: true,
+            indexed: true,
+        };
+        let mut w = Writer::create(&dir.path().join("out.h5")).unwrap();
+        w.group_ordered("/g", tracked, CreationOrder::default())
+            .unwrap();
+        for n in ["b", "a"] {
+            w.group(&format!("/g/{n}")).unwrap();
+        }
+        let want = vec!["a".to_string(), "b".to_string()];
+        FAIL_MOVE_BACK.with(|f| f.set(true));
+        let e = w.reorder_links("/g", &want).unwrap_err();
+        FAIL_MOVE_BACK.with(|f| f.set(false));
+        let ReorderError::Stranded { path, stranded, .. } = &e else {
+            panic!("{e:?}");
+        };
+        assert_eq!(path, "/g/a");
+        assert_eq!(stranded, "/g/h5salvage-reorder");
+        assert!(!w.exists("/g/a").unwrap() && w.exists(stranded).unwrap());
+        assert!(
+            e.to_string().contains("left under the temporary name"),
+            "{e}"
+        );
+        w.rename(stranded, "/g/a").unwrap();
+        w.reorder_links("/g", &want).unwrap();
+        assert_eq!(w.links_by_creation_order("/g").unwrap(), want);
+        w.finish(false).unwrap();
     }
 }
