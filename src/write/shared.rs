@@ -39,24 +39,47 @@ impl Writer {
     /// The committed datatype written for source header `source`, opened,
     /// when there is one and it equals `built` (the type built from the
     /// same message); `None` otherwise (the caller uses `built`, a copy).
+    /// A type that named a committed one but cannot share it is said in a
+    /// note ([`Writer::take_type_notes`]): same type, no longer shared.
     pub(super) fn committed_type(
-        &self,
+        &mut self,
         source: Option<u64>,
         built: hid_t,
         path: &str,
     ) -> Option<Hid> {
-        let target = self.committed.get(&source?)?;
-        let fid = self.fid(path).ok()?;
-        let c = cstr(target, path, "committed datatype").ok()?;
+        let addr = source?;
+        let why = match self.shared_type(addr, built, path) {
+            Ok(t) => return Some(t),
+            Err(why) => why,
+        };
+        self.type_notes.push(format!(
+            "{path}: its committed datatype (source header at {addr}) {why}: written with a \
+             copy of the type, not shared"
+        ));
+        None
+    }
+
+    /// [`Writer::committed_type`]'s look-up; why not where it fails.
+    fn shared_type(&self, addr: u64, built: hid_t, path: &str) -> Result<Hid, String> {
+        let target = self
+            .committed
+            .get(&addr)
+            .ok_or_else(|| "was not written".to_string())?;
+        let fid = self.fid(path).map_err(|e| e.to_string())?;
+        let c = cstr(target, path, "committed datatype").map_err(|e| e.to_string())?;
         let t = hid(
             locked(|| unsafe { h5t::H5Topen2(fid, c.as_ptr(), h5p::H5P_DEFAULT) }),
             Kind::Datatype,
             path,
             "H5Topen2",
         )
-        .ok()?;
+        .map_err(|e| format!("at {target} cannot be opened ({e})"))?;
         let equal = locked(|| unsafe { h5t::H5Tequal(t.id(), built) });
-        (equal > 0).then_some(t)
+        if equal > 0 {
+            Ok(t)
+        } else {
+            Err(format!("at {target} differs from the type read here"))
+        }
     }
 
     /// The names of the links in `group`, in creation order (the group
@@ -247,6 +270,37 @@ mod tests {
         w.rename(stranded, "/g/a").unwrap();
         w.reorder_links("/g", &want).unwrap();
         assert_eq!(w.links_by_creation_order("/g").unwrap(), want);
+        w.finish(false).unwrap();
+    }
+
+    /// A dataset whose committed datatype was not written (or differs)
+    /// gets a copy of the type, and a note says it is no longer shared.
+    #[test]
+    fn a_committed_type_that_cannot_be_shared_is_noted() {
+        let dir = tempfile::tempdir().unwrap();
+        let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/rich_earliest.h5");
+        let file = std::fs::read(fixture).unwrap();
+        let inv = crate::walk::walk("rich", &file);
+        let ds = inv
+            .object("/datasets/chunked")
+            .unwrap()
+            .dataset
+            .clone()
+            .unwrap();
+        let mut w = Writer::create(&dir.path().join("out.h5")).unwrap();
+        let none = crate::write::HeapValues::default();
+        w.create_dataset("/plain", &ds, &none, CreationOrder::default(), None)
+            .unwrap();
+        assert!(w.take_type_notes().is_empty());
+        w.create_dataset("/d", &ds, &none, CreationOrder::default(), Some(4242))
+            .unwrap();
+        let notes = w.take_type_notes();
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(
+            notes[0]
+                .starts_with("/d: its committed datatype (source header at 4242) was not written"),
+            "{notes:?}"
+        );
         w.finish(false).unwrap();
     }
 }
