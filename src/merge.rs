@@ -253,6 +253,10 @@ struct Unit {
     dest: String,
     /// Worst status of the objects under it.
     quality: Status,
+    /// Marks an earlier salvage left under it (`h5salvage_status`,
+    /// `h5salvage_unverified`): its copy is partial or unverified however
+    /// whole it reads now.
+    marks: Vec<&'static str>,
 }
 
 /// One input after the inventory stage.
@@ -292,6 +296,10 @@ impl Scanned {
     }
 }
 
+/// Marks a salvage leaves on what it could not give back whole or verify:
+/// a unit of a salvaged input carrying one is not complete.
+const EARLIER_MARKS: [&str; 2] = ["h5salvage_status", "h5salvage_unverified"];
+
 /// The units of an inventory: named groups at the root (not excluded) and
 /// every entry directly under `/lost+found`, renamed under the input's stem.
 fn units_of(inv: &Inventory, stem: &str, exclude: &[String]) -> Vec<Unit> {
@@ -317,6 +325,7 @@ fn units_of(inv: &Inventory, stem: &str, exclude: &[String]) -> Vec<Unit> {
             source: o.path.clone(),
             dest,
             quality: o.status,
+            marks: Vec::new(),
         });
     }
     // Stacks of found chunks no dataset took (written under /lost+found).
@@ -327,6 +336,7 @@ fn units_of(inv: &Inventory, stem: &str, exclude: &[String]) -> Vec<Unit> {
             dest: format!("/lost+found/{stem}/{name}"),
             source,
             quality: Status::Partial,
+            marks: Vec::new(),
         });
     }
     for u in &mut units {
@@ -337,9 +347,15 @@ fn units_of(inv: &Inventory, stem: &str, exclude: &[String]) -> Vec<Unit> {
             .filter(|o| o.path == u.source || o.path.starts_with(&below))
         {
             u.quality = u.quality.max(o.status);
-            // A salvaged input: what salvage marked partial still is.
-            if o.attributes.iter().any(|a| a.name == "h5salvage_status") {
-                u.quality = u.quality.max(Status::Partial);
+            // A salvaged input: what salvage marked partial (or unverified)
+            // still is.
+            for mark in EARLIER_MARKS {
+                if o.attributes.iter().any(|a| a.name == mark) {
+                    u.quality = u.quality.max(Status::Partial);
+                    if !u.marks.contains(&mark) {
+                        u.marks.push(mark);
+                    }
+                }
             }
         }
     }
@@ -987,6 +1003,13 @@ fn write_units(
         } else {
             w.mark(&u.dest, "h5salvage_source", &source)
                 .map_err(|e| UnitsError::Fatal(SalvageError::Write(e)))?;
+            if !u.marks.is_empty() {
+                reasons.push(format!(
+                    "{}: carries {} from an earlier salvage",
+                    u.dest,
+                    u.marks.join(", ")
+                ));
+            }
             if reasons.is_empty() {
                 UnitResult::Merged
             } else {
@@ -1306,6 +1329,7 @@ mod tests {
             source: "/c".into(),
             dest: "/c".into(),
             quality: q,
+            marks: Vec::new(),
         };
         let mut plan = Plan::default();
         let absent = |_: &str| Ok(false);

@@ -894,3 +894,44 @@ fn virtual_sources_in_the_same_file_follow_their_unit() {
     ]);
     assert!(ok, "{text}");
 }
+
+/// An input that is an earlier salvage's output carries its marks: a unit
+/// with `h5salvage_unverified` (data in zeroed pages) or
+/// `h5salvage_status` is partial in the per-input verdict and the exit
+/// code, however whole it reads now; an unmarked unit is merged.
+#[test]
+fn marks_of_an_earlier_salvage_make_the_unit_partial() {
+    if !have_h5py("marks_of_an_earlier_salvage_make_the_unit_partial") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("salvaged.h5");
+    let (ok, text) = run_python(&[
+        "-c".as_ref(),
+        "import h5py, numpy as np, sys\n\
+         with h5py.File(sys.argv[1], 'w') as f:\n\
+         \x20   f['clean/d'] = np.arange(3)\n\
+         \x20   f['zeroed/d'] = np.zeros(3)\n\
+         \x20   f['zeroed/d'].attrs['h5salvage_unverified'] = 'data not verified: bytes 4096..8192 all zero'\n\
+         \x20   f['cut/d'] = np.arange(2)\n\
+         \x20   f['cut/d'].attrs['h5salvage_status'] = 'partial'\n"
+            .as_ref(),
+        input.as_os_str(),
+    ]);
+    assert!(ok, "{text}");
+    let out = dir.path().join("merged.h5");
+    let rep = merge(&opts(std::slice::from_ref(&input), &out)).unwrap();
+    let ir = input_report(&rep, "salvaged.h5");
+    let unit = |d: &str| ir.units.iter().find(|u| u.dest == d).unwrap();
+    assert_eq!(unit("/clean").result, UnitResult::Merged, "{ir:?}");
+    for (d, mark) in [
+        ("/zeroed", "h5salvage_unverified"),
+        ("/cut", "h5salvage_status"),
+    ] {
+        let u = unit(d);
+        assert_eq!(u.result, UnitResult::Partial, "{u:?}");
+        assert!(u.reasons.iter().any(|r| r.contains(mark)), "{u:?}");
+    }
+    assert_eq!(ir.verdict, InputVerdict::Partial);
+    assert_eq!(rep.exit_code(), 1);
+}
