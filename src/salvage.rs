@@ -87,6 +87,27 @@ pub struct SalvageReport {
     pub chunks_placed_by_order: u64,
     /// Chunks no index lists that went to `/lost+found` stacks.
     pub chunks_in_lost_found: u64,
+    /// No superblock was found: the input's own is lost (the output's is
+    /// new), whatever came back.
+    pub superblock_lost: bool,
+}
+
+impl SalvageReport {
+    /// The command line's exit code for a written output: 0 everything
+    /// recovered, 1 something partial, unverified or lost (the superblock
+    /// included).
+    pub fn exit_code(&self) -> i32 {
+        let whole = self.partial == 0
+            && self.lost == 0
+            && self.unverified == 0
+            && self.attributes_lost == 0
+            && !self.superblock_lost;
+        if whole {
+            crate::report::exit::HEALTHY
+        } else {
+            crate::report::exit::DAMAGED
+        }
+    }
 }
 
 /// Why a salvage could not produce an output at all.
@@ -219,6 +240,7 @@ pub fn salvage_opts(
         verdict: inv.verdict().as_str().into(),
         carving: inv.carving.clone(),
         input_open_for_write: src.open_for_write(),
+        superblock_lost: inv.superblock.is_none(),
         ..SalvageReport::default()
     };
     report.notes = crate::write::remove_stale_temps(output);
