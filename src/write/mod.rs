@@ -866,20 +866,27 @@ impl Writer {
         let (_, loc, cp) = self.site(path)?;
         // Built here, not taken from the cache: committing changes the type.
         let t = types::build(datatype, path, 0)?;
-        locked(|| unsafe {
-            check(
-                h5t::H5Tcommit2(
-                    loc,
-                    cp.as_ptr(),
-                    t.hid.id(),
-                    h5p::H5P_DEFAULT,
-                    h5p::H5P_DEFAULT,
-                    h5p::H5P_DEFAULT,
-                ),
-                path,
-                "H5Tcommit2",
-            )
-        })?;
+        let commit = |_: &mut Writer| {
+            locked(|| unsafe {
+                check(
+                    h5t::H5Tcommit2(
+                        loc,
+                        cp.as_ptr(),
+                        t.hid.id(),
+                        h5p::H5P_DEFAULT,
+                        h5p::H5P_DEFAULT,
+                        h5p::H5P_DEFAULT,
+                    ),
+                    path,
+                    "H5Tcommit2",
+                )
+            })
+        };
+        if types::native_complex(datatype) {
+            self.with_latest_formats(path, commit)?;
+        } else {
+            commit(self)?;
+        }
         self.note_type(path, None, datatype)
     }
 
@@ -996,8 +1003,29 @@ impl Writer {
         self.create_with_layout(path, ds, fill_heap, attrs, committed, None)
     }
 
-    /// [`Writer::create_dataset`], with a virtual layout's mappings.
+    /// [`Writer::create_dataset`], with a virtual layout's mappings; the
+    /// formats after 1.8 allowed while it is created where the layout or
+    /// the datatype needs them.
     fn create_with_layout(
+        &mut self,
+        path: &str,
+        ds: &Dataset,
+        fill_heap: &HeapValues,
+        attrs: CreationOrder,
+        committed: Option<u64>,
+        maps: Option<Vec<crate::format::vds::VirtualMapping>>,
+    ) -> Result<(), WriteError> {
+        if maps.is_some() || types::native_complex(&ds.datatype) {
+            self.with_latest_formats(path, |w| {
+                w.create_unbounded(path, ds, fill_heap, attrs, committed, maps)
+            })
+        } else {
+            self.create_unbounded(path, ds, fill_heap, attrs, committed, maps)
+        }
+    }
+
+    /// [`Writer::create_with_layout`] within the bounds the file has.
+    fn create_unbounded(
         &mut self,
         path: &str,
         ds: &Dataset,
@@ -1296,7 +1324,13 @@ impl Writer {
         let space = Self::space(dataspace, &where_)?;
         let cn = cstr(name, &where_, "attribute name")?;
         let (obj, _owned) = self.object(path, &where_)?;
-        let attr = replace_attribute(obj, &cn, tid, space.id(), &where_)?;
+        let attr = if types::native_complex(datatype) {
+            self.with_latest_formats(&where_, |_| {
+                replace_attribute(obj, &cn, tid, space.id(), &where_)
+            })?
+        } else {
+            replace_attribute(obj, &cn, tid, space.id(), &where_)?
+        };
         if n == 0 {
             drop(attr);
             return self.note_type(path, Some(name), datatype);

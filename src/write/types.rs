@@ -226,6 +226,13 @@ pub(crate) fn contains_complex(dt: &Datatype, depth: u32) -> bool {
     }
 }
 
+/// True if `dt` holds the complex class and the linked libhdf5 writes it
+/// as such: its datatype message (version 5, HDF5 2.0) needs the latest
+/// formats allowed while it is stored.
+pub(crate) fn native_complex(dt: &Datatype) -> bool {
+    complex_create().is_some() && contains_complex(dt, 0)
+}
+
 /// What the output says where a complex type (HDF5 2.0) was written as
 /// h5py's `{r, i}` compound because the linked libhdf5 cannot write the
 /// class; `None` where nothing was substituted. The bytes are the same

@@ -74,23 +74,35 @@ impl Writer {
         mappings: Vec<VirtualMapping>,
     ) -> Result<(), WriteError> {
         let none = HeapValues::default();
-        let created = self.create_with_layout(path, ds, &none, attrs, committed, Some(mappings));
-        // `set_virtual` allowed the 1.10 formats for the virtual layout:
-        // the objects written after it keep the file's own bounds (a
-        // chunked dataset would otherwise get a 1.10 chunk index). The
-        // dataset itself keeps its layout message as written.
+        self.create_with_layout(path, ds, &none, attrs, committed, Some(mappings))
+    }
+
+    /// Runs `f` with the output's upper libver bound at the latest formats
+    /// (a virtual layout is layout message version 4, from 1.10; the
+    /// complex class is datatype message version 5, from 2.0), then puts
+    /// the output's own bound back (1.8 for a new output, latest for a
+    /// copy), whatever the outcome: what is written next keeps it.
+    pub(super) fn with_latest_formats<T>(
+        &mut self,
+        path: &str,
+        f: impl FnOnce(&mut Writer) -> Result<T, WriteError>,
+    ) -> Result<T, WriteError> {
         let fid = self.fid(path)?;
-        let high = self.libver_high;
-        let restored = locked(|| unsafe {
-            check(
-                H5Fset_libver_bounds(fid, h5f::H5F_libver_t::H5F_LIBVER_V18, high),
-                path,
-                "H5Fset_libver_bounds(restore)",
-            )
-        });
-        created?;
+        let set = |high: h5f::H5F_libver_t, what: &str| {
+            locked(|| unsafe {
+                check(
+                    H5Fset_libver_bounds(fid, h5f::H5F_libver_t::H5F_LIBVER_V18, high),
+                    path,
+                    what,
+                )
+            })
+        };
+        set(h5f::H5F_LIBVER_LATEST, "H5Fset_libver_bounds")?;
+        let done = f(self);
+        let restored = set(self.libver_high, "H5Fset_libver_bounds(restore)");
+        let v = done?;
         restored?;
-        Ok(())
+        Ok(v)
     }
 
     /// Adds a virtual dataset's mappings to its creation property list
@@ -112,20 +124,6 @@ impl Writer {
                 format!("{} mappings (at most {MAX_MAPPINGS} recreated)", maps.len()),
             ));
         }
-        // The output is written with 1.8 formats at most; a virtual layout
-        // (layout message version 4) needs the 1.10 ones allowed.
-        let fid = self.fid(path)?;
-        locked(|| unsafe {
-            check(
-                H5Fset_libver_bounds(
-                    fid,
-                    h5f::H5F_libver_t::H5F_LIBVER_V18,
-                    h5f::H5F_LIBVER_LATEST,
-                ),
-                path,
-                "H5Fset_libver_bounds",
-            )
-        })?;
         for (i, m) in maps.iter().enumerate() {
             let at = format!("{path} (mapping {i})");
             let vspace = Self::space(space, &at)?;
