@@ -245,11 +245,7 @@ fn salvage(
         let _ = report::salvage_summary(&rep, &mut out);
     }
     let _ = out.flush();
-    if rep.partial == 0 && rep.lost == 0 && rep.unverified == 0 && rep.attributes_lost == 0 {
-        exit::HEALTHY
-    } else {
-        exit::DAMAGED
-    }
+    rep.exit_code()
 }
 
 fn merge(opts: h5salvage::merge::MergeOptions, json: bool) -> i32 {

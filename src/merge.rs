@@ -253,6 +253,10 @@ struct Unit {
     dest: String,
     /// Worst status of the objects under it.
     quality: Status,
+    /// Marks an earlier salvage left under it (`h5salvage_status`,
+    /// `h5salvage_unverified`): its copy is partial or unverified however
+    /// whole it reads now.
+    marks: Vec<&'static str>,
 }
 
 /// One input after the inventory stage.
@@ -292,6 +296,10 @@ impl Scanned {
     }
 }
 
+/// Marks a salvage leaves on what it could not give back whole or verify:
+/// a unit of a salvaged input carrying one is not complete.
+const EARLIER_MARKS: [&str; 2] = ["h5salvage_status", "h5salvage_unverified"];
+
 /// The units of an inventory: named groups at the root (not excluded) and
 /// every entry directly under `/lost+found`, renamed under the input's stem.
 fn units_of(inv: &Inventory, stem: &str, exclude: &[String]) -> Vec<Unit> {
@@ -317,6 +325,7 @@ fn units_of(inv: &Inventory, stem: &str, exclude: &[String]) -> Vec<Unit> {
             source: o.path.clone(),
             dest,
             quality: o.status,
+            marks: Vec::new(),
         });
     }
     // Stacks of found chunks no dataset took (written under /lost+found).
@@ -327,6 +336,7 @@ fn units_of(inv: &Inventory, stem: &str, exclude: &[String]) -> Vec<Unit> {
             dest: format!("/lost+found/{stem}/{name}"),
             source,
             quality: Status::Partial,
+            marks: Vec::new(),
         });
     }
     for u in &mut units {
@@ -337,9 +347,15 @@ fn units_of(inv: &Inventory, stem: &str, exclude: &[String]) -> Vec<Unit> {
             .filter(|o| o.path == u.source || o.path.starts_with(&below))
         {
             u.quality = u.quality.max(o.status);
-            // A salvaged input: what salvage marked partial still is.
-            if o.attributes.iter().any(|a| a.name == "h5salvage_status") {
-                u.quality = u.quality.max(Status::Partial);
+            // A salvaged input: what salvage marked partial (or unverified)
+            // still is.
+            for mark in EARLIER_MARKS {
+                if o.attributes.iter().any(|a| a.name == mark) {
+                    u.quality = u.quality.max(Status::Partial);
+                    if !u.marks.contains(&mark) {
+                        u.marks.push(mark);
+                    }
+                }
             }
         }
     }
@@ -619,7 +635,20 @@ impl MergeState {
                 aside.push((u.dest.clone(), to));
             }
         }
-        let result = write_units(w, &s.path, inv, &units);
+        // Where this input's paths are in OUTPUT (for virtual datasets
+        // with sources in the same file): its units, less those whose
+        // destination holds another copy (OUTPUT's or another input's).
+        let theirs = |u: &Unit| {
+            self.plan.present.contains(&u.dest)
+                || self.plan.written.get(&u.dest).is_some_and(|j| *j != i)
+        };
+        let mine: Vec<(String, String)> = s
+            .units
+            .iter()
+            .filter(|u| !theirs(u))
+            .map(|u| (u.source.clone(), u.dest.clone()))
+            .collect();
+        let result = write_units(w, &s.path, inv, &units, mine);
         let merged: HashSet<String> = match &result {
             Ok((list, _)) => list
                 .iter()
@@ -900,12 +929,14 @@ enum UnitsError {
 }
 
 /// Writes the chosen units of one input; returns one outcome per unit and
-/// the writer's notes.
+/// the writer's notes. `mine`: (source, destination) of the input's units
+/// whose destination is (or is to be) its own copy.
 fn write_units(
     w: &mut Writer,
     path: &Path,
     inv: &Inventory,
     units: &[&Unit],
+    mine: Vec<(String, String)>,
 ) -> Result<(Vec<UnitOutcome>, Vec<String>), UnitsError> {
     let input = Input::open(path).map_err(|e| UnitsError::Input(format!("cannot read: {e}")))?;
     let bytes = input.bytes();
@@ -934,7 +965,11 @@ fn write_units(
         map_path(p, &u.source, &u.dest)
     };
     let mut rep = SalvageReport::default();
+    // Virtual datasets name sources in the same file by their input path:
+    // `mine`, every unit of the input (this call's or not), says where.
+    w.set_same_file_units(Some(mine));
     let done = salvage_into(w, inv, &image, &select, &mut rep);
+    w.set_same_file_units(None);
     // What was just written came from zero pages or a file being changed
     // (a failed write may be its consequence): the whole merge stops,
     // OUTPUT stays as it was.
@@ -968,6 +1003,13 @@ fn write_units(
         } else {
             w.mark(&u.dest, "h5salvage_source", &source)
                 .map_err(|e| UnitsError::Fatal(SalvageError::Write(e)))?;
+            if !u.marks.is_empty() {
+                reasons.push(format!(
+                    "{}: carries {} from an earlier salvage",
+                    u.dest,
+                    u.marks.join(", ")
+                ));
+            }
             if reasons.is_empty() {
                 UnitResult::Merged
             } else {
@@ -1287,6 +1329,7 @@ mod tests {
             source: "/c".into(),
             dest: "/c".into(),
             quality: q,
+            marks: Vec::new(),
         };
         let mut plan = Plan::default();
         let absent = |_: &str| Ok(false);

@@ -21,7 +21,7 @@ use crate::inventory::{
 };
 use crate::pipeline::{CarveMode, Input, InputChanged};
 use crate::read::{self, timing, DatasetData};
-use crate::write::{LockError, OutputLock, WriteError, Writer};
+use crate::write::{LockError, OutputLock, ReorderError, WriteError, Writer};
 
 /// Version written into the provenance attributes.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -87,6 +87,27 @@ pub struct SalvageReport {
     pub chunks_placed_by_order: u64,
     /// Chunks no index lists that went to `/lost+found` stacks.
     pub chunks_in_lost_found: u64,
+    /// No superblock was found: the input's own is lost (the output's is
+    /// new), whatever came back.
+    pub superblock_lost: bool,
+}
+
+impl SalvageReport {
+    /// The command line's exit code for a written output: 0 everything
+    /// recovered, 1 something partial, unverified or lost (the superblock
+    /// included).
+    pub fn exit_code(&self) -> i32 {
+        let whole = self.partial == 0
+            && self.lost == 0
+            && self.unverified == 0
+            && self.attributes_lost == 0
+            && !self.superblock_lost;
+        if whole {
+            crate::report::exit::HEALTHY
+        } else {
+            crate::report::exit::DAMAGED
+        }
+    }
 }
 
 /// Why a salvage could not produce an output at all.
@@ -219,6 +240,7 @@ pub fn salvage_opts(
         verdict: inv.verdict().as_str().into(),
         carving: inv.carving.clone(),
         input_open_for_write: src.open_for_write(),
+        superblock_lost: inv.superblock.is_none(),
         ..SalvageReport::default()
     };
     report.notes = crate::write::remove_stale_temps(output);
@@ -357,7 +379,7 @@ pub fn salvage_into(
         outcomes[i] = out;
     }
     relink(inv, select, &outcomes, w, report);
-    reorder_groups(&chosen, select, &outcomes, w, report);
+    reorder_groups(&chosen, select, &mut outcomes, w, report);
     if let Some(search) = &inv.chunk_search {
         for st in &search.stray {
             let Some(dest) = select(&stray_path(st)) else {
@@ -454,11 +476,14 @@ fn written_paths(outcomes: &[Outcome]) -> std::collections::HashSet<&str> {
 fn reorder_groups(
     chosen: &[(&Object, String)],
     select: &dyn Fn(&str) -> Option<String>,
-    outcomes: &[Outcome],
+    outcomes: &mut [Outcome],
     w: &mut Writer,
     report: &mut SalvageReport,
 ) {
-    let written = written_paths(outcomes);
+    let written: std::collections::HashSet<String> = written_paths(outcomes)
+        .into_iter()
+        .map(str::to_string)
+        .collect();
     for (o, dest) in chosen {
         let group = o.kind == ObjectKind::Group && written.contains(dest.as_str());
         if !group || !o.link_order.tracked || o.member_names.is_empty() {
@@ -470,11 +495,29 @@ fn reorder_groups(
             .filter_map(|n| select(&format!("{}/{n}", o.path.trim_end_matches('/'))))
             .filter_map(|p| p.rsplit('/').next().map(str::to_string))
             .collect();
-        if let Err(e) = w.reorder_links(dest, &names) {
-            report
-                .notes
-                .push(format!("{dest}: link creation order not kept: {e}"));
+        let Err(e) = w.reorder_links(dest, &names) else {
+            continue;
+        };
+        let why = format!("link creation order not kept: {e}");
+        // A member left under the temporary name: its object is partial
+        // and marked there (a link, which has no outcome, is noted).
+        if let ReorderError::Stranded { path, stranded, .. } = &e {
+            if let Some(out) = outcomes.iter_mut().find(|x| &x.path == path) {
+                match out.result {
+                    Recovery::Recovered => report.recovered = report.recovered.saturating_sub(1),
+                    Recovery::Unverified => report.unverified = report.unverified.saturating_sub(1),
+                    _ => {}
+                }
+                if out.result != Recovery::Partial {
+                    report.partial += 1;
+                }
+                out.result = Recovery::Partial;
+                out.reasons.push(why.clone());
+                let _ = w.mark(stranded, "h5salvage_status", "partial");
+                let _ = w.mark(stranded, "h5salvage_missing", &why);
+            }
         }
+        report.notes.push(format!("{dest}: {why}"));
     }
 }
 
@@ -709,6 +752,8 @@ fn write_attributes(
 /// written empty) make the object partial and are named
 /// in `h5salvage_degraded`: nothing may pass for data it is not.
 fn note_degraded(w: &mut Writer, path: &str, out: &mut Outcome) -> Result<(), SalvageError> {
+    // Types written in another form, same bytes (`h5salvage_type_note`).
+    out.notes.extend(w.take_type_notes());
     let notes = w.take_notes();
     if notes.is_empty() {
         return Ok(());

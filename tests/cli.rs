@@ -264,3 +264,45 @@ fn max_chunk_mib_caps_decoding() {
     let (code, out, err) = h5salvage(&["salvage", &input, "-o", &whole]);
     assert_eq!(code, 0, "{out}{err}");
 }
+
+/// A file whose superblock is gone, every object of which comes back
+/// (carved, under `/lost+found`): `scan` says damaged, and `salvage` exits
+/// 1 too, since the superblock itself was lost (`superblock_lost` in the
+/// JSON account); the same file whole exits 0.
+#[test]
+fn salvage_without_superblock_exits_partial_though_every_object_came_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut bytes = std::fs::read(testdata().join("worker_earliest.h5")).unwrap();
+    assert_eq!(
+        &bytes[..9],
+        b"\x89HDF\r\n\x1a\n\x00",
+        "superblock version 0"
+    );
+    // Spec II.A, version 0: 24 bytes, four addresses, the root's symbol
+    // table entry (a length, an address, 24 bytes).
+    let (o, l) = (usize::from(bytes[13]), usize::from(bytes[14]));
+    bytes[..24 + 4 * o + l + o + 24].fill(0);
+    let input = dir.path().join("no_superblock.h5");
+    std::fs::write(&input, &bytes).unwrap();
+    let input = input.to_str().unwrap();
+    assert_eq!(h5salvage(&["scan", input]).0, 1);
+    let out = dir.path().join("out.h5");
+    let (code, text, err) = h5salvage(&["salvage", input, "-o", out.to_str().unwrap(), "--json"]);
+    let rep: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("{err}"));
+    let counts = ["partial", "lost", "unverified", "attributes_lost"].map(|k| rep[k].as_u64());
+    assert_eq!(counts, [Some(0); 4], "{rep}");
+    assert!(rep["recovered"].as_u64().unwrap() > 50, "{rep}");
+    assert_eq!(rep["superblock_lost"], true);
+    assert_eq!(code, 1, "{err}");
+    let (code, text, _) = h5salvage(&["salvage", input, "-o", out.to_str().unwrap(), "--force"]);
+    assert_eq!(code, 1);
+    assert!(text.contains("superblock lost"), "{text}");
+    let whole = dir.path().join("whole.h5");
+    let (code, _, err) = h5salvage(&[
+        "salvage",
+        "testdata/worker_earliest.h5",
+        "-o",
+        whole.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+}

@@ -833,3 +833,105 @@ fn resumed_merge_replaces_partial_copies_with_intact_ones() {
     ]);
     assert!(ok, "partial marks left: {text}");
 }
+
+/// Virtual datasets whose sources lie in the same file (source file "."):
+/// in OUTPUT they name their source's copy there. A `/lost+found` entry
+/// moves under `/lost+found/<stem>`, its virtual dataset's source with it;
+/// a root group keeps its name; a source in an excluded group is not in
+/// OUTPUT: that mapping is named as stored, said in `h5salvage_degraded`,
+/// and the unit is partial.
+#[test]
+fn virtual_sources_in_the_same_file_follow_their_unit() {
+    if !have_h5py("virtual_sources_in_the_same_file_follow_their_unit") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("w.h5");
+    let (ok, text) = run_python(&[
+        "-c".as_ref(),
+        "import h5py, numpy as np, sys\n\
+         with h5py.File(sys.argv[1], 'w') as f:\n\
+         \x20   def vds(at, src, n):\n\
+         \x20       lay = h5py.VirtualLayout(shape=(n,), dtype='i8')\n\
+         \x20       lay[:] = h5py.VirtualSource('.', src, shape=(n,))\n\
+         \x20       f.create_virtual_dataset(at, lay, fillvalue=-1)\n\
+         \x20   f['lost+found/g1/data'] = np.arange(6)\n\
+         \x20   vds('lost+found/g1/vds', '/lost+found/g1/data', 6)\n\
+         \x20   f['run/data'] = np.arange(4) * 10\n\
+         \x20   vds('run/vds', '/run/data', 4)\n\
+         \x20   f['init/x'] = np.arange(3) + 100\n\
+         \x20   vds('other/vds', '/init/x', 3)\n"
+            .as_ref(),
+        input.as_os_str(),
+    ]);
+    assert!(ok, "{text}");
+    let out = dir.path().join("merged.h5");
+    let rep = merge(&opts(std::slice::from_ref(&input), &out)).unwrap();
+    let ir = input_report(&rep, "w.h5");
+    let unit = |d: &str| ir.units.iter().find(|u| u.dest == d).unwrap();
+    assert_eq!(
+        unit("/lost+found/w/g1").result,
+        UnitResult::Merged,
+        "{ir:?}"
+    );
+    assert_eq!(unit("/run").result, UnitResult::Merged, "{ir:?}");
+    assert_eq!(unit("/other").result, UnitResult::Partial, "{ir:?}");
+    assert_eq!(ir.verdict, InputVerdict::Partial);
+    let (ok, text) = run_python(&[
+        "-c".as_ref(),
+        "import h5py, sys\n\
+         with h5py.File(sys.argv[1], 'r') as f:\n\
+         \x20   d = f['lost+found/w/g1/vds']\n\
+         \x20   assert d.virtual_sources()[0].dset_name == '/lost+found/w/g1/data', d.virtual_sources()\n\
+         \x20   assert list(d[()]) == list(range(6)), d[()]\n\
+         \x20   assert list(f['run/vds'][()]) == [0, 10, 20, 30]\n\
+         \x20   assert 'init' not in f\n\
+         \x20   o = f['other/vds']\n\
+         \x20   assert o.virtual_sources()[0].dset_name == '/init/x'\n\
+         \x20   assert '/init/x' in o.attrs['h5salvage_degraded'], dict(o.attrs)\n"
+            .as_ref(),
+        out.as_os_str(),
+    ]);
+    assert!(ok, "{text}");
+}
+
+/// An input that is an earlier salvage's output carries its marks: a unit
+/// with `h5salvage_unverified` (data in zeroed pages) or
+/// `h5salvage_status` is partial in the per-input verdict and the exit
+/// code, however whole it reads now; an unmarked unit is merged.
+#[test]
+fn marks_of_an_earlier_salvage_make_the_unit_partial() {
+    if !have_h5py("marks_of_an_earlier_salvage_make_the_unit_partial") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("salvaged.h5");
+    let (ok, text) = run_python(&[
+        "-c".as_ref(),
+        "import h5py, numpy as np, sys\n\
+         with h5py.File(sys.argv[1], 'w') as f:\n\
+         \x20   f['clean/d'] = np.arange(3)\n\
+         \x20   f['zeroed/d'] = np.zeros(3)\n\
+         \x20   f['zeroed/d'].attrs['h5salvage_unverified'] = 'data not verified: bytes 4096..8192 all zero'\n\
+         \x20   f['cut/d'] = np.arange(2)\n\
+         \x20   f['cut/d'].attrs['h5salvage_status'] = 'partial'\n"
+            .as_ref(),
+        input.as_os_str(),
+    ]);
+    assert!(ok, "{text}");
+    let out = dir.path().join("merged.h5");
+    let rep = merge(&opts(std::slice::from_ref(&input), &out)).unwrap();
+    let ir = input_report(&rep, "salvaged.h5");
+    let unit = |d: &str| ir.units.iter().find(|u| u.dest == d).unwrap();
+    assert_eq!(unit("/clean").result, UnitResult::Merged, "{ir:?}");
+    for (d, mark) in [
+        ("/zeroed", "h5salvage_unverified"),
+        ("/cut", "h5salvage_status"),
+    ] {
+        let u = unit(d);
+        assert_eq!(u.result, UnitResult::Partial, "{u:?}");
+        assert!(u.reasons.iter().any(|r| r.contains(mark)), "{u:?}");
+    }
+    assert_eq!(ir.verdict, InputVerdict::Partial);
+    assert_eq!(rep.exit_code(), 1);
+}

@@ -110,6 +110,26 @@ def test_healthy_files_come_back_identical(testdata, tmp_path, name):
         assert dict(a.attrs).keys() <= dict(b.attrs).keys()
 
 
+def test_complex_class_is_written_as_the_class(testdata, tmp_path):
+    """The wheel's HDF5 (2.x) writes the complex class itself: the same
+    class, values and dtypes as the input, no substitution note (the
+    command line's libhdf5 1.10 writes the {r, i} compound instead:
+    tests/salvage.rs)."""
+    src = testdata / "unsupported" / "complex_hdf5_2.h5"
+    out = tmp_path / "out.h5"
+    rep = h5salvage.salvage(src, out)
+    assert (rep["recovered"], rep["partial"], rep["lost"], rep["attributes_lost"]) == (5, 0, 0, 0), rep
+    assert not any(o.get("notes") for o in rep["objects"]), rep
+    with h5py.File(src, "r") as a, h5py.File(out, "r") as b:
+        assert walk(a) == {k: v for k, v in walk(b).items()}
+        for k in ("c16", "c8"):
+            assert b[k].id.get_type().get_class() == h5py.h5t.COMPLEX, k
+            assert "h5salvage_type_note" not in b[k].attrs
+        assert b.attrs["ca"].dtype == np.complex64
+        assert (b.attrs["ca"] == a.attrs["ca"]).all()
+        assert "h5salvage_type_note" not in b.attrs
+
+
 def test_truncated_file_salvaged_values_match_the_original(testdata, tmp_path):
     out = tmp_path / "saved.h5"
     rep = h5salvage.salvage(testdata / "damaged" / "worker_truncated.h5", out, report=tmp_path / "r.json")

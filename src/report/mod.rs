@@ -505,6 +505,12 @@ pub fn salvage_summary(r: &crate::salvage::SalvageReport, out: &mut dyn Write) -
     for n in &r.notes {
         writeln!(out, "  note: {n}")?;
     }
+    if r.superblock_lost {
+        writeln!(
+            out,
+            "  superblock lost: not found in the input (the output's is new): exit 1 even where every object came back"
+        )?;
+    }
     if r.chunks_placed_by_order > 0 || r.chunks_in_lost_found > 0 {
         writeln!(
             out,

@@ -42,12 +42,19 @@ use crate::inventory::{CreationOrder, Dataset};
 use crate::pipeline::Stamp;
 use h5::{check, cstr, hid, locked, Hid, Kind};
 pub use lock::{lock_path_for, LockError, OutputLock};
+pub use shared::ReorderError;
 
 /// Global heap values (variable-length data, region references) resolved
 /// by the reading stage.
 pub use crate::read::region::{RegionSlot, RegionValue};
 pub use crate::read::vlen::VlenSlot;
 pub use crate::read::HeapValues;
+
+/// The linked libhdf5's version (major, minor, release): 2.0 and later
+/// write the complex class, older ones get h5py's `{r, i}` compound.
+pub fn libhdf5_version() -> (u32, u32, u32) {
+    types::libversion()
+}
 
 /// A failed write: the object path, what was being done, and why
 /// (libhdf5's error stack description where there is one).
@@ -85,8 +92,22 @@ pub struct Writer {
     /// Source committed datatype header address -> its path in the output
     /// (see `shared.rs`).
     committed: HashMap<u64, String>,
-    /// Mappings of the next virtual dataset (see `vds.rs`).
+    /// Values written in a degraded form (see [`Writer::take_notes`]).
     notes: Vec<String>,
+    /// Types written in another form than the input's, with the same bytes
+    /// (a complex type as h5py's `{r, i}` compound): notes for the report
+    /// ([`Writer::take_type_notes`]), and the lines of each object's
+    /// `h5salvage_type_note` so far.
+    type_notes: Vec<String>,
+    type_marks: HashMap<String, Vec<String>>,
+    /// Where the paths of the input being written go in the output, as
+    /// (source, destination) pairs of the units `merge` copies, for the
+    /// sources of virtual datasets in the same file (see `vds.rs`); `None`:
+    /// every path keeps its name (`salvage`).
+    same_file_units: Option<Vec<(String, String)>>,
+    /// The upper libver bound the file was opened with (1.8 for a new
+    /// output, latest for a copy), restored after a virtual dataset.
+    libver_high: h5f::H5F_libver_t,
     /// The most recently opened dataset (chunk copies come in runs).
     open: Option<(String, Hid)>,
     /// Groups kept open (most recent last, at most [`OPEN_GROUPS`]): new
@@ -447,6 +468,7 @@ impl Writer {
             Ok(file) => {
                 let mut w = Writer::new(file, tmp, output);
                 w.base = Some(base);
+                w.libver_high = h5f::H5F_LIBVER_LATEST;
                 Ok(w)
             }
             Err(e) => {
@@ -465,6 +487,10 @@ impl Writer {
             refs: HashMap::new(),
             committed: HashMap::new(),
             notes: Vec::new(),
+            type_notes: Vec::new(),
+            type_marks: HashMap::new(),
+            same_file_units: None,
+            libver_high: h5f::H5F_libver_t::H5F_LIBVER_V18,
             open: None,
             open_groups: Vec::new(),
             built_types: Vec::new(),
@@ -505,6 +531,40 @@ impl Writer {
     /// missing variable-length values, forced-optional filters, ...).
     pub fn take_notes(&mut self) -> Vec<String> {
         std::mem::take(&mut self.notes)
+    }
+
+    /// Notes about types written in another form, with the same bytes (a
+    /// complex type as h5py's `{r, i}` compound, said on the object in
+    /// `h5salvage_type_note`): worth knowing, nothing lost.
+    pub fn take_type_notes(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.type_notes)
+    }
+
+    /// Records that `dt`, just written at `path` (or as its attribute
+    /// `attr`), took another form than the input's, if it did: a report
+    /// note and a line of the object's `h5salvage_type_note` (an attribute
+    /// cannot carry one: its owner does, naming it).
+    fn note_type(
+        &mut self,
+        path: &str,
+        attr: Option<&str>,
+        dt: &Datatype,
+    ) -> Result<(), WriteError> {
+        let Some(note) = types::complex_substitute_note(dt) else {
+            return Ok(());
+        };
+        let note = match attr {
+            Some(a) => format!("attribute {a:?}: {note}"),
+            None => note,
+        };
+        let lines = self.type_marks.entry(path.to_string()).or_default();
+        if !lines.contains(&note) {
+            lines.push(note.clone());
+        }
+        let text = lines.join("\n");
+        self.mark(path, "h5salvage_type_note", &text)?;
+        self.type_notes.push(note);
+        Ok(())
     }
 
     fn fid(&self, path: &str) -> Result<i64, WriteError> {
@@ -806,21 +866,28 @@ impl Writer {
         let (_, loc, cp) = self.site(path)?;
         // Built here, not taken from the cache: committing changes the type.
         let t = types::build(datatype, path, 0)?;
-        locked(|| unsafe {
-            check(
-                h5t::H5Tcommit2(
-                    loc,
-                    cp.as_ptr(),
-                    t.hid.id(),
-                    h5p::H5P_DEFAULT,
-                    h5p::H5P_DEFAULT,
-                    h5p::H5P_DEFAULT,
-                ),
-                path,
-                "H5Tcommit2",
-            )
-        })?;
-        Ok(())
+        let commit = |_: &mut Writer| {
+            locked(|| unsafe {
+                check(
+                    h5t::H5Tcommit2(
+                        loc,
+                        cp.as_ptr(),
+                        t.hid.id(),
+                        h5p::H5P_DEFAULT,
+                        h5p::H5P_DEFAULT,
+                        h5p::H5P_DEFAULT,
+                    ),
+                    path,
+                    "H5Tcommit2",
+                )
+            })
+        };
+        if types::native_complex(datatype) {
+            self.with_latest_formats(path, commit)?;
+        } else {
+            commit(self)?;
+        }
+        self.note_type(path, None, datatype)
     }
 
     /// Adds a soft link at `path` holding `target` (which need not exist).
@@ -936,8 +1003,29 @@ impl Writer {
         self.create_with_layout(path, ds, fill_heap, attrs, committed, None)
     }
 
-    /// [`Writer::create_dataset`], with a virtual layout's mappings.
+    /// [`Writer::create_dataset`], with a virtual layout's mappings; the
+    /// formats after 1.8 allowed while it is created where the layout or
+    /// the datatype needs them.
     fn create_with_layout(
+        &mut self,
+        path: &str,
+        ds: &Dataset,
+        fill_heap: &HeapValues,
+        attrs: CreationOrder,
+        committed: Option<u64>,
+        maps: Option<Vec<crate::format::vds::VirtualMapping>>,
+    ) -> Result<(), WriteError> {
+        if maps.is_some() || types::native_complex(&ds.datatype) {
+            self.with_latest_formats(path, |w| {
+                w.create_unbounded(path, ds, fill_heap, attrs, committed, maps)
+            })
+        } else {
+            self.create_unbounded(path, ds, fill_heap, attrs, committed, maps)
+        }
+    }
+
+    /// [`Writer::create_with_layout`] within the bounds the file has.
+    fn create_unbounded(
         &mut self,
         path: &str,
         ds: &Dataset,
@@ -1116,7 +1204,7 @@ impl Writer {
         )?;
         drop(fill_mem);
         self.open = Some((path.to_string(), dset));
-        Ok(())
+        self.note_type(path, None, &ds.datatype)
     }
 
     fn dataset(&mut self, path: &str) -> Result<i64, WriteError> {
@@ -1236,9 +1324,16 @@ impl Writer {
         let space = Self::space(dataspace, &where_)?;
         let cn = cstr(name, &where_, "attribute name")?;
         let (obj, _owned) = self.object(path, &where_)?;
-        let attr = replace_attribute(obj, &cn, tid, space.id(), &where_)?;
+        let attr = if types::native_complex(datatype) {
+            self.with_latest_formats(&where_, |_| {
+                replace_attribute(obj, &cn, tid, space.id(), &where_)
+            })?
+        } else {
+            replace_attribute(obj, &cn, tid, space.id(), &where_)?
+        };
         if n == 0 {
-            return Ok(());
+            drop(attr);
+            return self.note_type(path, Some(name), datatype);
         }
         let aid = attr.id();
         let written = self.with_buffer(
@@ -1255,8 +1350,10 @@ impl Writer {
             // behind with whatever libhdf5 holds (zeros, empty sequences).
             drop(attr);
             let _ = locked(|| unsafe { h5a::H5Adelete(obj, cn.as_ptr()) });
+            return written;
         }
-        written
+        drop(attr);
+        self.note_type(path, Some(name), datatype)
     }
 
     /// Bytes that `elements` elements of `ds` take; `bytes` must be exactly

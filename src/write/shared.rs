@@ -39,24 +39,47 @@ impl Writer {
     /// The committed datatype written for source header `source`, opened,
     /// when there is one and it equals `built` (the type built from the
     /// same message); `None` otherwise (the caller uses `built`, a copy).
+    /// A type that named a committed one but cannot share it is said in a
+    /// note ([`Writer::take_type_notes`]): same type, no longer shared.
     pub(super) fn committed_type(
-        &self,
+        &mut self,
         source: Option<u64>,
         built: hid_t,
         path: &str,
     ) -> Option<Hid> {
-        let target = self.committed.get(&source?)?;
-        let fid = self.fid(path).ok()?;
-        let c = cstr(target, path, "committed datatype").ok()?;
+        let addr = source?;
+        let why = match self.shared_type(addr, built, path) {
+            Ok(t) => return Some(t),
+            Err(why) => why,
+        };
+        self.type_notes.push(format!(
+            "{path}: its committed datatype (source header at {addr}) {why}: written with a \
+             copy of the type, not shared"
+        ));
+        None
+    }
+
+    /// [`Writer::committed_type`]'s look-up; why not where it fails.
+    fn shared_type(&self, addr: u64, built: hid_t, path: &str) -> Result<Hid, String> {
+        let target = self
+            .committed
+            .get(&addr)
+            .ok_or_else(|| "was not written".to_string())?;
+        let fid = self.fid(path).map_err(|e| e.to_string())?;
+        let c = cstr(target, path, "committed datatype").map_err(|e| e.to_string())?;
         let t = hid(
             locked(|| unsafe { h5t::H5Topen2(fid, c.as_ptr(), h5p::H5P_DEFAULT) }),
             Kind::Datatype,
             path,
             "H5Topen2",
         )
-        .ok()?;
+        .map_err(|e| format!("at {target} cannot be opened ({e})"))?;
         let equal = locked(|| unsafe { h5t::H5Tequal(t.id(), built) });
-        (equal > 0).then_some(t)
+        if equal > 0 {
+            Ok(t)
+        } else {
+            Err(format!("at {target} differs from the type read here"))
+        }
     }
 
     /// The names of the links in `group`, in creation order (the group
@@ -109,8 +132,13 @@ impl Writer {
     /// are ignored. libhdf5 gives a moved link the next creation order of
     /// its group, so each link from the first one out of place on is moved
     /// away and back, in the wanted order.
-    pub fn reorder_links(&mut self, group: &str, names: &[String]) -> Result<(), WriteError> {
-        let current = self.links_by_creation_order(group)?;
+    ///
+    /// A link that cannot be moved back from its temporary name is tried
+    /// once more; if it stays there, [`ReorderError::Stranded`] says where.
+    pub fn reorder_links(&mut self, group: &str, names: &[String]) -> Result<(), ReorderError> {
+        let current = self
+            .links_by_creation_order(group)
+            .map_err(ReorderError::NotKept)?;
         let present: HashSet<&str> = current.iter().map(String::as_str).collect();
         let mut seen = HashSet::new();
         let mut want: Vec<&str> = names
@@ -138,9 +166,141 @@ impl Writer {
         let tmp = member_path(group, &tmp);
         for name in &want[first..] {
             let path = member_path(group, name);
-            self.rename(&path, &tmp)?;
-            self.rename(&tmp, &path)?;
+            self.rename(&path, &tmp).map_err(ReorderError::NotKept)?;
+            if let Err(error) = self.move_back(&tmp, &path) {
+                if self.move_back(&tmp, &path).is_err() {
+                    return Err(ReorderError::Stranded {
+                        path,
+                        stranded: tmp,
+                        error,
+                    });
+                }
+            }
         }
         Ok(())
+    }
+
+    /// The second half of a reordering move.
+    fn move_back(&mut self, tmp: &str, path: &str) -> Result<(), WriteError> {
+        #[cfg(test)]
+        if tests::FAIL_MOVE_BACK.with(std::cell::Cell::get) {
+            return Err(WriteError::new(
+                path,
+                "H5Lmove",
+                "failure injected by a test",
+            ));
+        }
+        self.rename(tmp, path)
+    }
+}
+
+/// Why [`Writer::reorder_links`] did not put a group's links in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReorderError {
+    /// The links keep the order they were written in; every link has its
+    /// name.
+    NotKept(WriteError),
+    /// The link `path` could not be moved back from its temporary name:
+    /// it is at `stranded`, the output is otherwise whole.
+    Stranded {
+        path: String,
+        stranded: String,
+        error: WriteError,
+    },
+}
+
+impl std::fmt::Display for ReorderError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReorderError::NotKept(e) => write!(f, "{e}"),
+            ReorderError::Stranded {
+                path,
+                stranded,
+                error,
+            } => write!(
+                f,
+                "{path} left under the temporary name {stranded} (moving it back failed twice: \
+                 {error})"
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ReorderError;
+    use crate::write::{CreationOrder, Writer};
+    use std::cell::Cell;
+
+    thread_local! {
+        /// Makes every move back of a reordering fail (this thread only).
+        pub(super) static FAIL_MOVE_BACK: Cell<bool> = const { Cell::new(false) };
+    }
+
+    /// A link whose move back fails stays under the temporary name, and
+    /// the error says so, typed; without the failure the order is put
+    /// right.
+    #[test]
+    fn a_link_that_cannot_be_moved_back_is_reported_stranded() {
+        let dir = tempfile::tempdir().unwrap();
+        let tracked = CreationOrder {
+            tracked: true,
+            indexed: true,
+        };
+        let mut w = Writer::create(&dir.path().join("out.h5")).unwrap();
+        w.group_ordered("/g", tracked, CreationOrder::default())
+            .unwrap();
+        for n in ["b", "a"] {
+            w.group(&format!("/g/{n}")).unwrap();
+        }
+        let want = vec!["a".to_string(), "b".to_string()];
+        FAIL_MOVE_BACK.with(|f| f.set(true));
+        let e = w.reorder_links("/g", &want).unwrap_err();
+        FAIL_MOVE_BACK.with(|f| f.set(false));
+        let ReorderError::Stranded { path, stranded, .. } = &e else {
+            panic!("{e:?}");
+        };
+        assert_eq!(path, "/g/a");
+        assert_eq!(stranded, "/g/h5salvage-reorder");
+        assert!(!w.exists("/g/a").unwrap() && w.exists(stranded).unwrap());
+        assert!(
+            e.to_string().contains("left under the temporary name"),
+            "{e}"
+        );
+        w.rename(stranded, "/g/a").unwrap();
+        w.reorder_links("/g", &want).unwrap();
+        assert_eq!(w.links_by_creation_order("/g").unwrap(), want);
+        w.finish(false).unwrap();
+    }
+
+    /// A dataset whose committed datatype was not written (or differs)
+    /// gets a copy of the type, and a note says it is no longer shared.
+    #[test]
+    fn a_committed_type_that_cannot_be_shared_is_noted() {
+        let dir = tempfile::tempdir().unwrap();
+        let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/rich_earliest.h5");
+        let file = std::fs::read(fixture).unwrap();
+        let inv = crate::walk::walk("rich", &file);
+        let ds = inv
+            .object("/datasets/chunked")
+            .unwrap()
+            .dataset
+            .clone()
+            .unwrap();
+        let mut w = Writer::create(&dir.path().join("out.h5")).unwrap();
+        let none = crate::write::HeapValues::default();
+        w.create_dataset("/plain", &ds, &none, CreationOrder::default(), None)
+            .unwrap();
+        assert!(w.take_type_notes().is_empty());
+        w.create_dataset("/d", &ds, &none, CreationOrder::default(), Some(4242))
+            .unwrap();
+        let notes = w.take_type_notes();
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(
+            notes[0]
+                .starts_with("/d: its committed datatype (source header at 4242) was not written"),
+            "{notes:?}"
+        );
+        w.finish(false).unwrap();
     }
 }

@@ -17,6 +17,7 @@
 
 use std::collections::HashMap;
 use std::ffi::c_void;
+use std::sync::OnceLock;
 
 use hdf5::globals as g;
 use hdf5_sys::h5i::hid_t;
@@ -159,6 +160,152 @@ pub(crate) fn compound_layout<'a>(
         .checked_sub(shrink)
         .ok_or_else(|| bad("members extend past the compound's size"))?;
     Ok((members.iter().zip(moffs).collect(), total))
+}
+
+/// The linked libhdf5's version (`H5get_libversion`), asked once.
+pub(crate) fn libversion() -> (u32, u32, u32) {
+    static V: OnceLock<(u32, u32, u32)> = OnceLock::new();
+    *V.get_or_init(|| {
+        let (mut a, mut b, mut c) = (0, 0, 0);
+        let rc = locked(|| unsafe { hdf5_sys::h5::H5get_libversion(&mut a, &mut b, &mut c) });
+        if rc < 0 {
+            (0, 0, 0)
+        } else {
+            (a, b, c)
+        }
+    })
+}
+
+/// `H5Tcomplex_create` (HDF5 2.0 and later).
+type ComplexCreate = unsafe extern "C" fn(hid_t) -> hid_t;
+
+#[cfg(feature = "static-hdf5")]
+extern "C" {
+    /// In the HDF5 (2.x) the wheel compiles and links statically.
+    fn H5Tcomplex_create(base_type_id: hid_t) -> hid_t;
+}
+
+/// `H5Tcomplex_create` of the linked libhdf5, if it has one (2.0 and
+/// later). The command line links the system's shared libhdf5, 1.10 on
+/// Debian, which lacks it: the symbol is looked up at run time, so that
+/// the binary links against either. The wheel's static HDF5 is 2.x.
+fn complex_create() -> Option<ComplexCreate> {
+    static F: OnceLock<Option<ComplexCreate>> = OnceLock::new();
+    *F.get_or_init(|| {
+        if libversion() < (2, 0, 0) {
+            return None;
+        }
+        #[cfg(feature = "static-hdf5")]
+        {
+            Some(H5Tcomplex_create as ComplexCreate)
+        }
+        #[cfg(not(feature = "static-hdf5"))]
+        {
+            // SAFETY: dlsym with a NUL-terminated name; a non-null result
+            // is libhdf5's `hid_t H5Tcomplex_create(hid_t)` (H5Tpublic.h).
+            let f = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"H5Tcomplex_create".as_ptr()) };
+            (!f.is_null()).then(|| unsafe { std::mem::transmute::<*mut c_void, ComplexCreate>(f) })
+        }
+    })
+}
+
+/// True if `dt` holds the complex class (HDF5 2.0) anywhere.
+pub(crate) fn contains_complex(dt: &Datatype, depth: u32) -> bool {
+    if depth > MAX_DEPTH {
+        return false;
+    }
+    match &dt.class {
+        DatatypeClass::Complex { .. } => true,
+        DatatypeClass::Compound { members } => members
+            .iter()
+            .any(|m| contains_complex(&m.datatype, depth + 1)),
+        DatatypeClass::Array { base, .. }
+        | DatatypeClass::Enumeration { base, .. }
+        | DatatypeClass::VariableLength { base, .. } => contains_complex(base, depth + 1),
+        _ => false,
+    }
+}
+
+/// True if `dt` holds the complex class and the linked libhdf5 writes it
+/// as such: its datatype message (version 5, HDF5 2.0) needs the latest
+/// formats allowed while it is stored.
+pub(crate) fn native_complex(dt: &Datatype) -> bool {
+    complex_create().is_some() && contains_complex(dt, 0)
+}
+
+/// What the output says where a complex type (HDF5 2.0) was written as
+/// h5py's `{r, i}` compound because the linked libhdf5 cannot write the
+/// class; `None` where nothing was substituted. The bytes are the same
+/// (real part, then imaginary part, each of the base type: spec IV.A.2.d,
+/// class 11, rectangular form); h5py reads such a compound as complex.
+pub(crate) fn complex_substitute_note(dt: &Datatype) -> Option<String> {
+    if !contains_complex(dt, 0) || complex_create().is_some() {
+        return None;
+    }
+    let (a, b, c) = libversion();
+    Some(format!(
+        "HDF5 complex class written as h5py's {{r, i}} compound: linked libhdf5 {a}.{b}.{c} \
+         cannot write the complex class"
+    ))
+}
+
+/// A complex type (spec IV.A.2.d, class 11): the native class where the
+/// linked libhdf5 has it, else h5py's compound `{r: base, i: base}`,
+/// whose bytes are the same. Only the homogeneous rectangular form exists
+/// in HDF5 2.0.
+fn complex(
+    dt: &Datatype,
+    homogeneous: bool,
+    form: u8,
+    base: &Datatype,
+    path: &str,
+    depth: u32,
+) -> Result<Hid, WriteError> {
+    if !homogeneous || form != 0 || !matches!(base.class, DatatypeClass::FloatingPoint { .. }) {
+        return Err(WriteError::new(
+            path,
+            "datatype",
+            format!(
+                "a complex type of form {form}{} over {} is not supported by the writer \
+                 (HDF5 2.0 defines the homogeneous rectangular form of floats only)",
+                if homogeneous { "" } else { ", not homogeneous" },
+                base.describe()
+            ),
+        ));
+    }
+    let part = usize_of(u64::from(base.size), path, "complex part size")?;
+    if part.checked_mul(2) != Some(dt.size as usize) {
+        return Err(WriteError::new(
+            path,
+            "complex datatype",
+            format!("size {} is not twice its base's {part}", dt.size),
+        ));
+    }
+    let b = build(base, path, depth + 1)?;
+    if let Some(create) = complex_create() {
+        return hid(
+            locked(|| unsafe { create(b.hid.id()) }),
+            Kind::Datatype,
+            path,
+            "H5Tcomplex_create",
+        );
+    }
+    let t = hid(
+        locked(|| unsafe { h5t::H5Tcreate(h5t::H5T_class_t::H5T_COMPOUND, 2 * part) }),
+        Kind::Datatype,
+        path,
+        "H5Tcreate(compound for complex)",
+    )?;
+    for (name, off) in [(c"r", 0), (c"i", part)] {
+        locked(|| unsafe {
+            check(
+                h5t::H5Tinsert(t.id(), name.as_ptr(), off, b.hid.id()),
+                path,
+                "H5Tinsert(complex part)",
+            )
+        })?;
+    }
+    Ok(t)
 }
 
 fn copy_of(base: hid_t, path: &str) -> Result<Hid, WriteError> {
@@ -532,9 +679,11 @@ pub(crate) fn build(dt: &Datatype, path: &str, depth: u32) -> Result<Built, Writ
                 "H5Tarray_create2",
             )?
         }
-        DatatypeClass::Complex { .. } => {
-            return unsupported("the complex class (HDF5 2.0) with libhdf5 1.10")
-        }
+        DatatypeClass::Complex {
+            homogeneous,
+            form,
+            base,
+        } => complex(dt, *homogeneous, *form, base, path, depth)?,
     };
     let mem_size = mem_size(dt, path, depth)?;
     // libhdf5 reads `elements x H5Tget_size` bytes from every buffer it is

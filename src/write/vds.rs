@@ -28,6 +28,41 @@ extern "C" {
 const MAX_MAPPINGS: usize = 100_000;
 
 impl Writer {
+    /// Where the paths of the input written next go in the output: the
+    /// (source, destination) pairs of every unit `merge` takes from it, so
+    /// that a virtual dataset whose source lies in the same file (source
+    /// file ".") names the source's copy in the output. `None` (the
+    /// default): paths keep their names.
+    pub fn set_same_file_units(&mut self, units: Option<Vec<(String, String)>>) {
+        self.same_file_units = units;
+    }
+
+    /// The name in the output of `name`, the source dataset of mapping `i`
+    /// of `path` in the same file; a degraded-value note where no unit
+    /// taken from the input holds it (named as stored, it may name nothing
+    /// or another input's dataset).
+    fn same_file_source(&mut self, name: &str, path: &str, i: usize) -> String {
+        let Some(units) = &self.same_file_units else {
+            return name.to_string();
+        };
+        // Source dataset names are resolved from the file's root.
+        let abs = if name.starts_with('/') {
+            name.to_string()
+        } else {
+            format!("/{name}")
+        };
+        match unit_path(units, &abs) {
+            Some(dest) => dest,
+            None => {
+                self.notes.push(format!(
+                    "{path}: mapping {i}: its source {abs} in the same file is not copied from \
+                     this input: named as stored, it may name no dataset or another input's"
+                ));
+                name.to_string()
+            }
+        }
+    }
+
     /// Creates the virtual dataset `ds` at `path` with `mappings` (see
     /// [`Writer::create_dataset`] for the other arguments).
     pub fn create_virtual_dataset(
@@ -40,6 +75,34 @@ impl Writer {
     ) -> Result<(), WriteError> {
         let none = HeapValues::default();
         self.create_with_layout(path, ds, &none, attrs, committed, Some(mappings))
+    }
+
+    /// Runs `f` with the output's upper libver bound at the latest formats
+    /// (a virtual layout is layout message version 4, from 1.10; the
+    /// complex class is datatype message version 5, from 2.0), then puts
+    /// the output's own bound back (1.8 for a new output, latest for a
+    /// copy), whatever the outcome: what is written next keeps it.
+    pub(super) fn with_latest_formats<T>(
+        &mut self,
+        path: &str,
+        f: impl FnOnce(&mut Writer) -> Result<T, WriteError>,
+    ) -> Result<T, WriteError> {
+        let fid = self.fid(path)?;
+        let set = |high: h5f::H5F_libver_t, what: &str| {
+            locked(|| unsafe {
+                check(
+                    H5Fset_libver_bounds(fid, h5f::H5F_libver_t::H5F_LIBVER_V18, high),
+                    path,
+                    what,
+                )
+            })
+        };
+        set(h5f::H5F_LIBVER_LATEST, "H5Fset_libver_bounds")?;
+        let done = f(self);
+        let restored = set(self.libver_high, "H5Fset_libver_bounds(restore)");
+        let v = done?;
+        restored?;
+        Ok(v)
     }
 
     /// Adds a virtual dataset's mappings to its creation property list
@@ -61,20 +124,6 @@ impl Writer {
                 format!("{} mappings (at most {MAX_MAPPINGS} recreated)", maps.len()),
             ));
         }
-        // The output is written with 1.8 formats at most; a virtual layout
-        // (layout message version 4) needs the 1.10 ones allowed.
-        let fid = self.fid(path)?;
-        locked(|| unsafe {
-            check(
-                H5Fset_libver_bounds(
-                    fid,
-                    h5f::H5F_libver_t::H5F_LIBVER_V18,
-                    h5f::H5F_LIBVER_LATEST,
-                ),
-                path,
-                "H5Fset_libver_bounds",
-            )
-        })?;
         for (i, m) in maps.iter().enumerate() {
             let at = format!("{path} (mapping {i})");
             let vspace = Self::space(space, &at)?;
@@ -94,8 +143,13 @@ impl Writer {
             let npoints = locked(|| unsafe { h5s::H5Sget_select_npoints(vspace.id()) });
             let src = source_space(&m.source_selection.selection, npoints, &at)?;
             types::select(src.id(), &m.source_selection.selection, &at)?;
+            let source = if m.source_file == "." {
+                self.same_file_source(&m.source_dataset, path, i)
+            } else {
+                m.source_dataset.clone()
+            };
             let file = cstr(&m.source_file, &at, "source file name")?;
-            let dset = cstr(&m.source_dataset, &at, "source dataset name")?;
+            let dset = cstr(&source, &at, "source dataset name")?;
             locked(|| unsafe {
                 check(
                     h5p::H5Pset_virtual(dcpl, vspace.id(), file.as_ptr(), dset.as_ptr(), src.id()),
@@ -106,6 +160,19 @@ impl Writer {
         }
         Ok(())
     }
+}
+
+/// `path` (absolute) in the output: below the unit whose source is its
+/// nearest ancestor (or itself), moved to that unit's destination.
+fn unit_path(units: &[(String, String)], path: &str) -> Option<String> {
+    units
+        .iter()
+        .filter_map(|(src, dest)| {
+            let rest = path.strip_prefix(src.as_str())?;
+            (rest.is_empty() || rest.starts_with('/')).then(|| (src.len(), format!("{dest}{rest}")))
+        })
+        .max_by_key(|(n, _)| *n)
+        .map(|(_, p)| p)
 }
 
 /// A dataspace for a source selection. Only the selection is stored (the
@@ -160,4 +227,69 @@ fn source_space(sel: &Selection, npoints: i64, path: &str) -> Result<super::h5::
         path,
         "H5Screate_simple(source)",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unit_path;
+    use crate::write::h5::locked;
+    use crate::write::Writer;
+    use hdf5_sys::{h5f, h5p};
+
+    /// The file's current libver bounds (its access property list).
+    fn bounds(w: &Writer) -> (h5f::H5F_libver_t, h5f::H5F_libver_t) {
+        let fid = w.fid("/").unwrap();
+        let (mut low, mut high) = (h5f::H5F_LIBVER_LATEST, h5f::H5F_LIBVER_LATEST);
+        locked(|| unsafe {
+            let fapl = h5f::H5Fget_access_plist(fid);
+            assert!(fapl >= 0);
+            assert!(h5p::H5Pget_libver_bounds(fapl, &mut low, &mut high) >= 0);
+            h5p::H5Pclose(fapl);
+        });
+        (low, high)
+    }
+
+    /// A virtual dataset needs the 1.10 formats allowed while it is
+    /// created; the file's own bounds (1.8, 1.8 for a new output) are back
+    /// afterwards, for whatever is written next.
+    #[test]
+    fn a_virtual_dataset_leaves_the_bounds_as_they_were() {
+        let dir = tempfile::tempdir().unwrap();
+        let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/vds/vds_earliest.h5");
+        let file = std::fs::read(fixture).unwrap();
+        let inv = crate::walk::walk("vds", &file);
+        let vds = inv.object("/stack").unwrap().dataset.clone().unwrap();
+        let maps = crate::read::vds::mappings(&inv.image(&file), &vds.layout.class)
+            .unwrap()
+            .unwrap();
+        let mut w = Writer::create(&dir.path().join("out.h5")).unwrap();
+        let v18 = h5f::H5F_libver_t::H5F_LIBVER_V18;
+        assert_eq!(bounds(&w), (v18, v18));
+        w.create_virtual_dataset("/v", &vds, Default::default(), None, maps)
+            .unwrap();
+        assert_eq!(bounds(&w), (v18, v18));
+        w.group("/after").unwrap();
+        w.finish(false).unwrap();
+    }
+
+    #[test]
+    fn same_file_sources_follow_their_unit() {
+        let units = vec![
+            ("/run".to_string(), "/run".to_string()),
+            ("/lost+found/g1".to_string(), "/lost+found/w/g1".to_string()),
+            (
+                "/lost+found/g10".to_string(),
+                "/lost+found/w/g10".to_string(),
+            ),
+        ];
+        let at = |p: &str| unit_path(&units, p);
+        assert_eq!(at("/run/data").as_deref(), Some("/run/data"));
+        assert_eq!(at("/lost+found/g1").as_deref(), Some("/lost+found/w/g1"));
+        assert_eq!(
+            at("/lost+found/g10/d").as_deref(),
+            Some("/lost+found/w/g10/d")
+        );
+        assert_eq!(at("/running/data"), None);
+        assert_eq!(at("/init/x"), None);
+    }
 }

@@ -7,8 +7,8 @@ HDF5 2.0's complex datatype class (class 11): a contiguous dataset /c16 of
 complex128, a chunked /c8 of complex64, an attribute @ca of complex64 on
 the root, next to h5py's usual {r, i} compound form (/compound) and a
 plain dataset. The libhdf5 1.10 the command line links cannot create the
-class: salvage reports those objects lost (with the reason) and keeps the
-rest; it writes no look-alike compound in their place.
+class: salvage writes h5py's {r, i} compound there (same bytes) and says so
+in `h5salvage_type_note`; a libhdf5 2.0 (the wheel's) writes the class.
 """
 
 import os
