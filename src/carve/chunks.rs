@@ -24,14 +24,16 @@
 //!    size, element type and filters; placement happens only where it is
 //!    unambiguous.
 //!
-//! Unfiltered chunks carry no framing and are not searched (yet): they stay
-//! unclaimed bytes.
+//! Unfiltered chunks carry no framing: they are cut from the allocation
+//! chain past the stored end of file, only where the zero runs between
+//! them are explained by exactly one metadata size ([`raw_chain`], section
+//! note below), and are marked unverified wherever they go.
 
 use std::collections::BTreeMap;
 
 use crate::follow::Image;
 use crate::format::is_undefined;
-use crate::format::message::data_layout::LayoutClass;
+use crate::format::message::data_layout::{ChunkIndex, LayoutClass};
 use crate::format::message::filter_pipeline::{DEFLATE, FLETCHER32, SHUFFLE};
 use crate::inventory::{
     ChunkRef, ChunkSearch, Dataset, Inventory, ObjectKind, PlacedChunks, Problem, ProblemKind,
@@ -145,6 +147,25 @@ impl Claimed {
                 .range(start..end)
                 .next()
                 .is_some_and(|(&s, _)| s < end)
+    }
+
+    /// The start of the span covering `pos`, if one does.
+    pub fn start_of(&self, pos: u64) -> Option<u64> {
+        self.spans
+            .range(..=pos)
+            .next_back()
+            .filter(|(_, &e)| e > pos)
+            .map(|(&s, _)| s)
+    }
+
+    /// The end of the last span that ends at or before `pos` (None when
+    /// a span covers `pos - 1` or none ends before it).
+    fn prev_end(&self, pos: u64) -> Option<u64> {
+        self.spans
+            .range(..pos)
+            .next_back()
+            .map(|(_, &e)| e)
+            .filter(|&e| e <= pos)
     }
 
     /// The start of the first span at or after `pos`.
@@ -605,7 +626,7 @@ impl Options {
             let found = templates_of(&inv, &t.display().to_string());
             if found.is_empty() {
                 return Err(format!(
-                    "{}: template has no chunked, deflated dataset",
+                    "{}: template has no chunked, deflated or unfiltered dataset",
                     t.display()
                 ));
             }
@@ -623,7 +644,7 @@ pub fn templates_of(inv: &Inventory, from: &str) -> Vec<Template> {
         .filter(|o| o.status != Status::Lost && !o.header_checksum_failed())
         .filter_map(|o| {
             let ds = o.dataset.as_ref()?;
-            signature(ds)?;
+            signature(ds).or(raw_signature(ds).map(|n| (n, false)))?;
             // Its chunks and extent say nothing about another file.
             let mut dataset = ds.clone();
             dataset.chunks = Vec::new();
@@ -669,39 +690,8 @@ pub fn recover(inv: &mut Inventory, bytes: &[u8], opts: &Options) {
         streams_found: streams.len() as u64,
         ..ChunkSearch::default()
     };
-    // Candidates per signature: own datasets first, then templates for
-    // paths the input does not have.
-    let mut cands: BTreeMap<(u64, bool), Vec<Template>> = BTreeMap::new();
-    for o in inv.objects.iter().filter(|o| o.hard_link_of.is_none()) {
-        let Some(ds) = &o.dataset else { continue };
-        if o.status == Status::Lost || o.header_checksum_failed() {
-            continue;
-        }
-        if let Some(sig) = signature(ds) {
-            cands.entry(sig).or_default().push(Template {
-                path: o.path.clone(),
-                dataset: ds.clone(),
-                from: None,
-            });
-        }
-    }
-    for t in &opts.templates {
-        if inv.object(&t.path).is_some() {
-            continue;
-        }
-        if let Some(sig) = signature(&t.dataset) {
-            let v = cands.entry(sig).or_default();
-            if !v.iter().any(|x| x.path == t.path) {
-                // Another file's chunks and extent say nothing about these.
-                let mut t = t.clone();
-                t.dataset.chunks.clear();
-                if let Some(d0) = t.dataset.dataspace.dims.first_mut() {
-                    *d0 = 0;
-                }
-                v.push(t);
-            }
-        }
-    }
+    let cands = candidates(inv, opts, signature);
+    let stream_spans: Vec<(u64, u64)> = streams.iter().map(|s| (s.offset, s.end())).collect();
     // Streams per signature, in file order.
     let mut groups: BTreeMap<(u64, bool), Vec<Stream>> = BTreeMap::new();
     for s in streams {
@@ -725,9 +715,444 @@ pub fn recover(inv: &mut Inventory, bytes: &[u8], opts: &Options) {
             continue;
         }
         let t = templates.remove(0);
-        place_group(inv, &image, t, sig, &group, opts.infer, &mut search);
+        place_group(inv, &image, t, sig, &group, opts.infer, false, &mut search);
     }
+    recover_unfiltered(inv, &image, opts, &stream_spans, &mut search);
     inv.chunk_search = Some(search);
+}
+
+/// Datasets that found chunks of each signature `sig` can belong to: the
+/// input's own (possibly stale) headers first, then templates for paths
+/// the input does not have (their chunks and extent cleared).
+fn candidates<K: Ord>(
+    inv: &Inventory,
+    opts: &Options,
+    sig: impl Fn(&Dataset) -> Option<K>,
+) -> BTreeMap<K, Vec<Template>> {
+    let mut cands: BTreeMap<K, Vec<Template>> = BTreeMap::new();
+    for o in inv.objects.iter().filter(|o| o.hard_link_of.is_none()) {
+        let Some(ds) = &o.dataset else { continue };
+        if o.status == Status::Lost || o.header_checksum_failed() {
+            continue;
+        }
+        if let Some(k) = sig(ds) {
+            cands.entry(k).or_default().push(Template {
+                path: o.path.clone(),
+                dataset: ds.clone(),
+                from: None,
+            });
+        }
+    }
+    for t in &opts.templates {
+        if inv.object(&t.path).is_some() {
+            continue;
+        }
+        if let Some(k) = sig(&t.dataset) {
+            let v = cands.entry(k).or_default();
+            if !v.iter().any(|x| x.path == t.path) {
+                // Another file's chunks and extent say nothing about these.
+                let mut t = t.clone();
+                t.dataset.chunks.clear();
+                if let Some(d0) = t.dataset.dataspace.dims.first_mut() {
+                    *d0 = 0;
+                }
+                v.push(t);
+            }
+        }
+    }
+    cands
+}
+
+/// The search for unfiltered chunks (section note below): past the stored
+/// end of file only, one chunk size only, placed by allocation order only
+/// when the chain is complete and the index proves every earlier chunk.
+fn recover_unfiltered(
+    inv: &mut Inventory,
+    image: &Image,
+    opts: &Options,
+    stream_spans: &[(u64, u64)],
+    search: &mut ChunkSearch,
+) {
+    let Some(sb) = &inv.superblock else { return };
+    let r0 = sb.base_address.saturating_add(sb.eof_address);
+    let bytes = image.bytes;
+    if r0 >= bytes.len() as u64 {
+        return;
+    }
+    let mut cands = candidates(inv, opts, raw_signature);
+    let size = match cands.keys().collect::<Vec<_>>().as_slice() {
+        [] => return,
+        [one] => **one,
+        many => {
+            search.unfiltered_stopped = Some((
+                r0,
+                format!(
+                    "unfiltered datasets of several chunk sizes ({many:?} bytes): their chunks \
+                     cannot be told apart in the allocation chain; not searched"
+                ),
+            ));
+            return;
+        }
+    };
+    let mut templates = cands.remove(&size).unwrap_or_default();
+    let dss: Vec<&Dataset> = templates.iter().map(|t| &t.dataset).collect();
+    let holes = hole_sizes(&dss, u64::from(image.sizes.offset()));
+    let esize = dss
+        .iter()
+        .map(|d| u64::from(d.datatype.size))
+        .min()
+        .unwrap_or(1);
+    let mut structures = Claimed::default();
+    let mut fixed = Claimed::default();
+    for o in inv.objects.iter().filter(|o| o.hard_link_of.is_none()) {
+        for &(s, e) in &o.header_spans {
+            structures.add(s, e);
+        }
+        let Some(ds) = &o.dataset else { continue };
+        let mut add = |addr: u64, len: u64| {
+            if let Some(abs) = image.absolute(addr).filter(|_| !is_undefined(addr)) {
+                fixed.add(abs, abs.saturating_add(len));
+            }
+        };
+        match &ds.layout.class {
+            LayoutClass::Contiguous { address, size } => {
+                add(*address, size.or(ds.coverage.bytes_present).unwrap_or(0));
+            }
+            LayoutClass::Chunked { .. } => ds.chunks.iter().for_each(|c| add(c.address, c.size)),
+            _ => {}
+        }
+    }
+    for &(s, e) in stream_spans {
+        fixed.add(s, e);
+    }
+    structures.seal();
+    fixed.seal();
+    let chain = raw_chain(bytes, r0, size, esize, &holes, &structures, &fixed);
+    search.unfiltered_found = chain.pieces.len() as u64;
+    search.unfiltered_stopped = chain.stopped.clone();
+    if chain.pieces.is_empty() {
+        return;
+    }
+    let group: Vec<Stream> = chain
+        .pieces
+        .iter()
+        .map(|&offset| Stream {
+            offset,
+            stream_len: size,
+            stored_len: size,
+            inflated_len: size,
+            fletcher32: false,
+        })
+        .collect();
+    let sig = (size, false);
+    if templates.len() != 1 {
+        let names: Vec<String> = templates.iter().map(|t| t.path.clone()).collect();
+        let mut st = stray(
+            Stray::SeveralDatasets(names.clone()),
+            names,
+            templates.first().map(|t| t.dataset.clone()),
+            sig,
+            &group,
+        );
+        st.unfiltered = true;
+        search.stray.push(st);
+        return;
+    }
+    let t = templates.remove(0);
+    // Every chunk before the found ones must be proven by the index, else
+    // how many precede them is unknown.
+    let c0 = match &t.dataset.layout.class {
+        LayoutClass::Chunked { dims, .. } => dims.first().copied().unwrap_or(0),
+        _ => 0,
+    };
+    let mut idx: Vec<u64> = t
+        .dataset
+        .chunks
+        .iter()
+        .filter(|c| c.present)
+        .filter_map(|c| c.offset.first().map(|&o| o / c0.max(1)))
+        .collect();
+    idx.sort_unstable();
+    idx.dedup();
+    let all_proven = idx.iter().enumerate().all(|(i, &x)| x == i as u64);
+    if !chain.complete || !all_proven {
+        let mut st = stray(
+            Stray::ChainBroken,
+            vec![t.path.clone()],
+            Some(t.dataset),
+            sig,
+            &group,
+        );
+        st.unfiltered = true;
+        search.stray.push(st);
+        return;
+    }
+    place_group(inv, image, t, sig, &group, opts.infer, true, search);
+}
+
+// ---------------------------------------------------------------------
+// Unfiltered chunks (issue 13, item 2, no filter pipeline).
+//
+// An unfiltered chunk carries no framing and no checksum: it is just
+// `chunk size` bytes. They are cut from the allocation chain under a model
+// of libhdf5's allocator, checked where the bytes allow, and searched only
+// where that model holds:
+//
+// * only past the superblock's stored end of file (space allocated after
+//   the superblock was last written: the writer did not close the file; a
+//   closed file, healthy or not, has no such space, so the freed chunks of
+//   a deleted dataset are never searched);
+// * libhdf5 allocates each evicted chunk at the end of the file; between
+//   chunks lie only metadata allocations (index nodes, aggregator blocks)
+//   that are never written before a flush (all zero bytes) or are carved
+//   structures; their sizes are known from the dataset's index ([`hole_sizes`]);
+// * the end of the file is the end of the last write, a chunk boundary.
+//
+// [`raw_chain`] walks back from the end of the file: at each boundary the
+// run of zero bytes before it must be explained by exactly one hole size
+// `h` (0 included) such that fewer than one element's bytes of zeros
+// remain at the end of the chunk before it (its last element has a
+// non-zero byte). A chunk whose last element is zero, a zero run no hole
+// size explains, or two sizes that both do, stops the chain (nothing is
+// guessed). The pieces are then placed by the same allocation-order rules
+// as compressed chunks, only when the chain reaches back to the stored end
+// of file and the index proves every earlier chunk.
+
+/// Metadata signatures a piece must not contain (a written structure in
+/// what the chain would take for a chunk stops it).
+const META_SIGNATURES: [&[u8; 4]; 20] = [
+    b"TREE", b"HEAP", b"SNOD", b"OHDR", b"OCHK", b"GCOL", b"FRHP", b"FHDB", b"FHIB", b"FSHD",
+    b"FSSE", b"BTHD", b"BTIN", b"BTLF", b"EAHD", b"EAIB", b"EASB", b"EADB", b"FAHD", b"FADB",
+];
+
+/// libhdf5's default metadata (and small raw data) aggregator block size.
+pub const META_BLOCK: u64 = 2048;
+
+/// Most hole sizes considered (sums of up to three base sizes).
+const MAX_HOLE_SUMS: usize = 3;
+
+/// Byte size of an unfiltered chunk of `ds`: chunked, no filter pipeline,
+/// a fixed-size type without addresses.
+fn raw_signature(ds: &Dataset) -> Option<u64> {
+    let LayoutClass::Chunked { dims, .. } = &ds.layout.class else {
+        return None;
+    };
+    if ds.filters.as_ref().is_some_and(|f| !f.filters.is_empty()) {
+        return None;
+    }
+    if ds.datatype.is_variable_length() || ds.datatype.contains_reference() {
+        return None;
+    }
+    ds.chunk_bytes(dims).filter(|&b| b > 0)
+}
+
+/// Sizes a run of never-written metadata between two chunks can have for
+/// datasets `dss` (offsets of `so` bytes): whole aggregator blocks, the
+/// chunk index's own nodes when they are larger (a version-1 B-tree node
+/// of K = 32, spec III.A.1; a version-2 B-tree node; extensible-array data
+/// blocks of 2048 bytes or more, spec VII.B), and sums of up to three.
+pub fn hole_sizes(dss: &[&Dataset], so: u64) -> Vec<u64> {
+    let mut base = vec![META_BLOCK];
+    for ds in dss {
+        let LayoutClass::Chunked { dims, index, .. } = &ds.layout.class else {
+            continue;
+        };
+        let rank = dims.len() as u64 + 1;
+        match index {
+            ChunkIndex::BtreeV1 { .. } => {
+                let k = 32u64;
+                base.push(8 + 2 * so + (2 * k + 1) * (8 + 8 * rank) + 2 * k * so);
+            }
+            ChunkIndex::BtreeV2 { node_size, .. } => base.push(u64::from(*node_size)),
+            ChunkIndex::ExtensibleArray {
+                max_bits,
+                min_elements,
+                page_bits,
+                ..
+            } => {
+                let off = u64::from(max_bits.div_ceil(8));
+                let page = 1u64 << (*page_bits).min(24);
+                let mut n = u64::from(*min_elements).max(1);
+                while n <= page {
+                    let size = 4 + 1 + 1 + so + off + n * so + 4;
+                    if size >= META_BLOCK {
+                        base.push(size);
+                    }
+                    n *= 2;
+                }
+            }
+            _ => {}
+        }
+    }
+    base.sort_unstable();
+    base.dedup();
+    let mut sums = base.clone();
+    let mut last = base.clone();
+    for _ in 1..MAX_HOLE_SUMS {
+        let next: Vec<u64> = last
+            .iter()
+            .flat_map(|a| base.iter().map(move |b| a + b))
+            .collect();
+        sums.extend(&next);
+        last = next;
+    }
+    sums.sort_unstable();
+    sums.dedup();
+    sums
+}
+
+/// The allocation chain of unfiltered chunks walked back from the end of
+/// `bytes` down to `r0` (see the section note).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RawChain {
+    /// Absolute offsets of the chunks found, in file order.
+    pub pieces: Vec<u64>,
+    /// The chain reached `r0` (only zero bytes, structures and known
+    /// allocations before its first chunk).
+    pub complete: bool,
+    /// Where and why it stopped, when not complete.
+    pub stopped: Option<(u64, String)>,
+}
+
+/// Walks the chain of unfiltered chunks of `size` bytes (elements of
+/// `esize` bytes) from the end of `bytes` back to `r0`. `structures`:
+/// metadata the inventory explains (part of a hole); `fixed`: other known
+/// allocations (indexed chunks, zlib streams), whose ends are boundaries.
+pub fn raw_chain(
+    bytes: &[u8],
+    r0: u64,
+    size: u64,
+    esize: u64,
+    holes: &[u64],
+    structures: &Claimed,
+    fixed: &Claimed,
+) -> RawChain {
+    let finders: Vec<memchr::memmem::Finder> = META_SIGNATURES
+        .iter()
+        .map(|s| memchr::memmem::Finder::new(&s[..]))
+        .collect();
+    let mut chain = RawChain::default();
+    let esize = esize.max(1);
+    let mut pos = bytes.len() as u64;
+    let stop = |chain: &mut RawChain, at: u64, why: String| {
+        chain.stopped = Some((at, why));
+    };
+    while chain.pieces.len() < MAX_STREAMS {
+        if pos <= r0 {
+            chain.complete = true;
+            break;
+        }
+        // A known allocation ending here: the boundary before it is its start.
+        if let Some(e) = fixed.covering(pos - 1) {
+            if e != pos {
+                stop(
+                    &mut chain,
+                    pos,
+                    "the chain ends inside a known allocation".into(),
+                );
+                break;
+            }
+            pos = fixed.start_of(pos - 1).unwrap_or(r0);
+            continue;
+        }
+        if structures.covering(pos - 1).is_some_and(|e| e > pos) {
+            stop(
+                &mut chain,
+                pos,
+                "the chain ends inside a known structure".into(),
+            );
+            break;
+        }
+        // The run of zero bytes and known structures before `pos`.
+        let mut q = pos;
+        while q > r0 {
+            if let Some(s) = structures.start_of(q - 1) {
+                q = s.max(r0);
+                continue;
+            }
+            if fixed.covering(q - 1).is_some() {
+                break;
+            }
+            let lim = [structures.prev_end(q), fixed.prev_end(q)]
+                .into_iter()
+                .flatten()
+                .fold(r0, u64::max);
+            let run = bytes.get(lim as usize..q as usize).unwrap_or(&[]);
+            match run.iter().rposition(|&b| b != 0) {
+                Some(i) => {
+                    q = lim + i as u64 + 1;
+                    break;
+                }
+                None => q = lim,
+            }
+        }
+        let z = pos - q;
+        if q <= r0 {
+            chain.complete = true;
+            break;
+        }
+        let pinned = fixed.covering(q - 1).is_some();
+        let fits = |h: u64| h <= z && if pinned { h == z } else { z - h < esize };
+        let cands: Vec<u64> = std::iter::once(0)
+            .chain(holes.iter().copied())
+            .filter(|&h| fits(h))
+            .collect();
+        let h = match cands.as_slice() {
+            [h] => *h,
+            [] => {
+                stop(
+                    &mut chain,
+                    q,
+                    format!("{z} zero bytes before {pos:#x} match no metadata size (or a chunk ends with a zero element)"),
+                );
+                break;
+            }
+            _ => {
+                stop(
+                    &mut chain,
+                    q,
+                    format!(
+                        "{z} zero bytes before {pos:#x} fit several metadata sizes ({cands:?})"
+                    ),
+                );
+                break;
+            }
+        };
+        let end = pos - h;
+        if pinned && h == z {
+            pos = end;
+            continue;
+        }
+        let Some(start) = end.checked_sub(size).filter(|&s| s >= r0) else {
+            stop(
+                &mut chain,
+                end,
+                "a chunk would start before the stored end of file".into(),
+            );
+            break;
+        };
+        if structures.overlaps(start, end) || fixed.overlaps(start, end) {
+            stop(
+                &mut chain,
+                start,
+                "a chunk would overlap a known structure or allocation".into(),
+            );
+            break;
+        }
+        let piece = &bytes[start as usize..end as usize];
+        if finders.iter().any(|f| f.find(piece).is_some()) {
+            stop(
+                &mut chain,
+                start,
+                "the bytes before hold a metadata signature".into(),
+            );
+            break;
+        }
+        chain.pieces.push(start);
+        pos = start;
+    }
+    chain.pieces.reverse();
+    chain
 }
 
 fn stray(
@@ -744,10 +1169,13 @@ fn stray(
         inflated_len: sig.0,
         chunks: group.iter().map(|s| (s.offset, s.stored_len)).collect(),
         fletcher32: sig.1,
+        unfiltered: false,
     }
 }
 
-/// Places one signature's streams into the one dataset that has it.
+/// Places one signature's streams into the one dataset that has it
+/// (`unfiltered`: raw pieces of the unfiltered chain, marked unverified).
+#[allow(clippy::too_many_arguments)]
 fn place_group(
     inv: &mut Inventory,
     image: &Image,
@@ -755,9 +1183,14 @@ fn place_group(
     sig: (u64, bool),
     group: &[Stream],
     infer: bool,
+    unfiltered: bool,
     search: &mut ChunkSearch,
 ) {
     let names = vec![t.path.clone()];
+    let stray = |why, names, layout, sig, group: &[Stream]| StrayChunks {
+        unfiltered,
+        ..stray(why, names, layout, sig, group)
+    };
     if !infer {
         search
             .stray
@@ -832,7 +1265,9 @@ fn place_group(
     });
     // The last indexed chunk reaches past the stored extent: partly filled.
     let stored0 = dims[0];
-    let partial_tail = last.is_some_and(|l| l.index.saturating_add(1).saturating_mul(c0) > stored0);
+    // (An unfiltered chunk is rewritten in place: its record stays right.)
+    let partial_tail =
+        !unfiltered && last.is_some_and(|l| l.index.saturating_add(1).saturating_mul(c0) > stored0);
     let row_bytes = cdims
         .iter()
         .skip(1)
@@ -893,7 +1328,7 @@ fn place_group(
     if placed.is_empty() {
         return;
     }
-    apply(inv, image, t, placed, c0, search);
+    apply(inv, image, t, placed, c0, unfiltered, search);
 }
 
 /// Adds placed chunks to the dataset (creating it from its template when
@@ -904,6 +1339,7 @@ fn apply(
     t: Template,
     placed: Vec<(u64, &Stream, bool)>,
     c0: u64,
+    unfiltered: bool,
     search: &mut ChunkSearch,
 ) {
     let idx = match inv
@@ -1010,6 +1446,15 @@ fn apply(
         stored_dims,
         ds.dataspace.dims
     );
+    if unfiltered {
+        record.rule = format!(
+            "UNVERIFIED unfiltered chunks (no framing, no checksum: the bytes are as found, \
+             their positions inferred): cut from the allocation chain walked back from the end \
+             of the file to the stored end of file, every zero run between two chunks explained \
+             by exactly one metadata allocation size; {}",
+            record.rule
+        );
+    }
     let grown = ds.dataspace.dims.clone();
     o.damage(
         Status::Partial,
@@ -1018,8 +1463,9 @@ fn apply(
             record.chunks.first().map(|c| c.1),
             "chunk",
             format!(
-                "{} chunk(s) placed by allocation order, not by an index record (extent {:?}, stored {:?})",
+                "{} {}chunk(s) placed by allocation order, not by an index record (extent {:?}, stored {:?})",
                 record.chunks.len(),
+                if unfiltered { "unverified unfiltered " } else { "" },
                 grown,
                 stored_dims
             ),
