@@ -796,7 +796,8 @@ fn recover_unfiltered(
     };
     let mut templates = cands.remove(&size).unwrap_or_default();
     let dss: Vec<&Dataset> = templates.iter().map(|t| &t.dataset).collect();
-    let holes = hole_sizes(&dss, u64::from(image.sizes.offset()));
+    let so = u64::from(image.sizes.offset());
+    let holes = hole_sizes(&dss, so);
     let esize = dss
         .iter()
         .map(|d| u64::from(d.datatype.size))
@@ -809,6 +810,13 @@ fn recover_unfiltered(
             structures.add(s, e);
         }
         let Some(ds) = &o.dataset else { continue };
+        // Index nodes whose records were carved (a node is written whole,
+        // its unused records zero).
+        for r in &ds.beyond_index.records {
+            if let Some(n) = node_size(ds, r.structure, so) {
+                structures.add(r.at, r.at.saturating_add(n));
+            }
+        }
         let mut add = |addr: u64, len: u64| {
             if let Some(abs) = image.absolute(addr).filter(|_| !is_undefined(addr)) {
                 fixed.add(abs, abs.saturating_add(len));
@@ -859,22 +867,29 @@ fn recover_unfiltered(
         return;
     }
     let t = templates.remove(0);
-    // Every chunk before the found ones must be proven by the index, else
-    // how many precede them is unknown.
+    // Every chunk allocated before the stored end of file (when the header
+    // was last written: its extent covered them) must lie at or below the
+    // last chunk the index proves, else how many precede the found ones is
+    // unknown. Gaps between proven chunks are checked by `place_by_order`.
     let c0 = match &t.dataset.layout.class {
-        LayoutClass::Chunked { dims, .. } => dims.first().copied().unwrap_or(0),
-        _ => 0,
+        LayoutClass::Chunked { dims, .. } => dims.first().copied().unwrap_or(0).max(1),
+        _ => 1,
     };
-    let mut idx: Vec<u64> = t
+    let proven_end = t
         .dataset
         .chunks
         .iter()
         .filter(|c| c.present)
-        .filter_map(|c| c.offset.first().map(|&o| o / c0.max(1)))
-        .collect();
-    idx.sort_unstable();
-    idx.dedup();
-    let all_proven = idx.iter().enumerate().all(|(i, &x)| x == i as u64);
+        .filter_map(|c| c.offset.first().map(|&o| o / c0 + 1))
+        .max()
+        .unwrap_or(0);
+    let stored_end = t
+        .dataset
+        .dataspace
+        .dims
+        .first()
+        .map_or(0, |&d| d.div_ceil(c0));
+    let all_proven = proven_end >= stored_end;
     if !chain.complete || !all_proven {
         let mut st = stray(
             Stray::ChainBroken,
@@ -946,6 +961,23 @@ fn raw_signature(ds: &Dataset) -> Option<u64> {
     ds.chunk_bytes(dims).filter(|&b| b > 0)
 }
 
+/// Size of a chunk-index node `structure` of `ds` whose size the layout
+/// gives: a version-1 B-tree node (K = 32, spec III.A.1) or a version-2
+/// B-tree node (spec III.A.2).
+fn node_size(ds: &Dataset, structure: &str, so: u64) -> Option<u64> {
+    let LayoutClass::Chunked { dims, index, .. } = &ds.layout.class else {
+        return None;
+    };
+    match (index, structure) {
+        (ChunkIndex::BtreeV1 { .. }, "TREE") => {
+            let (k, rank) = (32u64, dims.len() as u64 + 1);
+            Some(8 + 2 * so + (2 * k + 1) * (8 + 8 * rank) + 2 * k * so)
+        }
+        (ChunkIndex::BtreeV2 { node_size, .. }, "BTLF" | "BTIN") => Some(u64::from(*node_size)),
+        _ => None,
+    }
+}
+
 /// Sizes a run of never-written metadata between two chunks can have for
 /// datasets `dss` (offsets of `so` bytes): whole aggregator blocks, the
 /// chunk index's own nodes when they are larger (a version-1 B-tree node
@@ -954,34 +986,28 @@ fn raw_signature(ds: &Dataset) -> Option<u64> {
 pub fn hole_sizes(dss: &[&Dataset], so: u64) -> Vec<u64> {
     let mut base = vec![META_BLOCK];
     for ds in dss {
-        let LayoutClass::Chunked { dims, index, .. } = &ds.layout.class else {
+        let LayoutClass::Chunked { index, .. } = &ds.layout.class else {
             continue;
         };
-        let rank = dims.len() as u64 + 1;
-        match index {
-            ChunkIndex::BtreeV1 { .. } => {
-                let k = 32u64;
-                base.push(8 + 2 * so + (2 * k + 1) * (8 + 8 * rank) + 2 * k * so);
-            }
-            ChunkIndex::BtreeV2 { node_size, .. } => base.push(u64::from(*node_size)),
-            ChunkIndex::ExtensibleArray {
-                max_bits,
-                min_elements,
-                page_bits,
-                ..
-            } => {
-                let off = u64::from(max_bits.div_ceil(8));
-                let page = 1u64 << (*page_bits).min(24);
-                let mut n = u64::from(*min_elements).max(1);
-                while n <= page {
-                    let size = 4 + 1 + 1 + so + off + n * so + 4;
-                    if size >= META_BLOCK {
-                        base.push(size);
-                    }
-                    n *= 2;
+        base.extend(node_size(ds, "TREE", so));
+        base.extend(node_size(ds, "BTLF", so));
+        if let ChunkIndex::ExtensibleArray {
+            max_bits,
+            min_elements,
+            page_bits,
+            ..
+        } = index
+        {
+            let off = u64::from(max_bits.div_ceil(8));
+            let page = 1u64 << (*page_bits).min(24);
+            let mut n = u64::from(*min_elements).max(1);
+            while n <= page {
+                let size = 4 + 1 + 1 + so + off + n * so + 4;
+                if size >= META_BLOCK {
+                    base.push(size);
                 }
+                n *= 2;
             }
-            _ => {}
         }
     }
     base.sort_unstable();
@@ -1680,5 +1706,156 @@ mod tests {
             place_by_order(&[a(5, 0), a(40, 1)], &[(40, 5), (50, 5)], true, &mut never),
             vec![Slot::Left(Stray::PartialTail); 2]
         );
+    }
+    /// An unfiltered chunk of `n` f64 rows like an appender's: its first
+    /// bytes are zero (low mantissa bytes), its last is not.
+    fn raw(seed: u64, n: usize) -> Vec<u8> {
+        (0..n as u64)
+            .flat_map(|i| (((seed << 24) + i) as f64 * 65536.0).to_le_bytes())
+            .collect()
+    }
+
+    fn claimed(spans: &[(u64, u64)]) -> Claimed {
+        let mut c = Claimed::default();
+        for &(s, e) in spans {
+            c.add(s, e);
+        }
+        c.seal();
+        c
+    }
+
+    #[test]
+    fn raw_chain_steps_over_metadata_holes() {
+        // r0 = 100; 700 zero bytes, chunks A B, a 2048 hole, C, a 2616
+        // hole, D E up to the end of the file.
+        let s = 64usize;
+        let mut file = vec![7u8; 100];
+        file.extend(vec![0u8; 700]);
+        let mut expect = Vec::new();
+        for (k, hole) in [(1u64, 0usize), (2, 0), (3, 2048), (4, 2616), (5, 0)] {
+            file.extend(vec![0u8; hole]);
+            expect.push(file.len() as u64);
+            file.extend(raw(k, s / 8));
+        }
+        assert_eq!(file[expect[0] as usize], 0, "chunks start with zero bytes");
+        let holes = [2048, 2616, 4096, 4664, 5232];
+        let none = Claimed::default();
+        let c = raw_chain(&file, 100, s as u64, 8, &holes, &none, &none);
+        assert_eq!(c.pieces, expect);
+        assert!(c.complete, "{:?}", c.stopped);
+        // A hole size that is not a metadata size: the chain stops there
+        // and keeps only what it proved after it.
+        let c = raw_chain(&file, 100, s as u64, 8, &[2616], &none, &none);
+        assert!(!c.complete);
+        assert_eq!(c.pieces, expect[2..]);
+        // Two sizes that both explain a zero run: stops (no guess).
+        let c = raw_chain(&file, 100, s as u64, 8, &[2048, 2610, 2616], &none, &none);
+        assert!(!c.complete);
+        assert_eq!(c.pieces, expect[3..]);
+    }
+
+    #[test]
+    fn raw_chain_refuses_what_it_cannot_prove() {
+        let s = 64usize;
+        let holes = [2048];
+        let none = Claimed::default();
+        // The chunk before a hole ends with a zero element: its end, hence
+        // the hole's size, is unknown.
+        let mut a = raw(1, s / 8);
+        a[s - 8..].fill(0);
+        let mut file = vec![0u8; 100];
+        file.extend(&a);
+        file.extend(vec![0u8; 2048]);
+        let last = file.len() as u64;
+        file.extend(raw(2, s / 8));
+        let c = raw_chain(&file, 0, s as u64, 8, &holes, &none, &none);
+        assert_eq!((c.pieces, c.complete), (vec![last], false));
+        // A zero chunk next to a hole: chunk or hole cannot be told.
+        let mut file = vec![0u8; 100];
+        file.extend(raw(1, s / 8));
+        file.extend(vec![0u8; 2048 + s]);
+        let last = file.len() as u64;
+        file.extend(raw(2, s / 8));
+        let c = raw_chain(&file, 0, s as u64, 8, &holes, &none, &none);
+        assert_eq!((c.pieces, c.complete), (vec![last], false));
+        // A metadata signature where a chunk would be: stops.
+        let mut file = vec![0u8; 100];
+        let mut b = raw(1, s / 8);
+        b[20..24].copy_from_slice(b"TREE");
+        file.extend(&b);
+        let last = file.len() as u64;
+        file.extend(raw(2, s / 8));
+        let c = raw_chain(&file, 0, s as u64, 8, &holes, &none, &none);
+        assert_eq!((c.pieces, c.complete), (vec![last], false));
+        // Nothing past r0: nothing.
+        let c = raw_chain(&file, file.len() as u64, s as u64, 8, &holes, &none, &none);
+        assert_eq!((c.pieces.len(), c.complete), (0, true));
+    }
+
+    #[test]
+    fn raw_chain_passes_known_allocations_and_structures() {
+        // An indexed chunk (fixed) and a carved node (structure) inside a
+        // 2048 hole: the chain passes both; a gap after a known allocation
+        // must be exactly a metadata size.
+        let s = 64usize;
+        let mut file = vec![0u8; 100];
+        let a = file.len() as u64;
+        file.extend(raw(1, s / 8));
+        let idx = file.len() as u64;
+        file.extend(raw(2, s / 8));
+        let node = file.len() as u64;
+        file.extend(b"TREE");
+        file.extend(vec![9u8; 96]);
+        file.extend(vec![0u8; 2048 - 100]);
+        let b = file.len() as u64;
+        file.extend(raw(3, s / 8));
+        let fixed = claimed(&[(idx, idx + s as u64)]);
+        let st = claimed(&[(node, node + 100)]);
+        let c = raw_chain(&file, 50, s as u64, 8, &[2048], &st, &fixed);
+        assert_eq!(c.pieces, vec![a, b]);
+        assert!(c.complete, "{:?}", c.stopped);
+        // Without the structure claimed, the node's bytes stop it.
+        let c = raw_chain(&file, 50, s as u64, 8, &[2048], &Claimed::default(), &fixed);
+        assert_eq!((c.pieces, c.complete), (vec![b], false));
+        // A gap after the indexed chunk that is no metadata size: stops.
+        let c = raw_chain(&file, 50, s as u64, 8, &[2000], &st, &fixed);
+        assert!(!c.complete);
+    }
+
+    #[test]
+    fn hole_sizes_of_a_v1_btree_dataset() {
+        // Rank 2 (keys of 3 offsets): 24 + 65 * 32 + 64 * 8 = 2616, what
+        // libhdf5 allocates for each chunk B-tree node; with 2048 blocks
+        // and sums of up to three.
+        let ds = Dataset {
+            datatype: crate::format::message::datatype::Datatype::unsigned(8),
+            dataspace: crate::format::message::dataspace::Dataspace {
+                version: 1,
+                kind: crate::format::message::dataspace::DataspaceKind::Simple,
+                dims: vec![0, 50],
+                max_dims: None,
+            },
+            layout: crate::format::message::data_layout::DataLayout {
+                version: 3,
+                class: LayoutClass::Chunked {
+                    dims: vec![64, 50],
+                    element_size: Some(8),
+                    flags: 0,
+                    index: ChunkIndex::BtreeV1 { address: 0 },
+                },
+            },
+            filters: None,
+            fill_value: None,
+            external_files: false,
+            chunks: Vec::new(),
+            coverage: Default::default(),
+            beyond_index: Default::default(),
+        };
+        assert_eq!(raw_signature(&ds), Some(64 * 50 * 8));
+        let h = hole_sizes(&[&ds], 8);
+        for x in [2048, 2616, 4096, 4664, 5232, 6144, 7848] {
+            assert!(h.contains(&x), "{x} in {h:?}");
+        }
+        assert_eq!(h.len(), 9);
     }
 }
