@@ -773,10 +773,18 @@ fn recover_unfiltered(
     stream_spans: &[(u64, u64)],
     search: &mut ChunkSearch,
 ) {
+    // Only space allocated after the superblock was last written, in a
+    // file the writer did not close (a version-3 superblock whose "open for
+    // write" flag is clear was closed: what lies past its end is not its
+    // allocations); whitespace a text tool appended is not searched.
     let Some(sb) = &inv.superblock else { return };
-    let r0 = sb.base_address.saturating_add(sb.eof_address);
+    if sb.version >= 3 && !sb.open_for_write() {
+        return;
+    }
+    let r0 = sb.stored_file_size();
     let bytes = image.bytes;
-    if r0 >= bytes.len() as u64 {
+    let tail = usize::try_from(r0).ok().and_then(|r| bytes.get(r..));
+    if tail.is_none_or(|t| t.is_empty() || t.iter().all(u8::is_ascii_whitespace)) {
         return;
     }
     let mut cands = candidates(inv, opts, raw_signature);
