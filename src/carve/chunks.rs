@@ -951,8 +951,10 @@ const META_SIGNATURES: [&[u8; 4]; 20] = [
 /// libhdf5's default metadata (and small raw data) aggregator block size.
 pub const META_BLOCK: u64 = 2048;
 
-/// Most hole sizes considered (sums of up to three base sizes).
+/// Hole sizes are sums of up to this many base sizes ...
 const MAX_HOLE_SUMS: usize = 3;
+/// ... of at most this many distinct base sizes (bounded: many templates).
+const MAX_HOLE_BASES: usize = 64;
 
 /// Byte size of an unfiltered chunk of `ds`: chunked, no filter pipeline,
 /// a fixed-size type without addresses.
@@ -1020,6 +1022,7 @@ pub fn hole_sizes(dss: &[&Dataset], so: u64) -> Vec<u64> {
     }
     base.sort_unstable();
     base.dedup();
+    base.truncate(MAX_HOLE_BASES);
     let mut sums = base.clone();
     let mut last = base.clone();
     for _ in 1..MAX_HOLE_SUMS {
@@ -1049,7 +1052,8 @@ pub struct RawChain {
 }
 
 /// Walks the chain of unfiltered chunks of `size` bytes (elements of
-/// `esize` bytes) from the end of `bytes` back to `r0`. `structures`:
+/// `esize` bytes) from the end of `bytes` back to `r0`; `holes` (sorted)
+/// are the sizes of metadata allocations ([`hole_sizes`]). `structures`:
 /// metadata the inventory explains (part of a hole); `fixed`: other known
 /// allocations (indexed chunks, zlib streams), whose ends are boundaries.
 pub fn raw_chain(
@@ -1127,8 +1131,11 @@ pub fn raw_chain(
         }
         let pinned = fixed.covering(q - 1).is_some();
         let fits = |h: u64| h <= z && if pinned { h == z } else { z - h < esize };
+        // `holes` is sorted: only sizes in (z - esize, z] can fit.
+        let lo = holes.partition_point(|&h| h + esize <= z);
+        let hi = holes.partition_point(|&h| h <= z);
         let cands: Vec<u64> = std::iter::once(0)
-            .chain(holes.iter().copied())
+            .chain(holes[lo..hi].iter().copied())
             .filter(|&h| fits(h))
             .collect();
         let h = match cands.as_slice() {
