@@ -1065,10 +1065,8 @@ pub fn raw_chain(
     structures: &Claimed,
     fixed: &Claimed,
 ) -> RawChain {
-    let finders: Vec<memchr::memmem::Finder> = META_SIGNATURES
-        .iter()
-        .map(|s| memchr::memmem::Finder::new(&s[..]))
-        .collect();
+    // One pass over each piece for every signature.
+    let signatures = aho_corasick::AhoCorasick::new(META_SIGNATURES.iter().map(|s| &s[..])).ok();
     let mut chain = RawChain::default();
     let esize = esize.max(1);
     let mut pos = bytes.len() as u64;
@@ -1181,7 +1179,7 @@ pub fn raw_chain(
             break;
         }
         let piece = &bytes[start as usize..end as usize];
-        if finders.iter().any(|f| f.find(piece).is_some()) {
+        if signatures.as_ref().is_none_or(|a| a.is_match(piece)) {
             stop(
                 &mut chain,
                 start,
