@@ -1069,6 +1069,7 @@ pub fn raw_chain(
     let signatures = aho_corasick::AhoCorasick::new(META_SIGNATURES.iter().map(|s| &s[..])).ok();
     let mut chain = RawChain::default();
     let esize = esize.max(1);
+    let min_hole = holes.first().copied().unwrap_or(META_BLOCK).max(esize);
     let mut pos = bytes.len() as u64;
     let stop = |chain: &mut RawChain, at: u64, why: String| {
         chain.stopped = Some((at, why));
@@ -1123,6 +1124,22 @@ pub fn raw_chain(
             }
         }
         let z = pos - q;
+        // The chunk after a hole (or after the zeros that reach `r0`) must
+        // start with an element that is not all zero: else its start, and
+        // every position before it, could be off by that element.
+        let leads_zero = z > 0
+            && chain.pieces.last() == Some(&pos)
+            && bytes
+                .get(pos as usize..(pos + esize) as usize)
+                .is_none_or(|e| e.iter().all(|&b| b == 0));
+        if leads_zero {
+            stop(
+                &mut chain,
+                pos,
+                format!("the chunk at {pos:#x}, after zero bytes, starts with a zero element"),
+            );
+            break;
+        }
         if q <= r0 {
             chain.complete = true;
             break;
@@ -1184,6 +1201,18 @@ pub fn raw_chain(
                 &mut chain,
                 start,
                 "the bytes before hold a metadata signature".into(),
+            );
+            break;
+        }
+        // A long zero run inside could hide a hole (a chunk shifted by it).
+        if piece
+            .split(|&b| b != 0)
+            .any(|run| run.len() as u64 >= min_hole)
+        {
+            stop(
+                &mut chain,
+                start,
+                format!("the chunk at {start:#x} holds {min_hole} or more zero bytes in a row (a hole?)"),
             );
             break;
         }
@@ -1833,6 +1862,37 @@ mod tests {
         // A gap after the indexed chunk that is no metadata size: stops.
         let c = raw_chain(&file, 50, s as u64, 8, &[2000], &st, &fixed);
         assert!(!c.complete);
+    }
+
+    #[test]
+    fn raw_chain_catches_a_chunk_whose_zero_tail_completes_another_hole() {
+        // B ends with 568 zero bytes before a 2048 hole: the 2616 zero
+        // bytes also fit a 2616 hole (a B-tree node). Taking it shifts A
+        // and B by 568 bytes; the shifted first chunk then starts with
+        // zero elements after the leading zeros: the chain stops, nothing
+        // is complete, so nothing is placed by order.
+        let s = 1024usize;
+        let mut file = vec![0u8; 3000];
+        file.extend(raw(1, s / 8));
+        let mut b = raw(2, s / 8);
+        b[s - 568..].fill(0);
+        file.extend(&b);
+        file.extend(vec![0u8; 2048]);
+        let c = file.len() as u64;
+        file.extend(raw(3, s / 8));
+        let none = Claimed::default();
+        let chain = raw_chain(&file, 100, s as u64, 8, &[2048, 2616], &none, &none);
+        assert!(!chain.complete, "{chain:?}");
+        assert_eq!(chain.pieces.last(), Some(&c));
+        // A long zero run inside a piece stops the chain too.
+        let mut file = vec![0u8; 100];
+        let mut a = raw(1, 4096 / 8);
+        a[1000..3100].fill(0);
+        file.extend(&a);
+        let last = file.len() as u64;
+        file.extend(raw(2, 4096 / 8));
+        let chain = raw_chain(&file, 0, 4096, 8, &[2048], &none, &none);
+        assert_eq!((chain.pieces, chain.complete), (vec![last], false));
     }
 
     #[test]
