@@ -176,7 +176,19 @@ impl Claimed {
     /// Everything the inventory's objects occupy: header spans, indexed
     /// chunks, contiguous data (absolute offsets).
     pub fn of(inv: &Inventory, image: &Image) -> Claimed {
+        let (mut c, data) = Claimed::split_of(inv, image);
+        for (&s, &e) in &data.spans {
+            c.add(s, e);
+        }
+        c.seal();
+        c
+    }
+
+    /// [`Claimed::of`] in two parts, not sealed: metadata (object header
+    /// spans) and data (indexed chunks, contiguous data).
+    fn split_of(inv: &Inventory, image: &Image) -> (Claimed, Claimed) {
         let mut c = Claimed::default();
+        let mut data = Claimed::default();
         let mut d = flate2::Decompress::new(true);
         let mut out = Vec::new();
         for o in inv.objects.iter().filter(|o| o.hard_link_of.is_none()) {
@@ -186,7 +198,7 @@ impl Claimed {
             let Some(ds) = &o.dataset else { continue };
             let mut add = |addr: u64, len: u64| {
                 if let Some(abs) = image.absolute(addr).filter(|_| !is_undefined(addr)) {
-                    c.add(abs, abs.saturating_add(len));
+                    data.add(abs, abs.saturating_add(len));
                 }
             };
             match &ds.layout.class {
@@ -219,8 +231,7 @@ impl Claimed {
                 _ => {}
             }
         }
-        c.seal();
-        c
+        (c, data)
     }
 }
 
@@ -811,31 +822,14 @@ fn recover_unfiltered(
         .map(|d| u64::from(d.datatype.size))
         .min()
         .unwrap_or(1);
-    let mut structures = Claimed::default();
-    let mut fixed = Claimed::default();
-    for o in inv.objects.iter().filter(|o| o.hard_link_of.is_none()) {
-        for &(s, e) in &o.header_spans {
-            structures.add(s, e);
-        }
-        let Some(ds) = &o.dataset else { continue };
-        // Index nodes whose records were carved (a node is written whole,
-        // its unused records zero).
+    let (mut structures, mut fixed) = Claimed::split_of(inv, image);
+    // Index nodes whose records were carved (a node is written whole, its
+    // unused records zero).
+    for ds in inv.objects.iter().filter_map(|o| o.dataset.as_ref()) {
         for r in &ds.beyond_index.records {
             if let Some(n) = node_size(ds, r.structure, so) {
                 structures.add(r.at, r.at.saturating_add(n));
             }
-        }
-        let mut add = |addr: u64, len: u64| {
-            if let Some(abs) = image.absolute(addr).filter(|_| !is_undefined(addr)) {
-                fixed.add(abs, abs.saturating_add(len));
-            }
-        };
-        match &ds.layout.class {
-            LayoutClass::Contiguous { address, size } => {
-                add(*address, size.or(ds.coverage.bytes_present).unwrap_or(0));
-            }
-            LayoutClass::Chunked { .. } => ds.chunks.iter().for_each(|c| add(c.address, c.size)),
-            _ => {}
         }
     }
     for &(s, e) in stream_spans {
