@@ -189,6 +189,12 @@ pub struct ChunkSearch {
     /// Complete zlib streams found in space no known structure or chunk
     /// claims.
     pub streams_found: u64,
+    /// Unfiltered chunks cut from the allocation chain past the stored end
+    /// of file (unverifiable bytes: no framing, no checksum).
+    pub unfiltered_found: u64,
+    /// Why the unfiltered chain stopped before the stored end of file
+    /// (offset and reason), when it did.
+    pub unfiltered_stopped: Option<(u64, String)>,
     /// Datasets that received chunks placed by allocation order.
     pub placed: Vec<PlacedChunks>,
     /// Chunks that could not be placed: written under `/lost+found`.
@@ -258,6 +264,11 @@ pub enum StrayReason {
     PartialTail,
     /// Placing them would exceed the dataset's maximum dimensions.
     BeyondMaxShape,
+    /// Unfiltered chunks: the allocation chain from the end of the file
+    /// could not be followed back to the stored end of file, or the index
+    /// does not prove every chunk before them: how many chunks precede
+    /// them is unknown.
+    ChainBroken,
 }
 
 impl std::fmt::Display for StrayReason {
@@ -281,6 +292,7 @@ impl std::fmt::Display for StrayReason {
             StrayReason::OrderInconsistent => write!(f, "the found chunks do not fill the gaps between indexed chunks exactly: allocation order is not trusted from there on"),
             StrayReason::PartialTail => write!(f, "the last indexed chunk was partly filled and the next chunk on disk is not a newer version of it"),
             StrayReason::BeyondMaxShape => write!(f, "placing them would exceed the dataset's maximum shape"),
+            StrayReason::ChainBroken => write!(f, "unfiltered chunks: the allocation chain could not be followed back to the last time the superblock was written (or the index does not prove every earlier chunk): how many chunks precede them is unknown"),
         }
     }
 }
@@ -304,6 +316,9 @@ pub struct StrayChunks {
     pub chunks: Vec<(u64, u64)>,
     /// A Fletcher-32 checksum follows each stream.
     pub fletcher32: bool,
+    /// Unfiltered chunks cut from the allocation chain: each `chunks` entry
+    /// is the raw chunk (stored length = chunk size), unverifiable.
+    pub unfiltered: bool,
 }
 
 /// Counts from a carving pass (signature search without a trusted root).

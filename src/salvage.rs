@@ -1201,8 +1201,13 @@ fn write_stray(
         kind: "chunks",
         result: Recovery::Partial,
         reasons: vec![format!(
-            "{} chunk(s) found by their deflate framing, not placed: {}",
+            "{} chunk(s) found by {}, not placed: {}",
             st.chunks.len(),
+            if st.unfiltered {
+                "the unfiltered allocation chain (unverified bytes)"
+            } else {
+                "their deflate framing"
+            },
             st.reason
         )],
         notes: Vec::new(),
@@ -1280,8 +1285,13 @@ fn write_stray(
         dest,
         "h5salvage_stray",
         &format!(
-            "chunks found by their deflate framing (complete zlib stream, Adler-32 verified), \
-             one per row, in file order; not placed in a dataset: {}. Layout: {what}",
+            "{}, one per row, in file order; not placed in a dataset: {}. Layout: {what}",
+            if st.unfiltered {
+                "UNVERIFIED unfiltered chunks (no framing, no checksum) cut from the allocation \
+                 chain past the stored end of file"
+            } else {
+                "chunks found by their deflate framing (complete zlib stream, Adler-32 verified)"
+            },
             st.reason
         ),
     )?;

@@ -157,7 +157,11 @@ fn assert_rows(v: &Value, expect: Expect, what: &str) {
                 "{what}: {name}: not marked partial: {d}"
             );
         }
-        eprintln!("{what}: {name}: {d}");
+        let mut shown = d.clone();
+        if let Some(t) = shown["inferred"].as_str() {
+            shown["inferred"] = Value::from(t.chars().take(300).collect::<String>());
+        }
+        eprintln!("{what}: {name}: {shown}");
     }
 }
 
@@ -503,4 +507,277 @@ fn pytables_table_append_with_template() {
     let v = check(&killed, &out);
     assert_rows(&v, Expect::AtPath, "pytables");
     assert_inferred(&v, "pytables");
+}
+
+/// Placed unfiltered rows are listed in `h5salvage_inferred`, which says
+/// they are unverified (no framing, no checksum) and how they were cut.
+fn assert_unverified(v: &Value, what: &str) {
+    for (name, d) in v["datasets"].as_object().unwrap() {
+        let text = d["inferred"].as_str().unwrap_or_default();
+        assert!(
+            text.starts_with("rule: UNVERIFIED unfiltered chunks")
+                && text.contains("allocation order")
+                && text.contains("<- file offset"),
+            "{what}: {name}: h5salvage_inferred does not say unverified: {d}"
+        );
+    }
+}
+
+/// Unfiltered appenders (h5py's default `create_dataset(..., maxshape=
+/// (None, ...), chunks=...)`, no compression) killed with nothing but
+/// chunks and never-written metadata past the stored end of file: with a
+/// healthy file of the same script as `--template`, the chunks are cut
+/// from the allocation chain and placed at their path (unverified);
+/// without a template nothing describes them and nothing is guessed; with
+/// `--no-infer` they are a stack under /lost+found.
+fn unfiltered_no_metadata(libver: &str, extra: &[&str], steps: &str) {
+    if !have_h5py("unfiltered_no_metadata") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        &["--writer", "h5py", "--libver", libver, "--filter", "none"][..],
+        extra,
+    ]
+    .concat();
+    let (killed, template) = killed_and_template(dir.path(), &args, steps);
+    let what = format!("h5py {libver} unfiltered {extra:?}");
+    let t = ["--template", template.to_str().unwrap()];
+    let out = salvage(&killed, "with_template.h5", &t);
+    let v = check(&killed, &out);
+    assert_rows(&v, Expect::AtPath, &format!("{what} --template"));
+    assert_unverified(&v, &what);
+    // Without a template nothing says what the bytes are: nothing
+    // recoverable (exit 3, no output), nothing guessed.
+    let o = Command::new(bin())
+        .arg("salvage")
+        .arg(&killed)
+        .arg("-o")
+        .arg(dir.path().join("no_template.h5"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(3), "{what} no template: {o:?}");
+    let out = salvage(&killed, "no_infer.h5", &[t[0], t[1], "--no-infer"]);
+    let v = check(&killed, &out);
+    assert_rows(&v, Expect::LostFound, &format!("{what} --no-infer"));
+    if libver == "earliest" {
+        // The same bytes with a version-0 superblock whose stored end of
+        // file covers them all (as a closed file's does): the unclaimed
+        // space could be freed chunks, it is not searched.
+        let mut b = std::fs::read(&killed).unwrap();
+        let len = b.len() as u64;
+        b[0x28..0x30].copy_from_slice(&len.to_le_bytes());
+        let closed = dir.path().join("closed.h5");
+        std::fs::write(&closed, &b).unwrap();
+        let o = Command::new(bin())
+            .args(["scan", "--json", t[0], t[1]])
+            .arg(&closed)
+            .output()
+            .unwrap();
+        let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(
+            v["chunk_search"]["unfiltered_found"], 0,
+            "{what} closed: {v}"
+        );
+        assert_eq!(
+            v["chunk_search"]["placed"],
+            Value::Array(vec![]),
+            "{what} closed"
+        );
+    }
+}
+
+#[test]
+fn unfiltered_appender_without_metadata_earliest() {
+    // Chunks (64, 50) f8 (25600 bytes) between never-written B-tree nodes.
+    unfiltered_no_metadata("earliest", &[], "3000");
+}
+
+#[test]
+fn unfiltered_appender_without_metadata_latest_1d_small_chunks() {
+    // 800-byte chunks (not a multiple of the 2048-byte aggregator blocks
+    // they interleave with), a 64 KiB chunk cache.
+    unfiltered_no_metadata(
+        "latest",
+        &[
+            "--rank",
+            "1",
+            "--chunk-rows",
+            "100",
+            "--chunk-cache-kib",
+            "64",
+        ],
+        "20000",
+    );
+}
+
+#[test]
+fn unfiltered_appender_without_metadata_odd_chunks_i4() {
+    // 7 x 13 int32 chunks (364 bytes), smaller than every metadata hole.
+    unfiltered_no_metadata(
+        "earliest",
+        &[
+            "--dtype",
+            "i4",
+            "--chunk-rows",
+            "7",
+            "--cols",
+            "13",
+            "--chunk-cache-kib",
+            "64",
+        ],
+        "5000",
+    );
+}
+
+/// An unfiltered appender that flushed every 1000 steps and was killed
+/// between flushes: its own stale header is the template, the flushed
+/// index proves the first rows, the chunks past the stored end of file
+/// follow them in allocation order.
+#[test]
+fn unfiltered_appender_killed_between_flushes() {
+    if !have_h5py("unfiltered_appender_killed_between_flushes") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let killed = write(
+        dir.path(),
+        "killed.h5",
+        &[
+            "--writer",
+            "h5py",
+            "--filter",
+            "none",
+            "--flush-every",
+            "1000",
+            "--chunk-cache-kib",
+            "64",
+            "--kill-after-steps",
+            "2950",
+        ],
+    );
+    let out = salvage(&killed, "out.h5", &[]);
+    let v = check(&killed, &out);
+    assert_rows(&v, Expect::AtPath, "unfiltered flushed");
+    assert_unverified(&v, "unfiltered flushed");
+    let shape = v["datasets"]["series0"]["shape"][0].as_u64().unwrap_or(0);
+    assert!(shape > 20_000, "nothing beyond the flush placed: {v}");
+}
+
+/// Two unfiltered datasets appending side by side with the same chunk
+/// size: the chain is cut, but which chunk is whose cannot be told: one
+/// stack under /lost+found with the template's type, nothing placed.
+#[test]
+fn unfiltered_two_datasets_are_never_guessed() {
+    if !have_h5py("unfiltered_two_datasets_are_never_guessed") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["--writer", "h5py", "--filter", "none", "--datasets", "2"];
+    let (killed, template) = killed_and_template(dir.path(), &args, "3000");
+    let t = ["--template", template.to_str().unwrap()];
+    let out = salvage(&killed, "out.h5", &t);
+    let v = check(&killed, &out);
+    assert_rows(&v, Expect::LostFound, "unfiltered two datasets");
+}
+
+/// Closed files are never searched for unfiltered chunks: a healthy
+/// unfiltered appender gets nothing extra; the freed chunks of a deleted
+/// dataset (bytes of exactly a live dataset's chunk size, no index lists
+/// them) are not put into the live one, neither when the file is healthy
+/// nor when it is damaged (carving and the chunk search run: they lie
+/// inside the stored end of file). Bytes appended after the stored end of
+/// file that do not tile as chunks and metadata are not placed either.
+#[test]
+fn unfiltered_space_of_closed_files_is_not_searched() {
+    if !have_h5py("unfiltered_space_of_closed_files_is_not_searched") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let scan = |input: &Path| -> Value {
+        let o = Command::new(bin())
+            .args(["scan", "--json"])
+            .arg(input)
+            .output()
+            .unwrap();
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    let healthy = write(
+        dir.path(),
+        "healthy.h5",
+        &["--writer", "h5py", "--filter", "none", "--steps", "3000"],
+    );
+    let v = scan(&healthy);
+    assert_eq!(v["verdict"], "healthy", "{v}");
+    assert!(v["chunk_search"].is_null(), "{v}");
+    let freed = dir.path().join("freed.h5");
+    let script = r#"
+import sys, h5py, numpy as np
+f = h5py.File(sys.argv[1], "w")
+for name in ("x", "live"):
+    d = f.create_dataset(name, shape=(0, 50), maxshape=(None, 50), chunks=(64, 50), dtype="<f8")
+    d.resize((640, 50))
+    d[...] = np.arange(640 * 50, dtype="<f8").reshape(640, 50) + (1e6 if name == "x" else 1)
+    f.flush()
+del f["x"]
+f.close()
+"#;
+    let o = python_timed(300)
+        .args(["-c", script])
+        .arg(&freed)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let bytes = std::fs::read(&freed).unwrap();
+    // Damaged: the root group's symbol table node and the deleted
+    // dataset's chunk B-tree (the first chunk node, type 1) destroyed, so
+    // that its freed chunks are bytes no index lists.
+    let damaged = dir.path().join("damaged.h5");
+    let mut b = bytes.clone();
+    let snod = b.windows(4).position(|w| w == b"SNOD").expect("SNOD");
+    let tree = b
+        .windows(5)
+        .position(|w| w == b"TREE\x01")
+        .expect("chunk TREE");
+    for at in [snod, tree] {
+        b[at..at + 4].copy_from_slice(b"XXXX");
+    }
+    std::fs::write(&damaged, &b).unwrap();
+    let v = scan(&damaged);
+    assert!(!v["chunk_search"].is_null(), "the search did not run: {v}");
+    assert_eq!(v["chunk_search"]["unfiltered_found"], 0, "{v}");
+    assert_eq!(v["chunk_search"]["placed"], Value::Array(vec![]), "{v}");
+    // Appended bytes: not a whole number of chunks.
+    let appended = dir.path().join("appended.h5");
+    let mut b = bytes.clone();
+    b.extend((0..64 * 50 + 13).flat_map(|i| (f64::from(i) + 7.5).to_le_bytes()));
+    std::fs::write(&appended, &b).unwrap();
+    let v = scan(&appended);
+    assert!(!v["chunk_search"].is_null(), "the search did not run: {v}");
+    assert_eq!(v["chunk_search"]["placed"], Value::Array(vec![]), "{v}");
+    for (input, lost_found) in [(&freed, "no"), (&appended, "any")] {
+        let out = salvage(input, &format!("{lost_found}_out.h5"), &[]);
+        let script = r#"
+import sys, h5py, numpy as np
+f = h5py.File(sys.argv[1], "r")
+assert sys.argv[2] == "any" or "lost+found" not in f, list(f)
+assert "x" not in f
+d = f["live"]
+assert d.shape == (640, 50), d.shape
+assert (d[()] == np.arange(640 * 50).reshape(640, 50) + 1).all()
+assert "h5salvage_inferred" not in d.attrs
+"#;
+        let o = python_timed(300)
+            .args(["-c", script])
+            .arg(&out)
+            .arg(lost_found)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{}: {}",
+            input.display(),
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
 }

@@ -24,14 +24,16 @@
 //!    size, element type and filters; placement happens only where it is
 //!    unambiguous.
 //!
-//! Unfiltered chunks carry no framing and are not searched (yet): they stay
-//! unclaimed bytes.
+//! Unfiltered chunks carry no framing: they are cut from the allocation
+//! chain past the stored end of file, only where the zero runs between
+//! them are explained by exactly one metadata size ([`raw_chain`], section
+//! note below), and are marked unverified wherever they go.
 
 use std::collections::BTreeMap;
 
 use crate::follow::Image;
 use crate::format::is_undefined;
-use crate::format::message::data_layout::LayoutClass;
+use crate::format::message::data_layout::{ChunkIndex, LayoutClass};
 use crate::format::message::filter_pipeline::{DEFLATE, FLETCHER32, SHUFFLE};
 use crate::inventory::{
     ChunkRef, ChunkSearch, Dataset, Inventory, ObjectKind, PlacedChunks, Problem, ProblemKind,
@@ -147,6 +149,25 @@ impl Claimed {
                 .is_some_and(|(&s, _)| s < end)
     }
 
+    /// The start of the span covering `pos`, if one does.
+    pub fn start_of(&self, pos: u64) -> Option<u64> {
+        self.spans
+            .range(..=pos)
+            .next_back()
+            .filter(|(_, &e)| e > pos)
+            .map(|(&s, _)| s)
+    }
+
+    /// The end of the last span that ends at or before `pos` (None when
+    /// a span covers `pos - 1` or none ends before it).
+    fn prev_end(&self, pos: u64) -> Option<u64> {
+        self.spans
+            .range(..pos)
+            .next_back()
+            .map(|(_, &e)| e)
+            .filter(|&e| e <= pos)
+    }
+
     /// The start of the first span at or after `pos`.
     fn next_start(&self, pos: u64) -> Option<u64> {
         self.spans.range(pos..).next().map(|(&s, _)| s)
@@ -155,7 +176,19 @@ impl Claimed {
     /// Everything the inventory's objects occupy: header spans, indexed
     /// chunks, contiguous data (absolute offsets).
     pub fn of(inv: &Inventory, image: &Image) -> Claimed {
+        let (mut c, data) = Claimed::split_of(inv, image);
+        for (&s, &e) in &data.spans {
+            c.add(s, e);
+        }
+        c.seal();
+        c
+    }
+
+    /// [`Claimed::of`] in two parts, not sealed: metadata (object header
+    /// spans) and data (indexed chunks, contiguous data).
+    fn split_of(inv: &Inventory, image: &Image) -> (Claimed, Claimed) {
         let mut c = Claimed::default();
+        let mut data = Claimed::default();
         // A metadata cache image block holds metadata, never chunks.
         if let Some((s, l)) = inv.cache_image.and_then(|ci| ci.block) {
             c.add(s, s.saturating_add(l));
@@ -169,7 +202,7 @@ impl Claimed {
             let Some(ds) = &o.dataset else { continue };
             let mut add = |addr: u64, len: u64| {
                 if let Some(abs) = image.absolute(addr).filter(|_| !is_undefined(addr)) {
-                    c.add(abs, abs.saturating_add(len));
+                    data.add(abs, abs.saturating_add(len));
                 }
             };
             match &ds.layout.class {
@@ -202,8 +235,7 @@ impl Claimed {
                 _ => {}
             }
         }
-        c.seal();
-        c
+        (c, data)
     }
 }
 
@@ -609,7 +641,7 @@ impl Options {
             let found = templates_of(&inv, &t.display().to_string());
             if found.is_empty() {
                 return Err(format!(
-                    "{}: template has no chunked, deflated dataset",
+                    "{}: template has no chunked, deflated or unfiltered dataset",
                     t.display()
                 ));
             }
@@ -627,7 +659,7 @@ pub fn templates_of(inv: &Inventory, from: &str) -> Vec<Template> {
         .filter(|o| o.status != Status::Lost && !o.header_checksum_failed())
         .filter_map(|o| {
             let ds = o.dataset.as_ref()?;
-            signature(ds)?;
+            signature(ds).or(raw_signature(ds).map(|n| (n, false)))?;
             // Its chunks and extent say nothing about another file.
             let mut dataset = ds.clone();
             dataset.chunks = Vec::new();
@@ -673,39 +705,8 @@ pub fn recover(inv: &mut Inventory, bytes: &[u8], opts: &Options) {
         streams_found: streams.len() as u64,
         ..ChunkSearch::default()
     };
-    // Candidates per signature: own datasets first, then templates for
-    // paths the input does not have.
-    let mut cands: BTreeMap<(u64, bool), Vec<Template>> = BTreeMap::new();
-    for o in inv.objects.iter().filter(|o| o.hard_link_of.is_none()) {
-        let Some(ds) = &o.dataset else { continue };
-        if o.status == Status::Lost || o.header_checksum_failed() {
-            continue;
-        }
-        if let Some(sig) = signature(ds) {
-            cands.entry(sig).or_default().push(Template {
-                path: o.path.clone(),
-                dataset: ds.clone(),
-                from: None,
-            });
-        }
-    }
-    for t in &opts.templates {
-        if inv.object(&t.path).is_some() {
-            continue;
-        }
-        if let Some(sig) = signature(&t.dataset) {
-            let v = cands.entry(sig).or_default();
-            if !v.iter().any(|x| x.path == t.path) {
-                // Another file's chunks and extent say nothing about these.
-                let mut t = t.clone();
-                t.dataset.chunks.clear();
-                if let Some(d0) = t.dataset.dataspace.dims.first_mut() {
-                    *d0 = 0;
-                }
-                v.push(t);
-            }
-        }
-    }
+    let cands = candidates(inv, opts, signature);
+    let stream_spans: Vec<(u64, u64)> = streams.iter().map(|s| (s.offset, s.end())).collect();
     // Streams per signature, in file order.
     let mut groups: BTreeMap<(u64, bool), Vec<Stream>> = BTreeMap::new();
     for s in streams {
@@ -729,9 +730,495 @@ pub fn recover(inv: &mut Inventory, bytes: &[u8], opts: &Options) {
             continue;
         }
         let t = templates.remove(0);
-        place_group(inv, &image, t, sig, &group, opts.infer, &mut search);
+        place_group(inv, &image, t, sig, &group, opts.infer, false, &mut search);
     }
+    recover_unfiltered(inv, &image, opts, &stream_spans, &mut search);
     inv.chunk_search = Some(search);
+}
+
+/// Datasets that found chunks of each signature `sig` can belong to: the
+/// input's own (possibly stale) headers first, then templates for paths
+/// the input does not have (their chunks and extent cleared).
+fn candidates<K: Ord>(
+    inv: &Inventory,
+    opts: &Options,
+    sig: impl Fn(&Dataset) -> Option<K>,
+) -> BTreeMap<K, Vec<Template>> {
+    let mut cands: BTreeMap<K, Vec<Template>> = BTreeMap::new();
+    for o in inv.objects.iter().filter(|o| o.hard_link_of.is_none()) {
+        let Some(ds) = &o.dataset else { continue };
+        if o.status == Status::Lost || o.header_checksum_failed() {
+            continue;
+        }
+        if let Some(k) = sig(ds) {
+            cands.entry(k).or_default().push(Template {
+                path: o.path.clone(),
+                dataset: ds.clone(),
+                from: None,
+            });
+        }
+    }
+    for t in &opts.templates {
+        if inv.object(&t.path).is_some() {
+            continue;
+        }
+        if let Some(k) = sig(&t.dataset) {
+            let v = cands.entry(k).or_default();
+            if !v.iter().any(|x| x.path == t.path) {
+                // Another file's chunks and extent say nothing about these.
+                let mut t = t.clone();
+                t.dataset.chunks.clear();
+                if let Some(d0) = t.dataset.dataspace.dims.first_mut() {
+                    *d0 = 0;
+                }
+                v.push(t);
+            }
+        }
+    }
+    cands
+}
+
+/// The search for unfiltered chunks (section note below): past the stored
+/// end of file only, one chunk size only, placed by allocation order only
+/// when the chain is complete and the index proves every earlier chunk.
+fn recover_unfiltered(
+    inv: &mut Inventory,
+    image: &Image,
+    opts: &Options,
+    stream_spans: &[(u64, u64)],
+    search: &mut ChunkSearch,
+) {
+    // Only space allocated after the superblock was last written, in a
+    // file the writer did not close (a version-3 superblock whose "open for
+    // write" flag is clear was closed: what lies past its end is not its
+    // allocations); whitespace a text tool appended is not searched.
+    let Some(sb) = &inv.superblock else { return };
+    if sb.version >= 3 && !sb.open_for_write() {
+        return;
+    }
+    let r0 = sb.stored_file_size();
+    let bytes = image.bytes;
+    let tail = usize::try_from(r0).ok().and_then(|r| bytes.get(r..));
+    if tail.is_none_or(|t| t.is_empty() || t.iter().all(u8::is_ascii_whitespace)) {
+        return;
+    }
+    let mut cands = candidates(inv, opts, raw_signature);
+    let size = match cands.keys().collect::<Vec<_>>().as_slice() {
+        [] => return,
+        [one] => **one,
+        many => {
+            search.unfiltered_stopped = Some((
+                r0,
+                format!(
+                    "unfiltered datasets of several chunk sizes ({many:?} bytes): their chunks \
+                     cannot be told apart in the allocation chain; not searched"
+                ),
+            ));
+            return;
+        }
+    };
+    let mut templates = cands.remove(&size).unwrap_or_default();
+    let dss: Vec<&Dataset> = templates.iter().map(|t| &t.dataset).collect();
+    let so = u64::from(image.sizes.offset());
+    let holes = hole_sizes(&dss, so);
+    let esize = dss
+        .iter()
+        .map(|d| u64::from(d.datatype.size))
+        .min()
+        .unwrap_or(1);
+    let (mut structures, mut fixed) = Claimed::split_of(inv, image);
+    // Index nodes whose records were carved (a node is written whole, its
+    // unused records zero).
+    for ds in inv.objects.iter().filter_map(|o| o.dataset.as_ref()) {
+        for r in &ds.beyond_index.records {
+            if let Some(n) = node_size(ds, r.structure, so) {
+                structures.add(r.at, r.at.saturating_add(n));
+            }
+        }
+    }
+    for &(s, e) in stream_spans {
+        fixed.add(s, e);
+    }
+    structures.seal();
+    fixed.seal();
+    let chain = raw_chain(bytes, r0, size, esize, &holes, &structures, &fixed);
+    search.unfiltered_found = chain.pieces.len() as u64;
+    search.unfiltered_stopped = chain.stopped.clone();
+    if chain.pieces.is_empty() {
+        return;
+    }
+    let group: Vec<Stream> = chain
+        .pieces
+        .iter()
+        .map(|&offset| Stream {
+            offset,
+            stream_len: size,
+            stored_len: size,
+            inflated_len: size,
+            fletcher32: false,
+        })
+        .collect();
+    let sig = (size, false);
+    if templates.len() != 1 {
+        let names: Vec<String> = templates.iter().map(|t| t.path.clone()).collect();
+        let mut st = stray(
+            Stray::SeveralDatasets(names.clone()),
+            names,
+            templates.first().map(|t| t.dataset.clone()),
+            sig,
+            &group,
+        );
+        st.unfiltered = true;
+        search.stray.push(st);
+        return;
+    }
+    let t = templates.remove(0);
+    // Every chunk allocated before the stored end of file (when the header
+    // was last written: its extent covered them) must lie at or below the
+    // last chunk the index proves, else how many precede the found ones is
+    // unknown. Gaps between proven chunks are checked by `place_by_order`.
+    let c0 = match &t.dataset.layout.class {
+        LayoutClass::Chunked { dims, .. } => dims.first().copied().unwrap_or(0).max(1),
+        _ => 1,
+    };
+    let proven_end = t
+        .dataset
+        .chunks
+        .iter()
+        .filter(|c| c.present)
+        .filter_map(|c| c.offset.first().map(|&o| o / c0 + 1))
+        .max()
+        .unwrap_or(0);
+    let stored_end = t
+        .dataset
+        .dataspace
+        .dims
+        .first()
+        .map_or(0, |&d| d.div_ceil(c0));
+    let all_proven = proven_end >= stored_end;
+    if !chain.complete || !all_proven {
+        let mut st = stray(
+            Stray::ChainBroken,
+            vec![t.path.clone()],
+            Some(t.dataset),
+            sig,
+            &group,
+        );
+        st.unfiltered = true;
+        search.stray.push(st);
+        return;
+    }
+    place_group(inv, image, t, sig, &group, opts.infer, true, search);
+}
+
+// ---------------------------------------------------------------------
+// Unfiltered chunks (issue 13, item 2, no filter pipeline).
+//
+// An unfiltered chunk carries no framing and no checksum: it is just
+// `chunk size` bytes. They are cut from the allocation chain under a model
+// of libhdf5's allocator, checked where the bytes allow, and searched only
+// where that model holds:
+//
+// * only past the superblock's stored end of file (space allocated after
+//   the superblock was last written: the writer did not close the file; a
+//   closed file, healthy or not, has no such space, so the freed chunks of
+//   a deleted dataset are never searched);
+// * libhdf5 allocates each evicted chunk at the end of the file; between
+//   chunks lie only metadata allocations (index nodes, aggregator blocks)
+//   that are never written before a flush (all zero bytes) or are carved
+//   structures; their sizes are known from the dataset's index ([`hole_sizes`]);
+// * the end of the file is the end of the last write, a chunk boundary.
+//
+// [`raw_chain`] walks back from the end of the file: at each boundary the
+// run of zero bytes before it must be explained by exactly one hole size
+// `h` (0 included) such that fewer than one element's bytes of zeros
+// remain at the end of the chunk before it (its last element has a
+// non-zero byte). A chunk whose last element is zero, a zero run no hole
+// size explains, or two sizes that both do, stops the chain (nothing is
+// guessed). The pieces are then placed by the same allocation-order rules
+// as compressed chunks, only when the chain reaches back to the stored end
+// of file and the index proves every earlier chunk.
+
+/// Metadata signatures a piece must not contain (a written structure in
+/// what the chain would take for a chunk stops it).
+const META_SIGNATURES: [&[u8; 4]; 20] = [
+    b"TREE", b"HEAP", b"SNOD", b"OHDR", b"OCHK", b"GCOL", b"FRHP", b"FHDB", b"FHIB", b"FSHD",
+    b"FSSE", b"BTHD", b"BTIN", b"BTLF", b"EAHD", b"EAIB", b"EASB", b"EADB", b"FAHD", b"FADB",
+];
+
+/// libhdf5's default metadata (and small raw data) aggregator block size.
+pub const META_BLOCK: u64 = 2048;
+
+/// Hole sizes are sums of up to this many base sizes ...
+const MAX_HOLE_SUMS: usize = 3;
+/// ... of at most this many distinct base sizes (bounded: many templates).
+const MAX_HOLE_BASES: usize = 64;
+
+/// Byte size of an unfiltered chunk of `ds`: chunked, no filter pipeline,
+/// a fixed-size type without addresses.
+fn raw_signature(ds: &Dataset) -> Option<u64> {
+    let LayoutClass::Chunked { dims, .. } = &ds.layout.class else {
+        return None;
+    };
+    if ds.filters.as_ref().is_some_and(|f| !f.filters.is_empty()) {
+        return None;
+    }
+    if ds.datatype.is_variable_length() || ds.datatype.contains_reference() {
+        return None;
+    }
+    ds.chunk_bytes(dims).filter(|&b| b > 0)
+}
+
+/// Size of a chunk-index node `structure` of `ds` whose size the layout
+/// gives: a version-1 B-tree node (K = 32, spec III.A.1) or a version-2
+/// B-tree node (spec III.A.2).
+fn node_size(ds: &Dataset, structure: &str, so: u64) -> Option<u64> {
+    let LayoutClass::Chunked { dims, index, .. } = &ds.layout.class else {
+        return None;
+    };
+    match (index, structure) {
+        (ChunkIndex::BtreeV1 { .. }, "TREE") => {
+            let (k, rank) = (32u64, dims.len() as u64 + 1);
+            Some(8 + 2 * so + (2 * k + 1) * (8 + 8 * rank) + 2 * k * so)
+        }
+        (ChunkIndex::BtreeV2 { node_size, .. }, "BTLF" | "BTIN") => Some(u64::from(*node_size)),
+        _ => None,
+    }
+}
+
+/// Sizes a run of never-written metadata between two chunks can have for
+/// datasets `dss` (offsets of `so` bytes): whole aggregator blocks, the
+/// chunk index's own nodes when they are larger (a version-1 B-tree node
+/// of K = 32, spec III.A.1; a version-2 B-tree node; extensible-array data
+/// blocks of 2048 bytes or more, spec VII.B), and sums of up to three.
+pub fn hole_sizes(dss: &[&Dataset], so: u64) -> Vec<u64> {
+    let mut base = vec![META_BLOCK];
+    for ds in dss {
+        let LayoutClass::Chunked { index, .. } = &ds.layout.class else {
+            continue;
+        };
+        base.extend(node_size(ds, "TREE", so));
+        base.extend(node_size(ds, "BTLF", so));
+        if let ChunkIndex::ExtensibleArray {
+            max_bits,
+            min_elements,
+            page_bits,
+            ..
+        } = index
+        {
+            let off = u64::from(max_bits.div_ceil(8));
+            let page = 1u64 << (*page_bits).min(24);
+            let mut n = u64::from(*min_elements).max(1);
+            while n <= page {
+                let size = 4 + 1 + 1 + so + off + n * so + 4;
+                if size >= META_BLOCK {
+                    base.push(size);
+                }
+                n *= 2;
+            }
+        }
+    }
+    base.sort_unstable();
+    base.dedup();
+    base.truncate(MAX_HOLE_BASES);
+    let mut sums = base.clone();
+    let mut last = base.clone();
+    for _ in 1..MAX_HOLE_SUMS {
+        let next: Vec<u64> = last
+            .iter()
+            .flat_map(|a| base.iter().map(move |b| a + b))
+            .collect();
+        sums.extend(&next);
+        last = next;
+    }
+    sums.sort_unstable();
+    sums.dedup();
+    sums
+}
+
+/// The allocation chain of unfiltered chunks walked back from the end of
+/// `bytes` down to `r0` (see the section note).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RawChain {
+    /// Absolute offsets of the chunks found, in file order.
+    pub pieces: Vec<u64>,
+    /// The chain reached `r0` (only zero bytes, structures and known
+    /// allocations before its first chunk).
+    pub complete: bool,
+    /// Where and why it stopped, when not complete.
+    pub stopped: Option<(u64, String)>,
+}
+
+/// Walks the chain of unfiltered chunks of `size` bytes (elements of
+/// `esize` bytes) from the end of `bytes` back to `r0`; `holes` (sorted)
+/// are the sizes of metadata allocations ([`hole_sizes`]). `structures`:
+/// metadata the inventory explains (part of a hole); `fixed`: other known
+/// allocations (indexed chunks, zlib streams), whose ends are boundaries.
+pub fn raw_chain(
+    bytes: &[u8],
+    r0: u64,
+    size: u64,
+    esize: u64,
+    holes: &[u64],
+    structures: &Claimed,
+    fixed: &Claimed,
+) -> RawChain {
+    // One pass over each piece for every signature.
+    let signatures = aho_corasick::AhoCorasick::new(META_SIGNATURES.iter().map(|s| &s[..])).ok();
+    let mut chain = RawChain::default();
+    let esize = esize.max(1);
+    let min_hole = holes.first().copied().unwrap_or(META_BLOCK).max(esize);
+    let mut pos = bytes.len() as u64;
+    let stop = |chain: &mut RawChain, at: u64, why: String| {
+        chain.stopped = Some((at, why));
+    };
+    while chain.pieces.len() < MAX_STREAMS {
+        if pos <= r0 {
+            chain.complete = true;
+            break;
+        }
+        // A known allocation ending here: the boundary before it is its start.
+        if let Some(e) = fixed.covering(pos - 1) {
+            if e != pos {
+                stop(
+                    &mut chain,
+                    pos,
+                    "the chain ends inside a known allocation".into(),
+                );
+                break;
+            }
+            pos = fixed.start_of(pos - 1).unwrap_or(r0);
+            continue;
+        }
+        if structures.covering(pos - 1).is_some_and(|e| e > pos) {
+            stop(
+                &mut chain,
+                pos,
+                "the chain ends inside a known structure".into(),
+            );
+            break;
+        }
+        // The run of zero bytes and known structures before `pos`.
+        let mut q = pos;
+        while q > r0 {
+            if let Some(s) = structures.start_of(q - 1) {
+                q = s.max(r0);
+                continue;
+            }
+            if fixed.covering(q - 1).is_some() {
+                break;
+            }
+            let lim = [structures.prev_end(q), fixed.prev_end(q)]
+                .into_iter()
+                .flatten()
+                .fold(r0, u64::max);
+            let run = bytes.get(lim as usize..q as usize).unwrap_or(&[]);
+            match run.iter().rposition(|&b| b != 0) {
+                Some(i) => {
+                    q = lim + i as u64 + 1;
+                    break;
+                }
+                None => q = lim,
+            }
+        }
+        let z = pos - q;
+        // The chunk after a hole (or after the zeros that reach `r0`) must
+        // start with an element that is not all zero: else its start, and
+        // every position before it, could be off by that element.
+        let leads_zero = z > 0
+            && chain.pieces.last() == Some(&pos)
+            && bytes
+                .get(pos as usize..(pos + esize) as usize)
+                .is_none_or(|e| e.iter().all(|&b| b == 0));
+        if leads_zero {
+            stop(
+                &mut chain,
+                pos,
+                format!("the chunk at {pos:#x}, after zero bytes, starts with a zero element"),
+            );
+            break;
+        }
+        if q <= r0 {
+            chain.complete = true;
+            break;
+        }
+        let pinned = fixed.covering(q - 1).is_some();
+        let fits = |h: u64| h <= z && if pinned { h == z } else { z - h < esize };
+        // `holes` is sorted: only sizes in (z - esize, z] can fit.
+        let lo = holes.partition_point(|&h| h + esize <= z);
+        let hi = holes.partition_point(|&h| h <= z);
+        let cands: Vec<u64> = std::iter::once(0)
+            .chain(holes[lo..hi].iter().copied())
+            .filter(|&h| fits(h))
+            .collect();
+        let h = match cands.as_slice() {
+            [h] => *h,
+            [] => {
+                stop(
+                    &mut chain,
+                    q,
+                    format!("{z} zero bytes before {pos:#x} match no metadata size (or a chunk ends with a zero element)"),
+                );
+                break;
+            }
+            _ => {
+                stop(
+                    &mut chain,
+                    q,
+                    format!(
+                        "{z} zero bytes before {pos:#x} fit several metadata sizes ({cands:?})"
+                    ),
+                );
+                break;
+            }
+        };
+        let end = pos - h;
+        if pinned && h == z {
+            pos = end;
+            continue;
+        }
+        let Some(start) = end.checked_sub(size).filter(|&s| s >= r0) else {
+            stop(
+                &mut chain,
+                end,
+                "a chunk would start before the stored end of file".into(),
+            );
+            break;
+        };
+        if structures.overlaps(start, end) || fixed.overlaps(start, end) {
+            stop(
+                &mut chain,
+                start,
+                "a chunk would overlap a known structure or allocation".into(),
+            );
+            break;
+        }
+        let piece = &bytes[start as usize..end as usize];
+        if signatures.as_ref().is_none_or(|a| a.is_match(piece)) {
+            stop(
+                &mut chain,
+                start,
+                "the bytes before hold a metadata signature".into(),
+            );
+            break;
+        }
+        // A long zero run inside could hide a hole (a chunk shifted by it).
+        if piece
+            .split(|&b| b != 0)
+            .any(|run| run.len() as u64 >= min_hole)
+        {
+            stop(
+                &mut chain,
+                start,
+                format!("the chunk at {start:#x} holds {min_hole} or more zero bytes in a row (a hole?)"),
+            );
+            break;
+        }
+        chain.pieces.push(start);
+        pos = start;
+    }
+    chain.pieces.reverse();
+    chain
 }
 
 fn stray(
@@ -748,10 +1235,13 @@ fn stray(
         inflated_len: sig.0,
         chunks: group.iter().map(|s| (s.offset, s.stored_len)).collect(),
         fletcher32: sig.1,
+        unfiltered: false,
     }
 }
 
-/// Places one signature's streams into the one dataset that has it.
+/// Places one signature's streams into the one dataset that has it
+/// (`unfiltered`: raw pieces of the unfiltered chain, marked unverified).
+#[allow(clippy::too_many_arguments)]
 fn place_group(
     inv: &mut Inventory,
     image: &Image,
@@ -759,9 +1249,14 @@ fn place_group(
     sig: (u64, bool),
     group: &[Stream],
     infer: bool,
+    unfiltered: bool,
     search: &mut ChunkSearch,
 ) {
     let names = vec![t.path.clone()];
+    let stray = |why, names, layout, sig, group: &[Stream]| StrayChunks {
+        unfiltered,
+        ..stray(why, names, layout, sig, group)
+    };
     if !infer {
         search
             .stray
@@ -836,7 +1331,9 @@ fn place_group(
     });
     // The last indexed chunk reaches past the stored extent: partly filled.
     let stored0 = dims[0];
-    let partial_tail = last.is_some_and(|l| l.index.saturating_add(1).saturating_mul(c0) > stored0);
+    // (An unfiltered chunk is rewritten in place: its record stays right.)
+    let partial_tail =
+        !unfiltered && last.is_some_and(|l| l.index.saturating_add(1).saturating_mul(c0) > stored0);
     let row_bytes = cdims
         .iter()
         .skip(1)
@@ -897,7 +1394,7 @@ fn place_group(
     if placed.is_empty() {
         return;
     }
-    apply(inv, image, t, placed, c0, search);
+    apply(inv, image, t, placed, c0, unfiltered, search);
 }
 
 /// Adds placed chunks to the dataset (creating it from its template when
@@ -908,6 +1405,7 @@ fn apply(
     t: Template,
     placed: Vec<(u64, &Stream, bool)>,
     c0: u64,
+    unfiltered: bool,
     search: &mut ChunkSearch,
 ) {
     let idx = match inv
@@ -1014,6 +1512,15 @@ fn apply(
         stored_dims,
         ds.dataspace.dims
     );
+    if unfiltered {
+        record.rule = format!(
+            "UNVERIFIED unfiltered chunks (no framing, no checksum: the bytes are as found, \
+             their positions inferred): cut from the allocation chain walked back from the end \
+             of the file to the stored end of file, every zero run between two chunks explained \
+             by exactly one metadata allocation size; {}",
+            record.rule
+        );
+    }
     let grown = ds.dataspace.dims.clone();
     o.damage(
         Status::Partial,
@@ -1022,8 +1529,9 @@ fn apply(
             record.chunks.first().map(|c| c.1),
             "chunk",
             format!(
-                "{} chunk(s) placed by allocation order, not by an index record (extent {:?}, stored {:?})",
+                "{} {}chunk(s) placed by allocation order, not by an index record (extent {:?}, stored {:?})",
                 record.chunks.len(),
+                if unfiltered { "unverified unfiltered " } else { "" },
                 grown,
                 stored_dims
             ),
@@ -1238,5 +1746,187 @@ mod tests {
             place_by_order(&[a(5, 0), a(40, 1)], &[(40, 5), (50, 5)], true, &mut never),
             vec![Slot::Left(Stray::PartialTail); 2]
         );
+    }
+    /// An unfiltered chunk of `n` f64 rows like an appender's: its first
+    /// bytes are zero (low mantissa bytes), its last is not.
+    fn raw(seed: u64, n: usize) -> Vec<u8> {
+        (0..n as u64)
+            .flat_map(|i| (((seed << 24) + i) as f64 * 65536.0).to_le_bytes())
+            .collect()
+    }
+
+    fn claimed(spans: &[(u64, u64)]) -> Claimed {
+        let mut c = Claimed::default();
+        for &(s, e) in spans {
+            c.add(s, e);
+        }
+        c.seal();
+        c
+    }
+
+    #[test]
+    fn raw_chain_steps_over_metadata_holes() {
+        // r0 = 100; 700 zero bytes, chunks A B, a 2048 hole, C, a 2616
+        // hole, D E up to the end of the file.
+        let s = 64usize;
+        let mut file = vec![7u8; 100];
+        file.extend(vec![0u8; 700]);
+        let mut expect = Vec::new();
+        for (k, hole) in [(1u64, 0usize), (2, 0), (3, 2048), (4, 2616), (5, 0)] {
+            file.extend(vec![0u8; hole]);
+            expect.push(file.len() as u64);
+            file.extend(raw(k, s / 8));
+        }
+        assert_eq!(file[expect[0] as usize], 0, "chunks start with zero bytes");
+        let holes = [2048, 2616, 4096, 4664, 5232];
+        let none = Claimed::default();
+        let c = raw_chain(&file, 100, s as u64, 8, &holes, &none, &none);
+        assert_eq!(c.pieces, expect);
+        assert!(c.complete, "{:?}", c.stopped);
+        // A hole size that is not a metadata size: the chain stops there
+        // and keeps only what it proved after it.
+        let c = raw_chain(&file, 100, s as u64, 8, &[2616], &none, &none);
+        assert!(!c.complete);
+        assert_eq!(c.pieces, expect[2..]);
+        // Two sizes that both explain a zero run: stops (no guess).
+        let c = raw_chain(&file, 100, s as u64, 8, &[2048, 2610, 2616], &none, &none);
+        assert!(!c.complete);
+        assert_eq!(c.pieces, expect[3..]);
+    }
+
+    #[test]
+    fn raw_chain_refuses_what_it_cannot_prove() {
+        let s = 64usize;
+        let holes = [2048];
+        let none = Claimed::default();
+        // The chunk before a hole ends with a zero element: its end, hence
+        // the hole's size, is unknown.
+        let mut a = raw(1, s / 8);
+        a[s - 8..].fill(0);
+        let mut file = vec![0u8; 100];
+        file.extend(&a);
+        file.extend(vec![0u8; 2048]);
+        let last = file.len() as u64;
+        file.extend(raw(2, s / 8));
+        let c = raw_chain(&file, 0, s as u64, 8, &holes, &none, &none);
+        assert_eq!((c.pieces, c.complete), (vec![last], false));
+        // A zero chunk next to a hole: chunk or hole cannot be told.
+        let mut file = vec![0u8; 100];
+        file.extend(raw(1, s / 8));
+        file.extend(vec![0u8; 2048 + s]);
+        let last = file.len() as u64;
+        file.extend(raw(2, s / 8));
+        let c = raw_chain(&file, 0, s as u64, 8, &holes, &none, &none);
+        assert_eq!((c.pieces, c.complete), (vec![last], false));
+        // A metadata signature where a chunk would be: stops.
+        let mut file = vec![0u8; 100];
+        let mut b = raw(1, s / 8);
+        b[20..24].copy_from_slice(b"TREE");
+        file.extend(&b);
+        let last = file.len() as u64;
+        file.extend(raw(2, s / 8));
+        let c = raw_chain(&file, 0, s as u64, 8, &holes, &none, &none);
+        assert_eq!((c.pieces, c.complete), (vec![last], false));
+        // Nothing past r0: nothing.
+        let c = raw_chain(&file, file.len() as u64, s as u64, 8, &holes, &none, &none);
+        assert_eq!((c.pieces.len(), c.complete), (0, true));
+    }
+
+    #[test]
+    fn raw_chain_passes_known_allocations_and_structures() {
+        // An indexed chunk (fixed) and a carved node (structure) inside a
+        // 2048 hole: the chain passes both; a gap after a known allocation
+        // must be exactly a metadata size.
+        let s = 64usize;
+        let mut file = vec![0u8; 100];
+        let a = file.len() as u64;
+        file.extend(raw(1, s / 8));
+        let idx = file.len() as u64;
+        file.extend(raw(2, s / 8));
+        let node = file.len() as u64;
+        file.extend(b"TREE");
+        file.extend(vec![9u8; 96]);
+        file.extend(vec![0u8; 2048 - 100]);
+        let b = file.len() as u64;
+        file.extend(raw(3, s / 8));
+        let fixed = claimed(&[(idx, idx + s as u64)]);
+        let st = claimed(&[(node, node + 100)]);
+        let c = raw_chain(&file, 50, s as u64, 8, &[2048], &st, &fixed);
+        assert_eq!(c.pieces, vec![a, b]);
+        assert!(c.complete, "{:?}", c.stopped);
+        // Without the structure claimed, the node's bytes stop it.
+        let c = raw_chain(&file, 50, s as u64, 8, &[2048], &Claimed::default(), &fixed);
+        assert_eq!((c.pieces, c.complete), (vec![b], false));
+        // A gap after the indexed chunk that is no metadata size: stops.
+        let c = raw_chain(&file, 50, s as u64, 8, &[2000], &st, &fixed);
+        assert!(!c.complete);
+    }
+
+    #[test]
+    fn raw_chain_catches_a_chunk_whose_zero_tail_completes_another_hole() {
+        // B ends with 568 zero bytes before a 2048 hole: the 2616 zero
+        // bytes also fit a 2616 hole (a B-tree node). Taking it shifts A
+        // and B by 568 bytes; the shifted first chunk then starts with
+        // zero elements after the leading zeros: the chain stops, nothing
+        // is complete, so nothing is placed by order.
+        let s = 1024usize;
+        let mut file = vec![0u8; 3000];
+        file.extend(raw(1, s / 8));
+        let mut b = raw(2, s / 8);
+        b[s - 568..].fill(0);
+        file.extend(&b);
+        file.extend(vec![0u8; 2048]);
+        let c = file.len() as u64;
+        file.extend(raw(3, s / 8));
+        let none = Claimed::default();
+        let chain = raw_chain(&file, 100, s as u64, 8, &[2048, 2616], &none, &none);
+        assert!(!chain.complete, "{chain:?}");
+        assert_eq!(chain.pieces.last(), Some(&c));
+        // A long zero run inside a piece stops the chain too.
+        let mut file = vec![0u8; 100];
+        let mut a = raw(1, 4096 / 8);
+        a[1000..3100].fill(0);
+        file.extend(&a);
+        let last = file.len() as u64;
+        file.extend(raw(2, 4096 / 8));
+        let chain = raw_chain(&file, 0, 4096, 8, &[2048], &none, &none);
+        assert_eq!((chain.pieces, chain.complete), (vec![last], false));
+    }
+
+    #[test]
+    fn hole_sizes_of_a_v1_btree_dataset() {
+        // Rank 2 (keys of 3 offsets): 24 + 65 * 32 + 64 * 8 = 2616, what
+        // libhdf5 allocates for each chunk B-tree node; with 2048 blocks
+        // and sums of up to three.
+        let ds = Dataset {
+            datatype: crate::format::message::datatype::Datatype::unsigned(8),
+            dataspace: crate::format::message::dataspace::Dataspace {
+                version: 1,
+                kind: crate::format::message::dataspace::DataspaceKind::Simple,
+                dims: vec![0, 50],
+                max_dims: None,
+            },
+            layout: crate::format::message::data_layout::DataLayout {
+                version: 3,
+                class: LayoutClass::Chunked {
+                    dims: vec![64, 50],
+                    element_size: Some(8),
+                    flags: 0,
+                    index: ChunkIndex::BtreeV1 { address: 0 },
+                },
+            },
+            filters: None,
+            fill_value: None,
+            external_files: false,
+            chunks: Vec::new(),
+            coverage: Default::default(),
+            beyond_index: Default::default(),
+        };
+        assert_eq!(raw_signature(&ds), Some(64 * 50 * 8));
+        let h = hole_sizes(&[&ds], 8);
+        for x in [2048, 2616, 4096, 4664, 5232, 6144, 7848] {
+            assert!(h.contains(&x), "{x} in {h:?}");
+        }
+        assert_eq!(h.len(), 9);
     }
 }

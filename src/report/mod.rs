@@ -201,6 +201,8 @@ fn chunk_search_json(inv: &Inventory) -> Value {
     };
     json!({
         "streams_found": search.streams_found,
+        "unfiltered_found": search.unfiltered_found,
+        "unfiltered_stopped": search.unfiltered_stopped.as_ref().map(|(at, why)| json!({"offset": at, "reason": why})),
         "datasets": chunk_counts(inv).into_iter().map(|(path, indexed, placed, stray)| json!({
             "path": path,
             "chunks_indexed": indexed,
@@ -215,6 +217,7 @@ fn chunk_search_json(inv: &Inventory) -> Value {
             "chunks": st.chunks.len(),
             "inflated_len": st.inflated_len,
             "fletcher32": st.fletcher32,
+            "unfiltered": st.unfiltered,
             "file_offsets": st.chunks.iter().map(|c| c.0).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
     })
@@ -230,6 +233,17 @@ fn chunk_search_human(inv: &Inventory, out: &mut dyn Write) -> io::Result<()> {
         "  chunk search: {} zlib stream(s) outside every known structure and index",
         search.streams_found
     )?;
+    if search.unfiltered_found > 0 || search.unfiltered_stopped.is_some() {
+        writeln!(
+            out,
+            "  unfiltered chunk chain: {} chunk(s) past the stored end of file (unverified: no framing, no checksum){}",
+            search.unfiltered_found,
+            search
+                .unfiltered_stopped
+                .as_ref()
+                .map_or(String::new(), |(at, why)| format!("; stopped at {at:#x}: {why}"))
+        )?;
+    }
     for (path, indexed, placed, stray) in chunk_counts(inv) {
         if placed == 0 && stray == 0 {
             continue;
@@ -242,10 +256,15 @@ fn chunk_search_human(inv: &Inventory, out: &mut dyn Write) -> io::Result<()> {
     for st in &search.stray {
         writeln!(
             out,
-            "    {}: {} chunk(s) of {} bytes inflated{}: {}",
+            "    {}: {} chunk(s) of {} bytes {}{}: {}",
             crate::salvage::stray_path(st),
             st.chunks.len(),
             st.inflated_len,
+            if st.unfiltered {
+                "unfiltered, unverified"
+            } else {
+                "inflated"
+            },
             if st.fletcher32 { ", Fletcher-32" } else { "" },
             st.reason
         )?;
