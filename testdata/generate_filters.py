@@ -37,6 +37,8 @@ Writes, next to this script (each file a few KiB):
   bit shuffle and none (edge chunks), two of many blocks and a short last
   block (complevel 1; byte and bit shuffle), one of incompressible bytes, a Table, an EArray and
   a VLArray (variable-length rows).
+* ``plugins/blosc2_copied.h5`` (PyTables): CArrays behind blosc2 (filter
+  32026, 1-D and 2-D), which h5salvage copies through unverified.
 
 Deterministic for one h5py/PyTables/HDF5 version (no times stored where the
 writers let us switch them off).  Needs h5py, numpy, PyTables and h5repack.
@@ -331,6 +333,22 @@ def make_blosc(name, codec):
             v.append(np.arange(i % 9, dtype="<i4") * i)
 
 
+def make_blosc2(name):
+    """PyTables' blosc2 (filter 32026: each chunk a blosc2 frame, b2nd for
+    more than one dimension), which h5salvage does not decode: copied
+    through as stored and named unverified, PyTables reading the same
+    values from the output."""
+    import tables
+
+    path = os.path.join(HERE, name)
+    with tables.open_file(path, "w") as h:
+        h.create_carray("/", "lz4_1d", obj=np.arange(4000, dtype="<i4") // 3, chunkshape=(1000,),
+                        filters=tables.Filters(5, complib="blosc2:lz4", shuffle=True))
+        h.create_carray("/", "zstd_2d", obj=np.arange(4000, dtype="<i4").reshape(40, 100) // 3,
+                        chunkshape=(10, 100),
+                        filters=tables.Filters(5, complib="blosc2:zstd", bitshuffle=True))
+
+
 BLOSC_CODECS = ["blosclz", "lz4", "lz4hc", "zlib", "zstd"]
 
 FIXTURES = [
@@ -348,6 +366,7 @@ FIXTURES = [
     ("beyond_extent_latest.h5", lambda n: make_beyond_extent(n, "latest")),
     ("huge_attrs_latest.h5", make_huge_attrs),
     ("plugins/pytables_bzip2_blosc.h5", make_pytables_bzip2_blosc),
+    ("plugins/blosc2_copied.h5", make_blosc2),
 ] + [("plugins/blosc_%s.h5" % c, lambda n, c=c: make_blosc(n, c)) for c in BLOSC_CODECS]
 
 

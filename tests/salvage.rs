@@ -321,6 +321,26 @@ fn blosc_chunks_are_decoded_and_verified() {
     }
 }
 
+/// PyTables' blosc2 (filter 32026: blosc2 frames, not decoded here) is
+/// copied through as stored and named in a note, the file still exiting
+/// clean; PyTables reads the same values from the output.
+#[test]
+fn blosc2_chunks_are_copied_through() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = testdata().join("plugins/blosc2_copied.h5");
+    let out = dir.path().join("out.h5");
+    let rep = salvage(&input, &out, false).unwrap();
+    assert_eq!((rep.partial, rep.lost), (0, 0), "{rep:?}");
+    for p in ["/lz4_1d", "/zstd_2d"] {
+        let o = rep.objects.iter().find(|o| o.path == p).unwrap();
+        assert_eq!(o.result, Recovery::Recovered, "{o:?}");
+        assert!(o.notes.join(" ").contains("32026"), "{o:?}");
+    }
+    if have_python(&["tables", "h5py"], "PyTables cross-check of blosc2") {
+        tables_same(&input, &out, &[]);
+    }
+}
+
 /// Salvages type fixture `name` into `dir`: (input, output, report).
 fn salvage_type_fixture(dir: &Path, name: &str) -> (PathBuf, PathBuf, SalvageReport) {
     let input = type_fixtures_dir().join(name);

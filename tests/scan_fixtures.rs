@@ -282,6 +282,7 @@ fn ecosystem_fixtures_scan_healthy() {
         "plugins/blosc_lz4hc.h5",
         "plugins/blosc_zlib.h5",
         "plugins/blosc_zstd.h5",
+        "plugins/blosc2_copied.h5",
         "vds/vds_earliest.h5",
         "vds/vds_latest.h5",
     ] {
