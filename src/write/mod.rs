@@ -882,11 +882,7 @@ impl Writer {
                 )
             })
         };
-        if types::native_complex(datatype) {
-            self.with_latest_formats(path, commit)?;
-        } else {
-            commit(self)?;
-        }
+        self.with_formats(path, types::native_complex(datatype), commit)?;
         self.note_type(path, None, datatype)
     }
 
@@ -1000,32 +996,13 @@ impl Writer {
         attrs: CreationOrder,
         committed: Option<u64>,
     ) -> Result<(), WriteError> {
-        self.create_with_layout(path, ds, fill_heap, attrs, committed, None)
+        self.with_formats(path, types::native_complex(&ds.datatype), |w| {
+            w.create_with_layout(path, ds, fill_heap, attrs, committed, None)
+        })
     }
 
-    /// [`Writer::create_dataset`], with a virtual layout's mappings; the
-    /// formats after 1.8 allowed while it is created where the layout or
-    /// the datatype needs them.
+    /// [`Writer::create_dataset`], with a virtual layout's mappings.
     fn create_with_layout(
-        &mut self,
-        path: &str,
-        ds: &Dataset,
-        fill_heap: &HeapValues,
-        attrs: CreationOrder,
-        committed: Option<u64>,
-        maps: Option<Vec<crate::format::vds::VirtualMapping>>,
-    ) -> Result<(), WriteError> {
-        if maps.is_some() || types::native_complex(&ds.datatype) {
-            self.with_latest_formats(path, |w| {
-                w.create_unbounded(path, ds, fill_heap, attrs, committed, maps)
-            })
-        } else {
-            self.create_unbounded(path, ds, fill_heap, attrs, committed, maps)
-        }
-    }
-
-    /// [`Writer::create_with_layout`] within the bounds the file has.
-    fn create_unbounded(
         &mut self,
         path: &str,
         ds: &Dataset,
@@ -1324,13 +1301,9 @@ impl Writer {
         let space = Self::space(dataspace, &where_)?;
         let cn = cstr(name, &where_, "attribute name")?;
         let (obj, _owned) = self.object(path, &where_)?;
-        let attr = if types::native_complex(datatype) {
-            self.with_latest_formats(&where_, |_| {
-                replace_attribute(obj, &cn, tid, space.id(), &where_)
-            })?
-        } else {
-            replace_attribute(obj, &cn, tid, space.id(), &where_)?
-        };
+        let attr = self.with_formats(&where_, types::native_complex(datatype), |_| {
+            replace_attribute(obj, &cn, tid, space.id(), &where_)
+        })?;
         if n == 0 {
             drop(attr);
             return self.note_type(path, Some(name), datatype);

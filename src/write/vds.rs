@@ -74,19 +74,25 @@ impl Writer {
         mappings: Vec<VirtualMapping>,
     ) -> Result<(), WriteError> {
         let none = HeapValues::default();
-        self.create_with_layout(path, ds, &none, attrs, committed, Some(mappings))
+        self.with_formats(path, true, |w| {
+            w.create_with_layout(path, ds, &none, attrs, committed, Some(mappings))
+        })
     }
 
-    /// Runs `f` with the output's upper libver bound at the latest formats
-    /// (a virtual layout is layout message version 4, from 1.10; the
-    /// complex class is datatype message version 5, from 2.0), then puts
-    /// the output's own bound back (1.8 for a new output, latest for a
-    /// copy), whatever the outcome: what is written next keeps it.
-    pub(super) fn with_latest_formats<T>(
+    /// Runs `f`, if `latest` with the output's upper libver bound at the
+    /// latest formats (a virtual layout is layout message version 4, from
+    /// 1.10; the complex class is datatype message version 5, from 2.0),
+    /// then puts the output's own bound back (1.8 for a new output, latest
+    /// for a copy), whatever the outcome: what is written next keeps it.
+    pub(super) fn with_formats<T>(
         &mut self,
         path: &str,
+        latest: bool,
         f: impl FnOnce(&mut Writer) -> Result<T, WriteError>,
     ) -> Result<T, WriteError> {
+        if !latest {
+            return f(self);
+        }
         let fid = self.fid(path)?;
         let set = |high: h5f::H5F_libver_t, what: &str| {
             locked(|| unsafe {
