@@ -15,6 +15,8 @@
 //! structure is read at its own address. A rejected entry is a problem and
 //! stays unrelocated.
 
+use std::collections::BTreeMap;
+
 use super::object_header::read_all_messages;
 use super::Image;
 use crate::format::cache_image::{self, CacheImageEntry, MESSAGE, STRUCTURE};
@@ -148,14 +150,16 @@ fn relocate(
     overlay: &mut Overlay,
 ) {
     let (block_start, block_end) = (at, at.saturating_add(block.len() as u64));
-    let mut taken: Vec<(u64, u64)> = Vec::new();
+    // Ranges of the entries used so far (start -> end), disjoint.
+    let mut taken: BTreeMap<u64, u64> = BTreeMap::new();
+    let mut faults = Faults::default();
     for e in entries {
         let from = at.saturating_add(e.image_offset);
         let reject = |what: &str| Error::invalid(STRUCTURE, from, what.to_string());
         let home = match image.absolute(e.address) {
             Some(h) if !is_undefined(e.address) && image.contains(e.address, e.size) => h,
             _ => {
-                overlay.problems.push(Error::bad_value(
+                faults.push(Error::bad_value(
                     STRUCTURE,
                     from,
                     "entry address (its range lies outside the file)",
@@ -166,15 +170,15 @@ fn relocate(
         };
         let end = home.saturating_add(e.size);
         if home < block_end && block_start < end {
-            overlay
-                .problems
-                .push(reject("entry's own address range meets the image block"));
+            faults.push(reject("entry's own address range meets the image block"));
             continue;
         }
-        if taken.iter().any(|&(s, t)| home < t && s < end) {
-            overlay
-                .problems
-                .push(reject("entry's own address range meets another entry's"));
+        if taken
+            .range(..end)
+            .next_back()
+            .is_some_and(|(_, &t)| t > home)
+        {
+            faults.push(reject("entry's own address range meets another entry's"));
             continue;
         }
         let Some(img) = usize::try_from(e.image_offset)
@@ -185,23 +189,57 @@ fn relocate(
             continue;
         };
         if let Some(err) = own_checksum(img, from) {
-            overlay.problems.push(err);
+            faults.push(err);
             continue;
         }
         let usable = verified || (self_verifying(img) && vacant_or_older(image, home, img));
         if !usable {
-            overlay.problems.push(reject(
+            faults.push(reject(
                 "entry not used: the block fails its checksum, and the entry cannot be verified \
                  on its own or its own address holds something else",
             ));
             continue;
         }
-        taken.push((home, end));
+        taken.insert(home, end);
         overlay.relocations.push(Relocation {
             home,
             from,
             len: e.size,
         });
+    }
+    faults.finish(at, &mut overlay.problems);
+}
+
+/// Most entry faults recorded one by one; the rest are counted in one.
+const MAX_ENTRY_FAULTS: usize = 64;
+
+/// The faults of the entries of one block, bounded ([`MAX_ENTRY_FAULTS`]):
+/// a hostile block can list millions of entries.
+#[derive(Default)]
+struct Faults {
+    listed: Vec<Error>,
+    more: u64,
+}
+
+impl Faults {
+    fn push(&mut self, e: Error) {
+        if self.listed.len() < MAX_ENTRY_FAULTS {
+            self.listed.push(e);
+        } else {
+            self.more = self.more.saturating_add(1);
+        }
+    }
+
+    fn finish(self, at: u64, problems: &mut Vec<Error>) {
+        problems.extend(self.listed);
+        if self.more > 0 {
+            problems.push(Error::bad_value(
+                STRUCTURE,
+                at,
+                "further entries not used (not listed one by one)",
+                self.more,
+            ));
+        }
     }
 }
 
@@ -290,6 +328,29 @@ mod tests {
         assert_eq!(&patched[0x40..0x45], b"plain");
         assert!(patched[0x80..0x90].iter().all(|&b| b == 0));
         assert!(o.in_block(0x200) && !o.in_block(0x1ff));
+    }
+
+    /// Many entries: the overlap check is not quadratic, and the faults
+    /// recorded are bounded.
+    #[test]
+    fn many_entries_are_bounded() {
+        let n = 50_000u64;
+        let list: Vec<(u64, &[u8], &[u64])> = (0..n)
+            .map(|i| (if i % 2 == 0 { i } else { 0 }, &b"x"[..], &[][..]))
+            .collect();
+        let blk = block(&list);
+        let at = 0x10_0000u64;
+        let mut file = vec![0u8; at as usize];
+        file.extend(&blk);
+        let o = overlay_of(&file, at, blk.len() as u64);
+        assert_eq!(o.entries, n as usize);
+        assert_eq!(o.relocations.len(), (n / 2) as usize);
+        assert_eq!(
+            o.problems.len(),
+            MAX_ENTRY_FAULTS + 1,
+            "{:?}",
+            o.problems.last()
+        );
     }
 
     /// From a block that failed its checksum: only self-verifying entries
