@@ -22,8 +22,12 @@
 //!   after the whole elements stay as they are).
 //!
 //! blosc carries no checksum: a chunk is verified by every stream decoding
-//! to exactly its size, every offset lying inside the buffer, the buffer's
-//! size being the stored size and the decoded size being the chunk's.
+//! to exactly its size, every offset lying inside the buffer, the blocks
+//! tiling the buffer after the offsets (each byte in exactly one block, in
+//! any order: c-blosc's threads write blocks as they finish; its writer
+//! leaves no gaps, a buffer it cannot fill being stored "memcpyed"), the
+//! buffer's size being the stored size and the decoded size being the
+//! chunk's.
 //! Memory: the output (at most `cap` bytes, checked before anything is
 //! allocated) and one block.
 
@@ -157,10 +161,47 @@ pub fn decompress(stored: &[u8], cap: usize, out: &mut Vec<u8>) -> Result<(), St
     }
     out.resize(h.nbytes, 0);
     let mut scratch = Scratch::default();
+    // (start, end, block) of each block, to check they tile the buffer.
+    let mut spans = Vec::with_capacity(nblocks);
     for (j, dest) in out.chunks_mut(h.blocksize).enumerate() {
         let start = le32(stored, HEADER + 4 * j).unwrap_or(usize::MAX);
-        decode_block(stored, start, &h, codec, dest, &mut scratch)
+        let end = decode_block(stored, start, &h, codec, dest, &mut scratch)
             .map_err(|e| format!("blosc: block {j} (at {start}): {e}"))?;
+        spans.push((start, end, j));
+    }
+    tiled(&mut spans, HEADER + 4 * nblocks, h.cbytes)
+}
+
+/// Checks that the blocks' byte ranges (`(start, end, block)`) cover
+/// `first..cbytes` exactly, each byte in one block: c-blosc writes each
+/// block's streams back to back and the blocks one after the other, in the
+/// order its threads finish them (so not necessarily the order of the
+/// offsets), and nothing else after the offsets. Two offsets naming the
+/// same bytes, or bytes no block claims, are a damaged buffer even when
+/// every block decodes to its size.
+fn tiled(spans: &mut [(usize, usize, usize)], first: usize, cbytes: usize) -> Result<(), String> {
+    spans.sort_unstable();
+    // The end of what is claimed so far, and by what.
+    let mut at = first;
+    let mut by = "the block offsets".to_string();
+    for &(start, end, j) in spans.iter() {
+        if start != at {
+            let what = if start < at {
+                "overlaps"
+            } else {
+                "leaves a gap after"
+            };
+            return Err(format!(
+                "blosc: block {j} (at {start}) {what} {by} (ending at {at})"
+            ));
+        }
+        at = end;
+        by = format!("block {j}");
+    }
+    if at != cbytes {
+        return Err(format!(
+            "blosc: bytes {at}..{cbytes} after {by} belong to no block"
+        ));
     }
     Ok(())
 }
@@ -174,7 +215,8 @@ struct Scratch {
     zstd: Option<ruzstd::frame_decoder::FrameDecoder>,
 }
 
-/// Decodes the block starting at `start` into `dest` (its decoded size).
+/// Decodes the block starting at `start` into `dest` (its decoded size);
+/// returns the offset after its last stream.
 fn decode_block(
     stored: &[u8],
     mut start: usize,
@@ -182,7 +224,7 @@ fn decode_block(
     codec: Codec,
     dest: &mut [u8],
     scratch: &mut Scratch,
-) -> Result<(), String> {
+) -> Result<usize, String> {
     let size = dest.len();
     let ts = h.typesize;
     let shuffle = h.flags & SHUFFLE != 0 && ts > 1;
@@ -226,7 +268,7 @@ fn decode_block(
     } else if bitshuffle {
         bitunshuffle(block, ts, dest);
     }
-    Ok(())
+    Ok(start)
 }
 
 /// Decodes one compressed stream into exactly `part`.
@@ -268,9 +310,11 @@ fn decode_stream(
             if window > most {
                 return Err(format!("zstd: window of {window} bytes for {want}"));
             }
-            zstd.get_or_insert_with(ruzstd::frame_decoder::FrameDecoder::new)
-                .decode_all(body, part)
-                .map_err(|e| format!("zstd: {e}"))?
+            zstd_frame(
+                body,
+                part,
+                zstd.get_or_insert_with(ruzstd::frame_decoder::FrameDecoder::new),
+            )?
         }
     };
     if got != want {
@@ -279,6 +323,45 @@ fn decode_stream(
         ));
     }
     Ok(())
+}
+
+/// Decodes `body`, which must be exactly one zstd frame (c-blosc writes
+/// one per stream), into `part`, returning the bytes written. Only the
+/// first frame's window was checked: a second frame is refused before its
+/// header is read (the decoder would reserve its window, up to 100 MiB).
+fn zstd_frame(
+    body: &[u8],
+    part: &mut [u8],
+    dec: &mut ruzstd::frame_decoder::FrameDecoder,
+) -> Result<usize, String> {
+    use std::io::Read;
+    let err = |e: &dyn std::fmt::Display| format!("zstd: {e}");
+    let mut input = body;
+    dec.reset(&mut input).map_err(|e| err(&e))?;
+    let mut got = 0;
+    loop {
+        // Each round reads one block (or fails): it ends.
+        dec.decode_blocks(
+            &mut input,
+            ruzstd::frame_decoder::BlockDecodingStrategy::UptoBlocks(1),
+        )
+        .map_err(|e| err(&e))?;
+        got += dec.read(&mut part[got..]).map_err(|e| err(&e))?;
+        if dec.can_collect() != 0 {
+            return Err(format!("zstd: more than {} bytes", part.len()));
+        }
+        if dec.is_finished() {
+            break;
+        }
+    }
+    if !input.is_empty() {
+        return Err(format!(
+            "zstd: {} bytes after the frame's {}",
+            input.len(),
+            body.len() - input.len()
+        ));
+    }
+    Ok(got)
 }
 
 /// The window size a zstd frame header declares (RFC 8878 3.1.1.1), or the
@@ -634,6 +717,77 @@ mod tests {
                 assert!(n <= cap);
             }
         }
+    }
+
+    /// Offsets that do not tile the buffer: two naming the same bytes (the
+    /// second block decodes to the right size from the first's stream),
+    /// a byte between blocks, a byte after the last. Blocks written out of
+    /// order (as c-blosc's threads may) still decode.
+    #[test]
+    fn blocks_must_tile_the_buffer() {
+        let plain: Vec<u8> = (0..1200u32).map(|i| (i * 7 % 13) as u8).collect();
+        let (p0, p1) = (lz4(&plain[..600]), lz4(&plain[600..]));
+        let flags = 1 << 5 | DONT_SPLIT;
+        let mut out = Vec::new();
+        let good = buffer(flags, 1, 1200, 600, &[vec![p0.clone()], vec![p1.clone()]]);
+        decompress(&good, 1200, &mut out).unwrap();
+        assert_eq!(out, plain);
+        let mut dup = good.clone();
+        dup.copy_within(16..20, 20);
+        assert!(decompress(&dup, 1200, &mut out).is_err(), "same start");
+        // Block 1's bytes first, then block 0's.
+        let mut swapped = buffer(flags, 1, 1200, 600, &[vec![p1], vec![p0]]);
+        let (a, b) = (swapped[16..20].to_vec(), swapped[20..24].to_vec());
+        swapped[16..20].copy_from_slice(&b);
+        swapped[20..24].copy_from_slice(&a);
+        decompress(&swapped, 1200, &mut out).unwrap();
+        assert_eq!(out, plain);
+        // One byte inserted before block 1 (its offset moved past it), or
+        // after the end.
+        let cut = le32(&good, 20).unwrap();
+        for (at, moved) in [(cut, true), (good.len(), false)] {
+            let mut gap = good.clone();
+            gap.insert(at, 0);
+            let cbytes = gap.len() as u32;
+            gap[12..16].copy_from_slice(&cbytes.to_le_bytes());
+            if moved {
+                gap[20..24].copy_from_slice(&(cut as u32 + 1).to_le_bytes());
+            }
+            assert!(decompress(&gap, 1200, &mut out).is_err(), "gap at {at}");
+        }
+    }
+
+    /// A zstd frame of `data` as one raw block, its size in the header.
+    fn zstd_raw(data: &[u8]) -> Vec<u8> {
+        let mut v = vec![0x28, 0xb5, 0x2f, 0xfd, 0x20, data.len() as u8];
+        v.extend_from_slice(&((data.len() as u32) << 3 | 1).to_le_bytes()[..3]);
+        v.extend_from_slice(data);
+        v
+    }
+
+    /// A zstd stream is exactly one frame: a second frame (which decoding
+    /// every frame would append) or trailing bytes are refused.
+    #[test]
+    fn zstd_stream_is_one_frame() {
+        let plain: Vec<u8> = (0..200u32).map(|i| (i % 7) as u8).collect();
+        let flags = 4 << 5 | DONT_SPLIT;
+        let mut out = Vec::new();
+        let one = zstd_raw(&plain);
+        decompress(
+            &buffer(flags, 1, 200, 200, &[vec![one.clone()]]),
+            200,
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(out, plain);
+        let mut two = zstd_raw(&plain[..100]);
+        two.extend(zstd_raw(&plain[100..]));
+        let b = buffer(flags, 1, 200, 200, &[vec![two]]);
+        assert!(decompress(&b, 200, &mut out).is_err(), "two frames");
+        let mut tail = one;
+        tail.push(0);
+        let b = buffer(flags, 1, 200, 200, &[vec![tail]]);
+        assert!(decompress(&b, 200, &mut out).is_err(), "trailing byte");
     }
 
     #[test]
