@@ -185,10 +185,42 @@ extern "C" {
     fn H5Tcomplex_create(base_type_id: hid_t) -> hid_t;
 }
 
+/// The address of `name` in the shared object holding the libhdf5 we are
+/// linked with (the one `H5get_libversion` resolves to), or `None`. Not a
+/// global look-up (`RTLD_DEFAULT`): our libhdf5 may be loaded
+/// `RTLD_LOCAL` (inside a Python extension), where that finds nothing, or
+/// another copy of libhdf5 may be global, whose functions know none of our
+/// ids. The symbol found must lie in that same object: a handle's look-up
+/// also searches the object's dependencies (libc has `malloc`).
+#[cfg(not(feature = "static-hdf5"))]
+fn hdf5_symbol(name: &std::ffi::CStr) -> Option<*mut c_void> {
+    /// The base address of the object holding `addr`, if any.
+    fn object(addr: *const c_void) -> Option<(*mut c_void, *const libc::c_char)> {
+        // SAFETY: dladdr only reads `addr` as a number and fills `info`.
+        let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
+        let found = unsafe { libc::dladdr(addr, &mut info) } != 0;
+        (found && !info.dli_fname.is_null() && !info.dli_fbase.is_null())
+            .then_some((info.dli_fbase, info.dli_fname))
+    }
+    let anchor = hdf5_sys::h5::H5get_libversion as *const c_void;
+    let (base, path) = object(anchor)?;
+    // SAFETY: `path` is dladdr's NUL-terminated name of a loaded object;
+    // RTLD_NOLOAD only returns a handle if it is loaded (never loads it),
+    // and the handle is closed after the one look-up.
+    let handle = unsafe { libc::dlopen(path, libc::RTLD_NOLOAD | libc::RTLD_LAZY) };
+    if handle.is_null() {
+        return None;
+    }
+    let f = unsafe { libc::dlsym(handle, name.as_ptr()) };
+    unsafe { libc::dlclose(handle) };
+    (!f.is_null() && object(f).map(|(b, _)| b) == Some(base)).then_some(f)
+}
+
 /// `H5Tcomplex_create` of the linked libhdf5, if it has one (2.0 and
 /// later). The command line links the system's shared libhdf5, 1.10 on
-/// Debian, which lacks it: the symbol is looked up at run time, so that
-/// the binary links against either. The wheel's static HDF5 is 2.x.
+/// Debian, which lacks it: the symbol is looked up at run time in that
+/// libhdf5 (`hdf5_symbol`), so that the binary links against either. The
+/// wheel's static HDF5 is 2.x.
 fn complex_create() -> Option<ComplexCreate> {
     static F: OnceLock<Option<ComplexCreate>> = OnceLock::new();
     *F.get_or_init(|| {
@@ -201,10 +233,10 @@ fn complex_create() -> Option<ComplexCreate> {
         }
         #[cfg(not(feature = "static-hdf5"))]
         {
-            // SAFETY: dlsym with a NUL-terminated name; a non-null result
-            // is libhdf5's `hid_t H5Tcomplex_create(hid_t)` (H5Tpublic.h).
-            let f = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"H5Tcomplex_create".as_ptr()) };
-            (!f.is_null()).then(|| unsafe { std::mem::transmute::<*mut c_void, ComplexCreate>(f) })
+            // SAFETY: the symbol is our libhdf5's (2.x, checked above)
+            // `hid_t H5Tcomplex_create(hid_t)` (H5Tpublic.h).
+            hdf5_symbol(c"H5Tcomplex_create")
+                .map(|f| unsafe { std::mem::transmute::<*mut c_void, ComplexCreate>(f) })
         }
     })
 }
@@ -1273,6 +1305,36 @@ pub(super) fn select(sid: hid_t, selection: &Selection, path: &str) -> Result<()
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Symbols are looked up in the object holding our libhdf5 only: its
+    /// own functions resolve there (not through a global look-up, which
+    /// would find `malloc` in libc), and `H5Tcomplex_create` exactly when
+    /// it is 2.x (Debian's 1.10 has none: `None`, no failure).
+    #[cfg(not(feature = "static-hdf5"))]
+    #[test]
+    fn hdf5_symbols_come_from_our_libhdf5() {
+        let base = |f: *const c_void| {
+            let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
+            assert_ne!(unsafe { libc::dladdr(f, &mut info) }, 0);
+            info.dli_fbase
+        };
+        let ours = base(hdf5_sys::h5::H5get_libversion as *const c_void);
+        let f = hdf5_symbol(c"H5Tcreate").expect("H5Tcreate in our libhdf5");
+        assert_eq!(base(f), ours);
+        assert_eq!(hdf5_symbol(c"malloc"), None, "libc's, not libhdf5's");
+        assert_eq!(hdf5_symbol(c"no_such_symbol_h5salvage"), None);
+        let complex = hdf5_symbol(c"H5Tcomplex_create");
+        assert_eq!(
+            complex.is_some(),
+            libversion() >= (2, 0, 0),
+            "{:?}",
+            libversion()
+        );
+        if let Some(f) = complex {
+            assert_eq!(base(f), ours);
+        }
+        assert_eq!(complex_create().is_some(), complex.is_some());
+    }
 
     fn int(size: u32) -> Datatype {
         Datatype {
