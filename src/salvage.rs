@@ -503,21 +503,40 @@ fn reorder_groups(
         // and marked there (a link, which has no outcome, is noted).
         if let ReorderError::Stranded { path, stranded, .. } = &e {
             if let Some(out) = outcomes.iter_mut().find(|x| &x.path == path) {
-                match out.result {
-                    Recovery::Recovered => report.recovered = report.recovered.saturating_sub(1),
-                    Recovery::Unverified => report.unverified = report.unverified.saturating_sub(1),
-                    _ => {}
-                }
-                if out.result != Recovery::Partial {
-                    report.partial += 1;
-                }
-                out.result = Recovery::Partial;
-                out.reasons.push(why.clone());
-                let _ = w.mark(stranded, "h5salvage_status", "partial");
-                let _ = w.mark(stranded, "h5salvage_missing", &why);
+                strand(out, stranded, &why, w, report);
             }
         }
         report.notes.push(format!("{dest}: {why}"));
+    }
+}
+
+/// The object `out`, left by a failed reordering at `stranded` in the
+/// output, becomes partial (counted again) and is marked there; a mark
+/// that cannot be written is a report note.
+fn strand(
+    out: &mut Outcome,
+    stranded: &str,
+    why: &str,
+    w: &mut Writer,
+    report: &mut SalvageReport,
+) {
+    match out.result {
+        Recovery::Recovered => report.recovered = report.recovered.saturating_sub(1),
+        Recovery::Unverified => report.unverified = report.unverified.saturating_sub(1),
+        _ => {}
+    }
+    if out.result != Recovery::Partial {
+        report.partial += 1;
+    }
+    out.result = Recovery::Partial;
+    out.reasons.push(why.to_string());
+    let marked = w
+        .mark(stranded, "h5salvage_status", "partial")
+        .and_then(|()| w.mark(stranded, "h5salvage_missing", why));
+    if let Err(e) = marked {
+        report
+            .notes
+            .push(format!("{stranded}: not marked partial: {e}"));
     }
 }
 
@@ -1303,4 +1322,44 @@ fn write_stray(
     )?;
     out.missing_marked = true;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stranded object becomes partial (counted again) and is marked
+    /// where it was left; where it cannot be marked, a note says so.
+    #[test]
+    fn a_stranded_object_is_marked_or_noted() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = Writer::create(&dir.path().join("out.h5")).unwrap();
+        w.group("/g").unwrap();
+        let mut report = SalvageReport {
+            recovered: 2,
+            ..SalvageReport::default()
+        };
+        let mut out = Outcome {
+            path: "/a".into(),
+            kind: "group",
+            result: Recovery::Recovered,
+            reasons: Vec::new(),
+            notes: Vec::new(),
+            missing_marked: false,
+        };
+        let mut other = out.clone();
+        strand(&mut out, "/g", "moved", &mut w, &mut report);
+        assert_eq!((report.recovered, report.partial), (1, 1));
+        assert_eq!(out.result, Recovery::Partial);
+        assert!(report.notes.is_empty(), "{:?}", report.notes);
+        strand(&mut other, "/nowhere", "moved", &mut w, &mut report);
+        assert_eq!((report.recovered, report.partial), (0, 2));
+        assert_eq!(report.notes.len(), 1, "{:?}", report.notes);
+        assert!(
+            report.notes[0].starts_with("/nowhere: "),
+            "{:?}",
+            report.notes
+        );
+        w.finish(false).unwrap();
+    }
 }
