@@ -435,6 +435,7 @@ fn scan_prepared(
             crate::carve::chunks::recover(&mut inv, bytes, chunks);
         }
     }
+    crate::inventory::check_relocated(&mut inv);
     inv.zeroed_ranges = crate::inventory::zeroed_ranges(bytes);
     inv
 }

@@ -366,3 +366,95 @@ fn stale_entries_are_not_read_when_the_block_is_damaged() {
     assert!(ok, "{v}");
     assert_eq!(v["attributes"], 4, "{v}");
 }
+
+/// The place in `bytes` of the address field of the image entry whose own
+/// address is `addr` (the field before its size; the block's `(at, len)`).
+fn entry_address_field(bytes: &[u8], at: usize, len: usize, addr: u64, size: u64) -> usize {
+    let img = h5salvage::format::cache_image::parse(
+        &bytes[at..at + len],
+        at as u64,
+        h5salvage::format::Sizes::DEFAULT,
+    )
+    .unwrap();
+    let e = img.entries.iter().find(|e| e.address == addr).unwrap();
+    assert_eq!(e.size, size);
+    let mut field = addr.to_le_bytes().to_vec();
+    field.extend(size.to_le_bytes());
+    let upto = at + e.image_offset as usize;
+    at + bytes[at..upto]
+        .windows(16)
+        .rposition(|w| w == field)
+        .unwrap()
+}
+
+/// H1: the block fails its checksum and an entry's address (covered by no
+/// checksum) was damaged to point into a dataset of zeros: the entry
+/// verifies itself and lands on "vacant" bytes, but those zeros are raw
+/// data. The dataset is never called intact or recovered, and what was read
+/// through the block is unverified.
+#[test]
+fn damaged_entry_address_over_zero_data_is_never_recovered() {
+    if !have_h5py("damaged_entry_address_over_zero_data_is_never_recovered") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = generate(dir.path(), "zeros");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let inv = h5salvage::scan_bytes("zeros", &bytes, CarveMode::Never);
+    assert_eq!(inv.verdict(), Verdict::Healthy, "{:?}", inv.problems);
+    let grp = inv.object("/grp").unwrap();
+    let (home, size) = (grp.address, grp.header_spans[0].1 - grp.header_spans[0].0);
+    let zeros = inv.object("/zeros").unwrap();
+    let data = match &zeros.dataset.as_ref().unwrap().layout.class {
+        h5salvage::format::message::data_layout::LayoutClass::Contiguous { address, .. } => {
+            *address
+        }
+        c => panic!("{c:?}"),
+    };
+    let (at, len) = block(&bytes);
+    let field = entry_address_field(&bytes, at, len, home, size);
+    bytes[field..field + 8].copy_from_slice(&(data + 0x40).to_le_bytes());
+    let inv = h5salvage::scan_bytes("zeros", &bytes, CarveMode::Auto);
+    let z = inv.object("/zeros").unwrap();
+    assert_ne!(z.status, h5salvage::inventory::Status::Intact, "{:?}", z);
+    assert!(z.problems.iter().any(|p| p.kind == ProblemKind::Overlap));
+    assert!(inv.problems.iter().any(|p| p.kind == ProblemKind::Inferred));
+    let input = dir.path().join("bad_address.h5");
+    std::fs::write(&input, &bytes).unwrap();
+    let rep = salvage(&input, &dir.path().join("out.h5"), false).unwrap();
+    let result = |p: &str| rep.objects.iter().find(|o| o.path == p).unwrap().result;
+    assert_eq!(result("/zeros"), Recovery::Partial, "{:?}", rep.objects);
+    assert_eq!(result("/"), Recovery::Unverified, "{:?}", rep.objects);
+    assert_eq!(rep.recovered, 0, "{:?}", rep.objects);
+}
+
+/// H2: a file closed with an image, reopened r+ without one, an attribute
+/// changed and flushed, the writer killed: the image's (verified) copy of
+/// the header holds the old value, its own address the new one. Two
+/// versions: a problem, and the newer one (at the address) is salvaged.
+#[test]
+fn killed_writer_after_reopen_keeps_the_flushed_header() {
+    if !have_h5py("killed_writer_after_reopen_keeps_the_flushed_header") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let input = generate(dir.path(), "killed");
+    let inv = h5salvage::scan_path_with(&input, CarveMode::Auto).unwrap();
+    assert!(
+        inv.problems
+            .iter()
+            .any(|p| p.kind == ProblemKind::Ambiguous
+                && p.structure.starts_with("metadata cache image")),
+        "{:?}",
+        inv.problems
+    );
+    let out = dir.path().join("out.h5");
+    salvage(&input, &out, false).unwrap();
+    let (ok, text) = common::run_python(&[
+        "-c",
+        "import sys, h5py; print(int(h5py.File(sys.argv[1], 'r')['d'].attrs['v']))",
+        out.to_str().unwrap(),
+    ]);
+    assert!(ok, "{text}");
+    assert_eq!(text.trim(), "2", "the image's copy holds 1");
+}
