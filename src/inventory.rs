@@ -978,8 +978,24 @@ impl Inventory {
     /// The byte image this inventory's addresses refer to: `bytes` (the
     /// file it was made from) with the superblock's base and sizes, or the
     /// inferred ones of a file without a superblock.
+    ///
+    /// The inventory of a file with a metadata cache image was made from its
+    /// bytes with the image's entries put at their own addresses
+    /// ([`crate::pipeline`]): `bytes` must be those (as
+    /// [`crate::pipeline::Input::bytes`] are; [`Inventory::with_cache_image`]
+    /// makes them from the file's own). Given the file's own bytes, where
+    /// stale versions may lie at those addresses, the image is empty: every
+    /// read fails, none reads a stale value.
     pub fn image<'a>(&self, bytes: &'a [u8]) -> crate::follow::Image<'a> {
         use crate::format::Sizes;
+        let applied = self.relocated.iter().all(|r| {
+            let at = |s: u64| {
+                let s = usize::try_from(s).ok()?;
+                bytes.get(s..s.checked_add(usize::try_from(r.len).ok()?)?)
+            };
+            at(r.home).is_some_and(|h| Some(h) == at(r.from))
+        });
+        let bytes = if applied { bytes } else { &bytes[..0] };
         let sb = self.superblock.as_ref();
         if let (None, Some(i)) = (sb, &self.inferred) {
             let sizes = Sizes::new(i.size_of_offsets, i.size_of_lengths).unwrap_or(Sizes::DEFAULT);
@@ -989,6 +1005,18 @@ impl Inventory {
             .and_then(|s| Sizes::new(s.size_of_offsets, s.size_of_lengths).ok())
             .unwrap_or(Sizes::DEFAULT);
         crate::follow::Image::new(bytes, sb.map_or(0, |s| s.base_address), sizes)
+    }
+
+    /// `bytes` (the file's own) with the metadata cache image's entries
+    /// put at their own addresses, as the inventory was made from them
+    /// (a copy only when it has relocated entries not yet there).
+    pub fn with_cache_image<'a>(&self, bytes: &'a [u8]) -> std::borrow::Cow<'a, [u8]> {
+        if self.relocated.is_empty() || !self.image(bytes).bytes.is_empty() {
+            return std::borrow::Cow::Borrowed(bytes);
+        }
+        let mut v = bytes.to_vec();
+        crate::follow::cache_image::apply(&self.relocated, &mut v);
+        std::borrow::Cow::Owned(v)
     }
 
     pub fn summary(&self) -> Summary {

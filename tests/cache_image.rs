@@ -307,6 +307,9 @@ fn mapped_file_with_a_cache_image() {
     let ci = inv.cache_image.unwrap();
     assert!(ci.relocated > 0 && ci.relocated == ci.entries, "{ci:?}");
     let root = inv.superblock.as_ref().unwrap().root_address.unwrap() as usize;
+    // Pages handed back explicitly: a private mapping's are kept (handing
+    // them back would drop the image put back there and read the file's).
+    h5salvage::pipeline::release(input.bytes());
     assert_eq!(&input.bytes()[root..root + 4], b"OHDR");
     assert_ne!(&raw[root..root + 4], b"OHDR", "the file's own bytes");
     assert!(inv.object("/big").is_some() && inv.object("/g").is_some());
@@ -457,4 +460,20 @@ fn killed_writer_after_reopen_keeps_the_flushed_header() {
     ]);
     assert!(ok, "{text}");
     assert_eq!(text.trim(), "2", "the image's copy holds 1");
+}
+
+/// M5: `scan_bytes` made the inventory from a patched copy; the file's own
+/// bytes handed to `Inventory::image` give an empty image (nothing stale is
+/// read through it), `with_cache_image` gives the bytes it was made from.
+#[test]
+fn raw_bytes_are_not_read_through_a_cache_image_inventory() {
+    let raw = std::fs::read(fixture("mdci_objects.h5")).unwrap();
+    let inv = h5salvage::scan_bytes("objects", &raw, CarveMode::Auto);
+    assert!(inv.cache_image.is_some_and(|c| c.relocated > 0));
+    assert!(inv.image(&raw).bytes.is_empty());
+    let patched = inv.with_cache_image(&raw);
+    assert_eq!(inv.image(&patched).bytes.len(), raw.len());
+    let root = inv.superblock.as_ref().unwrap().root_address.unwrap() as usize;
+    assert_eq!(&patched[root..root + 4], b"OHDR");
+    assert_ne!(&raw[root..root + 4], b"OHDR");
 }

@@ -69,24 +69,30 @@ impl Overlay {
     /// Copies every relocated image to its own address in `bytes` (the
     /// file's bytes, or a copy of them: never the input itself).
     pub fn apply(&self, bytes: &mut [u8]) {
-        for r in &self.relocations {
-            let (Ok(from), Ok(home), Ok(len)) = (
-                usize::try_from(r.from),
-                usize::try_from(r.home),
-                usize::try_from(r.len),
-            ) else {
-                continue;
-            };
-            let fits = |s: usize| s.checked_add(len).is_some_and(|e| e <= bytes.len());
-            if fits(from) && fits(home) {
-                bytes.copy_within(from..from + len, home);
-            }
-        }
+        apply(&self.relocations, bytes);
     }
 
     /// True if `abs` lies inside the image block.
     pub fn in_block(&self, abs: u64) -> bool {
         self.block.is_some_and(|(s, l)| abs >= s && abs - s < l)
+    }
+}
+
+/// Copies every relocated image to its own address in `bytes`
+/// ([`Overlay::apply`]).
+pub fn apply(relocations: &[Relocation], bytes: &mut [u8]) {
+    for r in relocations {
+        let (Ok(from), Ok(home), Ok(len)) = (
+            usize::try_from(r.from),
+            usize::try_from(r.home),
+            usize::try_from(r.len),
+        ) else {
+            continue;
+        };
+        let fits = |s: usize| s.checked_add(len).is_some_and(|e| e <= bytes.len());
+        if fits(from) && fits(home) {
+            bytes.copy_within(from..from + len, home);
+        }
     }
 }
 
