@@ -394,9 +394,9 @@ fn scan_bytes_unless(
 
 /// [`scan_bytes_unless`] of bytes the file's metadata cache image
 /// `overlay` (if it has one) was applied to: it is recorded in the
-/// inventory before carving is decided, and the carver skips the image
-/// block when entries were relocated (they are at their own addresses
-/// then; a block that could not be used is carved like any other bytes).
+/// inventory before carving is decided, and the carver skips the images
+/// of the relocated entries in the block (they are at their own addresses
+/// then; the block's other entries are carved like any other bytes).
 fn scan_prepared(
     file: &str,
     bytes: &[u8],
@@ -411,8 +411,12 @@ fn scan_prepared(
         }
         inv
     };
-    let relocated = overlay.filter(|o| !o.relocations.is_empty());
-    let carve = || crate::carve::carve_except(file, bytes, relocated.and_then(|o| o.block));
+    // The relocated entries' images in the block (sorted by place, as
+    // `relocate` leaves them): copies of what lies at their homes now.
+    let copies: Vec<(u64, u64)> = overlay
+        .map(|o| o.relocations.iter().map(|r| (r.from, r.len)).collect())
+        .unwrap_or_default();
+    let carve = || crate::carve::carve_except(file, bytes, &copies);
     let spin = crate::progress::Spinner::new(&format!("scanning {file}"), bytes.len() as u64);
     let (mut inv, carved) = match mode {
         CarveMode::Only => (record(carve()), true),

@@ -477,3 +477,57 @@ fn raw_bytes_are_not_read_through_a_cache_image_inventory() {
     assert_eq!(&patched[root..root + 4], b"OHDR");
     assert_ne!(&raw[root..root + 4], b"OHDR");
 }
+
+/// M3: a block failing its checksum, one entry not used (its own address
+/// holds other bytes): the carver skips only the used entries' images in
+/// the block, and still finds the unused entry's header there.
+#[test]
+fn unrelocated_entries_in_the_block_are_carved() {
+    let mut bytes = std::fs::read(fixture("mdci_objects.h5")).unwrap();
+    let (at, len) = block(&bytes);
+    let img = h5salvage::format::cache_image::parse(
+        &bytes[at..at + len],
+        at as u64,
+        h5salvage::format::Sizes::DEFAULT,
+    )
+    .unwrap();
+    let root = h5salvage::scan_bytes("objects", &bytes, CarveMode::Never)
+        .superblock
+        .unwrap()
+        .root_address
+        .unwrap();
+    let e = img
+        .entries
+        .iter()
+        .find(|e| {
+            let s = at + e.image_offset as usize;
+            e.address != root && &bytes[s..s + 4] == b"OHDR"
+        })
+        .unwrap();
+    let (home, image_at) = (e.address as usize, at as u64 + e.image_offset);
+    bytes[home..home + 16].fill(0x55);
+    bytes[at + len - 1] ^= 0xff;
+    let inv = h5salvage::scan_bytes("objects", &bytes, CarveMode::Auto);
+    assert!(inv.relocated.iter().all(|r| r.from != image_at));
+    assert!(!inv.relocated.is_empty());
+    let patched = inv.with_cache_image(&bytes);
+    let copies = |p: usize| {
+        inv.relocated
+            .iter()
+            .any(|r| p as u64 >= r.from && p as u64 - r.from < r.len)
+    };
+    let expected = patched
+        .windows(4)
+        .enumerate()
+        .filter(|&(p, w)| w == b"OHDR" && !copies(p))
+        .count() as u64;
+    let hits = inv.carving.as_ref().unwrap().hits["OHDR"];
+    assert_eq!(hits, expected);
+    assert!(
+        patched[at..at + len]
+            .windows(4)
+            .enumerate()
+            .any(|(p, w)| w == b"OHDR" && at as u64 + p as u64 == image_at),
+        "the unused entry's header lies in the block"
+    );
+}
