@@ -166,12 +166,19 @@ fn with_cache_image(
             drop(map);
             // SAFETY: a private mapping: the changes below stay in this
             // process's memory, the file is never written; a truncation by
-            // another process is caught by the guard as for any mapping.
+            // another process is caught by the guard, registered before the
+            // first write (its zero pages are writable for a private range).
             let mut private = unsafe { MmapOptions::new().map_copy(&*file)? };
-            o.apply(&mut private);
-            let private = private.make_read_only()?;
-            match Guard::register_private(&private) {
-                Some(g) => Bytes::Mapped(Some(g), private),
+            let guard = Guard::register_private(&private);
+            // The file as long as when opened, now that it is mapped: a
+            // shorter one (truncated meanwhile) is read into memory instead
+            // (and reported changed by `check_unchanged`).
+            let whole = file.metadata().is_ok_and(|m| m.len() >= len);
+            match guard.filter(|_| whole) {
+                Some(g) => {
+                    o.apply(&mut private);
+                    Bytes::Mapped(Some(g), private.make_read_only()?)
+                }
                 None => {
                     drop(private);
                     let mut v = read_all(file, len)?;
