@@ -370,16 +370,26 @@ fn stale_entries_are_not_read_when_the_block_is_damaged() {
     assert_eq!(v["attributes"], 4, "{v}");
 }
 
-/// The place in `bytes` of the address field of the image entry whose own
-/// address is `addr` (the field before its size; the block's `(at, len)`).
-fn entry_address_field(bytes: &[u8], at: usize, len: usize, addr: u64, size: u64) -> usize {
-    let img = h5salvage::format::cache_image::parse(
+/// The entries of the (verified) image block at `at`, `len` bytes.
+fn entries(
+    bytes: &[u8],
+    at: usize,
+    len: usize,
+) -> Vec<h5salvage::format::cache_image::CacheImageEntry> {
+    h5salvage::format::cache_image::parse(
         &bytes[at..at + len],
         at as u64,
         h5salvage::format::Sizes::DEFAULT,
     )
-    .unwrap();
-    let e = img.entries.iter().find(|e| e.address == addr).unwrap();
+    .unwrap()
+    .entries
+}
+
+/// The place in `bytes` of the address field of the image entry whose own
+/// address is `addr` (the field before its size; the block's `(at, len)`).
+fn entry_address_field(bytes: &[u8], at: usize, len: usize, addr: u64, size: u64) -> usize {
+    let entries = entries(bytes, at, len);
+    let e = entries.iter().find(|e| e.address == addr).unwrap();
     assert_eq!(e.size, size);
     let mut field = addr.to_le_bytes().to_vec();
     field.extend(size.to_le_bytes());
@@ -485,19 +495,13 @@ fn raw_bytes_are_not_read_through_a_cache_image_inventory() {
 fn unrelocated_entries_in_the_block_are_carved() {
     let mut bytes = std::fs::read(fixture("mdci_objects.h5")).unwrap();
     let (at, len) = block(&bytes);
-    let img = h5salvage::format::cache_image::parse(
-        &bytes[at..at + len],
-        at as u64,
-        h5salvage::format::Sizes::DEFAULT,
-    )
-    .unwrap();
+    let entries = entries(&bytes, at, len);
     let root = h5salvage::scan_bytes("objects", &bytes, CarveMode::Never)
         .superblock
         .unwrap()
         .root_address
         .unwrap();
-    let e = img
-        .entries
+    let e = entries
         .iter()
         .find(|e| {
             let s = at + e.image_offset as usize;
