@@ -56,6 +56,10 @@ pub struct Inventory {
     /// The metadata cache image the superblock extension names, when it
     /// names one ([`CacheImageInfo::record`]).
     pub cache_image: Option<CacheImageInfo>,
+    /// The metadata cache image's entries that were put at their own
+    /// addresses in the bytes the inventory was made from
+    /// ([`check_relocated`]).
+    pub relocated: Vec<crate::follow::cache_image::Relocation>,
 }
 
 /// A metadata cache image (`MDCI`, [`crate::follow::cache_image`]): where
@@ -81,8 +85,7 @@ impl CacheImageInfo {
             entries: overlay.entries as u64,
             relocated: overlay.relocations.len() as u64,
         };
-        inv.problems
-            .extend(overlay.problems.iter().cloned().map(Problem::from));
+        inv.problems.extend(overlay.problems.iter().cloned());
         if let Some((offset, length)) = info.block.filter(|_| info.relocated > 0) {
             inv.notes.push(Problem::new(
                 ProblemKind::Note,
@@ -96,7 +99,86 @@ impl CacheImageInfo {
             ));
         }
         inv.cache_image = Some(info);
+        inv.relocated = overlay.relocations.clone();
     }
+}
+
+/// The rule that keeps a misplaced cache image entry from passing for a
+/// value, applied once the inventory is complete. A relocation puts an
+/// entry's image at the address the entry names; that address is covered
+/// by the block's checksum only (an entry's own checksum covers its image,
+/// not where it goes):
+/// - a dataset whose raw data (contiguous extent or a chunk) meets a
+///   relocated range read metadata bytes as its data: whichever of the two
+///   is wrong, its data is not trusted (an `Overlap` problem, partial);
+/// - an object whose header was read through a relocation from a block that
+///   failed its checksum is unverified (an `Inferred` problem in the file's
+///   list; salvage marks it `h5salvage_unverified`,
+///   [`Object::read_through_unverified`]).
+pub fn check_relocated(inv: &mut Inventory) {
+    if inv.relocated.is_empty() {
+        return;
+    }
+    let Some(base) = inv.superblock.as_ref().map(|s| s.base_address) else {
+        return;
+    };
+    let meets = |r: &crate::follow::cache_image::Relocation, s: u64, e: u64| {
+        s < r.home.saturating_add(r.len) && r.home < e
+    };
+    let mut file_problems = Vec::new();
+    for o in &mut inv.objects {
+        let unverified = o.read_through_unverified(&inv.relocated).is_some();
+        if unverified {
+            file_problems.push(Problem::new(
+                ProblemKind::Inferred,
+                Some(o.address),
+                "object header",
+                format!(
+                    "{}: header read from a cache image entry of a block that fails its \
+                     checksum (the entry verifies itself, its address is not verified)",
+                    o.path
+                ),
+            ));
+        }
+        let Some(ds) = &o.dataset else {
+            continue;
+        };
+        let mut extents: Vec<(u64, u64)> = ds.chunks.iter().map(|c| (c.address, c.size)).collect();
+        if let crate::format::message::data_layout::LayoutClass::Contiguous { address, size } =
+            &ds.layout.class
+        {
+            let n = size.or_else(|| ds.data_bytes()).unwrap_or(0);
+            extents.push((*address, n));
+        }
+        let hit = extents.iter().find_map(|&(a, n)| {
+            if crate::format::is_undefined(a) || n == 0 {
+                return None;
+            }
+            let s = base.checked_add(a)?;
+            let e = s.saturating_add(n);
+            inv.relocated
+                .iter()
+                .find(|r| meets(r, s, e))
+                .map(|r| (s, e, *r))
+        });
+        if let Some((s, e, r)) = hit {
+            o.problems.push(Problem::new(
+                ProblemKind::Overlap,
+                Some(s),
+                "raw data",
+                format!(
+                    "raw data {s:#x}..{e:#x} meets the range {:#x}..{:#x} a cache image entry \
+                     was put at: one of the two addresses is wrong, the data is not trusted",
+                    r.home,
+                    r.home.saturating_add(r.len)
+                ),
+            ));
+            if o.status == Status::Intact {
+                o.status = Status::Partial;
+            }
+        }
+    }
+    inv.problems.extend(file_problems);
 }
 
 /// The base address (and sizes of offsets and lengths) of a file without a
@@ -383,6 +465,13 @@ impl SuperblockInfo {
     pub fn open_for_write(&self) -> bool {
         self.version >= 3 && self.status_flags & 0x1 != 0
     }
+
+    /// The superblock shows the writer did not close the file: the "open
+    /// for write" flag, or a file of `size` bytes longer than its stored
+    /// end of file (written after the superblock was).
+    pub fn unclosed(&self, size: u64) -> bool {
+        self.open_for_write() || size > self.stored_file_size()
+    }
 }
 
 /// A group, dataset or committed datatype, reached under `path`.
@@ -425,6 +514,29 @@ pub struct Object {
     /// soft, external links alike; escaped as in their paths) in creation
     /// order, so the output can list them the same way.
     pub member_names: Vec<String>,
+}
+
+impl Object {
+    /// Why the object's header is unverified: it lies in a range a cache
+    /// image entry from a block that failed its checksum was put at
+    /// ([`check_relocated`]).
+    pub fn read_through_unverified(
+        &self,
+        relocated: &[crate::follow::cache_image::Relocation],
+    ) -> Option<String> {
+        let r = relocated.iter().filter(|r| !r.verified).find(|r| {
+            let end = r.home.saturating_add(r.len);
+            self.header_spans
+                .iter()
+                .any(|&(s, e)| s < end && r.home < e)
+        })?;
+        Some(format!(
+            "header read from the cache image entry put at {:#x}..{:#x}: the image block fails \
+             its checksum, so the entry's address is not verified",
+            r.home,
+            r.home.saturating_add(r.len)
+        ))
+    }
 }
 
 /// Creation-order flags of a group's links or an object's attributes
@@ -866,8 +978,24 @@ impl Inventory {
     /// The byte image this inventory's addresses refer to: `bytes` (the
     /// file it was made from) with the superblock's base and sizes, or the
     /// inferred ones of a file without a superblock.
+    ///
+    /// The inventory of a file with a metadata cache image was made from its
+    /// bytes with the image's entries put at their own addresses
+    /// ([`crate::pipeline`]): `bytes` must be those (as
+    /// [`crate::pipeline::Input::bytes`] are; [`Inventory::with_cache_image`]
+    /// makes them from the file's own). Given the file's own bytes, where
+    /// stale versions may lie at those addresses, the image is empty: every
+    /// read fails, none reads a stale value.
     pub fn image<'a>(&self, bytes: &'a [u8]) -> crate::follow::Image<'a> {
         use crate::format::Sizes;
+        let applied = self.relocated.iter().all(|r| {
+            let at = |s: u64| {
+                let s = usize::try_from(s).ok()?;
+                bytes.get(s..s.checked_add(usize::try_from(r.len).ok()?)?)
+            };
+            at(r.home).is_some_and(|h| Some(h) == at(r.from))
+        });
+        let bytes = if applied { bytes } else { &bytes[..0] };
         let sb = self.superblock.as_ref();
         if let (None, Some(i)) = (sb, &self.inferred) {
             let sizes = Sizes::new(i.size_of_offsets, i.size_of_lengths).unwrap_or(Sizes::DEFAULT);
@@ -877,6 +1005,18 @@ impl Inventory {
             .and_then(|s| Sizes::new(s.size_of_offsets, s.size_of_lengths).ok())
             .unwrap_or(Sizes::DEFAULT);
         crate::follow::Image::new(bytes, sb.map_or(0, |s| s.base_address), sizes)
+    }
+
+    /// `bytes` (the file's own) with the metadata cache image's entries
+    /// put at their own addresses, as the inventory was made from them
+    /// (a copy only when it has relocated entries not yet there).
+    pub fn with_cache_image<'a>(&self, bytes: &'a [u8]) -> std::borrow::Cow<'a, [u8]> {
+        if self.relocated.is_empty() || !self.image(bytes).bytes.is_empty() {
+            return std::borrow::Cow::Borrowed(bytes);
+        }
+        let mut v = bytes.to_vec();
+        crate::follow::cache_image::apply(&self.relocated, &mut v);
+        std::borrow::Cow::Owned(v)
     }
 
     pub fn summary(&self) -> Summary {

@@ -166,12 +166,19 @@ fn with_cache_image(
             drop(map);
             // SAFETY: a private mapping: the changes below stay in this
             // process's memory, the file is never written; a truncation by
-            // another process is caught by the guard as for any mapping.
+            // another process is caught by the guard, registered before the
+            // first write (its zero pages are writable for a private range).
             let mut private = unsafe { MmapOptions::new().map_copy(&*file)? };
-            o.apply(&mut private);
-            let private = private.make_read_only()?;
-            match Guard::register_private(&private) {
-                Some(g) => Bytes::Mapped(Some(g), private),
+            let guard = Guard::register_private(&private);
+            // The file as long as when opened, now that it is mapped: a
+            // shorter one (truncated meanwhile) is read into memory instead
+            // (and reported changed by `check_unchanged`).
+            let whole = file.metadata().is_ok_and(|m| m.len() >= len);
+            match guard.filter(|_| whole) {
+                Some(g) => {
+                    o.apply(&mut private);
+                    Bytes::Mapped(Some(g), private.make_read_only()?)
+                }
                 None => {
                     drop(private);
                     let mut v = read_all(file, len)?;
@@ -394,9 +401,9 @@ fn scan_bytes_unless(
 
 /// [`scan_bytes_unless`] of bytes the file's metadata cache image
 /// `overlay` (if it has one) was applied to: it is recorded in the
-/// inventory before carving is decided, and the carver skips the image
-/// block when entries were relocated (they are at their own addresses
-/// then; a block that could not be used is carved like any other bytes).
+/// inventory before carving is decided, and the carver skips the images
+/// of the relocated entries in the block (they are at their own addresses
+/// then; the block's other entries are carved like any other bytes).
 fn scan_prepared(
     file: &str,
     bytes: &[u8],
@@ -411,8 +418,12 @@ fn scan_prepared(
         }
         inv
     };
-    let relocated = overlay.filter(|o| !o.relocations.is_empty());
-    let carve = || crate::carve::carve_except(file, bytes, relocated.and_then(|o| o.block));
+    // The relocated entries' images in the block (sorted by place, as
+    // `relocate` leaves them): copies of what lies at their homes now.
+    let copies: Vec<(u64, u64)> = overlay
+        .map(|o| o.relocations.iter().map(|r| (r.from, r.len)).collect())
+        .unwrap_or_default();
+    let carve = || crate::carve::carve_except(file, bytes, &copies);
     let spin = crate::progress::Spinner::new(&format!("scanning {file}"), bytes.len() as u64);
     let (mut inv, carved) = match mode {
         CarveMode::Only => (record(carve()), true),
@@ -435,6 +446,7 @@ fn scan_prepared(
             crate::carve::chunks::recover(&mut inv, bytes, chunks);
         }
     }
+    crate::inventory::check_relocated(&mut inv);
     inv.zeroed_ranges = crate::inventory::zeroed_ranges(bytes);
     inv
 }

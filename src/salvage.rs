@@ -557,6 +557,9 @@ struct DataTrust<'i> {
     /// All-zero page ranges of a damaged file (empty for a healthy one,
     /// whose zeros are its data).
     zeroed: &'i [ZeroedRange],
+    /// The metadata cache image entries put at their own addresses
+    /// ([`crate::inventory::check_relocated`]).
+    relocated: &'i [crate::follow::cache_image::Relocation],
 }
 
 impl DataTrust<'_> {
@@ -569,6 +572,7 @@ impl DataTrust<'_> {
         DataTrust {
             unconfirmed_base,
             zeroed: if healthy { &[] } else { &inv.zeroed_ranges },
+            relocated: &inv.relocated,
         }
     }
 
@@ -665,6 +669,15 @@ fn salvage_object(
     if o.kind == ObjectKind::Group && o.status == Status::Partial {
         out.result = Recovery::Partial;
         out.reasons = o.problems.iter().map(|p| p.to_string()).collect();
+    }
+    if o.kind != ObjectKind::Dataset {
+        if let Some(n) = o.read_through_unverified(trust.relocated) {
+            w.mark(dest, "h5salvage_unverified", &n)?;
+            out.notes.push(n);
+            if out.result == Recovery::Recovered {
+                out.result = Recovery::Unverified;
+            }
+        }
     }
     if !has_reference_attributes(o) {
         write_attributes(image, trust, o, dest, w, report, &mut out);
@@ -849,6 +862,10 @@ fn salvage_dataset(
     };
     // Notes for `h5salvage_unverified`, written once at the end.
     let mut unverified_notes: Vec<String> = Vec::new();
+    if let Some(n) = o.read_through_unverified(trust.relocated) {
+        unverified_notes.push(n);
+        out.result = Recovery::Unverified;
+    }
     if let Some(DatasetData::Unreadable { reason }) = &data {
         out.result = Recovery::Lost;
         out.reasons.push(reason.clone());

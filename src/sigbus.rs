@@ -166,14 +166,22 @@ extern "C" fn on_sigbus(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut 
         }
         let from = addr & !(page - 1);
         let to = end.saturating_add(page - 1) & !(page - 1);
-        // SAFETY: [from, to) lies inside the registered read-only mapping
-        // (mappings are page-aligned and span whole pages); replacing it
-        // with zero pages keeps it valid until it is unmapped.
+        // A private mapping may be written to (a cache image put back while
+        // it is still writable): its zero pages are writable too, or the
+        // retried write would fault again (SIGSEGV).
+        let prot = if r.private.load(SeqCst) {
+            libc::PROT_READ | libc::PROT_WRITE
+        } else {
+            libc::PROT_READ
+        };
+        // SAFETY: [from, to) lies inside the registered mapping (mappings
+        // are page-aligned and span whole pages); replacing it with zero
+        // pages keeps it valid until it is unmapped.
         let p = unsafe {
             libc::mmap(
                 from as *mut c_void,
                 to - from,
-                libc::PROT_READ,
+                prot,
                 libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED,
                 -1,
                 0,
@@ -238,6 +246,25 @@ mod tests {
         let sum: u64 = map.iter().map(|&b| u64::from(b)).sum();
         assert_eq!(sum, 0);
         assert!(g.faulted());
+        drop(g);
+        drop(map);
+    }
+
+    /// A private (copy-on-write) mapping registered before it is written
+    /// to: a write to a page the truncation removed raises the flag and
+    /// lands in a writable zero page, instead of faulting again.
+    #[test]
+    fn truncated_private_mapping_takes_writes() {
+        let mut f = tempfile::tempfile().unwrap();
+        f.write_all(&vec![7u8; 64 << 10]).unwrap();
+        // SAFETY: test file, private to this test.
+        let mut map = unsafe { memmap2::MmapOptions::new().map_copy(&f).unwrap() };
+        let g = Guard::register_private(&map).unwrap();
+        assert!(!is_mapped(&map));
+        f.set_len(0).unwrap();
+        map[40 << 10] = 9;
+        assert!(g.faulted());
+        assert_eq!(map[40 << 10], 9);
         drop(g);
         drop(map);
     }

@@ -307,6 +307,9 @@ fn mapped_file_with_a_cache_image() {
     let ci = inv.cache_image.unwrap();
     assert!(ci.relocated > 0 && ci.relocated == ci.entries, "{ci:?}");
     let root = inv.superblock.as_ref().unwrap().root_address.unwrap() as usize;
+    // Pages handed back explicitly: a private mapping's are kept (handing
+    // them back would drop the image put back there and read the file's).
+    h5salvage::pipeline::release(input.bytes());
     assert_eq!(&input.bytes()[root..root + 4], b"OHDR");
     assert_ne!(&raw[root..root + 4], b"OHDR", "the file's own bytes");
     assert!(inv.object("/big").is_some() && inv.object("/g").is_some());
@@ -365,4 +368,170 @@ fn stale_entries_are_not_read_when_the_block_is_damaged() {
     let (ok, v) = compare(&original, &out, true);
     assert!(ok, "{v}");
     assert_eq!(v["attributes"], 4, "{v}");
+}
+
+/// The entries of the (verified) image block at `at`, `len` bytes.
+fn entries(
+    bytes: &[u8],
+    at: usize,
+    len: usize,
+) -> Vec<h5salvage::format::cache_image::CacheImageEntry> {
+    h5salvage::format::cache_image::parse(
+        &bytes[at..at + len],
+        at as u64,
+        h5salvage::format::Sizes::DEFAULT,
+    )
+    .unwrap()
+    .entries
+}
+
+/// The place in `bytes` of the address field of the image entry whose own
+/// address is `addr` (the field before its size; the block's `(at, len)`).
+fn entry_address_field(bytes: &[u8], at: usize, len: usize, addr: u64, size: u64) -> usize {
+    let entries = entries(bytes, at, len);
+    let e = entries.iter().find(|e| e.address == addr).unwrap();
+    assert_eq!(e.size, size);
+    let mut field = addr.to_le_bytes().to_vec();
+    field.extend(size.to_le_bytes());
+    let upto = at + e.image_offset as usize;
+    at + bytes[at..upto]
+        .windows(16)
+        .rposition(|w| w == field)
+        .unwrap()
+}
+
+/// H1: the block fails its checksum and an entry's address (covered by no
+/// checksum) was damaged to point into a dataset of zeros: the entry
+/// verifies itself and lands on "vacant" bytes, but those zeros are raw
+/// data. The dataset is never called intact or recovered, and what was read
+/// through the block is unverified.
+#[test]
+fn damaged_entry_address_over_zero_data_is_never_recovered() {
+    if !have_h5py("damaged_entry_address_over_zero_data_is_never_recovered") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = generate(dir.path(), "zeros");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let inv = h5salvage::scan_bytes("zeros", &bytes, CarveMode::Never);
+    assert_eq!(inv.verdict(), Verdict::Healthy, "{:?}", inv.problems);
+    let grp = inv.object("/grp").unwrap();
+    let (home, size) = (grp.address, grp.header_spans[0].1 - grp.header_spans[0].0);
+    let zeros = inv.object("/zeros").unwrap();
+    let data = match &zeros.dataset.as_ref().unwrap().layout.class {
+        h5salvage::format::message::data_layout::LayoutClass::Contiguous { address, .. } => {
+            *address
+        }
+        c => panic!("{c:?}"),
+    };
+    let (at, len) = block(&bytes);
+    let field = entry_address_field(&bytes, at, len, home, size);
+    bytes[field..field + 8].copy_from_slice(&(data + 0x40).to_le_bytes());
+    let inv = h5salvage::scan_bytes("zeros", &bytes, CarveMode::Auto);
+    let z = inv.object("/zeros").unwrap();
+    assert_ne!(z.status, h5salvage::inventory::Status::Intact, "{:?}", z);
+    assert!(z.problems.iter().any(|p| p.kind == ProblemKind::Overlap));
+    assert!(inv.problems.iter().any(|p| p.kind == ProblemKind::Inferred));
+    let input = dir.path().join("bad_address.h5");
+    std::fs::write(&input, &bytes).unwrap();
+    let rep = salvage(&input, &dir.path().join("out.h5"), false).unwrap();
+    let result = |p: &str| rep.objects.iter().find(|o| o.path == p).unwrap().result;
+    assert_eq!(result("/zeros"), Recovery::Partial, "{:?}", rep.objects);
+    assert_eq!(result("/"), Recovery::Unverified, "{:?}", rep.objects);
+    assert_eq!(rep.recovered, 0, "{:?}", rep.objects);
+}
+
+/// H2: a file closed with an image, reopened r+ without one, an attribute
+/// changed and flushed, the writer killed: the image's (verified) copy of
+/// the header holds the old value, its own address the new one. Two
+/// versions: a problem, and the newer one (at the address) is salvaged.
+#[test]
+fn killed_writer_after_reopen_keeps_the_flushed_header() {
+    if !have_h5py("killed_writer_after_reopen_keeps_the_flushed_header") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let input = generate(dir.path(), "killed");
+    let inv = h5salvage::scan_path_with(&input, CarveMode::Auto).unwrap();
+    assert!(
+        inv.problems
+            .iter()
+            .any(|p| p.kind == ProblemKind::Ambiguous
+                && p.structure.starts_with("metadata cache image")),
+        "{:?}",
+        inv.problems
+    );
+    let out = dir.path().join("out.h5");
+    salvage(&input, &out, false).unwrap();
+    let (ok, text) = common::run_python(&[
+        "-c",
+        "import sys, h5py; print(int(h5py.File(sys.argv[1], 'r')['d'].attrs['v']))",
+        out.to_str().unwrap(),
+    ]);
+    assert!(ok, "{text}");
+    assert_eq!(text.trim(), "2", "the image's copy holds 1");
+}
+
+/// M5: `scan_bytes` made the inventory from a patched copy; the file's own
+/// bytes handed to `Inventory::image` give an empty image (nothing stale is
+/// read through it), `with_cache_image` gives the bytes it was made from.
+#[test]
+fn raw_bytes_are_not_read_through_a_cache_image_inventory() {
+    let raw = std::fs::read(fixture("mdci_objects.h5")).unwrap();
+    let inv = h5salvage::scan_bytes("objects", &raw, CarveMode::Auto);
+    assert!(inv.cache_image.is_some_and(|c| c.relocated > 0));
+    assert!(inv.image(&raw).bytes.is_empty());
+    let patched = inv.with_cache_image(&raw);
+    assert_eq!(inv.image(&patched).bytes.len(), raw.len());
+    let root = inv.superblock.as_ref().unwrap().root_address.unwrap() as usize;
+    assert_eq!(&patched[root..root + 4], b"OHDR");
+    assert_ne!(&raw[root..root + 4], b"OHDR");
+}
+
+/// M3: a block failing its checksum, one entry not used (its own address
+/// holds other bytes): the carver skips only the used entries' images in
+/// the block, and still finds the unused entry's header there.
+#[test]
+fn unrelocated_entries_in_the_block_are_carved() {
+    let mut bytes = std::fs::read(fixture("mdci_objects.h5")).unwrap();
+    let (at, len) = block(&bytes);
+    let entries = entries(&bytes, at, len);
+    let root = h5salvage::scan_bytes("objects", &bytes, CarveMode::Never)
+        .superblock
+        .unwrap()
+        .root_address
+        .unwrap();
+    let e = entries
+        .iter()
+        .find(|e| {
+            let s = at + e.image_offset as usize;
+            e.address != root && &bytes[s..s + 4] == b"OHDR"
+        })
+        .unwrap();
+    let (home, image_at) = (e.address as usize, at as u64 + e.image_offset);
+    bytes[home..home + 16].fill(0x55);
+    bytes[at + len - 1] ^= 0xff;
+    let inv = h5salvage::scan_bytes("objects", &bytes, CarveMode::Auto);
+    assert!(inv.relocated.iter().all(|r| r.from != image_at));
+    assert!(!inv.relocated.is_empty());
+    let patched = inv.with_cache_image(&bytes);
+    let copies = |p: usize| {
+        inv.relocated
+            .iter()
+            .any(|r| p as u64 >= r.from && p as u64 - r.from < r.len)
+    };
+    let expected = patched
+        .windows(4)
+        .enumerate()
+        .filter(|&(p, w)| w == b"OHDR" && !copies(p))
+        .count() as u64;
+    let hits = inv.carving.as_ref().unwrap().hits["OHDR"];
+    assert_eq!(hits, expected);
+    assert!(
+        patched[at..at + len]
+            .windows(4)
+            .enumerate()
+            .any(|(p, w)| w == b"OHDR" && at as u64 + p as u64 == image_at),
+        "the unused entry's header lies in the block"
+    );
 }

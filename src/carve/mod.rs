@@ -107,22 +107,31 @@ struct Carved {
 /// Carves `bytes` (the whole file) into an inventory of its own: every
 /// object has `origin: Carve`, `inv.carving` holds the counts.
 pub fn carve(file: &str, bytes: &[u8]) -> Inventory {
-    carve_except(file, bytes, None)
+    carve_except(file, bytes, &[])
 }
 
 /// [`carve`], ignoring the signatures inside `skip` (absolute offset and
-/// length): a metadata cache image block, whose entries the pipeline
-/// already put at their own addresses
+/// length, sorted, disjoint): the images of the metadata cache image
+/// entries the pipeline already put at their own addresses
 /// ([`crate::follow::cache_image`]): carved there they would be copies.
-pub fn carve_except(file: &str, bytes: &[u8], skip: Option<(u64, u64)>) -> Inventory {
+/// The block's other entries are carved like any other bytes.
+pub fn carve_except(file: &str, bytes: &[u8], skip: &[(u64, u64)]) -> Inventory {
     let mut inv = Inventory {
         file: file.to_string(),
         size: bytes.len() as u64,
         ..Inventory::default()
     };
     let mut hits = find_signatures(bytes);
-    if let Some((start, len)) = skip {
-        hits.retain(|h| h.offset < start || h.offset - start >= len);
+    if !skip.is_empty() {
+        // `skip` is sorted and disjoint: the last range starting at or
+        // before a hit is the only one that can hold it.
+        hits.retain(|h| {
+            let i = skip.partition_point(|&(s, _)| s <= h.offset);
+            i == 0 || {
+                let (s, l) = skip[i - 1];
+                h.offset - s >= l
+            }
+        });
     }
     let mut summary = CarveSummary::default();
     for h in &hits {

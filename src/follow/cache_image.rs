@@ -10,18 +10,19 @@
 //! the block nor another entry, and, for the structures whose checksum
 //! closes their image, that the checksum matches. A block that fails its
 //! checksum (but still frames) gives only the entries that verify
-//! themselves and whose own address holds nothing or an older version of
-//! them ([`relocate`]); one that does not frame gives none, and every
-//! structure is read at its own address. A rejected entry is a problem and
-//! stays unrelocated.
-
-use std::collections::BTreeMap;
+//! themselves and whose own address holds nothing or the same kind of
+//! structure, marked unverified ([`relocate`]); one that does not frame
+//! gives none, and every structure is read at its own address. A rejected
+//! entry is a problem and stays unrelocated. In a file that was not closed,
+//! a newer version at an entry's own address is read instead of the
+//! image's copy.
 
 use super::object_header::read_all_messages;
 use super::Image;
 use crate::format::cache_image::{self, CacheImageEntry, MESSAGE, STRUCTURE};
 use crate::format::message::kind;
 use crate::format::{is_undefined, verify_checksum, Error, ErrorKind};
+use crate::inventory::{Problem, ProblemKind};
 
 /// Signatures of structures whose image ends with the lookup3 checksum of
 /// the bytes before it (spec IV.A.1.b object header chunk 0 and
@@ -45,6 +46,9 @@ pub struct Relocation {
     /// Absolute offset of its image inside the block.
     pub from: u64,
     pub len: u64,
+    /// From a block whose checksum matched. False: the entry verified
+    /// itself, but its address is covered by no checksum.
+    pub verified: bool,
 }
 
 /// What the cache image holds and what of it is used.
@@ -58,26 +62,14 @@ pub struct Overlay {
     /// The entries that are used.
     pub relocations: Vec<Relocation>,
     /// Everything wrong with the message, the block or an entry.
-    pub problems: Vec<Error>,
+    pub problems: Vec<Problem>,
 }
 
 impl Overlay {
     /// Copies every relocated image to its own address in `bytes` (the
     /// file's bytes, or a copy of them: never the input itself).
     pub fn apply(&self, bytes: &mut [u8]) {
-        for r in &self.relocations {
-            let (Ok(from), Ok(home), Ok(len)) = (
-                usize::try_from(r.from),
-                usize::try_from(r.home),
-                usize::try_from(r.len),
-            ) else {
-                continue;
-            };
-            let fits = |s: usize| s.checked_add(len).is_some_and(|e| e <= bytes.len());
-            if fits(from) && fits(home) {
-                bytes.copy_within(from..from + len, home);
-            }
-        }
+        apply(&self.relocations, bytes);
     }
 
     /// True if `abs` lies inside the image block.
@@ -86,9 +78,28 @@ impl Overlay {
     }
 }
 
+/// Copies every relocated image to its own address in `bytes`
+/// ([`Overlay::apply`]).
+pub fn apply(relocations: &[Relocation], bytes: &mut [u8]) {
+    for r in relocations {
+        let (Ok(from), Ok(home), Ok(len)) = (
+            usize::try_from(r.from),
+            usize::try_from(r.home),
+            usize::try_from(r.len),
+        ) else {
+            continue;
+        };
+        let fits = |s: usize| s.checked_add(len).is_some_and(|e| e <= bytes.len());
+        if fits(from) && fits(home) {
+            bytes.copy_within(from..from + len, home);
+        }
+    }
+}
+
 /// The cache image the superblock extension at `extension` names, or
-/// `None` when it names none.
-pub fn read(image: &Image, extension: u64) -> Option<Overlay> {
+/// `None` when it names none. `unclosed`: the superblock shows that the
+/// writer did not close the file ([`relocate`]).
+pub fn read(image: &Image, extension: u64, unclosed: bool) -> Option<Overlay> {
     let (_, raws, _) = read_all_messages(image, extension);
     let raw = raws.iter().find(|r| r.kind == kind::CACHE_IMAGE)?;
     let mut overlay = Overlay::default();
@@ -99,7 +110,7 @@ pub fn read(image: &Image, extension: u64) -> Option<Overlay> {
     let message = match message {
         Ok(m) => m,
         Err(e) => {
-            overlay.problems.push(e);
+            overlay.problems.push(e.into());
             return Some(overlay);
         }
     };
@@ -109,7 +120,7 @@ pub fn read(image: &Image, extension: u64) -> Option<Overlay> {
     let (block, complete) = match image.slice(STRUCTURE, message.address, message.length) {
         Ok(b) => (b, true),
         Err(e) => {
-            overlay.problems.push(e);
+            overlay.problems.push(e.into());
             match image.at(STRUCTURE, message.address) {
                 Ok(b) => (b, false),
                 Err(_) => return Some(overlay),
@@ -119,39 +130,63 @@ pub fn read(image: &Image, extension: u64) -> Option<Overlay> {
     let (img, verified) = match complete.then(|| cache_image::parse(block, at, image.sizes)) {
         Some(Ok(img)) => (img, true),
         Some(Err(e)) if !matches!(e.kind, ErrorKind::BadChecksum { .. }) => {
-            overlay.problems.push(e);
+            overlay.problems.push(e.into());
             return Some(overlay);
         }
         failed => {
-            overlay.problems.extend(failed.and_then(Result::err));
+            overlay
+                .problems
+                .extend(failed.and_then(Result::err).map(Problem::from));
             let (img, stop) = cache_image::parse_unverified(block, at, image.sizes);
-            overlay.problems.extend(stop);
+            overlay.problems.extend(stop.map(Problem::from));
             (img, false)
         }
     };
     overlay.entries = img.entries.len();
-    relocate(image, block, at, &img.entries, verified, &mut overlay);
+    relocate(
+        image,
+        block,
+        at,
+        &img.entries,
+        verified,
+        unclosed,
+        &mut overlay,
+    );
     Some(overlay)
 }
 
-/// Checks each entry and records the ones that may be used. From a block
-/// that failed its checksum (`verified` false) only entries that verify
-/// themselves are used, and only where their own address holds nothing
-/// (zeros) or an older version of the same structure (its signature):
-/// what the dirty entries' own addresses hold is stale, so such an entry
-/// is better than its address, and a damaged entry address cannot put it
-/// over raw data or another kind of structure.
+/// Checks each entry and records the ones that may be used.
+///
+/// From a block that failed its checksum (`verified` false) only entries
+/// that verify themselves are used, and only where their own address holds
+/// nothing (zeros) or the same kind of structure (its signature): what the
+/// dirty entries' own addresses hold is stale, so such an entry is better
+/// than its address. Their address is covered by no checksum, so such a
+/// relocation is marked unverified: what is read through it, and any raw
+/// data it lands on, is never called recovered ([`crate::inventory::
+/// check_relocated`]).
+///
+/// In a file its writer did not close (`unclosed`), an entry whose own
+/// address holds the same kind of structure, verifying itself and
+/// different from the image's copy, is two versions: a flush after the
+/// image was loaded writes the entries' own addresses, and the image is
+/// written only at a close (which would have cleared the flag), so the
+/// version at the address is the newer one and is the one read. The
+/// image's copy is not used (a problem names it).
+///
+/// Entries whose own address ranges meet each other are all rejected:
+/// which one is right cannot be told.
 fn relocate(
     image: &Image,
     block: &[u8],
     at: u64,
     entries: &[CacheImageEntry],
     verified: bool,
+    unclosed: bool,
     overlay: &mut Overlay,
 ) {
     let (block_start, block_end) = (at, at.saturating_add(block.len() as u64));
-    // Ranges of the entries used so far (start -> end), disjoint.
-    let mut taken: BTreeMap<u64, u64> = BTreeMap::new();
+    let mut candidates: Vec<Relocation> = Vec::new();
     let mut faults = Faults::default();
     for e in entries {
         let from = at.saturating_add(e.image_offset);
@@ -159,26 +194,21 @@ fn relocate(
         let home = match image.absolute(e.address) {
             Some(h) if !is_undefined(e.address) && image.contains(e.address, e.size) => h,
             _ => {
-                faults.push(Error::bad_value(
-                    STRUCTURE,
-                    from,
-                    "entry address (its range lies outside the file)",
-                    e.address,
-                ));
+                faults.push(
+                    Error::bad_value(
+                        STRUCTURE,
+                        from,
+                        "entry address (its range lies outside the file)",
+                        e.address,
+                    )
+                    .into(),
+                );
                 continue;
             }
         };
         let end = home.saturating_add(e.size);
         if home < block_end && block_start < end {
-            faults.push(reject("entry's own address range meets the image block"));
-            continue;
-        }
-        if taken
-            .range(..end)
-            .next_back()
-            .is_some_and(|(_, &t)| t > home)
-        {
-            faults.push(reject("entry's own address range meets another entry's"));
+            faults.push(reject("entry's own address range meets the image block").into());
             continue;
         }
         let Some(img) = usize::try_from(e.image_offset)
@@ -189,24 +219,82 @@ fn relocate(
             continue;
         };
         if let Some(err) = own_checksum(img, from) {
-            faults.push(err);
+            faults.push(err.into());
             continue;
         }
-        let usable = verified || (self_verifying(img) && vacant_or_older(image, home, img));
+        let there = home_bytes(image, home, img.len());
+        let same_kind = there.is_some_and(|t| t.get(..4) == img.get(..4));
+        if unclosed && same_kind && self_verifying(img) {
+            let t = there.unwrap_or_default();
+            if t != img && own_checksum(t, home).is_none() {
+                faults.push(Problem::new(
+                    ProblemKind::Ambiguous,
+                    Some(from),
+                    STRUCTURE,
+                    format!(
+                        "two versions of the {} at {home:#x}: the file was not closed, and its own \
+                         address holds a verifying version that differs from the image's copy \
+                         (a flush after the image was loaded); the one at its address is read, \
+                         the image's copy ({} bytes at {from:#x}) is not used",
+                        String::from_utf8_lossy(&img[..4]),
+                        img.len()
+                    ),
+                ));
+                continue;
+            }
+        }
+        let vacant = there.is_some_and(|t| t.iter().all(|&b| b == 0));
+        let usable = verified || (self_verifying(img) && (same_kind || vacant));
         if !usable {
-            faults.push(reject(
-                "entry not used: the block fails its checksum, and the entry cannot be verified \
-                 on its own or its own address holds something else",
-            ));
+            faults.push(
+                reject(
+                    "entry not used: the block fails its checksum, and the entry cannot be \
+                     verified on its own or its own address holds something else",
+                )
+                .into(),
+            );
             continue;
         }
-        taken.insert(home, end);
-        overlay.relocations.push(Relocation {
+        candidates.push(Relocation {
             home,
             from,
             len: e.size,
+            verified,
         });
     }
+    // Entries whose own ranges meet: none of them is used.
+    candidates.sort_by_key(|r| (r.home, r.from));
+    let mut clash = vec![false; candidates.len()];
+    let mut reach: Option<(u64, usize)> = None; // furthest end so far, and whose
+    for (i, r) in candidates.iter().enumerate() {
+        let end = r.home.saturating_add(r.len);
+        if let Some((e, j)) = reach {
+            if r.home < e {
+                clash[i] = true;
+                clash[j] = true;
+            }
+        }
+        if reach.is_none_or(|(e, _)| end > e) {
+            reach = Some((end, i));
+        }
+    }
+    for (r, c) in candidates.into_iter().zip(clash) {
+        if c {
+            faults.push(Problem::new(
+                ProblemKind::Overlap,
+                Some(r.from),
+                STRUCTURE,
+                format!(
+                    "entry's own address range {:#x}..{:#x} meets another entry's: neither is used",
+                    r.home,
+                    r.home.saturating_add(r.len)
+                ),
+            ));
+        } else {
+            overlay.relocations.push(r);
+        }
+    }
+    overlay.relocations.sort_by_key(|r| r.from);
     faults.finish(at, &mut overlay.problems);
 }
 
@@ -217,12 +305,12 @@ const MAX_ENTRY_FAULTS: usize = 64;
 /// a hostile block can list millions of entries.
 #[derive(Default)]
 struct Faults {
-    listed: Vec<Error>,
+    listed: Vec<Problem>,
     more: u64,
 }
 
 impl Faults {
-    fn push(&mut self, e: Error) {
+    fn push(&mut self, e: Problem) {
         if self.listed.len() < MAX_ENTRY_FAULTS {
             self.listed.push(e);
         } else {
@@ -230,15 +318,18 @@ impl Faults {
         }
     }
 
-    fn finish(self, at: u64, problems: &mut Vec<Error>) {
+    fn finish(self, at: u64, problems: &mut Vec<Problem>) {
         problems.extend(self.listed);
         if self.more > 0 {
-            problems.push(Error::bad_value(
-                STRUCTURE,
-                at,
-                "further entries not used (not listed one by one)",
-                self.more,
-            ));
+            problems.push(
+                Error::bad_value(
+                    STRUCTURE,
+                    at,
+                    "further entries not used (not listed one by one)",
+                    self.more,
+                )
+                .into(),
+            );
         }
     }
 }
@@ -250,16 +341,11 @@ fn self_verifying(img: &[u8]) -> bool {
         .is_some_and(|sig| CHECKSUM_AT_END.iter().any(|s| &s[..] == sig))
 }
 
-/// True if the file's bytes at absolute `home` begin with the signature
-/// of `img` or are all zero over the entry's length.
-fn vacant_or_older(image: &Image, home: u64, img: &[u8]) -> bool {
-    let Some(there) = usize::try_from(home)
+/// The file's `len` bytes at absolute `home`, if they lie in it.
+fn home_bytes<'a>(image: &Image<'a>, home: u64, len: usize) -> Option<&'a [u8]> {
+    usize::try_from(home)
         .ok()
-        .and_then(|h| image.bytes.get(h..h.checked_add(img.len())?))
-    else {
-        return false;
-    };
-    there.get(..4) == img.get(..4) || there.iter().all(|&b| b == 0)
+        .and_then(|h| image.bytes.get(h..h.checked_add(len)?))
 }
 
 /// The error when `img` (at absolute `from`) is a structure whose image
@@ -295,7 +381,7 @@ mod tests {
         o.block = Some((at, len));
         let img = cache_image::parse(blk, at, Sizes::DEFAULT).unwrap();
         o.entries = img.entries.len();
-        relocate(&image, blk, at, &img.entries, true, &mut o);
+        relocate(&image, blk, at, &img.entries, true, false, &mut o);
         o
     }
 
@@ -308,7 +394,7 @@ mod tests {
             (0x10, &ohdr_ok, &[]),
             (0x40, b"plain", &[]),
             (0x80, &ohdr_bad, &[]),  // checksum fails
-            (0x12, b"over", &[]),    // meets the first entry
+            (0x12, b"over", &[]),    // meets the first entry: neither used
             (0x1000, b"far", &[]),   // outside the file
             (0x200, b"inside", &[]), // inside the block itself
         ]);
@@ -316,15 +402,12 @@ mod tests {
         file[0x200..0x200 + blk.len()].copy_from_slice(&blk);
         let o = overlay_of(&file, 0x200, blk.len() as u64);
         assert_eq!(o.entries, 6);
-        assert_eq!(o.relocations.len(), 2, "{o:?}");
-        assert_eq!(o.problems.len(), 4, "{:?}", o.problems);
-        assert!(o
-            .problems
-            .iter()
-            .any(|e| matches!(e.kind, ErrorKind::BadChecksum { .. })));
+        assert_eq!(o.relocations.len(), 1, "{o:?}");
+        assert_eq!(o.problems.len(), 5, "{:?}", o.problems);
+        assert!(o.problems.iter().any(|e| e.kind == ProblemKind::Checksum));
         let mut patched = file.clone();
         o.apply(&mut patched);
-        assert_eq!(&patched[0x10..0x10 + ohdr_ok.len()], &ohdr_ok[..]);
+        assert!(patched[0x10..0x20].iter().all(|&b| b == 0));
         assert_eq!(&patched[0x40..0x45], b"plain");
         assert!(patched[0x80..0x90].iter().all(|&b| b == 0));
         assert!(o.in_block(0x200) && !o.in_block(0x1ff));
@@ -344,7 +427,8 @@ mod tests {
         file.extend(&blk);
         let o = overlay_of(&file, at, blk.len() as u64);
         assert_eq!(o.entries, n as usize);
-        assert_eq!(o.relocations.len(), (n / 2) as usize);
+        // The entries at 0 all meet: none of them is used.
+        assert_eq!(o.relocations.len(), (n / 2 - 1) as usize);
         assert_eq!(
             o.problems.len(),
             MAX_ENTRY_FAULTS + 1,
@@ -372,9 +456,59 @@ mod tests {
         let (img, stop) = cache_image::parse_unverified(&blk, 0x200, Sizes::DEFAULT);
         assert!(stop.is_none(), "{stop:?}");
         let mut o = Overlay::default();
-        relocate(&image, &blk, 0x200, &img.entries, false, &mut o);
+        relocate(&image, &blk, 0x200, &img.entries, false, false, &mut o);
         let homes: Vec<u64> = o.relocations.iter().map(|r| r.home).collect();
         assert_eq!(homes, [0x10, 0x40]);
+        assert!(o.relocations.iter().all(|r| !r.verified));
         assert_eq!(o.problems.len(), 2, "{:?}", o.problems);
+    }
+
+    /// Two entries of a verified block whose own ranges meet: neither is
+    /// used (which one is right cannot be told), whatever their order.
+    #[test]
+    fn overlapping_entries_are_both_rejected() {
+        for (a, b) in [(0x10u64, 0x14u64), (0x14, 0x10)] {
+            let blk = block(&[
+                (a, b"first-entry", &[]),
+                (b, b"second", &[]),
+                (0x80, b"alone", &[]),
+            ]);
+            let mut file = vec![0u8; 0x400];
+            file[0x200..0x200 + blk.len()].copy_from_slice(&blk);
+            let o = overlay_of(&file, 0x200, blk.len() as u64);
+            let homes: Vec<u64> = o.relocations.iter().map(|r| r.home).collect();
+            assert_eq!(homes, [0x80], "{o:?}");
+            assert!(o.relocations.iter().all(|r| r.verified));
+            let overlaps = o.problems.iter().filter(|p| p.kind == ProblemKind::Overlap);
+            assert_eq!(overlaps.count(), 2, "{:?}", o.problems);
+        }
+    }
+
+    /// A file not closed whose entry's own address holds a verifying,
+    /// different version of the same structure: two versions, the one at
+    /// the address is read (not relocated). Closed, or the same bytes there,
+    /// the image's copy is used.
+    #[test]
+    fn unclosed_file_keeps_the_newer_version_at_its_address() {
+        let old = seal(b"OHDR\x02\x00old".to_vec());
+        let new = seal(b"OHDR\x02\x00new".to_vec());
+        let blk = block(&[(0x10, &old, &[]), (0x40, &old, &[])]);
+        let mut file = vec![0u8; 0x400];
+        file[0x10..0x10 + new.len()].copy_from_slice(&new);
+        file[0x40..0x40 + old.len()].copy_from_slice(&old);
+        file[0x200..0x200 + blk.len()].copy_from_slice(&blk);
+        let image = Image::new(&file, 0, Sizes::DEFAULT);
+        let img = cache_image::parse(&blk, 0x200, Sizes::DEFAULT).unwrap();
+        for (unclosed, homes) in [(true, vec![0x40]), (false, vec![0x10, 0x40])] {
+            let mut o = Overlay::default();
+            relocate(&image, &blk, 0x200, &img.entries, true, unclosed, &mut o);
+            let got: Vec<u64> = o.relocations.iter().map(|r| r.home).collect();
+            assert_eq!(got, homes, "unclosed {unclosed}");
+            let two = o
+                .problems
+                .iter()
+                .filter(|p| p.kind == ProblemKind::Ambiguous);
+            assert_eq!(two.count(), usize::from(unclosed), "{:?}", o.problems);
+        }
     }
 }

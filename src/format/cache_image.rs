@@ -75,6 +75,11 @@ pub struct CacheImage {
     pub entries: Vec<CacheImageEntry>,
 }
 
+/// Most entries a block may list: libhdf5's cache holds far fewer; a
+/// block cut short is bounded only by this (its stated length is not
+/// checked against anything).
+pub const MAX_ENTRIES: u32 = 1 << 20;
+
 /// Bytes of the block header.
 fn header_len(sizes: Sizes) -> usize {
     4 + 1 + 1 + usize::from(sizes.length()) + 4
@@ -170,11 +175,11 @@ fn parse_into(
     let each = entry_header_len(sizes) + 1;
     let declared = usize::try_from(data_len.saturating_sub(4)).unwrap_or(usize::MAX);
     let most = declared.saturating_sub(header_len(sizes)) / each;
-    if count == 0 || count as usize > most {
+    if count == 0 || count as usize > most || count > MAX_ENTRIES {
         return Err(Error::bad_value(
             STRUCTURE,
             r.abs().saturating_sub(4),
-            "entry count",
+            "entry count (0, more than the block holds, or over the cap of 2^20)",
             count.into(),
         ));
     }
@@ -352,6 +357,27 @@ pub(crate) mod tests {
         *bad.last_mut().unwrap() ^= 1;
         let (img, stop) = parse_unverified(&bad, 0, Sizes::DEFAULT);
         assert_eq!((img.entries.len(), stop), (2, None));
+    }
+
+    /// A block cut short that states a huge length and more entries than
+    /// the cap: refused before any entry is read (its count is bounded by
+    /// nothing else).
+    #[test]
+    fn cut_block_entry_count_is_capped() {
+        let good = block(&[(0x156, b"OHDR-one", &[]), (0x30, b"two", &[])]);
+        let mut b = good[..good.len() - 4].to_vec();
+        b[6..14].copy_from_slice(&(1u64 << 40).to_le_bytes());
+        for (count, read) in [(MAX_ENTRIES + 1, 0), (MAX_ENTRIES, 2)] {
+            b[14..18].copy_from_slice(&count.to_le_bytes());
+            let (img, stop) = parse_unverified(&b, 0, Sizes::DEFAULT);
+            assert_eq!(img.entries.len(), read, "count {count}");
+            let stop = stop.expect("stopped");
+            assert_eq!(
+                matches!(stop.kind, ErrorKind::BadValue { .. }),
+                read == 0,
+                "{stop:?}"
+            );
+        }
     }
 
     /// The block h5py's libhdf5 (HDF5 2.0) wrote in

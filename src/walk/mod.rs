@@ -114,16 +114,13 @@ pub fn walk_with(file: &str, bytes: &[u8], limits: Limits) -> Inventory {
 /// message and the block. The walk itself runs on the bytes the overlay
 /// was applied to ([`crate::pipeline`]).
 pub fn cache_image(bytes: &[u8]) -> Option<crate::follow::cache_image::Overlay> {
-    let (offset, sb) = superblock::find_signatures(bytes)
-        .into_iter()
-        .find_map(|off| {
-            let data = bytes.get(usize::try_from(off).ok()?..)?;
-            superblock::parse(data, off).ok().map(|sb| (off, sb))
-        })?;
+    let (offset, sb) = first_superblock(bytes, &mut |_| {})?;
     let ext = sb
         .extension_address
         .filter(|a| !crate::format::is_undefined(*a))?;
-    crate::follow::cache_image::read(&Image::new(bytes, offset, sb.sizes), ext)
+    // The base address is the superblock's position ([`base_address`]).
+    let unclosed = SuperblockInfo::new(&sb, offset, offset).unclosed(bytes.len() as u64);
+    crate::follow::cache_image::read(&Image::new(bytes, offset, sb.sizes), ext, unclosed)
 }
 
 /// A writer that was not closed leaves the dataspace of its last flush in
@@ -139,7 +136,7 @@ fn grow_stale_extents(image: &Image, inv: &mut Inventory) {
     let unclosed = inv
         .superblock
         .as_ref()
-        .is_some_and(|sb| sb.open_for_write() || inv.size > sb.stored_file_size());
+        .is_some_and(|sb| sb.unclosed(inv.size));
     if !unclosed {
         return;
     }
@@ -165,13 +162,22 @@ fn find_superblock(bytes: &[u8], inv: &mut Inventory) -> Option<(u64, Superblock
         return None;
     }
     inv.signature_found = true;
-    for off in offsets {
+    first_superblock(bytes, &mut |e| inv.problems.push(e.into()))
+}
+
+/// The first superblock signature (0, 512, 1024, ...) whose superblock
+/// parses; `failed` is told of each one that does not.
+fn first_superblock(
+    bytes: &[u8],
+    failed: &mut dyn FnMut(crate::format::Error),
+) -> Option<(u64, Superblock)> {
+    for off in superblock::find_signatures(bytes) {
         let Some(data) = usize::try_from(off).ok().and_then(|o| bytes.get(o..)) else {
             continue;
         };
         match superblock::parse(data, off) {
             Ok(sb) => return Some((off, sb)),
-            Err(e) => inv.problems.push(e.into()),
+            Err(e) => failed(e),
         }
     }
     None

@@ -10,6 +10,8 @@ object header among it (nothing valid sits at the root address itself).
     python3 testdata/unsupported/generate_mdci.py dense     # mdci_dense*.h5
     python3 testdata/unsupported/generate_mdci.py big PATH  # 65 MiB, for a test
     python3 testdata/unsupported/generate_mdci.py stale PATH  # stale entries, for a test
+    python3 testdata/unsupported/generate_mdci.py killed PATH # reopened r+, flushed, killed
+    python3 testdata/unsupported/generate_mdci.py zeros PATH  # a group and zero data
 
 h5py has no call for H5Pset_mdc_image_config: it is made through ctypes
 on the libhdf5 h5py loaded (HDF5 2.0), which also writes two groups. h5py
@@ -117,6 +119,35 @@ def stale(lib, path):
         f.create_group("added").attrs["x"] = np.int64(4)
 
 
+def killed(lib, path):
+    """A file closed with an image, then opened r+ (without an image
+    configured), an attribute changed, flushed (the dataset only), and the writer killed: the
+    superblock still names the image, whose copy of the header holds the
+    old value (1); the header at its own address holds the new one (2) and
+    the superblock's open-for-write flag is set. Written by
+    tests/cache_image.rs, not kept."""
+    with create(lib, path) as f:
+        f["d"] = np.arange(100, dtype="<i4")
+        f["d"].attrs["v"] = np.int64(1)
+    pid = os.fork()
+    if pid == 0:
+        f = h5py.File(path, "r+")
+        d = f["d"]
+        d.attrs["v"] = np.int64(2)
+        d.flush()
+        os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    assert status == 0, status
+
+
+def zeros(lib, path):
+    """A group and a 4 KiB contiguous dataset of zeros, closed with an
+    image. Written by tests/cache_image.rs, not kept."""
+    with create(lib, path) as f:
+        f.create_group("grp")
+        f.create_dataset("zeros", data=np.zeros(4096, dtype="u1"))
+
+
 def objects(lib):
     path = os.path.join(HERE, "mdci_objects.h5")
     with create(lib, path) as f:
@@ -147,6 +178,12 @@ def main():
         return
     if sys.argv[1:2] == ["big"]:
         big(lib, sys.argv[2])
+        return
+    if sys.argv[1:2] == ["zeros"]:
+        zeros(lib, sys.argv[2])
+        return
+    if sys.argv[1:2] == ["killed"]:
+        killed(lib, sys.argv[2])
         return
     if sys.argv[1:2] == ["stale"]:
         stale(lib, sys.argv[2])
