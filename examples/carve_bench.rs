@@ -89,7 +89,8 @@ fn main() {
     let _ = memchr::memmem::find_iter(&buf, b"OHDR").count();
     let _ = h5salvage::carve::find_signatures(&one);
 
-    let (t_memmem, c_memmem, n_memmem) = time(reps, || memchr::memmem::find_iter(&buf, b"OHDR").count());
+    let (t_memmem, c_memmem, n_memmem) =
+        time(reps, || memchr::memmem::find_iter(&buf, b"OHDR").count());
     println!(
         "memmem OHDR      {t_memmem:8.3} s  {:6.2} GB/s  {n_memmem} hits  (CPU {c_memmem:.3} s)",
         gb / t_memmem
