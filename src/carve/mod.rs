@@ -153,16 +153,27 @@ pub fn carve(file: &str, bytes: &[u8]) -> Inventory {
     };
     let image = Image::new(bytes, base, sizes);
 
-    let mut valid: Vec<(Hit, Confidence)> = Vec::new();
-    for &h in &hits {
-        if let Some(c) = validate(&image, h) {
-            *summary
-                .valid
-                .entry(h.kind.as_str().to_string())
-                .or_default() += 1;
-            valid.push((h, c));
-        }
+    let checked = validate::validate_all(&image, &hits);
+    for (h, _) in &checked.valid {
+        *summary
+            .valid
+            .entry(h.kind.as_str().to_string())
+            .or_default() += 1;
     }
+    if checked.budget.refused > 0 {
+        inv.problems.push(Problem::new(
+            ProblemKind::LimitExceeded,
+            None,
+            "carving",
+            format!(
+                "{} signature hit(s) not fully validated: their checksum tests reached the \
+                 hashing budget of the MiB of the file they start in ({} MiB hashed in all)",
+                checked.budget.refused,
+                checked.budget.spent >> 20
+            ),
+        ));
+    }
+    let valid = checked.valid;
 
     let mut c = Carver {
         v1_headers,
@@ -173,7 +184,7 @@ pub fn carve(file: &str, bytes: &[u8]) -> Inventory {
     };
     c.collect(&valid);
     c.headless_groups(&valid);
-    c.headless_v2_groups(&valid);
+    c.headless_v2_groups(&valid, &checked.ochk);
     let root_links = c.orphan_links(&valid, root);
     let (objects, links) = c.place(root, root_links);
     summary.attached = objects
@@ -454,7 +465,11 @@ impl Carver<'_> {
     /// continuation messages; a chain whose first block no other block
     /// references and whose link messages name members no carved group
     /// already lists becomes a group at the first block's address.
-    fn headless_v2_groups(&mut self, valid: &[(Hit, Confidence)]) {
+    fn headless_v2_groups(
+        &mut self,
+        valid: &[(Hit, Confidence)],
+        frames: &HashMap<u64, (usize, bool)>,
+    ) {
         let image = self.image;
         let mut blocks: BTreeMap<u64, Vec<object_header::RawMessage>> = BTreeMap::new();
         for (hit, conf) in valid {
@@ -469,7 +484,7 @@ impl Carver<'_> {
             ) else {
                 continue;
             };
-            let Some((len, co)) = validate::ochk_frame(data) else {
+            let Some(&(len, co)) = frames.get(&hit.offset) else {
                 continue;
             };
             let flags = if co { 0x04 } else { 0 };
