@@ -769,6 +769,13 @@ impl Carver<'_> {
         // Heap -> name -> candidate (target, offset of the link message).
         type Names = BTreeMap<String, Vec<(u64, u64)>>;
         let mut unclaimed: BTreeMap<u64, Names> = BTreeMap::new();
+        // The first readable carved group (by address) using each heap.
+        let mut owners: HashMap<u64, u64> = HashMap::new();
+        for (&a, c) in &self.carved {
+            if let Some(h) = c.link_heap.filter(|_| c.readable) {
+                owners.entry(h).or_insert(a);
+            }
+        }
         for (heap, ls) in by_heap {
             let heap_ok = self
                 .image
@@ -783,11 +790,7 @@ impl Carver<'_> {
                     .ok()
                 })
                 .is_some_and(|h| h.checksum_ok);
-            let owner = self
-                .carved
-                .iter()
-                .find(|(_, c)| c.readable && c.link_heap == Some(heap))
-                .map(|(&a, _)| a);
+            let owner = owners.get(&heap).copied();
             match owner {
                 Some(_) if heap_ok => {} // the group read them through its heap
                 Some(g) => {
@@ -947,42 +950,49 @@ impl Carver<'_> {
         out
     }
 
-    /// Gives every carved object its path and returns them parents first.
+    /// Gives every carved object its path and returns them parents first
+    /// (each object is moved out of `carved`, which keeps its members).
     fn place(
-        &self,
+        &mut self,
         root: Option<u64>,
         root_links: Vec<(String, u64)>,
     ) -> (Vec<Object>, Vec<LinkEntry>) {
-        let mut p = Placer {
-            carved: &self.carved,
-            placed: HashMap::new(),
-            objects: Vec::new(),
-            links: Vec::new(),
-            capped: false,
-        };
-        if let Some(r) = root.filter(|r| self.carved.get(r).is_some_and(|c| c.readable)) {
-            p.traverse("/".to_string(), r);
-        }
-        for (name, addr) in root_links {
-            p.traverse(child_path("/", name.as_bytes()).0, addr);
-        }
         let claimed: BTreeSet<u64> = self
             .carved
             .values()
             .filter(|c| c.readable)
             .flat_map(|c| c.members.iter().map(|m| m.1))
             .collect();
-        let lost = |a: u64, c: &Carved| format!("{LOST_FOUND}{}_at_{a:#x}", c.obj.kind.as_str());
-        let usable = |c: &Carved| c.readable && c.obj.kind != ObjectKind::Unknown;
-        for (&a, c) in self.carved.iter() {
-            if usable(c) && !claimed.contains(&a) && !p.placed.contains_key(&a) {
-                p.traverse(lost(a, c), a);
+        // Lost+found candidates, decided before any object is moved out.
+        let usable: Vec<(u64, String)> = self
+            .carved
+            .iter()
+            .filter(|(_, c)| c.readable && c.obj.kind != ObjectKind::Unknown)
+            .map(|(&a, c)| (a, format!("{LOST_FOUND}{}_at_{a:#x}", c.obj.kind.as_str())))
+            .collect();
+        let root = root.filter(|r| self.carved.get(r).is_some_and(|c| c.readable));
+        let mut p = Placer {
+            carved: &mut self.carved,
+            placed: HashMap::new(),
+            objects: Vec::new(),
+            links: Vec::new(),
+            capped: false,
+        };
+        if let Some(r) = root {
+            p.traverse("/".to_string(), r);
+        }
+        for (name, addr) in root_links {
+            p.traverse(child_path("/", name.as_bytes()).0, addr);
+        }
+        for (a, lost) in &usable {
+            if !claimed.contains(a) && !p.placed.contains_key(a) {
+                p.traverse(lost.clone(), *a);
             }
         }
         // Members of cycles nobody else reaches.
-        for (&a, c) in self.carved.iter() {
-            if usable(c) && !p.placed.contains_key(&a) {
-                p.traverse(lost(a, c), a);
+        for (a, lost) in usable {
+            if !p.placed.contains_key(&a) {
+                p.traverse(lost, a);
             }
         }
         (p.objects, p.links)
@@ -990,7 +1000,9 @@ impl Carver<'_> {
 }
 
 struct Placer<'c> {
-    carved: &'c BTreeMap<u64, Carved>,
+    /// Objects are moved out as they are placed (each is placed once; later
+    /// placements are hard links to the first).
+    carved: &'c mut BTreeMap<u64, Carved>,
     /// Address -> index of its first placement.
     placed: HashMap<u64, usize>,
     objects: Vec<Object>,
@@ -1020,13 +1032,13 @@ impl Placer<'_> {
                 continue;
             }
             self.placed.insert(addr, self.objects.len());
-            let Some(c) = self.carved.get(&addr) else {
+            let Some(c) = self.carved.get_mut(&addr) else {
                 let mut o = unreadable(addr).obj;
                 o.path = path;
                 self.objects.push(o);
                 continue;
             };
-            let mut o = c.obj.clone();
+            let mut o = std::mem::replace(&mut c.obj, Object::new(String::new(), addr));
             o.path = path.clone();
             if depth >= MAX_DEPTH && !c.members.is_empty() {
                 o.damage(
