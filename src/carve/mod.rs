@@ -89,7 +89,8 @@ struct Evidence {
 
 /// One described object header, before it gets a path.
 struct Carved {
-    obj: Object,
+    /// Boxed: the carved map moves its values when it grows.
+    obj: Box<Object>,
     /// Hard-linked members: (name, header address).
     members: Vec<(String, u64)>,
     /// Other links: (name, kind, target, external file).
@@ -307,7 +308,7 @@ impl Carver<'_> {
             if ev.checksummed || ev.referenced {
                 if let Some(c) = self.describe(addr, false) {
                     if c.readable {
-                        if let Some(end) = self.chunk0_end(addr) {
+                        if let Some(end) = self.chunk0_end(&c) {
                             taken.insert(addr, end);
                         }
                     }
@@ -330,7 +331,7 @@ impl Carver<'_> {
                 continue;
             }
             if let Some(c) = self.describe(addr, true) {
-                if let Some(end) = self.chunk0_end(addr) {
+                if let Some(end) = self.chunk0_end(&c) {
                     taken.insert(addr, end);
                 }
                 self.carved.insert(addr, c);
@@ -586,7 +587,7 @@ impl Carver<'_> {
         let mut m = walk::group::members(image, &h, "/", self.leaf_k, &mut o);
         o.member_names = std::mem::take(&mut m.names);
         Carved {
-            obj: o,
+            obj: Box::new(o),
             members: m
                 .hard
                 .into_iter()
@@ -611,13 +612,13 @@ impl Carver<'_> {
         }
     }
 
-    /// Absolute end of the header's chunk 0 at relative `addr`.
-    fn chunk0_end(&self, addr: u64) -> Option<u64> {
-        let data = self.image.at("object header", addr).ok()?;
-        let abs = self.image.absolute(addr)?;
-        let (p, _) = object_header::parse_header(data, abs, self.image.sizes).ok()?;
-        let end = p.end_abs();
-        self.rel(end)
+    /// Relative end of a described header's chunk 0 (the first of its
+    /// header spans, which the walk's reader records from the prefix).
+    fn chunk0_end(&self, c: &Carved) -> Option<u64> {
+        c.obj
+            .header_spans
+            .first()
+            .and_then(|&(_, end)| self.rel(end))
     }
 
     /// Describes the object header at `addr` as the walk would. `strict`
@@ -630,15 +631,17 @@ impl Carver<'_> {
         }
         let mut o = Object::new(String::new(), addr);
         o.origin = Origin::Carve;
-        let checksummed = image
-            .at("object header", addr)
-            .ok()
-            .zip(image.absolute(addr))
-            .and_then(|(d, abs)| object_header::parse_header(d, abs, image.sizes).ok())
-            .is_some_and(|(p, _)| p.checksum_ok == Some(true));
         let contents = read_object(image, addr, &mut o);
+        // Only version 2 headers have a checksum (IV.A.1.b).
+        let checksummed = o.header_version == Some(2)
+            && image
+                .at("object header", addr)
+                .ok()
+                .zip(image.absolute(addr))
+                .and_then(|(d, abs)| object_header::parse_header(d, abs, image.sizes).ok())
+                .is_some_and(|(p, _)| p.checksum_ok == Some(true));
         let mut c = Carved {
-            obj: o,
+            obj: Box::new(o),
             members: Vec::new(),
             links: Vec::new(),
             link_heap: None,
@@ -888,7 +891,7 @@ impl Carver<'_> {
             self.carved.insert(
                 heap,
                 Carved {
-                    obj: o,
+                    obj: Box::new(o),
                     members,
                     links: Vec::new(),
                     link_heap: Some(heap),
@@ -1033,12 +1036,12 @@ impl Placer<'_> {
             }
             self.placed.insert(addr, self.objects.len());
             let Some(c) = self.carved.get_mut(&addr) else {
-                let mut o = unreadable(addr).obj;
+                let mut o = *unreadable(addr).obj;
                 o.path = path;
                 self.objects.push(o);
                 continue;
             };
-            let mut o = std::mem::replace(&mut c.obj, Object::new(String::new(), addr));
+            let mut o = *std::mem::replace(&mut c.obj, Box::new(Object::new(String::new(), addr)));
             o.path = path.clone();
             if depth >= MAX_DEPTH && !c.members.is_empty() {
                 o.damage(
@@ -1085,7 +1088,7 @@ fn unreadable(addr: u64) -> Carved {
         "unreadable",
     ));
     Carved {
-        obj: o,
+        obj: Box::new(o),
         members: Vec::new(),
         links: Vec::new(),
         link_heap: None,
