@@ -304,16 +304,29 @@ impl Carver<'_> {
         // Headers with outside evidence first; their chunk 0 is then off
         // limits to scan-only candidates.
         let mut taken: BTreeMap<u64, u64> = BTreeMap::new();
-        for (&addr, ev) in &evidence {
-            if ev.checksummed || ev.referenced {
-                if let Some(c) = self.describe(addr, false) {
-                    if c.readable {
-                        if let Some(end) = self.chunk0_end(&c) {
-                            taken.insert(addr, end);
-                        }
+        // Each description reads only the file: they run on all cores and
+        // are taken in address order.
+        let outside: Vec<u64> = evidence
+            .iter()
+            .filter(|(_, ev)| ev.checksummed || ev.referenced)
+            .map(|(&a, _)| a)
+            .collect();
+        let described: Vec<Option<Carved>> = {
+            use rayon::prelude::*;
+            let this = &*self;
+            outside
+                .par_iter()
+                .map(|&a| this.describe(a, false))
+                .collect()
+        };
+        for (addr, c) in outside.into_iter().zip(described) {
+            if let Some(c) = c {
+                if c.readable {
+                    if let Some(end) = self.chunk0_end(&c) {
+                        taken.insert(addr, end);
                     }
-                    self.carved.insert(addr, c);
                 }
+                self.carved.insert(addr, c);
             }
         }
         for (&addr, ev) in &evidence {
