@@ -525,12 +525,7 @@ impl Carver<'_> {
                 .collect()
         };
         let referenced: BTreeSet<u64> = blocks.values().flat_map(|m| next_of(m)).collect();
-        let claimed: BTreeSet<u64> = self
-            .carved
-            .values()
-            .filter(|c| c.readable)
-            .flat_map(|c| c.members.iter().map(|m| m.1))
-            .collect();
+        let claimed = self.claimed();
         let mut found = Vec::new();
         for &root in blocks.keys() {
             if referenced.contains(&root) || self.carved.get(&root).is_some_and(|c| c.readable) {
@@ -578,6 +573,15 @@ impl Carver<'_> {
             self.carved.insert(root, c);
         }
         self.close_members();
+    }
+
+    /// Every address a readable carved group lists as a hard-linked member.
+    fn claimed(&self) -> BTreeSet<u64> {
+        self.carved
+            .values()
+            .filter(|c| c.readable)
+            .flat_map(|c| c.members.iter().map(|m| m.1))
+            .collect()
     }
 
     /// A group described from messages found without its header.
@@ -973,12 +977,7 @@ impl Carver<'_> {
         root: Option<u64>,
         root_links: Vec<(String, u64)>,
     ) -> (Vec<Object>, Vec<LinkEntry>) {
-        let claimed: BTreeSet<u64> = self
-            .carved
-            .values()
-            .filter(|c| c.readable)
-            .flat_map(|c| c.members.iter().map(|m| m.1))
-            .collect();
+        let claimed = self.claimed();
         // Lost+found candidates, decided before any object is moved out.
         let usable: Vec<(u64, String)> = self
             .carved

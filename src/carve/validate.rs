@@ -564,30 +564,24 @@ mod tests {
         let sum = lookup3::hashlittle(&b, 0);
         b[17..21].copy_from_slice(&sum.to_le_bytes());
         b.extend_from_slice(&[0u8; 3000]);
-        let raws: Vec<_> = [4u8, 5]
-            .iter()
-            .filter_map(|&w| {
-                fractal_heap::parse_direct_block_standalone(&b, 0, Sizes::DEFAULT, w).ok()
-            })
-            .collect();
-        let mut budget = HashBudget::default();
-        budget.enter(0);
-        assert_eq!(direct_block_size(&raws, &b, &mut budget), Some(1024));
-        // 512 with both widths, then 1024 with width 4, which matches.
-        assert_eq!(budget.spent, 512 + 512 + 1024);
+        // The size found and the bytes hashed, both widths tried.
+        let guess = |b: &[u8]| {
+            let raws: Vec<_> = [4u8, 5]
+                .iter()
+                .filter_map(|&w| {
+                    fractal_heap::parse_direct_block_standalone(b, 0, Sizes::DEFAULT, w).ok()
+                })
+                .collect();
+            let mut budget = HashBudget::default();
+            budget.enter(0);
+            (direct_block_size(&raws, b, &mut budget), budget.spent)
+        };
+        assert_eq!(guess(&b), (Some(1024), 512 + 512 + 1024));
+        // (512 with both widths, then 1024 with width 4, which matches.)
         // At heap offset 1536 only 512 divides it (in both widths): no
         // larger size is hashed.
         b[13..17].copy_from_slice(&1536u32.to_le_bytes());
-        let raws: Vec<_> = [4u8, 5]
-            .iter()
-            .filter_map(|&w| {
-                fractal_heap::parse_direct_block_standalone(&b, 0, Sizes::DEFAULT, w).ok()
-            })
-            .collect();
-        let mut budget = HashBudget::default();
-        budget.enter(0);
-        assert_eq!(direct_block_size(&raws, &b, &mut budget), None);
-        assert_eq!(budget.spent, 512 + 512);
+        assert_eq!(guess(&b), (None, 512 + 512));
     }
 
     #[test]
