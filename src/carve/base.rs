@@ -100,6 +100,17 @@ pub fn infer(bytes: &[u8], hits: &[Hit], v1_headers: &[u64]) -> Inference {
         // Checked below with the v1 prefix, never as a signature.
         kind: Kind::Ohdr,
     }));
+    // Headers and continuation blocks are framed once (framing does not
+    // depend on the sizes), in file order under one hashing budget.
+    sample.sort_by_key(|h| h.offset);
+    let mut budget = validate::HashBudget::default();
+    let framed: Vec<Option<Framed>> = sample
+        .iter()
+        .map(|h| {
+            budget.enter(h.offset);
+            frame(bytes, *h, &mut budget)
+        })
+        .collect();
     let mut scored: Vec<Scored> = Vec::new();
     for o in [8u8, 4, 2] {
         for l in [8u8, 4, 2] {
@@ -108,7 +119,8 @@ pub fn infer(bytes: &[u8], hits: &[Hit], v1_headers: &[u64]) -> Inference {
             };
             let claims: Vec<Vec<Claim>> = sample
                 .iter()
-                .map(|h| claims_of(bytes, *h, sizes))
+                .zip(&framed)
+                .map(|(h, f)| claims_of(bytes, *h, sizes, f.as_ref()))
                 .filter(|c| !c.is_empty())
                 .collect();
             for &base in &bases {
@@ -246,9 +258,35 @@ fn check(bytes: &[u8], base: u64, c: Claim) -> (bool, bool) {
     }
 }
 
+/// The messages of a checksummed `OHDR` or `OCHK`, or of a version 1
+/// header the strict byte scan accepted, and whether it is version 1.
+type Framed = (Vec<object_header::RawMessage>, bool);
+
+/// [`Framed`] for a sampled `OHDR` or `OCHK` hit.
+fn frame(bytes: &[u8], hit: Hit, budget: &mut validate::HashBudget) -> Option<Framed> {
+    let at = hit.offset;
+    let data = usize::try_from(at).ok().and_then(|o| bytes.get(o..))?;
+    match hit.kind {
+        Kind::Ohdr => {
+            let (p, chunk) = validate::parse_header_within(data, at, Sizes::DEFAULT, budget)?;
+            let v1 = p.version == 1;
+            (p.checksum_ok == Some(true) || (v1 && chunk.error.is_none()))
+                .then_some((chunk.messages, v1))
+        }
+        Kind::Ochk => {
+            let (len, co) = validate::ochk_frame_within(data, budget)?;
+            let flags = if co { 0x04 } else { 0 };
+            object_header::parse_continuation_block(data, at, len as u64, 2, flags)
+                .ok()
+                .map(|chunk| (chunk.messages, false))
+        }
+        _ => None,
+    }
+}
+
 /// The claims the structure at `hit` makes when read with `sizes` (empty if
-/// it does not parse that way).
-fn claims_of(bytes: &[u8], hit: Hit, sizes: Sizes) -> Vec<Claim> {
+/// it does not parse that way); `framed`: its [`frame`].
+fn claims_of(bytes: &[u8], hit: Hit, sizes: Sizes, framed: Option<&Framed>) -> Vec<Claim> {
     let at = hit.offset;
     let Some(data) = usize::try_from(at).ok().and_then(|o| bytes.get(o..)) else {
         return Vec::new();
@@ -296,23 +334,11 @@ fn claims_of(bytes: &[u8], hit: Hit, sizes: Sizes) -> Vec<Claim> {
                 }
             }
         }
-        Kind::Ohdr => {
-            // A checksummed v2 header, or a v1 header the strict byte scan
-            // accepted (framing does not depend on the sizes in either).
-            if let Ok((p, chunk)) = object_header::parse_header(data, at, sizes) {
-                if p.checksum_ok == Some(true) || (p.version == 1 && chunk.error.is_none()) {
-                    message_claims(bytes, &chunk.messages, sizes, p.version == 1, &mut out);
-                }
-            }
-        }
-        Kind::Ochk => {
-            if let Some((len, co)) = validate::ochk_frame(data) {
-                let flags = if co { 0x04 } else { 0 };
-                if let Ok(chunk) =
-                    object_header::parse_continuation_block(data, at, len as u64, 2, flags)
-                {
-                    message_claims(bytes, &chunk.messages, sizes, false, &mut out);
-                }
+        Kind::Ohdr | Kind::Ochk => {
+            // A checksummed v2 header or continuation block, or a v1 header
+            // the strict byte scan accepted.
+            if let Some((messages, v1)) = framed {
+                message_claims(bytes, messages, sizes, *v1, &mut out);
             }
         }
         Kind::Fhdb | Kind::Fhib | Kind::Fadb | Kind::Eaib | Kind::Easb | Kind::Eadb => {

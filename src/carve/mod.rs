@@ -89,7 +89,8 @@ struct Evidence {
 
 /// One described object header, before it gets a path.
 struct Carved {
-    obj: Object,
+    /// Boxed: the carved map moves its values when it grows.
+    obj: Box<Object>,
     /// Hard-linked members: (name, header address).
     members: Vec<(String, u64)>,
     /// Other links: (name, kind, target, external file).
@@ -173,16 +174,27 @@ pub fn carve_except(file: &str, bytes: &[u8], skip: &[(u64, u64)]) -> Inventory 
     };
     let image = Image::new(bytes, base, sizes);
 
-    let mut valid: Vec<(Hit, Confidence)> = Vec::new();
-    for &h in &hits {
-        if let Some(c) = validate(&image, h) {
-            *summary
-                .valid
-                .entry(h.kind.as_str().to_string())
-                .or_default() += 1;
-            valid.push((h, c));
-        }
+    let checked = validate::validate_all(&image, &hits);
+    for (h, _) in &checked.valid {
+        *summary
+            .valid
+            .entry(h.kind.as_str().to_string())
+            .or_default() += 1;
     }
+    if checked.budget.refused > 0 {
+        inv.problems.push(Problem::new(
+            ProblemKind::LimitExceeded,
+            None,
+            "carving",
+            format!(
+                "{} signature hit(s) not fully validated: their checksum tests reached the \
+                 hashing budget of the MiB of the file they start in ({} MiB hashed in all)",
+                checked.budget.refused,
+                checked.budget.spent >> 20
+            ),
+        ));
+    }
+    let valid = checked.valid;
 
     let mut c = Carver {
         v1_headers,
@@ -193,7 +205,7 @@ pub fn carve_except(file: &str, bytes: &[u8], skip: &[(u64, u64)]) -> Inventory 
     };
     c.collect(&valid);
     c.headless_groups(&valid);
-    c.headless_v2_groups(&valid);
+    c.headless_v2_groups(&valid, &checked.ochk);
     let root_links = c.orphan_links(&valid, root);
     let (objects, links) = c.place(root, root_links);
     summary.attached = objects
@@ -312,16 +324,29 @@ impl Carver<'_> {
         // Headers with outside evidence first; their chunk 0 is then off
         // limits to scan-only candidates.
         let mut taken: BTreeMap<u64, u64> = BTreeMap::new();
-        for (&addr, ev) in &evidence {
-            if ev.checksummed || ev.referenced {
-                if let Some(c) = self.describe(addr, false) {
-                    if c.readable {
-                        if let Some(end) = self.chunk0_end(addr) {
-                            taken.insert(addr, end);
-                        }
+        // Each description reads only the file: they run on all cores and
+        // are taken in address order.
+        let outside: Vec<u64> = evidence
+            .iter()
+            .filter(|(_, ev)| ev.checksummed || ev.referenced)
+            .map(|(&a, _)| a)
+            .collect();
+        let described: Vec<Option<Carved>> = {
+            use rayon::prelude::*;
+            let this = &*self;
+            outside
+                .par_iter()
+                .map(|&a| this.describe(a, false))
+                .collect()
+        };
+        for (addr, c) in outside.into_iter().zip(described) {
+            if let Some(c) = c {
+                if c.readable {
+                    if let Some(end) = self.chunk0_end(&c) {
+                        taken.insert(addr, end);
                     }
-                    self.carved.insert(addr, c);
                 }
+                self.carved.insert(addr, c);
             }
         }
         for (&addr, ev) in &evidence {
@@ -339,7 +364,7 @@ impl Carver<'_> {
                 continue;
             }
             if let Some(c) = self.describe(addr, true) {
-                if let Some(end) = self.chunk0_end(addr) {
+                if let Some(end) = self.chunk0_end(&c) {
                     taken.insert(addr, end);
                 }
                 self.carved.insert(addr, c);
@@ -474,7 +499,11 @@ impl Carver<'_> {
     /// continuation messages; a chain whose first block no other block
     /// references and whose link messages name members no carved group
     /// already lists becomes a group at the first block's address.
-    fn headless_v2_groups(&mut self, valid: &[(Hit, Confidence)]) {
+    fn headless_v2_groups(
+        &mut self,
+        valid: &[(Hit, Confidence)],
+        frames: &HashMap<u64, (usize, bool)>,
+    ) {
         let image = self.image;
         let mut blocks: BTreeMap<u64, Vec<object_header::RawMessage>> = BTreeMap::new();
         for (hit, conf) in valid {
@@ -489,7 +518,7 @@ impl Carver<'_> {
             ) else {
                 continue;
             };
-            let Some((len, co)) = validate::ochk_frame(data) else {
+            let Some(&(len, co)) = frames.get(&hit.offset) else {
                 continue;
             };
             let flags = if co { 0x04 } else { 0 };
@@ -516,12 +545,7 @@ impl Carver<'_> {
                 .collect()
         };
         let referenced: BTreeSet<u64> = blocks.values().flat_map(|m| next_of(m)).collect();
-        let claimed: BTreeSet<u64> = self
-            .carved
-            .values()
-            .filter(|c| c.readable)
-            .flat_map(|c| c.members.iter().map(|m| m.1))
-            .collect();
+        let claimed = self.claimed();
         let mut found = Vec::new();
         for &root in blocks.keys() {
             if referenced.contains(&root) || self.carved.get(&root).is_some_and(|c| c.readable) {
@@ -571,6 +595,15 @@ impl Carver<'_> {
         self.close_members();
     }
 
+    /// Every address a readable carved group lists as a hard-linked member.
+    fn claimed(&self) -> BTreeSet<u64> {
+        self.carved
+            .values()
+            .filter(|c| c.readable)
+            .flat_map(|c| c.members.iter().map(|m| m.1))
+            .collect()
+    }
+
     /// A group described from messages found without its header.
     fn headless(&self, addr: u64, h: walk::HeaderContents, why: String) -> Carved {
         let image = &self.image;
@@ -591,7 +624,7 @@ impl Carver<'_> {
         let mut m = walk::group::members(image, &h, "/", self.leaf_k, &mut o);
         o.member_names = std::mem::take(&mut m.names);
         Carved {
-            obj: o,
+            obj: Box::new(o),
             members: m
                 .hard
                 .into_iter()
@@ -616,13 +649,13 @@ impl Carver<'_> {
         }
     }
 
-    /// Absolute end of the header's chunk 0 at relative `addr`.
-    fn chunk0_end(&self, addr: u64) -> Option<u64> {
-        let data = self.image.at("object header", addr).ok()?;
-        let abs = self.image.absolute(addr)?;
-        let (p, _) = object_header::parse_header(data, abs, self.image.sizes).ok()?;
-        let end = p.end_abs();
-        self.rel(end)
+    /// Relative end of a described header's chunk 0 (the first of its
+    /// header spans, which the walk's reader records from the prefix).
+    fn chunk0_end(&self, c: &Carved) -> Option<u64> {
+        c.obj
+            .header_spans
+            .first()
+            .and_then(|&(_, end)| self.rel(end))
     }
 
     /// Describes the object header at `addr` as the walk would. `strict`
@@ -635,15 +668,17 @@ impl Carver<'_> {
         }
         let mut o = Object::new(String::new(), addr);
         o.origin = Origin::Carve;
-        let checksummed = image
-            .at("object header", addr)
-            .ok()
-            .zip(image.absolute(addr))
-            .and_then(|(d, abs)| object_header::parse_header(d, abs, image.sizes).ok())
-            .is_some_and(|(p, _)| p.checksum_ok == Some(true));
         let contents = read_object(image, addr, &mut o);
+        // Only version 2 headers have a checksum (IV.A.1.b).
+        let checksummed = o.header_version == Some(2)
+            && image
+                .at("object header", addr)
+                .ok()
+                .zip(image.absolute(addr))
+                .and_then(|(d, abs)| object_header::parse_header(d, abs, image.sizes).ok())
+                .is_some_and(|(p, _)| p.checksum_ok == Some(true));
         let mut c = Carved {
-            obj: o,
+            obj: Box::new(o),
             members: Vec::new(),
             links: Vec::new(),
             link_heap: None,
@@ -774,6 +809,13 @@ impl Carver<'_> {
         // Heap -> name -> candidate (target, offset of the link message).
         type Names = BTreeMap<String, Vec<(u64, u64)>>;
         let mut unclaimed: BTreeMap<u64, Names> = BTreeMap::new();
+        // The first readable carved group (by address) using each heap.
+        let mut owners: HashMap<u64, u64> = HashMap::new();
+        for (&a, c) in &self.carved {
+            if let Some(h) = c.link_heap.filter(|_| c.readable) {
+                owners.entry(h).or_insert(a);
+            }
+        }
         for (heap, ls) in by_heap {
             let heap_ok = self
                 .image
@@ -788,11 +830,7 @@ impl Carver<'_> {
                     .ok()
                 })
                 .is_some_and(|h| h.checksum_ok);
-            let owner = self
-                .carved
-                .iter()
-                .find(|(_, c)| c.readable && c.link_heap == Some(heap))
-                .map(|(&a, _)| a);
+            let owner = owners.get(&heap).copied();
             match owner {
                 Some(_) if heap_ok => {} // the group read them through its heap
                 Some(g) => {
@@ -890,7 +928,7 @@ impl Carver<'_> {
             self.carved.insert(
                 heap,
                 Carved {
-                    obj: o,
+                    obj: Box::new(o),
                     members,
                     links: Vec::new(),
                     link_heap: Some(heap),
@@ -952,42 +990,44 @@ impl Carver<'_> {
         out
     }
 
-    /// Gives every carved object its path and returns them parents first.
+    /// Gives every carved object its path and returns them parents first
+    /// (each object is moved out of `carved`, which keeps its members).
     fn place(
-        &self,
+        &mut self,
         root: Option<u64>,
         root_links: Vec<(String, u64)>,
     ) -> (Vec<Object>, Vec<LinkEntry>) {
+        let claimed = self.claimed();
+        // Lost+found candidates, decided before any object is moved out.
+        let usable: Vec<(u64, String)> = self
+            .carved
+            .iter()
+            .filter(|(_, c)| c.readable && c.obj.kind != ObjectKind::Unknown)
+            .map(|(&a, c)| (a, format!("{LOST_FOUND}{}_at_{a:#x}", c.obj.kind.as_str())))
+            .collect();
+        let root = root.filter(|r| self.carved.get(r).is_some_and(|c| c.readable));
         let mut p = Placer {
-            carved: &self.carved,
+            carved: &mut self.carved,
             placed: HashMap::new(),
             objects: Vec::new(),
             links: Vec::new(),
             capped: false,
         };
-        if let Some(r) = root.filter(|r| self.carved.get(r).is_some_and(|c| c.readable)) {
+        if let Some(r) = root {
             p.traverse("/".to_string(), r);
         }
         for (name, addr) in root_links {
             p.traverse(child_path("/", name.as_bytes()).0, addr);
         }
-        let claimed: BTreeSet<u64> = self
-            .carved
-            .values()
-            .filter(|c| c.readable)
-            .flat_map(|c| c.members.iter().map(|m| m.1))
-            .collect();
-        let lost = |a: u64, c: &Carved| format!("{LOST_FOUND}{}_at_{a:#x}", c.obj.kind.as_str());
-        let usable = |c: &Carved| c.readable && c.obj.kind != ObjectKind::Unknown;
-        for (&a, c) in self.carved.iter() {
-            if usable(c) && !claimed.contains(&a) && !p.placed.contains_key(&a) {
-                p.traverse(lost(a, c), a);
+        for (a, lost) in &usable {
+            if !claimed.contains(a) && !p.placed.contains_key(a) {
+                p.traverse(lost.clone(), *a);
             }
         }
         // Members of cycles nobody else reaches.
-        for (&a, c) in self.carved.iter() {
-            if usable(c) && !p.placed.contains_key(&a) {
-                p.traverse(lost(a, c), a);
+        for (a, lost) in usable {
+            if !p.placed.contains_key(&a) {
+                p.traverse(lost, a);
             }
         }
         (p.objects, p.links)
@@ -995,7 +1035,9 @@ impl Carver<'_> {
 }
 
 struct Placer<'c> {
-    carved: &'c BTreeMap<u64, Carved>,
+    /// Objects are moved out as they are placed (each is placed once; later
+    /// placements are hard links to the first).
+    carved: &'c mut BTreeMap<u64, Carved>,
     /// Address -> index of its first placement.
     placed: HashMap<u64, usize>,
     objects: Vec<Object>,
@@ -1025,13 +1067,13 @@ impl Placer<'_> {
                 continue;
             }
             self.placed.insert(addr, self.objects.len());
-            let Some(c) = self.carved.get(&addr) else {
-                let mut o = unreadable(addr).obj;
+            let Some(c) = self.carved.get_mut(&addr) else {
+                let mut o = *unreadable(addr).obj;
                 o.path = path;
                 self.objects.push(o);
                 continue;
             };
-            let mut o = c.obj.clone();
+            let mut o = *std::mem::replace(&mut c.obj, Box::new(Object::new(String::new(), addr)));
             o.path = path.clone();
             if depth >= MAX_DEPTH && !c.members.is_empty() {
                 o.damage(
@@ -1078,7 +1120,7 @@ fn unreadable(addr: u64) -> Carved {
         "unreadable",
     ));
     Carved {
-        obj: o,
+        obj: Box::new(o),
         members: Vec::new(),
         links: Vec::new(),
         link_heap: None,

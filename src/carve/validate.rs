@@ -2,6 +2,8 @@
 //! structures must match their lookup3 checksum (spec III.H "checksum"),
 //! the others must parse with a known version and addresses inside the file.
 
+use std::collections::HashMap;
+
 use crate::follow::Image;
 use crate::format::message::kind;
 use crate::format::{block_prefix, checksum_ok, signature_v0, MessageHeader, Sizes};
@@ -26,18 +28,128 @@ pub enum Confidence {
 /// small; libhdf5 never writes one larger than a header chunk).
 const MAX_OCHK: usize = 1 << 16;
 
+/// Smallest and largest direct block size tried for a `FHDB` whose heap
+/// header is lost (h5py heaps start at 512 bytes).
+const MIN_DIRECT_BLOCK: u64 = 512;
+const MAX_DIRECT_BLOCK: u64 = 1 << 20;
+
+/// The file is cut into regions of this size for [`HashBudget`].
+const BUDGET_REGION: u64 = 1 << 20;
+/// Bytes the hits starting in one region may hash (see [`HashBudget`]).
+const REGION_BUDGET: u64 = 16 << 20;
+
+/// Bytes the lookup3 checksum may cover while validating hits. Some hits
+/// test a checksum at every candidate length, each test hashing all the
+/// bytes before it: an `OCHK` at every message boundary (its length is
+/// unknown until a checksum matches), a `FHDB` whose heap header is lost at
+/// every block size from 512 bytes to 1 MiB, an `OHDR` over the chunk 0 its
+/// prefix declares. One hit can thus hash megabytes, and hostile input
+/// (thousands of `FHDB` signatures before zeros; fuzz target `carve_base`)
+/// made the whole validation quadratic in the file. Each hit is charged to
+/// the 1 MiB region of the file where it starts, and each region may hash
+/// [`REGION_BUDGET`] bytes (16 times its size): the total is linear in the
+/// file, and hostile bytes in one region cannot starve the others. Real
+/// structures hash about their own size (their lengths are disjoint), far
+/// below the budget. A hit whose tests the budget cut short is counted in
+/// `refused` and validated only as far as it was tested.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HashBudget {
+    /// Region being charged (`offset / BUDGET_REGION`) and what it has left.
+    region: Option<u64>,
+    left: u64,
+    /// Bytes hashed by the tests so far.
+    pub spent: u64,
+    /// Hits whose tests were cut short.
+    pub refused: u64,
+}
+
+impl HashBudget {
+    /// Starts charging the hit at absolute `offset` (hits come in file
+    /// order; a new region starts with a full allowance).
+    pub fn enter(&mut self, offset: u64) {
+        let r = offset / BUDGET_REGION;
+        if self.region != Some(r) {
+            self.region = Some(r);
+            self.left = REGION_BUDGET;
+        }
+    }
+
+    /// Charges `n` bytes about to be hashed; `false` (nothing charged) when
+    /// the region cannot afford them.
+    fn take(&mut self, n: u64) -> bool {
+        if n > self.left {
+            return false;
+        }
+        self.left -= n;
+        self.spent = self.spent.saturating_add(n);
+        true
+    }
+}
+
+/// What [`validate_all`] found.
+#[derive(Clone, Debug, Default)]
+pub struct Validated {
+    /// The hits that validate, in file order.
+    pub valid: Vec<(Hit, Confidence)>,
+    /// Checksummed `OCHK` hits by offset: [`ochk_frame`]'s answer.
+    pub ochk: HashMap<u64, (usize, bool)>,
+    /// `FHDB` hits whose checksum matched, by offset: the block size.
+    pub fhdb: HashMap<u64, u64>,
+    pub budget: HashBudget,
+}
+
+/// Validates every hit (in file order) under one [`HashBudget`].
+pub fn validate_all(image: &Image, hits: &[Hit]) -> Validated {
+    let mut out = Validated::default();
+    for &h in hits {
+        out.budget.enter(h.offset);
+        let Some((c, extent)) = check(image, h, &mut out.budget) else {
+            continue;
+        };
+        match extent {
+            Extent::Ochk(len, co) => {
+                out.ochk.insert(h.offset, (len, co));
+            }
+            Extent::Fhdb(size) => {
+                out.fhdb.insert(h.offset, size);
+            }
+            Extent::None => {}
+        }
+        out.valid.push((h, c));
+    }
+    out
+}
+
 /// Validates one hit against `image` (whose base turns the structure's
 /// relative addresses into file offsets). `None`: not a usable structure.
+/// The hit gets a region's [`HashBudget`] of its own; [`validate_all`]
+/// shares one among the hits of a file.
 pub fn validate(image: &Image, hit: Hit) -> Option<Confidence> {
+    let mut budget = HashBudget::default();
+    budget.enter(hit.offset);
+    check(image, hit, &mut budget).map(|c| c.0)
+}
+
+/// What a checksum test found about a structure's extent.
+enum Extent {
+    None,
+    /// `OCHK`: length with its checksum, creation-order message headers.
+    Ochk(usize, bool),
+    /// `FHDB`: the block size whose checksum matched.
+    Fhdb(u64),
+}
+
+fn check(image: &Image, hit: Hit, budget: &mut HashBudget) -> Option<(Confidence, Extent)> {
     let at = hit.offset;
     let data = usize::try_from(at)
         .ok()
         .and_then(|o| image.bytes.get(o..))?;
+    let plain = |c: Option<Confidence>| c.map(|c| (c, Extent::None));
     let sizes = image.sizes;
     let inside = |addr: u64| is_undefined(addr) || image.contains(addr, 1);
     let structural = |ok: bool| ok.then_some(Confidence::Structural);
     let checked = |ok: bool| ok.then_some(Confidence::Checksummed);
-    match hit.kind {
+    let c = match hit.kind {
         Kind::Superblock => {
             let sb = superblock::parse(data, at).ok()?;
             match sb.checksum_ok {
@@ -77,10 +189,13 @@ pub fn validate(image: &Image, hit: Hit) -> Option<Confidence> {
             structural(g.fault.is_none() && g.collection_size <= data.len() as u64)
         }
         Kind::Ohdr => {
-            let (p, _) = object_header::parse_header(data, at, sizes).ok()?;
+            let (p, _) = parse_header_within(data, at, sizes, budget)?;
             checked(p.checksum_ok == Some(true))
         }
-        Kind::Ochk => checked(ochk_checksum_len(data).is_some()),
+        Kind::Ochk => {
+            let (len, co) = ochk_frame_within(data, budget)?;
+            return Some((Confidence::Checksummed, Extent::Ochk(len, co)));
+        }
         Kind::Frhp => {
             let h = fractal_heap::parse_header(data, at, sizes).ok()?;
             checked(h.checksum_ok)
@@ -88,20 +203,19 @@ pub fn validate(image: &Image, hit: Hit) -> Option<Confidence> {
         Kind::Fhdb => {
             // Heap header unknown: h5py link heaps use 4-byte block offsets,
             // attribute heaps 5. A checksum (when the heap uses them) decides.
-            let mut any = None;
-            for width in [4u8, 5] {
-                let Ok(raw) = fractal_heap::parse_direct_block_standalone(data, at, sizes, width)
-                else {
-                    continue;
-                };
-                if raw.guess_block_size(data, 512, 1 << 20).is_some() {
-                    return Some(Confidence::Checksummed);
-                }
-                if !is_undefined(raw.heap_header_address) && inside(raw.heap_header_address) {
-                    any = Some(Confidence::Structural);
-                }
+            let raws: Vec<_> = [4u8, 5]
+                .iter()
+                .filter_map(|&w| {
+                    fractal_heap::parse_direct_block_standalone(data, at, sizes, w).ok()
+                })
+                .collect();
+            if let Some(size) = direct_block_size(&raws, data, budget) {
+                return Some((Confidence::Checksummed, Extent::Fhdb(size)));
             }
-            any
+            structural(
+                raws.iter()
+                    .any(|r| !is_undefined(r.heap_header_address) && inside(r.heap_header_address)),
+            )
         }
         Kind::Fhib | Kind::Fadb | Kind::Eaib | Kind::Easb | Kind::Eadb => {
             // The owner's header address must lie inside the file.
@@ -125,7 +239,33 @@ pub fn validate(image: &Image, hit: Hit) -> Option<Confidence> {
             let h = extensible_array::parse_header(data, at, sizes).ok()?;
             checked(h.checksum_ok)
         }
+    };
+    plain(c)
+}
+
+/// [`object_header::parse_header`] of the header at the start of `data`
+/// (absolute offset `at`), from as many bytes as `budget` affords: a chunk
+/// 0 reaching past them is neither framed nor hashed (and the hit counts as
+/// refused). The bytes examined are charged.
+pub fn parse_header_within(
+    data: &[u8],
+    at: u64,
+    sizes: Sizes,
+    budget: &mut HashBudget,
+) -> Option<(object_header::HeaderPrefix, object_header::ChunkMessages)> {
+    let afford = usize::try_from(budget.left).unwrap_or(usize::MAX);
+    let view = data.get(..afford).unwrap_or(data);
+    let cut = view.len() < data.len();
+    let Ok((p, chunk)) = object_header::parse_header(view, at, sizes) else {
+        budget.refused += u64::from(cut);
+        return None;
+    };
+    let end = p.end_abs().saturating_sub(at);
+    budget.take(end.min(view.len() as u64));
+    if cut && end > view.len() as u64 && end <= data.len() as u64 {
+        budget.refused += 1;
     }
+    Some((p, chunk))
 }
 
 /// The owner's header address in the block of `kind` at the start of
@@ -153,27 +293,152 @@ pub fn ochk_checksum_len(data: &[u8]) -> Option<usize> {
 }
 
 /// [`ochk_checksum_len`] and whether the messages carry creation-order
-/// fields (6-byte message headers).
+/// fields (6-byte message headers). Hashes up to a region's
+/// [`HashBudget`]; [`validate_all`] keeps the answers for its hits.
 pub fn ochk_frame(data: &[u8]) -> Option<(usize, bool)> {
+    let mut budget = HashBudget::default();
+    budget.enter(0);
+    ochk_frame_within(data, &mut budget)
+}
+
+/// [`ochk_frame`] charging each checksum test to `budget`. The two
+/// framings (4-byte message headers, or 6 with creation order) give two
+/// ascending series of candidate lengths; they are tested together, in
+/// ascending order, and the first length whose checksum matches is the
+/// block's (the same length in both framings is hashed once and read
+/// without creation order). Testing one framing to its end before the
+/// other hashed megabytes on real files: a block with creation order,
+/// misread with 4-byte headers, frames zeros after it as thousands of
+/// empty messages (13-15 MB for one `OCHK` of a 23 KB netCDF-4 file).
+pub fn ochk_frame_within(data: &[u8], budget: &mut HashBudget) -> Option<(usize, bool)> {
     let limit = data.len().min(MAX_OCHK);
-    for creation_order in [false, true] {
-        let header_len = MessageHeader::len(2, creation_order);
-        let mut pos = 4usize;
-        let mut tested = 0;
-        while pos < limit && tested < 4096 {
-            tested += 1;
-            for gap in 0..header_len {
-                let end = pos.checked_add(gap)?;
-                if end > 4 && checksum_ok(data, end) {
-                    return Some((end.checked_add(4)?, creation_order));
-                }
+    let mut plain = OchkFraming::new(data, limit, false);
+    let mut ordered = OchkFraming::new(data, limit, true);
+    let (mut p, mut o) = (plain.next(), ordered.next());
+    loop {
+        let (end, creation_order) = match (p, o) {
+            (None, None) => return None,
+            (Some(a), Some(b)) if a == b => {
+                (p, o) = (plain.next(), ordered.next());
+                (a, false)
             }
-            let hdr = MessageHeader::parse(data.get(pos..)?, 2, creation_order)?;
-            if hdr.kind > kind::MAX_KNOWN {
-                break;
+            (Some(a), b) if b.is_none_or(|b| a < b) => {
+                p = plain.next();
+                (a, false)
             }
-            pos = pos.checked_add(hdr.total_len(2))?;
+            (_, Some(b)) => {
+                o = ordered.next();
+                (b, true)
+            }
+            (Some(_), None) => unreachable!("handled above"),
+        };
+        if end <= 4 || end.checked_add(4)? > data.len() {
+            continue;
         }
+        if !budget.take(end as u64) {
+            budget.refused += 1;
+            return None;
+        }
+        if checksum_ok(data, end) {
+            return Some((end.checked_add(4)?, creation_order));
+        }
+    }
+}
+
+/// The candidate lengths of an `OCHK` block framed with one message header
+/// form: after each message (up to 4096, within the first 64 KiB) and
+/// after each gap shorter than a message header, ascending.
+struct OchkFraming<'a> {
+    data: &'a [u8],
+    limit: usize,
+    creation_order: bool,
+    header_len: usize,
+    /// Start of the current message, and the next gap to yield after it.
+    pos: usize,
+    gap: usize,
+    messages: usize,
+    done: bool,
+}
+
+impl<'a> OchkFraming<'a> {
+    fn new(data: &'a [u8], limit: usize, creation_order: bool) -> Self {
+        OchkFraming {
+            data,
+            limit,
+            creation_order,
+            header_len: MessageHeader::len(2, creation_order),
+            pos: 4,
+            gap: 0,
+            messages: 0,
+            done: false,
+        }
+    }
+}
+
+impl Iterator for OchkFraming<'_> {
+    type Item = usize;
+
+    fn next(&mut self) -> Option<usize> {
+        if self.gap == self.header_len {
+            // Past the gaps after this position: frame the next message.
+            let next = self
+                .data
+                .get(self.pos..)
+                .and_then(|d| MessageHeader::parse(d, 2, self.creation_order))
+                .filter(|h| h.kind <= kind::MAX_KNOWN)
+                .and_then(|h| self.pos.checked_add(h.total_len(2)));
+            match next {
+                Some(p) => (self.pos, self.gap) = (p, 0),
+                None => self.done = true,
+            }
+        }
+        if self.gap == 0 {
+            if self.pos >= self.limit || self.messages >= 4096 {
+                self.done = true;
+            }
+            self.messages += 1;
+        }
+        if self.done {
+            return None;
+        }
+        let end = self.pos.checked_add(self.gap);
+        self.gap += 1;
+        if end.is_none() {
+            self.done = true;
+        }
+        end
+    }
+}
+
+/// The size of the direct block at the start of `data` whose heap header is
+/// lost: the smallest power of two from 512 bytes to 1 MiB (and the bytes
+/// left) at which one of the prefixes `raws` (one per block offset width)
+/// has a matching checksum. A size is tried only if it divides the block
+/// offset: in the doubling table (spec III.G) every block of size S lies at
+/// a multiple of S (rows of S start at `width * S`, the width a power of
+/// two). Each test is charged to `budget`.
+fn direct_block_size(
+    raws: &[fractal_heap::DirectBlockRaw],
+    data: &[u8],
+    budget: &mut HashBudget,
+) -> Option<u64> {
+    let limit = MAX_DIRECT_BLOCK.min(data.len() as u64);
+    let mut size = MIN_DIRECT_BLOCK;
+    while size <= limit {
+        let block = data.get(..usize::try_from(size).ok()?)?;
+        for raw in raws {
+            if size < raw.prefix_size.saturating_add(4) || raw.block_offset % size != 0 {
+                continue;
+            }
+            if !budget.take(size) {
+                budget.refused += 1;
+                return None;
+            }
+            if raw.checksum_matches(block) {
+                return Some(size);
+            }
+        }
+        size = size.checked_mul(2)?;
     }
     None
 }
@@ -220,6 +485,103 @@ mod tests {
                 }
             }
         }
+    }
+
+    fn fixture(path: &str) -> Vec<u8> {
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
+        std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+    }
+
+    fn validate_file(bytes: &[u8]) -> Validated {
+        let hits = crate::carve::find_signatures(bytes);
+        validate_all(&Image::new(bytes, 0, Sizes::DEFAULT), &hits)
+    }
+
+    /// Hostile inputs of the fuzz target `carve_base` (tests/regressions/
+    /// carve_base/): thousands of `FHDB` signatures before zeros (each
+    /// tested at every block size up to the end of the file: 0.7 s in a
+    /// release build, 5-6 s under ASan) and `OCHK` signatures before zeros
+    /// (each framing thousands of empty messages: 14 s). The work is
+    /// counted, not timed: at most one region's budget per MiB.
+    #[test]
+    fn hostile_hits_hash_within_the_budget() {
+        for name in ["fhdb_zeros_200k.bin", "ochk_zeros_200k.bin"] {
+            let bytes = fixture(&format!("tests/regressions/carve_base/{name}"));
+            let v = validate_file(&bytes);
+            let regions = (bytes.len() as u64).div_ceil(BUDGET_REGION);
+            assert!(
+                v.budget.spent <= regions * REGION_BUDGET,
+                "{name}: {:?}",
+                v.budget
+            );
+            assert!(v.budget.refused > 0, "{name}: the budget was not needed");
+            let inv = crate::carve::carve(name, &bytes);
+            assert!(
+                inv.problems
+                    .iter()
+                    .any(|p| p.kind == crate::inventory::ProblemKind::LimitExceeded),
+                "{name}: the cut is reported"
+            );
+        }
+    }
+
+    /// Real files hash about their own size and are never cut short; the
+    /// `OCHK` with creation order near the end of sohm_latest.h5 (which
+    /// the framing without creation order ran off the file's end) is found.
+    #[test]
+    fn real_files_stay_far_below_the_budget() {
+        for name in [
+            "testdata/types/netcdf4.nc",
+            "testdata/types/sohm_latest.h5",
+            "testdata/rich_latest.h5",
+            "testdata/huge_attrs_latest.h5",
+            "testdata/chunked_heap_latest.h5",
+        ] {
+            let bytes = fixture(name);
+            let v = validate_file(&bytes);
+            assert_eq!(v.budget.refused, 0, "{name}");
+            assert!(
+                v.budget.spent <= 2 * bytes.len() as u64,
+                "{name}: {} bytes hashed for {}",
+                v.budget.spent,
+                bytes.len()
+            );
+        }
+        let sohm = validate_file(&fixture("testdata/types/sohm_latest.h5"));
+        assert_eq!(sohm.ochk.get(&5511), Some(&(46, true)));
+        assert_eq!(sohm.ochk.len(), 3);
+    }
+
+    #[test]
+    fn direct_block_size_is_its_checksummed_power_of_two() {
+        // A 1024-byte block (width 4: 17-byte prefix, then the checksum of
+        // the block with the checksum zeroed) at heap offset 2048.
+        let mut b = b"FHDB\x00".to_vec();
+        b.extend_from_slice(&0x60u64.to_le_bytes());
+        b.extend_from_slice(&2048u32.to_le_bytes());
+        b.resize(1024, 0x5A);
+        b[17..21].fill(0);
+        let sum = lookup3::hashlittle(&b, 0);
+        b[17..21].copy_from_slice(&sum.to_le_bytes());
+        b.extend_from_slice(&[0u8; 3000]);
+        // The size found and the bytes hashed, both widths tried.
+        let guess = |b: &[u8]| {
+            let raws: Vec<_> = [4u8, 5]
+                .iter()
+                .filter_map(|&w| {
+                    fractal_heap::parse_direct_block_standalone(b, 0, Sizes::DEFAULT, w).ok()
+                })
+                .collect();
+            let mut budget = HashBudget::default();
+            budget.enter(0);
+            (direct_block_size(&raws, b, &mut budget), budget.spent)
+        };
+        assert_eq!(guess(&b), (Some(1024), 512 + 512 + 1024));
+        // (512 with both widths, then 1024 with width 4, which matches.)
+        // At heap offset 1536 only 512 divides it (in both widths): no
+        // larger size is hashed.
+        b[13..17].copy_from_slice(&1536u32.to_le_bytes());
+        assert_eq!(guess(&b), (None, 512 + 512));
     }
 
     #[test]

@@ -304,9 +304,7 @@ pub fn checksum_zeroed(block: &[u8], at: usize) -> Option<(u32, u32)> {
     let end = at.checked_add(4)?;
     let b = block.get(at..end)?;
     let stored = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-    let mut copy = block.to_vec();
-    copy[at..end].fill(0);
-    Some((stored, lookup3::hashlittle(&copy, 0)))
+    Some((stored, lookup3::hashlittle_zeroed(block, 0, at)))
 }
 
 /// The error for a structure at `at` that needs `needed` bytes where only

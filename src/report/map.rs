@@ -26,7 +26,8 @@
 use std::io::{self, Write};
 use std::path::Path;
 
-use crate::carve::{find_signatures, validate, Hit, Kind};
+use crate::carve::validate::{validate_all, Validated};
+use crate::carve::{find_signatures, Hit, Kind};
 use crate::follow::Image;
 use crate::format::message::data_layout::LayoutClass;
 use crate::format::{btree_v1, global_heap, is_undefined, local_heap, symbol_table_node, Sizes};
@@ -226,11 +227,12 @@ pub fn regions(inv: &Inventory, bytes: &[u8]) -> Vec<Region> {
         push(s, l, RegionKind::CacheImage);
     }
     let image = Image::new(bytes, base, sizes);
-    for hit in find_signatures(bytes) {
-        if hit.kind == Kind::Superblock || validate(&image, hit).is_none() {
+    let checked = validate_all(&image, &find_signatures(bytes));
+    for &(hit, _) in &checked.valid {
+        if hit.kind == Kind::Superblock {
             continue;
         }
-        for (start, len, kind) in node_extents(&image, hit) {
+        for (start, len, kind) in node_extents(&image, hit, &checked) {
             push(start, len, kind);
         }
     }
@@ -248,8 +250,9 @@ fn superblock_len(version: u8, sizes: Sizes) -> u64 {
     }
 }
 
-/// The byte ranges of one validated metadata structure (spec III).
-fn node_extents(image: &Image, hit: Hit) -> Vec<(u64, u64, RegionKind)> {
+/// The byte ranges of one validated metadata structure (spec III);
+/// `checked`: the validation's findings (block lengths).
+fn node_extents(image: &Image, hit: Hit, checked: &Validated) -> Vec<(u64, u64, RegionKind)> {
     let at = hit.offset;
     let Some(data) = usize::try_from(at).ok().and_then(|o| image.bytes.get(o..)) else {
         return Vec::new();
@@ -299,8 +302,8 @@ fn node_extents(image: &Image, hit: Hit) -> Vec<(u64, u64, RegionKind)> {
             Ok(g) => vec![(at, g.collection_size, RegionKind::Heap)],
             Err(_) => Vec::new(),
         },
-        Kind::Ochk => match crate::carve::validate::ochk_checksum_len(data) {
-            Some(len) => vec![(at, len as u64 + 4, RegionKind::ObjectHeader)],
+        Kind::Ochk => match checked.ochk.get(&at) {
+            Some(&(len, _)) => vec![(at, len as u64 + 4, RegionKind::ObjectHeader)],
             None => Vec::new(),
         },
         Kind::Ohdr => vec![(at, 16, RegionKind::ObjectHeader)],
@@ -311,16 +314,7 @@ fn node_extents(image: &Image, hit: Hit) -> Vec<(u64, u64, RegionKind)> {
         Kind::Fhdb => {
             // III.G: a checksummed direct block's size is the power of two
             // its checksum matches (as the carver validates it).
-            let size = [4u8, 5].iter().find_map(|&width| {
-                crate::format::fractal_heap::parse_direct_block_standalone(
-                    data,
-                    at,
-                    image.sizes,
-                    width,
-                )
-                .ok()?
-                .guess_block_size(data, 512, 1 << 20)
-            });
+            let size = checked.fhdb.get(&at).copied();
             vec![(at, size.unwrap_or(5 + o), RegionKind::Heap)]
         }
         Kind::Fhib => vec![(at, 5 + o, RegionKind::Heap)],
