@@ -326,11 +326,17 @@ pub fn salvage_into(
     }
     // Attributes of objects with reference attributes, now that every
     // target exists (all of them, so that their creation order is kept).
-    let index: HashMap<String, usize> = outcomes
-        .iter()
-        .enumerate()
-        .map(|(i, o)| (o.path.clone(), i))
-        .collect();
+    // The index of outcomes by path (a copy of every path) only when some
+    // object needs it.
+    let index: HashMap<String, usize> = if chosen.iter().any(|(o, _)| has_reference_attributes(o)) {
+        outcomes
+            .iter()
+            .enumerate()
+            .map(|(i, o)| (o.path.clone(), i))
+            .collect()
+    } else {
+        HashMap::new()
+    };
     for (o, dest) in &chosen {
         if !has_reference_attributes(o) {
             continue;
