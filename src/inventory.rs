@@ -240,7 +240,9 @@ pub const PAGE: usize = 4096;
 /// block by block as they are checked ([`crate::pipeline::release`]): the
 /// check reads every page, and resident memory must not grow with the file.
 pub fn zeroed_ranges(bytes: &[u8]) -> Vec<ZeroedRange> {
-    const BLOCK: usize = 4096 * PAGE;
+    // 1 MiB: the block's pages are resident until it is released (16 MiB
+    // blocks made a scan's peak memory grow with the file up to that size).
+    const BLOCK: usize = 256 * PAGE;
     let mut out: Vec<ZeroedRange> = Vec::new();
     for (b, block) in bytes.chunks(BLOCK).enumerate() {
         for (i, page) in block.chunks_exact(PAGE).enumerate() {

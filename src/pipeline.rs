@@ -32,8 +32,12 @@ use crate::follow::cache_image::Overlay;
 use crate::inventory::{CacheImageInfo, Inventory, Verdict};
 use crate::sigbus::Guard;
 
-/// Files up to this size are copied into memory instead of mapped.
-pub const COPY_LIMIT: u64 = 64 << 20;
+/// Files up to this size are copied into memory instead of mapped. Larger
+/// ones are mapped, and the stages hand pages they have read back to the
+/// kernel ([`release`]): resident memory does not grow with the file
+/// (issue 15: a copy made peak memory grow with the file even when its
+/// metadata was small).
+pub const COPY_LIMIT: u64 = 1 << 20;
 
 /// What identifies the state of a file: a changed stamp means it was
 /// written to (or replaced) since.
@@ -117,6 +121,11 @@ pub fn release(bytes: &[u8]) {
         libc::madvise(from as *mut libc::c_void, to - from, libc::MADV_DONTNEED);
     }
 }
+
+/// Objects a stage reads (walk) or writes (salvage) between two
+/// [`release`]s of the whole input: headers and values lie all over a
+/// file, and each page fault maps its neighbours too.
+pub const RELEASE_EVERY: usize = 1024;
 
 enum Bytes {
     Copied(Vec<u8>),

@@ -19,7 +19,7 @@ use crate::format::message::data_layout::LayoutClass;
 use crate::inventory::{
     Dataset, Inventory, LinkKind, Object, ObjectKind, ProblemKind, Status, ZeroedRange,
 };
-use crate::pipeline::{CarveMode, Input, InputChanged};
+use crate::pipeline::{CarveMode, Input, InputChanged, RELEASE_EVERY};
 use crate::read::{self, timing, DatasetData};
 use crate::write::{LockError, OutputLock, ReorderError, WriteError, Writer};
 
@@ -321,8 +321,14 @@ pub fn salvage_into(
     let trust = DataTrust::of(inv);
     let mut outcomes: Vec<Outcome> = Vec::with_capacity(chosen.len());
     let mut bar = crate::progress::Bar::new(chosen.len() as u64, "writing objects");
-    for (o, dest) in plain.into_iter().chain(with_refs) {
+    for (n, (o, dest)) in plain.into_iter().chain(with_refs).enumerate() {
         bar.inc();
+        // Values are read from a mapped input where they lie: its pages
+        // are handed back now and then (resident memory does not grow
+        // with the file).
+        if n % RELEASE_EVERY == RELEASE_EVERY - 1 {
+            crate::pipeline::release(image.bytes);
+        }
         let mut outcome = salvage_object(image, &trust, o, dest, w, report)?;
         if outcome.result == Recovery::Lost {
             w.forget_reference(o.address);
@@ -342,11 +348,17 @@ pub fn salvage_into(
     }
     // Attributes of objects with reference attributes, now that every
     // target exists (all of them, so that their creation order is kept).
-    let index: HashMap<String, usize> = outcomes
-        .iter()
-        .enumerate()
-        .map(|(i, o)| (o.path.clone(), i))
-        .collect();
+    // The index of outcomes by path (a copy of every path) only when some
+    // object needs it.
+    let index: HashMap<String, usize> = if chosen.iter().any(|(o, _)| has_reference_attributes(o)) {
+        outcomes
+            .iter()
+            .enumerate()
+            .map(|(i, o)| (o.path.clone(), i))
+            .collect()
+    } else {
+        HashMap::new()
+    };
     for (o, dest) in &chosen {
         if !has_reference_attributes(o) {
             continue;

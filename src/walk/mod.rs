@@ -310,6 +310,14 @@ impl Walker<'_> {
                 break;
             }
             let children = self.visit(&p);
+            // The headers of a mapped input are read where they lie, all
+            // over the file (and each fault maps its neighbours too): its
+            // pages are handed back after the root (whose members may lie
+            // anywhere) and then now and then, so that resident memory does
+            // not grow with the file.
+            if self.inv.objects.len() % crate::pipeline::RELEASE_EVERY == 1 {
+                crate::pipeline::release(self.image.bytes);
+            }
             if p.depth + 1 > self.limits.max_depth && !children.is_empty() {
                 if let Some(o) = self.inv.objects.last_mut() {
                     o.damage(
