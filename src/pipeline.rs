@@ -227,13 +227,17 @@ impl Input {
         } else {
             // SAFETY: the map is read-only; a truncation by another process
             // is caught by the guard (module note).
-            let map = unsafe { Mmap::map(&file)? };
-            match Guard::register(&map) {
-                Some(g) => Bytes::Mapped(Some(g), map),
-                None => {
-                    drop(map);
-                    Bytes::Copied(read_all(&mut file, len)?)
-                }
+            match unsafe { Mmap::map(&file) } {
+                Ok(map) => match Guard::register(&map) {
+                    Some(g) => Bytes::Mapped(Some(g), map),
+                    None => {
+                        drop(map);
+                        Bytes::Copied(read_all(&mut file, len)?)
+                    }
+                },
+                // Some file systems cannot be mapped (FUSE with direct_io):
+                // read the file instead.
+                Err(_) => Bytes::Copied(read_all(&mut file, len)?),
             }
         };
         let (bytes, cache_image) = with_cache_image(bytes, &mut file, len)?;
