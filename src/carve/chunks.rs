@@ -820,7 +820,16 @@ fn recover_unfiltered(
     let mut templates = cands.remove(&size).unwrap_or_default();
     let dss: Vec<&Dataset> = templates.iter().map(|t| &t.dataset).collect();
     let so = u64::from(image.sizes.offset());
-    let holes = hole_sizes(&dss, so);
+    let Some(holes) = hole_sizes(&dss, so) else {
+        search.unfiltered_stopped = Some((
+            r0,
+            format!(
+                "more than {MAX_HOLE_BASES} metadata sizes: which zero runs are holes \
+                 cannot be bounded; not searched"
+            ),
+        ));
+        return;
+    };
     let esize = dss
         .iter()
         .map(|d| u64::from(d.datatype.size))
@@ -991,7 +1000,9 @@ fn node_size(ds: &Dataset, structure: &str, so: u64) -> Option<u64> {
 /// chunk index's own nodes when they are larger (a version-1 B-tree node
 /// of K = 32, spec III.A.1; a version-2 B-tree node; extensible-array data
 /// blocks of 2048 bytes or more, spec VII.B), and sums of up to three.
-pub fn hole_sizes(dss: &[&Dataset], so: u64) -> Vec<u64> {
+/// `None` past [`MAX_HOLE_BASES`] base sizes: dropping some could turn an
+/// ambiguous zero run into an accepted one.
+pub fn hole_sizes(dss: &[&Dataset], so: u64) -> Option<Vec<u64>> {
     let mut base = vec![META_BLOCK];
     for ds in dss {
         let LayoutClass::Chunked { index, .. } = &ds.layout.class else {
@@ -1020,7 +1031,9 @@ pub fn hole_sizes(dss: &[&Dataset], so: u64) -> Vec<u64> {
     }
     base.sort_unstable();
     base.dedup();
-    base.truncate(MAX_HOLE_BASES);
+    if base.len() > MAX_HOLE_BASES {
+        return None;
+    }
     let mut sums = base.clone();
     let mut last = base.clone();
     for _ in 1..MAX_HOLE_SUMS {
@@ -1033,7 +1046,7 @@ pub fn hole_sizes(dss: &[&Dataset], so: u64) -> Vec<u64> {
     }
     sums.sort_unstable();
     sums.dedup();
-    sums
+    Some(sums)
 }
 
 /// The allocation chain of unfiltered chunks walked back from the end of
@@ -1143,16 +1156,20 @@ pub fn raw_chain(
             break;
         }
         let pinned = fixed.covering(q - 1).is_some();
-        let fits = |h: u64| h <= z && if pinned { h == z } else { z - h < esize };
-        // `holes` is sorted: only sizes in (z - esize, z] can fit.
-        let lo = holes.partition_point(|&h| h + esize <= z);
-        let hi = holes.partition_point(|&h| h <= z);
-        let cands: Vec<u64> = std::iter::once(0)
-            .chain(holes[lo..hi].iter().copied())
-            .filter(|&h| fits(h))
-            .collect();
-        let h = match cands.as_slice() {
-            [h] => *h,
+        // Every reading of the run: `k` all-zero chunks then one hole (0
+        // included). It must equal `z` when pinned, else leave fewer than an
+        // element's zero bytes at the end of the chunk before. Exactly one
+        // reading, a hole alone, may fit, and no other reading may lie within
+        // an element of it (else a chunk could be shifted by less than an
+        // element, or all-zero chunks taken for a hole: nothing is guessed).
+        let lo = if pinned {
+            z
+        } else {
+            (z + 1).saturating_sub(esize)
+        };
+        let fit = readings(holes, size, lo, z);
+        let h = match fit.as_slice() {
+            [(0, h)] => *h,
             [] => {
                 stop(
                     &mut chain,
@@ -1166,12 +1183,29 @@ pub fn raw_chain(
                     &mut chain,
                     q,
                     format!(
-                        "{z} zero bytes before {pos:#x} fit several metadata sizes ({cands:?})"
+                        "{z} zero bytes before {pos:#x} fit several readings \
+                         (all-zero chunks, metadata size): {fit:?}"
                     ),
                 );
                 break;
             }
         };
+        let near = if pinned {
+            fit
+        } else {
+            readings(holes, size, (h + 1).saturating_sub(esize), z)
+        };
+        if near.len() > 1 {
+            stop(
+                &mut chain,
+                q,
+                format!(
+                    "{z} zero bytes before {pos:#x}: readings (all-zero chunks, metadata size) \
+                     within an element of each other: {near:?}"
+                ),
+            );
+            break;
+        }
         let end = pos - h;
         if pinned && h == z {
             pos = end;
@@ -1220,6 +1254,32 @@ pub fn raw_chain(
     chain.pieces.reverse();
     chain
 }
+
+/// The readings of a run of zero bytes whose length lies in `[a, b]`: `k`
+/// all-zero chunks of `size` bytes followed by one hole of `holes` (sorted)
+/// or none, as `(k, hole)`; at most [`MAX_READINGS`] (enough to refuse).
+fn readings(holes: &[u64], size: u64, a: u64, b: u64) -> Vec<(u64, u64)> {
+    let size = size.max(1);
+    let mut out = Vec::new();
+    for h in std::iter::once(0).chain(holes.iter().copied()) {
+        if h > b {
+            break;
+        }
+        let mut k = (b - h) / size;
+        while k.saturating_mul(size).saturating_add(h) >= a && out.len() < MAX_READINGS {
+            out.push((k, h));
+            let Some(next) = k.checked_sub(1) else { break };
+            k = next;
+        }
+        if out.len() >= MAX_READINGS {
+            break;
+        }
+    }
+    out
+}
+
+/// Readings of one zero run listed at most (two already refuse it).
+const MAX_READINGS: usize = 8;
 
 fn stray(
     reason: Stray,
@@ -1768,7 +1828,9 @@ mod tests {
     fn raw_chain_steps_over_metadata_holes() {
         // r0 = 100; 700 zero bytes, chunks A B, a 2048 hole, C, a 2616
         // hole, D E up to the end of the file.
-        let s = 64usize;
+        // 72-byte chunks: no count of them fills a hole (64 would: 32 all-zero
+        // chunks read as a 2048 hole, ambiguous).
+        let s = 72usize;
         let mut file = vec![7u8; 100];
         file.extend(vec![0u8; 700]);
         let mut expect = Vec::new();
@@ -1837,7 +1899,7 @@ mod tests {
         // An indexed chunk (fixed) and a carved node (structure) inside a
         // 2048 hole: the chain passes both; a gap after a known allocation
         // must be exactly a metadata size.
-        let s = 64usize;
+        let s = 72usize;
         let mut file = vec![0u8; 100];
         let a = file.len() as u64;
         file.extend(raw(1, s / 8));
@@ -1923,10 +1985,111 @@ mod tests {
             beyond_index: Default::default(),
         };
         assert_eq!(raw_signature(&ds), Some(64 * 50 * 8));
-        let h = hole_sizes(&[&ds], 8);
+        let h = hole_sizes(&[&ds], 8).expect("few sizes");
         for x in [2048, 2616, 4096, 4664, 5232, 6144, 7848] {
             assert!(h.contains(&x), "{x} in {h:?}");
         }
         assert_eq!(h.len(), 9);
+        // More base sizes than the bound (extensible arrays of many element
+        // widths): no sizes at all rather than some dropped.
+        let eas: Vec<Dataset> = (1..=8u8)
+            .map(|w| {
+                let mut d = ds.clone();
+                if let LayoutClass::Chunked { index, .. } = &mut d.layout.class {
+                    *index = ChunkIndex::ExtensibleArray {
+                        address: 0,
+                        max_bits: w * 8,
+                        index_elements: 4,
+                        min_pointers: 4,
+                        min_elements: 16,
+                        page_bits: 24,
+                    };
+                }
+                d
+            })
+            .collect();
+        let refs: Vec<&Dataset> = eas.iter().collect();
+        assert_eq!(hole_sizes(&refs, 8), None);
+        assert!(hole_sizes(&refs[..1], 8).is_some());
+    }
+
+    #[test]
+    fn raw_chain_refuses_zero_chunks_read_as_a_hole() {
+        let s = 1024usize;
+        let mut file = vec![7u8; 100];
+        let mut expect = vec![];
+        expect.push(file.len() as u64);
+        file.extend(raw(1, s / 8));
+        expect.push(file.len() as u64);
+        file.extend(vec![0u8; s]);
+        expect.push(file.len() as u64);
+        file.extend(vec![0u8; s]);
+        expect.push(file.len() as u64);
+        file.extend(raw(2, s / 8));
+        let none = Claimed::default();
+        let c = raw_chain(&file, 100, s as u64, 8, &[2048, 2616], &none, &none);
+        assert!(
+            !c.complete || c.pieces == expect,
+            "two zero chunks: {c:?} expect {expect:?}"
+        );
+    }
+
+    #[test]
+    fn raw_chain_refuses_a_zero_chunk_of_hole_size() {
+        let s = 2048usize;
+        let mut file = vec![7u8; 100];
+        let mut expect = vec![];
+        for k in 0..3 {
+            expect.push(file.len() as u64);
+            if k == 1 {
+                file.extend(vec![0u8; s]);
+            } else {
+                file.extend(raw(k + 1, s / 8));
+            }
+        }
+        let none = Claimed::default();
+        let c = raw_chain(&file, 100, s as u64, 8, &[2048, 2616], &none, &none);
+        assert!(
+            !c.complete || c.pieces == expect,
+            "zero chunk: {c:?} expect {expect:?}"
+        );
+    }
+
+    #[test]
+    fn raw_chain_refuses_readings_within_an_element() {
+        // holes 2048 and 2070 (extensible-array data block), 32-byte records
+        let s = 4096usize;
+        let chunk = |seed: u8, tz: usize| {
+            let mut v: Vec<u8> = (0..s)
+                .map(|i| ((i % 251) as u8).wrapping_add(seed) | 1)
+                .collect();
+            v[s - tz..].fill(0);
+            v
+        };
+        let mut file = vec![7u8; 100];
+        file.extend(vec![0u8; 2048]);
+        let mut expect = vec![];
+        expect.push(file.len() as u64);
+        file.extend(chunk(1, 24));
+        file.extend(vec![0u8; 2048]);
+        expect.push(file.len() as u64);
+        file.extend(chunk(2, 40));
+        file.extend(vec![0u8; 2048]);
+        expect.push(file.len() as u64);
+        file.extend(chunk(3, 0));
+        let none = Claimed::default();
+        let c = raw_chain(
+            &file,
+            100,
+            s as u64,
+            32,
+            &[2048, 2070, 4096, 4118, 4140],
+            &none,
+            &none,
+        );
+        assert!(
+            !c.complete || c.pieces == expect,
+            "shifted: {c:?} expect {expect:?}"
+        );
     }
 }
