@@ -1394,6 +1394,13 @@ fn place_group(
     // (An unfiltered chunk is rewritten in place: its record stays right.)
     let partial_tail =
         !unfiltered && last.is_some_and(|l| l.index.saturating_add(1).saturating_mul(c0) > stored0);
+    // But libhdf5 can write a later chunk while that partly filled one is
+    // still dirty in its cache: its rows past the stored extent are then the
+    // fill value written with the header, not data. Not proven: named.
+    let unproven = last
+        .filter(|_| unfiltered)
+        .map(|l| (stored0, l.index.saturating_add(1).saturating_mul(c0)))
+        .filter(|&(a, b)| b > a);
     let row_bytes = cdims
         .iter()
         .skip(1)
@@ -1454,7 +1461,17 @@ fn place_group(
     if placed.is_empty() {
         return;
     }
+    let path = t.path.clone();
     apply(inv, image, t, placed, c0, unfiltered, search);
+    if let (Some((a, b)), Some(p)) = (unproven, search.placed.last_mut()) {
+        if p.path == path {
+            p.rule.push_str(&format!(
+                "; rows {a}..{b} along dimension 0 are read from the partly filled last \
+                 indexed chunk as it is on disk: libhdf5 may have written the chunks after it \
+                 while it was still dirty, so they may be its fill value, not data (unproven)"
+            ));
+        }
+    }
 }
 
 /// Adds placed chunks to the dataset (creating it from its template when
