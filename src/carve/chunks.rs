@@ -905,7 +905,23 @@ fn recover_unfiltered(
         .first()
         .map_or(0, |&d| d.div_ceil(c0));
     let all_proven = proven_end >= stored_end;
-    if !chain.complete || !all_proven {
+    // Another file's template says nothing about how many chunks the input
+    // had before `r0`: placing from chunk 0 needs the input to prove the
+    // dataset did not exist then.
+    let foreign_unproven =
+        t.from.is_some() && !absent_when_stored(inv, &t.path) && !nothing_stored(inv, bytes, r0);
+    if foreign_unproven && chain.complete {
+        search.unfiltered_stopped = Some((
+            r0,
+            format!(
+                "{}: described by a template from another file, but no group the input read \
+                 whole shows it absent at the stored end of file: how many chunks precede the \
+                 found ones is unknown",
+                t.path
+            ),
+        ));
+    }
+    if !chain.complete || !all_proven || foreign_unproven {
         let mut st = stray(
             Stray::ChainBroken,
             vec![t.path.clone()],
@@ -918,6 +934,52 @@ fn recover_unfiltered(
         return;
     }
     place_group(inv, image, t, sig, &group, opts.infer, true, search);
+}
+
+/// Whether the input proves `path` did not exist when its superblock was
+/// last written: the nearest group above it that the input has was found
+/// by the walk and read whole (intact), and lists nothing under that name.
+fn absent_when_stored(inv: &Inventory, path: &str) -> bool {
+    let mut child = path.trim_end_matches('/');
+    while let Some(i) = child.rfind('/') {
+        if inv.object(child).is_some() || inv.links.iter().any(|l| l.path == child) {
+            return false;
+        }
+        let parent = if i == 0 { "/" } else { &child[..i] };
+        if let Some(g) = inv.object(parent) {
+            return g.kind == ObjectKind::Group
+                && g.origin == crate::inventory::Origin::Walk
+                && g.status == Status::Intact;
+        }
+        if parent == "/" {
+            return false;
+        }
+        child = parent;
+    }
+    false
+}
+
+/// Whether the stored file is the superblock and nothing else ever written:
+/// it ends within libhdf5's first metadata aggregator block (no raw data
+/// was allocated before `r0`) and every byte from the root group's header
+/// address to `r0` is zero (that header never reached the disk). No dataset
+/// had a chunk before `r0`, whatever the root group would have listed.
+/// (A writer that shrank or disabled the metadata block and wrote an
+/// all-zero chunk there before the superblock is not told apart.)
+fn nothing_stored(inv: &Inventory, bytes: &[u8], r0: u64) -> bool {
+    let Some(sb) = &inv.superblock else {
+        return false;
+    };
+    let Some(root) = sb.root_address.and_then(|a| sb.base_address.checked_add(a)) else {
+        return false;
+    };
+    r0.saturating_sub(sb.offset) <= META_BLOCK
+        && root < r0
+        && usize::try_from(root)
+            .ok()
+            .zip(usize::try_from(r0).ok())
+            .and_then(|(a, b)| bytes.get(a..b))
+            .is_some_and(|z| z.iter().all(|&b| b == 0))
 }
 
 // ---------------------------------------------------------------------
@@ -2108,5 +2170,68 @@ mod tests {
             !c.complete || c.pieces == expect,
             "shifted: {c:?} expect {expect:?}"
         );
+    }
+
+    #[test]
+    fn foreign_template_needs_the_dataset_proven_absent() {
+        use crate::inventory::{LinkEntry, LinkKind, Object, Origin};
+        let group = |path: &str, status: Status, origin: Origin| {
+            let mut o = Object::new(path.into(), 0);
+            o.kind = ObjectKind::Group;
+            o.status = status;
+            o.origin = origin;
+            o
+        };
+        let mut inv = Inventory::default();
+        // No root group read: nothing proves the dataset new.
+        assert!(!absent_when_stored(&inv, "/series0"));
+        inv.objects.push(group("/", Status::Intact, Origin::Walk));
+        assert!(absent_when_stored(&inv, "/series0"));
+        // The root does not list /a: nothing under it existed either.
+        assert!(absent_when_stored(&inv, "/a/series0"));
+        // A link of that name: it existed.
+        inv.links.push(LinkEntry {
+            path: "/series0".into(),
+            kind: LinkKind::Soft,
+            target: "/x".into(),
+            file: None,
+        });
+        assert!(!absent_when_stored(&inv, "/series0"));
+        // A root not read whole, or carved: its listing proves nothing.
+        for (st, or) in [
+            (Status::Partial, Origin::Walk),
+            (Status::Intact, Origin::Carve),
+        ] {
+            inv.objects[0] = group("/", st, or);
+            assert!(!absent_when_stored(&inv, "/b"));
+        }
+        // A group below that was read whole decides for its members.
+        inv.objects.push(group("/g", Status::Intact, Origin::Walk));
+        assert!(absent_when_stored(&inv, "/g/series0"));
+    }
+
+    #[test]
+    fn nothing_stored_only_for_a_bare_superblock() {
+        let mut inv = Inventory::default();
+        let mut bytes = vec![0u8; 4096];
+        bytes[..8].copy_from_slice(b"\x89HDF\r\n\x1a\n");
+        assert!(!nothing_stored(&inv, &bytes, 2048), "no superblock");
+        inv.superblock = Some(crate::inventory::SuperblockInfo {
+            offset: 0,
+            version: 0,
+            size_of_offsets: 8,
+            size_of_lengths: 8,
+            base_address: 0,
+            eof_address: 2048,
+            root_address: Some(0x60),
+            status_flags: 0,
+            checksum_ok: None,
+        });
+        assert!(nothing_stored(&inv, &bytes, 2048));
+        // More than one metadata block stored: raw data may lie before r0.
+        assert!(!nothing_stored(&inv, &bytes, 4096));
+        // A root header (or anything) was written.
+        bytes[0x60] = 1;
+        assert!(!nothing_stored(&inv, &bytes, 2048));
     }
 }
