@@ -1001,11 +1001,13 @@ fn nothing_stored(inv: &Inventory, bytes: &[u8], r0: u64) -> bool {
 // * the end of the file is the end of the last write, a chunk boundary.
 //
 // [`raw_chain`] walks back from the end of the file: at each boundary the
-// run of zero bytes before it must be explained by exactly one hole size
-// `h` (0 included) such that fewer than one element's bytes of zeros
-// remain at the end of the chunk before it (its last element has a
-// non-zero byte). A chunk whose last element is zero, a zero run no hole
-// size explains, or two sizes that both do, stops the chain (nothing is
+// run of zero bytes before it is read as `k` all-zero chunks then one hole
+// size `h` (0 included), leaving fewer than one element's bytes of zeros at
+// the end of the chunk before it (its last element has a non-zero byte).
+// Exactly one reading may fit, with k = 0, and no other reading may lie
+// within an element of it. A chunk whose last element is zero, a zero run
+// no reading explains, two that do, all-zero chunks that could fill it, or
+// a reading less than an element away, stops the chain (nothing is
 // guessed). The pieces are then placed by the same allocation-order rules
 // as compressed chunks, only when the chain reaches back to the stored end
 // of file and the index proves every earlier chunk.
