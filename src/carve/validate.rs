@@ -41,7 +41,7 @@ const REGION_BUDGET: u64 = 16 << 20;
 /// Bytes one hit may hash guessing its length: 16 damaged hits are needed
 /// to exhaust a region. Covers an `OCHK` of [`MAX_OCHK`] framed in few
 /// messages and a `FHDB` up to 256 KiB at heap offset 0 (both widths).
-const HIT_BUDGET: u64 = 1 << 20;
+pub const HIT_BUDGET: u64 = 1 << 20;
 /// Refused hits reported one by one (the rest are counted).
 pub const MAX_REFUSED_LISTED: usize = 16;
 
@@ -76,6 +76,8 @@ pub struct HashBudget {
     pub spent: u64,
     /// Hits whose tests were cut short.
     pub refused: u64,
+    /// The last cut was by the hit's own [`HIT_BUDGET`] (not its region's).
+    pub cut_by_hit: bool,
 }
 
 impl HashBudget {
@@ -97,6 +99,7 @@ impl HashBudget {
     /// them.
     fn take(&mut self, n: u64) -> bool {
         if n > self.left || n > self.hit_left {
+            self.cut_by_hit = n <= self.left;
             return false;
         }
         self.left -= n;
@@ -122,8 +125,9 @@ pub struct Validated {
     /// `FHDB` hits whose checksum matched, by offset: the block size.
     pub fhdb: HashMap<u64, u64>,
     pub budget: HashBudget,
-    /// The first [`MAX_REFUSED_LISTED`] hits the budget cut short.
-    pub refused: Vec<Hit>,
+    /// The first [`MAX_REFUSED_LISTED`] hits the budget cut short, and
+    /// whether by their own [`HIT_BUDGET`] (else by their region's).
+    pub refused: Vec<(Hit, bool)>,
 }
 
 /// Validates every hit (in file order) under one [`HashBudget`].
@@ -131,10 +135,11 @@ pub fn validate_all(image: &Image, hits: &[Hit]) -> Validated {
     let mut out = Validated::default();
     for &h in hits {
         out.budget.enter(h.offset);
+        out.budget.cut_by_hit = false;
         let refused = out.budget.refused;
         let checked = check(image, h, &mut out.budget);
         if out.budget.refused > refused && out.refused.len() < MAX_REFUSED_LISTED {
-            out.refused.push(h);
+            out.refused.push((h, out.budget.cut_by_hit));
         }
         let Some((c, extent)) = checked else {
             continue;
@@ -548,6 +553,8 @@ mod tests {
                 v.budget
             );
             assert!(v.budget.refused > 0, "{name}: the budget was not needed");
+            let listed = v.budget.refused.min(MAX_REFUSED_LISTED as u64);
+            assert_eq!(v.refused.len() as u64, listed, "{name}: listed");
             let inv = crate::carve::carve(name, &bytes);
             assert!(
                 inv.problems
@@ -606,8 +613,11 @@ mod tests {
         let damaged: Vec<u64> = (0..4).map(|i| i * 60_004).collect();
         assert_eq!(v.budget.refused, 4, "{:?}", v.budget);
         assert_eq!(
-            v.refused.iter().map(|h| h.offset).collect::<Vec<_>>(),
-            damaged
+            v.refused
+                .iter()
+                .map(|r| (r.0.offset, r.1))
+                .collect::<Vec<_>>(),
+            damaged.iter().map(|&at| (at, true)).collect::<Vec<_>>()
         );
         assert!(v.budget.spent <= 4 * HIT_BUDGET + 2 * bytes.len() as u64);
         let headers = |v: &Validated| {
