@@ -181,15 +181,33 @@ pub fn carve_except(file: &str, bytes: &[u8], skip: &[(u64, u64)]) -> Inventory 
             .entry(h.kind.as_str().to_string())
             .or_default() += 1;
     }
+    for &(h, own) in &checked.refused {
+        let whose = if own {
+            format!(
+                "the {} MiB one hit may hash guessing its length",
+                validate::HIT_BUDGET >> 20
+            )
+        } else {
+            "the hashing budget of the MiB of the file it starts in".to_string()
+        };
+        inv.problems.push(Problem::new(
+            ProblemKind::LimitExceeded,
+            Some(h.offset),
+            h.kind.as_str(),
+            format!("signature hit not fully validated: its checksum tests reached {whose}"),
+        ));
+    }
     if checked.budget.refused > 0 {
         inv.problems.push(Problem::new(
             ProblemKind::LimitExceeded,
             None,
             "carving",
             format!(
-                "{} signature hit(s) not fully validated: their checksum tests reached the \
-                 hashing budget of the MiB of the file they start in ({} MiB hashed in all)",
+                "{} signature hit(s) not fully validated ({} listed above): their checksum \
+                 tests reached the hashing budget of the hit or of the MiB of the file they \
+                 start in ({} MiB hashed in all)",
                 checked.budget.refused,
+                checked.refused.len(),
                 checked.budget.spent >> 20
             ),
         ));

@@ -35,54 +35,83 @@ const MAX_DIRECT_BLOCK: u64 = 1 << 20;
 
 /// The file is cut into regions of this size for [`HashBudget`].
 const BUDGET_REGION: u64 = 1 << 20;
-/// Bytes the hits starting in one region may hash (see [`HashBudget`]).
+/// Bytes the hits starting in one region may hash guessing lengths (see
+/// [`HashBudget`]), and, separately, hashing lengths their structure states.
 const REGION_BUDGET: u64 = 16 << 20;
+/// Bytes one hit may hash guessing its length: 16 damaged hits are needed
+/// to exhaust a region. Covers an `OCHK` of [`MAX_OCHK`] framed in few
+/// messages and a `FHDB` up to 256 KiB at heap offset 0 (both widths).
+pub const HIT_BUDGET: u64 = 1 << 20;
+/// Refused hits reported one by one (the rest are counted).
+pub const MAX_REFUSED_LISTED: usize = 16;
 
 /// Bytes the lookup3 checksum may cover while validating hits. Some hits
 /// test a checksum at every candidate length, each test hashing all the
 /// bytes before it: an `OCHK` at every message boundary (its length is
 /// unknown until a checksum matches), a `FHDB` whose heap header is lost at
-/// every block size from 512 bytes to 1 MiB, an `OHDR` over the chunk 0 its
-/// prefix declares. One hit can thus hash megabytes, and hostile input
-/// (thousands of `FHDB` signatures before zeros; fuzz target `carve_base`)
-/// made the whole validation quadratic in the file. Each hit is charged to
-/// the 1 MiB region of the file where it starts, and each region may hash
-/// [`REGION_BUDGET`] bytes (16 times its size): the total is linear in the
-/// file, and hostile bytes in one region cannot starve the others. Real
-/// structures hash about their own size (their lengths are disjoint), far
-/// below the budget. A hit whose tests the budget cut short is counted in
-/// `refused` and validated only as far as it was tested.
+/// every block size from 512 bytes to 1 MiB. One hit can thus hash
+/// megabytes, and hostile input (thousands of `FHDB` signatures before
+/// zeros; fuzz target `carve_base`) made the whole validation quadratic in
+/// the file. Each hit is charged to the 1 MiB region of the file where it
+/// starts, and each region may hash [`REGION_BUDGET`] bytes (16 times its
+/// size) guessing lengths, each hit at most [`HIT_BUDGET`] of them: the
+/// total is linear in the file, hostile bytes in one region cannot starve
+/// the others, and one damaged hit (an `OCHK` before zeros) cannot starve
+/// its region. Tests of a length the structure states (an `OHDR`'s chunk
+/// 0) are charged to a second allowance of [`REGION_BUDGET`] per region,
+/// which the guessing cannot use up. Real structures hash about their own
+/// size (their lengths are disjoint), far below the budget. A hit whose
+/// tests the budget cut short is counted in `refused` and validated only
+/// as far as it was tested.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct HashBudget {
-    /// Region being charged (`offset / BUDGET_REGION`) and what it has left.
+    /// Region being charged (`offset / BUDGET_REGION`) and what it has left
+    /// for guessed lengths, and for stated ones.
     region: Option<u64>,
     left: u64,
+    stated_left: u64,
+    /// What the current hit may still hash guessing lengths.
+    hit_left: u64,
     /// Bytes hashed by the tests so far.
     pub spent: u64,
     /// Hits whose tests were cut short.
     pub refused: u64,
+    /// The last cut was by the hit's own [`HIT_BUDGET`] (not its region's).
+    pub cut_by_hit: bool,
 }
 
 impl HashBudget {
     /// Starts charging the hit at absolute `offset` (hits come in file
-    /// order; a new region starts with a full allowance).
+    /// order; a new region starts with full allowances, each hit with its
+    /// own [`HIT_BUDGET`]).
     pub fn enter(&mut self, offset: u64) {
         let r = offset / BUDGET_REGION;
         if self.region != Some(r) {
             self.region = Some(r);
             self.left = REGION_BUDGET;
+            self.stated_left = REGION_BUDGET;
         }
+        self.hit_left = HIT_BUDGET;
     }
 
-    /// Charges `n` bytes about to be hashed; `false` (nothing charged) when
-    /// the region cannot afford them.
+    /// Charges `n` bytes about to be hashed testing a guessed length;
+    /// `false` (nothing charged) when the hit or its region cannot afford
+    /// them.
     fn take(&mut self, n: u64) -> bool {
-        if n > self.left {
+        if n > self.left || n > self.hit_left {
+            self.cut_by_hit = n <= self.left;
             return false;
         }
         self.left -= n;
+        self.hit_left -= n;
         self.spent = self.spent.saturating_add(n);
         true
+    }
+
+    /// Charges `n` bytes hashed over a length the structure states.
+    fn take_stated(&mut self, n: u64) {
+        self.stated_left = self.stated_left.saturating_sub(n);
+        self.spent = self.spent.saturating_add(n);
     }
 }
 
@@ -96,6 +125,9 @@ pub struct Validated {
     /// `FHDB` hits whose checksum matched, by offset: the block size.
     pub fhdb: HashMap<u64, u64>,
     pub budget: HashBudget,
+    /// The first [`MAX_REFUSED_LISTED`] hits the budget cut short, and
+    /// whether by their own [`HIT_BUDGET`] (else by their region's).
+    pub refused: Vec<(Hit, bool)>,
 }
 
 /// Validates every hit (in file order) under one [`HashBudget`].
@@ -103,7 +135,13 @@ pub fn validate_all(image: &Image, hits: &[Hit]) -> Validated {
     let mut out = Validated::default();
     for &h in hits {
         out.budget.enter(h.offset);
-        let Some((c, extent)) = check(image, h, &mut out.budget) else {
+        out.budget.cut_by_hit = false;
+        let refused = out.budget.refused;
+        let checked = check(image, h, &mut out.budget);
+        if out.budget.refused > refused && out.refused.len() < MAX_REFUSED_LISTED {
+            out.refused.push((h, out.budget.cut_by_hit));
+        }
+        let Some((c, extent)) = checked else {
             continue;
         };
         match extent {
@@ -244,16 +282,16 @@ fn check(image: &Image, hit: Hit, budget: &mut HashBudget) -> Option<(Confidence
 }
 
 /// [`object_header::parse_header`] of the header at the start of `data`
-/// (absolute offset `at`), from as many bytes as `budget` affords: a chunk
-/// 0 reaching past them is neither framed nor hashed (and the hit counts as
-/// refused). The bytes examined are charged.
+/// (absolute offset `at`), from as many bytes as `budget` affords for
+/// stated lengths: a chunk 0 reaching past them is neither framed nor
+/// hashed (and the hit counts as refused). The bytes examined are charged.
 pub fn parse_header_within(
     data: &[u8],
     at: u64,
     sizes: Sizes,
     budget: &mut HashBudget,
 ) -> Option<(object_header::HeaderPrefix, object_header::ChunkMessages)> {
-    let afford = usize::try_from(budget.left).unwrap_or(usize::MAX);
+    let afford = usize::try_from(budget.stated_left).unwrap_or(usize::MAX);
     let view = data.get(..afford).unwrap_or(data);
     let cut = view.len() < data.len();
     let Ok((p, chunk)) = object_header::parse_header(view, at, sizes) else {
@@ -261,7 +299,7 @@ pub fn parse_header_within(
         return None;
     };
     let end = p.end_abs().saturating_sub(at);
-    budget.take(end.min(view.len() as u64));
+    budget.take_stated(end.min(view.len() as u64));
     if cut && end > view.len() as u64 && end <= data.len() as u64 {
         budget.refused += 1;
     }
@@ -293,8 +331,8 @@ pub fn ochk_checksum_len(data: &[u8]) -> Option<usize> {
 }
 
 /// [`ochk_checksum_len`] and whether the messages carry creation-order
-/// fields (6-byte message headers). Hashes up to a region's
-/// [`HashBudget`]; [`validate_all`] keeps the answers for its hits.
+/// fields (6-byte message headers). Hashes up to one hit's
+/// [`HIT_BUDGET`]; [`validate_all`] keeps the answers for its hits.
 pub fn ochk_frame(data: &[u8]) -> Option<(usize, bool)> {
     let mut budget = HashBudget::default();
     budget.enter(0);
@@ -515,6 +553,8 @@ mod tests {
                 v.budget
             );
             assert!(v.budget.refused > 0, "{name}: the budget was not needed");
+            let listed = v.budget.refused.min(MAX_REFUSED_LISTED as u64);
+            assert_eq!(v.refused.len() as u64, listed, "{name}: listed");
             let inv = crate::carve::carve(name, &bytes);
             assert!(
                 inv.problems
@@ -550,6 +590,63 @@ mod tests {
         let sohm = validate_file(&fixture("testdata/types/sohm_latest.h5"));
         assert_eq!(sohm.ochk.get(&5511), Some(&(46, true)));
         assert_eq!(sohm.ochk.len(), 3);
+    }
+
+    /// Zeroed ranges are a main damage mode: an `OCHK` or root `FHDB`
+    /// signature before zeros guesses lengths up to [`HIT_BUDGET`] (it
+    /// hashed 16 MB and 4 MB, the whole region's budget after four), and
+    /// the headers after it in the same MiB are still validated and carved.
+    /// Each refused hit is reported at its offset.
+    #[test]
+    fn damaged_hits_before_zeros_leave_their_region_to_the_headers() {
+        let file = fixture("testdata/rich_latest.h5");
+        // A 512 KiB user block of damaged hits, then the file: the
+        // superblock at 512 KiB, every header in the same MiB as the hits.
+        let mut bytes = Vec::new();
+        for sig in [b"FHDB", b"FHDB", b"OCHK", b"OCHK"] {
+            bytes.extend_from_slice(sig);
+            bytes.resize(bytes.len() + 60_000, 0);
+        }
+        bytes.resize(512 << 10, 0);
+        bytes.extend_from_slice(&file);
+        let v = validate_file(&bytes);
+        let damaged: Vec<u64> = (0..4).map(|i| i * 60_004).collect();
+        assert_eq!(v.budget.refused, 4, "{:?}", v.budget);
+        assert_eq!(
+            v.refused
+                .iter()
+                .map(|r| (r.0.offset, r.1))
+                .collect::<Vec<_>>(),
+            damaged.iter().map(|&at| (at, true)).collect::<Vec<_>>()
+        );
+        assert!(v.budget.spent <= 4 * HIT_BUDGET + 2 * bytes.len() as u64);
+        let headers = |v: &Validated| {
+            v.valid
+                .iter()
+                .filter(|(h, _)| h.kind == Kind::Ohdr)
+                .map(|(h, _)| h.offset % (512 << 10))
+                .collect::<Vec<_>>()
+        };
+        let healthy = validate_file(&file);
+        assert!(headers(&healthy).len() > 10);
+        assert_eq!(headers(&v), headers(&healthy));
+        // Carved alike, the cut reported at each hit's offset.
+        let paths = |inv: &crate::inventory::Inventory| {
+            inv.objects
+                .iter()
+                .map(|o| o.path.clone())
+                .collect::<Vec<_>>()
+        };
+        let inv = crate::carve::carve("padded", &bytes);
+        assert_eq!(paths(&inv), paths(&crate::carve::carve("file", &file)));
+        for at in damaged {
+            assert!(
+                inv.problems.iter().any(|p| p.offset == Some(at)
+                    && p.kind == crate::inventory::ProblemKind::LimitExceeded),
+                "{at}: {:?}",
+                inv.problems
+            );
+        }
     }
 
     #[test]
