@@ -345,15 +345,7 @@ fn two_datasets_side_by_side_are_never_guessed() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let args = ["--writer", "h5py", "--filter", "gzip", "--datasets", "2"];
-    let (killed, template) = killed_and_template(dir.path(), &args, "3000");
-    let out = salvage(
-        &killed,
-        "out.h5",
-        &["--template", template.to_str().unwrap()],
-    );
-    let v = check(&killed, &out);
-    assert_rows(&v, Expect::LostFound, "two datasets");
+    let out = side_by_side(dir.path(), "gzip");
     // The stack has the template's element type and chunk shape.
     let (status, text) = python(&py_script("listing.py"), &[out.to_str().unwrap()]);
     assert!(status.success());
@@ -695,12 +687,23 @@ fn unfiltered_two_datasets_are_never_guessed() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let args = ["--writer", "h5py", "--filter", "none", "--datasets", "2"];
-    let (killed, template) = killed_and_template(dir.path(), &args, "3000");
-    let t = ["--template", template.to_str().unwrap()];
-    let out = salvage(&killed, "out.h5", &t);
+    side_by_side(dir.path(), "none");
+}
+
+/// Two h5py datasets with `filter` appending side by side, killed, salvaged
+/// with a template: every row on disk is in /lost+found, none at a path.
+/// Returns the output.
+fn side_by_side(dir: &Path, filter: &str) -> PathBuf {
+    let args = ["--writer", "h5py", "--filter", filter, "--datasets", "2"];
+    let (killed, template) = killed_and_template(dir, &args, "3000");
+    let out = salvage(
+        &killed,
+        "out.h5",
+        &["--template", template.to_str().unwrap()],
+    );
     let v = check(&killed, &out);
-    assert_rows(&v, Expect::LostFound, "unfiltered two datasets");
+    assert_rows(&v, Expect::LostFound, &format!("two datasets, {filter}"));
+    out
 }
 
 /// Closed files are never searched for unfiltered chunks: a healthy
