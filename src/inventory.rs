@@ -353,6 +353,10 @@ pub enum StrayReason {
     /// does not prove every chunk before them: how many chunks precede
     /// them is unknown.
     ChainBroken,
+    /// Described only by a template from another file, and the input does
+    /// not prove the dataset absent when its superblock was last written:
+    /// how many of its chunks precede the found ones is unknown.
+    ForeignUnproven,
 }
 
 impl std::fmt::Display for StrayReason {
@@ -377,6 +381,7 @@ impl std::fmt::Display for StrayReason {
             StrayReason::PartialTail => write!(f, "the last indexed chunk was partly filled and the next chunk on disk is not a newer version of it"),
             StrayReason::BeyondMaxShape => write!(f, "placing them would exceed the dataset's maximum shape"),
             StrayReason::ChainBroken => write!(f, "unfiltered chunks: the allocation chain could not be followed back to the last time the superblock was written (or the index does not prove every earlier chunk): how many chunks precede them is unknown"),
+            StrayReason::ForeignUnproven => write!(f, "described only by a template from another file, and the input does not show the dataset absent when its superblock was last written (no intact group without it, not a bare superblock): how many of its chunks precede them is unknown"),
         }
     }
 }

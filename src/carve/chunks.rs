@@ -730,6 +730,14 @@ pub fn recover(inv: &mut Inventory, bytes: &[u8], opts: &Options) {
             continue;
         }
         let t = templates.remove(0);
+        // A foreign template lists no chunk: placing from chunk 0 needs the
+        // input to prove the dataset did not exist at the stored end of file.
+        if foreign_unproven(inv, image.bytes, &t) {
+            let names = vec![t.path.clone()];
+            let st = stray(Stray::ForeignUnproven, names, Some(t.dataset), sig, &group);
+            search.stray.push(st);
+            continue;
+        }
         place_group(inv, &image, t, sig, &group, opts.infer, false, &mut search);
     }
     recover_unfiltered(inv, &image, opts, &stream_spans, &mut search);
@@ -908,8 +916,7 @@ fn recover_unfiltered(
     // Another file's template says nothing about how many chunks the input
     // had before `r0`: placing from chunk 0 needs the input to prove the
     // dataset did not exist then.
-    let foreign_unproven =
-        t.from.is_some() && !absent_when_stored(inv, &t.path) && !nothing_stored(inv, bytes, r0);
+    let foreign_unproven = foreign_unproven(inv, bytes, &t);
     if foreign_unproven && chain.complete {
         search.unfiltered_stopped = Some((
             r0,
@@ -934,6 +941,17 @@ fn recover_unfiltered(
         return;
     }
     place_group(inv, image, t, sig, &group, opts.infer, true, search);
+}
+
+/// Whether `t` comes from another file and the input does not prove its
+/// dataset absent when the superblock was last written: then how many of
+/// its chunks precede the found ones is unknown (its own index, which could
+/// tell, is not read).
+fn foreign_unproven(inv: &Inventory, bytes: &[u8], t: &Template) -> bool {
+    let r0 = inv.superblock.as_ref().map(|sb| sb.stored_file_size());
+    t.from.is_some()
+        && !absent_when_stored(inv, &t.path)
+        && !r0.is_some_and(|r0| nothing_stored(inv, bytes, r0))
 }
 
 /// Whether the input proves `path` did not exist when its superblock was
