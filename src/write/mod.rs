@@ -619,10 +619,8 @@ impl Writer {
     /// open; anything else is returned to be closed by the caller). Errors
     /// name `shown`.
     fn object(&mut self, path: &str, shown: &str) -> Result<(hid_t, Option<Hid>), WriteError> {
-        if let Some((p, h)) = &self.open {
-            if p == path {
-                return Ok((h.id(), None));
-            }
+        if let Some(id) = self.open_id(path) {
+            return Ok((id, None));
         }
         if self.open_groups.iter().any(|(p, _)| p == path) {
             return Ok((self.group_id(path)?, None));
@@ -647,6 +645,14 @@ impl Writer {
             }
             _ => Ok((id, Some(o))),
         }
+    }
+
+    /// The id of the dataset kept open, if it is the one at `path`.
+    fn open_id(&self, path: &str) -> Option<hid_t> {
+        self.open
+            .as_ref()
+            .filter(|(p, _)| p == path)
+            .map(|(_, h)| h.id())
     }
 
     /// The memory type of `dt` (see [`types::build`]), built once per
@@ -1185,10 +1191,8 @@ impl Writer {
     }
 
     fn dataset(&mut self, path: &str) -> Result<i64, WriteError> {
-        if let Some((p, h)) = &self.open {
-            if p == path {
-                return Ok(h.id());
-            }
+        if let Some(id) = self.open_id(path) {
+            return Ok(id);
         }
         self.open = None;
         let fid = self.fid(path)?;
