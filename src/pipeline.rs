@@ -122,6 +122,64 @@ pub fn release(bytes: &[u8]) {
     }
 }
 
+/// Hands back, every [`BEHIND_STEP`] bytes, the pages a forward pass over
+/// `bytes` has left behind (see [`release`]): a pass over a whole mapped
+/// file (the signature pass, the chunk search) then holds a bounded number
+/// of its pages resident instead of the file. Reading a released page
+/// again only faults it in again: never a change of result.
+pub struct Behind {
+    mark: usize,
+}
+
+/// Bytes a forward pass leaves behind before [`Behind`] releases them.
+pub const BEHIND_STEP: usize = 64 << 20;
+
+impl Behind {
+    /// Starts at `from` (an index into the bytes the pass walks).
+    pub fn new(from: usize) -> Behind {
+        Behind { mark: from }
+    }
+
+    /// The pass has reached `pos`: releases what lies behind it once that
+    /// is at least [`BEHIND_STEP`] bytes.
+    pub fn reached(&mut self, bytes: &[u8], pos: usize) {
+        if pos >= self.mark.saturating_add(BEHIND_STEP) {
+            if let Some(done) = bytes.get(self.mark..pos) {
+                release(done);
+            }
+            self.mark = pos;
+        }
+    }
+}
+
+/// A forward search over the whole of `bytes` (a signature pass) run in
+/// blocks of `step` bytes ([`BEHIND_STEP`] in use), each block's pages released once it is
+/// searched (see [`release`]), so the pass holds a bounded number of pages
+/// resident instead of the file. `search(slice, at, end)` searches `slice`
+/// = `bytes[at..]` up to `end` plus `overlap` bytes (a match starting
+/// before `end` is whole in it), reports the matches that start before
+/// `end`, and returns where the next block starts: `end`, or the end of
+/// its last match when that lies beyond (non-overlapping matches, as one
+/// pass over the whole would give), or `Break` to stop.
+pub fn in_blocks(
+    bytes: &[u8],
+    step: usize,
+    overlap: usize,
+    mut search: impl FnMut(&[u8], usize, usize) -> std::ops::ControlFlow<(), usize>,
+) {
+    let mut at = 0usize;
+    while at < bytes.len() {
+        let end = at.saturating_add(step.max(1)).min(bytes.len());
+        let stop = end.saturating_add(overlap).min(bytes.len());
+        let next = search(&bytes[at..stop], at, end);
+        release(&bytes[at..end]);
+        match next {
+            std::ops::ControlFlow::Break(()) => return,
+            std::ops::ControlFlow::Continue(n) => at = n.max(end),
+        }
+    }
+}
+
 /// Objects a stage reads (walk) or writes (salvage) between two
 /// [`release`]s of the whole input: headers and values lie all over a
 /// file, and each page fault maps its neighbours too.

@@ -261,29 +261,42 @@ fn best_superblock(bytes: &[u8], hits: &[Hit]) -> Option<(u64, Superblock)> {
 /// Absolute offsets where the byte scan finds a v1 object header prefix
 /// that passes [`object_header::looks_like_v1_header`].
 fn scan_v1(bytes: &[u8]) -> Vec<u64> {
+    scan_v1_in(bytes, crate::pipeline::BEHIND_STEP)
+}
+
+/// [`scan_v1`] in blocks of `step` bytes.
+fn scan_v1_in(bytes: &[u8], step: usize) -> Vec<u64> {
+    use std::ops::ControlFlow;
     let mut out = Vec::new();
-    for pos in memchr::memmem::find_iter(bytes, &[1u8, 0]) {
-        let Some(d) = bytes.get(pos..) else {
-            continue;
-        };
-        // The prefix needs 16 bytes: none left after this position.
-        let Ok((_, p)) = object_header::v1_prefix(d) else {
-            break;
-        };
-        // A cheap filter before the full check (which also wants the 4
-        // reserved bytes after the header size to be zero).
-        if p.message_count == 0
-            || p.ref_count == 0
-            || p.ref_count > 1 << 16
-            || !(8..=MAX_SCAN_HEADER).contains(&p.header_size)
-            || p.header_size % 8 != 0
-        {
-            continue;
+    // `01 00` cannot overlap itself: one byte of overlap is exact.
+    crate::pipeline::in_blocks(bytes, step, 1, |slice, at, end| {
+        for pos in memchr::memmem::find_iter(slice, &[1u8, 0]).map(|p| at + p) {
+            if pos >= end {
+                break;
+            }
+            let Some(d) = bytes.get(pos..) else {
+                continue;
+            };
+            // The prefix needs 16 bytes: none left after this position.
+            let Ok((_, p)) = object_header::v1_prefix(d) else {
+                return ControlFlow::Break(());
+            };
+            // A cheap filter before the full check (which also wants the 4
+            // reserved bytes after the header size to be zero).
+            if p.message_count == 0
+                || p.ref_count == 0
+                || p.ref_count > 1 << 16
+                || !(8..=MAX_SCAN_HEADER).contains(&p.header_size)
+                || p.header_size % 8 != 0
+            {
+                continue;
+            }
+            if object_header::looks_like_v1_header(d) {
+                out.push(pos as u64);
+            }
         }
-        if object_header::looks_like_v1_header(d) {
-            out.push(pos as u64);
-        }
-    }
+        ControlFlow::Continue(end)
+    });
     out
 }
 
@@ -434,40 +447,56 @@ impl Carver<'_> {
         let width = usize::from(sizes.offset());
         let body_len = 2 * width;
         let pattern = [0x11, 0x00, body_len as u8, 0, 0, 0, 0, 0];
-        for pos in memchr::memmem::find_iter(image.bytes, &pattern) {
-            if self.carved.len() >= MAX_OBJECTS {
-                break;
-            }
-            let Some(rel) = (pos as u64).checked_sub(image.base) else {
-                continue;
-            };
-            let Some(body) = pos
-                .checked_add(8)
-                .and_then(|b| image.bytes.get(b..b.checked_add(body_len)?))
-            else {
-                continue;
-            };
-            let Ok(st) = message::symbol_table::parse(body, pos as u64 + 8, sizes) else {
-                continue;
-            };
-            if owned.contains(&st.btree_address)
-                || self.carved.get(&rel).is_some_and(|c| c.readable)
-                || !sig_at(st.btree_address, b"TREE")
-                || !sig_at(st.heap_address, b"HEAP")
-            {
-                continue;
-            }
-            let h = frame_v1_messages(&image, pos);
-            if h.symbol_table.is_none() {
-                continue;
-            }
-            owned.insert(st.btree_address);
-            let why = format!(
-                "object header lost: messages read from an orphan message block at {pos:#x} \
+        // The pattern cannot overlap itself (0x11 is not among its other
+        // bytes): blocks overlapping by 7 bytes find what one pass would.
+        let mut at = 0usize;
+        'blocks: while at < image.bytes.len() {
+            let end = at
+                .saturating_add(crate::pipeline::BEHIND_STEP)
+                .min(image.bytes.len());
+            let stop = end.saturating_add(pattern.len() - 1).min(image.bytes.len());
+            let block = &image.bytes[at..stop];
+            let first = at;
+            at = end;
+            for pos in memchr::memmem::find_iter(block, &pattern).map(|p| first + p) {
+                if pos >= end {
+                    break;
+                }
+                if self.carved.len() >= MAX_OBJECTS {
+                    break 'blocks;
+                }
+                let Some(rel) = (pos as u64).checked_sub(image.base) else {
+                    continue;
+                };
+                let Some(body) = pos
+                    .checked_add(8)
+                    .and_then(|b| image.bytes.get(b..b.checked_add(body_len)?))
+                else {
+                    continue;
+                };
+                let Ok(st) = message::symbol_table::parse(body, pos as u64 + 8, sizes) else {
+                    continue;
+                };
+                if owned.contains(&st.btree_address)
+                    || self.carved.get(&rel).is_some_and(|c| c.readable)
+                    || !sig_at(st.btree_address, b"TREE")
+                    || !sig_at(st.heap_address, b"HEAP")
+                {
+                    continue;
+                }
+                let h = frame_v1_messages(&image, pos);
+                if h.symbol_table.is_none() {
+                    continue;
+                }
+                owned.insert(st.btree_address);
+                let why = format!(
+                    "object header lost: messages read from an orphan message block at {pos:#x} \
                  (chunk 0 never reached the disk)"
-            );
-            let c = self.headless(rel, h, why);
-            self.carved.insert(rel, c);
+                );
+                let c = self.headless(rel, h, why);
+                self.carved.insert(rel, c);
+            }
+            crate::pipeline::release(&image.bytes[first..end]);
         }
         for (hit, _) in valid.iter().filter(|(h, _)| h.kind == Kind::Snod) {
             let node = usize::try_from(hit.offset)
@@ -1442,6 +1471,19 @@ fn rebased(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The v1 header scan in blocks (pages released behind) finds what
+    /// one pass finds, across every block border.
+    #[test]
+    fn v1_scan_in_blocks_is_one_pass() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/worker_earliest.h5");
+        let bytes = std::fs::read(path).unwrap();
+        let whole = scan_v1_in(&bytes, usize::MAX);
+        assert!(!whole.is_empty());
+        for step in [1, 2, 7, 4095, 65537] {
+            assert_eq!(scan_v1_in(&bytes, step), whole, "step {step}");
+        }
+    }
 
     fn obj(path: &str, addr: u64, origin: Origin) -> Object {
         let mut o = Object::new(path.to_string(), addr);

@@ -150,6 +150,20 @@ fn engine() -> &'static Engine {
 /// do not overlap one another (no pattern is a prefix or suffix of another),
 /// so the leftmost non-overlapping matches are all of them.
 pub fn find_signatures(bytes: &[u8]) -> Vec<Hit> {
+    find_signatures_in(bytes, crate::pipeline::BEHIND_STEP)
+}
+
+/// [`find_signatures`] in blocks of `step` bytes, each released once
+/// searched ([`crate::pipeline::in_blocks`]): the same hits.
+fn find_signatures_in(bytes: &[u8], step: usize) -> Vec<Hit> {
+    // One byte less than the longest signature (the superblock's 8): a
+    // match across a block border is whole in the block it starts in.
+    let overlap = Kind::ALL
+        .iter()
+        .map(|k| k.signature().len())
+        .max()
+        .unwrap_or(1)
+        - 1;
     let mut hits = Vec::new();
     let mut push = |pattern: usize, start: usize| {
         if let Some(&kind) = Kind::ALL.get(pattern) {
@@ -160,15 +174,29 @@ pub fn find_signatures(bytes: &[u8]) -> Vec<Hit> {
         }
     };
     match engine() {
-        Engine::Teddy(s) => {
-            for m in s.find_iter(bytes) {
-                push(m.pattern().as_usize(), m.start());
+        Engine::Teddy(s) => crate::pipeline::in_blocks(bytes, step, overlap, |slice, at, end| {
+            let mut next = end;
+            for m in s.find_iter(slice) {
+                if at + m.start() >= end {
+                    break;
+                }
+                push(m.pattern().as_usize(), at + m.start());
+                next = next.max(at + m.end());
             }
-        }
+            std::ops::ControlFlow::Continue(next)
+        }),
         Engine::Automaton(Some(ac)) => {
-            for m in ac.find_iter(bytes) {
-                push(m.pattern().as_usize(), m.start());
-            }
+            crate::pipeline::in_blocks(bytes, step, overlap, |slice, at, end| {
+                let mut next = end;
+                for m in ac.find_iter(slice) {
+                    if at + m.start() >= end {
+                        break;
+                    }
+                    push(m.pattern().as_usize(), at + m.start());
+                    next = next.max(at + m.end());
+                }
+                std::ops::ControlFlow::Continue(next)
+            })
         }
         Engine::Automaton(None) => {
             // Cannot happen with these fixed patterns; stay correct anyway.
@@ -186,6 +214,25 @@ pub fn find_signatures(bytes: &[u8]) -> Vec<Hit> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Searched in blocks (pages released behind), the hits are those of
+    /// one pass, for signatures across every block border and signatures
+    /// sharing bytes (`TREEAHD`: one pass reports `TREE` only).
+    #[test]
+    fn blocks_find_what_one_pass_finds() {
+        let mut buf = Vec::new();
+        for (i, k) in Kind::ALL.iter().enumerate() {
+            buf.extend_from_slice(k.signature());
+            buf.extend(std::iter::repeat_n(b'x', i % 3));
+        }
+        buf.extend_from_slice(b"TREEAHDxFHDBTHDxxEADBTLF");
+        buf.extend_from_slice(&buf.clone());
+        let whole = find_signatures_in(&buf, usize::MAX);
+        assert!(whole.len() > 2 * Kind::ALL.len());
+        for step in 1..=13 {
+            assert_eq!(find_signatures_in(&buf, step), whole, "step {step}");
+        }
+    }
 
     #[test]
     fn finds_every_kind_at_any_offset() {

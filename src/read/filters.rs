@@ -62,10 +62,15 @@ pub fn set_max_chunk_bytes(bytes: usize) {
 
 /// HDF5's Fletcher-32 of `data` (see the module documentation).
 pub fn fletcher32(data: &[u8]) -> u32 {
-    // 64-bit sums folded every 360 words cannot overflow; folding keeps the
-    // value modulo 65535 and never turns a non-zero sum into 0, so the
-    // result is the one libhdf5's 32-bit arithmetic gives.
-    const BLOCK_WORDS: usize = 360;
+    // The sums are kept modulo 65535 by folding, which never turns a
+    // non-zero sum into 0: the result is the one libhdf5's 32-bit
+    // arithmetic gives (it depends only on each sum's residue and on
+    // whether it is zero). Word by word, `sum1 += w; sum2 += sum1`; over a
+    // block of `n` words that is `sum2 += n * sum1 + sum((n - i) * w_i)`,
+    // `sum1 += sum(w_i)`, which the compiler vectorizes (no dependency
+    // from word to word). 2048 words a block: at most 2048^2 * 65535 in
+    // the weighted sum, far from overflowing.
+    const BLOCK_WORDS: usize = 2048;
     let fold = |mut s: u64| {
         while s > 0xffff {
             s = (s & 0xffff) + (s >> 16);
@@ -74,20 +79,19 @@ pub fn fletcher32(data: &[u8]) -> u32 {
     };
     let mut sum1: u64 = 0;
     let mut sum2: u64 = 0;
-    let pairs = data.chunks_exact(2);
-    let odd = pairs.remainder().first().copied();
-    let mut in_block = 0usize;
-    for p in pairs {
-        sum1 += (u64::from(p[0]) << 8) | u64::from(p[1]);
-        sum2 += sum1;
-        in_block += 1;
-        if in_block == BLOCK_WORDS {
-            sum1 = fold(sum1);
-            sum2 = fold(sum2);
-            in_block = 0;
+    let even = data.len() & !1;
+    for block in data[..even].chunks(2 * BLOCK_WORDS) {
+        let n = (block.len() / 2) as u64;
+        let (mut plain, mut weighted) = (0u64, 0u64);
+        for (i, p) in block.chunks_exact(2).enumerate() {
+            let w = (u64::from(p[0]) << 8) | u64::from(p[1]);
+            plain += w;
+            weighted += (n - i as u64) * w;
         }
+        sum2 = fold(sum2 + n * sum1 + weighted);
+        sum1 = fold(sum1 + plain);
     }
-    if let Some(b) = odd {
+    if let Some(&b) = data.get(even) {
         sum1 += u64::from(b) << 8;
         sum2 += sum1;
     }
@@ -159,6 +163,77 @@ pub fn inflate(stored: &[u8], cap: usize, out: &mut Vec<u8>) -> Result<(), Strin
     }
     let mut d = flate2::Decompress::new(true);
     inflate_into(&mut d, stored, cap, out).map(|_| ())
+}
+
+/// Frames the zlib stream at the start of `stored` with the whole-buffer
+/// decoder (libdeflate): `Some((stream length, output length))` for a
+/// complete stream (header, deflate data, good Adler-32: RFC 1950) whose
+/// output is at most `cap` bytes; `None` when libdeflate rejects it, and
+/// the caller decodes it again with [`inflate_into`] for the verdict and
+/// the error (the chunk search's budget counts that decoder's output).
+/// The output itself is not kept: the decoder writes into a scratch
+/// buffer of this thread, grown by doubling from 1 MiB up to `cap` as a
+/// stream asks for more (so at most twice the work of one decode, and
+/// never more memory than the largest output framed).
+pub fn frame_zlib(stored: &[u8], cap: usize) -> Option<(usize, usize)> {
+    struct Lib {
+        d: std::ptr::NonNull<libdeflate_sys::libdeflate_decompressor>,
+        scratch: Vec<u8>,
+    }
+    impl Drop for Lib {
+        fn drop(&mut self) {
+            // SAFETY: `d` came from `libdeflate_alloc_decompressor` and is
+            // freed once, here.
+            unsafe { libdeflate_sys::libdeflate_free_decompressor(self.d.as_ptr()) }
+        }
+    }
+    thread_local! {
+        static LIB: std::cell::RefCell<Option<Lib>> = const { std::cell::RefCell::new(None) };
+    }
+    LIB.with(|cell| {
+        let mut guard = cell.try_borrow_mut().ok()?;
+        if guard.is_none() {
+            // SAFETY: no arguments; a null result is handled.
+            let d = unsafe { libdeflate_sys::libdeflate_alloc_decompressor() };
+            *guard = Some(Lib {
+                d: std::ptr::NonNull::new(d)?,
+                scratch: Vec::new(),
+            });
+        }
+        let lib = guard.as_mut()?;
+        let mut avail = cap.min(1 << 20).max(lib.scratch.capacity().min(cap));
+        loop {
+            if lib.scratch.capacity() < avail {
+                lib.scratch.reserve_exact(avail);
+            }
+            let (mut n_in, mut n_out) = (0usize, 0usize);
+            // SAFETY: `stored` is a live slice; the output pointer has
+            // `avail` bytes of allocated capacity, which libdeflate only
+            // writes (never read here: the scratch's length stays 0, so no
+            // uninitialized byte is ever seen by Rust); both result
+            // pointers are valid.
+            let r = unsafe {
+                libdeflate_sys::libdeflate_zlib_decompress_ex(
+                    lib.d.as_ptr(),
+                    stored.as_ptr().cast(),
+                    stored.len(),
+                    lib.scratch.as_mut_ptr().cast(),
+                    avail,
+                    &mut n_in,
+                    &mut n_out,
+                )
+            };
+            match r {
+                libdeflate_sys::libdeflate_result_LIBDEFLATE_SUCCESS => {
+                    return (n_in <= stored.len() && n_out <= cap).then_some((n_in, n_out));
+                }
+                libdeflate_sys::libdeflate_result_LIBDEFLATE_INSUFFICIENT_SPACE if avail < cap => {
+                    avail = avail.saturating_mul(2).min(cap);
+                }
+                _ => return None,
+            }
+        }
+    })
 }
 
 /// Inflates one zlib stream, producing at most `cap` bytes. More output
@@ -671,20 +746,29 @@ mod tests {
         assert_eq!(fletcher32(&[1, 2, 3]), ((0x0102 + 0x0402) << 16) | 0x0402);
         // All-ones folds to 0xffff, not 0 (the carry-add reduction).
         assert_eq!(fletcher32(&[0xff, 0xff]), 0xffff_ffff);
-        // Long input (several 360-word blocks) equals a u64 reference sum.
-        let data: Vec<u8> = (0..10_001u32).map(|i| (i * 7 + 3) as u8).collect();
-        let (mut s1, mut s2) = (0u64, 0u64);
-        for p in data.chunks(2) {
-            let w = (u64::from(p[0]) << 8) | p.get(1).map_or(0, |&b| u64::from(b));
-            s1 += w;
-            s2 += s1;
+        // Long inputs (several 2048-word blocks, odd and even lengths,
+        // sums that reach multiples of 65535) equal a u128 word-by-word
+        // reference sum.
+        let red = |s: u128| if s == 0 { 0 } else { (s - 1) % 65535 + 1 };
+        let patterns: [&dyn Fn(u32) -> u8; 3] = [&|i| (i * 7 + 3) as u8, &|_| 0xff, &|i| {
+            (i.wrapping_mul(2_654_435_761) >> 13) as u8
+        }];
+        for len in [10_001u32, 4096, 4097, 8191, 100_000, 1_000_003] {
+            for pat in patterns {
+                let data: Vec<u8> = (0..len).map(pat).collect();
+                let (mut s1, mut s2) = (0u128, 0u128);
+                for p in data.chunks(2) {
+                    let w = (u128::from(p[0]) << 8) | p.get(1).map_or(0, |&b| u128::from(b));
+                    s1 += w;
+                    s2 += s1;
+                }
+                assert_eq!(
+                    u128::from(fletcher32(&data)),
+                    (red(s2) << 16) | red(s1),
+                    "blocked folding equals the reference ({len} bytes)"
+                );
+            }
         }
-        let red = |s: u64| if s == 0 { 0 } else { (s - 1) % 65535 + 1 };
-        assert_eq!(
-            u64::from(fletcher32(&data)),
-            (red(s2) << 16) | red(s1),
-            "blocked folding equals the reference"
-        );
     }
 
     #[test]
