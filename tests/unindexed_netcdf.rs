@@ -153,3 +153,96 @@ fn netcdf4_unfiltered_two_variables_are_never_guessed() {
     let v = check(&killed, &out);
     assert_rows(&v, Expect::LostFound, "netcdf4 unfiltered two variables");
 }
+
+/// `scan --json` of `input`.
+fn scan(input: &Path) -> Value {
+    let o = std::process::Command::new(common::bin())
+        .args(["scan", "--json"])
+        .arg(input)
+        .output()
+        .unwrap();
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+/// The dimension `time` is left out on its own recorded attributes only in
+/// a file netCDF-C wrote: the same killed file whose root `_NCProperties`
+/// no longer names a `netcdf=` version keeps both chunk sizes (the 4-byte
+/// dimension could hold any run of bytes), so nothing is cut or placed.
+#[test]
+fn netcdf4_dimension_left_out_only_for_netcdf_c_files() {
+    if !have_netcdf4("netcdf4_dimension_left_out_only_for_netcdf_c_files") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let killed = netcdf4(
+        dir.path(),
+        "killed.nc",
+        &[
+            "--chunk-rows",
+            "16",
+            "--chunk-cache-kib",
+            "1024",
+            "--kill-after-steps",
+            "300",
+        ],
+    );
+    let v = scan(&killed);
+    assert!(
+        v["chunk_search"]["unfiltered_found"].as_u64().unwrap_or(0) > 0,
+        "{}",
+        v["chunk_search"]
+    );
+    let mut b = std::fs::read(&killed).unwrap();
+    let at = b
+        .windows(8)
+        .position(|w| w == b"netcdf=4")
+        .expect("_NCProperties");
+    b[at..at + 7].copy_from_slice(b"netcdX=");
+    let other = dir.path().join("other.nc");
+    std::fs::write(&other, &b).unwrap();
+    let v = scan(&other);
+    assert_eq!(v["chunk_search"]["unfiltered_found"], 0, "{v}");
+    assert_eq!(v["chunk_search"]["placed"], Value::Array(vec![]), "{v}");
+}
+
+/// A `time` coordinate variable (float64, netCDF-C's default 4096-byte
+/// chunks) written every step beside the series: two unfiltered chunk
+/// sizes, and 75 time chunks are exactly one 307200-byte series chunk (65
+/// chunks of 4800 bytes are one of 4800 and 75 of 4096): which dataset a
+/// run of bytes belongs to cannot be proven, so nothing is cut or placed
+/// (and `scan` says why). No row anywhere at a wrong position.
+#[test]
+fn netcdf4_unfiltered_time_variable_is_not_guessed() {
+    if !have_netcdf4("netcdf4_unfiltered_time_variable_is_not_guessed") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    for (name, chunking) in [("explicit.nc", "explicit"), ("default.nc", "default")] {
+        let killed = netcdf4(
+            dir.path(),
+            name,
+            &[
+                "--time-variable",
+                "--nc-chunking",
+                chunking,
+                "--chunk-cache-kib",
+                "1024",
+                "--kill-after-steps",
+                "500",
+            ],
+        );
+        let v = scan(&killed);
+        let reason = v["chunk_search"]["unfiltered_stopped"]["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        assert!(reason.contains("several chunk sizes"), "{chunking}: {v}");
+        assert_eq!(v["chunk_search"]["placed"], Value::Array(vec![]), "{v}");
+        let out = salvage(&killed, &format!("{chunking}_out.h5"), &[]);
+        let c = check(&killed, &out);
+        let d = &c["datasets"]["series0"];
+        assert!(d["on_disk"].as_u64().unwrap_or(0) > 0, "{chunking}: {d}");
+        assert_eq!(d["wrong"], 0, "{chunking}: {d}");
+        assert_eq!(d["at_path"], 0, "{chunking}: {d}");
+    }
+}
