@@ -1063,9 +1063,10 @@ fn raw_signature(ds: &Dataset) -> Option<u64> {
 
 /// netCDF-4 convention (netCDF-C `libhdf5`, "dimension without a
 /// variable"): a netCDF dimension that has no coordinate variable is kept
-/// as an HDF5 dimension scale whose `NAME` attribute starts with this text;
-/// netCDF-C only sets its extent (the dimension's length) and never writes
-/// its raw data.
+/// as an HDF5 dimension scale whose `NAME` attribute starts with this text
+/// (then the length, `%10d`); netCDF-C creates it (chunks of one element
+/// when the dimension is unlimited, default allocation time) and never
+/// writes its raw data.
 const NC_DIM_WITHOUT_VARIABLE: &[u8] = b"This is a netCDF dimension but not a netCDF variable.";
 
 /// Whether object `o` of `inv` provably never had a chunk written, from its
