@@ -26,10 +26,14 @@ fn have_netcdf4(what: &str) -> bool {
     have_python(&["h5py", "numpy", "netCDF4"], what)
 }
 
-/// `killed_appender.py --writer netcdf4 --filter none --rank 3` with `extra`.
+/// `killed_appender.py --writer netcdf4 --filter none --rank 3` with
+/// chunks `(16, 30, 40)` (76800 bytes) and a 1 MiB chunk cache (small
+/// files whose chunks leave the cache as in a long run), then `extra`
+/// (a later option overrides).
 fn netcdf4(dir: &Path, name: &str, extra: &[&str]) -> std::path::PathBuf {
     let args = [
         &["--writer", "netcdf4", "--filter", "none", "--rank", "3"][..],
+        &["--chunk-rows", "16", "--chunk-cache-kib", "1024"],
         extra,
     ]
     .concat();
@@ -59,16 +63,7 @@ fn netcdf4_unfiltered_killed_between_syncs() {
     let killed = netcdf4(
         dir.path(),
         "killed.nc",
-        &[
-            "--chunk-rows",
-            "16",
-            "--chunk-cache-kib",
-            "1024",
-            "--flush-every",
-            "200",
-            "--kill-after-steps",
-            "590",
-        ],
+        &["--flush-every", "200", "--kill-after-steps", "590"],
     );
     let v = at_path(&killed, &[], "netcdf4 unfiltered synced");
     let shape = v["datasets"]["series0"]["shape"][0].as_u64().unwrap_or(0);
@@ -86,14 +81,7 @@ fn netcdf4_unfiltered_default_chunking() {
     let killed = netcdf4(
         dir.path(),
         "killed.nc",
-        &[
-            "--nc-chunking",
-            "default",
-            "--chunk-cache-kib",
-            "1024",
-            "--kill-after-steps",
-            "500",
-        ],
+        &["--nc-chunking", "default", "--kill-after-steps", "500"],
     );
     at_path(&killed, &[], "netcdf4 unfiltered default chunking");
 }
@@ -108,17 +96,8 @@ fn netcdf4_unfiltered_never_synced_with_template() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let args = ["--chunk-rows", "16", "--chunk-cache-kib", "1024"];
-    let killed = netcdf4(
-        dir.path(),
-        "killed.nc",
-        &[&args[..], &["--kill-after-steps", "600"]].concat(),
-    );
-    let template = netcdf4(
-        dir.path(),
-        "template.nc",
-        &[&args[..], &["--steps", "20"]].concat(),
-    );
+    let killed = netcdf4(dir.path(), "killed.nc", &["--kill-after-steps", "600"]);
+    let template = netcdf4(dir.path(), "template.nc", &["--steps", "20"]);
     at_path(
         &killed,
         &["--template", template.to_str().unwrap()],
@@ -138,16 +117,7 @@ fn netcdf4_unfiltered_two_variables_are_never_guessed() {
     let killed = netcdf4(
         dir.path(),
         "killed.nc",
-        &[
-            "--datasets",
-            "2",
-            "--chunk-rows",
-            "16",
-            "--chunk-cache-kib",
-            "1024",
-            "--kill-after-steps",
-            "600",
-        ],
+        &["--datasets", "2", "--kill-after-steps", "600"],
     );
     let out = salvage(&killed, "out.h5", &[]);
     let v = check(&killed, &out);
@@ -174,18 +144,7 @@ fn netcdf4_dimension_left_out_only_for_netcdf_c_files() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let killed = netcdf4(
-        dir.path(),
-        "killed.nc",
-        &[
-            "--chunk-rows",
-            "16",
-            "--chunk-cache-kib",
-            "1024",
-            "--kill-after-steps",
-            "300",
-        ],
-    );
+    let killed = netcdf4(dir.path(), "killed.nc", &["--kill-after-steps", "300"]);
     let v = scan(&killed);
     assert!(
         v["chunk_search"]["unfiltered_found"].as_u64().unwrap_or(0) > 0,
@@ -225,8 +184,8 @@ fn netcdf4_unfiltered_time_variable_is_not_guessed() {
                 "--time-variable",
                 "--nc-chunking",
                 chunking,
-                "--chunk-cache-kib",
-                "1024",
+                "--chunk-rows",
+                "64",
                 "--kill-after-steps",
                 "500",
             ],
