@@ -10,7 +10,7 @@ Usage:
         [--chunk-rows C] [--rows-per-step K] [--flush-every F]
         [--kill-after-steps N] [--meta META.json]
         [--mdc-kib M] [--chunk-cache-kib C] [--max-rows R] [--flush-after-create]
-        [--unlimited {first,all}]
+        [--unlimited {first,all}] [--nc-chunking {explicit,default}] [--time-variable]
 
 ``--mdc-kib`` / ``--chunk-cache-kib`` shrink libhdf5's metadata and chunk
 caches (h5py writers) so index nodes and chunks reach the file as they would
@@ -22,11 +22,16 @@ What it writes (all at the root of OUT):
   * ``--datasets D`` datasets ``series0``, ``series1``, ... , each of shape
     ``(rows,) + cols`` growing along the first axis (maxshape None / the
     unlimited netCDF dimension ``time``), chunks ``(C,) + cols``
+    (netCDF4 with ``--nc-chunking default``: no ``chunksizes``, netCDF-C
+    chooses them, as netCDF4-python's and xarray's defaults do)
     (``--unlimited all``, h5py writers: every dimension's maxshape is None,
     so libver latest indexes the chunks with a version-2 B-tree); for
     ``--writer pytables`` tables ``series0``, ... whose records are
     ``(row: int64, x: float64[cols])`` (PyTables' own layout);
   * ``K`` rows per step to every dataset, in turn (series0 then series1);
+  * netCDF4 with ``--time-variable``: a coordinate variable ``time``
+    (float64, default chunking) gets ``row + 1`` for each row appended,
+    after the series of the step (as a model writing its time axis does);
   * ``f.flush()`` after every F-th step (never without ``--flush-every``);
   * after step N it SIGKILLs itself (``os.kill(os.getpid(), SIGKILL)``):
     no close, no flush.  Without ``--kill-after-steps`` it closes the file
@@ -212,16 +217,29 @@ def netcdf4_writer(args):
         comp = dict(zlib=True, complevel=4, shuffle=True, fletcher32=True)
     else:
         comp = dict(zlib=False, shuffle=False)
+    if args.nc_chunking == "explicit":
+        comp["chunksizes"] = (args.chunk_rows,) + args.cols
     vs = []
     for d in range(args.datasets):
-        vs.append(f.createVariable(
-            "series%d" % d, np.dtype(args.dtype), tuple(dims),
-            chunksizes=(args.chunk_rows,) + args.cols, **comp))
+        vs.append(f.createVariable("series%d" % d, np.dtype(args.dtype), tuple(dims), **comp))
+    tv = f.createVariable("time", "f8", ("time",)) if args.time_variable else None
+    if args.chunk_cache_kib:
+        for v in vs:
+            v.set_var_chunk_cache(size=args.chunk_cache_kib * 1024)
+    # The chunk rows netCDF-C chose (META records what the file holds).
+    args.chunk_rows = vs[0].chunking()[0]
 
     def append(d, start, n):
         vs[d][start:start + n] = rows_block(args.dtype, d, start, n, args.cols)
+        if tv is not None and d == args.datasets - 1:
+            tv[start:start + n] = time_values(start, n)
 
     return append, f.sync, f.close
+
+
+def time_values(start, n):
+    """The netCDF ``time`` coordinate of rows start..start+n (never 0)."""
+    return np.arange(start + 1, start + n + 1, dtype="<f8")
 
 
 def pytables_writer(args):
@@ -276,10 +294,15 @@ def parse_args(argv):
     p.add_argument("--flush-after-create", action="store_true",
                    help="h5py writers: flush once right after creating the datasets")
     p.add_argument("--chunk-cache-kib", type=int, default=0,
-                   help="h5py writers: chunk cache size (rdcc_nbytes)")
+                   help="h5py and netcdf4 writers: chunk cache size (rdcc_nbytes; "
+                   "netCDF4 set_var_chunk_cache of each series)")
     p.add_argument("--unlimited", choices=("first", "all"), default="first",
                    help="h5py writers: which dimensions are unlimited (all: libver latest "
                    "then indexes chunks with a version-2 B-tree)")
+    p.add_argument("--nc-chunking", choices=("explicit", "default"), default="explicit",
+                   help="netcdf4: explicit chunksizes (C,) + cols, or netCDF-C's default")
+    p.add_argument("--time-variable", action="store_true",
+                   help="netcdf4: a float64 coordinate variable time, written every step")
     a = p.parse_args(argv)
     if a.cols is None:
         a.cols = DEFAULT_COLS[a.rank]
@@ -320,6 +343,7 @@ def write_meta(args):
         "mdc_kib": args.mdc_kib, "chunk_cache_kib": args.chunk_cache_kib,
         "max_rows": args.max_rows, "flush_after_create": args.flush_after_create,
         "unlimited": args.unlimited,
+        "nc_chunking": args.nc_chunking, "time_variable": args.time_variable,
         "killed": args.kill_after_steps is not None,
         "rows_written": n * args.rows_per_step,
         "rows_flushed": rows_flushed(args),
@@ -332,13 +356,13 @@ def write_meta(args):
 
 def main(argv):
     args = parse_args(argv)
-    write_meta(args)
     if args.writer in ("h5py", "h5py-swmr"):
         append, flush, close = h5py_writer(args, args.writer == "h5py-swmr")
     elif args.writer == "netcdf4":
         append, flush, close = netcdf4_writer(args)
     else:
         append, flush, close = pytables_writer(args)
+    write_meta(args)
     n = args.kill_after_steps if args.kill_after_steps is not None else args.steps
     k = args.rows_per_step
     for step in range(n):

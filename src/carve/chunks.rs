@@ -673,6 +673,7 @@ pub fn templates_of(inv: &Inventory, from: &str) -> Vec<Template> {
         .iter()
         .filter(|o| o.hard_link_of.is_none() && o.kind == ObjectKind::Dataset)
         .filter(|o| o.status != Status::Lost && !o.header_checksum_failed())
+        .filter(|o| !never_written(inv, o))
         .filter_map(|o| {
             let ds = o.dataset.as_ref()?;
             signature(ds).or(raw_signature(ds).map(|n| (n, false)))?;
@@ -771,7 +772,7 @@ fn candidates<K: Ord>(
     let mut cands: BTreeMap<K, Vec<Template>> = BTreeMap::new();
     for o in inv.objects.iter().filter(|o| o.hard_link_of.is_none()) {
         let Some(ds) = &o.dataset else { continue };
-        if o.status == Status::Lost || o.header_checksum_failed() {
+        if o.status == Status::Lost || o.header_checksum_failed() || never_written(inv, o) {
             continue;
         }
         if let Some(k) = sig(ds) {
@@ -1074,6 +1075,60 @@ fn raw_signature(ds: &Dataset) -> Option<u64> {
         return None;
     }
     ds.chunk_bytes(dims).filter(|&b| b > 0)
+}
+
+/// netCDF-4 convention (netCDF-C `libhdf5`, "dimension without a
+/// variable"): a netCDF dimension that has no coordinate variable is kept
+/// as an HDF5 dimension scale whose `NAME` attribute starts with this text
+/// (then the length, `%10d`); netCDF-C creates it (chunks of one element
+/// when the dimension is unlimited, default allocation time) and never
+/// writes its raw data.
+const NC_DIM_WITHOUT_VARIABLE: &[u8] = b"This is a netCDF dimension but not a netCDF variable.";
+
+/// Whether object `o` of `inv` provably never had a chunk written, from its
+/// own recorded attributes: a netCDF-4 dimension without a variable
+/// (`CLASS` = "DIMENSION_SCALE", `NAME` starting with
+/// [`NC_DIM_WITHOUT_VARIABLE`]) in a file the netCDF-C library wrote (the
+/// root group's `_NCProperties` lists a `netcdf=` version), whose space is
+/// not allocated early (an early allocation would put chunks of fill value
+/// on disk). Such a dataset takes no part in the unfiltered chunk search:
+/// its chunk size is not a size the allocation chain can hold. Decided on
+/// typed attribute values (fixed-length strings), never on messages.
+fn never_written(inv: &Inventory, o: &crate::inventory::Object) -> bool {
+    use crate::format::message::fill_value::alloc_time;
+    let text = |o: &crate::inventory::Object, name: &str| -> Option<Vec<u8>> {
+        let a = o.attributes.iter().find(|a| a.name == name)?;
+        let dt = a.message.datatype.as_ref()?;
+        if !matches!(
+            dt.class,
+            crate::format::message::datatype::DatatypeClass::String { .. }
+        ) || !a.message.value_is_exact()
+        {
+            return None;
+        }
+        let v = &a.message.value;
+        let end = v
+            .iter()
+            .rposition(|&b| b != 0 && b != b' ')
+            .map_or(0, |i| i + 1);
+        Some(v[..end].to_vec())
+    };
+    let Some(ds) = &o.dataset else { return false };
+    let early = ds
+        .fill_value
+        .as_ref()
+        .is_some_and(|f| f.space_allocation_time == alloc_time::EARLY);
+    let by_netcdf_c = inv
+        .object("/")
+        .and_then(|r| text(r, "_NCProperties"))
+        .is_some_and(|p| {
+            p.split(|&b| b == b',')
+                .any(|kv| kv.starts_with(b"netcdf=") && kv.len() > 7)
+        });
+    !early
+        && by_netcdf_c
+        && text(o, "CLASS").as_deref() == Some(b"DIMENSION_SCALE".as_slice())
+        && text(o, "NAME").is_some_and(|n| n.starts_with(NC_DIM_WITHOUT_VARIABLE))
 }
 
 /// Size of a chunk-index node `structure` of `ds` whose size the layout

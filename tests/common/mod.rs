@@ -13,6 +13,8 @@
 //! Each test binary uses a part of this module.
 #![allow(dead_code)]
 
+pub mod appender;
+
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
