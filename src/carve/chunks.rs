@@ -1565,7 +1565,7 @@ impl Branches {
             }
             Some(_) => None,
             None if current.iter().chain(self.live.values()).all(|p| p.zero) => {
-                Some("; no other reading reaches the stored end of file exactly")
+                Some("; no reading without all-zero chunks reaches the stored end of file exactly")
             }
             None => None,
         }
@@ -2464,6 +2464,98 @@ mod tests {
             !c.complete || c.pieces == expect,
             "shifted: {c:?} expect {expect:?}"
         );
+    }
+
+    /// A chunk of 64 PyTables-like records `(row int64, x float64[50])`
+    /// (408 bytes each, 26112 in all): rows from `first`, every element
+    /// non-zero.
+    fn records(first: u64) -> Vec<u8> {
+        (first..first + 64)
+            .flat_map(|r| {
+                let mut v = (r + 1).to_le_bytes().to_vec();
+                v.extend((0..50u64).flat_map(|c| (((r << 16) + c + 1) as f64).to_le_bytes()));
+                v
+            })
+            .collect()
+    }
+
+    /// PyTables' hole sizes (2048-byte blocks, 2096-byte rank-1 version-1
+    /// B-tree nodes) and their sums.
+    const PT_HOLES: [u64; 9] = [2048, 2096, 4096, 4144, 4192, 6144, 6192, 6240, 6288];
+
+    #[test]
+    fn raw_chain_follows_both_readings_of_close_holes() {
+        // r0 = 100, a 2096 node, chunks 0..2, a node, 3..5, two nodes, 6, EOF.
+        // Each run of 2096 zeros also reads as a 2048 hole after a chunk
+        // ending in 48 zero bytes (less than a 408-byte record); that
+        // reading shifts every earlier chunk by 48 bytes, and its piece
+        // then holds the zeros of the next node: only the true path
+        // reaches r0.
+        let s = 64 * 408;
+        let mut file = vec![7u8; 100];
+        let mut expect = vec![];
+        let mut row = 0;
+        for hole in [2096usize, 0, 0, 2096, 0, 0, 4192] {
+            file.extend(vec![0u8; hole]);
+            expect.push(file.len() as u64);
+            file.extend(records(row));
+            row += 64;
+        }
+        let none = Claimed::default();
+        let c = raw_chain(&file, 100, s, 408, &PT_HOLES, &none, &none);
+        assert_eq!((&c.pieces, c.complete), (&expect, true), "{:?}", c.stopped);
+        // With the node size alone there is no fork: the same chain.
+        let one = raw_chain(&file, 100, s, 408, &[2096, 4192], &none, &none);
+        assert_eq!(one, c);
+    }
+
+    #[test]
+    fn raw_chain_refuses_two_paths_to_r0() {
+        // A 2048 block, chunks 0..2, a 2096 node, chunk 3. The first 48
+        // bytes of chunk 0 are zero: the path reading the node as a 2048
+        // block shifts chunks 0..2 by 48 bytes and reaches r0 by 2096 zero
+        // bytes, exactly, like the true one: two paths, nothing taken
+        // before the run that forks.
+        let s = 64 * 408;
+        let build = |first_gap: usize, zero_head: usize| {
+            let mut file = vec![7u8; 100];
+            let mut starts = vec![];
+            for (k, hole) in [first_gap, 0, 0, 2096].into_iter().enumerate() {
+                file.extend(vec![0u8; hole]);
+                starts.push(file.len());
+                let mut c = records(64 * k as u64);
+                if k == 0 {
+                    c[..zero_head].fill(0);
+                }
+                file.extend(c);
+            }
+            (file, starts)
+        };
+        let none = Claimed::default();
+        let (file, starts) = build(2048, 48);
+        let c = raw_chain(&file, 100, s, 408, &PT_HOLES, &none, &none);
+        assert!(!c.complete, "{c:?}");
+        assert_eq!(c.pieces, vec![starts[3] as u64]);
+        let (at, why) = c.stopped.expect("stopped");
+        assert_eq!(at, starts[3] as u64 - 2096);
+        assert!(why.contains("several readings reach"), "{why}");
+        // The shifted path reaches r0 by 2144 zero bytes (no metadata
+        // size): it may be the true one (a trimmed first block), refused.
+        let (file, _) = build(2096, 48);
+        let c = raw_chain(&file, 100, s, 408, &PT_HOLES, &none, &none);
+        assert!(!c.complete, "{c:?}");
+        assert!(c.stopped.unwrap().1.contains("not exactly"));
+        // Chunk 0 whole: the shifted path starts a piece before r0 and is
+        // refuted; the true one is taken.
+        let (file, starts) = build(2048, 0);
+        let c = raw_chain(&file, 100, s, 408, &PT_HOLES, &none, &none);
+        let expect: Vec<u64> = starts.iter().map(|&x| x as u64).collect();
+        assert_eq!((c.pieces, c.complete), (expect, true), "{:?}", c.stopped);
+        // The true path reaching r0 inexactly after a fork: refused.
+        let (mut file, _) = build(2048, 0);
+        file.splice(100..100, [0u8; 8]);
+        let c = raw_chain(&file, 100, s, 408, &PT_HOLES, &none, &none);
+        assert!(!c.complete, "{c:?}");
     }
 
     #[test]
