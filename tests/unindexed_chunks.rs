@@ -907,8 +907,7 @@ fn pytables_unfiltered_table_append_with_template() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let args = ["--writer", "pytables", "--filter", "none", "--rank", "2"];
-    let (killed, template) = killed_and_template(dir.path(), &args, "10000");
+    let (killed, template) = pytables_unfiltered(dir.path());
     let t = ["--template", template.to_str().unwrap()];
     let out = salvage(&killed, "out.h5", &t);
     let v = check(&killed, &out);
@@ -971,8 +970,7 @@ fn pytables_unfiltered_two_readings_are_never_guessed() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let args = ["--writer", "pytables", "--filter", "none", "--rank", "2"];
-    let (killed, template) = killed_and_template(dir.path(), &args, "10000");
+    let (killed, template) = pytables_unfiltered(dir.path());
     let mut bytes = std::fs::read(&killed).unwrap();
     // Version 0 superblock: the end of file address at 0x28.
     let r0 = usize::try_from(u64::from_le_bytes(bytes[0x28..0x30].try_into().unwrap())).unwrap();
@@ -992,4 +990,11 @@ fn pytables_unfiltered_two_readings_are_never_guessed() {
         d["lost_found"].as_u64().unwrap_or(0) > 0,
         "nothing in /lost+found: {d}"
     );
+}
+
+/// The never-flushed unfiltered PyTables table of the cases above, killed
+/// after 10000 steps, and a healthy one of 20 steps.
+fn pytables_unfiltered(dir: &Path) -> (PathBuf, PathBuf) {
+    let args = ["--writer", "pytables", "--filter", "none", "--rank", "2"];
+    killed_and_template(dir, &args, "10000")
 }
