@@ -1036,7 +1036,7 @@ fn nothing_stored(inv: &Inventory, bytes: &[u8], r0: u64) -> bool {
 // holds that hole's zeros, or until `r0`, where its first piece starts
 // before it or leaves zeros that are not a metadata size. A branch survives
 // only by reaching `r0` *exactly*: only zero bytes from `r0` to its first
-// piece, exactly one hole size and no all-zero chunk (the first allocation
+// piece, exactly one hole size, shorter than a chunk (the first allocation
 // after the superblock was written starts at `r0`, spec II.A "End of File
 // Address"; no chunk end lies before it, so no element slack applies).
 // The pieces are taken only when exactly one path survives, with no
@@ -1311,10 +1311,11 @@ impl RawWalk<'_> {
         }
         if q <= r0 {
             // The first allocation after the superblock was written starts
-            // at `r0`: no chunk end, so exactly one metadata size and no
-            // all-zero chunk is an exact fit.
+            // at `r0`: no chunk end, so exactly one metadata size is an
+            // exact fit, and shorter than a chunk (no all-zero chunk fits,
+            // even beside a metadata block of a size the model lacks).
             return Step::End {
-                exact: readings(self.holes, size, z, z) == [(0, z)],
+                exact: z < size && readings(self.holes, size, z, z) == [(0, z)],
             };
         }
         let pinned = fixed.covering(q - 1).is_some();
