@@ -998,3 +998,36 @@ fn pytables_unfiltered(dir: &Path) -> (PathBuf, PathBuf) {
     let args = ["--writer", "pytables", "--filter", "none", "--rank", "2"];
     killed_and_template(dir, &args, "10000")
 }
+
+/// Two unfiltered PyTables tables appending side by side (same record type
+/// and chunk shape): each node run has two readings, the only path to the
+/// stored end of file reaches it by a zero run of no metadata size (their
+/// first chunk lies 4840 bytes after it), so the chunks are cut but never
+/// placed; which table each belongs to cannot be told either: every record
+/// on disk is in /lost+found, none at a path.
+#[test]
+fn pytables_unfiltered_two_tables_are_never_guessed() {
+    if !have_python(
+        &["h5py", "numpy", "tables"],
+        "pytables_unfiltered_two_tables_are_never_guessed",
+    ) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "--writer",
+        "pytables",
+        "--filter",
+        "none",
+        "--datasets",
+        "2",
+    ];
+    let (killed, template) = killed_and_template(dir.path(), &args, "10000");
+    let out = salvage(
+        &killed,
+        "out.h5",
+        &["--template", template.to_str().unwrap()],
+    );
+    let v = check(&killed, &out);
+    assert_rows(&v, Expect::LostFound, "two pytables tables, unfiltered");
+}

@@ -1043,8 +1043,10 @@ fn nothing_stored(inv: &Inventory, bytes: &[u8], r0: u64) -> bool {
 // all-zero chunk, and no other path reaches `r0` at all (one that reaches
 // it inexactly may be the true one: an h5py libver-earliest writer's first
 // chunk lies 1968 bytes after `r0`); two paths meeting at one boundary are
-// two. Otherwise the chain stops at its first ambiguous run, as without
-// branches. Paths are expanded from the end of the file down, highest
+// two. When the only path that reaches `r0` reaches it inexactly, its
+// pieces are the cut but the chain is not complete (never placed by
+// order: /lost+found). Otherwise the chain stops at its first ambiguous
+// run, as without branches. Paths are expanded from the end of the file down, highest
 // boundary first, so paths meeting at a boundary are merged before it is
 // walked (each boundary once); at most [`MAX_BRANCHES`] boundaries are
 // followed at once and a run with [`MAX_READINGS`] readings is not
@@ -1467,7 +1469,7 @@ struct Branches {
     first_fork: Option<(u64, String, u32)>,
     /// Paths that reached `r0` exactly / otherwise.
     exact: Option<Paths>,
-    inexact: u8,
+    inexact: Option<Paths>,
 }
 
 impl Branches {
@@ -1491,11 +1493,12 @@ impl Branches {
                         if self.first_fork.is_none() {
                             return self.chain(paths.tip, true, None);
                         }
-                        if exact {
-                            self.exact = Some(self.exact.map_or(paths, |e| e.merge(paths)));
+                        let end = if exact {
+                            &mut self.exact
                         } else {
-                            self.inexact = self.inexact.saturating_add(paths.n);
-                        }
+                            &mut self.inexact
+                        };
+                        *end = Some(end.map_or(paths, |e| e.merge(paths)));
                         None
                     }
                     Step::Stop(pos, why) => {
@@ -1544,32 +1547,41 @@ impl Branches {
                 }
             }
         }
-        match self.exact {
-            Some(p) if p.n == 1 && !p.zero && self.inexact == 0 => self.chain(p.tip, true, None),
+        match (self.exact, self.inexact) {
+            (Some(p), None) if p.n == 1 && !p.zero => self.chain(p.tip, true, None),
+            // One cut, but its start is not proven: for /lost+found only.
+            (None, Some(p)) if p.n == 1 && !p.zero => {
+                let (at, why, _) = self.first_fork.clone().unwrap_or_default();
+                let why = format!(
+                    "{why}; the only reading reaches the stored end of file, not exactly one \
+                     metadata size (shorter than a chunk) after it: cut, not placed"
+                );
+                self.chain(p.tip, false, Some((at, why)))
+            }
             _ => self.at_fork(""),
         }
     }
 
     /// Why no path can be taken any more (after a fork; `current`: the
-    /// path being followed, not in `live`), if none can: another reached
-    /// `r0` but not exactly, several (or one with all-zero chunks) reached
-    /// it exactly, or every path left reads all-zero chunks.
+    /// path being followed, not in `live`), if none can: two or more
+    /// reached `r0` (exactly or not), or one with all-zero chunks, or
+    /// none did and every path left reads all-zero chunks.
     fn hopeless(&self, current: Option<Paths>) -> Option<&'static str> {
         self.first_fork.as_ref()?;
-        if self.inexact > 0 {
-            return Some("; a reading reaches the stored end of file, not exactly one metadata size after it");
+        let taken = |p: Option<Paths>| p.is_some_and(|p| p.n > 1 || p.zero);
+        if taken(self.exact)
+            || taken(self.inexact)
+            || self.exact.is_some() && self.inexact.is_some()
+        {
+            return Some(
+                "; two or more readings reach the stored end of file (or one with all-zero chunks)",
+            );
         }
-        match self.exact {
-            Some(p) if p.n > 1 => Some("; several readings reach the stored end of file"),
-            Some(p) if p.zero => {
-                Some("; a reading with all-zero chunks reaches the stored end of file")
-            }
-            Some(_) => None,
-            None if current.iter().chain(self.live.values()).all(|p| p.zero) => {
-                Some("; no reading without all-zero chunks reaches the stored end of file exactly")
-            }
-            None => None,
+        let none = self.exact.is_none() && self.inexact.is_none();
+        if none && current.iter().chain(self.live.values()).all(|p| p.zero) {
+            return Some("; no reading without all-zero chunks reaches the stored end of file");
         }
+        None
     }
 
     /// `p` with the edge `e` taken, and where it leads.
@@ -2539,24 +2551,27 @@ mod tests {
         assert_eq!(c.pieces, vec![starts[3] as u64]);
         let (at, why) = c.stopped.expect("stopped");
         assert_eq!(at, starts[3] as u64 - 2096);
-        assert!(why.contains("several readings reach"), "{why}");
+        assert!(why.contains("two or more readings reach"), "{why}");
         // The shifted path reaches r0 by 2144 zero bytes (no metadata
         // size): it may be the true one (a trimmed first block), refused.
         let (file, _) = build(2096, 48);
         let c = raw_chain(&file, 100, s, 408, &PT_HOLES, &none, &none);
-        assert!(!c.complete, "{c:?}");
-        assert!(c.stopped.unwrap().1.contains("not exactly"));
+        assert_eq!((c.pieces.len(), c.complete), (1, false), "{c:?}");
+        assert!(c.stopped.unwrap().1.contains("two or more readings reach"));
         // Chunk 0 whole: the shifted path starts a piece before r0 and is
         // refuted; the true one is taken.
         let (file, starts) = build(2048, 0);
         let c = raw_chain(&file, 100, s, 408, &PT_HOLES, &none, &none);
         let expect: Vec<u64> = starts.iter().map(|&x| x as u64).collect();
         assert_eq!((c.pieces, c.complete), (expect, true), "{:?}", c.stopped);
-        // The true path reaching r0 inexactly after a fork: refused.
-        let (mut file, _) = build(2048, 0);
+        // The only path reaching r0 inexactly after a fork: its pieces,
+        // not complete (never placed by order).
+        let (mut file, starts) = build(2048, 0);
         file.splice(100..100, [0u8; 8]);
         let c = raw_chain(&file, 100, s, 408, &PT_HOLES, &none, &none);
-        assert!(!c.complete, "{c:?}");
+        let expect: Vec<u64> = starts.iter().map(|&x| x as u64 + 8).collect();
+        assert_eq!((c.pieces, c.complete), (expect, false));
+        assert!(c.stopped.unwrap().1.contains("cut, not placed"));
     }
 
     #[test]
