@@ -2575,6 +2575,25 @@ mod tests {
     }
 
     #[test]
+    fn raw_chain_does_not_follow_too_many_readings() {
+        // Ten hole sizes 8 bytes apart, all within a 408-byte record of the
+        // zero run: more readings than are followed, the chain stops there
+        // (nothing is dropped to make one path the only one).
+        let s = 64 * 408;
+        let mut file = vec![7u8; 100];
+        file.extend(vec![0u8; 2048]);
+        file.extend(records(0));
+        file.extend(vec![0u8; 2120]);
+        let last = file.len() as u64;
+        file.extend(records(64));
+        let holes: Vec<u64> = (0..10).map(|i| 2048 + 8 * i).collect();
+        let none = Claimed::default();
+        let c = raw_chain(&file, 100, s, 408, &holes, &none, &none);
+        assert_eq!((c.pieces, c.complete), (vec![last], false));
+        assert_eq!(c.stopped.map(|x| x.0), Some(last - 2120));
+    }
+
+    #[test]
     fn foreign_template_needs_the_dataset_proven_absent() {
         use crate::inventory::{LinkEntry, LinkKind, Object, Origin};
         let group = |path: &str, status: Status, origin: Origin| {
