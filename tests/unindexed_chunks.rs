@@ -370,7 +370,21 @@ fn foreign_template_needs_proof_the_dataset_was_absent() {
     let at = usize::try_from(c["offset"].as_u64().unwrap()).unwrap();
     let len = usize::try_from(c["stored"].as_u64().unwrap()).unwrap();
     bytes[at..at + len].fill(0);
-    let damaged = dir.path().join("damaged.h5");
+    // Not `assert_rows`: the oracle still reads the index B-tree the
+    // destroyed header pointed to, which nothing on disk links any more.
+    let d = damaged_not_placed(dir.path(), &killed, &template, bytes);
+    let n = |k: &str| d[k].as_u64().unwrap_or(0);
+    assert!(
+        n("lost_found") * 100 >= n("on_disk") * 95,
+        "rows on disk not under /lost+found: {d}"
+    );
+}
+
+/// `bytes`, a damaged copy of `killed` (its writer's metadata copied too),
+/// salvaged with `template`: `series0` has rows on disk, none at its path,
+/// none at a wrong position or not on disk. Returns its check.
+fn damaged_not_placed(dir: &Path, killed: &Path, template: &Path, bytes: Vec<u8>) -> Value {
+    let damaged = dir.join("damaged.h5");
     std::fs::write(&damaged, bytes).unwrap();
     std::fs::copy(
         PathBuf::from(format!("{}.json", killed.display())),
@@ -383,18 +397,13 @@ fn foreign_template_needs_proof_the_dataset_was_absent() {
         &["--template", template.to_str().unwrap()],
     );
     let v = check(&damaged, &out);
-    // Not `assert_rows`: the oracle still reads the index B-tree the
-    // destroyed header pointed to, which nothing on disk links any more.
-    let d = &v["datasets"]["series0"];
+    let d = v["datasets"]["series0"].clone();
     let n = |k: &str| d[k].as_u64().unwrap_or(0);
     assert!(n("on_disk") > 0, "the oracle found no row on disk: {d}");
     assert_eq!(n("wrong"), 0, "rows at a wrong position: {d}");
     assert_eq!(n("beyond_disk"), 0, "rows not on disk: {d}");
     assert_eq!(n("at_path"), 0, "placed without proof: {d}");
-    assert!(
-        n("lost_found") * 100 >= n("on_disk") * 95,
-        "rows on disk not under /lost+found: {d}"
-    );
+    d
 }
 
 /// A PyTables table appended to (records `(row, x[50])`, gzip) and killed
@@ -711,4 +720,146 @@ assert "h5salvage_inferred" not in d.attrs
             String::from_utf8_lossy(&o.stderr)
         );
     }
+}
+
+/// PyTables table appends with PyTables' default filters (complevel 0:
+/// unfiltered), records `(row int64, x float64[50])` of 408 bytes, chunks
+/// of 64 records, killed with nothing but chunks on disk. The zero runs
+/// between chunks are never-written 2096-byte version-1 B-tree nodes (rank
+/// 1), which also read as a 2048-byte aggregator block after a chunk ending
+/// in 48 zero bytes (less than a record): two readings each, followed as
+/// branches; only the true one reaches the stored end of file, so with a
+/// healthy table as `--template` every record on disk is at its row.
+#[test]
+fn pytables_unfiltered_table_append_with_template() {
+    if !have_python(
+        &["h5py", "numpy", "tables"],
+        "pytables_unfiltered_table_append_with_template",
+    ) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (killed, template) = pytables_unfiltered(dir.path());
+    let t = ["--template", template.to_str().unwrap()];
+    let out = salvage(&killed, "out.h5", &t);
+    let v = check(&killed, &out);
+    assert_rows(&v, Expect::AtPath, "pytables unfiltered");
+    assert_unverified(&v, "pytables unfiltered");
+    let out = salvage(&killed, "no_infer.h5", &[t[0], t[1], "--no-infer"]);
+    let v = check(&killed, &out);
+    assert_rows(&v, Expect::LostFound, "pytables unfiltered --no-infer");
+}
+
+/// The same table flushed every 5000 steps and killed 4950 steps after a
+/// flush (more than PyTables' 16 MiB chunk cache of records past it): its
+/// own stale header is the template, the flushed B-tree proves the first
+/// 50000 records, the chunks past the stored end of file follow them.
+#[test]
+fn pytables_unfiltered_table_killed_between_flushes() {
+    if !have_python(
+        &["h5py", "numpy", "tables"],
+        "pytables_unfiltered_table_killed_between_flushes",
+    ) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let killed = write(
+        dir.path(),
+        "killed.h5",
+        &[
+            "--writer",
+            "pytables",
+            "--filter",
+            "none",
+            "--flush-every",
+            "5000",
+            "--kill-after-steps",
+            "9950",
+        ],
+    );
+    let out = salvage(&killed, "out.h5", &[]);
+    let v = check(&killed, &out);
+    assert_rows(&v, Expect::AtPath, "pytables unfiltered flushed");
+    assert_unverified(&v, "pytables unfiltered flushed");
+    let shape = v["datasets"]["series0"]["shape"][0].as_u64().unwrap_or(0);
+    assert!(shape > 60_000, "nothing beyond the flush placed: {v}");
+}
+
+/// The never-flushed PyTables table with the first 48 bytes of its first
+/// chunk destroyed (zeroed): the zero run before the first chunk still
+/// reads exactly as the 2096-byte B-tree node, but now a branch shifted by
+/// 48 bytes (a 2048 hole read at a later zero run) also reaches the stored
+/// end of file, by 2144 zero bytes (no metadata size: it may still be true,
+/// as an h5py writer's first gap of 1968 bytes is). Two readings reach
+/// it: nothing is placed, the chunks walked before the first ambiguous run
+/// are in /lost+found, none at a wrong position.
+#[test]
+fn pytables_unfiltered_two_readings_are_never_guessed() {
+    if !have_python(
+        &["h5py", "numpy", "tables"],
+        "pytables_unfiltered_two_readings_are_never_guessed",
+    ) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (killed, template) = pytables_unfiltered(dir.path());
+    let mut bytes = std::fs::read(&killed).unwrap();
+    // Version 0 superblock: the end of file address at 0x28.
+    let r0 = usize::try_from(u64::from_le_bytes(bytes[0x28..0x30].try_into().unwrap())).unwrap();
+    // Record 0: row 0 (int64), then x[0] = 2^40 (the writer's formula).
+    let mut first = 0i64.to_le_bytes().to_vec();
+    first.extend(2f64.powi(40).to_le_bytes());
+    let f = r0
+        + bytes[r0..]
+            .windows(16)
+            .position(|w| w == first.as_slice())
+            .expect("record 0");
+    assert_eq!(f - r0, 2096, "the first gap is not one B-tree node");
+    bytes[f..f + 48].fill(0);
+    let d = damaged_not_placed(dir.path(), &killed, &template, bytes);
+    eprintln!("pytables two readings: {d}");
+    assert!(
+        d["lost_found"].as_u64().unwrap_or(0) > 0,
+        "nothing in /lost+found: {d}"
+    );
+}
+
+/// The never-flushed unfiltered PyTables table of the cases above, killed
+/// after 10000 steps, and a healthy one of 20 steps.
+fn pytables_unfiltered(dir: &Path) -> (PathBuf, PathBuf) {
+    let args = ["--writer", "pytables", "--filter", "none", "--rank", "2"];
+    killed_and_template(dir, &args, "10000")
+}
+
+/// Two unfiltered PyTables tables appending side by side (same record type
+/// and chunk shape): each node run has two readings, the only path to the
+/// stored end of file reaches it by a zero run of no metadata size (their
+/// first chunk lies 4840 bytes after it), so the chunks are cut but never
+/// placed; which table each belongs to cannot be told either: every record
+/// on disk is in /lost+found, none at a path.
+#[test]
+fn pytables_unfiltered_two_tables_are_never_guessed() {
+    if !have_python(
+        &["h5py", "numpy", "tables"],
+        "pytables_unfiltered_two_tables_are_never_guessed",
+    ) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "--writer",
+        "pytables",
+        "--filter",
+        "none",
+        "--datasets",
+        "2",
+    ];
+    let (killed, template) = killed_and_template(dir.path(), &args, "10000");
+    let out = salvage(
+        &killed,
+        "out.h5",
+        &["--template", template.to_str().unwrap()],
+    );
+    let v = check(&killed, &out);
+    assert_rows(&v, Expect::LostFound, "two pytables tables, unfiltered");
 }

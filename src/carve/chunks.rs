@@ -26,8 +26,9 @@
 //!
 //! Unfiltered chunks carry no framing: they are cut from the allocation
 //! chain past the stored end of file, only where the zero runs between
-//! them are explained by exactly one metadata size ([`raw_chain`], section
-//! note below), and are marked unverified wherever they go.
+//! them have exactly one reading as metadata sizes, alone or together
+//! down to the stored end of file ([`raw_chain`], section note below), and
+//! are marked unverified wherever they go.
 
 use std::collections::BTreeMap;
 
@@ -1038,14 +1039,40 @@ fn nothing_stored(inv: &Inventory, bytes: &[u8], r0: u64) -> bool {
 // [`raw_chain`] walks back from the end of the file: at each boundary the
 // run of zero bytes before it is read as `k` all-zero chunks then one hole
 // size `h` (0 included), leaving fewer than one element's bytes of zeros at
-// the end of the chunk before it (its last element has a non-zero byte).
-// Exactly one reading may fit, with k = 0, and no other reading may lie
-// within an element of it. A chunk whose last element is zero, a zero run
-// no reading explains, two that do, all-zero chunks that could fill it, or
-// a reading less than an element away, stops the chain (nothing is
-// guessed). The pieces are then placed by the same allocation-order rules
-// as compressed chunks, only when the chain reaches back to the stored end
-// of file and the index proves every earlier chunk.
+// the end of the chunk before it (its last element has a non-zero byte);
+// each reading less than an element below the shortest such one (the chunk
+// before may end with a zero element) is a reading too. Where exactly one
+// reading fits, a hole alone (k = 0), the walk goes on. Where several do
+// (two hole sizes less than an element apart: PyTables' 408-byte records
+// between 2048-byte aggregator blocks and 2096-byte version-1 B-tree nodes,
+// spec III.A.1, K = 32, rank 1; or all-zero chunks), each is followed as a
+// branch by the same rules, and a rule that stops a branch refutes its
+// reading (a piece holding a hole's zeros, a piece before `r0`, a zero run
+// no reading explains, ...). A reading shifted by less than an element
+// keeps its shift until the next hole of the true chain, where its piece
+// holds that hole's zeros, or until `r0`, where its first piece starts
+// before it or leaves zeros that are not a metadata size. A branch survives
+// only by reaching `r0` *exactly*: only zero bytes from `r0` to its first
+// piece, exactly one hole size, shorter than a chunk (the first allocation
+// after the superblock was written starts at `r0`, spec II.A "End of File
+// Address"; no chunk end lies before it, so no element slack applies).
+// The pieces are taken only when exactly one path survives, with no
+// all-zero chunk, and no other path reaches `r0` at all (one that reaches
+// it inexactly may be the true one: an h5py libver-earliest writer's first
+// chunk lies 1968 bytes after `r0`); two paths meeting at one boundary are
+// two. When the only path that reaches `r0` reaches it inexactly, its
+// pieces are the cut but the chain is not complete (never placed by
+// order: /lost+found). Otherwise the chain stops at its first ambiguous
+// run, as without branches. Paths are expanded from the end of the file down, highest
+// boundary first, so paths meeting at a boundary are merged before it is
+// walked (each boundary once); at most [`MAX_BRANCHES`] boundaries are
+// followed at once and a run with [`MAX_READINGS`] readings is not
+// followed (the chain stops at its first ambiguous run). A chunk whose last
+// element is zero, a zero run no reading explains, or readings no single
+// path resolves stop the chain (nothing is guessed). The pieces are then
+// placed by the same allocation-order rules as compressed chunks, only
+// when the chain reaches back to the stored end of file and the index
+// proves every earlier chunk.
 
 /// Metadata signatures a piece must not contain (a written structure in
 /// what the chain would take for a chunk stops it).
@@ -1220,6 +1247,7 @@ pub struct RawChain {
 /// are the sizes of metadata allocations ([`hole_sizes`]). `structures`:
 /// metadata the inventory explains (part of a hole); `fixed`: other known
 /// allocations (indexed chunks, zlib streams), whose ends are boundaries.
+/// A zero run with several readings is followed in each ([`Branches`]).
 pub fn raw_chain(
     bytes: &[u8],
     r0: u64,
@@ -1229,40 +1257,91 @@ pub fn raw_chain(
     structures: &Claimed,
     fixed: &Claimed,
 ) -> RawChain {
-    // One pass over each piece for every signature.
-    let signatures = aho_corasick::AhoCorasick::new(META_SIGNATURES.iter().map(|s| &s[..])).ok();
-    let mut chain = RawChain::default();
     let esize = esize.max(1);
-    let min_hole = holes.first().copied().unwrap_or(META_BLOCK).max(esize);
-    let mut pos = bytes.len() as u64;
-    let stop = |chain: &mut RawChain, at: u64, why: String| {
-        chain.stopped = Some((at, why));
+    let walk = RawWalk {
+        bytes,
+        r0,
+        size,
+        esize,
+        holes,
+        structures,
+        fixed,
+        // One pass over each piece for every signature.
+        signatures: aho_corasick::AhoCorasick::new(META_SIGNATURES.iter().map(|s| &s[..])).ok(),
+        min_hole: holes.first().copied().unwrap_or(META_BLOCK).max(esize),
     };
-    while chain.pieces.len() < MAX_STREAMS {
-        if pos <= r0 {
-            chain.complete = true;
-            break;
-        }
-        // A known allocation ending here: the boundary before it is its start.
-        if let Some(e) = fixed.covering(pos - 1) {
-            if e != pos {
-                stop(
-                    &mut chain,
-                    pos,
-                    "the chain ends inside a known allocation".into(),
-                );
+    Branches::default().search(&walk, bytes.len() as u64)
+}
+
+/// A chunk boundary of the walk: its offset, and whether a piece of the
+/// chain starts there (not the end of the file or a known allocation).
+type Boundary = (u64, bool);
+
+/// What the walk finds before one boundary ([`RawWalk::step`]).
+enum Step {
+    /// Only zero bytes and known structures lie between `r0` and it;
+    /// `exact`: they are exactly one metadata size (or nothing).
+    End { exact: bool },
+    /// A rule stops the chain there (where, why).
+    Stop(u64, String),
+    /// The zero run has too many readings to follow them all.
+    Unresolved(u64, String),
+    /// One reading, a hole alone: where it leads.
+    One(Edge),
+    /// Several readings (or all-zero chunks): those no rule stops.
+    Fork {
+        /// Start of the zero run.
+        q: u64,
+        why: String,
+        edges: Vec<Edge>,
+    },
+}
+
+/// One reading of a zero run: the boundary it leads to, the piece that
+/// starts there (none when a known allocation ends there), and whether it
+/// reads all-zero chunks (never taken: a chunk of zeros or a hole).
+struct Edge {
+    next: Boundary,
+    piece: Option<u64>,
+    zero_chunks: bool,
+}
+
+/// The walk's model of the bytes past `r0` ([`raw_chain`]'s arguments).
+struct RawWalk<'a> {
+    bytes: &'a [u8],
+    r0: u64,
+    size: u64,
+    esize: u64,
+    holes: &'a [u64],
+    structures: &'a Claimed,
+    fixed: &'a Claimed,
+    signatures: Option<aho_corasick::AhoCorasick>,
+    /// A zero run this long inside a piece could hide a hole.
+    min_hole: u64,
+}
+
+impl RawWalk<'_> {
+    /// The readings of the zero run before the boundary `b`, by the rules
+    /// of the section note; pure (depends on `b` only).
+    fn step(&self, (mut pos, mut after_piece): Boundary) -> Step {
+        let (r0, size, esize) = (self.r0, self.size, self.esize);
+        let (structures, fixed) = (self.structures, self.fixed);
+        loop {
+            if pos <= r0 {
+                return Step::End { exact: true };
+            }
+            // A known allocation ending here: the boundary before it is its start.
+            let Some(e) = fixed.covering(pos - 1) else {
                 break;
+            };
+            if e != pos {
+                return Step::Stop(pos, "the chain ends inside a known allocation".into());
             }
             pos = fixed.start_of(pos - 1).unwrap_or(r0);
-            continue;
+            after_piece = false;
         }
         if structures.covering(pos - 1).is_some_and(|e| e > pos) {
-            stop(
-                &mut chain,
-                pos,
-                "the chain ends inside a known structure".into(),
-            );
-            break;
+            return Step::Stop(pos, "the chain ends inside a known structure".into());
         }
         // The run of zero bytes and known structures before `pos`.
         let mut q = pos;
@@ -1278,7 +1357,7 @@ pub fn raw_chain(
                 .into_iter()
                 .flatten()
                 .fold(r0, u64::max);
-            let run = bytes.get(lim as usize..q as usize).unwrap_or(&[]);
+            let run = self.bytes.get(lim as usize..q as usize).unwrap_or(&[]);
             match run.iter().rposition(|&b| b != 0) {
                 Some(i) => {
                     q = lim + i as u64 + 1;
@@ -1292,120 +1371,328 @@ pub fn raw_chain(
         // start with an element that is not all zero: else its start, and
         // every position before it, could be off by that element.
         let leads_zero = z > 0
-            && chain.pieces.last() == Some(&pos)
-            && bytes
+            && after_piece
+            && self
+                .bytes
                 .get(pos as usize..(pos + esize) as usize)
                 .is_none_or(|e| e.iter().all(|&b| b == 0));
         if leads_zero {
-            stop(
-                &mut chain,
+            return Step::Stop(
                 pos,
                 format!("the chunk at {pos:#x}, after zero bytes, starts with a zero element"),
             );
-            break;
         }
         if q <= r0 {
-            chain.complete = true;
-            break;
+            // The first allocation after the superblock was written starts
+            // at `r0`: no chunk end, so exactly one metadata size is an
+            // exact fit, and shorter than a chunk (no all-zero chunk fits,
+            // even beside a metadata block of a size the model lacks).
+            return Step::End {
+                exact: z < size && readings(self.holes, size, z, z) == [(0, z)],
+            };
         }
         let pinned = fixed.covering(q - 1).is_some();
         // Every reading of the run: `k` all-zero chunks then one hole (0
         // included). It must equal `z` when pinned, else leave fewer than an
-        // element's zero bytes at the end of the chunk before. Exactly one
-        // reading, a hole alone, may fit, and no other reading may lie within
-        // an element of it (else a chunk could be shifted by less than an
-        // element, or all-zero chunks taken for a hole: nothing is guessed).
+        // element's zero bytes at the end of the chunk before (`fit`); each
+        // reading within an element below the shortest of those is one too
+        // (`all`: the chunk before may end with a zero element).
         let lo = if pinned {
             z
         } else {
             (z + 1).saturating_sub(esize)
         };
-        let fit = readings(holes, size, lo, z);
-        let h = match fit.as_slice() {
-            [(0, h)] => *h,
-            [] => {
-                stop(
-                    &mut chain,
-                    q,
-                    format!("{z} zero bytes before {pos:#x} match no metadata size (or a chunk ends with a zero element)"),
-                );
-                break;
-            }
-            _ => {
-                stop(
-                    &mut chain,
-                    q,
-                    format!(
-                        "{z} zero bytes before {pos:#x} fit several readings \
-                         (all-zero chunks, metadata size): {fit:?}"
-                    ),
-                );
-                break;
-            }
-        };
-        let near = if pinned {
-            fit
-        } else {
-            readings(holes, size, (h + 1).saturating_sub(esize), z)
-        };
-        if near.len() > 1 {
-            stop(
-                &mut chain,
+        let fit = readings(self.holes, size, lo, z);
+        let Some(least) = fit.iter().map(|&(k, h)| k * size + h).min() else {
+            return Step::Stop(
                 q,
                 format!(
-                    "{z} zero bytes before {pos:#x}: readings (all-zero chunks, metadata size) \
-                     within an element of each other: {near:?}"
+                    "{z} zero bytes before {pos:#x} match no metadata size \
+                     (or a chunk ends with a zero element)"
                 ),
             );
-            break;
+        };
+        let all = if pinned {
+            fit.clone()
+        } else {
+            readings(self.holes, size, (least + 1).saturating_sub(esize), z)
+        };
+        if all.len() >= MAX_READINGS {
+            return Step::Unresolved(
+                q,
+                format!(
+                    "{z} zero bytes before {pos:#x} fit {MAX_READINGS} or more readings \
+                     (all-zero chunks, metadata size): {all:?}"
+                ),
+            );
         }
-        let end = pos - h;
-        if pinned && h == z {
-            pos = end;
-            continue;
+        let why = if fit.len() > 1 || fit[0].0 > 0 {
+            format!(
+                "{z} zero bytes before {pos:#x} fit several readings \
+                 (all-zero chunks, metadata size): {fit:?}"
+            )
+        } else if all.len() > 1 {
+            format!(
+                "{z} zero bytes before {pos:#x}: readings (all-zero chunks, metadata size) \
+                 within an element of each other: {all:?}"
+            )
+        } else {
+            return match self.edge(pos, q, pinned, 0, all[0].1) {
+                Ok(e) => Step::One(e),
+                Err((at, why)) => Step::Stop(at, why),
+            };
+        };
+        let edges = all
+            .iter()
+            .filter_map(|&(k, h)| self.edge(pos, q, pinned, k, h).ok())
+            .collect();
+        Step::Fork { q, why, edges }
+    }
+
+    /// Where the reading (`k` all-zero chunks, hole `h`) of the zero run
+    /// `[q, pos)` leads: the piece before it, checked, or why there is none.
+    fn edge(&self, pos: u64, q: u64, pinned: bool, k: u64, h: u64) -> Result<Edge, (u64, String)> {
+        let zero_chunks = k > 0;
+        if pinned {
+            // The run fills the space after the known allocation exactly.
+            return Ok(Edge {
+                next: (q, false),
+                piece: None,
+                zero_chunks,
+            });
         }
-        let Some(start) = end.checked_sub(size).filter(|&s| s >= r0) else {
-            stop(
-                &mut chain,
+        let end = pos - k * self.size - h;
+        let Some(start) = end.checked_sub(self.size).filter(|&s| s >= self.r0) else {
+            return Err((
                 end,
                 "a chunk would start before the stored end of file".into(),
-            );
-            break;
+            ));
         };
-        if structures.overlaps(start, end) || fixed.overlaps(start, end) {
-            stop(
-                &mut chain,
+        if self.structures.overlaps(start, end) || self.fixed.overlaps(start, end) {
+            return Err((
                 start,
                 "a chunk would overlap a known structure or allocation".into(),
-            );
-            break;
+            ));
         }
-        let piece = &bytes[start as usize..end as usize];
-        if signatures.as_ref().is_none_or(|a| a.is_match(piece)) {
-            stop(
-                &mut chain,
-                start,
-                "the bytes before hold a metadata signature".into(),
-            );
-            break;
+        let piece = &self.bytes[start as usize..end as usize];
+        if self.signatures.as_ref().is_none_or(|a| a.is_match(piece)) {
+            return Err((start, "the bytes before hold a metadata signature".into()));
         }
         // A long zero run inside could hide a hole (a chunk shifted by it).
+        let min_hole = self.min_hole;
         if piece
             .split(|&b| b != 0)
             .any(|run| run.len() as u64 >= min_hole)
         {
-            stop(
-                &mut chain,
+            return Err((
                 start,
                 format!("the chunk at {start:#x} holds {min_hole} or more zero bytes in a row (a hole?)"),
-            );
-            break;
+            ));
         }
-        chain.pieces.push(start);
-        pos = start;
+        Ok(Edge {
+            next: (start, true),
+            piece: Some(start),
+            zero_chunks,
+        })
     }
-    chain.pieces.reverse();
-    chain
+}
+
+/// The paths from the end of the file to one boundary: how many (2 =
+/// several), the first piece of the one path (in `Branches::offsets`),
+/// whether one reads all-zero chunks.
+#[derive(Clone, Copy, Debug)]
+struct Paths {
+    n: u8,
+    tip: u32,
+    zero: bool,
+}
+
+impl Paths {
+    fn merge(self, o: Paths) -> Paths {
+        Paths {
+            n: self.n.saturating_add(o.n).min(2),
+            tip: self.tip,
+            zero: self.zero || o.zero,
+        }
+    }
+}
+
+/// No piece (the path from the end of the file has none yet).
+const NO_PIECE: u32 = u32::MAX;
+
+/// Most boundaries followed at once; past it the chain stops at its first
+/// fork.
+const MAX_BRANCHES: usize = 16;
+
+/// The search over every reading ([`raw_chain`], section note): boundaries
+/// are expanded from the end of the file down, highest first, so the paths
+/// that meet at one are merged before it is expanded (each boundary is
+/// walked once, whatever the number of paths to it).
+#[derive(Default)]
+struct Branches {
+    /// Every piece cut, with the index of the piece after it on its path
+    /// (toward the end of the file; [`NO_PIECE`] for the last).
+    offsets: Vec<u64>,
+    parents: Vec<u32>,
+    /// Boundaries reached and not yet expanded.
+    live: BTreeMap<Boundary, Paths>,
+    /// The first zero run with several readings: where, why, the path to it.
+    first_fork: Option<(u64, String, u32)>,
+    /// Paths that reached `r0` exactly / otherwise.
+    exact: Option<Paths>,
+    inexact: Option<Paths>,
+}
+
+impl Branches {
+    fn search(mut self, walk: &RawWalk, eof: u64) -> RawChain {
+        let start = Paths {
+            n: 1,
+            tip: NO_PIECE,
+            zero: false,
+        };
+        self.live.insert((eof, false), start);
+        while let Some((mut at, mut paths)) = self.live.pop_last() {
+            loop {
+                if self.offsets.len() >= MAX_STREAMS {
+                    return match self.first_fork {
+                        None => self.chain(paths.tip, false, None),
+                        Some(_) => self.at_fork("; too many pieces"),
+                    };
+                }
+                let next = match walk.step(at) {
+                    Step::End { exact } => {
+                        if self.first_fork.is_none() {
+                            return self.chain(paths.tip, true, None);
+                        }
+                        let end = if exact {
+                            &mut self.exact
+                        } else {
+                            &mut self.inexact
+                        };
+                        *end = Some(end.map_or(paths, |e| e.merge(paths)));
+                        None
+                    }
+                    Step::Stop(pos, why) => {
+                        if self.first_fork.is_none() {
+                            return self.chain(paths.tip, false, Some((pos, why)));
+                        }
+                        // A reading a rule stops is not a reading of the bytes.
+                        None
+                    }
+                    Step::Unresolved(pos, why) => {
+                        return match self.first_fork {
+                            None => self.chain(paths.tip, false, Some((pos, why))),
+                            Some(_) => self.at_fork(&format!("; then {why}")),
+                        };
+                    }
+                    Step::One(e) => Some(self.extend(paths, &e)),
+                    Step::Fork { q, why, edges } => {
+                        if self.first_fork.is_none() {
+                            self.first_fork = Some((q, why, paths.tip));
+                        }
+                        for e in &edges {
+                            let (b, p) = self.extend(paths, e);
+                            self.add(b, p);
+                        }
+                        if self.live.len() > MAX_BRANCHES {
+                            return self.at_fork(&format!(
+                                "; more than {MAX_BRANCHES} readings followed at once"
+                            ));
+                        }
+                        None
+                    }
+                };
+                if let Some(note) = self.hopeless(next.map(|n| n.1)) {
+                    return self.at_fork(note);
+                }
+                match next {
+                    // Go on in place while no other path can reach it.
+                    Some((b, p)) if self.live.last_key_value().is_none_or(|(k, _)| k.0 < b.0) => {
+                        (at, paths) = (b, p);
+                    }
+                    Some((b, p)) => {
+                        self.add(b, p);
+                        break;
+                    }
+                    None => break,
+                }
+            }
+        }
+        match (self.exact, self.inexact) {
+            (Some(p), None) if p.n == 1 && !p.zero => self.chain(p.tip, true, None),
+            // One cut, but its start is not proven: for /lost+found only.
+            (None, Some(p)) if p.n == 1 && !p.zero => {
+                let (at, why, _) = self.first_fork.clone().unwrap_or_default();
+                let why = format!(
+                    "{why}; the only reading reaches the stored end of file, not exactly one \
+                     metadata size (shorter than a chunk) after it: cut, not placed"
+                );
+                self.chain(p.tip, false, Some((at, why)))
+            }
+            _ => self.at_fork(""),
+        }
+    }
+
+    /// Why no path can be taken any more (after a fork; `current`: the
+    /// path being followed, not in `live`), if none can: two or more
+    /// reached `r0` (exactly or not), or one with all-zero chunks, or
+    /// none did and every path left reads all-zero chunks.
+    fn hopeless(&self, current: Option<Paths>) -> Option<&'static str> {
+        self.first_fork.as_ref()?;
+        let taken = |p: Option<Paths>| p.is_some_and(|p| p.n > 1 || p.zero);
+        if taken(self.exact)
+            || taken(self.inexact)
+            || self.exact.is_some() && self.inexact.is_some()
+        {
+            return Some(
+                "; two or more readings reach the stored end of file (or one with all-zero chunks)",
+            );
+        }
+        let none = self.exact.is_none() && self.inexact.is_none();
+        if none && current.iter().chain(self.live.values()).all(|p| p.zero) {
+            return Some("; no reading without all-zero chunks reaches the stored end of file");
+        }
+        None
+    }
+
+    /// `p` with the edge `e` taken, and where it leads.
+    fn extend(&mut self, mut p: Paths, e: &Edge) -> (Boundary, Paths) {
+        p.zero |= e.zero_chunks;
+        if let Some(at) = e.piece {
+            self.offsets.push(at);
+            self.parents.push(p.tip);
+            p.tip = (self.offsets.len() - 1) as u32;
+        }
+        (e.next, p)
+    }
+
+    fn add(&mut self, b: Boundary, p: Paths) {
+        let v = self.live.get(&b).map_or(p, |o| o.merge(p));
+        self.live.insert(b, v);
+    }
+
+    /// The chain stopped at the first fork, with `note` on its reason.
+    fn at_fork(&self, note: &str) -> RawChain {
+        match &self.first_fork {
+            Some((at, why, tip)) => self.chain(*tip, false, Some((*at, format!("{why}{note}")))),
+            None => self.chain(NO_PIECE, false, None),
+        }
+    }
+
+    /// The pieces of the path whose first piece is `tip`, in file order.
+    fn chain(&self, tip: u32, complete: bool, stopped: Option<(u64, String)>) -> RawChain {
+        let mut pieces = Vec::new();
+        let mut i = tip;
+        while let Some(&at) = self.offsets.get(i as usize) {
+            pieces.push(at);
+            i = self.parents[i as usize];
+        }
+        RawChain {
+            pieces,
+            complete,
+            stopped,
+        }
+    }
 }
 
 /// The readings of a run of zero bytes whose length lies in `[a, b]`: `k`
@@ -1746,8 +2033,8 @@ fn apply(
         record.rule = format!(
             "UNVERIFIED unfiltered chunks (no framing, no checksum: the bytes are as found, \
              their positions inferred): cut from the allocation chain walked back from the end \
-             of the file to the stored end of file, every zero run between two chunks explained \
-             by exactly one metadata allocation size; {}",
+             of the file to the stored end of file, the zero runs between chunks read as \
+             metadata allocation sizes in exactly one way; {}",
             record.rule
         );
     }
@@ -2260,6 +2547,120 @@ mod tests {
             !c.complete || c.pieces == expect,
             "shifted: {c:?} expect {expect:?}"
         );
+    }
+
+    /// A chunk of 64 PyTables-like records `(row int64, x float64[50])`
+    /// (408 bytes each, 26112 in all): rows from `first`, every element
+    /// non-zero.
+    fn records(first: u64) -> Vec<u8> {
+        (first..first + 64)
+            .flat_map(|r| {
+                let mut v = (r + 1).to_le_bytes().to_vec();
+                v.extend((0..50u64).flat_map(|c| (((r << 16) + c + 1) as f64).to_le_bytes()));
+                v
+            })
+            .collect()
+    }
+
+    /// PyTables' hole sizes (2048-byte blocks, 2096-byte rank-1 version-1
+    /// B-tree nodes) and their sums.
+    const PT_HOLES: [u64; 9] = [2048, 2096, 4096, 4144, 4192, 6144, 6192, 6240, 6288];
+
+    #[test]
+    fn raw_chain_follows_both_readings_of_close_holes() {
+        // r0 = 100, a 2096 node, chunks 0..2, a node, 3..5, two nodes, 6, EOF.
+        // Each run of 2096 zeros also reads as a 2048 hole after a chunk
+        // ending in 48 zero bytes (less than a 408-byte record); that
+        // reading shifts every earlier chunk by 48 bytes, and its piece
+        // then holds the zeros of the next node: only the true path
+        // reaches r0.
+        let s = 64 * 408;
+        let mut file = vec![7u8; 100];
+        let mut expect = vec![];
+        let mut row = 0;
+        for hole in [2096usize, 0, 0, 2096, 0, 0, 4192] {
+            file.extend(vec![0u8; hole]);
+            expect.push(file.len() as u64);
+            file.extend(records(row));
+            row += 64;
+        }
+        let none = Claimed::default();
+        let c = raw_chain(&file, 100, s, 408, &PT_HOLES, &none, &none);
+        assert_eq!((&c.pieces, c.complete), (&expect, true), "{:?}", c.stopped);
+        // With the node size alone there is no fork: the same chain.
+        let one = raw_chain(&file, 100, s, 408, &[2096, 4192], &none, &none);
+        assert_eq!(one, c);
+    }
+
+    #[test]
+    fn raw_chain_refuses_two_paths_to_r0() {
+        // A 2048 block, chunks 0..2, a 2096 node, chunk 3. The first 48
+        // bytes of chunk 0 are zero: the path reading the node as a 2048
+        // block shifts chunks 0..2 by 48 bytes and reaches r0 by 2096 zero
+        // bytes, exactly, like the true one: two paths, nothing taken
+        // before the run that forks.
+        let s = 64 * 408;
+        let build = |first_gap: usize, zero_head: usize| {
+            let mut file = vec![7u8; 100];
+            let mut starts = vec![];
+            for (k, hole) in [first_gap, 0, 0, 2096].into_iter().enumerate() {
+                file.extend(vec![0u8; hole]);
+                starts.push(file.len());
+                let mut c = records(64 * k as u64);
+                if k == 0 {
+                    c[..zero_head].fill(0);
+                }
+                file.extend(c);
+            }
+            (file, starts)
+        };
+        let none = Claimed::default();
+        let (file, starts) = build(2048, 48);
+        let c = raw_chain(&file, 100, s, 408, &PT_HOLES, &none, &none);
+        assert!(!c.complete, "{c:?}");
+        assert_eq!(c.pieces, vec![starts[3] as u64]);
+        let (at, why) = c.stopped.expect("stopped");
+        assert_eq!(at, starts[3] as u64 - 2096);
+        assert!(why.contains("two or more readings reach"), "{why}");
+        // The shifted path reaches r0 by 2144 zero bytes (no metadata
+        // size): it may be the true one (a trimmed first block), refused.
+        let (file, _) = build(2096, 48);
+        let c = raw_chain(&file, 100, s, 408, &PT_HOLES, &none, &none);
+        assert_eq!((c.pieces.len(), c.complete), (1, false), "{c:?}");
+        assert!(c.stopped.unwrap().1.contains("two or more readings reach"));
+        // Chunk 0 whole: the shifted path starts a piece before r0 and is
+        // refuted; the true one is taken.
+        let (file, starts) = build(2048, 0);
+        let c = raw_chain(&file, 100, s, 408, &PT_HOLES, &none, &none);
+        let expect: Vec<u64> = starts.iter().map(|&x| x as u64).collect();
+        assert_eq!((c.pieces, c.complete), (expect, true), "{:?}", c.stopped);
+        // The only path reaching r0 inexactly after a fork: its pieces,
+        // not complete (never placed by order).
+        let (mut file, starts) = build(2048, 0);
+        file.splice(100..100, [0u8; 8]);
+        let c = raw_chain(&file, 100, s, 408, &PT_HOLES, &none, &none);
+        let expect: Vec<u64> = starts.iter().map(|&x| x as u64 + 8).collect();
+        assert_eq!((c.pieces, c.complete), (expect, false));
+        assert!(c.stopped.unwrap().1.contains("cut, not placed"));
+    }
+
+    #[test]
+    fn raw_chain_does_not_follow_too_many_readings() {
+        // Ten hole sizes 8 bytes apart, all within a 408-byte record of the
+        // zero run: more readings than are followed, the chain stops there
+        // (nothing is dropped to make one path the only one).
+        let s = 64 * 408;
+        let mut file = vec![7u8; 100];
+        file.extend(vec![0u8; 2048]);
+        file.extend(records(0));
+        file.extend(vec![0u8; 2120]);
+        let last = file.len() as u64;
+        file.extend(records(64));
+        let holes: Vec<u64> = (0..10).map(|i| 2048 + 8 * i).collect();
+        let none = Claimed::default();
+        let c = raw_chain(&file, 100, s, 408, &holes, &none, &none);
+        assert_eq!((c.pieces, c.complete), (vec![last], false));
+        assert_eq!(c.stopped.map(|x| x.0), Some(last - 2120));
     }
 
     #[test]
