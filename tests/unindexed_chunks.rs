@@ -12,170 +12,16 @@
 
 mod common;
 
+use common::appender::{
+    assert_inferred, assert_rows, assert_unverified, check, killed_and_template, python, salvage,
+    write, Expect,
+};
 use common::{bin, have_h5py, have_python, py_script, python_timed, testdata};
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
-
-/// Runs a python script with a time limit (libhdf5 can loop on damaged
-/// files); returns (exit status success or killed by a signal, stdout).
-fn python(script: &Path, args: &[&str]) -> (std::process::ExitStatus, String) {
-    let o = python_timed(600)
-        .arg(script)
-        .args(args)
-        .output()
-        .expect("python3");
-    (o.status, String::from_utf8_lossy(&o.stdout).into_owned())
-}
-
-/// A file written by killed_appender.py into `dir` with `args`.
-fn write(dir: &Path, name: &str, args: &[&str]) -> PathBuf {
-    let out = dir.join(name);
-    let mut all = vec![out.to_str().unwrap()];
-    all.extend_from_slice(args);
-    let (status, _) = python(&testdata().join("killed_appender.py"), &all);
-    let killed = args.contains(&"--kill-after-steps");
-    if killed {
-        use std::os::unix::process::ExitStatusExt;
-        // `timeout` passes its child's SIGKILL on (or reports 128 + 9);
-        // 124 would be the time limit.
-        assert!(
-            status.signal() == Some(9) || status.code() == Some(137),
-            "the writer did not kill itself: {status:?}"
-        );
-    } else {
-        assert!(status.success(), "writer failed: {args:?}");
-    }
-    out
-}
-
-/// Salvages `input` with the binary and extra flags; returns the output.
-/// The writer killed after `kill_steps` steps (`killed.h5`) and the same
-/// writer run to completion for 20 steps (`template.h5`), both with `args`.
-fn killed_and_template(dir: &Path, args: &[&str], kill_steps: &str) -> (PathBuf, PathBuf) {
-    let killed = write(
-        dir,
-        "killed.h5",
-        &[args, &["--kill-after-steps", kill_steps]].concat(),
-    );
-    let template = write(dir, "template.h5", &[args, &["--steps", "20"]].concat());
-    (killed, template)
-}
-
-fn salvage(input: &Path, out_name: &str, flags: &[&str]) -> PathBuf {
-    let out = input.with_file_name(out_name);
-    let o = Command::new(bin())
-        .arg("salvage")
-        .arg(input)
-        .arg("-o")
-        .arg(&out)
-        .args(flags)
-        .output()
-        .unwrap();
-    assert!(
-        matches!(o.status.code(), Some(0 | 1)),
-        "salvage failed: {}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    out
-}
-
-/// Oracle of the killed file, then the check of `out` against it.
-fn check(killed: &Path, out: &Path) -> Value {
-    let oracle = killed.with_extension("oracle.json");
-    let (status, text) = python(
-        &py_script("appender_oracle.py"),
-        &[killed.to_str().unwrap()],
-    );
-    assert!(status.success(), "oracle failed");
-    std::fs::write(&oracle, text).unwrap();
-    let meta = PathBuf::from(format!("{}.json", killed.display()));
-    let (status, text) = python(
-        &py_script("appender_check.py"),
-        &[
-            out.to_str().unwrap(),
-            meta.to_str().unwrap(),
-            oracle.to_str().unwrap(),
-        ],
-    );
-    assert!(status.success(), "checker failed on {}", out.display());
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
-}
-
-/// Where the recovered rows must be.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Expect {
-    /// At the dataset's own path (>= 95% of the rows on disk).
-    AtPath,
-    /// Under /lost+found only (nothing at the path).
-    LostFound,
-}
-
-/// The assertions every case shares; returns the check for more.
-fn assert_rows(v: &Value, expect: Expect, what: &str) {
-    let sets = v["datasets"].as_object().unwrap();
-    assert!(!sets.is_empty(), "{what}: no dataset checked: {v}");
-    for (name, d) in sets {
-        let n = |k: &str| d[k].as_u64().unwrap_or(0);
-        let on_disk = n("on_disk");
-        assert!(
-            on_disk > 0,
-            "{what}: {name}: the oracle found no row on disk: {d}"
-        );
-        assert_eq!(
-            n("wrong"),
-            0,
-            "{what}: {name}: rows at a wrong position: {d}"
-        );
-        assert_eq!(n("beyond_disk"), 0, "{what}: {name}: rows not on disk: {d}");
-        assert_eq!(
-            n("proven_missing"),
-            0,
-            "{what}: {name}: rows an index proves are not at the path: {d}"
-        );
-        let (got, label) = match expect {
-            Expect::AtPath => (n("at_path"), "at their path"),
-            Expect::LostFound => {
-                assert_eq!(
-                    n("at_path"),
-                    0,
-                    "{what}: {name}: placed, not ambiguous: {d}"
-                );
-                (n("lost_found"), "under /lost+found")
-            }
-        };
-        assert!(
-            got * 100 >= on_disk * 95,
-            "{what}: {name}: {got} of {on_disk} rows on disk recovered {label}: {d}"
-        );
-        if expect == Expect::AtPath && n("at_path") > 0 {
-            assert_eq!(
-                d["partial"], true,
-                "{what}: {name}: not marked partial: {d}"
-            );
-        }
-        let mut shown = d.clone();
-        if let Some(t) = shown["inferred"].as_str() {
-            shown["inferred"] = Value::from(t.chars().take(300).collect::<String>());
-        }
-        eprintln!("{what}: {name}: {shown}");
-    }
-}
-
-/// Placed rows are listed in `h5salvage_inferred` with the rule.
-fn assert_inferred(v: &Value, what: &str) {
-    for (name, d) in v["datasets"].as_object().unwrap() {
-        let text = d["inferred"].as_str().unwrap_or_default();
-        assert!(
-            text.starts_with("rule: allocation order"),
-            "{what}: {name}: h5salvage_inferred missing: {d}"
-        );
-        assert!(text.contains("<- file offset"), "{what}: {name}: {text}");
-    }
-}
 
 /// The first case: an h5py appender (10 rows per step to a
 /// `(None, 50)` float64 dataset, chunks `(64, 50)`) killed after 30000 rows
@@ -573,20 +419,6 @@ fn pytables_table_append_with_template() {
     let v = check(&killed, &out);
     assert_rows(&v, Expect::AtPath, "pytables");
     assert_inferred(&v, "pytables");
-}
-
-/// Placed unfiltered rows are listed in `h5salvage_inferred`, which says
-/// they are unverified (no framing, no checksum) and how they were cut.
-fn assert_unverified(v: &Value, what: &str) {
-    for (name, d) in v["datasets"].as_object().unwrap() {
-        let text = d["inferred"].as_str().unwrap_or_default();
-        assert!(
-            text.starts_with("rule: UNVERIFIED unfiltered chunks")
-                && text.contains("allocation order")
-                && text.contains("<- file offset"),
-            "{what}: {name}: h5salvage_inferred does not say unverified: {d}"
-        );
-    }
 }
 
 /// Unfiltered appenders (h5py's default `create_dataset(..., maxshape=
