@@ -912,7 +912,20 @@ fn recover_unfiltered(
         .dims
         .first()
         .map_or(0, |&d| d.div_ceil(c0));
-    let all_proven = proven_end >= stored_end;
+    // Or the last chunk the index proves was allocated past the stored end
+    // of file (after the superblock was written): an appender allocates its
+    // chunks in position order, so every chunk allocated before then lies
+    // below it, in a gap between proven chunks whose count `place_by_order`
+    // checks (a version-2 B-tree whose node splits lost records, with a
+    // header evicted after the flush, proves fewer chunks than its extent).
+    let last_after_r0 = t
+        .dataset
+        .chunks
+        .iter()
+        .filter(|c| c.present)
+        .max_by_key(|c| c.offset.first().copied().unwrap_or(0))
+        .is_some_and(|c| !is_undefined(c.address) && c.address >= r0);
+    let all_proven = proven_end >= stored_end || last_after_r0;
     // Another file's template says nothing about how many chunks the input
     // had before `r0`: placing from chunk 0 needs the input to prove the
     // dataset did not exist then.
@@ -1489,8 +1502,28 @@ fn place_group(
         .try_fold(u64::from(ds.datatype.size), |a, &d| a.checked_mul(d))
         .unwrap_or(0);
     let offsets: Vec<(u64, u64)> = group.iter().map(|s| (s.offset, s.stored_len)).collect();
+    // The partly filled last chunk rewritten after the flush where its
+    // record points: its recorded bytes no longer decode (libhdf5 frees a
+    // chunk's old version right before allocating the new one, which then
+    // reuses the freed block). A found stream starting at that address is
+    // its newer version, unless a later found stream is longer than the
+    // record (a new version too long for the freed block went elsewhere,
+    // and a later chunk could have taken the block).
+    let stale_tail = last.filter(|l| {
+        tail.is_none()
+            && group
+                .iter()
+                .filter(|g| g.offset > l.offset)
+                .all(|g| g.stored_len <= l.len)
+    });
     let mut newer = |i: usize| -> bool {
-        let (Some((ti, old)), Some(s)) = (&tail, group.get(i)) else {
+        let Some(s) = group.get(i) else {
+            return false;
+        };
+        if let Some(l) = stale_tail {
+            return s.offset == l.offset;
+        }
+        let Some((ti, old)) = &tail else {
             return false;
         };
         let rows = stored0.saturating_sub(ti * c0);
@@ -1663,8 +1696,10 @@ fn apply(
         record.chunks.len(),
         if replaced > 0 {
             "; a found chunk longer than an index record at the same address, or \
-             repeating the leading rows of a partly filled last indexed chunk, \
-             replaces it (a newer version)"
+             repeating the leading rows of a partly filled last indexed chunk, or \
+             starting where that chunk's record points when the recorded bytes no \
+             longer decode (rewritten there) and no later found chunk is longer than \
+             the record, replaces it (a newer version)"
         } else {
             ""
         },
