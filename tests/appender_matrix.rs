@@ -47,8 +47,8 @@ enum Mode {
     /// Never flushed (killed with nothing but chunks on disk), salvaged
     /// with `--template` a healthy file of the same script.
     Template,
-    /// `flush()` every 150 steps, killed 140 steps after the last flush;
-    /// its own stale header is the template.
+    /// `flush()` every 150 steps, killed 140 steps after the last flush
+    /// (but see `many_flushes`); its own stale header is the template.
     Flushed,
 }
 
@@ -64,6 +64,12 @@ struct Case {
     /// parents that never reach the disk, the header is evicted (written)
     /// after the last flush with a larger extent than the index proves.
     v2: bool,
+    /// Three flushes, each leaving a partly filled chunk (16-row chunks of
+    /// 20 columns, 37 rows per step, a flush every 100 steps, killed 33
+    /// steps after the last): libhdf5 frees a flushed partial chunk when it
+    /// rewrites it whole, and a later flush's partial chunk can take that
+    /// block, before chunks the index lists after it.
+    many_flushes: bool,
     /// Also measure what h5py and h5clear give back.
     compare: bool,
 }
@@ -76,6 +82,7 @@ const fn case(libver: &'static str, filter: &'static str, rank: u8, mode: Mode) 
         rank,
         mode,
         v2: false,
+        many_flushes: false,
         compare: false,
     }
 }
@@ -129,6 +136,10 @@ fn cases() -> Vec<Case> {
             v2: true,
             ..case(LAT, GZ, 2, Template)
         },
+        Case {
+            many_flushes: true,
+            ..case(DEF, GZ, 2, Flushed)
+        },
     ]
 }
 
@@ -151,7 +162,13 @@ impl Case {
                 Mode::Template => "never flushed --template",
                 Mode::Flushed => "killed between flushes",
             },
-            if self.v2 { " v2 B-tree, 8 KiB mdc" } else { "" }
+            if self.v2 {
+                " v2 B-tree, 8 KiB mdc"
+            } else if self.many_flushes {
+                " (3 flushes, a partly filled chunk at each)"
+            } else {
+                ""
+            }
         )
     }
 
@@ -165,7 +182,7 @@ impl Case {
             "--filter",
             self.filter,
         ];
-        a.extend(match (self.rank, self.v2) {
+        a.extend(match (self.rank, self.v2 || self.many_flushes) {
             // 800-byte chunks (not a divisor of a 2 KiB metadata block), 45
             // rows per step (the flush leaves a partly filled chunk).
             (1, _) => &[
@@ -179,6 +196,18 @@ impl Case {
                 "4",
             ][..],
             (_, false) => &["--rank", "2", "--chunk-cache-kib", "64"][..],
+            (_, true) if self.many_flushes => &[
+                "--rank",
+                "2",
+                "--cols",
+                "20",
+                "--chunk-rows",
+                "16",
+                "--rows-per-step",
+                "37",
+                "--chunk-cache-kib",
+                "8",
+            ][..],
             (_, true) => &[
                 "--rank",
                 "2",
@@ -193,7 +222,10 @@ impl Case {
             ][..],
         });
         if self.mode == Mode::Flushed {
-            a.extend(["--flush-every", "150"]);
+            a.extend([
+                "--flush-every",
+                if self.many_flushes { "100" } else { "150" },
+            ]);
         }
         a
     }
@@ -201,6 +233,8 @@ impl Case {
     fn kill_after(&self) -> &'static str {
         if self.v2 {
             "440"
+        } else if self.many_flushes {
+            "333"
         } else {
             "290"
         }

@@ -512,9 +512,25 @@ pub fn place_by_order(
 ) -> Vec<Slot> {
     let mut a = anchors.to_vec();
     a.sort_by_key(|x| x.offset);
-    if a.windows(2).any(|w| w[1].index <= w[0].index) {
-        return vec![Slot::Left(Stray::ProvenOutOfOrder); found.len()];
-    }
+    let in_order = |a: &[Anchor]| a.windows(2).all(|w| w[1].index > w[0].index);
+    // The partly filled last proven chunk was allocated at the flush, when
+    // a block freed earlier (an older flush's partly filled chunk, since
+    // rewritten elsewhere) could take it: it may stand out of file order.
+    // It is then left out of the order check and must directly follow the
+    // other proven chunks; found chunks after them start with its newer
+    // version (the `partial_tail` check below).
+    let top = a.iter().copied().max_by_key(|x| x.index);
+    let ordered: Vec<Anchor> = if in_order(&a) {
+        a.clone()
+    } else {
+        let others: Vec<Anchor> = a.iter().copied().filter(|x| Some(*x) != top).collect();
+        let follows = top.is_some_and(|t| others.last().is_some_and(|l| l.index + 1 == t.index));
+        if !(partial_tail && follows && in_order(&others)) {
+            return vec![Slot::Left(Stray::ProvenOutOfOrder); found.len()];
+        }
+        others
+    };
+    let aside = top.filter(|_| ordered.len() < a.len());
     let in_place = |f: &(u64, u64)| {
         a.binary_search_by_key(&f.0, |x| x.offset)
             .ok()
@@ -526,14 +542,12 @@ pub fn place_by_order(
         .iter()
         .map(|f| in_place(f).map(Slot::Replaces))
         .collect();
-    let renewed_tail = a
-        .last()
-        .is_some_and(|l| slots.contains(&Some(Slot::Replaces(l.index))));
+    let renewed_tail = top.is_some_and(|l| slots.contains(&Some(Slot::Replaces(l.index))));
     let rest: Vec<usize> = (0..found.len()).filter(|&i| slots[i].is_none()).collect();
     let mut broken: Option<Stray> = None;
     let mut r = 0;
     let mut prev: Option<u64> = None;
-    for an in &a {
+    for an in &ordered {
         let start = r;
         while r < rest.len() && found[rest[r]].0 < an.offset {
             r += 1;
@@ -550,6 +564,9 @@ pub fn place_by_order(
             });
         }
         prev = Some(an.index);
+    }
+    if let Some(t) = aside {
+        prev = Some(t.index);
     }
     let mut next = prev.map_or(0, |p| p + 1);
     if broken.is_none() && partial_tail && !renewed_tail && r < rest.len() {
@@ -1940,6 +1957,32 @@ mod tests {
             place_by_order(&[a(5, 0), a(40, 1)], &[(40, 5), (50, 5)], true, &mut never),
             vec![Slot::Left(Stray::PartialTail); 2]
         );
+        // The partly filled tail in a block freed earlier (out of file
+        // order), directly after the others: set aside, its newer version
+        // follows the others.
+        let mut first = |i: usize| i == 0;
+        let tail_early = [a(10, 0), a(30, 1), a(20, 2)];
+        assert_eq!(
+            place_by_order(&tail_early, &f(&[40, 50]), true, &mut first),
+            vec![Slot::Replaces(2), Slot::At(3)]
+        );
+        // ... its newer version missing: nothing placed.
+        assert_eq!(
+            place_by_order(&tail_early, &f(&[40, 50]), true, &mut never),
+            vec![Slot::Left(Stray::PartialTail); 2]
+        );
+        // Not partly filled, or not directly after the others, or another
+        // proven chunk out of order: nothing placed.
+        for (anchors, partial) in [
+            (&tail_early[..], false),
+            (&[a(10, 0), a(30, 1), a(20, 3)][..], true),
+            (&[a(10, 1), a(30, 0), a(20, 2)][..], true),
+        ] {
+            assert_eq!(
+                place_by_order(anchors, &f(&[40]), partial, &mut first),
+                vec![Slot::Left(Stray::ProvenOutOfOrder)]
+            );
+        }
     }
     /// An unfiltered chunk of `n` f64 rows like an appender's: its first
     /// bytes are zero (low mantissa bytes), its last is not.
