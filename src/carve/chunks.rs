@@ -1518,6 +1518,46 @@ fn place_group(
         .skip(1)
         .try_fold(u64::from(ds.datatype.size), |a, &d| a.checked_mul(d))
         .unwrap_or(0);
+    // Older versions of a proven chunk: an SWMR writer never frees a
+    // chunk's old version, so the partly filled one a flush wrote stays in
+    // the file before the whole one. A found stream before a proven chunk
+    // (in file order) whose rows up to its last non-zero byte are the
+    // leading rows of the next proven chunk, the rest zero (the fill value
+    // of rows not yet written then), is that chunk's older version, not a
+    // chunk of its own: left out of the order, to /lost+found.
+    let mut by_offset = anchors.clone();
+    by_offset.sort_by_key(|x| x.offset);
+    let decoded = |offset: u64, len: u64| -> Option<Vec<u8>> {
+        let lo = usize::try_from(offset).ok()?;
+        let stored = image
+            .bytes
+            .get(lo..lo.checked_add(usize::try_from(len).ok()?)?)?;
+        decode(stored, 0).ok()
+    };
+    let rb = usize::try_from(row_bytes).unwrap_or(0);
+    let older_version = |s: &Stream| -> bool {
+        let k = by_offset.partition_point(|x| x.offset <= s.offset);
+        let Some(next) = by_offset.get(k) else {
+            return false;
+        };
+        let (Some(old), Some(new)) = (
+            decoded(s.offset, s.stored_len),
+            decoded(next.offset, next.len),
+        ) else {
+            return false;
+        };
+        let used = old
+            .iter()
+            .rposition(|&b| b != 0)
+            .map_or(0, |i| (i / rb.max(1) + 1) * rb);
+        rb > 0
+            && used > 0
+            && used < old.len()
+            && old.len() == new.len()
+            && old[..used] == new[..used]
+    };
+    let (older, group): (Vec<Stream>, Vec<Stream>) = group.iter().partition(|s| older_version(s));
+    let group = &group[..];
     let offsets: Vec<(u64, u64)> = group.iter().map(|s| (s.offset, s.stored_len)).collect();
     // The partly filled last chunk rewritten after the flush where its
     // record points: its recorded bytes no longer decode (libhdf5 frees a
@@ -1577,6 +1617,7 @@ fn place_group(
             Slot::Left(why) => left.push((why, *s)),
         }
     }
+    left.extend(older.into_iter().map(|s| (Stray::OlderVersion, s)));
     // Left chunks, one stack per reason.
     let mut by_reason: Vec<(Stray, Vec<Stream>)> = Vec::new();
     for (why, s) in left {
