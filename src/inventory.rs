@@ -348,6 +348,9 @@ pub enum StrayReason {
     PartialTail,
     /// Placing them would exceed the dataset's maximum dimensions.
     BeyondMaxShape,
+    /// Older versions of an indexed chunk (its leading rows, the rest the
+    /// fill value): superseded, not chunks of their own.
+    OlderVersion,
     /// Unfiltered chunks: the allocation chain from the end of the file
     /// could not be followed back to the stored end of file, or the index
     /// does not prove every chunk before them: how many chunks precede
@@ -380,6 +383,7 @@ impl std::fmt::Display for StrayReason {
             StrayReason::OrderInconsistent => write!(f, "the found chunks do not fill the gaps between indexed chunks exactly: allocation order is not trusted from there on"),
             StrayReason::PartialTail => write!(f, "the last indexed chunk was partly filled and the next chunk on disk is not a newer version of it"),
             StrayReason::BeyondMaxShape => write!(f, "placing them would exceed the dataset's maximum shape"),
+            StrayReason::OlderVersion => write!(f, "older versions of an indexed chunk (its leading rows, then zeros: written partly filled at a flush, superseded)"),
             StrayReason::ChainBroken => write!(f, "unfiltered chunks: the allocation chain could not be followed back to the last time the superblock was written (or the index does not prove every earlier chunk): how many chunks precede them is unknown"),
             StrayReason::ForeignUnproven => write!(f, "described only by a template from another file, and the input does not show the dataset absent when its superblock was last written (no intact group without it, not a bare superblock): how many of its chunks precede them is unknown"),
         }

@@ -529,9 +529,25 @@ pub fn place_by_order(
 ) -> Vec<Slot> {
     let mut a = anchors.to_vec();
     a.sort_by_key(|x| x.offset);
-    if a.windows(2).any(|w| w[1].index <= w[0].index) {
-        return vec![Slot::Left(Stray::ProvenOutOfOrder); found.len()];
-    }
+    let in_order = |a: &[Anchor]| a.windows(2).all(|w| w[1].index > w[0].index);
+    // The partly filled last proven chunk was allocated at the flush, when
+    // a block freed earlier (an older flush's partly filled chunk, since
+    // rewritten elsewhere) could take it: it may stand out of file order.
+    // It is then left out of the order check and must directly follow the
+    // other proven chunks; found chunks after them start with its newer
+    // version (the `partial_tail` check below).
+    let top = a.iter().copied().max_by_key(|x| x.index);
+    let ordered: Vec<Anchor> = if in_order(&a) {
+        a.clone()
+    } else {
+        let others: Vec<Anchor> = a.iter().copied().filter(|x| Some(*x) != top).collect();
+        let follows = top.is_some_and(|t| others.last().is_some_and(|l| l.index + 1 == t.index));
+        if !(partial_tail && follows && in_order(&others)) {
+            return vec![Slot::Left(Stray::ProvenOutOfOrder); found.len()];
+        }
+        others
+    };
+    let aside = top.filter(|_| ordered.len() < a.len());
     let in_place = |f: &(u64, u64)| {
         a.binary_search_by_key(&f.0, |x| x.offset)
             .ok()
@@ -543,14 +559,12 @@ pub fn place_by_order(
         .iter()
         .map(|f| in_place(f).map(Slot::Replaces))
         .collect();
-    let renewed_tail = a
-        .last()
-        .is_some_and(|l| slots.contains(&Some(Slot::Replaces(l.index))));
+    let renewed_tail = top.is_some_and(|l| slots.contains(&Some(Slot::Replaces(l.index))));
     let rest: Vec<usize> = (0..found.len()).filter(|&i| slots[i].is_none()).collect();
     let mut broken: Option<Stray> = None;
     let mut r = 0;
     let mut prev: Option<u64> = None;
-    for an in &a {
+    for an in &ordered {
         let start = r;
         while r < rest.len() && found[rest[r]].0 < an.offset {
             r += 1;
@@ -567,6 +581,9 @@ pub fn place_by_order(
             });
         }
         prev = Some(an.index);
+    }
+    if let Some(t) = aside {
+        prev = Some(t.index);
     }
     let mut next = prev.map_or(0, |p| p + 1);
     if broken.is_none() && partial_tail && !renewed_tail && r < rest.len() {
@@ -930,7 +947,20 @@ fn recover_unfiltered(
         .dims
         .first()
         .map_or(0, |&d| d.div_ceil(c0));
-    let all_proven = proven_end >= stored_end;
+    // Or the last chunk the index proves was allocated past the stored end
+    // of file (after the superblock was written): an appender allocates its
+    // chunks in position order, so every chunk allocated before then lies
+    // below it, in a gap between proven chunks whose count `place_by_order`
+    // checks (a version-2 B-tree whose node splits lost records, with a
+    // header evicted after the flush, proves fewer chunks than its extent).
+    let last_after_r0 = t
+        .dataset
+        .chunks
+        .iter()
+        .filter(|c| c.present)
+        .max_by_key(|c| c.offset.first().copied().unwrap_or(0))
+        .is_some_and(|c| !is_undefined(c.address) && c.address >= r0);
+    let all_proven = proven_end >= stored_end || last_after_r0;
     // Another file's template says nothing about how many chunks the input
     // had before `r0`: placing from chunk 0 needs the input to prove the
     // dataset did not exist then.
@@ -1846,9 +1876,69 @@ fn place_group(
         .skip(1)
         .try_fold(u64::from(ds.datatype.size), |a, &d| a.checked_mul(d))
         .unwrap_or(0);
+    // Older versions of a proven chunk: an SWMR writer never frees a
+    // chunk's old version, so the partly filled one a flush wrote stays in
+    // the file before the whole one. A found stream before a proven chunk
+    // (in file order) whose rows up to its last non-zero byte are the
+    // leading rows of the next proven chunk, the rest zero (the fill value
+    // of rows not yet written then), is that chunk's older version, not a
+    // chunk of its own: left out of the order, to /lost+found.
+    let mut by_offset = anchors.clone();
+    by_offset.sort_by_key(|x| x.offset);
+    let decoded = |offset: u64, len: u64| -> Option<Vec<u8>> {
+        let lo = usize::try_from(offset).ok()?;
+        let stored = image
+            .bytes
+            .get(lo..lo.checked_add(usize::try_from(len).ok()?)?)?;
+        decode(stored, 0).ok()
+    };
+    let rb = usize::try_from(row_bytes).unwrap_or(0);
+    let older_version = |s: &Stream| -> bool {
+        let k = by_offset.partition_point(|x| x.offset <= s.offset);
+        let Some(next) = by_offset.get(k) else {
+            return false;
+        };
+        let (Some(old), Some(new)) = (
+            decoded(s.offset, s.stored_len),
+            decoded(next.offset, next.len),
+        ) else {
+            return false;
+        };
+        let used = old
+            .iter()
+            .rposition(|&b| b != 0)
+            .map_or(0, |i| (i / rb.max(1) + 1) * rb);
+        rb > 0
+            && used > 0
+            && used < old.len()
+            && old.len() == new.len()
+            && old[..used] == new[..used]
+    };
+    let (older, group): (Vec<Stream>, Vec<Stream>) = group.iter().partition(|s| older_version(s));
+    let group = &group[..];
     let offsets: Vec<(u64, u64)> = group.iter().map(|s| (s.offset, s.stored_len)).collect();
+    // The partly filled last chunk rewritten after the flush where its
+    // record points: its recorded bytes no longer decode (libhdf5 frees a
+    // chunk's old version right before allocating the new one, which then
+    // reuses the freed block). A found stream starting at that address is
+    // its newer version, unless a later found stream is longer than the
+    // record (a new version too long for the freed block went elsewhere,
+    // and a later chunk could have taken the block).
+    let stale_tail = last.filter(|l| {
+        tail.is_none()
+            && group
+                .iter()
+                .filter(|g| g.offset > l.offset)
+                .all(|g| g.stored_len <= l.len)
+    });
     let mut newer = |i: usize| -> bool {
-        let (Some((ti, old)), Some(s)) = (&tail, group.get(i)) else {
+        let Some(s) = group.get(i) else {
+            return false;
+        };
+        if let Some(l) = stale_tail {
+            return s.offset == l.offset;
+        }
+        let Some((ti, old)) = &tail else {
             return false;
         };
         let rows = stored0.saturating_sub(ti * c0);
@@ -1885,6 +1975,7 @@ fn place_group(
             Slot::Left(why) => left.push((why, *s)),
         }
     }
+    left.extend(older.into_iter().map(|s| (Stray::OlderVersion, s)));
     // Left chunks, one stack per reason.
     let mut by_reason: Vec<(Stray, Vec<Stream>)> = Vec::new();
     for (why, s) in left {
@@ -2021,8 +2112,10 @@ fn apply(
         record.chunks.len(),
         if replaced > 0 {
             "; a found chunk longer than an index record at the same address, or \
-             repeating the leading rows of a partly filled last indexed chunk, \
-             replaces it (a newer version)"
+             repeating the leading rows of a partly filled last indexed chunk, or \
+             starting where that chunk's record points when the recorded bytes no \
+             longer decode (rewritten there) and no later found chunk is longer than \
+             the record, replaces it (a newer version)"
         } else {
             ""
         },
@@ -2262,6 +2355,32 @@ mod tests {
             place_by_order(&[a(5, 0), a(40, 1)], &[(40, 5), (50, 5)], true, &mut never),
             vec![Slot::Left(Stray::PartialTail); 2]
         );
+        // The partly filled tail in a block freed earlier (out of file
+        // order), directly after the others: set aside, its newer version
+        // follows the others.
+        let mut first = |i: usize| i == 0;
+        let tail_early = [a(10, 0), a(30, 1), a(20, 2)];
+        assert_eq!(
+            place_by_order(&tail_early, &f(&[40, 50]), true, &mut first),
+            vec![Slot::Replaces(2), Slot::At(3)]
+        );
+        // ... its newer version missing: nothing placed.
+        assert_eq!(
+            place_by_order(&tail_early, &f(&[40, 50]), true, &mut never),
+            vec![Slot::Left(Stray::PartialTail); 2]
+        );
+        // Not partly filled, or not directly after the others, or another
+        // proven chunk out of order: nothing placed.
+        for (anchors, partial) in [
+            (&tail_early[..], false),
+            (&[a(10, 0), a(30, 1), a(20, 3)][..], true),
+            (&[a(10, 1), a(30, 0), a(20, 2)][..], true),
+        ] {
+            assert_eq!(
+                place_by_order(anchors, &f(&[40]), partial, &mut first),
+                vec![Slot::Left(Stray::ProvenOutOfOrder)]
+            );
+        }
     }
     /// An unfiltered chunk of `n` f64 rows like an appender's: its first
     /// bytes are zero (low mantissa bytes), its last is not.

@@ -9,6 +9,8 @@
 //!   need; [`have_python`] / [`have_h5py`] apply the one policy: under CI
 //!   (the `CI` environment variable set) a missing module FAILS the test,
 //!   elsewhere the test skips and says so on stderr (`SKIPPED: ...`).
+//! - Killed appending writers (testdata/killed_appender.py): [`appender`]
+//!   writes, salvages and checks them row by row.
 //!
 //! Each test binary uses a part of this module.
 #![allow(dead_code)]
