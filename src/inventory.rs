@@ -28,8 +28,13 @@ pub struct Inventory {
     /// An HDF5 signature was found at 0, 512, 1024, ... (even if the
     /// superblock behind it could not be parsed).
     pub signature_found: bool,
-    /// Every object reached, in visiting order (parents before children).
+    /// Every object reached, in visiting order (parents before children),
+    /// except those handed to a consumer during the walk
+    /// ([`crate::walk::walk_streamed`]).
     pub objects: Vec<Object>,
+    /// The counts of the objects the walk handed to a consumer instead of
+    /// keeping them in `objects` (`links` stays 0: links are kept).
+    pub streamed: Summary,
     /// Soft, external and user-defined links (hard links lead to objects).
     pub links: Vec<LinkEntry>,
     /// File-level problems (superblock, truncation, unreachable root, ...).
@@ -60,6 +65,17 @@ pub struct Inventory {
     /// addresses in the bytes the inventory was made from
     /// ([`check_relocated`]).
     pub relocated: Vec<crate::follow::cache_image::Relocation>,
+}
+
+/// A consumer of the objects a walk hands over one by one instead of
+/// keeping them ([`crate::pipeline::scan_path_streamed`]: scan's text
+/// report), so that memory does not grow with the number of objects.
+pub trait ObjectSink {
+    /// One complete object.
+    fn object(&mut self, o: Object);
+    /// The objects handed over so far do not count: the inventory is made
+    /// again, whole (a damaged file is carved, which needs every object).
+    fn clear(&mut self);
 }
 
 /// A metadata cache image (`MDCI`, [`crate::follow::cache_image`]): where
@@ -985,6 +1001,29 @@ pub struct Summary {
     pub problems: u64,
 }
 
+impl Summary {
+    /// Adds `o` to the counts (its kind, status and problems).
+    pub fn count(&mut self, o: &Object) {
+        match o.kind {
+            ObjectKind::Group => self.groups += 1,
+            ObjectKind::Dataset => self.datasets += 1,
+            ObjectKind::Datatype => self.datatypes += 1,
+            ObjectKind::Unknown => self.unknown += 1,
+        }
+        match o.status {
+            Status::Intact => self.intact += 1,
+            Status::Partial => self.partial += 1,
+            Status::Lost => self.lost += 1,
+        }
+        self.problems += o.problems.len() as u64;
+        self.problems += o
+            .attributes
+            .iter()
+            .map(|a| a.problems.len() as u64)
+            .sum::<u64>();
+    }
+}
+
 impl Inventory {
     /// The byte image this inventory's addresses refer to: `bytes` (the
     /// file it was made from) with the superblock's base and sizes, or the
@@ -1034,26 +1073,11 @@ impl Inventory {
         let mut s = Summary {
             links: self.links.len() as u64,
             problems: self.problems.len() as u64,
-            ..Summary::default()
+            ..self.streamed.clone()
         };
+        s.problems += self.streamed.problems;
         for o in &self.objects {
-            match o.kind {
-                ObjectKind::Group => s.groups += 1,
-                ObjectKind::Dataset => s.datasets += 1,
-                ObjectKind::Datatype => s.datatypes += 1,
-                ObjectKind::Unknown => s.unknown += 1,
-            }
-            match o.status {
-                Status::Intact => s.intact += 1,
-                Status::Partial => s.partial += 1,
-                Status::Lost => s.lost += 1,
-            }
-            s.problems += o.problems.len() as u64;
-            s.problems += o
-                .attributes
-                .iter()
-                .map(|a| a.problems.len() as u64)
-                .sum::<u64>();
+            s.count(o);
         }
         s
     }
@@ -1062,6 +1086,7 @@ impl Inventory {
         if self.size == 0 {
             return Verdict::Empty;
         }
+        let streamed = &self.streamed;
         let Some(_) = self.superblock else {
             return if !self.objects.is_empty() {
                 Verdict::Damaged
@@ -1075,7 +1100,9 @@ impl Inventory {
             .chunk_search
             .as_ref()
             .is_some_and(|c| !c.placed.is_empty() || !c.stray.is_empty());
-        let readable = self.objects.iter().any(|o| o.status != Status::Lost) || chunks_found;
+        let readable = self.objects.iter().any(|o| o.status != Status::Lost)
+            || streamed.intact + streamed.partial > 0
+            || chunks_found;
         if !readable {
             return Verdict::Unreadable;
         }

@@ -293,9 +293,13 @@ fn scan(
     let mut code = exit::HEALTHY;
     let mut docs = Vec::new();
     for path in files {
+        // The text report takes the walk's objects one by one (memory
+        // flat in the number of objects); JSON and the map need them all.
+        let mut lines = report::ObjectLines::default();
         let scanned = match map {
             Some(svg) => report::map::scan_with_map(path, mode, &opts, svg),
-            None => h5salvage::pipeline::scan_path_chunks(path, mode, &opts),
+            None if json => h5salvage::pipeline::scan_path_chunks(path, mode, &opts),
+            None => h5salvage::pipeline::scan_path_streamed(path, mode, &opts, &mut lines),
         };
         match scanned {
             Ok(inv) => {
@@ -303,7 +307,7 @@ fn scan(
                 if json {
                     docs.push(report::json(&inv));
                 } else {
-                    let _ = report::human(&inv, &mut out);
+                    let _ = report::human_streamed(&inv, &lines, &mut out);
                 }
             }
             Err(e) => {

@@ -29,7 +29,7 @@ use std::path::Path;
 use memmap2::{Mmap, MmapOptions};
 
 use crate::follow::cache_image::Overlay;
-use crate::inventory::{CacheImageInfo, Inventory, Verdict};
+use crate::inventory::{CacheImageInfo, Inventory, ObjectSink, Summary, Verdict};
 use crate::sigbus::Guard;
 
 /// Files up to this size are copied into memory instead of mapped. Larger
@@ -333,9 +333,32 @@ impl Input {
         mode: CarveMode,
         chunks: &crate::carve::chunks::Options,
     ) -> Result<Inventory, InputChanged> {
+        self.inventory_into(file, mode, chunks, None)
+    }
+
+    /// [`Input::inventory_with`] handing the walk's objects to `sink` one
+    /// by one where it can ([`scan_prepared`]); the inventory keeps the
+    /// others.
+    pub fn inventory_streamed(
+        &self,
+        file: &str,
+        mode: CarveMode,
+        chunks: &crate::carve::chunks::Options,
+        sink: &mut dyn ObjectSink,
+    ) -> Result<Inventory, InputChanged> {
+        self.inventory_into(file, mode, chunks, Some(sink))
+    }
+
+    fn inventory_into(
+        &self,
+        file: &str,
+        mode: CarveMode,
+        chunks: &crate::carve::chunks::Options,
+        sink: Option<&mut dyn ObjectSink>,
+    ) -> Result<Inventory, InputChanged> {
         let changed = || self.check_unchanged().is_err();
         let overlay = self.cache_image.as_ref();
-        let mut inv = scan_prepared(file, self.bytes(), mode, chunks, &changed, overlay);
+        let mut inv = scan_prepared(file, self.bytes(), mode, chunks, &changed, overlay, sink);
         inv.open_for_write = self.open_for_write;
         self.check_unchanged()?;
         Ok(inv)
@@ -464,9 +487,9 @@ fn scan_bytes_unless(
         Some(o) => {
             let mut patched = bytes.to_vec();
             o.apply(&mut patched);
-            scan_prepared(file, &patched, mode, chunks, stop, Some(o))
+            scan_prepared(file, &patched, mode, chunks, stop, Some(o), None)
         }
-        None => scan_prepared(file, bytes, mode, chunks, stop, overlay.as_ref()),
+        None => scan_prepared(file, bytes, mode, chunks, stop, overlay.as_ref(), None),
     }
 }
 
@@ -475,6 +498,12 @@ fn scan_bytes_unless(
 /// inventory before carving is decided, and the carver skips the images
 /// of the relocated entries in the block (they are at their own addresses
 /// then; the block's other entries are carved like any other bytes).
+///
+/// With a `sink`, the walk hands its objects to it
+/// ([`crate::walk::walk_streamed`]) unless the metadata cache image
+/// relocated entries (whose check needs every object); a walk that found
+/// damage in `Auto` mode is made again whole for the carver, the sink
+/// told to forget what it got.
 fn scan_prepared(
     file: &str,
     bytes: &[u8],
@@ -482,6 +511,7 @@ fn scan_prepared(
     chunks: &crate::carve::chunks::Options,
     stop: &dyn Fn() -> bool,
     overlay: Option<&Overlay>,
+    sink: Option<&mut dyn ObjectSink>,
 ) -> Inventory {
     let record = |mut inv: Inventory| {
         if let Some(o) = overlay {
@@ -495,15 +525,28 @@ fn scan_prepared(
         .map(|o| o.relocations.iter().map(|r| (r.from, r.len)).collect())
         .unwrap_or_default();
     let carve = || crate::carve::carve_except(file, bytes, &copies);
+    let mut sink = sink.filter(|_| copies.is_empty());
+    let walk = |sink: Option<&mut (dyn ObjectSink + '_)>| {
+        record(match sink {
+            Some(s) => crate::walk::walk_streamed(file, bytes, &mut |o| s.object(o)),
+            None => crate::walk::walk(file, bytes),
+        })
+    };
     let spin = crate::progress::Spinner::new(&format!("scanning {file}"), bytes.len() as u64);
     let (mut inv, carved) = match mode {
         CarveMode::Only => (record(carve()), true),
-        CarveMode::Never => (record(crate::walk::walk(file, bytes)), false),
+        CarveMode::Never => (walk(sink), false),
         CarveMode::Auto => {
-            let walked = record(crate::walk::walk(file, bytes));
+            let mut walked = walk(sink.as_deref_mut());
             if walked.verdict() == Verdict::Healthy || bytes.is_empty() || stop() {
                 (walked, false)
             } else {
+                if walked.streamed != Summary::default() {
+                    if let Some(s) = sink {
+                        s.clear();
+                    }
+                    walked = walk(None);
+                }
                 spin.set(&format!("carving {file}"));
                 (crate::carve::combine(walked, carve()), true)
             }
@@ -533,6 +576,18 @@ pub fn scan_path(path: &Path) -> io::Result<Inventory> {
 pub fn scan_path_with(path: &Path, mode: CarveMode) -> io::Result<Inventory> {
     let input = Input::open(path)?;
     Ok(input.inventory(&path.display().to_string(), mode)?)
+}
+
+/// [`scan_path_chunks`] handing the walk's objects to `sink` one by one
+/// where it can ([`Input::inventory_streamed`]).
+pub fn scan_path_streamed(
+    path: &Path,
+    mode: CarveMode,
+    chunks: &crate::carve::chunks::Options,
+    sink: &mut dyn ObjectSink,
+) -> io::Result<Inventory> {
+    let input = Input::open(path)?;
+    Ok(input.inventory_streamed(&path.display().to_string(), mode, chunks, sink)?)
 }
 
 /// [`scan_path_with`] with options for the chunk search.

@@ -29,6 +29,9 @@ fn walk(
     let mut visited = HashSet::new();
     let mut stack: Vec<(u64, Option<u8>)> = vec![(root, None)];
     while let Some((addr, expected_level)) = stack.pop() {
+        if !visited.is_empty() {
+            image.release();
+        }
         let abs = image.absolute(addr).unwrap_or(addr);
         if !visited.insert(addr) {
             errors.push(Error::invalid(

@@ -88,6 +88,9 @@ pub fn collect_records(
             break;
         }
         budget -= 1;
+        if visited.len() > 1 {
+            image.release();
+        }
         let node = match image
             .at(structure, addr)
             .and_then(|d| parse_node(d, abs, &tree, depth, nrec))

@@ -49,7 +49,11 @@ pub fn dense_objects(
     // Huge objects (above the heap's managed-object size): read only when
     // some record names one.
     let mut huge: Option<std::collections::HashMap<u64, super::fractal_heap::HugePlace>> = None;
-    for r in records {
+    for (i, r) in records.into_iter().enumerate() {
+        // In name order, the heap's blocks are read all over the file.
+        if i > 0 {
+            image.release();
+        }
         let (id, order): (&[u8], _) = match &r {
             Record::LinkName { heap_id, .. } => (heap_id, None),
             Record::AttributeName {

@@ -58,6 +58,19 @@ impl<'a> Image<'a> {
         }
     }
 
+    /// Hands the pages of a mapped file read so far back to the kernel
+    /// ([`crate::pipeline::release`]). Called by the listings whose nodes
+    /// lie all over a file (B-trees, a large group's nodes and heap
+    /// objects), before each node but the first (a small structure costs
+    /// nothing, a release makes the next reads fault again): a fault may
+    /// map a whole folio of the
+    /// page cache (up to 2 MiB with large folios), so a few dozen such
+    /// reads map most of a file and resident memory grows with it
+    /// (issue 15).
+    pub fn release(&self) {
+        crate::pipeline::release(self.bytes);
+    }
+
     /// Size of the file in bytes.
     pub fn len(&self) -> u64 {
         self.bytes.len() as u64

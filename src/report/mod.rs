@@ -1,13 +1,14 @@
 //! Reports on an [`Inventory`]: a human one for the terminal and a JSON one
 //! for scripts. Both write to any `io::Write` so tests can compare them.
 
+use std::borrow::Cow;
 use std::io::{self, Write};
 
 use serde_json::{json, Value};
 
 use crate::format::message::data_layout::LayoutClass;
 use crate::format::message::dataspace::{Dataspace, DataspaceKind};
-use crate::inventory::{Dataset, Inventory, Object, Status, Verdict};
+use crate::inventory::{Dataset, Inventory, Object, ObjectSink, Status, Verdict};
 use crate::merge::UnitResult;
 
 pub mod map;
@@ -341,8 +342,52 @@ fn object_line(o: &Object) -> String {
 /// What reports say of a file another process held open for writing.
 pub const OPEN_FOR_WRITE: &str = "still open for writing by another process: this is a snapshot";
 
+/// The lines of one object in the human report: its line, then its
+/// problems and its attributes' (each line ended).
+fn object_text(o: &Object) -> String {
+    use std::fmt::Write as _;
+    let mut text = object_line(o);
+    text.push('\n');
+    for p in &o.problems {
+        let _ = writeln!(text, "            ! {p}");
+    }
+    for a in &o.attributes {
+        for p in &a.problems {
+            let _ = writeln!(text, "            ! attribute {:?}: {p}", a.name);
+        }
+    }
+    text
+}
+
+/// The human report's lines of the objects a walk handed over one by one
+/// ([`crate::pipeline::scan_path_streamed`]), with their paths: a few
+/// hundred bytes an object instead of the object.
+#[derive(Debug, Default)]
+pub struct ObjectLines(Vec<(Box<str>, Box<str>)>);
+
+impl ObjectSink for ObjectLines {
+    fn object(&mut self, o: Object) {
+        self.0
+            .push((o.path.as_str().into(), object_text(&o).into()));
+    }
+
+    fn clear(&mut self) {
+        self.0.clear();
+    }
+}
+
 /// The human report of one file.
 pub fn human(inv: &Inventory, out: &mut dyn Write) -> io::Result<()> {
+    human_streamed(inv, &ObjectLines::default(), out)
+}
+
+/// [`human`] of an inventory whose walk handed (some of) its objects to
+/// `streamed` ([`Inventory::streamed`]).
+pub fn human_streamed(
+    inv: &Inventory,
+    streamed: &ObjectLines,
+    out: &mut dyn Write,
+) -> io::Result<()> {
     writeln!(out, "{} ({} bytes)", inv.file, inv.size)?;
     if inv.open_for_write {
         writeln!(out, "  {OPEN_FOR_WRITE}")?;
@@ -378,20 +423,17 @@ pub fn human(inv: &Inventory, out: &mut dyn Write) -> io::Result<()> {
             }
         }
     }
-    if !inv.objects.is_empty() {
+    let mut objects: Vec<(&str, Cow<str>)> = inv
+        .objects
+        .iter()
+        .map(|o| (o.path.as_str(), Cow::Owned(object_text(o))))
+        .chain(streamed.0.iter().map(|(p, t)| (&**p, Cow::Borrowed(&**t))))
+        .collect();
+    if !objects.is_empty() {
         writeln!(out, "  objects:")?;
-        let mut objects: Vec<&Object> = inv.objects.iter().collect();
-        objects.sort_by(|a, b| a.path.cmp(&b.path));
-        for o in objects {
-            writeln!(out, "{}", object_line(o))?;
-            for p in &o.problems {
-                writeln!(out, "            ! {p}")?;
-            }
-            for a in &o.attributes {
-                for p in &a.problems {
-                    writeln!(out, "            ! attribute {:?}: {p}", a.name)?;
-                }
-            }
+        objects.sort_by(|a, b| a.0.cmp(b.0));
+        for (_, text) in objects {
+            out.write_all(text.as_bytes())?;
         }
     }
     for l in &inv.links {
@@ -617,4 +659,59 @@ pub fn merge_table(r: &crate::merge::MergeReport, out: &mut dyn Write) -> io::Re
         writeln!(out, "{}: nothing new; left as it was", r.output)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::carve::chunks::Options;
+    use crate::pipeline::{scan_path_chunks, scan_path_streamed, CarveMode};
+
+    fn text(inv: &Inventory, lines: &ObjectLines) -> String {
+        let mut out = Vec::new();
+        human_streamed(inv, lines, &mut out).expect("report");
+        String::from_utf8(out).expect("utf-8")
+    }
+
+    /// Scan's text report made from objects handed over one by one is the
+    /// report of the whole inventory: healthy files (hard links among
+    /// them: the streamed first visit's path), a damaged one (walked again
+    /// whole for the carver in `Auto` mode, streamed without carving) and
+    /// an unclosed one (kept whole: its extents may grow after the walk).
+    #[test]
+    fn the_streamed_report_is_the_whole_report() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata");
+        // (file, damaged, unclosed)
+        let files = [
+            ("rich_latest.h5", false, false),
+            ("rich_earliest.h5", false, false),
+            ("many_members_earliest.h5", false, false),
+            ("damaged/worker_truncated.h5", true, false),
+            ("damaged/worker_open_for_write.h5", true, true),
+        ];
+        let mut hard_links = 0;
+        for (name, damaged, unclosed) in files {
+            let path = dir.join(name);
+            for mode in [CarveMode::Auto, CarveMode::Never] {
+                let opts = Options::default();
+                let whole = scan_path_chunks(&path, mode, &opts).expect(name);
+                let mut lines = ObjectLines::default();
+                let streamed = scan_path_streamed(&path, mode, &opts, &mut lines).expect(name);
+                let report = text(&whole, &ObjectLines::default());
+                assert_eq!(report, text(&streamed, &lines), "{name} {mode:?}");
+                assert_eq!(whole.summary(), streamed.summary(), "{name} {mode:?}");
+                assert_eq!(whole.verdict(), streamed.verdict(), "{name} {mode:?}");
+                let kept = unclosed || (damaged && mode == CarveMode::Auto);
+                let streams = !kept;
+                assert_eq!(streamed.objects.is_empty(), streams, "{name} {mode:?}");
+                assert_eq!(lines.0.is_empty(), !streams, "{name} {mode:?}");
+                assert_eq!(
+                    whole.objects.len(),
+                    lines.0.len().max(streamed.objects.len())
+                );
+                hard_links += report.matches("(hard link to ").count();
+            }
+        }
+        assert!(hard_links > 0, "no fixture had a hard link");
+    }
 }

@@ -192,7 +192,12 @@ fn symbol_table_members(
     };
     let (leaves, errs) = follow::btree_v1::collect_group_leaves(image, btree);
     problems.extend(errs.into_iter().map(Problem::from));
-    for snod_addr in leaves {
+    for (i, snod_addr) in leaves.into_iter().enumerate() {
+        // A large group's nodes lie all over the file (each allocated when
+        // the one before filled up).
+        if i > 0 {
+            image.release();
+        }
         let node = image.at("SNOD", snod_addr).and_then(|d| {
             symbol_table_node::parse(d, image.base.saturating_add(snod_addr), image.sizes)
         });

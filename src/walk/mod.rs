@@ -52,6 +52,25 @@ pub fn walk(file: &str, bytes: &[u8]) -> Inventory {
 
 /// [`walk`] with explicit limits.
 pub fn walk_with(file: &str, bytes: &[u8], limits: Limits) -> Inventory {
+    walk_into(file, bytes, limits, None)
+}
+
+/// [`walk`] that hands each object, once complete, to `sink` instead of
+/// keeping it in the inventory's `objects` (issue 15: memory flat in the
+/// number of objects); only their counts stay ([`Inventory::streamed`]).
+/// A file whose superblock says it was not closed keeps its objects (their
+/// extents may still grow once the walk is over, [`grow_stale_extents`]):
+/// the consumer reads both.
+pub fn walk_streamed(file: &str, bytes: &[u8], sink: &mut dyn FnMut(Object)) -> Inventory {
+    walk_into(file, bytes, Limits::default(), Some(sink))
+}
+
+fn walk_into(
+    file: &str,
+    bytes: &[u8],
+    limits: Limits,
+    sink: Option<&mut dyn FnMut(Object)>,
+) -> Inventory {
     let mut inv = Inventory {
         file: file.to_string(),
         size: bytes.len() as u64,
@@ -84,6 +103,7 @@ pub fn walk_with(file: &str, bytes: &[u8], limits: Limits) -> Inventory {
     }
     let info = SuperblockInfo::new(&sb, sb_offset, base);
     check_superblock(&info, &sb, bytes, &mut inv);
+    let sink = sink.filter(|_| !info.unclosed(inv.size));
     inv.superblock = Some(info);
 
     let mut walker = Walker {
@@ -93,6 +113,7 @@ pub fn walk_with(file: &str, bytes: &[u8], limits: Limits) -> Inventory {
         limits,
         inv,
         visited: HashMap::new(),
+        sink,
     };
     match sb.root_address() {
         Some(root) => walker.run(root),
@@ -280,18 +301,33 @@ struct Pending {
     depth: usize,
 }
 
-struct Walker<'a> {
+struct Walker<'a, 's> {
     image: Image<'a>,
     sizes: Sizes,
     /// Group leaf K from a v0/v1 superblock (SNOD capacity checks).
     leaf_k: Option<u16>,
     limits: Limits,
     inv: Inventory,
-    /// Object header address -> index of the first object visited there.
-    visited: HashMap<u64, usize>,
+    /// Object header address -> the first object visited there.
+    visited: HashMap<u64, First>,
+    /// Where complete objects go instead of `inv.objects`
+    /// ([`walk_streamed`]).
+    sink: Option<&'s mut dyn FnMut(Object)>,
 }
 
-impl Walker<'_> {
+/// The first object visited at an address, for the hard links to it.
+enum First {
+    /// Its index in `objects`.
+    Kept(usize),
+    /// Handed to the sink: what a hard link to it repeats.
+    Streamed {
+        path: Box<str>,
+        kind: ObjectKind,
+        status: Status,
+    },
+}
+
+impl Walker<'_, '_> {
     /// Depth-first, iterative (no recursion), parents before children.
     fn run(&mut self, root: u64) {
         let mut stack = vec![Pending {
@@ -300,7 +336,7 @@ impl Walker<'_> {
             depth: 0,
         }];
         while let Some(p) = stack.pop() {
-            if self.inv.objects.len() >= self.limits.max_objects {
+            if self.objects() >= self.limits.max_objects {
                 self.inv.problems.push(Problem::new(
                     ProblemKind::LimitExceeded,
                     None,
@@ -315,7 +351,7 @@ impl Walker<'_> {
             // pages are handed back after the root (whose members may lie
             // anywhere) and then now and then, so that resident memory does
             // not grow with the file.
-            if self.inv.objects.len() % crate::pipeline::RELEASE_EVERY == 1 {
+            if self.objects() % crate::pipeline::RELEASE_EVERY == 1 {
                 crate::pipeline::release(self.image.bytes);
             }
             if p.depth + 1 > self.limits.max_depth && !children.is_empty() {
@@ -333,6 +369,7 @@ impl Walker<'_> {
                         ),
                     );
                 }
+                self.stream_last();
                 continue;
             }
             for (path, address) in children.into_iter().rev() {
@@ -342,21 +379,58 @@ impl Walker<'_> {
                     depth: p.depth + 1,
                 });
             }
+            self.stream_last();
         }
+    }
+
+    /// Objects visited so far (kept or streamed).
+    fn objects(&self) -> usize {
+        let s = &self.inv.streamed;
+        self.inv.objects.len() + (s.groups + s.datasets + s.datatypes + s.unknown) as usize
+    }
+
+    /// With a sink, hands the object just visited (complete now) to it,
+    /// keeping what a later hard link to it repeats and its counts.
+    fn stream_last(&mut self) {
+        let Some(sink) = self.sink.as_mut() else {
+            return;
+        };
+        let Some(o) = self.inv.objects.pop() else {
+            return;
+        };
+        if o.hard_link_of.is_none() {
+            self.visited.insert(
+                o.address,
+                First::Streamed {
+                    path: o.path.as_str().into(),
+                    kind: o.kind,
+                    status: o.status,
+                },
+            );
+        }
+        self.inv.streamed.count(&o);
+        sink(o);
     }
 
     /// Visits one object; returns its hard-linked members (path, address).
     fn visit(&mut self, p: &Pending) -> Vec<(String, u64)> {
-        if let Some(&first) = self.visited.get(&p.address) {
-            let first = &self.inv.objects[first];
+        if let Some(first) = self.visited.get(&p.address) {
+            let (path, kind, status) = match first {
+                First::Kept(i) => {
+                    let first = &self.inv.objects[*i];
+                    (first.path.as_str(), first.kind, first.status)
+                }
+                First::Streamed { path, kind, status } => (&**path, *kind, *status),
+            };
             let mut o = Object::new(p.path.clone(), p.address);
-            o.kind = first.kind;
-            o.status = first.status;
-            o.hard_link_of = Some(first.path.clone());
+            o.kind = kind;
+            o.status = status;
+            o.hard_link_of = Some(path.to_string());
             self.inv.objects.push(o);
             return Vec::new();
         }
-        self.visited.insert(p.address, self.inv.objects.len());
+        self.visited
+            .insert(p.address, First::Kept(self.inv.objects.len()));
         let mut o = Object::new(p.path.clone(), p.address);
         let contents = read_object(&self.image, p.address, &mut o);
         let mut children = Vec::new();

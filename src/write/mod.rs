@@ -333,9 +333,47 @@ fn file_access(shown: &str, high: h5f::H5F_libver_t) -> Result<Hid, WriteError> 
             h5p::H5Pset_fclose_degree(fapl.id(), h5f::H5F_close_degree_t::H5F_CLOSE_STRONG),
             shown,
             "H5Pset_fclose_degree",
-        )
+        )?;
+        cap_metadata_cache(fapl.id(), shown)
     })?;
     Ok(fapl)
+}
+
+/// Upper bound of the output's metadata cache. The cache counts an entry
+/// by its size on disk, but an object header entry holds its decoded
+/// messages (each attribute with its own dataspace and datatype), several
+/// times that: with libhdf5's default (2 MiB, growing to 32 MiB) nearly
+/// every header written stayed cached, and a salvage's memory grew with
+/// the number of objects. 256 KiB: no slower in `bench/run`'s salvage and
+/// merge (bench/PROFILE.md, issue 15).
+const METADATA_CACHE_MAX: usize = 256 << 10;
+
+/// Caps the metadata cache of files opened with `fapl` at
+/// [`METADATA_CACHE_MAX`] (the rest of libhdf5's default configuration is
+/// kept).
+///
+/// # Safety
+/// `fapl` is a live file access property list; the caller holds the
+/// libhdf5 lock.
+unsafe fn cap_metadata_cache(fapl: hid_t, shown: &str) -> Result<(), WriteError> {
+    let mut cfg = hdf5_sys::h5ac::H5AC_cache_config_t {
+        version: hdf5_sys::h5ac::H5AC__CURR_CACHE_CONFIG_VERSION,
+        ..Default::default()
+    };
+    check(
+        h5p::H5Pget_mdc_config(fapl, &mut cfg),
+        shown,
+        "H5Pget_mdc_config",
+    )?;
+    cfg.max_size = METADATA_CACHE_MAX;
+    cfg.initial_size = cfg.initial_size.min(cfg.max_size);
+    cfg.min_size = cfg.min_size.min(cfg.initial_size);
+    check(
+        h5p::H5Pset_mdc_config(fapl, &cfg),
+        shown,
+        "H5Pset_mdc_config",
+    )?;
+    Ok(())
 }
 
 /// True when every link along the absolute `path` exists in file `fid`
