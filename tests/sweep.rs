@@ -185,3 +185,32 @@ fn a_data_address_pointing_into_another_dataset_is_not_trusted() {
     // named unverified: which address is wrong cannot be told.
     assert_eq!(v["unverified"], 2, "{v}");
 }
+
+/// A v1 object header whose chunk size was damaged upwards (spec IV.A.1.a:
+/// "Object Header Size") read on into the following bytes, which framed as
+/// messages of another object (attributes of a neighbour, a continuation
+/// to its block): those attributes were written onto the dataset. With a
+/// chunk that fails to frame, messages past the declared count are not
+/// used (`follow::object_header::read_all_messages`).
+#[test]
+fn a_v1_header_size_too_large_takes_no_neighbour_messages() {
+    if !have_python(
+        WRITERS,
+        "a_v1_header_size_too_large_takes_no_neighbour_messages",
+    ) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let orig = generate(dir.path(), &["corners_earliest"]).remove(0);
+    let bad = dir.path().join("corners_bad.h5");
+    python_code(
+        "import h5py, sys\n\
+         with h5py.File(sys.argv[1], 'r') as f:\n\
+         \x20   at = h5py.h5o.get_info(f['/strings/ascii_spacepad'].id).addr + 8\n\
+         raw = bytearray(open(sys.argv[1], 'rb').read())\n\
+         raw[at] ^= 0xFF\n\
+         open(sys.argv[2], 'wb').write(raw)\n",
+        &[&orig, &bad],
+    );
+    salvage_and_compare(&orig, &bad);
+}
