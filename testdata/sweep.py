@@ -17,6 +17,12 @@ Writes into OUTDIR (every file is small, a few hundred KiB at most):
   (also inside compounds), fill values, alloc-time early with fill-time
   never, empty (h5py.Empty) attributes, array-of-array types, vlen of
   enum, non-ASCII names.
+* space_{paged,aligned,earliest}.h5 (h5py): paged file space with
+  persistent free-space managers; alignment and a metadata block size at
+  libver (earliest, v108); earliest. Each with timestamps left on, a v1
+  header with continuation blocks, dense attributes from the first, a
+  rank-6 chunked dataset, soft-link chains, an absolute external link, a
+  committed type used by an attribute, a deleted dataset.
 * h5netcdf_invalid.h5 (h5netcdf, invalid_netcdf=True): complex, bool,
   enum, vlen strings, groups, dimension scales.
 * netcdf4_types.nc (netCDF4-python): user-defined compound, enum, vlen
@@ -228,6 +234,43 @@ def corners(libver):
     f.close()
 
 
+def file_space(name, **kw):
+    """Allocation and storage settings: paged file space with persistent
+    free-space managers, alignment, timestamps left on, a v1 header with
+    continuation blocks (many attributes), groups dense from the first
+    attribute, a rank-6 chunked dataset, link chains, a committed type used by
+    an attribute; a dataset deleted so that free space exists."""
+    path = os.path.join(OUT, name + ".h5")
+    f = h5py.File(path, "w", **kw)
+    rng = np.random.default_rng(9)
+    f.create_dataset("timed", data=np.arange(10))  # track_times left on
+    g = f.create_group("timed_group")
+    g.attrs["x"] = 1
+    many = f.create_dataset("many_attrs", data=[1, 2, 3])
+    for i in range(40):
+        many.attrs["attr%02d" % i] = np.arange(i + 1, dtype="<i2")
+    gcpl = h5py.h5p.create(h5py.h5p.GROUP_CREATE)
+    if kw.get("libver") != "earliest":
+        gcpl.set_attr_phase_change(0, 0)
+    dense = h5py.Group(h5py.h5g.create(f.id, b"dense_from_start", gcpl=gcpl))
+    dense.create_dataset("only", data=[7])
+    dense.attrs["only_attr"] = "v"
+    ds(f, "rank6", data=rng.integers(0, 9, (2, 3, 1, 4, 2, 3)).astype("u1"),
+       chunks=(1, 2, 1, 3, 2, 2), compression="gzip")
+    f["soft1"] = h5py.SoftLink("/soft2")
+    f["soft2"] = h5py.SoftLink("/timed")
+    f["ext_abs"] = h5py.ExternalLink("/nonexistent/abs.h5", "/x")
+    f["point_t"] = np.dtype([("x", "<f4"), ("y", "<f4")])
+    tid = f["point_t"].id
+    a = h5py.h5a.create(f.id, b"committed_attr", tid, h5py.h5s.create_simple((2,)))
+    a.write(np.array([(1, 2), (3, 4)], f["point_t"].dtype))
+    f.create_dataset("committed_ds", data=np.zeros(3, f["point_t"].dtype), dtype=f["point_t"])
+    f.create_dataset("gone", data=np.arange(5000))
+    del f["gone"]
+    f.create_dataset("after_gone", data=np.arange(300.0), chunks=(50,), compression="gzip")
+    f.close()
+
+
 def h5netcdf_file():
     import h5netcdf
     path = os.path.join(OUT, "h5netcdf_invalid.h5")
@@ -349,6 +392,13 @@ if __name__ == "__main__":
     for lv in ("earliest", "latest"):
         if want("corners_" + lv):
             corners(lv)
+    for name, kw in (("space_paged", dict(libver="latest", fs_strategy="page",
+                                          fs_persist=True, fs_page_size=4096)),
+                     ("space_aligned", dict(libver=("earliest", "v108"), alignment_threshold=64,
+                                            alignment_interval=512, meta_block_size=8192)),
+                     ("space_earliest", dict(libver="earliest"))):
+        if want(name):
+            file_space(name, **kw)
     if want("h5netcdf_invalid"):
         h5netcdf_file()
     if want("netcdf4_types"):

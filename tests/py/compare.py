@@ -4,8 +4,9 @@
 usage: compare.py ORIGINAL SALVAGED [--strict]
 
 Every dataset and attribute in SALVAGED must equal the original bit for bit,
-except datasets marked h5salvage_unverified (not compared) and those
-marked h5salvage_status = "partial": of those, only what was
+except datasets marked h5salvage_unverified (which may differ: counted as
+"unverified", without --strict) and those marked h5salvage_status =
+"partial": of those, only what was
 written must equal the original (the chunks the file holds, or the leading
 elements of a contiguous dataset named by h5salvage_missing). --strict also
 requires that every object of ORIGINAL is in SALVAGED and nothing is partial
@@ -198,7 +199,12 @@ def match_lost_found(lo, fs, res):
         # No original group holds all of it: name each member and attribute
         # that equals nothing of the same name in any original group.
         everything = [o for os_ in candidates.values() for o in os_]
+        degraded = g.attrs.get("h5salvage_degraded", "")
+        if isinstance(degraded, bytes):
+            degraded = degraded.decode()
         for k, v in attrs_of(g).items():
+            if "@" + k in degraded:
+                continue  # declared degraded (a reference whose target was lost)
             if not any(k in o.attrs and same_array(o.attrs[k], v, o.file, g.file)
                        for o in everything):
                 res["wrong"].append("/lost+found/%s attribute %s" % (name, k))
@@ -271,11 +277,6 @@ def main():
                 if getattr(s, prop) != getattr(o, prop):
                     res["wrong"].append("%s (%s %r vs %r)" % (
                         path, prop, getattr(s, prop), getattr(o, prop)))
-            if "h5salvage_unverified" in s.attrs:
-                # Data in an all-zero page range of a damaged file: named as
-                # unverified, not claimed to be the original's.
-                res["unverified"] += 1
-                continue
             status = s.attrs.get("h5salvage_status")
             if status in (b"partial", "partial"):
                 if strict:
@@ -293,6 +294,11 @@ def main():
                 continue
             if equal:
                 res["equal"] += 1
+            elif "h5salvage_unverified" in s.attrs and not strict:
+                # Named as unverified (data in an all-zero page range of a
+                # damaged file, over another object's bytes): not claimed
+                # to be the original's.
+                res["unverified"] += 1
             else:
                 res["wrong"].append(path)
         match_lost_found(lo, fs, res)

@@ -6,7 +6,8 @@ Every group and dataset of ORIG reached by a hard link (first path only) and
 not under a skipped path must exist in OUT with the same kind, attribute
 names and values (dtype with its member order, and bytes), the same listing
 order of attributes and group members (creation order where the source
-tracks it), and for datasets the same dtype, shape,
+tracks it), the kind of every link (soft and external ones with their
+targets), and for datasets the same dtype, shape,
 maxshape, layout, chunks, filters (compression, options, shuffle,
 fletcher32), fill value and data. A dataset or attribute whose datatype is
 a committed (named) datatype must refer to the committed datatype at the
@@ -125,6 +126,17 @@ def objects(f, skip):
     return out
 
 
+def link_of(g, name):
+    """The kind of link `name` in `g` and, for soft and external links,
+    its target."""
+    link = g.get(name, getlink=True)
+    if isinstance(link, h5py.SoftLink):
+        return ("soft", link.path)
+    if isinstance(link, h5py.ExternalLink):
+        return ("external", link.filename, link.path)
+    return (type(link).__name__,)
+
+
 def committed_types(f):
     """Header address -> path of every committed datatype reached by a
     hard link."""
@@ -178,6 +190,10 @@ def main():
             ky = [k for k in y.keys() if k in x]
             if kx != ky:
                 err(path, f"members (in listing order) {kx} vs {ky}")
+            for k in kx:
+                lx, ly = link_of(x, k), link_of(y, k)
+                if lx != ly:
+                    err(path, f"link {k}: {lx} vs {ly}")
         for n in names_x:
             if n not in y.attrs:
                 continue
