@@ -193,8 +193,10 @@ def match_lost_found(lo, fs, res):
         pool = [o for key, os_ in candidates.items() if set(g.keys()) <= set(key) for o in os_]
         if any(group_matches(o, g) for o in pool):
             res["lost_found_matched"] += 1
+            # Unverified members were not compared (group_matches).
             res["lost_found_datasets"] += sum(
-                1 for m in g.keys() if isinstance(g.get(m), h5py.Dataset))
+                1 for m in g.keys() if isinstance(g.get(m), h5py.Dataset)
+                and "h5salvage_unverified" not in g.get(m).attrs)
             continue
         # No original group holds all of it: name each member and attribute
         # that equals nothing of the same name in any original group.
