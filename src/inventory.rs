@@ -197,6 +197,96 @@ pub fn check_relocated(inv: &mut Inventory) {
     inv.problems.extend(file_problems);
 }
 
+/// Every dataset's raw data must lie apart from every other object's raw
+/// data and from every object header: libhdf5 allocates file space once per
+/// structure (spec III.G, free-space management hands a range to one owner).
+/// A damaged address in a structure without a checksum (a v1 object
+/// header's layout message, IV.A.2.i; a v1 B-tree node's child pointer,
+/// III.A.1) makes a dataset read another object's bytes as its own, and
+/// nothing else tells. Applied once the inventory is complete: raw data
+/// (a contiguous extent or a present chunk) that meets another object's raw
+/// data or header gets a [`ProblemKind::SharedBytes`] problem (both sides
+/// when both are raw data: which address is wrong cannot be told), and the
+/// object becomes partial.
+pub fn check_data_overlaps(inv: &mut Inventory) {
+    let base = match (&inv.superblock, &inv.inferred) {
+        (Some(s), _) => s.base_address,
+        (None, Some(i)) if i.confirmed => i.base_address,
+        _ => return,
+    };
+    // (start, end, object index, raw data?), absolute offsets.
+    let mut spans: Vec<(u64, u64, usize, bool)> = Vec::new();
+    for (i, o) in inv.objects.iter().enumerate() {
+        if o.status == Status::Lost || o.hard_link_of.is_some() {
+            continue;
+        }
+        spans.extend(o.header_spans.iter().map(|&(s, e)| (s, e, i, false)));
+        let Some(ds) = &o.dataset else {
+            continue;
+        };
+        let mut extents: Vec<(u64, u64)> = ds
+            .chunks
+            .iter()
+            .filter(|c| c.present)
+            .map(|c| (c.address, c.size))
+            .collect();
+        if let crate::format::message::data_layout::LayoutClass::Contiguous { address, size } =
+            &ds.layout.class
+        {
+            extents.push((*address, size.or_else(|| ds.data_bytes()).unwrap_or(0)));
+        }
+        for (a, n) in extents {
+            if crate::format::is_undefined(a) || n == 0 {
+                continue;
+            }
+            if let Some(s) = base.checked_add(a) {
+                spans.push((s, s.saturating_add(n), i, true));
+            }
+        }
+    }
+    spans.retain(|s| s.0 < s.1);
+    spans.sort_unstable();
+    let mut found: Vec<Option<Problem>> = vec![None; inv.objects.len()];
+    // The span reaching furthest so far: any later span starting before
+    // its end meets it.
+    let mut reach: Option<(u64, u64, usize, bool)> = None;
+    for &cur in &spans {
+        let Some(prev) = reach else {
+            reach = Some(cur);
+            continue;
+        };
+        if cur.0 < prev.1 && cur.2 != prev.2 && (cur.3 || prev.3) {
+            for (me, other) in [(cur, prev), (prev, cur)] {
+                if !me.3 || found[me.2].is_some() {
+                    continue;
+                }
+                let what = if other.3 { "raw data" } else { "object header" };
+                found[me.2] = Some(Problem::new(
+                    ProblemKind::SharedBytes,
+                    Some(me.0),
+                    "raw data",
+                    format!(
+                        "raw data {:#x}..{:#x} shares bytes with the {what} of {} ({:#x}..{:#x}): \
+                         one of the two addresses is wrong, the data is not trusted",
+                        me.0, me.1, inv.objects[other.2].path, other.0, other.1
+                    ),
+                ));
+            }
+        }
+        if cur.1 > prev.1 {
+            reach = Some(cur);
+        }
+    }
+    for (o, p) in inv.objects.iter_mut().zip(found) {
+        if let Some(p) = p {
+            o.problems.push(p);
+            if o.status == Status::Intact {
+                o.status = Status::Partial;
+            }
+        }
+    }
+}
+
 /// The base address (and sizes of offsets and lengths) of a file without a
 /// superblock, as the carved structures confirm it.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
@@ -702,6 +792,11 @@ pub enum ProblemKind {
     /// Bytes claimed twice (a chunk over other structures, headers inside
     /// raw data): not trusted.
     Overlap,
+    /// A dataset's raw data shares bytes with another object's raw data or
+    /// with an object header ([`check_data_overlaps`]): one of the two
+    /// addresses is wrong and which cannot be told; salvage writes the data
+    /// marked `h5salvage_unverified`.
+    SharedBytes,
     /// Two entries for one name or position: one is ignored or renamed.
     Duplicate,
     /// Evidence that fits several owners or targets: not used, or the

@@ -561,6 +561,7 @@ fn scan_prepared(
         }
     }
     crate::inventory::check_relocated(&mut inv);
+    crate::inventory::check_data_overlaps(&mut inv);
     inv.zeroed_ranges = crate::inventory::zeroed_ranges(bytes);
     inv
 }

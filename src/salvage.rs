@@ -914,6 +914,16 @@ fn salvage_dataset(
             .collect(),
         _ => Vec::new(),
     };
+    // Raw data over another object's bytes (check_data_overlaps): written,
+    // but not claimed to be the original's.
+    for p in o
+        .problems
+        .iter()
+        .filter(|p| p.kind == ProblemKind::SharedBytes)
+    {
+        unverified_notes.push(format!("data not verified: {}", p.message));
+        out.result = Recovery::Unverified;
+    }
     if !zeroed.is_empty() {
         let shown: Vec<&str> = zeroed.iter().take(20).map(String::as_str).collect();
         unverified_notes.push(format!(

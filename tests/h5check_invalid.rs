@@ -84,3 +84,39 @@ fn h5check_invalid_files() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// `salvage` (the command line, carving on) on each of the checker's
+/// invalid files: no panic, no hang (killed after a minute), and a
+/// documented exit code (0, 1 or 3: README "Exit codes of salvage").
+#[test]
+fn h5check_invalid_files_salvage_without_panic_or_hang() {
+    let Some(dir) = peers() else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "shared/peers/h5check-invalid is required in CI"
+        );
+        eprintln!("shared/peers/h5check-invalid not present: skipped");
+        return;
+    };
+    let out = tempfile::tempdir().unwrap();
+    let mut failures = Vec::new();
+    for (name, _) in EXPECTED {
+        let o = std::process::Command::new("timeout")
+            .arg("60")
+            .arg(env!("CARGO_BIN_EXE_h5salvage"))
+            .arg("salvage")
+            .arg(dir.join(name))
+            .arg("-o")
+            .arg(out.path().join(name))
+            .output()
+            .unwrap();
+        let code = o.status.code();
+        if !matches!(code, Some(0 | 1 | 3)) {
+            failures.push(format!(
+                "{name}: exit {code:?}: {}",
+                String::from_utf8_lossy(&o.stderr)
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

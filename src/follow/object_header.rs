@@ -40,7 +40,9 @@ pub fn read_all_messages(
     let mut messages = Vec::new();
     let mut queue = VecDeque::new();
     let mut blocks = 0usize;
-    absorb(image, chunk0, &mut messages, &mut queue, &mut problems);
+    // A chunk whose messages do not frame (or a continuation message that
+    // does not parse): its bytes may not be what the writer put there.
+    let mut misframed = absorb(image, chunk0, &mut messages, &mut queue, &mut problems);
     while let Some((cont, from)) = queue.pop_front() {
         let cont: continuation::Continuation = cont;
         if blocks >= MAX_CONTINUATION_BLOCKS {
@@ -106,7 +108,9 @@ pub fn read_all_messages(
             }
         };
         match parse_continuation_block(block, start, cont.length, prefix.version, prefix.flags) {
-            Ok(chunk) => absorb(image, chunk, &mut messages, &mut queue, &mut problems),
+            Ok(chunk) => {
+                misframed |= absorb(image, chunk, &mut messages, &mut queue, &mut problems)
+            }
             Err(e) => problems.push(e),
         }
     }
@@ -121,19 +125,41 @@ pub fn read_all_messages(
                 ),
             ));
         }
+        // v1 (IV.A.1.a): the count covers every message of every chunk,
+        // and chunk 0 is read first, continuation blocks after it. More
+        // messages than declared where a chunk also fails to frame: a
+        // damaged chunk size or continuation made the parse run into other
+        // bytes (a neighbour's header), whose messages come after the
+        // header's own. Those past the count are not the object's.
+        let count = usize::from(count);
+        if misframed && messages.len() > count {
+            problems.push(Error::invalid(
+                HEADER,
+                abs,
+                format!(
+                    "the {} message(s) past the declared {count} are not used: a chunk of this \
+                     header does not frame, so its bytes may belong to another structure",
+                    messages.len() - count
+                ),
+            ));
+            messages.truncate(count);
+        }
     }
     (Some(prefix), messages, problems)
 }
 
 /// Appends a chunk's messages and problems, queueing its continuation messages
-/// (with the absolute offset of the message body, for reports).
+/// (with the absolute offset of the message body, for reports). True when
+/// the chunk's messages do not frame or a continuation message fails to
+/// parse.
 fn absorb(
     image: &Image,
     chunk: ChunkMessages,
     messages: &mut Vec<RawMessage>,
     queue: &mut VecDeque<(continuation::Continuation, u64)>,
     problems: &mut Vec<Error>,
-) {
+) -> bool {
+    let mut misframed = chunk.error.is_some();
     problems.extend(chunk.error);
     problems.extend(chunk.checksum_error);
     for m in &chunk.messages {
@@ -146,10 +172,14 @@ fn absorb(
         };
         match parsed {
             Ok(c) => queue.push_back((c, m.body_offset)),
-            Err(e) => problems.push(e),
+            Err(e) => {
+                misframed = true;
+                problems.push(e);
+            }
         }
     }
     messages.extend(chunk.messages);
+    misframed
 }
 
 #[cfg(test)]
@@ -195,6 +225,33 @@ mod tests {
         let (_, msgs, problems) = read_all_messages(&image, 48);
         assert_eq!(msgs.len(), 7);
         assert_eq!(problems.len(), 1);
+    }
+
+    /// A v1 header whose chunk size was damaged upwards: its own message
+    /// (the declared 1), then a neighbour's bytes that frame as one more
+    /// message and then fail (a size not a multiple of 8). The message past
+    /// the count is not the object's; without the framing failure, an
+    /// extra message is kept (old libraries miscounted, libhdf5 reads on).
+    #[test]
+    fn messages_past_a_v1_count_in_a_misframed_header_are_dropped() {
+        let mut msgs = vec![v1_msg(0x0C, &[1; 8]), v1_msg(0x0C, &[2; 8])];
+        let mut bad = v1_msg(0x0C, &[3; 8]);
+        bad[2] = 6; // size 6: misaligned
+        msgs.push(bad);
+        let h = v1_header(1, &msgs);
+        let mut file = vec![0u8; 0x40];
+        file.extend_from_slice(&h);
+        let image = Image::new(&file, 0, Sizes::DEFAULT);
+        let (_, got, problems) = read_all_messages(&image, 0x40);
+        assert_eq!(got.len(), 1, "{problems:?}");
+        assert!(problems.iter().any(|e| e.to_string().contains("not used")));
+
+        let h = v1_header(1, &msgs[..2]);
+        let mut file = vec![0u8; 0x40];
+        file.extend_from_slice(&h);
+        let image = Image::new(&file, 0, Sizes::DEFAULT);
+        let (_, got, problems) = read_all_messages(&image, 0x40);
+        assert_eq!(got.len(), 2, "{problems:?}");
     }
 
     #[test]

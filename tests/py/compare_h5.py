@@ -6,7 +6,8 @@ Every group and dataset of ORIG reached by a hard link (first path only) and
 not under a skipped path must exist in OUT with the same kind, attribute
 names and values (dtype with its member order, and bytes), the same listing
 order of attributes and group members (creation order where the source
-tracks it), and for datasets the same dtype, shape,
+tracks it), the kind of every link (soft and external ones with their
+targets), and for datasets the same dtype, shape,
 maxshape, layout, chunks, filters (compression, options, shuffle,
 fletcher32), fill value and data. A dataset or attribute whose datatype is
 a committed (named) datatype must refer to the committed datatype at the
@@ -21,6 +22,7 @@ import sys
 import h5py
 import numpy as np
 
+from h5raw import dtype, read
 from h5regions import region_key
 
 
@@ -41,7 +43,7 @@ def norm(x, f):
     if isinstance(x, h5py.RegionReference):
         return region_key(x, f)
     if isinstance(x, h5py.Reference):
-        return ("ref", f[x].name if x else None)
+        return ("ref", canonical_path(f, f[x]) if x else None)
     if isinstance(x, np.ndarray):
         if has_objects(x.dtype):
             return ("objarr", x.shape, [norm(y, f) for y in x.reshape(-1)])
@@ -55,6 +57,47 @@ def norm(x, f):
     if isinstance(x, h5py.Empty):
         return ("empty", str(x.dtype))
     return x
+
+
+_PATHS = {}
+
+
+def canonical_path(f, obj):
+    """The smallest of the paths (hard links only) that reach `obj`. The
+    name libhdf5 gives a dereferenced object is the first path its native
+    link iteration meets, which depends on how each group stores its links
+    (symbol table, compact, dense name hash), not on what the file holds."""
+    key = f.id.fileno
+    if key not in _PATHS:
+        paths = {}
+
+        def rec(g, prefix, seen):
+            for name in g:
+                link = g.get(name, getlink=True)
+                if not isinstance(link, h5py.HardLink):
+                    continue
+                child = g[name]
+                addr = h5py.h5o.get_info(child.id).addr
+                path = prefix + "/" + name
+                if addr not in paths or path < paths[addr]:
+                    paths[addr] = path
+                if isinstance(child, h5py.Group) and addr not in seen:
+                    rec(child, path, seen | {addr})
+
+        paths[h5py.h5o.get_info(f.id).addr] = "/"
+        rec(f, "", {h5py.h5o.get_info(f.id).addr})
+        _PATHS[key] = paths
+    return _PATHS[key].get(h5py.h5o.get_info(obj.id).addr, obj.name)
+
+
+def data_of(d, f):
+    x = read(d)
+    return x if isinstance(x, tuple) else norm(x, f)
+
+
+def prop(d, name):
+    """A dataset property (the dtype through h5raw.dtype)."""
+    return dtype(d) if name == "dtype" else getattr(d, name)
 
 
 def objects(f, skip):
@@ -81,6 +124,17 @@ def objects(f, skip):
     out.append("/")
     rec(f)
     return out
+
+
+def link_of(g, name):
+    """The kind of link `name` in `g` and, for soft and external links,
+    its target."""
+    link = g.get(name, getlink=True)
+    if isinstance(link, h5py.SoftLink):
+        return ("soft", link.path)
+    if isinstance(link, h5py.ExternalLink):
+        return ("external", link.filename, link.path)
+    return (type(link).__name__,)
 
 
 def committed_types(f):
@@ -136,6 +190,10 @@ def main():
             ky = [k for k in y.keys() if k in x]
             if kx != ky:
                 err(path, f"members (in listing order) {kx} vs {ky}")
+            for k in kx:
+                lx, ly = link_of(x, k), link_of(y, k)
+                if lx != ly:
+                    err(path, f"link {k}: {lx} vs {ly}")
         for n in names_x:
             if n not in y.attrs:
                 continue
@@ -164,23 +222,23 @@ def main():
         tx, ty = type_source(x.id.get_type(), types_a), type_source(y.id.get_type(), types_b)
         if tx != ty:
             err(path, f"committed datatype {tx} vs {ty}")
-        for prop in ("dtype", "shape", "maxshape", "chunks", "compression",
-                     "compression_opts", "shuffle", "fletcher32"):
-            px, py = getattr(x, prop), getattr(y, prop)
+        for p in ("dtype", "shape", "maxshape", "chunks", "compression",
+                  "compression_opts", "shuffle", "fletcher32"):
+            px, py = prop(x, p), prop(y, p)
             if px != py:
-                err(path, f"{prop} {px!r} vs {py!r}")
+                err(path, f"{p} {px!r} vs {py!r}")
         cx, cy = x.id.get_create_plist(), y.id.get_create_plist()
         if cx.get_layout() != cy.get_layout():
             err(path, f"layout {cx.get_layout()} vs {cy.get_layout()}")
         if cx.fill_value_defined() != cy.fill_value_defined():
             err(path, f"fill value defined {cx.fill_value_defined()} vs {cy.fill_value_defined()}")
-        if not has_objects(x.dtype):
+        if isinstance(prop(x, "dtype"), np.dtype) and not has_objects(x.dtype):
             fx, fy = norm(x.fillvalue, a), norm(y.fillvalue, b)
             if fx != fy:
                 err(path, f"fillvalue {fx!r} vs {fy!r}")
         if x.shape is None:
             continue
-        dx, dy = norm(x[()], a), norm(y[()], b)
+        dx, dy = data_of(x, a), data_of(y, b)
         if dx != dy:
             err(path, f"data differ: {str(dx)[:200]} vs {str(dy)[:200]}")
     for line in bad:

@@ -17,7 +17,10 @@ bad = []
 def same_value(a, b):
     a, b = np.asarray(a), np.asarray(b)
     if a.dtype.kind == "O" or b.dtype.kind == "O":
-        return a.shape == b.shape and list(a.ravel()) == list(b.ravel())
+        # Elements may be arrays themselves (vlen variables).
+        return a.shape == b.shape and all(
+            same_value(x, y) if isinstance(x, np.ndarray) or isinstance(y, np.ndarray) else x == y
+            for x, y in zip(a.ravel(), b.ravel()))
     return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
 
 
