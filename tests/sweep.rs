@@ -225,3 +225,43 @@ fn a_v1_header_size_too_large_takes_no_neighbour_messages() {
     );
     salvage_and_compare(&orig, &bad);
 }
+
+/// A v1 object header has no checksum: a damaged deflate level in its
+/// filter pipeline message (spec IV.A.2.l; libhdf5 refuses any level
+/// other than one value 0-9 on every read) was copied into the output,
+/// whose chunks then could not be read. The level plays no part in
+/// decoding: written as 9, with a note, and the values read back whole.
+#[test]
+fn a_damaged_deflate_level_leaves_the_output_readable() {
+    if !have_python(
+        &["h5py", "numpy"],
+        "a_damaged_deflate_level_leaves_the_output_readable",
+    ) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let orig = dir.path().join("gz.h5");
+    let bad = dir.path().join("gz_bad.h5");
+    python_code(
+        "import h5py, numpy as np, sys\n\
+         with h5py.File(sys.argv[1], 'w', libver='earliest') as f:\n\
+         \x20   f.create_dataset('x', data=np.arange(4000.0).reshape(40, 100), chunks=(8, 100), compression='gzip', compression_opts=4)\n\
+         raw = bytearray(open(sys.argv[1], 'rb').read())\n\
+         at = raw.index(b'deflate\\x00\\x04\\x00\\x00\\x00') + 8\n\
+         raw[at + 1] = 0xFF\n\
+         open(sys.argv[2], 'wb').write(raw)\n",
+        &[&orig, &bad],
+    );
+    // Not `salvage_and_compare`: the original level (4) is not in the
+    // damaged file, so the written level differs from it by design.
+    let out = bad.with_extension("out.h5");
+    let rc = salvage_cli(&bad, &out);
+    assert!([0, 1].contains(&rc), "exit {rc}");
+    python_code(
+        "import h5py, numpy as np, sys\n\
+         with h5py.File(sys.argv[1], 'r') as f:\n\
+         \x20   assert (f['x'][...] == np.arange(4000.0).reshape(40, 100)).all()\n\
+         \x20   assert f['x'].compression_opts == 9, f['x'].compression_opts\n",
+        &[&out],
+    );
+}

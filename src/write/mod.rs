@@ -1124,7 +1124,22 @@ impl Writer {
                         f.describe()
                     ));
                 }
-                let cd = f.client_data.as_slice();
+                let mut cd = f.client_data.as_slice();
+                // libhdf5's deflate filter refuses, on every read, a level
+                // other than one value 0-9 (H5Z_filter_deflate), so a
+                // damaged level would make the written chunks unreadable.
+                // The level plays no part in decoding (the chunks are
+                // copied as stored): written as 9, with a note.
+                if f.id == crate::format::message::filter_pipeline::DEFLATE
+                    && (cd.len() != 1 || cd.first().is_some_and(|&l| l > 9))
+                {
+                    self.notes.push(format!(
+                        "{path}: deflate filter parameters {cd:?} are not one level 0-9 \
+                         (a damaged filter message?): written as level 9, which does \
+                         not change the data"
+                    ));
+                    cd = &[9];
+                }
                 locked(|| unsafe {
                     check(
                         h5p::H5Pset_filter(d, id, flags, cd.len(), cd.as_ptr()),
