@@ -209,73 +209,29 @@ pub fn check_relocated(inv: &mut Inventory) {
 /// when both are raw data: which address is wrong cannot be told), and the
 /// object becomes partial.
 pub fn check_data_overlaps(inv: &mut Inventory) {
-    let base = match (&inv.superblock, &inv.inferred) {
-        (Some(s), _) => s.base_address,
-        (None, Some(i)) if i.confirmed => i.base_address,
-        _ => return,
+    let Some(base) = overlap_base(inv) else {
+        return;
     };
-    // (start, end, object index, raw data?), absolute offsets.
-    let mut spans: Vec<(u64, u64, usize, bool)> = Vec::new();
+    let mut spans: Vec<Span> = Vec::new();
     for (i, o) in inv.objects.iter().enumerate() {
-        if o.status == Status::Lost || o.hard_link_of.is_some() {
-            continue;
-        }
-        spans.extend(o.header_spans.iter().map(|&(s, e)| (s, e, i, false)));
-        let Some(ds) = &o.dataset else {
-            continue;
-        };
-        let mut extents: Vec<(u64, u64)> = ds
-            .chunks
-            .iter()
-            .filter(|c| c.present)
-            .map(|c| (c.address, c.size))
-            .collect();
-        if let crate::format::message::data_layout::LayoutClass::Contiguous { address, size } =
-            &ds.layout.class
-        {
-            extents.push((*address, size.or_else(|| ds.data_bytes()).unwrap_or(0)));
-        }
-        for (a, n) in extents {
-            if crate::format::is_undefined(a) || n == 0 {
-                continue;
-            }
-            if let Some(s) = base.checked_add(a) {
-                spans.push((s, s.saturating_add(n), i, true));
-            }
-        }
+        push_spans(&mut spans, o, i, base);
     }
-    spans.retain(|s| s.0 < s.1);
-    spans.sort_unstable();
     let mut found: Vec<Option<Problem>> = vec![None; inv.objects.len()];
-    // The span reaching furthest so far: any later span starting before
-    // its end meets it.
-    let mut reach: Option<(u64, u64, usize, bool)> = None;
-    for &cur in &spans {
-        let Some(prev) = reach else {
-            reach = Some(cur);
+    for (me, other) in overlaps(&mut spans) {
+        if found[me.2].is_some() {
             continue;
-        };
-        if cur.0 < prev.1 && cur.2 != prev.2 && (cur.3 || prev.3) {
-            for (me, other) in [(cur, prev), (prev, cur)] {
-                if !me.3 || found[me.2].is_some() {
-                    continue;
-                }
-                let what = if other.3 { "raw data" } else { "object header" };
-                found[me.2] = Some(Problem::new(
-                    ProblemKind::SharedBytes,
-                    Some(me.0),
-                    "raw data",
-                    format!(
-                        "raw data {:#x}..{:#x} shares bytes with the {what} of {} ({:#x}..{:#x}): \
-                         one of the two addresses is wrong, the data is not trusted",
-                        me.0, me.1, inv.objects[other.2].path, other.0, other.1
-                    ),
-                ));
-            }
         }
-        if cur.1 > prev.1 {
-            reach = Some(cur);
-        }
+        let what = if other.3 { "raw data" } else { "object header" };
+        found[me.2] = Some(Problem::new(
+            ProblemKind::SharedBytes,
+            Some(me.0),
+            "raw data",
+            format!(
+                "raw data {:#x}..{:#x} shares bytes with the {what} of {} ({:#x}..{:#x}): \
+                 one of the two addresses is wrong, the data is not trusted",
+                me.0, me.1, inv.objects[other.2].path, other.0, other.1
+            ),
+        ));
     }
     for (o, p) in inv.objects.iter_mut().zip(found) {
         if let Some(p) = p {
@@ -285,6 +241,79 @@ pub fn check_data_overlaps(inv: &mut Inventory) {
             }
         }
     }
+}
+
+/// (start, end, object index, raw data?), absolute offsets: what
+/// [`check_data_overlaps`] compares.
+pub type Span = (u64, u64, usize, bool);
+
+/// The base address raw data addresses are relative to, when known.
+pub fn overlap_base(inv: &Inventory) -> Option<u64> {
+    match (&inv.superblock, &inv.inferred) {
+        (Some(s), _) => Some(s.base_address),
+        (None, Some(i)) if i.confirmed => Some(i.base_address),
+        _ => None,
+    }
+}
+
+/// Adds object `o`'s (number `i`) header spans and raw data extents to
+/// `spans` (see [`check_data_overlaps`]).
+pub fn push_spans(spans: &mut Vec<Span>, o: &Object, i: usize, base: u64) {
+    if o.status == Status::Lost || o.hard_link_of.is_some() {
+        return;
+    }
+    spans.extend(o.header_spans.iter().map(|&(s, e)| (s, e, i, false)));
+    let Some(ds) = &o.dataset else {
+        return;
+    };
+    let mut extents: Vec<(u64, u64)> = ds
+        .chunks
+        .iter()
+        .filter(|c| c.present)
+        .map(|c| (c.address, c.size))
+        .collect();
+    if let crate::format::message::data_layout::LayoutClass::Contiguous { address, size } =
+        &ds.layout.class
+    {
+        extents.push((*address, size.or_else(|| ds.data_bytes()).unwrap_or(0)));
+    }
+    for (a, n) in extents {
+        if crate::format::is_undefined(a) || n == 0 {
+            continue;
+        }
+        if let Some(s) = base.checked_add(a) {
+            spans.push((s, s.saturating_add(n), i, true));
+        }
+    }
+}
+
+/// The pairs (raw data, what it meets) of `spans` (sorted here) whose
+/// bytes meet: raw data of one object against another object's raw data
+/// or header, each raw data side listed.
+pub fn overlaps(spans: &mut Vec<Span>) -> Vec<(Span, Span)> {
+    spans.retain(|s| s.0 < s.1);
+    spans.sort_unstable();
+    let mut out = Vec::new();
+    // The span reaching furthest so far: any later span starting before
+    // its end meets it.
+    let mut reach: Option<Span> = None;
+    for &cur in spans.iter() {
+        let Some(prev) = reach else {
+            reach = Some(cur);
+            continue;
+        };
+        if cur.0 < prev.1 && cur.2 != prev.2 && (cur.3 || prev.3) {
+            for (me, other) in [(cur, prev), (prev, cur)] {
+                if me.3 {
+                    out.push((me, other));
+                }
+            }
+        }
+        if cur.1 > prev.1 {
+            reach = Some(cur);
+        }
+    }
+    out
 }
 
 /// The base address (and sizes of offsets and lengths) of a file without a

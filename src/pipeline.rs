@@ -526,11 +526,33 @@ fn scan_prepared(
         .unwrap_or_default();
     let carve = || crate::carve::carve_except(file, bytes, &copies);
     let mut sink = sink.filter(|_| copies.is_empty());
+    // A streamed walk keeps each object's header spans and raw data
+    // extents (relative to a base known after the walk): raw data over
+    // another object's bytes ([`crate::inventory::check_data_overlaps`])
+    // needs every object, so such a walk is made again whole.
     let walk = |sink: Option<&mut (dyn ObjectSink + '_)>| {
-        record(match sink {
-            Some(s) => crate::walk::walk_streamed(file, bytes, &mut |o| s.object(o)),
-            None => crate::walk::walk(file, bytes),
-        })
+        let Some(s) = sink else {
+            return record(crate::walk::walk(file, bytes));
+        };
+        let mut spans: Vec<crate::inventory::Span> = Vec::new();
+        let mut n = 0usize;
+        let inv = crate::walk::walk_streamed(file, bytes, &mut |o| {
+            crate::inventory::push_spans(&mut spans, &o, n, 0);
+            n += 1;
+            s.object(o)
+        });
+        let shared = crate::inventory::overlap_base(&inv).is_some_and(|base| {
+            for sp in spans.iter_mut().filter(|sp| sp.3) {
+                sp.0 = sp.0.saturating_add(base);
+                sp.1 = sp.1.saturating_add(base);
+            }
+            !crate::inventory::overlaps(&mut spans).is_empty()
+        });
+        if shared {
+            s.clear();
+            return record(crate::walk::walk(file, bytes));
+        }
+        record(inv)
     };
     let spin = crate::progress::Spinner::new(&format!("scanning {file}"), bytes.len() as u64);
     let (mut inv, carved) = match mode {
