@@ -982,13 +982,7 @@ fn recover_unfiltered(
         } else {
             Stray::ChainBroken
         };
-        let mut st = stray(
-            why,
-            vec![t.path.clone()],
-            Some(t.dataset),
-            sig,
-            &group,
-        );
+        let mut st = stray(why, vec![t.path.clone()], Some(t.dataset), sig, &group);
         st.unfiltered = true;
         search.stray.push(st);
         return;
