@@ -1092,7 +1092,12 @@ fn nothing_stored(inv: &Inventory, bytes: &[u8], r0: u64) -> bool {
 // two. When the only path that reaches `r0` reaches it inexactly, its
 // pieces are the cut but the chain is not complete (never placed by
 // order: /lost+found). Otherwise the chain stops at its first ambiguous
-// run, as without branches. Paths are expanded from the end of the file down, highest
+// run, as without branches. Where no run forks, the zero run from `r0` to
+// the first piece is read as strictly as a hole: shorter than a chunk, any
+// size is accepted (no all-zero chunk fits); a chunk or longer, it must
+// have exactly one reading, a hole alone (k = 0), else all-zero chunks (a
+// writer's first rows of zeros) may lie there: the pieces are cut, not
+// placed ([`RawChain::start_unproven`], /lost+found). Paths are expanded from the end of the file down, highest
 // boundary first, so paths meeting at a boundary are merged before it is
 // walked (each boundary once); at most [`MAX_BRANCHES`] boundaries are
 // followed at once and a run with [`MAX_READINGS`] readings is not
