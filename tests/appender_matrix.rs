@@ -237,9 +237,11 @@ impl Case {
         a
     }
 
-    /// Where the rows must be: h5py libver earliest puts its first chunk
-    /// 1968 bytes after the stored end of file (no metadata size the hole
-    /// model knows); never flushed, with 800-byte unfiltered chunks that run
+    /// Where the rows must be: h5py libver earliest puts its first 1-D
+    /// chunk 1448 bytes after the stored end of file (the tail of the
+    /// 2096-byte B-tree root node at 1400, straddling it: no metadata size
+    /// the hole model knows); never flushed, with 800-byte unfiltered
+    /// chunks that run
     /// is longer than a chunk and could hide all-zero chunks (the writer's
     /// first rows of zeros), so the chain is cut but not placed: every row
     /// under /lost+found (see the README's killed-appender rules).

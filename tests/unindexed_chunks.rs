@@ -520,8 +520,9 @@ fn unfiltered_appender_without_metadata_latest_1d_small_chunks() {
 
 /// 7 x 13 int32 chunks (364 bytes), smaller than every metadata hole. An
 /// h5py libver-earliest writer's first chunk lies 1968 bytes after the
-/// stored end of file (which is 2048, the end of the first metadata block;
-/// 1968 is no metadata size the hole model knows): a zero run longer than
+/// stored end of file (2048, the end of the first metadata block: the tail
+/// of the chunk index's 2616-byte B-tree root node, allocated at 1400 and
+/// straddling it; no metadata size the hole model knows): a zero run longer than
 /// a chunk and of no known size could hide all-zero chunks (the writer's
 /// first rows of zeros), so the chain is cut but not placed: every row in
 /// /lost+found, none at a wrong position, and `scan` says why. (With
