@@ -491,6 +491,12 @@ pub enum StrayReason {
     /// does not prove every chunk before them: how many chunks precede
     /// them is unknown.
     ChainBroken,
+    /// Unfiltered chunks: the chain reached the stored end of file, but
+    /// the zero bytes from it to the first chunk are a chunk or longer and
+    /// not exactly one metadata size: all-zero chunks (a writer's first
+    /// rows of zeros) may lie there, how many chunks precede them is
+    /// unknown.
+    StartUnproven,
     /// Described only by a template from another file, and the input does
     /// not prove the dataset absent when its superblock was last written:
     /// how many of its chunks precede the found ones is unknown.
@@ -520,6 +526,7 @@ impl std::fmt::Display for StrayReason {
             StrayReason::BeyondMaxShape => write!(f, "placing them would exceed the dataset's maximum shape"),
             StrayReason::OlderVersion => write!(f, "older versions of an indexed chunk (its leading rows, then zeros: written partly filled at a flush, superseded)"),
             StrayReason::ChainBroken => write!(f, "unfiltered chunks: the allocation chain could not be followed back to the last time the superblock was written (or the index does not prove every earlier chunk): how many chunks precede them is unknown"),
+            StrayReason::StartUnproven => write!(f, "unfiltered chunks: the zero bytes from the stored end of file to the first chunk found are a chunk or longer and not exactly one metadata size: all-zero chunks may lie there, so how many chunks precede them is unknown"),
             StrayReason::ForeignUnproven => write!(f, "described only by a template from another file, and the input does not show the dataset absent when its superblock was last written (no intact group without it, not a bare superblock): how many of its chunks precede them is unknown"),
         }
     }

@@ -10,7 +10,8 @@
 //! binary and checked row by row against the writer's formula and the
 //! oracle computed from the killed file's bytes
 //! (tests/py/appender_check.py, tests/py/appender_oracle.py): >= 95% of
-//! the rows on disk at their path, every row an on-disk index record names
+//! the rows on disk at their path (under /lost+found where
+//! `Case::expect` says so), every row an on-disk index record names
 //! at its path, every flushed row at its path (but see `v2`), no row at a
 //! wrong position, nothing at a path that is not on disk, the dataset
 //! marked partial and the placed rows listed in `h5salvage_inferred`.
@@ -236,6 +237,26 @@ impl Case {
         a
     }
 
+    /// Where the rows must be: h5py libver earliest puts its first 1-D
+    /// chunk 1448 bytes after the stored end of file (the tail of the
+    /// 2096-byte B-tree root node at 1400, straddling it: no metadata size
+    /// the hole model knows); never flushed, with 800-byte unfiltered
+    /// chunks that run
+    /// is longer than a chunk and could hide all-zero chunks (the writer's
+    /// first rows of zeros), so the chain is cut but not placed: every row
+    /// under /lost+found (see the README's killed-appender rules).
+    fn expect(&self) -> Expect {
+        let start_unproven = self.libver == DEF
+            && self.filter == RAW
+            && self.rank == 1
+            && self.mode == Mode::Template;
+        if start_unproven {
+            Expect::LostFound
+        } else {
+            Expect::AtPath
+        }
+    }
+
     fn kill_after(&self) -> &'static str {
         if self.v2 {
             "440"
@@ -287,8 +308,11 @@ fn run(c: &Case, counts: &Mutex<String>) {
         n("wrong"),
         n("proven_missing")
     );
-    assert_rows_with(&v, Expect::AtPath, &what, c.v2);
+    assert_rows_with(&v, c.expect(), &what, c.v2);
     assert_eq!(n("indexed_missing"), 0, "{what}: {d}");
+    if c.expect() == Expect::LostFound {
+        return;
+    }
     if c.filter == RAW {
         assert_unverified(&v, &what);
     } else {

@@ -518,23 +518,48 @@ fn unfiltered_appender_without_metadata_latest_1d_small_chunks() {
     );
 }
 
+/// 7 x 13 int32 chunks (364 bytes), smaller than every metadata hole. An
+/// h5py libver-earliest writer's first chunk lies 1968 bytes after the
+/// stored end of file (2048, the end of the first metadata block: the tail
+/// of the chunk index's 2616-byte B-tree root node, allocated at 1400 and
+/// straddling it; no metadata size the hole model knows): a zero run longer than
+/// a chunk and of no known size could hide all-zero chunks (the writer's
+/// first rows of zeros), so the chain is cut but not placed: every row in
+/// /lost+found, none at a wrong position, and `scan` says why. (With
+/// chunks longer than 1968 bytes, as in the cases above, no zero chunk
+/// fits in that run and the chunks are placed.)
 #[test]
 fn unfiltered_appender_without_metadata_odd_chunks_i4() {
-    // 7 x 13 int32 chunks (364 bytes), smaller than every metadata hole.
-    unfiltered_no_metadata(
+    if !have_h5py("unfiltered_appender_without_metadata_odd_chunks_i4") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "--writer",
+        "h5py",
+        "--libver",
         "earliest",
-        &[
-            "--dtype",
-            "i4",
-            "--chunk-rows",
-            "7",
-            "--cols",
-            "13",
-            "--chunk-cache-kib",
-            "64",
-        ],
-        "5000",
+        "--filter",
+        "none",
+        "--dtype",
+        "i4",
+        "--chunk-rows",
+        "7",
+        "--cols",
+        "13",
+        "--chunk-cache-kib",
+        "64",
+    ];
+    let (killed, template) = killed_and_template(dir.path(), &args, "5000");
+    let t = ["--template", template.to_str().unwrap()];
+    let out = salvage(&killed, "out.h5", &t);
+    let v = check(&killed, &out);
+    assert_rows(
+        &v,
+        Expect::LostFound,
+        "h5py earliest unfiltered 364-byte chunks",
     );
+    assert_start_unproven(&killed, &template);
 }
 
 /// An unfiltered appender that flushed every 1000 steps and was killed
@@ -862,4 +887,75 @@ fn pytables_unfiltered_two_tables_are_never_guessed() {
     );
     let v = check(&killed, &out);
     assert_rows(&v, Expect::LostFound, "two pytables tables, unfiltered");
+}
+
+/// `scan --json` of `input` with `template` says the unfiltered chain was
+/// cut but not placed because of the zero run at the stored end of file
+/// (typed reason `StartUnproven`).
+fn assert_start_unproven(input: &Path, template: &Path) {
+    let o = Command::new(bin())
+        .args(["scan", "--json", "--template"])
+        .arg(template)
+        .arg(input)
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let cs = &v["chunk_search"];
+    let stopped = cs["unfiltered_stopped"]["reason"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        stopped.contains("to the first chunk") && stopped.contains("cut, not placed"),
+        "scan does not say why: {cs}"
+    );
+    let stray = cs["stray"].as_array().cloned().unwrap_or_default();
+    assert!(
+        !stray.is_empty()
+            && stray.iter().all(|st| st["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("zero bytes from the stored end of file"))),
+        "stray reason: {cs}"
+    );
+}
+
+/// The unfiltered appender (h5py libver earliest, chunks (64, 50)
+/// float64, 25600 bytes) whose first chunk is all zero, as a simulation's
+/// first rows often are (here: zeroed). Its zeros join the 1968 bytes
+/// before it into one run from the stored end of file that is longer than
+/// a chunk and of no metadata size: all-zero chunks may lie there, and
+/// taking none would put every later row one chunk early (the bug: 9024 of
+/// 9024 rows wrong). The chunks are cut, none placed, the rows on disk in
+/// /lost+found, none at a wrong position; `scan` says why.
+#[test]
+fn unfiltered_first_chunk_all_zero_is_never_placed() {
+    if !have_h5py("unfiltered_first_chunk_all_zero_is_never_placed") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "--writer", "h5py", "--libver", "earliest", "--filter", "none",
+    ];
+    let (killed, template) = killed_and_template(dir.path(), &args, "3000");
+    let mut bytes = std::fs::read(&killed).unwrap();
+    // Version 0 superblock: the end of file address at 0x28.
+    let r0 = usize::try_from(u64::from_le_bytes(bytes[0x28..0x30].try_into().unwrap())).unwrap();
+    // Row 0's first two elements (the writer's formula, f8:
+    // ((ds + 1) * 2^24 + row) * 2^16 + col): the start of chunk 0.
+    let mut first = 2f64.powi(40).to_le_bytes().to_vec();
+    first.extend((2f64.powi(40) + 1.0).to_le_bytes());
+    let f = r0
+        + bytes[r0..]
+            .windows(16)
+            .position(|w| w == first.as_slice())
+            .expect("row 0");
+    assert_eq!(f - r0, 1968, "chunk 0 is not where h5py earliest puts it");
+    let chunk = 64 * 50 * 8;
+    bytes[f..f + chunk].fill(0);
+    let d = damaged_not_placed(dir.path(), &killed, &template, bytes);
+    let n = |k: &str| d[k].as_u64().unwrap_or(0);
+    assert!(
+        n("lost_found") * 100 >= n("on_disk") * 95,
+        "rows on disk not in /lost+found: {d}"
+    );
+    assert_start_unproven(&dir.path().join("damaged.h5"), &template);
 }

@@ -977,13 +977,12 @@ fn recover_unfiltered(
         ));
     }
     if !chain.complete || !all_proven || foreign_unproven {
-        let mut st = stray(
-            Stray::ChainBroken,
-            vec![t.path.clone()],
-            Some(t.dataset),
-            sig,
-            &group,
-        );
+        let why = if chain.start_unproven {
+            Stray::StartUnproven
+        } else {
+            Stray::ChainBroken
+        };
+        let mut st = stray(why, vec![t.path.clone()], Some(t.dataset), sig, &group);
         st.unfiltered = true;
         search.stray.push(st);
         return;
@@ -1093,7 +1092,12 @@ fn nothing_stored(inv: &Inventory, bytes: &[u8], r0: u64) -> bool {
 // two. When the only path that reaches `r0` reaches it inexactly, its
 // pieces are the cut but the chain is not complete (never placed by
 // order: /lost+found). Otherwise the chain stops at its first ambiguous
-// run, as without branches. Paths are expanded from the end of the file down, highest
+// run, as without branches. Where no run forks, the zero run from `r0` to
+// the first piece is read as strictly as a hole: shorter than a chunk, any
+// size is accepted (no all-zero chunk fits); a chunk or longer, it must
+// have exactly one reading, a hole alone (k = 0), else all-zero chunks (a
+// writer's first rows of zeros) may lie there: the pieces are cut, not
+// placed ([`RawChain::start_unproven`], /lost+found). Paths are expanded from the end of the file down, highest
 // boundary first, so paths meeting at a boundary are merged before it is
 // walked (each boundary once); at most [`MAX_BRANCHES`] boundaries are
 // followed at once and a run with [`MAX_READINGS`] readings is not
@@ -1270,6 +1274,10 @@ pub struct RawChain {
     pub complete: bool,
     /// Where and why it stopped, when not complete.
     pub stopped: Option<(u64, String)>,
+    /// It reached `r0` on a single path, but the zero run before its first
+    /// piece is a chunk or longer and not exactly one metadata size: the
+    /// pieces are cut, how many all-zero chunks precede them is unknown.
+    pub start_unproven: bool,
 }
 
 /// Walks the chain of unfiltered chunks of `size` bytes (elements of
@@ -1310,8 +1318,13 @@ type Boundary = (u64, bool);
 /// What the walk finds before one boundary ([`RawWalk::step`]).
 enum Step {
     /// Only zero bytes and known structures lie between `r0` and it;
-    /// `exact`: they are exactly one metadata size (or nothing).
-    End { exact: bool },
+    /// `exact`: they are exactly one metadata size (or nothing), shorter
+    /// than a chunk; `unproven`: why they may hold all-zero chunks (a
+    /// chunk or more, not exactly one reading with none).
+    End {
+        exact: bool,
+        unproven: Option<String>,
+    },
     /// A rule stops the chain there (where, why).
     Stop(u64, String),
     /// The zero run has too many readings to follow them all.
@@ -1358,7 +1371,10 @@ impl RawWalk<'_> {
         let (structures, fixed) = (self.structures, self.fixed);
         loop {
             if pos <= r0 {
-                return Step::End { exact: true };
+                return Step::End {
+                    exact: true,
+                    unproven: None,
+                };
             }
             // A known allocation ending here: the boundary before it is its start.
             let Some(e) = fixed.covering(pos - 1) else {
@@ -1414,11 +1430,23 @@ impl RawWalk<'_> {
         }
         if q <= r0 {
             // The first allocation after the superblock was written starts
-            // at `r0`: no chunk end, so exactly one metadata size is an
-            // exact fit, and shorter than a chunk (no all-zero chunk fits,
-            // even beside a metadata block of a size the model lacks).
+            // at `r0` (spec II.A "End of File Address"): no chunk end, so
+            // the run is read with no element slack. `exact` (after a fork):
+            // exactly one metadata size, shorter than a chunk (no all-zero
+            // chunk fits, even beside a metadata block of a size the model
+            // lacks). On a single path, a run of a chunk or more must have
+            // exactly one reading, a hole alone (k = 0), as in the middle of
+            // the chain: else all-zero chunks may lie there (a writer's first
+            // rows of zeros) and every position after them is unknown.
+            let one = readings(self.holes, size, z, z);
+            let unproven = (z >= size && one != [(0, z)]).then(|| {
+                format!(
+                    "{z} zero bytes from the stored end of file {r0:#x} to the first chunk                      at {pos:#x}: a chunk or more, and not exactly one metadata size                      (readings (all-zero chunks, metadata size): {one:?}): all-zero chunks                      may lie there, how many is unknown: cut, not placed"
+                )
+            });
             return Step::End {
-                exact: z < size && readings(self.holes, size, z, z) == [(0, z)],
+                exact: z < size && one == [(0, z)],
+                unproven,
             };
         }
         let pinned = fixed.covering(q - 1).is_some();
@@ -1590,9 +1618,14 @@ impl Branches {
                     };
                 }
                 let next = match walk.step(at) {
-                    Step::End { exact } => {
+                    Step::End { exact, unproven } => {
                         if self.first_fork.is_none() {
-                            return self.chain(paths.tip, true, None);
+                            let Some(why) = unproven else {
+                                return self.chain(paths.tip, true, None);
+                            };
+                            let mut c = self.chain(paths.tip, false, Some((walk.r0, why)));
+                            c.start_unproven = true;
+                            return c;
                         }
                         let end = if exact {
                             &mut self.exact
@@ -1721,6 +1754,7 @@ impl Branches {
             pieces,
             complete,
             stopped,
+            start_unproven: false,
         }
     }
 }
@@ -2401,13 +2435,14 @@ mod tests {
 
     #[test]
     fn raw_chain_steps_over_metadata_holes() {
-        // r0 = 100; 700 zero bytes, chunks A B, a 2048 hole, C, a 2616
+        // r0 = 100; 60 zero bytes (less than a chunk: a gap of unknown
+        // size, no zero chunk fits), chunks A B, a 2048 hole, C, a 2616
         // hole, D E up to the end of the file.
         // 72-byte chunks: no count of them fills a hole (64 would: 32 all-zero
         // chunks read as a 2048 hole, ambiguous).
         let s = 72usize;
         let mut file = vec![7u8; 100];
-        file.extend(vec![0u8; 700]);
+        file.extend(vec![0u8; 60]);
         let mut expect = Vec::new();
         for (k, hole) in [(1u64, 0usize), (2, 0), (3, 2048), (4, 2616), (5, 0)] {
             file.extend(vec![0u8; hole]);
@@ -2429,6 +2464,62 @@ mod tests {
         let c = raw_chain(&file, 100, s as u64, 8, &[2048, 2610, 2616], &none, &none);
         assert!(!c.complete);
         assert_eq!(c.pieces, expect[3..]);
+    }
+
+    #[test]
+    fn raw_chain_reads_the_zero_run_at_r0_as_strictly_as_a_hole() {
+        // r0 = 100, `z0` zero bytes, then chunks A B C (72 bytes, each
+        // starting with a non-zero element) up to the end of the file.
+        let s = 72usize;
+        let holes = [2048, 2120, 4096];
+        let none = Claimed::default();
+        let file = |z0: usize, zero_first: bool| {
+            let mut file = vec![7u8; 100];
+            file.extend(vec![0u8; z0]);
+            let mut at = Vec::new();
+            for k in 1..=3u64 {
+                at.push(file.len() as u64);
+                let mut c = raw(k, s / 8);
+                if zero_first && k == 1 {
+                    c.fill(0);
+                }
+                file.extend(c);
+            }
+            (file, at)
+        };
+        let run = |z0: usize, zero_first: bool, holes: &[u64]| {
+            let (f, at) = file(z0, zero_first);
+            (raw_chain(&f, 100, s as u64, 8, holes, &none, &none), at)
+        };
+        // Shorter than a chunk: no zero chunk fits, any gap is accepted.
+        let (c, at) = run(60, false, &holes);
+        assert_eq!((&c.pieces, c.complete), (&at, true), "{:?}", c.stopped);
+        assert!(!c.start_unproven);
+        // A chunk or more, exactly one reading, a hole alone: accepted.
+        let (c, at) = run(4096, false, &holes);
+        assert_eq!((&c.pieces, c.complete), (&at, true), "{:?}", c.stopped);
+        // The writer's first chunk all zero (its first rows zero): 60 + 72
+        // zero bytes, no reading; cut, not complete (placing would put
+        // every row one chunk early).
+        let (c, at) = run(60, true, &holes);
+        assert_eq!((&c.pieces, c.complete), (&at[1..].to_vec(), false));
+        assert!(c.start_unproven, "{c:?}");
+        let (at_r0, why) = c.stopped.expect("stopped");
+        assert_eq!(at_r0, 100);
+        assert!(why.contains("cut, not placed"), "{why}");
+        // A zero chunk beside a metadata block: one reading, k = 1.
+        let (c, at) = run(2048, true, &[2048, 4096]);
+        assert_eq!((&c.pieces, c.complete), (&at[1..].to_vec(), false));
+        assert!(c.start_unproven);
+        // Two readings: a 2120 hole, or a zero chunk and a 2048 block.
+        let (c, at) = run(2120, false, &holes);
+        assert_eq!((&c.pieces, c.complete), (&at, false));
+        assert!(c.start_unproven);
+        // A chunk or more of no metadata size: an unknown gap could hide
+        // zero chunks.
+        let (c, at) = run(700, false, &holes);
+        assert_eq!((&c.pieces, c.complete), (&at, false));
+        assert!(c.start_unproven);
     }
 
     #[test]
