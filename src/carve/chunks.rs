@@ -2764,6 +2764,307 @@ mod tests {
     }
 
     #[test]
+    fn rev1_reused_block_of_partial_tail() {
+        use crate::format::message::filter_pipeline::{Filter, FilterPipeline};
+        use crate::inventory::Object;
+        let rows = |k: u64, n: u64, constant: bool| -> Vec<u8> {
+            (0..100u64)
+                .flat_map(|i| {
+                    let v = if i >= n {
+                        0
+                    } else if constant {
+                        1
+                    } else {
+                        (k * 100 + i + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                    };
+                    v.to_le_bytes()
+                })
+                .collect()
+        };
+        // Chunks 0, 1 whole; chunk 2 partly filled (60 rows) at the flush:
+        // the proven record. Then chunk 2 completed (longer: to the end of
+        // the file), its old block freed and taken by chunk 3 (constant
+        // rows, compresses short); then chunk 4.
+        let c0 = zlib(&rows(0, 100, false));
+        let c1 = zlib(&rows(1, 100, false));
+        let old2 = zlib(&rows(2, 60, false));
+        let new2 = zlib(&rows(2, 100, false));
+        let c3 = zlib(&rows(3, 100, true));
+        let c4 = zlib(&rows(4, 100, false));
+        assert!(c3.len() < old2.len() && new2.len() > old2.len());
+        let mut file = vec![7u8; 100];
+        let mut recs = vec![];
+        for (k, c) in [(0u64, &c0), (1, &c1)] {
+            recs.push((k, file.len() as u64, c.len() as u64));
+            file.extend(c.iter());
+        }
+        let a = file.len() as u64;
+        recs.push((2, a, old2.len() as u64));
+        let mut block = old2.clone();
+        block[..c3.len()].copy_from_slice(&c3);
+        file.extend(block);
+        let e1 = file.len() as u64;
+        file.extend(new2.iter());
+        let e2 = file.len() as u64;
+        file.extend(c4.iter());
+        let ds = Dataset {
+            datatype: crate::format::message::datatype::Datatype::unsigned(8),
+            dataspace: crate::format::message::dataspace::Dataspace {
+                version: 1,
+                kind: crate::format::message::dataspace::DataspaceKind::Simple,
+                dims: vec![260],
+                max_dims: Some(vec![u64::MAX]),
+            },
+            layout: crate::format::message::data_layout::DataLayout {
+                version: 3,
+                class: LayoutClass::Chunked {
+                    dims: vec![100],
+                    element_size: Some(8),
+                    flags: 0,
+                    index: ChunkIndex::BtreeV1 { address: 0 },
+                },
+            },
+            filters: Some(FilterPipeline {
+                version: 1,
+                filters: vec![Filter {
+                    id: DEFLATE,
+                    name: None,
+                    flags: 0,
+                    client_data: vec![6],
+                }],
+            }),
+            fill_value: None,
+            external_files: false,
+            chunks: recs
+                .iter()
+                .map(|&(k, at, len)| ChunkRef {
+                    offset: vec![k * 100],
+                    address: at,
+                    size: len,
+                    filter_mask: 0,
+                    present: true,
+                })
+                .collect(),
+            coverage: Default::default(),
+            beyond_index: Default::default(),
+        };
+        let mut o = Object::new("/d".into(), 0);
+        o.kind = ObjectKind::Dataset;
+        o.dataset = Some(ds);
+        let mut inv = Inventory::default();
+        inv.objects.push(o);
+        recover(&mut inv, &file, &Options::default());
+        let search = inv.chunk_search.as_ref().unwrap();
+        eprintln!("A={a:#x} (chunk 3's bytes) E1={e1:#x} (chunk 2 whole) E2={e2:#x} (chunk 4)");
+        eprintln!(
+            "placed {:?}",
+            search.placed.iter().map(|p| &p.chunks).collect::<Vec<_>>()
+        );
+        eprintln!(
+            "stray {:?}",
+            search
+                .stray
+                .iter()
+                .map(|s| (&s.reason, &s.chunks))
+                .collect::<Vec<_>>()
+        );
+        for p in &search.placed {
+            for (off, at) in &p.chunks {
+                let right = match off[0] / 100 {
+                    2 => e1,
+                    3 => a,
+                    4 => e2,
+                    _ => u64::MAX,
+                };
+                assert_eq!(
+                    *at,
+                    right,
+                    "WRONG: chunk at {at:#x} placed at position {}",
+                    off[0] / 100
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn rev1_older_version_removal_balances_a_gap() {
+        use crate::format::message::filter_pipeline::{Filter, FilterPipeline};
+        use crate::inventory::Object;
+        let rnd = |k: u64, i: u64| (k * 100 + i + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let chunk = |k: u64, n: u64| -> Vec<u8> {
+            (0..100u64)
+                .flat_map(|i| (if i < n { rnd(k, i) } else { 0 }).to_le_bytes())
+                .collect()
+        };
+        let w = rnd(3, 0);
+        let sparse: Vec<u8> = (0..100u64)
+            .flat_map(|i| (if i == 0 { w } else { 0 }).to_le_bytes())
+            .collect();
+        // Proven: chunk 0 and chunk 3. Between them in the file: an old,
+        // freed, partly filled version of chunk 1 (60 rows), chunk 1,
+        // chunk 2 (sparse: its only non-zero row equals chunk 3's row 0).
+        let parts = [
+            (Some(0u64), zlib(&chunk(0, 100))),
+            (None, zlib(&chunk(1, 60))),
+            (None, zlib(&chunk(1, 100))),
+            (None, zlib(&sparse)),
+            (Some(3), zlib(&chunk(3, 100))),
+        ];
+        let mut file = vec![7u8; 100];
+        let mut recs = vec![];
+        let mut at = vec![];
+        for (k, c) in &parts {
+            at.push(file.len() as u64);
+            if let Some(k) = k {
+                recs.push((*k, file.len() as u64, c.len() as u64));
+            }
+            file.extend(c.iter());
+        }
+        let ds = Dataset {
+            datatype: crate::format::message::datatype::Datatype::unsigned(8),
+            dataspace: crate::format::message::dataspace::Dataspace {
+                version: 1,
+                kind: crate::format::message::dataspace::DataspaceKind::Simple,
+                dims: vec![400],
+                max_dims: Some(vec![u64::MAX]),
+            },
+            layout: crate::format::message::data_layout::DataLayout {
+                version: 3,
+                class: LayoutClass::Chunked {
+                    dims: vec![100],
+                    element_size: Some(8),
+                    flags: 0,
+                    index: ChunkIndex::BtreeV1 { address: 0 },
+                },
+            },
+            filters: Some(FilterPipeline {
+                version: 1,
+                filters: vec![Filter {
+                    id: DEFLATE,
+                    name: None,
+                    flags: 0,
+                    client_data: vec![6],
+                }],
+            }),
+            fill_value: None,
+            external_files: false,
+            chunks: recs
+                .iter()
+                .map(|&(k, a, len)| ChunkRef {
+                    offset: vec![k * 100],
+                    address: a,
+                    size: len,
+                    filter_mask: 0,
+                    present: true,
+                })
+                .collect(),
+            coverage: Default::default(),
+            beyond_index: Default::default(),
+        };
+        let mut o = Object::new("/d".into(), 0);
+        o.kind = ObjectKind::Dataset;
+        o.dataset = Some(ds);
+        let mut inv = Inventory::default();
+        inv.objects.push(o);
+        recover(&mut inv, &file, &Options::default());
+        let search = inv.chunk_search.as_ref().unwrap();
+        eprintln!("at {at:x?}");
+        eprintln!(
+            "placed {:?}",
+            search.placed.iter().map(|p| &p.chunks).collect::<Vec<_>>()
+        );
+        eprintln!(
+            "stray {:?}",
+            search
+                .stray
+                .iter()
+                .map(|s| (&s.reason, &s.chunks))
+                .collect::<Vec<_>>()
+        );
+        for p in &search.placed {
+            for (off, a) in &p.chunks {
+                let right = match off[0] / 100 {
+                    1 => at[2],
+                    2 => at[3],
+                    _ => u64::MAX,
+                };
+                assert_eq!(
+                    *a,
+                    right,
+                    "WRONG: chunk at {a:#x} placed at position {}",
+                    off[0] / 100
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn rev1_duplicate_max_index_overflow() {
+        let mut first = |i: usize| i == 0;
+        let r = place_by_order(
+            &[a(10, u64::MAX), a(20, u64::MAX)],
+            &f(&[30]),
+            true,
+            &mut first,
+        );
+        eprintln!("{r:?}");
+    }
+
+    #[test]
+    fn rev1_mid_chain_zero_record_after_block() {
+        // r0, a 2096 node, C0, a 2048 block, C1 (first record zero), C2,
+        // a 2096 node, C3, EOF: the true path dies at C1 (leads zero);
+        // the shifted one (from the fork at the last node) re-aligns at
+        // the 2048+48 run and reaches r0 exactly.
+        let s = 64 * 408;
+        let mut file = vec![7u8; 100];
+        let mut starts = vec![];
+        for (k, hole) in [2096usize, 2048, 0, 2096].into_iter().enumerate() {
+            file.extend(vec![0u8; hole]);
+            starts.push(file.len() as u64);
+            let mut c = records(64 * k as u64);
+            if k == 1 {
+                c[..408].fill(0);
+            }
+            file.extend(c);
+        }
+        let none = Claimed::default();
+        let c = raw_chain(&file, 100, s, 408, &PT_HOLES, &none, &none);
+        eprintln!("true starts {starts:?}");
+        eprintln!("chain {c:?}");
+        assert!(
+            !(c.complete && c.pieces != starts),
+            "WRONG: shifted path accepted: {c:?} vs {starts:?}"
+        );
+    }
+
+    #[test]
+    fn rev1_true_path_refuted_by_leading_zero_record() {
+        // r0, a 2048 block, chunks 0..2 (chunk 0's first record all zero),
+        // a 2096 node, chunk 3, EOF.
+        let s = 64 * 408;
+        let mut file = vec![7u8; 100];
+        let mut starts = vec![];
+        for (k, hole) in [2048usize, 0, 0, 2096].into_iter().enumerate() {
+            file.extend(vec![0u8; hole]);
+            starts.push(file.len() as u64);
+            let mut c = records(64 * k as u64);
+            if k == 0 {
+                c[..408].fill(0);
+            }
+            file.extend(c);
+        }
+        let none = Claimed::default();
+        let c = raw_chain(&file, 100, s, 408, &PT_HOLES, &none, &none);
+        eprintln!("true starts {starts:?}");
+        eprintln!("chain {c:?}");
+        assert!(
+            !(c.complete && c.pieces != starts),
+            "WRONG: shifted path accepted: {c:?} vs {starts:?}"
+        );
+    }
+
+    #[test]
     fn raw_chain_does_not_follow_too_many_readings() {
         // Ten hole sizes 8 bytes apart, all within a 408-byte record of the
         // zero run: more readings than are followed, the chain stops there
