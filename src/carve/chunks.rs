@@ -2007,7 +2007,7 @@ fn place_group(
     let group = &group[..];
     let offsets: Vec<(u64, u64)> = group.iter().map(|s| (s.offset, s.stored_len)).collect();
     // The partly filled last chunk rewritten after the flush where its
-    // record points: its recorded bytes no longer decode (libhdf5 frees a
+    // record points: its recorded bytes no longer frame (libhdf5 frees a
     // chunk's old version right before allocating the new one, which then
     // reuses the freed block). A found stream starting at that address is
     // its newer version, unless a later found stream is longer than the
@@ -2856,56 +2856,18 @@ mod tests {
         assert!(c.stopped.unwrap().1.contains("cut, not placed"));
     }
 
-    #[test]
-    fn a_shorter_chunk_in_the_freed_block_of_a_partial_tail_is_not_its_newer_version() {
+    /// Runs [`recover`] on `file` with one dataset `/d` of u64 rows,
+    /// `dim0` rows, chunks of 100 rows deflated, whose index records are
+    /// `recs` (chunk index, address, size); prints what it placed and left.
+    fn search_u64_deflate(file: &[u8], dim0: u64, recs: &[(u64, u64, u64)]) -> ChunkSearch {
         use crate::format::message::filter_pipeline::{Filter, FilterPipeline};
         use crate::inventory::Object;
-        let rows = |k: u64, n: u64, constant: bool| -> Vec<u8> {
-            (0..100u64)
-                .flat_map(|i| {
-                    let v = if i >= n {
-                        0
-                    } else if constant {
-                        1
-                    } else {
-                        (k * 100 + i + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)
-                    };
-                    v.to_le_bytes()
-                })
-                .collect()
-        };
-        // Chunks 0, 1 whole; chunk 2 partly filled (60 rows) at the flush:
-        // the proven record. Then chunk 2 completed (longer: to the end of
-        // the file), its old block freed and taken by chunk 3 (constant
-        // rows, compresses short); then chunk 4.
-        let c0 = zlib(&rows(0, 100, false));
-        let c1 = zlib(&rows(1, 100, false));
-        let old2 = zlib(&rows(2, 60, false));
-        let new2 = zlib(&rows(2, 100, false));
-        let c3 = zlib(&rows(3, 100, true));
-        let c4 = zlib(&rows(4, 100, false));
-        assert!(c3.len() < old2.len() && new2.len() > old2.len());
-        let mut file = vec![7u8; 100];
-        let mut recs = vec![];
-        for (k, c) in [(0u64, &c0), (1, &c1)] {
-            recs.push((k, file.len() as u64, c.len() as u64));
-            file.extend(c.iter());
-        }
-        let a = file.len() as u64;
-        recs.push((2, a, old2.len() as u64));
-        let mut block = old2.clone();
-        block[..c3.len()].copy_from_slice(&c3);
-        file.extend(block);
-        let e1 = file.len() as u64;
-        file.extend(new2.iter());
-        let e2 = file.len() as u64;
-        file.extend(c4.iter());
         let ds = Dataset {
             datatype: crate::format::message::datatype::Datatype::unsigned(8),
             dataspace: crate::format::message::dataspace::Dataspace {
                 version: 1,
                 kind: crate::format::message::dataspace::DataspaceKind::Simple,
-                dims: vec![260],
+                dims: vec![dim0],
                 max_dims: Some(vec![u64::MAX]),
             },
             layout: crate::format::message::data_layout::DataLayout {
@@ -2946,9 +2908,8 @@ mod tests {
         o.dataset = Some(ds);
         let mut inv = Inventory::default();
         inv.objects.push(o);
-        recover(&mut inv, &file, &Options::default());
-        let search = inv.chunk_search.as_ref().unwrap();
-        eprintln!("A={a:#x} (chunk 3's bytes) E1={e1:#x} (chunk 2 whole) E2={e2:#x} (chunk 4)");
+        recover(&mut inv, file, &Options::default());
+        let search = inv.chunk_search.take().unwrap();
         eprintln!(
             "placed {:?}",
             search.placed.iter().map(|p| &p.chunks).collect::<Vec<_>>()
@@ -2961,6 +2922,53 @@ mod tests {
                 .map(|s| (&s.reason, &s.chunks))
                 .collect::<Vec<_>>()
         );
+        search
+    }
+
+    #[test]
+    fn a_shorter_chunk_in_the_freed_block_of_a_partial_tail_is_not_its_newer_version() {
+        let rows = |k: u64, n: u64, constant: bool| -> Vec<u8> {
+            (0..100u64)
+                .flat_map(|i| {
+                    let v = if i >= n {
+                        0
+                    } else if constant {
+                        1
+                    } else {
+                        (k * 100 + i + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                    };
+                    v.to_le_bytes()
+                })
+                .collect()
+        };
+        // Chunks 0, 1 whole; chunk 2 partly filled (60 rows) at the flush:
+        // the proven record. Then chunk 2 completed (longer: to the end of
+        // the file), its old block freed and taken by chunk 3 (constant
+        // rows, compresses short); then chunk 4.
+        let c0 = zlib(&rows(0, 100, false));
+        let c1 = zlib(&rows(1, 100, false));
+        let old2 = zlib(&rows(2, 60, false));
+        let new2 = zlib(&rows(2, 100, false));
+        let c3 = zlib(&rows(3, 100, true));
+        let c4 = zlib(&rows(4, 100, false));
+        assert!(c3.len() < old2.len() && new2.len() > old2.len());
+        let mut file = vec![7u8; 100];
+        let mut recs = vec![];
+        for (k, c) in [(0u64, &c0), (1, &c1)] {
+            recs.push((k, file.len() as u64, c.len() as u64));
+            file.extend(c.iter());
+        }
+        let a = file.len() as u64;
+        recs.push((2, a, old2.len() as u64));
+        let mut block = old2.clone();
+        block[..c3.len()].copy_from_slice(&c3);
+        file.extend(block);
+        let e1 = file.len() as u64;
+        file.extend(new2.iter());
+        let e2 = file.len() as u64;
+        file.extend(c4.iter());
+        let search = search_u64_deflate(&file, 260, &recs);
+        eprintln!("A={a:#x} (chunk 3's bytes) E1={e1:#x} (chunk 2 whole) E2={e2:#x} (chunk 4)");
         for p in &search.placed {
             for (off, at) in &p.chunks {
                 let right = match off[0] / 100 {
@@ -2981,8 +2989,6 @@ mod tests {
 
     #[test]
     fn an_older_version_does_not_balance_a_wrong_gap_count() {
-        use crate::format::message::filter_pipeline::{Filter, FilterPipeline};
-        use crate::inventory::Object;
         let rnd = |k: u64, i: u64| (k * 100 + i + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
         let chunk = |k: u64, n: u64| -> Vec<u8> {
             (0..100u64)
@@ -3013,67 +3019,8 @@ mod tests {
             }
             file.extend(c.iter());
         }
-        let ds = Dataset {
-            datatype: crate::format::message::datatype::Datatype::unsigned(8),
-            dataspace: crate::format::message::dataspace::Dataspace {
-                version: 1,
-                kind: crate::format::message::dataspace::DataspaceKind::Simple,
-                dims: vec![400],
-                max_dims: Some(vec![u64::MAX]),
-            },
-            layout: crate::format::message::data_layout::DataLayout {
-                version: 3,
-                class: LayoutClass::Chunked {
-                    dims: vec![100],
-                    element_size: Some(8),
-                    flags: 0,
-                    index: ChunkIndex::BtreeV1 { address: 0 },
-                },
-            },
-            filters: Some(FilterPipeline {
-                version: 1,
-                filters: vec![Filter {
-                    id: DEFLATE,
-                    name: None,
-                    flags: 0,
-                    client_data: vec![6],
-                }],
-            }),
-            fill_value: None,
-            external_files: false,
-            chunks: recs
-                .iter()
-                .map(|&(k, a, len)| ChunkRef {
-                    offset: vec![k * 100],
-                    address: a,
-                    size: len,
-                    filter_mask: 0,
-                    present: true,
-                })
-                .collect(),
-            coverage: Default::default(),
-            beyond_index: Default::default(),
-        };
-        let mut o = Object::new("/d".into(), 0);
-        o.kind = ObjectKind::Dataset;
-        o.dataset = Some(ds);
-        let mut inv = Inventory::default();
-        inv.objects.push(o);
-        recover(&mut inv, &file, &Options::default());
-        let search = inv.chunk_search.as_ref().unwrap();
+        let search = search_u64_deflate(&file, 400, &recs);
         eprintln!("at {at:x?}");
-        eprintln!(
-            "placed {:?}",
-            search.placed.iter().map(|p| &p.chunks).collect::<Vec<_>>()
-        );
-        eprintln!(
-            "stray {:?}",
-            search
-                .stray
-                .iter()
-                .map(|s| (&s.reason, &s.chunks))
-                .collect::<Vec<_>>()
-        );
         for p in &search.placed {
             for (off, a) in &p.chunks {
                 let right = match off[0] / 100 {
