@@ -3110,6 +3110,36 @@ mod tests {
     }
 
     #[test]
+    fn a_metadata_signature_in_a_true_chunk_after_a_fork_stops_the_search() {
+        // r0, a 2048 block, chunks 0..2, a 2096 node, chunk 3, EOF; chunk
+        // 0's first 48 bytes are zero and chunk 1 starts with "TREE". The
+        // reading of the node as a 2048 block shifts chunks 0..2 by 48
+        // bytes (its chunk 1 misses the signature) and reaches r0 by 2096
+        // zero bytes, exactly: were the signature a refutation, the true
+        // path would die and the shifted one be taken alone.
+        let s = 64 * 408;
+        let mut file = vec![7u8; 100];
+        let mut starts = vec![];
+        for (k, hole) in [2048usize, 0, 0, 2096].into_iter().enumerate() {
+            file.extend(vec![0u8; hole]);
+            starts.push(file.len() as u64);
+            let mut c = records(64 * k as u64);
+            match k {
+                0 => c[..48].fill(0),
+                1 => c[..4].copy_from_slice(b"TREE"),
+                _ => {}
+            }
+            file.extend(c);
+        }
+        let none = Claimed::default();
+        let c = raw_chain(&file, 100, s, 408, &PT_HOLES, &none, &none);
+        assert!(!c.complete, "{c:?} vs {starts:?}");
+        assert_eq!(c.pieces, starts[3..], "{c:?}");
+        let why = c.stopped.unwrap().1;
+        assert!(why.contains("metadata signature"), "{why}");
+    }
+
+    #[test]
     fn raw_chain_does_not_follow_too_many_readings() {
         // Ten hole sizes 8 bytes apart, all within a 408-byte record of the
         // zero run: more readings than are followed, the chain stops there
