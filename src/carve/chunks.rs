@@ -3055,6 +3055,22 @@ mod tests {
         assert_eq!(r, vec![Slot::Left(Stray::OrderInconsistent)]);
     }
 
+    /// r0 = 100 after 100 bytes of 7s, then for each `holes[k]` that many
+    /// zero bytes and chunk k of [`records`] (`edit(k, chunk)` first); the
+    /// file and the chunks' offsets.
+    fn pt_file(holes: &[usize], edit: impl Fn(usize, &mut [u8])) -> (Vec<u8>, Vec<u64>) {
+        let mut file = vec![7u8; 100];
+        let mut starts = vec![];
+        for (k, &hole) in holes.iter().enumerate() {
+            file.extend(vec![0u8; hole]);
+            starts.push(file.len() as u64);
+            let mut c = records(64 * k as u64);
+            edit(k, &mut c);
+            file.extend(c);
+        }
+        (file, starts)
+    }
+
     #[test]
     fn a_chunk_leading_with_a_zero_record_after_a_fork_stops_the_search() {
         // r0, a 2096 node, C0, a 2048 block, C1 (first record zero), C2,
@@ -3062,17 +3078,11 @@ mod tests {
         // the shifted one (from the fork at the last node) re-aligns at
         // the 2048+48 run and reaches r0 exactly.
         let s = 64 * 408;
-        let mut file = vec![7u8; 100];
-        let mut starts = vec![];
-        for (k, hole) in [2096usize, 2048, 0, 2096].into_iter().enumerate() {
-            file.extend(vec![0u8; hole]);
-            starts.push(file.len() as u64);
-            let mut c = records(64 * k as u64);
+        let (file, starts) = pt_file(&[2096, 2048, 0, 2096], |k, c| {
             if k == 1 {
                 c[..408].fill(0);
             }
-            file.extend(c);
-        }
+        });
         let none = Claimed::default();
         let c = raw_chain(&file, 100, s, 408, &PT_HOLES, &none, &none);
         eprintln!("true starts {starts:?}");
@@ -3088,17 +3098,11 @@ mod tests {
         // r0, a 2048 block, chunks 0..2 (chunk 0's first record all zero),
         // a 2096 node, chunk 3, EOF.
         let s = 64 * 408;
-        let mut file = vec![7u8; 100];
-        let mut starts = vec![];
-        for (k, hole) in [2048usize, 0, 0, 2096].into_iter().enumerate() {
-            file.extend(vec![0u8; hole]);
-            starts.push(file.len() as u64);
-            let mut c = records(64 * k as u64);
+        let (file, starts) = pt_file(&[2048, 0, 0, 2096], |k, c| {
             if k == 0 {
                 c[..408].fill(0);
             }
-            file.extend(c);
-        }
+        });
         let none = Claimed::default();
         let c = raw_chain(&file, 100, s, 408, &PT_HOLES, &none, &none);
         eprintln!("true starts {starts:?}");
@@ -3118,19 +3122,11 @@ mod tests {
         // zero bytes, exactly: were the signature a refutation, the true
         // path would die and the shifted one be taken alone.
         let s = 64 * 408;
-        let mut file = vec![7u8; 100];
-        let mut starts = vec![];
-        for (k, hole) in [2048usize, 0, 0, 2096].into_iter().enumerate() {
-            file.extend(vec![0u8; hole]);
-            starts.push(file.len() as u64);
-            let mut c = records(64 * k as u64);
-            match k {
-                0 => c[..48].fill(0),
-                1 => c[..4].copy_from_slice(b"TREE"),
-                _ => {}
-            }
-            file.extend(c);
-        }
+        let (file, starts) = pt_file(&[2048, 0, 0, 2096], |k, c| match k {
+            0 => c[..48].fill(0),
+            1 => c[..4].copy_from_slice(b"TREE"),
+            _ => {}
+        });
         let none = Claimed::default();
         let c = raw_chain(&file, 100, s, 408, &PT_HOLES, &none, &none);
         assert!(!c.complete, "{c:?} vs {starts:?}");
