@@ -541,7 +541,11 @@ pub fn place_by_order(
         a.clone()
     } else {
         let others: Vec<Anchor> = a.iter().copied().filter(|x| Some(*x) != top).collect();
-        let follows = top.is_some_and(|t| others.last().is_some_and(|l| l.index + 1 == t.index));
+        let follows = top.is_some_and(|t| {
+            others
+                .last()
+                .is_some_and(|l| l.index.checked_add(1) == Some(t.index))
+        });
         if !(partial_tail && follows && in_order(&others)) {
             return vec![Slot::Left(Stray::ProvenOutOfOrder); found.len()];
         }
@@ -570,10 +574,15 @@ pub fn place_by_order(
             r += 1;
         }
         let seg = r - start;
-        let first = prev.map_or(0, |p| p + 1);
-        if broken.is_none() && seg > 0 && seg as u64 != an.index.saturating_sub(first) {
+        // No index follows u64::MAX (duplicate or hostile records).
+        let first = prev.map_or(Some(0), |p| p.checked_add(1));
+        if broken.is_none()
+            && seg > 0
+            && first.is_none_or(|f| seg as u64 != an.index.saturating_sub(f))
+        {
             broken = Some(Stray::OrderInconsistent);
         }
+        let first = first.unwrap_or(u64::MAX);
         for (k, &i) in rest[start..r].iter().enumerate() {
             slots[i] = Some(match &broken {
                 Some(why) => Slot::Left(why.clone()),
@@ -585,7 +594,7 @@ pub fn place_by_order(
     if let Some(t) = aside {
         prev = Some(t.index);
     }
-    let mut next = prev.map_or(0, |p| p + 1);
+    let mut next = prev.map_or(Some(0), |p| p.checked_add(1));
     if broken.is_none() && partial_tail && !renewed_tail && r < rest.len() {
         match prev {
             Some(p) if newer(rest[r]) => {
@@ -598,10 +607,13 @@ pub fn place_by_order(
     for &i in &rest[r..] {
         slots[i] = Some(match &broken {
             Some(why) => Slot::Left(why.clone()),
-            None => {
-                next += 1;
-                Slot::At(next - 1)
-            }
+            None => match next {
+                Some(n) => {
+                    next = n.checked_add(1);
+                    Slot::At(n)
+                }
+                None => Slot::Left(Stray::OrderInconsistent),
+            },
         });
     }
     slots
@@ -959,7 +971,9 @@ fn recover_unfiltered(
         .iter()
         .filter(|c| c.present)
         .max_by_key(|c| c.offset.first().copied().unwrap_or(0))
-        .is_some_and(|c| !is_undefined(c.address) && c.address >= r0);
+        .is_some_and(|c| {
+            !is_undefined(c.address) && image.absolute(c.address).is_some_and(|a| a >= r0)
+        });
     let all_proven = proven_end >= stored_end || last_after_r0;
     // Another file's template says nothing about how many chunks the input
     // had before `r0`: placing from chunk 0 needs the input to prove the
@@ -1075,9 +1089,13 @@ fn nothing_stored(inv: &Inventory, bytes: &[u8], r0: u64) -> bool {
 // (two hole sizes less than an element apart: PyTables' 408-byte records
 // between 2048-byte aggregator blocks and 2096-byte version-1 B-tree nodes,
 // spec III.A.1, K = 32, rank 1; or all-zero chunks), each is followed as a
-// branch by the same rules, and a rule that stops a branch refutes its
-// reading (a piece holding a hole's zeros, a piece before `r0`, a zero run
-// no reading explains, ...). A reading shifted by less than an element
+// branch by the same rules. A contradiction refutes its reading (a piece
+// before `r0` or over a known structure or allocation, the chain ending
+// inside one, and a piece holding a hole's zeros: 2 KiB in a row, a
+// stated residual risk); a rule true chunks can meet too (a chunk after
+// zeros starting with a zero element, a zero run no reading explains, a
+// metadata signature in a piece) refutes nothing: the search stops at the
+// first fork ([`Step::Unresolved`]). A reading shifted by less than an element
 // keeps its shift until the next hole of the true chain, where its piece
 // holds that hole's zeros, or until `r0`, where its first piece starts
 // before it or leaves zeros that are not a metadata size. A branch survives
@@ -1315,6 +1333,17 @@ pub fn raw_chain(
 /// chain starts there (not the end of the file or a known allocation).
 type Boundary = (u64, bool);
 
+/// Why a reading has no piece ([`RawWalk::edge`]), at an offset.
+enum Refusal {
+    /// A contradiction with what is known (a piece before `r0`, over a
+    /// known structure or allocation; a piece holding a hole's zeros, a
+    /// stated residual risk): the reading is false.
+    Hard(u64, String),
+    /// Bytes a true chunk can hold too (a metadata signature): the reading
+    /// is not proven, nor refuted.
+    Ambiguous(u64, String),
+}
+
 /// What the walk finds before one boundary ([`RawWalk::step`]).
 enum Step {
     /// Only zero bytes and known structures lie between `r0` and it;
@@ -1325,9 +1354,15 @@ enum Step {
         exact: bool,
         unproven: Option<String>,
     },
-    /// A rule stops the chain there (where, why).
+    /// A contradiction stops the chain there (where, why): after a fork,
+    /// it refutes the path (the chain ends inside a known allocation or
+    /// structure, a piece would lie before `r0` or over one).
     Stop(u64, String),
-    /// The zero run has too many readings to follow them all.
+    /// The bytes there have no reading the model proves (too many
+    /// readings, a zero run no reading explains, a chunk starting with a
+    /// zero element, a piece holding a metadata signature): true chunks
+    /// can do that, so after a fork it refutes nothing and the search
+    /// stops at the first fork.
     Unresolved(u64, String),
     /// One reading, a hole alone: where it leads.
     One(Edge),
@@ -1423,7 +1458,7 @@ impl RawWalk<'_> {
                 .get(pos as usize..(pos + esize) as usize)
                 .is_none_or(|e| e.iter().all(|&b| b == 0));
         if leads_zero {
-            return Step::Stop(
+            return Step::Unresolved(
                 pos,
                 format!("the chunk at {pos:#x}, after zero bytes, starts with a zero element"),
             );
@@ -1462,7 +1497,7 @@ impl RawWalk<'_> {
         };
         let fit = readings(self.holes, size, lo, z);
         let Some(least) = fit.iter().map(|&(k, h)| k * size + h).min() else {
-            return Step::Stop(
+            return Step::Unresolved(
                 q,
                 format!(
                     "{z} zero bytes before {pos:#x} match no metadata size \
@@ -1497,19 +1532,28 @@ impl RawWalk<'_> {
         } else {
             return match self.edge(pos, q, pinned, 0, all[0].1) {
                 Ok(e) => Step::One(e),
-                Err((at, why)) => Step::Stop(at, why),
+                Err(Refusal::Hard(at, why)) => Step::Stop(at, why),
+                Err(Refusal::Ambiguous(at, why)) => Step::Unresolved(at, why),
             };
         };
-        let edges = all
-            .iter()
-            .filter_map(|&(k, h)| self.edge(pos, q, pinned, k, h).ok())
-            .collect();
+        let mut edges = Vec::new();
+        for &(k, h) in &all {
+            match self.edge(pos, q, pinned, k, h) {
+                Ok(e) => edges.push(e),
+                // A contradiction refutes the reading ...
+                Err(Refusal::Hard(..)) => {}
+                // ... an ambiguity does not: it may be the true one.
+                Err(Refusal::Ambiguous(at, stop)) => {
+                    return Step::Unresolved(q, format!("{why}; one stops at {at:#x}: {stop}"));
+                }
+            }
+        }
         Step::Fork { q, why, edges }
     }
 
     /// Where the reading (`k` all-zero chunks, hole `h`) of the zero run
     /// `[q, pos)` leads: the piece before it, checked, or why there is none.
-    fn edge(&self, pos: u64, q: u64, pinned: bool, k: u64, h: u64) -> Result<Edge, (u64, String)> {
+    fn edge(&self, pos: u64, q: u64, pinned: bool, k: u64, h: u64) -> Result<Edge, Refusal> {
         let zero_chunks = k > 0;
         if pinned {
             // The run fills the space after the known allocation exactly.
@@ -1521,28 +1565,33 @@ impl RawWalk<'_> {
         }
         let end = pos - k * self.size - h;
         let Some(start) = end.checked_sub(self.size).filter(|&s| s >= self.r0) else {
-            return Err((
+            return Err(Refusal::Hard(
                 end,
                 "a chunk would start before the stored end of file".into(),
             ));
         };
         if self.structures.overlaps(start, end) || self.fixed.overlaps(start, end) {
-            return Err((
+            return Err(Refusal::Hard(
                 start,
                 "a chunk would overlap a known structure or allocation".into(),
             ));
         }
         let piece = &self.bytes[start as usize..end as usize];
         if self.signatures.as_ref().is_none_or(|a| a.is_match(piece)) {
-            return Err((start, "the bytes before hold a metadata signature".into()));
+            return Err(Refusal::Ambiguous(
+                start,
+                "the bytes before hold a metadata signature".into(),
+            ));
         }
-        // A long zero run inside could hide a hole (a chunk shifted by it).
+        // A long zero run inside could hide a hole (a chunk shifted by it):
+        // refutes the reading (how a shifted reading dies at the next true
+        // hole; residual risk: a true chunk holding that many zeros).
         let min_hole = self.min_hole;
         if piece
             .split(|&b| b != 0)
             .any(|run| run.len() as u64 >= min_hole)
         {
-            return Err((
+            return Err(Refusal::Hard(
                 start,
                 format!("the chunk at {start:#x} holds {min_hole} or more zero bytes in a row (a hole?)"),
             ));
@@ -1639,7 +1688,8 @@ impl Branches {
                         if self.first_fork.is_none() {
                             return self.chain(paths.tip, false, Some((pos, why)));
                         }
-                        // A reading a rule stops is not a reading of the bytes.
+                        // A contradiction refutes the reading (an ambiguity
+                        // is `Unresolved`: it may be the true one).
                         None
                     }
                     Step::Unresolved(pos, why) => {
@@ -1692,7 +1742,19 @@ impl Branches {
                 );
                 self.chain(p.tip, false, Some((at, why)))
             }
-            _ => self.at_fork(""),
+            (exact, inexact) => {
+                let why = match (exact, inexact) {
+                    (None, None) => "; no reading reaches the stored end of file",
+                    (Some(_), Some(_)) => {
+                        "; one reading reaches the stored end of file exactly, another not"
+                    }
+                    (Some(p), None) | (None, Some(p)) if p.n > 1 => {
+                        "; two or more readings reach the stored end of file"
+                    }
+                    _ => "; the only reading that reaches the stored end of file reads all-zero chunks",
+                };
+                self.at_fork(why)
+            }
         }
     }
 
@@ -1886,7 +1948,23 @@ fn place_group(
         .filter_map(|c| c.offset.first().map(|&o| o / c0))
         .collect();
     let last = anchors.iter().max_by_key(|a| a.index).copied();
-    let tail: Option<(u64, Vec<u8>)> = last.and_then(|l| {
+    // The last record's bytes as it wrote them: only while they still frame
+    // exactly as long as it says (the inflater ignores bytes after a
+    // stream's end: a shorter chunk that took the freed block would decode
+    // as its old content). Otherwise it is stale (`stale_tail` below).
+    let mut d = flate2::Decompress::new(true);
+    let mut out = Vec::new();
+    let last_frames = !unfiltered
+        && last.is_some_and(|l| {
+            ds.chunks.iter().any(|c| {
+                c.present
+                    && c.filter_mask == 0
+                    && image.absolute(c.address) == Some(l.offset)
+                    && c.offset.first().map(|&o| o / c0) == Some(l.index)
+                    && frames(image, c, sig.0, sig.1, &mut d, &mut out)
+            })
+        });
+    let tail: Option<(u64, Vec<u8>)> = last.filter(|_| last_frames).and_then(|l| {
         let lo = usize::try_from(l.offset).ok()?;
         let stored = image
             .bytes
@@ -1916,7 +1994,10 @@ fn place_group(
     // (in file order) whose rows up to its last non-zero byte are the
     // leading rows of the next proven chunk, the rest zero (the fill value
     // of rows not yet written then), is that chunk's older version, not a
-    // chunk of its own: left out of the order, to /lost+found.
+    // chunk of its own: left out of the order, to /lost+found. Only in a
+    // gap that holds no position (between proven chunks i and i + 1, or
+    // before a proven chunk 0): elsewhere a dropped stream could balance a
+    // wrong count. Never for unfiltered chunks (rewritten in place).
     let mut by_offset = anchors.clone();
     by_offset.sort_by_key(|x| x.offset);
     let decoded = |offset: u64, len: u64| -> Option<Vec<u8>> {
@@ -1927,15 +2008,23 @@ fn place_group(
         decode(stored, 0).ok()
     };
     let rb = usize::try_from(row_bytes).unwrap_or(0);
-    let older_version = |s: &Stream| -> bool {
+    // The proven chunk last decoded (streams come in file order).
+    let mut cache: Option<(usize, Option<Vec<u8>>)> = None;
+    let mut older_version = |s: &Stream| -> bool {
         let k = by_offset.partition_point(|x| x.offset <= s.offset);
         let Some(next) = by_offset.get(k) else {
             return false;
         };
-        let (Some(old), Some(new)) = (
-            decoded(s.offset, s.stored_len),
-            decoded(next.offset, next.len),
-        ) else {
+        let first = k
+            .checked_sub(1)
+            .map_or(Some(0), |j| by_offset[j].index.checked_add(1));
+        if unfiltered || first != Some(next.index) {
+            return false;
+        }
+        if cache.as_ref().is_none_or(|(c, _)| *c != k) {
+            cache = Some((k, decoded(next.offset, next.len)));
+        }
+        let (Some(old), Some((_, Some(new)))) = (decoded(s.offset, s.stored_len), &cache) else {
             return false;
         };
         let used = old
@@ -1952,7 +2041,7 @@ fn place_group(
     let group = &group[..];
     let offsets: Vec<(u64, u64)> = group.iter().map(|s| (s.offset, s.stored_len)).collect();
     // The partly filled last chunk rewritten after the flush where its
-    // record points: its recorded bytes no longer decode (libhdf5 frees a
+    // record points: its recorded bytes no longer frame (libhdf5 frees a
     // chunk's old version right before allocating the new one, which then
     // reuses the freed block). A found stream starting at that address is
     // its newer version, unless a later found stream is longer than the
@@ -1975,6 +2064,10 @@ fn place_group(
         let Some((ti, old)) = &tail else {
             return false;
         };
+        // The record's own bytes frame: a stream there is not a newer one.
+        if last.is_some_and(|l| s.offset == l.offset) {
+            return false;
+        }
         let rows = stored0.saturating_sub(ti * c0);
         let n = usize::try_from(rows.saturating_mul(row_bytes)).unwrap_or(usize::MAX);
         let lo = usize::try_from(s.offset).unwrap_or(usize::MAX);
@@ -2852,6 +2945,285 @@ mod tests {
         let expect: Vec<u64> = starts.iter().map(|&x| x as u64 + 8).collect();
         assert_eq!((c.pieces, c.complete), (expect, false));
         assert!(c.stopped.unwrap().1.contains("cut, not placed"));
+    }
+
+    /// Runs [`recover`] on `file` with one dataset `/d` of u64 rows,
+    /// `dim0` rows, chunks of 100 rows deflated, whose index records are
+    /// `recs` (chunk index, address, size); prints what it placed and left.
+    fn search_u64_deflate(file: &[u8], dim0: u64, recs: &[(u64, u64, u64)]) -> ChunkSearch {
+        use crate::format::message::filter_pipeline::{Filter, FilterPipeline};
+        use crate::inventory::Object;
+        let ds = Dataset {
+            datatype: crate::format::message::datatype::Datatype::unsigned(8),
+            dataspace: crate::format::message::dataspace::Dataspace {
+                version: 1,
+                kind: crate::format::message::dataspace::DataspaceKind::Simple,
+                dims: vec![dim0],
+                max_dims: Some(vec![u64::MAX]),
+            },
+            layout: crate::format::message::data_layout::DataLayout {
+                version: 3,
+                class: LayoutClass::Chunked {
+                    dims: vec![100],
+                    element_size: Some(8),
+                    flags: 0,
+                    index: ChunkIndex::BtreeV1 { address: 0 },
+                },
+            },
+            filters: Some(FilterPipeline {
+                version: 1,
+                filters: vec![Filter {
+                    id: DEFLATE,
+                    name: None,
+                    flags: 0,
+                    client_data: vec![6],
+                }],
+            }),
+            fill_value: None,
+            external_files: false,
+            chunks: recs
+                .iter()
+                .map(|&(k, at, len)| ChunkRef {
+                    offset: vec![k * 100],
+                    address: at,
+                    size: len,
+                    filter_mask: 0,
+                    present: true,
+                })
+                .collect(),
+            coverage: Default::default(),
+            beyond_index: Default::default(),
+        };
+        let mut o = Object::new("/d".into(), 0);
+        o.kind = ObjectKind::Dataset;
+        o.dataset = Some(ds);
+        let mut inv = Inventory::default();
+        inv.objects.push(o);
+        recover(&mut inv, file, &Options::default());
+        let search = inv.chunk_search.take().unwrap();
+        eprintln!(
+            "placed {:?}",
+            search.placed.iter().map(|p| &p.chunks).collect::<Vec<_>>()
+        );
+        eprintln!(
+            "stray {:?}",
+            search
+                .stray
+                .iter()
+                .map(|s| (&s.reason, &s.chunks))
+                .collect::<Vec<_>>()
+        );
+        search
+    }
+
+    #[test]
+    fn a_shorter_chunk_in_the_freed_block_of_a_partial_tail_is_not_its_newer_version() {
+        let rows = |k: u64, n: u64, constant: bool| -> Vec<u8> {
+            (0..100u64)
+                .flat_map(|i| {
+                    let v = if i >= n {
+                        0
+                    } else if constant {
+                        1
+                    } else {
+                        (k * 100 + i + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                    };
+                    v.to_le_bytes()
+                })
+                .collect()
+        };
+        // Chunks 0, 1 whole; chunk 2 partly filled (60 rows) at the flush:
+        // the proven record. Then chunk 2 completed (longer: to the end of
+        // the file), its old block freed and taken by chunk 3 (constant
+        // rows, compresses short); then chunk 4.
+        let c0 = zlib(&rows(0, 100, false));
+        let c1 = zlib(&rows(1, 100, false));
+        let old2 = zlib(&rows(2, 60, false));
+        let new2 = zlib(&rows(2, 100, false));
+        let c3 = zlib(&rows(3, 100, true));
+        let c4 = zlib(&rows(4, 100, false));
+        assert!(c3.len() < old2.len() && new2.len() > old2.len());
+        let mut file = vec![7u8; 100];
+        let mut recs = vec![];
+        for (k, c) in [(0u64, &c0), (1, &c1)] {
+            recs.push((k, file.len() as u64, c.len() as u64));
+            file.extend(c.iter());
+        }
+        let a = file.len() as u64;
+        recs.push((2, a, old2.len() as u64));
+        let mut block = old2.clone();
+        block[..c3.len()].copy_from_slice(&c3);
+        file.extend(block);
+        let e1 = file.len() as u64;
+        file.extend(new2.iter());
+        let e2 = file.len() as u64;
+        file.extend(c4.iter());
+        let search = search_u64_deflate(&file, 260, &recs);
+        eprintln!("A={a:#x} (chunk 3's bytes) E1={e1:#x} (chunk 2 whole) E2={e2:#x} (chunk 4)");
+        for p in &search.placed {
+            for (off, at) in &p.chunks {
+                let right = match off[0] / 100 {
+                    2 => e1,
+                    3 => a,
+                    4 => e2,
+                    _ => u64::MAX,
+                };
+                assert_eq!(
+                    *at,
+                    right,
+                    "WRONG: chunk at {at:#x} placed at position {}",
+                    off[0] / 100
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn an_older_version_does_not_balance_a_wrong_gap_count() {
+        let rnd = |k: u64, i: u64| (k * 100 + i + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let chunk = |k: u64, n: u64| -> Vec<u8> {
+            (0..100u64)
+                .flat_map(|i| (if i < n { rnd(k, i) } else { 0 }).to_le_bytes())
+                .collect()
+        };
+        let w = rnd(3, 0);
+        let sparse: Vec<u8> = (0..100u64)
+            .flat_map(|i| (if i == 0 { w } else { 0 }).to_le_bytes())
+            .collect();
+        // Proven: chunk 0 and chunk 3. Between them in the file: an old,
+        // freed, partly filled version of chunk 1 (60 rows), chunk 1,
+        // chunk 2 (sparse: its only non-zero row equals chunk 3's row 0).
+        let parts = [
+            (Some(0u64), zlib(&chunk(0, 100))),
+            (None, zlib(&chunk(1, 60))),
+            (None, zlib(&chunk(1, 100))),
+            (None, zlib(&sparse)),
+            (Some(3), zlib(&chunk(3, 100))),
+        ];
+        let mut file = vec![7u8; 100];
+        let mut recs = vec![];
+        let mut at = vec![];
+        for (k, c) in &parts {
+            at.push(file.len() as u64);
+            if let Some(k) = k {
+                recs.push((*k, file.len() as u64, c.len() as u64));
+            }
+            file.extend(c.iter());
+        }
+        let search = search_u64_deflate(&file, 400, &recs);
+        eprintln!("at {at:x?}");
+        for p in &search.placed {
+            for (off, a) in &p.chunks {
+                let right = match off[0] / 100 {
+                    1 => at[2],
+                    2 => at[3],
+                    _ => u64::MAX,
+                };
+                assert_eq!(
+                    *a,
+                    right,
+                    "WRONG: chunk at {a:#x} placed at position {}",
+                    off[0] / 100
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn proven_chunks_at_the_largest_index_do_not_overflow() {
+        let mut first = |i: usize| i == 0;
+        let r = place_by_order(
+            &[a(10, u64::MAX), a(20, u64::MAX)],
+            &f(&[30]),
+            true,
+            &mut first,
+        );
+        assert_eq!(r, vec![Slot::Left(Stray::ProvenOutOfOrder)]);
+        // No position follows the largest index.
+        let r = place_by_order(&[a(10, u64::MAX)], &f(&[30]), false, &mut first);
+        assert_eq!(r, vec![Slot::Left(Stray::OrderInconsistent)]);
+        let r = place_by_order(&[a(30, u64::MAX)], &f(&[10]), false, &mut first);
+        assert_eq!(r, vec![Slot::Left(Stray::OrderInconsistent)]);
+    }
+
+    /// r0 = 100 after 100 bytes of 7s, then for each `holes[k]` that many
+    /// zero bytes and chunk k of [`records`] (`edit(k, chunk)` first); the
+    /// file and the chunks' offsets.
+    fn pt_file(holes: &[usize], edit: impl Fn(usize, &mut [u8])) -> (Vec<u8>, Vec<u64>) {
+        let mut file = vec![7u8; 100];
+        let mut starts = vec![];
+        for (k, &hole) in holes.iter().enumerate() {
+            file.extend(vec![0u8; hole]);
+            starts.push(file.len() as u64);
+            let mut c = records(64 * k as u64);
+            edit(k, &mut c);
+            file.extend(c);
+        }
+        (file, starts)
+    }
+
+    #[test]
+    fn a_chunk_leading_with_a_zero_record_after_a_fork_stops_the_search() {
+        // r0, a 2096 node, C0, a 2048 block, C1 (first record zero), C2,
+        // a 2096 node, C3, EOF: the true path dies at C1 (leads zero);
+        // the shifted one (from the fork at the last node) re-aligns at
+        // the 2048+48 run and reaches r0 exactly.
+        let s = 64 * 408;
+        let (file, starts) = pt_file(&[2096, 2048, 0, 2096], |k, c| {
+            if k == 1 {
+                c[..408].fill(0);
+            }
+        });
+        let none = Claimed::default();
+        let c = raw_chain(&file, 100, s, 408, &PT_HOLES, &none, &none);
+        eprintln!("true starts {starts:?}");
+        eprintln!("chain {c:?}");
+        assert!(
+            !(c.complete && c.pieces != starts),
+            "WRONG: shifted path accepted: {c:?} vs {starts:?}"
+        );
+    }
+
+    #[test]
+    fn a_first_chunk_leading_with_a_zero_record_is_not_refuted() {
+        // r0, a 2048 block, chunks 0..2 (chunk 0's first record all zero),
+        // a 2096 node, chunk 3, EOF.
+        let s = 64 * 408;
+        let (file, starts) = pt_file(&[2048, 0, 0, 2096], |k, c| {
+            if k == 0 {
+                c[..408].fill(0);
+            }
+        });
+        let none = Claimed::default();
+        let c = raw_chain(&file, 100, s, 408, &PT_HOLES, &none, &none);
+        eprintln!("true starts {starts:?}");
+        eprintln!("chain {c:?}");
+        assert!(
+            !(c.complete && c.pieces != starts),
+            "WRONG: shifted path accepted: {c:?} vs {starts:?}"
+        );
+    }
+
+    #[test]
+    fn a_metadata_signature_in_a_true_chunk_after_a_fork_stops_the_search() {
+        // r0, a 2048 block, chunks 0..2, a 2096 node, chunk 3, EOF; chunk
+        // 0's first 48 bytes are zero and chunk 1 starts with "TREE". The
+        // reading of the node as a 2048 block shifts chunks 0..2 by 48
+        // bytes (its chunk 1 misses the signature) and reaches r0 by 2096
+        // zero bytes, exactly: were the signature a refutation, the true
+        // path would die and the shifted one be taken alone.
+        let s = 64 * 408;
+        let (file, starts) = pt_file(&[2048, 0, 0, 2096], |k, c| match k {
+            0 => c[..48].fill(0),
+            1 => c[..4].copy_from_slice(b"TREE"),
+            _ => {}
+        });
+        let none = Claimed::default();
+        let c = raw_chain(&file, 100, s, 408, &PT_HOLES, &none, &none);
+        assert!(!c.complete, "{c:?} vs {starts:?}");
+        assert_eq!(c.pieces, starts[3..], "{c:?}");
+        let why = c.stopped.unwrap().1;
+        assert!(why.contains("metadata signature"), "{why}");
     }
 
     #[test]
