@@ -9,7 +9,8 @@ use super::Image;
 use crate::format::btree_v1::*;
 use crate::format::{is_undefined, Error};
 
-/// Walks the tree from `root`, calling `leaf` for each readable level-0 node.
+/// Walks the tree from `root`, calling `leaf` for each readable level-0 node
+/// (and pushing every node it accepts, at any level, to `nodes`).
 /// Every node is visited at most once, each child must be exactly one level
 /// below its parent, the root level is at most [`MAX_LEVEL`], and the total
 /// number of entries read is bounded by what the file could hold.
@@ -19,6 +20,7 @@ fn walk(
     node_type: u8,
     rank: Option<usize>,
     errors: &mut Vec<Error>,
+    mut nodes: Option<&mut Vec<u64>>,
     mut leaf: impl FnMut(&BtreeV1Node, &mut Vec<Error>),
 ) {
     let sizes = image.sizes;
@@ -87,6 +89,9 @@ fn walk(
             return;
         }
         budget -= entries;
+        if let Some(n) = nodes.as_deref_mut() {
+            n.push(addr);
+        }
         if node.level == 0 {
             leaf(&node, errors);
             continue;
@@ -113,6 +118,7 @@ pub fn collect_chunks(image: &Image, root: u64, rank: usize) -> (Vec<ChunkRecord
         NODE_TYPE_CHUNK,
         Some(rank),
         &mut errors,
+        None,
         |node, errors| {
             for (key, &address) in node.keys.iter().zip(&node.children) {
                 let Key::Chunk {
@@ -144,6 +150,23 @@ pub fn collect_chunks(image: &Image, root: u64, rank: usize) -> (Vec<ChunkRecord
     (chunks, errors)
 }
 
+/// Relative addresses of every node (internal and leaf) of the type 1
+/// (chunk) tree at `root` of a dataset of rank `rank` that the walk of
+/// [`collect_chunks`] reads and accepts (signature, node type, level).
+pub fn chunk_nodes(image: &Image, root: u64, rank: usize) -> Vec<u64> {
+    let mut nodes = Vec::new();
+    walk(
+        image,
+        root,
+        NODE_TYPE_CHUNK,
+        Some(rank),
+        &mut Vec::new(),
+        Some(&mut nodes),
+        |_, _| {},
+    );
+    nodes
+}
+
 /// Relative addresses of the `SNOD` nodes of the type 0 (group) tree at
 /// `root`, in key order, plus every problem met on the way.
 pub fn collect_group_leaves(image: &Image, root: u64) -> (Vec<u64>, Vec<Error>) {
@@ -155,6 +178,7 @@ pub fn collect_group_leaves(image: &Image, root: u64) -> (Vec<u64>, Vec<Error>) 
         NODE_TYPE_GROUP,
         None,
         &mut errors,
+        None,
         |node, errors| {
             for &address in &node.children {
                 if image.contains(address, 8) {
