@@ -221,6 +221,19 @@ mod tests {
     }
 
     #[test]
+    fn chunk_nodes_lists_every_node_the_walk_accepts() {
+        let leaf_a = chunk_node(0, &[(0, 4, 600), (2, 4, 604)], 4);
+        let leaf_b = chunk_node(0, &[(4, 4, 608)], 6);
+        // The root's third child is not a node: not listed.
+        let root = chunk_node(1, &[(0, 0, 200), (4, 0, 400), (6, 0, 800)], 6);
+        let f = file(1000, &[(0, &root), (200, &leaf_a), (400, &leaf_b)]);
+        let img = Image::new(&f, 0, S);
+        let mut nodes = chunk_nodes(&img, 0, 1);
+        nodes.sort_unstable();
+        assert_eq!(nodes, vec![0, 200, 400]);
+    }
+
+    #[test]
     fn traversal_survives_cycles_and_bad_children() {
         // Root (level 1) whose first child is itself, second a leaf, third
         // garbage, fourth the leaf again, fifth a leaf at the wrong level.

@@ -823,6 +823,68 @@ mod tests {
         assert!(o.blocks.is_empty());
     }
 
+    /// The fixture header's parameters as a layout message states them.
+    fn layout_header() -> ExtensibleArrayHeader {
+        unfiltered_header(Sizes::DEFAULT, 32, 4, 2, 2, 2)
+    }
+
+    #[test]
+    fn data_blocks_without_their_header_use_the_layout_parameters() {
+        // No header on disk at 0 (never written); a data block naming it.
+        let mut f = vec![0u8; 600];
+        f.extend(dblock(2, &[1030, UNDEFINED, UNDEFINED, 1033]));
+        f.resize(2000, 0);
+        let img = Image::new(&f, 0, Sizes::DEFAULT);
+        let o = collect_orphan_data_blocks(&img, 0, &[600], None);
+        assert!(o.blocks.is_empty());
+        assert_eq!(o.errors.len(), 1);
+        let h = layout_header();
+        let o = collect_orphan_data_blocks(&img, 0, &[600], Some(&h));
+        assert_eq!(o.blocks.len(), 1, "{:?}", o.errors);
+        assert_eq!(indices(&o.blocks[0].1), vec![(6, 1030), (9, 1033)]);
+        // A header that is on disk wins over the layout's parameters.
+        let mut g = header_bytes(0, 8, UNDEFINED);
+        g.resize(600, 0);
+        g.extend(dblock(2, &[1030, UNDEFINED, UNDEFINED, 1033]));
+        let img = Image::new(&g, 0, Sizes::DEFAULT);
+        let wrong = unfiltered_header(Sizes::DEFAULT, 32, 4, 2, 8, 2);
+        let o = collect_orphan_data_blocks(&img, 0, &[600], Some(&wrong));
+        assert_eq!(o.blocks.len(), 1, "{:?}", o.errors);
+    }
+
+    #[test]
+    fn proven_data_block_spans_need_owner_size_and_checksum() {
+        let mut f = vec![0u8; 600];
+        // Super block 1's data block (4 elements): 18 + 4 * 8 + 4 bytes.
+        f.extend(dblock(2, &[1030, UNDEFINED, UNDEFINED, 1033]));
+        f.resize(700, 0);
+        // Super block 3's first data block (8 elements, 2 pages of 4): the
+        // prefix, then 2 pages of 4 * 8 + 4 bytes, allocated with it.
+        f.extend(dblock(14, &[]));
+        f.resize(800, 0);
+        // Another header's block.
+        let mut other = dblock(2, &[1040, UNDEFINED, UNDEFINED, UNDEFINED]);
+        other[6] = 0x77;
+        f.extend(seal(other[..other.len() - 4].to_vec()));
+        f.resize(900, 0);
+        // A bad checksum.
+        let mut bad = dblock(2, &[1050, UNDEFINED, UNDEFINED, UNDEFINED]);
+        bad[20] ^= 1;
+        f.extend(bad);
+        f.resize(1000, 0);
+        // A block offset no position has.
+        f.extend(dblock(3, &[1060, UNDEFINED, UNDEFINED, UNDEFINED]));
+        f.resize(2000, 0);
+        let img = Image::new(&f, 0, Sizes::DEFAULT);
+        let h = layout_header();
+        let got = proven_data_block_spans(&img, 0, &h, &[600, 700, 800, 900, 1000, 1999, u64::MAX]);
+        assert_eq!(got, vec![(600, 54), (700, 22 + 2 * 36)]);
+        // Parameters that give the block another size (pages of 2: its
+        // prefix alone) fail the checksum: nothing.
+        let small = unfiltered_header(Sizes::DEFAULT, 32, 4, 2, 2, 1);
+        assert!(proven_data_block_spans(&img, 0, &small, &[600]).is_empty());
+    }
+
     #[test]
     fn truncation_and_corruption_never_panic() {
         let f = array_file();
