@@ -997,8 +997,11 @@ fn recover_unfiltered(
 /// the unused, zero tail of a node) as part of a hole:
 ///
 /// - every node of a dataset's version-1 B-tree chunk index that the walk
-///   from its root reads and accepts (spec III.A.1: a node is allocated at
-///   its full size for 2K entries, K = 32, however many it uses);
+///   from its root reads and accepts, and every `TREE` past `r0` tied to
+///   those by sibling pointers as the carve ties leaves
+///   ([`super::chunk_records::tied_v1_nodes`]; spec III.A.1: a node is
+///   allocated at its full size for 2K entries, K = 32, however many it
+///   uses);
 /// - every `EADB` past `r0` that names the extensible array header the
 ///   layout of a dataset of `dss` or of the input names and verifies its
 ///   checksum at the size that array's creation parameters give its block
@@ -1029,7 +1032,23 @@ fn proven_structures(
     // [`hole_sizes`] does; libhdf5 writes a version-1 superblock only to
     // store another (spec II.A "Indexed Storage Internal Node K").
     let k32 = inv.superblock.as_ref().is_none_or(|sb| sb.version != 1);
-    for ds in own.iter().filter(|_| k32) {
+    let Some(tail) = usize::try_from(r0).ok().and_then(|r| image.bytes.get(r..)) else {
+        return;
+    };
+    let hits = super::signatures::find_signatures(tail);
+    let of = |k: super::signatures::Kind| -> Vec<u64> {
+        hits.iter()
+            .filter(|h| h.kind == k)
+            .map(|h| r0.saturating_add(h.offset))
+            .collect()
+    };
+    let tree = of(super::signatures::Kind::Tree);
+    for o in inv
+        .objects
+        .iter()
+        .filter(|o| o.hard_link_of.is_none() && k32)
+    {
+        let Some(ds) = &o.dataset else { continue };
         let LayoutClass::Chunked {
             index: ChunkIndex::BtreeV1 { address },
             ..
@@ -1044,9 +1063,16 @@ fn proven_structures(
             continue;
         }
         let rank = ds.dataspace.dims.len();
-        for a in crate::follow::btree_v1::chunk_nodes(image, *address, rank) {
-            if let Some(abs) = image.absolute(a).filter(|&abs| abs >= r0) {
-                structures.add(abs, abs.saturating_add(n));
+        let walked = crate::follow::btree_v1::chunk_nodes(image, *address, rank);
+        let tied = super::chunk_records::tied_v1_nodes(image, o, &tree);
+        // A node may start before `r0` and end past it (the aggregator
+        // grew at the end of the file after the superblock was written).
+        for a in walked.into_iter().chain(tied) {
+            if let Some(abs) = image.absolute(a) {
+                let end = abs.saturating_add(n);
+                if end > r0 {
+                    structures.add(abs, end);
+                }
             }
         }
     }
@@ -1064,18 +1090,8 @@ fn proven_structures(
             )
         })
         .collect();
-    if arrays.is_empty() {
-        return;
-    }
-    let Some(tail) = usize::try_from(r0).ok().and_then(|r| image.bytes.get(r..)) else {
-        return;
-    };
-    let eadb: Vec<u64> = super::signatures::find_signatures(tail)
-        .into_iter()
-        .filter(|h| h.kind == super::signatures::Kind::Eadb)
-        .map(|h| r0.saturating_add(h.offset))
-        .collect();
-    if eadb.is_empty() {
+    let eadb = of(super::signatures::Kind::Eadb);
+    if arrays.is_empty() || eadb.is_empty() {
         return;
     }
     let mut seen = std::collections::HashSet::new();
