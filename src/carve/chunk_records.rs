@@ -212,18 +212,7 @@ fn extensible(image: &Image, eadb: &[u64], o: &mut Object) {
     let Some(ds) = chunked(o) else {
         return;
     };
-    let Some((
-        dims,
-        ChunkIndex::ExtensibleArray {
-            address,
-            max_bits,
-            index_elements,
-            min_pointers,
-            min_elements,
-            page_bits,
-        },
-    )) = chunk_dims(ds)
-    else {
+    let Some((dims, index @ ChunkIndex::ExtensibleArray { address, .. })) = chunk_dims(ds) else {
         return;
     };
     if is_undefined(*address) {
@@ -231,19 +220,8 @@ fn extensible(image: &Image, eadb: &[u64], o: &mut Object) {
     }
     // Without an `EAHD` on disk, an unfiltered array's parameters are the
     // layout message's (one address per element).
-    let unfiltered_layout = ds.filters.as_ref().is_none_or(|f| f.filters.is_empty())
-        && !ds.datatype.is_variable_length()
-        && !ds.datatype.contains_reference();
-    let absent = unfiltered_layout.then(|| {
-        follow::extensible_array::unfiltered_header(
-            image.sizes,
-            *max_bits,
-            *index_elements,
-            *min_pointers,
-            *min_elements,
-            *page_bits,
-        )
-    });
+    let absent = super::chunks::raw_signature(ds)
+        .and_then(|_| follow::extensible_array::unfiltered_header(image.sizes, index));
     let orphans = follow::extensible_array::collect_orphan_data_blocks(
         image,
         *address,

@@ -1097,15 +1097,7 @@ fn proven_structures(
     let mut seen = std::collections::HashSet::new();
     for ds in arrays {
         let LayoutClass::Chunked {
-            index:
-                ChunkIndex::ExtensibleArray {
-                    address,
-                    max_bits,
-                    index_elements,
-                    min_pointers,
-                    min_elements,
-                    page_bits,
-                },
+            index: index @ ChunkIndex::ExtensibleArray { address, .. },
             ..
         } = &ds.layout.class
         else {
@@ -1118,17 +1110,10 @@ fn proven_structures(
             let h = parse_header(image.at(HEADER, *address).ok()?, at, image.sizes).ok()?;
             h.checksum_ok.then_some(h)
         });
-        let header = match on_disk {
-            Some(h) => h,
-            None if raw_signature(ds).is_some() => unfiltered_header(
-                image.sizes,
-                *max_bits,
-                *index_elements,
-                *min_pointers,
-                *min_elements,
-                *page_bits,
-            ),
-            None => continue,
+        let Some(header) = on_disk
+            .or_else(|| raw_signature(ds).and_then(|_| unfiltered_header(image.sizes, index)))
+        else {
+            continue;
         };
         if !seen.insert((*address, header.client_id, header.element_size)) {
             continue;
@@ -1269,7 +1254,7 @@ const MAX_HOLE_BASES: usize = 64;
 
 /// Byte size of an unfiltered chunk of `ds`: chunked, no filter pipeline,
 /// a fixed-size type without addresses.
-fn raw_signature(ds: &Dataset) -> Option<u64> {
+pub(super) fn raw_signature(ds: &Dataset) -> Option<u64> {
     let LayoutClass::Chunked { dims, .. } = &ds.layout.class else {
         return None;
     };

@@ -147,32 +147,19 @@ pub fn collect_orphan_data_blocks(
     // (candidate address, its position, elements in the block)
     let mut placed: Vec<(u64, u64, u64)> = Vec::new();
     for &abs in candidates {
-        let Some(addr) = abs.checked_sub(image.base) else {
+        let client = w.header.client_id;
+        let Some((addr, _, stored)) = named_block(
+            image,
+            abs,
+            header_addr,
+            client,
+            w.geometry.block_offset_size,
+        ) else {
             continue;
         };
         if w.visited.contains(&addr) {
             continue;
         }
-        let Ok(data) = image.at(DATA_BLOCK, addr) else {
-            continue;
-        };
-        let client = w.header.client_id;
-        let Ok((rest, _, owner)) = block_prefix(
-            DATA_BLOCK,
-            DATA_BLOCK_SIGNATURE,
-            data,
-            abs,
-            image.sizes,
-            Some(client),
-        ) else {
-            continue;
-        };
-        if owner != header_addr {
-            continue;
-        }
-        let Ok((_, stored)) = uint(w.geometry.block_offset_size)(rest) else {
-            continue;
-        };
         let fits: Vec<(u64, u64)> = positions(&w.geometry, stored)
             .into_iter()
             .filter(|(o, _)| !taken.contains(o))
@@ -221,20 +208,27 @@ pub fn collect_orphan_data_blocks(
 }
 
 /// The creation parameters of an unfiltered dataset's extensible array as
-/// its layout message states them (spec VIII "Data Layout" version 4, index
-/// type 4), as a header: client 0, one address per element. Used where the
-/// `EAHD` itself is not on disk (a killed writer never wrote it) or lies in
-/// another file (a template's); counters and addresses are unknown (zero,
-/// undefined).
+/// its layout message states them (`index`, spec VIII "Data Layout"
+/// version 4, index type 4), as a header: client 0, one address per
+/// element. Used where the `EAHD` itself is not on disk (a killed writer
+/// never wrote it) or lies in another file (a template's); counters and
+/// addresses are unknown (zero, undefined). `None` for another index.
 pub fn unfiltered_header(
     sizes: crate::format::Sizes,
-    max_bits: u8,
-    index_elements: u8,
-    min_pointers: u8,
-    min_elements: u8,
-    page_bits: u8,
-) -> ExtensibleArrayHeader {
-    ExtensibleArrayHeader {
+    index: &crate::format::message::data_layout::ChunkIndex,
+) -> Option<ExtensibleArrayHeader> {
+    let crate::format::message::data_layout::ChunkIndex::ExtensibleArray {
+        max_bits,
+        index_elements,
+        min_pointers,
+        min_elements,
+        page_bits,
+        ..
+    } = *index
+    else {
+        return None;
+    };
+    Some(ExtensibleArrayHeader {
         version: 0,
         client_id: 0,
         element_size: sizes.offset(),
@@ -252,7 +246,35 @@ pub fn unfiltered_header(
         index_block_address: UNDEFINED,
         size: 0,
         checksum_ok: true,
+    })
+}
+
+/// The `EADB` at absolute offset `abs` if it names the header at relative
+/// address `header_addr` with client `client`: its relative address, its
+/// bytes (to the end of the file) and its stored block offset.
+fn named_block<'a>(
+    image: &Image<'a>,
+    abs: u64,
+    header_addr: u64,
+    client: u8,
+    offset_size: u8,
+) -> Option<(u64, &'a [u8], u64)> {
+    let addr = abs.checked_sub(image.base)?;
+    let data = image.at(DATA_BLOCK, addr).ok()?;
+    let (rest, _, owner) = block_prefix(
+        DATA_BLOCK,
+        DATA_BLOCK_SIGNATURE,
+        data,
+        abs,
+        image.sizes,
+        Some(client),
+    )
+    .ok()?;
+    if owner != header_addr {
+        return None;
     }
+    let (_, stored) = uint(offset_size)(rest).ok()?;
+    Some((addr, data, stored))
 }
 
 /// Allocated spans (absolute offset, bytes) of the `EADB` blocks at the
@@ -276,26 +298,13 @@ pub fn proven_data_block_spans(
     };
     let mut out = Vec::new();
     for &abs in candidates {
-        let Some(addr) = abs.checked_sub(image.base) else {
-            continue;
-        };
-        let Ok(data) = image.at(DATA_BLOCK, addr) else {
-            continue;
-        };
-        let Ok((rest, _, owner)) = block_prefix(
-            DATA_BLOCK,
-            DATA_BLOCK_SIGNATURE,
-            data,
+        let Some((_, data, stored)) = named_block(
+            image,
             abs,
-            image.sizes,
-            Some(header.client_id),
+            header_addr,
+            header.client_id,
+            g.block_offset_size,
         ) else {
-            continue;
-        };
-        if owner != header_addr {
-            continue;
-        }
-        let Ok((_, stored)) = uint(g.block_offset_size)(rest) else {
             continue;
         };
         let mut sizes: Vec<u64> = positions(&g, stored).iter().map(|p| p.1).collect();
@@ -825,7 +834,21 @@ mod tests {
 
     /// The fixture header's parameters as a layout message states them.
     fn layout_header() -> ExtensibleArrayHeader {
-        unfiltered_header(Sizes::DEFAULT, 32, 4, 2, 2, 2)
+        params(2, 2)
+    }
+
+    /// An unfiltered layout's parameters (max bits 32, 4 index block
+    /// elements, secondary min pointers 2).
+    fn params(min_elements: u8, page_bits: u8) -> ExtensibleArrayHeader {
+        let index = crate::format::message::data_layout::ChunkIndex::ExtensibleArray {
+            address: 0,
+            max_bits: 32,
+            index_elements: 4,
+            min_pointers: 2,
+            min_elements,
+            page_bits,
+        };
+        unfiltered_header(Sizes::DEFAULT, &index).unwrap()
     }
 
     #[test]
@@ -847,7 +870,7 @@ mod tests {
         g.resize(600, 0);
         g.extend(dblock(2, &[1030, UNDEFINED, UNDEFINED, 1033]));
         let img = Image::new(&g, 0, Sizes::DEFAULT);
-        let wrong = unfiltered_header(Sizes::DEFAULT, 32, 4, 2, 8, 2);
+        let wrong = params(8, 2);
         let o = collect_orphan_data_blocks(&img, 0, &[600], Some(&wrong));
         assert_eq!(o.blocks.len(), 1, "{:?}", o.errors);
     }
@@ -881,7 +904,7 @@ mod tests {
         assert_eq!(got, vec![(600, 54), (700, 22 + 2 * 36)]);
         // Parameters that give the block another size (pages of 2: its
         // prefix alone) fail the checksum: nothing.
-        let small = unfiltered_header(Sizes::DEFAULT, 32, 4, 2, 2, 1);
+        let small = params(2, 1);
         assert!(proven_data_block_spans(&img, 0, &small, &[600]).is_empty());
     }
 
