@@ -79,7 +79,10 @@ struct Case {
     /// (32 KiB chunk cache). Unfiltered, the chain meets index structures
     /// on disk between chunks: version-1 B-tree nodes the walk reads (their
     /// unused tail is zero), extensible-array data blocks whose header never
-    /// reached the disk.
+    /// reached the disk; default libver 2-D: the newest leaf, tied to the
+    /// index only by a sibling pointer, and the B-tree root, which starts
+    /// before the stored end of file and ends where the first chunk past it
+    /// starts.
     small_mdc: bool,
     /// Also measure what h5py and h5clear give back.
     compare: bool,
@@ -164,6 +167,10 @@ fn cases() -> Vec<Case> {
         Case {
             small_mdc: true,
             ..case(LAT, RAW, 2, Template)
+        },
+        Case {
+            small_mdc: true,
+            ..case(DEF, RAW, 2, Template)
         },
     ]
 }
