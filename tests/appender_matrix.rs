@@ -3,7 +3,9 @@
 //! 1-D / 2-D × (never flushed, salvaged with `--template` a healthy file of
 //! the same script | `flush()` every K steps, killed between flushes), the
 //! h5py SWMR writer, and libver latest with every dimension unlimited (a
-//! version-2 B-tree index) and a small metadata cache. One table; the
+//! version-2 B-tree index) and a small metadata cache, and unfiltered
+//! never-flushed writers with a 4 KiB metadata cache (index structures on
+//! disk between the chunks). One table; the
 //! combinations tests/unindexed_chunks.rs and tests/append.rs already run
 //! are not repeated (listed below). Every case is made at test time by
 //! testdata/killed_appender.py (SIGKILL at a known step), salvaged with the
@@ -72,6 +74,17 @@ struct Case {
     /// block, before chunks the index lists after it; an SWMR writer never
     /// frees them: the older versions stay between indexed chunks.
     many_flushes: bool,
+    /// A 4 KiB metadata cache (index nodes and blocks evicted to the file
+    /// as in a much longer run), 700 steps: rank 1 with 512-byte chunks
+    /// (64 rows, 7 per step, 2 KiB chunk cache), rank 2 with 8-row chunks
+    /// (32 KiB chunk cache). Unfiltered, the chain meets index structures
+    /// on disk between chunks: version-1 B-tree nodes the walk reads (their
+    /// unused tail is zero), extensible-array data blocks whose header never
+    /// reached the disk; default libver 2-D: the newest leaf, tied to the
+    /// index only by a sibling pointer, and the B-tree root, which starts
+    /// before the stored end of file and ends where the first chunk past it
+    /// starts.
+    small_mdc: bool,
     /// Also measure what h5py and h5clear give back.
     compare: bool,
 }
@@ -85,6 +98,7 @@ const fn case(libver: &'static str, filter: &'static str, rank: u8, mode: Mode) 
         mode,
         v2: false,
         many_flushes: false,
+        small_mdc: false,
         compare: false,
     }
 }
@@ -147,6 +161,18 @@ fn cases() -> Vec<Case> {
             many_flushes: true,
             ..case(LAT, GZ, 2, Flushed)
         },
+        Case {
+            small_mdc: true,
+            ..case(DEF, RAW, 1, Template)
+        },
+        Case {
+            small_mdc: true,
+            ..case(LAT, RAW, 2, Template)
+        },
+        Case {
+            small_mdc: true,
+            ..case(DEF, RAW, 2, Template)
+        },
     ]
 }
 
@@ -173,6 +199,8 @@ impl Case {
                 " v2 B-tree, 8 KiB mdc"
             } else if self.many_flushes {
                 " (3 flushes, a partly filled chunk at each)"
+            } else if self.small_mdc {
+                " 4 KiB mdc"
             } else {
                 ""
             }
@@ -189,45 +217,72 @@ impl Case {
             "--filter",
             self.filter,
         ];
-        a.extend(match (self.rank, self.v2 || self.many_flushes) {
-            // 800-byte chunks (not a divisor of a 2 KiB metadata block), 45
-            // rows per step (the flush leaves a partly filled chunk).
-            (1, _) => &[
-                "--rank",
-                "1",
-                "--chunk-rows",
-                "100",
-                "--rows-per-step",
-                "45",
-                "--chunk-cache-kib",
-                "4",
-            ][..],
-            (_, false) => &["--rank", "2", "--chunk-cache-kib", "64"][..],
-            (_, true) if self.many_flushes => &[
-                "--rank",
-                "2",
-                "--cols",
-                "20",
-                "--chunk-rows",
-                "16",
-                "--rows-per-step",
-                "37",
-                "--chunk-cache-kib",
-                "8",
-            ][..],
-            (_, true) => &[
-                "--rank",
-                "2",
-                "--unlimited",
-                "all",
-                "--chunk-rows",
-                "8",
-                "--chunk-cache-kib",
-                "64",
-                "--mdc-kib",
-                "8",
-            ][..],
-        });
+        if self.small_mdc {
+            a.extend(match self.rank {
+                1 => &[
+                    "--rank",
+                    "1",
+                    "--chunk-rows",
+                    "64",
+                    "--rows-per-step",
+                    "7",
+                    "--chunk-cache-kib",
+                    "2",
+                    "--mdc-kib",
+                    "4",
+                ][..],
+                _ => &[
+                    "--rank",
+                    "2",
+                    "--chunk-rows",
+                    "8",
+                    "--chunk-cache-kib",
+                    "32",
+                    "--mdc-kib",
+                    "4",
+                ][..],
+            });
+        } else {
+            a.extend(match (self.rank, self.v2 || self.many_flushes) {
+                // 800-byte chunks (not a divisor of a 2 KiB metadata block), 45
+                // rows per step (the flush leaves a partly filled chunk).
+                (1, _) => &[
+                    "--rank",
+                    "1",
+                    "--chunk-rows",
+                    "100",
+                    "--rows-per-step",
+                    "45",
+                    "--chunk-cache-kib",
+                    "4",
+                ][..],
+                (_, false) => &["--rank", "2", "--chunk-cache-kib", "64"][..],
+                (_, true) if self.many_flushes => &[
+                    "--rank",
+                    "2",
+                    "--cols",
+                    "20",
+                    "--chunk-rows",
+                    "16",
+                    "--rows-per-step",
+                    "37",
+                    "--chunk-cache-kib",
+                    "8",
+                ][..],
+                (_, true) => &[
+                    "--rank",
+                    "2",
+                    "--unlimited",
+                    "all",
+                    "--chunk-rows",
+                    "8",
+                    "--chunk-cache-kib",
+                    "64",
+                    "--mdc-kib",
+                    "8",
+                ][..],
+            });
+        }
         if self.mode == Mode::Flushed {
             a.extend([
                 "--flush-every",
@@ -258,7 +313,9 @@ impl Case {
     }
 
     fn kill_after(&self) -> &'static str {
-        if self.v2 {
+        if self.small_mdc {
+            "700"
+        } else if self.v2 {
             "440"
         } else if self.many_flushes {
             "333"

@@ -121,6 +121,16 @@ pub fn extend(bytes: &[u8], inv: &mut Inventory) {
     }
 }
 
+/// Relative addresses of the version-1 B-tree chunk nodes (spec III.A.1)
+/// tied to the index of `o`'s dataset by pointers: child pointers from its
+/// root, then sibling pointers between nodes of one level to `TREE` hits at
+/// the absolute offsets `tree_hits` (as [`extend`] ties leaves). Each parses
+/// as a type-1 node of the dataset's rank on its chunk grid; their extent
+/// is fixed by K and the file's sizes.
+pub(crate) fn tied_v1_nodes(image: &Image, o: &Object, tree_hits: &[u64]) -> Vec<u64> {
+    V1::new(image, tree_hits).reach_all(o).1
+}
+
 /// The dataset of a chunked dataset object worth extending.
 fn chunked(o: &Object) -> Option<&Dataset> {
     if o.kind != ObjectKind::Dataset || o.status == Status::Lost || o.hard_link_of.is_some() {
@@ -202,13 +212,22 @@ fn extensible(image: &Image, eadb: &[u64], o: &mut Object) {
     let Some(ds) = chunked(o) else {
         return;
     };
-    let Some((dims, ChunkIndex::ExtensibleArray { address, .. })) = chunk_dims(ds) else {
+    let Some((dims, index @ ChunkIndex::ExtensibleArray { address, .. })) = chunk_dims(ds) else {
         return;
     };
     if is_undefined(*address) {
         return;
     }
-    let orphans = follow::extensible_array::collect_orphan_data_blocks(image, *address, eadb);
+    // Without an `EAHD` on disk, an unfiltered array's parameters are the
+    // layout message's (one address per element).
+    let absent = super::chunks::raw_signature(ds)
+        .and_then(|_| follow::extensible_array::unfiltered_header(image.sizes, index));
+    let orphans = follow::extensible_array::collect_orphan_data_blocks(
+        image,
+        *address,
+        eadb,
+        absent.as_ref(),
+    );
     let unfiltered = ds.chunk_bytes(dims).unwrap_or(0);
     let grid = ea_grid(&ds.dataspace, dims);
     let known: HashMap<&[u64], u64> = ds
@@ -485,15 +504,21 @@ impl<'i, 'a> V1<'i, 'a> {
     /// Leaves reached from the dataset's root by child pointers and then by
     /// sibling pointers, level by level (each node once).
     fn reach(&mut self, o: &Object) -> Vec<Node> {
+        self.reach_all(o).0
+    }
+
+    /// [`V1::reach`], and the relative address of every node (any level)
+    /// reached.
+    fn reach_all(&mut self, o: &Object) -> (Vec<Node>, Vec<u64>) {
         let Some(ds) = o.dataset.as_ref() else {
-            return Vec::new();
+            return (Vec::new(), Vec::new());
         };
         let Some((dims, ChunkIndex::BtreeV1 { address })) = chunk_dims(ds) else {
-            return Vec::new();
+            return (Vec::new(), Vec::new());
         };
         let (root, rank, dims) = (*address, ds.dataspace.dims.len(), dims.to_vec());
         if is_undefined(root) {
-            return Vec::new();
+            return (Vec::new(), Vec::new());
         }
         let image = self.image;
         let known = self.nodes(rank);
@@ -506,6 +531,7 @@ impl<'i, 'a> V1<'i, 'a> {
         let mut seen: HashSet<u64> = HashSet::new();
         let mut stack = vec![root];
         let mut leaves = Vec::new();
+        let mut all = Vec::new();
         while let Some(a) = stack.pop() {
             if is_undefined(a) || !seen.insert(a) || seen.len() > 1 << 20 {
                 continue;
@@ -516,6 +542,7 @@ impl<'i, 'a> V1<'i, 'a> {
             if !on_grid(&n, &dims) {
                 continue;
             }
+            all.push(a);
             if n.level > 0 {
                 stack.extend(n.children.iter().copied());
             }
@@ -530,7 +557,7 @@ impl<'i, 'a> V1<'i, 'a> {
                 leaves.push(Node { addr: a, node: n });
             }
         }
-        leaves
+        (leaves, all)
     }
 
     /// Adds the records of `leaves` (tied by pointers) and `extra` (tied by

@@ -900,6 +900,7 @@ fn recover_unfiltered(
             }
         }
     }
+    proven_structures(inv, image, &dss, r0, &mut structures);
     for &(s, e) in stream_spans {
         fixed.add(s, e);
     }
@@ -1002,6 +1003,138 @@ fn recover_unfiltered(
         return;
     }
     place_group(inv, image, t, sig, &group, opts.infer, true, search);
+}
+
+/// Adds to `structures` the index structures past `r0` whose whole
+/// allocated span is proven, so that the unfiltered chain reads them (and
+/// the unused, zero tail of a node) as part of a hole:
+///
+/// - every node of a dataset's version-1 B-tree chunk index that the walk
+///   from its root reads and accepts, and every `TREE` past `r0` tied to
+///   those by sibling pointers as the carve ties leaves
+///   ([`super::chunk_records::tied_v1_nodes`]; spec III.A.1: a node is
+///   allocated at its full size for 2K entries, K = 32, however many it
+///   uses);
+/// - every `EADB` past `r0` that names the extensible array header the
+///   layout of a dataset of `dss` or of the input names and verifies its
+///   checksum at the size that array's creation parameters give its block
+///   offset (spec VII.D), pages included
+///   ([`follow::extensible_array::proven_data_block_spans`]). The parameters
+///   come from the `EAHD` when it is on disk with a valid checksum, else
+///   from the layout message for unfiltered chunks (one address per
+///   element; a template's layout names the header address the writer
+///   gives every run of the same program). A hit that names another header
+///   or fails its checksum claims nothing.
+fn proven_structures(
+    inv: &Inventory,
+    image: &Image,
+    dss: &[&Dataset],
+    r0: u64,
+    structures: &mut Claimed,
+) {
+    use crate::follow::extensible_array::{proven_data_block_spans, unfiltered_header};
+    use crate::format::extensible_array::{parse_header, HEADER};
+    let so = u64::from(image.sizes.offset());
+    let own: Vec<&Dataset> = inv
+        .objects
+        .iter()
+        .filter(|o| o.hard_link_of.is_none())
+        .filter_map(|o| o.dataset.as_ref())
+        .collect();
+    // The v1 B-tree node size assumes K = 32, the default, as
+    // [`hole_sizes`] does; libhdf5 writes a version-1 superblock only to
+    // store another (spec II.A "Indexed Storage Internal Node K").
+    let k32 = inv.superblock.as_ref().is_none_or(|sb| sb.version != 1);
+    let Some(tail) = usize::try_from(r0).ok().and_then(|r| image.bytes.get(r..)) else {
+        return;
+    };
+    let hits = super::signatures::find_signatures(tail);
+    let of = |k: super::signatures::Kind| -> Vec<u64> {
+        hits.iter()
+            .filter(|h| h.kind == k)
+            .map(|h| r0.saturating_add(h.offset))
+            .collect()
+    };
+    let tree = of(super::signatures::Kind::Tree);
+    for o in inv
+        .objects
+        .iter()
+        .filter(|o| o.hard_link_of.is_none() && k32)
+    {
+        let Some(ds) = &o.dataset else { continue };
+        let LayoutClass::Chunked {
+            index: ChunkIndex::BtreeV1 { address },
+            ..
+        } = &ds.layout.class
+        else {
+            continue;
+        };
+        let Some(n) = node_size(ds, "TREE", so) else {
+            continue;
+        };
+        if is_undefined(*address) {
+            continue;
+        }
+        let rank = ds.dataspace.dims.len();
+        let walked = crate::follow::btree_v1::chunk_nodes(image, *address, rank);
+        let tied = super::chunk_records::tied_v1_nodes(image, o, &tree);
+        // A node may start before `r0` and end past it (the aggregator
+        // grew at the end of the file after the superblock was written).
+        for a in walked.into_iter().chain(tied) {
+            if let Some(abs) = image.absolute(a) {
+                let end = abs.saturating_add(n);
+                if end > r0 {
+                    structures.add(abs, end);
+                }
+            }
+        }
+    }
+    let arrays: Vec<&Dataset> = own
+        .iter()
+        .chain(dss)
+        .copied()
+        .filter(|ds| {
+            matches!(
+                ds.layout.class,
+                LayoutClass::Chunked {
+                    index: ChunkIndex::ExtensibleArray { .. },
+                    ..
+                }
+            )
+        })
+        .collect();
+    let eadb = of(super::signatures::Kind::Eadb);
+    if arrays.is_empty() || eadb.is_empty() {
+        return;
+    }
+    let mut seen = std::collections::HashSet::new();
+    for ds in arrays {
+        let LayoutClass::Chunked {
+            index: index @ ChunkIndex::ExtensibleArray { address, .. },
+            ..
+        } = &ds.layout.class
+        else {
+            continue;
+        };
+        if is_undefined(*address) {
+            continue;
+        }
+        let on_disk = image.absolute(*address).and_then(|at| {
+            let h = parse_header(image.at(HEADER, *address).ok()?, at, image.sizes).ok()?;
+            h.checksum_ok.then_some(h)
+        });
+        let Some(header) = on_disk
+            .or_else(|| raw_signature(ds).and_then(|_| unfiltered_header(image.sizes, index)))
+        else {
+            continue;
+        };
+        if !seen.insert((*address, header.client_id, header.element_size)) {
+            continue;
+        }
+        for (s, len) in proven_data_block_spans(image, *address, &header, &eadb) {
+            structures.add(s, s.saturating_add(len));
+        }
+    }
 }
 
 /// Whether `t` comes from another file and the input does not prove its
@@ -1143,7 +1276,7 @@ const MAX_HOLE_BASES: usize = 64;
 
 /// Byte size of an unfiltered chunk of `ds`: chunked, no filter pipeline,
 /// a fixed-size type without addresses.
-fn raw_signature(ds: &Dataset) -> Option<u64> {
+pub(super) fn raw_signature(ds: &Dataset) -> Option<u64> {
     let LayoutClass::Chunked { dims, .. } = &ds.layout.class else {
         return None;
     };

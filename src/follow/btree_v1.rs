@@ -9,7 +9,8 @@ use super::Image;
 use crate::format::btree_v1::*;
 use crate::format::{is_undefined, Error};
 
-/// Walks the tree from `root`, calling `leaf` for each readable level-0 node.
+/// Walks the tree from `root`, calling `leaf` for each readable level-0 node
+/// (and pushing every node it accepts, at any level, to `nodes`).
 /// Every node is visited at most once, each child must be exactly one level
 /// below its parent, the root level is at most [`MAX_LEVEL`], and the total
 /// number of entries read is bounded by what the file could hold.
@@ -19,6 +20,7 @@ fn walk(
     node_type: u8,
     rank: Option<usize>,
     errors: &mut Vec<Error>,
+    mut nodes: Option<&mut Vec<u64>>,
     mut leaf: impl FnMut(&BtreeV1Node, &mut Vec<Error>),
 ) {
     let sizes = image.sizes;
@@ -90,6 +92,9 @@ fn walk(
             return;
         }
         budget -= entries;
+        if let Some(n) = nodes.as_deref_mut() {
+            n.push(addr);
+        }
         if node.level == 0 {
             leaf(&node, errors);
             continue;
@@ -116,6 +121,7 @@ pub fn collect_chunks(image: &Image, root: u64, rank: usize) -> (Vec<ChunkRecord
         NODE_TYPE_CHUNK,
         Some(rank),
         &mut errors,
+        None,
         |node, errors| {
             for (key, &address) in node.keys.iter().zip(&node.children) {
                 let Key::Chunk {
@@ -147,6 +153,23 @@ pub fn collect_chunks(image: &Image, root: u64, rank: usize) -> (Vec<ChunkRecord
     (chunks, errors)
 }
 
+/// Relative addresses of every node (internal and leaf) of the type 1
+/// (chunk) tree at `root` of a dataset of rank `rank` that the walk of
+/// [`collect_chunks`] reads and accepts (signature, node type, level).
+pub fn chunk_nodes(image: &Image, root: u64, rank: usize) -> Vec<u64> {
+    let mut nodes = Vec::new();
+    walk(
+        image,
+        root,
+        NODE_TYPE_CHUNK,
+        Some(rank),
+        &mut Vec::new(),
+        Some(&mut nodes),
+        |_, _| {},
+    );
+    nodes
+}
+
 /// Relative addresses of the `SNOD` nodes of the type 0 (group) tree at
 /// `root`, in key order, plus every problem met on the way.
 pub fn collect_group_leaves(image: &Image, root: u64) -> (Vec<u64>, Vec<Error>) {
@@ -158,6 +181,7 @@ pub fn collect_group_leaves(image: &Image, root: u64) -> (Vec<u64>, Vec<Error>) 
         NODE_TYPE_GROUP,
         None,
         &mut errors,
+        None,
         |node, errors| {
             for &address in &node.children {
                 if image.contains(address, 8) {
@@ -197,6 +221,19 @@ mod tests {
             .map(|c| (c.offsets[0], c.address, c.size))
             .collect();
         assert_eq!(got, vec![(0, 600, 4), (2, 604, 4), (4, 608, 4)]);
+    }
+
+    #[test]
+    fn chunk_nodes_lists_every_node_the_walk_accepts() {
+        let leaf_a = chunk_node(0, &[(0, 4, 600), (2, 4, 604)], 4);
+        let leaf_b = chunk_node(0, &[(4, 4, 608)], 6);
+        // The root's third child is not a node: not listed.
+        let root = chunk_node(1, &[(0, 0, 200), (4, 0, 400), (6, 0, 800)], 6);
+        let f = file(1000, &[(0, &root), (200, &leaf_a), (400, &leaf_b)]);
+        let img = Image::new(&f, 0, S);
+        let mut nodes = chunk_nodes(&img, 0, 1);
+        nodes.sort_unstable();
+        assert_eq!(nodes, vec![0, 200, 400]);
     }
 
     #[test]

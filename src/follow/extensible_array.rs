@@ -90,11 +90,17 @@ pub struct OrphanBlocks {
 /// fits two free positions of the same size is ambiguous and the block is
 /// not used; two orphans at one position are both rejected. The header's
 /// creation parameters (element size, block sizes) never change, so a stale
-/// header still describes every block. Bounded like [`collect_chunks`].
+/// header still describes every block. When no header is on disk at
+/// `header_addr` (a killed writer never wrote it: its signature is absent),
+/// `absent` gives the parameters the layout message states
+/// ([`unfiltered_header`]); then no index block is known and every block
+/// naming `header_addr` is placed by its block offset alone. Bounded like
+/// [`collect_chunks`].
 pub fn collect_orphan_data_blocks(
     image: &Image,
     header_addr: u64,
     candidates: &[u64],
+    absent: Option<&ExtensibleArrayHeader>,
 ) -> OrphanBlocks {
     let mut out = OrphanBlocks {
         blocks: Vec::new(),
@@ -116,10 +122,21 @@ pub fn collect_orphan_data_blocks(
             out.errors.push(bad_checksum(HEADER, at, d, h.size));
             return out;
         }
-        Err(e) => {
-            out.errors.push(e);
-            return out;
-        }
+        Err(e) => match absent {
+            Some(h) if matches!(e.kind, crate::format::ErrorKind::BadSignature { .. }) => {
+                match h.geometry(at, image.sizes) {
+                    Ok(g) => (h.clone(), g),
+                    Err(e) => {
+                        out.errors.push(e);
+                        return out;
+                    }
+                }
+            }
+            _ => {
+                out.errors.push(e);
+                return out;
+            }
+        },
     };
     let mut w = Walk::new(image, header, header_addr, geometry);
     if w.header.index_block_address != UNDEFINED {
@@ -130,32 +147,19 @@ pub fn collect_orphan_data_blocks(
     // (candidate address, its position, elements in the block)
     let mut placed: Vec<(u64, u64, u64)> = Vec::new();
     for &abs in candidates {
-        let Some(addr) = abs.checked_sub(image.base) else {
+        let client = w.header.client_id;
+        let Some((addr, _, stored)) = named_block(
+            image,
+            abs,
+            header_addr,
+            client,
+            w.geometry.block_offset_size,
+        ) else {
             continue;
         };
         if w.visited.contains(&addr) {
             continue;
         }
-        let Ok(data) = image.at(DATA_BLOCK, addr) else {
-            continue;
-        };
-        let client = w.header.client_id;
-        let Ok((rest, _, owner)) = block_prefix(
-            DATA_BLOCK,
-            DATA_BLOCK_SIGNATURE,
-            data,
-            abs,
-            image.sizes,
-            Some(client),
-        ) else {
-            continue;
-        };
-        if owner != header_addr {
-            continue;
-        }
-        let Ok((_, stored)) = uint(w.geometry.block_offset_size)(rest) else {
-            continue;
-        };
         let fits: Vec<(u64, u64)> = positions(&w.geometry, stored)
             .into_iter()
             .filter(|(o, _)| !taken.contains(o))
@@ -198,6 +202,134 @@ pub fn collect_orphan_data_blocks(
         out.errors.append(&mut w.errors);
         if !w.chunks.is_empty() {
             out.blocks.push((abs, std::mem::take(&mut w.chunks)));
+        }
+    }
+    out
+}
+
+/// The creation parameters of an unfiltered dataset's extensible array as
+/// its layout message states them (`index`, spec VIII "Data Layout"
+/// version 4, index type 4), as a header: client 0, one address per
+/// element. Used where the `EAHD` itself is not on disk (a killed writer
+/// never wrote it) or lies in another file (a template's); counters and
+/// addresses are unknown (zero, undefined). `None` for another index.
+pub fn unfiltered_header(
+    sizes: crate::format::Sizes,
+    index: &crate::format::message::data_layout::ChunkIndex,
+) -> Option<ExtensibleArrayHeader> {
+    let crate::format::message::data_layout::ChunkIndex::ExtensibleArray {
+        max_bits,
+        index_elements,
+        min_pointers,
+        min_elements,
+        page_bits,
+        ..
+    } = *index
+    else {
+        return None;
+    };
+    Some(ExtensibleArrayHeader {
+        version: 0,
+        client_id: 0,
+        element_size: sizes.offset(),
+        max_nelmts_bits: max_bits,
+        index_block_elements: index_elements,
+        data_block_min_elements: min_elements,
+        secondary_block_min_data_ptrs: min_pointers,
+        max_data_block_page_nelmts_bits: page_bits,
+        num_secondary_blocks: 0,
+        secondary_block_size: 0,
+        num_data_blocks: 0,
+        data_block_size: 0,
+        max_index_set: 0,
+        num_elements: 0,
+        index_block_address: UNDEFINED,
+        size: 0,
+        checksum_ok: true,
+    })
+}
+
+/// The `EADB` at absolute offset `abs` if it names the header at relative
+/// address `header_addr` with client `client`: its relative address, its
+/// bytes (to the end of the file) and its stored block offset.
+fn named_block<'a>(
+    image: &Image<'a>,
+    abs: u64,
+    header_addr: u64,
+    client: u8,
+    offset_size: u8,
+) -> Option<(u64, &'a [u8], u64)> {
+    let addr = abs.checked_sub(image.base)?;
+    let data = image.at(DATA_BLOCK, addr).ok()?;
+    let (rest, _, owner) = block_prefix(
+        DATA_BLOCK,
+        DATA_BLOCK_SIGNATURE,
+        data,
+        abs,
+        image.sizes,
+        Some(client),
+    )
+    .ok()?;
+    if owner != header_addr {
+        return None;
+    }
+    let (_, stored) = uint(offset_size)(rest).ok()?;
+    Some((addr, data, stored))
+}
+
+/// Allocated spans (absolute offset, bytes) of the `EADB` blocks at the
+/// absolute offsets `candidates` that are proven data blocks of the array
+/// at relative address `header_addr` whose creation parameters `header`
+/// gives: the block names `header_addr` (and its client), every position
+/// its block offset fits has one block size, and its checksum verifies at
+/// that size. A paged block's span includes its pages, which libhdf5
+/// allocates with the block (each page's elements and checksum), written or
+/// not. Anything else claims nothing. Bounded: each candidate is read once,
+/// at most its block size.
+pub fn proven_data_block_spans(
+    image: &Image,
+    header_addr: u64,
+    header: &ExtensibleArrayHeader,
+    candidates: &[u64],
+) -> Vec<(u64, u64)> {
+    let at = image.base.saturating_add(header_addr);
+    let Ok(g) = header.geometry(at, image.sizes) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for &abs in candidates {
+        let Some((_, data, stored)) = named_block(
+            image,
+            abs,
+            header_addr,
+            header.client_id,
+            g.block_offset_size,
+        ) else {
+            continue;
+        };
+        let mut sizes: Vec<u64> = positions(&g, stored).iter().map(|p| p.1).collect();
+        sizes.sort_unstable();
+        sizes.dedup();
+        let [nelmts] = sizes[..] else {
+            continue;
+        };
+        let Ok(block) = parse_data_block(data, abs, image.sizes, header, &g, nelmts) else {
+            continue;
+        };
+        if !block.checksum_ok {
+            continue;
+        }
+        let paging = g.paging(nelmts);
+        let element = u64::from(g.element_format.element_size);
+        let pages = (0..paging.npages).try_fold(0u64, |acc, p| {
+            paging
+                .page_elements(p)
+                .checked_mul(element)
+                .and_then(|b| b.checked_add(4))
+                .and_then(|b| acc.checked_add(b))
+        });
+        if let Some(len) = pages.and_then(|p| p.checked_add(block.prefix_size)) {
+            out.push((abs, len));
         }
     }
     out
@@ -681,7 +813,7 @@ mod tests {
         f.resize(2000, 0);
         let img = Image::new(&f, 0, Sizes::DEFAULT);
         // The walk's own blocks are skipped.
-        let o = collect_orphan_data_blocks(&img, 0, &[600, 1100, 1500, 1600, 1700]);
+        let o = collect_orphan_data_blocks(&img, 0, &[600, 1100, 1500, 1600, 1700], None);
         assert_eq!(o.blocks.len(), 1);
         assert_eq!(o.blocks[0].0, 1500);
         assert_eq!(indices(&o.blocks[0].1), vec![(14, 1030), (17, 1033)]);
@@ -692,12 +824,88 @@ mod tests {
         f.extend(dblock(10, &[1060, UNDEFINED, UNDEFINED, UNDEFINED]));
         f.resize(2000, 0);
         let img = Image::new(&f, 0, Sizes::DEFAULT);
-        let o = collect_orphan_data_blocks(&img, 0, &[1500, 1800]);
+        let o = collect_orphan_data_blocks(&img, 0, &[1500, 1800], None);
         assert!(o.blocks.is_empty());
         assert_eq!(o.errors.len(), 2);
         // Hostile candidates (past the end, mid-structure) never panic.
-        let o = collect_orphan_data_blocks(&img, 0, &[0, 1, 1999, 5000, u64::MAX]);
+        let o = collect_orphan_data_blocks(&img, 0, &[0, 1, 1999, 5000, u64::MAX], None);
         assert!(o.blocks.is_empty());
+    }
+
+    /// The fixture header's parameters as a layout message states them.
+    fn layout_header() -> ExtensibleArrayHeader {
+        params(2, 2)
+    }
+
+    /// An unfiltered layout's parameters (max bits 32, 4 index block
+    /// elements, secondary min pointers 2).
+    fn params(min_elements: u8, page_bits: u8) -> ExtensibleArrayHeader {
+        let index = crate::format::message::data_layout::ChunkIndex::ExtensibleArray {
+            address: 0,
+            max_bits: 32,
+            index_elements: 4,
+            min_pointers: 2,
+            min_elements,
+            page_bits,
+        };
+        unfiltered_header(Sizes::DEFAULT, &index).unwrap()
+    }
+
+    #[test]
+    fn data_blocks_without_their_header_use_the_layout_parameters() {
+        // No header on disk at 0 (never written); a data block naming it.
+        let mut f = vec![0u8; 600];
+        f.extend(dblock(2, &[1030, UNDEFINED, UNDEFINED, 1033]));
+        f.resize(2000, 0);
+        let img = Image::new(&f, 0, Sizes::DEFAULT);
+        let o = collect_orphan_data_blocks(&img, 0, &[600], None);
+        assert!(o.blocks.is_empty());
+        assert_eq!(o.errors.len(), 1);
+        let h = layout_header();
+        let o = collect_orphan_data_blocks(&img, 0, &[600], Some(&h));
+        assert_eq!(o.blocks.len(), 1, "{:?}", o.errors);
+        assert_eq!(indices(&o.blocks[0].1), vec![(6, 1030), (9, 1033)]);
+        // A header that is on disk wins over the layout's parameters.
+        let mut g = header_bytes(0, 8, UNDEFINED);
+        g.resize(600, 0);
+        g.extend(dblock(2, &[1030, UNDEFINED, UNDEFINED, 1033]));
+        let img = Image::new(&g, 0, Sizes::DEFAULT);
+        let wrong = params(8, 2);
+        let o = collect_orphan_data_blocks(&img, 0, &[600], Some(&wrong));
+        assert_eq!(o.blocks.len(), 1, "{:?}", o.errors);
+    }
+
+    #[test]
+    fn proven_data_block_spans_need_owner_size_and_checksum() {
+        let mut f = vec![0u8; 600];
+        // Super block 1's data block (4 elements): 18 + 4 * 8 + 4 bytes.
+        f.extend(dblock(2, &[1030, UNDEFINED, UNDEFINED, 1033]));
+        f.resize(700, 0);
+        // Super block 3's first data block (8 elements, 2 pages of 4): the
+        // prefix, then 2 pages of 4 * 8 + 4 bytes, allocated with it.
+        f.extend(dblock(14, &[]));
+        f.resize(800, 0);
+        // Another header's block.
+        let mut other = dblock(2, &[1040, UNDEFINED, UNDEFINED, UNDEFINED]);
+        other[6] = 0x77;
+        f.extend(seal(other[..other.len() - 4].to_vec()));
+        f.resize(900, 0);
+        // A bad checksum.
+        let mut bad = dblock(2, &[1050, UNDEFINED, UNDEFINED, UNDEFINED]);
+        bad[20] ^= 1;
+        f.extend(bad);
+        f.resize(1000, 0);
+        // A block offset no position has.
+        f.extend(dblock(3, &[1060, UNDEFINED, UNDEFINED, UNDEFINED]));
+        f.resize(2000, 0);
+        let img = Image::new(&f, 0, Sizes::DEFAULT);
+        let h = layout_header();
+        let got = proven_data_block_spans(&img, 0, &h, &[600, 700, 800, 900, 1000, 1999, u64::MAX]);
+        assert_eq!(got, vec![(600, 54), (700, 22 + 2 * 36)]);
+        // Parameters that give the block another size (pages of 2: its
+        // prefix alone) fail the checksum: nothing.
+        let small = params(2, 1);
+        assert!(proven_data_block_spans(&img, 0, &small, &[600]).is_empty());
     }
 
     #[test]
