@@ -1557,11 +1557,16 @@ impl RawWalk<'_> {
         if structures.covering(pos - 1).is_some_and(|e| e > pos) {
             return Step::Stop(pos, "the chain ends inside a known structure".into());
         }
-        // The run of zero bytes and known structures before `pos`.
+        // The run of zero bytes and known structures before `pos`; the
+        // longest stretch of zeros between them (or `pos`, or `r0`).
         let mut q = pos;
+        let (mut gap_end, mut max_gap, mut via_structure) = (pos, 0u64, false);
         while q > r0 {
             if let Some(s) = structures.start_of(q - 1) {
+                max_gap = max_gap.max(gap_end - q);
+                via_structure = true;
                 q = s.max(r0);
+                gap_end = q;
                 continue;
             }
             if fixed.covering(q - 1).is_some() {
@@ -1606,6 +1611,16 @@ impl RawWalk<'_> {
             // exactly one reading, a hole alone (k = 0), as in the middle of
             // the chain: else all-zero chunks may lie there (a writer's first
             // rows of zeros) and every position after them is unknown.
+            // Known structures (proven spans, e.g. the chunk index's root
+            // node straddling `r0`) with every zero stretch around them
+            // shorter than a chunk: no all-zero chunk fits anywhere in the
+            // run, and its length is what those spans make it.
+            if via_structure && max_gap.max(gap_end.saturating_sub(r0)) < size {
+                return Step::End {
+                    exact: true,
+                    unproven: None,
+                };
+            }
             let one = readings(self.holes, size, z, z);
             let unproven = (z >= size && one != [(0, z)]).then(|| {
                 format!(
