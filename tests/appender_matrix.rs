@@ -85,6 +85,11 @@ struct Case {
     /// before the stored end of file and ends where the first chunk past it
     /// starts.
     small_mdc: bool,
+    /// h5py's own choices for a 1-D float64 appender: the chunk
+    /// `guess_chunk` picks for `maxshape=(None,)` (1024 rows, 8 KiB) and
+    /// the default chunk cache (HDF5 2.0: 8 MiB), 40000 steps of 45 rows:
+    /// chunks reach the disk only as the cache evicts them, whole.
+    h5py_defaults: bool,
     /// Also measure what h5py and h5clear give back.
     compare: bool,
 }
@@ -99,6 +104,7 @@ const fn case(libver: &'static str, filter: &'static str, rank: u8, mode: Mode) 
         v2: false,
         many_flushes: false,
         small_mdc: false,
+        h5py_defaults: false,
         compare: false,
     }
 }
@@ -173,6 +179,10 @@ fn cases() -> Vec<Case> {
             small_mdc: true,
             ..case(DEF, RAW, 2, Template)
         },
+        Case {
+            h5py_defaults: true,
+            ..case(DEF, RAW, 1, Template)
+        },
     ]
 }
 
@@ -201,6 +211,8 @@ impl Case {
                 " (3 flushes, a partly filled chunk at each)"
             } else if self.small_mdc {
                 " 4 KiB mdc"
+            } else if self.h5py_defaults {
+                " (h5py's chunk and chunk cache)"
             } else {
                 ""
             }
@@ -217,7 +229,16 @@ impl Case {
             "--filter",
             self.filter,
         ];
-        if self.small_mdc {
+        if self.h5py_defaults {
+            a.extend([
+                "--rank",
+                "1",
+                "--chunk-rows",
+                "1024",
+                "--rows-per-step",
+                "45",
+            ]);
+        } else if self.small_mdc {
             a.extend(match self.rank {
                 1 => &[
                     "--rank",
@@ -307,6 +328,7 @@ impl Case {
             && self.filter == RAW
             && self.rank == 1
             && !self.small_mdc
+            && !self.h5py_defaults
             && self.mode == Mode::Template;
         if start_unproven {
             Expect::LostFound
@@ -316,7 +338,9 @@ impl Case {
     }
 
     fn kill_after(&self) -> &'static str {
-        if self.small_mdc {
+        if self.h5py_defaults {
+            "40000"
+        } else if self.small_mdc {
             "700"
         } else if self.v2 {
             "440"
