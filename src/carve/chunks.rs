@@ -3297,6 +3297,21 @@ mod tests {
     /// r0 = 100 after 100 bytes of 7s, then for each `holes[k]` that many
     /// zero bytes and chunk k of [`records`] (`edit(k, chunk)` first); the
     /// file and the chunks' offsets.
+    /// `raw_chain` over a PyTables-like file (408-byte records, 64 a chunk,
+    /// r0 at 100, the holes of `PT_HOLES`, nothing known).
+    fn pt_chain(file: &[u8]) -> RawChain {
+        let none = Claimed::default();
+        raw_chain(file, 100, 64 * 408, 408, &PT_HOLES, &none, &none)
+    }
+
+    /// A complete chain must be the true one.
+    fn assert_not_shifted(c: &RawChain, starts: &[u64]) {
+        assert!(
+            !(c.complete && c.pieces != starts),
+            "WRONG: shifted path accepted: {c:?} vs {starts:?}"
+        );
+    }
+
     fn pt_file(holes: &[usize], edit: impl Fn(usize, &mut [u8])) -> (Vec<u8>, Vec<u64>) {
         let mut file = vec![7u8; 100];
         let mut starts = vec![];
@@ -3316,40 +3331,24 @@ mod tests {
         // a 2096 node, C3, EOF: the true path dies at C1 (leads zero);
         // the shifted one (from the fork at the last node) re-aligns at
         // the 2048+48 run and reaches r0 exactly.
-        let s = 64 * 408;
         let (file, starts) = pt_file(&[2096, 2048, 0, 2096], |k, c| {
             if k == 1 {
                 c[..408].fill(0);
             }
         });
-        let none = Claimed::default();
-        let c = raw_chain(&file, 100, s, 408, &PT_HOLES, &none, &none);
-        eprintln!("true starts {starts:?}");
-        eprintln!("chain {c:?}");
-        assert!(
-            !(c.complete && c.pieces != starts),
-            "WRONG: shifted path accepted: {c:?} vs {starts:?}"
-        );
+        assert_not_shifted(&pt_chain(&file), &starts);
     }
 
     #[test]
     fn a_first_chunk_leading_with_a_zero_record_is_not_refuted() {
         // r0, a 2048 block, chunks 0..2 (chunk 0's first record all zero),
         // a 2096 node, chunk 3, EOF.
-        let s = 64 * 408;
         let (file, starts) = pt_file(&[2048, 0, 0, 2096], |k, c| {
             if k == 0 {
                 c[..408].fill(0);
             }
         });
-        let none = Claimed::default();
-        let c = raw_chain(&file, 100, s, 408, &PT_HOLES, &none, &none);
-        eprintln!("true starts {starts:?}");
-        eprintln!("chain {c:?}");
-        assert!(
-            !(c.complete && c.pieces != starts),
-            "WRONG: shifted path accepted: {c:?} vs {starts:?}"
-        );
+        assert_not_shifted(&pt_chain(&file), &starts);
     }
 
     #[test]
@@ -3360,14 +3359,12 @@ mod tests {
         // bytes (its chunk 1 misses the signature) and reaches r0 by 2096
         // zero bytes, exactly: were the signature a refutation, the true
         // path would die and the shifted one be taken alone.
-        let s = 64 * 408;
         let (file, starts) = pt_file(&[2048, 0, 0, 2096], |k, c| match k {
             0 => c[..48].fill(0),
             1 => c[..4].copy_from_slice(b"TREE"),
             _ => {}
         });
-        let none = Claimed::default();
-        let c = raw_chain(&file, 100, s, 408, &PT_HOLES, &none, &none);
+        let c = pt_chain(&file);
         assert!(!c.complete, "{c:?} vs {starts:?}");
         assert_eq!(c.pieces, starts[3..], "{c:?}");
         let why = c.stopped.unwrap().1;

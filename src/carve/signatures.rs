@@ -175,27 +175,11 @@ fn find_signatures_in(bytes: &[u8], step: usize) -> Vec<Hit> {
     };
     match engine() {
         Engine::Teddy(s) => crate::pipeline::in_blocks(bytes, step, overlap, |slice, at, end| {
-            let mut next = end;
-            for m in s.find_iter(slice) {
-                if at + m.start() >= end {
-                    break;
-                }
-                push(m.pattern().as_usize(), at + m.start());
-                next = next.max(at + m.end());
-            }
-            std::ops::ControlFlow::Continue(next)
+            hits_before(s.find_iter(slice), at, end, &mut push)
         }),
         Engine::Automaton(Some(ac)) => {
             crate::pipeline::in_blocks(bytes, step, overlap, |slice, at, end| {
-                let mut next = end;
-                for m in ac.find_iter(slice) {
-                    if at + m.start() >= end {
-                        break;
-                    }
-                    push(m.pattern().as_usize(), at + m.start());
-                    next = next.max(at + m.end());
-                }
-                std::ops::ControlFlow::Continue(next)
+                hits_before(ac.find_iter(slice), at, end, &mut push)
             })
         }
         Engine::Automaton(None) => {
@@ -209,6 +193,26 @@ fn find_signatures_in(bytes: &[u8], step: usize) -> Vec<Hit> {
         }
     }
     hits
+}
+
+/// One block's matches `found` (its slice starts at `at`): each starting
+/// before `end` is pushed as (pattern, absolute start); returns where the
+/// next block starts (see [`crate::pipeline::in_blocks`]).
+fn hits_before(
+    found: impl Iterator<Item = aho_corasick::Match>,
+    at: usize,
+    end: usize,
+    push: &mut impl FnMut(usize, usize),
+) -> std::ops::ControlFlow<(), usize> {
+    let mut next = end;
+    for m in found {
+        if at + m.start() >= end {
+            break;
+        }
+        push(m.pattern().as_usize(), at + m.start());
+        next = next.max(at + m.end());
+    }
+    std::ops::ControlFlow::Continue(next)
 }
 
 #[cfg(test)]
