@@ -291,7 +291,9 @@ fn scan(
     // line-buffered (one write call each).
     let mut out = io::BufWriter::new(io::stdout().lock());
     let mut code = exit::HEALTHY;
-    let mut docs = Vec::new();
+    // JSON: the inventories, serialized at the end straight to `out` (no
+    // JSON tree is built).
+    let mut scanned_json = Vec::new();
     for path in files {
         // The text report takes the walk's objects one by one (memory
         // flat in the number of objects); JSON and the map need them all.
@@ -305,7 +307,7 @@ fn scan(
             Ok(inv) => {
                 code = report::combine_exit(code, report::exit_code(inv.verdict()));
                 if json {
-                    docs.push(report::json(&inv));
+                    scanned_json.push(inv);
                 } else {
                     let _ = report::human_streamed(&inv, &lines, &mut out);
                 }
@@ -317,12 +319,14 @@ fn scan(
         }
     }
     if json {
-        let doc = if docs.len() == 1 {
-            docs.pop().unwrap_or_default()
-        } else {
-            serde_json::Value::Array(docs)
+        // One document per file, an array when several (or none) were read.
+        let _ = match scanned_json.as_slice() {
+            [inv] => serde_json::to_writer_pretty(&mut out, &report::JsonReport(inv)),
+            invs => serde_json::to_writer_pretty(
+                &mut out,
+                &invs.iter().map(report::JsonReport).collect::<Vec<_>>(),
+            ),
         };
-        let _ = serde_json::to_writer_pretty(&mut out, &doc);
         let _ = writeln!(out);
     }
     let _ = out.flush();

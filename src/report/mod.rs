@@ -4,11 +4,14 @@
 use std::borrow::Cow;
 use std::io::{self, Write};
 
+use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{json, Value};
 
 use crate::format::message::data_layout::LayoutClass;
 use crate::format::message::dataspace::{Dataspace, DataspaceKind};
-use crate::inventory::{Dataset, Inventory, Object, ObjectSink, Status, Verdict};
+use crate::inventory::{
+    Attribute, ChunkRecordFound, Dataset, Inventory, Object, ObjectSink, Status, Verdict,
+};
 use crate::merge::UnitResult;
 
 pub mod map;
@@ -50,12 +53,17 @@ pub fn combine_exit(a: i32, b: i32) -> i32 {
     }
 }
 
-/// Shape as a list; `null` for a scalar or null dataspace (as h5py's
-/// `shape` is `()` / `None`; the `dataspace` field tells them apart).
-fn shape(space: &Dataspace) -> Value {
-    match space.kind {
-        DataspaceKind::Scalar | DataspaceKind::Null => Value::Null,
-        DataspaceKind::Simple => json!(space.dims),
+/// `{"shape": ...}`: the dims of a simple dataspace; `null` for a scalar or
+/// null dataspace (as h5py's `shape` is `()` / `None`; the `dataspace`
+/// field tells them apart).
+struct Shape<'a>(&'a Dataspace);
+
+impl Serialize for Shape<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0.kind {
+            DataspaceKind::Scalar | DataspaceKind::Null => s.serialize_unit(),
+            DataspaceKind::Simple => self.0.dims.serialize(s),
+        }
     }
 }
 
@@ -75,102 +83,159 @@ fn filter_names(ds: &Dataset) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn object_json(o: &Object) -> Value {
-    let mut v = json!({
-        "path": o.path,
-        "kind": o.kind.as_str(),
-        "address": o.address,
-        "status": o.status.as_str(),
-        "problems": o.problems.iter().map(|p| json!(p)).collect::<Vec<_>>(),
-        "attributes": o.attributes.iter().map(|a| json!({
-            "name": a.name,
-            "dtype": a.message.datatype.as_ref().map(|t| t.describe()),
-            "shape": a.message.dataspace.as_ref().map_or(Value::Null, shape),
-            "problems": a.problems,
-        })).collect::<Vec<_>>(),
-    });
-    if let Some(first) = &o.hard_link_of {
-        v["hard_link_of"] = json!(first);
+/// One attribute in an object's `attributes` list.
+struct AttributeJson<'a>(&'a Attribute);
+
+impl Serialize for AttributeJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let a = self.0;
+        let mut m = s.serialize_map(Some(4))?;
+        m.serialize_entry("name", &a.name)?;
+        m.serialize_entry("dtype", &a.message.datatype.as_ref().map(|t| t.describe()))?;
+        m.serialize_entry("shape", &a.message.dataspace.as_ref().map(Shape))?;
+        m.serialize_entry("problems", &a.problems)?;
+        m.end()
     }
-    if let Some(dt) = &o.datatype {
-        v["dtype"] = json!(dt.describe());
-    }
-    if let Some(ds) = &o.dataset {
-        v["shape"] = shape(&ds.dataspace);
-        v["dataspace"] = json!(match ds.dataspace.kind {
-            DataspaceKind::Scalar => "scalar",
-            DataspaceKind::Null => "null",
-            DataspaceKind::Simple => "simple",
-        });
-        v["maxshape"] = json!(ds.dataspace.max_dims);
-        v["dtype"] = json!(ds.datatype.describe());
-        v["layout"] = json!(layout_name(ds));
-        v["filters"] = json!(filter_names(ds));
-        if let LayoutClass::Chunked { dims, .. } = &ds.layout.class {
-            v["chunk_shape"] = json!(dims);
-        }
-        v["chunks_total"] = json!(ds.coverage.chunks_total);
-        v["chunks_present"] = json!(ds.coverage.chunks_present);
-        v["bytes_expected"] = json!(ds.coverage.bytes_expected);
-        v["bytes_present"] = json!(ds.coverage.bytes_present);
-        v["index_complete"] = json!(ds.coverage.index_complete);
-        if matches!(ds.layout.class, LayoutClass::Chunked { .. }) {
-            beyond_json(&mut v, &ds.beyond_index);
-        }
-    }
-    v
 }
 
-/// Per chunked dataset (issue 13): chunks the index root reached, chunks
-/// added from index records beyond it (one entry per record block), chunks
-/// a newer record replaced, and the stored shape when the extent grew.
-fn beyond_json(v: &mut Value, b: &crate::inventory::BeyondIndex) {
-    v["chunks_indexed"] = json!(b.indexed);
-    v["chunks_beyond_index"] = json!(b.records.len());
-    v["chunks_superseded"] = json!(b.superseded);
-    v["stored_shape"] = json!(b.stored_dims);
-    let mut blocks: Vec<Value> = Vec::new();
-    let mut last: Option<(&str, u64)> = None;
-    for r in &b.records {
-        if last == Some((r.structure, r.at)) {
-            if let Some(x) = blocks.last_mut() {
-                x["chunks"] = json!(x["chunks"].as_u64().unwrap_or(0) + 1);
-                x["last_offset"] = json!(r.offset);
+/// One entry of the `objects` list, written field by field (no JSON tree
+/// is built: `scan --json` streams the report).
+struct ObjectJson<'a>(&'a Object);
+
+impl Serialize for ObjectJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let o = self.0;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("path", &o.path)?;
+        m.serialize_entry("kind", o.kind.as_str())?;
+        m.serialize_entry("address", &o.address)?;
+        m.serialize_entry("status", o.status.as_str())?;
+        m.serialize_entry("problems", &o.problems)?;
+        m.serialize_entry(
+            "attributes",
+            &Seq(|| o.attributes.iter().map(AttributeJson)),
+        )?;
+        if let Some(first) = &o.hard_link_of {
+            m.serialize_entry("hard_link_of", first)?;
+        }
+        // A dataset's type wins; the key keeps the committed type's place
+        // when an object has both (the order of the report's first version).
+        let dtype = match (&o.dataset, &o.datatype) {
+            (Some(ds), _) => Some(ds.datatype.describe()),
+            (None, Some(dt)) => Some(dt.describe()),
+            (None, None) => None,
+        };
+        if o.datatype.is_some() {
+            m.serialize_entry("dtype", &dtype)?;
+        }
+        if let Some(ds) = &o.dataset {
+            m.serialize_entry("shape", &Shape(&ds.dataspace))?;
+            m.serialize_entry(
+                "dataspace",
+                match ds.dataspace.kind {
+                    DataspaceKind::Scalar => "scalar",
+                    DataspaceKind::Null => "null",
+                    DataspaceKind::Simple => "simple",
+                },
+            )?;
+            m.serialize_entry("maxshape", &ds.dataspace.max_dims)?;
+            if o.datatype.is_none() {
+                m.serialize_entry("dtype", &dtype)?;
             }
-            continue;
+            m.serialize_entry("layout", layout_name(ds))?;
+            m.serialize_entry("filters", &filter_names(ds))?;
+            let chunked = match &ds.layout.class {
+                LayoutClass::Chunked { dims, .. } => Some(dims),
+                _ => None,
+            };
+            if let Some(dims) = chunked {
+                m.serialize_entry("chunk_shape", dims)?;
+            }
+            m.serialize_entry("chunks_total", &ds.coverage.chunks_total)?;
+            m.serialize_entry("chunks_present", &ds.coverage.chunks_present)?;
+            m.serialize_entry("bytes_expected", &ds.coverage.bytes_expected)?;
+            m.serialize_entry("bytes_present", &ds.coverage.bytes_present)?;
+            m.serialize_entry("index_complete", &ds.coverage.index_complete)?;
+            if chunked.is_some() {
+                let b = &ds.beyond_index;
+                m.serialize_entry("chunks_indexed", &b.indexed)?;
+                m.serialize_entry("chunks_beyond_index", &b.records.len())?;
+                m.serialize_entry("chunks_superseded", &b.superseded)?;
+                m.serialize_entry("stored_shape", &b.stored_dims)?;
+                m.serialize_entry("beyond_index_records", &RecordBlocks(&b.records))?;
+            }
         }
-        last = Some((r.structure, r.at));
-        blocks.push(json!({
-            "structure": r.structure,
-            "offset": r.at,
-            "tie": r.tie,
-            "chunks": 1,
-            "first_offset": r.offset,
-            "last_offset": r.offset,
-        }));
+        m.end()
     }
-    v["beyond_index_records"] = json!(blocks);
 }
 
-/// The JSON report of one file (the schema is documented in the README).
+/// Per chunked dataset (issue 13): the index records beyond the index root,
+/// one entry per record block (consecutive chunks of one structure).
+struct RecordBlocks<'a>(&'a [ChunkRecordFound]);
+
+impl Serialize for RecordBlocks<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let records = self.0;
+        let blocks = records.chunk_by(|a, b| (a.structure, a.at) == (b.structure, b.at));
+        s.collect_seq(blocks.map(|block| {
+            let (first, last) = (&block[0], &block[block.len() - 1]);
+            json!({
+                "structure": first.structure,
+                "offset": first.at,
+                "tie": first.tie,
+                "chunks": block.len(),
+                "first_offset": first.offset,
+                "last_offset": last.offset,
+            })
+        }))
+    }
+}
+
+/// A sequence serialized from a fresh iterator (no `Vec` collected).
+struct Seq<F>(F);
+
+impl<F, I> Serialize for Seq<F>
+where
+    F: Fn() -> I,
+    I: Iterator,
+    I::Item: Serialize,
+{
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq((self.0)())
+    }
+}
+
+/// The JSON report of one file (the schema is documented in the README),
+/// serialized straight to its writer: `serde_json::to_writer_pretty(out,
+/// &JsonReport(&inv))`.
+pub struct JsonReport<'a>(pub &'a Inventory);
+
+impl Serialize for JsonReport<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let inv = self.0;
+        let mut m = s.serialize_map(Some(15))?;
+        m.serialize_entry("file", &inv.file)?;
+        m.serialize_entry("size", &inv.size)?;
+        m.serialize_entry("superblock", &inv.superblock)?;
+        m.serialize_entry("verdict", inv.verdict().as_str())?;
+        m.serialize_entry("objects", &Seq(|| inv.objects.iter().map(ObjectJson)))?;
+        m.serialize_entry("links", &inv.links)?;
+        m.serialize_entry("problems", &inv.problems)?;
+        m.serialize_entry("notes", &inv.notes)?;
+        m.serialize_entry("carving", &inv.carving)?;
+        m.serialize_entry("open_for_write", &inv.open_for_write)?;
+        m.serialize_entry("inferred", &inv.inferred)?;
+        m.serialize_entry("zeroed_ranges", &inv.zeroed_ranges)?;
+        m.serialize_entry("chunk_search", &chunk_search_json(inv))?;
+        m.serialize_entry("cache_image", &inv.cache_image)?;
+        m.serialize_entry("summary", &inv.summary())?;
+        m.end()
+    }
+}
+
+/// The JSON report of one file as a value ([`JsonReport`] serialized).
 pub fn json(inv: &Inventory) -> Value {
-    json!({
-        "file": inv.file,
-        "size": inv.size,
-        "superblock": inv.superblock,
-        "verdict": inv.verdict().as_str(),
-        "objects": inv.objects.iter().map(object_json).collect::<Vec<_>>(),
-        "links": inv.links,
-        "problems": inv.problems,
-        "notes": inv.notes,
-        "carving": inv.carving,
-        "open_for_write": inv.open_for_write,
-        "inferred": inv.inferred,
-        "zeroed_ranges": inv.zeroed_ranges,
-        "chunk_search": chunk_search_json(inv),
-        "cache_image": inv.cache_image,
-        "summary": inv.summary(),
-    })
+    serde_json::to_value(JsonReport(inv)).unwrap_or_default()
 }
 
 /// Per chunked dataset, where its chunks come from (listed by its index,
