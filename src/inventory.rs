@@ -218,18 +218,18 @@ pub fn check_data_overlaps(inv: &mut Inventory) {
     }
     let mut found: Vec<Option<Problem>> = vec![None; inv.objects.len()];
     for (me, other) in overlaps(&mut spans) {
-        if found[me.2].is_some() {
+        if found[me.2 as usize].is_some() {
             continue;
         }
         let what = if other.3 { "raw data" } else { "object header" };
-        found[me.2] = Some(Problem::new(
+        found[me.2 as usize] = Some(Problem::new(
             ProblemKind::SharedBytes,
             Some(me.0),
             "raw data",
             format!(
                 "raw data {:#x}..{:#x} shares bytes with the {what} of {} ({:#x}..{:#x}): \
                  one of the two addresses is wrong, the data is not trusted",
-                me.0, me.1, inv.objects[other.2].path, other.0, other.1
+                me.0, me.1, inv.objects[other.2 as usize].path, other.0, other.1
             ),
         ));
     }
@@ -244,8 +244,9 @@ pub fn check_data_overlaps(inv: &mut Inventory) {
 }
 
 /// (start, end, object index, raw data?), absolute offsets: what
-/// [`check_data_overlaps`] compares.
-pub type Span = (u64, u64, usize, bool);
+/// [`check_data_overlaps`] compares. The index is a `u32` (24 bytes a
+/// span instead of 32: a streamed scan keeps every object's spans).
+pub type Span = (u64, u64, u32, bool);
 
 /// The base address raw data addresses are relative to, when known.
 pub fn overlap_base(inv: &Inventory) -> Option<u64> {
@@ -257,8 +258,12 @@ pub fn overlap_base(inv: &Inventory) -> Option<u64> {
 }
 
 /// Adds object `o`'s (number `i`) header spans and raw data extents to
-/// `spans` (see [`check_data_overlaps`]).
+/// `spans` (see [`check_data_overlaps`]). Objects past the 2^32nd (far
+/// beyond the walk's and the carver's caps) are not compared.
 pub fn push_spans(spans: &mut Vec<Span>, o: &Object, i: usize, base: u64) {
+    let Ok(i) = u32::try_from(i) else {
+        return;
+    };
     if o.status == Status::Lost || o.hard_link_of.is_some() {
         return;
     }

@@ -1,7 +1,6 @@
 //! Reports on an [`Inventory`]: a human one for the terminal and a JSON one
 //! for scripts. Both write to any `io::Write` so tests can compare them.
 
-use std::borrow::Cow;
 use std::io::{self, Write};
 
 use serde::ser::{Serialize, SerializeMap, Serializer};
@@ -366,78 +365,118 @@ fn data_note(ds: &Dataset) -> String {
     }
 }
 
-fn object_line(o: &Object) -> String {
+/// Appends object `o`'s line (no newline) to `out`; returns where its path
+/// lies in `out`.
+fn object_line(o: &Object, out: &mut String) -> std::ops::Range<usize> {
+    use std::fmt::Write as _;
     let mark = match o.status {
         Status::Intact => "ok     ",
         Status::Partial => "PARTIAL",
         Status::Lost => "LOST   ",
     };
-    let mut line = format!("  {mark} {:<8} {}", o.kind.as_str(), o.path);
+    let _ = write!(out, "  {mark} {:<8} ", o.kind.as_str());
+    let path = out.len()..out.len() + o.path.len();
+    out.push_str(&o.path);
     if let Some(first) = &o.hard_link_of {
-        line.push_str(&format!("  (hard link to {first})"));
-        return line;
+        let _ = write!(out, "  (hard link to {first})");
+        return path;
     }
     if let Some(ds) = &o.dataset {
-        let shape = match ds.dataspace.kind {
-            DataspaceKind::Scalar => "scalar".to_string(),
-            DataspaceKind::Null => "null".to_string(),
-            DataspaceKind::Simple => format!("{:?}", ds.dataspace.dims),
-        };
-        line.push_str(&format!(
-            "  {} {} {}",
-            ds.datatype.describe(),
-            shape,
-            layout_name(ds)
-        ));
+        let _ = write!(out, "  {} ", ds.datatype.describe());
+        match ds.dataspace.kind {
+            DataspaceKind::Scalar => out.push_str("scalar"),
+            DataspaceKind::Null => out.push_str("null"),
+            DataspaceKind::Simple => {
+                let _ = write!(out, "{:?}", ds.dataspace.dims);
+            }
+        }
+        let _ = write!(out, " {}", layout_name(ds));
         let filters = filter_names(ds);
         if !filters.is_empty() {
-            line.push_str(&format!(" [{}]", filters.join(",")));
+            let _ = write!(out, " [{}]", filters.join(","));
         }
         let note = data_note(ds);
         if !note.is_empty() {
-            line.push_str(&format!(" {note}"));
+            let _ = write!(out, " {note}");
         }
     }
     if !o.attributes.is_empty() {
-        line.push_str(&format!("  {} attr", o.attributes.len()));
+        let _ = write!(out, "  {} attr", o.attributes.len());
     }
-    line
+    path
 }
 
 /// What reports say of a file another process held open for writing.
 pub const OPEN_FOR_WRITE: &str = "still open for writing by another process: this is a snapshot";
 
-/// The lines of one object in the human report: its line, then its
-/// problems and its attributes' (each line ended).
-fn object_text(o: &Object) -> String {
+/// Appends the lines of one object in the human report to `out`: its line,
+/// then its problems and its attributes' (each line ended). Returns where
+/// its path lies in `out`.
+fn object_text(o: &Object, out: &mut String) -> std::ops::Range<usize> {
     use std::fmt::Write as _;
-    let mut text = object_line(o);
-    text.push('\n');
+    let path = object_line(o, out);
+    out.push('\n');
     for p in &o.problems {
-        let _ = writeln!(text, "            ! {p}");
+        let _ = writeln!(out, "            ! {p}");
     }
     for a in &o.attributes {
         for p in &a.problems {
-            let _ = writeln!(text, "            ! attribute {:?}: {p}", a.name);
+            let _ = writeln!(out, "            ! attribute {:?}: {p}", a.name);
         }
     }
-    text
+    path
 }
 
 /// The human report's lines of the objects a walk handed over one by one
-/// ([`crate::pipeline::scan_path_streamed`]), with their paths: a few
-/// hundred bytes an object instead of the object.
+/// ([`crate::pipeline::scan_path_streamed`]), with their paths: the lines
+/// of every object one after the other in one string (a path, a line or
+/// two: about 100 bytes an object) instead of the objects.
 #[derive(Debug, Default)]
-pub struct ObjectLines(Vec<(Box<str>, Box<str>)>);
+pub struct ObjectLines {
+    /// Each object's lines, in the order they were handed over.
+    text: String,
+    /// Per object: where its lines start in `text` (they end where the
+    /// next object's start) and where its path lies there.
+    starts: Vec<(usize, std::ops::Range<usize>)>,
+}
+
+impl ObjectLines {
+    /// Objects held.
+    pub fn len(&self) -> usize {
+        self.starts.len()
+    }
+
+    /// No object held.
+    pub fn is_empty(&self) -> bool {
+        self.starts.is_empty()
+    }
+
+    /// Adds object `o`'s lines.
+    fn push(&mut self, o: &Object) {
+        let start = self.text.len();
+        let path = object_text(o, &mut self.text);
+        self.starts.push((start, path));
+    }
+
+    /// Object `i`'s path and lines.
+    fn get(&self, i: usize) -> (&str, &str) {
+        let Some((start, path)) = self.starts.get(i) else {
+            return ("", "");
+        };
+        let end = self.starts.get(i + 1).map_or(self.text.len(), |n| n.0);
+        let text = |r: std::ops::Range<usize>| self.text.get(r).unwrap_or_default();
+        (text(path.clone()), text(*start..end))
+    }
+}
 
 impl ObjectSink for ObjectLines {
     fn object(&mut self, o: Object) {
-        self.0
-            .push((o.path.as_str().into(), object_text(&o).into()));
+        self.push(&o);
     }
 
     fn clear(&mut self) {
-        self.0.clear();
+        self.text.clear();
+        self.starts.clear();
     }
 }
 
@@ -488,11 +527,14 @@ pub fn human_streamed(
             }
         }
     }
-    let mut objects: Vec<(&str, Cow<str>)> = inv
-        .objects
-        .iter()
-        .map(|o| (o.path.as_str(), Cow::Owned(object_text(o))))
-        .chain(streamed.0.iter().map(|(p, t)| (&**p, Cow::Borrowed(&**t))))
+    // Objects the walk kept, then those it handed over: printed by path.
+    let mut kept = ObjectLines::default();
+    for o in &inv.objects {
+        kept.push(o);
+    }
+    let mut objects: Vec<(&str, &str)> = (0..kept.len())
+        .map(|i| kept.get(i))
+        .chain((0..streamed.len()).map(|i| streamed.get(i)))
         .collect();
     if !objects.is_empty() {
         writeln!(out, "  objects:")?;
@@ -769,11 +811,8 @@ mod tests {
                 let kept = unclosed || (damaged && mode == CarveMode::Auto);
                 let streams = !kept;
                 assert_eq!(streamed.objects.is_empty(), streams, "{name} {mode:?}");
-                assert_eq!(lines.0.is_empty(), !streams, "{name} {mode:?}");
-                assert_eq!(
-                    whole.objects.len(),
-                    lines.0.len().max(streamed.objects.len())
-                );
+                assert_eq!(lines.is_empty(), !streams, "{name} {mode:?}");
+                assert_eq!(whole.objects.len(), lines.len().max(streamed.objects.len()));
                 hard_links += report.matches("(hard link to ").count();
             }
         }
