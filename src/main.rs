@@ -291,23 +291,33 @@ fn scan(
     // line-buffered (one write call each).
     let mut out = io::BufWriter::new(io::stdout().lock());
     let mut code = exit::HEALTHY;
-    // JSON: the inventories, serialized at the end straight to `out` (no
-    // JSON tree is built).
-    let mut scanned_json = Vec::new();
+    // JSON of one file goes straight to `out`; of several, each document
+    // is kept until all are read (an array unless exactly one was read).
+    let direct = files.len() == 1;
+    let mut docs: Vec<Vec<u8>> = Vec::new();
+    let mut written = false;
     for path in files {
-        // The text report takes the walk's objects one by one (memory
-        // flat in the number of objects); JSON and the map need them all.
+        // The walk hands its objects one by one to the report (memory
+        // flat in the number of objects: lines or JSON text are kept, not
+        // objects); the map needs them all.
         let mut lines = report::ObjectLines::default();
+        let mut objects = report::ObjectsJson::default();
+        let sink: &mut dyn h5salvage::inventory::ObjectSink =
+            if json { &mut objects } else { &mut lines };
         let scanned = match map {
             Some(svg) => report::map::scan_with_map(path, mode, &opts, svg),
-            None if json => h5salvage::pipeline::scan_path_chunks(path, mode, &opts),
-            None => h5salvage::pipeline::scan_path_streamed(path, mode, &opts, &mut lines),
+            None => h5salvage::pipeline::scan_path_streamed(path, mode, &opts, sink),
         };
         match scanned {
             Ok(inv) => {
                 code = report::combine_exit(code, report::exit_code(inv.verdict()));
-                if json {
-                    scanned_json.push(inv);
+                if json && direct {
+                    written = report::write_json(&inv, &mut objects, &mut out).is_ok();
+                } else if json {
+                    let mut doc = Vec::new();
+                    if report::write_json(&inv, &mut objects, &mut doc).is_ok() {
+                        docs.push(doc);
+                    }
                 } else {
                     let _ = report::human_streamed(&inv, &lines, &mut out);
                 }
@@ -319,13 +329,10 @@ fn scan(
         }
     }
     if json {
-        // One document per file, an array when several (or none) were read.
-        let _ = match scanned_json.as_slice() {
-            [inv] => serde_json::to_writer_pretty(&mut out, &report::JsonReport(inv)),
-            invs => serde_json::to_writer_pretty(
-                &mut out,
-                &invs.iter().map(report::JsonReport).collect::<Vec<_>>(),
-            ),
+        let _ = match docs.as_slice() {
+            _ if written => Ok(()),
+            [doc] => out.write_all(doc),
+            docs => report::write_json_array(docs, &mut out),
         };
         let _ = writeln!(out);
     }

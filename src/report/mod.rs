@@ -204,20 +204,25 @@ where
     }
 }
 
-/// The JSON report of one file (the schema is documented in the README),
-/// serialized straight to its writer: `serde_json::to_writer_pretty(out,
-/// &JsonReport(&inv))`.
-pub struct JsonReport<'a>(pub &'a Inventory);
+/// The JSON report of one file (the schema is documented in the README):
+/// [`json`] as a value, [`write_json`] as text.
+struct JsonReport<'a> {
+    inv: &'a Inventory,
+    /// `false`: `objects` is `[]` (they were serialized as the walk handed
+    /// them over, [`ObjectsJson`], and go in its place).
+    objects: bool,
+}
 
 impl Serialize for JsonReport<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let inv = self.0;
+        let inv = self.inv;
+        let objects = if self.objects { &inv.objects[..] } else { &[] };
         let mut m = s.serialize_map(Some(15))?;
         m.serialize_entry("file", &inv.file)?;
         m.serialize_entry("size", &inv.size)?;
         m.serialize_entry("superblock", &inv.superblock)?;
         m.serialize_entry("verdict", inv.verdict().as_str())?;
-        m.serialize_entry("objects", &Seq(|| inv.objects.iter().map(ObjectJson)))?;
+        m.serialize_entry("objects", &Seq(|| objects.iter().map(ObjectJson)))?;
         m.serialize_entry("links", &inv.links)?;
         m.serialize_entry("problems", &inv.problems)?;
         m.serialize_entry("notes", &inv.notes)?;
@@ -232,9 +237,119 @@ impl Serialize for JsonReport<'_> {
     }
 }
 
-/// The JSON report of one file as a value ([`JsonReport`] serialized).
+/// The JSON report of one file as a value.
 pub fn json(inv: &Inventory) -> Value {
-    serde_json::to_value(JsonReport(inv)).unwrap_or_default()
+    serde_json::to_value(JsonReport { inv, objects: true }).unwrap_or_default()
+}
+
+/// Copies `text` (pretty JSON) to `out` with `indent` after each line
+/// break: the same value, nested deeper. JSON strings hold no raw line
+/// breaks (they are escaped), so every one is the formatter's.
+fn indented(out: &mut Vec<u8>, text: &[u8], indent: &[u8]) {
+    let mut lines = text.split(|&b| b == b'\n');
+    if let Some(first) = lines.next() {
+        out.extend_from_slice(first);
+    }
+    for line in lines {
+        out.push(b'\n');
+        out.extend_from_slice(indent);
+        out.extend_from_slice(line);
+    }
+}
+
+/// The `objects` list of a JSON report, serialized as the walk hands the
+/// objects over ([`crate::pipeline::scan_path_streamed`]): the text of the
+/// list instead of the objects (about half their memory, and no object
+/// kept). Each is indented for its place in [`write_json`]'s document.
+#[derive(Debug, Default)]
+pub struct ObjectsJson {
+    /// The list's elements as `serde_json::to_writer_pretty` writes them
+    /// there: `\n    {...}` joined by `,`.
+    text: Vec<u8>,
+    /// One object serialized on its own (reused).
+    scratch: Vec<u8>,
+    count: usize,
+}
+
+impl ObjectsJson {
+    /// Adds object `o` (after those added so far).
+    fn push(&mut self, o: &Object) {
+        self.scratch.clear();
+        if serde_json::to_writer_pretty(&mut self.scratch, &ObjectJson(o)).is_err() {
+            return;
+        }
+        self.text.extend_from_slice(if self.count == 0 {
+            b"\n    "
+        } else {
+            b",\n    "
+        });
+        indented(&mut self.text, &self.scratch, b"    ");
+        self.count += 1;
+    }
+}
+
+impl ObjectSink for ObjectsJson {
+    fn object(&mut self, o: Object) {
+        self.push(&o);
+    }
+
+    fn clear(&mut self) {
+        self.text.clear();
+        self.count = 0;
+    }
+}
+
+/// Writes the JSON report of one file (as `serde_json::to_writer_pretty`
+/// of [`json`], without its closing line break): the objects `streamed`
+/// holds (those a walk handed over), then those `inv` kept.
+pub fn write_json(
+    inv: &Inventory,
+    streamed: &mut ObjectsJson,
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    for o in &inv.objects {
+        streamed.push(o);
+    }
+    let mut doc = Vec::new();
+    serde_json::to_writer_pretty(
+        &mut doc,
+        &JsonReport {
+            inv,
+            objects: false,
+        },
+    )?;
+    // The one key at depth 1 named "objects" (a line break cannot occur
+    // inside a string).
+    const EMPTY: &[u8] = b"\n  \"objects\": []";
+    let at = doc
+        .windows(EMPTY.len())
+        .position(|w| w == EMPTY)
+        .ok_or_else(|| io::Error::other("JSON report without its objects key"))?;
+    let (head, tail) = doc.split_at(at + EMPTY.len() - 2);
+    out.write_all(head)?;
+    if streamed.count == 0 {
+        out.write_all(b"[]")?;
+    } else {
+        out.write_all(b"[")?;
+        out.write_all(&streamed.text)?;
+        out.write_all(b"\n  ]")?;
+    }
+    out.write_all(&tail[2..])
+}
+
+/// Writes the JSON documents of several files as `serde_json::to_writer_pretty`
+/// writes an array of them (each made by [`write_json`]).
+pub fn write_json_array(docs: &[Vec<u8>], out: &mut dyn Write) -> io::Result<()> {
+    if docs.is_empty() {
+        return out.write_all(b"[]");
+    }
+    let mut text = Vec::new();
+    for (i, doc) in docs.iter().enumerate() {
+        text.extend_from_slice(if i == 0 { b"[\n  " } else { b",\n  " });
+        indented(&mut text, doc, b"  ");
+    }
+    text.extend_from_slice(b"\n]");
+    out.write_all(&text)
 }
 
 /// Per chunked dataset, where its chunks come from (listed by its index,
@@ -817,5 +932,49 @@ mod tests {
             }
         }
         assert!(hard_links > 0, "no fixture had a hard link");
+    }
+
+    /// `scan --json`'s document, written from objects serialized as the
+    /// walk handed them over, is `serde_json`'s pretty text of the whole
+    /// report ([`json`]); several files make the same array as `serde_json`
+    /// writes of their values.
+    #[test]
+    fn the_streamed_json_is_the_whole_json() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata");
+        let files = [
+            "rich_latest.h5",
+            "rich_earliest.h5",
+            "many_members_earliest.h5",
+            "damaged/worker_truncated.h5",
+            "damaged/worker_open_for_write.h5",
+            "damaged/worker_no_superblock.h5",
+        ];
+        let (mut docs, mut values) = (Vec::new(), Vec::new());
+        // Documents with objects, and without (carving never ran).
+        let mut emptiness = [false; 2];
+        for name in files {
+            let path = dir.join(name);
+            for mode in [CarveMode::Auto, CarveMode::Never] {
+                let opts = Options::default();
+                let value = json(&scan_path_chunks(&path, mode, &opts).expect(name));
+                let mut objects = ObjectsJson::default();
+                let streamed = scan_path_streamed(&path, mode, &opts, &mut objects).expect(name);
+                let mut doc = Vec::new();
+                write_json(&streamed, &mut objects, &mut doc).expect(name);
+                let whole = serde_json::to_string_pretty(&value).expect(name);
+                assert_eq!(String::from_utf8_lossy(&doc), whole, "{name} {mode:?}");
+                let objects = value["objects"].as_array().map_or(0, Vec::len);
+                emptiness[usize::from(objects == 0)] = true;
+                docs.push(doc);
+                values.push(value);
+            }
+        }
+        assert_eq!(emptiness, [true, true]);
+        for n in [0, 1, 2, docs.len()] {
+            let mut text = Vec::new();
+            write_json_array(&docs[..n], &mut text).expect("array");
+            let whole = serde_json::to_string_pretty(&values[..n]).expect("array");
+            assert_eq!(String::from_utf8_lossy(&text), whole, "{n} documents");
+        }
     }
 }
