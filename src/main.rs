@@ -312,7 +312,9 @@ fn scan(
             Ok(inv) => {
                 code = report::combine_exit(code, report::exit_code(inv.verdict()));
                 if json && direct {
-                    written = report::write_json(&inv, &mut objects, &mut out).is_ok();
+                    // Written (even partly: stdout failed) is written.
+                    let _ = report::write_json(&inv, &mut objects, &mut out);
+                    written = true;
                 } else if json {
                     let mut doc = Vec::new();
                     if report::write_json(&inv, &mut objects, &mut doc).is_ok() {
