@@ -218,18 +218,18 @@ pub fn check_data_overlaps(inv: &mut Inventory) {
     }
     let mut found: Vec<Option<Problem>> = vec![None; inv.objects.len()];
     for (me, other) in overlaps(&mut spans) {
-        if found[me.2].is_some() {
+        if found[me.2 as usize].is_some() {
             continue;
         }
         let what = if other.3 { "raw data" } else { "object header" };
-        found[me.2] = Some(Problem::new(
+        found[me.2 as usize] = Some(Problem::new(
             ProblemKind::SharedBytes,
             Some(me.0),
             "raw data",
             format!(
                 "raw data {:#x}..{:#x} shares bytes with the {what} of {} ({:#x}..{:#x}): \
                  one of the two addresses is wrong, the data is not trusted",
-                me.0, me.1, inv.objects[other.2].path, other.0, other.1
+                me.0, me.1, inv.objects[other.2 as usize].path, other.0, other.1
             ),
         ));
     }
@@ -244,8 +244,9 @@ pub fn check_data_overlaps(inv: &mut Inventory) {
 }
 
 /// (start, end, object index, raw data?), absolute offsets: what
-/// [`check_data_overlaps`] compares.
-pub type Span = (u64, u64, usize, bool);
+/// [`check_data_overlaps`] compares. The index is a `u32` (24 bytes a
+/// span instead of 32).
+pub type Span = (u64, u64, u32, bool);
 
 /// The base address raw data addresses are relative to, when known.
 pub fn overlap_base(inv: &Inventory) -> Option<u64> {
@@ -257,8 +258,12 @@ pub fn overlap_base(inv: &Inventory) -> Option<u64> {
 }
 
 /// Adds object `o`'s (number `i`) header spans and raw data extents to
-/// `spans` (see [`check_data_overlaps`]).
+/// `spans` (see [`check_data_overlaps`]). Objects past the 2^32nd (far
+/// beyond the walk's and the carver's caps) are not compared.
 pub fn push_spans(spans: &mut Vec<Span>, o: &Object, i: usize, base: u64) {
+    let Ok(i) = u32::try_from(i) else {
+        return;
+    };
     if o.status == Status::Lost || o.hard_link_of.is_some() {
         return;
     }
@@ -314,6 +319,150 @@ pub fn overlaps(spans: &mut Vec<Span>) -> Vec<(Span, Span)> {
         }
     }
     out
+}
+
+/// The spans of a streamed walk ([`crate::pipeline`]), kept until the walk
+/// is over to tell whether [`check_data_overlaps`] of the whole inventory
+/// could find anything (the walk is then made again whole). Compact: 16
+/// bytes a span, and the touching spans of one object and kind (the
+/// message frames of a continuation block, consecutive chunks) are one,
+/// which changes nothing for [`StreamedSpans::any_overlap`].
+#[derive(Debug, Default)]
+pub struct StreamedSpans {
+    /// (start, packed): the length in the low [`StreamedSpans::LEN_BITS`]
+    /// bits, the object's number above, [`StreamedSpans::RAW`] for raw
+    /// data. Raw data starts are relative to a base added at the end.
+    spans: Vec<(u64, u64)>,
+    /// An object's spans as [`push_spans`] lists them (reused).
+    scratch: Vec<Span>,
+    /// An object numbered past [`StreamedSpans::MAX_OWNER`] was added:
+    /// the answer is then "maybe".
+    unnumbered: bool,
+}
+
+impl StreamedSpans {
+    const LEN_BITS: u32 = 40;
+    const MAX_LEN: u64 = (1 << Self::LEN_BITS) - 1;
+    const MAX_OWNER: u64 = (1 << 23) - 1;
+    const RAW: u64 = 1 << 63;
+
+    /// Adds object `o`'s (number `i`) header spans and raw data extents
+    /// (relative to the base, see [`StreamedSpans::any_overlap`]).
+    pub fn push(&mut self, o: &Object, i: usize) {
+        let Some(owner) = u64::try_from(i).ok().filter(|&n| n <= Self::MAX_OWNER) else {
+            self.unnumbered = true;
+            return;
+        };
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.clear();
+        push_spans(&mut scratch, o, i, 0);
+        let first = self.spans.len();
+        for &(start, end, _, raw) in &scratch {
+            let kind = (owner << Self::LEN_BITS) | if raw { Self::RAW } else { 0 };
+            self.add(first, start, end, kind);
+        }
+        self.scratch = scratch;
+    }
+
+    /// Adds [start, end) of one object and kind (`kind`: its packed bits
+    /// above the length), joined to an earlier span of the same object and
+    /// kind (from index `first` on) that it meets or touches.
+    fn add(&mut self, first: usize, mut start: u64, end: u64, kind: u64) {
+        if start >= end {
+            return;
+        }
+        if let Some(last) = self.spans[first..]
+            .iter_mut()
+            .rev()
+            .find(|s| s.1 & !Self::MAX_LEN == kind)
+        {
+            let last_end = last.0.saturating_add(last.1 & Self::MAX_LEN);
+            if start <= last_end && last.0 <= end {
+                let (s, e) = (start.min(last.0), end.max(last_end));
+                if e - s <= Self::MAX_LEN {
+                    *last = (s, kind | (e - s));
+                    return;
+                }
+            }
+        }
+        // Longer than a length field holds: in pieces (touching, same
+        // object and kind: the same bytes).
+        while start < end {
+            let len = (end - start).min(Self::MAX_LEN);
+            self.spans.push((start, kind | len));
+            start += len;
+        }
+    }
+
+    /// Whether raw data of one object meets another object's raw data or
+    /// header, `base` added to raw data addresses (as [`check_data_overlaps`]
+    /// compares them). Exact, so never "no" where [`overlaps`] finds a pair.
+    pub fn any_overlap(mut self, base: u64) -> bool {
+        if self.unnumbered {
+            return true;
+        }
+        // In place (no second list): raw data moved by the base, then all
+        // sorted by start.
+        for (start, packed) in self.spans.iter_mut().filter(|s| s.1 & Self::RAW != 0) {
+            let end = start
+                .saturating_add(*packed & Self::MAX_LEN)
+                .saturating_add(base);
+            *start = start.saturating_add(base);
+            *packed = (*packed & !Self::MAX_LEN) | (end - *start);
+        }
+        self.spans.sort_unstable_by_key(|s| s.0);
+        // The two furthest ends of different objects so far, of all spans
+        // and of raw data: a span meets an earlier one of another object
+        // exactly when the furthest such end lies past its start.
+        let mut all = Reach::default();
+        let mut raw = Reach::default();
+        for &(start, packed) in &self.spans {
+            let len = packed & Self::MAX_LEN;
+            if len == 0 {
+                continue;
+            }
+            let (end, is_raw) = (start.saturating_add(len), packed & Self::RAW != 0);
+            let owner = (packed & !Self::RAW) >> Self::LEN_BITS;
+            if (is_raw && all.other_than(owner) > start) || raw.other_than(owner) > start {
+                return true;
+            }
+            all.add(end, owner);
+            if is_raw {
+                raw.add(end, owner);
+            }
+        }
+        false
+    }
+}
+
+/// The furthest end of a set of spans, and the furthest of an object other
+/// than that one's ((end, object), 0 when none).
+#[derive(Default)]
+struct Reach {
+    first: (u64, u64),
+    second: (u64, u64),
+}
+
+impl Reach {
+    fn add(&mut self, end: u64, owner: u64) {
+        if self.first.0 == 0 || owner == self.first.1 {
+            self.first = (self.first.0.max(end), owner);
+        } else if end > self.first.0 {
+            self.second = self.first;
+            self.first = (end, owner);
+        } else if end > self.second.0 {
+            self.second = (end, owner);
+        }
+    }
+
+    /// The furthest end of a span of an object other than `owner`.
+    fn other_than(&self, owner: u64) -> u64 {
+        if self.first.0 > 0 && self.first.1 != owner {
+            self.first.0
+        } else {
+            self.second.0
+        }
+    }
 }
 
 /// The base address (and sizes of offsets and lengths) of a file without a
@@ -1253,6 +1402,87 @@ impl Inventory {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The streamed walk's compact spans answer exactly whether raw data of
+    /// one object meets another object's bytes (brute force over random
+    /// spans, touching runs of one object joined, lengths split), so never
+    /// "no" where [`overlaps`] (of the whole inventory) finds a pair.
+    #[test]
+    fn streamed_spans_tell_exactly_whether_anything_overlaps() {
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let (mut yes, mut no) = (0, 0);
+        for round in 0..3000 {
+            let base = [0, 512, u64::MAX - 40][round % 3];
+            let mut compact = StreamedSpans::default();
+            let mut all: Vec<Span> = Vec::new();
+            let objects = 1 + next(6);
+            for owner in 0..objects {
+                let first = compact.spans.len();
+                for _ in 0..next(5) {
+                    let raw = next(3) == 0;
+                    // Often touching the previous span of the object.
+                    let start = match all.last() {
+                        Some(l) if l.2 == owner as u32 && next(2) == 0 => l.1,
+                        _ => next(200),
+                    };
+                    let end = start + next(30);
+                    let kind = (owner << StreamedSpans::LEN_BITS)
+                        | if raw { StreamedSpans::RAW } else { 0 };
+                    compact.add(first, start, end, kind);
+                    all.push((start, end, owner as u32, raw));
+                }
+            }
+            let moved: Vec<Span> = all
+                .iter()
+                .map(|&(s, e, o, raw)| match raw {
+                    true => (s.saturating_add(base), e.saturating_add(base), o, raw),
+                    false => (s, e, o, raw),
+                })
+                .filter(|s| s.0 < s.1)
+                .collect();
+            let brute = moved.iter().enumerate().any(|(i, a)| {
+                moved[i + 1..]
+                    .iter()
+                    .any(|b| a.2 != b.2 && (a.3 || b.3) && a.0 < b.1 && b.0 < a.1)
+            });
+            let swept = !overlaps(&mut moved.clone()).is_empty();
+            let answer = compact.any_overlap(base);
+            assert_eq!(answer, brute, "round {round}: {all:?} base {base}");
+            assert!(answer || !swept, "round {round}");
+            if answer {
+                yes += 1
+            } else {
+                no += 1
+            }
+        }
+        assert!(yes > 300 && no > 300, "{yes} overlapping, {no} apart");
+        // Longer than a length field: in pieces, the same bytes.
+        let mut long = StreamedSpans::default();
+        long.add(0, 10, 10 + 3 * StreamedSpans::MAX_LEN, StreamedSpans::RAW);
+        assert_eq!(long.spans.len(), 3);
+        long.add(
+            0,
+            5 * StreamedSpans::MAX_LEN,
+            5 * StreamedSpans::MAX_LEN + 1,
+            1 << StreamedSpans::LEN_BITS,
+        );
+        assert!(!long.any_overlap(0));
+        let mut long = StreamedSpans::default();
+        long.add(0, 10, 10 + 3 * StreamedSpans::MAX_LEN, StreamedSpans::RAW);
+        long.add(
+            0,
+            3 * StreamedSpans::MAX_LEN,
+            3 * StreamedSpans::MAX_LEN + 1,
+            1 << StreamedSpans::LEN_BITS,
+        );
+        assert!(long.any_overlap(0));
+    }
 
     #[test]
     fn zeroed_ranges_are_aligned_runs_of_whole_pages() {

@@ -291,21 +291,35 @@ fn scan(
     // line-buffered (one write call each).
     let mut out = io::BufWriter::new(io::stdout().lock());
     let mut code = exit::HEALTHY;
-    let mut docs = Vec::new();
+    // JSON of one file goes straight to `out`; of several, each document
+    // is kept until all are read (an array unless exactly one was read).
+    let direct = files.len() == 1;
+    let mut docs: Vec<Vec<u8>> = Vec::new();
+    let mut written = false;
     for path in files {
-        // The text report takes the walk's objects one by one (memory
-        // flat in the number of objects); JSON and the map need them all.
+        // The walk hands its objects one by one to the report (memory
+        // flat in the number of objects: lines or JSON text are kept, not
+        // objects); the map needs them all.
         let mut lines = report::ObjectLines::default();
+        let mut objects = report::ObjectsJson::default();
+        let sink: &mut dyn h5salvage::inventory::ObjectSink =
+            if json { &mut objects } else { &mut lines };
         let scanned = match map {
             Some(svg) => report::map::scan_with_map(path, mode, &opts, svg),
-            None if json => h5salvage::pipeline::scan_path_chunks(path, mode, &opts),
-            None => h5salvage::pipeline::scan_path_streamed(path, mode, &opts, &mut lines),
+            None => h5salvage::pipeline::scan_path_streamed(path, mode, &opts, sink),
         };
         match scanned {
             Ok(inv) => {
                 code = report::combine_exit(code, report::exit_code(inv.verdict()));
-                if json {
-                    docs.push(report::json(&inv));
+                if json && direct {
+                    // Written (even partly: stdout failed) is written.
+                    let _ = report::write_json(&inv, &mut objects, &mut out);
+                    written = true;
+                } else if json {
+                    let mut doc = Vec::new();
+                    if report::write_json(&inv, &mut objects, &mut doc).is_ok() {
+                        docs.push(doc);
+                    }
                 } else {
                     let _ = report::human_streamed(&inv, &lines, &mut out);
                 }
@@ -317,12 +331,11 @@ fn scan(
         }
     }
     if json {
-        let doc = if docs.len() == 1 {
-            docs.pop().unwrap_or_default()
-        } else {
-            serde_json::Value::Array(docs)
+        let _ = match docs.as_slice() {
+            _ if written => Ok(()),
+            [doc] => out.write_all(doc),
+            docs => report::write_json_array(docs, &mut out),
         };
-        let _ = serde_json::to_writer_pretty(&mut out, &doc);
         let _ = writeln!(out);
     }
     let _ = out.flush();

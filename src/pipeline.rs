@@ -534,20 +534,15 @@ fn scan_prepared(
         let Some(s) = sink else {
             return record(crate::walk::walk(file, bytes));
         };
-        let mut spans: Vec<crate::inventory::Span> = Vec::new();
+        let mut spans = crate::inventory::StreamedSpans::default();
         let mut n = 0usize;
         let inv = crate::walk::walk_streamed(file, bytes, &mut |o| {
-            crate::inventory::push_spans(&mut spans, &o, n, 0);
+            spans.push(&o, n);
             n += 1;
             s.object(o)
         });
-        let shared = crate::inventory::overlap_base(&inv).is_some_and(|base| {
-            for sp in spans.iter_mut().filter(|sp| sp.3) {
-                sp.0 = sp.0.saturating_add(base);
-                sp.1 = sp.1.saturating_add(base);
-            }
-            !crate::inventory::overlaps(&mut spans).is_empty()
-        });
+        let shared =
+            crate::inventory::overlap_base(&inv).is_some_and(|base| spans.any_overlap(base));
         if shared {
             s.clear();
             return record(crate::walk::walk(file, bytes));

@@ -1,14 +1,16 @@
 //! Reports on an [`Inventory`]: a human one for the terminal and a JSON one
 //! for scripts. Both write to any `io::Write` so tests can compare them.
 
-use std::borrow::Cow;
 use std::io::{self, Write};
 
+use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{json, Value};
 
 use crate::format::message::data_layout::LayoutClass;
 use crate::format::message::dataspace::{Dataspace, DataspaceKind};
-use crate::inventory::{Dataset, Inventory, Object, ObjectSink, Status, Verdict};
+use crate::inventory::{
+    Attribute, ChunkRecordFound, Dataset, Inventory, Object, ObjectSink, Status, Verdict,
+};
 use crate::merge::UnitResult;
 
 pub mod map;
@@ -50,12 +52,17 @@ pub fn combine_exit(a: i32, b: i32) -> i32 {
     }
 }
 
-/// Shape as a list; `null` for a scalar or null dataspace (as h5py's
-/// `shape` is `()` / `None`; the `dataspace` field tells them apart).
-fn shape(space: &Dataspace) -> Value {
-    match space.kind {
-        DataspaceKind::Scalar | DataspaceKind::Null => Value::Null,
-        DataspaceKind::Simple => json!(space.dims),
+/// `{"shape": ...}`: the dims of a simple dataspace; `null` for a scalar or
+/// null dataspace (as h5py's `shape` is `()` / `None`; the `dataspace`
+/// field tells them apart).
+struct Shape<'a>(&'a Dataspace);
+
+impl Serialize for Shape<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0.kind {
+            DataspaceKind::Scalar | DataspaceKind::Null => s.serialize_unit(),
+            DataspaceKind::Simple => self.0.dims.serialize(s),
+        }
     }
 }
 
@@ -75,102 +82,274 @@ fn filter_names(ds: &Dataset) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn object_json(o: &Object) -> Value {
-    let mut v = json!({
-        "path": o.path,
-        "kind": o.kind.as_str(),
-        "address": o.address,
-        "status": o.status.as_str(),
-        "problems": o.problems.iter().map(|p| json!(p)).collect::<Vec<_>>(),
-        "attributes": o.attributes.iter().map(|a| json!({
-            "name": a.name,
-            "dtype": a.message.datatype.as_ref().map(|t| t.describe()),
-            "shape": a.message.dataspace.as_ref().map_or(Value::Null, shape),
-            "problems": a.problems,
-        })).collect::<Vec<_>>(),
-    });
-    if let Some(first) = &o.hard_link_of {
-        v["hard_link_of"] = json!(first);
+/// One attribute in an object's `attributes` list.
+struct AttributeJson<'a>(&'a Attribute);
+
+impl Serialize for AttributeJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let a = self.0;
+        let mut m = s.serialize_map(Some(4))?;
+        m.serialize_entry("name", &a.name)?;
+        m.serialize_entry("dtype", &a.message.datatype.as_ref().map(|t| t.describe()))?;
+        m.serialize_entry("shape", &a.message.dataspace.as_ref().map(Shape))?;
+        m.serialize_entry("problems", &a.problems)?;
+        m.end()
     }
-    if let Some(dt) = &o.datatype {
-        v["dtype"] = json!(dt.describe());
-    }
-    if let Some(ds) = &o.dataset {
-        v["shape"] = shape(&ds.dataspace);
-        v["dataspace"] = json!(match ds.dataspace.kind {
-            DataspaceKind::Scalar => "scalar",
-            DataspaceKind::Null => "null",
-            DataspaceKind::Simple => "simple",
-        });
-        v["maxshape"] = json!(ds.dataspace.max_dims);
-        v["dtype"] = json!(ds.datatype.describe());
-        v["layout"] = json!(layout_name(ds));
-        v["filters"] = json!(filter_names(ds));
-        if let LayoutClass::Chunked { dims, .. } = &ds.layout.class {
-            v["chunk_shape"] = json!(dims);
-        }
-        v["chunks_total"] = json!(ds.coverage.chunks_total);
-        v["chunks_present"] = json!(ds.coverage.chunks_present);
-        v["bytes_expected"] = json!(ds.coverage.bytes_expected);
-        v["bytes_present"] = json!(ds.coverage.bytes_present);
-        v["index_complete"] = json!(ds.coverage.index_complete);
-        if matches!(ds.layout.class, LayoutClass::Chunked { .. }) {
-            beyond_json(&mut v, &ds.beyond_index);
-        }
-    }
-    v
 }
 
-/// Per chunked dataset (issue 13): chunks the index root reached, chunks
-/// added from index records beyond it (one entry per record block), chunks
-/// a newer record replaced, and the stored shape when the extent grew.
-fn beyond_json(v: &mut Value, b: &crate::inventory::BeyondIndex) {
-    v["chunks_indexed"] = json!(b.indexed);
-    v["chunks_beyond_index"] = json!(b.records.len());
-    v["chunks_superseded"] = json!(b.superseded);
-    v["stored_shape"] = json!(b.stored_dims);
-    let mut blocks: Vec<Value> = Vec::new();
-    let mut last: Option<(&str, u64)> = None;
-    for r in &b.records {
-        if last == Some((r.structure, r.at)) {
-            if let Some(x) = blocks.last_mut() {
-                x["chunks"] = json!(x["chunks"].as_u64().unwrap_or(0) + 1);
-                x["last_offset"] = json!(r.offset);
+/// One entry of the `objects` list, written field by field (no JSON tree
+/// is built: `scan --json` streams the report).
+struct ObjectJson<'a>(&'a Object);
+
+impl Serialize for ObjectJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let o = self.0;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("path", &o.path)?;
+        m.serialize_entry("kind", o.kind.as_str())?;
+        m.serialize_entry("address", &o.address)?;
+        m.serialize_entry("status", o.status.as_str())?;
+        m.serialize_entry("problems", &o.problems)?;
+        m.serialize_entry(
+            "attributes",
+            &Seq(|| o.attributes.iter().map(AttributeJson)),
+        )?;
+        if let Some(first) = &o.hard_link_of {
+            m.serialize_entry("hard_link_of", first)?;
+        }
+        // A dataset's type wins; the key keeps the committed type's place
+        // when an object has both (the order of the report's first version).
+        let dtype = match (&o.dataset, &o.datatype) {
+            (Some(ds), _) => Some(ds.datatype.describe()),
+            (None, Some(dt)) => Some(dt.describe()),
+            (None, None) => None,
+        };
+        if o.datatype.is_some() {
+            m.serialize_entry("dtype", &dtype)?;
+        }
+        if let Some(ds) = &o.dataset {
+            m.serialize_entry("shape", &Shape(&ds.dataspace))?;
+            m.serialize_entry(
+                "dataspace",
+                match ds.dataspace.kind {
+                    DataspaceKind::Scalar => "scalar",
+                    DataspaceKind::Null => "null",
+                    DataspaceKind::Simple => "simple",
+                },
+            )?;
+            m.serialize_entry("maxshape", &ds.dataspace.max_dims)?;
+            if o.datatype.is_none() {
+                m.serialize_entry("dtype", &dtype)?;
             }
-            continue;
+            m.serialize_entry("layout", layout_name(ds))?;
+            m.serialize_entry("filters", &filter_names(ds))?;
+            let chunked = match &ds.layout.class {
+                LayoutClass::Chunked { dims, .. } => Some(dims),
+                _ => None,
+            };
+            if let Some(dims) = chunked {
+                m.serialize_entry("chunk_shape", dims)?;
+            }
+            m.serialize_entry("chunks_total", &ds.coverage.chunks_total)?;
+            m.serialize_entry("chunks_present", &ds.coverage.chunks_present)?;
+            m.serialize_entry("bytes_expected", &ds.coverage.bytes_expected)?;
+            m.serialize_entry("bytes_present", &ds.coverage.bytes_present)?;
+            m.serialize_entry("index_complete", &ds.coverage.index_complete)?;
+            if chunked.is_some() {
+                let b = &ds.beyond_index;
+                m.serialize_entry("chunks_indexed", &b.indexed)?;
+                m.serialize_entry("chunks_beyond_index", &b.records.len())?;
+                m.serialize_entry("chunks_superseded", &b.superseded)?;
+                m.serialize_entry("stored_shape", &b.stored_dims)?;
+                m.serialize_entry("beyond_index_records", &RecordBlocks(&b.records))?;
+            }
         }
-        last = Some((r.structure, r.at));
-        blocks.push(json!({
-            "structure": r.structure,
-            "offset": r.at,
-            "tie": r.tie,
-            "chunks": 1,
-            "first_offset": r.offset,
-            "last_offset": r.offset,
-        }));
+        m.end()
     }
-    v["beyond_index_records"] = json!(blocks);
 }
 
-/// The JSON report of one file (the schema is documented in the README).
+/// Per chunked dataset (issue 13): the index records beyond the index root,
+/// one entry per record block (consecutive chunks of one structure).
+struct RecordBlocks<'a>(&'a [ChunkRecordFound]);
+
+impl Serialize for RecordBlocks<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let records = self.0;
+        let blocks = records.chunk_by(|a, b| (a.structure, a.at) == (b.structure, b.at));
+        s.collect_seq(blocks.map(|block| {
+            let (first, last) = (&block[0], &block[block.len() - 1]);
+            json!({
+                "structure": first.structure,
+                "offset": first.at,
+                "tie": first.tie,
+                "chunks": block.len(),
+                "first_offset": first.offset,
+                "last_offset": last.offset,
+            })
+        }))
+    }
+}
+
+/// A sequence serialized from a fresh iterator (no `Vec` collected).
+struct Seq<F>(F);
+
+impl<F, I> Serialize for Seq<F>
+where
+    F: Fn() -> I,
+    I: Iterator,
+    I::Item: Serialize,
+{
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq((self.0)())
+    }
+}
+
+/// The JSON report of one file (the schema is documented in the README):
+/// [`json`] as a value, [`write_json`] as text.
+struct JsonReport<'a> {
+    inv: &'a Inventory,
+    /// `false`: `objects` is `[]` (they were serialized as the walk handed
+    /// them over, [`ObjectsJson`], and go in its place).
+    objects: bool,
+}
+
+impl Serialize for JsonReport<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let inv = self.inv;
+        let objects = if self.objects { &inv.objects[..] } else { &[] };
+        let mut m = s.serialize_map(Some(15))?;
+        m.serialize_entry("file", &inv.file)?;
+        m.serialize_entry("size", &inv.size)?;
+        m.serialize_entry("superblock", &inv.superblock)?;
+        m.serialize_entry("verdict", inv.verdict().as_str())?;
+        m.serialize_entry("objects", &Seq(|| objects.iter().map(ObjectJson)))?;
+        m.serialize_entry("links", &inv.links)?;
+        m.serialize_entry("problems", &inv.problems)?;
+        m.serialize_entry("notes", &inv.notes)?;
+        m.serialize_entry("carving", &inv.carving)?;
+        m.serialize_entry("open_for_write", &inv.open_for_write)?;
+        m.serialize_entry("inferred", &inv.inferred)?;
+        m.serialize_entry("zeroed_ranges", &inv.zeroed_ranges)?;
+        m.serialize_entry("chunk_search", &chunk_search_json(inv))?;
+        m.serialize_entry("cache_image", &inv.cache_image)?;
+        m.serialize_entry("summary", &inv.summary())?;
+        m.end()
+    }
+}
+
+/// The JSON report of one file as a value.
 pub fn json(inv: &Inventory) -> Value {
-    json!({
-        "file": inv.file,
-        "size": inv.size,
-        "superblock": inv.superblock,
-        "verdict": inv.verdict().as_str(),
-        "objects": inv.objects.iter().map(object_json).collect::<Vec<_>>(),
-        "links": inv.links,
-        "problems": inv.problems,
-        "notes": inv.notes,
-        "carving": inv.carving,
-        "open_for_write": inv.open_for_write,
-        "inferred": inv.inferred,
-        "zeroed_ranges": inv.zeroed_ranges,
-        "chunk_search": chunk_search_json(inv),
-        "cache_image": inv.cache_image,
-        "summary": inv.summary(),
-    })
+    serde_json::to_value(JsonReport { inv, objects: true }).unwrap_or_default()
+}
+
+/// Copies `text` (pretty JSON) to `out` with `indent` after each line
+/// break: the same value, nested deeper. JSON strings hold no raw line
+/// breaks (they are escaped), so every one is the formatter's.
+fn indented(out: &mut Vec<u8>, text: &[u8], indent: &[u8]) {
+    let mut lines = text.split(|&b| b == b'\n');
+    if let Some(first) = lines.next() {
+        out.extend_from_slice(first);
+    }
+    for line in lines {
+        out.push(b'\n');
+        out.extend_from_slice(indent);
+        out.extend_from_slice(line);
+    }
+}
+
+/// The `objects` list of a JSON report, serialized as the walk hands the
+/// objects over ([`crate::pipeline::scan_path_streamed`]): the text of the
+/// list instead of the objects (about half their memory, and no object
+/// kept). Each is indented for its place in [`write_json`]'s document.
+#[derive(Debug, Default)]
+pub struct ObjectsJson {
+    /// The list's elements as `serde_json::to_writer_pretty` writes them
+    /// there: `\n    {...}` joined by `,`.
+    text: Vec<u8>,
+    /// One object serialized on its own (reused).
+    scratch: Vec<u8>,
+    count: usize,
+}
+
+impl ObjectsJson {
+    /// Adds object `o` (after those added so far).
+    fn push(&mut self, o: &Object) {
+        self.scratch.clear();
+        if serde_json::to_writer_pretty(&mut self.scratch, &ObjectJson(o)).is_err() {
+            return;
+        }
+        self.text.extend_from_slice(if self.count == 0 {
+            b"\n    "
+        } else {
+            b",\n    "
+        });
+        indented(&mut self.text, &self.scratch, b"    ");
+        self.count += 1;
+    }
+}
+
+impl ObjectSink for ObjectsJson {
+    fn object(&mut self, o: Object) {
+        self.push(&o);
+    }
+
+    fn clear(&mut self) {
+        self.text.clear();
+        self.count = 0;
+    }
+}
+
+/// Writes the JSON report of one file (as `serde_json::to_writer_pretty`
+/// of [`json`], without its closing line break): the objects `streamed`
+/// holds (those a walk handed over), then those `inv` kept.
+pub fn write_json(
+    inv: &Inventory,
+    streamed: &mut ObjectsJson,
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    for o in &inv.objects {
+        streamed.push(o);
+    }
+    let mut doc = Vec::new();
+    serde_json::to_writer_pretty(
+        &mut doc,
+        &JsonReport {
+            inv,
+            objects: false,
+        },
+    )?;
+    // The one key at depth 1 named "objects" (a line break cannot occur
+    // inside a string).
+    const EMPTY: &[u8] = b"\n  \"objects\": []";
+    let at = doc
+        .windows(EMPTY.len())
+        .position(|w| w == EMPTY)
+        .ok_or_else(|| io::Error::other("JSON report without its objects key"))?;
+    let (head, tail) = doc.split_at(at + EMPTY.len() - 2);
+    out.write_all(head)?;
+    if streamed.count == 0 {
+        out.write_all(b"[]")?;
+    } else {
+        out.write_all(b"[")?;
+        out.write_all(&streamed.text)?;
+        out.write_all(b"\n  ]")?;
+    }
+    out.write_all(&tail[2..])
+}
+
+/// Writes the JSON documents of several files as `serde_json::to_writer_pretty`
+/// writes an array of them (each made by [`write_json`]).
+pub fn write_json_array(docs: &[Vec<u8>], out: &mut dyn Write) -> io::Result<()> {
+    if docs.is_empty() {
+        return out.write_all(b"[]");
+    }
+    let mut text = Vec::new();
+    for (i, doc) in docs.iter().enumerate() {
+        text.extend_from_slice(if i == 0 { b"[\n  " } else { b",\n  " });
+        indented(&mut text, doc, b"  ");
+    }
+    text.extend_from_slice(b"\n]");
+    out.write_all(&text)
 }
 
 /// Per chunked dataset, where its chunks come from (listed by its index,
@@ -301,78 +480,118 @@ fn data_note(ds: &Dataset) -> String {
     }
 }
 
-fn object_line(o: &Object) -> String {
+/// Appends object `o`'s line (no newline) to `out`; returns where its path
+/// lies in `out`.
+fn object_line(o: &Object, out: &mut String) -> std::ops::Range<usize> {
+    use std::fmt::Write as _;
     let mark = match o.status {
         Status::Intact => "ok     ",
         Status::Partial => "PARTIAL",
         Status::Lost => "LOST   ",
     };
-    let mut line = format!("  {mark} {:<8} {}", o.kind.as_str(), o.path);
+    let _ = write!(out, "  {mark} {:<8} ", o.kind.as_str());
+    let path = out.len()..out.len() + o.path.len();
+    out.push_str(&o.path);
     if let Some(first) = &o.hard_link_of {
-        line.push_str(&format!("  (hard link to {first})"));
-        return line;
+        let _ = write!(out, "  (hard link to {first})");
+        return path;
     }
     if let Some(ds) = &o.dataset {
-        let shape = match ds.dataspace.kind {
-            DataspaceKind::Scalar => "scalar".to_string(),
-            DataspaceKind::Null => "null".to_string(),
-            DataspaceKind::Simple => format!("{:?}", ds.dataspace.dims),
-        };
-        line.push_str(&format!(
-            "  {} {} {}",
-            ds.datatype.describe(),
-            shape,
-            layout_name(ds)
-        ));
+        let _ = write!(out, "  {} ", ds.datatype.describe());
+        match ds.dataspace.kind {
+            DataspaceKind::Scalar => out.push_str("scalar"),
+            DataspaceKind::Null => out.push_str("null"),
+            DataspaceKind::Simple => {
+                let _ = write!(out, "{:?}", ds.dataspace.dims);
+            }
+        }
+        let _ = write!(out, " {}", layout_name(ds));
         let filters = filter_names(ds);
         if !filters.is_empty() {
-            line.push_str(&format!(" [{}]", filters.join(",")));
+            let _ = write!(out, " [{}]", filters.join(","));
         }
         let note = data_note(ds);
         if !note.is_empty() {
-            line.push_str(&format!(" {note}"));
+            let _ = write!(out, " {note}");
         }
     }
     if !o.attributes.is_empty() {
-        line.push_str(&format!("  {} attr", o.attributes.len()));
+        let _ = write!(out, "  {} attr", o.attributes.len());
     }
-    line
+    path
 }
 
 /// What reports say of a file another process held open for writing.
 pub const OPEN_FOR_WRITE: &str = "still open for writing by another process: this is a snapshot";
 
-/// The lines of one object in the human report: its line, then its
-/// problems and its attributes' (each line ended).
-fn object_text(o: &Object) -> String {
+/// Appends the lines of one object in the human report to `out`: its line,
+/// then its problems and its attributes' (each line ended). Returns where
+/// its path lies in `out`.
+fn object_text(o: &Object, out: &mut String) -> std::ops::Range<usize> {
     use std::fmt::Write as _;
-    let mut text = object_line(o);
-    text.push('\n');
+    let path = object_line(o, out);
+    out.push('\n');
     for p in &o.problems {
-        let _ = writeln!(text, "            ! {p}");
+        let _ = writeln!(out, "            ! {p}");
     }
     for a in &o.attributes {
         for p in &a.problems {
-            let _ = writeln!(text, "            ! attribute {:?}: {p}", a.name);
+            let _ = writeln!(out, "            ! attribute {:?}: {p}", a.name);
         }
     }
-    text
+    path
 }
 
 /// The human report's lines of the objects a walk handed over one by one
-/// ([`crate::pipeline::scan_path_streamed`]), with their paths: a few
-/// hundred bytes an object instead of the object.
+/// ([`crate::pipeline::scan_path_streamed`]), with their paths: the lines
+/// of every object one after the other in one string (a path, a line or
+/// two: about 100 bytes an object) instead of the objects.
 #[derive(Debug, Default)]
-pub struct ObjectLines(Vec<(Box<str>, Box<str>)>);
+pub struct ObjectLines {
+    /// Each object's lines, in the order they were handed over.
+    text: String,
+    /// Per object: where its lines start in `text` (they end where the
+    /// next object's start) and where its path lies there.
+    starts: Vec<(usize, std::ops::Range<usize>)>,
+}
+
+impl ObjectLines {
+    /// Objects held.
+    pub fn len(&self) -> usize {
+        self.starts.len()
+    }
+
+    /// No object held.
+    pub fn is_empty(&self) -> bool {
+        self.starts.is_empty()
+    }
+
+    /// Adds object `o`'s lines.
+    fn push(&mut self, o: &Object) {
+        let start = self.text.len();
+        let path = object_text(o, &mut self.text);
+        self.starts.push((start, path));
+    }
+
+    /// Object `i`'s path and lines.
+    fn get(&self, i: usize) -> (&str, &str) {
+        let Some((start, path)) = self.starts.get(i) else {
+            return ("", "");
+        };
+        let end = self.starts.get(i + 1).map_or(self.text.len(), |n| n.0);
+        let text = |r: std::ops::Range<usize>| self.text.get(r).unwrap_or_default();
+        (text(path.clone()), text(*start..end))
+    }
+}
 
 impl ObjectSink for ObjectLines {
     fn object(&mut self, o: Object) {
-        self.0
-            .push((o.path.as_str().into(), object_text(&o).into()));
+        self.push(&o);
     }
 
     fn clear(&mut self) {
-        self.0.clear();
+        self.text.clear();
+        self.starts.clear();
     }
 }
 
@@ -423,11 +642,14 @@ pub fn human_streamed(
             }
         }
     }
-    let mut objects: Vec<(&str, Cow<str>)> = inv
-        .objects
-        .iter()
-        .map(|o| (o.path.as_str(), Cow::Owned(object_text(o))))
-        .chain(streamed.0.iter().map(|(p, t)| (&**p, Cow::Borrowed(&**t))))
+    // Objects the walk kept, then those it handed over: printed by path.
+    let mut kept = ObjectLines::default();
+    for o in &inv.objects {
+        kept.push(o);
+    }
+    let mut objects: Vec<(&str, &str)> = (0..kept.len())
+        .map(|i| kept.get(i))
+        .chain((0..streamed.len()).map(|i| streamed.get(i)))
         .collect();
     if !objects.is_empty() {
         writeln!(out, "  objects:")?;
@@ -704,14 +926,55 @@ mod tests {
                 let kept = unclosed || (damaged && mode == CarveMode::Auto);
                 let streams = !kept;
                 assert_eq!(streamed.objects.is_empty(), streams, "{name} {mode:?}");
-                assert_eq!(lines.0.is_empty(), !streams, "{name} {mode:?}");
-                assert_eq!(
-                    whole.objects.len(),
-                    lines.0.len().max(streamed.objects.len())
-                );
+                assert_eq!(lines.is_empty(), !streams, "{name} {mode:?}");
+                assert_eq!(whole.objects.len(), lines.len().max(streamed.objects.len()));
                 hard_links += report.matches("(hard link to ").count();
             }
         }
         assert!(hard_links > 0, "no fixture had a hard link");
+    }
+
+    /// `scan --json`'s document, written from objects serialized as the
+    /// walk handed them over, is `serde_json`'s pretty text of the whole
+    /// report ([`json`]); several files make the same array as `serde_json`
+    /// writes of their values.
+    #[test]
+    fn the_streamed_json_is_the_whole_json() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata");
+        let files = [
+            "rich_latest.h5",
+            "rich_earliest.h5",
+            "many_members_earliest.h5",
+            "damaged/worker_truncated.h5",
+            "damaged/worker_open_for_write.h5",
+            "damaged/worker_no_superblock.h5",
+        ];
+        let (mut docs, mut values) = (Vec::new(), Vec::new());
+        // Documents with objects, and without (carving never ran).
+        let mut emptiness = [false; 2];
+        for name in files {
+            let path = dir.join(name);
+            for mode in [CarveMode::Auto, CarveMode::Never] {
+                let opts = Options::default();
+                let value = json(&scan_path_chunks(&path, mode, &opts).expect(name));
+                let mut objects = ObjectsJson::default();
+                let streamed = scan_path_streamed(&path, mode, &opts, &mut objects).expect(name);
+                let mut doc = Vec::new();
+                write_json(&streamed, &mut objects, &mut doc).expect(name);
+                let whole = serde_json::to_string_pretty(&value).expect(name);
+                assert_eq!(String::from_utf8_lossy(&doc), whole, "{name} {mode:?}");
+                let objects = value["objects"].as_array().map_or(0, Vec::len);
+                emptiness[usize::from(objects == 0)] = true;
+                docs.push(doc);
+                values.push(value);
+            }
+        }
+        assert_eq!(emptiness, [true, true]);
+        for n in [0, 1, 2, docs.len()] {
+            let mut text = Vec::new();
+            write_json_array(&docs[..n], &mut text).expect("array");
+            let whole = serde_json::to_string_pretty(&values[..n]).expect("array");
+            assert_eq!(String::from_utf8_lossy(&text), whole, "{n} documents");
+        }
     }
 }
