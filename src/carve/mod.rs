@@ -53,7 +53,7 @@ pub mod links;
 pub mod signatures;
 pub mod validate;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use crate::follow::Image;
 use crate::format::message::{self, kind};
@@ -621,7 +621,7 @@ impl Carver<'_> {
                 || h.links
                     .iter()
                     .filter_map(hard)
-                    .any(|a| claimed.contains(&a))
+                    .any(|a| claimed.binary_search(&a).is_ok())
             {
                 continue;
             }
@@ -642,13 +642,18 @@ impl Carver<'_> {
         self.close_members();
     }
 
-    /// Every address a readable carved group lists as a hard-linked member.
-    fn claimed(&self) -> BTreeSet<u64> {
-        self.carved
+    /// Every address a readable carved group lists as a hard-linked member
+    /// (sorted, unique: look up with `binary_search`).
+    fn claimed(&self) -> Vec<u64> {
+        let mut v: Vec<u64> = self
+            .carved
             .values()
             .filter(|c| c.readable)
             .flat_map(|c| c.members.iter().map(|m| m.1))
-            .collect()
+            .collect();
+        v.sort_unstable();
+        v.dedup();
+        v
     }
 
     /// A group described from messages found without its header.
@@ -1045,18 +1050,21 @@ impl Carver<'_> {
         root_links: Vec<(String, u64)>,
     ) -> (Vec<Object>, Vec<LinkEntry>) {
         let claimed = self.claimed();
-        // Lost+found candidates, decided before any object is moved out.
-        let usable: Vec<(u64, String)> = self
+        // Lost+found candidates, decided before any object is moved out
+        // (their paths are made when placed).
+        let usable: Vec<(u64, ObjectKind)> = self
             .carved
             .iter()
             .filter(|(_, c)| c.readable && c.obj.kind != ObjectKind::Unknown)
-            .map(|(&a, c)| (a, format!("{LOST_FOUND}{}_at_{a:#x}", c.obj.kind.as_str())))
+            .map(|(&a, c)| (a, c.obj.kind))
             .collect();
+        let lost = |a: u64, kind: ObjectKind| format!("{LOST_FOUND}{}_at_{a:#x}", kind.as_str());
         let root = root.filter(|r| self.carved.get(r).is_some_and(|c| c.readable));
+        let n = self.carved.len();
         let mut p = Placer {
             carved: &mut self.carved,
-            placed: HashMap::new(),
-            objects: Vec::new(),
+            placed: HashMap::with_capacity(n),
+            objects: Vec::with_capacity(n),
             links: Vec::new(),
             capped: false,
         };
@@ -1066,15 +1074,15 @@ impl Carver<'_> {
         for (name, addr) in root_links {
             p.traverse(child_path("/", name.as_bytes()).0, addr);
         }
-        for (a, lost) in &usable {
-            if !claimed.contains(a) && !p.placed.contains_key(a) {
-                p.traverse(lost.clone(), *a);
+        for &(a, kind) in &usable {
+            if claimed.binary_search(&a).is_err() && !p.placed.contains_key(&a) {
+                p.traverse(lost(a, kind), a);
             }
         }
         // Members of cycles nobody else reaches.
-        for (a, lost) in usable {
+        for (a, kind) in usable {
             if !p.placed.contains_key(&a) {
-                p.traverse(lost, a);
+                p.traverse(lost(a, kind), a);
             }
         }
         (p.objects, p.links)
@@ -1114,15 +1122,22 @@ impl Placer<'_> {
                 continue;
             }
             self.placed.insert(addr, self.objects.len());
-            let Some(c) = self.carved.get_mut(&addr) else {
+            // Placed once: taken out of the map (later visits are hard
+            // links to this placement).
+            let Some(c) = self.carved.remove(&addr) else {
                 let mut o = *unreadable(addr).obj;
                 o.path = path;
                 self.objects.push(o);
                 continue;
             };
-            let mut o = *std::mem::replace(&mut c.obj, Box::new(Object::new(String::new(), addr)));
-            o.path = path.clone();
-            if depth >= MAX_DEPTH && !c.members.is_empty() {
+            let Carved {
+                obj,
+                members,
+                links,
+                ..
+            } = c;
+            let mut o = *obj;
+            if depth >= MAX_DEPTH && !members.is_empty() {
                 o.damage(
                     Status::Partial,
                     Problem::new(
@@ -1133,7 +1148,7 @@ impl Placer<'_> {
                     ),
                 );
             } else {
-                for (name, child) in c.members.iter().rev() {
+                for (name, child) in members.iter().rev() {
                     let (p, bad) = child_path(&path, name.as_bytes());
                     if let Some(why) = bad {
                         o.problems
@@ -1142,14 +1157,15 @@ impl Placer<'_> {
                     stack.push((p, *child, depth + 1));
                 }
             }
-            for (name, kind, target, file) in &c.links {
+            for (name, kind, target, file) in links {
                 self.links.push(LinkEntry {
                     path: child_path(&path, name.as_bytes()).0,
-                    kind: *kind,
-                    target: target.clone(),
-                    file: file.clone(),
+                    kind,
+                    target,
+                    file,
                 });
             }
+            o.path = path;
             self.objects.push(o);
         }
     }
@@ -1289,8 +1305,10 @@ pub fn combine(walked: Inventory, carved: Inventory) -> Inventory {
             }
         }
     }
-    let mut taken: BTreeSet<String> = out.objects.iter().map(|o| o.path.clone()).collect();
+    let mut taken: HashSet<String> = out.objects.iter().map(|o| o.path.clone()).collect();
     taken.extend(out.links.iter().map(|l| l.path.clone()));
+    taken.reserve(carved.objects.len() + carved.links.len());
+    out.objects.reserve(carved.objects.len());
     let data = walked_data(&out);
     let in_data = |a: u64| {
         data.range(..=a)
@@ -1313,7 +1331,10 @@ pub fn combine(walked: Inventory, carved: Inventory) -> Inventory {
             dropped.insert(o.path.clone());
             continue;
         }
-        if below(&o.path, &dropped, &renamed) {
+        // Nothing dropped, re-rooted or renamed yet (a carve with no
+        // walked object in common): paths stay as they are.
+        let moved = !(dropped.is_empty() && renamed.is_empty() && rebase.is_empty());
+        if moved && below(&o.path, &dropped, &renamed) {
             if o.hard_link_of.is_some() {
                 dropped.insert(o.path.clone());
                 continue;
@@ -1321,8 +1342,12 @@ pub fn combine(walked: Inventory, carved: Inventory) -> Inventory {
             let lost = format!("{LOST_FOUND}{}_at_{:#x}", o.kind.as_str(), o.address);
             renamed.insert(o.path.clone(), lost);
         }
-        let old = o.path.clone();
-        let mut path = rebased(&o.path, &rebase, &renamed);
+        let orig = std::mem::take(&mut o.path);
+        let (mut path, mut old) = if moved {
+            (rebased(&orig, &rebase, &renamed), Some(orig))
+        } else {
+            (orig, None)
+        };
         if taken.contains(&path) {
             let mut n = 1u32;
             let stem = path.clone();
@@ -1334,11 +1359,15 @@ pub fn combine(walked: Inventory, carved: Inventory) -> Inventory {
                 };
                 n = n.saturating_add(1);
             }
+            // Not moved: the path it came with is the stem.
+            old.get_or_insert(stem);
         }
-        if path != old {
+        if let Some(old) = old.filter(|old| *old != path) {
             renamed.insert(old, path.clone());
         }
-        o.hard_link_of = o.hard_link_of.map(|h| rebased(&h, &rebase, &renamed));
+        if moved {
+            o.hard_link_of = o.hard_link_of.map(|h| rebased(&h, &rebase, &renamed));
+        }
         o.path = path.clone();
         taken.insert(path);
         out.objects.push(o);
