@@ -357,20 +357,20 @@ impl Carver<'_> {
         let mut taken: BTreeMap<u64, u64> = BTreeMap::new();
         // Each description reads only the file: they run on all cores and
         // are taken in address order.
-        let outside: Vec<u64> = evidence
+        let outside: Vec<(u64, bool)> = evidence
             .iter()
             .filter(|(_, ev)| ev.checksummed || ev.referenced)
-            .map(|(&a, _)| a)
+            .map(|(&a, ev)| (a, ev.checksummed))
             .collect();
         let described: Vec<Option<Carved>> = {
             use rayon::prelude::*;
             let this = &*self;
             outside
                 .par_iter()
-                .map(|&a| this.describe(a, false))
+                .map(|&(a, sum)| this.describe(a, false, sum))
                 .collect()
         };
-        for (addr, c) in outside.into_iter().zip(described) {
+        for ((addr, _), c) in outside.into_iter().zip(described) {
             if let Some(c) = c {
                 if c.readable {
                     if let Some(end) = self.chunk0_end(&c) {
@@ -394,7 +394,7 @@ impl Carver<'_> {
             {
                 continue;
             }
-            if let Some(c) = self.describe(addr, true) {
+            if let Some(c) = self.describe(addr, true, false) {
                 if let Some(end) = self.chunk0_end(&c) {
                     taken.insert(addr, end);
                 }
@@ -418,7 +418,7 @@ impl Carver<'_> {
                 continue;
             }
             let c = self
-                .describe(addr, false)
+                .describe(addr, false, false)
                 .unwrap_or_else(|| unreadable(addr));
             pending.extend(
                 c.members
@@ -592,13 +592,9 @@ impl Carver<'_> {
                 .collect()
         };
         let referenced: BTreeSet<u64> = blocks.values().flat_map(|m| next_of(m)).collect();
-        let claimed = self.claimed();
-        let mut found = Vec::new();
-        for &root in blocks.keys() {
-            if referenced.contains(&root) || self.carved.get(&root).is_some_and(|c| c.readable) {
-                continue;
-            }
-            let mut h = walk::HeaderContents::default();
+        // The messages of the chain from `root`, in order (at most 64
+        // blocks, each once); returns how many blocks it read.
+        let chain = |root: u64, f: &mut dyn FnMut(&object_header::RawMessage)| -> usize {
             let mut queue = vec![root];
             let mut seen = BTreeSet::new();
             while let Some(b) = queue.pop() {
@@ -606,26 +602,43 @@ impl Carver<'_> {
                     continue;
                 }
                 let Some(msgs) = blocks.get(&b) else { continue };
-                for m in msgs {
-                    if let Some(d) = decode(m) {
-                        absorb_group_message(&mut h, d);
-                    }
-                }
+                msgs.iter().for_each(&mut *f);
                 queue.extend(next_of(msgs));
             }
-            let hard = |l: &message::link::Link| match l.target {
-                message::link::LinkTarget::Hard { address } => Some(address),
-                _ => None,
-            };
-            if h.links.is_empty()
-                || h.links
-                    .iter()
-                    .filter_map(hard)
-                    .any(|a| claimed.binary_search(&a).is_ok())
-            {
+            seen.len()
+        };
+        let claimed = self.claimed();
+        let mut found = Vec::new();
+        for &root in blocks.keys() {
+            if referenced.contains(&root) || self.carved.get(&root).is_some_and(|c| c.readable) {
                 continue;
             }
-            found.push((root, h, seen.len()));
+            // Whether the chain is a group no carved group already lists
+            // depends on its link messages only: the other messages are
+            // decoded for the chains that are (most chains are the
+            // continuation blocks of carved headers).
+            let (mut links, mut claimed_link) = (false, false);
+            chain(root, &mut |m| {
+                if m.kind != kind::LINK || claimed_link {
+                    return;
+                }
+                if let Some(message::Message::Link(l)) = decode(m) {
+                    links = true;
+                    if let message::link::LinkTarget::Hard { address } = l.target {
+                        claimed_link = claimed.binary_search(&address).is_ok();
+                    }
+                }
+            });
+            if !links || claimed_link {
+                continue;
+            }
+            let mut h = walk::HeaderContents::default();
+            let n = chain(root, &mut |m| {
+                if let Some(d) = decode(m) {
+                    absorb_group_message(&mut h, d);
+                }
+            });
+            found.push((root, h, n));
         }
         for (root, h, n) in found {
             if self.carved.len() >= MAX_OBJECTS {
@@ -713,7 +726,9 @@ impl Carver<'_> {
     /// Describes the object header at `addr` as the walk would. `strict`
     /// (byte-scan candidates only): every chunk-0 message must decode and the
     /// header must plausibly be a group, dataset or datatype; `None` if not.
-    fn describe(&self, addr: u64, strict: bool) -> Option<Carved> {
+    /// `summed`: validation matched the checksum of an `OHDR` at `addr`
+    /// (the header is not parsed again to learn it).
+    fn describe(&self, addr: u64, strict: bool, summed: bool) -> Option<Carved> {
         let image = &self.image;
         if strict && !strict_v1(image, addr) {
             return None;
@@ -723,12 +738,13 @@ impl Carver<'_> {
         let contents = read_object(image, addr, &mut o);
         // Only version 2 headers have a checksum (IV.A.1.b).
         let checksummed = o.header_version == Some(2)
-            && image
-                .at("object header", addr)
-                .ok()
-                .zip(image.absolute(addr))
-                .and_then(|(d, abs)| object_header::parse_header(d, abs, image.sizes).ok())
-                .is_some_and(|(p, _)| p.checksum_ok == Some(true));
+            && (summed
+                || image
+                    .at("object header", addr)
+                    .ok()
+                    .zip(image.absolute(addr))
+                    .and_then(|(d, abs)| object_header::parse_header(d, abs, image.sizes).ok())
+                    .is_some_and(|(p, _)| p.checksum_ok == Some(true)));
         let mut c = Carved {
             obj: Box::new(o),
             members: Vec::new(),
@@ -848,7 +864,7 @@ impl Carver<'_> {
         // Describe targets not carved yet.
         for l in &found {
             if !self.carved.contains_key(&l.target) {
-                if let Some(c) = self.describe(l.target, false) {
+                if let Some(c) = self.describe(l.target, false, false) {
                     self.carved.insert(l.target, c);
                 }
             }
