@@ -1324,7 +1324,6 @@ pub fn combine(walked: Inventory, carved: Inventory) -> Inventory {
     let mut taken: HashSet<String> = out.objects.iter().map(|o| o.path.clone()).collect();
     taken.extend(out.links.iter().map(|l| l.path.clone()));
     taken.reserve(carved.objects.len() + carved.links.len());
-    out.objects.reserve(carved.objects.len());
     let data = walked_data(&out);
     let in_data = |a: u64| {
         data.range(..=a)
@@ -1336,16 +1335,21 @@ pub fn combine(walked: Inventory, carved: Inventory) -> Inventory {
     let mut dropped: BTreeSet<String> = BTreeSet::new();
     let mut in_data_headers: Vec<u64> = Vec::new();
     let mut renamed: HashMap<String, String> = HashMap::new();
-    for mut o in carved.objects {
+    // Kept carved objects are compacted in their own vector (moving each
+    // into the walked one touched as much fresh memory again); the walked
+    // objects go first.
+    let walked_objects = std::mem::take(&mut out.objects);
+    let mut objects = carved.objects;
+    objects.retain_mut(|o| {
         if walked_at.contains_key(&o.address) {
-            continue;
+            return false;
         }
         if in_data(o.address) {
             if o.hard_link_of.is_none() {
                 in_data_headers.push(o.address);
             }
             dropped.insert(o.path.clone());
-            continue;
+            return false;
         }
         // Nothing dropped, re-rooted or renamed yet (a carve with no
         // walked object in common): paths stay as they are.
@@ -1353,7 +1357,7 @@ pub fn combine(walked: Inventory, carved: Inventory) -> Inventory {
         if moved && below(&o.path, &dropped, &renamed) {
             if o.hard_link_of.is_some() {
                 dropped.insert(o.path.clone());
-                continue;
+                return false;
             }
             let lost = format!("{LOST_FOUND}{}_at_{:#x}", o.kind.as_str(), o.address);
             renamed.insert(o.path.clone(), lost);
@@ -1382,12 +1386,23 @@ pub fn combine(walked: Inventory, carved: Inventory) -> Inventory {
             renamed.insert(old, path.clone());
         }
         if moved {
-            o.hard_link_of = o.hard_link_of.map(|h| rebased(&h, &rebase, &renamed));
+            o.hard_link_of = o
+                .hard_link_of
+                .take()
+                .map(|h| rebased(&h, &rebase, &renamed));
         }
         o.path = path.clone();
         taken.insert(path);
-        out.objects.push(o);
-    }
+        true
+    });
+    out.objects = if walked_objects.len() >= objects.len() {
+        let mut w = walked_objects;
+        w.append(&mut objects);
+        w
+    } else {
+        objects.splice(0..0, walked_objects);
+        objects
+    };
     for mut l in carved.links {
         if below(&l.path, &dropped, &renamed) {
             continue;
