@@ -552,7 +552,13 @@ impl Carver<'_> {
         frames: &HashMap<u64, (usize, bool)>,
     ) {
         let image = self.image;
-        let mut blocks: BTreeMap<u64, Vec<object_header::RawMessage>> = BTreeMap::new();
+        let decode = |m: &object_header::RawMessage| {
+            m.body(image.bytes)
+                .and_then(|b| message::parse(m.kind, m.flags, b, m.body_offset, image.sizes).ok())
+        };
+        // Each block once: (relative address, messages, the blocks its
+        // continuation messages name), sorted by address.
+        let mut blocks: Vec<(u64, Vec<object_header::RawMessage>, Vec<u64>)> = Vec::new();
         for (hit, conf) in valid {
             if hit.kind != Kind::Ochk || *conf != Confidence::Checksummed {
                 continue;
@@ -572,26 +578,36 @@ impl Carver<'_> {
             if let Ok(chunk) =
                 object_header::parse_continuation_block(data, hit.offset, len as u64, 2, flags)
             {
-                blocks.insert(rel, chunk.messages);
+                let next = chunk
+                    .messages
+                    .iter()
+                    .filter(|m| m.kind == kind::CONTINUATION)
+                    .filter_map(|m| match decode(m) {
+                        Some(message::Message::Continuation(c)) => Some(c.address),
+                        _ => None,
+                    })
+                    .collect();
+                blocks.push((rel, chunk.messages, next));
             }
         }
         if blocks.is_empty() {
             return;
         }
-        let decode = |m: &object_header::RawMessage| {
-            m.body(image.bytes)
-                .and_then(|b| message::parse(m.kind, m.flags, b, m.body_offset, image.sizes).ok())
+        // Stable: of two hits at one address the last is kept (as a map
+        // insert would).
+        blocks.sort_by_key(|b| b.0);
+        blocks.reverse();
+        blocks.dedup_by_key(|b| b.0);
+        blocks.reverse();
+        let block = |a: u64| {
+            blocks
+                .binary_search_by_key(&a, |b| b.0)
+                .ok()
+                .map(|i| &blocks[i])
         };
-        let next_of = |msgs: &[object_header::RawMessage]| -> Vec<u64> {
-            msgs.iter()
-                .filter(|m| m.kind == kind::CONTINUATION)
-                .filter_map(|m| match decode(m) {
-                    Some(message::Message::Continuation(c)) => Some(c.address),
-                    _ => None,
-                })
-                .collect()
-        };
-        let referenced: BTreeSet<u64> = blocks.values().flat_map(|m| next_of(m)).collect();
+        let mut referenced: Vec<u64> = blocks.iter().flat_map(|b| b.2.iter().copied()).collect();
+        referenced.sort_unstable();
+        referenced.dedup();
         // The messages of the chain from `root`, in order (at most 64
         // blocks, each once); returns how many blocks it read.
         let chain = |root: u64, f: &mut dyn FnMut(&object_header::RawMessage)| -> usize {
@@ -601,16 +617,20 @@ impl Carver<'_> {
                 if !seen.insert(b) || seen.len() > 64 {
                     continue;
                 }
-                let Some(msgs) = blocks.get(&b) else { continue };
+                let Some((_, msgs, next)) = block(b) else {
+                    continue;
+                };
                 msgs.iter().for_each(&mut *f);
-                queue.extend(next_of(msgs));
+                queue.extend(next.iter().copied());
             }
             seen.len()
         };
         let claimed = self.claimed();
         let mut found = Vec::new();
-        for &root in blocks.keys() {
-            if referenced.contains(&root) || self.carved.get(&root).is_some_and(|c| c.readable) {
+        for &(root, ..) in &blocks {
+            if referenced.binary_search(&root).is_ok()
+                || self.carved.get(&root).is_some_and(|c| c.readable)
+            {
                 continue;
             }
             // Whether the chain is a group no carved group already lists
