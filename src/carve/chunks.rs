@@ -117,28 +117,32 @@ pub fn frame_deflate(
 pub struct Claimed {
     /// start -> end, non-overlapping, not touching.
     spans: BTreeMap<u64, u64>,
+    /// Spans added since the last `seal` (a vector: one insertion into the
+    /// map per span cost more than the rest of the chunk search on files
+    /// of many small objects).
+    added: Vec<(u64, u64)>,
 }
 
 impl Claimed {
     pub fn add(&mut self, start: u64, end: u64) {
         if end > start {
-            self.spans
-                .insert(start, end.max(self.spans.get(&start).copied().unwrap_or(0)));
+            self.added.push((start, end));
         }
     }
 
     /// Merges overlapping and touching spans (call after the last `add`).
     pub fn seal(&mut self) {
-        let mut merged: BTreeMap<u64, u64> = BTreeMap::new();
-        for (s, e) in std::mem::take(&mut self.spans) {
-            match merged.iter_mut().next_back() {
+        let mut all = std::mem::take(&mut self.added);
+        all.extend(std::mem::take(&mut self.spans));
+        all.sort_unstable();
+        let mut merged: Vec<(u64, u64)> = Vec::with_capacity(all.len());
+        for (s, e) in all {
+            match merged.last_mut() {
                 Some((_, me)) if s <= *me => *me = (*me).max(e),
-                _ => {
-                    merged.insert(s, e);
-                }
+                _ => merged.push((s, e)),
             }
         }
-        self.spans = merged;
+        self.spans = merged.into_iter().collect();
     }
 
     /// The end of the span covering `pos`, if one does.
@@ -188,9 +192,8 @@ impl Claimed {
     /// chunks, contiguous data (absolute offsets).
     pub fn of(inv: &Inventory, image: &Image) -> Claimed {
         let (mut c, data) = Claimed::split_of(inv, image);
-        for (&s, &e) in &data.spans {
-            c.add(s, e);
-        }
+        c.added.extend(data.added);
+        c.added.extend(data.spans);
         c.seal();
         c
     }

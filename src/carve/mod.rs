@@ -53,7 +53,7 @@ pub mod links;
 pub mod signatures;
 pub mod validate;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use crate::follow::Image;
 use crate::format::message::{self, kind};
@@ -357,20 +357,20 @@ impl Carver<'_> {
         let mut taken: BTreeMap<u64, u64> = BTreeMap::new();
         // Each description reads only the file: they run on all cores and
         // are taken in address order.
-        let outside: Vec<u64> = evidence
+        let outside: Vec<(u64, bool)> = evidence
             .iter()
             .filter(|(_, ev)| ev.checksummed || ev.referenced)
-            .map(|(&a, _)| a)
+            .map(|(&a, ev)| (a, ev.checksummed))
             .collect();
         let described: Vec<Option<Carved>> = {
             use rayon::prelude::*;
             let this = &*self;
             outside
                 .par_iter()
-                .map(|&a| this.describe(a, false))
+                .map(|&(a, sum)| this.describe(a, false, sum))
                 .collect()
         };
-        for (addr, c) in outside.into_iter().zip(described) {
+        for ((addr, _), c) in outside.into_iter().zip(described) {
             if let Some(c) = c {
                 if c.readable {
                     if let Some(end) = self.chunk0_end(&c) {
@@ -394,7 +394,7 @@ impl Carver<'_> {
             {
                 continue;
             }
-            if let Some(c) = self.describe(addr, true) {
+            if let Some(c) = self.describe(addr, true, false) {
                 if let Some(end) = self.chunk0_end(&c) {
                     taken.insert(addr, end);
                 }
@@ -418,7 +418,7 @@ impl Carver<'_> {
                 continue;
             }
             let c = self
-                .describe(addr, false)
+                .describe(addr, false, false)
                 .unwrap_or_else(|| unreadable(addr));
             pending.extend(
                 c.members
@@ -552,7 +552,13 @@ impl Carver<'_> {
         frames: &HashMap<u64, (usize, bool)>,
     ) {
         let image = self.image;
-        let mut blocks: BTreeMap<u64, Vec<object_header::RawMessage>> = BTreeMap::new();
+        let decode = |m: &object_header::RawMessage| {
+            m.body(image.bytes)
+                .and_then(|b| message::parse(m.kind, m.flags, b, m.body_offset, image.sizes).ok())
+        };
+        // Each block once: (relative address, messages, the blocks its
+        // continuation messages name), sorted by address.
+        let mut blocks: Vec<(u64, Vec<object_header::RawMessage>, Vec<u64>)> = Vec::new();
         for (hit, conf) in valid {
             if hit.kind != Kind::Ochk || *conf != Confidence::Checksummed {
                 continue;
@@ -572,60 +578,87 @@ impl Carver<'_> {
             if let Ok(chunk) =
                 object_header::parse_continuation_block(data, hit.offset, len as u64, 2, flags)
             {
-                blocks.insert(rel, chunk.messages);
+                let next = chunk
+                    .messages
+                    .iter()
+                    .filter(|m| m.kind == kind::CONTINUATION)
+                    .filter_map(|m| match decode(m) {
+                        Some(message::Message::Continuation(c)) => Some(c.address),
+                        _ => None,
+                    })
+                    .collect();
+                blocks.push((rel, chunk.messages, next));
             }
         }
         if blocks.is_empty() {
             return;
         }
-        let decode = |m: &object_header::RawMessage| {
-            m.body(image.bytes)
-                .and_then(|b| message::parse(m.kind, m.flags, b, m.body_offset, image.sizes).ok())
+        // Stable: of two hits at one address the last is kept (as a map
+        // insert would).
+        blocks.sort_by_key(|b| b.0);
+        blocks.reverse();
+        blocks.dedup_by_key(|b| b.0);
+        blocks.reverse();
+        let block = |a: u64| {
+            blocks
+                .binary_search_by_key(&a, |b| b.0)
+                .ok()
+                .map(|i| &blocks[i])
         };
-        let next_of = |msgs: &[object_header::RawMessage]| -> Vec<u64> {
-            msgs.iter()
-                .filter(|m| m.kind == kind::CONTINUATION)
-                .filter_map(|m| match decode(m) {
-                    Some(message::Message::Continuation(c)) => Some(c.address),
-                    _ => None,
-                })
-                .collect()
-        };
-        let referenced: BTreeSet<u64> = blocks.values().flat_map(|m| next_of(m)).collect();
-        let claimed = self.claimed();
-        let mut found = Vec::new();
-        for &root in blocks.keys() {
-            if referenced.contains(&root) || self.carved.get(&root).is_some_and(|c| c.readable) {
-                continue;
-            }
-            let mut h = walk::HeaderContents::default();
+        let mut referenced: Vec<u64> = blocks.iter().flat_map(|b| b.2.iter().copied()).collect();
+        referenced.sort_unstable();
+        referenced.dedup();
+        // The messages of the chain from `root`, in order (at most 64
+        // blocks, each once); returns how many blocks it read.
+        let chain = |root: u64, f: &mut dyn FnMut(&object_header::RawMessage)| -> usize {
             let mut queue = vec![root];
             let mut seen = BTreeSet::new();
             while let Some(b) = queue.pop() {
                 if !seen.insert(b) || seen.len() > 64 {
                     continue;
                 }
-                let Some(msgs) = blocks.get(&b) else { continue };
-                for m in msgs {
-                    if let Some(d) = decode(m) {
-                        absorb_group_message(&mut h, d);
-                    }
-                }
-                queue.extend(next_of(msgs));
+                let Some((_, msgs, next)) = block(b) else {
+                    continue;
+                };
+                msgs.iter().for_each(&mut *f);
+                queue.extend(next.iter().copied());
             }
-            let hard = |l: &message::link::Link| match l.target {
-                message::link::LinkTarget::Hard { address } => Some(address),
-                _ => None,
-            };
-            if h.links.is_empty()
-                || h.links
-                    .iter()
-                    .filter_map(hard)
-                    .any(|a| claimed.contains(&a))
+            seen.len()
+        };
+        let claimed = self.claimed();
+        let mut found = Vec::new();
+        for &(root, ..) in &blocks {
+            if referenced.binary_search(&root).is_ok()
+                || self.carved.get(&root).is_some_and(|c| c.readable)
             {
                 continue;
             }
-            found.push((root, h, seen.len()));
+            // Whether the chain is a group no carved group already lists
+            // depends on its link messages only: the other messages are
+            // decoded for the chains that are (most chains are the
+            // continuation blocks of carved headers).
+            let (mut links, mut claimed_link) = (false, false);
+            chain(root, &mut |m| {
+                if m.kind != kind::LINK || claimed_link {
+                    return;
+                }
+                if let Some(message::Message::Link(l)) = decode(m) {
+                    links = true;
+                    if let message::link::LinkTarget::Hard { address } = l.target {
+                        claimed_link = claimed.binary_search(&address).is_ok();
+                    }
+                }
+            });
+            if !links || claimed_link {
+                continue;
+            }
+            let mut h = walk::HeaderContents::default();
+            let n = chain(root, &mut |m| {
+                if let Some(d) = decode(m) {
+                    absorb_group_message(&mut h, d);
+                }
+            });
+            found.push((root, h, n));
         }
         for (root, h, n) in found {
             if self.carved.len() >= MAX_OBJECTS {
@@ -642,13 +675,18 @@ impl Carver<'_> {
         self.close_members();
     }
 
-    /// Every address a readable carved group lists as a hard-linked member.
-    fn claimed(&self) -> BTreeSet<u64> {
-        self.carved
+    /// Every address a readable carved group lists as a hard-linked member
+    /// (sorted, unique: look up with `binary_search`).
+    fn claimed(&self) -> Vec<u64> {
+        let mut v: Vec<u64> = self
+            .carved
             .values()
             .filter(|c| c.readable)
             .flat_map(|c| c.members.iter().map(|m| m.1))
-            .collect()
+            .collect();
+        v.sort_unstable();
+        v.dedup();
+        v
     }
 
     /// A group described from messages found without its header.
@@ -708,7 +746,9 @@ impl Carver<'_> {
     /// Describes the object header at `addr` as the walk would. `strict`
     /// (byte-scan candidates only): every chunk-0 message must decode and the
     /// header must plausibly be a group, dataset or datatype; `None` if not.
-    fn describe(&self, addr: u64, strict: bool) -> Option<Carved> {
+    /// `summed`: validation matched the checksum of an `OHDR` at `addr`
+    /// (the header is not parsed again to learn it).
+    fn describe(&self, addr: u64, strict: bool, summed: bool) -> Option<Carved> {
         let image = &self.image;
         if strict && !strict_v1(image, addr) {
             return None;
@@ -718,12 +758,13 @@ impl Carver<'_> {
         let contents = read_object(image, addr, &mut o);
         // Only version 2 headers have a checksum (IV.A.1.b).
         let checksummed = o.header_version == Some(2)
-            && image
-                .at("object header", addr)
-                .ok()
-                .zip(image.absolute(addr))
-                .and_then(|(d, abs)| object_header::parse_header(d, abs, image.sizes).ok())
-                .is_some_and(|(p, _)| p.checksum_ok == Some(true));
+            && (summed
+                || image
+                    .at("object header", addr)
+                    .ok()
+                    .zip(image.absolute(addr))
+                    .and_then(|(d, abs)| object_header::parse_header(d, abs, image.sizes).ok())
+                    .is_some_and(|(p, _)| p.checksum_ok == Some(true)));
         let mut c = Carved {
             obj: Box::new(o),
             members: Vec::new(),
@@ -843,7 +884,7 @@ impl Carver<'_> {
         // Describe targets not carved yet.
         for l in &found {
             if !self.carved.contains_key(&l.target) {
-                if let Some(c) = self.describe(l.target, false) {
+                if let Some(c) = self.describe(l.target, false, false) {
                     self.carved.insert(l.target, c);
                 }
             }
@@ -1045,18 +1086,21 @@ impl Carver<'_> {
         root_links: Vec<(String, u64)>,
     ) -> (Vec<Object>, Vec<LinkEntry>) {
         let claimed = self.claimed();
-        // Lost+found candidates, decided before any object is moved out.
-        let usable: Vec<(u64, String)> = self
+        // Lost+found candidates, decided before any object is moved out
+        // (their paths are made when placed).
+        let usable: Vec<(u64, ObjectKind)> = self
             .carved
             .iter()
             .filter(|(_, c)| c.readable && c.obj.kind != ObjectKind::Unknown)
-            .map(|(&a, c)| (a, format!("{LOST_FOUND}{}_at_{a:#x}", c.obj.kind.as_str())))
+            .map(|(&a, c)| (a, c.obj.kind))
             .collect();
+        let lost = |a: u64, kind: ObjectKind| format!("{LOST_FOUND}{}_at_{a:#x}", kind.as_str());
         let root = root.filter(|r| self.carved.get(r).is_some_and(|c| c.readable));
+        let n = self.carved.len();
         let mut p = Placer {
             carved: &mut self.carved,
-            placed: HashMap::new(),
-            objects: Vec::new(),
+            placed: HashMap::with_capacity(n),
+            objects: Vec::with_capacity(n),
             links: Vec::new(),
             capped: false,
         };
@@ -1066,15 +1110,15 @@ impl Carver<'_> {
         for (name, addr) in root_links {
             p.traverse(child_path("/", name.as_bytes()).0, addr);
         }
-        for (a, lost) in &usable {
-            if !claimed.contains(a) && !p.placed.contains_key(a) {
-                p.traverse(lost.clone(), *a);
+        for &(a, kind) in &usable {
+            if claimed.binary_search(&a).is_err() && !p.placed.contains_key(&a) {
+                p.traverse(lost(a, kind), a);
             }
         }
         // Members of cycles nobody else reaches.
-        for (a, lost) in usable {
+        for (a, kind) in usable {
             if !p.placed.contains_key(&a) {
-                p.traverse(lost, a);
+                p.traverse(lost(a, kind), a);
             }
         }
         (p.objects, p.links)
@@ -1114,15 +1158,22 @@ impl Placer<'_> {
                 continue;
             }
             self.placed.insert(addr, self.objects.len());
-            let Some(c) = self.carved.get_mut(&addr) else {
+            // Placed once: taken out of the map (later visits are hard
+            // links to this placement).
+            let Some(c) = self.carved.remove(&addr) else {
                 let mut o = *unreadable(addr).obj;
                 o.path = path;
                 self.objects.push(o);
                 continue;
             };
-            let mut o = *std::mem::replace(&mut c.obj, Box::new(Object::new(String::new(), addr)));
-            o.path = path.clone();
-            if depth >= MAX_DEPTH && !c.members.is_empty() {
+            let Carved {
+                obj,
+                members,
+                links,
+                ..
+            } = c;
+            let mut o = *obj;
+            if depth >= MAX_DEPTH && !members.is_empty() {
                 o.damage(
                     Status::Partial,
                     Problem::new(
@@ -1133,7 +1184,7 @@ impl Placer<'_> {
                     ),
                 );
             } else {
-                for (name, child) in c.members.iter().rev() {
+                for (name, child) in members.iter().rev() {
                     let (p, bad) = child_path(&path, name.as_bytes());
                     if let Some(why) = bad {
                         o.problems
@@ -1142,14 +1193,15 @@ impl Placer<'_> {
                     stack.push((p, *child, depth + 1));
                 }
             }
-            for (name, kind, target, file) in &c.links {
+            for (name, kind, target, file) in links {
                 self.links.push(LinkEntry {
                     path: child_path(&path, name.as_bytes()).0,
-                    kind: *kind,
-                    target: target.clone(),
-                    file: file.clone(),
+                    kind,
+                    target,
+                    file,
                 });
             }
+            o.path = path;
             self.objects.push(o);
         }
     }
@@ -1289,8 +1341,9 @@ pub fn combine(walked: Inventory, carved: Inventory) -> Inventory {
             }
         }
     }
-    let mut taken: BTreeSet<String> = out.objects.iter().map(|o| o.path.clone()).collect();
+    let mut taken: HashSet<String> = out.objects.iter().map(|o| o.path.clone()).collect();
     taken.extend(out.links.iter().map(|l| l.path.clone()));
+    taken.reserve(carved.objects.len() + carved.links.len());
     let data = walked_data(&out);
     let in_data = |a: u64| {
         data.range(..=a)
@@ -1302,27 +1355,39 @@ pub fn combine(walked: Inventory, carved: Inventory) -> Inventory {
     let mut dropped: BTreeSet<String> = BTreeSet::new();
     let mut in_data_headers: Vec<u64> = Vec::new();
     let mut renamed: HashMap<String, String> = HashMap::new();
-    for mut o in carved.objects {
+    // Kept carved objects are compacted in their own vector (moving each
+    // into the walked one touched as much fresh memory again); the walked
+    // objects go first.
+    let walked_objects = std::mem::take(&mut out.objects);
+    let mut objects = carved.objects;
+    objects.retain_mut(|o| {
         if walked_at.contains_key(&o.address) {
-            continue;
+            return false;
         }
         if in_data(o.address) {
             if o.hard_link_of.is_none() {
                 in_data_headers.push(o.address);
             }
             dropped.insert(o.path.clone());
-            continue;
+            return false;
         }
-        if below(&o.path, &dropped, &renamed) {
+        // Nothing dropped, re-rooted or renamed yet (a carve with no
+        // walked object in common): paths stay as they are.
+        let moved = !(dropped.is_empty() && renamed.is_empty() && rebase.is_empty());
+        if moved && below(&o.path, &dropped, &renamed) {
             if o.hard_link_of.is_some() {
                 dropped.insert(o.path.clone());
-                continue;
+                return false;
             }
             let lost = format!("{LOST_FOUND}{}_at_{:#x}", o.kind.as_str(), o.address);
             renamed.insert(o.path.clone(), lost);
         }
-        let old = o.path.clone();
-        let mut path = rebased(&o.path, &rebase, &renamed);
+        let orig = std::mem::take(&mut o.path);
+        let (mut path, mut old) = if moved {
+            (rebased(&orig, &rebase, &renamed), Some(orig))
+        } else {
+            (orig, None)
+        };
         if taken.contains(&path) {
             let mut n = 1u32;
             let stem = path.clone();
@@ -1334,15 +1399,30 @@ pub fn combine(walked: Inventory, carved: Inventory) -> Inventory {
                 };
                 n = n.saturating_add(1);
             }
+            // Not moved: the path it came with is the stem.
+            old.get_or_insert(stem);
         }
-        if path != old {
+        if let Some(old) = old.filter(|old| *old != path) {
             renamed.insert(old, path.clone());
         }
-        o.hard_link_of = o.hard_link_of.map(|h| rebased(&h, &rebase, &renamed));
+        if moved {
+            o.hard_link_of = o
+                .hard_link_of
+                .take()
+                .map(|h| rebased(&h, &rebase, &renamed));
+        }
         o.path = path.clone();
         taken.insert(path);
-        out.objects.push(o);
-    }
+        true
+    });
+    out.objects = if walked_objects.len() >= objects.len() {
+        let mut w = walked_objects;
+        w.append(&mut objects);
+        w
+    } else {
+        objects.splice(0..0, walked_objects);
+        objects
+    };
     for mut l in carved.links {
         if below(&l.path, &dropped, &renamed) {
             continue;
