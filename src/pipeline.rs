@@ -546,6 +546,7 @@ fn scan_prepared(
                 sp.0 = sp.0.saturating_add(base);
                 sp.1 = sp.1.saturating_add(base);
             }
+            crate::inventory::push_metadata_spans(&mut spans, &inv.metadata, n);
             !crate::inventory::overlaps(&mut spans).is_empty()
         });
         if shared {

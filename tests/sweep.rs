@@ -197,6 +197,85 @@ fn a_data_address_pointing_into_another_dataset_is_not_trusted() {
     );
 }
 
+/// Version 1 B-tree nodes and local heaps carry no checksum either, and a
+/// node is allocated for 2K entries (spec III.A.1; K = 32 for chunks, 16
+/// for groups): a chunk record's or a contiguous layout's address moved
+/// into a node's unused tail, or into a local heap's data segment, read
+/// metadata (zeros) as data, written as recovered. Every metadata
+/// structure the walk reads, at its allocated size, is known space
+/// (`follow::Known`, `inventory::check_data_overlaps`): SharedBytes,
+/// written marked `h5salvage_unverified`, exit 1.
+#[test]
+fn a_data_address_pointing_into_metadata_is_not_trusted() {
+    if !have_python(
+        &["h5py", "numpy"],
+        "a_data_address_pointing_into_metadata_is_not_trusted",
+    ) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let orig = dir.path().join("meta.h5");
+    let bad: Vec<PathBuf> = ["chunk_in_node", "contiguous_in_node", "contiguous_in_heap"]
+        .iter()
+        .map(|n| dir.path().join(format!("{n}.h5")))
+        .collect();
+    python_code(
+        "import h5py, numpy as np, sys, struct\n\
+         src = sys.argv[1]\n\
+         with h5py.File(src, 'w', libver='earliest') as f:\n\
+         \x20   f.create_dataset('x', data=np.arange(1, 101, dtype='<i4'), chunks=(10,), track_times=False)\n\
+         \x20   f.create_dataset('c', data=np.arange(7, 15, dtype='<i4'), track_times=False)\n\
+         with h5py.File(src, 'r') as f:\n\
+         \x20   a0 = f['x'].id.get_chunk_info(0).byte_offset\n\
+         \x20   dc = f['c'].id.get_offset()\n\
+         \x20   hc = h5py.h5o.get_info(f['c'].id).addr\n\
+         orig = open(src, 'rb').read()\n\
+         def put(out, old, at, new):\n\
+         \x20   raw = bytearray(orig)\n\
+         \x20   assert raw[at:at + 8] == struct.pack('<Q', old)\n\
+         \x20   raw[at:at + 8] = struct.pack('<Q', new)\n\
+         \x20   open(out, 'wb').write(raw)\n\
+         node = orig.index(b'TREE\\x01')\n\
+         put(sys.argv[2], a0, orig.index(struct.pack('<Q', a0), node), node + 1024)\n\
+         layout = orig.index(b'\\x03\\x01' + struct.pack('<Q', dc), hc) + 2\n\
+         put(sys.argv[3], dc, layout, orig.index(b'TREE\\x00') + 300)\n\
+         heap = orig.index(b'HEAP')\n\
+         (segment,) = struct.unpack('<Q', orig[heap + 24:heap + 32])\n\
+         put(sys.argv[4], dc, layout, segment + 8)\n",
+        &[&orig, &bad[0], &bad[1], &bad[2]],
+    );
+    for (b, what, name) in [
+        (&bad[0], "v1 B-tree node", "x"),
+        (&bad[1], "v1 B-tree node", "c"),
+        (&bad[2], "HEAP data segment", "c"),
+    ] {
+        let o = Command::new(bin()).arg("scan").arg(b).output().unwrap();
+        let text = String::from_utf8_lossy(&o.stdout);
+        assert_eq!(o.status.code(), Some(1), "{}: {text}", b.display());
+        assert!(
+            text.contains(&format!("shares bytes with a {what} the walk read")),
+            "{}: {text}",
+            b.display()
+        );
+        let (rc, v) = salvage_and_compare(&orig, b);
+        assert_eq!(rc, 1, "{}: {v}", b.display());
+        // Marked partial and unverified: the data is not claimed.
+        let marked = v["partial_ok"].as_u64().unwrap() + v["unverified"].as_u64().unwrap();
+        assert_eq!(marked, 1, "{}: {v}", b.display());
+        python_code(
+            "import h5py, sys\n\
+             f = h5py.File(sys.argv[1], 'r')\n\
+             assert 'h5salvage_unverified' in f[sys.argv[2]].attrs, dict(f[sys.argv[2]].attrs)\n\
+             other = {'x': 'c', 'c': 'x'}[sys.argv[2]]\n\
+             assert 'h5salvage_unverified' not in f[other].attrs\n",
+            &[b.with_extension("out.h5").as_os_str(), name.as_ref()],
+        );
+    }
+    // The healthy original: no overlap, exit 0.
+    let out = dir.path().join("meta.out.h5");
+    assert_eq!(salvage_cli(&orig, &out), 0);
+}
+
 /// A v1 object header whose chunk size was damaged upwards (spec IV.A.1.a:
 /// "Object Header Size") read on into the following bytes, which framed as
 /// messages of another object (attributes of a neighbour, a continuation

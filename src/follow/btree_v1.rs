@@ -92,6 +92,7 @@ fn walk(
             return;
         }
         budget -= entries;
+        known(image, &node, addr, rank);
         if let Some(n) = nodes.as_deref_mut() {
             n.push(addr);
         }
@@ -107,6 +108,43 @@ fn walk(
             }
         }
     }
+}
+
+/// Records the accepted `node` at `addr` as known metadata
+/// ([`super::Known`]): its allocated size, room for 2K children (spec
+/// III.A.1: libhdf5 allocates every node of a tree at that size), when the
+/// file's K is known, else the size its entries use.
+fn known(image: &Image, node: &BtreeV1Node, addr: u64, rank: Option<usize>) {
+    let Some(known) = image.known else {
+        return;
+    };
+    let used = u64::from(node.entries_used);
+    let k = known.k.map(|k| match node.node_type {
+        NODE_TYPE_GROUP => k.group_internal,
+        _ => k.chunk,
+    });
+    let entries = k.map_or(used, |k| (2 * u64::from(k)).max(used));
+    if let Some(len) = node_size(node.node_type, entries, image.sizes, rank.unwrap_or(0)) {
+        image.known(STRUCTURE, addr, len);
+    }
+}
+
+/// Records the `SNOD` at `addr` holding `entries` symbols as known
+/// metadata: room for 2K entries (spec III.B) when the file's group leaf K
+/// is known, else the entries it holds.
+pub fn known_snod(image: &Image, addr: u64, entries: usize) {
+    use crate::format::symbol_table_node::{entry_size, PREFIX_SIZE};
+    let Some(known) = image.known else {
+        return;
+    };
+    let used = entries as u64;
+    let n = known
+        .k
+        .map_or(used, |k| (2 * u64::from(k.group_leaf)).max(used));
+    let len = n
+        .saturating_mul(entry_size(image.sizes))
+        .saturating_add(PREFIX_SIZE);
+    image.known("SNOD", addr, len);
 }
 
 /// Every chunk indexed by the type 1 tree at `root` (relative address) of a
@@ -234,6 +272,22 @@ mod tests {
         let mut nodes = chunk_nodes(&img, 0, 1);
         nodes.sort_unstable();
         assert_eq!(nodes, vec![0, 200, 400]);
+    }
+
+    #[test]
+    fn nodes_are_known_at_their_allocated_size() {
+        let leaf = chunk_node(0, &[(0, 4, 600)], 2);
+        let f = file(1000, &[(0, &leaf)]);
+        for (k, len) in [(None, 8 + 16 + 2 * 24 + 8), (Some(32), 2096)] {
+            let known = crate::follow::Known::new(k.map(|chunk| crate::follow::BtreeDegrees {
+                chunk,
+                ..crate::follow::BtreeDegrees::DEFAULT
+            }));
+            let mut img = Image::new(&f, 0, S);
+            img.known = Some(&known);
+            collect_chunks(&img, 0, 1);
+            assert_eq!(known.into_spans(), vec![(0, len, STRUCTURE)]);
+        }
     }
 
     #[test]

@@ -208,6 +208,7 @@ fn symbol_table_members(
                 continue;
             }
         };
+        follow::btree_v1::known_snod(image, snod_addr, node.entries.len());
         if let Some(k) = leaf_k {
             check_capacity(image, snod_addr, &node, k, problems);
         }
@@ -290,6 +291,8 @@ fn local_heap_segment<'a>(image: &Image<'a>, heap_addr: u64) -> Result<&'a [u8],
         .at("HEAP", heap_addr)
         .and_then(|d| local_heap::parse(d, at, image.sizes))
         .map_err(Problem::from)?;
+    image.known("HEAP", heap_addr, LocalHeap::header_size(image.sizes));
+    image.known("HEAP data segment", heap.data_address, heap.data_size);
     match image.slice("HEAP data segment", heap.data_address, heap.data_size) {
         Ok(s) => Ok(s),
         Err(e) => Err(e.into()),
