@@ -56,6 +56,15 @@ fn salvage_cli(input: &Path, out: &Path) -> i32 {
     o.status.code().unwrap_or(-1)
 }
 
+/// `h5salvage scan IN`: its exit code and report.
+fn scan_cli(input: &Path) -> (i32, String) {
+    let o = Command::new(bin()).arg("scan").arg(input).output().unwrap();
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+    )
+}
+
 #[test]
 fn sweep_files_round_trip_exactly() {
     if !have_python(WRITERS, "sweep_files_round_trip_exactly") {
@@ -178,8 +187,7 @@ fn a_data_address_pointing_into_another_dataset_is_not_trusted() {
          open(sys.argv[2], 'wb').write(raw)\n",
         &[&orig, &bad],
     );
-    let o = Command::new(bin()).arg("scan").arg(&bad).output().unwrap();
-    let text = String::from_utf8_lossy(&o.stdout);
+    let (_, text) = scan_cli(&bad);
     assert!(
         text.contains("shares bytes with the raw data of /b"),
         "{text}"
@@ -249,9 +257,8 @@ fn a_data_address_pointing_into_metadata_is_not_trusted() {
         (&bad[1], "v1 B-tree node", "c"),
         (&bad[2], "HEAP data segment", "c"),
     ] {
-        let o = Command::new(bin()).arg("scan").arg(b).output().unwrap();
-        let text = String::from_utf8_lossy(&o.stdout);
-        assert_eq!(o.status.code(), Some(1), "{}: {text}", b.display());
+        let (rc, text) = scan_cli(b);
+        assert_eq!(rc, 1, "{}: {text}", b.display());
         assert!(
             text.contains(&format!("shares bytes with a {what} the walk read")),
             "{}: {text}",
@@ -335,9 +342,8 @@ fn a_damaged_deflate_level_leaves_the_output_readable() {
     );
     // The damage is a typed problem of the message (BadValue), so scan
     // calls the file damaged and salvage exits 1.
-    let o = Command::new(bin()).arg("scan").arg(&bad).output().unwrap();
-    let text = String::from_utf8_lossy(&o.stdout);
-    assert_eq!(o.status.code(), Some(1), "{text}");
+    let (rc, text) = scan_cli(&bad);
+    assert_eq!(rc, 1, "{text}");
     assert!(
         text.contains("filter pipeline message at 0x") && text.contains("bad deflate level"),
         "{text}"

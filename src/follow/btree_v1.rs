@@ -111,40 +111,65 @@ fn walk(
 }
 
 /// Records the accepted `node` at `addr` as known metadata
-/// ([`super::Known`]): its allocated size, room for 2K children (spec
-/// III.A.1: libhdf5 allocates every node of a tree at that size), when the
-/// file's K is known, else the size its entries use.
+/// ([`super::Known`]) at its allocated size (spec III.A.1: libhdf5
+/// allocates every node of a tree with room for 2K children and writes the
+/// unused room as zeros), see [`allocated`].
 fn known(image: &Image, node: &BtreeV1Node, addr: u64, rank: Option<usize>) {
     let Some(known) = image.known else {
         return;
     };
-    let used = u64::from(node.entries_used);
     let k = known.k.map(|k| match node.node_type {
         NODE_TYPE_GROUP => k.group_internal,
         _ => k.chunk,
     });
-    let entries = k.map_or(used, |k| (2 * u64::from(k)).max(used));
-    if let Some(len) = node_size(node.node_type, entries, image.sizes, rank.unwrap_or(0)) {
+    let size = |n: u64| node_size(node.node_type, n, image.sizes, rank.unwrap_or(0));
+    let used = size(u64::from(node.entries_used));
+    let full = k.and_then(|k| size(2 * u64::from(k)));
+    if let Some(len) = allocated(image, addr, used, full) {
         image.known(STRUCTURE, addr, len);
     }
 }
 
+/// The size of a node or `SNOD` at `addr` that uses `used` bytes of the
+/// `full` its K gives: `full` when the rest is all zero as libhdf5 leaves
+/// it (in the file), or when the node claims more than K allows (damaged:
+/// its bytes past `full` are not its own); `used` when the rest holds
+/// other bytes (a damaged K), or without a known K.
+fn allocated(image: &Image, addr: u64, used: Option<u64>, full: Option<u64>) -> Option<u64> {
+    let (Some(used), Some(full)) = (used, full) else {
+        return used;
+    };
+    if used >= full {
+        return Some(full);
+    }
+    let abs = image.absolute(addr)?;
+    let rest = |n: u64| usize::try_from(abs.saturating_add(n)).unwrap_or(usize::MAX);
+    let tail = image
+        .bytes
+        .get(rest(used).min(image.bytes.len())..rest(full).min(image.bytes.len()))
+        .unwrap_or_default();
+    Some(if tail.iter().all(|&b| b == 0) {
+        full
+    } else {
+        used
+    })
+}
+
 /// Records the `SNOD` at `addr` holding `entries` symbols as known
-/// metadata: room for 2K entries (spec III.B) when the file's group leaf K
-/// is known, else the entries it holds.
+/// metadata: room for 2K entries (spec III.B), see [`allocated`].
 pub fn known_snod(image: &Image, addr: u64, entries: usize) {
     use crate::format::symbol_table_node::{entry_size, PREFIX_SIZE};
     let Some(known) = image.known else {
         return;
     };
-    let used = entries as u64;
-    let n = known
-        .k
-        .map_or(used, |k| (2 * u64::from(k.group_leaf)).max(used));
-    let len = n
-        .saturating_mul(entry_size(image.sizes))
-        .saturating_add(PREFIX_SIZE);
-    image.known("SNOD", addr, len);
+    let size = |n: u64| {
+        n.checked_mul(entry_size(image.sizes))?
+            .checked_add(PREFIX_SIZE)
+    };
+    let full = known.k.and_then(|k| size(2 * u64::from(k.group_leaf)));
+    if let Some(len) = allocated(image, addr, size(entries as u64), full) {
+        image.known("SNOD", addr, len);
+    }
 }
 
 /// Every chunk indexed by the type 1 tree at `root` (relative address) of a
@@ -288,6 +313,14 @@ mod tests {
             collect_chunks(&img, 0, 1);
             assert_eq!(known.into_spans(), vec![(0, len, STRUCTURE)]);
         }
+        // Other bytes in the room K gives (a damaged K): the used size.
+        let mut g = f.clone();
+        g[500] = 1;
+        let known = crate::follow::Known::new(Some(crate::follow::BtreeDegrees::DEFAULT));
+        let mut img = Image::new(&g, 0, S);
+        img.known = Some(&known);
+        collect_chunks(&img, 0, 1);
+        assert_eq!(known.into_spans(), vec![(0, 80, STRUCTURE)]);
     }
 
     #[test]
