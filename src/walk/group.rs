@@ -291,10 +291,12 @@ fn local_heap_segment<'a>(image: &Image<'a>, heap_addr: u64) -> Result<&'a [u8],
         .at("HEAP", heap_addr)
         .and_then(|d| local_heap::parse(d, at, image.sizes))
         .map_err(Problem::from)?;
-    image.known("HEAP", heap_addr, LocalHeap::header_size(image.sizes));
-    image.known("HEAP data segment", heap.data_address, heap.data_size);
     match image.slice("HEAP data segment", heap.data_address, heap.data_size) {
-        Ok(s) => Ok(s),
+        Ok(s) => {
+            image.known("HEAP", heap_addr, LocalHeap::header_size(image.sizes));
+            image.known("HEAP data segment", heap.data_address, heap.data_size);
+            Ok(s)
+        }
         Err(e) => Err(e.into()),
     }
 }
