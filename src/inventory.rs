@@ -234,7 +234,7 @@ pub fn check_data_overlaps(inv: &mut Inventory) {
             (Some(o), false) => format!("the object header of {}", o.path),
             (None, _) => {
                 let what = inv.metadata.get(other.2 - n).map_or("metadata", |m| m.2);
-                format!("a {what} the walk read")
+                format!("the {what} the walk read")
             }
         };
         found[me.2] = Some(Problem::new(

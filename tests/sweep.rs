@@ -260,7 +260,7 @@ fn a_data_address_pointing_into_metadata_is_not_trusted() {
         let (rc, text) = scan_cli(b);
         assert_eq!(rc, 1, "{}: {text}", b.display());
         assert!(
-            text.contains(&format!("shares bytes with a {what} the walk read")),
+            text.contains(&format!("shares bytes with the {what} the walk read")),
             "{}: {text}",
             b.display()
         );
