@@ -65,6 +65,10 @@ pub struct Inventory {
     /// addresses in the bytes the inventory was made from
     /// ([`check_relocated`]).
     pub relocated: Vec<crate::follow::cache_image::Relocation>,
+    /// The metadata structures the walk read, at their allocated sizes
+    /// (absolute `[start, end)`, name; sorted, [`crate::follow::Known`]):
+    /// no raw data may meet them ([`check_data_overlaps`]).
+    pub metadata: Vec<crate::follow::MetaSpan>,
 }
 
 /// A consumer of the objects a walk hands over one by one instead of
@@ -198,16 +202,18 @@ pub fn check_relocated(inv: &mut Inventory) {
 }
 
 /// Every dataset's raw data must lie apart from every other object's raw
-/// data and from every object header: libhdf5 allocates file space once per
+/// data and from all metadata: libhdf5 allocates file space once per
 /// structure (spec III.G, free-space management hands a range to one owner).
 /// A damaged address in a structure without a checksum (a v1 object
 /// header's layout message, IV.A.2.i; a v1 B-tree node's child pointer,
 /// III.A.1) makes a dataset read another object's bytes as its own, and
 /// nothing else tells. Applied once the inventory is complete: raw data
 /// (a contiguous extent or a present chunk) that meets another object's raw
-/// data or header gets a [`ProblemKind::SharedBytes`] problem (both sides
-/// when both are raw data: which address is wrong cannot be told), and the
-/// object becomes partial.
+/// data or header, or a metadata structure the walk read at its allocated
+/// size ([`Inventory::metadata`]: a B-tree node's unused tail included),
+/// gets a [`ProblemKind::SharedBytes`] problem (both sides when both are
+/// raw data: which address is wrong cannot be told), and the object
+/// becomes partial.
 pub fn check_data_overlaps(inv: &mut Inventory) {
     let Some(base) = overlap_base(inv) else {
         return;
@@ -216,20 +222,32 @@ pub fn check_data_overlaps(inv: &mut Inventory) {
     for (i, o) in inv.objects.iter().enumerate() {
         push_spans(&mut spans, o, i, base);
     }
-    let mut found: Vec<Option<Problem>> = vec![None; inv.objects.len()];
+    let n = inv.objects.len();
+    push_metadata_spans(&mut spans, &inv.metadata, n);
+    let mut found: Vec<Option<Problem>> = vec![None; n];
     for (me, other) in overlaps(&mut spans) {
         if found[me.2 as usize].is_some() {
             continue;
         }
-        let what = if other.3 { "raw data" } else { "object header" };
+        let with = match (inv.objects.get(other.2 as usize), other.3) {
+            (Some(o), true) => format!("the raw data of {}", o.path),
+            (Some(o), false) => format!("the object header of {}", o.path),
+            (None, _) => {
+                let what = inv
+                    .metadata
+                    .get((other.2 as usize).saturating_sub(n))
+                    .map_or("metadata", |m| m.2);
+                format!("the {what} the walk read")
+            }
+        };
         found[me.2 as usize] = Some(Problem::new(
             ProblemKind::SharedBytes,
             Some(me.0),
             "raw data",
             format!(
-                "raw data {:#x}..{:#x} shares bytes with the {what} of {} ({:#x}..{:#x}): \
+                "raw data {:#x}..{:#x} shares bytes with {with} ({:#x}..{:#x}): \
                  one of the two addresses is wrong, the data is not trusted",
-                me.0, me.1, inv.objects[other.2 as usize].path, other.0, other.1
+                me.0, me.1, other.0, other.1
             ),
         ));
     }
@@ -290,6 +308,22 @@ pub fn push_spans(spans: &mut Vec<Span>, o: &Object, i: usize, base: u64) {
             spans.push((s, s.saturating_add(n), i, true));
         }
     }
+}
+
+/// Adds the metadata structures `metadata` (absolute offsets) to `spans`,
+/// numbered from `first` on (after the objects' numbers).
+pub fn push_metadata_spans(
+    spans: &mut Vec<Span>,
+    metadata: &[crate::follow::MetaSpan],
+    first: usize,
+) {
+    // Numbers past 2^32 (far beyond the walk's caps) are not compared,
+    // as in [`push_spans`].
+    spans.extend(
+        (first..)
+            .zip(metadata)
+            .filter_map(|(i, &(s, e, _))| Some((s, e, u32::try_from(i).ok()?, false))),
+    );
 }
 
 /// The pairs (raw data, what it meets) of `spans` (sorted here) whose
@@ -362,6 +396,25 @@ impl StreamedSpans {
             self.add(first, start, end, kind);
         }
         self.scratch = scratch;
+    }
+
+    /// Adds the metadata structures the walk read (absolute offsets, as
+    /// [`push_metadata_spans`] gives them to [`check_data_overlaps`]), all
+    /// as one owner numbered `first` (after the objects): only raw data
+    /// meeting them counts, never two structures meeting each other.
+    pub fn push_metadata(&mut self, metadata: &[crate::follow::MetaSpan], first: usize) {
+        let Some(owner) = u64::try_from(first)
+            .ok()
+            .filter(|&n| n <= Self::MAX_OWNER)
+        else {
+            self.unnumbered = true;
+            return;
+        };
+        let kind = owner << Self::LEN_BITS;
+        for &(start, end, _) in metadata {
+            let first = self.spans.len();
+            self.add(first, start, end, kind);
+        }
     }
 
     /// Adds [start, end) of one object and kind (`kind`: its packed bits

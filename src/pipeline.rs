@@ -541,8 +541,10 @@ fn scan_prepared(
             n += 1;
             s.object(o)
         });
-        let shared =
-            crate::inventory::overlap_base(&inv).is_some_and(|base| spans.any_overlap(base));
+        let shared = crate::inventory::overlap_base(&inv).is_some_and(|base| {
+            spans.push_metadata(&inv.metadata, n);
+            spans.any_overlap(base)
+        });
         if shared {
             s.clear();
             return record(crate::walk::walk(file, bytes));

@@ -56,6 +56,15 @@ fn salvage_cli(input: &Path, out: &Path) -> i32 {
     o.status.code().unwrap_or(-1)
 }
 
+/// `h5salvage scan IN`: its exit code and report.
+fn scan_cli(input: &Path) -> (i32, String) {
+    let o = Command::new(bin()).arg("scan").arg(input).output().unwrap();
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+    )
+}
+
 #[test]
 fn sweep_files_round_trip_exactly() {
     if !have_python(WRITERS, "sweep_files_round_trip_exactly") {
@@ -178,8 +187,7 @@ fn a_data_address_pointing_into_another_dataset_is_not_trusted() {
          open(sys.argv[2], 'wb').write(raw)\n",
         &[&orig, &bad],
     );
-    let o = Command::new(bin()).arg("scan").arg(&bad).output().unwrap();
-    let text = String::from_utf8_lossy(&o.stdout);
+    let (_, text) = scan_cli(&bad);
     assert!(
         text.contains("shares bytes with the raw data of /b"),
         "{text}"
@@ -195,6 +203,84 @@ fn a_data_address_pointing_into_another_dataset_is_not_trusted() {
          assert all('h5salvage_unverified' in f[n].attrs for n in ('a', 'b'))\n",
         &[bad.with_extension("out.h5")],
     );
+}
+
+/// Version 1 B-tree nodes and local heaps carry no checksum either, and a
+/// node is allocated for 2K entries (spec III.A.1; K = 32 for chunks, 16
+/// for groups): a chunk record's or a contiguous layout's address moved
+/// into a node's unused tail, or into a local heap's data segment, read
+/// metadata (zeros) as data, written as recovered. Every metadata
+/// structure the walk reads, at its allocated size, is known space
+/// (`follow::Known`, `inventory::check_data_overlaps`): SharedBytes,
+/// written marked `h5salvage_unverified`, exit 1.
+#[test]
+fn a_data_address_pointing_into_metadata_is_not_trusted() {
+    if !have_python(
+        &["h5py", "numpy"],
+        "a_data_address_pointing_into_metadata_is_not_trusted",
+    ) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let orig = dir.path().join("meta.h5");
+    let bad: Vec<PathBuf> = ["chunk_in_node", "contiguous_in_node", "contiguous_in_heap"]
+        .iter()
+        .map(|n| dir.path().join(format!("{n}.h5")))
+        .collect();
+    python_code(
+        "import h5py, numpy as np, sys, struct\n\
+         src = sys.argv[1]\n\
+         with h5py.File(src, 'w', libver='earliest') as f:\n\
+         \x20   f.create_dataset('x', data=np.arange(1, 101, dtype='<i4'), chunks=(10,), track_times=False)\n\
+         \x20   f.create_dataset('c', data=np.arange(7, 15, dtype='<i4'), track_times=False)\n\
+         with h5py.File(src, 'r') as f:\n\
+         \x20   a0 = f['x'].id.get_chunk_info(0).byte_offset\n\
+         \x20   dc = f['c'].id.get_offset()\n\
+         \x20   hc = h5py.h5o.get_info(f['c'].id).addr\n\
+         orig = open(src, 'rb').read()\n\
+         def put(out, old, at, new):\n\
+         \x20   raw = bytearray(orig)\n\
+         \x20   assert raw[at:at + 8] == struct.pack('<Q', old)\n\
+         \x20   raw[at:at + 8] = struct.pack('<Q', new)\n\
+         \x20   open(out, 'wb').write(raw)\n\
+         node = orig.index(b'TREE\\x01')\n\
+         put(sys.argv[2], a0, orig.index(struct.pack('<Q', a0), node), node + 1024)\n\
+         layout = orig.index(b'\\x03\\x01' + struct.pack('<Q', dc), hc) + 2\n\
+         put(sys.argv[3], dc, layout, orig.index(b'TREE\\x00') + 300)\n\
+         heap = orig.index(b'HEAP')\n\
+         (segment,) = struct.unpack('<Q', orig[heap + 24:heap + 32])\n\
+         put(sys.argv[4], dc, layout, segment + 8)\n",
+        &[&orig, &bad[0], &bad[1], &bad[2]],
+    );
+    for (b, what, name) in [
+        (&bad[0], "v1 B-tree node", "x"),
+        (&bad[1], "v1 B-tree node", "c"),
+        (&bad[2], "HEAP data segment", "c"),
+    ] {
+        let (rc, text) = scan_cli(b);
+        assert_eq!(rc, 1, "{}: {text}", b.display());
+        assert!(
+            text.contains(&format!("shares bytes with the {what} the walk read")),
+            "{}: {text}",
+            b.display()
+        );
+        let (rc, v) = salvage_and_compare(&orig, b);
+        assert_eq!(rc, 1, "{}: {v}", b.display());
+        // Marked partial and unverified: the data is not claimed.
+        let marked = v["partial_ok"].as_u64().unwrap() + v["unverified"].as_u64().unwrap();
+        assert_eq!(marked, 1, "{}: {v}", b.display());
+        python_code(
+            "import h5py, sys\n\
+             f = h5py.File(sys.argv[1], 'r')\n\
+             assert 'h5salvage_unverified' in f[sys.argv[2]].attrs, dict(f[sys.argv[2]].attrs)\n\
+             other = {'x': 'c', 'c': 'x'}[sys.argv[2]]\n\
+             assert 'h5salvage_unverified' not in f[other].attrs\n",
+            &[b.with_extension("out.h5").as_os_str(), name.as_ref()],
+        );
+    }
+    // The healthy original: no overlap, exit 0.
+    let out = dir.path().join("meta.out.h5");
+    assert_eq!(salvage_cli(&orig, &out), 0);
 }
 
 /// A v1 object header whose chunk size was damaged upwards (spec IV.A.1.a:
@@ -231,6 +317,8 @@ fn a_v1_header_size_too_large_takes_no_neighbour_messages() {
 /// other than one value 0-9 on every read) was copied into the output,
 /// whose chunks then could not be read. The level plays no part in
 /// decoding: written as 9, with a note, and the values read back whole.
+/// The damage is recorded (`FilterPipeline::faults`): scan says damaged,
+/// salvage exits 1.
 #[test]
 fn a_damaged_deflate_level_leaves_the_output_readable() {
     if !have_python(
@@ -252,11 +340,19 @@ fn a_damaged_deflate_level_leaves_the_output_readable() {
          open(sys.argv[2], 'wb').write(raw)\n",
         &[&orig, &bad],
     );
+    // The damage is a typed problem of the message (BadValue), so scan
+    // calls the file damaged and salvage exits 1.
+    let (rc, text) = scan_cli(&bad);
+    assert_eq!(rc, 1, "{text}");
+    assert!(
+        text.contains("filter pipeline message at 0x") && text.contains("bad deflate level"),
+        "{text}"
+    );
     // Not `salvage_and_compare`: the original level (4) is not in the
     // damaged file, so the written level differs from it by design.
     let out = bad.with_extension("out.h5");
     let rc = salvage_cli(&bad, &out);
-    assert!([0, 1].contains(&rc), "exit {rc}");
+    assert_eq!(rc, 1);
     python_code(
         "import h5py, numpy as np, sys\n\
          with h5py.File(sys.argv[1], 'r') as f:\n\

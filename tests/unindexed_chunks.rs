@@ -14,7 +14,7 @@ mod common;
 
 use common::appender::{
     assert_inferred, assert_rows, assert_unverified, check, killed_and_template, python, salvage,
-    write, Expect,
+    scan_json, write, Expect,
 };
 use common::{bin, have_h5py, have_python, py_script, python_timed, testdata};
 
@@ -341,12 +341,7 @@ fn foreign_template_needs_proof_the_dataset_was_absent() {
     ];
     let flush = ["--flush-every", "2500"];
     let (killed, template) = killed_and_template(dir.path(), &[&args[..], &flush].concat(), "4999");
-    let o = Command::new(bin())
-        .args(["scan", "--json"])
-        .arg(&killed)
-        .output()
-        .unwrap();
-    let scan: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let scan = scan_json(&killed, &[]);
     let (status, text) = python(
         &py_script("appender_oracle.py"),
         &[killed.to_str().unwrap()],
@@ -476,12 +471,7 @@ fn unfiltered_no_metadata(libver: &str, extra: &[&str], steps: &str) {
         b[0x28..0x30].copy_from_slice(&len.to_le_bytes());
         let closed = dir.path().join("closed.h5");
         std::fs::write(&closed, &b).unwrap();
-        let o = Command::new(bin())
-            .args(["scan", "--json", t[0], t[1]])
-            .arg(&closed)
-            .output()
-            .unwrap();
-        let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+        let v = scan_json(&closed, &[t[0], t[1]]);
         assert_eq!(
             v["chunk_search"]["unfiltered_found"], 0,
             "{what} closed: {v}"
@@ -659,14 +649,7 @@ fn unfiltered_space_of_closed_files_is_not_searched() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let scan = |input: &Path| -> Value {
-        let o = Command::new(bin())
-            .args(["scan", "--json"])
-            .arg(input)
-            .output()
-            .unwrap();
-        serde_json::from_slice(&o.stdout).unwrap()
-    };
+    let scan = |input: &Path| scan_json(input, &[]);
     let healthy = write(
         dir.path(),
         "healthy.h5",
@@ -893,13 +876,7 @@ fn pytables_unfiltered_two_tables_are_never_guessed() {
 /// cut but not placed because of the zero run at the stored end of file
 /// (typed reason `StartUnproven`).
 fn assert_start_unproven(input: &Path, template: &Path) {
-    let o = Command::new(bin())
-        .args(["scan", "--json", "--template"])
-        .arg(template)
-        .arg(input)
-        .output()
-        .unwrap();
-    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let v = scan_json(input, &["--template", template.to_str().unwrap()]);
     let cs = &v["chunk_search"];
     let stopped = cs["unfiltered_stopped"]["reason"]
         .as_str()

@@ -1635,6 +1635,9 @@ impl RawWalk<'_> {
                 unproven,
             };
         }
+        if pos == self.bytes.len() as u64 && z > 0 && !via_structure {
+            return self.last_piece(pos, z);
+        }
         let pinned = fixed.covering(q - 1).is_some();
         // Every reading of the run: `k` all-zero chunks then one hole (0
         // included). It must equal `z` when pinned, else leave fewer than an
@@ -1714,7 +1717,18 @@ impl RawWalk<'_> {
                 zero_chunks,
             });
         }
-        let end = pos - k * self.size - h;
+        let start = self.piece(pos - k * self.size - h, 0)?;
+        Ok(Edge {
+            next: (start, true),
+            piece: Some(start),
+            zero_chunks,
+        })
+    }
+
+    /// The piece ending at `end`, checked: its start, or why there is no
+    /// piece there. Its last `tail` bytes are the zero tail the end of the
+    /// file explains ([`RawWalk::last_piece`]), not a hole.
+    fn piece(&self, end: u64, tail: u64) -> Result<u64, Refusal> {
         let Some(start) = end.checked_sub(self.size).filter(|&s| s >= self.r0) else {
             return Err(Refusal::Hard(
                 end,
@@ -1738,7 +1752,8 @@ impl RawWalk<'_> {
         // refutes the reading (how a shifted reading dies at the next true
         // hole; residual risk: a true chunk holding that many zeros).
         let min_hole = self.min_hole;
-        if piece
+        let body = &piece[..piece.len().saturating_sub(tail as usize)];
+        if body
             .split(|&b| b != 0)
             .any(|run| run.len() as u64 >= min_hole)
         {
@@ -1747,11 +1762,39 @@ impl RawWalk<'_> {
                 format!("the chunk at {start:#x} holds {min_hole} or more zero bytes in a row (a hole?)"),
             ));
         }
-        Ok(Edge {
-            next: (start, true),
-            piece: Some(start),
-            zero_chunks,
-        })
+        Ok(start)
+    }
+
+    /// The zero run of `z` bytes before the end of the file `end`: the
+    /// zero tail of the last chunk, never a hole. The end of the file is
+    /// the end of the last write: a file grows only by writes, or by
+    /// libhdf5's truncate to its end of allocation at a flush or close,
+    /// after which its superblock stores that end (spec II.A "End of File
+    /// Address": `r0`), so past `r0` no never-written allocation can end
+    /// the file. An appender whose chunk is larger than its chunk cache
+    /// writes the partly filled last chunk whole at every step, its
+    /// unwritten rows the fill value (zero): the last piece is `[end -
+    /// size, end)`, one reading. A run of a chunk or more: all-zero
+    /// chunks, how many unknown: the chain stops.
+    fn last_piece(&self, end: u64, z: u64) -> Step {
+        if z >= self.size {
+            return Step::Unresolved(
+                end - z,
+                format!(
+                    "the last {z} bytes of the file are zero, a chunk or more: written \
+                     all-zero chunks cannot be counted"
+                ),
+            );
+        }
+        match self.piece(end, z) {
+            Ok(start) => Step::One(Edge {
+                next: (start, true),
+                piece: Some(start),
+                zero_chunks: false,
+            }),
+            Err(Refusal::Hard(at, why)) => Step::Stop(at, why),
+            Err(Refusal::Ambiguous(at, why)) => Step::Unresolved(at, why),
+        }
     }
 }
 
@@ -2764,6 +2807,48 @@ mod tests {
         let (c, at) = run(700, false, &holes);
         assert_eq!((&c.pieces, c.complete), (&at, false));
         assert!(c.start_unproven);
+    }
+
+    #[test]
+    fn raw_chain_reads_zeros_at_the_end_of_the_file_as_the_last_chunks_tail() {
+        // r0 = 100, 60 zero bytes, chunks A B, a 2048 hole, C, and D, the
+        // partly filled last chunk (38 of 300 rows written, the other 262
+        // rows zero: 2096 bytes, a version-1 B-tree node's size) ending the
+        // file.
+        let s = 2400usize;
+        let holes = [2048, 2096];
+        let none = Claimed::default();
+        let file = |rows: usize| {
+            let mut file = vec![7u8; 100];
+            file.extend(vec![0u8; 60]);
+            let mut at = Vec::new();
+            for (k, hole) in [(1u64, 0usize), (2, 0), (3, 2048), (4, 0)] {
+                file.extend(vec![0u8; hole]);
+                at.push(file.len() as u64);
+                let mut c = raw(k, s / 8);
+                if k == 4 {
+                    c[rows * 8..].fill(0);
+                }
+                file.extend(c);
+            }
+            (file, at)
+        };
+        let (f, at) = file(38);
+        let c = raw_chain(&f, 100, s as u64, 8, &holes, &none, &none);
+        assert_eq!((&c.pieces, c.complete), (&at, true), "{:?}", c.stopped);
+        // Zero rows at the end of the file of a chunk or more: all-zero
+        // chunks, how many cannot be told: nothing.
+        let (f, _) = file(0);
+        let c = raw_chain(&f, 100, s as u64, 8, &holes, &none, &none);
+        assert_eq!((c.pieces.len(), c.complete), (0, false));
+        assert!(c.stopped.unwrap().1.contains("the last 2400 bytes"));
+        // The last piece must still pass every rule: a metadata signature
+        // in it stops the chain.
+        let (mut f, _) = file(38);
+        let n = f.len();
+        f[n - s + 8..n - s + 12].copy_from_slice(b"TREE");
+        let c = raw_chain(&f, 100, s as u64, 8, &holes, &none, &none);
+        assert_eq!((c.pieces.len(), c.complete), (0, false));
     }
 
     #[test]

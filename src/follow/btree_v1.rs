@@ -92,6 +92,7 @@ fn walk(
             return;
         }
         budget -= entries;
+        known(image, &node, addr, rank);
         if let Some(n) = nodes.as_deref_mut() {
             n.push(addr);
         }
@@ -106,6 +107,68 @@ fn walk(
                 stack.push((child, Some(node.level - 1)));
             }
         }
+    }
+}
+
+/// Records the accepted `node` at `addr` as known metadata
+/// ([`super::Known`]) at its allocated size (spec III.A.1: libhdf5
+/// allocates every node of a tree with room for 2K children and writes the
+/// unused room as zeros), see [`allocated`].
+fn known(image: &Image, node: &BtreeV1Node, addr: u64, rank: Option<usize>) {
+    let Some(known) = image.known else {
+        return;
+    };
+    let k = known.k.map(|k| match node.node_type {
+        NODE_TYPE_GROUP => k.group_internal,
+        _ => k.chunk,
+    });
+    let size = |n: u64| node_size(node.node_type, n, image.sizes, rank.unwrap_or(0));
+    let used = size(u64::from(node.entries_used));
+    let full = k.and_then(|k| size(2 * u64::from(k)));
+    if let Some(len) = allocated(image, addr, used, full) {
+        image.known(STRUCTURE, addr, len);
+    }
+}
+
+/// The size of a node or `SNOD` at `addr` that uses `used` bytes of the
+/// `full` its K gives: `full` when the rest is all zero as libhdf5 leaves
+/// it (in the file), or when the node claims more than K allows (damaged:
+/// its bytes past `full` are not its own); `used` when the rest holds
+/// other bytes (a damaged K), or without a known K.
+fn allocated(image: &Image, addr: u64, used: Option<u64>, full: Option<u64>) -> Option<u64> {
+    let (Some(used), Some(full)) = (used, full) else {
+        return used;
+    };
+    if used >= full {
+        return Some(full);
+    }
+    let abs = image.absolute(addr)?;
+    let rest = |n: u64| usize::try_from(abs.saturating_add(n)).unwrap_or(usize::MAX);
+    let tail = image
+        .bytes
+        .get(rest(used).min(image.bytes.len())..rest(full).min(image.bytes.len()))
+        .unwrap_or_default();
+    Some(if tail.iter().all(|&b| b == 0) {
+        full
+    } else {
+        used
+    })
+}
+
+/// Records the `SNOD` at `addr` holding `entries` symbols as known
+/// metadata: room for 2K entries (spec III.B), see [`allocated`].
+pub fn known_snod(image: &Image, addr: u64, entries: usize) {
+    use crate::format::symbol_table_node::{entry_size, PREFIX_SIZE};
+    let Some(known) = image.known else {
+        return;
+    };
+    let size = |n: u64| {
+        n.checked_mul(entry_size(image.sizes))?
+            .checked_add(PREFIX_SIZE)
+    };
+    let full = known.k.and_then(|k| size(2 * u64::from(k.group_leaf)));
+    if let Some(len) = allocated(image, addr, size(entries as u64), full) {
+        image.known("SNOD", addr, len);
     }
 }
 
@@ -234,6 +297,30 @@ mod tests {
         let mut nodes = chunk_nodes(&img, 0, 1);
         nodes.sort_unstable();
         assert_eq!(nodes, vec![0, 200, 400]);
+    }
+
+    #[test]
+    fn nodes_are_known_at_their_allocated_size() {
+        let leaf = chunk_node(0, &[(0, 4, 600)], 2);
+        let f = file(1000, &[(0, &leaf)]);
+        for (k, len) in [(None, 8 + 16 + 2 * 24 + 8), (Some(32), 2096)] {
+            let known = crate::follow::Known::new(k.map(|chunk| crate::follow::BtreeDegrees {
+                chunk,
+                ..crate::follow::BtreeDegrees::DEFAULT
+            }));
+            let mut img = Image::new(&f, 0, S);
+            img.known = Some(&known);
+            collect_chunks(&img, 0, 1);
+            assert_eq!(known.into_spans(), vec![(0, len, STRUCTURE)]);
+        }
+        // Other bytes in the room K gives (a damaged K): the used size.
+        let mut g = f.clone();
+        g[500] = 1;
+        let known = crate::follow::Known::new(Some(crate::follow::BtreeDegrees::DEFAULT));
+        let mut img = Image::new(&g, 0, S);
+        img.known = Some(&known);
+        collect_chunks(&img, 0, 1);
+        assert_eq!(known.into_spans(), vec![(0, 80, STRUCTURE)]);
     }
 
     #[test]

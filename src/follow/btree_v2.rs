@@ -31,7 +31,9 @@ pub fn collect_records(
         Ok(h) => h,
         Err(e) => return (None, records, vec![e]),
     };
-    if !hdr.checksum_ok {
+    if hdr.checksum_ok {
+        image.known(HEADER, header_addr, header_size(sizes));
+    } else {
         errors.push(Error::invalid(
             HEADER,
             habs,
@@ -95,7 +97,12 @@ pub fn collect_records(
             .at(structure, addr)
             .and_then(|d| parse_node(d, abs, &tree, depth, nrec))
         {
-            Ok(n) if n.checksum_ok => n,
+            Ok(n) if n.checksum_ok => {
+                // Every node is allocated at the header's node size (spec
+                // III.A.2 "Node Size").
+                image.known(structure, addr, u64::from(hdr.node_size));
+                n
+            }
             Ok(_) => {
                 errors.push(Error::invalid(
                     structure,

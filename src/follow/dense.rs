@@ -35,7 +35,9 @@ pub fn dense_objects(
             return (out, problems);
         }
     };
-    if !header.checksum_ok {
+    if header.checksum_ok {
+        image.known("FRHP", heap_addr, header.size);
+    } else {
         problems.push(Problem::new(
             ProblemKind::Checksum,
             Some(at),

@@ -400,6 +400,7 @@ fn start(
     if !header.checksum_ok {
         return Err(bad_checksum(HEADER, at, data, header.size));
     }
+    image.known(HEADER, header_addr, header.size);
     let geometry = header.geometry(at, image.sizes)?;
     if header.index_block_address == UNDEFINED {
         return Ok(None);
@@ -460,6 +461,7 @@ impl Walk<'_, '_> {
             return Err(bad_checksum(INDEX_BLOCK, at, data, block.size));
         }
         self.owned(INDEX_BLOCK, at, block.header_address)?;
+        self.image.known(INDEX_BLOCK, addr, block.size);
         self.chunks.extend(block.elements);
         let direct = self
             .geometry
@@ -531,6 +533,7 @@ impl Walk<'_, '_> {
             ));
             return Ok(());
         }
+        self.image.known(SECONDARY_BLOCK, addr, block.size);
         let npages = self.geometry.paging(info.data_block_elements).npages;
         for (d, &dblk) in (0u64..).zip(&block.data_block_addresses) {
             let offset = info
@@ -586,6 +589,7 @@ impl Walk<'_, '_> {
             ));
             return Ok(());
         }
+        self.image.known(DATA_BLOCK, addr, block.prefix_size);
         // Number the elements by the block's position, not its stored offset.
         self.slots.push((addr, offsets[0]));
         let first = u64::from(self.header.index_block_elements).saturating_add(offsets[0]);
@@ -635,7 +639,10 @@ impl Walk<'_, '_> {
                 parse_page(d, at, format, index, paging.page_elements(p)).map(|pg| (pg, d))
             });
             match page {
-                Ok((pg, _)) if pg.checksum_ok => self.chunks.extend(pg.elements),
+                Ok((pg, _)) if pg.checksum_ok => {
+                    self.image.known(PAGE, page_addr, pg.size);
+                    self.chunks.extend(pg.elements)
+                }
                 Ok(_) if self.orphan => {}
                 Ok((pg, d)) => self.errors.push(bad_checksum(PAGE, at, d, pg.size)),
                 Err(e) => {

@@ -138,6 +138,7 @@ fn walk(
     if !header.checksum_ok {
         return Err(bad_checksum(HEADER, header_at, data, header.size));
     }
+    image.known(HEADER, header_addr, header.size);
     let format = header.element_format(header_at, sizes)?;
     let block_addr = orphan_block.unwrap_or(header.data_block_address);
     if block_addr == UNDEFINED {
@@ -157,6 +158,7 @@ fn walk(
             block.header_address,
         ));
     }
+    image.known(DATA_BLOCK, block_addr, block.prefix_size);
     let paging = header.paging();
     if paging.npages == 0 {
         chunks.extend(block.elements);
@@ -188,7 +190,10 @@ fn walk(
             .at(PAGE, page_addr)
             .and_then(|d| parse_page(d, page_at, format, first, paging.page_elements(i)));
         match page {
-            Ok(p) if p.checksum_ok => chunks.extend(p.elements),
+            Ok(p) if p.checksum_ok => {
+                image.known(PAGE, page_addr, p.size);
+                chunks.extend(p.elements)
+            }
             Ok(p) => {
                 let d = image.at(PAGE, page_addr).unwrap_or_default();
                 errors.push(bad_checksum(PAGE, page_at, d, p.size));

@@ -66,6 +66,11 @@ pub fn read_managed_object(
             },
         ));
     }
+    // Header and block verified: known metadata (the block at its stored
+    // size, spec III.G "Fractal Heap Direct Blocks").
+    image.known(HEADER, header_addr, header.size);
+    let stored = block.filtered_size.filter(|_| header.is_filtered());
+    image.known(DIRECT, block.address, stored.unwrap_or(block.size));
     let rel = offset.checked_sub(block.heap_offset);
     let range = rel.filter(|&r| r >= db.prefix_size).and_then(|r| {
         Some(usize::try_from(r).ok()?..usize::try_from(r.checked_add(length)?).ok()?)
@@ -161,6 +166,7 @@ fn locate_direct_block(
             header_addr,
             block_offset,
         )?;
+        image.known(INDIRECT, address, ib.size);
         let rel = offset.checked_sub(block_offset).unwrap_or(u64::MAX);
         let Some((row, col, row_start)) = table.locate(rel, nrows) else {
             return Err(Error::invalid(

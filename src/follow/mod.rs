@@ -46,6 +46,137 @@ pub struct Image<'a> {
     /// The file's shared-object-header-message heaps (spec III.I), when
     /// its superblock extension names a table; empty otherwise.
     pub shared_heaps: SharedHeaps,
+    /// Where the metadata structures read through this image are recorded
+    /// ([`Known`]; the walk's only).
+    pub known: Option<&'a Known>,
+}
+
+/// One metadata structure read: absolute `[start, end)` and its name.
+pub type MetaSpan = (u64, u64, &'static str);
+
+/// The metadata structures a walk read, each at its allocated size (a
+/// version-1 B-tree node or `SNOD` with room for 2K entries, spec III.A.1,
+/// III.B; a local heap's header and data segment, III.D; fractal heap,
+/// version-2 B-tree, fixed and extensible array blocks, III.A.2, III.G,
+/// VII; object header continuation blocks, IV.A): file space libhdf5 gave
+/// to that structure alone (III.G), so raw data that meets it read
+/// metadata as data ([`crate::inventory::check_data_overlaps`]).
+#[derive(Debug, Default)]
+pub struct Known {
+    spans: std::sync::Mutex<Vec<MetaSpan>>,
+    /// Degrees of the file's version-1 B-trees, when known (superblock v0/v1
+    /// fields, spec II.A, or a B-tree 'K' values message in the superblock
+    /// extension, IV.A.2.t; libhdf5's defaults otherwise): a node or `SNOD`
+    /// is recorded at its allocated size only with them, else at the size
+    /// its entries use.
+    pub k: Option<BtreeDegrees>,
+}
+
+/// The K values that size version-1 B-tree nodes and `SNOD`s.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BtreeDegrees {
+    pub group_leaf: u16,
+    pub group_internal: u16,
+    pub chunk: u16,
+}
+
+impl BtreeDegrees {
+    /// libhdf5's defaults (spec II.A: 4, 16, 32).
+    pub const DEFAULT: BtreeDegrees = BtreeDegrees {
+        group_leaf: 4,
+        group_internal: 16,
+        chunk: 32,
+    };
+}
+
+impl BtreeDegrees {
+    /// The file's K values: the superblock's (v0/v1, spec II.A; v0 has no
+    /// indexed storage K: libhdf5 writes v1 for any other than 32), or for
+    /// v2/v3 a B-tree 'K' values message in the superblock extension
+    /// (IV.A.2.t; libhdf5's defaults without one). `None` when the
+    /// extension cannot be read whole.
+    pub fn of(image: &Image, sb: &crate::format::superblock::Superblock) -> Option<BtreeDegrees> {
+        use crate::format::message::{btree_k, kind};
+        if let (Some(leaf), Some(internal)) = (sb.group_leaf_k, sb.group_internal_k) {
+            return Some(BtreeDegrees {
+                group_leaf: leaf,
+                group_internal: internal,
+                chunk: sb.indexed_storage_k.unwrap_or(BtreeDegrees::DEFAULT.chunk),
+            });
+        }
+        let Some(ext) = sb.extension_address.filter(|a| !is_undefined(*a)) else {
+            return Some(BtreeDegrees::DEFAULT);
+        };
+        let (prefix, messages, errors) = object_header::read_all_messages(image, ext);
+        if prefix.is_none() || !errors.is_empty() {
+            return None;
+        }
+        let Some(m) = messages.iter().find(|m| m.kind == kind::BTREE_K) else {
+            return Some(BtreeDegrees::DEFAULT);
+        };
+        let k = btree_k::parse(m.body(image.bytes)?, m.body_offset, image.sizes).ok()?;
+        Some(BtreeDegrees {
+            group_leaf: k.group_leaf_k,
+            group_internal: k.group_internal_k,
+            chunk: k.indexed_storage_internal_k,
+        })
+    }
+}
+
+impl Known {
+    pub fn new(k: Option<BtreeDegrees>) -> Known {
+        Known {
+            spans: Default::default(),
+            k,
+        }
+    }
+
+    /// Records `[start, start + len)`; every few thousand records the list
+    /// is sorted and touching spans of one structure merged, so that its
+    /// size follows the file's metadata regions, not how often they are
+    /// read.
+    fn add(&self, structure: &'static str, start: u64, len: u64) {
+        if len == 0 {
+            return;
+        }
+        let Ok(mut v) = self.spans.lock() else {
+            return;
+        };
+        v.push((start, start.saturating_add(len), structure));
+        if v.len() >= 4096 && v.len().is_power_of_two() {
+            merge_spans(&mut v);
+        }
+    }
+
+    /// Every span recorded, sorted, touching spans of one structure merged.
+    pub fn into_spans(self) -> Vec<MetaSpan> {
+        let mut v = self.spans.into_inner().unwrap_or_else(|e| e.into_inner());
+        merge_spans(&mut v);
+        v.shrink_to_fit();
+        v
+    }
+}
+
+/// Sorts `v` and merges overlapping or touching spans of one structure.
+fn merge_spans(v: &mut Vec<MetaSpan>) {
+    v.sort_unstable();
+    let mut out: Vec<MetaSpan> = Vec::with_capacity(v.len());
+    // Per structure name (a dozen at most), its last span in `out`.
+    let mut last: Vec<(&'static str, usize)> = Vec::new();
+    for &(s, e, n) in v.iter() {
+        match last.iter_mut().find(|l| l.0 == n) {
+            Some(l) if s <= out[l.1].1 => out[l.1].1 = out[l.1].1.max(e),
+            Some(l) => {
+                l.1 = out.len();
+                out.push((s, e, n));
+            }
+            None => {
+                last.push((n, out.len()));
+                out.push((s, e, n));
+            }
+        }
+    }
+    *v = out;
 }
 
 impl<'a> Image<'a> {
@@ -55,6 +186,16 @@ impl<'a> Image<'a> {
             base,
             sizes,
             shared_heaps: SharedHeaps::default(),
+            known: None,
+        }
+    }
+
+    /// Records the metadata structure `structure` read at relative address
+    /// `addr`, `len` bytes allocated to it ([`Known`]), when this image
+    /// records.
+    pub fn known(&self, structure: &'static str, addr: u64, len: u64) {
+        if let (Some(k), Some(abs)) = (self.known, self.absolute(addr)) {
+            k.add(structure, abs, len);
         }
     }
 
@@ -154,5 +295,25 @@ mod tests {
         assert!(img.contains(0, 12));
         assert!(!img.contains(0, 13));
         assert!(!img.contains(u64::MAX - 8, 4));
+    }
+
+    #[test]
+    fn known_spans_merge_per_structure() {
+        let bytes = [0u8; 64];
+        let known = Known::new(None);
+        let mut img = Image::new(&bytes, 8, Sizes::DEFAULT);
+        img.known("x", 0, 0);
+        img.known("x", UNDEFINED, 4);
+        img.known = Some(&known);
+        img.known("a", 0, 8);
+        img.known("a", 8, 8);
+        img.known("b", 4, 8);
+        img.known("a", 2, 2);
+        img.known("a", 40, 8);
+        img.known("a", 16, 0);
+        assert_eq!(
+            known.into_spans(),
+            vec![(8, 24, "a"), (12, 20, "b"), (48, 56, "a")]
+        );
     }
 }

@@ -109,6 +109,7 @@ pub fn read_all_messages(
         };
         match parse_continuation_block(block, start, cont.length, prefix.version, prefix.flags) {
             Ok(chunk) => {
+                image.known(BLOCK, cont.address, cont.length);
                 misframed |= absorb(image, chunk, &mut messages, &mut queue, &mut problems)
             }
             Err(e) => problems.push(e),

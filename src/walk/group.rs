@@ -208,6 +208,7 @@ fn symbol_table_members(
                 continue;
             }
         };
+        follow::btree_v1::known_snod(image, snod_addr, node.entries.len());
         if let Some(k) = leaf_k {
             check_capacity(image, snod_addr, &node, k, problems);
         }
@@ -291,7 +292,11 @@ fn local_heap_segment<'a>(image: &Image<'a>, heap_addr: u64) -> Result<&'a [u8],
         .and_then(|d| local_heap::parse(d, at, image.sizes))
         .map_err(Problem::from)?;
     match image.slice("HEAP data segment", heap.data_address, heap.data_size) {
-        Ok(s) => Ok(s),
+        Ok(s) => {
+            image.known("HEAP", heap_addr, LocalHeap::header_size(image.sizes));
+            image.known("HEAP data segment", heap.data_address, heap.data_size);
+            Ok(s)
+        }
         Err(e) => Err(e.into()),
     }
 }

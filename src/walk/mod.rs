@@ -101,6 +101,10 @@ fn walk_into(
             Err(e) => inv.problems.push(e.into()),
         }
     }
+    // Every structure the walk reads is recorded (known metadata, no raw
+    // data may meet it: `inventory::check_data_overlaps`).
+    let known = crate::follow::Known::new(crate::follow::BtreeDegrees::of(&image, &sb));
+    image.known = Some(&known);
     let info = SuperblockInfo::new(&sb, sb_offset, base);
     check_superblock(&info, &sb, bytes, &mut inv);
     let sink = sink.filter(|_| !info.unclosed(inv.size));
@@ -126,6 +130,7 @@ fn walk_into(
     }
     let Walker { image, mut inv, .. } = walker;
     grow_stale_extents(&image, &mut inv);
+    inv.metadata = known.into_spans();
     inv
 }
 

@@ -160,7 +160,12 @@ fn absorb(image: &Image, h: &mut HeaderContents, raw: &RawMessage, m: Message, o
         Message::Datatype(t) => h.datatype = Some(t),
         Message::Dataspace(s) => h.dataspace = Some(s),
         Message::DataLayout(l) => h.layout = Some(l),
-        Message::FilterPipeline(f) => h.filters = Some(f),
+        Message::FilterPipeline(f) => {
+            for e in f.faults(raw.body_offset) {
+                obj.damage(Status::Partial, e.into());
+            }
+            h.filters = Some(f)
+        }
         Message::FillValue(f) => h.fill_value = Some(f),
         Message::FillValueOld(f) => h.fill_value_old = Some(f),
         Message::SymbolTable(s) => h.symbol_table = Some(s),

@@ -56,6 +56,18 @@ pub fn killed_and_template(dir: &Path, args: &[&str], kill_steps: &str) -> (Path
     (killed, template)
 }
 
+/// `h5salvage scan --json FLAGS... INPUT`: the report.
+pub fn scan_json(input: &Path, flags: &[&str]) -> Value {
+    let o = Command::new(bin())
+        .args(["scan", "--json"])
+        .args(flags)
+        .arg(input)
+        .output()
+        .unwrap();
+    serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("scan --json {input:?}: {e}: {o:?}"))
+}
+
 /// Salvages `input` with the binary and extra flags; returns the output.
 pub fn salvage(input: &Path, out_name: &str, flags: &[&str]) -> PathBuf {
     let out = input.with_file_name(out_name);

@@ -113,8 +113,19 @@ def listing(f):
     return objs
 
 
-def partial_ok(path, o, s, res):
-    """A partial dataset: what it holds must equal the original."""
+def partial_ok(path, o, s, res, strict=False):
+    """A partial dataset: what it holds must equal the original, unless it
+    is also marked h5salvage_unverified (raw data over other bytes: not
+    claimed to be the original's; counted as "unverified", without
+    --strict)."""
+    if "h5salvage_unverified" in s.attrs and not strict:
+        probe = {"wrong": [], "partial_ok": 0}
+        try:
+            partial_ok(path, o, s, probe, strict=True)
+        except Exception:  # noqa: BLE001 (a type h5py cannot read: not claimed either)
+            probe["wrong"].append(path)
+        res["unverified" if probe["wrong"] else "partial_ok"] += 1
+        return
     missing = s.attrs.get("h5salvage_missing", "")
     if isinstance(missing, bytes):
         missing = missing.decode()
@@ -283,7 +294,7 @@ def main():
             if status in (b"partial", "partial"):
                 if strict:
                     res["wrong"].append(path + " (partial)")
-                partial_ok(path, o, s, res)
+                partial_ok(path, o, s, res, strict)
                 continue
             fill_o, fill_s = fill_of(o), fill_of(s)
             if fill_o[0] != fill_s[0] or (

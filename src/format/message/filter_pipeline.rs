@@ -75,6 +75,41 @@ pub struct FilterPipeline {
     pub filters: Vec<Filter>,
 }
 
+/// Structure named by [`FilterPipeline::faults`].
+pub const MESSAGE: &str = "filter pipeline message";
+
+impl FilterPipeline {
+    /// What is wrong in a pipeline that parsed (validation apart from
+    /// parsing; `at` is the message body's absolute offset): a deflate
+    /// filter whose client data is not one level 0-9 (spec IV.A.2.l, filter
+    /// 1 "deflate": one value, the compression level; libhdf5's filter
+    /// refuses anything else on every read and write). The level plays no
+    /// part in decoding, so the data is still read; the writer stores 9.
+    pub fn faults(&self, at: u64) -> Vec<Error> {
+        self.filters
+            .iter()
+            .filter(|f| f.id == DEFLATE)
+            .filter_map(|f| match f.client_data.as_slice() {
+                [level] if *level <= 9 => None,
+                [level] => Some(Error::bad_value(
+                    MESSAGE,
+                    at,
+                    "deflate level (0-9)",
+                    u64::from(*level),
+                )),
+                cd => Some(Error::invalid(
+                    MESSAGE,
+                    at,
+                    format!(
+                        "deflate filter with {} client data values, not one level 0-9",
+                        cd.len()
+                    ),
+                )),
+            })
+            .collect()
+    }
+}
+
 /// Parses a filter pipeline message body.
 pub fn parse(body: &[u8], at: u64, _sizes: Sizes) -> Result<FilterPipeline> {
     let mut r = Reader::new(STRUCTURE, body, at);
@@ -175,6 +210,25 @@ mod tests {
         for n in 0..v.len() {
             assert!(parse(&v[..n], 0, S).is_err(), "prefix {n}");
         }
+    }
+
+    #[test]
+    fn deflate_levels_outside_0_to_9_are_faults() {
+        let mut p = parse(&hex(H5PY_V1), 0, S).unwrap();
+        assert!(p.faults(100).is_empty());
+        p.filters[1].client_data = vec![0xFF04];
+        let f = p.faults(100);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].offset, 100);
+        assert_eq!(f[0].structure, MESSAGE);
+        assert!(matches!(
+            f[0].kind,
+            ErrorKind::BadValue { value: 0xFF04, .. }
+        ));
+        p.filters[1].client_data = vec![4, 5];
+        assert!(matches!(p.faults(100)[0].kind, ErrorKind::Invalid(_)));
+        p.filters[1].client_data = vec![9];
+        assert!(p.faults(100).is_empty());
     }
 
     #[test]
