@@ -322,9 +322,9 @@ pub fn unshuffle(data: &[u8], size: usize) -> Vec<u8> {
     out
 }
 
-/// [`unshuffle`] into `out` (replaced; its memory is reused).
+/// [`unshuffle`] into `out` (replaced; its memory is reused, and not
+/// zeroed first: every byte is written).
 pub fn unshuffle_into(data: &[u8], size: usize, out: &mut Vec<u8>) {
-    out.clear();
     out.resize(data.len(), 0);
     unshuffle_slice(data, size, out);
 }
@@ -337,13 +337,121 @@ pub fn unshuffle_slice(data: &[u8], size: usize, out: &mut [u8]) {
         return;
     }
     let whole = n * size;
-    // Element i's byte b was stored at b * n + i.
-    for (elem, dst) in out[..whole].chunks_exact_mut(size).enumerate() {
-        for (byte, slot) in dst.iter_mut().enumerate() {
-            *slot = data[byte * n + elem];
+    match size {
+        2 => unshuffle_planes::<2>(&data[..whole], n, &mut out[..whole]),
+        4 => unshuffle_planes::<4>(&data[..whole], n, &mut out[..whole]),
+        8 => unshuffle_planes::<8>(&data[..whole], n, &mut out[..whole]),
+        // Element i's byte b was stored at b * n + i.
+        _ => {
+            for (elem, dst) in out[..whole].chunks_exact_mut(size).enumerate() {
+                for (byte, slot) in dst.iter_mut().enumerate() {
+                    *slot = data[byte * n + elem];
+                }
+            }
         }
     }
     out[whole..].copy_from_slice(&data[whole..]);
+}
+
+/// [`unshuffle_slice`] for `N`-byte elements (`data` and `out` both hold
+/// exactly `n` of them): the `N` planes of `n` bytes are interleaved 16
+/// elements at a time with SSE2 byte unpacks for 4- and 8-byte elements on
+/// x86-64 (the element-by-element loop took half the time of inflate +
+/// unshuffle on shuffled float32 chunks), else a block of 32 elements at a
+/// time with every index known at compile time.
+fn unshuffle_planes<const N: usize>(data: &[u8], n: usize, out: &mut [u8]) {
+    const BLOCK: usize = 32;
+    let planes: [&[u8]; N] = std::array::from_fn(|b| &data[b * n..(b + 1) * n]);
+    #[cfg(target_arch = "x86_64")]
+    let mut done = sse2::interleave(&planes, out);
+    #[cfg(not(target_arch = "x86_64"))]
+    let mut done = 0;
+    let blocks = (n - done) / BLOCK;
+    for (k, dst) in out[done * N..]
+        .chunks_exact_mut(BLOCK * N)
+        .take(blocks)
+        .enumerate()
+    {
+        let at = done + k * BLOCK;
+        let src: [&[u8]; N] = std::array::from_fn(|b| &planes[b][at..at + BLOCK]);
+        for e in 0..BLOCK {
+            for b in 0..N {
+                dst[e * N + b] = src[b][e];
+            }
+        }
+    }
+    done += blocks * BLOCK;
+    for (e, dst) in out[done * N..].chunks_exact_mut(N).enumerate() {
+        for (b, slot) in dst.iter_mut().enumerate() {
+            *slot = planes[b][done + e];
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod sse2 {
+    //! The shuffle filter's byte planes interleaved 16 elements at a time
+    //! (SSE2 is part of x86-64: no detection needed).
+    use std::arch::x86_64::{
+        __m128i, _mm_loadu_si128, _mm_storeu_si128, _mm_unpackhi_epi16, _mm_unpackhi_epi32,
+        _mm_unpackhi_epi8, _mm_unpacklo_epi16, _mm_unpacklo_epi32, _mm_unpacklo_epi8,
+    };
+
+    /// Interleaves the first multiple of 16 elements of `planes` (all of one
+    /// length, `N` of them) into `out` (at least `N` times as long) when `N`
+    /// is 4 or 8; returns how many elements it did (0 for other sizes).
+    pub fn interleave<const N: usize>(planes: &[&[u8]; N], out: &mut [u8]) -> usize {
+        let n = planes.iter().map(|p| p.len()).min().unwrap_or(0);
+        let n = (n / 16 * 16).min(out.len() / N / 16 * 16);
+        let mut i = 0;
+        while i < n {
+            // SAFETY: `i + 16 <= n`, every plane holds at least `n` bytes
+            // and `out` at least `n * N`: each unaligned 16-byte load reads
+            // `plane[i..i + 16]` and each store writes inside
+            // `out[i * N..(i + 16) * N]`.
+            unsafe {
+                let at = |b: usize| _mm_loadu_si128(planes[b].as_ptr().add(i).cast());
+                let dst = out.as_mut_ptr().add(i * N).cast::<__m128i>();
+                match N {
+                    4 => {
+                        let (a, b, c, d) = (at(0), at(1), at(2), at(3));
+                        let (ab_lo, ab_hi) = (_mm_unpacklo_epi8(a, b), _mm_unpackhi_epi8(a, b));
+                        let (cd_lo, cd_hi) = (_mm_unpacklo_epi8(c, d), _mm_unpackhi_epi8(c, d));
+                        _mm_storeu_si128(dst, _mm_unpacklo_epi16(ab_lo, cd_lo));
+                        _mm_storeu_si128(dst.add(1), _mm_unpackhi_epi16(ab_lo, cd_lo));
+                        _mm_storeu_si128(dst.add(2), _mm_unpacklo_epi16(ab_hi, cd_hi));
+                        _mm_storeu_si128(dst.add(3), _mm_unpackhi_epi16(ab_hi, cd_hi));
+                    }
+                    8 => {
+                        // Bytes 0-3 and 4-7 of 16 elements, each as four
+                        // registers of 4 elements.
+                        let quads = |p: usize| {
+                            let (a, b, c, d) = (at(p), at(p + 1), at(p + 2), at(p + 3));
+                            let (ab_lo, ab_hi) = (_mm_unpacklo_epi8(a, b), _mm_unpackhi_epi8(a, b));
+                            let (cd_lo, cd_hi) = (_mm_unpacklo_epi8(c, d), _mm_unpackhi_epi8(c, d));
+                            [
+                                _mm_unpacklo_epi16(ab_lo, cd_lo),
+                                _mm_unpackhi_epi16(ab_lo, cd_lo),
+                                _mm_unpacklo_epi16(ab_hi, cd_hi),
+                                _mm_unpackhi_epi16(ab_hi, cd_hi),
+                            ]
+                        };
+                        let (low, high) = (quads(0), quads(4));
+                        for k in 0..4 {
+                            _mm_storeu_si128(dst.add(2 * k), _mm_unpacklo_epi32(low[k], high[k]));
+                            _mm_storeu_si128(
+                                dst.add(2 * k + 1),
+                                _mm_unpackhi_epi32(low[k], high[k]),
+                            );
+                        }
+                    }
+                    _ => return 0,
+                }
+            }
+            i += 16;
+        }
+        i
+    }
 }
 
 /// Filters [`reverse_pipeline`] can undo (and so verify).
@@ -735,6 +843,30 @@ mod tests {
         assert_eq!(unshuffle(&[1, 2, 3], 8), [1, 2, 3]);
         assert_eq!(unshuffle(&[1, 2, 3], 0), [1, 2, 3]);
         assert!(unshuffle(&[], 4).is_empty());
+    }
+
+    #[test]
+    fn unshuffle_blocks_equal_the_definition() {
+        // Element sizes with and without a block path, lengths around the
+        // block (32 elements) with trailing partial elements, into a
+        // reused buffer holding other bytes.
+        let mut out = vec![0xaa; 7];
+        for size in 1..=9usize {
+            for len in [
+                0usize,
+                5,
+                31 * size,
+                32 * size,
+                32 * size + 3,
+                97 * size + 1,
+                4096,
+            ] {
+                let plain: Vec<u8> = (0..len).map(|i| (i * 131 + i / 7) as u8).collect();
+                let shuffled = shuffle(&plain, size);
+                unshuffle_into(&shuffled, size, &mut out);
+                assert_eq!(out, plain, "size {size}, length {len}");
+            }
+        }
     }
 
     #[test]

@@ -343,22 +343,7 @@ impl<'a> ChunkPlan<'a> {
             expected_len,
         } = self;
         let decode = |c: &VerifiedChunk<'a>, f: &mut dyn FnMut(&[u8])| {
-            let start = std::time::Instant::now();
-            let r = filters::with_reversed(
-                c.stored,
-                ds.filters.as_ref(),
-                c.filter_mask,
-                ds.datatype.size,
-                expected_len,
-                |d| {
-                    timing::add(&timing::DECODE_NS, start);
-                    f(d)
-                },
-            );
-            if r.is_err() {
-                timing::add(&timing::DECODE_NS, start);
-            }
-            r
+            decode_timed(ds, expected_len, c, |d| f(d))
         };
         let todo: Vec<usize> = entries
             .iter()
@@ -471,6 +456,88 @@ impl<'a> ChunkPlan<'a> {
             chunk_bytes,
         }
     }
+}
+
+/// Undoes the filters of one planned chunk (the verification, see
+/// [`decode_chunk`]) on this thread's reused buffers, hands the decoded
+/// bytes to `f`, and counts the decoding time in [`timing::DECODE_NS`].
+fn decode_timed<T>(
+    ds: &Dataset,
+    expected_len: usize,
+    c: &VerifiedChunk,
+    f: impl FnOnce(&[u8]) -> T,
+) -> Result<T, ReadError> {
+    let start = std::time::Instant::now();
+    let r = filters::with_reversed(
+        c.stored,
+        ds.filters.as_ref(),
+        c.filter_mask,
+        ds.datatype.size,
+        expected_len,
+        |d| {
+            timing::add(&timing::DECODE_NS, start);
+            f(d)
+        },
+    );
+    if r.is_err() {
+        // `f` was not called: the time is counted here.
+        timing::add(&timing::DECODE_NS, start);
+    }
+    r
+}
+
+/// What [`decode_all`] decoded.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DecodeTotals {
+    /// Chunks whose filters were undone (verified or failed).
+    pub chunks: u64,
+    /// Their stored bytes.
+    pub stored: u64,
+    /// Bytes out of the verified ones.
+    pub decoded: u64,
+    /// Chunks that failed verification.
+    pub failed: u64,
+}
+
+/// Verifies every listed chunk of `datasets` exactly as `salvage` does
+/// (the same checks, decoder and per-thread buffers), on all the threads
+/// of the rayon pool at once, and keeps nothing: what verification alone
+/// costs, with no writing and no ordering (the "decode floor" of
+/// `bench/run`'s data-heavy case, `examples/decode_floor.rs`).
+pub fn decode_all(image: &Image, datasets: &[&Dataset]) -> DecodeTotals {
+    use rayon::prelude::*;
+    let plans: Vec<(&Dataset, ChunkPlan)> = datasets
+        .iter()
+        .filter_map(|&ds| match stage_data(image, ds) {
+            Staged::Chunks(p) => Some((ds, p)),
+            Staged::Ready(_) => None,
+        })
+        .collect();
+    let work: Vec<(&Dataset, usize, &VerifiedChunk)> = plans
+        .iter()
+        .flat_map(|(ds, p)| {
+            p.entries.iter().filter_map(move |e| match e {
+                Planned::Decode(c, _) => Some((*ds, p.expected_len, c)),
+                _ => None,
+            })
+        })
+        .collect();
+    work.par_iter()
+        .map(|&(ds, expected_len, c)| {
+            let r = decode_timed(ds, expected_len, c, <[u8]>::len);
+            DecodeTotals {
+                chunks: 1,
+                stored: c.stored.len() as u64,
+                decoded: r.as_ref().map_or(0, |&n| n as u64),
+                failed: u64::from(r.is_err()),
+            }
+        })
+        .reduce(DecodeTotals::default, |a, b| DecodeTotals {
+            chunks: a.chunks + b.chunks,
+            stored: a.stored + b.stored,
+            decoded: a.decoded + b.decoded,
+            failed: a.failed + b.failed,
+        })
 }
 
 fn plan_chunks<'a>(
