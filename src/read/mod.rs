@@ -321,6 +321,10 @@ pub enum Verify {
 /// caller's thread: handing them to other threads would cost more.
 const PARALLEL_BYTES: u64 = 4 << 20;
 
+/// How far ahead of the decoding threads the pages of a dataset's chunks
+/// are asked for ([`crate::pipeline::read_ahead`]).
+const READ_AHEAD_BYTES: u64 = 32 << 20;
+
 /// How often the worker-thread path ran (tests check it was taken).
 #[cfg(test)]
 static PARALLEL_RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
@@ -368,14 +372,28 @@ impl<'a> ChunkPlan<'a> {
         if parallel {
             #[cfg(test)]
             PARALLEL_RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let next = std::sync::atomic::AtomicUsize::new(0);
+            use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+            let next = AtomicUsize::new(0);
+            // Chunks whose pages were asked for ahead of the decoders
+            // (`pipeline::read_ahead`): about READ_AHEAD_BYTES ahead.
+            let advised = AtomicUsize::new(0);
+            let ahead = usize::try_from(READ_AHEAD_BYTES / (stored / todo.len() as u64).max(1))
+                .unwrap_or(usize::MAX)
+                .max(2);
             let (tx, rx) = std::sync::mpsc::channel::<(usize, Result<(), ReadError>)>();
-            let (todo, entries, next, decode) = (&todo, &entries, &next, &decode);
+            let (todo, entries, next, decode, advised) =
+                (&todo, &entries, &next, &decode, &advised);
             rayon::in_place_scope(|scope| {
                 for _ in 0..rayon::current_num_threads().min(todo.len()) {
                     let tx = tx.clone();
                     scope.spawn(move |_| loop {
-                        let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let k = next.fetch_add(1, Relaxed);
+                        let want = k.saturating_add(ahead).min(todo.len());
+                        for j in advised.fetch_max(want, Relaxed)..want {
+                            if let Planned::Decode(c, _) = &entries[todo[j]] {
+                                crate::pipeline::read_ahead(c.stored);
+                            }
+                        }
                         let Some(&i) = todo.get(k) else { break };
                         let Planned::Decode(c, _) = &entries[i] else {
                             continue;
@@ -804,7 +822,30 @@ pub fn assemble(image: &Image, ds: &Dataset) -> Result<Vec<u8>, ReadError> {
     }
     // total <= 1 GiB fits in usize on every supported target.
     let total = usize::try_from(total).map_err(|_| unreadable("dataset too large"))?;
-    match dataset_data(image, ds) {
+    // A chunked dataset's chunks are decoded once, on this thread, each
+    // copied into place as it is verified.
+    let mut buf = Vec::new();
+    let data = match &ds.layout.class {
+        LayoutClass::Chunked {
+            dims, flags, index, ..
+        } if !ds.external_files => match plan_chunks(image, ds, dims, *flags, index) {
+            Staged::Chunks(plan) => {
+                buf = filled(ds, total);
+                let mut copied = Ok(());
+                let data = plan.verify(ds, Verify::Decoded, |c, decoded| {
+                    if let (Some(d), Ok(())) = (decoded, &copied) {
+                        let elem = u64::from(ds.datatype.size);
+                        copied = copy_chunk(&mut buf, &ds.dataspace.dims, dims, &c.offset, elem, d);
+                    }
+                });
+                copied.map_err(|m| ReadError::new(FailureKind::Unreadable, m))?;
+                data
+            }
+            Staged::Ready(data) => data,
+        },
+        _ => dataset_data(image, ds),
+    };
+    match data {
         DatasetData::Contiguous { bytes, expected } => match bytes.get(..total) {
             Some(b) => Ok(b.to_vec()),
             None => Err(ReadError::new(
@@ -818,11 +859,9 @@ pub fn assemble(image: &Image, ds: &Dataset) -> Result<Vec<u8>, ReadError> {
         DatasetData::NotAllocated => Ok(filled(ds, total)),
         DatasetData::Unreadable { reason } => Err(ReadError::new(FailureKind::Unreadable, reason)),
         DatasetData::Chunked {
-            chunks,
             unverified,
             unverified_filters,
             failed,
-            chunk_bytes,
             ..
         } => {
             if !unverified.is_empty() {
@@ -846,29 +885,9 @@ pub fn assemble(image: &Image, ds: &Dataset) -> Result<Vec<u8>, ReadError> {
                     ),
                 ));
             }
-            let LayoutClass::Chunked { dims, .. } = &ds.layout.class else {
-                return Err(unreadable("not a chunked layout"));
-            };
-            let mut buf = filled(ds, total);
-            let expected_len =
-                usize::try_from(chunk_bytes).map_err(|_| unreadable("chunk too large"))?;
-            for c in &chunks {
-                let decoded = decode_chunk(
-                    c.stored,
-                    ds.filters.as_ref(),
-                    c.filter_mask,
-                    ds.datatype.size,
-                    expected_len,
-                )?;
-                copy_chunk(
-                    &mut buf,
-                    &ds.dataspace.dims,
-                    dims,
-                    &c.offset,
-                    u64::from(ds.datatype.size),
-                    &decoded,
-                )
-                .map_err(|m| ReadError::new(FailureKind::Unreadable, m))?;
+            // Every verified chunk was copied into `buf` as it was decoded.
+            if buf.len() != total {
+                return Err(unreadable("chunks not copied"));
             }
             Ok(buf)
         }
