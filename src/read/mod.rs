@@ -1242,6 +1242,17 @@ mod tests {
         assert!(failed
             .iter()
             .all(|f| f.offset[0] / n % 7 == 3 || f.offset[0] / n % 7 == 5));
+        // The decode floor's pass gives the same verdicts.
+        let stored: u64 = ds.chunks.iter().map(|c| c.size).sum();
+        assert_eq!(
+            decode_all(&img, &[&ds]),
+            DecodeTotals {
+                chunks: 24,
+                stored,
+                decoded: 18 * n * 4,
+                failed: 6
+            }
+        );
     }
 
     #[test]
