@@ -637,6 +637,36 @@ pub fn with_reversed<T>(
     expected_len: usize,
     f: impl FnOnce(&[u8]) -> T,
 ) -> Result<T, ReadError> {
+    let chunk = (stored, pipeline, filter_mask, element_size, expected_len);
+    on_scratch(chunk, true, f)
+}
+
+/// The verdict of [`reverse_pipeline`] (the same checks, the same
+/// errors) when the decoded bytes are not wanted (a chunk copied as
+/// stored): a shuffle that would be undone after every check is skipped,
+/// since a permutation of the bytes cannot fail and keeps their length.
+pub fn verify_reversed(
+    stored: &[u8],
+    pipeline: Option<&FilterPipeline>,
+    filter_mask: u32,
+    element_size: u32,
+    expected_len: usize,
+) -> Result<(), ReadError> {
+    let chunk = (stored, pipeline, filter_mask, element_size, expected_len);
+    on_scratch(chunk, false, |_| ())
+}
+
+/// A stored chunk and what undoing its filters needs: stored bytes,
+/// pipeline, filter mask, element size and expected decoded length.
+type ChunkInput<'s> = (&'s [u8], Option<&'s FilterPipeline>, u32, u32, usize);
+
+/// [`reverse_into`] on this thread's scratch buffers (see
+/// [`with_reversed`]); `keep`: the decoded bytes are wanted.
+fn on_scratch<T>(
+    (stored, pipeline, filter_mask, element_size, expected_len): ChunkInput,
+    keep: bool,
+    f: impl FnOnce(&[u8]) -> T,
+) -> Result<T, ReadError> {
     thread_local! {
         static SCRATCH: std::cell::RefCell<[Vec<u8>; 2]> = const {
             std::cell::RefCell::new([Vec::new(), Vec::new()])
@@ -653,6 +683,7 @@ pub fn with_reversed<T>(
             filter_mask,
             element_size,
             expected_len,
+            keep,
             bufs,
         )
         .map(f);
@@ -678,13 +709,18 @@ enum Held {
 }
 
 /// The body of [`with_reversed`]: each filter reads the bytes it is given
-/// and writes into the scratch buffer that does not hold them.
+/// and writes into the scratch buffer that does not hold them. Without
+/// `keep`, a shuffle undone after every filter that checks anything is
+/// skipped (see [`verify_reversed`]): the bytes returned are then not the
+/// decoded chunk, only as long as it.
+#[allow(clippy::too_many_arguments)]
 fn reverse_into<'s>(
     stored: &'s [u8],
     pipeline: Option<&FilterPipeline>,
     filter_mask: u32,
     element_size: u32,
     expected_len: usize,
+    keep: bool,
     bufs: &'s mut [Vec<u8>; 2],
 ) -> Result<&'s [u8], ReadError> {
     let cap = max_chunk_bytes();
@@ -710,7 +746,15 @@ fn reverse_into<'s>(
             Held::Buf(0, n) => (&a[..n], b, 1),
             Held::Buf(_, n) => (&b[..n], a, 0),
         };
+        // Only shuffles remain to be undone: a permutation, nothing to check.
+        let only_shuffles_left = || {
+            filters[..=i]
+                .iter()
+                .enumerate()
+                .all(|(j, g)| g.id == SHUFFLE || !applied(filter_mask, j))
+        };
         held = match f.id {
+            SHUFFLE if !keep && only_shuffles_left() => held,
             // The checksum is stripped: the body is a prefix of the input.
             FLETCHER32 => {
                 let n = verify_fletcher32(input).map_err(failed)?.len();
@@ -1026,6 +1070,49 @@ mod tests {
             bad[i] ^= 0x40;
             assert!(reverse_pipeline(&bad, Some(&p), 0, 8, plain.len()).is_err());
         }
+    }
+
+    #[test]
+    fn verify_only_gives_the_same_verdicts() {
+        let plain: Vec<u8> = (0..256u64)
+            .flat_map(|i| (i * 1000003).to_le_bytes())
+            .collect();
+        let verdict = |stored: &[u8], p: &FilterPipeline, mask: u32, len: usize| {
+            let full = reverse_pipeline(stored, Some(p), mask, 8, len).map(|_| ());
+            let quick = verify_reversed(stored, Some(p), mask, 8, len);
+            assert_eq!(full, quick, "mask {mask}, length {len}");
+            quick.is_ok()
+        };
+        // Shuffle undone last (skipped), and shuffle undone before the
+        // Fletcher-32 check (kept: the checksum covers the shuffled bytes).
+        let last = pipeline(vec![filter(SHUFFLE, vec![8]), filter(DEFLATE, vec![4])]);
+        let first = pipeline(vec![
+            filter(FLETCHER32, vec![]),
+            filter(SHUFFLE, vec![8]),
+            filter(DEFLATE, vec![4]),
+        ]);
+        let cases = [
+            (zlib(&shuffle(&plain, 8)), &last),
+            (zlib(&shuffle(&with_fletcher(&plain), 8)), &first),
+        ];
+        for (stored, p) in cases {
+            assert!(verdict(&stored, p, 0, plain.len()));
+            assert!(!verdict(&stored, p, 0, plain.len() + 8));
+            for i in (0..stored.len()).step_by(7) {
+                let mut bad = stored.clone();
+                bad[i] ^= 0x40;
+                verdict(&bad, p, 0, plain.len());
+            }
+            verdict(&stored[..stored.len() - 1], p, 0, plain.len());
+        }
+        // A shuffle whose bytes a later check reads is undone: a flipped
+        // byte there fails both ways (the stream was re-made, so only the
+        // Fletcher-32 sees it).
+        let mut inner = shuffle(&with_fletcher(&plain), 8);
+        inner[5] ^= 1;
+        assert!(!verdict(&zlib(&inner), &first, 0, plain.len()));
+        // Deflate skipped by the mask: the shuffle alone remains.
+        assert!(verdict(&shuffle(&plain, 8), &last, 0b10, plain.len()));
     }
 
     #[test]

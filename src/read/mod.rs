@@ -346,8 +346,8 @@ impl<'a> ChunkPlan<'a> {
             chunk_bytes,
             expected_len,
         } = self;
-        let decode = |c: &VerifiedChunk<'a>, f: &mut dyn FnMut(&[u8])| {
-            decode_timed(ds, expected_len, c, |d| f(d))
+        let decode = |c: &VerifiedChunk<'a>, f: Option<BytesSink>| {
+            decode_timed(ds, expected_len, c, f)
         };
         let todo: Vec<usize> = entries
             .iter()
@@ -398,7 +398,7 @@ impl<'a> ChunkPlan<'a> {
                         let Planned::Decode(c, _) = &entries[i] else {
                             continue;
                         };
-                        if tx.send((i, decode(c, &mut |_| {}))).is_err() {
+                        if tx.send((i, decode(c, None))).is_err() {
                             break;
                         }
                     });
@@ -425,8 +425,8 @@ impl<'a> ChunkPlan<'a> {
             for &i in &todo {
                 if let Planned::Decode(c, _) = &entries[i] {
                     let r = match how {
-                        Verify::Decoded => decode(c, &mut |d| sink(c, Some(d))),
-                        Verify::Parallel => decode(c, &mut |_| {}).inspect(|_| sink(c, None)),
+                        Verify::Decoded => decode(c, Some(&mut |d| sink(c, Some(d)))),
+                        Verify::Parallel => decode(c, None).inspect(|_| sink(c, None)),
                     };
                     results[i] = Some(r);
                 }
@@ -476,29 +476,38 @@ impl<'a> ChunkPlan<'a> {
     }
 }
 
+/// Where decoded bytes go.
+type BytesSink<'f> = &'f mut dyn FnMut(&[u8]);
+
 /// Undoes the filters of one planned chunk (the verification, see
 /// [`decode_chunk`]) on this thread's reused buffers, hands the decoded
-/// bytes to `f`, and counts the decoding time in [`timing::DECODE_NS`].
-fn decode_timed<T>(
+/// bytes to `f` when there is one (else they are not all produced:
+/// [`filters::verify_reversed`]), and counts the decoding time in
+/// [`timing::DECODE_NS`].
+fn decode_timed(
     ds: &Dataset,
     expected_len: usize,
     c: &VerifiedChunk,
-    f: impl FnOnce(&[u8]) -> T,
-) -> Result<T, ReadError> {
+    f: Option<BytesSink>,
+) -> Result<(), ReadError> {
     let start = std::time::Instant::now();
-    let r = filters::with_reversed(
+    let (stored, pipeline, mask, size) = (
         c.stored,
         ds.filters.as_ref(),
         c.filter_mask,
         ds.datatype.size,
-        expected_len,
-        |d| {
-            timing::add(&timing::DECODE_NS, start);
-            f(d)
-        },
     );
+    let Some(f) = f else {
+        let r = filters::verify_reversed(stored, pipeline, mask, size, expected_len);
+        timing::add(&timing::DECODE_NS, start);
+        return r;
+    };
+    // The time until `f` is called, not what `f` does.
+    let r = filters::with_reversed(stored, pipeline, mask, size, expected_len, |d| {
+        timing::add(&timing::DECODE_NS, start);
+        f(d)
+    });
     if r.is_err() {
-        // `f` was not called: the time is counted here.
         timing::add(&timing::DECODE_NS, start);
     }
     r
@@ -542,11 +551,11 @@ pub fn decode_all(image: &Image, datasets: &[&Dataset]) -> DecodeTotals {
         .collect();
     work.par_iter()
         .map(|&(ds, expected_len, c)| {
-            let r = decode_timed(ds, expected_len, c, <[u8]>::len);
+            let r = decode_timed(ds, expected_len, c, None);
             DecodeTotals {
                 chunks: 1,
                 stored: c.stored.len() as u64,
-                decoded: r.as_ref().map_or(0, |&n| n as u64),
+                decoded: if r.is_ok() { expected_len as u64 } else { 0 },
                 failed: u64::from(r.is_err()),
             }
         })
