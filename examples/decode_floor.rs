@@ -15,18 +15,8 @@
 //! divided by the number of cores into the floor any `salvage` that
 //! verifies every chunk has on this machine.
 
+use h5salvage::read::timing::process_cpu_s as cpu_now;
 use std::time::Instant;
-
-/// CPU time of the whole process (all threads), in seconds.
-fn cpu_now() -> f64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec.
-    unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
-    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
-}
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));

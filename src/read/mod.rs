@@ -346,9 +346,8 @@ impl<'a> ChunkPlan<'a> {
             chunk_bytes,
             expected_len,
         } = self;
-        let decode = |c: &VerifiedChunk<'a>, f: Option<BytesSink>| {
-            decode_timed(ds, expected_len, c, f)
-        };
+        let decode =
+            |c: &VerifiedChunk<'a>, f: Option<BytesSink>| decode_timed(ds, expected_len, c, f);
         let todo: Vec<usize> = entries
             .iter()
             .enumerate()
@@ -379,8 +378,12 @@ impl<'a> ChunkPlan<'a> {
             let advised = AtomicUsize::new(0);
             let ahead = usize::try_from(READ_AHEAD_BYTES / (stored / todo.len() as u64).max(1))
                 .unwrap_or(usize::MAX)
-                .max(2);
-            let (tx, rx) = std::sync::mpsc::channel::<(usize, Result<(), ReadError>)>();
+                .clamp(2, 4096);
+            // Bounded: the decoders wait when they are that far ahead of
+            // this thread (a slow output), so the mapped pages of chunks
+            // verified but not yet written (released once written) stay
+            // about READ_AHEAD_BYTES, whatever the dataset's size.
+            let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, Result<(), ReadError>)>(ahead);
             let (todo, entries, next, decode, advised) =
                 (&todo, &entries, &next, &decode, &advised);
             rayon::in_place_scope(|scope| {
