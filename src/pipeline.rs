@@ -122,6 +122,35 @@ pub fn release(bytes: &[u8]) {
     }
 }
 
+/// Asks the kernel to start reading the pages under `bytes` into the page
+/// cache when `bytes` lies in a mapped input (`MADV_WILLNEED`: the reads
+/// are started, not waited for), so that decoding threads reaching them
+/// later do not each stop on a page fault that reads from disk. Changes
+/// nothing that is read; does nothing for an input read into memory or
+/// pages already cached.
+pub fn read_ahead(bytes: &[u8]) {
+    let page = crate::sigbus::page_size();
+    let start = bytes.as_ptr() as usize;
+    let Some(end) = start.checked_add(bytes.len()) else {
+        return;
+    };
+    // Whole pages around the bytes: a mapping starts on a page and covers
+    // the page its last byte is on.
+    let from = start & !(page - 1);
+    let Some(to) = end.checked_add(page - 1).map(|e| e & !(page - 1)) else {
+        return;
+    };
+    if bytes.is_empty() || !crate::sigbus::is_mapped(bytes) {
+        return;
+    }
+    // SAFETY: [from, to) is the whole pages of a live read-only file
+    // mapping that hold `bytes` (checked above); MADV_WILLNEED only starts
+    // reading the file's pages into the page cache.
+    unsafe {
+        libc::madvise(from as *mut libc::c_void, to - from, libc::MADV_WILLNEED);
+    }
+}
+
 /// Hands back, every [`BEHIND_STEP`] bytes, the pages a forward pass over
 /// `bytes` has left behind (see [`release`]): a pass over a whole mapped
 /// file (the signature pass, the chunk search) then holds a bounded number

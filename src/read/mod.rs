@@ -321,6 +321,10 @@ pub enum Verify {
 /// caller's thread: handing them to other threads would cost more.
 const PARALLEL_BYTES: u64 = 4 << 20;
 
+/// How far ahead of the decoding threads the pages of a dataset's chunks
+/// are asked for ([`crate::pipeline::read_ahead`]).
+const READ_AHEAD_BYTES: u64 = 32 << 20;
+
 /// How often the worker-thread path ran (tests check it was taken).
 #[cfg(test)]
 static PARALLEL_RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
@@ -342,24 +346,8 @@ impl<'a> ChunkPlan<'a> {
             chunk_bytes,
             expected_len,
         } = self;
-        let decode = |c: &VerifiedChunk<'a>, f: &mut dyn FnMut(&[u8])| {
-            let start = std::time::Instant::now();
-            let r = filters::with_reversed(
-                c.stored,
-                ds.filters.as_ref(),
-                c.filter_mask,
-                ds.datatype.size,
-                expected_len,
-                |d| {
-                    timing::add(&timing::DECODE_NS, start);
-                    f(d)
-                },
-            );
-            if r.is_err() {
-                timing::add(&timing::DECODE_NS, start);
-            }
-            r
-        };
+        let decode =
+            |c: &VerifiedChunk<'a>, f: Option<BytesSink>| decode_timed(ds, expected_len, c, f);
         let todo: Vec<usize> = entries
             .iter()
             .enumerate()
@@ -383,19 +371,37 @@ impl<'a> ChunkPlan<'a> {
         if parallel {
             #[cfg(test)]
             PARALLEL_RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let next = std::sync::atomic::AtomicUsize::new(0);
-            let (tx, rx) = std::sync::mpsc::channel::<(usize, Result<(), ReadError>)>();
-            let (todo, entries, next, decode) = (&todo, &entries, &next, &decode);
+            use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+            let next = AtomicUsize::new(0);
+            // Chunks whose pages were asked for ahead of the decoders
+            // (`pipeline::read_ahead`): about READ_AHEAD_BYTES ahead.
+            let advised = AtomicUsize::new(0);
+            let ahead = usize::try_from(READ_AHEAD_BYTES / (stored / todo.len() as u64).max(1))
+                .unwrap_or(usize::MAX)
+                .clamp(2, 4096);
+            // Bounded: the decoders wait when they are that far ahead of
+            // this thread (a slow output), so the mapped pages of chunks
+            // verified but not yet written (released once written) stay
+            // about READ_AHEAD_BYTES, whatever the dataset's size.
+            let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, Result<(), ReadError>)>(ahead);
+            let (todo, entries, next, decode, advised) =
+                (&todo, &entries, &next, &decode, &advised);
             rayon::in_place_scope(|scope| {
                 for _ in 0..rayon::current_num_threads().min(todo.len()) {
                     let tx = tx.clone();
                     scope.spawn(move |_| loop {
-                        let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let k = next.fetch_add(1, Relaxed);
+                        let want = k.saturating_add(ahead).min(todo.len());
+                        for j in advised.fetch_max(want, Relaxed)..want {
+                            if let Planned::Decode(c, _) = &entries[todo[j]] {
+                                crate::pipeline::read_ahead(c.stored);
+                            }
+                        }
                         let Some(&i) = todo.get(k) else { break };
                         let Planned::Decode(c, _) = &entries[i] else {
                             continue;
                         };
-                        if tx.send((i, decode(c, &mut |_| {}))).is_err() {
+                        if tx.send((i, decode(c, None))).is_err() {
                             break;
                         }
                     });
@@ -422,8 +428,8 @@ impl<'a> ChunkPlan<'a> {
             for &i in &todo {
                 if let Planned::Decode(c, _) = &entries[i] {
                     let r = match how {
-                        Verify::Decoded => decode(c, &mut |d| sink(c, Some(d))),
-                        Verify::Parallel => decode(c, &mut |_| {}).inspect(|_| sink(c, None)),
+                        Verify::Decoded => decode(c, Some(&mut |d| sink(c, Some(d)))),
+                        Verify::Parallel => decode(c, None).inspect(|_| sink(c, None)),
                     };
                     results[i] = Some(r);
                 }
@@ -471,6 +477,97 @@ impl<'a> ChunkPlan<'a> {
             chunk_bytes,
         }
     }
+}
+
+/// Where decoded bytes go.
+type BytesSink<'f> = &'f mut dyn FnMut(&[u8]);
+
+/// Undoes the filters of one planned chunk (the verification, see
+/// [`decode_chunk`]) on this thread's reused buffers, hands the decoded
+/// bytes to `f` when there is one (else they are not all produced:
+/// [`filters::verify_reversed`]), and counts the decoding time in
+/// [`timing::DECODE_NS`].
+fn decode_timed(
+    ds: &Dataset,
+    expected_len: usize,
+    c: &VerifiedChunk,
+    f: Option<BytesSink>,
+) -> Result<(), ReadError> {
+    let start = std::time::Instant::now();
+    let (stored, pipeline, mask, size) = (
+        c.stored,
+        ds.filters.as_ref(),
+        c.filter_mask,
+        ds.datatype.size,
+    );
+    let Some(f) = f else {
+        let r = filters::verify_reversed(stored, pipeline, mask, size, expected_len);
+        timing::add(&timing::DECODE_NS, start);
+        return r;
+    };
+    // The time until `f` is called, not what `f` does.
+    let r = filters::with_reversed(stored, pipeline, mask, size, expected_len, |d| {
+        timing::add(&timing::DECODE_NS, start);
+        f(d)
+    });
+    if r.is_err() {
+        timing::add(&timing::DECODE_NS, start);
+    }
+    r
+}
+
+/// What [`decode_all`] decoded.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DecodeTotals {
+    /// Chunks whose filters were undone (verified or failed).
+    pub chunks: u64,
+    /// Their stored bytes.
+    pub stored: u64,
+    /// Bytes out of the verified ones.
+    pub decoded: u64,
+    /// Chunks that failed verification.
+    pub failed: u64,
+}
+
+/// Verifies every listed chunk of `datasets` exactly as `salvage` does
+/// (the same checks, decoder and per-thread buffers), on all the threads
+/// of the rayon pool at once, and keeps nothing: what verification alone
+/// costs, with no writing and no ordering (the "decode floor" of
+/// `bench/run`'s data-heavy case, `examples/decode_floor.rs`).
+pub fn decode_all(image: &Image, datasets: &[&Dataset]) -> DecodeTotals {
+    use rayon::prelude::*;
+    let plans: Vec<(&Dataset, ChunkPlan)> = datasets
+        .iter()
+        .filter_map(|&ds| match stage_data(image, ds) {
+            Staged::Chunks(p) => Some((ds, p)),
+            Staged::Ready(_) => None,
+        })
+        .collect();
+    let work: Vec<(&Dataset, usize, &VerifiedChunk)> = plans
+        .iter()
+        .flat_map(|(ds, p)| {
+            p.entries.iter().filter_map(move |e| match e {
+                Planned::Decode(c, _) => Some((*ds, p.expected_len, c)),
+                _ => None,
+            })
+        })
+        .collect();
+    work.par_iter()
+        .map(|&(ds, expected_len, c)| {
+            let r = decode_timed(ds, expected_len, c, None);
+            DecodeTotals {
+                chunks: 1,
+                stored: c.stored.len() as u64,
+                decoded: if r.is_ok() { expected_len as u64 } else { 0 },
+                failed: u64::from(r.is_err()),
+            }
+        })
+        .reduce(DecodeTotals::default, |a, b| DecodeTotals {
+            chunks: a.chunks + b.chunks,
+            stored: a.stored + b.stored,
+            decoded: a.decoded + b.decoded,
+            failed: a.failed + b.failed,
+        })
 }
 
 fn plan_chunks<'a>(
@@ -737,7 +834,30 @@ pub fn assemble(image: &Image, ds: &Dataset) -> Result<Vec<u8>, ReadError> {
     }
     // total <= 1 GiB fits in usize on every supported target.
     let total = usize::try_from(total).map_err(|_| unreadable("dataset too large"))?;
-    match dataset_data(image, ds) {
+    // A chunked dataset's chunks are decoded once, on this thread, each
+    // copied into place as it is verified.
+    let mut buf = Vec::new();
+    let data = match &ds.layout.class {
+        LayoutClass::Chunked {
+            dims, flags, index, ..
+        } if !ds.external_files => match plan_chunks(image, ds, dims, *flags, index) {
+            Staged::Chunks(plan) => {
+                buf = filled(ds, total);
+                let mut copied = Ok(());
+                let data = plan.verify(ds, Verify::Decoded, |c, decoded| {
+                    if let (Some(d), Ok(())) = (decoded, &copied) {
+                        let elem = u64::from(ds.datatype.size);
+                        copied = copy_chunk(&mut buf, &ds.dataspace.dims, dims, &c.offset, elem, d);
+                    }
+                });
+                copied.map_err(|m| ReadError::new(FailureKind::Unreadable, m))?;
+                data
+            }
+            Staged::Ready(data) => data,
+        },
+        _ => dataset_data(image, ds),
+    };
+    match data {
         DatasetData::Contiguous { bytes, expected } => match bytes.get(..total) {
             Some(b) => Ok(b.to_vec()),
             None => Err(ReadError::new(
@@ -751,11 +871,9 @@ pub fn assemble(image: &Image, ds: &Dataset) -> Result<Vec<u8>, ReadError> {
         DatasetData::NotAllocated => Ok(filled(ds, total)),
         DatasetData::Unreadable { reason } => Err(ReadError::new(FailureKind::Unreadable, reason)),
         DatasetData::Chunked {
-            chunks,
             unverified,
             unverified_filters,
             failed,
-            chunk_bytes,
             ..
         } => {
             if !unverified.is_empty() {
@@ -779,29 +897,9 @@ pub fn assemble(image: &Image, ds: &Dataset) -> Result<Vec<u8>, ReadError> {
                     ),
                 ));
             }
-            let LayoutClass::Chunked { dims, .. } = &ds.layout.class else {
-                return Err(unreadable("not a chunked layout"));
-            };
-            let mut buf = filled(ds, total);
-            let expected_len =
-                usize::try_from(chunk_bytes).map_err(|_| unreadable("chunk too large"))?;
-            for c in &chunks {
-                let decoded = decode_chunk(
-                    c.stored,
-                    ds.filters.as_ref(),
-                    c.filter_mask,
-                    ds.datatype.size,
-                    expected_len,
-                )?;
-                copy_chunk(
-                    &mut buf,
-                    &ds.dataspace.dims,
-                    dims,
-                    &c.offset,
-                    u64::from(ds.datatype.size),
-                    &decoded,
-                )
-                .map_err(|m| ReadError::new(FailureKind::Unreadable, m))?;
+            // Every verified chunk was copied into `buf` as it was decoded.
+            if buf.len() != total {
+                return Err(unreadable("chunks not copied"));
             }
             Ok(buf)
         }
@@ -1156,6 +1254,17 @@ mod tests {
         assert!(failed
             .iter()
             .all(|f| f.offset[0] / n % 7 == 3 || f.offset[0] / n % 7 == 5));
+        // The decode floor's pass gives the same verdicts.
+        let stored: u64 = ds.chunks.iter().map(|c| c.size).sum();
+        assert_eq!(
+            decode_all(&img, &[&ds]),
+            DecodeTotals {
+                chunks: 24,
+                stored,
+                decoded: 18 * n * 4,
+                failed: 6
+            }
+        );
     }
 
     #[test]

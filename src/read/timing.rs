@@ -11,6 +11,18 @@ pub static DECODE_NS: AtomicU64 = AtomicU64::new(0);
 pub static WRITE_NS: AtomicU64 = AtomicU64::new(0);
 pub static WAIT_NS: AtomicU64 = AtomicU64::new(0);
 
+/// CPU time of the whole process (all threads, user + system) in seconds,
+/// for benchmarks (`examples/decode_floor.rs`).
+pub fn process_cpu_s() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
+}
+
 /// Adds the time since `start` to `counter`.
 pub fn add(counter: &AtomicU64, start: Instant) {
     let ns = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
