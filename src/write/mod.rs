@@ -598,12 +598,12 @@ impl Writer {
             return Ok(None);
         };
         native::log(&format!("libhdf5 from {}: {why}", inv.file));
-        self.to_libhdf5()?;
+        self.move_to_libhdf5()?;
         Ok(Some(why))
     }
 
     /// Completes the native backend's file and continues it with libhdf5.
-    fn to_libhdf5(&mut self) -> Result<(), WriteError> {
+    fn move_to_libhdf5(&mut self) -> Result<(), WriteError> {
         let Some(n) = self.native.take() else {
             return Ok(());
         };

@@ -360,7 +360,7 @@ pub fn fill_value(f: &FillValue, size: u32, compact: bool, out: &mut Vec<u8>) {
             _ => 2,
         }
     };
-    let write = u8::from(f.fill_write_time).min(2);
+    let write = f.fill_write_time.min(2);
     let value = f
         .value
         .as_ref()

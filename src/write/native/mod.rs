@@ -1102,7 +1102,11 @@ pub(crate) mod tests {
         paths.sort();
         for p in paths {
             let bytes = std::fs::read(&p).unwrap();
-            out.push(crate::scan_bytes(&bytes, &p.display().to_string()));
+            out.push(crate::scan_bytes(
+                &p.display().to_string(),
+                &bytes,
+                crate::CarveMode::Never,
+            ));
         }
         out
     }
