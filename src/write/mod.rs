@@ -631,7 +631,7 @@ impl Writer {
     pub fn exists(&self, path: &str) -> Result<bool, WriteError> {
         if let Some(n) = &self.native {
             check_path(path)?;
-            return Ok(n.exists_ro(path));
+            return Ok(n.exists(path));
         }
         check_path(path)?;
         path_exists(self.fid(path)?, path)

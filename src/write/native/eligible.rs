@@ -10,6 +10,8 @@ use crate::inventory::{Inventory, LinkKind, ObjectKind, Status, Verdict};
 /// Largest attribute value written natively (its message must stay under
 /// the 64 KiB of a message's size field, with name, type and space).
 const MAX_ATTRIBUTE_VALUE: u64 = 48 << 10;
+/// Longest link name (or soft/external target) written natively.
+const MAX_LINK_TEXT: usize = 32 << 10;
 
 /// `Ok` when every object of `inv` can be written by the native writer
 /// exactly as the libhdf5 backend would; otherwise why not (for the report
@@ -38,6 +40,19 @@ pub fn supports(inv: &Inventory) -> Result<(), String> {
         .find(|l| !matches!(l.kind, LinkKind::Soft | LinkKind::External))
     {
         return Err(format!("{}: {} link", l.path, l.kind));
+    }
+    // A link is one message in a compact group: name and value under
+    // 64 KiB (dense storage would be needed above).
+    let long = |p: &str| p.rsplit('/').next().map_or(0, str::len) > MAX_LINK_TEXT;
+    if let Some(l) = inv.links.iter().find(|l| {
+        long(&l.path)
+            || l.target.len() > MAX_LINK_TEXT
+            || l.file.as_ref().is_some_and(|f| f.len() > MAX_LINK_TEXT)
+    }) {
+        return Err(format!("{}: link name or target too long", l.path));
+    }
+    if let Some(o) = inv.objects.iter().find(|o| long(&o.path)) {
+        return Err(format!("{}: link name too long", o.path));
     }
     for o in &inv.objects {
         let at = |why: &str| format!("{}: {why}", o.path);

@@ -562,11 +562,37 @@ pub fn attribute_info(tracked: bool, indexed: bool, max_order: u16, out: &mut Ve
     }
 }
 
-/// One message of an object header: type, flags, body.
-pub struct Message {
-    pub kind: u8,
-    pub flags: u8,
-    pub body: Vec<u8>,
+/// Messages of an object header are built as records, one after the
+/// other in one buffer: type, flags, body size (u16), body.
+pub fn begin(kind: u8, flags: u8, out: &mut Vec<u8>) -> usize {
+    out.extend_from_slice(&[kind, flags, 0, 0]);
+    out.len()
+}
+
+/// Ends the record whose body started at `start` (from [`begin`]).
+pub fn end(start: usize, out: &mut [u8]) -> Result<(), Unencodable> {
+    let len = out.len() - start;
+    let n = u16::try_from(len).map_err(|_| format!("message of {len} bytes (above 64 KiB)"))?;
+    out[start - 2..start].copy_from_slice(&n.to_le_bytes());
+    Ok(())
+}
+
+/// One record: (type, flags, body).
+pub fn record(kind: u8, flags: u8, body: &[u8], out: &mut Vec<u8>) -> Result<(), Unencodable> {
+    let s = begin(kind, flags, out);
+    out.extend_from_slice(body);
+    end(s, out)
+}
+
+/// The records of `records`: (type, flags, body).
+fn records(mut records: &[u8]) -> impl Iterator<Item = (u8, u8, &[u8])> {
+    std::iter::from_fn(move || {
+        let (&[kind, flags, a, b], rest) = records.split_first_chunk::<4>()?;
+        let n = usize::from(u16::from_le_bytes([a, b]));
+        let body = rest.get(..n)?;
+        records = &rest[n..];
+        Some((kind, flags, body))
+    })
 }
 
 /// Object header prefix options.
@@ -580,28 +606,21 @@ pub struct HeaderFlags {
     pub phase_change: Option<(u16, u16)>,
 }
 
-/// Size of a version-2 object header holding `messages` (one chunk).
-pub fn object_header_size(messages: &[Message], flags: HeaderFlags) -> Result<u64, Unencodable> {
-    let chunk = chunk_size(messages, flags)?;
-    let width = size_width(chunk);
+/// Size of a version-2 object header holding `records` (one chunk).
+pub fn object_header_size(records: &[u8], flags: HeaderFlags) -> u64 {
+    let chunk = chunk_size(records, flags);
     let phase = if flags.phase_change.is_some() { 4 } else { 0 };
-    Ok(4 + 1 + 1 + phase + width as u64 + chunk + 4)
+    4 + 1 + 1 + phase + u64::from(size_width(chunk)) + chunk + 4
 }
 
-fn chunk_size(messages: &[Message], flags: HeaderFlags) -> Result<u64, Unencodable> {
-    let per = if flags.attr_tracked { 6 } else { 4 };
-    let mut n = 0u64;
-    for m in messages {
-        if m.body.len() > 0xffff {
-            return Err(format!(
-                "message of type {:#x} is {} bytes (above 64 KiB)",
-                m.kind,
-                m.body.len()
-            ));
-        }
-        n += per + m.body.len() as u64;
-    }
-    Ok(n)
+fn chunk_size(recs: &[u8], flags: HeaderFlags) -> u64 {
+    // Each record's 4 bytes become the message header (6 with order).
+    let extra = if flags.attr_tracked {
+        2 * records(recs).count() as u64
+    } else {
+        0
+    };
+    recs.len() as u64 + extra
 }
 
 fn size_width(chunk: u64) -> u8 {
@@ -616,14 +635,11 @@ fn size_width(chunk: u64) -> u8 {
     }
 }
 
-/// A version-2 object header (spec IV.A.1.b) in one chunk, with its checksum.
-pub fn object_header(
-    messages: &[Message],
-    flags: HeaderFlags,
-    out: &mut Vec<u8>,
-) -> Result<(), Unencodable> {
+/// A version-2 object header (spec IV.A.1.b) holding `recs` in one chunk,
+/// with its checksum.
+pub fn object_header(recs: &[u8], flags: HeaderFlags, out: &mut Vec<u8>) {
     let start = out.len();
-    let chunk = chunk_size(messages, flags)?;
+    let chunk = chunk_size(recs, flags);
     let width = size_width(chunk);
     let width_bits: u8 = match width {
         1 => 0,
@@ -642,23 +658,23 @@ pub fn object_header(
         out.extend_from_slice(&min_dense.to_le_bytes());
     }
     out.extend_from_slice(&chunk.to_le_bytes()[..usize::from(width)]);
-    for (i, m) in messages.iter().enumerate() {
-        out.push(m.kind);
-        out.extend_from_slice(&(m.body.len() as u16).to_le_bytes());
-        out.push(m.flags);
+    // Creation order of attribute messages: their rank among them.
+    let mut order = 0u16;
+    for (kind, mflags, body) in records(recs) {
+        out.push(kind);
+        out.extend_from_slice(&(body.len() as u16).to_le_bytes());
+        out.push(mflags);
         if flags.attr_tracked {
-            // Creation order of attribute messages: their rank among them.
-            let order = messages[..i]
-                .iter()
-                .filter(|x| x.kind == MSG_ATTRIBUTE)
-                .count() as u16;
-            out.extend_from_slice(&order.to_le_bytes());
+            let o = if kind == MSG_ATTRIBUTE { order } else { 0 };
+            out.extend_from_slice(&o.to_le_bytes());
+            if kind == MSG_ATTRIBUTE {
+                order = order.wrapping_add(1);
+            }
         }
-        out.extend_from_slice(&m.body);
+        out.extend_from_slice(body);
     }
     let sum = hashlittle(&out[start..], 0);
     out.extend_from_slice(&sum.to_le_bytes());
-    Ok(())
 }
 
 /// Superblock version 2 (spec II.A), 48 bytes.

@@ -33,7 +33,7 @@ use crate::read::HeapValues;
 
 use super::WriteError;
 pub use eligible::supports;
-use encode::{HeaderFlags, Message};
+use encode::HeaderFlags;
 
 /// First address after the superblock: where data starts.
 const SUPERBLOCK_SIZE: u64 = 48;
@@ -71,25 +71,92 @@ struct HeapRef {
 
 /// Byte offsets in a buffer to patch with heap IDs once collections have
 /// addresses.
-type Patches = Vec<(usize, HeapRef)>;
+type Patches = Vec<(u32, HeapRef)>;
 
+/// An attribute: its whole message body (spec IV.A.2.m, version 3), and
+/// where heap IDs go in it.
 struct Attr {
-    name: String,
-    datatype: Vec<u8>,
-    dataspace: Vec<u8>,
-    value: Vec<u8>,
+    body: Vec<u8>,
     patches: Patches,
 }
 
+impl Attr {
+    fn name(&self) -> &[u8] {
+        let n = self
+            .body
+            .get(2..4)
+            .map_or(0, |b| usize::from(u16::from_le_bytes([b[0], b[1]])));
+        self.body
+            .get(9..9 + n.saturating_sub(1))
+            .unwrap_or_default()
+    }
+}
+
 enum Target {
-    Hard(usize),
-    Soft(String),
-    External(String, String),
+    Hard(u32),
+    Soft(Box<str>),
+    External(Box<(String, String)>),
 }
 
 struct Link {
-    name: String,
+    name: Box<str>,
     target: Target,
+}
+
+/// Groups above this many links get a name index.
+const INDEXED_LINKS: usize = 16;
+
+/// A group's links, in creation order; large groups index them by name.
+struct Group {
+    links: Vec<Link>,
+    by_name: Option<HashMap<Box<str>, u32>>,
+    order: CreationOrder,
+}
+
+impl Group {
+    fn new(order: CreationOrder) -> Group {
+        Group {
+            links: Vec::new(),
+            by_name: None,
+            order,
+        }
+    }
+
+    fn index(&self, name: &str) -> Option<usize> {
+        match &self.by_name {
+            Some(m) => m.get(name).map(|i| *i as usize),
+            None => self.links.iter().position(|l| &*l.name == name),
+        }
+    }
+
+    fn reindex(&mut self) {
+        self.by_name = (self.links.len() > INDEXED_LINKS).then(|| {
+            self.links
+                .iter()
+                .enumerate()
+                .map(|(i, l)| (l.name.clone(), i as u32))
+                .collect()
+        });
+    }
+
+    fn push(&mut self, link: Link) {
+        if let Some(m) = &mut self.by_name {
+            m.insert(link.name.clone(), self.links.len() as u32);
+            self.links.push(link);
+        } else {
+            self.links.push(link);
+            if self.links.len() > INDEXED_LINKS {
+                self.reindex();
+            }
+        }
+    }
+
+    fn take(&mut self, name: &str) -> Option<Link> {
+        let i = self.index(name)?;
+        let l = self.links.remove(i);
+        self.reindex();
+        Some(l)
+    }
 }
 
 enum Data {
@@ -99,31 +166,32 @@ enum Data {
     Held(Vec<u8>, Patches),
     /// Contiguous data written at `address`.
     At(u64, u64),
-    /// Chunks written: offsets, filter mask, address, stored size.
-    Chunks(Vec<(Vec<u64>, u32, u64, u32)>),
-}
-
-struct Ds {
-    datatype: Datatype,
-    dims: Vec<u64>,
-    messages: Vec<Message>,
-    class: LayoutKind,
-    data: Data,
+    /// Chunks written: their offsets (rank each, one after the other) and
+    /// (address, stored size, filter mask).
+    Chunks(Vec<u64>, Vec<(u64, u32, u32)>),
 }
 
 #[derive(Clone, PartialEq)]
 enum LayoutKind {
     Compact,
     Contiguous,
-    Chunked(Vec<u64>),
+    Chunked(Box<[u64]>),
+}
+
+struct Ds {
+    elem: u32,
+    /// The datatype, where it has variable-length parts.
+    vlen: Option<Box<Datatype>>,
+    dims: Box<[u64]>,
+    /// The header's messages but the layout (records, `encode::begin`);
+    /// the layout record is added at the end.
+    records: Vec<u8>,
+    class: LayoutKind,
+    data: Data,
 }
 
 enum Kind {
-    Group {
-        links: Vec<Link>,
-        by_name: HashMap<String, usize>,
-        order: CreationOrder,
-    },
+    Group(Group),
     Dataset(Box<Ds>),
 }
 
@@ -133,7 +201,8 @@ struct Obj {
     attr_order: CreationOrder,
 }
 
-/// The global heap collections: full ones written, the current one held.
+/// The global heap collections: full ones written, the current one held
+/// (its objects, as [`encode::heap_collection`] takes them).
 #[derive(Default)]
 struct Heap {
     addresses: Vec<u64>,
@@ -146,8 +215,6 @@ pub struct NativeWriter {
     out: BufWriter<File>,
     pos: u64,
     objects: Vec<Obj>,
-    /// Path -> object (cleared by renames and removals).
-    cache: HashMap<String, usize>,
     heap: Heap,
     notes: Vec<String>,
     shown: String,
@@ -191,6 +258,10 @@ fn slot_offsets(t: &Datatype, base: usize, out: &mut Vec<usize>, depth: u32) -> 
     }
 }
 
+fn rec_err(path: &str) -> impl Fn(String) -> WriteError + '_ {
+    move |e| unsupported(path, &e)
+}
+
 impl NativeWriter {
     /// Creates the output at `tmp` (which must not exist); the root group
     /// tracks link and attribute creation order as given.
@@ -209,75 +280,56 @@ impl NativeWriter {
         out.write_all(&[0; SUPERBLOCK_SIZE as usize])
             .map_err(|e| io(shown, "write", e))?;
         let root = Obj {
-            kind: Kind::Group {
-                links: Vec::new(),
-                by_name: HashMap::new(),
-                order: links,
-            },
+            kind: Kind::Group(Group::new(links)),
             attrs: Vec::new(),
             attr_order: attrs,
         };
-        let mut cache = HashMap::new();
-        cache.insert("/".to_string(), 0);
         Ok(NativeWriter {
             out,
             pos: SUPERBLOCK_SIZE,
             objects: vec![root],
-            cache,
             heap: Heap::default(),
             notes: Vec::new(),
             shown: shown.to_string(),
         })
     }
 
-    /// The object at absolute `path`, if any.
-    fn find(&mut self, path: &str) -> Option<usize> {
-        if let Some(i) = self.cache.get(path) {
-            return Some(*i);
+    fn group_at(&self, i: usize) -> Option<&Group> {
+        match &self.objects.get(i)?.kind {
+            Kind::Group(g) => Some(g),
+            Kind::Dataset(_) => None,
         }
-        let (parent, name) = split(path);
-        let p = self.find(parent)?;
-        let Kind::Group { links, by_name, .. } = &self.objects.get(p)?.kind else {
-            return None;
-        };
-        let l = links.get(*by_name.get(name)?)?;
-        let Target::Hard(i) = l.target else {
-            return None;
-        };
-        self.cache.insert(path.to_string(), i);
-        Some(i)
     }
 
-    /// [`NativeWriter::exists`] without touching the path cache.
-    pub fn exists_ro(&self, path: &str) -> bool {
+    fn group_mut(&mut self, i: usize) -> Option<&mut Group> {
+        match &mut self.objects.get_mut(i)?.kind {
+            Kind::Group(g) => Some(g),
+            Kind::Dataset(_) => None,
+        }
+    }
+
+    /// The object at absolute `path` (hard links only), if any.
+    fn find(&self, path: &str) -> Option<usize> {
         let mut cur = 0usize;
-        let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
-        for (k, part) in parts.iter().enumerate() {
-            let Kind::Group { links, by_name, .. } = &self.objects[cur].kind else {
-                return false;
-            };
-            let Some(l) = by_name.get(*part).and_then(|i| links.get(*i)) else {
-                return false;
-            };
-            match l.target {
-                Target::Hard(i) => cur = i,
-                _ if k + 1 == parts.len() => return true,
-                _ => return false,
+        for part in path.split('/').filter(|p| !p.is_empty()) {
+            let g = self.group_at(cur)?;
+            match g.links.get(g.index(part)?)?.target {
+                Target::Hard(i) => cur = i as usize,
+                _ => return None,
             }
         }
-        true
+        Some(cur)
     }
 
     /// True when `path` names a link (of any kind) in the output.
-    pub fn exists(&mut self, path: &str) -> bool {
+    pub fn exists(&self, path: &str) -> bool {
         if path.trim_end_matches('/').is_empty() {
             return true;
         }
         let (parent, name) = split(path);
-        let Some(p) = self.find(parent) else {
-            return false;
-        };
-        matches!(&self.objects[p].kind, Kind::Group { by_name, .. } if by_name.contains_key(name))
+        self.find(parent)
+            .and_then(|p| self.group_at(p))
+            .is_some_and(|g| g.index(name).is_some())
     }
 
     /// Adds link `name` to group `parent`; fails if it exists.
@@ -291,18 +343,29 @@ impl NativeWriter {
         if name.is_empty() || name == "." {
             return Err(WriteError::new(path, "link", "empty link name"));
         }
-        let Kind::Group { links, by_name, .. } = &mut self.objects[parent].kind else {
-            return Err(WriteError::new(path, "link", "parent is not a group"));
-        };
-        if by_name.contains_key(name) {
+        let g = self
+            .group_mut(parent)
+            .ok_or_else(|| WriteError::new(path, "link", "parent is not a group"))?;
+        if g.index(name).is_some() {
             return Err(WriteError::new(path, "link", "exists"));
         }
-        by_name.insert(name.to_string(), links.len());
-        links.push(Link {
-            name: name.to_string(),
+        g.push(Link {
+            name: name.into(),
             target,
         });
         Ok(())
+    }
+
+    /// Adds `obj` under `path` (parent groups created as needed).
+    fn add_object(&mut self, path: &str, obj: Obj) -> Result<usize, WriteError> {
+        let (parent, name) = split(path);
+        let p = self.group(parent, CreationOrder::default(), CreationOrder::default())?;
+        let i = self.objects.len();
+        let id =
+            u32::try_from(i).map_err(|_| WriteError::new(path, "create", "too many objects"))?;
+        self.add_link(p, name, Target::Hard(id), path)?;
+        self.objects.push(obj);
+        Ok(i)
     }
 
     /// Creates the group at `path` and its missing parents (idempotent; an
@@ -315,34 +378,31 @@ impl NativeWriter {
     ) -> Result<usize, WriteError> {
         if let Some(i) = self.find(path) {
             return match self.objects[i].kind {
-                Kind::Group { .. } => Ok(i),
+                Kind::Group(_) => Ok(i),
                 _ => Err(WriteError::new(path, "group", "exists and is not a group")),
             };
         }
         if self.exists(path) {
             return Err(WriteError::new(path, "group", "exists and is not a group"));
         }
+        self.add_object(
+            path,
+            Obj {
+                kind: Kind::Group(Group::new(links)),
+                attrs: Vec::new(),
+                attr_order: attrs,
+            },
+        )
+    }
+
+    fn link_to(&mut self, path: &str, target: Target) -> Result<(), WriteError> {
         let (parent, name) = split(path);
         let p = self.group(parent, CreationOrder::default(), CreationOrder::default())?;
-        let i = self.objects.len();
-        self.add_link(p, name, Target::Hard(i), path)?;
-        self.objects.push(Obj {
-            kind: Kind::Group {
-                links: Vec::new(),
-                by_name: HashMap::new(),
-                order: links,
-            },
-            attrs: Vec::new(),
-            attr_order: attrs,
-        });
-        self.cache.insert(path.to_string(), i);
-        Ok(i)
+        self.add_link(p, name, target, path)
     }
 
     pub fn soft_link(&mut self, path: &str, target: &str) -> Result<(), WriteError> {
-        let (parent, name) = split(path);
-        let p = self.group(parent, CreationOrder::default(), CreationOrder::default())?;
-        self.add_link(p, name, Target::Soft(target.to_string()), path)
+        self.link_to(path, Target::Soft(target.into()))
     }
 
     pub fn external_link(
@@ -351,14 +411,8 @@ impl NativeWriter {
         file: &str,
         object: &str,
     ) -> Result<(), WriteError> {
-        let (parent, name) = split(path);
-        let p = self.group(parent, CreationOrder::default(), CreationOrder::default())?;
-        self.add_link(
-            p,
-            name,
-            Target::External(file.to_string(), object.to_string()),
-            path,
-        )
+        let t = Target::External(Box::new((file.to_string(), object.to_string())));
+        self.link_to(path, t)
     }
 
     /// Takes link `path` out of its group.
@@ -367,21 +421,10 @@ impl NativeWriter {
         let p = self
             .find(parent)
             .ok_or_else(|| WriteError::new(path, "unlink", "no such group"))?;
-        let Kind::Group { links, by_name, .. } = &mut self.objects[p].kind else {
-            return Err(WriteError::new(path, "unlink", "parent is not a group"));
-        };
-        let i = by_name
-            .remove(name)
-            .ok_or_else(|| WriteError::new(path, "unlink", "no such link"))?;
-        let l = links.remove(i);
-        for v in by_name.values_mut() {
-            if *v > i {
-                *v -= 1;
-            }
-        }
-        self.cache.clear();
-        self.cache.insert("/".to_string(), 0);
-        Ok(l.target)
+        self.group_mut(p)
+            .and_then(|g| g.take(name))
+            .map(|l| l.target)
+            .ok_or_else(|| WriteError::new(path, "unlink", "no such link"))
     }
 
     /// Renames link `from` to `to` (whose parent must exist); the link gets
@@ -407,25 +450,29 @@ impl NativeWriter {
     pub fn reorder_links(&mut self, group: &str, names: &[String]) -> Result<(), WriteError> {
         let g = self
             .find(group)
+            .and_then(|g| self.group_mut(g))
             .ok_or_else(|| WriteError::new(group, "reorder", "no such group"))?;
-        let Kind::Group { links, by_name, .. } = &mut self.objects[g].kind else {
-            return Err(WriteError::new(group, "reorder", "not a group"));
-        };
-        let mut taken: Vec<Option<Link>> = std::mem::take(links).into_iter().map(Some).collect();
+        let mut taken: Vec<Option<Link>> =
+            std::mem::take(&mut g.links).into_iter().map(Some).collect();
         let mut ordered = Vec::with_capacity(taken.len());
+        let position = |taken: &[Option<Link>], n: &str| {
+            taken
+                .iter()
+                .position(|l| l.as_ref().is_some_and(|l| &*l.name == n))
+        };
+        let index = g.by_name.take();
         for n in names {
-            if let Some(i) = by_name.get(n.as_str()) {
-                if let Some(l) = taken[*i].take() {
-                    ordered.push(l);
-                }
+            let i = match &index {
+                Some(m) => m.get(n.as_str()).map(|i| *i as usize),
+                None => position(&taken, n),
+            };
+            if let Some(l) = i.and_then(|i| taken.get_mut(i)).and_then(Option::take) {
+                ordered.push(l);
             }
         }
         ordered.extend(taken.into_iter().flatten());
-        by_name.clear();
-        for (i, l) in ordered.iter().enumerate() {
-            by_name.insert(l.name.clone(), i);
-        }
-        *links = ordered;
+        g.links = ordered;
+        g.reindex();
         Ok(())
     }
 
@@ -468,13 +515,15 @@ impl NativeWriter {
     }
 
     /// Stores the variable-length values of `n` elements of `t` in `value`
-    /// in the heap; returns where their IDs go. Every slot must be resolved.
+    /// (at byte `base` of the buffer the patches refer to) in the heap;
+    /// returns where their IDs go. Every slot must be resolved.
     fn place_vlen(
         &mut self,
         where_: &str,
         t: &Datatype,
         n: usize,
         value: &mut [u8],
+        base: usize,
         heap: &HeapValues,
     ) -> Result<Patches, WriteError> {
         if !heap.regions.is_empty() {
@@ -484,7 +533,7 @@ impl NativeWriter {
             return Ok(Vec::new());
         }
         let mut per = Vec::new();
-        if !slot_offsets(t, 0, &mut per, 0) {
+        if !slot_offsets(t, 0, &mut per, 0) || per.is_empty() {
             return Err(unsupported(where_, "variable-length layout"));
         }
         let size = t.size as usize;
@@ -500,7 +549,7 @@ impl NativeWriter {
         }
         let mut patches = Vec::with_capacity(expected);
         for (k, s) in heap.vlen.iter().enumerate() {
-            let want = (k / per.len().max(1)) * size + per[k % per.len().max(1)];
+            let want = (k / per.len()) * size + per[k % per.len()];
             if s.offset != want || !s.nested.is_empty() || !s.regions.is_empty() {
                 return Err(unsupported(where_, "nested variable-length values"));
             }
@@ -511,7 +560,9 @@ impl NativeWriter {
                 WriteError::new(where_, "variable-length slot", "outside the value")
             })?;
             slot[..4].copy_from_slice(&count.to_le_bytes());
-            patches.push((s.offset, r));
+            let at = u32::try_from(base + s.offset)
+                .map_err(|_| unsupported(where_, "value above 4 GiB"))?;
+            patches.push((at, r));
         }
         Ok(patches)
     }
@@ -542,33 +593,27 @@ impl NativeWriter {
         let need = n
             .checked_mul(datatype.size as usize)
             .ok_or_else(|| WriteError::new(&where_, "attribute", "size overflow"))?;
-        let mut value = value
-            .get(..need)
-            .ok_or_else(|| {
-                WriteError::new(
-                    &where_,
-                    "attribute",
-                    format!("value has {} bytes, {need} needed", value.len()),
-                )
-            })?
-            .to_vec();
+        let value = value.get(..need).ok_or_else(|| {
+            WriteError::new(
+                &where_,
+                "attribute",
+                format!("value has {} bytes, {need} needed", value.len()),
+            )
+        })?;
         let mut dt = Vec::new();
-        encode::datatype(datatype, &mut dt).map_err(|e| unsupported(&where_, &e))?;
+        encode::datatype(datatype, &mut dt).map_err(rec_err(&where_))?;
         let mut ds = Vec::new();
-        encode::dataspace(dataspace, &mut ds).map_err(|e| unsupported(&where_, &e))?;
-        if name.len() + dt.len() + ds.len() + value.len() + 16 > 0xffff {
+        encode::dataspace(dataspace, &mut ds).map_err(rec_err(&where_))?;
+        let mut body = Vec::with_capacity(9 + name.len() + 1 + dt.len() + ds.len() + value.len());
+        encode::attribute(name, &dt, &ds, value, &mut body);
+        if body.len() > 0xffff {
             return Err(unsupported(&where_, "attribute above 64 KiB"));
         }
-        let patches = self.place_vlen(&where_, datatype, n, &mut value, heap)?;
+        let at = body.len() - value.len();
+        let patches = self.place_vlen(&where_, datatype, n, &mut body[at..], at, heap)?;
         let attrs = &mut self.objects[obj].attrs;
-        attrs.retain(|a| a.name != name);
-        attrs.push(Attr {
-            name: name.to_string(),
-            datatype: dt,
-            dataspace: ds,
-            value,
-            patches,
-        });
+        attrs.retain(|a| a.name() != name.as_bytes());
+        attrs.push(Attr { body, patches });
         Ok(())
     }
 
@@ -614,74 +659,62 @@ impl NativeWriter {
             return Err(unsupported(path, "variable-length fill value"));
         }
         let t = &ds.datatype;
+        let vlen = t.is_variable_length();
         let class = match &ds.layout.class {
             LayoutClass::Compact { .. } => LayoutKind::Compact,
             LayoutClass::Contiguous { .. } => LayoutKind::Contiguous,
-            LayoutClass::Chunked { dims, .. } if !t.is_variable_length() => {
+            LayoutClass::Chunked { dims, .. } if !vlen => {
                 if dims.len() != ds.dataspace.dims.len() {
                     return Err(WriteError::new(path, "chunked layout", "rank mismatch"));
                 }
-                LayoutKind::Chunked(dims.clone())
+                LayoutKind::Chunked(dims.clone().into_boxed_slice())
             }
             _ => return Err(unsupported(path, "layout")),
         };
-        let mut messages = Vec::new();
-        let mut body = Vec::new();
-        encode::dataspace(&ds.dataspace, &mut body).map_err(|e| unsupported(path, &e))?;
-        messages.push(Message {
-            kind: encode::MSG_DATASPACE,
-            flags: 0,
-            body,
-        });
-        let mut body = Vec::new();
-        encode::datatype(t, &mut body).map_err(|e| unsupported(path, &e))?;
-        messages.push(Message {
-            kind: encode::MSG_DATATYPE,
-            flags: encode::FLAG_CONSTANT,
-            body,
-        });
+        let err = rec_err(path);
+        let mut r = Vec::new();
+        let s = encode::begin(encode::MSG_DATASPACE, 0, &mut r);
+        encode::dataspace(&ds.dataspace, &mut r).map_err(&err)?;
+        encode::end(s, &mut r).map_err(&err)?;
+        let s = encode::begin(encode::MSG_DATATYPE, encode::FLAG_CONSTANT, &mut r);
+        encode::datatype(t, &mut r).map_err(&err)?;
+        encode::end(s, &mut r).map_err(&err)?;
         let compact = class == LayoutKind::Compact;
-        let mut body = Vec::new();
+        let s = encode::begin(encode::MSG_FILL_VALUE, encode::FLAG_CONSTANT, &mut r);
         match &ds.fill_value {
-            Some(f) => encode::fill_value(f, t.size, compact, &mut body),
-            None => encode::default_fill(compact, &mut body),
+            Some(f) => encode::fill_value(f, t.size, compact, &mut r),
+            None => encode::default_fill(compact, &mut r),
         }
-        messages.push(Message {
-            kind: encode::MSG_FILL_VALUE,
-            flags: encode::FLAG_CONSTANT,
-            body,
-        });
+        encode::end(s, &mut r).map_err(&err)?;
         if let Some(p) = ds.filters.as_ref().filter(|p| !p.filters.is_empty()) {
-            let mut body = Vec::new();
-            encode::filters(p, &mut body).map_err(|e| unsupported(path, &e))?;
-            messages.push(Message {
-                kind: encode::MSG_FILTERS,
-                flags: encode::FLAG_CONSTANT,
-                body,
-            });
+            let s = encode::begin(encode::MSG_FILTERS, encode::FLAG_CONSTANT, &mut r);
+            encode::filters(p, &mut r).map_err(&err)?;
+            encode::end(s, &mut r).map_err(&err)?;
         }
-        let (parent, name) = split(path);
-        let p = self.group(parent, CreationOrder::default(), CreationOrder::default())?;
-        let i = self.objects.len();
-        self.add_link(p, name, Target::Hard(i), path)?;
-        self.objects.push(Obj {
-            kind: Kind::Dataset(Box::new(Ds {
-                datatype: t.clone(),
-                dims: ds.dataspace.dims.clone(),
-                messages,
-                class,
-                data: Data::None,
-            })),
-            attrs: Vec::new(),
-            attr_order: attrs,
-        });
-        self.cache.insert(path.to_string(), i);
+        r.shrink_to_fit();
+        let d = Ds {
+            elem: t.size,
+            vlen: vlen.then(|| Box::new(t.clone())),
+            dims: ds.dataspace.dims.clone().into_boxed_slice(),
+            records: r,
+            class,
+            data: Data::None,
+        };
+        self.add_object(
+            path,
+            Obj {
+                kind: Kind::Dataset(Box::new(d)),
+                attrs: Vec::new(),
+                attr_order: attrs,
+            },
+        )?;
         Ok(())
     }
 
-    fn dataset(&mut self, path: &str) -> Result<usize, WriteError> {
-        match self.find(path) {
-            Some(i) if matches!(self.objects[i].kind, Kind::Dataset(_)) => Ok(i),
+    fn dataset(&mut self, path: &str) -> Result<&mut Ds, WriteError> {
+        let i = self.find(path);
+        match i.and_then(|i| self.objects.get_mut(i)).map(|o| &mut o.kind) {
+            Some(Kind::Dataset(d)) => Ok(d),
             _ => Err(WriteError::new(path, "write", "no such dataset")),
         }
     }
@@ -694,42 +727,38 @@ impl NativeWriter {
         bytes: &[u8],
         heap: &HeapValues,
     ) -> Result<(), WriteError> {
-        let i = self.dataset(path)?;
         let n = ds
             .dataspace
             .element_count()
             .and_then(|n| usize::try_from(n).ok())
             .ok_or_else(|| WriteError::new(path, "dataspace", "element count overflows"))?;
-        if n.checked_mul(ds.datatype.size as usize) != Some(bytes.len()) {
+        let d = self.dataset(path)?;
+        if n.checked_mul(d.elem as usize) != Some(bytes.len()) {
             return Err(WriteError::new(
                 path,
                 "write",
                 format!("{} bytes given for {n} elements", bytes.len()),
             ));
         }
-        let Kind::Dataset(d) = &self.objects[i].kind else {
-            return Err(WriteError::new(path, "write", "no such dataset"));
-        };
-        let kind = d.class.clone();
-        let vlen = d.datatype.is_variable_length();
-        let t = d.datatype.clone();
-        let data = match kind {
-            LayoutKind::Chunked(_) => {
+        let (class, vlen) = (d.class.clone(), d.vlen.clone());
+        let data = match (class, vlen) {
+            (LayoutKind::Chunked(_), _) => {
                 return Err(unsupported(path, "write_all of a chunked dataset"))
             }
-            LayoutKind::Contiguous if !vlen => {
+            (LayoutKind::Contiguous, None) => {
                 let at = self.append(bytes)?;
                 Data::At(at, bytes.len() as u64)
             }
-            _ => {
+            (_, vlen) => {
                 let mut held = bytes.to_vec();
-                let patches = self.place_vlen(path, &t, n, &mut held, heap)?;
+                let patches = match vlen {
+                    Some(t) => self.place_vlen(path, &t, n, &mut held, 0, heap)?,
+                    None => Vec::new(),
+                };
                 Data::Held(held, patches)
             }
         };
-        if let Kind::Dataset(d) = &mut self.objects[i].kind {
-            d.data = data;
-        }
+        self.dataset(path)?.data = data;
         Ok(())
     }
 
@@ -741,16 +770,13 @@ impl NativeWriter {
         filter_mask: u32,
         stored: &[u8],
     ) -> Result<(), WriteError> {
-        let i = self.dataset(path)?;
-        let Kind::Dataset(d) = &self.objects[i].kind else {
-            return Err(WriteError::new(path, "write chunk", "no such dataset"));
-        };
+        let d = self.dataset(path)?;
         let LayoutKind::Chunked(dims) = &d.class else {
             return Err(WriteError::new(path, "write chunk", "not chunked"));
         };
         if offset.len() != dims.len()
-            || offset.iter().zip(dims).any(|(o, c)| o % c != 0)
-            || offset.iter().zip(&d.dims).any(|(o, n)| o >= n)
+            || offset.iter().zip(dims.iter()).any(|(o, c)| o % c != 0)
+            || offset.iter().zip(d.dims.iter()).any(|(o, n)| o >= n)
         {
             return Err(WriteError::new(
                 path,
@@ -758,20 +784,21 @@ impl NativeWriter {
                 format!("chunk offset {offset:?} is not a chunk of the extent"),
             ));
         }
+        if let Data::Chunks(offs, _) = &d.data {
+            if offs.chunks(offset.len()).any(|o| o == offset) {
+                return Err(WriteError::new(path, "write chunk", "chunk written twice"));
+            }
+        }
         let size = u32::try_from(stored.len())
             .map_err(|_| WriteError::new(path, "write chunk", "chunk above 4 GiB"))?;
         let at = self.append(stored)?;
-        let Kind::Dataset(d) = &mut self.objects[i].kind else {
-            return Err(WriteError::new(path, "write chunk", "no such dataset"));
-        };
-        if !matches!(d.data, Data::Chunks(_)) {
-            d.data = Data::Chunks(Vec::new());
+        let d = self.dataset(path)?;
+        if !matches!(d.data, Data::Chunks(..)) {
+            d.data = Data::Chunks(Vec::new(), Vec::new());
         }
-        if let Data::Chunks(c) = &mut d.data {
-            if c.iter().any(|x| x.0 == offset) {
-                return Err(WriteError::new(path, "write chunk", "chunk written twice"));
-            }
-            c.push((offset.to_vec(), filter_mask, at, size));
+        if let Data::Chunks(offs, meta) = &mut d.data {
+            offs.extend_from_slice(offset);
+            meta.push((at, size, filter_mask));
         }
         Ok(())
     }
@@ -780,40 +807,43 @@ impl NativeWriter {
         std::mem::take(&mut self.notes)
     }
 
-    /// Writes a chunk B-tree over `chunks` (sorted here); returns its root.
+    /// Writes a chunk B-tree over the chunks (`offsets`, `meta` as in
+    /// [`Data::Chunks`]); returns its root address.
     fn chunk_btree(
         &mut self,
-        chunks: &mut [(Vec<u64>, u32, u64, u32)],
+        offsets: &[u64],
+        meta: &[(u64, u32, u32)],
         dims: &[u64],
         elem: u32,
     ) -> Result<u64, WriteError> {
-        if chunks.is_empty() {
+        let rank = dims.len();
+        if meta.is_empty() || rank == 0 {
             return Ok(UNDEFINED);
         }
-        chunks.sort_by(|a, b| a.0.cmp(&b.0));
-        let rank = dims.len();
-        let key = |off: &[u64], size: u32, mask: u32| encode::ChunkKey {
-            size,
-            filter_mask: mask,
-            offsets: off.iter().copied().chain([0]).collect(),
+        let mut sorted: Vec<usize> = (0..meta.len()).collect();
+        let off = |i: usize| &offsets[i * rank..(i + 1) * rank];
+        sorted.sort_by(|a, b| off(*a).cmp(off(*b)));
+        let key = |i: usize| encode::ChunkKey {
+            size: meta[i].1,
+            filter_mask: meta[i].2,
+            offsets: off(i).iter().copied().chain([0]).collect(),
         };
         // The right key of the last chunk: one chunk further in every
         // dimension (element size in the last), as libhdf5 writes it.
-        let last = &chunks[chunks.len() - 1].0;
-        let end: Vec<u64> = last
-            .iter()
-            .zip(dims)
-            .map(|(o, d)| o.saturating_add(*d))
-            .chain([u64::from(elem)])
-            .collect();
+        let last = off(sorted[sorted.len() - 1]);
         let end_key = encode::ChunkKey {
             size: 0,
             filter_mask: 0,
-            offsets: end,
+            offsets: last
+                .iter()
+                .zip(dims)
+                .map(|(o, d)| o.saturating_add(*d))
+                .chain([u64::from(elem)])
+                .collect(),
         };
         // Level by level: (first key, child address) pairs.
         let mut entries: Vec<(encode::ChunkKey, u64)> =
-            chunks.iter().map(|c| (key(&c.0, c.3, c.1), c.2)).collect();
+            sorted.iter().map(|&i| (key(i), meta[i].0)).collect();
         let node_size = encode::chunk_node_size(rank) as u64;
         let mut level = 0u8;
         loop {
@@ -836,8 +866,7 @@ impl NativeWriter {
                 });
                 let children: Vec<u64> = part.iter().map(|e| e.1).collect();
                 let node = encode::chunk_node(level, left, right, &keys, &children, rank);
-                let got = self.append(&node)?;
-                debug_assert_eq!(got, at);
+                self.append(&node)?;
                 up.push((part[0].0.clone(), at));
             }
             if up.len() == 1 {
@@ -850,18 +879,75 @@ impl NativeWriter {
         }
     }
 
+    /// The layout record of dataset `d`, its held data written first (heap
+    /// collections have their addresses now) and its chunk index built.
+    fn finish_layout(&mut self, d: &mut Ds, heaps: &[u64]) -> Result<Vec<u8>, WriteError> {
+        let data = std::mem::replace(&mut d.data, Data::None);
+        let full = d
+            .dims
+            .iter()
+            .product::<u64>()
+            .saturating_mul(u64::from(d.elem));
+        let layout = |l: encode::Layout| -> Result<Vec<u8>, WriteError> {
+            let mut r = Vec::new();
+            let s = encode::begin(encode::MSG_LAYOUT, 0, &mut r);
+            encode::layout(&l, &mut r).map_err(rec_err("dataset"))?;
+            encode::end(s, &mut r).map_err(rec_err("dataset"))?;
+            Ok(r)
+        };
+        match (&d.class, data) {
+            (LayoutKind::Compact, Data::Held(mut b, p)) => {
+                patch(&mut b, &p, heaps);
+                layout(encode::Layout::Compact(&b))
+            }
+            (LayoutKind::Compact, Data::None) => {
+                // Never written: zeros, as libhdf5 allocates it early.
+                let b = vec![0u8; usize::try_from(full).unwrap_or(usize::MAX).min(0xffff)];
+                layout(encode::Layout::Compact(&b))
+            }
+            (LayoutKind::Contiguous, Data::Held(mut b, p)) => {
+                patch(&mut b, &p, heaps);
+                let address = self.append(&b)?;
+                layout(encode::Layout::Contiguous {
+                    address,
+                    size: b.len() as u64,
+                })
+            }
+            (LayoutKind::Contiguous, Data::At(address, size)) => {
+                layout(encode::Layout::Contiguous { address, size })
+            }
+            (LayoutKind::Contiguous, Data::None) => layout(encode::Layout::Contiguous {
+                address: UNDEFINED,
+                size: full,
+            }),
+            (LayoutKind::Chunked(dims), data) => {
+                let btree = match data {
+                    Data::Chunks(offs, meta) => self.chunk_btree(&offs, &meta, dims, d.elem)?,
+                    _ => UNDEFINED,
+                };
+                layout(encode::Layout::Chunked {
+                    dims,
+                    element_size: d.elem,
+                    btree,
+                })
+            }
+            _ => Err(unsupported(&self.shown, "dataset data of another layout")),
+        }
+    }
+
     /// Writes everything held (heap, variable-length data, chunk indexes,
     /// object headers, superblock) and flushes the file.
     pub fn finish(mut self) -> Result<(), WriteError> {
         // Reachable objects, parents before children.
         let mut order = vec![0usize];
-        let mut k = 0;
         let mut seen = vec![false; self.objects.len()];
         seen[0] = true;
+        let mut k = 0;
         while k < order.len() {
-            if let Kind::Group { links, .. } = &self.objects[order[k]].kind {
-                for l in links {
+            if let Some(g) = self.group_at(order[k]) {
+                for l in &g.links {
                     if let Target::Hard(c) = l.target {
+                        let c = c as usize;
                         if seen[c] {
                             return Err(unsupported(&self.shown, "object linked twice"));
                         }
@@ -874,107 +960,51 @@ impl NativeWriter {
         }
         self.heap_flush()?;
         let heaps = std::mem::take(&mut self.heap.addresses);
-        let patch = |buf: &mut [u8], patches: &Patches| {
-            for (off, r) in patches {
-                if let (Some(s), Some(a)) =
-                    (buf.get_mut(off + 4..off + 16), heaps.get(r.collection))
-                {
-                    s[..8].copy_from_slice(&a.to_le_bytes());
-                    s[8..].copy_from_slice(&u32::from(r.index).to_le_bytes());
-                }
-            }
-        };
-        // Data held until the heap collections had addresses; chunk indexes.
-        let mut layouts: HashMap<usize, Vec<u8>> = HashMap::new();
         for &o in &order {
+            for a in &mut self.objects[o].attrs {
+                patch(&mut a.body, &a.patches, &heaps);
+                a.patches = Vec::new();
+            }
             let Kind::Dataset(d) = &mut self.objects[o].kind else {
                 continue;
             };
-            let data = std::mem::replace(&mut d.data, Data::None);
-            let (class, elem, dims) = (d.class.clone(), d.datatype.size, d.dims.clone());
-            let mut body = Vec::new();
-            let layout_of = |e: Result<(), String>| e.map_err(|e| unsupported("dataset", &e));
-            match (class, data) {
-                (LayoutKind::Compact, Data::Held(mut b, p)) => {
-                    patch(&mut b, &p);
-                    layout_of(encode::layout(&encode::Layout::Compact(&b), &mut body))?;
-                }
-                (LayoutKind::Compact, Data::None) => {
-                    // Never written: zeros, as libhdf5 allocates it early.
-                    let n: u64 = dims.iter().product::<u64>().saturating_mul(u64::from(elem));
-                    let b = vec![0u8; usize::try_from(n).unwrap_or(usize::MAX).min(0xffff)];
-                    layout_of(encode::layout(&encode::Layout::Compact(&b), &mut body))?;
-                }
-                (LayoutKind::Contiguous, Data::Held(mut b, p)) => {
-                    patch(&mut b, &p);
-                    let at = self.append(&b)?;
-                    let size = b.len() as u64;
-                    layout_of(encode::layout(
-                        &encode::Layout::Contiguous { address: at, size },
-                        &mut body,
-                    ))?;
-                }
-                (LayoutKind::Contiguous, Data::At(address, size)) => {
-                    layout_of(encode::layout(
-                        &encode::Layout::Contiguous { address, size },
-                        &mut body,
-                    ))?;
-                }
-                (LayoutKind::Contiguous, Data::None) => {
-                    let size = dims.iter().product::<u64>().saturating_mul(u64::from(elem));
-                    layout_of(encode::layout(
-                        &encode::Layout::Contiguous {
-                            address: UNDEFINED,
-                            size,
-                        },
-                        &mut body,
-                    ))?;
-                }
-                (LayoutKind::Chunked(cdims), data) => {
-                    let mut chunks = match data {
-                        Data::Chunks(c) => c,
-                        _ => Vec::new(),
-                    };
-                    let btree = self.chunk_btree(&mut chunks, &cdims, elem)?;
-                    layout_of(encode::layout(
-                        &encode::Layout::Chunked {
-                            dims: &cdims,
-                            element_size: elem,
-                            btree,
-                        },
-                        &mut body,
-                    ))?;
-                }
-                _ => return Err(unsupported(&self.shown, "dataset data of another layout")),
+            let mut d = std::mem::replace(
+                d,
+                Box::new(Ds {
+                    elem: 0,
+                    vlen: None,
+                    dims: Box::new([]),
+                    records: Vec::new(),
+                    class: LayoutKind::Compact,
+                    data: Data::None,
+                }),
+            );
+            let l = self.finish_layout(&mut d, &heaps)?;
+            d.records.extend_from_slice(&l);
+            if let Kind::Dataset(slot) = &mut self.objects[o].kind {
+                *slot = d;
             }
-            layouts.insert(o, body);
         }
         // Object headers: sizes first (addresses do not change them), then
         // the bytes, children's addresses known.
-        let mut messages: HashMap<usize, (Vec<Message>, HeaderFlags)> = HashMap::new();
         let mut address = vec![UNDEFINED; self.objects.len()];
         let mut at = self.pos;
+        let mut recs = Vec::new();
         for &o in &order {
-            let (m, f) = self.header_messages(o, &mut layouts, &heaps, &patch, None)?;
+            recs.clear();
+            let f = self.records(o, None, &mut recs)?;
             address[o] = at;
-            at += encode::object_header_size(&m, f).map_err(|e| unsupported(&self.shown, &e))?;
-            messages.insert(o, (m, f));
+            at += encode::object_header_size(&recs, f);
         }
-        let mut all = Vec::with_capacity((at - self.pos) as usize);
+        let mut header = Vec::new();
         for &o in &order {
-            let (m, f) = messages.remove(&o).unwrap_or_default();
-            // Link messages with the children's addresses.
-            let m = match &self.objects[o].kind {
-                Kind::Group { .. } => {
-                    self.header_messages(o, &mut layouts, &heaps, &patch, Some(&address))?
-                        .0
-                }
-                _ => m,
-            };
-            debug_assert_eq!(self.pos + all.len() as u64, address[o]);
-            encode::object_header(&m, f, &mut all).map_err(|e| unsupported(&self.shown, &e))?;
+            recs.clear();
+            header.clear();
+            let f = self.records(o, Some(&address), &mut recs)?;
+            encode::object_header(&recs, f, &mut header);
+            debug_assert_eq!(self.pos, address[o]);
+            self.append(&header)?;
         }
-        self.append(&all)?;
         let eof = self.pos;
         self.out
             .seek(SeekFrom::Start(0))
@@ -984,104 +1014,74 @@ impl NativeWriter {
         Ok(())
     }
 
-    /// The messages of object `o`'s header; link addresses from `address`
-    /// (placeholders while sizes are computed).
-    fn header_messages(
+    /// The message records of object `o`'s header (into `r`) and its
+    /// header flags; link addresses from `address` (0 while sizes are
+    /// computed).
+    fn records(
         &self,
         o: usize,
-        layouts: &mut HashMap<usize, Vec<u8>>,
-        heaps: &[u64],
-        patch: &dyn Fn(&mut [u8], &Patches),
         address: Option<&[u64]>,
-    ) -> Result<(Vec<Message>, HeaderFlags), WriteError> {
-        let _ = heaps;
+        r: &mut Vec<u8>,
+    ) -> Result<HeaderFlags, WriteError> {
         let obj = &self.objects[o];
-        let mut m = Vec::new();
+        let err = rec_err(&self.shown);
         match &obj.kind {
-            Kind::Group { links, order, .. } => {
-                let mut b = Vec::new();
-                encode::link_info(order.tracked, order.indexed, links.len() as u64, &mut b);
-                m.push(Message {
-                    kind: encode::MSG_LINK_INFO,
-                    flags: 0,
-                    body: b,
-                });
-                let mut b = Vec::new();
-                encode::group_info(&mut b);
-                m.push(Message {
-                    kind: encode::MSG_GROUP_INFO,
-                    flags: encode::FLAG_CONSTANT,
-                    body: b,
-                });
-                for (i, l) in links.iter().enumerate() {
+            Kind::Group(g) => {
+                let s = encode::begin(encode::MSG_LINK_INFO, 0, r);
+                encode::link_info(g.order.tracked, g.order.indexed, g.links.len() as u64, r);
+                encode::end(s, r).map_err(&err)?;
+                let s = encode::begin(encode::MSG_GROUP_INFO, encode::FLAG_CONSTANT, r);
+                encode::group_info(r);
+                encode::end(s, r).map_err(&err)?;
+                for (i, l) in g.links.iter().enumerate() {
                     let v = match &l.target {
-                        Target::Hard(c) => encode::LinkValue::Hard(address.map_or(0, |a| a[*c])),
-                        Target::Soft(t) => encode::LinkValue::Soft(t),
-                        Target::External(f, p) => {
-                            encode::LinkValue::External { file: f, object: p }
+                        Target::Hard(c) => {
+                            encode::LinkValue::Hard(address.map_or(0, |a| a[*c as usize]))
                         }
+                        Target::Soft(t) => encode::LinkValue::Soft(t),
+                        Target::External(fp) => encode::LinkValue::External {
+                            file: &fp.0,
+                            object: &fp.1,
+                        },
                     };
-                    let mut b = Vec::new();
-                    encode::link(&l.name, &v, order.tracked.then_some(i as u64), &mut b);
-                    m.push(Message {
-                        kind: encode::MSG_LINK,
-                        flags: 0,
-                        body: b,
-                    });
+                    let s = encode::begin(encode::MSG_LINK, 0, r);
+                    encode::link(&l.name, &v, g.order.tracked.then_some(i as u64), r);
+                    encode::end(s, r).map_err(&err)?;
                 }
             }
-            Kind::Dataset(d) => {
-                for x in &d.messages {
-                    m.push(Message {
-                        kind: x.kind,
-                        flags: x.flags,
-                        body: x.body.clone(),
-                    });
-                }
-                let layout = match address {
-                    Some(_) => layouts.remove(&o),
-                    None => layouts.get(&o).cloned(),
-                }
-                .unwrap_or_default();
-                m.push(Message {
-                    kind: encode::MSG_LAYOUT,
-                    flags: 0,
-                    body: layout,
-                });
-            }
+            Kind::Dataset(d) => r.extend_from_slice(&d.records),
         }
         let tracked = obj.attr_order.tracked;
         if tracked {
-            let mut b = Vec::new();
             let max = u16::try_from(obj.attrs.len()).unwrap_or(u16::MAX);
-            encode::attribute_info(true, obj.attr_order.indexed, max, &mut b);
-            m.push(Message {
-                kind: encode::MSG_ATTRIBUTE_INFO,
-                flags: 0,
-                body: b,
-            });
+            let s = encode::begin(encode::MSG_ATTRIBUTE_INFO, 0, r);
+            encode::attribute_info(true, obj.attr_order.indexed, max, r);
+            encode::end(s, r).map_err(&err)?;
         }
         for a in &obj.attrs {
-            let mut value = a.value.clone();
-            patch(&mut value, &a.patches);
-            let mut b = Vec::new();
-            encode::attribute(&a.name, &a.datatype, &a.dataspace, &value, &mut b);
-            m.push(Message {
-                kind: encode::MSG_ATTRIBUTE,
-                flags: 0,
-                body: b,
-            });
+            encode::record(encode::MSG_ATTRIBUTE, 0, &a.body, r).map_err(&err)?;
         }
         // More attributes than libhdf5's compact maximum (8): the maximum
         // is raised so that a later writer converts them to dense storage
         // when it adds one (libhdf5 converts when the count equals it).
         let n = obj.attrs.len();
-        let flags = HeaderFlags {
+        Ok(HeaderFlags {
             attr_tracked: tracked,
             attr_indexed: obj.attr_order.indexed,
             phase_change: (n > 8).then(|| (u16::try_from(n).unwrap_or(u16::MAX), 6)),
-        };
-        Ok((m, flags))
+        })
+    }
+}
+
+/// Writes the heap IDs (collection address, object index) of `patches`
+/// into `buf`.
+fn patch(buf: &mut [u8], patches: &Patches, heaps: &[u64]) {
+    for (off, r) in patches {
+        let off = *off as usize;
+        if let (Some(s), Some(a)) = (buf.get_mut(off + 4..off + 16), heaps.get(r.collection)) {
+            s[..8].copy_from_slice(&a.to_le_bytes());
+            s[8..].copy_from_slice(&u32::from(r.index).to_le_bytes());
+        }
     }
 }
 
