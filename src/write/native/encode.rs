@@ -379,10 +379,15 @@ pub fn fill_value(f: &FillValue, size: u32, compact: bool, out: &mut Vec<u8>) {
     }
 }
 
-/// The default fill value message libhdf5 writes (v3, late allocation,
-/// fill written if set).
-pub fn default_fill(compact: bool, out: &mut Vec<u8>) {
-    let alloc: u8 = if compact { 1 } else { 2 };
+/// The default fill value message libhdf5 writes (v3, fill written if
+/// set; allocation early for compact, incremental for chunked, late for
+/// contiguous data).
+pub fn default_fill(layout: &super::LayoutKind, out: &mut Vec<u8>) {
+    let alloc: u8 = match layout {
+        super::LayoutKind::Compact => 1,
+        super::LayoutKind::Contiguous => 2,
+        super::LayoutKind::Chunked(_) => 3,
+    };
     out.extend_from_slice(&[3, alloc | 2 << 2]);
 }
 
@@ -531,17 +536,24 @@ pub fn link(name: &str, value: &LinkValue, order: Option<u64>, out: &mut Vec<u8>
     }
 }
 
-/// Link info message (spec IV.A.2.c): compact storage (no fractal heap).
-pub fn link_info(tracked: bool, indexed: bool, max_order: u64, out: &mut Vec<u8>) {
+/// The link info (spec IV.A.2.c) and attribute info (IV.A.2.v) messages
+/// share a layout: version 0, flags (order tracked, indexed), the maximum
+/// creation index where tracked (`max`: 8 or 2 bytes), then the addresses
+/// of dense storage, undefined here (compact storage).
+fn info_message(tracked: bool, indexed: bool, max: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(&[0, u8::from(tracked) | u8::from(tracked && indexed) << 1]);
     if tracked {
-        out.extend_from_slice(&max_order.to_le_bytes());
+        out.extend_from_slice(max);
     }
-    out.extend_from_slice(&UNDEFINED.to_le_bytes());
-    out.extend_from_slice(&UNDEFINED.to_le_bytes());
-    if tracked && indexed {
+    let addresses = if tracked && indexed { 3 } else { 2 };
+    for _ in 0..addresses {
         out.extend_from_slice(&UNDEFINED.to_le_bytes());
     }
+}
+
+/// Link info message: compact storage (no fractal heap).
+pub fn link_info(tracked: bool, indexed: bool, max_order: u64, out: &mut Vec<u8>) {
+    info_message(tracked, indexed, &max_order.to_le_bytes(), out);
 }
 
 /// Group info message with libhdf5's defaults (spec IV.A.2.k).
@@ -549,17 +561,9 @@ pub fn group_info(out: &mut Vec<u8>) {
     out.extend_from_slice(&[0, 0]);
 }
 
-/// Attribute info message (spec IV.A.2.v): compact storage.
+/// Attribute info message: compact storage.
 pub fn attribute_info(tracked: bool, indexed: bool, max_order: u16, out: &mut Vec<u8>) {
-    out.extend_from_slice(&[0, u8::from(tracked) | u8::from(tracked && indexed) << 1]);
-    if tracked {
-        out.extend_from_slice(&max_order.to_le_bytes());
-    }
-    out.extend_from_slice(&UNDEFINED.to_le_bytes());
-    out.extend_from_slice(&UNDEFINED.to_le_bytes());
-    if tracked && indexed {
-        out.extend_from_slice(&UNDEFINED.to_le_bytes());
-    }
+    info_message(tracked, indexed, &max_order.to_le_bytes(), out);
 }
 
 /// Messages of an object header are built as records, one after the

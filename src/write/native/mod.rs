@@ -172,7 +172,7 @@ enum Data {
 }
 
 #[derive(Clone, PartialEq)]
-enum LayoutKind {
+pub(crate) enum LayoutKind {
     Compact,
     Contiguous,
     Chunked(Box<[u64]>),
@@ -183,6 +183,8 @@ struct Ds {
     /// The datatype, where it has variable-length parts.
     vlen: Option<Box<Datatype>>,
     dims: Box<[u64]>,
+    /// Elements in the dataspace (0 for a null dataspace, 1 for a scalar).
+    count: u64,
     /// The header's messages but the layout (records, `encode::begin`);
     /// the layout record is added at the end.
     records: Vec<u8>,
@@ -683,7 +685,7 @@ impl NativeWriter {
         let s = encode::begin(encode::MSG_FILL_VALUE, encode::FLAG_CONSTANT, &mut r);
         match &ds.fill_value {
             Some(f) => encode::fill_value(f, t.size, compact, &mut r),
-            None => encode::default_fill(compact, &mut r),
+            None => encode::default_fill(&class, &mut r),
         }
         encode::end(s, &mut r).map_err(&err)?;
         if let Some(p) = ds.filters.as_ref().filter(|p| !p.filters.is_empty()) {
@@ -696,6 +698,7 @@ impl NativeWriter {
             elem: t.size,
             vlen: vlen.then(|| Box::new(t.clone())),
             dims: ds.dataspace.dims.clone().into_boxed_slice(),
+            count: ds.dataspace.element_count().unwrap_or(0),
             records: r,
             class,
             data: Data::None,
@@ -883,11 +886,7 @@ impl NativeWriter {
     /// collections have their addresses now) and its chunk index built.
     fn finish_layout(&mut self, d: &mut Ds, heaps: &[u64]) -> Result<Vec<u8>, WriteError> {
         let data = std::mem::replace(&mut d.data, Data::None);
-        let full = d
-            .dims
-            .iter()
-            .product::<u64>()
-            .saturating_mul(u64::from(d.elem));
+        let full = d.count.saturating_mul(u64::from(d.elem));
         let layout = |l: encode::Layout| -> Result<Vec<u8>, WriteError> {
             let mut r = Vec::new();
             let s = encode::begin(encode::MSG_LAYOUT, 0, &mut r);
@@ -974,6 +973,7 @@ impl NativeWriter {
                     elem: 0,
                     vlen: None,
                     dims: Box::new([]),
+                    count: 0,
                     records: Vec::new(),
                     class: LayoutKind::Compact,
                     data: Data::None,
