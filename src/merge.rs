@@ -339,22 +339,26 @@ fn units_of(inv: &Inventory, stem: &str, exclude: &[String]) -> Vec<Unit> {
             marks: Vec::new(),
         });
     }
-    for u in &mut units {
-        let below = format!("{}/", u.source);
-        for o in inv
-            .objects
-            .iter()
-            .filter(|o| o.path == u.source || o.path.starts_with(&below))
-        {
-            u.quality = u.quality.max(o.status);
-            // A salvaged input: what salvage marked partial (or unverified)
-            // still is.
-            for mark in EARLIER_MARKS {
-                if o.attributes.iter().any(|a| a.name == mark) {
-                    u.quality = u.quality.max(Status::Partial);
-                    if !u.marks.contains(&mark) {
-                        u.marks.push(mark);
-                    }
+    // Each object belongs to the unit of its nearest ancestor (units do
+    // not nest): one pass, not one per unit.
+    let sources: Vec<String> = units.iter().map(|u| u.source.clone()).collect();
+    let by_source: HashMap<&str, usize> = sources
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.as_str(), i))
+        .collect();
+    for o in &inv.objects {
+        let Some(u) = nearest(&o.path, &by_source).and_then(|i| units.get_mut(i)) else {
+            continue;
+        };
+        u.quality = u.quality.max(o.status);
+        // A salvaged input: what salvage marked partial (or unverified)
+        // still is.
+        for mark in EARLIER_MARKS {
+            if o.attributes.iter().any(|a| a.name == mark) {
+                u.quality = u.quality.max(Status::Partial);
+                if !u.marks.contains(&mark) {
+                    u.marks.push(mark);
                 }
             }
         }
@@ -620,7 +624,12 @@ impl MergeState {
         let Some(inv) = &s.inv else {
             return Ok(());
         };
-        let units: Vec<&Unit> = s.units.iter().filter(|u| dests.contains(&u.dest)).collect();
+        let wanted: HashSet<&str> = dests.iter().map(String::as_str).collect();
+        let units: Vec<&Unit> = s
+            .units
+            .iter()
+            .filter(|u| wanted.contains(u.dest.as_str()))
+            .collect();
         if units.is_empty() {
             return Ok(());
         }
@@ -751,7 +760,7 @@ pub fn merge(opts: &MergeOptions) -> Result<MergeReport, MergeError> {
     let mut w = if existing {
         Writer::open_copy(&opts.output)?
     } else {
-        Writer::create(&opts.output)?
+        Writer::create_for(&opts.output, Default::default(), Default::default())?
     };
     let n = opts.inputs.len();
     let jobs = if opts.jobs == 0 {

@@ -250,7 +250,7 @@ pub fn salvage_opts(
     }
     // The root keeps the source root's creation-order tracking.
     let root = inv.objects.iter().find(|o| o.path == "/");
-    let mut w = Writer::create_ordered(
+    let mut w = Writer::create_for(
         output,
         root.map(|o| o.link_order).unwrap_or_default(),
         root.map(|o| o.attribute_order).unwrap_or_default(),
@@ -299,6 +299,9 @@ pub fn salvage_into(
         .filter(|o| o.hard_link_of.is_none())
         .filter_map(|o| select(&o.path).map(|d| (o, d)))
         .collect();
+    // The native writer takes the inputs it supports; any other moves the
+    // output to libhdf5 before anything of it is written.
+    w.accept(inv)?;
     w.set_reference_map(reference_map(&chosen));
     w.clear_committed();
     // Groups go first (parents before children, each with its own

@@ -21,6 +21,7 @@
 
 mod h5;
 mod lock;
+pub mod native;
 mod shared;
 mod types;
 mod vds;
@@ -130,6 +131,14 @@ pub struct Writer {
     /// The output this writer's copy was made from ([`Writer::open_copy`]):
     /// it must still be there, unchanged, when the copy replaces it.
     base: Option<Stamp>,
+    /// The native backend (`native/`), while it writes this output: every
+    /// call goes there and `file` is `None` (see [`Writer::create_for`]).
+    native: Option<Box<native::NativeWriter>>,
+}
+
+/// False when `H5SALVAGE_WRITER=libhdf5` asks for the libhdf5 backend only.
+pub fn native_enabled() -> bool {
+    std::env::var("H5SALVAGE_WRITER").map_or(true, |v| v != "libhdf5")
 }
 
 /// Open groups a writer keeps (see `Writer::open_groups`).
@@ -518,8 +527,35 @@ impl Writer {
 
     fn new(file: Hid, tmp: PathBuf, output: &Path) -> Writer {
         close_on_exec(file.id());
+        let mut w = Writer::fileless(tmp, output);
+        w.file = Some(file);
+        w
+    }
+
+    /// A new output as [`Writer::create_ordered`] makes it, written by the
+    /// native backend (`native/`) until an input it does not take arrives
+    /// ([`Writer::accept`]); `H5SALVAGE_WRITER=libhdf5` writes it with
+    /// libhdf5 from the start.
+    pub fn create_for(
+        output: &Path,
+        links: CreationOrder,
+        attrs: CreationOrder,
+    ) -> Result<Writer, WriteError> {
+        if !native_enabled() {
+            return Writer::create_ordered(output, links, attrs);
+        }
+        let shown = output.display().to_string();
+        let tmp = temp_path_for(output)?;
+        let n = native::NativeWriter::create(&tmp, &shown, links, attrs)?;
+        let mut w = Writer::fileless(tmp, output);
+        w.native = Some(Box::new(n));
+        Ok(w)
+    }
+
+    /// A writer without a file (the native backend holds it).
+    fn fileless(tmp: PathBuf, output: &Path) -> Writer {
         Writer {
-            file: Some(file),
+            file: None,
             tmp,
             output: output.to_path_buf(),
             refs: HashMap::new(),
@@ -537,12 +573,66 @@ impl Writer {
             groups: std::collections::HashSet::new(),
             region_budget: types::MAX_REGION_TOTAL,
             base: None,
+            native: None,
         }
+    }
+
+    /// True while the native backend writes this output.
+    pub fn is_native(&self) -> bool {
+        self.native.is_some()
+    }
+
+    /// Called before the objects of `inv` are written: an input the native
+    /// backend does not take ([`native::supports`]) moves the output to
+    /// libhdf5 (what was written so far is completed as a file and opened
+    /// read-write). Returns why, when it moved.
+    pub fn accept(
+        &mut self,
+        inv: &crate::inventory::Inventory,
+    ) -> Result<Option<String>, WriteError> {
+        if self.native.is_none() {
+            return Ok(None);
+        }
+        let Err(why) = native::supports(inv) else {
+            native::log(&format!("native: {}", inv.file));
+            return Ok(None);
+        };
+        native::log(&format!("libhdf5 from {}: {why}", inv.file));
+        self.move_to_libhdf5()?;
+        Ok(Some(why))
+    }
+
+    /// Completes the native backend's file and continues it with libhdf5.
+    fn move_to_libhdf5(&mut self) -> Result<(), WriteError> {
+        let Some(n) = self.native.take() else {
+            return Ok(());
+        };
+        n.finish()?;
+        let shown = self.output.display().to_string();
+        let tmp_str = self
+            .tmp
+            .to_str()
+            .ok_or_else(|| WriteError::new(&shown, "open", "path is not valid UTF-8"))?;
+        let c = cstr(tmp_str, &shown, "open")?;
+        let fapl = file_access(&shown, h5f::H5F_libver_t::H5F_LIBVER_V18)?;
+        let file = hid(
+            locked(|| unsafe { h5f::H5Fopen(c.as_ptr(), h5f::H5F_ACC_RDWR, fapl.id()) }),
+            Kind::File,
+            &shown,
+            "H5Fopen(native output)",
+        )?;
+        close_on_exec(file.id());
+        self.file = Some(file);
+        Ok(())
     }
 
     /// True when every link along `path` exists in the output ("/" always
     /// does); an error when libhdf5 cannot tell.
     pub fn exists(&self, path: &str) -> Result<bool, WriteError> {
+        if let Some(n) = &self.native {
+            check_path(path)?;
+            return Ok(n.exists(path));
+        }
         check_path(path)?;
         path_exists(self.fid(path)?, path)
     }
@@ -568,6 +658,9 @@ impl Writer {
     /// Notes about values written in a degraded form (null references,
     /// missing variable-length values, forced-optional filters, ...).
     pub fn take_notes(&mut self) -> Vec<String> {
+        if let Some(n) = self.native.as_mut() {
+            self.notes.extend(n.take_notes());
+        }
         std::mem::take(&mut self.notes)
     }
 
@@ -749,6 +842,10 @@ impl Writer {
         links: CreationOrder,
         attrs: CreationOrder,
     ) -> Result<(), WriteError> {
+        if let Some(n) = self.native.as_mut() {
+            check_path(path)?;
+            return n.group(path, links, attrs).map(|_| ());
+        }
         check_path(path)?;
         if self.groups.contains(path) {
             return Ok(());
@@ -830,6 +927,9 @@ impl Writer {
     /// Adds a hard link at `path` to the existing object `target`
     /// (parent groups created as needed).
     pub fn hard_link(&mut self, path: &str, target: &str) -> Result<(), WriteError> {
+        if self.native.is_some() {
+            return Err(native::unsupported_call(path, "second hard link"));
+        }
         let (fid, loc, cp) = self.site(path)?;
         let ct = cstr(target, path, "link target")?;
         locked(|| unsafe {
@@ -852,6 +952,11 @@ impl Writer {
     /// Renames the link `from` to `to` (same file; `to` must not exist,
     /// its parent must). Forgets cached paths below `from`.
     pub fn rename(&mut self, from: &str, to: &str) -> Result<(), WriteError> {
+        if let Some(n) = self.native.as_mut() {
+            check_path(from)?;
+            check_path(to)?;
+            return n.rename(from, to);
+        }
         check_path(from)?;
         check_path(to)?;
         self.forget(from);
@@ -876,6 +981,10 @@ impl Writer {
 
     /// Removes the link `path` (the object goes when no link is left).
     pub fn remove(&mut self, path: &str) -> Result<(), WriteError> {
+        if let Some(n) = self.native.as_mut() {
+            check_path(path)?;
+            return n.remove(path);
+        }
         check_path(path)?;
         self.forget(path);
         let fid = self.fid(path)?;
@@ -907,6 +1016,9 @@ impl Writer {
 
     /// Stores `datatype` as a committed (named) datatype at `path`.
     pub fn commit_datatype(&mut self, path: &str, datatype: &Datatype) -> Result<(), WriteError> {
+        if self.native.is_some() {
+            return Err(native::unsupported_call(path, "committed datatype"));
+        }
         let (_, loc, cp) = self.site(path)?;
         // Built here, not taken from the cache: committing changes the type.
         let t = types::build(datatype, path, 0)?;
@@ -932,6 +1044,10 @@ impl Writer {
 
     /// Adds a soft link at `path` holding `target` (which need not exist).
     pub fn soft_link(&mut self, path: &str, target: &str) -> Result<(), WriteError> {
+        if let Some(n) = self.native.as_mut() {
+            check_path(path)?;
+            return n.soft_link(path, target);
+        }
         let (_, loc, cp) = self.site(path)?;
         let ct = cstr(target, path, "link target")?;
         locked(|| unsafe {
@@ -957,6 +1073,10 @@ impl Writer {
         file: &str,
         object: &str,
     ) -> Result<(), WriteError> {
+        if let Some(n) = self.native.as_mut() {
+            check_path(path)?;
+            return n.external_link(path, file, object);
+        }
         let (_, loc, cp) = self.site(path)?;
         let (cf, co) = (
             cstr(file, path, "link file")?,
@@ -1040,6 +1160,10 @@ impl Writer {
         attrs: CreationOrder,
         committed: Option<u64>,
     ) -> Result<(), WriteError> {
+        if let Some(n) = self.native.as_mut() {
+            check_path(path)?;
+            return n.create_dataset(path, ds, fill_heap, attrs, committed);
+        }
         self.with_formats(path, types::native_complex(&ds.datatype), |w| {
             w.create_with_layout(path, ds, fill_heap, attrs, committed, None)
         })
@@ -1337,6 +1461,10 @@ impl Writer {
         heap: &HeapValues,
         committed: Option<u64>,
     ) -> Result<(), WriteError> {
+        if let Some(n) = self.native.as_mut() {
+            check_path(path)?;
+            return n.attribute(path, name, datatype, dataspace, value, heap, committed);
+        }
         check_path(path)?;
         let where_ = format!("{path} @{name}");
         let n = Self::elements(dataspace, &where_)?;
@@ -1424,6 +1552,9 @@ impl Writer {
         bytes: &[u8],
         heap: &HeapValues,
     ) -> Result<(), WriteError> {
+        if let Some(n) = self.native.as_mut() {
+            return n.write_all(path, ds, bytes, heap);
+        }
         let n = Self::elements(&ds.dataspace, path)?;
         let need = Self::byte_count(path, "write", n as u64, ds, bytes)?;
         if n == 0 {
@@ -1462,6 +1593,9 @@ impl Writer {
         bytes: &[u8],
         heap: &HeapValues,
     ) -> Result<(), WriteError> {
+        if self.native.is_some() {
+            return Err(native::unsupported_call(path, "write_block"));
+        }
         let rank = ds.dataspace.dims.len();
         if ds.dataspace.kind != DataspaceKind::Simple || start.len() != rank || count.len() != rank
         {
@@ -1533,6 +1667,9 @@ impl Writer {
         ds: &Dataset,
         bytes: &[u8],
     ) -> Result<u64, WriteError> {
+        if self.native.is_some() {
+            return Err(native::unsupported_call(path, "write_prefix"));
+        }
         if types::needs_buffer(&ds.datatype, 0) {
             return Err(WriteError::new(
                 path,
@@ -1600,6 +1737,9 @@ impl Writer {
         filter_mask: u32,
         stored: &[u8],
     ) -> Result<(), WriteError> {
+        if let Some(n) = self.native.as_mut() {
+            return n.write_chunk(path, offset, filter_mask, stored);
+        }
         let did = self.dataset(path)?;
         let space = hid(
             locked(|| unsafe { h5d::H5Dget_space(did) }),
@@ -1639,6 +1779,10 @@ impl Writer {
     /// A scalar variable-length UTF-8 string attribute (replacing one of the
     /// same name); NUL characters in `value` become U+FFFD.
     pub fn mark(&mut self, path: &str, name: &str, value: &str) -> Result<(), WriteError> {
+        if let Some(n) = self.native.as_mut() {
+            check_path(path)?;
+            return n.mark(path, name, value);
+        }
         check_path(path)?;
         let where_ = format!("{path} @{name}");
         let cn = cstr(name, &where_, "attribute name")?;
@@ -1699,6 +1843,9 @@ impl Writer {
     pub fn finish(mut self, overwrite: bool) -> Result<(), WriteError> {
         let shown = self.output.display().to_string();
         self.close_open();
+        if let Some(n) = self.native.take() {
+            n.finish()?;
+        }
         if let Some(f) = self.file.take() {
             locked(|| unsafe {
                 check(

@@ -136,6 +136,9 @@ impl Writer {
     /// A link that cannot be moved back from its temporary name is tried
     /// once more; if it stays there, [`ReorderError::Stranded`] says where.
     pub fn reorder_links(&mut self, group: &str, names: &[String]) -> Result<(), ReorderError> {
+        if let Some(n) = self.native.as_mut() {
+            return n.reorder_links(group, names).map_err(ReorderError::NotKept);
+        }
         let current = self
             .links_by_creation_order(group)
             .map_err(ReorderError::NotKept)?;

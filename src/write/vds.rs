@@ -73,6 +73,9 @@ impl Writer {
         committed: Option<u64>,
         mappings: Vec<VirtualMapping>,
     ) -> Result<(), WriteError> {
+        if self.native.is_some() {
+            return Err(super::native::unsupported_call(path, "virtual dataset"));
+        }
         let none = HeapValues::default();
         self.with_formats(path, true, |w| {
             w.create_with_layout(path, ds, &none, attrs, committed, Some(mappings))
