@@ -322,8 +322,14 @@ pub enum Verify {
 const PARALLEL_BYTES: u64 = 4 << 20;
 
 /// How far ahead of the decoding threads the pages of a dataset's chunks
-/// are asked for ([`crate::pipeline::read_ahead`]).
+/// are asked for ([`crate::pipeline::read_ahead`]), and how far the
+/// decoders may run ahead of the thread writing the verified chunks.
+#[cfg(not(test))]
 const READ_AHEAD_BYTES: u64 = 32 << 20;
+/// Small in tests, so that the decoders do wait for the writing thread
+/// (`parallel_verification_matches_sequential`: 4 chunks ahead).
+#[cfg(test)]
+const READ_AHEAD_BYTES: u64 = 1 << 20;
 
 /// How often the worker-thread path ran (tests check it was taken).
 #[cfg(test)]
@@ -1228,6 +1234,9 @@ mod tests {
             let data = plan.verify(&ds, how, |c, decoded| {
                 assert_eq!(decoded.is_some(), how == Verify::Decoded);
                 seen.push(c.offset[0]);
+                // A slow writer: the decoders fill the bounded channel
+                // (READ_AHEAD_BYTES) and wait.
+                std::thread::sleep(std::time::Duration::from_millis(3));
             });
             (data, seen)
         };
