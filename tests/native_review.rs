@@ -214,3 +214,38 @@ for p in sys.argv[1:]:
         v[0], v[1]
     );
 }
+
+/// eligible.rs does not bound link messages: a soft link value (or link
+/// name) above 64 KiB, legal in an old-style group (local heap), passes
+/// `supports`, and NativeWriter::finish then fails the WHOLE output
+/// ("message of type 0x6 is 70008 bytes"): nothing is written, not even the
+/// other objects (in a merge, every input's groups). The input must go to
+/// libhdf5 (or the one link be reported), with the rest of the file written.
+#[test]
+fn soft_link_above_64_kib_fails_the_whole_output() {
+    if !have_h5py("soft_link_above_64_kib_fails_the_whole_output") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let input = make(
+        dir.path(),
+        "longsoft.h5",
+        r#"
+import sys, h5py
+with h5py.File(sys.argv[1], "w") as f:
+    f.create_group("g")
+    f["g/s"] = h5py.SoftLink("/" + "a" * 70000)
+    f["g/t"] = h5py.SoftLink("/g")
+    f.create_dataset("d", data=[1, 2, 3])
+"#,
+    );
+    let out = dir.path().join("out.h5");
+    let (code, log) = salvage(&input, &out, &[]);
+    let short: String = log.chars().take(600).collect();
+    assert!(out.exists(), "no output at all (exit {code}): {short}");
+    let got = python_code(
+        "import sys, h5py\nf = h5py.File(sys.argv[1], 'r')\nprint(list(f['d'][:]), f['g'].get('t', getlink=True).path)",
+        &[out.as_os_str()],
+    );
+    assert!(got.contains("[1, 2, 3] /g"), "{got}");
+}
