@@ -249,3 +249,57 @@ with h5py.File(sys.argv[1], "w") as f:
     );
     assert!(got.contains("[1, 2, 3] /g"), "{got}");
 }
+
+/// High: native object headers of objects that do not track attribute
+/// creation order carry no attribute info message (native/mod.rs
+/// header_messages writes it only when tracked). libhdf5 counts the
+/// attributes of a version-2 object header from that message, so
+/// H5Oget_info's num_attrs and h5py's len(obj.attrs) are 0 on the root
+/// (its h5salvage_* marks) and on every untracked group and dataset of a
+/// native output, while iteration lists them; libhdf5 writes the message
+/// on every version-2 header.
+#[test]
+fn attribute_count_is_seen_by_libhdf5() {
+    if !have_h5py("attribute_count_is_seen_by_libhdf5") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let input = make(
+        dir.path(),
+        "count.h5",
+        r#"
+import sys, h5py
+with h5py.File(sys.argv[1], "w") as f:
+    g = f.create_group("g")
+    d = g.create_dataset("d", data=[1, 2])
+    for i in range(3):
+        g.attrs["a%d" % i] = i
+        d.attrs["b%d" % i] = i
+    for i in range(12):
+        d.attrs["c%d" % i] = i
+"#,
+    );
+    let out = dir.path().join("out.h5");
+    let (code, log) = salvage(&input, &out, &[]);
+    assert_eq!(code, 0, "{log}");
+    assert!(log.contains("writer: native:"), "{log}");
+    let code = r#"
+import sys, h5py
+with h5py.File(sys.argv[1], "r") as f:
+    for o in (f, f["g"], f["g/d"]):
+        n = len(list(o.attrs))
+        print(o.name, n, len(o.attrs), h5py.h5o.get_info(o.id).num_attrs)
+"#;
+    let got = python_code(code, &[out.as_os_str()]);
+    for line in got.lines() {
+        let v: Vec<&str> = line.split_whitespace().collect();
+        assert!(
+            v[1] == v[2] && v[1] == v[3],
+            "{}: {} attributes listed, len(attrs) {}, num_attrs {}\n{got}",
+            v[0],
+            v[1],
+            v[2],
+            v[3]
+        );
+    }
+}
