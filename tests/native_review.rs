@@ -352,3 +352,34 @@ for k in range(6):
         "peak memory {one} kB merging 1 input, {six} kB merging 6 alike"
     );
 }
+
+/// encode.rs `datatype` (opaque) always adds a NUL before padding the tag
+/// to 8, so a tag of 248 bytes (what libhdf5 writes for the longest tags:
+/// 248, padded, not NUL-terminated) needs 256 > 255 and is refused after
+/// `supports` took the input: the dataset is LOST from a healthy input.
+#[test]
+fn opaque_tag_of_248_bytes_loses_the_dataset() {
+    if !have_h5py("opaque_tag_of_248_bytes_loses_the_dataset") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let input = make(
+        dir.path(),
+        "opaque.h5",
+        r#"
+import sys, h5py, numpy as np
+with h5py.File(sys.argv[1], "w") as h:
+    tid = h5py.h5t.create(h5py.h5t.OPAQUE, 4)
+    tid.set_tag(b"t" * 248)
+    ds = h5py.h5d.create(h.id, b"o", tid, h5py.h5s.create_simple((2,)))
+    ds.write(h5py.h5s.ALL, h5py.h5s.ALL, np.frombuffer(b"abcdefgh", "V4").copy(), mtype=tid)
+with h5py.File(sys.argv[1], "r") as h:
+    assert len(h["o"].id.get_type().get_tag()) == 248
+"#,
+    );
+    let out = dir.path().join("out.h5");
+    let (code, log) = salvage(&input, &out, &[]);
+    assert_eq!(code, 0, "{log}");
+    let (ok, text) = compare_h5(&input, &out);
+    assert!(ok, "{log}\n{text}");
+}
