@@ -403,10 +403,7 @@ impl StreamedSpans {
     /// as one owner numbered `first` (after the objects): only raw data
     /// meeting them counts, never two structures meeting each other.
     pub fn push_metadata(&mut self, metadata: &[crate::follow::MetaSpan], first: usize) {
-        let Some(owner) = u64::try_from(first)
-            .ok()
-            .filter(|&n| n <= Self::MAX_OWNER)
-        else {
+        let Some(owner) = u64::try_from(first).ok().filter(|&n| n <= Self::MAX_OWNER) else {
             self.unnumbered = true;
             return;
         };

@@ -55,6 +55,19 @@ fn order_bit(o: ByteOrder) -> u32 {
 /// The datatype version written for `t`: the input's, except that the
 /// HDF5 2.0 versions 4 and 5 (same property layouts as 3) become 3, which
 /// libhdf5 1.8 and 1.10 read.
+/// Bytes of an opaque datatype's tag field (spec IV.A.2.d, class 5; bits
+/// 0-7 of the class bits): the tag NUL-padded to a multiple of 8, with a
+/// terminating NUL where that still fits in 255; libhdf5 writes its longest
+/// tags (248 bytes) padded but not terminated.
+fn opaque_tag_len(tag: &str) -> usize {
+    let terminated = (tag.len() + 1).div_ceil(8) * 8;
+    if terminated <= 255 {
+        terminated
+    } else {
+        tag.len().div_ceil(8) * 8
+    }
+}
+
 pub fn version_of(t: &Datatype) -> u8 {
     t.version.min(3)
 }
@@ -126,8 +139,7 @@ fn datatype_at(t: &Datatype, out: &mut Vec<u8>, depth: u32) -> Result<(), Unenco
             order_bit(*order) | u32::from(*lo_pad) << 1 | u32::from(*hi_pad) << 2,
         ),
         DatatypeClass::Opaque { tag } => {
-            // The tag is NUL-padded to a multiple of 8 (bits 0-7: its length).
-            let len = (tag.len() + 1).div_ceil(8) * 8;
+            let len = opaque_tag_len(tag);
             if len > 255 {
                 return Err("opaque tag too long".into());
             }
@@ -222,7 +234,7 @@ fn datatype_at(t: &Datatype, out: &mut Vec<u8>, depth: u32) -> Result<(), Unenco
         DatatypeClass::Time { precision, .. } => out.extend_from_slice(&precision.to_le_bytes()),
         DatatypeClass::String { .. } | DatatypeClass::Reference { .. } => {}
         DatatypeClass::Opaque { tag } => {
-            let len = (tag.len() + 1).div_ceil(8) * 8;
+            let len = opaque_tag_len(tag);
             let start = out.len();
             out.extend_from_slice(tag.as_bytes());
             out.resize(start + len, 0);
@@ -699,7 +711,8 @@ pub fn superblock(eof: u64, root: u64) -> Vec<u8> {
 pub const HEAP_MIN: usize = 4096;
 
 /// A global heap collection (spec III.E) holding `objects` (indices 1..),
-/// padded to [`HEAP_MIN`] with a free-space object.
+/// padded to [`HEAP_MIN`] with a free-space object (a tail under 16 bytes,
+/// too small for one, is free space to libhdf5 as it is).
 pub fn heap_collection(objects: &[Vec<u8>]) -> Vec<u8> {
     let mut b = Vec::new();
     b.extend_from_slice(b"GCOL");
@@ -719,6 +732,8 @@ pub fn heap_collection(objects: &[Vec<u8>]) -> Vec<u8> {
         b.extend_from_slice(&free.to_le_bytes());
         b.resize(HEAP_MIN, 0);
     }
+    // Spec III.E: a collection is at least 4096 bytes.
+    b.resize(b.len().max(HEAP_MIN), 0);
     let size = b.len() as u64;
     b[8..16].copy_from_slice(&size.to_le_bytes());
     b
@@ -846,5 +861,7 @@ mod tests {
         );
         assert_eq!(c.len(), 16 + heap_object_size(3) + heap_object_size(5000));
         assert_eq!(heap_collection(&[b"x".to_vec()]).len(), HEAP_MIN);
+        // Objects filling 4088 bytes: no room for a free-space object.
+        assert_eq!(heap_collection(&[vec![1; 4088 - 32]]).len(), HEAP_MIN);
     }
 }

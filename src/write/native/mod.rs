@@ -1051,11 +1051,14 @@ impl NativeWriter {
             }
             Kind::Dataset(d) => r.extend_from_slice(&d.records),
         }
+        // libhdf5 counts the attributes of a version-2 header from its
+        // attribute info message (spec IV.A.2.v), none without one: every
+        // header with attributes (or tracking their order) has it.
         let tracked = obj.attr_order.tracked;
-        if tracked {
+        if tracked || !obj.attrs.is_empty() {
             let max = u16::try_from(obj.attrs.len()).unwrap_or(u16::MAX);
             let s = encode::begin(encode::MSG_ATTRIBUTE_INFO, 0, r);
-            encode::attribute_info(true, obj.attr_order.indexed, max, r);
+            encode::attribute_info(tracked, obj.attr_order.indexed, max, r);
             encode::end(s, r).map_err(&err)?;
         }
         for a in &obj.attrs {
