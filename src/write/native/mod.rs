@@ -162,7 +162,7 @@ impl Group {
 enum Data {
     /// Nothing written yet (contiguous: address undefined).
     None,
-    /// Compact data, or contiguous variable-length data written at the end.
+    /// Compact data (heap IDs patched at the end).
     Held(Vec<u8>, Patches),
     /// Contiguous data written at `address`.
     At(u64, u64),
@@ -752,6 +752,17 @@ impl NativeWriter {
                 let at = self.append(bytes)?;
                 Data::At(at, bytes.len() as u64)
             }
+            (LayoutKind::Contiguous, Some(t)) => {
+                // Written now, its collections first, so that nothing of
+                // it stays in memory until `finish` (principle 4: a merge's
+                // memory does not grow with its inputs).
+                let mut slots = bytes.to_vec();
+                let patches = self.place_vlen(path, &t, n, &mut slots, 0, heap)?;
+                self.heap_flush()?;
+                patch(&mut slots, &patches, &self.heap.addresses);
+                let at = self.append(&slots)?;
+                Data::At(at, slots.len() as u64)
+            }
             (_, vlen) => {
                 let mut held = bytes.to_vec();
                 let patches = match vlen {
@@ -882,7 +893,7 @@ impl NativeWriter {
         }
     }
 
-    /// The layout record of dataset `d`, its held data written first (heap
+    /// The layout record of dataset `d`, its compact data patched (heap
     /// collections have their addresses now) and its chunk index built.
     fn finish_layout(&mut self, d: &mut Ds, heaps: &[u64]) -> Result<Vec<u8>, WriteError> {
         let data = std::mem::replace(&mut d.data, Data::None);
@@ -903,14 +914,6 @@ impl NativeWriter {
                 // Never written: zeros, as libhdf5 allocates it early.
                 let b = vec![0u8; usize::try_from(full).unwrap_or(usize::MAX).min(0xffff)];
                 layout(encode::Layout::Compact(&b))
-            }
-            (LayoutKind::Contiguous, Data::Held(mut b, p)) => {
-                patch(&mut b, &p, heaps);
-                let address = self.append(&b)?;
-                layout(encode::Layout::Contiguous {
-                    address,
-                    size: b.len() as u64,
-                })
             }
             (LayoutKind::Contiguous, Data::At(address, size)) => {
                 layout(encode::Layout::Contiguous { address, size })
