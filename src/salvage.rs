@@ -781,6 +781,7 @@ fn write_attributes(
         if let Err(e) = w.attribute(
             dest,
             &a.name,
+            a.message.charset,
             t,
             s,
             &a.message.value,
@@ -1319,6 +1320,7 @@ fn write_stray(
     w.attribute(
         dest,
         "h5salvage_file_offsets",
+        crate::format::message::datatype::CharacterSet::Ascii,
         &u64t,
         &space,
         &offsets,

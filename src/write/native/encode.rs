@@ -477,14 +477,20 @@ pub fn layout(l: &Layout, out: &mut Vec<u8>) -> Result<(), Unencodable> {
 }
 
 /// Attribute message version 3 (spec IV.A.2.m): `datatype` and `dataspace`
-/// already encoded, `value` in file layout.
-pub fn attribute(name: &str, datatype: &[u8], dataspace: &[u8], value: &[u8], out: &mut Vec<u8>) {
-    let ascii = name.is_ascii();
+/// already encoded, `value` in file layout; `charset`: the name's.
+pub fn attribute(
+    name: &str,
+    charset: CharacterSet,
+    datatype: &[u8],
+    dataspace: &[u8],
+    value: &[u8],
+    out: &mut Vec<u8>,
+) {
     out.extend_from_slice(&[3, 0]);
     out.extend_from_slice(&((name.len() + 1) as u16).to_le_bytes());
     out.extend_from_slice(&(datatype.len() as u16).to_le_bytes());
     out.extend_from_slice(&(dataspace.len() as u16).to_le_bytes());
-    out.push(u8::from(!ascii));
+    out.push(charset_bits(charset) as u8);
     cstring(name, out);
     out.extend_from_slice(datatype);
     out.extend_from_slice(dataspace);

@@ -575,6 +575,7 @@ impl NativeWriter {
         &mut self,
         path: &str,
         name: &str,
+        charset: CharacterSet,
         datatype: &Datatype,
         dataspace: &Dataspace,
         value: &[u8],
@@ -607,7 +608,7 @@ impl NativeWriter {
         let mut ds = Vec::new();
         encode::dataspace(dataspace, &mut ds).map_err(rec_err(&where_))?;
         let mut body = Vec::with_capacity(9 + name.len() + 1 + dt.len() + ds.len() + value.len());
-        encode::attribute(name, &dt, &ds, value, &mut body);
+        encode::attribute(name, charset, &dt, &ds, value, &mut body);
         if body.len() > 0xffff {
             return Err(unsupported(&where_, "attribute above 64 KiB"));
         }
@@ -642,7 +643,16 @@ impl NativeWriter {
         };
         let slot = crate::read::vlen::VlenSlot::new(0, text.len() as u64, text.into_bytes());
         let heap = HeapValues::vlen(vec![slot]);
-        self.attribute(path, name, &t, &space, &[0; 16], &heap, None)
+        self.attribute(
+            path,
+            name,
+            CharacterSet::Ascii,
+            &t,
+            &space,
+            &[0; 16],
+            &heap,
+            None,
+        )
     }
 
     /// Creates a dataset like `ds` (type, shape, layout, filters, fill value).
