@@ -694,6 +694,9 @@ fn salvage_object(
             }
         }
     }
+    if let Err(e) = w.object_times(dest, o.times) {
+        out.notes.push(format!("header times not kept: {e}"));
+    }
     if !has_reference_attributes(o) {
         write_attributes(image, trust, o, dest, w, report, &mut out);
     }

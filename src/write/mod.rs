@@ -833,6 +833,17 @@ impl Writer {
         self.group_ordered(path, CreationOrder::default(), CreationOrder::default())
     }
 
+    /// Keeps the times the source object's header stores (access,
+    /// modification, change, birth; `Object::times`) on the object at
+    /// `path`: the native backend writes them (object header flag bit 5);
+    /// libhdf5 sets its own (the time of writing) and ignores them.
+    pub fn object_times(&mut self, path: &str, times: Option<[u32; 4]>) -> Result<(), WriteError> {
+        match self.native.as_mut() {
+            Some(n) => n.times(path, times),
+            None => Ok(()),
+        }
+    }
+
     /// [`Writer::group`], the group itself (if it is created here) tracking
     /// link and attribute creation order as given. An existing group is
     /// left as it is.

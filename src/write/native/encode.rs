@@ -626,13 +626,16 @@ pub struct HeaderFlags {
     pub attr_indexed: bool,
     /// Non-default attribute phase change values (max compact, min dense).
     pub phase_change: Option<(u16, u16)>,
+    /// Times stored (flags bit 5): access, modification, change, birth.
+    pub times: Option<[u32; 4]>,
 }
 
 /// Size of a version-2 object header holding `records` (one chunk).
 pub fn object_header_size(records: &[u8], flags: HeaderFlags) -> u64 {
     let chunk = chunk_size(records, flags);
     let phase = if flags.phase_change.is_some() { 4 } else { 0 };
-    4 + 1 + 1 + phase + u64::from(size_width(chunk)) + chunk + 4
+    let times = if flags.times.is_some() { 16 } else { 0 };
+    4 + 1 + 1 + times + phase + u64::from(size_width(chunk)) + chunk + 4
 }
 
 fn chunk_size(recs: &[u8], flags: HeaderFlags) -> u64 {
@@ -672,9 +675,13 @@ pub fn object_header(recs: &[u8], flags: HeaderFlags, out: &mut Vec<u8>) {
     let hflags = width_bits
         | u8::from(flags.attr_tracked) << 2
         | u8::from(flags.attr_tracked && flags.attr_indexed) << 3
-        | u8::from(flags.phase_change.is_some()) << 4;
+        | u8::from(flags.phase_change.is_some()) << 4
+        | u8::from(flags.times.is_some()) << 5;
     out.extend_from_slice(b"OHDR");
     out.extend_from_slice(&[2, hflags]);
+    for t in flags.times.iter().flatten() {
+        out.extend_from_slice(&t.to_le_bytes());
+    }
     if let Some((max_compact, min_dense)) = flags.phase_change {
         out.extend_from_slice(&max_compact.to_le_bytes());
         out.extend_from_slice(&min_dense.to_le_bytes());

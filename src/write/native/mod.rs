@@ -201,6 +201,8 @@ struct Obj {
     kind: Kind,
     attrs: Vec<Attr>,
     attr_order: CreationOrder,
+    /// Times its header stores (access, modification, change, birth).
+    times: Option<[u32; 4]>,
 }
 
 /// The global heap collections: full ones written, the current one held
@@ -285,6 +287,7 @@ impl NativeWriter {
             kind: Kind::Group(Group::new(links)),
             attrs: Vec::new(),
             attr_order: attrs,
+            times: None,
         };
         Ok(NativeWriter {
             out,
@@ -393,6 +396,7 @@ impl NativeWriter {
                 kind: Kind::Group(Group::new(links)),
                 attrs: Vec::new(),
                 attr_order: attrs,
+                times: None,
             },
         )
     }
@@ -620,6 +624,16 @@ impl NativeWriter {
         Ok(())
     }
 
+    /// Stores `times` (access, modification, change, birth) in the header
+    /// of the object at `path`, or none.
+    pub fn times(&mut self, path: &str, times: Option<[u32; 4]>) -> Result<(), WriteError> {
+        let obj = self
+            .find(path)
+            .ok_or_else(|| WriteError::new(path, "object header times", "no such object"))?;
+        self.objects[obj].times = times;
+        Ok(())
+    }
+
     /// A scalar variable-length UTF-8 string attribute.
     pub fn mark(&mut self, path: &str, name: &str, value: &str) -> Result<(), WriteError> {
         let text = value.replace('\0', "\u{fffd}");
@@ -719,6 +733,7 @@ impl NativeWriter {
                 kind: Kind::Dataset(Box::new(d)),
                 attrs: Vec::new(),
                 attr_order: attrs,
+                times: None,
             },
         )?;
         Ok(())
@@ -1084,6 +1099,7 @@ impl NativeWriter {
         Ok(HeaderFlags {
             attr_tracked: tracked,
             attr_indexed: obj.attr_order.indexed,
+            times: obj.times,
             phase_change: (n > 8).then(|| (u16::try_from(n).unwrap_or(u16::MAX), 6)),
         })
     }
