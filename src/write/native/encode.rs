@@ -836,6 +836,38 @@ mod tests {
     }
 
     #[test]
+    fn opaque_tags_up_to_libhdf5s_longest_round_trip() {
+        for n in [0, 7, 8, 247, 248] {
+            let t = Datatype {
+                version: 1,
+                size: 4,
+                class: DatatypeClass::Opaque { tag: "t".repeat(n) },
+            };
+            let mut b = Vec::new();
+            datatype(&t, &mut b).expect("encodes");
+            assert_eq!(
+                datatype::parse(&b, 0, sizes()).expect("parses"),
+                t,
+                "tag of {n}"
+            );
+        }
+    }
+
+    #[test]
+    fn header_times_are_in_the_prefix() {
+        let flags = HeaderFlags {
+            times: Some([1, 2, 3, 4]),
+            ..HeaderFlags::default()
+        };
+        let mut h = Vec::new();
+        object_header(&[], flags, &mut h);
+        assert_eq!(h.len() as u64, object_header_size(&[], flags));
+        assert_eq!(h[5] & 0x20, 0x20);
+        assert_eq!(&h[6..10], &1u32.to_le_bytes());
+        assert_eq!(&h[18..22], &4u32.to_le_bytes());
+    }
+
+    #[test]
     fn dataspace_round_trips() {
         use crate::format::message::dataspace as ds;
         for s in [
