@@ -39,6 +39,11 @@ use encode::HeaderFlags;
 const SUPERBLOCK_SIZE: u64 = 48;
 /// A global heap collection is written once it holds this much.
 const HEAP_COLLECTION: usize = 64 << 10;
+/// Bytes of contiguous variable-length data (slots and heap patches) held
+/// until their heap collections are written, so that small datasets share
+/// collections; above it, everything held is written (principle 4: memory
+/// does not grow with the inputs of a merge).
+const HELD_BUDGET: usize = 8 << 20;
 
 /// An error for a call the native writer does not take: the eligibility
 /// rule should have sent the input to libhdf5 (tests look for this text).
@@ -162,7 +167,8 @@ impl Group {
 enum Data {
     /// Nothing written yet (contiguous: address undefined).
     None,
-    /// Compact data (heap IDs patched at the end).
+    /// Compact data, or contiguous variable-length data whose heap
+    /// collections are not written yet (heap IDs patched then).
     Held(Vec<u8>, Patches),
     /// Contiguous data written at `address`.
     At(u64, u64),
@@ -220,6 +226,8 @@ pub struct NativeWriter {
     pos: u64,
     objects: Vec<Obj>,
     heap: Heap,
+    /// Bytes of contiguous data held (`Data::Held`), at most [`HELD_BUDGET`].
+    held: usize,
     notes: Vec<String>,
     shown: String,
 }
@@ -294,6 +302,7 @@ impl NativeWriter {
             pos: SUPERBLOCK_SIZE,
             objects: vec![root],
             heap: Heap::default(),
+            held: 0,
             notes: Vec::new(),
             shown: shown.to_string(),
         })
@@ -778,15 +787,20 @@ impl NativeWriter {
                 Data::At(at, bytes.len() as u64)
             }
             (LayoutKind::Contiguous, Some(t)) => {
-                // Written now, its collections first, so that nothing of
-                // it stays in memory until `finish` (principle 4: a merge's
-                // memory does not grow with its inputs).
                 let mut slots = bytes.to_vec();
                 let patches = self.place_vlen(path, &t, n, &mut slots, 0, heap)?;
-                self.heap_flush()?;
-                patch(&mut slots, &patches, &self.heap.addresses);
-                let at = self.append(&slots)?;
-                Data::At(at, slots.len() as u64)
+                let cost = slots.len() + patches.len() * std::mem::size_of::<(u32, HeapRef)>();
+                if self.held + cost <= HELD_BUDGET {
+                    self.held += cost;
+                    Data::Held(slots, patches)
+                } else {
+                    // Its collections (and every held dataset's) written
+                    // first, then its slots.
+                    self.write_held()?;
+                    patch(&mut slots, &patches, &self.heap.addresses);
+                    let at = self.append(&slots)?;
+                    Data::At(at, slots.len() as u64)
+                }
             }
             (_, vlen) => {
                 let mut held = bytes.to_vec();
@@ -798,6 +812,29 @@ impl NativeWriter {
             }
         };
         self.dataset(path)?.data = data;
+        Ok(())
+    }
+
+    /// Writes the current heap collection, then the held contiguous
+    /// variable-length data, its heap IDs patched.
+    fn write_held(&mut self) -> Result<(), WriteError> {
+        self.heap_flush()?;
+        for i in 0..self.objects.len() {
+            let held = match &mut self.objects[i].kind {
+                Kind::Dataset(d) if d.class == LayoutKind::Contiguous => match &mut d.data {
+                    Data::Held(b, p) => (std::mem::take(b), std::mem::take(p)),
+                    _ => continue,
+                },
+                _ => continue,
+            };
+            let (mut b, p) = held;
+            patch(&mut b, &p, &self.heap.addresses);
+            let at = self.append(&b)?;
+            if let Kind::Dataset(d) = &mut self.objects[i].kind {
+                d.data = Data::At(at, b.len() as u64);
+            }
+        }
+        self.held = 0;
         Ok(())
     }
 
@@ -918,7 +955,7 @@ impl NativeWriter {
         }
     }
 
-    /// The layout record of dataset `d`, its compact data patched (heap
+    /// The layout record of dataset `d`, its held data written (heap
     /// collections have their addresses now) and its chunk index built.
     fn finish_layout(&mut self, d: &mut Ds, heaps: &[u64]) -> Result<Vec<u8>, WriteError> {
         let data = std::mem::replace(&mut d.data, Data::None);
@@ -939,6 +976,14 @@ impl NativeWriter {
                 // Never written: zeros, as libhdf5 allocates it early.
                 let b = vec![0u8; usize::try_from(full).unwrap_or(usize::MAX).min(0xffff)];
                 layout(encode::Layout::Compact(&b))
+            }
+            (LayoutKind::Contiguous, Data::Held(mut b, p)) => {
+                patch(&mut b, &p, heaps);
+                let address = self.append(&b)?;
+                layout(encode::Layout::Contiguous {
+                    address,
+                    size: b.len() as u64,
+                })
             }
             (LayoutKind::Contiguous, Data::At(address, size)) => {
                 layout(encode::Layout::Contiguous { address, size })
