@@ -403,10 +403,7 @@ impl StreamedSpans {
     /// as one owner numbered `first` (after the objects): only raw data
     /// meeting them counts, never two structures meeting each other.
     pub fn push_metadata(&mut self, metadata: &[crate::follow::MetaSpan], first: usize) {
-        let Some(owner) = u64::try_from(first)
-            .ok()
-            .filter(|&n| n <= Self::MAX_OWNER)
-        else {
+        let Some(owner) = u64::try_from(first).ok().filter(|&n| n <= Self::MAX_OWNER) else {
             self.unnumbered = true;
             return;
         };
@@ -869,6 +866,12 @@ pub struct Object {
     /// soft, external links alike; escaped as in their paths) in creation
     /// order, so the output can list them the same way.
     pub member_names: Vec<String>,
+    /// The times its header stores, as libhdf5 reports them (H5Oget_info:
+    /// access, modification, change, birth): a version-2 header's with
+    /// flag bit 5 (spec IV.A.1.b); for version 1, which libhdf5 takes as
+    /// always tracking times, the modification time message (IV.A.2.s,
+    /// IV.A.2.o) as the change time, the others 0. `None`: not stored.
+    pub times: Option<[u32; 4]>,
 }
 
 impl Object {
@@ -931,6 +934,7 @@ impl Object {
             attribute_order: CreationOrder::default(),
             committed_type: None,
             member_names: Vec::new(),
+            times: None,
         }
     }
 

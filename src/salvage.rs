@@ -694,6 +694,9 @@ fn salvage_object(
             }
         }
     }
+    if let Err(e) = w.object_times(dest, o.times) {
+        out.notes.push(format!("header times not kept: {e}"));
+    }
     if !has_reference_attributes(o) {
         write_attributes(image, trust, o, dest, w, report, &mut out);
     }
@@ -781,6 +784,7 @@ fn write_attributes(
         if let Err(e) = w.attribute(
             dest,
             &a.name,
+            a.message.charset,
             t,
             s,
             &a.message.value,
@@ -1319,6 +1323,7 @@ fn write_stray(
     w.attribute(
         dest,
         "h5salvage_file_offsets",
+        crate::format::message::datatype::CharacterSet::Ascii,
         &u64t,
         &space,
         &offsets,

@@ -220,8 +220,17 @@ fn rebuild(src: &Path, out: &Path) -> (Inventory, Vec<String>, Vec<String>) {
             };
             let n = elements(sp);
             let heap = heap_values(&file, base, dt, &m.value, n);
-            w.attribute(&o.path, &a.name, dt, sp, &m.value, &heap, a.committed_type)
-                .unwrap_or_else(|e| panic!("{e}"));
+            w.attribute(
+                &o.path,
+                &a.name,
+                m.charset,
+                dt,
+                sp,
+                &m.value,
+                &heap,
+                a.committed_type,
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
         }
     }
     for l in &inv.links {

@@ -111,6 +111,13 @@ pub fn read_object(image: &Image, addr: u64, obj: &mut Object) -> Option<HeaderC
     }
     if let Some(p) = &prefix {
         obj.header_version = Some(p.version);
+        obj.times = match (p.version, p.access_time, p.modification_time) {
+            (1, ..) => Some([0; 4]),
+            (_, Some(a), Some(m)) => {
+                Some([a, m, p.change_time.unwrap_or(0), p.birth_time.unwrap_or(0)])
+            }
+            _ => None,
+        };
         obj.header_spans.push((p.address_abs, p.end_abs()));
     }
     for raw in &raws {
@@ -177,6 +184,13 @@ fn absorb(image: &Image, h: &mut HeaderContents, raw: &RawMessage, m: Message, o
             h.attribute_orders.push(raw.creation_order);
         }
         Message::AttributeInfo(a) => h.attribute_info = Some(a),
+        // libhdf5 reports a version-1 header's modification time message
+        // as the change time (a version-2 header's times are its prefix's).
+        Message::ModificationTime(t) => {
+            if let Some(times) = obj.times.as_mut().filter(|_| obj.header_version == Some(1)) {
+                times[2] = u32::try_from(t.seconds).unwrap_or(u32::MAX);
+            }
+        }
         Message::Other {
             kind: kind::EXTERNAL_FILES,
             ..

@@ -37,7 +37,7 @@ use hdf5_sys::{h5a, h5d, h5f, h5l, h5o, h5p, h5s, h5t};
 
 use crate::format::message::data_layout::LayoutClass;
 use crate::format::message::dataspace::{Dataspace, DataspaceKind};
-use crate::format::message::datatype::Datatype;
+use crate::format::message::datatype::{CharacterSet, Datatype};
 use crate::format::message::filter_pipeline::FLAG_OPTIONAL;
 use crate::inventory::{CreationOrder, Dataset};
 use crate::pipeline::Stamp;
@@ -833,6 +833,17 @@ impl Writer {
         self.group_ordered(path, CreationOrder::default(), CreationOrder::default())
     }
 
+    /// Keeps the times the source object's header stores (access,
+    /// modification, change, birth; `Object::times`) on the object at
+    /// `path`: the native backend writes them (object header flag bit 5);
+    /// libhdf5 sets its own (the time of writing) and ignores them.
+    pub fn object_times(&mut self, path: &str, times: Option<[u32; 4]>) -> Result<(), WriteError> {
+        match self.native.as_mut() {
+            Some(n) => n.times(path, times),
+            None => Ok(()),
+        }
+    }
+
     /// [`Writer::group`], the group itself (if it is created here) tracking
     /// link and attribute creation order as given. An existing group is
     /// left as it is.
@@ -1449,12 +1460,14 @@ impl Writer {
     /// layout; only its first `elements x size` bytes are used. `heap`
     /// gives the resolved variable-length values and region references;
     /// `committed`: the source header of its committed datatype, if any
-    /// (see [`Writer::note_committed`]).
+    /// (see [`Writer::note_committed`]). `charset`: the name's character
+    /// set, kept by the native backend (libhdf5's writes ASCII).
     #[allow(clippy::too_many_arguments)]
     pub fn attribute(
         &mut self,
         path: &str,
         name: &str,
+        charset: CharacterSet,
         datatype: &Datatype,
         dataspace: &Dataspace,
         value: &[u8],
@@ -1463,7 +1476,9 @@ impl Writer {
     ) -> Result<(), WriteError> {
         if let Some(n) = self.native.as_mut() {
             check_path(path)?;
-            return n.attribute(path, name, datatype, dataspace, value, heap, committed);
+            return n.attribute(
+                path, name, charset, datatype, dataspace, value, heap, committed,
+            );
         }
         check_path(path)?;
         let where_ = format!("{path} @{name}");
@@ -2063,7 +2078,16 @@ mod tests {
         w.group("/").unwrap();
         for s in [&space, &scalar] {
             let e = w
-                .attribute("/", "r", &lying, s, &[], &HeapValues::default(), None)
+                .attribute(
+                    "/",
+                    "r",
+                    CharacterSet::Ascii,
+                    &lying,
+                    s,
+                    &[],
+                    &HeapValues::default(),
+                    None,
+                )
                 .expect_err("refused");
             assert!(e.message.contains("0 bytes given for"), "{e}");
         }

@@ -184,6 +184,11 @@ def main():
         names_y = [k for k in y.attrs.keys() if not k.startswith("h5salvage_")]
         if names_x != names_y:
             err(path, f"attribute names (in listing order) {names_x} vs {names_y}")
+        # libhdf5's count (H5Oget_info num_attrs, from a version-2 header's
+        # attribute info message) must agree with the listing.
+        listed = len(list(y.attrs.keys()))
+        if len(y.attrs) != listed:
+            err(path, f"output counts {len(y.attrs)} attributes, lists {listed}")
         if isinstance(x, h5py.Group):
             # Members missing on either side are reported on their own.
             kx = [k for k in x.keys() if k in y]

@@ -2,7 +2,9 @@
 //! input is written, conservatively, from its inventory. Everything else
 //! goes to the libhdf5 backend (`Writer::accept`).
 
+use super::encode;
 use crate::format::message::data_layout::LayoutClass;
+use crate::format::message::dataspace::Dataspace;
 use crate::format::message::datatype::{Datatype, DatatypeClass, MAX_DEPTH};
 use crate::format::message::filter_pipeline::DEFLATE;
 use crate::inventory::{Inventory, LinkKind, ObjectKind, Status, Verdict};
@@ -10,6 +12,8 @@ use crate::inventory::{Inventory, LinkKind, ObjectKind, Status, Verdict};
 /// Largest attribute value written natively (its message must stay under
 /// the 64 KiB of a message's size field, with name, type and space).
 const MAX_ATTRIBUTE_VALUE: u64 = 48 << 10;
+/// Largest message body: its size field is 2 bytes (spec IV.A.1.b).
+const MAX_MESSAGE: u64 = 0xffff;
 /// Longest link name (or soft/external target) written natively.
 const MAX_LINK_TEXT: usize = 32 << 10;
 
@@ -76,7 +80,9 @@ pub fn supports(inv: &Inventory) -> Result<(), String> {
             let bytes = s
                 .element_count()
                 .and_then(|n| n.checked_mul(u64::from(t.size)));
-            if bytes.is_none_or(|b| b > MAX_ATTRIBUTE_VALUE) {
+            if bytes.is_none_or(|b| b > MAX_ATTRIBUTE_VALUE)
+                || attribute_message_size(&a.name, t, s, bytes.unwrap_or(0)) > MAX_MESSAGE
+            {
                 return Err(at(&format!("attribute {:?} too large", a.name)));
             }
         }
@@ -132,6 +138,18 @@ pub fn supports(inv: &Inventory) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Bytes of the attribute message (version 3, spec IV.A.2.m) the native
+/// writer makes of `name`, `t`, `s` and a value of `value` bytes; above
+/// [`MAX_MESSAGE`] when `t` or `s` cannot be encoded.
+fn attribute_message_size(name: &str, t: &Datatype, s: &Dataspace, value: u64) -> u64 {
+    let (mut dt, mut ds) = (Vec::new(), Vec::new());
+    if encode::datatype(t, &mut dt).is_err() || encode::dataspace(s, &mut ds).is_err() {
+        return MAX_MESSAGE + 1;
+    }
+    // version, flags, three sizes, charset; the name with its NUL.
+    (8 + name.len() + 1 + dt.len() + ds.len()) as u64 + value
 }
 
 /// Datatypes the native writer encodes and fills: no references, no

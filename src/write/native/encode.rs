@@ -55,6 +55,19 @@ fn order_bit(o: ByteOrder) -> u32 {
 /// The datatype version written for `t`: the input's, except that the
 /// HDF5 2.0 versions 4 and 5 (same property layouts as 3) become 3, which
 /// libhdf5 1.8 and 1.10 read.
+/// Bytes of an opaque datatype's tag field (spec IV.A.2.d, class 5; bits
+/// 0-7 of the class bits): the tag NUL-padded to a multiple of 8, with a
+/// terminating NUL where that still fits in 255; libhdf5 writes its longest
+/// tags (248 bytes) padded but not terminated.
+fn opaque_tag_len(tag: &str) -> usize {
+    let terminated = (tag.len() + 1).div_ceil(8) * 8;
+    if terminated <= 255 {
+        terminated
+    } else {
+        tag.len().div_ceil(8) * 8
+    }
+}
+
 pub fn version_of(t: &Datatype) -> u8 {
     t.version.min(3)
 }
@@ -126,8 +139,7 @@ fn datatype_at(t: &Datatype, out: &mut Vec<u8>, depth: u32) -> Result<(), Unenco
             order_bit(*order) | u32::from(*lo_pad) << 1 | u32::from(*hi_pad) << 2,
         ),
         DatatypeClass::Opaque { tag } => {
-            // The tag is NUL-padded to a multiple of 8 (bits 0-7: its length).
-            let len = (tag.len() + 1).div_ceil(8) * 8;
+            let len = opaque_tag_len(tag);
             if len > 255 {
                 return Err("opaque tag too long".into());
             }
@@ -222,7 +234,7 @@ fn datatype_at(t: &Datatype, out: &mut Vec<u8>, depth: u32) -> Result<(), Unenco
         DatatypeClass::Time { precision, .. } => out.extend_from_slice(&precision.to_le_bytes()),
         DatatypeClass::String { .. } | DatatypeClass::Reference { .. } => {}
         DatatypeClass::Opaque { tag } => {
-            let len = (tag.len() + 1).div_ceil(8) * 8;
+            let len = opaque_tag_len(tag);
             let start = out.len();
             out.extend_from_slice(tag.as_bytes());
             out.resize(start + len, 0);
@@ -465,14 +477,20 @@ pub fn layout(l: &Layout, out: &mut Vec<u8>) -> Result<(), Unencodable> {
 }
 
 /// Attribute message version 3 (spec IV.A.2.m): `datatype` and `dataspace`
-/// already encoded, `value` in file layout.
-pub fn attribute(name: &str, datatype: &[u8], dataspace: &[u8], value: &[u8], out: &mut Vec<u8>) {
-    let ascii = name.is_ascii();
+/// already encoded, `value` in file layout; `charset`: the name's.
+pub fn attribute(
+    name: &str,
+    charset: CharacterSet,
+    datatype: &[u8],
+    dataspace: &[u8],
+    value: &[u8],
+    out: &mut Vec<u8>,
+) {
     out.extend_from_slice(&[3, 0]);
     out.extend_from_slice(&((name.len() + 1) as u16).to_le_bytes());
     out.extend_from_slice(&(datatype.len() as u16).to_le_bytes());
     out.extend_from_slice(&(dataspace.len() as u16).to_le_bytes());
-    out.push(u8::from(!ascii));
+    out.push(charset_bits(charset) as u8);
     cstring(name, out);
     out.extend_from_slice(datatype);
     out.extend_from_slice(dataspace);
@@ -608,13 +626,16 @@ pub struct HeaderFlags {
     pub attr_indexed: bool,
     /// Non-default attribute phase change values (max compact, min dense).
     pub phase_change: Option<(u16, u16)>,
+    /// Times stored (flags bit 5): access, modification, change, birth.
+    pub times: Option<[u32; 4]>,
 }
 
 /// Size of a version-2 object header holding `records` (one chunk).
 pub fn object_header_size(records: &[u8], flags: HeaderFlags) -> u64 {
     let chunk = chunk_size(records, flags);
     let phase = if flags.phase_change.is_some() { 4 } else { 0 };
-    4 + 1 + 1 + phase + u64::from(size_width(chunk)) + chunk + 4
+    let times = if flags.times.is_some() { 16 } else { 0 };
+    4 + 1 + 1 + times + phase + u64::from(size_width(chunk)) + chunk + 4
 }
 
 fn chunk_size(recs: &[u8], flags: HeaderFlags) -> u64 {
@@ -654,9 +675,13 @@ pub fn object_header(recs: &[u8], flags: HeaderFlags, out: &mut Vec<u8>) {
     let hflags = width_bits
         | u8::from(flags.attr_tracked) << 2
         | u8::from(flags.attr_tracked && flags.attr_indexed) << 3
-        | u8::from(flags.phase_change.is_some()) << 4;
+        | u8::from(flags.phase_change.is_some()) << 4
+        | u8::from(flags.times.is_some()) << 5;
     out.extend_from_slice(b"OHDR");
     out.extend_from_slice(&[2, hflags]);
+    for t in flags.times.iter().flatten() {
+        out.extend_from_slice(&t.to_le_bytes());
+    }
     if let Some((max_compact, min_dense)) = flags.phase_change {
         out.extend_from_slice(&max_compact.to_le_bytes());
         out.extend_from_slice(&min_dense.to_le_bytes());
@@ -699,7 +724,8 @@ pub fn superblock(eof: u64, root: u64) -> Vec<u8> {
 pub const HEAP_MIN: usize = 4096;
 
 /// A global heap collection (spec III.E) holding `objects` (indices 1..),
-/// padded to [`HEAP_MIN`] with a free-space object.
+/// padded to [`HEAP_MIN`] with a free-space object (a tail under 16 bytes,
+/// too small for one, is free space to libhdf5 as it is).
 pub fn heap_collection(objects: &[Vec<u8>]) -> Vec<u8> {
     let mut b = Vec::new();
     b.extend_from_slice(b"GCOL");
@@ -719,6 +745,8 @@ pub fn heap_collection(objects: &[Vec<u8>]) -> Vec<u8> {
         b.extend_from_slice(&free.to_le_bytes());
         b.resize(HEAP_MIN, 0);
     }
+    // Spec III.E: a collection is at least 4096 bytes.
+    b.resize(b.len().max(HEAP_MIN), 0);
     let size = b.len() as u64;
     b[8..16].copy_from_slice(&size.to_le_bytes());
     b
@@ -808,6 +836,38 @@ mod tests {
     }
 
     #[test]
+    fn opaque_tags_up_to_libhdf5s_longest_round_trip() {
+        for n in [0, 7, 8, 247, 248] {
+            let t = Datatype {
+                version: 1,
+                size: 4,
+                class: DatatypeClass::Opaque { tag: "t".repeat(n) },
+            };
+            let mut b = Vec::new();
+            datatype(&t, &mut b).expect("encodes");
+            assert_eq!(
+                datatype::parse(&b, 0, sizes()).expect("parses"),
+                t,
+                "tag of {n}"
+            );
+        }
+    }
+
+    #[test]
+    fn header_times_are_in_the_prefix() {
+        let flags = HeaderFlags {
+            times: Some([1, 2, 3, 4]),
+            ..HeaderFlags::default()
+        };
+        let mut h = Vec::new();
+        object_header(&[], flags, &mut h);
+        assert_eq!(h.len() as u64, object_header_size(&[], flags));
+        assert_eq!(h[5] & 0x20, 0x20);
+        assert_eq!(&h[6..10], &1u32.to_le_bytes());
+        assert_eq!(&h[18..22], &4u32.to_le_bytes());
+    }
+
+    #[test]
     fn dataspace_round_trips() {
         use crate::format::message::dataspace as ds;
         for s in [
@@ -846,5 +906,7 @@ mod tests {
         );
         assert_eq!(c.len(), 16 + heap_object_size(3) + heap_object_size(5000));
         assert_eq!(heap_collection(&[b"x".to_vec()]).len(), HEAP_MIN);
+        // Objects filling 4088 bytes: no room for a free-space object.
+        assert_eq!(heap_collection(&[vec![1; 4088 - 32]]).len(), HEAP_MIN);
     }
 }

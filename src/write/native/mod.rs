@@ -39,6 +39,11 @@ use encode::HeaderFlags;
 const SUPERBLOCK_SIZE: u64 = 48;
 /// A global heap collection is written once it holds this much.
 const HEAP_COLLECTION: usize = 64 << 10;
+/// Bytes of contiguous variable-length data (slots and heap patches) held
+/// until their heap collections are written, so that small datasets share
+/// collections; above it, everything held is written (principle 4: memory
+/// does not grow with the inputs of a merge).
+const HELD_BUDGET: usize = 8 << 20;
 
 /// An error for a call the native writer does not take: the eligibility
 /// rule should have sent the input to libhdf5 (tests look for this text).
@@ -162,7 +167,8 @@ impl Group {
 enum Data {
     /// Nothing written yet (contiguous: address undefined).
     None,
-    /// Compact data, or contiguous variable-length data written at the end.
+    /// Compact data, or contiguous variable-length data whose heap
+    /// collections are not written yet (heap IDs patched then).
     Held(Vec<u8>, Patches),
     /// Contiguous data written at `address`.
     At(u64, u64),
@@ -201,6 +207,8 @@ struct Obj {
     kind: Kind,
     attrs: Vec<Attr>,
     attr_order: CreationOrder,
+    /// Times its header stores (access, modification, change, birth).
+    times: Option<[u32; 4]>,
 }
 
 /// The global heap collections: full ones written, the current one held
@@ -218,6 +226,8 @@ pub struct NativeWriter {
     pos: u64,
     objects: Vec<Obj>,
     heap: Heap,
+    /// Bytes of contiguous data held (`Data::Held`), at most [`HELD_BUDGET`].
+    held: usize,
     notes: Vec<String>,
     shown: String,
 }
@@ -285,12 +295,14 @@ impl NativeWriter {
             kind: Kind::Group(Group::new(links)),
             attrs: Vec::new(),
             attr_order: attrs,
+            times: None,
         };
         Ok(NativeWriter {
             out,
             pos: SUPERBLOCK_SIZE,
             objects: vec![root],
             heap: Heap::default(),
+            held: 0,
             notes: Vec::new(),
             shown: shown.to_string(),
         })
@@ -393,6 +405,7 @@ impl NativeWriter {
                 kind: Kind::Group(Group::new(links)),
                 attrs: Vec::new(),
                 attr_order: attrs,
+                times: None,
             },
         )
     }
@@ -575,6 +588,7 @@ impl NativeWriter {
         &mut self,
         path: &str,
         name: &str,
+        charset: CharacterSet,
         datatype: &Datatype,
         dataspace: &Dataspace,
         value: &[u8],
@@ -607,7 +621,7 @@ impl NativeWriter {
         let mut ds = Vec::new();
         encode::dataspace(dataspace, &mut ds).map_err(rec_err(&where_))?;
         let mut body = Vec::with_capacity(9 + name.len() + 1 + dt.len() + ds.len() + value.len());
-        encode::attribute(name, &dt, &ds, value, &mut body);
+        encode::attribute(name, charset, &dt, &ds, value, &mut body);
         if body.len() > 0xffff {
             return Err(unsupported(&where_, "attribute above 64 KiB"));
         }
@@ -616,6 +630,16 @@ impl NativeWriter {
         let attrs = &mut self.objects[obj].attrs;
         attrs.retain(|a| a.name() != name.as_bytes());
         attrs.push(Attr { body, patches });
+        Ok(())
+    }
+
+    /// Stores `times` (access, modification, change, birth) in the header
+    /// of the object at `path`, or none.
+    pub fn times(&mut self, path: &str, times: Option<[u32; 4]>) -> Result<(), WriteError> {
+        let obj = self
+            .find(path)
+            .ok_or_else(|| WriteError::new(path, "object header times", "no such object"))?;
+        self.objects[obj].times = times;
         Ok(())
     }
 
@@ -642,7 +666,16 @@ impl NativeWriter {
         };
         let slot = crate::read::vlen::VlenSlot::new(0, text.len() as u64, text.into_bytes());
         let heap = HeapValues::vlen(vec![slot]);
-        self.attribute(path, name, &t, &space, &[0; 16], &heap, None)
+        self.attribute(
+            path,
+            name,
+            CharacterSet::Ascii,
+            &t,
+            &space,
+            &[0; 16],
+            &heap,
+            None,
+        )
     }
 
     /// Creates a dataset like `ds` (type, shape, layout, filters, fill value).
@@ -709,6 +742,7 @@ impl NativeWriter {
                 kind: Kind::Dataset(Box::new(d)),
                 attrs: Vec::new(),
                 attr_order: attrs,
+                times: None,
             },
         )?;
         Ok(())
@@ -752,6 +786,22 @@ impl NativeWriter {
                 let at = self.append(bytes)?;
                 Data::At(at, bytes.len() as u64)
             }
+            (LayoutKind::Contiguous, Some(t)) => {
+                let mut slots = bytes.to_vec();
+                let patches = self.place_vlen(path, &t, n, &mut slots, 0, heap)?;
+                let cost = slots.len() + patches.len() * std::mem::size_of::<(u32, HeapRef)>();
+                if self.held + cost <= HELD_BUDGET {
+                    self.held += cost;
+                    Data::Held(slots, patches)
+                } else {
+                    // Its collections (and every held dataset's) written
+                    // first, then its slots.
+                    self.write_held()?;
+                    patch(&mut slots, &patches, &self.heap.addresses);
+                    let at = self.append(&slots)?;
+                    Data::At(at, slots.len() as u64)
+                }
+            }
             (_, vlen) => {
                 let mut held = bytes.to_vec();
                 let patches = match vlen {
@@ -762,6 +812,29 @@ impl NativeWriter {
             }
         };
         self.dataset(path)?.data = data;
+        Ok(())
+    }
+
+    /// Writes the current heap collection, then the held contiguous
+    /// variable-length data, its heap IDs patched.
+    fn write_held(&mut self) -> Result<(), WriteError> {
+        self.heap_flush()?;
+        for i in 0..self.objects.len() {
+            let held = match &mut self.objects[i].kind {
+                Kind::Dataset(d) if d.class == LayoutKind::Contiguous => match &mut d.data {
+                    Data::Held(b, p) => (std::mem::take(b), std::mem::take(p)),
+                    _ => continue,
+                },
+                _ => continue,
+            };
+            let (mut b, p) = held;
+            patch(&mut b, &p, &self.heap.addresses);
+            let at = self.append(&b)?;
+            if let Kind::Dataset(d) = &mut self.objects[i].kind {
+                d.data = Data::At(at, b.len() as u64);
+            }
+        }
+        self.held = 0;
         Ok(())
     }
 
@@ -882,7 +955,7 @@ impl NativeWriter {
         }
     }
 
-    /// The layout record of dataset `d`, its held data written first (heap
+    /// The layout record of dataset `d`, its held data written (heap
     /// collections have their addresses now) and its chunk index built.
     fn finish_layout(&mut self, d: &mut Ds, heaps: &[u64]) -> Result<Vec<u8>, WriteError> {
         let data = std::mem::replace(&mut d.data, Data::None);
@@ -1051,11 +1124,14 @@ impl NativeWriter {
             }
             Kind::Dataset(d) => r.extend_from_slice(&d.records),
         }
+        // libhdf5 counts the attributes of a version-2 header from its
+        // attribute info message (spec IV.A.2.v), none without one: every
+        // header with attributes (or tracking their order) has it.
         let tracked = obj.attr_order.tracked;
-        if tracked {
+        if tracked || !obj.attrs.is_empty() {
             let max = u16::try_from(obj.attrs.len()).unwrap_or(u16::MAX);
             let s = encode::begin(encode::MSG_ATTRIBUTE_INFO, 0, r);
-            encode::attribute_info(true, obj.attr_order.indexed, max, r);
+            encode::attribute_info(tracked, obj.attr_order.indexed, max, r);
             encode::end(s, r).map_err(&err)?;
         }
         for a in &obj.attrs {
@@ -1068,6 +1144,7 @@ impl NativeWriter {
         Ok(HeaderFlags {
             attr_tracked: tracked,
             attr_indexed: obj.attr_order.indexed,
+            times: obj.times,
             phase_change: (n > 8).then(|| (u16::try_from(n).unwrap_or(u16::MAX), 6)),
         })
     }
