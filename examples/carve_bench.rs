@@ -18,22 +18,12 @@
 //! Prints one human line per measurement (median wall time, and the median
 //! CPU time of all threads) and, last, one JSON line.
 
+use h5salvage::read::timing::process_cpu_s;
 use std::time::Instant;
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
-}
-
-/// CPU time of the whole process (all threads), in seconds.
-fn cpu_now() -> f64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec.
-    unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
-    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
 }
 
 /// Median wall time, median CPU time (all threads) and the last result.
@@ -42,10 +32,10 @@ fn time<T>(reps: usize, mut f: impl FnMut() -> T) -> (f64, f64, T) {
     let mut cpus = Vec::with_capacity(reps);
     let mut last = None;
     for _ in 0..reps {
-        let (t, c) = (Instant::now(), cpu_now());
+        let (t, c) = (Instant::now(), process_cpu_s());
         let out = std::hint::black_box(f());
         times.push(t.elapsed().as_secs_f64());
-        cpus.push(cpu_now() - c);
+        cpus.push(process_cpu_s() - c);
         last = Some(out);
     }
     (median(times), median(cpus), last.expect("reps >= 1"))

@@ -12,7 +12,7 @@ pub static WRITE_NS: AtomicU64 = AtomicU64::new(0);
 pub static WAIT_NS: AtomicU64 = AtomicU64::new(0);
 
 /// CPU time of the whole process (all threads, user + system) in seconds,
-/// for benchmarks (`examples/decode_floor.rs`).
+/// for benchmarks (`examples/decode_floor.rs`, `examples/carve_bench.rs`).
 pub fn process_cpu_s() -> f64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
