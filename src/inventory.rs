@@ -866,6 +866,13 @@ pub struct Object {
     /// soft, external links alike; escaped as in their paths) in creation
     /// order, so the output can list them the same way.
     pub member_names: Vec<String>,
+    /// Groups: the member names (escaped as in their paths) whose link
+    /// gives the other character set than the name's bytes suggest (Link
+    /// message flags bit 4 and charset, spec IV.A.2.g; symbol-table
+    /// entries are ASCII): ASCII for a non-ASCII name, UTF-8 for an ASCII
+    /// one. The writers give every other name UTF-8 when it is not ASCII,
+    /// ASCII when it is: only the exceptions are kept.
+    pub other_charset_names: Vec<String>,
     /// The times its header stores, as libhdf5 reports them (H5Oget_info:
     /// access, modification, change, birth): a version-2 header's with
     /// flag bit 5 (spec IV.A.1.b); for version 1, which libhdf5 takes as
@@ -934,6 +941,7 @@ impl Object {
             attribute_order: CreationOrder::default(),
             committed_type: None,
             member_names: Vec::new(),
+            other_charset_names: Vec::new(),
             times: None,
         }
     }

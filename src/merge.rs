@@ -760,7 +760,7 @@ pub fn merge(opts: &MergeOptions) -> Result<MergeReport, MergeError> {
     let mut w = if existing {
         Writer::open_copy(&opts.output)?
     } else {
-        Writer::create_for(&opts.output, Default::default(), Default::default())?
+        Writer::create_for(&opts.output, Default::default(), Default::default(), &[])?
     };
     let n = opts.inputs.len();
     let jobs = if opts.jobs == 0 {

@@ -254,6 +254,7 @@ pub fn salvage_opts(
         output,
         root.map(|o| o.link_order).unwrap_or_default(),
         root.map(|o| o.attribute_order).unwrap_or_default(),
+        user_block(&inv, bytes),
     )?;
     w.group("/")?;
     w.mark("/", "h5salvage_source", &input.display().to_string())?;
@@ -279,6 +280,17 @@ pub fn salvage_opts(
     Ok(report)
 }
 
+/// The input's user block: the bytes before a superblock found at 512,
+/// 1024, ... (spec II.A: the base address), kept as they are; empty when
+/// the superblock is at 0 or was not found.
+fn user_block<'a>(inv: &Inventory, bytes: &'a [u8]) -> &'a [u8] {
+    inv.superblock
+        .as_ref()
+        .filter(|s| s.offset >= 512 && s.offset.is_power_of_two())
+        .and_then(|s| bytes.get(..usize::try_from(s.offset).ok()?))
+        .unwrap_or(&[])
+}
+
 /// Salvages the objects of one inventory into a shared writer: `select`
 /// maps a source path to its path in the output (`None`: not copied).
 /// Outcomes carry output paths and are appended to `report`, whose counts
@@ -302,6 +314,11 @@ pub fn salvage_into(
     // The native writer takes the inputs it supports; any other moves the
     // output to libhdf5 before anything of it is written.
     w.accept(inv)?;
+    w.other_charset(chosen.iter().flat_map(|(o, _)| {
+        o.other_charset_names
+            .iter()
+            .filter_map(|n| select(&format!("{}/{n}", o.path.trim_end_matches('/'))))
+    }));
     w.set_reference_map(reference_map(&chosen));
     w.clear_committed();
     // Groups go first (parents before children, each with its own

@@ -26,6 +26,10 @@ pub struct Members {
     /// When the group tracks link creation order: every member's name (as
     /// in its path) in creation order.
     pub names: Vec<String>,
+    /// Member names (as in their paths) whose link gives the other
+    /// character set than the name's bytes suggest (see
+    /// [`Object::other_charset_names`]).
+    pub other_charset: Vec<String>,
 }
 
 pub fn members(
@@ -38,6 +42,9 @@ pub fn members(
     let mut named: BTreeMap<Vec<u8>, Target> = BTreeMap::new();
     // Link name -> creation order (link messages that carry one).
     let mut order: std::collections::HashMap<Vec<u8>, u64> = std::collections::HashMap::new();
+    // Link names whose link message says UTF-8 (spec IV.A.2.g, flags bit
+    // 4; symbol-table entries have no character set: ASCII).
+    let mut utf8: std::collections::HashSet<Vec<u8>> = std::collections::HashSet::new();
     let mut problems = Vec::new();
     if let Some(st) = &h.symbol_table {
         symbol_table_members(
@@ -49,7 +56,7 @@ pub fn members(
         );
     }
     for l in &h.links {
-        add_link(&mut named, &mut order, l.clone(), &mut problems);
+        add_link(&mut named, &mut order, &mut utf8, l.clone(), &mut problems);
     }
     if let Some(info) = &h.link_info {
         if !is_undefined(info.fractal_heap_address) {
@@ -61,7 +68,7 @@ pub fn members(
             problems.extend(errs);
             for (at, bytes, _) in objects {
                 match link::parse(&bytes, at, image.sizes) {
-                    Ok(l) => add_link(&mut named, &mut order, l, &mut problems),
+                    Ok(l) => add_link(&mut named, &mut order, &mut utf8, l, &mut problems),
                     Err(e) => problems.push(e.into()),
                 }
             }
@@ -109,9 +116,12 @@ pub fn members(
                 ),
             );
         }
+        let member = child.rsplit('/').next().unwrap_or_default();
+        if utf8.contains(&name) == member.is_ascii() {
+            out.other_charset.push(member.to_string());
+        }
         if tracked {
-            let name = child.rsplit('/').next().unwrap_or_default();
-            out.names.push(name.to_string());
+            out.names.push(member.to_string());
         }
         match target {
             Target::Hard(addr) => out.hard.push((child, addr)),
@@ -135,11 +145,15 @@ enum Target {
 fn add_link(
     named: &mut BTreeMap<Vec<u8>, Target>,
     order: &mut std::collections::HashMap<Vec<u8>, u64>,
+    utf8: &mut std::collections::HashSet<Vec<u8>>,
     l: Link,
     problems: &mut Vec<Problem>,
 ) {
     if let Some(c) = l.creation_order {
         order.entry(l.name.clone().into_bytes()).or_insert(c);
+    }
+    if l.charset == 1 {
+        utf8.insert(l.name.clone().into_bytes());
     }
     let target = match l.target {
         LinkTarget::Hard { address } => Target::Hard(address),

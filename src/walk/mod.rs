@@ -447,6 +447,7 @@ impl Walker<'_, '_> {
                 ObjectKind::Group => {
                     let members = group::members(&self.image, &h, &p.path, self.leaf_k, &mut o);
                     o.member_names = members.names;
+                    o.other_charset_names = members.other_charset;
                     for m in members.links {
                         self.inv.links.push(m);
                     }

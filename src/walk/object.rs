@@ -45,6 +45,10 @@ pub struct HeaderContents {
     /// track it), parallel to `attributes`.
     pub attribute_orders: Vec<Option<u16>>,
     pub attribute_info: Option<AttributeInfo>,
+    /// A version-2 header's flags bits 2 and 3 (spec IV.A.1.b: attribute
+    /// creation order tracked, indexed): libhdf5 sets them at creation,
+    /// before any attribute (and any attribute info message) exists.
+    pub header_attribute_order: CreationOrder,
 }
 
 impl HeaderContents {
@@ -59,13 +63,18 @@ impl HeaderContents {
                 tracked: l.max_creation_index.is_some(),
                 indexed: l.creation_order_index_btree_address.is_some(),
             });
-        let attrs = self
+        let info = self
             .attribute_info
             .as_ref()
             .map_or_else(CreationOrder::default, |a| CreationOrder {
                 tracked: a.max_creation_index.is_some(),
                 indexed: a.creation_order_index_btree_address.is_some(),
             });
+        let flags = self.header_attribute_order;
+        let attrs = CreationOrder {
+            tracked: info.tracked || flags.tracked,
+            indexed: info.indexed || flags.indexed,
+        };
         (links, attrs)
     }
 
@@ -133,6 +142,12 @@ pub fn read_object(image: &Image, addr: u64, obj: &mut Object) -> Option<HeaderC
         }
     }
     let mut h = HeaderContents::default();
+    if let Some(p) = &prefix {
+        h.header_attribute_order = CreationOrder {
+            tracked: p.creation_order_tracked(),
+            indexed: p.creation_order_indexed(),
+        };
+    }
     for raw in &raws {
         match decode(image, raw) {
             Ok(m) => absorb(image, &mut h, raw, m, obj),

@@ -134,6 +134,85 @@ pub struct Writer {
     /// The native backend (`native/`), while it writes this output: every
     /// call goes there and `file` is `None` (see [`Writer::create_for`]).
     native: Option<Box<native::NativeWriter>>,
+    /// Creation property lists every libhdf5 object shares (see
+    /// [`Plists`]), made at first use.
+    plists: Option<Plists>,
+    /// Output paths whose link name takes the other character set than its
+    /// bytes suggest ([`Writer::other_charset`]).
+    other_charset: std::collections::HashSet<String>,
+    /// The input's user block, written before the superblock by
+    /// [`Writer::finish`] (empty: none).
+    user_block: Vec<u8>,
+}
+
+/// Property lists shared by the objects libhdf5 creates: groups, datasets
+/// and committed datatypes without header times (libhdf5 can only stamp
+/// the time of writing, which would be invented: spec IV.A.1.b flag bit
+/// 5), links and attributes whose names are UTF-8 (H5Pset_char_encoding).
+struct Plists {
+    gcpl: Hid,
+    tcpl: Hid,
+    lcpl_utf8: Hid,
+    acpl_utf8: Hid,
+}
+
+impl Plists {
+    fn new(shown: &str) -> Result<Plists, WriteError> {
+        let make = |class: hid_t, what: &str| {
+            hid(
+                locked(|| unsafe { h5p::H5Pcreate(class) }),
+                Kind::Plist,
+                shown,
+                what,
+            )
+        };
+        let gcpl = make(*g::H5P_GROUP_CREATE, "H5Pcreate(group create)")?;
+        no_times(gcpl.id(), shown)?;
+        let tcpl = make(*g::H5P_DATATYPE_CREATE, "H5Pcreate(datatype create)")?;
+        no_times(tcpl.id(), shown)?;
+        let lcpl_utf8 = make(*g::H5P_LINK_CREATE, "H5Pcreate(link create)")?;
+        utf8_names(lcpl_utf8.id(), shown)?;
+        let acpl_utf8 = make(*g::H5P_ATTRIBUTE_CREATE, "H5Pcreate(attribute create)")?;
+        utf8_names(acpl_utf8.id(), shown)?;
+        Ok(Plists {
+            gcpl,
+            tcpl,
+            lcpl_utf8,
+            acpl_utf8,
+        })
+    }
+}
+
+/// Object creation list `plist` stores no header times.
+fn no_times(plist: hid_t, shown: &str) -> Result<(), WriteError> {
+    locked(|| unsafe {
+        check(
+            h5p::H5Pset_obj_track_times(plist, 0),
+            shown,
+            "H5Pset_obj_track_times",
+        )
+    })?;
+    Ok(())
+}
+
+/// Link or attribute creation list `plist` gives names the UTF-8
+/// character set.
+fn utf8_names(plist: hid_t, shown: &str) -> Result<(), WriteError> {
+    locked(|| unsafe {
+        check(
+            h5p::H5Pset_char_encoding(plist, h5t::H5T_cset_t::H5T_CSET_UTF8),
+            shown,
+            "H5Pset_char_encoding",
+        )
+    })?;
+    Ok(())
+}
+
+/// Whether the link name at the end of `path` is UTF-8: when it is not
+/// ASCII, unless `other` (the input's link said the other set).
+fn utf8_name(name: &str, other: bool) -> bool {
+    // Not ASCII, unless other; ASCII, if other.
+    name.is_ascii() == other
 }
 
 /// False when `H5SALVAGE_WRITER=libhdf5` asks for the libhdf5 backend only.
@@ -168,8 +247,7 @@ fn size_transfer_buffer(xfer: hid_t, path: &str, bytes: usize) -> Result<(), Wri
 fn replace_attribute(
     obj: hid_t,
     name: &std::ffi::CStr,
-    tid: hid_t,
-    sid: hid_t,
+    (tid, sid, acpl): (hid_t, hid_t, hid_t),
     where_: &str,
 ) -> Result<Hid, WriteError> {
     let exists = locked(|| unsafe { h5a::H5Aexists(obj, name.as_ptr()) });
@@ -177,16 +255,7 @@ fn replace_attribute(
         locked(|| unsafe { check(h5a::H5Adelete(obj, name.as_ptr()), where_, "H5Adelete") })?;
     }
     hid(
-        locked(|| unsafe {
-            h5a::H5Acreate2(
-                obj,
-                name.as_ptr(),
-                tid,
-                sid,
-                h5p::H5P_DEFAULT,
-                h5p::H5P_DEFAULT,
-            )
-        }),
+        locked(|| unsafe { h5a::H5Acreate2(obj, name.as_ptr(), tid, sid, acpl, h5p::H5P_DEFAULT) }),
         Kind::Attribute,
         where_,
         "H5Acreate2",
@@ -445,15 +514,23 @@ impl Writer {
     /// directory, name `.{file_name}.h5salvage-tmp-{pid}`), never touching
     /// `output` itself. Fails if that temporary file already exists.
     pub fn create(output: &Path) -> Result<Writer, WriteError> {
-        Writer::create_ordered(output, CreationOrder::default(), CreationOrder::default())
+        Writer::create_ordered(
+            output,
+            CreationOrder::default(),
+            CreationOrder::default(),
+            &[],
+        )
     }
 
     /// [`Writer::create`], with the root group tracking (and indexing)
-    /// link and attribute creation order as given.
+    /// link and attribute creation order as given, and `user_block` (the
+    /// input's bytes before its superblock: empty, or 512, 1024, ...
+    /// bytes) before the superblock.
     pub fn create_ordered(
         output: &Path,
         links: CreationOrder,
         attrs: CreationOrder,
+        user_block: &[u8],
     ) -> Result<Writer, WriteError> {
         let shown = output.display().to_string();
         let tmp = temp_path_for(output)?;
@@ -479,6 +556,18 @@ impl Writer {
             "H5Pcreate(file create)",
         )?;
         set_orders(fcpl.id(), Some(links), attrs, &shown)?;
+        // The root group's header: no times (see `Plists`).
+        no_times(fcpl.id(), &shown)?;
+        check_user_block(user_block, &shown)?;
+        if !user_block.is_empty() {
+            locked(|| unsafe {
+                check(
+                    h5p::H5Pset_userblock(fcpl.id(), user_block.len() as u64),
+                    &shown,
+                    "H5Pset_userblock",
+                )
+            })?;
+        }
         let file = hid(
             locked(|| unsafe {
                 h5f::H5Fcreate(c.as_ptr(), h5f::H5F_ACC_EXCL, fcpl.id(), fapl.id())
@@ -487,7 +576,9 @@ impl Writer {
             tmp_str,
             "H5Fcreate",
         )?;
-        Ok(Writer::new(file, tmp, output))
+        let mut w = Writer::new(file, tmp, output);
+        w.user_block = user_block.to_vec();
+        Ok(w)
     }
 
     /// Copies the existing `output` to the temporary path beside it and
@@ -540,15 +631,18 @@ impl Writer {
         output: &Path,
         links: CreationOrder,
         attrs: CreationOrder,
+        user_block: &[u8],
     ) -> Result<Writer, WriteError> {
         if !native_enabled() {
-            return Writer::create_ordered(output, links, attrs);
+            return Writer::create_ordered(output, links, attrs, user_block);
         }
         let shown = output.display().to_string();
+        check_user_block(user_block, &shown)?;
         let tmp = temp_path_for(output)?;
-        let n = native::NativeWriter::create(&tmp, &shown, links, attrs)?;
+        let n = native::NativeWriter::create(&tmp, &shown, links, attrs, user_block.len() as u64)?;
         let mut w = Writer::fileless(tmp, output);
         w.native = Some(Box::new(n));
+        w.user_block = user_block.to_vec();
         Ok(w)
     }
 
@@ -574,6 +668,41 @@ impl Writer {
             region_budget: types::MAX_REGION_TOTAL,
             base: None,
             native: None,
+            plists: None,
+            other_charset: std::collections::HashSet::new(),
+            user_block: Vec::new(),
+        }
+    }
+
+    /// The shared creation property lists (made at first use).
+    fn plists(&mut self, shown: &str) -> Result<&Plists, WriteError> {
+        if self.plists.is_none() {
+            self.plists = Some(Plists::new(shown)?);
+        }
+        Ok(self.plists.as_ref().expect("made above"))
+    }
+
+    /// The link creation list for a new link at `path`: its name's
+    /// character set ([`Writer::other_charset`]).
+    fn lcpl(&mut self, path: &str) -> Result<hid_t, WriteError> {
+        let name = path.rsplit('/').next().unwrap_or_default();
+        if utf8_name(name, self.other_charset.contains(path)) {
+            Ok(self.plists(path)?.lcpl_utf8.id())
+        } else {
+            Ok(h5p::H5P_DEFAULT)
+        }
+    }
+
+    /// Output paths whose link name has the other character set than its
+    /// bytes suggest (the input's link says so: `Object::
+    /// other_charset_names`): ASCII for a non-ASCII name, UTF-8 for an
+    /// ASCII one. Every other name is written UTF-8 when it is not ASCII.
+    pub fn other_charset(&mut self, paths: impl IntoIterator<Item = String>) {
+        for p in paths {
+            if let Some(n) = self.native.as_mut() {
+                n.other_charset(&p);
+            }
+            self.other_charset.insert(p);
         }
     }
 
@@ -835,12 +964,24 @@ impl Writer {
 
     /// Keeps the times the source object's header stores (access,
     /// modification, change, birth; `Object::times`) on the object at
-    /// `path`: the native backend writes them (object header flag bit 5);
-    /// libhdf5 sets its own (the time of writing) and ignores them.
+    /// `path`: the native backend writes them (object header flag bit 5).
+    /// libhdf5 cannot: H5Pset_obj_track_times only stamps the time of
+    /// writing, which would be invented. Its objects store no times, and
+    /// input times other than 0 are an error saying they were not kept.
     pub fn object_times(&mut self, path: &str, times: Option<[u32; 4]>) -> Result<(), WriteError> {
         match self.native.as_mut() {
             Some(n) => n.times(path, times),
-            None => Ok(()),
+            None => match times.filter(|t| t.iter().any(|&x| x != 0)) {
+                Some(t) => Err(WriteError::new(
+                    path,
+                    "object header times",
+                    format!(
+                        "libhdf5 cannot write given times (access, modification, change, birth \
+                         {t:?}): written without times"
+                    ),
+                )),
+                None => Ok(()),
+            },
         }
     }
 
@@ -887,8 +1028,8 @@ impl Writer {
                 self.groups.insert(cur.clone());
                 continue;
             }
-            // A group creation list only where there is an order to track
-            // (the default list otherwise: one fewer copy per group).
+            // A group creation list of its own only where there is an order
+            // to track (the shared one otherwise: one fewer copy per group).
             let ordered = cur == path && (links.tracked || attrs.tracked);
             let gcpl = if ordered {
                 let l = hid(
@@ -898,21 +1039,20 @@ impl Writer {
                     "H5Pcreate(group create)",
                 )?;
                 set_orders(l.id(), Some(links), attrs, path)?;
+                no_times(l.id(), path)?;
                 Some(l)
             } else {
                 None
             };
-            let gcpl_id = gcpl.as_ref().map_or(h5p::H5P_DEFAULT, Hid::id);
+            let gcpl_id = match &gcpl {
+                Some(l) => l.id(),
+                None => self.plists(path)?.gcpl.id(),
+            };
+            let lcpl = self.lcpl(&cur)?;
             let (loc, name) = self.location(&cur)?;
             let created = hid(
                 locked(|| unsafe {
-                    hdf5_sys::h5g::H5Gcreate2(
-                        loc,
-                        name.as_ptr(),
-                        h5p::H5P_DEFAULT,
-                        gcpl_id,
-                        h5p::H5P_DEFAULT,
-                    )
+                    hdf5_sys::h5g::H5Gcreate2(loc, name.as_ptr(), lcpl, gcpl_id, h5p::H5P_DEFAULT)
                 }),
                 Kind::Group,
                 &cur,
@@ -943,16 +1083,10 @@ impl Writer {
         }
         let (fid, loc, cp) = self.site(path)?;
         let ct = cstr(target, path, "link target")?;
+        let lcpl = self.lcpl(path)?;
         locked(|| unsafe {
             check(
-                h5l::H5Lcreate_hard(
-                    fid,
-                    ct.as_ptr(),
-                    loc,
-                    cp.as_ptr(),
-                    h5p::H5P_DEFAULT,
-                    h5p::H5P_DEFAULT,
-                ),
+                h5l::H5Lcreate_hard(fid, ct.as_ptr(), loc, cp.as_ptr(), lcpl, h5p::H5P_DEFAULT),
                 path,
                 "H5Lcreate_hard",
             )
@@ -1033,17 +1167,12 @@ impl Writer {
         let (_, loc, cp) = self.site(path)?;
         // Built here, not taken from the cache: committing changes the type.
         let t = types::build(datatype, path, 0)?;
+        let lcpl = self.lcpl(path)?;
+        let tcpl = self.plists(path)?.tcpl.id();
         let commit = |_: &mut Writer| {
             locked(|| unsafe {
                 check(
-                    h5t::H5Tcommit2(
-                        loc,
-                        cp.as_ptr(),
-                        t.hid.id(),
-                        h5p::H5P_DEFAULT,
-                        h5p::H5P_DEFAULT,
-                        h5p::H5P_DEFAULT,
-                    ),
+                    h5t::H5Tcommit2(loc, cp.as_ptr(), t.hid.id(), lcpl, tcpl, h5p::H5P_DEFAULT),
                     path,
                     "H5Tcommit2",
                 )
@@ -1059,17 +1188,27 @@ impl Writer {
             check_path(path)?;
             return n.soft_link(path, target);
         }
+        // A link message stores a soft link's value with a 2-byte length
+        // (spec IV.A.2.g) and the output's groups are link-message groups:
+        // libhdf5 would keep the length's low 16 bits and cut the target.
+        if target.len() > usize::from(u16::MAX) {
+            return Err(WriteError::new(
+                path,
+                "soft link",
+                format!(
+                    "target of {} bytes: a link message holds at most 65535 (spec IV.A.2.g; \
+                     only a symbol-table group's local heap holds more); not written rather \
+                     than cut",
+                    target.len()
+                ),
+            ));
+        }
         let (_, loc, cp) = self.site(path)?;
         let ct = cstr(target, path, "link target")?;
+        let lcpl = self.lcpl(path)?;
         locked(|| unsafe {
             check(
-                h5l::H5Lcreate_soft(
-                    ct.as_ptr(),
-                    loc,
-                    cp.as_ptr(),
-                    h5p::H5P_DEFAULT,
-                    h5p::H5P_DEFAULT,
-                ),
+                h5l::H5Lcreate_soft(ct.as_ptr(), loc, cp.as_ptr(), lcpl, h5p::H5P_DEFAULT),
                 path,
                 "H5Lcreate_soft",
             )
@@ -1093,6 +1232,7 @@ impl Writer {
             cstr(file, path, "link file")?,
             cstr(object, path, "link target")?,
         );
+        let lcpl = self.lcpl(path)?;
         locked(|| unsafe {
             check(
                 h5l::H5Lcreate_external(
@@ -1100,7 +1240,7 @@ impl Writer {
                     co.as_ptr(),
                     loc,
                     cp.as_ptr(),
-                    h5p::H5P_DEFAULT,
+                    lcpl,
                     h5p::H5P_DEFAULT,
                 ),
                 path,
@@ -1191,6 +1331,7 @@ impl Writer {
         maps: Option<Vec<crate::format::vds::VirtualMapping>>,
     ) -> Result<(), WriteError> {
         let (fid, loc, c) = self.site(path)?;
+        let lcpl = self.lcpl(path)?;
         let (tid, mem_size) = self.built(&ds.datatype, path)?;
         let shared = self.committed_type(committed, tid, path);
         let space = Self::space(&ds.dataspace, path)?;
@@ -1357,6 +1498,7 @@ impl Writer {
                 })?;
             }
         }
+        no_times(d, path)?;
         let dset = hid(
             locked(|| unsafe {
                 h5d::H5Dcreate2(
@@ -1364,7 +1506,7 @@ impl Writer {
                     c.as_ptr(),
                     shared.as_ref().map_or(tid, Hid::id),
                     space.id(),
-                    h5p::H5P_DEFAULT,
+                    lcpl,
                     d,
                     h5p::H5P_DEFAULT,
                 )
@@ -1461,7 +1603,7 @@ impl Writer {
     /// gives the resolved variable-length values and region references;
     /// `committed`: the source header of its committed datatype, if any
     /// (see [`Writer::note_committed`]). `charset`: the name's character
-    /// set, kept by the native backend (libhdf5's writes ASCII).
+    /// set (both backends keep it).
     #[allow(clippy::too_many_arguments)]
     pub fn attribute(
         &mut self,
@@ -1500,9 +1642,13 @@ impl Writer {
         let tid = shared.as_ref().map_or(built, Hid::id);
         let space = Self::space(dataspace, &where_)?;
         let cn = cstr(name, &where_, "attribute name")?;
+        let acpl = match charset {
+            CharacterSet::Utf8 => self.plists(&where_)?.acpl_utf8.id(),
+            _ => h5p::H5P_DEFAULT,
+        };
         let (obj, _owned) = self.object(path, &where_)?;
         let attr = self.with_formats(&where_, types::native_complex(datatype), |_| {
-            replace_attribute(obj, &cn, tid, space.id(), &where_)
+            replace_attribute(obj, &cn, (tid, space.id(), acpl), &where_)
         })?;
         if n == 0 {
             drop(attr);
@@ -1804,7 +1950,7 @@ impl Writer {
         let cv = cstr(&value.replace('\0', "\u{fffd}"), &where_, "value")?;
         let (tid, sid) = self.mark_type(&where_)?;
         let (obj, _owned) = self.object(path, &where_)?;
-        let attr = replace_attribute(obj, &cn, tid, sid, &where_)?;
+        let attr = replace_attribute(obj, &cn, (tid, sid, h5p::H5P_DEFAULT), &where_)?;
         let ptr = cv.as_ptr();
         locked(|| unsafe {
             check(
@@ -1872,6 +2018,7 @@ impl Writer {
             f.close()
                 .map_err(|m| WriteError::new(&shown, "H5Fclose", m))?;
         }
+        self.write_user_block()?;
         std::fs::File::open(&self.tmp)
             .and_then(|f| f.sync_all())
             .map_err(|e| io_err(&self.tmp, "fsync", e))?;
@@ -1929,6 +2076,36 @@ impl Writer {
         }
         Ok(())
     }
+}
+
+impl Writer {
+    /// Writes the input's user block over the first bytes of the closed
+    /// output, which both backends leave for it (libhdf5 zeroes them).
+    fn write_user_block(&self) -> Result<(), WriteError> {
+        if self.user_block.is_empty() {
+            return Ok(());
+        }
+        use std::io::Write;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&self.tmp)
+            .and_then(|mut f| f.write_all(&self.user_block))
+            .map_err(|e| io_err(&self.tmp, "write user block", e))
+    }
+}
+
+/// A user block libhdf5 (and the superblock search) accepts: empty, or a
+/// power of two of at least 512 bytes.
+fn check_user_block(bytes: &[u8], shown: &str) -> Result<(), WriteError> {
+    let n = bytes.len();
+    if n == 0 || (n >= 512 && n.is_power_of_two()) {
+        return Ok(());
+    }
+    Err(WriteError::new(
+        shown,
+        "user block",
+        format!("{n} bytes: not a power of two of at least 512"),
+    ))
 }
 
 impl Drop for Writer {

@@ -1,6 +1,6 @@
 """Compare a file written by h5salvage's Writer with its source, via h5py.
 
-usage: compare_h5.py ORIG OUT [--skip PATH]...
+usage: compare_h5.py ORIG OUT [--skip PATH]... [--exact-times]
 
 Every group and dataset of ORIG reached by a hard link (first path only) and
 not under a skipped path must exist in OUT with the same kind, attribute
@@ -15,6 +15,14 @@ same path in OUT (not carry a copy), and one with a copy must not. Fixed-size da
 (tobytes); variable-length and reference data element by element (references
 by the path of their target). Region references are compared by target
 path, selection and the data they select (h5regions.py).
+Also kept exactly: the character set of every link name and attribute
+name, each group's (and the root's) link and attribute creation-order flags
+(tracked, indexed) and each dataset's attribute flags, also where there is
+no attribute or member to order, and the user block (its size and bytes).
+Object header times (access, modification, change, birth) are never
+invented: an output object that stores times must store the input's; with
+--exact-times an input object's times must also be kept (the libhdf5
+backend cannot set them and stores none).
 Prints one line per mismatch and exits 1 if there was any.
 """
 import sys
@@ -158,9 +166,39 @@ def type_source(tid, types):
     return types.get(h5py.h5o.get_info(tid).addr, "anonymous")
 
 
+def link_cset(g, name):
+    return g.id.links.get_info(name.encode()).cset
+
+
+def attr_cset(obj, name):
+    return h5py.h5a.get_info(obj.id, name=name.encode()).cset
+
+
+def order_flags(obj):
+    """(link flags, attribute flags) of a group, (None, attribute flags)
+    of a dataset; None for a committed datatype (no creation list)."""
+    if isinstance(obj, h5py.Datatype):
+        return None
+    pl = obj.id.get_create_plist()
+    links = pl.get_link_creation_order() if isinstance(obj, h5py.Group) else None
+    return (links, pl.get_attr_creation_order())
+
+
+def times(obj):
+    i = h5py.h5o.get_info(obj.id)
+    return (i.atime, i.mtime, i.ctime, i.btime)
+
+
+def user_block(path, f):
+    n = f.userblock_size
+    with open(path, "rb") as fh:
+        return n, fh.read(n)
+
+
 def main():
     orig, outp = sys.argv[1], sys.argv[2]
     skip = [sys.argv[i + 1] for i, a in enumerate(sys.argv) if a == "--skip"]
+    exact_times = "--exact-times" in sys.argv
     a, b = h5py.File(orig, "r", locking=False), h5py.File(outp, "r", locking=False)
     bad = []
     count = {"groups": 0, "datasets": 0, "attributes": 0}
@@ -168,6 +206,10 @@ def main():
 
     def err(path, msg):
         bad.append(f"{path}: {msg}")
+
+    ux, uy = user_block(orig, a), user_block(outp, b)
+    if ux != uy:
+        err("/", f"user block {ux[0]} bytes {ux[1][:40]!r} vs {uy[0]} bytes {uy[1][:40]!r}")
 
     for path in objects(a, skip):
         x = a[path]
@@ -189,6 +231,12 @@ def main():
         listed = len(list(y.attrs.keys()))
         if len(y.attrs) != listed:
             err(path, f"output counts {len(y.attrs)} attributes, lists {listed}")
+        ox, oy = order_flags(x), order_flags(y)
+        if ox != oy:
+            err(path, f"creation order flags (links, attributes) {ox} vs {oy}")
+        hx, hy = times(x), times(y)
+        if hx != hy and (any(hy) or exact_times):
+            err(path, f"header times {hx} vs {hy}")
         if isinstance(x, h5py.Group):
             # Members missing on either side are reported on their own.
             kx = [k for k in x.keys() if k in y]
@@ -198,11 +246,17 @@ def main():
             for k in kx:
                 lx, ly = link_of(x, k), link_of(y, k)
                 if lx != ly:
-                    err(path, f"link {k}: {lx} vs {ly}")
+                    err(path, f"link {k}: {str(lx)[:200]} vs {str(ly)[:200]}")
+                cx, cy = link_cset(x, k), link_cset(y, k)
+                if cx != cy:
+                    err(path, f"link {k}: name character set {cx} vs {cy}")
         for n in names_x:
             if n not in y.attrs:
                 continue
             count["attributes"] += 1
+            cx, cy = attr_cset(x, n), attr_cset(y, n)
+            if cx != cy:
+                err(path, f"@{n}: name character set {cx} vs {cy}")
             ax, ay = x.attrs.get_id(n), y.attrs.get_id(n)
             tx, ty = type_source(ax.get_type(), types_a), type_source(ay.get_type(), types_b)
             if tx != ty:

@@ -504,8 +504,9 @@ pub enum LinkValue<'a> {
     External { file: &'a str, object: &'a str },
 }
 
-/// Link message version 1 (spec IV.A.2.g).
-pub fn link(name: &str, value: &LinkValue, order: Option<u64>, out: &mut Vec<u8>) {
+/// Link message version 1 (spec IV.A.2.g); `utf8`: the name's character
+/// set.
+pub fn link(name: &str, utf8: bool, value: &LinkValue, order: Option<u64>, out: &mut Vec<u8>) {
     let n = name.len();
     let width: u8 = if n <= 0xff {
         0
@@ -519,9 +520,8 @@ pub fn link(name: &str, value: &LinkValue, order: Option<u64>, out: &mut Vec<u8>
         LinkValue::Soft(_) => 1,
         LinkValue::External { .. } => 64,
     };
-    let ascii = name.is_ascii();
     let flags =
-        width | u8::from(order.is_some()) << 2 | u8::from(kind != 0) << 3 | u8::from(!ascii) << 4;
+        width | u8::from(order.is_some()) << 2 | u8::from(kind != 0) << 3 | u8::from(utf8) << 4;
     out.extend_from_slice(&[1, flags]);
     if kind != 0 {
         out.push(kind);
@@ -529,7 +529,7 @@ pub fn link(name: &str, value: &LinkValue, order: Option<u64>, out: &mut Vec<u8>
     if let Some(o) = order {
         out.extend_from_slice(&o.to_le_bytes());
     }
-    if !ascii {
+    if utf8 {
         out.push(1);
     }
     match width {
@@ -707,11 +707,11 @@ pub fn object_header(recs: &[u8], flags: HeaderFlags, out: &mut Vec<u8>) {
 }
 
 /// Superblock version 2 (spec II.A), 48 bytes.
-pub fn superblock(eof: u64, root: u64) -> Vec<u8> {
+pub fn superblock(base: u64, eof: u64, root: u64) -> Vec<u8> {
     let mut b = Vec::with_capacity(48);
     b.extend_from_slice(b"\x89HDF\r\n\x1a\n");
     b.extend_from_slice(&[2, 8, 8, 0]);
-    b.extend_from_slice(&0u64.to_le_bytes());
+    b.extend_from_slice(&base.to_le_bytes());
     b.extend_from_slice(&UNDEFINED.to_le_bytes());
     b.extend_from_slice(&eof.to_le_bytes());
     b.extend_from_slice(&root.to_le_bytes());

@@ -106,6 +106,8 @@ enum Target {
 struct Link {
     name: Box<str>,
     target: Target,
+    /// The name's character set is UTF-8 (spec IV.A.2.g).
+    utf8: bool,
 }
 
 /// Groups above this many links get a name index.
@@ -230,6 +232,12 @@ pub struct NativeWriter {
     held: usize,
     notes: Vec<String>,
     shown: String,
+    /// Bytes before the superblock, left for the user block (written by
+    /// `Writer::finish`): the base address (spec II.A).
+    base: u64,
+    /// Paths whose link name takes the other character set than its bytes
+    /// suggest (`Writer::other_charset`).
+    other_charset: std::collections::HashSet<String>,
 }
 
 fn split(path: &str) -> (&str, &str) {
@@ -276,12 +284,15 @@ fn rec_err(path: &str) -> impl Fn(String) -> WriteError + '_ {
 
 impl NativeWriter {
     /// Creates the output at `tmp` (which must not exist); the root group
-    /// tracks link and attribute creation order as given.
+    /// tracks link and attribute creation order as given; the superblock
+    /// follows `user_block` bytes left for a user block (0, or a power of
+    /// two of at least 512: the base address).
     pub fn create(
         tmp: &Path,
         shown: &str,
         links: CreationOrder,
         attrs: CreationOrder,
+        user_block: u64,
     ) -> Result<NativeWriter, WriteError> {
         let f = std::fs::OpenOptions::new()
             .write(true)
@@ -289,8 +300,12 @@ impl NativeWriter {
             .open(tmp)
             .map_err(|e| io(&tmp.display().to_string(), "create", e))?;
         let mut out = BufWriter::with_capacity(1 << 20, f);
-        out.write_all(&[0; SUPERBLOCK_SIZE as usize])
-            .map_err(|e| io(shown, "write", e))?;
+        std::io::copy(
+            &mut std::io::Read::take(std::io::repeat(0), user_block),
+            &mut out,
+        )
+        .and_then(|_| out.write_all(&[0; SUPERBLOCK_SIZE as usize]))
+        .map_err(|e| io(shown, "write", e))?;
         let root = Obj {
             kind: Kind::Group(Group::new(links)),
             attrs: Vec::new(),
@@ -305,7 +320,15 @@ impl NativeWriter {
             held: 0,
             notes: Vec::new(),
             shown: shown.to_string(),
+            base: user_block,
+            other_charset: std::collections::HashSet::new(),
         })
+    }
+
+    /// The link at `path` (made later) takes the other character set than
+    /// its name's bytes suggest.
+    pub fn other_charset(&mut self, path: &str) {
+        self.other_charset.insert(path.to_string());
     }
 
     fn group_at(&self, i: usize) -> Option<&Group> {
@@ -357,6 +380,7 @@ impl NativeWriter {
         if name.is_empty() || name == "." {
             return Err(WriteError::new(path, "link", "empty link name"));
         }
+        let utf8 = super::utf8_name(name, self.other_charset.contains(path));
         let g = self
             .group_mut(parent)
             .ok_or_else(|| WriteError::new(path, "link", "parent is not a group"))?;
@@ -366,6 +390,7 @@ impl NativeWriter {
         g.push(Link {
             name: name.into(),
             target,
+            utf8,
         });
         Ok(())
     }
@@ -1078,10 +1103,15 @@ impl NativeWriter {
             debug_assert_eq!(self.pos, address[o]);
             self.append(&header)?;
         }
-        let eof = self.pos;
+        // The stored end of file counts the user block (as libhdf5 writes
+        // it); every other address is relative to the base.
+        let eof = self.base + self.pos;
         self.out
-            .seek(SeekFrom::Start(0))
-            .and_then(|_| self.out.write_all(&encode::superblock(eof, address[0])))
+            .seek(SeekFrom::Start(self.base))
+            .and_then(|_| {
+                self.out
+                    .write_all(&encode::superblock(self.base, eof, address[0]))
+            })
             .and_then(|()| self.out.flush())
             .map_err(|e| io(&self.shown, "write superblock", e))?;
         Ok(())
@@ -1118,7 +1148,7 @@ impl NativeWriter {
                         },
                     };
                     let s = encode::begin(encode::MSG_LINK, 0, r);
-                    encode::link(&l.name, &v, g.order.tracked.then_some(i as u64), r);
+                    encode::link(&l.name, l.utf8, &v, g.order.tracked.then_some(i as u64), r);
                     encode::end(s, r).map_err(&err)?;
                 }
             }
@@ -1235,7 +1265,8 @@ pub(crate) mod tests {
             tracked: true,
             indexed: true,
         };
-        let mut w = NativeWriter::create(&tmp, "t.h5", tracked, CreationOrder::default()).unwrap();
+        let mut w =
+            NativeWriter::create(&tmp, "t.h5", tracked, CreationOrder::default(), 0).unwrap();
         for i in 0..40 {
             w.group(
                 &format!("/g{i:02}/sub"),
