@@ -1,0 +1,159 @@
+//! What both writers keep beyond values and types (principle 5), on the
+//! fixtures of testdata/generate_fidelity.py (testdata/fidelity/): the
+//! character set of link and attribute names, attribute creation-order flags
+//! of objects without attributes, the user block, header times (kept by the
+//! native writer; never invented by libhdf5, which cannot write given
+//! times and says so), and soft-link targets above 64 KiB (a link message
+//! cannot hold them: not written, and said, rather than cut). Each fixture
+//! is salvaged with the default writer and with `H5SALVAGE_WRITER=libhdf5`
+//! and compared by tests/py/compare_h5.py, which checks all of these.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{bin, have_h5py, have_tool, py_script, python, python_code, testdata};
+
+fn fixture(name: &str) -> PathBuf {
+    testdata().join("fidelity").join(name)
+}
+
+/// `h5salvage salvage INPUT -o OUT` with the writer log on (`libhdf5`:
+/// that backend forced): stdout (the report) and stderr, after exit 0.
+fn salvage(input: &Path, out: &Path, libhdf5: bool) -> String {
+    let mut c = Command::new(bin());
+    c.arg("salvage")
+        .arg(input)
+        .arg("-o")
+        .arg(out)
+        .env("H5SALVAGE_WRITER_LOG", "1");
+    if libhdf5 {
+        c.env("H5SALVAGE_WRITER", "libhdf5");
+    } else {
+        c.env_remove("H5SALVAGE_WRITER");
+    }
+    let o = c.output().expect("h5salvage");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(o.status.success(), "salvage {}: {text}", input.display());
+    text
+}
+
+/// compare_h5.py ORIG OUT [--exact-times]: (passed, its output).
+fn compare_h5(orig: &Path, out: &Path, exact_times: bool) -> (bool, String) {
+    let mut c = python();
+    c.arg(py_script("compare_h5.py")).arg(orig).arg(out);
+    if exact_times {
+        c.arg("--exact-times");
+    }
+    let o = c.output().expect("python3");
+    (
+        o.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        ),
+    )
+}
+
+/// Debian's h5dump (libhdf5 1.10) reads all of `out`.
+fn h5dump_reads(out: &Path) {
+    let o = Command::new("h5dump").arg(out).output().expect("h5dump");
+    assert!(
+        o.status.success(),
+        "h5dump {}: {}",
+        out.display(),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+#[test]
+fn the_native_writer_keeps_charsets_orders_user_block_and_times() {
+    if !have_h5py("writer fidelity") || !have_tool("h5dump", "writer fidelity") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let input = fixture("native_latest.h5");
+    let out = dir.path().join("native.h5");
+    let log = salvage(&input, &out, false);
+    assert!(log.contains("writer: native:"), "{log}");
+    let (ok, text) = compare_h5(&input, &out, true);
+    assert!(ok, "{text}");
+    h5dump_reads(&out);
+}
+
+#[test]
+fn the_libhdf5_writer_keeps_charsets_orders_and_user_block_and_invents_no_times() {
+    if !have_h5py("writer fidelity") || !have_tool("h5dump", "writer fidelity") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    for (name, forced) in [
+        ("native_latest.h5", true),
+        // An object reference: the default writer moves to libhdf5.
+        ("libhdf5_latest.h5", false),
+        ("libhdf5_latest.h5", true),
+    ] {
+        let input = fixture(name);
+        let out = dir.path().join(format!("{name}.{forced}.h5"));
+        let log = salvage(&input, &out, forced);
+        assert!(
+            forced || log.contains("writer: libhdf5 from"),
+            "{name}: {log}"
+        );
+        // Times are not invented (compare_h5.py's default), and the one
+        // object that had some says they were not kept.
+        let (ok, text) = compare_h5(&input, &out, false);
+        assert!(ok, "{name}: {text}");
+        let (exact, _) = compare_h5(&input, &out, true);
+        assert!(!exact, "{name}: libhdf5 cannot write given times");
+        assert!(
+            log.contains("/timed: header times not kept"),
+            "{name}: {log}"
+        );
+        assert_eq!(
+            log.matches("header times not kept").count(),
+            1,
+            "{name}: only /timed has times: {log}"
+        );
+        h5dump_reads(&out);
+    }
+}
+
+#[test]
+fn soft_link_targets_above_64_kib_are_not_cut() {
+    if !have_h5py("writer fidelity") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let input = fixture("long_soft_link.h5");
+    for forced in [false, true] {
+        let out = dir.path().join(format!("long.{forced}.h5"));
+        let log = salvage(&input, &out, forced);
+        for (path, len) in [("/long", 70000), ("/g/long", 70002)] {
+            assert!(
+                log.contains(&format!(
+                    "{path}: link not recreated: {path}: soft link: target of {len} bytes"
+                )),
+                "{path}: {log}"
+            );
+        }
+        let (ok, text) = compare_h5(&input, &out, false);
+        assert!(ok, "{text}");
+        // No link holds a cut target; the short one is there.
+        let links = python_code(
+            "import sys, h5py\n\
+             f = h5py.File(sys.argv[1], 'r')\n\
+             for p in ('/long', '/g/long', '/short'):\n\
+             \x20   l = f.get(p, getlink=True)\n\
+             \x20   print(p, None if l is None else len(l.path))\n",
+            &[&out],
+        );
+        assert_eq!(links, "/long None\n/g/long None\n/short 2\n", "{links}");
+    }
+}
