@@ -760,7 +760,7 @@ pub fn merge(opts: &MergeOptions) -> Result<MergeReport, MergeError> {
     let mut w = if existing {
         Writer::open_copy(&opts.output)?
     } else {
-        Writer::create_for(&opts.output, Default::default(), Default::default(), &[])?
+        Writer::create_for(&opts.output, Default::default())?
     };
     let n = opts.inputs.len();
     let jobs = if opts.jobs == 0 {
@@ -1032,6 +1032,14 @@ fn write_units(
             result,
             reasons,
         });
+    }
+    // A user block is one file's (README: "Which writer").
+    if let Some(sb) = inv.superblock.as_ref().filter(|s| s.offset > 0) {
+        rep.notes.push(format!(
+            "{source}: its user block ({} bytes before the superblock) is not kept: a merge's \
+             output has no input's user block",
+            sb.offset
+        ));
     }
     Ok((out, rep.notes))
 }

@@ -21,7 +21,7 @@ use crate::inventory::{
 };
 use crate::pipeline::{CarveMode, Input, InputChanged, RELEASE_EVERY};
 use crate::read::{self, timing, DatasetData};
-use crate::write::{LockError, OutputLock, ReorderError, WriteError, Writer};
+use crate::write::{parent_of, LockError, OutputLock, ReorderError, Root, WriteError, Writer};
 
 /// Version written into the provenance attributes.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -252,9 +252,12 @@ pub fn salvage_opts(
     let root = inv.objects.iter().find(|o| o.path == "/");
     let mut w = Writer::create_for(
         output,
-        root.map(|o| o.link_order).unwrap_or_default(),
-        root.map(|o| o.attribute_order).unwrap_or_default(),
-        user_block(&inv, bytes),
+        Root {
+            links: root.map(|o| o.link_order).unwrap_or_default(),
+            attrs: root.map(|o| o.attribute_order).unwrap_or_default(),
+            user_block: user_block(&inv, bytes),
+            symbol_table: long_soft_links(&inv).any(|l| parent_of(&l.path) == "/"),
+        },
     )?;
     w.group("/")?;
     w.mark("/", "h5salvage_source", &input.display().to_string())?;
@@ -291,6 +294,14 @@ fn user_block<'a>(inv: &Inventory, bytes: &'a [u8]) -> &'a [u8] {
         .unwrap_or(&[])
 }
 
+/// Soft links whose target is longer than a link message holds (65535
+/// bytes, spec IV.A.2.g): their groups must be symbol-table groups.
+fn long_soft_links(inv: &Inventory) -> impl Iterator<Item = &crate::inventory::LinkEntry> {
+    inv.links
+        .iter()
+        .filter(|l| l.kind == LinkKind::Soft && l.target.len() > usize::from(u16::MAX))
+}
+
 /// Salvages the objects of one inventory into a shared writer: `select`
 /// maps a source path to its path in the output (`None`: not copied).
 /// Outcomes carry output paths and are appended to `report`, whose counts
@@ -319,6 +330,11 @@ pub fn salvage_into(
             .iter()
             .filter_map(|n| select(&format!("{}/{n}", o.path.trim_end_matches('/'))))
     }));
+    w.symbol_table_groups(
+        long_soft_links(inv)
+            .filter_map(|l| select(&l.path))
+            .map(|p| parent_of(&p).to_string()),
+    );
     w.set_reference_map(reference_map(&chosen));
     w.clear_committed();
     // Groups go first (parents before children, each with its own
@@ -412,6 +428,13 @@ pub fn salvage_into(
     }
     relink(inv, select, &outcomes, w, report);
     reorder_groups(&chosen, select, &mut outcomes, w, report);
+    if let Some((n, first)) = w.take_times_not_kept() {
+        report.notes.push(format!(
+            "header times of {n} object(s) not kept (the first: {first}): libhdf5 cannot write \
+             given times (H5Pset_obj_track_times only stamps the time of writing); written \
+             without times"
+        ));
+    }
     if let Some(search) = &inv.chunk_search {
         for st in &search.stray {
             let Some(dest) = select(&stray_path(st)) else {

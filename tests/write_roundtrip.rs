@@ -146,7 +146,18 @@ fn rebuild(src: &Path, out: &Path) -> (Inventory, Vec<String>, Vec<String>) {
     let root = inv.objects.iter().find(|o| o.path == "/").unwrap();
     // The native backend when it takes the fixture (else libhdf5, as with
     // H5SALVAGE_WRITER=libhdf5).
-    let mut w = Writer::create_for(out, root.link_order, root.attribute_order, &[]).unwrap();
+    // The user block: the bytes before the superblock.
+    let sb_offset = inv.superblock.as_ref().unwrap().offset as usize;
+    let mut w = Writer::create_for(
+        out,
+        h5salvage::write::Root {
+            links: root.link_order,
+            attrs: root.attribute_order,
+            user_block: &file[..sb_offset],
+            ..Default::default()
+        },
+    )
+    .unwrap();
     w.accept(&inv).unwrap();
     let skip: Vec<String> = Vec::new();
     let mut refs = HashMap::new();

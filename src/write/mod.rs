@@ -143,6 +143,27 @@ pub struct Writer {
     /// The input's user block, written before the superblock by
     /// [`Writer::finish`] (empty: none).
     user_block: Vec<u8>,
+    /// Objects whose input header times libhdf5 could not write: how many,
+    /// and the first path ([`Writer::take_times_not_kept`]).
+    times_not_kept: Option<(u64, String)>,
+    /// Groups to create as symbol-table groups
+    /// ([`Writer::symbol_table_groups`]), and those created so.
+    symbol_tables: std::collections::HashSet<String>,
+    old_style: std::collections::HashSet<String>,
+}
+
+/// What a new output takes from its input at the file level.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Root<'a> {
+    /// The root group's link and attribute creation order.
+    pub links: CreationOrder,
+    pub attrs: CreationOrder,
+    /// The input's bytes before its superblock (empty, or 512, 1024, ...
+    /// bytes), written before the output's superblock.
+    pub user_block: &'a [u8],
+    /// The root holds a soft link whose target is above 64 KiB: it must be
+    /// a symbol-table group ([`Writer::symbol_table_groups`]).
+    pub symbol_table: bool,
 }
 
 /// Property lists shared by the objects libhdf5 creates: groups, datasets
@@ -470,7 +491,8 @@ fn path_exists(fid: hid_t, path: &str) -> Result<bool, WriteError> {
     Ok(true)
 }
 
-fn parent_of(path: &str) -> &str {
+/// The group `path` is in ("/" for a top-level path).
+pub fn parent_of(path: &str) -> &str {
     match path.rfind('/') {
         Some(0) | None => "/",
         Some(i) => path.get(..i).unwrap_or("/"),
@@ -514,24 +536,20 @@ impl Writer {
     /// directory, name `.{file_name}.h5salvage-tmp-{pid}`), never touching
     /// `output` itself. Fails if that temporary file already exists.
     pub fn create(output: &Path) -> Result<Writer, WriteError> {
-        Writer::create_ordered(
-            output,
-            CreationOrder::default(),
-            CreationOrder::default(),
-            &[],
-        )
+        Writer::create_ordered(output, Root::default())
     }
 
     /// [`Writer::create`], with the root group tracking (and indexing)
-    /// link and attribute creation order as given, and `user_block` (the
-    /// input's bytes before its superblock: empty, or 512, 1024, ...
-    /// bytes) before the superblock.
-    pub fn create_ordered(
-        output: &Path,
-        links: CreationOrder,
-        attrs: CreationOrder,
-        user_block: &[u8],
-    ) -> Result<Writer, WriteError> {
+    /// link and attribute creation order as `root` gives, its user block
+    /// and, if asked, a symbol-table root group.
+    pub fn create_ordered(output: &Path, root: Root) -> Result<Writer, WriteError> {
+        let Root {
+            links,
+            attrs,
+            user_block,
+            ..
+        } = root;
+        let old_root = root.symbol_table && !links.tracked;
         let shown = output.display().to_string();
         let tmp = temp_path_for(output)?;
         let tmp_str = tmp
@@ -549,6 +567,21 @@ impl Writer {
         std::fs::remove_file(&tmp)
             .map_err(|e| WriteError::new(tmp_str, "create", e.to_string()))?;
         let fapl = file_access(&shown, h5f::H5F_libver_t::H5F_LIBVER_V18)?;
+        if old_root {
+            // The root group is made when the file is: a symbol-table root
+            // needs the earliest lower bound then (set back to 1.8 below).
+            locked(|| unsafe {
+                check(
+                    h5p::H5Pset_libver_bounds(
+                        fapl.id(),
+                        h5f::H5F_libver_t::H5F_LIBVER_EARLIEST,
+                        h5f::H5F_libver_t::H5F_LIBVER_V18,
+                    ),
+                    &shown,
+                    "H5Pset_libver_bounds(earliest)",
+                )
+            })?;
+        }
         let fcpl = hid(
             locked(|| unsafe { h5p::H5Pcreate(*g::H5P_FILE_CREATE) }),
             Kind::Plist,
@@ -578,6 +611,11 @@ impl Writer {
         )?;
         let mut w = Writer::new(file, tmp, output);
         w.user_block = user_block.to_vec();
+        if old_root {
+            let fid = w.fid("/")?;
+            w.set_low_bound(fid, h5f::H5F_libver_t::H5F_LIBVER_V18, "/")?;
+            w.old_style.insert("/".to_string());
+        }
         Ok(w)
     }
 
@@ -627,22 +665,25 @@ impl Writer {
     /// native backend (`native/`) until an input it does not take arrives
     /// ([`Writer::accept`]); `H5SALVAGE_WRITER=libhdf5` writes it with
     /// libhdf5 from the start.
-    pub fn create_for(
-        output: &Path,
-        links: CreationOrder,
-        attrs: CreationOrder,
-        user_block: &[u8],
-    ) -> Result<Writer, WriteError> {
-        if !native_enabled() {
-            return Writer::create_ordered(output, links, attrs, user_block);
+    /// An input whose root must be a symbol-table group (`root.
+    /// symbol_table`) is written by libhdf5 from the start.
+    pub fn create_for(output: &Path, root: Root) -> Result<Writer, WriteError> {
+        if !native_enabled() || root.symbol_table {
+            return Writer::create_ordered(output, root);
         }
         let shown = output.display().to_string();
-        check_user_block(user_block, &shown)?;
+        check_user_block(root.user_block, &shown)?;
         let tmp = temp_path_for(output)?;
-        let n = native::NativeWriter::create(&tmp, &shown, links, attrs, user_block.len() as u64)?;
+        let n = native::NativeWriter::create(
+            &tmp,
+            &shown,
+            root.links,
+            root.attrs,
+            root.user_block.len() as u64,
+        )?;
         let mut w = Writer::fileless(tmp, output);
         w.native = Some(Box::new(n));
-        w.user_block = user_block.to_vec();
+        w.user_block = root.user_block.to_vec();
         Ok(w)
     }
 
@@ -671,7 +712,38 @@ impl Writer {
             plists: None,
             other_charset: std::collections::HashSet::new(),
             user_block: Vec::new(),
+            times_not_kept: None,
+            symbol_tables: std::collections::HashSet::new(),
+            old_style: std::collections::HashSet::new(),
         }
+    }
+
+    /// Output groups that hold a soft link whose target is longer than a
+    /// link message holds (65535 bytes, spec IV.A.2.g): libhdf5 creates
+    /// them as symbol-table groups (spec IV.A.2.r), whose local heap keeps
+    /// the whole target, unless they track link creation order (which
+    /// needs link messages). Must be called before they are created.
+    pub fn symbol_table_groups(&mut self, paths: impl IntoIterator<Item = String>) {
+        self.symbol_tables.extend(paths);
+    }
+
+    /// Sets the output's lower libver bound (1.8 otherwise, see
+    /// [`file_access`]): the earliest only while a symbol-table group is
+    /// created.
+    fn set_low_bound(
+        &self,
+        fid: hid_t,
+        low: h5f::H5F_libver_t,
+        path: &str,
+    ) -> Result<(), WriteError> {
+        locked(|| unsafe {
+            check(
+                vds::H5Fset_libver_bounds(fid, low, self.libver_high),
+                path,
+                "H5Fset_libver_bounds",
+            )
+        })?;
+        Ok(())
     }
 
     /// The shared creation property lists (made at first use).
@@ -967,22 +1039,25 @@ impl Writer {
     /// `path`: the native backend writes them (object header flag bit 5).
     /// libhdf5 cannot: H5Pset_obj_track_times only stamps the time of
     /// writing, which would be invented. Its objects store no times, and
-    /// input times other than 0 are an error saying they were not kept.
+    /// objects with input times other than 0 are counted
+    /// ([`Writer::take_times_not_kept`]).
     pub fn object_times(&mut self, path: &str, times: Option<[u32; 4]>) -> Result<(), WriteError> {
-        match self.native.as_mut() {
-            Some(n) => n.times(path, times),
-            None => match times.filter(|t| t.iter().any(|&x| x != 0)) {
-                Some(t) => Err(WriteError::new(
-                    path,
-                    "object header times",
-                    format!(
-                        "libhdf5 cannot write given times (access, modification, change, birth \
-                         {t:?}): written without times"
-                    ),
-                )),
-                None => Ok(()),
-            },
+        if let Some(n) = self.native.as_mut() {
+            return n.times(path, times);
         }
+        if times.is_some_and(|t| t.iter().any(|&x| x != 0)) {
+            let e = self
+                .times_not_kept
+                .get_or_insert_with(|| (0, path.to_string()));
+            e.0 += 1;
+        }
+        Ok(())
+    }
+
+    /// How many objects' header times libhdf5 did not keep since the last
+    /// call (see [`Writer::object_times`]), and the first one's path.
+    pub fn take_times_not_kept(&mut self) -> Option<(u64, String)> {
+        self.times_not_kept.take()
     }
 
     /// [`Writer::group`], the group itself (if it is created here) tracking
@@ -1050,6 +1125,10 @@ impl Writer {
             };
             let lcpl = self.lcpl(&cur)?;
             let (loc, name) = self.location(&cur)?;
+            let old = self.symbol_tables.contains(&cur) && !(cur == path && links.tracked);
+            if old {
+                self.set_low_bound(fid, h5f::H5F_libver_t::H5F_LIBVER_EARLIEST, &cur)?;
+            }
             let created = hid(
                 locked(|| unsafe {
                     hdf5_sys::h5g::H5Gcreate2(loc, name.as_ptr(), lcpl, gcpl_id, h5p::H5P_DEFAULT)
@@ -1057,7 +1136,12 @@ impl Writer {
                 Kind::Group,
                 &cur,
                 "H5Gcreate2",
-            )?;
+            );
+            if old {
+                self.set_low_bound(fid, h5f::H5F_libver_t::H5F_LIBVER_V18, &cur)?;
+                self.old_style.insert(cur.clone());
+            }
+            let created = created?;
             self.keep_group(&cur, created);
             self.groups.insert(cur.clone());
         }
@@ -1189,9 +1273,10 @@ impl Writer {
             return n.soft_link(path, target);
         }
         // A link message stores a soft link's value with a 2-byte length
-        // (spec IV.A.2.g) and the output's groups are link-message groups:
-        // libhdf5 would keep the length's low 16 bits and cut the target.
-        if target.len() > usize::from(u16::MAX) {
+        // (spec IV.A.2.g): in a link-message group libhdf5 would keep the
+        // length's low 16 bits and cut the target. A symbol-table group's
+        // local heap holds it whole.
+        if target.len() > usize::from(u16::MAX) && !self.old_style.contains(parent_of(path)) {
             return Err(WriteError::new(
                 path,
                 "soft link",

@@ -16,7 +16,7 @@ use crate::format::vds::VirtualMapping;
 extern "C" {
     // H5Fpublic.h, since libhdf5 1.10.2 (hdf5-sys binds it only with its
     // "1.10.2" feature).
-    fn H5Fset_libver_bounds(
+    pub(super) fn H5Fset_libver_bounds(
         file_id: hid_t,
         low: h5f::H5F_libver_t,
         high: h5f::H5F_libver_t,
