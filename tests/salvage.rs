@@ -433,7 +433,16 @@ fn links_keep_their_creation_order() {
     let dir = tempfile::tempdir().unwrap();
     for name in ["link_order_earliest.h5", "link_order_latest.h5"] {
         let (input, out, rep) = salvage_type_fixture(dir.path(), name);
-        assert!(rep.notes.is_empty(), "{name}: {:?}", rep.notes);
+        // The committed datatype's header times (frozen by the generator):
+        // libhdf5, which writes committed datatypes, cannot keep them.
+        let notes: Vec<&String> = rep
+            .notes
+            .iter()
+            .filter(|n| {
+                !n.starts_with("header times of 1 object(s) not kept (the first: /g/mtype)")
+            })
+            .collect();
+        assert!(notes.is_empty(), "{name}: {notes:?}");
         python_code(
             "import h5py, sys\n\
              def links(path):\n\

@@ -146,3 +146,39 @@ fn soft_link_targets_above_64_kib_are_kept_whole() {
         h5dump_reads(&out);
     }
 }
+
+#[test]
+fn a_merge_keeps_no_user_block_and_says_so() {
+    if !have_h5py("writer fidelity") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let input = fixture("native_latest.h5");
+    let out = dir.path().join("merged.h5");
+    let o = Command::new(bin())
+        .arg("merge")
+        .arg("-o")
+        .arg(&out)
+        .arg(&input)
+        .output()
+        .expect("h5salvage merge");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(o.status.success(), "{text}");
+    assert!(
+        text.contains("its user block (512 bytes before the superblock) is not kept"),
+        "{text}"
+    );
+    // The merged groups keep their names' character sets and order flags.
+    let seen = python_code(
+        "import sys, h5py\n\
+         f = h5py.File(sys.argv[1], 'r')\n\
+         print(f.userblock_size, f.id.links.get_info('grüße'.encode()).cset,\n\
+         \x20     f['tracked_no_attrs'].id.get_create_plist().get_attr_creation_order())\n",
+        &[&out],
+    );
+    assert_eq!(seen, "0 1 3\n", "{seen}");
+}
