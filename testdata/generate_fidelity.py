@@ -87,6 +87,7 @@ def content(f):
     f["外部"] = h5py.ExternalLink("other.h5", "/x")
     t = f.create_group("tracked_no_attrs", track_order=True)
     t.create_group("b")
+    t.create_group("ä")  # put back in creation order by renaming: keeps UTF-8
     t.create_group("a")
     f.create_group("untracked_no_attrs")
     f.create_dataset("timed", data=np.arange(3, dtype="<f8"), track_times=True)

@@ -9,7 +9,9 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{bin, check_python, have_h5py, have_tool, py_script, python_code, root, testdata};
+use common::{
+    bin, check_python, h5dump_reads, have_h5py, have_tool, py_script, python_code, root, testdata,
+};
 
 /// Runs `h5salvage ARGS` with the writer log on (and `env` set); returns
 /// stderr, panicking unless it exits with one of `ok`.
@@ -55,17 +57,6 @@ fn worker(dir: &Path, libver: &str, configs: u32, start: u32) -> PathBuf {
         start.to_string().as_ref(),
     ]);
     out
-}
-
-/// Debian's h5dump (libhdf5 1.10) reads all of `out`, data included.
-fn h5dump_reads(out: &Path) {
-    let o = Command::new("h5dump").arg(out).output().expect("h5dump");
-    assert!(
-        o.status.success(),
-        "h5dump {}: {}",
-        out.display(),
-        String::from_utf8_lossy(&o.stderr)
-    );
 }
 
 /// Our own scan calls `out` healthy.

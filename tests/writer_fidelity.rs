@@ -13,21 +13,17 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{bin, have_h5py, have_tool, py_script, python, python_code, testdata};
+use common::{bin, h5dump_reads, have_h5py, have_tool, py_script, python, python_code, testdata};
 
 fn fixture(name: &str) -> PathBuf {
     testdata().join("fidelity").join(name)
 }
 
-/// `h5salvage salvage INPUT -o OUT` with the writer log on (`libhdf5`:
-/// that backend forced): stdout (the report) and stderr, after exit 0.
-fn salvage(input: &Path, out: &Path, libhdf5: bool) -> String {
+/// `h5salvage ARGS` with the writer log on (`libhdf5`: that backend
+/// forced): stdout (the report) and stderr, after exit 0.
+fn h5salvage(args: &[&std::ffi::OsStr], libhdf5: bool) -> String {
     let mut c = Command::new(bin());
-    c.arg("salvage")
-        .arg(input)
-        .arg("-o")
-        .arg(out)
-        .env("H5SALVAGE_WRITER_LOG", "1");
+    c.args(args).env("H5SALVAGE_WRITER_LOG", "1");
     if libhdf5 {
         c.env("H5SALVAGE_WRITER", "libhdf5");
     } else {
@@ -39,8 +35,21 @@ fn salvage(input: &Path, out: &Path, libhdf5: bool) -> String {
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     );
-    assert!(o.status.success(), "salvage {}: {text}", input.display());
+    assert!(o.status.success(), "h5salvage {args:?}: {text}");
     text
+}
+
+/// `h5salvage salvage INPUT -o OUT` (see [`h5salvage`]).
+fn salvage(input: &Path, out: &Path, libhdf5: bool) -> String {
+    h5salvage(
+        &[
+            "salvage".as_ref(),
+            input.as_os_str(),
+            "-o".as_ref(),
+            out.as_os_str(),
+        ],
+        libhdf5,
+    )
 }
 
 /// compare_h5.py ORIG OUT [--exact-times]: (passed, its output).
@@ -59,17 +68,6 @@ fn compare_h5(orig: &Path, out: &Path, exact_times: bool) -> (bool, String) {
             String::from_utf8_lossy(&o.stderr)
         ),
     )
-}
-
-/// Debian's h5dump (libhdf5 1.10) reads all of `out`.
-fn h5dump_reads(out: &Path) {
-    let o = Command::new("h5dump").arg(out).output().expect("h5dump");
-    assert!(
-        o.status.success(),
-        "h5dump {}: {}",
-        out.display(),
-        String::from_utf8_lossy(&o.stderr)
-    );
 }
 
 #[test]
@@ -155,19 +153,15 @@ fn a_merge_keeps_no_user_block_and_says_so() {
     let dir = tempfile::tempdir().unwrap();
     let input = fixture("native_latest.h5");
     let out = dir.path().join("merged.h5");
-    let o = Command::new(bin())
-        .arg("merge")
-        .arg("-o")
-        .arg(&out)
-        .arg(&input)
-        .output()
-        .expect("h5salvage merge");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
+    let text = h5salvage(
+        &[
+            "merge".as_ref(),
+            "-o".as_ref(),
+            out.as_os_str(),
+            input.as_os_str(),
+        ],
+        false,
     );
-    assert!(o.status.success(), "{text}");
     assert!(
         text.contains("its user block (512 bytes before the superblock) is not kept"),
         "{text}"

@@ -1191,16 +1191,11 @@ impl Writer {
         self.forget(from);
         let fid = self.fid(from)?;
         let (cf, ct) = (cstr(from, from, "rename")?, cstr(to, from, "rename to")?);
+        // The moved link takes the new name's character set.
+        let lcpl = self.lcpl(to)?;
         locked(|| unsafe {
             check(
-                h5l::H5Lmove(
-                    fid,
-                    cf.as_ptr(),
-                    fid,
-                    ct.as_ptr(),
-                    h5p::H5P_DEFAULT,
-                    h5p::H5P_DEFAULT,
-                ),
+                h5l::H5Lmove(fid, cf.as_ptr(), fid, ct.as_ptr(), lcpl, h5p::H5P_DEFAULT),
                 from,
                 "H5Lmove",
             )

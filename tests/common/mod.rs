@@ -173,6 +173,17 @@ pub fn have_tool(tool: &str, what: &str) -> bool {
     ok
 }
 
+/// Debian's h5dump (libhdf5 1.10) reads all of `out`, data included.
+pub fn h5dump_reads(out: &Path) {
+    let o = Command::new("h5dump").arg(out).output().expect("h5dump");
+    assert!(
+        o.status.success(),
+        "h5dump {}: {}",
+        out.display(),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
 /// Runs tests/py/compare.py on a salvaged file `out` of `orig` (killed
 /// after ten minutes: libhdf5 can hang): its JSON summary and whether it
 /// passed (`strict`: `--strict`, a salvage of a healthy file).
