@@ -455,3 +455,28 @@ fn attribute(image: &Image, mut m: AttributeMessage, creation_order: Option<u64>
         problems,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An object tracking attribute creation order without any attribute
+    /// has no attribute info message: the header's flags say it (spec
+    /// IV.A.1.b bits 2 and 3).
+    #[test]
+    fn attribute_order_comes_from_the_header_flags_too() {
+        let mut h = HeaderContents::default();
+        assert_eq!(h.creation_orders().1, CreationOrder::default());
+        h.header_attribute_order = CreationOrder {
+            tracked: true,
+            indexed: true,
+        };
+        assert_eq!(
+            h.creation_orders().1,
+            CreationOrder {
+                tracked: true,
+                indexed: true
+            }
+        );
+    }
+}

@@ -835,6 +835,32 @@ mod tests {
         assert!(seen > 100, "only {seen} datatypes checked");
     }
 
+    /// The link name's character set is the one asked for, whatever its
+    /// bytes (spec IV.A.2.g: flags bit 4, then the charset byte).
+    #[test]
+    fn link_names_take_the_character_set_given() {
+        for (name, utf8) in [
+            ("plain", false),
+            ("plain", true),
+            ("données", false),
+            ("λ", true),
+        ] {
+            let mut b = Vec::new();
+            link(name, utf8, &LinkValue::Soft("/x"), None, &mut b);
+            let l = crate::format::message::link::parse(&b, 0, sizes()).expect("parses");
+            assert_eq!((l.name.as_str(), l.charset), (name, u8::from(utf8)));
+        }
+    }
+
+    /// A superblock after a user block: base address and end of file
+    /// count from the start of the file, as libhdf5 writes them.
+    #[test]
+    fn superblock_after_a_user_block() {
+        let b = superblock(512, 4096, 48);
+        let sb = crate::format::superblock::parse(&b, 512).expect("parses");
+        assert_eq!((sb.base_address, sb.eof_address), (512, 4096));
+    }
+
     #[test]
     fn opaque_tags_up_to_libhdf5s_longest_round_trip() {
         for n in [0, 7, 8, 247, 248] {
