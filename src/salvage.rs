@@ -492,10 +492,16 @@ impl StreamedSalvage<'_> {
             {
                 break;
             }
-            if *seal {
+            let seal = *seal;
+            if seal {
                 w.seal(g).map_err(|e| e.to_string())?;
             }
             self.branch.pop();
+            // A group holding one that is not sealed is not either (it
+            // would wait for it until the end).
+            if let (false, Some(parent)) = (seal, self.branch.last_mut()) {
+                parent.1 = false;
+            }
         }
         // A healthy input (checked at the end): no zeroed ranges, no
         // relocated entries, a confirmed base.
@@ -1646,6 +1652,55 @@ fn write_stray(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A soft link in a group the streamed salvage sealed (known only once
+    /// the walk is over) sends the salvage to the whole route: the link is
+    /// in the output, not a note.
+    #[test]
+    fn a_link_in_a_sealed_group_takes_the_whole_route() {
+        if !crate::write::native_enabled() {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("in.h5");
+        let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/worker_earliest.h5");
+        let inv = crate::scan_path(&fixture).unwrap();
+        let ds = inv
+            .objects
+            .iter()
+            .filter_map(|o| o.dataset.as_ref())
+            .find(|d| {
+                matches!(d.layout.class, LayoutClass::Contiguous { .. })
+                    && !d.datatype.is_variable_length()
+            })
+            .unwrap();
+        let size = ds.dataspace.element_count().unwrap() * u64::from(ds.datatype.size);
+        let none = crate::inventory::CreationOrder::default();
+        let heap = crate::read::HeapValues::default();
+        let mut w = Writer::create_for(&input, none, none).unwrap();
+        for g in ["/a", "/b"] {
+            w.group(g).unwrap();
+            let d = format!("{g}/d");
+            w.create_dataset(&d, ds, &heap, none, None).unwrap();
+            w.write_all(&d, ds, &vec![1u8; size as usize], &heap)
+                .unwrap();
+        }
+        w.soft_link("/a/s", "/b/d").unwrap();
+        w.finish(false).unwrap();
+        let output = dir.path().join("out.h5");
+        let src = Input::open(&input).unwrap();
+        let got = salvage_streamed(&src, &input, &output, &SalvageOptions::default(), &[]);
+        assert!(matches!(got, Ok(Streamed::Again)));
+        assert!(!output.exists());
+        let report = salvage(&input, &output, false).unwrap();
+        assert_eq!(report.recovered, 5, "{report:?}");
+        assert!(report.notes.is_empty(), "{:?}", report.notes);
+        let copy = crate::scan_path(&output).unwrap();
+        assert!(copy
+            .links
+            .iter()
+            .any(|l| l.path == "/a/s" && l.target == "/b/d"));
+    }
 
     /// A healthy input the native writer takes is salvaged from the
     /// streamed walk, its objects' headers written as they complete: the
