@@ -355,6 +355,7 @@ fn salvage_streamed(
         failed: None,
         branch: Vec::new(),
         most_held: 0,
+        bar: None,
     };
     let inv = src
         .inventory_streamed(&file, opts.mode, &opts.chunks, &mut sink)
@@ -443,12 +444,19 @@ struct StreamedSalvage<'a> {
     branch: Vec<(String, bool)>,
     /// The most objects whose header the writer held at once (tests).
     most_held: usize,
+    /// Objects written so far, on a terminal, from the root on (unless the
+    /// walk's spinner, for a large input, has the terminal: one display at
+    /// a time).
+    bar: Option<crate::progress::Bar>,
 }
 
 impl crate::inventory::ObjectSink for StreamedSalvage<'_> {
     fn object(&mut self, o: Object) {
         if self.failed.is_some() {
             return;
+        }
+        if let Some(b) = &mut self.bar {
+            b.inc();
         }
         if let Err(why) = self.write(o) {
             self.fail(why);
@@ -464,6 +472,7 @@ impl StreamedSalvage<'_> {
     fn fail(&mut self, why: String) {
         // Dropping the writer removes its temporary file.
         self.w = None;
+        self.bar = None;
         self.failed.get_or_insert(why);
     }
 
@@ -479,6 +488,9 @@ impl StreamedSalvage<'_> {
                 return Err("the libhdf5 backend writes it".into());
             }
             self.w = Some(w);
+            let mut bar = crate::progress::Bar::open_ended("writing objects");
+            bar.inc();
+            self.bar = Some(bar);
         }
         let Some(w) = self.w.as_mut() else {
             return Err("no writer".into());
