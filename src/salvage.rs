@@ -1676,17 +1676,7 @@ mod tests {
         }
         let dir = tempfile::tempdir().unwrap();
         let input = dir.path().join("in.h5");
-        let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/worker_earliest.h5");
-        let inv = crate::scan_path(&fixture).unwrap();
-        let ds = inv
-            .objects
-            .iter()
-            .filter_map(|o| o.dataset.as_ref())
-            .find(|d| {
-                matches!(d.layout.class, LayoutClass::Contiguous { .. })
-                    && !d.datatype.is_variable_length()
-            })
-            .unwrap();
+        let ds = &crate::write::native::tests::fixed_contiguous_dataset();
         let size = ds.dataspace.element_count().unwrap() * u64::from(ds.datatype.size);
         let none = crate::inventory::CreationOrder::default();
         let heap = crate::read::HeapValues::default();

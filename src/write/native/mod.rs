@@ -1431,6 +1431,21 @@ pub(crate) mod tests {
             .any(|l| l.path == "/g10/ext" && l.target == "/x"));
     }
 
+    /// A contiguous dataset of a fixed-size type (from worker_earliest.h5).
+    pub(crate) fn fixed_contiguous_dataset() -> Dataset {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/worker_earliest.h5");
+        let inv = crate::scan_path(&path).unwrap();
+        inv.objects
+            .into_iter()
+            .filter_map(|o| o.dataset)
+            .find(|d| {
+                matches!(d.layout.class, LayoutClass::Contiguous { .. })
+                    && !d.datatype.is_variable_length()
+            })
+            .unwrap()
+    }
+
     /// Writes `groups` groups, each with a contiguous dataset and a long
     /// variable-length string attribute, sealing each object once written
     /// (members first) as a streamed salvage does; returns the most object
@@ -1440,21 +1455,7 @@ pub(crate) mod tests {
         let tmp = dir.path().join("t.h5");
         let none = CreationOrder::default();
         let mut w = NativeWriter::create(&tmp, "t.h5", none, none).unwrap();
-        let bytes = std::fs::read(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/worker_earliest.h5"),
-        )
-        .unwrap();
-        let inv = crate::scan_bytes("w", &bytes, crate::CarveMode::Never);
-        let ds = inv
-            .objects
-            .iter()
-            .filter_map(|o| o.dataset.as_ref())
-            .find(|d| {
-                matches!(d.layout.class, LayoutClass::Contiguous { .. })
-                    && !d.datatype.is_variable_length()
-            })
-            .unwrap()
-            .clone();
+        let ds = fixed_contiguous_dataset();
         let size = ds.dataspace.element_count().unwrap() * u64::from(ds.datatype.size);
         let data = vec![7u8; size as usize];
         let mut most = 0;
