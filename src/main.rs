@@ -227,9 +227,10 @@ fn salvage(
             return exit::USAGE_OR_IO;
         }
     };
-    let doc = serde_json::to_value(&rep).unwrap_or_default();
+    // Serialized straight from the report: a `Value` tree of every
+    // object's outcome would be the run's largest allocation (issue 15).
     if let Some(path) = report_file {
-        let text = serde_json::to_string_pretty(&doc).unwrap_or_default();
+        let text = serde_json::to_string_pretty(&rep).unwrap_or_default();
         if let Err(e) = std::fs::write(path, text + "\n") {
             eprintln!("h5salvage: {}: {e}", path.display());
             return exit::USAGE_OR_IO;
@@ -239,7 +240,7 @@ fn salvage(
     // line-buffered (one write call each).
     let mut out = io::BufWriter::new(io::stdout().lock());
     if json {
-        let _ = serde_json::to_writer_pretty(&mut out, &doc);
+        let _ = serde_json::to_writer_pretty(&mut out, &rep);
         let _ = writeln!(out);
     } else {
         let _ = report::salvage_summary(&rep, &mut out);

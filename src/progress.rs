@@ -82,6 +82,19 @@ impl Bar {
         }
     }
 
+    /// Steps of `what` with no known total (objects written while a file
+    /// is walked): the count is shown, without a bar.
+    pub fn open_ended(what: &str) -> Bar {
+        Bar {
+            total: 0,
+            what: what.to_string(),
+            started: Instant::now(),
+            done: 0,
+            shown: Mutex::new(None),
+            active: claim(),
+        }
+    }
+
     /// One more step done.
     pub fn inc(&mut self) {
         self.done += 1;
@@ -92,10 +105,14 @@ impl Bar {
             return;
         };
         let pb = shown.get_or_insert_with(|| {
-            let pb = ProgressBar::new(self.total);
-            if let Ok(style) =
-                ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} ({elapsed}, {eta} left)")
-            {
+            let (pb, template) = match self.total {
+                0 => (ProgressBar::new_spinner(), "{msg}: {pos} ({elapsed})"),
+                n => (
+                    ProgressBar::new(n),
+                    "{msg} [{bar:40}] {pos}/{len} ({elapsed}, {eta} left)",
+                ),
+            };
+            if let Ok(style) = ProgressStyle::with_template(template) {
                 pb.set_style(style.progress_chars("=> "));
             }
             pb.set_message(self.what.clone());

@@ -46,8 +46,8 @@ fn salvage_draws_a_bar_on_a_terminal_only() {
     let out = dir.path().join("out.h5");
     let args = format!("salvage {} -o {} --force", input.display(), out.display());
     let tty = on_a_terminal(&args);
-    assert!(tty.contains("writing objects ["), "{tty}");
-    assert!(tty.contains("/6001"), "{tty}");
+    // Salvaged as the walk goes (issue 15): the count has no total.
+    assert!(tty.contains("writing objects: "), "{tty}");
     // --json on a terminal: no bar.
     let tty_json = on_a_terminal(&format!("{args} --json"));
     assert!(!tty_json.contains("writing objects"), "{tty_json}");

@@ -134,6 +134,14 @@ fn walk_into(
     inv
 }
 
+/// The image a walk of `bytes` reads through: the base address and sizes
+/// of the first superblock that parses (as [`walk`] takes it), for the
+/// consumer of a streamed walk, which reads values before the walk is over.
+pub fn image_of(bytes: &[u8]) -> Option<Image<'_>> {
+    let (offset, sb) = first_superblock(bytes, &mut |_| {})?;
+    Some(Image::new(bytes, offset, sb.sizes))
+}
+
 /// The metadata cache image the file's superblock extension names
 /// ([`crate::follow::cache_image`]), or `None` without one: the first
 /// superblock that parses (as [`walk`] takes it), its extension, the

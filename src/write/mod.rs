@@ -803,6 +803,29 @@ impl Writer {
         Ok(Some(why))
     }
 
+    /// Nothing more will be written to the object at `path` (its
+    /// attributes, data and, for a group, members all written): the native
+    /// backend writes its header now and keeps only its address
+    /// ([`native::NativeWriter::seal`]); libhdf5 has nothing to do.
+    pub fn seal(&mut self, path: &str) -> Result<(), WriteError> {
+        match self.native.as_mut() {
+            Some(n) => n.seal(path),
+            None => Ok(()),
+        }
+    }
+
+    /// Objects whose header the native backend still holds (0 for
+    /// libhdf5).
+    pub fn unsealed(&self) -> usize {
+        self.native.as_ref().map_or(0, |n| n.unsealed())
+    }
+
+    /// False when `path` is a group sealed by the native backend (no link
+    /// can be added to it) or none.
+    pub fn open_group(&self, path: &str) -> bool {
+        self.native.as_ref().is_none_or(|n| n.open_group(path))
+    }
+
     /// Completes the native backend's file and continues it with libhdf5.
     fn move_to_libhdf5(&mut self) -> Result<(), WriteError> {
         let Some(n) = self.native.take() else {

@@ -6,7 +6,7 @@ use super::encode;
 use crate::format::message::data_layout::LayoutClass;
 use crate::format::message::dataspace::Dataspace;
 use crate::format::message::datatype::{Datatype, DatatypeClass, MAX_DEPTH};
-use crate::inventory::{Inventory, LinkKind, ObjectKind, Status, Verdict};
+use crate::inventory::{Inventory, LinkKind, Object, ObjectKind, Status, Verdict};
 
 /// Largest attribute value written natively (its message must stay under
 /// the 64 KiB of a message's size field, with name, type and space).
@@ -20,6 +20,14 @@ const MAX_LINK_TEXT: usize = 32 << 10;
 /// exactly as the libhdf5 backend would; otherwise why not (for the report
 /// and tests).
 pub fn supports(inv: &Inventory) -> Result<(), String> {
+    supports_file(inv)?;
+    inv.objects.iter().try_for_each(supports_object)
+}
+
+/// The checks of [`supports`] on the file as a whole (superblock, verdict,
+/// links); the objects are [`supports_object`]'s. A salvage streamed from
+/// the walk checks each object as it comes and the file at the end.
+pub fn supports_file(inv: &Inventory) -> Result<(), String> {
     let Some(sb) = &inv.superblock else {
         return Err("no superblock".into());
     };
@@ -54,87 +62,90 @@ pub fn supports(inv: &Inventory) -> Result<(), String> {
     }) {
         return Err(format!("{}: link name or target too long", l.path));
     }
-    if let Some(o) = inv.objects.iter().find(|o| long(&o.path)) {
+    Ok(())
+}
+
+/// The checks of [`supports`] on one object.
+pub fn supports_object(o: &Object) -> Result<(), String> {
+    if o.path.rsplit('/').next().map_or(0, str::len) > MAX_LINK_TEXT {
         return Err(format!("{}: link name too long", o.path));
     }
-    for o in &inv.objects {
-        let at = |why: &str| format!("{}: {why}", o.path);
-        if o.status != Status::Intact || !o.problems.is_empty() {
-            return Err(at("not intact"));
+    let at = |why: &str| format!("{}: {why}", o.path);
+    if o.status != Status::Intact || !o.problems.is_empty() {
+        return Err(at("not intact"));
+    }
+    if o.hard_link_of.is_some() {
+        return Err(at("second hard link"));
+    }
+    if o.committed_type.is_some() {
+        return Err(at("committed datatype"));
+    }
+    for a in &o.attributes {
+        let (Some(t), Some(s)) = (&a.message.datatype, &a.message.dataspace) else {
+            return Err(at("attribute without type or space"));
+        };
+        if a.committed_type.is_some() || !a.problems.is_empty() {
+            return Err(at("attribute with a committed type or a problem"));
         }
-        if o.hard_link_of.is_some() {
-            return Err(at("second hard link"));
+        type_supported(t, 0).map_err(|e| at(&format!("attribute {:?}: {e}", a.name)))?;
+        let bytes = s
+            .element_count()
+            .and_then(|n| n.checked_mul(u64::from(t.size)));
+        if bytes.is_none_or(|b| b > MAX_ATTRIBUTE_VALUE)
+            || attribute_message_size(&a.name, t, s, bytes.unwrap_or(0)) > MAX_MESSAGE
+        {
+            return Err(at(&format!("attribute {:?} too large", a.name)));
         }
-        if o.committed_type.is_some() {
-            return Err(at("committed datatype"));
-        }
-        for a in &o.attributes {
-            let (Some(t), Some(s)) = (&a.message.datatype, &a.message.dataspace) else {
-                return Err(at("attribute without type or space"));
+    }
+    match o.kind {
+        ObjectKind::Group => {}
+        ObjectKind::Dataset => {
+            let Some(ds) = &o.dataset else {
+                return Err(at("dataset without description"));
             };
-            if a.committed_type.is_some() || !a.problems.is_empty() {
-                return Err(at("attribute with a committed type or a problem"));
+            type_supported(&ds.datatype, 0).map_err(|e| at(&e))?;
+            if ds.external_files {
+                return Err(at("external storage"));
             }
-            type_supported(t, 0).map_err(|e| at(&format!("attribute {:?}: {e}", a.name)))?;
-            let bytes = s
-                .element_count()
-                .and_then(|n| n.checked_mul(u64::from(t.size)));
-            if bytes.is_none_or(|b| b > MAX_ATTRIBUTE_VALUE)
-                || attribute_message_size(&a.name, t, s, bytes.unwrap_or(0)) > MAX_MESSAGE
-            {
-                return Err(at(&format!("attribute {:?} too large", a.name)));
+            let vlen = ds.datatype.is_variable_length();
+            match &ds.layout.class {
+                LayoutClass::Compact { .. } | LayoutClass::Contiguous { .. } => {}
+                LayoutClass::Chunked { dims, .. } => {
+                    if vlen {
+                        return Err(at("chunked variable-length data"));
+                    }
+                    if dims.is_empty()
+                        || dims.len() != ds.dataspace.dims.len()
+                        || dims.iter().any(|d| *d == 0 || *d > u64::from(u32::MAX))
+                    {
+                        return Err(at("chunk dimensions"));
+                    }
+                }
+                LayoutClass::Virtual { .. } => return Err(at("virtual dataset")),
+            }
+            if let Some(f) = &ds.fill_value {
+                match &f.value {
+                    Some(v) if !v.is_empty() && vlen => {
+                        return Err(at("variable-length fill value"))
+                    }
+                    Some(v) if !v.is_empty() && v.len() != ds.datatype.size as usize => {
+                        return Err(at("fill value of another size"))
+                    }
+                    _ => {}
+                }
+            }
+            if let Some(p) = &ds.filters {
+                if p.filters.len() > 32 {
+                    return Err(at("filters"));
+                }
+                // The parser's own rule (a damaged input never gets here:
+                // its faults make the object partial).
+                if !p.faults(0).is_empty() {
+                    return Err(at("deflate parameters"));
+                }
             }
         }
-        match o.kind {
-            ObjectKind::Group => {}
-            ObjectKind::Dataset => {
-                let Some(ds) = &o.dataset else {
-                    return Err(at("dataset without description"));
-                };
-                type_supported(&ds.datatype, 0).map_err(|e| at(&e))?;
-                if ds.external_files {
-                    return Err(at("external storage"));
-                }
-                let vlen = ds.datatype.is_variable_length();
-                match &ds.layout.class {
-                    LayoutClass::Compact { .. } | LayoutClass::Contiguous { .. } => {}
-                    LayoutClass::Chunked { dims, .. } => {
-                        if vlen {
-                            return Err(at("chunked variable-length data"));
-                        }
-                        if dims.is_empty()
-                            || dims.len() != ds.dataspace.dims.len()
-                            || dims.iter().any(|d| *d == 0 || *d > u64::from(u32::MAX))
-                        {
-                            return Err(at("chunk dimensions"));
-                        }
-                    }
-                    LayoutClass::Virtual { .. } => return Err(at("virtual dataset")),
-                }
-                if let Some(f) = &ds.fill_value {
-                    match &f.value {
-                        Some(v) if !v.is_empty() && vlen => {
-                            return Err(at("variable-length fill value"))
-                        }
-                        Some(v) if !v.is_empty() && v.len() != ds.datatype.size as usize => {
-                            return Err(at("fill value of another size"))
-                        }
-                        _ => {}
-                    }
-                }
-                if let Some(p) = &ds.filters {
-                    if p.filters.len() > 32 {
-                        return Err(at("filters"));
-                    }
-                    // The parser's own rule (a damaged input never gets here:
-                    // its faults make the object partial).
-                    if !p.faults(0).is_empty() {
-                        return Err(at("deflate parameters"));
-                    }
-                }
-            }
-            _ => return Err(at("committed datatype or unknown object")),
-        }
+        _ => return Err(at("committed datatype or unknown object")),
     }
     Ok(())
 }

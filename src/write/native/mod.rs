@@ -32,7 +32,7 @@ use crate::inventory::{CreationOrder, Dataset};
 use crate::read::HeapValues;
 
 use super::WriteError;
-pub use eligible::supports;
+pub use eligible::{supports, supports_file, supports_object};
 use encode::HeaderFlags;
 
 /// First address after the superblock: where data starts.
@@ -200,9 +200,27 @@ struct Ds {
     data: Data,
 }
 
+impl Ds {
+    /// A placeholder while a dataset's own fields are used.
+    fn empty() -> Ds {
+        Ds {
+            elem: 0,
+            vlen: None,
+            dims: Box::new([]),
+            count: 0,
+            records: Vec::new(),
+            class: LayoutKind::Compact,
+            data: Data::None,
+        }
+    }
+}
+
 enum Kind {
-    Group(Group),
+    Group(Box<Group>),
     Dataset(Box<Ds>),
+    /// Sealed: its header is written at this address
+    /// ([`NativeWriter::seal`]); nothing of it is held.
+    Written(u64),
 }
 
 struct Obj {
@@ -227,6 +245,12 @@ pub struct NativeWriter {
     out: BufWriter<File>,
     pos: u64,
     objects: Vec<Obj>,
+    /// Objects asked to be sealed whose header cannot be written yet
+    /// (heap values in the collection not yet written, members not
+    /// sealed): tried again when a collection is written.
+    waiting: Vec<u32>,
+    /// Objects sealed so far.
+    sealed: usize,
     heap: Heap,
     /// Bytes of contiguous data held (`Data::Held`), at most [`HELD_BUDGET`].
     held: usize,
@@ -307,7 +331,7 @@ impl NativeWriter {
         .and_then(|_| out.write_all(&[0; SUPERBLOCK_SIZE as usize]))
         .map_err(|e| io(shown, "write", e))?;
         let root = Obj {
-            kind: Kind::Group(Group::new(links)),
+            kind: Kind::Group(Box::new(Group::new(links))),
             attrs: Vec::new(),
             attr_order: attrs,
             times: None,
@@ -316,6 +340,8 @@ impl NativeWriter {
             out,
             pos: SUPERBLOCK_SIZE,
             objects: vec![root],
+            waiting: Vec::new(),
+            sealed: 0,
             heap: Heap::default(),
             held: 0,
             notes: Vec::new(),
@@ -334,14 +360,14 @@ impl NativeWriter {
     fn group_at(&self, i: usize) -> Option<&Group> {
         match &self.objects.get(i)?.kind {
             Kind::Group(g) => Some(g),
-            Kind::Dataset(_) => None,
+            _ => None,
         }
     }
 
     fn group_mut(&mut self, i: usize) -> Option<&mut Group> {
         match &mut self.objects.get_mut(i)?.kind {
             Kind::Group(g) => Some(g),
-            Kind::Dataset(_) => None,
+            _ => None,
         }
     }
 
@@ -367,6 +393,11 @@ impl NativeWriter {
         self.find(parent)
             .and_then(|p| self.group_at(p))
             .is_some_and(|g| g.index(name).is_some())
+    }
+
+    /// True when `path` is a group that takes new links (not sealed).
+    pub fn open_group(&self, path: &str) -> bool {
+        self.find(path).and_then(|i| self.group_at(i)).is_some()
     }
 
     /// Adds link `name` to group `parent`; fails if it exists.
@@ -427,7 +458,7 @@ impl NativeWriter {
         self.add_object(
             path,
             Obj {
-                kind: Kind::Group(Group::new(links)),
+                kind: Kind::Group(Box::new(Group::new(links))),
                 attrs: Vec::new(),
                 attr_order: attrs,
                 times: None,
@@ -551,7 +582,105 @@ impl NativeWriter {
         self.heap.addresses.push(at);
         self.heap.current.clear();
         self.heap.bytes = 0;
+        self.seal_waiting()
+    }
+
+    /// Seals object `path` (a dataset, or a group whose members are
+    /// sealed): nothing more will be written to it, so its header is
+    /// written now (or, when its heap values are in the collection not yet
+    /// written, once that is) and only its address is kept (issue 15:
+    /// memory flat in the number of objects). Members come before their
+    /// group: a group waits for its members.
+    pub fn seal(&mut self, path: &str) -> Result<(), WriteError> {
+        let i = self
+            .find(path)
+            .ok_or_else(|| WriteError::new(path, "seal", "no such object"))?;
+        let id = u32::try_from(i).map_err(|_| WriteError::new(path, "seal", "too many objects"))?;
+        if !self.try_seal(i)? {
+            self.waiting.push(id);
+        }
         Ok(())
+    }
+
+    fn seal_waiting(&mut self) -> Result<(), WriteError> {
+        // Members were asked before their groups: one pass.
+        for i in std::mem::take(&mut self.waiting) {
+            if !self.try_seal(i as usize)? {
+                self.waiting.push(i);
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes object `i`'s header if everything it refers to has an
+    /// address (heap collections, members' headers); false if not yet.
+    fn try_seal(&mut self, i: usize) -> Result<bool, WriteError> {
+        let written = self.heap.addresses.len();
+        let resolved = |p: &Patches| p.iter().all(|(_, r)| r.collection < written);
+        let obj = &self.objects[i];
+        if !obj.attrs.iter().all(|a| resolved(&a.patches)) {
+            return Ok(false);
+        }
+        let ready = match &obj.kind {
+            Kind::Written(_) => return Ok(true),
+            Kind::Group(g) => g.links.iter().all(|l| match l.target {
+                Target::Hard(c) => self
+                    .objects
+                    .get(c as usize)
+                    .is_some_and(|o| matches!(o.kind, Kind::Written(_))),
+                _ => true,
+            }),
+            Kind::Dataset(d) => match &d.data {
+                Data::Held(_, p) => resolved(p),
+                _ => true,
+            },
+        };
+        if !ready {
+            return Ok(false);
+        }
+        let heaps = std::mem::take(&mut self.heap.addresses);
+        let done = self.write_header(i, &heaps);
+        self.heap.addresses = heaps;
+        let at = done?;
+        self.objects[i] = Obj {
+            kind: Kind::Written(at),
+            attrs: Vec::new(),
+            attr_order: CreationOrder::default(),
+            times: None,
+        };
+        self.sealed += 1;
+        Ok(true)
+    }
+
+    /// Objects whose header is still held (not sealed).
+    pub fn unsealed(&self) -> usize {
+        self.objects.len() - self.sealed
+    }
+
+    /// Appends the header of object `i` (its data and members written,
+    /// its heap values in collections at `heaps`); returns its address.
+    fn write_header(&mut self, i: usize, heaps: &[u64]) -> Result<u64, WriteError> {
+        for a in &mut self.objects[i].attrs {
+            patch(&mut a.body, &a.patches, heaps);
+            a.patches = Vec::new();
+        }
+        if let Kind::Dataset(d) = &mut self.objects[i].kind {
+            let mut d = std::mem::replace(d, Box::new(Ds::empty()));
+            if let (Data::Held(b, p), LayoutKind::Contiguous) = (&d.data, &d.class) {
+                let cost = b.len() + p.len() * std::mem::size_of::<(u32, HeapRef)>();
+                self.held = self.held.saturating_sub(cost);
+            }
+            let l = self.finish_layout(&mut d, heaps)?;
+            d.records.extend_from_slice(&l);
+            if let Kind::Dataset(slot) = &mut self.objects[i].kind {
+                *slot = d;
+            }
+        }
+        let mut recs = Vec::new();
+        let f = self.records(i, None, &mut recs)?;
+        let mut header = Vec::with_capacity(recs.len() + 64);
+        encode::object_header(&recs, f, &mut header);
+        self.append(&header)
     }
 
     /// Stores the variable-length values of `n` elements of `t` in `value`
@@ -652,6 +781,13 @@ impl NativeWriter {
         }
         let at = body.len() - value.len();
         let patches = self.place_vlen(&where_, datatype, n, &mut body[at..], at, heap)?;
+        if matches!(self.objects[obj].kind, Kind::Written(_)) {
+            return Err(WriteError::new(
+                &where_,
+                "attribute",
+                "header already written",
+            ));
+        }
         let attrs = &mut self.objects[obj].attrs;
         attrs.retain(|a| a.name() != name.as_bytes());
         attrs.push(Attr { body, patches });
@@ -664,6 +800,13 @@ impl NativeWriter {
         let obj = self
             .find(path)
             .ok_or_else(|| WriteError::new(path, "object header times", "no such object"))?;
+        if matches!(self.objects[obj].kind, Kind::Written(_)) {
+            return Err(WriteError::new(
+                path,
+                "object header times",
+                "header already written",
+            ));
+        }
         self.objects[obj].times = times;
         Ok(())
     }
@@ -1065,18 +1208,7 @@ impl NativeWriter {
             let Kind::Dataset(d) = &mut self.objects[o].kind else {
                 continue;
             };
-            let mut d = std::mem::replace(
-                d,
-                Box::new(Ds {
-                    elem: 0,
-                    vlen: None,
-                    dims: Box::new([]),
-                    count: 0,
-                    records: Vec::new(),
-                    class: LayoutKind::Compact,
-                    data: Data::None,
-                }),
-            );
+            let mut d = std::mem::replace(d, Box::new(Ds::empty()));
             let l = self.finish_layout(&mut d, &heaps)?;
             d.records.extend_from_slice(&l);
             if let Kind::Dataset(slot) = &mut self.objects[o].kind {
@@ -1089,6 +1221,10 @@ impl NativeWriter {
         let mut at = self.pos;
         let mut recs = Vec::new();
         for &o in &order {
+            if let Kind::Written(a) = self.objects[o].kind {
+                address[o] = a;
+                continue;
+            }
             recs.clear();
             let f = self.records(o, None, &mut recs)?;
             address[o] = at;
@@ -1096,6 +1232,9 @@ impl NativeWriter {
         }
         let mut header = Vec::new();
         for &o in &order {
+            if let Kind::Written(_) = self.objects[o].kind {
+                continue;
+            }
             recs.clear();
             header.clear();
             let f = self.records(o, Some(&address), &mut recs)?;
@@ -1138,9 +1277,12 @@ impl NativeWriter {
                 encode::end(s, r).map_err(&err)?;
                 for (i, l) in g.links.iter().enumerate() {
                     let v = match &l.target {
-                        Target::Hard(c) => {
-                            encode::LinkValue::Hard(address.map_or(0, |a| a[*c as usize]))
-                        }
+                        Target::Hard(c) => encode::LinkValue::Hard(
+                            match self.objects.get(*c as usize).map(|o| &o.kind) {
+                                Some(Kind::Written(a)) => *a,
+                                _ => address.map_or(0, |a| a[*c as usize]),
+                            },
+                        ),
                         Target::Soft(t) => encode::LinkValue::Soft(t),
                         Target::External(fp) => encode::LinkValue::External {
                             file: &fp.0,
@@ -1153,6 +1295,9 @@ impl NativeWriter {
                 }
             }
             Kind::Dataset(d) => r.extend_from_slice(&d.records),
+            Kind::Written(_) => {
+                return Err(WriteError::new(&self.shown, "header", "written twice"));
+            }
         }
         // libhdf5 counts the attributes of a version-2 header from its
         // attribute info message (spec IV.A.2.v), none without one: every
@@ -1315,6 +1460,80 @@ pub(crate) mod tests {
             .links
             .iter()
             .any(|l| l.path == "/g10/ext" && l.target == "/x"));
+    }
+
+    /// A contiguous dataset of a fixed-size type (from worker_earliest.h5).
+    pub(crate) fn fixed_contiguous_dataset() -> Dataset {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/worker_earliest.h5");
+        let inv = crate::scan_path(&path).unwrap();
+        inv.objects
+            .into_iter()
+            .filter_map(|o| o.dataset)
+            .find(|d| {
+                matches!(d.layout.class, LayoutClass::Contiguous { .. })
+                    && !d.datatype.is_variable_length()
+            })
+            .unwrap()
+    }
+
+    /// Writes `groups` groups, each with a contiguous dataset and a long
+    /// variable-length string attribute, sealing each object once written
+    /// (members first) as a streamed salvage does; returns the most object
+    /// headers held at once and the finished file's inventory.
+    fn sealed_groups(groups: usize) -> (usize, crate::inventory::Inventory) {
+        let dir = tempfile::tempdir().unwrap();
+        let tmp = dir.path().join("t.h5");
+        let none = CreationOrder::default();
+        let mut w = NativeWriter::create(&tmp, "t.h5", none, none, 0).unwrap();
+        let ds = fixed_contiguous_dataset();
+        let size = ds.dataspace.element_count().unwrap() * u64::from(ds.datatype.size);
+        let data = vec![7u8; size as usize];
+        let mut most = 0;
+        for g in 0..groups {
+            let path = format!("/g{g:05}");
+            w.group(&path, none, none).unwrap();
+            w.mark(&path, "note", &"x".repeat(200 + g % 7)).unwrap();
+            let d = format!("{path}/data");
+            w.create_dataset(&d, &ds, &HeapValues::default(), none, None)
+                .unwrap();
+            w.write_all(&d, &ds, &data, &HeapValues::default()).unwrap();
+            w.seal(&d).unwrap();
+            w.seal(&path).unwrap();
+            most = most.max(w.unsealed());
+        }
+        w.finish().unwrap();
+        let out = std::fs::read(&tmp).unwrap();
+        (
+            most,
+            crate::scan_bytes("t.h5", &out, crate::CarveMode::Never),
+        )
+    }
+
+    /// Sealed objects are written as they complete: the headers held wait
+    /// only for the heap collection being filled (64 KiB), so their number
+    /// does not grow with the objects written, and the file holds them all.
+    #[test]
+    fn sealed_headers_are_not_held() {
+        let (small, inv_small) = sealed_groups(300);
+        let (large, inv_large) = sealed_groups(1500);
+        for (inv, n) in [(&inv_small, 300), (&inv_large, 1500)] {
+            assert_eq!(inv.verdict(), crate::inventory::Verdict::Healthy);
+            assert_eq!(inv.objects.len(), 1 + 2 * n);
+            let g = inv.objects.iter().find(|o| o.path == "/g00123").unwrap();
+            assert_eq!(g.attributes.len(), 1);
+            let d = inv
+                .objects
+                .iter()
+                .find(|o| o.path == "/g00123/data")
+                .unwrap();
+            assert!(d.dataset.is_some());
+        }
+        assert!(
+            large <= small + 2,
+            "{small} headers held for 300 groups, {large} for 1500"
+        );
+        assert!(large < 2 * 300, "{large} headers held for 1500 groups");
     }
 
     /// The worker fixtures are eligible; the rich ones are not (references)
