@@ -550,6 +550,10 @@ impl StreamedSalvage<'_> {
             zeroed: &[],
             relocated: &[],
         };
+        // Members whose link names take the other character set than their
+        // bytes suggest (parents come before their members).
+        let at = o.path.trim_end_matches('/');
+        w.other_charset(o.other_charset_names.iter().map(|n| format!("{at}/{n}")));
         let out = salvage_object(&self.image, &trust, &o, &o.path, w, &mut self.report)
             .map_err(|e| e.to_string())?;
         count(&mut self.report, out.result);
