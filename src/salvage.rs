@@ -1187,7 +1187,7 @@ pub fn stray_path(st: &crate::inventory::StrayChunks) -> String {
 /// (`(n, *chunk shape)` with the template's type and filters, or
 /// `(n, inflated size)` bytes, deflated, with Fletcher-32 when present),
 /// so that each chunk is copied as stored.
-fn stray_dataset(st: &crate::inventory::StrayChunks) -> Option<Dataset> {
+pub(crate) fn stray_dataset(st: &crate::inventory::StrayChunks) -> Option<Dataset> {
     use crate::format::message::data_layout::{ChunkIndex, DataLayout, LayoutClass};
     use crate::format::message::dataspace::{Dataspace, DataspaceKind};
     use crate::format::message::filter_pipeline::{Filter, FilterPipeline, DEFLATE, FLETCHER32};

@@ -6,7 +6,7 @@ use super::encode;
 use crate::format::message::data_layout::LayoutClass;
 use crate::format::message::dataspace::Dataspace;
 use crate::format::message::datatype::{Datatype, DatatypeClass, MAX_DEPTH};
-use crate::inventory::{Inventory, LinkKind, ObjectKind, Status, Verdict};
+use crate::inventory::{Dataset, Inventory, LinkKind, Object, ObjectKind, ProblemKind, Status};
 
 /// Largest attribute value written natively (its message must stay under
 /// the 64 KiB of a message's size field, with name, type and space).
@@ -16,9 +16,16 @@ const MAX_MESSAGE: u64 = 0xffff;
 /// Longest link name (or soft/external target) written natively.
 const MAX_LINK_TEXT: usize = 32 << 10;
 
-/// `Ok` when every object of `inv` can be written by the native writer
-/// exactly as the libhdf5 backend would; otherwise why not (for the report
-/// and tests).
+/// `Ok` when everything salvage writes of `inv` can be written by the
+/// native writer exactly as the libhdf5 backend would; otherwise why not
+/// (for the report and tests).
+///
+/// A damaged input is judged object by object, on what salvage writes of
+/// it (`salvage::salvage_into`): lost objects and attributes write nothing;
+/// partial ones are written with the same calls as intact ones (holes stay
+/// unwritten, [`super::NativeWriter::write_prefix`] for a cut contiguous
+/// dataset), plus marks; stray chunks become a chunked dataset under
+/// `/lost+found` ([`crate::salvage::stray_dataset`]).
 pub fn supports(inv: &Inventory) -> Result<(), String> {
     let Some(sb) = &inv.superblock else {
         return Err("no superblock".into());
@@ -26,16 +33,6 @@ pub fn supports(inv: &Inventory) -> Result<(), String> {
     // Variable-length slots hold addresses of the input's width.
     if sb.size_of_offsets != 8 || sb.size_of_lengths != 8 {
         return Err("offsets or lengths other than 8 bytes".into());
-    }
-    if inv.verdict() != Verdict::Healthy || !inv.problems.is_empty() {
-        return Err(format!("input is {}", inv.verdict().as_str()));
-    }
-    if inv
-        .chunk_search
-        .as_ref()
-        .is_some_and(|c| !c.placed.is_empty() || !c.stray.is_empty())
-    {
-        return Err("chunks placed by allocation order".into());
     }
     if let Some(l) = inv
         .links
@@ -57,83 +54,129 @@ pub fn supports(inv: &Inventory) -> Result<(), String> {
     if let Some(o) = inv.objects.iter().find(|o| long(&o.path)) {
         return Err(format!("{}: link name too long", o.path));
     }
+    if let Some(search) = &inv.chunk_search {
+        for st in &search.stray {
+            let path = crate::salvage::stray_path(st);
+            if let Some(ds) = crate::salvage::stray_dataset(st) {
+                dataset_supported(&ds).map_err(|e| format!("{path}: {e}"))?;
+            }
+        }
+    }
     for o in &inv.objects {
-        let at = |why: &str| format!("{}: {why}", o.path);
-        if o.status != Status::Intact || !o.problems.is_empty() {
-            return Err(at("not intact"));
-        }
-        if o.hard_link_of.is_some() {
-            return Err(at("second hard link"));
-        }
-        if o.committed_type.is_some() {
-            return Err(at("committed datatype"));
-        }
-        for a in &o.attributes {
-            let (Some(t), Some(s)) = (&a.message.datatype, &a.message.dataspace) else {
-                return Err(at("attribute without type or space"));
+        object_supported(o).map_err(|e| format!("{}: {e}", o.path))?;
+    }
+    Ok(())
+}
+
+/// What salvage writes of one object: nothing of a lost one; a group, or
+/// a dataset whose description is trusted, with its readable attributes.
+fn object_supported(o: &Object) -> Result<(), String> {
+    if o.status == Status::Lost || o.kind == ObjectKind::Unknown {
+        return Ok(()); // nothing of it is written
+    }
+    if o.hard_link_of.is_some() {
+        return Err("second hard link".into());
+    }
+    if o.committed_type.is_some() {
+        return Err("committed datatype".into());
+    }
+    match o.kind {
+        ObjectKind::Group => {}
+        ObjectKind::Dataset => {
+            let Some(ds) = &o.dataset else {
+                return Ok(()); // lost: nothing written
             };
-            if a.committed_type.is_some() || !a.problems.is_empty() {
-                return Err(at("attribute with a committed type or a problem"));
+            // Lost before anything of it is written (`salvage_dataset`).
+            let untrusted = o.header_checksum_failed()
+                || o.problems
+                    .iter()
+                    .any(|p| p.kind == ProblemKind::Inconsistent);
+            if untrusted {
+                return Ok(());
             }
-            type_supported(t, 0).map_err(|e| at(&format!("attribute {:?}: {e}", a.name)))?;
-            let bytes = s
-                .element_count()
-                .and_then(|n| n.checked_mul(u64::from(t.size)));
-            if bytes.is_none_or(|b| b > MAX_ATTRIBUTE_VALUE)
-                || attribute_message_size(&a.name, t, s, bytes.unwrap_or(0)) > MAX_MESSAGE
+            dataset_supported(ds)?;
+        }
+        _ => return Err("committed datatype or unknown object".into()),
+    }
+    for a in &o.attributes {
+        // Attributes with a problem, type or space missing are lost
+        // (`salvage::write_attributes`): nothing written.
+        let (Some(t), Some(s)) = (&a.message.datatype, &a.message.dataspace) else {
+            continue;
+        };
+        if !a.problems.is_empty() {
+            continue;
+        }
+        if a.committed_type.is_some() {
+            return Err("attribute with a committed type".into());
+        }
+        type_supported(t, 0).map_err(|e| format!("attribute {:?}: {e}", a.name))?;
+        let bytes = s
+            .element_count()
+            .and_then(|n| n.checked_mul(u64::from(t.size)));
+        if bytes.is_none_or(|b| b > MAX_ATTRIBUTE_VALUE)
+            || attribute_message_size(&a.name, t, s, bytes.unwrap_or(0)) > MAX_MESSAGE
+        {
+            return Err(format!("attribute {:?} too large", a.name));
+        }
+        // A value shorter than its type and space fails in both writers,
+        // with other words.
+        if bytes.is_some_and(|b| (a.message.value.len() as u64) < b) {
+            return Err(format!("attribute {:?}: value cut", a.name));
+        }
+    }
+    Ok(())
+}
+
+/// A dataset the native writer creates exactly as libhdf5 does.
+fn dataset_supported(ds: &Dataset) -> Result<(), String> {
+    type_supported(&ds.datatype, 0)?;
+    if ds.external_files {
+        return Err("external storage".into());
+    }
+    let vlen = ds.datatype.is_variable_length();
+    match &ds.layout.class {
+        LayoutClass::Compact { .. } | LayoutClass::Contiguous { .. } => {
+            // libhdf5 refuses an extendible dataset without chunks.
+            if ds
+                .dataspace
+                .max_dims
+                .as_ref()
+                .is_some_and(|m| *m != ds.dataspace.dims)
             {
-                return Err(at(&format!("attribute {:?} too large", a.name)));
+                return Err("extendible dataspace without chunks".into());
             }
         }
-        match o.kind {
-            ObjectKind::Group => {}
-            ObjectKind::Dataset => {
-                let Some(ds) = &o.dataset else {
-                    return Err(at("dataset without description"));
-                };
-                type_supported(&ds.datatype, 0).map_err(|e| at(&e))?;
-                if ds.external_files {
-                    return Err(at("external storage"));
-                }
-                let vlen = ds.datatype.is_variable_length();
-                match &ds.layout.class {
-                    LayoutClass::Compact { .. } | LayoutClass::Contiguous { .. } => {}
-                    LayoutClass::Chunked { dims, .. } => {
-                        if vlen {
-                            return Err(at("chunked variable-length data"));
-                        }
-                        if dims.is_empty()
-                            || dims.len() != ds.dataspace.dims.len()
-                            || dims.iter().any(|d| *d == 0 || *d > u64::from(u32::MAX))
-                        {
-                            return Err(at("chunk dimensions"));
-                        }
-                    }
-                    LayoutClass::Virtual { .. } => return Err(at("virtual dataset")),
-                }
-                if let Some(f) = &ds.fill_value {
-                    match &f.value {
-                        Some(v) if !v.is_empty() && vlen => {
-                            return Err(at("variable-length fill value"))
-                        }
-                        Some(v) if !v.is_empty() && v.len() != ds.datatype.size as usize => {
-                            return Err(at("fill value of another size"))
-                        }
-                        _ => {}
-                    }
-                }
-                if let Some(p) = &ds.filters {
-                    if p.filters.len() > 32 {
-                        return Err(at("filters"));
-                    }
-                    // The parser's own rule (a damaged input never gets here:
-                    // its faults make the object partial).
-                    if !p.faults(0).is_empty() {
-                        return Err(at("deflate parameters"));
-                    }
-                }
+        LayoutClass::Chunked { dims, .. } => {
+            if vlen {
+                return Err("chunked variable-length data".into());
             }
-            _ => return Err(at("committed datatype or unknown object")),
+            if dims.is_empty()
+                || dims.len() != ds.dataspace.dims.len()
+                || dims.iter().any(|d| *d == 0 || *d > u64::from(u32::MAX))
+            {
+                return Err("chunk dimensions".into());
+            }
+        }
+        LayoutClass::Virtual { .. } => return Err("virtual dataset".into()),
+    }
+    if let Some(f) = &ds.fill_value {
+        match &f.value {
+            Some(v) if !v.is_empty() && vlen => return Err("variable-length fill value".into()),
+            Some(v) if !v.is_empty() && v.len() != ds.datatype.size as usize => {
+                return Err("fill value of another size".into())
+            }
+            _ => {}
+        }
+    }
+    if let Some(p) = &ds.filters {
+        if p.filters.len() > 32 {
+            return Err("filters".into());
+        }
+        // The parser's own rule: parameters libhdf5's deflate refuses are
+        // rewritten (with a note) by the libhdf5 backend.
+        if !p.faults(0).is_empty() {
+            return Err("deflate parameters".into());
         }
     }
     Ok(())
