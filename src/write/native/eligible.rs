@@ -6,6 +6,7 @@ use super::encode;
 use crate::format::message::data_layout::LayoutClass;
 use crate::format::message::dataspace::Dataspace;
 use crate::format::message::datatype::{Datatype, DatatypeClass, MAX_DEPTH};
+use crate::format::UNDEFINED as UNLIMITED;
 use crate::inventory::{Dataset, Inventory, LinkKind, Object, ObjectKind, ProblemKind, Status};
 
 /// Largest attribute value written natively (its message must stay under
@@ -54,23 +55,52 @@ pub fn supports(inv: &Inventory) -> Result<(), String> {
     if let Some(o) = inv.objects.iter().find(|o| long(&o.path)) {
         return Err(format!("{}: link name too long", o.path));
     }
+    let mut types = Built::default();
     if let Some(search) = &inv.chunk_search {
         for st in &search.stray {
             let path = crate::salvage::stray_path(st);
             if let Some(ds) = crate::salvage::stray_dataset(st) {
-                dataset_supported(&ds).map_err(|e| format!("{path}: {e}"))?;
+                dataset_supported(&ds, &mut types).map_err(|e| format!("{path}: {e}"))?;
             }
         }
     }
     for o in &inv.objects {
-        object_supported(o).map_err(|e| format!("{}: {e}", o.path))?;
+        object_supported(o, &mut types).map_err(|e| format!("{}: {e}", o.path))?;
+    }
+    mandatory_filters_available(inv)
+}
+
+/// A mandatory filter libhdf5 cannot apply here is recorded as optional,
+/// with a note, by the libhdf5 backend (`Writer::create_dataset`); the
+/// native writer copies pipelines as they are, so such inputs go there.
+/// Each filter id is asked once (libhdf5 may search its plugin path).
+fn mandatory_filters_available(inv: &Inventory) -> Result<(), String> {
+    let stray = inv.chunk_search.iter().flat_map(|c| &c.stray);
+    let pipelines = inv
+        .objects
+        .iter()
+        .filter_map(|o| o.dataset.as_ref()?.filters.as_ref())
+        .chain(stray.filter_map(|s| s.layout.as_ref()?.filters.as_ref()));
+    let mut ids: Vec<u16> = pipelines
+        .flat_map(|p| &p.filters)
+        .filter(|f| !f.is_optional())
+        .map(|f| f.id)
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    for id in ids {
+        let avail =
+            crate::write::h5::locked(|| unsafe { hdf5_sys::h5z::H5Zfilter_avail(i32::from(id)) });
+        if avail <= 0 {
+            return Err(format!("filter {id} is not available to libhdf5"));
+        }
     }
     Ok(())
 }
 
 /// What salvage writes of one object: nothing of a lost one; a group, or
 /// a dataset whose description is trusted, with its readable attributes.
-fn object_supported(o: &Object) -> Result<(), String> {
+fn object_supported(o: &Object, types: &mut Built) -> Result<(), String> {
     if o.status == Status::Lost || o.kind == ObjectKind::Unknown {
         return Ok(()); // nothing of it is written
     }
@@ -94,7 +124,7 @@ fn object_supported(o: &Object) -> Result<(), String> {
             if untrusted {
                 return Ok(());
             }
-            dataset_supported(ds)?;
+            dataset_supported(ds, types)?;
         }
         _ => return Err("committed datatype or unknown object".into()),
     }
@@ -110,7 +140,9 @@ fn object_supported(o: &Object) -> Result<(), String> {
         if a.committed_type.is_some() {
             return Err("attribute with a committed type".into());
         }
-        type_supported(t, 0).map_err(|e| format!("attribute {:?}: {e}", a.name))?;
+        type_supported(t, 0)
+            .and_then(|()| types.check(t))
+            .map_err(|e| format!("attribute {:?}: {e}", a.name))?;
         let bytes = s
             .element_count()
             .and_then(|n| n.checked_mul(u64::from(t.size)));
@@ -129,8 +161,9 @@ fn object_supported(o: &Object) -> Result<(), String> {
 }
 
 /// A dataset the native writer creates exactly as libhdf5 does.
-fn dataset_supported(ds: &Dataset) -> Result<(), String> {
+fn dataset_supported(ds: &Dataset, types: &mut Built) -> Result<(), String> {
     type_supported(&ds.datatype, 0)?;
+    types.check(&ds.datatype)?;
     if ds.external_files {
         return Err("external storage".into());
     }
@@ -157,6 +190,11 @@ fn dataset_supported(ds: &Dataset) -> Result<(), String> {
             {
                 return Err("chunk dimensions".into());
             }
+            // libhdf5 refuses chunks larger than a fixed-size dimension.
+            let max = ds.dataspace.max_dims.as_ref().unwrap_or(&ds.dataspace.dims);
+            if dims.iter().zip(max).any(|(c, m)| *m != UNLIMITED && c > m) {
+                return Err("chunk larger than a fixed-size dimension".into());
+            }
         }
         LayoutClass::Virtual { .. } => return Err("virtual dataset".into()),
     }
@@ -180,6 +218,26 @@ fn dataset_supported(ds: &Dataset) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// The distinct datatypes libhdf5 builds (the libhdf5 backend's
+/// `types::build`, the one judge of what it accepts: a damaged type it
+/// refuses loses the object there, so the native writer must not take it).
+#[derive(Default)]
+struct Built {
+    ok: Vec<Datatype>,
+}
+
+impl Built {
+    fn check(&mut self, t: &Datatype) -> Result<(), String> {
+        if self.ok.iter().any(|k| k == t) {
+            return Ok(());
+        }
+        crate::write::types::build(t, "datatype", 0)
+            .map_err(|e| format!("libhdf5 refuses it: {e}"))?;
+        self.ok.push(t.clone());
+        Ok(())
+    }
 }
 
 /// Bytes of the attribute message (version 3, spec IV.A.2.m) the native
