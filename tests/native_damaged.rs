@@ -15,7 +15,10 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use common::{bin, check_python, have_h5py, have_tool, py_script, python_timed, root, testdata};
+use common::{
+    bin, check_python, h5dump_reads, have_h5py, have_tool, py_script, python_timed, scan_healthy,
+    testdata, worker,
+};
 
 /// Seconds any one child may take (libhdf5 can loop on damaged files).
 const LIMIT: &str = "300";
@@ -76,48 +79,17 @@ fn report(text: &str, what: &str) -> Value {
     v
 }
 
-/// Debian's h5dump (libhdf5 1.10) reads all of `out`, data included.
-fn h5dump_reads(out: &Path, what: &str) {
-    let o = Command::new("timeout")
-        .arg(LIMIT)
-        .arg("h5dump")
-        .arg(out)
-        .output()
-        .expect("h5dump");
-    assert!(
-        o.status.success(),
-        "{what}: h5dump {}: {}",
-        out.display(),
-        String::from_utf8_lossy(&o.stderr)
-    );
-}
-
-/// Our own scan calls `out` healthy.
-fn scan_healthy(out: &Path, what: &str) {
-    let o = Command::new(bin())
-        .args(["scan", "--no-carve"])
-        .arg(out)
-        .output()
-        .expect("scan");
-    let text = String::from_utf8_lossy(&o.stdout);
-    assert!(
-        o.status.success() && text.contains("verdict: HEALTHY"),
-        "{what}: {}: {text}",
-        out.display()
-    );
-}
-
 /// Checks on an output the native writer wrote; `dump`: h5dump must read
 /// it (false where the input holds filters libhdf5 1.10 lacks).
-fn native_output_ok(out: &Path, dump: bool, what: &str) {
-    scan_healthy(out, what);
+fn native_output_ok(out: &Path, dump: bool) {
+    scan_healthy(out);
     if dump
         && have_tool(
             "h5dump",
             "native outputs of damaged inputs read by libhdf5 1.10",
         )
     {
-        h5dump_reads(out, what);
+        h5dump_reads(out);
     }
 }
 
@@ -177,7 +149,7 @@ fn salvage_both(input: &Path, flags: &[&str], dir: &Path, dump: bool) -> Taken {
     );
     same_files(&lib, &nat, &what);
     if n.stderr.contains("writer: native:") {
-        native_output_ok(&nat, dump, &what);
+        native_output_ok(&nat, dump);
         return Taken::Native;
     }
     let why = n
@@ -405,19 +377,7 @@ fn merge_of_healthy_and_damaged_workers_stays_native_and_exact() {
     for libver in ["earliest", "latest"] {
         let mut inputs = Vec::new();
         for i in 0..2u32 {
-            let out = d.join(format!("h_{libver}_{i}.h5"));
-            let start = (i * 100).to_string();
-            check_python(&[
-                root().join("bench/gen_healthy.py").as_os_str(),
-                out.as_os_str(),
-                "--libver".as_ref(),
-                libver.as_ref(),
-                "--configs".as_ref(),
-                "100".as_ref(),
-                "--start".as_ref(),
-                start.as_ref(),
-            ]);
-            inputs.push(out);
+            inputs.push(worker(d, libver, 100, i * 100));
         }
         inputs.push(generated(
             "killed_worker.py",
@@ -457,7 +417,7 @@ fn merge_of_healthy_and_damaged_workers_stays_native_and_exact() {
             );
         }
         same_files(&lib, &nat, &format!("merge {libver}"));
-        native_output_ok(&nat, true, &format!("merge {libver}"));
+        native_output_ok(&nat, true);
     }
 }
 
