@@ -376,6 +376,7 @@ fn salvage_streamed(
         branch: Vec::new(),
         most_held: 0,
         bar: None,
+        types: Default::default(),
     };
     let inv = src
         .inventory_streamed(&file, opts.mode, &opts.chunks, &mut sink)
@@ -386,6 +387,18 @@ fn salvage_streamed(
         (None, None) => Some("no root group streamed".to_string()),
         _ if !inv.objects.is_empty() => Some("objects kept by the walk".into()),
         _ if sink.base != (read.base, read.sizes) => Some("another base address".into()),
+        // Streamed objects were written as from a healthy input (no zeroed
+        // ranges, no relocated entries, chunks from an index).
+        _ if inv.verdict() != crate::inventory::Verdict::Healthy || !inv.problems.is_empty() => {
+            Some(format!("input is {}", inv.verdict().as_str()))
+        }
+        _ if inv
+            .chunk_search
+            .as_ref()
+            .is_some_and(|c| !c.placed.is_empty() || !c.stray.is_empty()) =>
+        {
+            Some("chunks found without an index".into())
+        }
         // Soft and external links are made at the end, in groups not sealed.
         (None, Some(w)) => match inv.links.iter().find(|l| !w.open_group(parent_of(&l.path))) {
             Some(l) => Some(format!("{}: link in a sealed group", l.path)),
@@ -468,6 +481,8 @@ struct StreamedSalvage<'a> {
     /// walk's spinner, for a large input, has the terminal: one display at
     /// a time).
     bar: Option<crate::progress::Bar>,
+    /// The datatypes and filters the native writer was asked about.
+    types: crate::write::native::Built,
 }
 
 impl crate::inventory::ObjectSink for StreamedSalvage<'_> {
@@ -497,7 +512,12 @@ impl StreamedSalvage<'_> {
     }
 
     fn write(&mut self, o: Object) -> Result<(), String> {
-        crate::write::native::supports_object(&o)?;
+        // Only healthy inputs are streamed (the trust below assumes it;
+        // checked again at the end): a damaged object ends the stream.
+        if o.status != Status::Intact || !o.problems.is_empty() {
+            return Err(format!("{}: not intact", o.path));
+        }
+        crate::write::native::supports_object(&o, &mut self.types)?;
         if self.w.is_none() {
             if o.path != "/" {
                 return Err(format!("{}: first object is not the root", o.path));
@@ -1526,7 +1546,7 @@ pub fn stray_path(st: &crate::inventory::StrayChunks) -> String {
 /// (`(n, *chunk shape)` with the template's type and filters, or
 /// `(n, inflated size)` bytes, deflated, with Fletcher-32 when present),
 /// so that each chunk is copied as stored.
-fn stray_dataset(st: &crate::inventory::StrayChunks) -> Option<Dataset> {
+pub(crate) fn stray_dataset(st: &crate::inventory::StrayChunks) -> Option<Dataset> {
     use crate::format::message::data_layout::{ChunkIndex, DataLayout, LayoutClass};
     use crate::format::message::dataspace::{Dataspace, DataspaceKind};
     use crate::format::message::filter_pipeline::{Filter, FilterPipeline, DEFLATE, FLETCHER32};

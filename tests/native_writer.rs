@@ -6,11 +6,12 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use common::{
-    bin, check_python, h5dump_reads, have_h5py, have_tool, py_script, python_code, root, testdata,
+    bin, check_python, h5dump_reads, have_h5py, have_tool, py_script, python_code, scan_healthy,
+    testdata, worker,
 };
 
 /// Runs `h5salvage ARGS` with the writer log on (and `env` set); returns
@@ -41,37 +42,6 @@ fn compare_h5(orig: &Path, out: &Path, skip: &[&str]) {
         args.push(s.as_ref());
     }
     check_python(&args);
-}
-
-/// A healthy worker file as bench/gen_healthy.py writes them.
-fn worker(dir: &Path, libver: &str, configs: u32, start: u32) -> PathBuf {
-    let out = dir.join(format!("w_{libver}_{start}.h5"));
-    check_python(&[
-        root().join("bench/gen_healthy.py").as_os_str(),
-        out.as_os_str(),
-        "--libver".as_ref(),
-        libver.as_ref(),
-        "--configs".as_ref(),
-        configs.to_string().as_ref(),
-        "--start".as_ref(),
-        start.to_string().as_ref(),
-    ]);
-    out
-}
-
-/// Our own scan calls `out` healthy.
-fn scan_healthy(out: &Path) {
-    let o = Command::new(bin())
-        .args(["scan", "--no-carve"])
-        .arg(out)
-        .output()
-        .expect("scan");
-    let text = String::from_utf8_lossy(&o.stdout);
-    assert!(
-        o.status.success() && text.contains("verdict: HEALTHY"),
-        "{}: {text}",
-        out.display()
-    );
 }
 
 /// h5py (HDF5 2.0) opens a copy of `out` read-write, adds a group with an

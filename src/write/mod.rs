@@ -1931,9 +1931,6 @@ impl Writer {
         ds: &Dataset,
         bytes: &[u8],
     ) -> Result<u64, WriteError> {
-        if self.native.is_some() {
-            return Err(native::unsupported_call(path, "write_prefix"));
-        }
         if types::needs_buffer(&ds.datatype, 0) {
             return Err(WriteError::new(
                 path,
@@ -1956,6 +1953,9 @@ impl Writer {
         let nbytes = usize::try_from(n.saturating_mul(size))
             .map_err(|_| WriteError::new(path, "write prefix", "size overflow"))?;
         let data = bytes.get(..nbytes).unwrap_or_default();
+        if let Some(w) = self.native.as_mut() {
+            return w.write_prefix(path, ds, data).map(|()| n);
+        }
         let did = self.dataset(path)?;
         let (tid, _) = self.built(&ds.datatype, path)?;
         let fspace = hid(

@@ -173,17 +173,6 @@ pub fn have_tool(tool: &str, what: &str) -> bool {
     ok
 }
 
-/// Debian's h5dump (libhdf5 1.10) reads all of `out`, data included.
-pub fn h5dump_reads(out: &Path) {
-    let o = Command::new("h5dump").arg(out).output().expect("h5dump");
-    assert!(
-        o.status.success(),
-        "h5dump {}: {}",
-        out.display(),
-        String::from_utf8_lossy(&o.stderr)
-    );
-}
-
 /// Runs tests/py/compare.py on a salvaged file `out` of `orig` (killed
 /// after ten minutes: libhdf5 can hang): its JSON summary and whether it
 /// passed (`strict`: `--strict`, a salvage of a healthy file).
@@ -204,4 +193,53 @@ pub fn compare(orig: &Path, out: &Path, strict: bool) -> (bool, Value) {
         )
     });
     (o.status.success(), v)
+}
+
+/// Debian's h5dump (libhdf5 1.10) reads all of `out`, data included
+/// (killed after ten minutes: libhdf5 can loop).
+pub fn h5dump_reads(out: &Path) {
+    let o = Command::new("timeout")
+        .arg("600")
+        .arg("h5dump")
+        .arg(out)
+        .output()
+        .expect("h5dump");
+    assert!(
+        o.status.success(),
+        "h5dump {}: {}",
+        out.display(),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// Our own `scan --no-carve` calls `out` healthy.
+pub fn scan_healthy(out: &Path) {
+    let o = Command::new(bin())
+        .args(["scan", "--no-carve"])
+        .arg(out)
+        .output()
+        .expect("scan");
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success() && text.contains("verdict: HEALTHY"),
+        "{}: {text}",
+        out.display()
+    );
+}
+
+/// A healthy worker file as bench/gen_healthy.py writes them, in `dir`
+/// (`w_LIBVER_START.h5`): `configs` config groups numbered from `start`.
+pub fn worker(dir: &Path, libver: &str, configs: u32, start: u32) -> PathBuf {
+    let out = dir.join(format!("w_{libver}_{start}.h5"));
+    check_python(&[
+        root().join("bench/gen_healthy.py").as_os_str(),
+        out.as_os_str(),
+        "--libver".as_ref(),
+        libver.as_ref(),
+        "--configs".as_ref(),
+        configs.to_string().as_ref(),
+        "--start".as_ref(),
+        start.to_string().as_ref(),
+    ]);
+    out
 }

@@ -1,6 +1,6 @@
 """Compare a file written by h5salvage's Writer with its source, via h5py.
 
-usage: compare_h5.py ORIG OUT [--skip PATH]... [--exact-times]
+usage: compare_h5.py ORIG OUT [--skip PATH]... [--exact-times] [--marks]
 
 Every group and dataset of ORIG reached by a hard link (first path only) and
 not under a skipped path must exist in OUT with the same kind, attribute
@@ -23,6 +23,9 @@ Object header times (access, modification, change, birth) are never
 invented: an output object that stores times must store the input's; with
 --exact-times an input object's times must also be kept (the libhdf5
 backend cannot set them and stores none).
+With --marks (two outputs of h5salvage compared, e.g. the native and the
+libhdf5 backend's), h5salvage_* attributes count like any other: names,
+order and values must agree on both sides.
 Prints one line per mismatch and exits 1 if there was any.
 """
 import sys
@@ -199,6 +202,7 @@ def main():
     orig, outp = sys.argv[1], sys.argv[2]
     skip = [sys.argv[i + 1] for i, a in enumerate(sys.argv) if a == "--skip"]
     exact_times = "--exact-times" in sys.argv
+    marks = "--marks" in sys.argv[3:]
     a, b = h5py.File(orig, "r", locking=False), h5py.File(outp, "r", locking=False)
     bad = []
     count = {"groups": 0, "datasets": 0, "attributes": 0}
@@ -223,7 +227,7 @@ def main():
         # Listing order: by name, or by creation order where the source
         # tracked it (h5py lists in creation order then).
         names_x = list(x.attrs.keys())
-        names_y = [k for k in y.attrs.keys() if not k.startswith("h5salvage_")]
+        names_y = [k for k in y.attrs.keys() if marks or not k.startswith("h5salvage_")]
         if names_x != names_y:
             err(path, f"attribute names (in listing order) {names_x} vs {names_y}")
         # libhdf5's count (H5Oget_info num_attrs, from a version-2 header's

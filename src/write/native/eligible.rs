@@ -6,7 +6,8 @@ use super::encode;
 use crate::format::message::data_layout::LayoutClass;
 use crate::format::message::dataspace::Dataspace;
 use crate::format::message::datatype::{Datatype, DatatypeClass, MAX_DEPTH};
-use crate::inventory::{Inventory, LinkKind, Object, ObjectKind, Status, Verdict};
+use crate::format::UNDEFINED as UNLIMITED;
+use crate::inventory::{Dataset, Inventory, LinkKind, Object, ObjectKind, ProblemKind, Status};
 
 /// Largest attribute value written natively (its message must stay under
 /// the 64 KiB of a message's size field, with name, type and space).
@@ -16,17 +17,35 @@ const MAX_MESSAGE: u64 = 0xffff;
 /// Longest link name (or soft/external target) written natively.
 const MAX_LINK_TEXT: usize = 32 << 10;
 
-/// `Ok` when every object of `inv` can be written by the native writer
-/// exactly as the libhdf5 backend would; otherwise why not (for the report
-/// and tests).
+/// `Ok` when everything salvage writes of `inv` can be written by the
+/// native writer exactly as the libhdf5 backend would; otherwise why not
+/// (for the report and tests).
+///
+/// A damaged input is judged object by object, on what salvage writes of
+/// it (`salvage::salvage_into`): lost objects and attributes write nothing;
+/// partial ones are written with the same calls as intact ones (holes stay
+/// unwritten, [`super::NativeWriter::write_prefix`] for a cut contiguous
+/// dataset), plus marks; stray chunks become a chunked dataset under
+/// `/lost+found` ([`crate::salvage::stray_dataset`]).
 pub fn supports(inv: &Inventory) -> Result<(), String> {
     supports_file(inv)?;
-    inv.objects.iter().try_for_each(supports_object)
+    let mut types = Built::default();
+    if let Some(search) = &inv.chunk_search {
+        for st in &search.stray {
+            let path = crate::salvage::stray_path(st);
+            if let Some(ds) = crate::salvage::stray_dataset(st) {
+                dataset_supported(&ds, &mut types).map_err(|e| format!("{path}: {e}"))?;
+            }
+        }
+    }
+    inv.objects
+        .iter()
+        .try_for_each(|o| supports_object(o, &mut types))
 }
 
-/// The checks of [`supports`] on the file as a whole (superblock, verdict,
-/// links); the objects are [`supports_object`]'s. A salvage streamed from
-/// the walk checks each object as it comes and the file at the end.
+/// The checks of [`supports`] on the file as a whole (superblock, links);
+/// the objects are [`supports_object`]'s. A salvage streamed from the walk
+/// checks each object as it comes and the file at the end.
 pub fn supports_file(inv: &Inventory) -> Result<(), String> {
     let Some(sb) = &inv.superblock else {
         return Err("no superblock".into());
@@ -34,16 +53,6 @@ pub fn supports_file(inv: &Inventory) -> Result<(), String> {
     // Variable-length slots hold addresses of the input's width.
     if sb.size_of_offsets != 8 || sb.size_of_lengths != 8 {
         return Err("offsets or lengths other than 8 bytes".into());
-    }
-    if inv.verdict() != Verdict::Healthy || !inv.problems.is_empty() {
-        return Err(format!("input is {}", inv.verdict().as_str()));
-    }
-    if inv
-        .chunk_search
-        .as_ref()
-        .is_some_and(|c| !c.placed.is_empty() || !c.stray.is_empty())
-    {
-        return Err("chunks placed by allocation order".into());
     }
     if let Some(l) = inv
         .links
@@ -65,89 +74,180 @@ pub fn supports_file(inv: &Inventory) -> Result<(), String> {
     Ok(())
 }
 
-/// The checks of [`supports`] on one object.
-pub fn supports_object(o: &Object) -> Result<(), String> {
+/// The checks of [`supports`] on one object; `types` remembers the
+/// datatypes and filters already asked about.
+pub fn supports_object(o: &Object, types: &mut Built) -> Result<(), String> {
     if o.path.rsplit('/').next().map_or(0, str::len) > MAX_LINK_TEXT {
         return Err(format!("{}: link name too long", o.path));
     }
-    let at = |why: &str| format!("{}: {why}", o.path);
-    if o.status != Status::Intact || !o.problems.is_empty() {
-        return Err(at("not intact"));
+    object_supported(o, types).map_err(|e| format!("{}: {e}", o.path))
+}
+
+/// A mandatory filter libhdf5 cannot apply here is recorded as optional,
+/// with a note, by the libhdf5 backend (`Writer::create_dataset`); the
+/// native writer copies pipelines as they are, so such inputs go there.
+/// Each filter id is asked once (libhdf5 may search its plugin path).
+fn mandatory_filters_available(
+    p: &crate::format::message::filter_pipeline::FilterPipeline,
+    types: &mut Built,
+) -> Result<(), String> {
+    for f in p.filters.iter().filter(|f| !f.is_optional()) {
+        if types.filters.contains(&f.id) {
+            continue;
+        }
+        let avail =
+            crate::write::h5::locked(|| unsafe { hdf5_sys::h5z::H5Zfilter_avail(i32::from(f.id)) });
+        if avail <= 0 {
+            return Err(format!("filter {} is not available to libhdf5", f.id));
+        }
+        types.filters.push(f.id);
+    }
+    Ok(())
+}
+
+/// What salvage writes of one object: nothing of a lost one; a group, or
+/// a dataset whose description is trusted, with its readable attributes.
+fn object_supported(o: &Object, types: &mut Built) -> Result<(), String> {
+    if o.status == Status::Lost || o.kind == ObjectKind::Unknown {
+        return Ok(()); // nothing of it is written
     }
     if o.hard_link_of.is_some() {
-        return Err(at("second hard link"));
+        return Err("second hard link".into());
     }
     if o.committed_type.is_some() {
-        return Err(at("committed datatype"));
+        return Err("committed datatype".into());
+    }
+    match o.kind {
+        ObjectKind::Group => {}
+        ObjectKind::Dataset => {
+            let Some(ds) = &o.dataset else {
+                return Ok(()); // lost: nothing written
+            };
+            // Lost before anything of it is written (`salvage_dataset`).
+            let untrusted = o.header_checksum_failed()
+                || o.problems
+                    .iter()
+                    .any(|p| p.kind == ProblemKind::Inconsistent);
+            if untrusted {
+                return Ok(());
+            }
+            dataset_supported(ds, types)?;
+        }
+        _ => return Err("committed datatype or unknown object".into()),
     }
     for a in &o.attributes {
+        // Attributes with a problem, type or space missing are lost
+        // (`salvage::write_attributes`): nothing written.
         let (Some(t), Some(s)) = (&a.message.datatype, &a.message.dataspace) else {
-            return Err(at("attribute without type or space"));
+            continue;
         };
-        if a.committed_type.is_some() || !a.problems.is_empty() {
-            return Err(at("attribute with a committed type or a problem"));
+        if !a.problems.is_empty() {
+            continue;
         }
-        type_supported(t, 0).map_err(|e| at(&format!("attribute {:?}: {e}", a.name)))?;
+        if a.committed_type.is_some() {
+            return Err("attribute with a committed type".into());
+        }
+        type_supported(t, 0)
+            .and_then(|()| types.check(t))
+            .map_err(|e| format!("attribute {:?}: {e}", a.name))?;
         let bytes = s
             .element_count()
             .and_then(|n| n.checked_mul(u64::from(t.size)));
         if bytes.is_none_or(|b| b > MAX_ATTRIBUTE_VALUE)
             || attribute_message_size(&a.name, t, s, bytes.unwrap_or(0)) > MAX_MESSAGE
         {
-            return Err(at(&format!("attribute {:?} too large", a.name)));
+            return Err(format!("attribute {:?} too large", a.name));
         }
-    }
-    match o.kind {
-        ObjectKind::Group => {}
-        ObjectKind::Dataset => {
-            let Some(ds) = &o.dataset else {
-                return Err(at("dataset without description"));
-            };
-            type_supported(&ds.datatype, 0).map_err(|e| at(&e))?;
-            if ds.external_files {
-                return Err(at("external storage"));
-            }
-            let vlen = ds.datatype.is_variable_length();
-            match &ds.layout.class {
-                LayoutClass::Compact { .. } | LayoutClass::Contiguous { .. } => {}
-                LayoutClass::Chunked { dims, .. } => {
-                    if vlen {
-                        return Err(at("chunked variable-length data"));
-                    }
-                    if dims.is_empty()
-                        || dims.len() != ds.dataspace.dims.len()
-                        || dims.iter().any(|d| *d == 0 || *d > u64::from(u32::MAX))
-                    {
-                        return Err(at("chunk dimensions"));
-                    }
-                }
-                LayoutClass::Virtual { .. } => return Err(at("virtual dataset")),
-            }
-            if let Some(f) = &ds.fill_value {
-                match &f.value {
-                    Some(v) if !v.is_empty() && vlen => {
-                        return Err(at("variable-length fill value"))
-                    }
-                    Some(v) if !v.is_empty() && v.len() != ds.datatype.size as usize => {
-                        return Err(at("fill value of another size"))
-                    }
-                    _ => {}
-                }
-            }
-            if let Some(p) = &ds.filters {
-                if p.filters.len() > 32 {
-                    return Err(at("filters"));
-                }
-                // The parser's own rule (a damaged input never gets here:
-                // its faults make the object partial).
-                if !p.faults(0).is_empty() {
-                    return Err(at("deflate parameters"));
-                }
-            }
+        // A value shorter than its type and space fails in both writers,
+        // with other words.
+        if bytes.is_some_and(|b| (a.message.value.len() as u64) < b) {
+            return Err(format!("attribute {:?}: value cut", a.name));
         }
-        _ => return Err(at("committed datatype or unknown object")),
     }
     Ok(())
+}
+
+/// A dataset the native writer creates exactly as libhdf5 does.
+fn dataset_supported(ds: &Dataset, types: &mut Built) -> Result<(), String> {
+    type_supported(&ds.datatype, 0)?;
+    types.check(&ds.datatype)?;
+    if ds.external_files {
+        return Err("external storage".into());
+    }
+    let vlen = ds.datatype.is_variable_length();
+    match &ds.layout.class {
+        LayoutClass::Compact { .. } | LayoutClass::Contiguous { .. } => {
+            // libhdf5 refuses an extendible dataset without chunks.
+            if ds
+                .dataspace
+                .max_dims
+                .as_ref()
+                .is_some_and(|m| *m != ds.dataspace.dims)
+            {
+                return Err("extendible dataspace without chunks".into());
+            }
+        }
+        LayoutClass::Chunked { dims, .. } => {
+            if vlen {
+                return Err("chunked variable-length data".into());
+            }
+            if dims.is_empty()
+                || dims.len() != ds.dataspace.dims.len()
+                || dims.iter().any(|d| *d == 0 || *d > u64::from(u32::MAX))
+            {
+                return Err("chunk dimensions".into());
+            }
+            // libhdf5 refuses chunks larger than a fixed-size dimension.
+            let max = ds.dataspace.max_dims.as_ref().unwrap_or(&ds.dataspace.dims);
+            if dims.iter().zip(max).any(|(c, m)| *m != UNLIMITED && c > m) {
+                return Err("chunk larger than a fixed-size dimension".into());
+            }
+        }
+        LayoutClass::Virtual { .. } => return Err("virtual dataset".into()),
+    }
+    if let Some(f) = &ds.fill_value {
+        match &f.value {
+            Some(v) if !v.is_empty() && vlen => return Err("variable-length fill value".into()),
+            Some(v) if !v.is_empty() && v.len() != ds.datatype.size as usize => {
+                return Err("fill value of another size".into())
+            }
+            _ => {}
+        }
+    }
+    if let Some(p) = &ds.filters {
+        if p.filters.len() > 32 {
+            return Err("filters".into());
+        }
+        // The parser's own rule: parameters libhdf5's deflate refuses are
+        // rewritten (with a note) by the libhdf5 backend.
+        if !p.faults(0).is_empty() {
+            return Err("deflate parameters".into());
+        }
+        mandatory_filters_available(p, types)?;
+    }
+    Ok(())
+}
+
+/// The distinct datatypes libhdf5 builds (the libhdf5 backend's
+/// `types::build`, the one judge of what it accepts: a damaged type it
+/// refuses loses the object there, so the native writer must not take it).
+#[derive(Default)]
+pub struct Built {
+    ok: Vec<Datatype>,
+    /// Mandatory filter ids libhdf5 has.
+    filters: Vec<u16>,
+}
+
+impl Built {
+    fn check(&mut self, t: &Datatype) -> Result<(), String> {
+        if self.ok.iter().any(|k| k == t) {
+            return Ok(());
+        }
+        crate::write::types::build(t, "datatype", 0)
+            .map_err(|e| format!("libhdf5 refuses it: {e}"))?;
+        self.ok.push(t.clone());
+        Ok(())
+    }
 }
 
 /// Bytes of the attribute message (version 3, spec IV.A.2.m) the native

@@ -32,7 +32,7 @@ use crate::inventory::{CreationOrder, Dataset};
 use crate::read::HeapValues;
 
 use super::WriteError;
-pub use eligible::{supports, supports_file, supports_object};
+pub use eligible::{supports, supports_file, supports_object, Built};
 use encode::HeaderFlags;
 
 /// First address after the superblock: where data starts.
@@ -895,6 +895,16 @@ impl NativeWriter {
             encode::end(s, &mut r).map_err(&err)?;
         }
         r.shrink_to_fit();
+        // Compact data is allocated (and filled) when the dataset is
+        // created, as libhdf5 does (H5D__compact_fill: the fill value if
+        // one is defined, else zeros).
+        let data = match (&class, unwritten_fill(ds, true)) {
+            (LayoutKind::Compact, Some(f)) => {
+                let full = ds.data_bytes().unwrap_or(0).min(0xffff) as usize;
+                Data::Held(f.iter().copied().cycle().take(full).collect(), Vec::new())
+            }
+            _ => Data::None,
+        };
         let d = Ds {
             elem: t.size,
             vlen: vlen.then(|| Box::new(t.clone())),
@@ -902,7 +912,7 @@ impl NativeWriter {
             count: ds.dataspace.element_count().unwrap_or(0),
             records: r,
             class,
-            data: Data::None,
+            data,
         };
         self.add_object(
             path,
@@ -980,6 +990,72 @@ impl NativeWriter {
             }
         };
         self.dataset(path)?.data = data;
+        Ok(())
+    }
+
+    /// Writes the first elements of a (compact or contiguous) dataset
+    /// without variable-length parts from `data` (whole elements, fewer
+    /// than the dataspace holds: a cut dataset). The rest reads as libhdf5
+    /// leaves it when it allocates the storage at that write
+    /// (H5D__init_storage): the fill value where one is defined and
+    /// written at allocation, else zeros.
+    pub fn write_prefix(
+        &mut self,
+        path: &str,
+        ds: &Dataset,
+        data: &[u8],
+    ) -> Result<(), WriteError> {
+        let d = self.dataset(path)?;
+        if d.vlen.is_some() {
+            return Err(unsupported(path, "write_prefix of variable-length data"));
+        }
+        let full = d.count.saturating_mul(u64::from(d.elem));
+        if data.len() as u64 > full || d.elem == 0 || data.len() % d.elem as usize != 0 {
+            return Err(WriteError::new(
+                path,
+                "write prefix",
+                format!("{} bytes given for at most {full}", data.len()),
+            ));
+        }
+        let compact = match d.class {
+            LayoutKind::Compact => true,
+            LayoutKind::Contiguous => false,
+            LayoutKind::Chunked(_) => {
+                return Err(unsupported(path, "write_prefix of a chunked dataset"))
+            }
+        };
+        let fill = unwritten_fill(ds, compact);
+        let pattern = fill.as_deref().unwrap_or(&[0]);
+        if compact {
+            let mut b: Vec<u8> = pattern
+                .iter()
+                .copied()
+                .cycle()
+                .take(full as usize)
+                .collect();
+            b[..data.len()].copy_from_slice(data);
+            self.dataset(path)?.data = Data::Held(b, Vec::new());
+            return Ok(());
+        }
+        // Contiguous: the prefix, then the rest in blocks of whole
+        // patterns (memory bounded by the block, not the dataset).
+        let at = self.append(data)?;
+        let block: Vec<u8> = {
+            let per = (1usize << 20) / pattern.len() * pattern.len();
+            pattern
+                .iter()
+                .copied()
+                .cycle()
+                .take(per.max(pattern.len()))
+                .collect()
+        };
+        let mut left = full - data.len() as u64;
+        while left > 0 {
+            let n = left.min(block.len() as u64) as usize;
+            self.append(&block[..n])?;
+            left -= n as u64;
+        }
+        self.dataset(path)?.data = Data::At(at, full);
         Ok(())
     }
 
@@ -1323,6 +1399,19 @@ impl NativeWriter {
             phase_change: (n > 8).then(|| (u16::try_from(n).unwrap_or(u16::MAX), 6)),
         })
     }
+}
+
+/// What the storage of `ds` holds where nothing was written, once libhdf5
+/// has allocated it (H5D__init_storage): the defined fill value (for
+/// contiguous data only when it is written at allocation or if set, not
+/// "never"); `None`: zeros.
+fn unwritten_fill(ds: &Dataset, compact: bool) -> Option<Box<[u8]>> {
+    let f = ds.fill_value.as_ref()?;
+    if !compact && f.fill_write_time == 1 {
+        return None;
+    }
+    let v = f.value.as_ref()?;
+    (!v.is_empty() && v.len() == ds.datatype.size as usize).then(|| v.clone().into_boxed_slice())
 }
 
 /// Writes the heap IDs (collection address, object index) of `patches`
