@@ -817,7 +817,7 @@ impl Carver<'_> {
                     .collect();
             }
             ObjectKind::Dataset => {
-                o.dataset = walk::dataset::describe(image, &h, o);
+                o.dataset = walk::dataset::describe(image, &h, o).map(Box::new);
                 o.committed_type = h.datatype_committed;
                 if strict && o.dataset.is_none() {
                     return None;
@@ -1610,7 +1610,7 @@ mod tests {
         use crate::format::message::datatype::{ByteOrder, Datatype, DatatypeClass};
         let mut blob = obj("/blob", 200, Origin::Walk);
         blob.kind = ObjectKind::Dataset;
-        blob.dataset = Some(crate::inventory::Dataset {
+        blob.dataset = Some(Box::new(crate::inventory::Dataset {
             datatype: Datatype {
                 version: 1,
                 size: 1,
@@ -1647,7 +1647,7 @@ mod tests {
                 ..Default::default()
             },
             beyond_index: Default::default(),
-        });
+        }));
         let walked = Inventory {
             objects: vec![obj("/", 96, Origin::Walk), blob],
             ..Inventory::default()

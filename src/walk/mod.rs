@@ -453,7 +453,7 @@ impl Walker<'_, '_> {
                     children = members.hard;
                 }
                 ObjectKind::Dataset => {
-                    o.dataset = dataset::describe(&self.image, &h, &mut o);
+                    o.dataset = dataset::describe(&self.image, &h, &mut o).map(Box::new);
                     o.committed_type = h.datatype_committed;
                 }
                 ObjectKind::Datatype => o.datatype = h.datatype.clone(),
