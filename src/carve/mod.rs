@@ -1097,8 +1097,14 @@ impl Carver<'_> {
         let lost = |a: u64, kind: ObjectKind| format!("{LOST_FOUND}{}_at_{a:#x}", kind.as_str());
         let root = root.filter(|r| self.carved.get(r).is_some_and(|c| c.readable));
         let n = self.carved.len();
+        // Taken out of the map in address order (cheaper to take from than
+        // a map to remove from); nothing reads `carved` after placing.
+        let carved = std::mem::take(&mut self.carved)
+            .into_iter()
+            .map(|(a, c)| (a, Some(c)))
+            .collect();
         let mut p = Placer {
-            carved: &mut self.carved,
+            carved,
             placed: HashMap::with_capacity(n),
             objects: Vec::with_capacity(n),
             links: Vec::new(),
@@ -1125,10 +1131,11 @@ impl Carver<'_> {
     }
 }
 
-struct Placer<'c> {
+struct Placer {
     /// Objects are moved out as they are placed (each is placed once; later
     /// placements are hard links to the first).
-    carved: &'c mut BTreeMap<u64, Carved>,
+    /// Sorted by address; `None` once placed.
+    carved: Vec<(u64, Option<Carved>)>,
     /// Address -> index of its first placement.
     placed: HashMap<u64, usize>,
     objects: Vec<Object>,
@@ -1136,7 +1143,7 @@ struct Placer<'c> {
     capped: bool,
 }
 
-impl Placer<'_> {
+impl Placer {
     /// Depth-first from one starting object, parents before children.
     fn traverse(&mut self, path: String, addr: u64) {
         let mut stack = vec![(path, addr, 0usize)];
@@ -1160,7 +1167,12 @@ impl Placer<'_> {
             self.placed.insert(addr, self.objects.len());
             // Placed once: taken out of the map (later visits are hard
             // links to this placement).
-            let Some(c) = self.carved.remove(&addr) else {
+            let taken = self
+                .carved
+                .binary_search_by_key(&addr, |e| e.0)
+                .ok()
+                .and_then(|i| self.carved[i].1.take());
+            let Some(c) = taken else {
                 let mut o = *unreadable(addr).obj;
                 o.path = path;
                 self.objects.push(o);
