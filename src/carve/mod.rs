@@ -639,14 +639,20 @@ impl Carver<'_> {
             // continuation blocks of carved headers).
             let (mut links, mut claimed_link) = (false, false);
             chain(root, &mut |m| {
-                if m.kind != kind::LINK || claimed_link {
+                // A link message `decode` would return, read in place (a
+                // shared message decodes as such, not as a link).
+                if m.kind != kind::LINK || claimed_link || m.flags & message::FLAG_SHARED != 0 {
                     return;
                 }
-                if let Some(message::Message::Link(l)) = decode(m) {
-                    links = true;
-                    if let message::link::LinkTarget::Hard { address } = l.target {
-                        claimed_link = claimed.binary_search(&address).is_ok();
-                    }
+                let Some(Ok(target)) = m
+                    .body(image.bytes)
+                    .map(|b| message::link::hard_target(b, m.body_offset, image.sizes))
+                else {
+                    return;
+                };
+                links = true;
+                if let Some(address) = target {
+                    claimed_link = claimed.binary_search(&address).is_ok();
                 }
             });
             if !links || claimed_link {
