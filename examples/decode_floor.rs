@@ -48,7 +48,7 @@ fn main() {
     let datasets: Vec<_> = inv
         .objects
         .iter()
-        .filter_map(|o| o.dataset.as_ref())
+        .filter_map(|o| o.dataset.as_deref())
         .collect();
     let mut walls = Vec::with_capacity(reps);
     let mut cpus = Vec::with_capacity(reps);

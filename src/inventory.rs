@@ -837,8 +837,10 @@ pub struct Object {
     pub status: Status,
     pub problems: Vec<Problem>,
     pub attributes: Vec<Attribute>,
-    /// Present when `kind` is `Dataset`.
-    pub dataset: Option<Dataset>,
+    /// Present when `kind` is `Dataset`. Boxed: most objects are groups,
+    /// and an inline `Dataset` (424 bytes) made every `Object` 672 bytes to
+    /// move, place and drop (carving holds one per header found).
+    pub dataset: Option<Box<Dataset>>,
     /// Present when `kind` is `Datatype` (a committed datatype).
     pub datatype: Option<Datatype>,
     /// Set when this object was already reached under another path (a second

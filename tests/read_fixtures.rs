@@ -43,7 +43,7 @@ fn dataset<'i>(inv: &'i Inventory, path: &str) -> Option<&'i Dataset> {
     let o = inv.object(path)?;
     match (&o.dataset, &o.hard_link_of) {
         (Some(d), _) => Some(d),
-        (None, Some(first)) => inv.object(first)?.dataset.as_ref(),
+        (None, Some(first)) => inv.object(first)?.dataset.as_deref(),
         _ => None,
     }
 }
@@ -246,7 +246,7 @@ fn worker_log_strings() {
 fn chunked(inv: &Inventory) -> Vec<(&str, &Dataset)> {
     inv.objects
         .iter()
-        .filter_map(|o| Some((o.path.as_str(), o.dataset.as_ref()?)))
+        .filter_map(|o| Some((o.path.as_str(), o.dataset.as_deref()?)))
         .filter(|(_, d)| !d.chunks.is_empty())
         .collect()
 }

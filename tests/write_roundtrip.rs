@@ -417,7 +417,13 @@ fn simple_dataset(fixture: &str, path: &str) -> (Vec<u8>, u64, Dataset) {
     let file = std::fs::read(testdata().join(fixture)).unwrap();
     let inv = h5salvage::walk::walk(fixture, &file);
     let base = inv.superblock.as_ref().unwrap().base_address;
-    let ds = inv.object(path).unwrap().dataset.clone().unwrap();
+    let ds = inv
+        .object(path)
+        .unwrap()
+        .dataset
+        .as_deref()
+        .unwrap()
+        .clone();
     (file, base, ds)
 }
 

@@ -406,7 +406,7 @@ impl<'i, 'a> V1<'i, 'a> {
             .filter(|&i| {
                 inv.objects[i]
                     .dataset
-                    .as_ref()
+                    .as_deref()
                     .and_then(chunk_dims)
                     .is_some_and(|(_, ix)| matches!(ix, ChunkIndex::BtreeV1 { .. }))
             })

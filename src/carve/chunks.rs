@@ -711,7 +711,7 @@ pub fn templates_of(inv: &Inventory, from: &str) -> Vec<Template> {
             let ds = o.dataset.as_ref()?;
             signature(ds).or(raw_signature(ds).map(|n| (n, false)))?;
             // Its chunks and extent say nothing about another file.
-            let mut dataset = ds.clone();
+            let mut dataset = Dataset::clone(ds);
             dataset.chunks = Vec::new();
             Some(Template {
                 path: o.path.clone(),
@@ -811,7 +811,7 @@ fn candidates<K: Ord>(
         if let Some(k) = sig(ds) {
             cands.entry(k).or_default().push(Template {
                 path: o.path.clone(),
-                dataset: ds.clone(),
+                dataset: Dataset::clone(ds),
                 from: None,
             });
         }
@@ -1042,7 +1042,7 @@ fn proven_structures(
         .objects
         .iter()
         .filter(|o| o.hard_link_of.is_none())
-        .filter_map(|o| o.dataset.as_ref())
+        .filter_map(|o| o.dataset.as_deref())
         .collect();
     // The v1 B-tree node size assumes K = 32, the default, as
     // [`hole_sizes`] does; libhdf5 writes a version-1 superblock only to
@@ -2358,7 +2358,7 @@ fn apply(
                 index_complete: true,
                 ..Default::default()
             };
-            o.dataset = Some(ds);
+            o.dataset = Some(Box::new(ds));
             let from = t.from.clone().unwrap_or_default();
             o.damage(
                 Status::Partial,
@@ -3232,7 +3232,7 @@ mod tests {
         };
         let mut o = Object::new("/d".into(), 0);
         o.kind = ObjectKind::Dataset;
-        o.dataset = Some(ds);
+        o.dataset = Some(Box::new(ds));
         let mut inv = Inventory::default();
         inv.objects.push(o);
         recover(&mut inv, file, &Options::default());

@@ -639,14 +639,20 @@ impl Carver<'_> {
             // continuation blocks of carved headers).
             let (mut links, mut claimed_link) = (false, false);
             chain(root, &mut |m| {
-                if m.kind != kind::LINK || claimed_link {
+                // A link message `decode` would return, read in place (a
+                // shared message decodes as such, not as a link).
+                if m.kind != kind::LINK || claimed_link || m.flags & message::FLAG_SHARED != 0 {
                     return;
                 }
-                if let Some(message::Message::Link(l)) = decode(m) {
-                    links = true;
-                    if let message::link::LinkTarget::Hard { address } = l.target {
-                        claimed_link = claimed.binary_search(&address).is_ok();
-                    }
+                let Some(Ok(target)) = m
+                    .body(image.bytes)
+                    .map(|b| message::link::hard_target(b, m.body_offset, image.sizes))
+                else {
+                    return;
+                };
+                links = true;
+                if let Some(address) = target {
+                    claimed_link = claimed.binary_search(&address).is_ok();
                 }
             });
             if !links || claimed_link {
@@ -708,6 +714,7 @@ impl Carver<'_> {
         (o.link_order, o.attribute_order) = h.creation_orders();
         let mut m = walk::group::members(image, &h, "/", self.leaf_k, &mut o);
         o.member_names = std::mem::take(&mut m.names);
+        o.other_charset_names = std::mem::take(&mut m.other_charset);
         Carved {
             obj: Box::new(o),
             members: m
@@ -798,6 +805,7 @@ impl Carver<'_> {
                     .filter(|a| !is_undefined(*a));
                 let mut m = walk::group::members(image, &h, "/", self.leaf_k, o);
                 o.member_names = std::mem::take(&mut m.names);
+                o.other_charset_names = std::mem::take(&mut m.other_charset);
                 c.members = m
                     .hard
                     .into_iter()
@@ -817,7 +825,7 @@ impl Carver<'_> {
                     .collect();
             }
             ObjectKind::Dataset => {
-                o.dataset = walk::dataset::describe(image, &h, o);
+                o.dataset = walk::dataset::describe(image, &h, o).map(Box::new);
                 o.committed_type = h.datatype_committed;
                 if strict && o.dataset.is_none() {
                     return None;
@@ -1097,8 +1105,14 @@ impl Carver<'_> {
         let lost = |a: u64, kind: ObjectKind| format!("{LOST_FOUND}{}_at_{a:#x}", kind.as_str());
         let root = root.filter(|r| self.carved.get(r).is_some_and(|c| c.readable));
         let n = self.carved.len();
+        // Taken out of the map in address order (cheaper to take from than
+        // a map to remove from); nothing reads `carved` after placing.
+        let carved = std::mem::take(&mut self.carved)
+            .into_iter()
+            .map(|(a, c)| (a, Some(c)))
+            .collect();
         let mut p = Placer {
-            carved: &mut self.carved,
+            carved,
             placed: HashMap::with_capacity(n),
             objects: Vec::with_capacity(n),
             links: Vec::new(),
@@ -1125,10 +1139,11 @@ impl Carver<'_> {
     }
 }
 
-struct Placer<'c> {
+struct Placer {
     /// Objects are moved out as they are placed (each is placed once; later
     /// placements are hard links to the first).
-    carved: &'c mut BTreeMap<u64, Carved>,
+    /// Sorted by address; `None` once placed.
+    carved: Vec<(u64, Option<Carved>)>,
     /// Address -> index of its first placement.
     placed: HashMap<u64, usize>,
     objects: Vec<Object>,
@@ -1136,7 +1151,7 @@ struct Placer<'c> {
     capped: bool,
 }
 
-impl Placer<'_> {
+impl Placer {
     /// Depth-first from one starting object, parents before children.
     fn traverse(&mut self, path: String, addr: u64) {
         let mut stack = vec![(path, addr, 0usize)];
@@ -1160,7 +1175,12 @@ impl Placer<'_> {
             self.placed.insert(addr, self.objects.len());
             // Placed once: taken out of the map (later visits are hard
             // links to this placement).
-            let Some(c) = self.carved.remove(&addr) else {
+            let taken = self
+                .carved
+                .binary_search_by_key(&addr, |e| e.0)
+                .ok()
+                .and_then(|i| self.carved[i].1.take());
+            let Some(c) = taken else {
                 let mut o = *unreadable(addr).obj;
                 o.path = path;
                 self.objects.push(o);
@@ -1610,7 +1630,7 @@ mod tests {
         use crate::format::message::datatype::{ByteOrder, Datatype, DatatypeClass};
         let mut blob = obj("/blob", 200, Origin::Walk);
         blob.kind = ObjectKind::Dataset;
-        blob.dataset = Some(crate::inventory::Dataset {
+        blob.dataset = Some(Box::new(crate::inventory::Dataset {
             datatype: Datatype {
                 version: 1,
                 size: 1,
@@ -1647,7 +1667,7 @@ mod tests {
                 ..Default::default()
             },
             beyond_index: Default::default(),
-        });
+        }));
         let walked = Inventory {
             objects: vec![obj("/", 96, Origin::Walk), blob],
             ..Inventory::default()

@@ -462,7 +462,7 @@ impl Walker<'_, '_> {
                     children = members.hard;
                 }
                 ObjectKind::Dataset => {
-                    o.dataset = dataset::describe(&self.image, &h, &mut o);
+                    o.dataset = dataset::describe(&self.image, &h, &mut o).map(Box::new);
                     o.committed_type = h.datatype_committed;
                 }
                 ObjectKind::Datatype => o.datatype = h.datatype.clone(),
@@ -493,6 +493,12 @@ impl Walker<'_, '_> {
 /// Joins a member name to its group's path. Names that HDF5 could not have
 /// written ('/' inside, empty, "." or "..") are escaped and reported.
 pub fn child_path(parent: &str, name: &[u8]) -> (String, Option<String>) {
+    // The common case, a name HDF5 could have written: one allocation.
+    if let Ok(text) = std::str::from_utf8(name) {
+        if !(text.is_empty() || text == "." || text == ".." || text.contains(['/', '\0'])) {
+            return (join_path(parent, text), None);
+        }
+    }
     let text = String::from_utf8_lossy(name);
     let mut problem = None;
     let utf8 = std::str::from_utf8(name).is_ok();
@@ -533,12 +539,17 @@ pub fn child_path(parent: &str, name: &[u8]) -> (String, Option<String>) {
     } else {
         text.into_owned()
     };
-    let path = if parent == "/" {
-        format!("/{clean}")
-    } else {
-        format!("{parent}/{clean}")
-    };
-    (path, problem)
+    (join_path(parent, &clean), problem)
+}
+
+/// `parent/name` (`/name` below the root), allocated once.
+fn join_path(parent: &str, name: &str) -> String {
+    let parent = if parent == "/" { "" } else { parent };
+    let mut path = String::with_capacity(parent.len() + 1 + name.len());
+    path.push_str(parent);
+    path.push('/');
+    path.push_str(name);
+    path
 }
 
 #[cfg(test)]

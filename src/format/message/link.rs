@@ -43,6 +43,45 @@ pub const LINK_EXTERNAL: u8 = 64;
 /// Parses a Link message body. Errors on an unknown version, a reserved link
 /// type (2-63), an empty name, or fields running past the body.
 pub fn parse(body: &[u8], at: u64, sizes: Sizes) -> Result<Link> {
+    let (head, name, target) = parse_raw(body, at, sizes)?;
+    let target = match target {
+        RawTarget::Hard(address) => LinkTarget::Hard { address },
+        RawTarget::Soft(data) => LinkTarget::Soft {
+            path: String::from_utf8_lossy(data).into_owned(),
+        },
+        RawTarget::External(t) => t,
+        RawTarget::UserDefined(link_type, data) => LinkTarget::UserDefined {
+            link_type,
+            data: data.to_vec(),
+        },
+    };
+    Ok(Link {
+        name: String::from_utf8_lossy(name).into_owned(),
+        creation_order: head.creation_order,
+        charset: head.charset,
+        target,
+    })
+}
+
+/// The target address of a hard link (`None` for other link types), for a
+/// body [`parse`] accepts (the same errors), without copying its name.
+pub fn hard_target(body: &[u8], at: u64, sizes: Sizes) -> Result<Option<u64>> {
+    Ok(match parse_raw(body, at, sizes)?.2 {
+        RawTarget::Hard(address) => Some(address),
+        _ => None,
+    })
+}
+
+/// A link's information, borrowed from the message body.
+enum RawTarget<'a> {
+    Hard(u64),
+    Soft(&'a [u8]),
+    External(LinkTarget),
+    UserDefined(u8, &'a [u8]),
+}
+
+/// [`parse`]'s checks; the name and link information borrowed from `body`.
+fn parse_raw(body: &[u8], at: u64, sizes: Sizes) -> Result<(Head, &[u8], RawTarget<'_>)> {
     if let Some(&version) = body.first() {
         if version != 1 {
             return Err(Error::new(
@@ -73,33 +112,22 @@ pub fn parse(body: &[u8], at: u64, sizes: Sizes) -> Result<Link> {
     }
     let name_len = usize::try_from(head.name_len).unwrap_or(usize::MAX);
     let (rest, name) = take(name_len)(rest).map_err(nom_err)?;
-    let name = String::from_utf8_lossy(name).into_owned();
     let info_at = rel(rest);
     let target = match head.link_type {
         LINK_HARD => {
             let (_, address) = offset(sizes)(rest).map_err(nom_err)?;
-            LinkTarget::Hard { address }
+            RawTarget::Hard(address)
         }
         t => {
             let (_, data) = counted(rest).map_err(nom_err)?;
             match t {
-                LINK_SOFT => LinkTarget::Soft {
-                    path: String::from_utf8_lossy(data).into_owned(),
-                },
-                LINK_EXTERNAL => external(data, info_at.saturating_add(2))?,
-                _ => LinkTarget::UserDefined {
-                    link_type: t,
-                    data: data.to_vec(),
-                },
+                LINK_SOFT => RawTarget::Soft(data),
+                LINK_EXTERNAL => RawTarget::External(external(data, info_at.saturating_add(2))?),
+                _ => RawTarget::UserDefined(t, data),
             }
         }
     };
-    Ok(Link {
-        name,
-        creation_order: head.creation_order,
-        charset: head.charset,
-        target,
-    })
+    Ok((head, name, target))
 }
 
 struct Head {

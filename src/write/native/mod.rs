@@ -1563,6 +1563,7 @@ pub(crate) mod tests {
                 matches!(d.layout.class, LayoutClass::Contiguous { .. })
                     && !d.datatype.is_variable_length()
             })
+            .map(|d| *d)
             .unwrap()
     }
 
