@@ -175,6 +175,26 @@ fn chunked(image: &Image, ds: &mut Dataset, dims: &[u64], index: &ChunkIndex, ob
             ),
         );
     }
+    // libhdf5 refuses chunks of 4 GiB or more whatever the index (its
+    // `H5D__chunk_construct`: "chunk size must be < 4GB"; the v1 B-tree
+    // key and layout v3 store the chunk size in 32 bits, spec IV.A.2.i).
+    let chunk_bytes = dims
+        .iter()
+        .try_fold(u64::from(ds.datatype.size), |acc, d| acc.checked_mul(*d));
+    if chunk_bytes.is_none_or(|b| b > u64::from(u32::MAX)) {
+        obj.damage(
+            Status::Partial,
+            Problem::new(
+                ProblemKind::BadValue,
+                image.absolute(obj.address),
+                "data layout",
+                format!(
+                    "chunk of {dims:?} elements x {} bytes is 4 GiB or more",
+                    ds.datatype.size
+                ),
+            ),
+        );
+    }
     let follow::chunks::ChunkListing { mut chunks, errors } =
         follow::chunks::list(image, ds, dims, index);
     let index_complete = errors.is_empty();
