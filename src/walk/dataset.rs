@@ -175,13 +175,16 @@ fn chunked(image: &Image, ds: &mut Dataset, dims: &[u64], index: &ChunkIndex, ob
             ),
         );
     }
-    // libhdf5 refuses chunks of 4 GiB or more whatever the index (its
-    // `H5D__chunk_construct`: "chunk size must be < 4GB"; the v1 B-tree
-    // key and layout v3 store the chunk size in 32 bits, spec IV.A.2.i).
+    // A version 1 B-tree key stores a chunk's size in 32 bits (spec III.A.1,
+    // "Size of chunk in bytes"): a chunk of 4 GiB or more cannot be indexed
+    // so (libhdf5 2.0: "chunk size must be < 4GB with v1 b-tree index";
+    // the other indexes of layout v4 allow it).
     let chunk_bytes = dims
         .iter()
         .try_fold(u64::from(ds.datatype.size), |acc, d| acc.checked_mul(*d));
-    if chunk_bytes.is_none_or(|b| b > u64::from(u32::MAX)) {
+    if matches!(index, ChunkIndex::BtreeV1 { .. })
+        && chunk_bytes.is_none_or(|b| b > u64::from(u32::MAX))
+    {
         obj.damage(
             Status::Partial,
             Problem::new(

@@ -196,6 +196,18 @@ mod tests {
     const V3_UTF8_SCALAR: &str = "030002001400040000750019010100100000001000000001000000000008000200000006000000000800000000000001000000";
 
     #[test]
+    fn nul_inside_the_stored_name_is_kept_apart() {
+        let healthy = parse(&hex(V3_INTS), 0, S).unwrap();
+        assert_eq!(healthy.name_with_nul, None);
+        // "an_attr" -> "an\0attr": the name stops at the NUL, the whole
+        // stored name is kept for the walk to report.
+        let v = hex(V3_INTS.replace("616e5f6174747200", "616e006174747200"));
+        let a = parse(&v, 0, S).unwrap();
+        assert_eq!(a.name, "an");
+        assert_eq!(a.name_with_nul.as_deref(), Some(&b"an\0attr"[..]));
+    }
+
+    #[test]
     fn version_1_from_h5py() {
         let v = hex(V1_INTS);
         let a = parse(&v, 1000, S).unwrap();

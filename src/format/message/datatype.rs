@@ -580,12 +580,18 @@ impl Datatype {
                 bit_offset,
                 precision,
                 ..
-            } => past("integer", *bit_offset, *precision),
-            DatatypeClass::Bitfield {
+            }
+            | DatatypeClass::Bitfield {
                 bit_offset,
                 precision,
                 ..
-            } => past("bitfield", *bit_offset, *precision),
+            } => {
+                let what = match self.class {
+                    DatatypeClass::Bitfield { .. } => "bitfield",
+                    _ => "integer",
+                };
+                past(what, *bit_offset, *precision)
+            }
             DatatypeClass::FloatingPoint {
                 bit_offset,
                 precision,
@@ -969,6 +975,26 @@ mod tests {
         for n in 0..used {
             assert!(parse(&v[..n], 100, S).is_err(), "prefix {n} parsed");
         }
+    }
+
+    #[test]
+    fn faults_name_what_libhdf5_refuses() {
+        for healthy in [int(2, true, false), int(8, false, true), f64le()] {
+            assert!(parse(&healthy, 0, S).unwrap().faults(0).is_empty());
+        }
+        // Precision 17 in a 2-byte integer.
+        let mut v = int(2, true, false);
+        v[10] = 17;
+        let f = parse(&v, 40, S).unwrap().faults(40);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].offset, 40);
+        // Normalization 3 (reserved) in a double.
+        let mut v = f64le();
+        v[1] = 0x30;
+        assert_eq!(parse(&v, 0, S).unwrap().faults(0).len(), 1);
+        // String padding 14, character set 5: two faults.
+        let t = parse(&header(1, 3, 0x5e, 7), 0, S).unwrap();
+        assert_eq!(t.faults(0).len(), 2);
     }
 
     #[test]
