@@ -491,13 +491,13 @@ fn attribute(image: &Image, mut m: AttributeMessage, creation_order: Option<u64>
             )),
         }
     }
-    // Values libhdf5 refuses in the attribute's type or space (the type
-    // offset is the value's: the attribute message's own is not kept).
+    // Values libhdf5 refuses in the attribute's type or space, at the
+    // attribute message's offset.
     let faults = m
         .datatype
         .iter()
-        .flat_map(|t| t.faults(m.value_offset))
-        .chain(m.dataspace.iter().flat_map(|s| s.faults(m.value_offset)));
+        .flat_map(|t| t.faults(m.offset))
+        .chain(m.dataspace.iter().flat_map(|s| s.faults(m.offset)));
     problems.extend(faults.map(Problem::from));
     Attribute {
         name: m.name.clone(),
