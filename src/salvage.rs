@@ -1110,6 +1110,17 @@ fn write_attributes(
     if o.attribute_order.tracked {
         attributes.sort_by_key(|a| a.creation_order.unwrap_or(u64::MAX));
     }
+    // A v2 header that fails its checksum: its attribute values are of
+    // unverified origin and, as a dataset's description, not written.
+    if o.header_checksum_failed() && !attributes.is_empty() {
+        report.attributes_lost += attributes.len() as u64;
+        out.reasons.push(format!(
+            "{} attribute(s) lost: the object header fails its checksum, their values \
+             cannot be trusted",
+            attributes.len()
+        ));
+        return;
+    }
     for a in attributes {
         if !a.problems.is_empty() {
             report.attributes_lost += 1;

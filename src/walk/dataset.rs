@@ -175,6 +175,29 @@ fn chunked(image: &Image, ds: &mut Dataset, dims: &[u64], index: &ChunkIndex, ob
             ),
         );
     }
+    // A version 1 B-tree key stores a chunk's size in 32 bits (spec III.A.1,
+    // "Size of chunk in bytes"): a chunk of 4 GiB or more cannot be indexed
+    // so (libhdf5 2.0: "chunk size must be < 4GB with v1 b-tree index";
+    // the other indexes of layout v4 allow it).
+    let chunk_bytes = dims
+        .iter()
+        .try_fold(u64::from(ds.datatype.size), |acc, d| acc.checked_mul(*d));
+    if matches!(index, ChunkIndex::BtreeV1 { .. })
+        && chunk_bytes.is_none_or(|b| b > u64::from(u32::MAX))
+    {
+        obj.damage(
+            Status::Partial,
+            Problem::new(
+                ProblemKind::BadValue,
+                image.absolute(obj.address),
+                "data layout",
+                format!(
+                    "chunk of {dims:?} elements x {} bytes is 4 GiB or more",
+                    ds.datatype.size
+                ),
+            ),
+        );
+    }
     let follow::chunks::ChunkListing { mut chunks, errors } =
         follow::chunks::list(image, ds, dims, index);
     let index_complete = errors.is_empty();

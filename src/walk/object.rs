@@ -179,8 +179,18 @@ fn decode(image: &Image, raw: &RawMessage) -> Result<Message, Problem> {
 
 fn absorb(image: &Image, h: &mut HeaderContents, raw: &RawMessage, m: Message, obj: &mut Object) {
     match m {
-        Message::Datatype(t) => h.datatype = Some(t),
-        Message::Dataspace(s) => h.dataspace = Some(s),
+        Message::Datatype(t) => {
+            for e in t.faults(raw.body_offset) {
+                obj.damage(Status::Partial, e.into());
+            }
+            h.datatype = Some(t)
+        }
+        Message::Dataspace(s) => {
+            for e in s.faults(raw.body_offset) {
+                obj.damage(Status::Partial, e.into());
+            }
+            h.dataspace = Some(s)
+        }
         Message::DataLayout(l) => h.layout = Some(l),
         Message::FilterPipeline(f) => {
             for e in f.faults(raw.body_offset) {
@@ -220,6 +230,9 @@ fn absorb(image: &Image, h: &mut HeaderContents, raw: &RawMessage, m: Message, o
         Message::Shared(s) => match raw.kind {
             kind::DATATYPE => match resolve_shared_datatype(image, &s) {
                 Ok(t) => {
+                    for e in t.faults(raw.body_offset) {
+                        obj.damage(Status::Partial, e.into());
+                    }
                     h.datatype = Some(t);
                     h.datatype_committed = committed_address(&s);
                 }
@@ -391,7 +404,53 @@ pub fn attributes(
             }
         }
     }
+    check_names(&mut out, h.creation_orders().1.tracked, problems);
     out
+}
+
+/// Attribute names (spec IV.A.2.m: the name is NUL-terminated, its stored
+/// length counting the NUL). A name with more bytes after its NUL is
+/// damaged: escaped as an illegal member name is (`%00`), and recorded on
+/// the object. Two attributes of one name cannot both be written: in the
+/// order salvage writes them (creation order when tracked), the first is
+/// kept and each later one carries a [`ProblemKind::Duplicate`] (not
+/// written, counted lost), as a group's later duplicate member is ignored.
+fn check_names(attrs: &mut [Attribute], tracked: bool, problems: &mut Vec<Problem>) {
+    for a in attrs.iter_mut() {
+        if let Some(bytes) = &a.message.name_with_nul {
+            let (path, _) = super::child_path("/", bytes);
+            a.name = path.trim_start_matches('/').to_string();
+            problems.push(Problem::new(
+                ProblemKind::Malformed,
+                Some(a.message.offset),
+                "attribute",
+                format!(
+                    "attribute name {:?} has a NUL inside its stored length: written as {:?}",
+                    String::from_utf8_lossy(bytes),
+                    a.name
+                ),
+            ));
+        }
+    }
+    let mut order: Vec<usize> = (0..attrs.len()).collect();
+    if tracked {
+        order.sort_by_key(|&i| attrs[i].creation_order.unwrap_or(u64::MAX));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for i in order {
+        let a = &mut attrs[i];
+        if !seen.insert(a.name.clone()) {
+            a.problems.push(Problem::new(
+                ProblemKind::Duplicate,
+                Some(a.message.offset),
+                "attribute",
+                format!(
+                    "duplicate attribute name {:?}: the first is kept, this one not written",
+                    a.name
+                ),
+            ));
+        }
+    }
 }
 
 fn attribute(image: &Image, mut m: AttributeMessage, creation_order: Option<u64>) -> Attribute {
@@ -447,6 +506,14 @@ fn attribute(image: &Image, mut m: AttributeMessage, creation_order: Option<u64>
             )),
         }
     }
+    // Values libhdf5 refuses in the attribute's type or space, at the
+    // attribute message's offset.
+    let faults = m
+        .datatype
+        .iter()
+        .flat_map(|t| t.faults(m.offset))
+        .chain(m.dataspace.iter().flat_map(|s| s.faults(m.offset)));
+    problems.extend(faults.map(Problem::from));
     Attribute {
         name: m.name.clone(),
         message: m,

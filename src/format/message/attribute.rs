@@ -35,6 +35,10 @@ pub struct Attribute {
     pub flags: u8,
     /// The name, without its NUL terminator.
     pub name: String,
+    /// The whole stored name (trailing NULs dropped) when a non-NUL byte
+    /// follows its first NUL: the stored length says more than the name
+    /// (damage; `name` stops at the NUL).
+    pub name_with_nul: Option<Vec<u8>>,
     /// Name character set (v3; ASCII before).
     pub charset: CharacterSet,
     /// The datatype, unless it is shared.
@@ -50,6 +54,8 @@ pub struct Attribute {
     pub value: Vec<u8>,
     /// Absolute file offset of the value bytes.
     pub value_offset: u64,
+    /// Absolute file offset of the message body.
+    pub offset: u64,
 }
 
 impl Attribute {
@@ -98,6 +104,12 @@ pub fn parse(body: &[u8], at: u64, sizes: Sizes) -> Result<Attribute> {
         .position(|&b| b == 0)
         .unwrap_or(name_bytes.len());
     let name = String::from_utf8_lossy(name_bytes.get(..end).unwrap_or_default()).into_owned();
+    let name_with_nul = name_bytes
+        .iter()
+        .rposition(|&b| b != 0)
+        .filter(|&last| last > end)
+        .and_then(|last| name_bytes.get(..=last))
+        .map(<[u8]>::to_vec);
     r.skip(field(name_size) - name_size)?;
 
     let dt_at = r.abs();
@@ -144,6 +156,7 @@ pub fn parse(body: &[u8], at: u64, sizes: Sizes) -> Result<Attribute> {
         version,
         flags,
         name,
+        name_with_nul,
         charset,
         datatype,
         datatype_shared,
@@ -151,6 +164,7 @@ pub fn parse(body: &[u8], at: u64, sizes: Sizes) -> Result<Attribute> {
         dataspace_shared,
         value,
         value_offset,
+        offset: at,
     })
 }
 
@@ -180,6 +194,18 @@ mod tests {
     const V3_COMMITTED: &str = "030102000a0014000078000202b30000000000000002010101020000000000000002000000000000000000000001000000";
     const V1_EMPTY: &str = "0100020014001800650000000000000011203f000800000000004000340b0034ff03000000000000010101000000000000000000000000000000000000000000";
     const V3_UTF8_SCALAR: &str = "030002001400040000750019010100100000001000000001000000000008000200000006000000000800000000000001000000";
+
+    #[test]
+    fn nul_inside_the_stored_name_is_kept_apart() {
+        let healthy = parse(&hex(V3_INTS), 0, S).unwrap();
+        assert_eq!(healthy.name_with_nul, None);
+        // "an_attr" -> "an\0attr": the name stops at the NUL, the whole
+        // stored name is kept for the walk to report.
+        let v = hex(V3_INTS.replace("616e5f6174747200", "616e006174747200"));
+        let a = parse(&v, 0, S).unwrap();
+        assert_eq!(a.name, "an");
+        assert_eq!(a.name_with_nul.as_deref(), Some(&b"an\0attr"[..]));
+    }
 
     #[test]
     fn version_1_from_h5py() {

@@ -38,6 +38,28 @@ pub struct Dataspace {
 }
 
 impl Dataspace {
+    /// A maximum size below the current size (spec IV.A.2.b: each maximum
+    /// is at least its dimension or unlimited; libhdf5's `H5S_set_extent`
+    /// and dataset creation refuse it), at the message offset `at`.
+    pub fn faults(&self, at: u64) -> Vec<Error> {
+        let Some(max) = &self.max_dims else {
+            return Vec::new();
+        };
+        self.dims
+            .iter()
+            .zip(max)
+            .enumerate()
+            .filter(|(_, (d, m))| !crate::format::is_undefined(**m) && m < d)
+            .map(|(i, (d, m))| {
+                Error::invalid(
+                    STRUCTURE,
+                    at,
+                    format!("dimension {i}: maximum size {m} below the current size {d}"),
+                )
+            })
+            .collect()
+    }
+
     /// Number of elements: 1 for scalar, 0 for null, the product of the
     /// dimensions for simple (None on overflow).
     pub fn element_count(&self) -> Option<u64> {

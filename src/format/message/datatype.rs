@@ -547,6 +547,162 @@ fn array(r: &mut Reader, ctx: &Ctx) -> Result<DatatypeClass> {
 
 /// Bytes up to the first NUL, decoded lossily as UTF-8.
 impl Datatype {
+    /// Fields the parser reads but libhdf5 refuses (spec IV.A.2.d), at the
+    /// datatype's offset `at`: reserved string padding / character sets and
+    /// float normalization, bit offset + precision past the size (fixed- and
+    /// floating-point, bitfield), compound members past the compound's size
+    /// or overlapping another member (libhdf5's `H5T__insert` refuses both:
+    /// such a type cannot be recreated), an array whose size is not its
+    /// dimensions times its base size. Nested types are checked too.
+    pub fn faults(&self, at: u64) -> Vec<Error> {
+        let mut out = Vec::new();
+        self.collect_faults(at, &mut out);
+        out
+    }
+
+    fn collect_faults(&self, at: u64, out: &mut Vec<Error>) {
+        let bits = u64::from(self.size).saturating_mul(8);
+        let mut past = |what: &str, offset: u16, precision: u16| {
+            let end = u64::from(offset) + u64::from(precision);
+            if end > bits {
+                out.push(Error::invalid(
+                    STRUCTURE,
+                    at,
+                    format!(
+                        "{what}: bit offset {offset} + precision {precision} \
+                         past the type's {bits} bits"
+                    ),
+                ));
+            }
+        };
+        match &self.class {
+            DatatypeClass::FixedPoint {
+                bit_offset,
+                precision,
+                ..
+            }
+            | DatatypeClass::Bitfield {
+                bit_offset,
+                precision,
+                ..
+            } => {
+                let what = match self.class {
+                    DatatypeClass::Bitfield { .. } => "bitfield",
+                    _ => "integer",
+                };
+                past(what, *bit_offset, *precision)
+            }
+            DatatypeClass::FloatingPoint {
+                bit_offset,
+                precision,
+                normalization,
+                ..
+            } => {
+                past("float", *bit_offset, *precision);
+                if *normalization == Normalization::Reserved {
+                    out.push(Error::bad_value(STRUCTURE, at, "float normalization", 3));
+                }
+            }
+            DatatypeClass::String { padding, charset } => {
+                string_faults(*padding, *charset, at, out)
+            }
+            DatatypeClass::VariableLength {
+                kind,
+                padding,
+                charset,
+                base,
+            } => {
+                match kind {
+                    VlenKind::Reserved(k) => out.push(Error::bad_value(
+                        STRUCTURE,
+                        at,
+                        "variable-length type",
+                        u64::from(*k),
+                    )),
+                    VlenKind::String => string_faults(*padding, *charset, at, out),
+                    VlenKind::Sequence => {}
+                }
+                base.collect_faults(at, out);
+            }
+            DatatypeClass::Compound { members } => {
+                let mut spans: Vec<(u64, u64, &str)> = Vec::new();
+                for m in members {
+                    let end = m.offset.saturating_add(u64::from(m.datatype.size));
+                    if end > u64::from(self.size) {
+                        out.push(Error::invalid(
+                            STRUCTURE,
+                            at,
+                            format!(
+                                "compound member {:?} at offset {} ({} bytes) runs past \
+                                 the compound's {} bytes",
+                                m.name, m.offset, m.datatype.size, self.size
+                            ),
+                        ));
+                    }
+                    if m.datatype.size > 0 {
+                        spans.push((m.offset, end, &m.name));
+                    }
+                    m.datatype.collect_faults(at, out);
+                }
+                spans.sort_unstable();
+                for pair in spans.windows(2) {
+                    if let [(_, end, a), (start, _, b)] = pair {
+                        if start < end {
+                            out.push(Error::invalid(
+                                STRUCTURE,
+                                at,
+                                format!("compound members {a:?} and {b:?} overlap"),
+                            ));
+                        }
+                    }
+                }
+            }
+            DatatypeClass::Array { dims, base } => {
+                let want = dims.iter().try_fold(u64::from(base.size), |acc, d| {
+                    acc.checked_mul(u64::from(*d))
+                });
+                if want != Some(u64::from(self.size)) {
+                    out.push(Error::invalid(
+                        STRUCTURE,
+                        at,
+                        format!(
+                            "array type of {} bytes: dimensions {dims:?} x base size {} \
+                             disagree",
+                            self.size, base.size
+                        ),
+                    ));
+                }
+                base.collect_faults(at, out);
+            }
+            DatatypeClass::Enumeration { base, .. } | DatatypeClass::Complex { base, .. } => {
+                base.collect_faults(at, out)
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Reserved string padding (3-15) and character set (2-15) values.
+fn string_faults(padding: StringPadding, charset: CharacterSet, at: u64, out: &mut Vec<Error>) {
+    if let StringPadding::Reserved(p) = padding {
+        out.push(Error::bad_value(
+            STRUCTURE,
+            at,
+            "string padding",
+            u64::from(p),
+        ));
+    }
+    if let CharacterSet::Reserved(c) = charset {
+        out.push(Error::bad_value(
+            STRUCTURE,
+            at,
+            "string character set",
+            u64::from(c),
+        ));
+    }
+}
+
+impl Datatype {
     /// An unsigned little-endian integer of `size` bytes (1, 2, 4 or 8), as
     /// libhdf5 encodes `H5T_STD_U<8*size>LE`: for datasets and attributes
     /// h5salvage writes itself.
@@ -819,6 +975,26 @@ mod tests {
         for n in 0..used {
             assert!(parse(&v[..n], 100, S).is_err(), "prefix {n} parsed");
         }
+    }
+
+    #[test]
+    fn faults_name_what_libhdf5_refuses() {
+        for healthy in [int(2, true, false), int(8, false, true), f64le()] {
+            assert!(parse(&healthy, 0, S).unwrap().faults(0).is_empty());
+        }
+        // Precision 17 in a 2-byte integer.
+        let mut v = int(2, true, false);
+        v[10] = 17;
+        let f = parse(&v, 40, S).unwrap().faults(40);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].offset, 40);
+        // Normalization 3 (reserved) in a double.
+        let mut v = f64le();
+        v[1] = 0x30;
+        assert_eq!(parse(&v, 0, S).unwrap().faults(0).len(), 1);
+        // String padding 14, character set 5: two faults.
+        let t = parse(&header(1, 3, 0x5e, 7), 0, S).unwrap();
+        assert_eq!(t.faults(0).len(), 2);
     }
 
     #[test]
