@@ -1,0 +1,273 @@
+//! Review of the native writer on damaged inputs (branch nativedmg): each
+//! test shows one finding, where the native writer's output differs from
+//! the libhdf5 backend's (`H5SALVAGE_WRITER=libhdf5`, the reference) or
+//! breaks a principle. Inputs are made by the tests (h5py, then damaged);
+//! every libhdf5 or h5py run on a damaged file has a timeout.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{bin, have_h5py, python_timed};
+
+/// Seconds any one child may take (libhdf5 can loop on damaged files).
+const LIMIT: &str = "300";
+
+/// One salvage run: exit code, JSON report (without the output's name),
+/// stderr (with the writer log).
+struct Run {
+    code: Option<i32>,
+    report: Option<serde_json::Value>,
+    stderr: String,
+}
+
+/// `h5salvage salvage --json INPUT -o OUT` with the native writer
+/// (`libhdf5` false) or the libhdf5 backend.
+fn salvage(input: &Path, out: &Path, libhdf5: bool) -> Run {
+    let mut c = Command::new("timeout");
+    c.arg(LIMIT)
+        .arg(bin())
+        .args(["salvage", "--json"])
+        .arg(input)
+        .arg("-o")
+        .arg(out);
+    c.env("H5SALVAGE_WRITER_LOG", "1");
+    if libhdf5 {
+        c.env("H5SALVAGE_WRITER", "libhdf5");
+    } else {
+        c.env_remove("H5SALVAGE_WRITER");
+    }
+    let o = c.output().expect("h5salvage");
+    let report = serde_json::from_slice::<serde_json::Value>(&o.stdout)
+        .ok()
+        .map(|mut v| {
+            if let Some(m) = v.as_object_mut() {
+                m.remove("output");
+            }
+            v
+        });
+    Run {
+        code: o.status.code(),
+        report,
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    }
+}
+
+/// Salvages `input` with both writers into `dir`: (native output, its
+/// run, libhdf5 output, its run). The native writer must have been taken.
+fn both(input: &Path, dir: &Path) -> (PathBuf, Run, PathBuf, Run) {
+    let stem = input.file_stem().unwrap().to_string_lossy().to_string();
+    let nat = dir.join(format!("{stem}.native.h5"));
+    let lib = dir.join(format!("{stem}.libhdf5.h5"));
+    let n = salvage(input, &nat, false);
+    let l = salvage(input, &lib, true);
+    assert!(
+        n.stderr.contains("writer: native:"),
+        "{}: native writer not taken: {}",
+        input.display(),
+        n.stderr
+    );
+    (nat, n, lib, l)
+}
+
+/// `python3 -c CODE ARGS` under a timeout: (success, stdout + stderr).
+fn py(code: &str, args: &[&std::ffi::OsStr]) -> (bool, String) {
+    let o = python_timed(300)
+        .arg("-c")
+        .arg(code)
+        .args(args)
+        .output()
+        .expect("python3");
+    (
+        o.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        ),
+    )
+}
+
+/// Asserts both outputs exist and compare_h5.py --marks finds them the
+/// same file, both ways.
+fn same_files(a: &Path, b: &Path, what: &str) {
+    for (x, y) in [(a, b), (b, a)] {
+        let o = python_timed(600)
+            .arg(common::py_script("compare_h5.py"))
+            .arg(x)
+            .arg(y)
+            .arg("--marks")
+            .output()
+            .expect("python3");
+        assert!(
+            o.status.success(),
+            "{what}: {} vs {}:\n{}{}",
+            x.display(),
+            y.display(),
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+}
+
+/// Finding: a chunked, filtered dataset with space allocation time EARLY
+/// and fill write time NEVER, one chunk failing verification (a damaged
+/// deflate stream). The libhdf5 backend creates the dataset with the same
+/// allocation time: libhdf5 allocates every chunk at creation and, because
+/// the dataset has filters, fills them with the fill value even though the
+/// fill time is "never" (H5D__chunk_allocate), so the missing chunk reads 7
+/// there. The native writer leaves the chunk out of its index (it does not
+/// follow the EARLY allocation time, src/write/native/mod.rs chunk index
+/// from the written chunks only), and an unallocated chunk with fill time
+/// "never" reads as whatever the reader's buffer held (zeros in h5py).
+/// Same input, same marks, different values in the unwritten part.
+#[test]
+fn early_allocated_filtered_chunks_with_fill_never_read_as_libhdf5_fills_them() {
+    if !have_h5py("early_allocated_filtered_chunks_with_fill_never_read_as_libhdf5_fills_them") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("early_never.h5");
+    let make = r#"
+import sys, h5py, numpy as np
+out = sys.argv[1]
+with h5py.File(out, "w", libver="earliest") as f:
+    dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+    dcpl.set_chunk((1000,))
+    dcpl.set_deflate(4)
+    dcpl.set_fill_value(np.array(7, dtype="<i4"))
+    dcpl.set_fill_time(h5py.h5d.FILL_TIME_NEVER)
+    dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
+    d = h5py.h5d.create(f.id, b"d", h5py.h5t.STD_I32LE, h5py.h5s.create_simple((10000,)), dcpl=dcpl)
+    d.write(h5py.h5s.ALL, h5py.h5s.ALL, (np.arange(10000, dtype="<i4") * 7919) % 100003)
+    info = d.get_chunk_info(4)
+# Damage: 16 bytes in the middle of chunk 4's deflate stream.
+with open(out, "r+b") as f:
+    f.seek(info.byte_offset + info.size // 2)
+    f.write(b"\xde\xad\xbe\xef" * 4)
+"#;
+    let (ok, text) = py(make, &[input.as_os_str()]);
+    assert!(ok, "{text}");
+    let (nat, n, lib, l) = both(&input, dir.path());
+    assert_eq!(n.code, l.code, "{}\n{}", n.stderr, l.stderr);
+    assert_eq!(n.report, l.report, "reports differ");
+    let read = r#"
+import sys, h5py
+d = h5py.File(sys.argv[1], "r")["d"]
+print(d.attrs["h5salvage_status"], [int(x) for x in d[4000:4003]], int(d[3999]))
+"#;
+    let (ok, got_lib) = py(read, &[lib.as_os_str()]);
+    assert!(ok, "{got_lib}");
+    let (ok, got_nat) = py(read, &[nat.as_os_str()]);
+    assert!(ok, "{got_nat}");
+    assert_eq!(
+        got_nat, got_lib,
+        "the missing chunk reads differently (native vs libhdf5)"
+    );
+    same_files(&lib, &nat, "early/never/deflate with a failed chunk");
+}
+
+/// Finding: a damaged dataspace whose maximum (50) is smaller than its
+/// size (100), on a chunked dataset in a version-1 header (no checksum to
+/// catch it; our scan calls the file healthy). The libhdf5 backend cannot
+/// create it (H5Screate_simple: maxdims smaller than dims): the dataset is
+/// LOST, said in the report. The native writer's eligibility
+/// (src/write/native/eligible.rs `dataset_supported`, the Chunked arm
+/// checks chunk dims only, max >= dims is checked for no layout) takes
+/// it and writes a dataset libhdf5 refuses to open ("dataspace dim 0 size
+/// of 100 is greater than maxdim size of 50"), reported recovered intact,
+/// exit 0 instead of 1.
+#[test]
+fn dataspace_max_below_size_is_not_written_natively() {
+    if !have_h5py("dataspace_max_below_size_is_not_written_natively") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("max_below.h5");
+    let make = r#"
+import sys, struct, h5py, numpy as np
+out = sys.argv[1]
+with h5py.File(out, "w", libver="earliest") as f:
+    f.create_dataset("d", data=np.arange(100, dtype="<i4"), maxshape=(200,), chunks=(10,))
+b = bytearray(open(out, "rb").read())
+# Dataspace message v1: version 1, rank 1, flags 1 (max present), 5
+# reserved bytes, size 100, max 200. The max becomes 50.
+pat = bytes([1, 1, 1, 0, 0, 0, 0, 0]) + struct.pack("<QQ", 100, 200)
+i = b.find(pat)
+assert i > 0 and b.find(pat, i + 1) < 0
+b[i + 16:i + 24] = struct.pack("<Q", 50)
+open(out, "wb").write(b)
+"#;
+    let (ok, text) = py(make, &[input.as_os_str()]);
+    assert!(ok, "{text}");
+    let (nat, n, lib, l) = both(&input, dir.path());
+    let open = r#"
+import sys, h5py
+f = h5py.File(sys.argv[1], "r")
+if "d" in f:
+    d = f["d"]
+    print(d.shape, d.maxshape, int(d[0]))
+else:
+    print("no d")
+"#;
+    let (ok, got_nat) = py(open, &[nat.as_os_str()]);
+    assert!(ok, "the native output's /d cannot be opened: {got_nat}");
+    let (ok, got_lib) = py(open, &[lib.as_os_str()]);
+    assert!(ok, "{got_lib}");
+    assert_eq!(got_nat, got_lib, "native vs libhdf5 output");
+    assert_eq!(n.code, l.code, "exit codes\n{}\n{}", n.stderr, l.stderr);
+    assert_eq!(n.report, l.report, "reports differ");
+}
+
+/// Finding: a damaged chunk dimension (100 -> 0x40000064, one flipped
+/// high byte in the layout message of a version-1 header) on an
+/// unlimited dimension: each chunk dimension fits in 32 bits, but one
+/// chunk is 4 GiB and more, which libhdf5 refuses ("chunk size must be <
+/// 4GB with v1 b-tree index"). The libhdf5 backend loses the dataset
+/// (cannot recreate); the native writer's eligibility
+/// (src/write/native/eligible.rs `dataset_supported`: each dim <=
+/// u32::MAX, never the chunk's size in bytes) takes it and writes a
+/// dataset libhdf5 cannot open, reported partial instead of lost.
+#[test]
+fn chunk_of_four_gib_or_more_is_not_written_natively() {
+    if !have_h5py("chunk_of_four_gib_or_more_is_not_written_natively") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("big_chunk.h5");
+    let make = r#"
+import sys, struct, h5py, numpy as np
+out = sys.argv[1]
+with h5py.File(out, "w", libver="earliest") as f:
+    f.create_dataset("d", data=np.arange(100, dtype="<i4"), maxshape=(None,), chunks=(100,))
+b = bytearray(open(out, "rb").read())
+# Layout message v3: version 3, class 2 (chunked), rank + 1 = 2, B-tree
+# address (8 bytes), chunk dims (100, element size 4).
+i = b.find(bytes([3, 2, 2]))
+while i >= 0 and b[i + 11:i + 19] != struct.pack("<II", 100, 4):
+    i = b.find(bytes([3, 2, 2]), i + 1)
+assert i > 0
+b[i + 11:i + 15] = struct.pack("<I", 0x40000064)
+open(out, "wb").write(b)
+"#;
+    let (ok, text) = py(make, &[input.as_os_str()]);
+    assert!(ok, "{text}");
+    let (nat, n, lib, l) = both(&input, dir.path());
+    let open = r#"
+import sys, h5py
+f = h5py.File(sys.argv[1], "r")
+if "d" in f:
+    d = f["d"]
+    print(d.shape, d.chunks, d.attrs.get("h5salvage_status"))
+else:
+    print("no d")
+"#;
+    let (ok, got_nat) = py(open, &[nat.as_os_str()]);
+    assert!(ok, "the native output's /d cannot be opened: {got_nat}");
+    let (ok, got_lib) = py(open, &[lib.as_os_str()]);
+    assert!(ok, "{got_lib}");
+    assert_eq!(got_nat, got_lib, "native vs libhdf5 output");
+    assert_eq!(n.code, l.code, "exit codes\n{}\n{}", n.stderr, l.stderr);
+    assert_eq!(n.report, l.report, "reports differ");
+}
