@@ -271,3 +271,73 @@ else:
     assert_eq!(n.code, l.code, "exit codes\n{}\n{}", n.stderr, l.stderr);
     assert_eq!(n.report, l.report, "reports differ");
 }
+
+/// Finding: a damaged compound member offset (one byte of the member's
+/// offset in a version-1 datatype message; no checksum): the member now
+/// extends past the compound's size (offset 8 -> 12 in a 16-byte type) or
+/// overlaps the previous member (8 -> 2). The libhdf5 backend refuses both
+/// types (its own check "a member extends past the compound's size";
+/// H5Tinsert for the overlap): the dataset is LOST. The native writer's
+/// eligibility (src/write/native/eligible.rs `type_supported`: a compound
+/// is supported when its members' types are, their offsets are never
+/// checked) takes it and writes a datatype libhdf5 refuses to decode
+/// ("member type extends outside its parent compound type", "member
+/// overlaps with previous member"): an unopenable dataset reported as
+/// recovered intact, exit 0 instead of 1. The same `type_supported` is
+/// used for attributes.
+#[test]
+fn compound_with_misplaced_member_is_not_written_natively() {
+    if !have_h5py("compound_with_misplaced_member_is_not_written_natively") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let make = r#"
+import sys, struct, h5py, numpy as np
+out, newoff = sys.argv[1], int(sys.argv[2])
+dt = np.dtype([("amember", "<i4"), ("bmember", "<f8")], align=True)
+with h5py.File(out, "w", libver="earliest") as f:
+    a = np.zeros(10, dtype=dt)
+    a["amember"] = np.arange(10)
+    a["bmember"] = np.arange(10) / 2
+    f.create_dataset("c", data=a)
+b = bytearray(open(out, "rb").read())
+# Compound member v1: name padded to 8 bytes, then its offset (u32).
+pat = b"bmember\x00" + struct.pack("<I", 8)
+i = b.find(pat)
+assert i > 0 and b.find(pat, i + 1) < 0
+b[i + 8:i + 12] = struct.pack("<I", newoff)
+open(out, "wb").write(b)
+"#;
+    let open = r#"
+import sys, h5py
+f = h5py.File(sys.argv[1], "r")
+if "c" in f:
+    d = f["c"]
+    print(d.dtype, d[:2])
+else:
+    print("no c")
+"#;
+    // Both variants are tried before failing, so that each one shows.
+    let mut wrong = Vec::new();
+    for off in ["12", "2"] {
+        let input = dir.path().join(format!("member_at_{off}.h5"));
+        let (ok, text) = py(make, &[input.as_os_str(), off.as_ref()]);
+        assert!(ok, "{text}");
+        let (nat, n, lib, l) = both(&input, dir.path());
+        let (ok_nat, got_nat) = py(open, &[nat.as_os_str()]);
+        let (ok, got_lib) = py(open, &[lib.as_os_str()]);
+        assert!(ok, "{got_lib}");
+        if !ok_nat || got_nat != got_lib {
+            wrong.push(format!(
+                "offset {off}: native output: {got_nat}\nlibhdf5 output: {got_lib}"
+            ));
+        }
+        if n.code != l.code || n.report != l.report {
+            wrong.push(format!(
+                "offset {off}: exit {:?} vs {:?}, reports {:?} vs {:?}",
+                n.code, l.code, n.report, l.report
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
