@@ -341,3 +341,55 @@ else:
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
+
+/// Finding: a damaged filter id (deflate 1 -> 257, one byte of a version-1
+/// filter pipeline message) on a filter marked mandatory (flags 0). No
+/// libhdf5 knows filter 257: the libhdf5 backend records it as optional
+/// (src/write/mod.rs, the H5Zfilter_avail branch of create_dataset) and
+/// says so: `h5salvage_degraded`, `h5salvage_status = partial`, exit 1.
+/// The native writer copies the pipeline with its mandatory flag and says
+/// nothing (no note in src/write/native/, no refusal in
+/// src/write/native/eligible.rs `dataset_supported`): the same input is
+/// "recovered" with exit 0, without the marks.
+#[test]
+fn mandatory_unknown_filter_is_marked_as_by_libhdf5() {
+    if !have_h5py("mandatory_unknown_filter_is_marked_as_by_libhdf5") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("filter_257.h5");
+    let make = r#"
+import sys, h5py, numpy as np
+out = sys.argv[1]
+with h5py.File(out, "w", libver="earliest") as f:
+    f.create_dataset("z", data=np.arange(1000, dtype="<i4"), chunks=(100,),
+                     compression="gzip", compression_opts=5)
+b = bytearray(open(out, "rb").read())
+# Filter pipeline v1: version 1, 1 filter, 6 reserved bytes, then id 1
+# (u16), name length, flags (u16), ... The id becomes 257, flags 0.
+i = b.find(bytes([1, 1, 0, 0, 0, 0, 0, 0, 1, 0]))
+assert i > 0 and b.find(bytes([1, 1, 0, 0, 0, 0, 0, 0, 1, 0]), i + 1) < 0
+b[i + 9] = 1
+b[i + 12] = 0
+open(out, "wb").write(b)
+"#;
+    let (ok, text) = py(make, &[input.as_os_str()]);
+    assert!(ok, "{text}");
+    let (nat, n, lib, l) = both(&input, dir.path());
+    let marks = r#"
+import sys, h5py
+d = h5py.File(sys.argv[1], "r")["z"]
+print(sorted(k for k in d.attrs if k.startswith("h5salvage_")))
+print(d.id.get_create_plist().get_filter(0)[1])
+"#;
+    let (ok, got_nat) = py(marks, &[nat.as_os_str()]);
+    assert!(ok, "{got_nat}");
+    let (ok, got_lib) = py(marks, &[lib.as_os_str()]);
+    assert!(ok, "{got_lib}");
+    assert_eq!(
+        got_nat, got_lib,
+        "marks and filter flags (native vs libhdf5)"
+    );
+    assert_eq!(n.code, l.code, "exit codes\n{}\n{}", n.stderr, l.stderr);
+    assert_eq!(n.report, l.report, "reports differ");
+}
