@@ -393,3 +393,61 @@ print(d.id.get_create_plist().get_filter(0)[1])
     assert_eq!(n.code, l.code, "exit codes\n{}\n{}", n.stderr, l.stderr);
     assert_eq!(n.report, l.report, "reports differ");
 }
+
+/// Finding: a damaged string datatype (the class bit field of a version-1
+/// datatype message: character set 5 or padding type 5, both reserved).
+/// The libhdf5 backend refuses them ("string datatype: reserved character
+/// set 5" / "reserved padding type 5"): the dataset is LOST, exit 1. The
+/// native writer's eligibility (src/write/native/eligible.rs
+/// `type_supported`: `_ => Ok(())` takes every string) writes them:
+/// h5py cannot read the native output's dataset ("Unknown string encoding
+/// (value 5)", "no appropriate function for conversion path"), and it is
+/// reported as recovered intact, exit 0.
+#[test]
+fn string_with_reserved_charset_or_padding_is_not_written_natively() {
+    if !have_h5py("string_with_reserved_charset_or_padding_is_not_written_natively") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let make = r#"
+import sys, struct, h5py, numpy as np
+out, bits = sys.argv[1], int(sys.argv[2], 0)
+with h5py.File(out, "w", libver="earliest") as f:
+    f.create_dataset("s", data=np.array([b"abcdefghijk", b"xyz"], dtype="S11"))
+b = bytearray(open(out, "rb").read())
+# Datatype message v1, class 3 (string): 0x13, class bits (padding in
+# bits 0-3, character set in bits 4-7), 0, 0, size 11.
+pat = bytes([0x13, 0x01, 0, 0]) + struct.pack("<I", 11)
+i = b.find(pat)
+assert i > 0 and b.find(pat, i + 1) < 0
+b[i + 1] = bits
+open(out, "wb").write(b)
+"#;
+    let read = r#"
+import sys, h5py
+f = h5py.File(sys.argv[1], "r")
+print(f["s"][:].tolist() if "s" in f else "no s")
+"#;
+    let mut wrong = Vec::new();
+    for (name, bits) in [("charset5", "0x51"), ("padding5", "0x05")] {
+        let input = dir.path().join(format!("{name}.h5"));
+        let (ok, text) = py(make, &[input.as_os_str(), bits.as_ref()]);
+        assert!(ok, "{text}");
+        let (nat, n, lib, l) = both(&input, dir.path());
+        let (ok_nat, got_nat) = py(read, &[nat.as_os_str()]);
+        let (ok, got_lib) = py(read, &[lib.as_os_str()]);
+        assert!(ok, "{got_lib}");
+        if !ok_nat || got_nat != got_lib {
+            wrong.push(format!(
+                "{name}: native output: {got_nat}\nlibhdf5 output: {got_lib}"
+            ));
+        }
+        if n.code != l.code || n.report != l.report {
+            wrong.push(format!(
+                "{name}: exit {:?} vs {:?}, reports differ",
+                n.code, l.code
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
