@@ -451,3 +451,74 @@ print(f["s"][:].tolist() if "s" in f else "no s")
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
+
+/// Finding: damaged atomic datatypes in version-1 datatype messages that
+/// libhdf5 refuses: an integer whose precision (32 -> 288) or bit offset
+/// (0 -> 16) no longer fits in its 4 bytes, a float with the reserved
+/// normalization 3. The libhdf5 backend's type builder refuses them
+/// ("declared size 4 disagrees with its parts", "reserved float
+/// normalization"): the dataset is LOST, exit 1. The native writer's
+/// eligibility (src/write/native/eligible.rs `type_supported`, `_ =>
+/// Ok(())` for every atomic class) writes them as they are: libhdf5
+/// cannot open the native output's dataset ("integer offset+precision out
+/// of bounds", "unknown floating-point normalization"), reported as
+/// recovered intact, exit 0. (Same gap as the string and compound
+/// findings: the eligibility does not ask what libhdf5 accepts.)
+#[test]
+fn atomic_types_libhdf5_refuses_are_not_written_natively() {
+    if !have_h5py("atomic_types_libhdf5_refuses_are_not_written_natively") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let make = r#"
+import sys, struct, h5py, numpy as np
+out, kind = sys.argv[1], sys.argv[2]
+with h5py.File(out, "w", libver="earliest") as f:
+    f.create_dataset("i", data=np.arange(5, dtype="<i4"))
+    f.create_dataset("f", data=np.arange(5, dtype="<f8") / 3)
+b = bytearray(open(out, "rb").read())
+# v1 fixed-point: 0x10, bits 0x08 (signed), 0, 0, size 4, bit offset
+# (u16), precision (u16). v1 float: 0x11, bits (normalization in bits
+# 4-5: 2 = implied), sign location 63, 0, size 8.
+intpat = bytes([0x10, 0x08, 0, 0]) + struct.pack("<IHH", 4, 0, 32)
+fpat = bytes([0x11, 0x20, 0x3f, 0x00]) + struct.pack("<I", 8)
+pat = fpat if kind == "floatnorm" else intpat
+i = b.find(pat)
+assert i > 0 and b.find(pat, i + 1) < 0
+if kind == "intprec":
+    b[i + 10:i + 12] = struct.pack("<H", 0x120)
+elif kind == "intoff":
+    b[i + 8:i + 10] = struct.pack("<H", 0x10)
+else:
+    b[i + 1] = 0x30
+open(out, "wb").write(b)
+"#;
+    let read = r#"
+import sys, h5py
+f = h5py.File(sys.argv[1], "r")
+print([(k, f[k][:].tolist()) for k in f])
+"#;
+    let mut wrong = Vec::new();
+    for kind in ["intprec", "intoff", "floatnorm"] {
+        let input = dir.path().join(format!("{kind}.h5"));
+        let (ok, text) = py(make, &[input.as_os_str(), kind.as_ref()]);
+        assert!(ok, "{text}");
+        let (nat, n, lib, l) = both(&input, dir.path());
+        let (ok_nat, got_nat) = py(read, &[nat.as_os_str()]);
+        let (ok, got_lib) = py(read, &[lib.as_os_str()]);
+        assert!(ok, "{got_lib}");
+        if !ok_nat || got_nat != got_lib {
+            let last = got_nat.lines().last().unwrap_or_default().to_string();
+            wrong.push(format!(
+                "{kind}: native output: {last}\nlibhdf5 output: {got_lib}"
+            ));
+        }
+        if n.code != l.code || n.report != l.report {
+            wrong.push(format!(
+                "{kind}: exit {:?} vs {:?}, reports differ",
+                n.code, l.code
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
