@@ -522,3 +522,58 @@ print([(k, f[k][:].tolist()) for k in f])
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
+
+/// Finding: the same eligibility gap on an attribute: a fixed-string
+/// attribute whose character set is damaged to the reserved value 5. The
+/// libhdf5 backend does not write it ("attribute "units" not written ...
+/// reserved character set 5"), marks the dataset partial and counts one
+/// attribute lost (exit 1). The native writer (src/write/native/eligible.rs
+/// `object_supported` -> `type_supported` for attributes) writes it: h5py
+/// lists it but cannot read it ("Unknown string encoding (value 5)"), so
+/// reading the dataset's attributes fails, and the dataset is reported
+/// recovered intact, no attribute lost, exit 0.
+#[test]
+fn attribute_with_reserved_charset_is_not_written_natively() {
+    if !have_h5py("attribute_with_reserved_charset_is_not_written_natively") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("attr_charset5.h5");
+    let make = r#"
+import sys, struct, h5py, numpy as np
+out = sys.argv[1]
+with h5py.File(out, "w", libver="earliest") as f:
+    d = f.create_dataset("d", data=np.arange(5))
+    d.attrs["units"] = np.bytes_(b"metres per s")
+    d.attrs["scale"] = np.int32(3)
+b = bytearray(open(out, "rb").read())
+# The attribute's datatype message v1, class 3 (string) of 12 bytes:
+# character set (bits 4-7 of the class bits) set to 5.
+for bits in (0x00, 0x01):
+    pat = bytes([0x13, bits, 0, 0]) + struct.pack("<I", 12)
+    i = b.find(pat)
+    if i > 0:
+        break
+assert i > 0 and b.find(pat, i + 1) < 0
+b[i + 1] = (b[i + 1] & 0x0F) | 0x50
+open(out, "wb").write(b)
+"#;
+    let (ok, text) = py(make, &[input.as_os_str()]);
+    assert!(ok, "{text}");
+    let (nat, n, lib, l) = both(&input, dir.path());
+    let read = r#"
+import sys, h5py
+d = h5py.File(sys.argv[1], "r")["d"]
+print(sorted((k, str(v)) for k, v in d.attrs.items()))
+"#;
+    let (ok, got_lib) = py(read, &[lib.as_os_str()]);
+    assert!(ok, "{got_lib}");
+    let (ok, got_nat) = py(read, &[nat.as_os_str()]);
+    assert!(
+        ok,
+        "the native output's attributes of /d cannot be read: {got_nat}"
+    );
+    assert_eq!(got_nat, got_lib, "attributes (native vs libhdf5)");
+    assert_eq!(n.code, l.code, "exit codes\n{}\n{}", n.stderr, l.stderr);
+    assert_eq!(n.report, l.report, "reports differ");
+}
