@@ -577,3 +577,64 @@ print(sorted((k, str(v)) for k, v in d.attrs.items()))
     assert_eq!(n.code, l.code, "exit codes\n{}\n{}", n.stderr, l.stderr);
     assert_eq!(n.report, l.report, "reports differ");
 }
+
+/// Finding: header times copied from a header that fails its checksum.
+/// A group's version-2 object header stores its times (flags bit 5); one
+/// byte of the modification time is damaged, so the header fails its
+/// Jenkins checksum (the scan says so; the group is written, partial).
+/// The native writer copies the stored times into the output anyway
+/// (src/salvage.rs `salvage_object`: `w.object_times(dest, o.times)` with
+/// no regard to `o.header_checksum_failed()`; src/write/native/mod.rs
+/// `times`), so the output carries the damaged modification time (1992
+/// instead of the input's) as the group's own: bytes the format could
+/// verify, and that failed verification, written as good (principle 1).
+/// The libhdf5 backend writes no source times (the output's own).
+#[test]
+fn times_from_a_header_failing_its_checksum_are_not_copied() {
+    if !have_h5py("times_from_a_header_failing_its_checksum_are_not_copied") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("group_times.h5");
+    let make = r#"
+import sys, struct, h5py, numpy as np
+out = sys.argv[1]
+with h5py.File(out, "w", libver="latest") as f:
+    gcpl = h5py.h5p.create(h5py.h5p.GROUP_CREATE)
+    gcpl.set_obj_track_times(True)
+    h5py.h5g.create(f.id, b"g", gcpl=gcpl)
+    f["g"].attrs["a"] = 1
+    f["g"].create_dataset("x", data=np.arange(3))
+b = bytearray(open(out, "rb").read())
+# The first OHDR storing times: signature, version, flags, then access,
+# modification, change and birth times (u32 each).
+i = b.find(b"OHDR")
+while i >= 0 and not (b[i + 5] & 0x20):
+    i = b.find(b"OHDR", i + 1)
+assert i > 0
+mtime = struct.unpack_from("<I", b, i + 10)[0]
+b[i + 13] ^= 0x40
+print(mtime, struct.unpack_from("<I", b, i + 10)[0])
+open(out, "wb").write(b)
+"#;
+    let (ok, text) = py(make, &[input.as_os_str()]);
+    assert!(ok, "{text}");
+    let mut it = text.split_whitespace();
+    let (_good, damaged) = (it.next().unwrap(), it.next().unwrap());
+    let (nat, n, lib, l) = both(&input, dir.path());
+    assert_eq!(n.code, l.code, "{}\n{}", n.stderr, l.stderr);
+    let mtime = r#"
+import sys, h5py
+f = h5py.File(sys.argv[1], "r")
+print(h5py.h5o.get_info(h5py.h5o.open(f.id, b"g")).mtime, f["g"].attrs["h5salvage_status"])
+"#;
+    let (ok, got_lib) = py(mtime, &[lib.as_os_str()]);
+    assert!(ok, "{got_lib}");
+    let (ok, got_nat) = py(mtime, &[nat.as_os_str()]);
+    assert!(ok, "{got_nat}");
+    assert!(
+        !got_nat.starts_with(&format!("{damaged} ")),
+        "the native output's /g carries the damaged modification time {damaged} \
+         (libhdf5 output: {got_lib})"
+    );
+}
