@@ -638,3 +638,56 @@ print(h5py.h5o.get_info(h5py.h5o.open(f.id, b"g")).mtime, f["g"].attrs["h5salvag
          (libhdf5 output: {got_lib})"
     );
 }
+
+/// Finding: an array datatype whose declared size is damaged (12 -> 16
+/// for `array[3](<i4)`, version-1 datatype message) on a chunked dataset
+/// (the layout's element size still says 12; our scan calls the file
+/// healthy). The libhdf5 backend refuses the type ("declared size 16
+/// disagrees with its parts"): LOST. The native writer's eligibility
+/// (src/write/native/eligible.rs `type_supported`: an array is supported
+/// when its base is; the declared size is never checked against base x
+/// count) creates the dataset: libhdf5 cannot open it ("stored datatype
+/// size in chunk layout does not match datatype description"); it is
+/// reported partial (its chunks "decoded chunk is 60 bytes, expected 80")
+/// instead of lost.
+#[test]
+fn array_type_with_a_wrong_size_is_not_written_natively() {
+    if !have_h5py("array_type_with_a_wrong_size_is_not_written_natively") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("array_size.h5");
+    let make = r#"
+import sys, struct, h5py, numpy as np
+out = sys.argv[1]
+with h5py.File(out, "w", libver="earliest") as f:
+    d = f.create_dataset("arr", shape=(10,), dtype=np.dtype(("<i4", (3,))), chunks=(5,))
+    d[...] = np.arange(30, dtype="<i4").reshape(10, 3)
+b = bytearray(open(out, "rb").read())
+# Datatype message, class 10 (array), version 1 or 2: class byte, 3 bit
+# field bytes, size 12 (u32) -> 16.
+for cls in (0x1A, 0x2A):
+    pat = bytes([cls, 0, 0, 0]) + struct.pack("<I", 12)
+    i = b.find(pat)
+    if i > 0:
+        break
+assert i > 0 and b.find(pat, i + 1) < 0
+b[i + 4:i + 8] = struct.pack("<I", 16)
+open(out, "wb").write(b)
+"#;
+    let (ok, text) = py(make, &[input.as_os_str()]);
+    assert!(ok, "{text}");
+    let (nat, n, lib, l) = both(&input, dir.path());
+    let open = r#"
+import sys, h5py
+f = h5py.File(sys.argv[1], "r")
+print(f["arr"][:].tolist() if "arr" in f else "no arr")
+"#;
+    let (ok, got_nat) = py(open, &[nat.as_os_str()]);
+    assert!(ok, "the native output's /arr cannot be opened: {got_nat}");
+    let (ok, got_lib) = py(open, &[lib.as_os_str()]);
+    assert!(ok, "{got_lib}");
+    assert_eq!(got_nat, got_lib, "native vs libhdf5 output");
+    assert_eq!(n.code, l.code, "exit codes\n{}\n{}", n.stderr, l.stderr);
+    assert_eq!(n.report, l.report, "reports differ");
+}
