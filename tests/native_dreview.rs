@@ -89,26 +89,58 @@ fn py(code: &str, args: &[&std::ffi::OsStr]) -> (bool, String) {
     )
 }
 
-/// Asserts both outputs exist and compare_h5.py --marks finds them the
-/// same file, both ways.
-fn same_files(a: &Path, b: &Path, what: &str) {
-    for (x, y) in [(a, b), (b, a)] {
-        let o = python_timed(600)
-            .arg(common::py_script("compare_h5.py"))
-            .arg(x)
-            .arg(y)
-            .arg("--marks")
-            .output()
-            .expect("python3");
-        assert!(
-            o.status.success(),
-            "{what}: {} vs {}:\n{}{}",
-            x.display(),
-            y.display(),
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        );
+/// Makes `dir/NAME.h5` with the Python code `make` (its path, then
+/// `args`), salvages it with both writers and reads both outputs with the
+/// Python code `read` (which prints what it sees). Returns the
+/// differences: empty when the native output reads as the libhdf5 one,
+/// with the same exit code and the same report.
+fn differences(dir: &Path, name: &str, make: &str, args: &[&str], read: &str) -> Vec<String> {
+    let input = dir.join(format!("{name}.h5"));
+    let mut all: Vec<&std::ffi::OsStr> = vec![input.as_os_str()];
+    all.extend(args.iter().map(std::ffi::OsStr::new));
+    let (ok, text) = py(make, &all);
+    assert!(ok, "{name}: {text}");
+    let (nat, n, lib, l) = both(&input, dir);
+    let (ok, got_lib) = py(read, &[lib.as_os_str()]);
+    assert!(ok, "{name}: the libhdf5 output: {got_lib}");
+    let (ok_nat, got_nat) = py(read, &[nat.as_os_str()]);
+    let mut wrong = Vec::new();
+    if !ok_nat || got_nat != got_lib {
+        // A failed read: its last line (the error) is enough.
+        let shown = if ok_nat {
+            got_nat.trim_end()
+        } else {
+            got_nat.lines().last().unwrap_or_default()
+        };
+        wrong.push(format!(
+            "{name}: native output: {shown}\n  libhdf5 output: {}",
+            got_lib.trim_end()
+        ));
     }
+    if n.code != l.code {
+        wrong.push(format!("{name}: exit {:?} vs {:?}", n.code, l.code));
+    }
+    if n.report != l.report {
+        wrong.push(format!("{name}: the reports differ"));
+    }
+    wrong
+}
+
+/// The test `test` (skipped without h5py, as every test here): each
+/// variant (file name, optional argument to `make`) of the input made by
+/// `make` must read as the libhdf5 backend's output ([`differences`]);
+/// all variants are tried before failing, so that each one shows.
+fn same_as_libhdf5(test: &str, make: &str, read: &str, variants: &[(&str, Option<&str>)]) {
+    if !have_h5py(test) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut wrong = Vec::new();
+    for (name, arg) in variants {
+        let args: Vec<&str> = arg.iter().copied().collect();
+        wrong.extend(differences(dir.path(), name, make, &args, read));
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
 
 /// Finding: a chunked, filtered dataset with space allocation time EARLY
@@ -124,12 +156,7 @@ fn same_files(a: &Path, b: &Path, what: &str) {
 /// Same input, same marks, different values in the unwritten part.
 #[test]
 fn early_allocated_filtered_chunks_with_fill_never_read_as_libhdf5_fills_them() {
-    if !have_h5py("early_allocated_filtered_chunks_with_fill_never_read_as_libhdf5_fills_them") {
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("early_never.h5");
-    let make = r#"
+    const MAKE: &str = r#"
 import sys, h5py, numpy as np
 out = sys.argv[1]
 with h5py.File(out, "w", libver="earliest") as f:
@@ -147,25 +174,17 @@ with open(out, "r+b") as f:
     f.seek(info.byte_offset + info.size // 2)
     f.write(b"\xde\xad\xbe\xef" * 4)
 "#;
-    let (ok, text) = py(make, &[input.as_os_str()]);
-    assert!(ok, "{text}");
-    let (nat, n, lib, l) = both(&input, dir.path());
-    assert_eq!(n.code, l.code, "{}\n{}", n.stderr, l.stderr);
-    assert_eq!(n.report, l.report, "reports differ");
-    let read = r#"
+    const READ: &str = r#"
 import sys, h5py
 d = h5py.File(sys.argv[1], "r")["d"]
 print(d.attrs["h5salvage_status"], [int(x) for x in d[4000:4003]], int(d[3999]))
 "#;
-    let (ok, got_lib) = py(read, &[lib.as_os_str()]);
-    assert!(ok, "{got_lib}");
-    let (ok, got_nat) = py(read, &[nat.as_os_str()]);
-    assert!(ok, "{got_nat}");
-    assert_eq!(
-        got_nat, got_lib,
-        "the missing chunk reads differently (native vs libhdf5)"
+    same_as_libhdf5(
+        "early_allocated_filtered_chunks_with_fill_never_read_as_libhdf5_fills_them",
+        MAKE,
+        READ,
+        &[("early_never", None)],
     );
-    same_files(&lib, &nat, "early/never/deflate with a failed chunk");
 }
 
 /// Finding: a damaged dataspace whose maximum (50) is smaller than its
@@ -180,12 +199,7 @@ print(d.attrs["h5salvage_status"], [int(x) for x in d[4000:4003]], int(d[3999]))
 /// exit 0 instead of 1.
 #[test]
 fn dataspace_max_below_size_is_not_written_natively() {
-    if !have_h5py("dataspace_max_below_size_is_not_written_natively") {
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("max_below.h5");
-    let make = r#"
+    const MAKE: &str = r#"
 import sys, struct, h5py, numpy as np
 out = sys.argv[1]
 with h5py.File(out, "w", libver="earliest") as f:
@@ -199,10 +213,7 @@ assert i > 0 and b.find(pat, i + 1) < 0
 b[i + 16:i + 24] = struct.pack("<Q", 50)
 open(out, "wb").write(b)
 "#;
-    let (ok, text) = py(make, &[input.as_os_str()]);
-    assert!(ok, "{text}");
-    let (nat, n, lib, l) = both(&input, dir.path());
-    let open = r#"
+    const READ: &str = r#"
 import sys, h5py
 f = h5py.File(sys.argv[1], "r")
 if "d" in f:
@@ -211,13 +222,12 @@ if "d" in f:
 else:
     print("no d")
 "#;
-    let (ok, got_nat) = py(open, &[nat.as_os_str()]);
-    assert!(ok, "the native output's /d cannot be opened: {got_nat}");
-    let (ok, got_lib) = py(open, &[lib.as_os_str()]);
-    assert!(ok, "{got_lib}");
-    assert_eq!(got_nat, got_lib, "native vs libhdf5 output");
-    assert_eq!(n.code, l.code, "exit codes\n{}\n{}", n.stderr, l.stderr);
-    assert_eq!(n.report, l.report, "reports differ");
+    same_as_libhdf5(
+        "dataspace_max_below_size_is_not_written_natively",
+        MAKE,
+        READ,
+        &[("max_below", None)],
+    );
 }
 
 /// Finding: a damaged chunk dimension (100 -> 0x40000064, one flipped
@@ -231,12 +241,7 @@ else:
 /// dataset libhdf5 cannot open, reported partial instead of lost.
 #[test]
 fn chunk_of_four_gib_or_more_is_not_written_natively() {
-    if !have_h5py("chunk_of_four_gib_or_more_is_not_written_natively") {
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("big_chunk.h5");
-    let make = r#"
+    const MAKE: &str = r#"
 import sys, struct, h5py, numpy as np
 out = sys.argv[1]
 with h5py.File(out, "w", libver="earliest") as f:
@@ -251,10 +256,7 @@ assert i > 0
 b[i + 11:i + 15] = struct.pack("<I", 0x40000064)
 open(out, "wb").write(b)
 "#;
-    let (ok, text) = py(make, &[input.as_os_str()]);
-    assert!(ok, "{text}");
-    let (nat, n, lib, l) = both(&input, dir.path());
-    let open = r#"
+    const READ: &str = r#"
 import sys, h5py
 f = h5py.File(sys.argv[1], "r")
 if "d" in f:
@@ -263,13 +265,12 @@ if "d" in f:
 else:
     print("no d")
 "#;
-    let (ok, got_nat) = py(open, &[nat.as_os_str()]);
-    assert!(ok, "the native output's /d cannot be opened: {got_nat}");
-    let (ok, got_lib) = py(open, &[lib.as_os_str()]);
-    assert!(ok, "{got_lib}");
-    assert_eq!(got_nat, got_lib, "native vs libhdf5 output");
-    assert_eq!(n.code, l.code, "exit codes\n{}\n{}", n.stderr, l.stderr);
-    assert_eq!(n.report, l.report, "reports differ");
+    same_as_libhdf5(
+        "chunk_of_four_gib_or_more_is_not_written_natively",
+        MAKE,
+        READ,
+        &[("big_chunk", None)],
+    );
 }
 
 /// Finding: a damaged compound member offset (one byte of the member's
@@ -287,11 +288,7 @@ else:
 /// used for attributes.
 #[test]
 fn compound_with_misplaced_member_is_not_written_natively() {
-    if !have_h5py("compound_with_misplaced_member_is_not_written_natively") {
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let make = r#"
+    const MAKE: &str = r#"
 import sys, struct, h5py, numpy as np
 out, newoff = sys.argv[1], int(sys.argv[2])
 dt = np.dtype([("amember", "<i4"), ("bmember", "<f8")], align=True)
@@ -308,7 +305,7 @@ assert i > 0 and b.find(pat, i + 1) < 0
 b[i + 8:i + 12] = struct.pack("<I", newoff)
 open(out, "wb").write(b)
 "#;
-    let open = r#"
+    const READ: &str = r#"
 import sys, h5py
 f = h5py.File(sys.argv[1], "r")
 if "c" in f:
@@ -317,29 +314,12 @@ if "c" in f:
 else:
     print("no c")
 "#;
-    // Both variants are tried before failing, so that each one shows.
-    let mut wrong = Vec::new();
-    for off in ["12", "2"] {
-        let input = dir.path().join(format!("member_at_{off}.h5"));
-        let (ok, text) = py(make, &[input.as_os_str(), off.as_ref()]);
-        assert!(ok, "{text}");
-        let (nat, n, lib, l) = both(&input, dir.path());
-        let (ok_nat, got_nat) = py(open, &[nat.as_os_str()]);
-        let (ok, got_lib) = py(open, &[lib.as_os_str()]);
-        assert!(ok, "{got_lib}");
-        if !ok_nat || got_nat != got_lib {
-            wrong.push(format!(
-                "offset {off}: native output: {got_nat}\nlibhdf5 output: {got_lib}"
-            ));
-        }
-        if n.code != l.code || n.report != l.report {
-            wrong.push(format!(
-                "offset {off}: exit {:?} vs {:?}, reports {:?} vs {:?}",
-                n.code, l.code, n.report, l.report
-            ));
-        }
-    }
-    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    same_as_libhdf5(
+        "compound_with_misplaced_member_is_not_written_natively",
+        MAKE,
+        READ,
+        &[("member_at_12", Some("12")), ("member_at_2", Some("2"))],
+    );
 }
 
 /// Finding: a damaged filter id (deflate 1 -> 257, one byte of a version-1
@@ -353,12 +333,7 @@ else:
 /// "recovered" with exit 0, without the marks.
 #[test]
 fn mandatory_unknown_filter_is_marked_as_by_libhdf5() {
-    if !have_h5py("mandatory_unknown_filter_is_marked_as_by_libhdf5") {
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("filter_257.h5");
-    let make = r#"
+    const MAKE: &str = r#"
 import sys, h5py, numpy as np
 out = sys.argv[1]
 with h5py.File(out, "w", libver="earliest") as f:
@@ -373,25 +348,18 @@ b[i + 9] = 1
 b[i + 12] = 0
 open(out, "wb").write(b)
 "#;
-    let (ok, text) = py(make, &[input.as_os_str()]);
-    assert!(ok, "{text}");
-    let (nat, n, lib, l) = both(&input, dir.path());
-    let marks = r#"
+    const READ: &str = r#"
 import sys, h5py
 d = h5py.File(sys.argv[1], "r")["z"]
 print(sorted(k for k in d.attrs if k.startswith("h5salvage_")))
 print(d.id.get_create_plist().get_filter(0)[1])
 "#;
-    let (ok, got_nat) = py(marks, &[nat.as_os_str()]);
-    assert!(ok, "{got_nat}");
-    let (ok, got_lib) = py(marks, &[lib.as_os_str()]);
-    assert!(ok, "{got_lib}");
-    assert_eq!(
-        got_nat, got_lib,
-        "marks and filter flags (native vs libhdf5)"
+    same_as_libhdf5(
+        "mandatory_unknown_filter_is_marked_as_by_libhdf5",
+        MAKE,
+        READ,
+        &[("filter_257", None)],
     );
-    assert_eq!(n.code, l.code, "exit codes\n{}\n{}", n.stderr, l.stderr);
-    assert_eq!(n.report, l.report, "reports differ");
 }
 
 /// Finding: a damaged string datatype (the class bit field of a version-1
@@ -405,11 +373,7 @@ print(d.id.get_create_plist().get_filter(0)[1])
 /// reported as recovered intact, exit 0.
 #[test]
 fn string_with_reserved_charset_or_padding_is_not_written_natively() {
-    if !have_h5py("string_with_reserved_charset_or_padding_is_not_written_natively") {
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let make = r#"
+    const MAKE: &str = r#"
 import sys, struct, h5py, numpy as np
 out, bits = sys.argv[1], int(sys.argv[2], 0)
 with h5py.File(out, "w", libver="earliest") as f:
@@ -423,33 +387,17 @@ assert i > 0 and b.find(pat, i + 1) < 0
 b[i + 1] = bits
 open(out, "wb").write(b)
 "#;
-    let read = r#"
+    const READ: &str = r#"
 import sys, h5py
 f = h5py.File(sys.argv[1], "r")
 print(f["s"][:].tolist() if "s" in f else "no s")
 "#;
-    let mut wrong = Vec::new();
-    for (name, bits) in [("charset5", "0x51"), ("padding5", "0x05")] {
-        let input = dir.path().join(format!("{name}.h5"));
-        let (ok, text) = py(make, &[input.as_os_str(), bits.as_ref()]);
-        assert!(ok, "{text}");
-        let (nat, n, lib, l) = both(&input, dir.path());
-        let (ok_nat, got_nat) = py(read, &[nat.as_os_str()]);
-        let (ok, got_lib) = py(read, &[lib.as_os_str()]);
-        assert!(ok, "{got_lib}");
-        if !ok_nat || got_nat != got_lib {
-            wrong.push(format!(
-                "{name}: native output: {got_nat}\nlibhdf5 output: {got_lib}"
-            ));
-        }
-        if n.code != l.code || n.report != l.report {
-            wrong.push(format!(
-                "{name}: exit {:?} vs {:?}, reports differ",
-                n.code, l.code
-            ));
-        }
-    }
-    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    same_as_libhdf5(
+        "string_with_reserved_charset_or_padding_is_not_written_natively",
+        MAKE,
+        READ,
+        &[("charset5", Some("0x51")), ("padding5", Some("0x05"))],
+    );
 }
 
 /// Finding: damaged atomic datatypes in version-1 datatype messages that
@@ -466,11 +414,7 @@ print(f["s"][:].tolist() if "s" in f else "no s")
 /// findings: the eligibility does not ask what libhdf5 accepts.)
 #[test]
 fn atomic_types_libhdf5_refuses_are_not_written_natively() {
-    if !have_h5py("atomic_types_libhdf5_refuses_are_not_written_natively") {
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let make = r#"
+    const MAKE: &str = r#"
 import sys, struct, h5py, numpy as np
 out, kind = sys.argv[1], sys.argv[2]
 with h5py.File(out, "w", libver="earliest") as f:
@@ -493,34 +437,21 @@ else:
     b[i + 1] = 0x30
 open(out, "wb").write(b)
 "#;
-    let read = r#"
+    const READ: &str = r#"
 import sys, h5py
 f = h5py.File(sys.argv[1], "r")
 print([(k, f[k][:].tolist()) for k in f])
 "#;
-    let mut wrong = Vec::new();
-    for kind in ["intprec", "intoff", "floatnorm"] {
-        let input = dir.path().join(format!("{kind}.h5"));
-        let (ok, text) = py(make, &[input.as_os_str(), kind.as_ref()]);
-        assert!(ok, "{text}");
-        let (nat, n, lib, l) = both(&input, dir.path());
-        let (ok_nat, got_nat) = py(read, &[nat.as_os_str()]);
-        let (ok, got_lib) = py(read, &[lib.as_os_str()]);
-        assert!(ok, "{got_lib}");
-        if !ok_nat || got_nat != got_lib {
-            let last = got_nat.lines().last().unwrap_or_default().to_string();
-            wrong.push(format!(
-                "{kind}: native output: {last}\nlibhdf5 output: {got_lib}"
-            ));
-        }
-        if n.code != l.code || n.report != l.report {
-            wrong.push(format!(
-                "{kind}: exit {:?} vs {:?}, reports differ",
-                n.code, l.code
-            ));
-        }
-    }
-    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    same_as_libhdf5(
+        "atomic_types_libhdf5_refuses_are_not_written_natively",
+        MAKE,
+        READ,
+        &[
+            ("intprec", Some("intprec")),
+            ("intoff", Some("intoff")),
+            ("floatnorm", Some("floatnorm")),
+        ],
+    );
 }
 
 /// Finding: the same eligibility gap on an attribute: a fixed-string
@@ -534,12 +465,7 @@ print([(k, f[k][:].tolist()) for k in f])
 /// recovered intact, no attribute lost, exit 0.
 #[test]
 fn attribute_with_reserved_charset_is_not_written_natively() {
-    if !have_h5py("attribute_with_reserved_charset_is_not_written_natively") {
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("attr_charset5.h5");
-    let make = r#"
+    const MAKE: &str = r#"
 import sys, struct, h5py, numpy as np
 out = sys.argv[1]
 with h5py.File(out, "w", libver="earliest") as f:
@@ -558,24 +484,17 @@ assert i > 0 and b.find(pat, i + 1) < 0
 b[i + 1] = (b[i + 1] & 0x0F) | 0x50
 open(out, "wb").write(b)
 "#;
-    let (ok, text) = py(make, &[input.as_os_str()]);
-    assert!(ok, "{text}");
-    let (nat, n, lib, l) = both(&input, dir.path());
-    let read = r#"
+    const READ: &str = r#"
 import sys, h5py
 d = h5py.File(sys.argv[1], "r")["d"]
 print(sorted((k, str(v)) for k, v in d.attrs.items()))
 "#;
-    let (ok, got_lib) = py(read, &[lib.as_os_str()]);
-    assert!(ok, "{got_lib}");
-    let (ok, got_nat) = py(read, &[nat.as_os_str()]);
-    assert!(
-        ok,
-        "the native output's attributes of /d cannot be read: {got_nat}"
+    same_as_libhdf5(
+        "attribute_with_reserved_charset_is_not_written_natively",
+        MAKE,
+        READ,
+        &[("attr_charset5", None)],
     );
-    assert_eq!(got_nat, got_lib, "attributes (native vs libhdf5)");
-    assert_eq!(n.code, l.code, "exit codes\n{}\n{}", n.stderr, l.stderr);
-    assert_eq!(n.report, l.report, "reports differ");
 }
 
 /// Finding: header times copied from a header that fails its checksum.
@@ -652,12 +571,7 @@ print(h5py.h5o.get_info(h5py.h5o.open(f.id, b"g")).mtime, f["g"].attrs["h5salvag
 /// instead of lost.
 #[test]
 fn array_type_with_a_wrong_size_is_not_written_natively() {
-    if !have_h5py("array_type_with_a_wrong_size_is_not_written_natively") {
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("array_size.h5");
-    let make = r#"
+    const MAKE: &str = r#"
 import sys, struct, h5py, numpy as np
 out = sys.argv[1]
 with h5py.File(out, "w", libver="earliest") as f:
@@ -675,19 +589,15 @@ assert i > 0 and b.find(pat, i + 1) < 0
 b[i + 4:i + 8] = struct.pack("<I", 16)
 open(out, "wb").write(b)
 "#;
-    let (ok, text) = py(make, &[input.as_os_str()]);
-    assert!(ok, "{text}");
-    let (nat, n, lib, l) = both(&input, dir.path());
-    let open = r#"
+    const READ: &str = r#"
 import sys, h5py
 f = h5py.File(sys.argv[1], "r")
 print(f["arr"][:].tolist() if "arr" in f else "no arr")
 "#;
-    let (ok, got_nat) = py(open, &[nat.as_os_str()]);
-    assert!(ok, "the native output's /arr cannot be opened: {got_nat}");
-    let (ok, got_lib) = py(open, &[lib.as_os_str()]);
-    assert!(ok, "{got_lib}");
-    assert_eq!(got_nat, got_lib, "native vs libhdf5 output");
-    assert_eq!(n.code, l.code, "exit codes\n{}\n{}", n.stderr, l.stderr);
-    assert_eq!(n.report, l.report, "reports differ");
+    same_as_libhdf5(
+        "array_type_with_a_wrong_size_is_not_written_natively",
+        MAKE,
+        READ,
+        &[("array_size", None)],
+    );
 }
