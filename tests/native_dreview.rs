@@ -601,3 +601,42 @@ print(f["arr"][:].tolist() if "arr" in f else "no arr")
         &[("array_size", None)],
     );
 }
+
+/// Finding (minor; compare_h5.py does not compare allocation or fill
+/// times, so the branch's own tests cannot see it): a damaged space
+/// allocation time 0 (not a defined value, spec IV.A.2.f) in the
+/// version-2 fill value message of a chunked dataset. The libhdf5 backend
+/// leaves the allocation time unset (src/write/mod.rs: `_ => None`), so
+/// libhdf5 gives a chunked dataset its default, incremental (3); the
+/// native writer writes late (2) for every layout
+/// (src/write/native/encode.rs `fill_value`: `_ => 2`). The two outputs
+/// of the same input differ in their dataset creation properties.
+#[test]
+fn undefined_allocation_time_is_written_as_libhdf5_defaults_it() {
+    const MAKE: &str = r#"
+import sys, struct, h5py, numpy as np
+out = sys.argv[1]
+with h5py.File(out, "w", libver="earliest") as f:
+    f.create_dataset("c", data=np.arange(100, dtype="<i4"), chunks=(10,), fillvalue=9)
+b = bytearray(open(out, "rb").read())
+# Fill value message v2: version 2, allocation time 3 (incremental), fill
+# time 2 (if set), defined 1, size 4, value 9. The allocation time -> 0.
+pat = bytes([2, 3, 2, 1]) + struct.pack("<I", 4) + struct.pack("<i", 9)
+i = b.find(pat)
+assert i > 0 and b.find(pat, i + 1) < 0
+b[i + 1] = 0
+open(out, "wb").write(b)
+"#;
+    const READ: &str = r#"
+import sys, h5py
+d = h5py.File(sys.argv[1], "r")["c"]
+p = d.id.get_create_plist()
+print("alloc time", p.get_alloc_time(), "fill time", p.get_fill_time(), d.fillvalue)
+"#;
+    same_as_libhdf5(
+        "undefined_allocation_time_is_written_as_libhdf5_defaults_it",
+        MAKE,
+        READ,
+        &[("alloc_time_0", None)],
+    );
+}
