@@ -714,16 +714,23 @@ impl NativeWriter {
         let s = encode::begin(encode::MSG_DATATYPE, encode::FLAG_CONSTANT, &mut r);
         encode::datatype(t, &mut r).map_err(&err)?;
         encode::end(s, &mut r).map_err(&err)?;
-        let compact = class == LayoutKind::Compact;
         let s = encode::begin(encode::MSG_FILL_VALUE, encode::FLAG_CONSTANT, &mut r);
         match &ds.fill_value {
-            Some(f) => encode::fill_value(f, t.size, compact, &mut r),
+            Some(f) => encode::fill_value(f, t.size, &class, &mut r),
             None => encode::default_fill(&class, &mut r),
         }
         encode::end(s, &mut r).map_err(&err)?;
         if let Some(p) = ds.filters.as_ref().filter(|p| !p.filters.is_empty()) {
             let s = encode::begin(encode::MSG_FILTERS, encode::FLAG_CONSTANT, &mut r);
-            encode::filters(p, &mut r).map_err(&err)?;
+            // As the libhdf5 backend: an unavailable mandatory filter is
+            // recorded as optional, with its note.
+            let mut p = p.clone();
+            for f in &mut p.filters {
+                let (flags, note) = super::filter_flags(f, path);
+                f.flags = flags;
+                self.notes.extend(note);
+            }
+            encode::filters(&p, &mut r).map_err(&err)?;
             encode::end(s, &mut r).map_err(&err)?;
         }
         r.shrink_to_fit();
