@@ -2110,6 +2110,22 @@ mod tests {
                     None,
                 )
                 .expect_err("refused");
+            // Refused before anything is built (`types::check_type`).
+            assert!(e.message.contains("declared size 0"), "{e}");
+        }
+        // The buffer's own guard, for a type that reaches it.
+        for n in [1000, 1] {
+            let e = w
+                .with_buffer(
+                    "/ @r",
+                    &lying,
+                    n,
+                    &[],
+                    &HeapValues::default(),
+                    |_, _| 0,
+                    "test",
+                )
+                .expect_err("refused");
             assert!(e.message.contains("0 bytes given for"), "{e}");
         }
     }
