@@ -1322,6 +1322,13 @@ pub(crate) fn check_type(dt: &Datatype, path: &str, depth: u32) -> Result<(), Wr
     let fits = |offset: u16, precision: u16| {
         precision > 0 && u64::from(offset) + u64::from(precision) <= bits
     };
+    let misfit = |offset: u16, precision: u16| {
+        let msg = format!(
+            "bit offset {offset} and precision {precision} do not fit in {} bytes",
+            dt.size
+        );
+        Err(WriteError::new(path, "datatype", msg))
+    };
     match &dt.class {
         DatatypeClass::FixedPoint {
             bit_offset,
@@ -1332,13 +1339,7 @@ pub(crate) fn check_type(dt: &Datatype, path: &str, depth: u32) -> Result<(), Wr
             bit_offset,
             precision,
             ..
-        } if !fits(*bit_offset, *precision) => bad(
-            "datatype",
-            format!(
-                "bit offset {bit_offset} and precision {precision} do not fit in {} bytes",
-                dt.size
-            ),
-        ),
+        } if !fits(*bit_offset, *precision) => misfit(*bit_offset, *precision),
         DatatypeClass::Time { precision, .. } if !fits(0, *precision) => bad(
             "datatype",
             format!("precision {precision} does not fit in {} bytes", dt.size),
@@ -1358,13 +1359,7 @@ pub(crate) fn check_type(dt: &Datatype, path: &str, depth: u32) -> Result<(), Wr
                 return bad("datatype", "reserved float normalization".into());
             }
             if !fits(*bit_offset, *precision) {
-                return bad(
-                    "datatype",
-                    format!(
-                        "bit offset {bit_offset} and precision {precision} do not fit in {} bytes",
-                        dt.size
-                    ),
-                );
+                return misfit(*bit_offset, *precision);
             }
             // H5Tset_fields: every field inside the precision, the
             // exponent and mantissa apart, the sign in neither.
@@ -1490,6 +1485,100 @@ pub(crate) fn check_dataset(ds: &Dataset, path: &str) -> Result<(), WriteError> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The shared check refuses exactly the types libhdf5 refuses to
+    /// build, on the damaged shapes the review found (and healthy ones).
+    #[test]
+    fn check_type_refuses_what_build_refuses() {
+        use crate::format::message::datatype::CompoundMember;
+        let int = |size: u32, bit_offset: u16, precision: u16| Datatype {
+            version: 1,
+            size,
+            class: DatatypeClass::FixedPoint {
+                order: ByteOrder::LittleEndian,
+                lo_pad: false,
+                hi_pad: false,
+                signed: true,
+                bit_offset,
+                precision,
+            },
+        };
+        let string = |padding, charset| Datatype {
+            version: 1,
+            size: 11,
+            class: DatatypeClass::String { padding, charset },
+        };
+        let compound = |b_offset: u64| Datatype {
+            version: 1,
+            size: 16,
+            class: DatatypeClass::Compound {
+                members: vec![
+                    CompoundMember {
+                        name: "a".into(),
+                        offset: 0,
+                        datatype: int(4, 0, 32),
+                    },
+                    CompoundMember {
+                        name: "b".into(),
+                        offset: b_offset,
+                        datatype: int(8, 0, 64),
+                    },
+                ],
+            },
+        };
+        let array = |size: u32| Datatype {
+            version: 1,
+            size,
+            class: DatatypeClass::Array {
+                dims: vec![3],
+                base: Box::new(int(4, 0, 32)),
+            },
+        };
+        let cases = [
+            (int(4, 0, 32), true),
+            (int(4, 8, 16), true),
+            (int(4, 0, 288), false),
+            (int(4, 16, 32), false),
+            (string(StringPadding::NullPad, CharacterSet::Ascii), true),
+            (
+                string(StringPadding::NullPad, CharacterSet::Reserved(5)),
+                false,
+            ),
+            (
+                string(StringPadding::Reserved(5), CharacterSet::Ascii),
+                false,
+            ),
+            (compound(8), true),
+            (compound(12), false),
+            (compound(2), false),
+            (array(12), true),
+            (array(16), false),
+        ];
+        for (t, ok) in cases {
+            let checked = check_type(&t, "/t", 0);
+            assert_eq!(checked.is_ok(), ok, "{t:?}: {checked:?}");
+            let built = build(&t, "/t", 0);
+            assert_eq!(
+                built.is_ok(),
+                ok,
+                "{t:?}: libhdf5 builds it: {}",
+                built.is_ok()
+            );
+        }
+    }
+
+    #[test]
+    fn check_space_refuses_a_maximum_below_the_size() {
+        let space = |max: u64| Dataspace {
+            version: 1,
+            kind: crate::format::message::dataspace::DataspaceKind::Simple,
+            dims: vec![100],
+            max_dims: Some(vec![max]),
+        };
+        assert!(check_space(&space(50), "/d").is_err());
+        assert!(check_space(&space(100), "/d").is_ok());
+        assert!(check_space(&space(u64::MAX), "/d").is_ok());
+    }
 
     /// Symbols are looked up in the object holding our libhdf5 only: its
     /// own functions resolve there (not through a global look-up, which
