@@ -1053,7 +1053,14 @@ fn salvage_object(
             }
         }
     }
-    if let Err(e) = w.object_times(dest, o.times) {
+    // Times from a header failing its checksum are unverified bytes
+    // (principle 1): the output's object keeps none.
+    if o.header_checksum_failed() {
+        if o.times.is_some() {
+            out.notes
+                .push("header times not kept: the object header fails its checksum".into());
+        }
+    } else if let Err(e) = w.object_times(dest, o.times) {
         out.notes.push(format!("header times not kept: {e}"));
     }
     if !has_reference_attributes(o) {

@@ -84,6 +84,28 @@ impl fmt::Display for WriteError {
 
 impl std::error::Error for WriteError {}
 
+/// The flags a filter is written with, and the note saying why they
+/// changed: a filter this libhdf5 cannot apply (`H5Zfilter_avail`), marked
+/// mandatory, is recorded as optional, so that its chunks, copied as
+/// stored, stay readable where it is available. Both backends write it
+/// so (spec IV.A.2.l, flags bit 0).
+pub(crate) fn filter_flags(
+    f: &crate::format::message::filter_pipeline::Filter,
+    path: &str,
+) -> (u16, Option<String>) {
+    let avail = locked(|| unsafe { hdf5_sys::h5z::H5Zfilter_avail(i32::from(f.id)) });
+    if avail > 0 || f.flags & FLAG_OPTIONAL != 0 {
+        return (f.flags, None);
+    }
+    (
+        f.flags | FLAG_OPTIONAL,
+        Some(format!(
+            "{path}: filter {} is not available here; recorded as optional",
+            f.describe()
+        )),
+    )
+}
+
 /// One output file being built.
 pub struct Writer {
     file: Option<Hid>,
@@ -1414,6 +1436,8 @@ impl Writer {
         attrs: CreationOrder,
         committed: Option<u64>,
     ) -> Result<(), WriteError> {
+        // What libhdf5 cannot create, neither backend creates.
+        types::check_dataset(ds, path)?;
         if let Some(n) = self.native.as_mut() {
             check_path(path)?;
             return n.create_dataset(path, ds, fill_heap, attrs, committed);
@@ -1494,15 +1518,9 @@ impl Writer {
         if let Some(p) = &ds.filters {
             for f in &p.filters {
                 let id = i32::from(f.id);
-                let avail = locked(|| unsafe { hdf5_sys::h5z::H5Zfilter_avail(id) });
-                let mut flags = u32::from(f.flags);
-                if avail <= 0 && flags & u32::from(FLAG_OPTIONAL) == 0 {
-                    flags |= u32::from(FLAG_OPTIONAL);
-                    self.notes.push(format!(
-                        "{path}: filter {} is not available here; recorded as optional",
-                        f.describe()
-                    ));
-                }
+                let (flags, note) = filter_flags(f, path);
+                let flags = u32::from(flags);
+                self.notes.extend(note);
                 let mut cd = f.client_data.as_slice();
                 // libhdf5's deflate filter refuses, on every read, a level
                 // other than one value 0-9 (H5Z_filter_deflate), so a
@@ -1719,6 +1737,10 @@ impl Writer {
         heap: &HeapValues,
         committed: Option<u64>,
     ) -> Result<(), WriteError> {
+        // What libhdf5 cannot create, neither backend creates.
+        let where_ = format!("{path} @{name}");
+        types::check_type(datatype, &where_, 0)?;
+        types::check_space(dataspace, &where_)?;
         if let Some(n) = self.native.as_mut() {
             check_path(path)?;
             return n.attribute(
@@ -1726,7 +1748,6 @@ impl Writer {
             );
         }
         check_path(path)?;
-        let where_ = format!("{path} @{name}");
         let n = Self::elements(dataspace, &where_)?;
         let size = usize::try_from(datatype.size)
             .map_err(|_| WriteError::new(&where_, "datatype", "size too large"))?;
@@ -2367,6 +2388,22 @@ mod tests {
                     &[],
                     &HeapValues::default(),
                     None,
+                )
+                .expect_err("refused");
+            // Refused before anything is built (`types::check_type`).
+            assert!(e.message.contains("declared size 0"), "{e}");
+        }
+        // The buffer's own guard, for a type that reaches it.
+        for n in [1000, 1] {
+            let e = w
+                .with_buffer(
+                    "/ @r",
+                    &lying,
+                    n,
+                    &[],
+                    &HeapValues::default(),
+                    |_, _| 0,
+                    "test",
                 )
                 .expect_err("refused");
             assert!(e.message.contains("0 bytes given for"), "{e}");

@@ -28,11 +28,14 @@ use hdf5_sys::{h5d, h5p, h5s};
 
 use super::h5::{check, cstr, hid, locked, select_hyperslab, Hid, Kind};
 use super::{HeapValues, RegionValue, VlenSlot, WriteError};
+use crate::format::message::data_layout::LayoutClass;
+use crate::format::message::dataspace::Dataspace;
 use crate::format::message::datatype::{
     ByteOrder, CharacterSet, CompoundMember, Datatype, DatatypeClass, Normalization, ReferenceKind,
     StringPadding, VlenKind, MAX_DEPTH,
 };
 use crate::format::selection::Selection;
+use crate::inventory::Dataset;
 
 /// Old-style reference kinds for `H5Rcreate`: `H5R_OBJECT` and
 /// `H5R_DATASET_REGION` (0 and 1 in every HDF5 version; hdf5-sys names the
@@ -1302,9 +1305,280 @@ pub(super) fn select(sid: hid_t, selection: &Selection, path: &str) -> Result<()
     Ok(())
 }
 
+/// What libhdf5 cannot represent of a parsed datatype, checked before
+/// either backend writes anything of it: the libhdf5 backend would fail
+/// building it (or libhdf5 would fail decoding it), and the native writer
+/// must refuse the same types with the same words, so that both record the
+/// same loss. Pure: no libhdf5 call. Spec IV.A.2.d (field ranges of each
+/// class).
+pub(crate) fn check_type(dt: &Datatype, path: &str, depth: u32) -> Result<(), WriteError> {
+    if depth > MAX_DEPTH {
+        return Err(too_deep(path));
+    }
+    let bits = u64::from(dt.size) * 8;
+    let bad = |what: &str, msg: String| Err(WriteError::new(path, what, msg));
+    // H5Tset_precision / H5Tset_offset: a positive precision that fits,
+    // with the offset, in the declared size.
+    let fits = |offset: u16, precision: u16| {
+        precision > 0 && u64::from(offset) + u64::from(precision) <= bits
+    };
+    let misfit = |offset: u16, precision: u16| {
+        let msg = format!(
+            "bit offset {offset} and precision {precision} do not fit in {} bytes",
+            dt.size
+        );
+        Err(WriteError::new(path, "datatype", msg))
+    };
+    match &dt.class {
+        DatatypeClass::FixedPoint {
+            bit_offset,
+            precision,
+            ..
+        }
+        | DatatypeClass::Bitfield {
+            bit_offset,
+            precision,
+            ..
+        } if !fits(*bit_offset, *precision) => misfit(*bit_offset, *precision),
+        DatatypeClass::Time { precision, .. } if !fits(0, *precision) => bad(
+            "datatype",
+            format!("precision {precision} does not fit in {} bytes", dt.size),
+        ),
+        DatatypeClass::FloatingPoint {
+            normalization,
+            sign_location,
+            bit_offset,
+            precision,
+            exponent_location,
+            exponent_size,
+            mantissa_location,
+            mantissa_size,
+            ..
+        } => {
+            if matches!(normalization, Normalization::Reserved) {
+                return bad("datatype", "reserved float normalization".into());
+            }
+            if !fits(*bit_offset, *precision) {
+                return misfit(*bit_offset, *precision);
+            }
+            // H5Tset_fields: every field inside the precision, the
+            // exponent and mantissa apart, the sign in neither.
+            let p = u32::from(*precision);
+            let (s, e, m) = (
+                u32::from(*sign_location),
+                (u32::from(*exponent_location), u32::from(*exponent_size)),
+                (u32::from(*mantissa_location), u32::from(*mantissa_size)),
+            );
+            let inside = |f: (u32, u32), b: u32| b >= f.0 && b < f.0 + f.1;
+            let apart = e.0 + e.1 <= m.0 || m.0 + m.1 <= e.0;
+            if s >= p || e.0 + e.1 > p || m.0 + m.1 > p || !apart || inside(e, s) || inside(m, s) {
+                return bad(
+                    "datatype",
+                    format!(
+                        "float fields (sign {s}, exponent {}+{}, mantissa {}+{}) do not fit \
+                         precision {p}",
+                        e.0, e.1, m.0, m.1
+                    ),
+                );
+            }
+            Ok(())
+        }
+        DatatypeClass::String { padding, charset }
+        | DatatypeClass::VariableLength {
+            kind: VlenKind::String,
+            padding,
+            charset,
+            ..
+        } => {
+            strpad_of(*padding, path)?;
+            cset_of(*charset, path)?;
+            Ok(())
+        }
+        DatatypeClass::Compound { members } => {
+            compound_layout(dt, members, path, depth)?;
+            // H5Tinsert: members may not overlap.
+            let mut spans: Vec<(u64, u64)> = members
+                .iter()
+                .map(|m| {
+                    (
+                        m.offset,
+                        m.offset.saturating_add(u64::from(m.datatype.size)),
+                    )
+                })
+                .collect();
+            spans.sort_unstable();
+            if spans.windows(2).any(|w| w[1].0 < w[0].1) {
+                return bad("compound datatype", "members overlap".into());
+            }
+            members
+                .iter()
+                .try_for_each(|m| check_type(&m.datatype, path, depth + 1))
+        }
+        DatatypeClass::Array { dims, base } => {
+            check_type(base, path, depth + 1)?;
+            let n = dims.iter().try_fold(u64::from(base.size), |acc, d| {
+                acc.checked_mul(u64::from(*d))
+            });
+            if n != Some(u64::from(dt.size)) {
+                return bad(
+                    "array datatype",
+                    format!(
+                        "declared size {} is not {dims:?} elements of {} bytes",
+                        dt.size, base.size
+                    ),
+                );
+            }
+            Ok(())
+        }
+        DatatypeClass::Enumeration { base, .. }
+        | DatatypeClass::VariableLength { base, .. }
+        | DatatypeClass::Complex { base, .. } => check_type(base, path, depth + 1),
+        _ => Ok(()),
+    }
+}
+
+/// A dataspace libhdf5 creates (H5Screate_simple): every maximum at least
+/// its size (or unlimited). Spec IV.A.2.b.
+pub(crate) fn check_space(ds: &Dataspace, path: &str) -> Result<(), WriteError> {
+    let Some(max) = &ds.max_dims else {
+        return Ok(());
+    };
+    match ds
+        .dims
+        .iter()
+        .zip(max)
+        .find(|(d, m)| **m != u64::MAX && m < d)
+    {
+        Some((d, m)) => Err(WriteError::new(
+            path,
+            "dataspace",
+            format!("maximum dimension {m} below size {d}"),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Largest chunk libhdf5 creates, in bytes ("chunk size must be < 4GB").
+const MAX_CHUNK_BYTES: u64 = 0xffff_ffff;
+
+/// A dataset libhdf5 creates: its datatype, dataspace and chunk size in
+/// bytes (spec IV.A.2.i, chunk dimensions). Both backends ask it before
+/// creating a dataset (`Writer::create_dataset`).
+pub(crate) fn check_dataset(ds: &Dataset, path: &str) -> Result<(), WriteError> {
+    check_type(&ds.datatype, path, 0)?;
+    check_space(&ds.dataspace, path)?;
+    if let LayoutClass::Chunked { dims, .. } = &ds.layout.class {
+        let bytes = dims
+            .iter()
+            .try_fold(u64::from(ds.datatype.size), |a, d| a.checked_mul(*d));
+        if bytes.is_none_or(|b| b > MAX_CHUNK_BYTES) {
+            return Err(WriteError::new(
+                path,
+                "chunked layout",
+                format!("chunk dimensions {dims:?}: one chunk is 4 GiB or more"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The shared check refuses exactly the types libhdf5 refuses to
+    /// build, on the damaged shapes the review found (and healthy ones).
+    #[test]
+    fn check_type_refuses_what_build_refuses() {
+        use crate::format::message::datatype::CompoundMember;
+        let int = |size: u32, bit_offset: u16, precision: u16| Datatype {
+            version: 1,
+            size,
+            class: DatatypeClass::FixedPoint {
+                order: ByteOrder::LittleEndian,
+                lo_pad: false,
+                hi_pad: false,
+                signed: true,
+                bit_offset,
+                precision,
+            },
+        };
+        let string = |padding, charset| Datatype {
+            version: 1,
+            size: 11,
+            class: DatatypeClass::String { padding, charset },
+        };
+        let compound = |b_offset: u64| Datatype {
+            version: 1,
+            size: 16,
+            class: DatatypeClass::Compound {
+                members: vec![
+                    CompoundMember {
+                        name: "a".into(),
+                        offset: 0,
+                        datatype: int(4, 0, 32),
+                    },
+                    CompoundMember {
+                        name: "b".into(),
+                        offset: b_offset,
+                        datatype: int(8, 0, 64),
+                    },
+                ],
+            },
+        };
+        let array = |size: u32| Datatype {
+            version: 1,
+            size,
+            class: DatatypeClass::Array {
+                dims: vec![3],
+                base: Box::new(int(4, 0, 32)),
+            },
+        };
+        let cases = [
+            (int(4, 0, 32), true),
+            (int(4, 8, 16), true),
+            (int(4, 0, 288), false),
+            (int(4, 16, 32), false),
+            (string(StringPadding::NullPad, CharacterSet::Ascii), true),
+            (
+                string(StringPadding::NullPad, CharacterSet::Reserved(5)),
+                false,
+            ),
+            (
+                string(StringPadding::Reserved(5), CharacterSet::Ascii),
+                false,
+            ),
+            (compound(8), true),
+            (compound(12), false),
+            (compound(2), false),
+            (array(12), true),
+            (array(16), false),
+        ];
+        for (t, ok) in cases {
+            let checked = check_type(&t, "/t", 0);
+            assert_eq!(checked.is_ok(), ok, "{t:?}: {checked:?}");
+            let built = build(&t, "/t", 0);
+            assert_eq!(
+                built.is_ok(),
+                ok,
+                "{t:?}: libhdf5 builds it: {}",
+                built.is_ok()
+            );
+        }
+    }
+
+    #[test]
+    fn check_space_refuses_a_maximum_below_the_size() {
+        let space = |max: u64| Dataspace {
+            version: 1,
+            kind: crate::format::message::dataspace::DataspaceKind::Simple,
+            dims: vec![100],
+            max_dims: Some(vec![max]),
+        };
+        assert!(check_space(&space(50), "/d").is_err());
+        assert!(check_space(&space(100), "/d").is_ok());
+        assert!(check_space(&space(u64::MAX), "/d").is_ok());
+    }
 
     /// Symbols are looked up in the object holding our libhdf5 only: its
     /// own functions resolve there (not through a global look-up, which

@@ -9,7 +9,7 @@ order of attributes and group members (creation order where the source
 tracks it), the kind of every link (soft and external ones with their
 targets), and for datasets the same dtype, shape,
 maxshape, layout, chunks, filters (compression, options, shuffle,
-fletcher32), fill value and data. A dataset or attribute whose datatype is
+fletcher32), space allocation time, fill write time, fill value and data. A dataset or attribute whose datatype is
 a committed (named) datatype must refer to the committed datatype at the
 same path in OUT (not carry a copy), and one with a copy must not. Fixed-size data is compared byte for byte
 (tobytes); variable-length and reference data element by element (references
@@ -293,6 +293,12 @@ def main():
         cx, cy = x.id.get_create_plist(), y.id.get_create_plist()
         if cx.get_layout() != cy.get_layout():
             err(path, f"layout {cx.get_layout()} vs {cy.get_layout()}")
+        # Space allocation time and fill write time decide what unwritten
+        # parts read as (early allocation with filters fills every chunk).
+        for what, get in (("allocation time", "get_alloc_time"), ("fill time", "get_fill_time")):
+            vx, vy = getattr(cx, get)(), getattr(cy, get)()
+            if vx != vy:
+                err(path, f"{what} {vx} vs {vy}")
         if cx.fill_value_defined() != cy.fill_value_defined():
             err(path, f"fill value defined {cx.fill_value_defined()} vs {cy.fill_value_defined()}")
         if isinstance(prop(x, "dtype"), np.dtype) and not has_objects(x.dtype):

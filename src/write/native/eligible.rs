@@ -214,6 +214,23 @@ fn dataset_supported(ds: &Dataset, types: &mut Built) -> Result<(), String> {
             _ => {}
         }
     }
+    // Chunks libhdf5 allocates and fills at creation are stored by the
+    // native writer too (`super::early_fill`), within bounds.
+    if let (Some(_), LayoutClass::Chunked { dims, .. }) = (super::early_fill(ds), &ds.layout.class)
+    {
+        let chunks = ds
+            .dataspace
+            .dims
+            .iter()
+            .zip(dims)
+            .try_fold(1u64, |a, (n, c)| a.checked_mul(n.div_ceil(*c)));
+        let bytes = chunks.and_then(|k| k.checked_mul(ds.chunk_bytes(dims)?));
+        if chunks.is_none_or(|k| k > super::MAX_EARLY_CHUNKS)
+            || bytes.is_none_or(|b| b > super::MAX_EARLY_FILL)
+        {
+            return Err("too many early-allocated fill chunks".into());
+        }
+    }
     if let Some(p) = &ds.filters {
         if p.filters.len() > 32 {
             return Err("filters".into());

@@ -361,16 +361,15 @@ pub fn dataspace(s: &Dataspace, out: &mut Vec<u8>) -> Result<(), Unencodable> {
     Ok(())
 }
 
-/// Fill value message version 3 (spec IV.A.2.f). `compact` datasets are
-/// always allocated early.
-pub fn fill_value(f: &FillValue, size: u32, compact: bool, out: &mut Vec<u8>) {
-    let alloc = if compact {
-        1
-    } else {
-        match f.space_allocation_time {
-            a @ 1..=3 => a,
-            _ => 2,
-        }
+/// Fill value message version 3 (spec IV.A.2.f). Compact datasets are
+/// always allocated early; an undefined allocation time (0, damaged) is
+/// libhdf5's default for the layout (H5D_ALLOC_TIME_DEFAULT), as the
+/// libhdf5 backend gets it.
+pub fn fill_value(f: &FillValue, size: u32, layout: &super::LayoutKind, out: &mut Vec<u8>) {
+    let alloc = match (layout, f.space_allocation_time) {
+        (super::LayoutKind::Compact, _) => 1,
+        (_, a @ 1..=3) => a,
+        _ => default_alloc(layout),
     };
     let write = f.fill_write_time.min(2);
     let value = f
@@ -395,12 +394,17 @@ pub fn fill_value(f: &FillValue, size: u32, compact: bool, out: &mut Vec<u8>) {
 /// set; allocation early for compact, incremental for chunked, late for
 /// contiguous data).
 pub fn default_fill(layout: &super::LayoutKind, out: &mut Vec<u8>) {
-    let alloc: u8 = match layout {
+    out.extend_from_slice(&[3, default_alloc(layout) | 2 << 2]);
+}
+
+/// libhdf5's default allocation time for a layout: early (1) for compact,
+/// late (2) for contiguous, incremental (3) for chunked.
+fn default_alloc(layout: &super::LayoutKind) -> u8 {
+    match layout {
         super::LayoutKind::Compact => 1,
         super::LayoutKind::Contiguous => 2,
         super::LayoutKind::Chunked(_) => 3,
-    };
-    out.extend_from_slice(&[3, alloc | 2 << 2]);
+    }
 }
 
 /// Filter pipeline message version 2 (spec IV.A.2.l).

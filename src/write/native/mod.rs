@@ -198,6 +198,10 @@ struct Ds {
     records: Vec<u8>,
     class: LayoutKind,
     data: Data,
+    /// Chunks libhdf5 would have allocated and filled at creation
+    /// ([`early_fill`]): one element's fill bytes and the filter mask the
+    /// unwritten chunks are stored with.
+    early_fill: Option<(Box<[u8]>, u32)>,
 }
 
 impl Ds {
@@ -211,6 +215,7 @@ impl Ds {
             records: Vec::new(),
             class: LayoutKind::Compact,
             data: Data::None,
+            early_fill: None,
         }
     }
 }
@@ -882,16 +887,23 @@ impl NativeWriter {
         let s = encode::begin(encode::MSG_DATATYPE, encode::FLAG_CONSTANT, &mut r);
         encode::datatype(t, &mut r).map_err(&err)?;
         encode::end(s, &mut r).map_err(&err)?;
-        let compact = class == LayoutKind::Compact;
         let s = encode::begin(encode::MSG_FILL_VALUE, encode::FLAG_CONSTANT, &mut r);
         match &ds.fill_value {
-            Some(f) => encode::fill_value(f, t.size, compact, &mut r),
+            Some(f) => encode::fill_value(f, t.size, &class, &mut r),
             None => encode::default_fill(&class, &mut r),
         }
         encode::end(s, &mut r).map_err(&err)?;
         if let Some(p) = ds.filters.as_ref().filter(|p| !p.filters.is_empty()) {
             let s = encode::begin(encode::MSG_FILTERS, encode::FLAG_CONSTANT, &mut r);
-            encode::filters(p, &mut r).map_err(&err)?;
+            // As the libhdf5 backend: an unavailable mandatory filter is
+            // recorded as optional, with its note.
+            let mut p = p.clone();
+            for f in &mut p.filters {
+                let (flags, note) = super::filter_flags(f, path);
+                f.flags = flags;
+                self.notes.extend(note);
+            }
+            encode::filters(&p, &mut r).map_err(&err)?;
             encode::end(s, &mut r).map_err(&err)?;
         }
         r.shrink_to_fit();
@@ -913,6 +925,7 @@ impl NativeWriter {
             records: r,
             class,
             data,
+            early_fill: early_fill(ds),
         };
         self.add_object(
             path,
@@ -1199,6 +1212,56 @@ impl NativeWriter {
         }
     }
 
+    /// Stores every chunk of the extent `dims` (chunks of `chunk`
+    /// elements) that `offs` lacks, each one `fill` repeated, unfiltered
+    /// (`mask`: every filter skipped, spec IV.A.2.i / III.A.1 chunk filter
+    /// mask), as libhdf5 allocates and fills them at creation
+    /// ([`early_fill`]). The fill value is the input's: nothing invented.
+    fn fill_unwritten(
+        &mut self,
+        dims: &[u64],
+        chunk: &[u64],
+        fill: &[u8],
+        mask: u32,
+        offs: &mut Vec<u64>,
+        meta: &mut Vec<(u64, u32, u32)>,
+    ) -> Result<(), WriteError> {
+        let rank = chunk.len();
+        if rank == 0 || dims.len() != rank || dims.contains(&0) {
+            return Ok(());
+        }
+        let elems = chunk.iter().try_fold(1u64, |a, c| a.checked_mul(*c));
+        let bytes = elems
+            .and_then(|n| n.checked_mul(fill.len() as u64))
+            .and_then(|b| u32::try_from(b).ok())
+            .ok_or_else(|| WriteError::new(&self.shown, "fill chunk", "chunk too large"))?;
+        let buf: Vec<u8> = fill.iter().copied().cycle().take(bytes as usize).collect();
+        let written: std::collections::HashSet<&[u64]> = offs.chunks(rank).collect();
+        let mut missing = Vec::new();
+        let mut at = vec![0u64; rank];
+        'grid: loop {
+            if !written.contains(at.as_slice()) {
+                missing.extend_from_slice(&at);
+            }
+            // Next chunk offset, last dimension fastest.
+            for i in (0..rank).rev() {
+                at[i] += chunk[i];
+                if at[i] < dims[i] {
+                    continue 'grid;
+                }
+                at[i] = 0;
+            }
+            break;
+        }
+        drop(written);
+        for _ in missing.chunks(rank) {
+            let address = self.append(&buf)?;
+            meta.push((address, bytes, mask));
+        }
+        offs.extend_from_slice(&missing);
+        Ok(())
+    }
+
     /// The layout record of dataset `d`, its held data written (heap
     /// collections have their addresses now) and its chunk index built.
     fn finish_layout(&mut self, d: &mut Ds, heaps: &[u64]) -> Result<Vec<u8>, WriteError> {
@@ -1237,9 +1300,17 @@ impl NativeWriter {
                 size: full,
             }),
             (LayoutKind::Chunked(dims), data) => {
-                let btree = match data {
-                    Data::Chunks(offs, meta) => self.chunk_btree(&offs, &meta, dims, d.elem)?,
-                    _ => UNDEFINED,
+                let (mut offs, mut meta) = match data {
+                    Data::Chunks(offs, meta) => (offs, meta),
+                    _ => (Vec::new(), Vec::new()),
+                };
+                if let Some((fill, mask)) = &d.early_fill {
+                    self.fill_unwritten(&d.dims, dims, fill, *mask, &mut offs, &mut meta)?;
+                }
+                let btree = if meta.is_empty() {
+                    UNDEFINED
+                } else {
+                    self.chunk_btree(&offs, &meta, dims, d.elem)?
                 };
                 layout(encode::Layout::Chunked {
                     dims,
@@ -1412,6 +1483,43 @@ fn unwritten_fill(ds: &Dataset, compact: bool) -> Option<Box<[u8]>> {
     }
     let v = f.value.as_ref()?;
     (!v.is_empty() && v.len() == ds.datatype.size as usize).then(|| v.clone().into_boxed_slice())
+}
+
+/// Most bytes of fill chunks the native writer stores for one dataset
+/// ([`early_fill`]); above it the input goes to the libhdf5 backend
+/// (`eligible::supports`).
+pub(crate) const MAX_EARLY_FILL: u64 = 1 << 30;
+/// Most fill chunks stored for one dataset (their index entries are held).
+pub(crate) const MAX_EARLY_CHUNKS: u64 = 1 << 20;
+
+/// A chunked dataset with filters, space allocated early and fill time
+/// "never": libhdf5 allocates every chunk at creation and, filters
+/// present, fills each with the fill value (zeros if none is defined)
+/// whatever the fill time (H5D__chunk_allocate), so unwritten chunks read
+/// as the fill value there. The native writer stores the same values in
+/// the chunks nothing was written to ([`NativeWriter::fill_unwritten`]):
+/// one element's fill bytes, and the filter mask skipping every filter.
+/// `None` for every other dataset (unwritten chunks then read the same
+/// unallocated).
+pub(crate) fn early_fill(ds: &Dataset) -> Option<(Box<[u8]>, u32)> {
+    use crate::format::message::fill_value::{alloc_time, write_time};
+    let f = ds.fill_value.as_ref()?;
+    let n = ds.filters.as_ref().map_or(0, |p| p.filters.len());
+    if !matches!(ds.layout.class, LayoutClass::Chunked { .. })
+        || n == 0
+        || n > 32
+        || f.space_allocation_time != alloc_time::EARLY
+        || f.fill_write_time != write_time::NEVER
+    {
+        return None;
+    }
+    let size = ds.datatype.size as usize;
+    let fill = match &f.value {
+        Some(v) if v.len() == size => v.clone(),
+        _ => vec![0; size],
+    };
+    let mask = if n == 32 { u32::MAX } else { (1u32 << n) - 1 };
+    Some((fill.into_boxed_slice(), mask))
 }
 
 /// Writes the heap IDs (collection address, object index) of `patches`
