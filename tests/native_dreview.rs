@@ -42,9 +42,7 @@ fn salvage(input: &Path, out: &Path, libhdf5: bool) -> Run {
     let report = serde_json::from_slice::<serde_json::Value>(&o.stdout)
         .ok()
         .map(|mut v| {
-            if let Some(m) = v.as_object_mut() {
-                m.remove("output");
-            }
+            common::comparable_report(&mut v);
             v
         });
     Run {

@@ -243,3 +243,19 @@ pub fn worker(dir: &Path, libver: &str, configs: u32, start: u32) -> PathBuf {
     ]);
     out
 }
+
+/// A `--json` report of a salvage made comparable between the two writers:
+/// without its output path and without the one note only the libhdf5
+/// backend gives (it cannot write the input's header times; the native
+/// writer keeps them).
+pub fn comparable_report(v: &mut Value) {
+    if let Some(o) = v.as_object_mut() {
+        o.remove("output");
+        if let Some(Value::Array(notes)) = o.get_mut("notes") {
+            notes.retain(|n| {
+                !n.as_str()
+                    .is_some_and(|n| n.starts_with("header times of "))
+            });
+        }
+    }
+}

@@ -75,34 +75,12 @@ pub fn supports_file(inv: &Inventory) -> Result<(), String> {
 }
 
 /// The checks of [`supports`] on one object; `types` remembers the
-/// datatypes and filters already asked about.
+/// datatypes already asked about.
 pub fn supports_object(o: &Object, types: &mut Built) -> Result<(), String> {
     if o.path.rsplit('/').next().map_or(0, str::len) > MAX_LINK_TEXT {
         return Err(format!("{}: link name too long", o.path));
     }
     object_supported(o, types).map_err(|e| format!("{}: {e}", o.path))
-}
-
-/// A mandatory filter libhdf5 cannot apply here is recorded as optional,
-/// with a note, by the libhdf5 backend (`Writer::create_dataset`); the
-/// native writer copies pipelines as they are, so such inputs go there.
-/// Each filter id is asked once (libhdf5 may search its plugin path).
-fn mandatory_filters_available(
-    p: &crate::format::message::filter_pipeline::FilterPipeline,
-    types: &mut Built,
-) -> Result<(), String> {
-    for f in p.filters.iter().filter(|f| !f.is_optional()) {
-        if types.filters.contains(&f.id) {
-            continue;
-        }
-        let avail =
-            crate::write::h5::locked(|| unsafe { hdf5_sys::h5z::H5Zfilter_avail(i32::from(f.id)) });
-        if avail <= 0 {
-            return Err(format!("filter {} is not available to libhdf5", f.id));
-        }
-        types.filters.push(f.id);
-    }
-    Ok(())
 }
 
 /// What salvage writes of one object: nothing of a lost one; a group, or
@@ -240,7 +218,6 @@ fn dataset_supported(ds: &Dataset, types: &mut Built) -> Result<(), String> {
         if !p.faults(0).is_empty() {
             return Err("deflate parameters".into());
         }
-        mandatory_filters_available(p, types)?;
     }
     Ok(())
 }
@@ -251,13 +228,18 @@ fn dataset_supported(ds: &Dataset, types: &mut Built) -> Result<(), String> {
 #[derive(Default)]
 pub struct Built {
     ok: Vec<Datatype>,
-    /// Mandatory filter ids libhdf5 has.
-    filters: Vec<u16>,
 }
 
 impl Built {
     fn check(&mut self, t: &Datatype) -> Result<(), String> {
         if self.ok.iter().any(|k| k == t) {
+            return Ok(());
+        }
+        // A type the writers' shared check refuses is lost the same way by
+        // both (`Writer::create_dataset`, `Writer::attribute`); a mandatory
+        // filter libhdf5 lacks is recorded optional by both
+        // (`write::filter_flags`). libhdf5 is asked about the rest.
+        if crate::write::types::check_type(t, "datatype", 0).is_err() {
             return Ok(());
         }
         crate::write::types::build(t, "datatype", 0)
