@@ -1416,10 +1416,7 @@ pub(crate) fn check_type(dt: &Datatype, path: &str, depth: u32) -> Result<(), Wr
         }
         DatatypeClass::Array { dims, base } => {
             check_type(base, path, depth + 1)?;
-            let n = dims.iter().try_fold(u64::from(base.size), |acc, d| {
-                acc.checked_mul(u64::from(*d))
-            });
-            if n != Some(u64::from(dt.size)) {
+            if !crate::format::message::datatype::array_size_agrees(dt.size, dims, base) {
                 return bad(
                     "array datatype",
                     format!(
@@ -1440,20 +1437,9 @@ pub(crate) fn check_type(dt: &Datatype, path: &str, depth: u32) -> Result<(), Wr
 /// A dataspace libhdf5 creates (H5Screate_simple): every maximum at least
 /// its size (or unlimited). Spec IV.A.2.b.
 pub(crate) fn check_space(ds: &Dataspace, path: &str) -> Result<(), WriteError> {
-    let Some(max) = &ds.max_dims else {
-        return Ok(());
-    };
-    match ds
-        .dims
-        .iter()
-        .zip(max)
-        .find(|(d, m)| **m != u64::MAX && m < d)
-    {
-        Some((d, m)) => Err(WriteError::new(
-            path,
-            "dataspace",
-            format!("maximum dimension {m} below size {d}"),
-        )),
+    // The parser's rule, stated once (`Dataspace::faults`).
+    match ds.faults(0).into_iter().next() {
+        Some(e) => Err(WriteError::new(path, "dataspace", e.kind.to_string())),
         None => Ok(()),
     }
 }

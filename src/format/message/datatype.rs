@@ -658,10 +658,7 @@ impl Datatype {
                 }
             }
             DatatypeClass::Array { dims, base } => {
-                let want = dims.iter().try_fold(u64::from(base.size), |acc, d| {
-                    acc.checked_mul(u64::from(*d))
-                });
-                if want != Some(u64::from(self.size)) {
+                if !array_size_agrees(self.size, dims, base) {
                     out.push(Error::invalid(
                         STRUCTURE,
                         at,
@@ -680,6 +677,14 @@ impl Datatype {
             _ => {}
         }
     }
+}
+
+/// Whether an array type's declared `size` is its elements' (the product
+/// of `dims` times the base size; spec IV.A.2.d, array class).
+pub fn array_size_agrees(size: u32, dims: &[u32], base: &Datatype) -> bool {
+    dims.iter().try_fold(u64::from(base.size), |acc, d| {
+        acc.checked_mul(u64::from(*d))
+    }) == Some(u64::from(size))
 }
 
 /// Reserved string padding (3-15) and character set (2-15) values.
