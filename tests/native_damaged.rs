@@ -16,7 +16,7 @@ use std::process::Command;
 use serde_json::Value;
 
 use common::{
-    bin, check_python, h5dump_reads, have_h5py, have_tool, py_script, python_timed, scan_healthy,
+    check_python, h5dump_reads, have_h5py, have_tool, py_script, python_timed, scan_healthy,
     testdata, worker,
 };
 
@@ -33,15 +33,7 @@ struct Run {
 /// `h5salvage ARGS` under `timeout`, the writer log on; `libhdf5` forces
 /// that backend.
 fn h5salvage(args: &[&std::ffi::OsStr], libhdf5: bool) -> Run {
-    let mut c = Command::new("timeout");
-    c.arg(LIMIT).arg(bin()).args(args);
-    c.env("H5SALVAGE_WRITER_LOG", "1");
-    if libhdf5 {
-        c.env("H5SALVAGE_WRITER", "libhdf5");
-    } else {
-        c.env_remove("H5SALVAGE_WRITER");
-    }
-    let o = c.output().expect("h5salvage");
+    let o = common::h5salvage_with_writer(args, libhdf5);
     Run {
         code: o.status.code(),
         stdout: String::from_utf8_lossy(&o.stdout).into_owned(),

@@ -7,12 +7,8 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use common::{bin, have_h5py, python_timed};
-
-/// Seconds any one child may take (libhdf5 can loop on damaged files).
-const LIMIT: &str = "300";
+use common::{have_h5py, python_timed};
 
 /// One salvage run: exit code, JSON report (without the output's name),
 /// stderr (with the writer log).
@@ -25,20 +21,14 @@ struct Run {
 /// `h5salvage salvage --json INPUT -o OUT` with the native writer
 /// (`libhdf5` false) or the libhdf5 backend.
 fn salvage(input: &Path, out: &Path, libhdf5: bool) -> Run {
-    let mut c = Command::new("timeout");
-    c.arg(LIMIT)
-        .arg(bin())
-        .args(["salvage", "--json"])
-        .arg(input)
-        .arg("-o")
-        .arg(out);
-    c.env("H5SALVAGE_WRITER_LOG", "1");
-    if libhdf5 {
-        c.env("H5SALVAGE_WRITER", "libhdf5");
-    } else {
-        c.env_remove("H5SALVAGE_WRITER");
-    }
-    let o = c.output().expect("h5salvage");
+    let args: [&std::ffi::OsStr; 5] = [
+        "salvage".as_ref(),
+        "--json".as_ref(),
+        input.as_os_str(),
+        "-o".as_ref(),
+        out.as_os_str(),
+    ];
+    let o = common::h5salvage_with_writer(&args, libhdf5);
     let report = serde_json::from_slice::<serde_json::Value>(&o.stdout)
         .ok()
         .map(|mut v| {

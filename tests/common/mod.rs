@@ -259,3 +259,18 @@ pub fn comparable_report(v: &mut Value) {
         }
     }
 }
+
+/// `h5salvage ARGS` under `timeout 300` (damaged inputs: libhdf5 can
+/// loop), the writer log on (`H5SALVAGE_WRITER_LOG`); `libhdf5` forces
+/// that backend, otherwise the default choice is made.
+pub fn h5salvage_with_writer(args: &[&std::ffi::OsStr], libhdf5: bool) -> std::process::Output {
+    let mut c = Command::new("timeout");
+    c.arg("300").arg(bin()).args(args);
+    c.env("H5SALVAGE_WRITER_LOG", "1");
+    if libhdf5 {
+        c.env("H5SALVAGE_WRITER", "libhdf5");
+    } else {
+        c.env_remove("H5SALVAGE_WRITER");
+    }
+    c.output().expect("h5salvage")
+}
