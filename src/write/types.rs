@@ -1309,127 +1309,37 @@ pub(super) fn select(sid: hid_t, selection: &Selection, path: &str) -> Result<()
 /// either backend writes anything of it: the libhdf5 backend would fail
 /// building it (or libhdf5 would fail decoding it), and the native writer
 /// must refuse the same types with the same words, so that both record the
-/// same loss. Pure: no libhdf5 call. Spec IV.A.2.d (field ranges of each
-/// class).
+/// same loss. Pure: no libhdf5 call. The rules are the parser's, stated
+/// once (`Datatype::faults`, spec IV.A.2.d), so that scan calls damaged
+/// every type lost here; only the nesting limit and the memory layout of
+/// compounds (`compound_layout`) are the writers' own.
 pub(crate) fn check_type(dt: &Datatype, path: &str, depth: u32) -> Result<(), WriteError> {
     if depth > MAX_DEPTH {
         return Err(too_deep(path));
     }
-    let bits = u64::from(dt.size) * 8;
-    let bad = |what: &str, msg: String| Err(WriteError::new(path, what, msg));
-    // H5Tset_precision / H5Tset_offset: a positive precision that fits,
-    // with the offset, in the declared size.
-    let fits = |offset: u16, precision: u16| {
-        precision > 0 && u64::from(offset) + u64::from(precision) <= bits
-    };
-    let misfit = |offset: u16, precision: u16| {
-        let msg = format!(
-            "bit offset {offset} and precision {precision} do not fit in {} bytes",
-            dt.size
-        );
-        Err(WriteError::new(path, "datatype", msg))
-    };
+    if let Some(e) = dt.faults(0).into_iter().next() {
+        return Err(WriteError::new(path, "datatype", e.kind.to_string()));
+    }
+    check_layout(dt, path, depth)
+}
+
+/// The writers' own limits on a type without faults: nesting depth and
+/// the memory layout of every compound inside.
+fn check_layout(dt: &Datatype, path: &str, depth: u32) -> Result<(), WriteError> {
+    if depth > MAX_DEPTH {
+        return Err(too_deep(path));
+    }
     match &dt.class {
-        DatatypeClass::FixedPoint {
-            bit_offset,
-            precision,
-            ..
-        }
-        | DatatypeClass::Bitfield {
-            bit_offset,
-            precision,
-            ..
-        } if !fits(*bit_offset, *precision) => misfit(*bit_offset, *precision),
-        DatatypeClass::Time { precision, .. } if !fits(0, *precision) => bad(
-            "datatype",
-            format!("precision {precision} does not fit in {} bytes", dt.size),
-        ),
-        DatatypeClass::FloatingPoint {
-            normalization,
-            sign_location,
-            bit_offset,
-            precision,
-            exponent_location,
-            exponent_size,
-            mantissa_location,
-            mantissa_size,
-            ..
-        } => {
-            if matches!(normalization, Normalization::Reserved) {
-                return bad("datatype", "reserved float normalization".into());
-            }
-            if !fits(*bit_offset, *precision) {
-                return misfit(*bit_offset, *precision);
-            }
-            // H5Tset_fields: every field inside the precision, the
-            // exponent and mantissa apart, the sign in neither.
-            let p = u32::from(*precision);
-            let (s, e, m) = (
-                u32::from(*sign_location),
-                (u32::from(*exponent_location), u32::from(*exponent_size)),
-                (u32::from(*mantissa_location), u32::from(*mantissa_size)),
-            );
-            let inside = |f: (u32, u32), b: u32| b >= f.0 && b < f.0 + f.1;
-            let apart = e.0 + e.1 <= m.0 || m.0 + m.1 <= e.0;
-            if s >= p || e.0 + e.1 > p || m.0 + m.1 > p || !apart || inside(e, s) || inside(m, s) {
-                return bad(
-                    "datatype",
-                    format!(
-                        "float fields (sign {s}, exponent {}+{}, mantissa {}+{}) do not fit \
-                         precision {p}",
-                        e.0, e.1, m.0, m.1
-                    ),
-                );
-            }
-            Ok(())
-        }
-        DatatypeClass::String { padding, charset }
-        | DatatypeClass::VariableLength {
-            kind: VlenKind::String,
-            padding,
-            charset,
-            ..
-        } => {
-            strpad_of(*padding, path)?;
-            cset_of(*charset, path)?;
-            Ok(())
-        }
         DatatypeClass::Compound { members } => {
             compound_layout(dt, members, path, depth)?;
-            // H5Tinsert: members may not overlap.
-            let mut spans: Vec<(u64, u64)> = members
-                .iter()
-                .map(|m| {
-                    (
-                        m.offset,
-                        m.offset.saturating_add(u64::from(m.datatype.size)),
-                    )
-                })
-                .collect();
-            spans.sort_unstable();
-            if spans.windows(2).any(|w| w[1].0 < w[0].1) {
-                return bad("compound datatype", "members overlap".into());
-            }
             members
                 .iter()
-                .try_for_each(|m| check_type(&m.datatype, path, depth + 1))
+                .try_for_each(|m| check_layout(&m.datatype, path, depth + 1))
         }
-        DatatypeClass::Array { dims, base } => {
-            check_type(base, path, depth + 1)?;
-            if !crate::format::message::datatype::array_size_agrees(dt.size, dims, base) {
-                return bad(
-                    "array datatype",
-                    format!(
-                        "declared size {} is not {dims:?} elements of {} bytes",
-                        dt.size, base.size
-                    ),
-                );
-            }
-            Ok(())
-        }
-        DatatypeClass::Enumeration { base, .. }
+        DatatypeClass::Array { base, .. }
+        | DatatypeClass::Enumeration { base, .. }
         | DatatypeClass::VariableLength { base, .. }
-        | DatatypeClass::Complex { base, .. } => check_type(base, path, depth + 1),
+        | DatatypeClass::Complex { base, .. } => check_layout(base, path, depth + 1),
         _ => Ok(()),
     }
 }

@@ -545,33 +545,65 @@ fn array(r: &mut Reader, ctx: &Ctx) -> Result<DatatypeClass> {
     })
 }
 
-/// Bytes up to the first NUL, decoded lossily as UTF-8.
 impl Datatype {
-    /// Fields the parser reads but libhdf5 refuses (spec IV.A.2.d), at the
-    /// datatype's offset `at`: reserved string padding / character sets and
-    /// float normalization, bit offset + precision past the size (fixed- and
-    /// floating-point, bitfield), compound members past the compound's size
-    /// or overlapping another member (libhdf5's `H5T__insert` refuses both:
-    /// such a type cannot be recreated), an array whose size is not its
-    /// dimensions times its base size. Nested types are checked too.
+    /// What libhdf5 refuses of a parsed datatype (spec IV.A.2.d), at the
+    /// datatype's offset `at`: the one statement of these rules, which the
+    /// writers also apply before creating anything (`write::types::
+    /// check_type`), so that scan never calls healthy a type salvage loses.
+    /// Each rule is libhdf5's, when it decodes the message (HDF5 2.0,
+    /// `H5O__dtype_decode_helper`) or when the writers recreate the type
+    /// (`H5Tset_precision`, `H5Tset_offset`, `H5Tset_fields`, `H5Tinsert`,
+    /// `H5Tenum_insert`, `H5T_is_sensible`):
+    /// - any class: a size of 0 bytes;
+    /// - fixed-point, bitfield, time, float: a precision of 0, or bit offset
+    ///   plus precision past the size; floats also a reserved normalization
+    ///   and misplaced fields (exponent or mantissa of 0 bits, a field past the
+    ///   precision, exponent and mantissa overlapping, the sign bit in
+    ///   either);
+    /// - strings (fixed and variable-length): reserved padding and
+    ///   character sets; variable-length: reserved kinds;
+    /// - compound: no members, a member past the compound's size, members
+    ///   overlapping (libhdf5's test: a member of no bytes overlaps the
+    ///   member whose bytes hold its offset), two members of one name;
+    /// - enumeration: a size that is not its base's, no members, an empty
+    ///   name, two members of one name or one value;
+    /// - reference: reserved kinds, a revised (v4) reference whose encoding
+    ///   revision is not 1;
+    /// - array: a size that is not its dimensions times its base size;
+    /// - complex: other than homogeneous and rectangular over a float base,
+    ///   or a size that is not twice the base's.
+    ///
+    /// Nested types are checked too.
     pub fn faults(&self, at: u64) -> Vec<Error> {
         let mut out = Vec::new();
-        self.collect_faults(at, &mut out);
+        self.collect_faults(at, &mut out, 0);
         out
     }
 
-    fn collect_faults(&self, at: u64, out: &mut Vec<Error>) {
-        let bits = u64::from(self.size).saturating_mul(8);
-        let mut past = |what: &str, offset: u16, precision: u16| {
-            let end = u64::from(offset) + u64::from(precision);
-            if end > bits {
-                out.push(Error::invalid(
-                    STRUCTURE,
-                    at,
-                    format!(
-                        "{what}: bit offset {offset} + precision {precision} \
-                         past the type's {bits} bits"
-                    ),
+    fn collect_faults(&self, at: u64, out: &mut Vec<Error>, depth: u32) {
+        if depth > MAX_DEPTH {
+            // Only for types not made by the parser, which stops there.
+            out.push(Error::bad_value(
+                STRUCTURE,
+                at,
+                "datatype nesting depth",
+                u64::from(depth),
+            ));
+            return;
+        }
+        let mut invalid = |msg: String| out.push(Error::invalid(STRUCTURE, at, msg));
+        if self.size == 0 {
+            invalid(format!("{} of declared size 0", self.class_name()));
+        }
+        let bits = u64::from(self.size) * 8;
+        // H5Tset_precision / H5Tset_offset; libhdf5 2.0 decodes neither a
+        // precision of 0 nor (integers) bits past the size.
+        let mut placed = |what: &str, offset: u16, precision: u16| {
+            if precision == 0 {
+                invalid(format!("{what} of precision 0"));
+            } else if u64::from(offset) + u64::from(precision) > bits {
+                invalid(format!(
+                    "{what}: bit offset {offset} + precision {precision} past the type's {bits} bits"
                 ));
             }
         };
@@ -580,27 +612,36 @@ impl Datatype {
                 bit_offset,
                 precision,
                 ..
-            }
-            | DatatypeClass::Bitfield {
+            } => placed("integer", *bit_offset, *precision),
+            DatatypeClass::Bitfield {
                 bit_offset,
                 precision,
                 ..
-            } => {
-                let what = match self.class {
-                    DatatypeClass::Bitfield { .. } => "bitfield",
-                    _ => "integer",
-                };
-                past(what, *bit_offset, *precision)
-            }
+            } => placed("bitfield", *bit_offset, *precision),
+            DatatypeClass::Time { precision, .. } => placed("time", 0, *precision),
             DatatypeClass::FloatingPoint {
+                normalization,
+                sign_location,
                 bit_offset,
                 precision,
-                normalization,
+                exponent_location,
+                exponent_size,
+                mantissa_location,
+                mantissa_size,
                 ..
             } => {
-                past("float", *bit_offset, *precision);
+                placed("float", *bit_offset, *precision);
                 if *normalization == Normalization::Reserved {
                     out.push(Error::bad_value(STRUCTURE, at, "float normalization", 3));
+                }
+                let fields = FloatFields {
+                    precision: u32::from(*precision),
+                    sign: u32::from(*sign_location),
+                    exponent: (u32::from(*exponent_location), u32::from(*exponent_size)),
+                    mantissa: (u32::from(*mantissa_location), u32::from(*mantissa_size)),
+                };
+                if let Some(wrong) = fields.misplaced() {
+                    out.push(Error::invalid(STRUCTURE, at, wrong));
                 }
             }
             DatatypeClass::String { padding, charset } => {
@@ -622,59 +663,230 @@ impl Datatype {
                     VlenKind::String => string_faults(*padding, *charset, at, out),
                     VlenKind::Sequence => {}
                 }
-                base.collect_faults(at, out);
+                base.collect_faults(at, out, depth + 1);
             }
             DatatypeClass::Compound { members } => {
-                let mut spans: Vec<(u64, u64, &str)> = Vec::new();
+                compound_faults(self.size, members, at, out);
                 for m in members {
-                    let end = m.offset.saturating_add(u64::from(m.datatype.size));
-                    if end > u64::from(self.size) {
-                        out.push(Error::invalid(
-                            STRUCTURE,
-                            at,
-                            format!(
-                                "compound member {:?} at offset {} ({} bytes) runs past \
-                                 the compound's {} bytes",
-                                m.name, m.offset, m.datatype.size, self.size
-                            ),
-                        ));
-                    }
-                    if m.datatype.size > 0 {
-                        spans.push((m.offset, end, &m.name));
-                    }
-                    m.datatype.collect_faults(at, out);
-                }
-                spans.sort_unstable();
-                for pair in spans.windows(2) {
-                    if let [(_, end, a), (start, _, b)] = pair {
-                        if start < end {
-                            out.push(Error::invalid(
-                                STRUCTURE,
-                                at,
-                                format!("compound members {a:?} and {b:?} overlap"),
-                            ));
-                        }
-                    }
+                    m.datatype.collect_faults(at, out, depth + 1);
                 }
             }
+            DatatypeClass::Enumeration { base, members } => {
+                enumeration_faults(self.size, base, members, at, out);
+                base.collect_faults(at, out, depth + 1);
+            }
+            DatatypeClass::Reference { kind, revision } => match kind {
+                ReferenceKind::Reserved(k) => out.push(Error::bad_value(
+                    STRUCTURE,
+                    at,
+                    "reference type",
+                    u64::from(*k),
+                )),
+                // H5R_ENCODE_VERSION: the one revision libhdf5 decodes.
+                ReferenceKind::Object2
+                | ReferenceKind::DatasetRegion2
+                | ReferenceKind::Attribute
+                    if revision.is_some_and(|r| r != 1) =>
+                {
+                    out.push(Error::bad_value(
+                        STRUCTURE,
+                        at,
+                        "reference encoding revision",
+                        u64::from(revision.unwrap_or(0)),
+                    ))
+                }
+                _ => {}
+            },
             DatatypeClass::Array { dims, base } => {
                 if !array_size_agrees(self.size, dims, base) {
                     out.push(Error::invalid(
                         STRUCTURE,
                         at,
                         format!(
-                            "array type of {} bytes: dimensions {dims:?} x base size {} \
+                            "array type of declared size {}: dimensions {dims:?} x base size {} \
                              disagree",
                             self.size, base.size
                         ),
                     ));
                 }
-                base.collect_faults(at, out);
+                base.collect_faults(at, out, depth + 1);
             }
-            DatatypeClass::Enumeration { base, .. } | DatatypeClass::Complex { base, .. } => {
-                base.collect_faults(at, out)
+            DatatypeClass::Complex {
+                homogeneous,
+                form,
+                base,
+            } => {
+                // HDF5 2.0 defines the homogeneous rectangular form over a
+                // floating-point base, two parts of the base's size.
+                if !homogeneous || *form != 0 {
+                    out.push(Error::invalid(
+                        STRUCTURE,
+                        at,
+                        format!(
+                            "complex type of form {form}{}: only the homogeneous rectangular \
+                             form (0) exists",
+                            if *homogeneous {
+                                ""
+                            } else {
+                                ", not homogeneous"
+                            }
+                        ),
+                    ));
+                }
+                if !matches!(base.class, DatatypeClass::FloatingPoint { .. }) {
+                    out.push(Error::invalid(
+                        STRUCTURE,
+                        at,
+                        format!("complex type over {}: not a float", base.class_name()),
+                    ));
+                }
+                if u64::from(base.size) * 2 != u64::from(self.size) {
+                    out.push(Error::invalid(
+                        STRUCTURE,
+                        at,
+                        format!(
+                            "complex type of declared size {}: not twice its base's {}",
+                            self.size, base.size
+                        ),
+                    ));
+                }
+                base.collect_faults(at, out, depth + 1);
+            }
+            DatatypeClass::Opaque { .. } => {}
+        }
+    }
+
+    /// The class in words, for messages.
+    fn class_name(&self) -> &'static str {
+        match self.class {
+            DatatypeClass::FixedPoint { .. } => "integer",
+            DatatypeClass::FloatingPoint { .. } => "float",
+            DatatypeClass::Time { .. } => "time",
+            DatatypeClass::String { .. } => "string",
+            DatatypeClass::Bitfield { .. } => "bitfield",
+            DatatypeClass::Opaque { .. } => "opaque type",
+            DatatypeClass::Compound { .. } => "compound type",
+            DatatypeClass::Reference { .. } => "reference",
+            DatatypeClass::Enumeration { .. } => "enumeration",
+            DatatypeClass::VariableLength { .. } => "variable-length type",
+            DatatypeClass::Array { .. } => "array type",
+            DatatypeClass::Complex { .. } => "complex type",
+        }
+    }
+}
+
+/// The bit fields of a floating-point type, as `H5Tset_fields` checks them
+/// (against the precision; positions count from bit 0 of the element) and
+/// as libhdf5 2.0 decodes them (neither size may be 0, exponent and
+/// mantissa may not overlap at all).
+struct FloatFields {
+    precision: u32,
+    sign: u32,
+    /// (location, size) in bits.
+    exponent: (u32, u32),
+    mantissa: (u32, u32),
+}
+
+impl FloatFields {
+    /// What is wrong with the fields, if anything.
+    fn misplaced(&self) -> Option<String> {
+        let (p, s, (el, es), (ml, ms)) = (self.precision, self.sign, self.exponent, self.mantissa);
+        let holds = |(at, size): (u32, u32), bit: u32| bit >= at && bit < at + size;
+        let wrong = if es == 0 || ms == 0 {
+            "an exponent or mantissa of 0 bits"
+        } else if s >= p || el + es > p || ml + ms > p {
+            "a field past the precision"
+        } else if el < ml + ms && ml < el + es {
+            "exponent and mantissa overlap"
+        } else if holds(self.exponent, s) || holds(self.mantissa, s) {
+            "the sign bit inside the exponent or mantissa"
+        } else {
+            return None;
+        };
+        Some(format!(
+            "float fields (sign {s}, exponent {el}+{es}, mantissa {ml}+{ms}, precision {p}): \
+             {wrong}"
+        ))
+    }
+}
+
+/// A compound's members against its size and each other (`H5T__insert`;
+/// libhdf5 2.0 also decodes no compound without members or with two
+/// members of one name).
+fn compound_faults(size: u32, members: &[CompoundMember], at: u64, out: &mut Vec<Error>) {
+    let mut invalid = |msg: String| out.push(Error::invalid(STRUCTURE, at, msg));
+    if members.is_empty() {
+        invalid("compound type with no members".into());
+    }
+    let mut spans: Vec<(u64, std::cmp::Reverse<u64>, &str)> = Vec::with_capacity(members.len());
+    let mut names = std::collections::HashSet::with_capacity(members.len());
+    for m in members {
+        let end = m.offset.saturating_add(u64::from(m.datatype.size));
+        if end > u64::from(size) {
+            invalid(format!(
+                "compound member {:?} at offset {} ({} bytes) runs past the compound's {} bytes",
+                m.name, m.offset, m.datatype.size, size
+            ));
+        }
+        if !names.insert(m.name.as_str()) {
+            invalid(format!("compound members named {:?} twice", m.name));
+        }
+        spans.push((m.offset, std::cmp::Reverse(end), &m.name));
+    }
+    // H5T__insert: a member overlaps another when either's offset lies in
+    // the other's bytes (so one of no bytes overlaps the member holding its
+    // offset, two of no bytes never do). In offset order, longest first at
+    // one offset, a member overlaps an earlier one iff its offset is below
+    // the furthest end so far.
+    spans.sort_unstable();
+    let mut furthest: Option<(u64, &str)> = None;
+    for (start, std::cmp::Reverse(end), name) in spans {
+        match furthest {
+            Some((far, holder)) if start < far => {
+                invalid(format!("compound members {holder:?} and {name:?} overlap"));
             }
             _ => {}
+        }
+        if furthest.is_none_or(|(far, _)| end > far) {
+            furthest = Some((end, name));
+        }
+    }
+}
+
+/// An enumeration's size against its base (libhdf5 2.0 decodes no other)
+/// and its members as `H5Tenum_insert` takes them (a name, each name and
+/// each value once) and `H5T_is_sensible` (at least one member).
+fn enumeration_faults(
+    size: u32,
+    base: &Datatype,
+    members: &[EnumMember],
+    at: u64,
+    out: &mut Vec<Error>,
+) {
+    let mut invalid = |msg: String| out.push(Error::invalid(STRUCTURE, at, msg));
+    if base.size != size {
+        invalid(format!(
+            "enumeration of declared size {size} over a base of {} bytes",
+            base.size
+        ));
+    }
+    if members.is_empty() {
+        invalid("enumeration with no members".into());
+    }
+    let mut names = std::collections::HashSet::with_capacity(members.len());
+    let mut values = std::collections::HashSet::with_capacity(members.len());
+    for m in members {
+        if m.name.is_empty() {
+            invalid("enumeration member with an empty name".into());
+        } else if !names.insert(m.name.as_str()) {
+            invalid(format!("enumeration members named {:?} twice", m.name));
+        }
+        if !values.insert(m.value.as_slice()) {
+            invalid(format!(
+                "enumeration member {:?} repeats another's value {}",
+                m.name,
+                base.format_value(&m.value)
+            ));
         }
     }
 }
