@@ -1450,9 +1450,12 @@ mod tests {
             (array(12), true),
             (array(16), false),
         ];
-        for (t, ok) in cases {
+        for (t, ok) in cases.into_iter().chain(moved_rules(true)) {
             let checked = check_type(&t, "/t", 0);
             assert_eq!(checked.is_ok(), ok, "{t:?}: {checked:?}");
+            // The one statement of the rules: what the writers refuse is
+            // exactly what scan calls damaged.
+            assert_eq!(t.faults(0).is_empty(), ok, "{t:?}");
             let built = build(&t, "/t", 0);
             assert_eq!(
                 built.is_ok(),
@@ -1461,6 +1464,155 @@ mod tests {
                 built.is_ok()
             );
         }
+        // Types the linked libhdf5 builds but HDF5 2.0 does not decode, or
+        // cannot create a dataset of (`H5T_is_sensible`): refused too, with
+        // the fault's words.
+        for (t, _) in moved_rules(false) {
+            let checked = check_type(&t, "/t", 0);
+            let fault = t.faults(0);
+            let e = checked.expect_err("refused");
+            assert_eq!(e.message, fault[0].kind.to_string(), "{t:?}");
+            assert!(build(&t, "/t", 0).is_ok(), "{t:?}");
+        }
+    }
+
+    /// The rules `check_type` and `Datatype::faults` stated apart before,
+    /// one damaged type each (all refused): those the linked libhdf5
+    /// refuses to build (`built`), or those it builds but HDF5 2.0 refuses
+    /// to decode or to create a dataset of.
+    fn moved_rules(built: bool) -> Vec<(Datatype, bool)> {
+        let atomic = |class| Datatype {
+            version: 1,
+            size: 4,
+            class,
+        };
+        let float = |sign, e: (u8, u8), m: (u8, u8)| {
+            atomic(DatatypeClass::FloatingPoint {
+                order: ByteOrder::LittleEndian,
+                lo_pad: false,
+                hi_pad: false,
+                internal_pad: false,
+                normalization: Normalization::Implied,
+                sign_location: sign,
+                bit_offset: 0,
+                precision: 32,
+                exponent_location: e.0,
+                exponent_size: e.1,
+                mantissa_location: m.0,
+                mantissa_size: m.1,
+                exponent_bias: 127,
+            })
+        };
+        let time = |precision| {
+            atomic(DatatypeClass::Time {
+                order: ByteOrder::LittleEndian,
+                precision,
+            })
+        };
+        let int1 = Datatype {
+            version: 1,
+            size: 1,
+            class: DatatypeClass::FixedPoint {
+                order: ByteOrder::LittleEndian,
+                lo_pad: false,
+                hi_pad: false,
+                signed: true,
+                bit_offset: 0,
+                precision: 8,
+            },
+        };
+        let enumeration = |size, members: &[(&str, u8)]| Datatype {
+            version: 3,
+            size,
+            class: DatatypeClass::Enumeration {
+                base: Box::new(int1.clone()),
+                members: members
+                    .iter()
+                    .map(|(n, v)| crate::format::message::datatype::EnumMember {
+                        name: (*n).into(),
+                        value: vec![*v],
+                    })
+                    .collect(),
+            },
+        };
+        let i4 = |name: &str, offset| member(name, offset, int(4));
+        let float_base = float(31, (23, 8), (0, 23));
+        let mut refuse = if built {
+            vec![
+                // H5Tset_precision: a positive precision.
+                atomic(DatatypeClass::FixedPoint {
+                    order: ByteOrder::LittleEndian,
+                    lo_pad: false,
+                    hi_pad: false,
+                    signed: true,
+                    bit_offset: 0,
+                    precision: 0,
+                }),
+                time(0),
+                // Grows the type past its declared size.
+                time(40),
+                // H5Tset_fields: inside the precision, apart, the sign in
+                // neither field.
+                float(32, (23, 8), (0, 23)),
+                float(31, (22, 8), (0, 23)),
+                float(30, (23, 8), (0, 23)),
+                // H5Tset_size(0).
+                Datatype {
+                    version: 1,
+                    size: 0,
+                    class: DatatypeClass::String {
+                        padding: StringPadding::NullPad,
+                        charset: CharacterSet::Ascii,
+                    },
+                },
+                // H5Tinsert: one name per member.
+                compound(8, vec![i4("a", 0), i4("a", 4)]),
+                // H5Tenum_insert: a name, each name and value once.
+                enumeration(1, &[("A", 0), ("B", 0)]),
+                enumeration(1, &[("A", 0), ("A", 1)]),
+                enumeration(1, &[("", 0)]),
+                // The built type's size is its base's.
+                enumeration(2, &[("A", 0)]),
+                Datatype {
+                    version: 1,
+                    size: 16,
+                    class: DatatypeClass::VariableLength {
+                        kind: VlenKind::Reserved(2),
+                        padding: StringPadding::NullTerminate,
+                        charset: CharacterSet::Ascii,
+                        base: Box::new(int1.clone()),
+                    },
+                },
+                Datatype {
+                    version: 1,
+                    size: 8,
+                    class: DatatypeClass::Reference {
+                        kind: ReferenceKind::Reserved(5),
+                        revision: None,
+                    },
+                },
+                Datatype {
+                    version: 5,
+                    size: 8,
+                    class: DatatypeClass::Complex {
+                        homogeneous: false,
+                        form: 0,
+                        base: Box::new(float_base),
+                    },
+                },
+            ]
+        } else {
+            vec![
+                // H5Tset_fields takes fields of one start and of no bits;
+                // libhdf5 2.0 decodes neither.
+                float(31, (0, 8), (0, 23)),
+                float(31, (23, 0), (0, 23)),
+                // H5T_is_sensible: at least one member.
+                compound(8, vec![]),
+                enumeration(1, &[]),
+            ]
+        };
+        refuse.drain(..).map(|t| (t, false)).collect()
     }
 
     #[test]

@@ -24,6 +24,10 @@ const STRUCTURE: &str = "Datatype";
 /// Deepest nesting of datatypes accepted (compound inside array inside ...).
 pub const MAX_DEPTH: u32 = 16;
 
+/// Most faults listed for one datatype ([`Datatype::faults`]): a compound
+/// of 65535 members named alike would otherwise give 65534.
+pub const MAX_FAULTS: usize = 32;
+
 /// Largest array rank accepted (the library's `H5S_MAX_RANK`).
 pub const MAX_RANK: usize = 32;
 
@@ -574,9 +578,19 @@ impl Datatype {
     ///   or a size that is not twice the base's.
     ///
     /// Nested types are checked too.
+    /// At most [`MAX_FAULTS`] are listed, then how many more there were.
     pub fn faults(&self, at: u64) -> Vec<Error> {
         let mut out = Vec::new();
         self.collect_faults(at, &mut out, 0);
+        if out.len() > MAX_FAULTS {
+            let more = out.len() - MAX_FAULTS;
+            out.truncate(MAX_FAULTS);
+            out.push(Error::invalid(
+                STRUCTURE,
+                at,
+                format!("{more} more faults in this datatype"),
+            ));
+        }
         out
     }
 
@@ -1212,6 +1226,211 @@ mod tests {
         // String padding 14, character set 5: two faults.
         let t = parse(&header(1, 3, 0x5e, 7), 0, S).unwrap();
         assert_eq!(t.faults(0).len(), 2);
+    }
+
+    /// The faults of the datatype encoded in `v`, as text.
+    fn fault_text(v: &[u8]) -> Vec<String> {
+        let t = parse(v, 0, S).unwrap_or_else(|e| panic!("{e}"));
+        t.faults(0).iter().map(|e| e.kind.to_string()).collect()
+    }
+
+    /// Exactly one fault, whose text contains `says`.
+    fn one_fault(v: &[u8], says: &str) {
+        let f = fault_text(v);
+        assert!(f.len() == 1 && f[0].contains(says), "{says}: {f:?}");
+    }
+
+    /// A float of `size` bytes: sign bit, precision, exponent and mantissa
+    /// (location, size), normalization `norm` (bits 4-5).
+    fn float(size: u32, norm: u32, sign: u8, prec: u16, e: (u8, u8), m: (u8, u8)) -> Vec<u8> {
+        let mut v = header(1, 1, (norm << 4) | (u32::from(sign) << 8), size);
+        v.extend_from_slice(&0u16.to_le_bytes());
+        v.extend_from_slice(&prec.to_le_bytes());
+        v.extend_from_slice(&[e.0, e.1, m.0, m.1]);
+        v.extend_from_slice(&127u32.to_le_bytes());
+        v
+    }
+
+    /// A v3 compound of `size` bytes from (name, offset, member type).
+    fn compound3(size: u32, members: &[(&str, u64, Vec<u8>)]) -> Vec<u8> {
+        let mut v = header(3, 6, members.len() as u32, size);
+        for (name, offset, t) in members {
+            v.extend_from_slice(name.as_bytes());
+            v.push(0);
+            v.extend_from_slice(&offset.to_le_bytes()[..usize::from(offset_width(size))]);
+            v.extend_from_slice(t);
+        }
+        v
+    }
+
+    /// A v3 enumeration of `size` bytes over a 1-byte integer.
+    fn enum3(size: u32, members: &[(&str, u8)]) -> Vec<u8> {
+        let mut v = header(3, 8, members.len() as u32, size);
+        v.extend_from_slice(&int(1, true, false));
+        for (name, _) in members {
+            v.extend_from_slice(name.as_bytes());
+            v.push(0);
+        }
+        v.extend(members.iter().map(|(_, value)| *value));
+        v
+    }
+
+    /// The rules the writers applied alone before (`check_type`), and
+    /// libhdf5's decode and insert rules, each on one damaged encoding;
+    /// healthy encodings of the same classes have no faults.
+    #[test]
+    fn faults_name_the_rules_the_writers_apply() {
+        // Healthy: every real vector, an x87 long double (80 bits in 16
+        // bytes, no normalization), a 24-bit float (tests/py/odd_types.py).
+        let healthy = [
+            H5PY_COMPOUND_V2,
+            H5PY_COMPOUND_V5,
+            H5PY_ENUM_V1,
+            H5PY_ENUM_V5,
+            H5PY_VLEN_STR,
+            H5PY_VLEN_SEQ,
+            H5PY_F16,
+            H5PY_BE_U8,
+            H5PY_OBJREF,
+            HDF5_REF_V4,
+            H5PY_COMPLEX64,
+            H5PY_COMPLEX128_BE,
+        ];
+        for h in healthy {
+            assert_eq!(fault_text(&hex(h)), Vec::<String>::new(), "{h}");
+        }
+        assert!(fault_text(&float(16, 0, 79, 80, (64, 15), (0, 64))).is_empty());
+        assert!(fault_text(&float(3, 2, 23, 24, (16, 7), (0, 16))).is_empty());
+        // Touching exponent and mantissa, sign just above: fine.
+        assert!(fault_text(&float(4, 2, 31, 32, (23, 8), (0, 23))).is_empty());
+
+        // Precision 0 (H5Tset_precision; libhdf5 2.0 decodes none).
+        let mut v = int(2, true, false);
+        v[10] = 0;
+        one_fault(&v, "integer of precision 0");
+        let mut b = header(1, 4, 0, 2);
+        b.extend_from_slice(&[0, 0, 0, 0]);
+        one_fault(&b, "bitfield of precision 0");
+        for (prec, says) in [
+            (0u16, "time of precision 0"),
+            (40, "past the type's 32 bits"),
+        ] {
+            let mut t = header(1, 2, 0, 4);
+            t.extend_from_slice(&prec.to_le_bytes());
+            one_fault(&t, says);
+        }
+        // Float fields (H5Tset_fields; libhdf5 2.0 decoding).
+        let f = |sign, e, m| float(4, 2, sign, 32, e, m);
+        for (v, says) in [
+            (f(32, (23, 8), (0, 23)), "a field past the precision"),
+            (f(31, (25, 8), (0, 23)), "a field past the precision"),
+            (f(31, (22, 8), (0, 23)), "exponent and mantissa overlap"),
+            // The same start: H5Tset_fields lets it pass, libhdf5 2.0
+            // does not decode it ("mantissa and exponent positions overlap").
+            (f(31, (0, 8), (0, 23)), "exponent and mantissa overlap"),
+            (f(30, (23, 8), (0, 23)), "the sign bit inside"),
+            (f(5, (23, 8), (0, 23)), "the sign bit inside"),
+            (f(31, (23, 0), (0, 23)), "of 0 bits"),
+            (f(31, (23, 8), (0, 0)), "of 0 bits"),
+        ] {
+            one_fault(&v, says);
+        }
+        let zero = float(4, 2, 31, 0, (23, 8), (0, 23));
+        let got = fault_text(&zero);
+        assert!(
+            got.len() == 2 && got[0].contains("float of precision 0"),
+            "{got:?}"
+        );
+        // Size 0, any class (libhdf5: "invalid datatype size").
+        one_fault(&header(1, 3, 0, 0), "string of declared size 0");
+
+        // Compounds: no members; one name twice; a member of no bytes
+        // whose offset lies in another's bytes (its first included)
+        // overlaps it (H5T__insert), one before, at its end or at another
+        // of no bytes does not.
+        one_fault(&header(3, 6, 0, 8), "no members");
+        let i4 = int(4, true, false);
+        let none = header(1, 5, 0, 0); // opaque of 0 bytes
+        one_fault(
+            &compound3(8, &[("a", 0, i4.clone()), ("a", 4, i4.clone())]),
+            "named \"a\" twice",
+        );
+        let got = fault_text(&compound3(
+            8,
+            &[("a", 0, i4.clone()), ("z", 2, none.clone())],
+        ));
+        assert!(
+            got.len() == 2
+                && got
+                    .iter()
+                    .any(|f| f.contains("opaque type of declared size 0"))
+                && got.iter().any(|f| f.contains("\"a\" and \"z\" overlap")),
+            "{got:?}"
+        );
+        for (at, overlaps) in [(0, false), (4, true), (7, true), (8, false)] {
+            let c = compound3(8, &[("a", 4, i4.clone()), ("z", at, none.clone())]);
+            let got = fault_text(&c);
+            assert_eq!(got.len(), 1 + usize::from(overlaps), "{at}: {got:?}");
+            assert!(got.iter().any(|f| f.contains("declared size 0")), "{got:?}");
+        }
+        let got = fault_text(&compound3(
+            8,
+            &[("y", 4, none.clone()), ("z", 4, none.clone())],
+        ));
+        assert!(got.iter().all(|f| !f.contains("overlap")), "{got:?}");
+        // Members that overlap a long one, not their neighbour.
+        let i1 = int(1, true, false);
+        let got = fault_text(&compound3(
+            8,
+            &[
+                ("long", 0, int(8, true, false)),
+                ("p", 2, i1.clone()),
+                ("q", 5, i1),
+            ],
+        ));
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert!(got.iter().all(|f| f.contains("\"long\" and")), "{got:?}");
+
+        // Enumerations (libhdf5 2.0 decode; H5Tenum_insert; H5T_is_sensible).
+        one_fault(&enum3(2, &[("A", 0)]), "declared size 2 over a base of 1");
+        one_fault(
+            &enum3(1, &[("A", 0), ("B", 0)]),
+            "repeats another's value 0",
+        );
+        one_fault(&enum3(1, &[("A", 0), ("A", 1)]), "named \"A\" twice");
+        one_fault(&enum3(1, &[("", 0), ("B", 1)]), "empty name");
+        one_fault(&enum3(1, &[]), "no members");
+
+        // References: kind 5 does not exist; a revised one of revision 2.
+        one_fault(&header(1, 7, 5, 8), "bad reference type: 5");
+        one_fault(&header(4, 7, 0x22, 18), "reference encoding revision: 2");
+        // Variable-length kind 2 (libhdf5 2.0 crashes on it).
+        let mut vl = header(1, 9, 2, 16);
+        vl.extend_from_slice(&int(1, false, false));
+        one_fault(&vl, "bad variable-length type: 2");
+        // Complex (HDF5 2.0): the homogeneous rectangular form of a float
+        // base, twice its size.
+        let f4 = hex("11201f000400000000002000170800177f000000");
+        for (bits, size, base, says) in [
+            (0, 8, f4.clone(), "not homogeneous"),
+            (3, 8, f4.clone(), "form 1"),
+            (1, 12, f4, "not twice"),
+            (1, 8, i4, "not a float"),
+        ] {
+            let mut c = header(5, 11, bits, size);
+            c.extend_from_slice(&base);
+            one_fault(&c, says);
+        }
+
+        // Listed faults are capped: 40 members of one name.
+        let many: Vec<(&str, u64, Vec<u8>)> =
+            (0..40).map(|i| ("m", i, int(1, true, false))).collect();
+        let f = parse(&compound3(40, &many), 0, S).unwrap().faults(0);
+        assert_eq!(f.len(), MAX_FAULTS + 1);
+        assert!(
+            f[MAX_FAULTS].kind.to_string().contains("7 more faults"),
+            "{f:?}"
+        );
     }
 
     #[test]
