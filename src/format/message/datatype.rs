@@ -737,8 +737,8 @@ impl Datatype {
                         STRUCTURE,
                         at,
                         format!(
-                            "complex type of form {form}{}: only the homogeneous rectangular \
-                             form (0) exists",
+                            "complex type of form {form}{}: not supported by HDF5 2.0, which \
+                             defines the homogeneous rectangular form (0) only",
                             if *homogeneous {
                                 ""
                             } else {
