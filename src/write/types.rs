@@ -1509,18 +1509,7 @@ mod tests {
                 precision,
             })
         };
-        let int1 = Datatype {
-            version: 1,
-            size: 1,
-            class: DatatypeClass::FixedPoint {
-                order: ByteOrder::LittleEndian,
-                lo_pad: false,
-                hi_pad: false,
-                signed: true,
-                bit_offset: 0,
-                precision: 8,
-            },
-        };
+        let int1 = int(1);
         let enumeration = |size, members: &[(&str, u8)]| Datatype {
             version: 3,
             size,
