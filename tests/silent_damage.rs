@@ -314,3 +314,46 @@ fn array_size_disagrees() {
         "array type",
     );
 }
+
+// Rules the writers applied alone before (`check_type`), now stated once
+// (`Datatype::faults`): scan used to call these files healthy while salvage
+// lost the dataset.
+
+/// 16-bit integer: precision 16 -> 0 (H5Tset_precision refuses 0; HDF5 2.0
+/// does not decode it: "precision is zero").
+#[test]
+fn integer_precision_zero() {
+    refused(
+        "integer_precision_zero",
+        &format!("{EARLY}    f.create_dataset('d', data=np.arange(3, dtype='<i2'))"),
+        "10080000020000000000100000",
+        "10080000020000000000000000",
+        "integer of precision 0",
+    );
+}
+
+/// 32-bit float: sign bit 31 -> 23, inside the exponent (23..31)
+/// (H5Tset_fields: "sign bit appears within exponent field").
+#[test]
+fn float_sign_inside_exponent() {
+    refused(
+        "float_sign_inside_exponent",
+        &format!("{EARLY}    f.create_dataset('d', data=np.arange(3, dtype='<f4'))"),
+        "11201f0004000000",
+        "1120170004000000",
+        "the sign bit inside",
+    );
+}
+
+/// Compound v1 member "memb" renamed "mema": two members of one name
+/// (H5Tinsert: "member name is not unique"; HDF5 2.0 does not decode it).
+#[test]
+fn compound_member_names_twice() {
+    refused(
+        "compound_member_names_twice",
+        &format!("{EARLY}{COMPOUND}"),
+        "6d656d62000000000400000000",
+        "6d656d61000000000400000000",
+        "named \\\"mema\\\" twice",
+    );
+}

@@ -1309,127 +1309,37 @@ pub(super) fn select(sid: hid_t, selection: &Selection, path: &str) -> Result<()
 /// either backend writes anything of it: the libhdf5 backend would fail
 /// building it (or libhdf5 would fail decoding it), and the native writer
 /// must refuse the same types with the same words, so that both record the
-/// same loss. Pure: no libhdf5 call. Spec IV.A.2.d (field ranges of each
-/// class).
+/// same loss. Pure: no libhdf5 call. The rules are the parser's, stated
+/// once (`Datatype::faults`, spec IV.A.2.d), so that scan calls damaged
+/// every type lost here; only the nesting limit and the memory layout of
+/// compounds (`compound_layout`) are the writers' own.
 pub(crate) fn check_type(dt: &Datatype, path: &str, depth: u32) -> Result<(), WriteError> {
     if depth > MAX_DEPTH {
         return Err(too_deep(path));
     }
-    let bits = u64::from(dt.size) * 8;
-    let bad = |what: &str, msg: String| Err(WriteError::new(path, what, msg));
-    // H5Tset_precision / H5Tset_offset: a positive precision that fits,
-    // with the offset, in the declared size.
-    let fits = |offset: u16, precision: u16| {
-        precision > 0 && u64::from(offset) + u64::from(precision) <= bits
-    };
-    let misfit = |offset: u16, precision: u16| {
-        let msg = format!(
-            "bit offset {offset} and precision {precision} do not fit in {} bytes",
-            dt.size
-        );
-        Err(WriteError::new(path, "datatype", msg))
-    };
+    if let Some(e) = dt.faults(0).into_iter().next() {
+        return Err(WriteError::new(path, "datatype", e.kind.to_string()));
+    }
+    check_layout(dt, path, depth)
+}
+
+/// The writers' own limits on a type without faults: nesting depth and
+/// the memory layout of every compound inside.
+fn check_layout(dt: &Datatype, path: &str, depth: u32) -> Result<(), WriteError> {
+    if depth > MAX_DEPTH {
+        return Err(too_deep(path));
+    }
     match &dt.class {
-        DatatypeClass::FixedPoint {
-            bit_offset,
-            precision,
-            ..
-        }
-        | DatatypeClass::Bitfield {
-            bit_offset,
-            precision,
-            ..
-        } if !fits(*bit_offset, *precision) => misfit(*bit_offset, *precision),
-        DatatypeClass::Time { precision, .. } if !fits(0, *precision) => bad(
-            "datatype",
-            format!("precision {precision} does not fit in {} bytes", dt.size),
-        ),
-        DatatypeClass::FloatingPoint {
-            normalization,
-            sign_location,
-            bit_offset,
-            precision,
-            exponent_location,
-            exponent_size,
-            mantissa_location,
-            mantissa_size,
-            ..
-        } => {
-            if matches!(normalization, Normalization::Reserved) {
-                return bad("datatype", "reserved float normalization".into());
-            }
-            if !fits(*bit_offset, *precision) {
-                return misfit(*bit_offset, *precision);
-            }
-            // H5Tset_fields: every field inside the precision, the
-            // exponent and mantissa apart, the sign in neither.
-            let p = u32::from(*precision);
-            let (s, e, m) = (
-                u32::from(*sign_location),
-                (u32::from(*exponent_location), u32::from(*exponent_size)),
-                (u32::from(*mantissa_location), u32::from(*mantissa_size)),
-            );
-            let inside = |f: (u32, u32), b: u32| b >= f.0 && b < f.0 + f.1;
-            let apart = e.0 + e.1 <= m.0 || m.0 + m.1 <= e.0;
-            if s >= p || e.0 + e.1 > p || m.0 + m.1 > p || !apart || inside(e, s) || inside(m, s) {
-                return bad(
-                    "datatype",
-                    format!(
-                        "float fields (sign {s}, exponent {}+{}, mantissa {}+{}) do not fit \
-                         precision {p}",
-                        e.0, e.1, m.0, m.1
-                    ),
-                );
-            }
-            Ok(())
-        }
-        DatatypeClass::String { padding, charset }
-        | DatatypeClass::VariableLength {
-            kind: VlenKind::String,
-            padding,
-            charset,
-            ..
-        } => {
-            strpad_of(*padding, path)?;
-            cset_of(*charset, path)?;
-            Ok(())
-        }
         DatatypeClass::Compound { members } => {
             compound_layout(dt, members, path, depth)?;
-            // H5Tinsert: members may not overlap.
-            let mut spans: Vec<(u64, u64)> = members
-                .iter()
-                .map(|m| {
-                    (
-                        m.offset,
-                        m.offset.saturating_add(u64::from(m.datatype.size)),
-                    )
-                })
-                .collect();
-            spans.sort_unstable();
-            if spans.windows(2).any(|w| w[1].0 < w[0].1) {
-                return bad("compound datatype", "members overlap".into());
-            }
             members
                 .iter()
-                .try_for_each(|m| check_type(&m.datatype, path, depth + 1))
+                .try_for_each(|m| check_layout(&m.datatype, path, depth + 1))
         }
-        DatatypeClass::Array { dims, base } => {
-            check_type(base, path, depth + 1)?;
-            if !crate::format::message::datatype::array_size_agrees(dt.size, dims, base) {
-                return bad(
-                    "array datatype",
-                    format!(
-                        "declared size {} is not {dims:?} elements of {} bytes",
-                        dt.size, base.size
-                    ),
-                );
-            }
-            Ok(())
-        }
-        DatatypeClass::Enumeration { base, .. }
+        DatatypeClass::Array { base, .. }
+        | DatatypeClass::Enumeration { base, .. }
         | DatatypeClass::VariableLength { base, .. }
-        | DatatypeClass::Complex { base, .. } => check_type(base, path, depth + 1),
+        | DatatypeClass::Complex { base, .. } => check_layout(base, path, depth + 1),
         _ => Ok(()),
     }
 }
@@ -1540,9 +1450,12 @@ mod tests {
             (array(12), true),
             (array(16), false),
         ];
-        for (t, ok) in cases {
+        for (t, ok) in cases.into_iter().chain(moved_rules(true)) {
             let checked = check_type(&t, "/t", 0);
             assert_eq!(checked.is_ok(), ok, "{t:?}: {checked:?}");
+            // The one statement of the rules: what the writers refuse is
+            // exactly what scan calls damaged.
+            assert_eq!(t.faults(0).is_empty(), ok, "{t:?}");
             let built = build(&t, "/t", 0);
             assert_eq!(
                 built.is_ok(),
@@ -1551,6 +1464,144 @@ mod tests {
                 built.is_ok()
             );
         }
+        // Types the linked libhdf5 builds but HDF5 2.0 does not decode, or
+        // cannot create a dataset of (`H5T_is_sensible`): refused too, with
+        // the fault's words.
+        for (t, _) in moved_rules(false) {
+            let checked = check_type(&t, "/t", 0);
+            let fault = t.faults(0);
+            let e = checked.expect_err("refused");
+            assert_eq!(e.message, fault[0].kind.to_string(), "{t:?}");
+            assert!(build(&t, "/t", 0).is_ok(), "{t:?}");
+        }
+    }
+
+    /// The rules `check_type` and `Datatype::faults` stated apart before,
+    /// one damaged type each (all refused): those the linked libhdf5
+    /// refuses to build (`built`), or those it builds but HDF5 2.0 refuses
+    /// to decode or to create a dataset of.
+    fn moved_rules(built: bool) -> Vec<(Datatype, bool)> {
+        let atomic = |class| Datatype {
+            version: 1,
+            size: 4,
+            class,
+        };
+        let float = |sign, e: (u8, u8), m: (u8, u8)| {
+            atomic(DatatypeClass::FloatingPoint {
+                order: ByteOrder::LittleEndian,
+                lo_pad: false,
+                hi_pad: false,
+                internal_pad: false,
+                normalization: Normalization::Implied,
+                sign_location: sign,
+                bit_offset: 0,
+                precision: 32,
+                exponent_location: e.0,
+                exponent_size: e.1,
+                mantissa_location: m.0,
+                mantissa_size: m.1,
+                exponent_bias: 127,
+            })
+        };
+        let time = |precision| {
+            atomic(DatatypeClass::Time {
+                order: ByteOrder::LittleEndian,
+                precision,
+            })
+        };
+        let int1 = int(1);
+        let enumeration = |size, members: &[(&str, u8)]| Datatype {
+            version: 3,
+            size,
+            class: DatatypeClass::Enumeration {
+                base: Box::new(int1.clone()),
+                members: members
+                    .iter()
+                    .map(|(n, v)| crate::format::message::datatype::EnumMember {
+                        name: (*n).into(),
+                        value: vec![*v],
+                    })
+                    .collect(),
+            },
+        };
+        let i4 = |name: &str, offset| member(name, offset, int(4));
+        let float_base = float(31, (23, 8), (0, 23));
+        let mut refuse = if built {
+            vec![
+                // H5Tset_precision: a positive precision.
+                atomic(DatatypeClass::FixedPoint {
+                    order: ByteOrder::LittleEndian,
+                    lo_pad: false,
+                    hi_pad: false,
+                    signed: true,
+                    bit_offset: 0,
+                    precision: 0,
+                }),
+                time(0),
+                // Grows the type past its declared size.
+                time(40),
+                // H5Tset_fields: inside the precision, apart, the sign in
+                // neither field.
+                float(32, (23, 8), (0, 23)),
+                float(31, (22, 8), (0, 23)),
+                float(30, (23, 8), (0, 23)),
+                // H5Tset_size(0).
+                Datatype {
+                    version: 1,
+                    size: 0,
+                    class: DatatypeClass::String {
+                        padding: StringPadding::NullPad,
+                        charset: CharacterSet::Ascii,
+                    },
+                },
+                // H5Tinsert: one name per member.
+                compound(8, vec![i4("a", 0), i4("a", 4)]),
+                // H5Tenum_insert: a name, each name and value once.
+                enumeration(1, &[("A", 0), ("B", 0)]),
+                enumeration(1, &[("A", 0), ("A", 1)]),
+                enumeration(1, &[("", 0)]),
+                // The built type's size is its base's.
+                enumeration(2, &[("A", 0)]),
+                Datatype {
+                    version: 1,
+                    size: 16,
+                    class: DatatypeClass::VariableLength {
+                        kind: VlenKind::Reserved(2),
+                        padding: StringPadding::NullTerminate,
+                        charset: CharacterSet::Ascii,
+                        base: Box::new(int1.clone()),
+                    },
+                },
+                Datatype {
+                    version: 1,
+                    size: 8,
+                    class: DatatypeClass::Reference {
+                        kind: ReferenceKind::Reserved(5),
+                        revision: None,
+                    },
+                },
+                Datatype {
+                    version: 5,
+                    size: 8,
+                    class: DatatypeClass::Complex {
+                        homogeneous: false,
+                        form: 0,
+                        base: Box::new(float_base),
+                    },
+                },
+            ]
+        } else {
+            vec![
+                // H5Tset_fields takes fields of one start and of no bits;
+                // libhdf5 2.0 decodes neither.
+                float(31, (0, 8), (0, 23)),
+                float(31, (23, 0), (0, 23)),
+                // H5T_is_sensible: at least one member.
+                compound(8, vec![]),
+                enumeration(1, &[]),
+            ]
+        };
+        refuse.drain(..).map(|t| (t, false)).collect()
     }
 
     #[test]

@@ -24,6 +24,10 @@ const STRUCTURE: &str = "Datatype";
 /// Deepest nesting of datatypes accepted (compound inside array inside ...).
 pub const MAX_DEPTH: u32 = 16;
 
+/// Most faults listed for one datatype ([`Datatype::faults`]): a compound
+/// of 65535 members named alike would otherwise give 65534.
+pub const MAX_FAULTS: usize = 32;
+
 /// Largest array rank accepted (the library's `H5S_MAX_RANK`).
 pub const MAX_RANK: usize = 32;
 
@@ -545,33 +549,75 @@ fn array(r: &mut Reader, ctx: &Ctx) -> Result<DatatypeClass> {
     })
 }
 
-/// Bytes up to the first NUL, decoded lossily as UTF-8.
 impl Datatype {
-    /// Fields the parser reads but libhdf5 refuses (spec IV.A.2.d), at the
-    /// datatype's offset `at`: reserved string padding / character sets and
-    /// float normalization, bit offset + precision past the size (fixed- and
-    /// floating-point, bitfield), compound members past the compound's size
-    /// or overlapping another member (libhdf5's `H5T__insert` refuses both:
-    /// such a type cannot be recreated), an array whose size is not its
-    /// dimensions times its base size. Nested types are checked too.
+    /// What libhdf5 refuses of a parsed datatype (spec IV.A.2.d), at the
+    /// datatype's offset `at`: the one statement of these rules, which the
+    /// writers also apply before creating anything (`write::types::
+    /// check_type`), so that scan never calls healthy a type salvage loses.
+    /// Each rule is libhdf5's, when it decodes the message (HDF5 2.0,
+    /// `H5O__dtype_decode_helper`) or when the writers recreate the type
+    /// (`H5Tset_precision`, `H5Tset_offset`, `H5Tset_fields`, `H5Tinsert`,
+    /// `H5Tenum_insert`, `H5T_is_sensible`):
+    /// - any class: a size of 0 bytes;
+    /// - fixed-point, bitfield, time, float: a precision of 0, or bit offset
+    ///   plus precision past the size; floats also a reserved normalization
+    ///   and misplaced fields (exponent or mantissa of 0 bits, a field past the
+    ///   precision, exponent and mantissa overlapping, the sign bit in
+    ///   either);
+    /// - strings (fixed and variable-length): reserved padding and
+    ///   character sets; variable-length: reserved kinds;
+    /// - compound: no members, a member past the compound's size, members
+    ///   overlapping (libhdf5's test: a member of no bytes overlaps the
+    ///   member whose bytes hold its offset), two members of one name;
+    /// - enumeration: a size that is not its base's, no members, an empty
+    ///   name, two members of one name or one value;
+    /// - reference: reserved kinds, a revised (v4) reference whose encoding
+    ///   revision is not 1;
+    /// - array: a size that is not its dimensions times its base size;
+    /// - complex: other than homogeneous and rectangular over a float base,
+    ///   or a size that is not twice the base's.
+    ///
+    /// Nested types are checked too.
+    /// At most [`MAX_FAULTS`] are listed, then how many more there were.
     pub fn faults(&self, at: u64) -> Vec<Error> {
         let mut out = Vec::new();
-        self.collect_faults(at, &mut out);
+        self.collect_faults(at, &mut out, 0);
+        if out.len() > MAX_FAULTS {
+            let more = out.len() - MAX_FAULTS;
+            out.truncate(MAX_FAULTS);
+            out.push(Error::invalid(
+                STRUCTURE,
+                at,
+                format!("{more} more faults in this datatype"),
+            ));
+        }
         out
     }
 
-    fn collect_faults(&self, at: u64, out: &mut Vec<Error>) {
-        let bits = u64::from(self.size).saturating_mul(8);
-        let mut past = |what: &str, offset: u16, precision: u16| {
-            let end = u64::from(offset) + u64::from(precision);
-            if end > bits {
-                out.push(Error::invalid(
-                    STRUCTURE,
-                    at,
-                    format!(
-                        "{what}: bit offset {offset} + precision {precision} \
-                         past the type's {bits} bits"
-                    ),
+    fn collect_faults(&self, at: u64, out: &mut Vec<Error>, depth: u32) {
+        if depth > MAX_DEPTH {
+            // Only for types not made by the parser, which stops there.
+            out.push(Error::bad_value(
+                STRUCTURE,
+                at,
+                "datatype nesting depth",
+                u64::from(depth),
+            ));
+            return;
+        }
+        let mut invalid = |msg: String| out.push(Error::invalid(STRUCTURE, at, msg));
+        if self.size == 0 {
+            invalid(format!("{} of declared size 0", self.class_name()));
+        }
+        let bits = u64::from(self.size) * 8;
+        // H5Tset_precision / H5Tset_offset; libhdf5 2.0 decodes neither a
+        // precision of 0 nor (integers) bits past the size.
+        let mut placed = |what: &str, offset: u16, precision: u16| {
+            if precision == 0 {
+                invalid(format!("{what} of precision 0"));
+            } else if u64::from(offset) + u64::from(precision) > bits {
+                invalid(format!(
+                    "{what}: bit offset {offset} + precision {precision} past the type's {bits} bits"
                 ));
             }
         };
@@ -580,27 +626,36 @@ impl Datatype {
                 bit_offset,
                 precision,
                 ..
-            }
-            | DatatypeClass::Bitfield {
+            } => placed("integer", *bit_offset, *precision),
+            DatatypeClass::Bitfield {
                 bit_offset,
                 precision,
                 ..
-            } => {
-                let what = match self.class {
-                    DatatypeClass::Bitfield { .. } => "bitfield",
-                    _ => "integer",
-                };
-                past(what, *bit_offset, *precision)
-            }
+            } => placed("bitfield", *bit_offset, *precision),
+            DatatypeClass::Time { precision, .. } => placed("time", 0, *precision),
             DatatypeClass::FloatingPoint {
+                normalization,
+                sign_location,
                 bit_offset,
                 precision,
-                normalization,
+                exponent_location,
+                exponent_size,
+                mantissa_location,
+                mantissa_size,
                 ..
             } => {
-                past("float", *bit_offset, *precision);
+                placed("float", *bit_offset, *precision);
                 if *normalization == Normalization::Reserved {
                     out.push(Error::bad_value(STRUCTURE, at, "float normalization", 3));
+                }
+                let fields = FloatFields {
+                    precision: u32::from(*precision),
+                    sign: u32::from(*sign_location),
+                    exponent: (u32::from(*exponent_location), u32::from(*exponent_size)),
+                    mantissa: (u32::from(*mantissa_location), u32::from(*mantissa_size)),
+                };
+                if let Some(wrong) = fields.misplaced() {
+                    out.push(Error::invalid(STRUCTURE, at, wrong));
                 }
             }
             DatatypeClass::String { padding, charset } => {
@@ -622,59 +677,230 @@ impl Datatype {
                     VlenKind::String => string_faults(*padding, *charset, at, out),
                     VlenKind::Sequence => {}
                 }
-                base.collect_faults(at, out);
+                base.collect_faults(at, out, depth + 1);
             }
             DatatypeClass::Compound { members } => {
-                let mut spans: Vec<(u64, u64, &str)> = Vec::new();
+                compound_faults(self.size, members, at, out);
                 for m in members {
-                    let end = m.offset.saturating_add(u64::from(m.datatype.size));
-                    if end > u64::from(self.size) {
-                        out.push(Error::invalid(
-                            STRUCTURE,
-                            at,
-                            format!(
-                                "compound member {:?} at offset {} ({} bytes) runs past \
-                                 the compound's {} bytes",
-                                m.name, m.offset, m.datatype.size, self.size
-                            ),
-                        ));
-                    }
-                    if m.datatype.size > 0 {
-                        spans.push((m.offset, end, &m.name));
-                    }
-                    m.datatype.collect_faults(at, out);
-                }
-                spans.sort_unstable();
-                for pair in spans.windows(2) {
-                    if let [(_, end, a), (start, _, b)] = pair {
-                        if start < end {
-                            out.push(Error::invalid(
-                                STRUCTURE,
-                                at,
-                                format!("compound members {a:?} and {b:?} overlap"),
-                            ));
-                        }
-                    }
+                    m.datatype.collect_faults(at, out, depth + 1);
                 }
             }
+            DatatypeClass::Enumeration { base, members } => {
+                enumeration_faults(self.size, base, members, at, out);
+                base.collect_faults(at, out, depth + 1);
+            }
+            DatatypeClass::Reference { kind, revision } => match kind {
+                ReferenceKind::Reserved(k) => out.push(Error::bad_value(
+                    STRUCTURE,
+                    at,
+                    "reference type",
+                    u64::from(*k),
+                )),
+                // H5R_ENCODE_VERSION: the one revision libhdf5 decodes.
+                ReferenceKind::Object2
+                | ReferenceKind::DatasetRegion2
+                | ReferenceKind::Attribute
+                    if revision.is_some_and(|r| r != 1) =>
+                {
+                    out.push(Error::bad_value(
+                        STRUCTURE,
+                        at,
+                        "reference encoding revision",
+                        u64::from(revision.unwrap_or(0)),
+                    ))
+                }
+                _ => {}
+            },
             DatatypeClass::Array { dims, base } => {
                 if !array_size_agrees(self.size, dims, base) {
                     out.push(Error::invalid(
                         STRUCTURE,
                         at,
                         format!(
-                            "array type of {} bytes: dimensions {dims:?} x base size {} \
+                            "array type of declared size {}: dimensions {dims:?} x base size {} \
                              disagree",
                             self.size, base.size
                         ),
                     ));
                 }
-                base.collect_faults(at, out);
+                base.collect_faults(at, out, depth + 1);
             }
-            DatatypeClass::Enumeration { base, .. } | DatatypeClass::Complex { base, .. } => {
-                base.collect_faults(at, out)
+            DatatypeClass::Complex {
+                homogeneous,
+                form,
+                base,
+            } => {
+                // HDF5 2.0 defines the homogeneous rectangular form over a
+                // floating-point base, two parts of the base's size.
+                if !homogeneous || *form != 0 {
+                    out.push(Error::invalid(
+                        STRUCTURE,
+                        at,
+                        format!(
+                            "complex type of form {form}{}: not supported by HDF5 2.0, which \
+                             defines the homogeneous rectangular form (0) only",
+                            if *homogeneous {
+                                ""
+                            } else {
+                                ", not homogeneous"
+                            }
+                        ),
+                    ));
+                }
+                if !matches!(base.class, DatatypeClass::FloatingPoint { .. }) {
+                    out.push(Error::invalid(
+                        STRUCTURE,
+                        at,
+                        format!("complex type over {}: not a float", base.class_name()),
+                    ));
+                }
+                if u64::from(base.size) * 2 != u64::from(self.size) {
+                    out.push(Error::invalid(
+                        STRUCTURE,
+                        at,
+                        format!(
+                            "complex type of declared size {}: not twice its base's {}",
+                            self.size, base.size
+                        ),
+                    ));
+                }
+                base.collect_faults(at, out, depth + 1);
+            }
+            DatatypeClass::Opaque { .. } => {}
+        }
+    }
+
+    /// The class in words, for messages.
+    fn class_name(&self) -> &'static str {
+        match self.class {
+            DatatypeClass::FixedPoint { .. } => "integer",
+            DatatypeClass::FloatingPoint { .. } => "float",
+            DatatypeClass::Time { .. } => "time",
+            DatatypeClass::String { .. } => "string",
+            DatatypeClass::Bitfield { .. } => "bitfield",
+            DatatypeClass::Opaque { .. } => "opaque type",
+            DatatypeClass::Compound { .. } => "compound type",
+            DatatypeClass::Reference { .. } => "reference",
+            DatatypeClass::Enumeration { .. } => "enumeration",
+            DatatypeClass::VariableLength { .. } => "variable-length type",
+            DatatypeClass::Array { .. } => "array type",
+            DatatypeClass::Complex { .. } => "complex type",
+        }
+    }
+}
+
+/// The bit fields of a floating-point type, as `H5Tset_fields` checks them
+/// (against the precision; positions count from bit 0 of the element) and
+/// as libhdf5 2.0 decodes them (neither size may be 0, exponent and
+/// mantissa may not overlap at all).
+struct FloatFields {
+    precision: u32,
+    sign: u32,
+    /// (location, size) in bits.
+    exponent: (u32, u32),
+    mantissa: (u32, u32),
+}
+
+impl FloatFields {
+    /// What is wrong with the fields, if anything.
+    fn misplaced(&self) -> Option<String> {
+        let (p, s, (el, es), (ml, ms)) = (self.precision, self.sign, self.exponent, self.mantissa);
+        let holds = |(at, size): (u32, u32), bit: u32| bit >= at && bit < at + size;
+        let wrong = if es == 0 || ms == 0 {
+            "an exponent or mantissa of 0 bits"
+        } else if s >= p || el + es > p || ml + ms > p {
+            "a field past the precision"
+        } else if el < ml + ms && ml < el + es {
+            "exponent and mantissa overlap"
+        } else if holds(self.exponent, s) || holds(self.mantissa, s) {
+            "the sign bit inside the exponent or mantissa"
+        } else {
+            return None;
+        };
+        Some(format!(
+            "float fields (sign {s}, exponent {el}+{es}, mantissa {ml}+{ms}, precision {p}): \
+             {wrong}"
+        ))
+    }
+}
+
+/// A compound's members against its size and each other (`H5T__insert`;
+/// libhdf5 2.0 also decodes no compound without members or with two
+/// members of one name).
+fn compound_faults(size: u32, members: &[CompoundMember], at: u64, out: &mut Vec<Error>) {
+    let mut invalid = |msg: String| out.push(Error::invalid(STRUCTURE, at, msg));
+    if members.is_empty() {
+        invalid("compound type with no members".into());
+    }
+    let mut spans: Vec<(u64, std::cmp::Reverse<u64>, &str)> = Vec::with_capacity(members.len());
+    let mut names = std::collections::HashSet::with_capacity(members.len());
+    for m in members {
+        let end = m.offset.saturating_add(u64::from(m.datatype.size));
+        if end > u64::from(size) {
+            invalid(format!(
+                "compound member {:?} at offset {} ({} bytes) runs past the compound's {} bytes",
+                m.name, m.offset, m.datatype.size, size
+            ));
+        }
+        if !names.insert(m.name.as_str()) {
+            invalid(format!("compound members named {:?} twice", m.name));
+        }
+        spans.push((m.offset, std::cmp::Reverse(end), &m.name));
+    }
+    // H5T__insert: a member overlaps another when either's offset lies in
+    // the other's bytes (so one of no bytes overlaps the member holding its
+    // offset, two of no bytes never do). In offset order, longest first at
+    // one offset, a member overlaps an earlier one iff its offset is below
+    // the furthest end so far.
+    spans.sort_unstable();
+    let mut furthest: Option<(u64, &str)> = None;
+    for (start, std::cmp::Reverse(end), name) in spans {
+        match furthest {
+            Some((far, holder)) if start < far => {
+                invalid(format!("compound members {holder:?} and {name:?} overlap"));
             }
             _ => {}
+        }
+        if furthest.is_none_or(|(far, _)| end > far) {
+            furthest = Some((end, name));
+        }
+    }
+}
+
+/// An enumeration's size against its base (libhdf5 2.0 decodes no other)
+/// and its members as `H5Tenum_insert` takes them (a name, each name and
+/// each value once) and `H5T_is_sensible` (at least one member).
+fn enumeration_faults(
+    size: u32,
+    base: &Datatype,
+    members: &[EnumMember],
+    at: u64,
+    out: &mut Vec<Error>,
+) {
+    let mut invalid = |msg: String| out.push(Error::invalid(STRUCTURE, at, msg));
+    if base.size != size {
+        invalid(format!(
+            "enumeration of declared size {size} over a base of {} bytes",
+            base.size
+        ));
+    }
+    if members.is_empty() {
+        invalid("enumeration with no members".into());
+    }
+    let mut names = std::collections::HashSet::with_capacity(members.len());
+    let mut values = std::collections::HashSet::with_capacity(members.len());
+    for m in members {
+        if m.name.is_empty() {
+            invalid("enumeration member with an empty name".into());
+        } else if !names.insert(m.name.as_str()) {
+            invalid(format!("enumeration members named {:?} twice", m.name));
+        }
+        if !values.insert(m.value.as_slice()) {
+            invalid(format!(
+                "enumeration member {:?} repeats another's value {}",
+                m.name,
+                base.format_value(&m.value)
+            ));
         }
     }
 }
@@ -1000,6 +1226,211 @@ mod tests {
         // String padding 14, character set 5: two faults.
         let t = parse(&header(1, 3, 0x5e, 7), 0, S).unwrap();
         assert_eq!(t.faults(0).len(), 2);
+    }
+
+    /// The faults of the datatype encoded in `v`, as text.
+    fn fault_text(v: &[u8]) -> Vec<String> {
+        let t = parse(v, 0, S).unwrap_or_else(|e| panic!("{e}"));
+        t.faults(0).iter().map(|e| e.kind.to_string()).collect()
+    }
+
+    /// Exactly one fault, whose text contains `says`.
+    fn one_fault(v: &[u8], says: &str) {
+        let f = fault_text(v);
+        assert!(f.len() == 1 && f[0].contains(says), "{says}: {f:?}");
+    }
+
+    /// A float of `size` bytes: sign bit, precision, exponent and mantissa
+    /// (location, size), normalization `norm` (bits 4-5).
+    fn float(size: u32, norm: u32, sign: u8, prec: u16, e: (u8, u8), m: (u8, u8)) -> Vec<u8> {
+        let mut v = header(1, 1, (norm << 4) | (u32::from(sign) << 8), size);
+        v.extend_from_slice(&0u16.to_le_bytes());
+        v.extend_from_slice(&prec.to_le_bytes());
+        v.extend_from_slice(&[e.0, e.1, m.0, m.1]);
+        v.extend_from_slice(&127u32.to_le_bytes());
+        v
+    }
+
+    /// A v3 compound of `size` bytes from (name, offset, member type).
+    fn compound3(size: u32, members: &[(&str, u64, Vec<u8>)]) -> Vec<u8> {
+        let mut v = header(3, 6, members.len() as u32, size);
+        for (name, offset, t) in members {
+            v.extend_from_slice(name.as_bytes());
+            v.push(0);
+            v.extend_from_slice(&offset.to_le_bytes()[..usize::from(offset_width(size))]);
+            v.extend_from_slice(t);
+        }
+        v
+    }
+
+    /// A v3 enumeration of `size` bytes over a 1-byte integer.
+    fn enum3(size: u32, members: &[(&str, u8)]) -> Vec<u8> {
+        let mut v = header(3, 8, members.len() as u32, size);
+        v.extend_from_slice(&int(1, true, false));
+        for (name, _) in members {
+            v.extend_from_slice(name.as_bytes());
+            v.push(0);
+        }
+        v.extend(members.iter().map(|(_, value)| *value));
+        v
+    }
+
+    /// The rules the writers applied alone before (`check_type`), and
+    /// libhdf5's decode and insert rules, each on one damaged encoding;
+    /// healthy encodings of the same classes have no faults.
+    #[test]
+    fn faults_name_the_rules_the_writers_apply() {
+        // Healthy: every real vector, an x87 long double (80 bits in 16
+        // bytes, no normalization), a 24-bit float (tests/py/odd_types.py).
+        let healthy = [
+            H5PY_COMPOUND_V2,
+            H5PY_COMPOUND_V5,
+            H5PY_ENUM_V1,
+            H5PY_ENUM_V5,
+            H5PY_VLEN_STR,
+            H5PY_VLEN_SEQ,
+            H5PY_F16,
+            H5PY_BE_U8,
+            H5PY_OBJREF,
+            HDF5_REF_V4,
+            H5PY_COMPLEX64,
+            H5PY_COMPLEX128_BE,
+        ];
+        for h in healthy {
+            assert_eq!(fault_text(&hex(h)), Vec::<String>::new(), "{h}");
+        }
+        assert!(fault_text(&float(16, 0, 79, 80, (64, 15), (0, 64))).is_empty());
+        assert!(fault_text(&float(3, 2, 23, 24, (16, 7), (0, 16))).is_empty());
+        // Touching exponent and mantissa, sign just above: fine.
+        assert!(fault_text(&float(4, 2, 31, 32, (23, 8), (0, 23))).is_empty());
+
+        // Precision 0 (H5Tset_precision; libhdf5 2.0 decodes none).
+        let mut v = int(2, true, false);
+        v[10] = 0;
+        one_fault(&v, "integer of precision 0");
+        let mut b = header(1, 4, 0, 2);
+        b.extend_from_slice(&[0, 0, 0, 0]);
+        one_fault(&b, "bitfield of precision 0");
+        for (prec, says) in [
+            (0u16, "time of precision 0"),
+            (40, "past the type's 32 bits"),
+        ] {
+            let mut t = header(1, 2, 0, 4);
+            t.extend_from_slice(&prec.to_le_bytes());
+            one_fault(&t, says);
+        }
+        // Float fields (H5Tset_fields; libhdf5 2.0 decoding).
+        let f = |sign, e, m| float(4, 2, sign, 32, e, m);
+        for (v, says) in [
+            (f(32, (23, 8), (0, 23)), "a field past the precision"),
+            (f(31, (25, 8), (0, 23)), "a field past the precision"),
+            (f(31, (22, 8), (0, 23)), "exponent and mantissa overlap"),
+            // The same start: H5Tset_fields lets it pass, libhdf5 2.0
+            // does not decode it ("mantissa and exponent positions overlap").
+            (f(31, (0, 8), (0, 23)), "exponent and mantissa overlap"),
+            (f(30, (23, 8), (0, 23)), "the sign bit inside"),
+            (f(5, (23, 8), (0, 23)), "the sign bit inside"),
+            (f(31, (23, 0), (0, 23)), "of 0 bits"),
+            (f(31, (23, 8), (0, 0)), "of 0 bits"),
+        ] {
+            one_fault(&v, says);
+        }
+        let zero = float(4, 2, 31, 0, (23, 8), (0, 23));
+        let got = fault_text(&zero);
+        assert!(
+            got.len() == 2 && got[0].contains("float of precision 0"),
+            "{got:?}"
+        );
+        // Size 0, any class (libhdf5: "invalid datatype size").
+        one_fault(&header(1, 3, 0, 0), "string of declared size 0");
+
+        // Compounds: no members; one name twice; a member of no bytes
+        // whose offset lies in another's bytes (its first included)
+        // overlaps it (H5T__insert), one before, at its end or at another
+        // of no bytes does not.
+        one_fault(&header(3, 6, 0, 8), "no members");
+        let i4 = int(4, true, false);
+        let none = header(1, 5, 0, 0); // opaque of 0 bytes
+        one_fault(
+            &compound3(8, &[("a", 0, i4.clone()), ("a", 4, i4.clone())]),
+            "named \"a\" twice",
+        );
+        let got = fault_text(&compound3(
+            8,
+            &[("a", 0, i4.clone()), ("z", 2, none.clone())],
+        ));
+        assert!(
+            got.len() == 2
+                && got
+                    .iter()
+                    .any(|f| f.contains("opaque type of declared size 0"))
+                && got.iter().any(|f| f.contains("\"a\" and \"z\" overlap")),
+            "{got:?}"
+        );
+        for (at, overlaps) in [(0, false), (4, true), (7, true), (8, false)] {
+            let c = compound3(8, &[("a", 4, i4.clone()), ("z", at, none.clone())]);
+            let got = fault_text(&c);
+            assert_eq!(got.len(), 1 + usize::from(overlaps), "{at}: {got:?}");
+            assert!(got.iter().any(|f| f.contains("declared size 0")), "{got:?}");
+        }
+        let got = fault_text(&compound3(
+            8,
+            &[("y", 4, none.clone()), ("z", 4, none.clone())],
+        ));
+        assert!(got.iter().all(|f| !f.contains("overlap")), "{got:?}");
+        // Members that overlap a long one, not their neighbour.
+        let i1 = int(1, true, false);
+        let got = fault_text(&compound3(
+            8,
+            &[
+                ("long", 0, int(8, true, false)),
+                ("p", 2, i1.clone()),
+                ("q", 5, i1),
+            ],
+        ));
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert!(got.iter().all(|f| f.contains("\"long\" and")), "{got:?}");
+
+        // Enumerations (libhdf5 2.0 decode; H5Tenum_insert; H5T_is_sensible).
+        one_fault(&enum3(2, &[("A", 0)]), "declared size 2 over a base of 1");
+        one_fault(
+            &enum3(1, &[("A", 0), ("B", 0)]),
+            "repeats another's value 0",
+        );
+        one_fault(&enum3(1, &[("A", 0), ("A", 1)]), "named \"A\" twice");
+        one_fault(&enum3(1, &[("", 0), ("B", 1)]), "empty name");
+        one_fault(&enum3(1, &[]), "no members");
+
+        // References: kind 5 does not exist; a revised one of revision 2.
+        one_fault(&header(1, 7, 5, 8), "bad reference type: 5");
+        one_fault(&header(4, 7, 0x22, 18), "reference encoding revision: 2");
+        // Variable-length kind 2 (libhdf5 2.0 crashes on it).
+        let mut vl = header(1, 9, 2, 16);
+        vl.extend_from_slice(&int(1, false, false));
+        one_fault(&vl, "bad variable-length type: 2");
+        // Complex (HDF5 2.0): the homogeneous rectangular form of a float
+        // base, twice its size.
+        let f4 = hex("11201f000400000000002000170800177f000000");
+        for (bits, size, base, says) in [
+            (0, 8, f4.clone(), "not homogeneous"),
+            (3, 8, f4.clone(), "form 1"),
+            (1, 12, f4, "not twice"),
+            (1, 8, i4, "not a float"),
+        ] {
+            let mut c = header(5, 11, bits, size);
+            c.extend_from_slice(&base);
+            one_fault(&c, says);
+        }
+
+        // Listed faults are capped: 40 members of one name.
+        let many: Vec<(&str, u64, Vec<u8>)> =
+            (0..40).map(|i| ("m", i, int(1, true, false))).collect();
+        let f = parse(&compound3(40, &many), 0, S).unwrap().faults(0);
+        assert_eq!(f.len(), MAX_FAULTS + 1);
+        assert!(
+            f[MAX_FAULTS].kind.to_string().contains("7 more faults"),
+            "{f:?}"
+        );
     }
 
     #[test]
