@@ -17,7 +17,7 @@
 mod eligible;
 pub(crate) mod encode;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{BufWriter, Seek, SeekFrom, Write};
 use std::path::Path;
@@ -175,8 +175,10 @@ enum Data {
     /// Contiguous data written at `address`.
     At(u64, u64),
     /// Chunks written: their offsets (rank each, one after the other) and
-    /// (address, stored size, filter mask).
-    Chunks(Vec<u64>, Vec<(u64, u32, u32)>),
+    /// (address, stored size, filter mask); the offsets again as a set, so
+    /// that a chunk written twice is found in constant time (principle 4:
+    /// a dataset's chunk count is the input's).
+    Chunks(Vec<u64>, Vec<(u64, u32, u32)>, HashSet<Box<[u64]>>),
 }
 
 #[derive(Clone, PartialEq)]
@@ -1117,8 +1119,8 @@ impl NativeWriter {
                 format!("chunk offset {offset:?} is not a chunk of the extent"),
             ));
         }
-        if let Data::Chunks(offs, _) = &d.data {
-            if offs.chunks(offset.len()).any(|o| o == offset) {
+        if let Data::Chunks(_, _, seen) = &d.data {
+            if seen.contains(offset) {
                 return Err(WriteError::new(path, "write chunk", "chunk written twice"));
             }
         }
@@ -1127,11 +1129,12 @@ impl NativeWriter {
         let at = self.append(stored)?;
         let d = self.dataset(path)?;
         if !matches!(d.data, Data::Chunks(..)) {
-            d.data = Data::Chunks(Vec::new(), Vec::new());
+            d.data = Data::Chunks(Vec::new(), Vec::new(), HashSet::new());
         }
-        if let Data::Chunks(offs, meta) = &mut d.data {
+        if let Data::Chunks(offs, meta, seen) = &mut d.data {
             offs.extend_from_slice(offset);
             meta.push((at, size, filter_mask));
+            seen.insert(offset.into());
         }
         Ok(())
     }
@@ -1301,7 +1304,7 @@ impl NativeWriter {
             }),
             (LayoutKind::Chunked(dims), data) => {
                 let (mut offs, mut meta) = match data {
-                    Data::Chunks(offs, meta) => (offs, meta),
+                    Data::Chunks(offs, meta, _) => (offs, meta),
                     _ => (Vec::new(), Vec::new()),
                 };
                 if let Some((fill, mask)) = &d.early_fill {
@@ -1673,6 +1676,57 @@ pub(crate) mod tests {
             })
             .map(|d| *d)
             .unwrap()
+    }
+
+    /// A one-dimensional chunked dataset of `n` elements in chunks of one
+    /// (the worker fixture's first chunked dataset, reshaped; no filters).
+    fn one_element_chunks(n: u64) -> Dataset {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/worker_earliest.h5");
+        let inv = crate::scan_path(&path).unwrap();
+        let mut d = inv
+            .objects
+            .into_iter()
+            .filter_map(|o| o.dataset)
+            .find(|d| {
+                matches!(d.layout.class, LayoutClass::Chunked { .. })
+                    && !d.datatype.is_variable_length()
+            })
+            .map(|d| *d)
+            .unwrap();
+        d.dataspace.dims = vec![n];
+        d.dataspace.max_dims = Some(vec![UNDEFINED]);
+        if let LayoutClass::Chunked { dims, .. } = &mut d.layout.class {
+            *dims = vec![1];
+        }
+        d.filters = None;
+        d.fill_value = None;
+        d
+    }
+
+    /// A chunk written twice is refused, however many chunks the dataset
+    /// has: the check is a set look-up, not a scan of the chunks written
+    /// before (a scan made a dataset of 2^17 chunks cost 2^33 comparisons).
+    #[test]
+    fn chunks_written_twice_are_found_without_a_scan() {
+        let dir = tempfile::tempdir().unwrap();
+        let tmp = dir.path().join("t.h5");
+        let none = CreationOrder::default();
+        let mut w = NativeWriter::create(&tmp, "t.h5", none, none, 0).unwrap();
+        let n = 1u64 << 17;
+        let ds = one_element_chunks(n);
+        let elem = vec![7u8; ds.datatype.size as usize];
+        w.create_dataset("/d", &ds, &HeapValues::default(), none, None)
+            .unwrap();
+        for i in 0..n {
+            w.write_chunk("/d", &[i], 0, &elem).unwrap();
+        }
+        let again = w.write_chunk("/d", &[n / 2], 0, &elem);
+        assert!(again.is_err_and(|e| e.to_string().contains("written twice")));
+        w.finish().unwrap();
+        let inv = crate::scan_path(&tmp).unwrap();
+        let d = inv.objects.iter().find(|o| o.path == "/d").unwrap();
+        assert_eq!(d.dataset.as_ref().unwrap().chunks.len() as u64, n);
     }
 
     /// Writes `groups` groups, each with a contiguous dataset and a long
