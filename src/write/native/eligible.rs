@@ -225,10 +225,16 @@ fn dataset_supported(ds: &Dataset, types: &mut Built) -> Result<(), String> {
 /// The distinct datatypes libhdf5 builds (the libhdf5 backend's
 /// `types::build`, the one judge of what it accepts: a damaged type it
 /// refuses loses the object there, so the native writer must not take it).
+/// The last [`BUILT_KEPT`] are remembered (most objects share a few types;
+/// a list of every distinct type made the look-ups quadratic in their
+/// number, which is the input's).
 #[derive(Default)]
 pub struct Built {
-    ok: Vec<Datatype>,
+    ok: std::collections::VecDeque<Datatype>,
 }
+
+/// Datatypes [`Built`] remembers.
+const BUILT_KEPT: usize = 32;
 
 impl Built {
     fn check(&mut self, t: &Datatype) -> Result<(), String> {
@@ -244,7 +250,10 @@ impl Built {
         }
         crate::write::types::build(t, "datatype", 0)
             .map_err(|e| format!("libhdf5 refuses it: {e}"))?;
-        self.ok.push(t.clone());
+        if self.ok.len() >= BUILT_KEPT {
+            self.ok.pop_front();
+        }
+        self.ok.push_back(t.clone());
         Ok(())
     }
 }
@@ -289,5 +298,28 @@ fn type_supported(t: &Datatype, depth: u32) -> Result<(), String> {
             type_supported(base, depth + 1)
         }
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// However many distinct datatypes an input has, the ones remembered
+    /// (each looked up at every check) stay at [`BUILT_KEPT`].
+    #[test]
+    fn built_types_remembered_are_capped() {
+        let mut b = Built::default();
+        for size in 1..=500u32 {
+            let t = Datatype {
+                version: 1,
+                size,
+                class: DatatypeClass::Opaque { tag: "t".into() },
+            };
+            b.check(&t).unwrap();
+            assert!(b.ok.len() <= BUILT_KEPT, "{} remembered", b.ok.len());
+        }
+        // The most recent are still known.
+        assert!(b.ok.iter().any(|t| t.size == 500));
     }
 }
