@@ -1349,6 +1349,8 @@ fn salvage_dataset(
                 if let Err(e) = written {
                     missing.push(format!("all elements (not written: {e})"));
                 }
+            } else if let Some(why) = cut_fill_refused(expected, bytes.len(), image.bytes.len()) {
+                missing.push(format!("all elements (not written: {why})"));
             } else {
                 match w.write_prefix(dest, ds, bytes) {
                     Ok(n) => {
@@ -1429,6 +1431,32 @@ fn salvage_dataset(
         out.reasons.extend(missing);
     }
     Ok(())
+}
+
+/// Fill bytes a cut contiguous dataset may have written after its prefix
+/// (both writers allocate the whole extent at that write, libhdf5 filling
+/// it where a fill value is set): at most this many times the input's size,
+/// and at least [`CUT_FILL_FLOOR`]. Principle 4: the extent claimed is the
+/// input's, up to 2^64 bytes.
+const CUT_FILL_PER_INPUT_BYTE: u64 = 64;
+/// Fill bytes always allowed after a cut dataset's prefix (64 MiB).
+const CUT_FILL_FLOOR: u64 = 64 << 20;
+
+/// Why the prefix of a cut contiguous dataset (`present` of `expected`
+/// bytes in an input of `input` bytes) is not written: the rest of its
+/// extent, written as fill, would pass the limit above.
+fn cut_fill_refused(expected: u64, present: usize, input: usize) -> Option<String> {
+    let fill = expected.saturating_sub(present as u64);
+    let limit = (input as u64)
+        .saturating_mul(CUT_FILL_PER_INPUT_BYTE)
+        .max(CUT_FILL_FLOOR);
+    (fill > limit).then(|| {
+        format!(
+            "the layout claims {expected} bytes, {present} in the file: the {fill} bytes past \
+             its end would be written as fill, above the limit of {limit} \
+             ({CUT_FILL_PER_INPUT_BYTE} times the input, at least {CUT_FILL_FLOOR})"
+        )
+    })
 }
 
 /// A virtual dataset: recreated with the same mappings (source file and
