@@ -315,6 +315,7 @@ fn open_output(
     inferred: Option<&str>,
 ) -> Result<Writer, SalvageError> {
     let mut w = Writer::create_for(output, root)?;
+    w.limit_early_allocation(fill_limit(size));
     w.group("/")?;
     w.mark("/", "h5salvage_source", &input.display().to_string())?;
     w.mark("/", "h5salvage_source_size", &size.to_string())?;
@@ -637,6 +638,7 @@ pub fn salvage_into(
     // The native writer takes the inputs it supports; any other moves the
     // output to libhdf5 before anything of it is written.
     w.accept(inv)?;
+    w.limit_early_allocation(fill_limit(inv.size));
     w.other_charset(chosen.iter().flat_map(|(o, _)| {
         o.other_charset_names
             .iter()
@@ -1433,28 +1435,32 @@ fn salvage_dataset(
     Ok(())
 }
 
-/// Fill bytes a cut contiguous dataset may have written after its prefix
-/// (both writers allocate the whole extent at that write, libhdf5 filling
-/// it where a fill value is set): at most this many times the input's size,
-/// and at least [`CUT_FILL_FLOOR`]. Principle 4: the extent claimed is the
-/// input's, up to 2^64 bytes.
-const CUT_FILL_PER_INPUT_BYTE: u64 = 64;
-/// Fill bytes always allowed after a cut dataset's prefix (64 MiB).
-const CUT_FILL_FLOOR: u64 = 64 << 20;
+/// Bytes of the output an input may have allocated beyond what it holds
+/// (the fill after a cut dataset's prefix, early-allocated extents): at
+/// most this many times the input's size, and at least [`FILL_FLOOR`].
+/// Principle 4: the extents are the input's, up to 2^64 bytes.
+const FILL_PER_INPUT_BYTE: u64 = 64;
+/// Fill bytes always allowed (64 MiB).
+const FILL_FLOOR: u64 = 64 << 20;
+
+/// The limit above for an input of `input` bytes.
+fn fill_limit(input: u64) -> u64 {
+    input.saturating_mul(FILL_PER_INPUT_BYTE).max(FILL_FLOOR)
+}
 
 /// Why the prefix of a cut contiguous dataset (`present` of `expected`
-/// bytes in an input of `input` bytes) is not written: the rest of its
-/// extent, written as fill, would pass the limit above.
+/// bytes in an input of `input` bytes) is not written: both writers
+/// allocate the whole extent at that write (libhdf5 filling it where a
+/// fill value is set), and the rest, written as fill, would pass
+/// [`fill_limit`].
 fn cut_fill_refused(expected: u64, present: usize, input: usize) -> Option<String> {
     let fill = expected.saturating_sub(present as u64);
-    let limit = (input as u64)
-        .saturating_mul(CUT_FILL_PER_INPUT_BYTE)
-        .max(CUT_FILL_FLOOR);
+    let limit = fill_limit(input as u64);
     (fill > limit).then(|| {
         format!(
             "the layout claims {expected} bytes, {present} in the file: the {fill} bytes past \
              its end would be written as fill, above the limit of {limit} \
-             ({CUT_FILL_PER_INPUT_BYTE} times the input, at least {CUT_FILL_FLOOR})"
+             ({FILL_PER_INPUT_BYTE} times the input, at least {FILL_FLOOR})"
         )
     })
 }

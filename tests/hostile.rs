@@ -368,6 +368,31 @@ fn cut_contiguous_data_claiming_far_more_than_the_file() {
     assert!(rep.output_len < 1 << 20, "{} bytes written", rep.output_len);
 }
 
+/// A chunked dataset allocated early whose extent is made 84,000 times
+/// larger: libhdf5 allocates every chunk of the extent when it creates
+/// the dataset (128 MiB of a 70 KiB input; 2^40 elements would be
+/// terabytes). Above the limit the allocation time is not kept (a note
+/// says so) and nothing is allocated for chunks never written.
+#[test]
+fn early_allocation_of_an_extent_far_larger_than_the_file() {
+    let mut b = fixture("rich_earliest.h5");
+    let path = "/datasets/chunked_alloc_early";
+    let s = message(&b, path, kind::DATASPACE);
+    let body = s.body_offset;
+    let dims = if b[body as usize] == 1 { 8 } else { 4 };
+    assert_eq!(b[body as usize + 1], 2, "rank 2");
+    // 20 x 20 int32 in chunks of 5 x 5: 80 bytes a row of the extent.
+    let rows = (128u64 << 20) / 80;
+    put_u64(&mut b, body + dims, rows);
+    if b[body as usize + 2] & 1 != 0 {
+        put_u64(&mut b, body + dims + 16, rows);
+    }
+    let (inv, rep) = run("early allocation", b);
+    assert!(inv.object(path).is_some());
+    assert!(rep.output_len < 8 << 20, "{} bytes written", rep.output_len);
+    assert!(rep.contains("allocation time"), "{rep}");
+}
+
 #[test]
 fn thousands_of_nested_groups_are_capped() {
     // A chain of nested groups deeper than the walk follows, written by h5py
