@@ -387,10 +387,26 @@ fn early_allocation_of_an_extent_far_larger_than_the_file() {
     if b[body as usize + 2] & 1 != 0 {
         put_u64(&mut b, body + dims + 16, rows);
     }
-    let (inv, rep) = run("early allocation", b);
+    let (inv, rep) = run("early allocation", b.clone());
     assert!(inv.object(path).is_some());
     assert!(rep.output_len < 8 << 20, "{} bytes written", rep.output_len);
     assert!(rep.contains("allocation time"), "{rep}");
+    // A smaller extent in chunks of one element: 1.3 MiB of data, but
+    // 335,540 chunks, each one an index entry and libhdf5's work.
+    let l = message(&b, path, kind::DATA_LAYOUT);
+    // Layout v3 chunked: version, class, rank + 1, B-tree address, then
+    // the chunk dimensions (4 bytes each, the element size last).
+    let at = l.body_offset as usize;
+    assert_eq!(&b[at..at + 3], &[3, 2, 3]);
+    b[at + 11..at + 19].copy_from_slice(&[1, 0, 0, 0, 1, 0, 0, 0]);
+    let rows = (128u64 << 20) / 80 / 4 / 25;
+    put_u64(&mut b, body + dims, rows);
+    if b[body as usize + 2] & 1 != 0 {
+        put_u64(&mut b, body + dims + 16, rows);
+    }
+    let (_, rep) = run("early allocation of one-element chunks", b);
+    assert!(rep.contains("allocation time"), "{rep}");
+    assert!(rep.output_len < 8 << 20, "{} bytes written", rep.output_len);
 }
 
 #[test]

@@ -106,9 +106,11 @@ pub(crate) fn filter_flags(
     )
 }
 
-/// Bytes allocated when `ds` is created with early allocation: its whole
-/// contiguous extent, or every chunk of its current extent (spec III.A.1,
-/// IV.A.2.i); `None` above 2^64.
+/// What allocating `ds` at its creation (early allocation) costs, in
+/// bytes: its whole contiguous extent, or every chunk of its current
+/// extent (spec III.A.1, IV.A.2.i), each chunk counted as at least
+/// [`EARLY_CHUNK_COST`] (its index entry and libhdf5's work for it, which
+/// do not shrink with the chunk); `None` above 2^64.
 fn early_bytes(ds: &Dataset) -> Option<u64> {
     match &ds.layout.class {
         LayoutClass::Contiguous { .. } => ds.data_bytes(),
@@ -119,11 +121,14 @@ fn early_bytes(ds: &Dataset) -> Option<u64> {
                 .iter()
                 .zip(dims)
                 .try_fold(1u64, |a, (n, c)| a.checked_mul(n.div_ceil((*c).max(1))))?;
-            chunks.checked_mul(ds.chunk_bytes(dims)?)
+            chunks.checked_mul(ds.chunk_bytes(dims)?.max(EARLY_CHUNK_COST))
         }
         _ => Some(0),
     }
 }
+
+/// Least cost of one early-allocated chunk (see [`early_bytes`]).
+const EARLY_CHUNK_COST: u64 = 4096;
 
 /// One output file being built.
 pub struct Writer {
@@ -793,7 +798,8 @@ impl Writer {
         }
         self.notes.push(format!(
             "{path}: space allocation time 'early' not kept: it would allocate {} of the \
-             output when the dataset is created, above the limit of {} bytes; written with \
+             output when the dataset is created (a chunk counted as at least \
+             {EARLY_CHUNK_COST} bytes), above the limit of {} bytes; written with \
              libhdf5's default for the layout ({}), so storage is allocated only where \
              data is written",
             bytes.map_or("more than 2^64 bytes".to_string(), |b| format!("{b} bytes")),
