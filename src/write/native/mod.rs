@@ -1662,38 +1662,29 @@ pub(crate) mod tests {
             .any(|l| l.path == "/g10/ext" && l.target == "/x"));
     }
 
-    /// A contiguous dataset of a fixed-size type (from worker_earliest.h5).
-    pub(crate) fn fixed_contiguous_dataset() -> Dataset {
+    /// The first dataset of worker_earliest.h5 with a fixed-size type and
+    /// a layout `class` accepts.
+    fn worker_dataset(class: fn(&LayoutClass) -> bool) -> Dataset {
         let path =
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/worker_earliest.h5");
         let inv = crate::scan_path(&path).unwrap();
         inv.objects
             .into_iter()
             .filter_map(|o| o.dataset)
-            .find(|d| {
-                matches!(d.layout.class, LayoutClass::Contiguous { .. })
-                    && !d.datatype.is_variable_length()
-            })
+            .find(|d| class(&d.layout.class) && !d.datatype.is_variable_length())
             .map(|d| *d)
             .unwrap()
+    }
+
+    /// A contiguous dataset of a fixed-size type (from worker_earliest.h5).
+    pub(crate) fn fixed_contiguous_dataset() -> Dataset {
+        worker_dataset(|c| matches!(c, LayoutClass::Contiguous { .. }))
     }
 
     /// A one-dimensional chunked dataset of `n` elements in chunks of one
     /// (the worker fixture's first chunked dataset, reshaped; no filters).
     fn one_element_chunks(n: u64) -> Dataset {
-        let path =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/worker_earliest.h5");
-        let inv = crate::scan_path(&path).unwrap();
-        let mut d = inv
-            .objects
-            .into_iter()
-            .filter_map(|o| o.dataset)
-            .find(|d| {
-                matches!(d.layout.class, LayoutClass::Chunked { .. })
-                    && !d.datatype.is_variable_length()
-            })
-            .map(|d| *d)
-            .unwrap();
+        let mut d = worker_dataset(|c| matches!(c, LayoutClass::Chunked { .. }));
         d.dataspace.dims = vec![n];
         d.dataspace.max_dims = Some(vec![UNDEFINED]);
         if let LayoutClass::Chunked { dims, .. } = &mut d.layout.class {
