@@ -953,15 +953,23 @@ impl DataTrust<'_> {
     }
 
     /// The zeroed ranges that the file bytes `part` (a slice of `file`)
-    /// overlap, described.
+    /// overlap, described: at most [`ZEROED_SHOWN`] + 1 (callers show
+    /// [`ZEROED_SHOWN`], then "..."). The ranges are sorted and disjoint
+    /// (`inventory::zeroed_ranges`): found by binary search, not a scan of
+    /// all of them for every chunk (principle 4: both counts are the
+    /// input's).
     fn zeroed_overlaps(&self, file: &[u8], part: &[u8]) -> Vec<String> {
         let Some(start) = slice_offset(file, part) else {
             return Vec::new();
         };
         let end = start.saturating_add(part.len() as u64);
-        self.zeroed
+        let first = self
+            .zeroed
+            .partition_point(|z| z.offset.saturating_add(z.length) <= start);
+        self.zeroed[first..]
             .iter()
-            .filter(|z| start < z.offset.saturating_add(z.length) && z.offset < end)
+            .take_while(|z| z.offset < end)
+            .take(ZEROED_SHOWN + 1)
             .map(|z| {
                 format!(
                     "bytes {start:#x}..{end:#x} overlap the all-zero page range {:#x}..{:#x}",
@@ -972,6 +980,10 @@ impl DataTrust<'_> {
             .collect()
     }
 }
+
+/// Overlaps of a dataset's data with all-zero page ranges named in its
+/// `h5salvage_unverified` note (more are "...").
+const ZEROED_SHOWN: usize = 20;
 
 /// Absolute offset of `part` inside `file`, if it is a sub-slice of it
 /// (compact data and decoded buffers are not).
@@ -1311,11 +1323,19 @@ fn salvage_dataset(
         out.result = Recovery::Unverified;
     }
     if !zeroed.is_empty() {
-        let shown: Vec<&str> = zeroed.iter().take(20).map(String::as_str).collect();
+        let shown: Vec<&str> = zeroed
+            .iter()
+            .take(ZEROED_SHOWN)
+            .map(String::as_str)
+            .collect();
         unverified_notes.push(format!(
             "data not verified: {}{}",
             shown.join("; "),
-            if zeroed.len() > 20 { "; ..." } else { "" }
+            if zeroed.len() > ZEROED_SHOWN {
+                "; ..."
+            } else {
+                ""
+            }
         ));
         out.result = Recovery::Unverified;
     }
@@ -1784,6 +1804,36 @@ fn write_stray(
 
 #[cfg(test)]
 mod tests {
+    /// A part of the file over thousands of all-zero page ranges names at
+    /// most 21 of them, exactly those a scan finds first; parts elsewhere
+    /// find theirs by binary search.
+    #[test]
+    fn zeroed_overlaps_are_found_by_search_and_capped() {
+        use crate::inventory::ZeroedRange;
+        let file = vec![0u8; 1 << 24];
+        // Every other page zeroed: 2048 ranges.
+        let zeroed: Vec<ZeroedRange> = (0..2048u64)
+            .map(|i| ZeroedRange {
+                offset: i * 8192,
+                length: 4096,
+            })
+            .collect();
+        let trust = DataTrust {
+            unconfirmed_base: None,
+            zeroed: &zeroed,
+            relocated: &[],
+        };
+        let all = trust.zeroed_overlaps(&file, &file);
+        assert_eq!(all.len(), ZEROED_SHOWN + 1);
+        assert!(all[0].contains("range 0x0..0x1000"), "{}", all[0]);
+        // A part inside the gap after range 7, and one over ranges 8 and 9.
+        let gap = &file[7 * 8192 + 4096..8 * 8192];
+        assert!(trust.zeroed_overlaps(&file, gap).is_empty());
+        let two = trust.zeroed_overlaps(&file, &file[8 * 8192 + 100..9 * 8192 + 1]);
+        assert_eq!(two.len(), 2, "{two:?}");
+        assert!(two[1].contains("range 0x12000..0x13000"), "{two:?}");
+    }
+
     use super::*;
 
     /// A soft link in a group the streamed salvage sealed (known only once
