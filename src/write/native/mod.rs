@@ -261,6 +261,9 @@ pub struct NativeWriter {
     heap: Heap,
     /// Bytes of contiguous data held (`Data::Held`), at most [`HELD_BUDGET`].
     held: usize,
+    /// The contiguous datasets whose data was held (some written since):
+    /// [`NativeWriter::write_held`] visits these, not every object.
+    held_ids: Vec<u32>,
     notes: Vec<String>,
     shown: String,
     /// Bytes before the superblock, left for the user block (written by
@@ -351,6 +354,7 @@ impl NativeWriter {
             sealed: 0,
             heap: Heap::default(),
             held: 0,
+            held_ids: Vec::new(),
             notes: Vec::new(),
             shown: shown.to_string(),
             base: user_block,
@@ -985,6 +989,9 @@ impl NativeWriter {
                 let cost = slots.len() + patches.len() * std::mem::size_of::<(u32, HeapRef)>();
                 if self.held + cost <= HELD_BUDGET {
                     self.held += cost;
+                    if let Some(i) = self.find(path).and_then(|i| u32::try_from(i).ok()) {
+                        self.held_ids.push(i);
+                    }
                     Data::Held(slots, patches)
                 } else {
                     // Its collections (and every held dataset's) written
@@ -1078,8 +1085,12 @@ impl NativeWriter {
     /// variable-length data, its heap IDs patched.
     fn write_held(&mut self) -> Result<(), WriteError> {
         self.heap_flush()?;
-        for i in 0..self.objects.len() {
-            let held = match &mut self.objects[i].kind {
+        for i in std::mem::take(&mut self.held_ids) {
+            let i = i as usize;
+            let Some(obj) = self.objects.get_mut(i) else {
+                continue;
+            };
+            let held = match &mut obj.kind {
                 Kind::Dataset(d) if d.class == LayoutKind::Contiguous => match &mut d.data {
                     Data::Held(b, p) => (std::mem::take(b), std::mem::take(p)),
                     _ => continue,
@@ -1693,6 +1704,66 @@ pub(crate) mod tests {
         d.filters = None;
         d.fill_value = None;
         d
+    }
+
+    /// Contiguous variable-length data is held (so that small datasets
+    /// share heap collections) until the held bytes pass the budget; then
+    /// the held datasets, and only those (not every object), are written,
+    /// and all read back.
+    #[test]
+    fn held_variable_length_data_is_written_past_the_budget() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/worker_earliest.h5");
+        let ds = crate::scan_path(&path)
+            .unwrap()
+            .objects
+            .into_iter()
+            .filter_map(|o| o.dataset)
+            .find(|d| {
+                matches!(d.layout.class, LayoutClass::Contiguous { .. })
+                    && d.datatype.is_variable_length()
+                    && d.datatype.size == 16
+            })
+            .map(|d| *d)
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let tmp = dir.path().join("t.h5");
+        let none = CreationOrder::default();
+        let mut w = NativeWriter::create(&tmp, "t.h5", none, none, 0).unwrap();
+        let text = |i: usize| vec![b'a' + (i % 26) as u8; 1 + i % 3];
+        // 300,000 slots and patches: 9.6 MB held, above the 8 MiB budget.
+        let sets = [("/a", 3usize), ("/b", 5), ("/big", 300_000)];
+        for (name, n) in sets {
+            let mut d = ds.clone();
+            d.dataspace.dims = vec![n as u64];
+            d.dataspace.max_dims = None;
+            w.create_dataset(name, &d, &HeapValues::default(), none, None)
+                .unwrap();
+            let slots = (0..n)
+                .map(|i| crate::read::vlen::VlenSlot::new(i * 16, (1 + i % 3) as u64, text(i)))
+                .collect();
+            w.write_all(name, &d, &vec![0u8; n * 16], &HeapValues::vlen(slots))
+                .unwrap();
+            if name == "/b" {
+                assert_eq!(w.held_ids.len(), 2);
+            }
+        }
+        assert!(w.held_ids.is_empty() && w.held == 0);
+        w.finish().unwrap();
+        let bytes = std::fs::read(&tmp).unwrap();
+        let inv = crate::scan_bytes("t.h5", &bytes, crate::CarveMode::Never);
+        assert_eq!(inv.verdict(), crate::inventory::Verdict::Healthy);
+        let image = inv.image(&bytes);
+        for (name, n) in sets {
+            let d = inv.object(name).unwrap().dataset.as_ref().unwrap();
+            let raw = crate::read::assemble(&image, d).unwrap();
+            let got = crate::read::vlen::resolve_vlen(&image, &d.datatype, &raw).unwrap();
+            assert_eq!(got.len(), n, "{name}");
+            assert!(
+                got.iter().enumerate().all(|(i, s)| s.data == text(i)),
+                "{name}"
+            );
+        }
     }
 
     /// A chunk written twice is refused, however many chunks the dataset
