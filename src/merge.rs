@@ -1059,6 +1059,7 @@ fn remove_merged(output: &Path, scanned: &[Scanned], report: &mut MergeReport) {
     let out_bytes = out_input.bytes();
     let out_inv = crate::walk::walk(&output.display().to_string(), out_bytes);
     let out_image = out_inv.image(out_bytes);
+    let out_index = OutIndex::of(&out_inv);
     for (s, ir) in scanned.iter().zip(report.inputs.iter_mut()) {
         let Some(inv) = &s.inv else {
             continue;
@@ -1075,13 +1076,9 @@ fn remove_merged(output: &Path, scanned: &[Scanned], report: &mut MergeReport) {
             }
         };
         let image = inv.image(input.bytes());
-        let mut why = None;
-        for u in &s.units {
-            if let Err(e) = same_unit(inv, &image, u, &out_inv, &out_image) {
-                why = Some(format!("{}: {e}", u.dest));
-                break;
-            }
-        }
+        let mut why = same_units(inv, &image, &s.units, &out_index, &out_image)
+            .err()
+            .map(|(dest, e)| format!("{dest}: {e}"));
         if let (None, Err(e)) = (&why, input.check_unchanged()) {
             why = Some(e.to_string());
         }
@@ -1095,27 +1092,63 @@ fn remove_merged(output: &Path, scanned: &[Scanned], report: &mut MergeReport) {
     }
 }
 
-/// Every object of `u` in the input has its counterpart in OUTPUT: same
-/// kind; datasets with the same shape, type and bytes (variable-length
-/// values compared as values).
-fn same_unit(
+/// OUTPUT's objects (the first of each path, as [`Inventory::object`])
+/// and links by path, made once for every input: [`same_units`] looks
+/// each input path up here (principle 4: a scan of OUTPUT per input object
+/// or link was quadratic in counts the inputs choose).
+struct OutIndex<'a> {
+    objects: HashMap<&'a str, &'a crate::inventory::Object>,
+    links: HashMap<&'a str, Vec<&'a crate::inventory::LinkEntry>>,
+}
+
+impl<'a> OutIndex<'a> {
+    fn of(inv: &'a Inventory) -> OutIndex<'a> {
+        let mut objects = HashMap::new();
+        for o in &inv.objects {
+            objects.entry(o.path.as_str()).or_insert(o);
+        }
+        let mut links: HashMap<&str, Vec<_>> = HashMap::new();
+        for l in &inv.links {
+            links.entry(l.path.as_str()).or_default().push(l);
+        }
+        OutIndex { objects, links }
+    }
+}
+
+/// Every object of the units `units` in the input has its counterpart in
+/// OUTPUT: same kind; datasets with the same shape, type and bytes
+/// (variable-length values compared as values). One pass over the input's
+/// objects and links, each in the unit of its nearest ancestor (units do
+/// not nest); the first difference, with its unit's destination.
+fn same_units(
     inv: &Inventory,
     image: &crate::follow::Image,
-    u: &Unit,
-    out_inv: &Inventory,
+    units: &[Unit],
+    out: &OutIndex,
     out_image: &crate::follow::Image,
-) -> Result<(), String> {
+) -> Result<(), (String, String)> {
+    let by_source: HashMap<&str, usize> = units
+        .iter()
+        .enumerate()
+        .map(|(i, u)| (u.source.as_str(), i))
+        .collect();
+    // The unit holding `path` and where `path` goes in OUTPUT.
+    let place = |path: &str| {
+        let u = units.get(nearest(path, &by_source)?)?;
+        map_path(path, &u.source, &u.dest).map(|d| (u, d))
+    };
+    let fail = |u: &Unit, e: String| Err((u.dest.clone(), e));
     // Second hard links and soft or external links must be in OUTPUT too.
     for o in inv.objects.iter().filter(|o| o.hard_link_of.is_some()) {
-        let Some(dest) = map_path(&o.path, &u.source, &u.dest) else {
+        let Some((u, dest)) = place(&o.path) else {
             continue;
         };
-        if out_inv.object(&dest).is_none() {
-            return Err(format!("{dest}: hard link missing from the output"));
+        if !out.objects.contains_key(dest.as_str()) {
+            return fail(u, format!("{dest}: hard link missing from the output"));
         }
     }
     for l in &inv.links {
-        let Some(dest) = map_path(&l.path, &u.source, &u.dest) else {
+        let Some((u, dest)) = place(&l.path) else {
             continue;
         };
         let target = if l.kind == LinkKind::Soft {
@@ -1123,39 +1156,54 @@ fn same_unit(
         } else {
             l.target.clone()
         };
-        let found = out_inv
-            .links
-            .iter()
-            .any(|m| m.path == dest && m.kind == l.kind && m.target == target && m.file == l.file);
+        let found = out.links.get(dest.as_str()).is_some_and(|ms| {
+            ms.iter()
+                .any(|m| m.kind == l.kind && m.target == target && m.file == l.file)
+        });
         if !found {
-            return Err(format!("{dest}: {} link missing from the output", l.kind));
+            return fail(
+                u,
+                format!("{dest}: {} link missing from the output", l.kind),
+            );
         }
     }
     for o in inv.objects.iter().filter(|o| o.hard_link_of.is_none()) {
-        let Some(dest) = map_path(&o.path, &u.source, &u.dest) else {
+        let Some((u, dest)) = place(&o.path) else {
             continue;
         };
         if o.status != Status::Intact {
-            return Err(format!("{} is {} in the input", o.path, o.status.as_str()));
+            return fail(
+                u,
+                format!("{} is {} in the input", o.path, o.status.as_str()),
+            );
         }
-        let Some(c) = out_inv.object(&dest) else {
-            return Err(format!("{dest} missing from the output"));
+        let Some(c) = out.objects.get(dest.as_str()) else {
+            return fail(u, format!("{dest} missing from the output"));
         };
         if c.kind != o.kind {
-            return Err(format!("{dest} is a {} in the output", c.kind.as_str()));
+            return fail(u, format!("{dest} is a {} in the output", c.kind.as_str()));
         }
-        same_attributes(image, o, out_image, c).map_err(|e| format!("{dest}: {e}"))?;
+        if let Err(e) = same_attributes(image, o, out_image, c) {
+            return fail(u, format!("{dest}: {e}"));
+        }
         let (Some(a), Some(b)) = (&o.dataset, &c.dataset) else {
             continue;
         };
         if a.dataspace.dims != b.dataspace.dims
             || normalized(&a.datatype) != normalized(&b.datatype)
         {
-            return Err(format!("{dest}: shape or type differs"));
+            return fail(u, format!("{dest}: shape or type differs"));
         }
-        let x = crate::read::assemble(image, a).map_err(|e| format!("{}: {e}", o.path))?;
-        let y = crate::read::assemble(out_image, b).map_err(|e| format!("{dest}: {e}"))?;
-        same_values(image, &a.datatype, &x, out_image, &y).map_err(|e| format!("{dest}: {e}"))?;
+        let same = crate::read::assemble(image, a)
+            .map_err(|e| format!("{}: {e}", o.path))
+            .and_then(|x| {
+                let y = crate::read::assemble(out_image, b).map_err(|e| format!("{dest}: {e}"))?;
+                same_values(image, &a.datatype, &x, out_image, &y)
+                    .map_err(|e| format!("{dest}: {e}"))
+            });
+        if let Err(e) = same {
+            return fail(u, e);
+        }
     }
     Ok(())
 }
@@ -1169,8 +1217,14 @@ fn same_attributes(
     out_image: &crate::follow::Image,
     c: &crate::inventory::Object,
 ) -> Result<(), String> {
+    // By name (the first of each): a scan per attribute was quadratic in
+    // a header's attribute count.
+    let mut theirs = HashMap::new();
+    for b in &c.attributes {
+        theirs.entry(b.name.as_str()).or_insert(b);
+    }
     for a in &o.attributes {
-        let Some(b) = c.attributes.iter().find(|b| b.name == a.name) else {
+        let Some(b) = theirs.get(a.name.as_str()) else {
             return Err(format!("attribute {:?} missing from the output", a.name));
         };
         let (Some(ta), Some(tb)) = (&a.message.datatype, &b.message.datatype) else {

@@ -315,6 +315,7 @@ fn open_output(
     inferred: Option<&str>,
 ) -> Result<Writer, SalvageError> {
     let mut w = Writer::create_for(output, root)?;
+    w.limit_early_allocation(fill_limit(size));
     w.group("/")?;
     w.mark("/", "h5salvage_source", &input.display().to_string())?;
     w.mark("/", "h5salvage_source_size", &size.to_string())?;
@@ -637,6 +638,7 @@ pub fn salvage_into(
     // The native writer takes the inputs it supports; any other moves the
     // output to libhdf5 before anything of it is written.
     w.accept(inv)?;
+    w.limit_early_allocation(fill_limit(inv.size));
     w.other_charset(chosen.iter().flat_map(|(o, _)| {
         o.other_charset_names
             .iter()
@@ -951,15 +953,23 @@ impl DataTrust<'_> {
     }
 
     /// The zeroed ranges that the file bytes `part` (a slice of `file`)
-    /// overlap, described.
+    /// overlap, described: at most [`ZEROED_SHOWN`] + 1 (callers show
+    /// [`ZEROED_SHOWN`], then "..."). The ranges are sorted and disjoint
+    /// (`inventory::zeroed_ranges`): found by binary search, not a scan of
+    /// all of them for every chunk (principle 4: both counts are the
+    /// input's).
     fn zeroed_overlaps(&self, file: &[u8], part: &[u8]) -> Vec<String> {
         let Some(start) = slice_offset(file, part) else {
             return Vec::new();
         };
         let end = start.saturating_add(part.len() as u64);
-        self.zeroed
+        let first = self
+            .zeroed
+            .partition_point(|z| z.offset.saturating_add(z.length) <= start);
+        self.zeroed[first..]
             .iter()
-            .filter(|z| start < z.offset.saturating_add(z.length) && z.offset < end)
+            .take_while(|z| z.offset < end)
+            .take(ZEROED_SHOWN + 1)
             .map(|z| {
                 format!(
                     "bytes {start:#x}..{end:#x} overlap the all-zero page range {:#x}..{:#x}",
@@ -970,6 +980,10 @@ impl DataTrust<'_> {
             .collect()
     }
 }
+
+/// Overlaps of a dataset's data with all-zero page ranges named in its
+/// `h5salvage_unverified` note (more are "...").
+const ZEROED_SHOWN: usize = 20;
 
 /// Absolute offset of `part` inside `file`, if it is a sub-slice of it
 /// (compact data and decoded buffers are not).
@@ -1309,11 +1323,19 @@ fn salvage_dataset(
         out.result = Recovery::Unverified;
     }
     if !zeroed.is_empty() {
-        let shown: Vec<&str> = zeroed.iter().take(20).map(String::as_str).collect();
+        let shown: Vec<&str> = zeroed
+            .iter()
+            .take(ZEROED_SHOWN)
+            .map(String::as_str)
+            .collect();
         unverified_notes.push(format!(
             "data not verified: {}{}",
             shown.join("; "),
-            if zeroed.len() > 20 { "; ..." } else { "" }
+            if zeroed.len() > ZEROED_SHOWN {
+                "; ..."
+            } else {
+                ""
+            }
         ));
         out.result = Recovery::Unverified;
     }
@@ -1349,6 +1371,8 @@ fn salvage_dataset(
                 if let Err(e) = written {
                     missing.push(format!("all elements (not written: {e})"));
                 }
+            } else if let Some(why) = cut_fill_refused(expected, bytes.len(), image.bytes.len()) {
+                missing.push(format!("all elements (not written: {why})"));
             } else {
                 match w.write_prefix(dest, ds, bytes) {
                     Ok(n) => {
@@ -1429,6 +1453,36 @@ fn salvage_dataset(
         out.reasons.extend(missing);
     }
     Ok(())
+}
+
+/// Bytes of the output an input may have allocated beyond what it holds
+/// (the fill after a cut dataset's prefix, early-allocated extents): at
+/// most this many times the input's size, and at least [`FILL_FLOOR`].
+/// Principle 4: the extents are the input's, up to 2^64 bytes.
+const FILL_PER_INPUT_BYTE: u64 = 64;
+/// Fill bytes always allowed (64 MiB).
+const FILL_FLOOR: u64 = 64 << 20;
+
+/// The limit above for an input of `input` bytes.
+fn fill_limit(input: u64) -> u64 {
+    input.saturating_mul(FILL_PER_INPUT_BYTE).max(FILL_FLOOR)
+}
+
+/// Why the prefix of a cut contiguous dataset (`present` of `expected`
+/// bytes in an input of `input` bytes) is not written: both writers
+/// allocate the whole extent at that write (libhdf5 filling it where a
+/// fill value is set), and the rest, written as fill, would pass
+/// [`fill_limit`].
+fn cut_fill_refused(expected: u64, present: usize, input: usize) -> Option<String> {
+    let fill = expected.saturating_sub(present as u64);
+    let limit = fill_limit(input as u64);
+    (fill > limit).then(|| {
+        format!(
+            "the layout claims {expected} bytes, {present} in the file: the {fill} bytes past \
+             its end would be written as fill, above the limit of {limit} \
+             ({FILL_PER_INPUT_BYTE} times the input, at least {FILL_FLOOR})"
+        )
+    })
 }
 
 /// A virtual dataset: recreated with the same mappings (source file and
@@ -1750,6 +1804,36 @@ fn write_stray(
 
 #[cfg(test)]
 mod tests {
+    /// A part of the file over thousands of all-zero page ranges names at
+    /// most 21 of them, exactly those a scan finds first; parts elsewhere
+    /// find theirs by binary search.
+    #[test]
+    fn zeroed_overlaps_are_found_by_search_and_capped() {
+        use crate::inventory::ZeroedRange;
+        let file = vec![0u8; 1 << 24];
+        // Every other page zeroed: 2048 ranges.
+        let zeroed: Vec<ZeroedRange> = (0..2048u64)
+            .map(|i| ZeroedRange {
+                offset: i * 8192,
+                length: 4096,
+            })
+            .collect();
+        let trust = DataTrust {
+            unconfirmed_base: None,
+            zeroed: &zeroed,
+            relocated: &[],
+        };
+        let all = trust.zeroed_overlaps(&file, &file);
+        assert_eq!(all.len(), ZEROED_SHOWN + 1);
+        assert!(all[0].contains("range 0x0..0x1000"), "{}", all[0]);
+        // A part inside the gap after range 7, and one over ranges 8 and 9.
+        let gap = &file[7 * 8192 + 4096..8 * 8192];
+        assert!(trust.zeroed_overlaps(&file, gap).is_empty());
+        let two = trust.zeroed_overlaps(&file, &file[8 * 8192 + 100..9 * 8192 + 1]);
+        assert_eq!(two.len(), 2, "{two:?}");
+        assert!(two[1].contains("range 0x12000..0x13000"), "{two:?}");
+    }
+
     use super::*;
 
     /// Whether the streamed route can be tested here: not when

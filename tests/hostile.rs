@@ -60,6 +60,8 @@ fn put_u64(b: &mut [u8], at: u64, v: u64) {
 struct Report {
     text: String,
     results: Vec<(String, Recovery)>,
+    /// Bytes of the output written (none without one).
+    output_len: u64,
 }
 
 impl Report {
@@ -92,6 +94,7 @@ fn run(label: &str, bytes: Vec<u8>) -> (Inventory, Report) {
         std::fs::write(&input, &bytes).unwrap();
         let out = dir.path().join("out.h5");
         let r = h5salvage::salvage::salvage(&input, &out, false);
+        let output_len = std::fs::metadata(&out).map_or(0, |m| m.len());
         let report = match &r {
             Ok(rep) => Report {
                 text: format!("{rep:?}"),
@@ -100,10 +103,12 @@ fn run(label: &str, bytes: Vec<u8>) -> (Inventory, Report) {
                     .iter()
                     .map(|o| (o.path.clone(), o.result))
                     .collect(),
+                output_len,
             },
             Err(e) => Report {
                 text: format!("error: {e}"),
                 results: Vec::new(),
+                output_len,
             },
         };
         // Nothing may be written outside the output.
@@ -310,6 +315,98 @@ fn attribute_of_4_gb_declared_size() {
     let (inv, _) = run("4 GB attribute", b);
     let o = inv.object("/config_0000").unwrap();
     assert_ne!(o.status, Status::Intact, "{}", problems(&inv, &o.path));
+}
+
+/// The worker fixture with `/config_0000/params` (32 doubles, contiguous,
+/// layout v3) moved to the end of the file and claiming `elements`
+/// elements: its data then runs past the end, a dataset cut by truncation.
+fn params_claiming(elements: u64) -> Vec<u8> {
+    let mut b = fixture("worker_earliest.h5");
+    let end = b.len() as u64;
+    b.extend((0..=255u8).cycle().take(256));
+    let path = "/config_0000/params";
+    let s = message(&b, path, kind::DATASPACE);
+    let body = s.body_offset;
+    // Dataspace v1: dims 8 bytes in (v2: 4); maxima after the dims.
+    let dims = if b[body as usize] == 1 { 8 } else { 4 };
+    assert_eq!(b[body as usize + 1], 1, "rank 1");
+    put_u64(&mut b, body + dims, elements);
+    if b[body as usize + 2] & 1 != 0 {
+        put_u64(&mut b, body + dims + 8, elements);
+    }
+    // Layout v3 contiguous: version, class, address, size.
+    let l = message(&b, path, kind::DATA_LAYOUT);
+    assert_eq!(&b[l.body_offset as usize..][..2], &[3, 1]);
+    put_u64(&mut b, l.body_offset + 2, end);
+    put_u64(&mut b, l.body_offset + 10, elements * 8);
+    b
+}
+
+/// A contiguous dataset cut by truncation is written as its prefix, the
+/// rest as libhdf5 leaves it allocated (fill); a claim of 256 MiB from a
+/// 70 KiB file is refused (recorded as missing) instead of written as
+/// 256 MiB of fill: the fill written is bounded by the input's size.
+#[test]
+fn cut_contiguous_data_claiming_far_more_than_the_file() {
+    let path = "/config_0000/params";
+    // 8 MiB claimed: written (prefix and fill), as before.
+    let (inv, rep) = run("8 MiB claimed", params_claiming(1 << 20));
+    let o = inv.object(path).unwrap();
+    assert!(
+        problems(&inv, path).contains("missing past the end"),
+        "{}",
+        problems(&inv, path)
+    );
+    assert_eq!(o.status, Status::Partial);
+    assert_eq!(rep.result(path), Some(Recovery::Partial), "{rep}");
+    assert!(rep.output_len >= 8 << 20, "{}", rep.output_len);
+    assert!(!rep.contains("above the limit"), "{rep}");
+    // 256 MiB claimed: refused, said, and not written.
+    let (_, rep) = run("256 MiB claimed", params_claiming(1 << 25));
+    assert_eq!(rep.result(path), Some(Recovery::Partial), "{rep}");
+    assert!(rep.contains("above the limit"), "{rep}");
+    assert!(rep.output_len < 1 << 20, "{} bytes written", rep.output_len);
+}
+
+/// A chunked dataset allocated early whose extent is made 84,000 times
+/// larger: libhdf5 allocates every chunk of the extent when it creates
+/// the dataset (128 MiB of a 70 KiB input; 2^40 elements would be
+/// terabytes). Above the limit the allocation time is not kept (a note
+/// says so) and nothing is allocated for chunks never written.
+#[test]
+fn early_allocation_of_an_extent_far_larger_than_the_file() {
+    let mut b = fixture("rich_earliest.h5");
+    let path = "/datasets/chunked_alloc_early";
+    let s = message(&b, path, kind::DATASPACE);
+    let body = s.body_offset;
+    let dims = if b[body as usize] == 1 { 8 } else { 4 };
+    assert_eq!(b[body as usize + 1], 2, "rank 2");
+    // 20 x 20 int32 in chunks of 5 x 5: 80 bytes a row of the extent.
+    let rows = (128u64 << 20) / 80;
+    put_u64(&mut b, body + dims, rows);
+    if b[body as usize + 2] & 1 != 0 {
+        put_u64(&mut b, body + dims + 16, rows);
+    }
+    let (inv, rep) = run("early allocation", b.clone());
+    assert!(inv.object(path).is_some());
+    assert!(rep.output_len < 8 << 20, "{} bytes written", rep.output_len);
+    assert!(rep.contains("allocation time"), "{rep}");
+    // A smaller extent in chunks of one element: 1.3 MiB of data, but
+    // 335,540 chunks, each one an index entry and libhdf5's work.
+    let l = message(&b, path, kind::DATA_LAYOUT);
+    // Layout v3 chunked: version, class, rank + 1, B-tree address, then
+    // the chunk dimensions (4 bytes each, the element size last).
+    let at = l.body_offset as usize;
+    assert_eq!(&b[at..at + 3], &[3, 2, 3]);
+    b[at + 11..at + 19].copy_from_slice(&[1, 0, 0, 0, 1, 0, 0, 0]);
+    let rows = (128u64 << 20) / 80 / 4 / 25;
+    put_u64(&mut b, body + dims, rows);
+    if b[body as usize + 2] & 1 != 0 {
+        put_u64(&mut b, body + dims + 16, rows);
+    }
+    let (_, rep) = run("early allocation of one-element chunks", b);
+    assert!(rep.contains("allocation time"), "{rep}");
+    assert!(rep.output_len < 8 << 20, "{} bytes written", rep.output_len);
 }
 
 #[test]

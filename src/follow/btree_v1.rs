@@ -148,11 +148,11 @@ fn allocated(image: &Image, addr: u64, used: Option<u64>, full: Option<u64>) -> 
         .bytes
         .get(rest(used).min(image.bytes.len())..rest(full).min(image.bytes.len()))
         .unwrap_or_default();
-    Some(if tail.iter().all(|&b| b == 0) {
-        full
-    } else {
-        used
-    })
+    let zero = match image.known {
+        Some(k) => k.zero_tail((abs, used, full), tail),
+        None => tail.iter().all(|&b| b == 0),
+    };
+    Some(if zero { full } else { used })
 }
 
 /// Records the `SNOD` at `addr` holding `entries` symbols as known
@@ -297,6 +297,29 @@ mod tests {
         let mut nodes = chunk_nodes(&img, 0, 1);
         nodes.sort_unstable();
         assert_eq!(nodes, vec![0, 200, 400]);
+    }
+
+    /// A node reached many times (a tree shared, a child listed twice)
+    /// has the room past its entries scanned once: with K = 65535 that
+    /// room is megabytes, and the visits are the input's.
+    #[test]
+    fn a_node_reached_again_is_not_scanned_again() {
+        let leaf = chunk_node(0, &[(0, 4, 600)], 2);
+        let f = file(1 << 20, &[(0, &leaf)]);
+        let known = crate::follow::Known::new(Some(crate::follow::BtreeDegrees {
+            chunk: u16::MAX,
+            ..crate::follow::BtreeDegrees::DEFAULT
+        }));
+        let mut img = Image::new(&f, 0, S);
+        img.known = Some(&known);
+        for _ in 0..100 {
+            collect_chunks(&img, 0, 1);
+        }
+        let scanned = known.scanned.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(scanned < 1 << 20, "{scanned} bytes scanned");
+        // Recorded at its allocated size (the room is all zero).
+        let spans = known.into_spans();
+        assert!(spans.len() == 1 && spans[0].1 > 1 << 20, "{spans:?}");
     }
 
     #[test]

@@ -64,6 +64,15 @@ pub type MetaSpan = (u64, u64, &'static str);
 #[derive(Debug, Default)]
 pub struct Known {
     spans: std::sync::Mutex<Vec<MetaSpan>>,
+    /// Whether the room past a node's entries is all zero, by (absolute
+    /// address, bytes used, bytes allocated): a node reached again (trees
+    /// shared by datasets, children listed twice) is not scanned again
+    /// (principle 4: the room is up to megabytes with a large K, the
+    /// visits are the input's).
+    zero_tails: std::sync::Mutex<std::collections::HashMap<(u64, u64, u64), bool>>,
+    /// Bytes of room scanned (tests).
+    #[cfg(test)]
+    pub(crate) scanned: std::sync::atomic::AtomicU64,
     /// Degrees of the file's version-1 B-trees, when known (superblock v0/v1
     /// fields, spec II.A, or a B-tree 'K' values message in the superblock
     /// extension, IV.A.2.t; libhdf5's defaults otherwise): a node or `SNOD`
@@ -126,9 +135,35 @@ impl BtreeDegrees {
 impl Known {
     pub fn new(k: Option<BtreeDegrees>) -> Known {
         Known {
-            spans: Default::default(),
             k,
+            ..Known::default()
         }
+    }
+
+    /// Whether the room `key` (see `zero_tails`) holds only zeros:
+    /// `tail`'s answer, asked once per key when it is above 4 KiB (below,
+    /// a scan costs no more than the node's own read, and libhdf5's
+    /// default K values leave no more: nothing is kept for them).
+    pub(crate) fn zero_tail(&self, key: (u64, u64, u64), tail: &[u8]) -> bool {
+        if tail.len() <= 4096 {
+            return tail.iter().all(|&b| b == 0);
+        }
+        if let Some(z) = self
+            .zero_tails
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&key).copied())
+        {
+            return z;
+        }
+        #[cfg(test)]
+        self.scanned
+            .fetch_add(tail.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        let zero = tail.iter().all(|&b| b == 0);
+        if let Ok(mut m) = self.zero_tails.lock() {
+            m.insert(key, zero);
+        }
+        zero
     }
 
     /// Records `[start, start + len)`; every few thousand records the list

@@ -106,6 +106,30 @@ pub(crate) fn filter_flags(
     )
 }
 
+/// What allocating `ds` at its creation (early allocation) costs, in
+/// bytes: its whole contiguous extent, or every chunk of its current
+/// extent (spec III.A.1, IV.A.2.i), each chunk counted as at least
+/// [`EARLY_CHUNK_COST`] (its index entry and libhdf5's work for it, which
+/// do not shrink with the chunk); `None` above 2^64.
+fn early_bytes(ds: &Dataset) -> Option<u64> {
+    match &ds.layout.class {
+        LayoutClass::Contiguous { .. } => ds.data_bytes(),
+        LayoutClass::Chunked { dims, .. } => {
+            let chunks = ds
+                .dataspace
+                .dims
+                .iter()
+                .zip(dims)
+                .try_fold(1u64, |a, (n, c)| a.checked_mul(n.div_ceil((*c).max(1))))?;
+            chunks.checked_mul(ds.chunk_bytes(dims)?.max(EARLY_CHUNK_COST))
+        }
+        _ => Some(0),
+    }
+}
+
+/// Least cost of one early-allocated chunk (see [`early_bytes`]).
+const EARLY_CHUNK_COST: u64 = 4096;
+
 /// One output file being built.
 pub struct Writer {
     file: Option<Hid>,
@@ -172,6 +196,9 @@ pub struct Writer {
     /// ([`Writer::symbol_table_groups`]), and those created so.
     symbol_tables: std::collections::HashSet<String>,
     old_style: std::collections::HashSet<String>,
+    /// Most bytes a dataset may have allocated when it is created
+    /// ([`Writer::limit_early_allocation`]).
+    early_limit: u64,
 }
 
 /// What a new output takes from its input at the file level.
@@ -737,7 +764,57 @@ impl Writer {
             times_not_kept: None,
             symbol_tables: std::collections::HashSet::new(),
             old_style: std::collections::HashSet::new(),
+            early_limit: u64::MAX,
         }
+    }
+
+    /// Datasets allocated early (fill value message, spec IV.A.2.f:
+    /// allocation time 1) have their whole extent allocated, and filled,
+    /// when they are created, by libhdf5 and by the native writer alike:
+    /// above `bytes` the allocation time is not kept (libhdf5's default for
+    /// the layout instead, with a note). Principle 4: the extent is the
+    /// input's, 2^40 elements cost 2^40 bytes or more.
+    pub fn limit_early_allocation(&mut self, bytes: u64) {
+        self.early_limit = bytes;
+    }
+
+    /// `ds` with the allocation time libhdf5 defaults to for its layout
+    /// when an early allocation would pass [`Writer::limit_early_allocation`]
+    /// (and a note saying so); `None` to create `ds` as it is.
+    fn early_allocation_capped(&mut self, path: &str, ds: &Dataset) -> Option<Dataset> {
+        use crate::format::message::fill_value::alloc_time;
+        let f = ds.fill_value.as_ref()?;
+        let default = match ds.layout.class {
+            LayoutClass::Contiguous { .. } => alloc_time::LATE,
+            LayoutClass::Chunked { .. } => alloc_time::INCREMENTAL,
+            _ => return None,
+        };
+        if f.space_allocation_time != alloc_time::EARLY {
+            return None;
+        }
+        let bytes = early_bytes(ds);
+        if bytes.is_some_and(|b| b <= self.early_limit) {
+            return None;
+        }
+        self.notes.push(format!(
+            "{path}: space allocation time 'early' not kept: it would allocate {} of the \
+             output when the dataset is created (a chunk counted as at least \
+             {EARLY_CHUNK_COST} bytes), above the limit of {} bytes; written with \
+             libhdf5's default for the layout ({}), so storage is allocated only where \
+             data is written",
+            bytes.map_or("more than 2^64 bytes".to_string(), |b| format!("{b} bytes")),
+            self.early_limit,
+            if default == alloc_time::LATE {
+                "late"
+            } else {
+                "incremental"
+            }
+        ));
+        let mut capped = ds.clone();
+        if let Some(f) = capped.fill_value.as_mut() {
+            f.space_allocation_time = default;
+        }
+        Some(capped)
     }
 
     /// Output groups that hold a soft link whose target is longer than a
@@ -1438,6 +1515,8 @@ impl Writer {
     ) -> Result<(), WriteError> {
         // What libhdf5 cannot create, neither backend creates.
         types::check_dataset(ds, path)?;
+        let capped = self.early_allocation_capped(path, ds);
+        let ds = capped.as_ref().unwrap_or(ds);
         if let Some(n) = self.native.as_mut() {
             check_path(path)?;
             return n.create_dataset(path, ds, fill_heap, attrs, committed);

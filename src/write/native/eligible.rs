@@ -63,11 +63,11 @@ pub fn supports_file(inv: &Inventory) -> Result<(), String> {
     }
     // A link is one message in a compact group: name and value under
     // 64 KiB (dense storage would be needed above).
+    // An external link's value (spec IV.A.2.g: flags, file, object, each
+    // NUL-terminated) has a 2-byte length: file and object together.
     let long = |p: &str| p.rsplit('/').next().map_or(0, str::len) > MAX_LINK_TEXT;
     if let Some(l) = inv.links.iter().find(|l| {
-        long(&l.path)
-            || l.target.len() > MAX_LINK_TEXT
-            || l.file.as_ref().is_some_and(|f| f.len() > MAX_LINK_TEXT)
+        long(&l.path) || l.target.len() + l.file.as_ref().map_or(0, String::len) > MAX_LINK_TEXT
     }) {
         return Err(format!("{}: link name or target too long", l.path));
     }
@@ -225,10 +225,16 @@ fn dataset_supported(ds: &Dataset, types: &mut Built) -> Result<(), String> {
 /// The distinct datatypes libhdf5 builds (the libhdf5 backend's
 /// `types::build`, the one judge of what it accepts: a damaged type it
 /// refuses loses the object there, so the native writer must not take it).
+/// The last [`BUILT_KEPT`] are remembered (most objects share a few types;
+/// a list of every distinct type made the look-ups quadratic in their
+/// number, which is the input's).
 #[derive(Default)]
 pub struct Built {
-    ok: Vec<Datatype>,
+    ok: std::collections::VecDeque<Datatype>,
 }
+
+/// Datatypes [`Built`] remembers.
+const BUILT_KEPT: usize = 32;
 
 impl Built {
     fn check(&mut self, t: &Datatype) -> Result<(), String> {
@@ -244,7 +250,10 @@ impl Built {
         }
         crate::write::types::build(t, "datatype", 0)
             .map_err(|e| format!("libhdf5 refuses it: {e}"))?;
-        self.ok.push(t.clone());
+        if self.ok.len() >= BUILT_KEPT {
+            self.ok.pop_front();
+        }
+        self.ok.push_back(t.clone());
         Ok(())
     }
 }
@@ -289,5 +298,46 @@ fn type_supported(t: &Datatype, depth: u32) -> Result<(), String> {
             type_supported(base, depth + 1)
         }
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An external link whose file and object names are each under the
+    /// limit but not together (their value's length field is 2 bytes) goes
+    /// to libhdf5, instead of failing the native output at its end.
+    #[test]
+    fn external_links_too_long_together_are_not_taken() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/worker_earliest.h5");
+        let mut inv = crate::scan_path(&path).unwrap();
+        assert!(supports(&inv).is_ok());
+        inv.links.push(crate::inventory::LinkEntry {
+            path: "/ext".into(),
+            kind: LinkKind::External,
+            target: "o".repeat(MAX_LINK_TEXT),
+            file: Some("f".repeat(MAX_LINK_TEXT)),
+        });
+        assert!(supports(&inv).is_err_and(|e| e.contains("too long")));
+    }
+
+    /// However many distinct datatypes an input has, the ones remembered
+    /// (each looked up at every check) stay at [`BUILT_KEPT`].
+    #[test]
+    fn built_types_remembered_are_capped() {
+        let mut b = Built::default();
+        for size in 1..=500u32 {
+            let t = Datatype {
+                version: 1,
+                size,
+                class: DatatypeClass::Opaque { tag: "t".into() },
+            };
+            b.check(&t).unwrap();
+            assert!(b.ok.len() <= BUILT_KEPT, "{} remembered", b.ok.len());
+        }
+        // The most recent are still known.
+        assert!(b.ok.iter().any(|t| t.size == 500));
     }
 }

@@ -17,7 +17,7 @@
 mod eligible;
 pub(crate) mod encode;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{BufWriter, Seek, SeekFrom, Write};
 use std::path::Path;
@@ -175,8 +175,10 @@ enum Data {
     /// Contiguous data written at `address`.
     At(u64, u64),
     /// Chunks written: their offsets (rank each, one after the other) and
-    /// (address, stored size, filter mask).
-    Chunks(Vec<u64>, Vec<(u64, u32, u32)>),
+    /// (address, stored size, filter mask); the offsets again as a set, so
+    /// that a chunk written twice is found in constant time (principle 4:
+    /// a dataset's chunk count is the input's).
+    Chunks(Vec<u64>, Vec<(u64, u32, u32)>, HashSet<Box<[u64]>>),
 }
 
 #[derive(Clone, PartialEq)]
@@ -259,6 +261,9 @@ pub struct NativeWriter {
     heap: Heap,
     /// Bytes of contiguous data held (`Data::Held`), at most [`HELD_BUDGET`].
     held: usize,
+    /// The contiguous datasets whose data was held (some written since):
+    /// [`NativeWriter::write_held`] visits these, not every object.
+    held_ids: Vec<u32>,
     notes: Vec<String>,
     shown: String,
     /// Bytes before the superblock, left for the user block (written by
@@ -349,6 +354,7 @@ impl NativeWriter {
             sealed: 0,
             heap: Heap::default(),
             held: 0,
+            held_ids: Vec::new(),
             notes: Vec::new(),
             shown: shown.to_string(),
             base: user_block,
@@ -983,6 +989,9 @@ impl NativeWriter {
                 let cost = slots.len() + patches.len() * std::mem::size_of::<(u32, HeapRef)>();
                 if self.held + cost <= HELD_BUDGET {
                     self.held += cost;
+                    if let Some(i) = self.find(path).and_then(|i| u32::try_from(i).ok()) {
+                        self.held_ids.push(i);
+                    }
                     Data::Held(slots, patches)
                 } else {
                     // Its collections (and every held dataset's) written
@@ -1076,8 +1085,12 @@ impl NativeWriter {
     /// variable-length data, its heap IDs patched.
     fn write_held(&mut self) -> Result<(), WriteError> {
         self.heap_flush()?;
-        for i in 0..self.objects.len() {
-            let held = match &mut self.objects[i].kind {
+        for i in std::mem::take(&mut self.held_ids) {
+            let i = i as usize;
+            let Some(obj) = self.objects.get_mut(i) else {
+                continue;
+            };
+            let held = match &mut obj.kind {
                 Kind::Dataset(d) if d.class == LayoutKind::Contiguous => match &mut d.data {
                     Data::Held(b, p) => (std::mem::take(b), std::mem::take(p)),
                     _ => continue,
@@ -1117,8 +1130,8 @@ impl NativeWriter {
                 format!("chunk offset {offset:?} is not a chunk of the extent"),
             ));
         }
-        if let Data::Chunks(offs, _) = &d.data {
-            if offs.chunks(offset.len()).any(|o| o == offset) {
+        if let Data::Chunks(_, _, seen) = &d.data {
+            if seen.contains(offset) {
                 return Err(WriteError::new(path, "write chunk", "chunk written twice"));
             }
         }
@@ -1127,11 +1140,12 @@ impl NativeWriter {
         let at = self.append(stored)?;
         let d = self.dataset(path)?;
         if !matches!(d.data, Data::Chunks(..)) {
-            d.data = Data::Chunks(Vec::new(), Vec::new());
+            d.data = Data::Chunks(Vec::new(), Vec::new(), HashSet::new());
         }
-        if let Data::Chunks(offs, meta) = &mut d.data {
+        if let Data::Chunks(offs, meta, seen) = &mut d.data {
             offs.extend_from_slice(offset);
             meta.push((at, size, filter_mask));
+            seen.insert(offset.into());
         }
         Ok(())
     }
@@ -1301,7 +1315,7 @@ impl NativeWriter {
             }),
             (LayoutKind::Chunked(dims), data) => {
                 let (mut offs, mut meta) = match data {
-                    Data::Chunks(offs, meta) => (offs, meta),
+                    Data::Chunks(offs, meta, _) => (offs, meta),
                     _ => (Vec::new(), Vec::new()),
                 };
                 if let Some((fill, mask)) = &d.early_fill {
@@ -1659,20 +1673,122 @@ pub(crate) mod tests {
             .any(|l| l.path == "/g10/ext" && l.target == "/x"));
     }
 
-    /// A contiguous dataset of a fixed-size type (from worker_earliest.h5).
-    pub(crate) fn fixed_contiguous_dataset() -> Dataset {
+    /// The first dataset of worker_earliest.h5 with a fixed-size type and
+    /// a layout `class` accepts.
+    fn worker_dataset(class: fn(&LayoutClass) -> bool) -> Dataset {
         let path =
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/worker_earliest.h5");
         let inv = crate::scan_path(&path).unwrap();
         inv.objects
             .into_iter()
             .filter_map(|o| o.dataset)
-            .find(|d| {
-                matches!(d.layout.class, LayoutClass::Contiguous { .. })
-                    && !d.datatype.is_variable_length()
-            })
+            .find(|d| class(&d.layout.class) && !d.datatype.is_variable_length())
             .map(|d| *d)
             .unwrap()
+    }
+
+    /// A contiguous dataset of a fixed-size type (from worker_earliest.h5).
+    pub(crate) fn fixed_contiguous_dataset() -> Dataset {
+        worker_dataset(|c| matches!(c, LayoutClass::Contiguous { .. }))
+    }
+
+    /// A one-dimensional chunked dataset of `n` elements in chunks of one
+    /// (the worker fixture's first chunked dataset, reshaped; no filters).
+    fn one_element_chunks(n: u64) -> Dataset {
+        let mut d = worker_dataset(|c| matches!(c, LayoutClass::Chunked { .. }));
+        d.dataspace.dims = vec![n];
+        d.dataspace.max_dims = Some(vec![UNDEFINED]);
+        if let LayoutClass::Chunked { dims, .. } = &mut d.layout.class {
+            *dims = vec![1];
+        }
+        d.filters = None;
+        d.fill_value = None;
+        d
+    }
+
+    /// Contiguous variable-length data is held (so that small datasets
+    /// share heap collections) until the held bytes pass the budget; then
+    /// the held datasets, and only those (not every object), are written,
+    /// and all read back.
+    #[test]
+    fn held_variable_length_data_is_written_past_the_budget() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/worker_earliest.h5");
+        let ds = crate::scan_path(&path)
+            .unwrap()
+            .objects
+            .into_iter()
+            .filter_map(|o| o.dataset)
+            .find(|d| {
+                matches!(d.layout.class, LayoutClass::Contiguous { .. })
+                    && d.datatype.is_variable_length()
+                    && d.datatype.size == 16
+            })
+            .map(|d| *d)
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let tmp = dir.path().join("t.h5");
+        let none = CreationOrder::default();
+        let mut w = NativeWriter::create(&tmp, "t.h5", none, none, 0).unwrap();
+        let text = |i: usize| vec![b'a' + (i % 26) as u8; 1 + i % 3];
+        // 300,000 slots and patches: 9.6 MB held, above the 8 MiB budget.
+        let sets = [("/a", 3usize), ("/b", 5), ("/big", 300_000)];
+        for (name, n) in sets {
+            let mut d = ds.clone();
+            d.dataspace.dims = vec![n as u64];
+            d.dataspace.max_dims = None;
+            w.create_dataset(name, &d, &HeapValues::default(), none, None)
+                .unwrap();
+            let slots = (0..n)
+                .map(|i| crate::read::vlen::VlenSlot::new(i * 16, (1 + i % 3) as u64, text(i)))
+                .collect();
+            w.write_all(name, &d, &vec![0u8; n * 16], &HeapValues::vlen(slots))
+                .unwrap();
+            if name == "/b" {
+                assert_eq!(w.held_ids.len(), 2);
+            }
+        }
+        assert!(w.held_ids.is_empty() && w.held == 0);
+        w.finish().unwrap();
+        let bytes = std::fs::read(&tmp).unwrap();
+        let inv = crate::scan_bytes("t.h5", &bytes, crate::CarveMode::Never);
+        assert_eq!(inv.verdict(), crate::inventory::Verdict::Healthy);
+        let image = inv.image(&bytes);
+        for (name, n) in sets {
+            let d = inv.object(name).unwrap().dataset.as_ref().unwrap();
+            let raw = crate::read::assemble(&image, d).unwrap();
+            let got = crate::read::vlen::resolve_vlen(&image, &d.datatype, &raw).unwrap();
+            assert_eq!(got.len(), n, "{name}");
+            assert!(
+                got.iter().enumerate().all(|(i, s)| s.data == text(i)),
+                "{name}"
+            );
+        }
+    }
+
+    /// A chunk written twice is refused, however many chunks the dataset
+    /// has: the check is a set look-up, not a scan of the chunks written
+    /// before (a scan made a dataset of 2^17 chunks cost 2^33 comparisons).
+    #[test]
+    fn chunks_written_twice_are_found_without_a_scan() {
+        let dir = tempfile::tempdir().unwrap();
+        let tmp = dir.path().join("t.h5");
+        let none = CreationOrder::default();
+        let mut w = NativeWriter::create(&tmp, "t.h5", none, none, 0).unwrap();
+        let n = 1u64 << 17;
+        let ds = one_element_chunks(n);
+        let elem = vec![7u8; ds.datatype.size as usize];
+        w.create_dataset("/d", &ds, &HeapValues::default(), none, None)
+            .unwrap();
+        for i in 0..n {
+            w.write_chunk("/d", &[i], 0, &elem).unwrap();
+        }
+        let again = w.write_chunk("/d", &[n / 2], 0, &elem);
+        assert!(again.is_err_and(|e| e.to_string().contains("written twice")));
+        w.finish().unwrap();
+        let inv = crate::scan_path(&tmp).unwrap();
+        let d = inv.objects.iter().find(|o| o.path == "/d").unwrap();
+        assert_eq!(d.dataset.as_ref().unwrap().chunks.len() as u64, n);
     }
 
     /// Writes `groups` groups, each with a contiguous dataset and a long
