@@ -117,25 +117,38 @@ pub fn carve(file: &str, bytes: &[u8]) -> Inventory {
 /// ([`crate::follow::cache_image`]): carved there they would be copies.
 /// The block's other entries are carved like any other bytes.
 pub fn carve_except(file: &str, bytes: &[u8], skip: &[(u64, u64)]) -> Inventory {
+    carve_except_with(file, bytes, skip, &find_signatures(bytes))
+}
+
+/// [`carve_except`] given `hits`, every signature of `bytes`
+/// ([`find_signatures`]; the pipeline's later passes use them too).
+pub fn carve_except_with(file: &str, bytes: &[u8], skip: &[(u64, u64)], all: &[Hit]) -> Inventory {
     let mut inv = Inventory {
         file: file.to_string(),
         size: bytes.len() as u64,
         ..Inventory::default()
     };
-    let mut hits = find_signatures(bytes);
-    if !skip.is_empty() {
+    let kept: Vec<Hit>;
+    let hits: &[Hit] = if skip.is_empty() {
+        all
+    } else {
         // `skip` is sorted and disjoint: the last range starting at or
         // before a hit is the only one that can hold it.
-        hits.retain(|h| {
-            let i = skip.partition_point(|&(s, _)| s <= h.offset);
-            i == 0 || {
-                let (s, l) = skip[i - 1];
-                h.offset - s >= l
-            }
-        });
-    }
+        kept = all
+            .iter()
+            .filter(|h| {
+                let i = skip.partition_point(|&(s, _)| s <= h.offset);
+                i == 0 || {
+                    let (s, l) = skip[i - 1];
+                    h.offset - s >= l
+                }
+            })
+            .copied()
+            .collect();
+        &kept
+    };
     let mut summary = CarveSummary::default();
-    for h in &hits {
+    for h in hits {
         *summary.hits.entry(h.kind.as_str().to_string()).or_default() += 1;
     }
     inv.signature_found = hits.iter().any(|h| h.kind == Kind::Superblock);
@@ -496,7 +509,10 @@ impl Carver<'_> {
                 let c = self.headless(rel, h, why);
                 self.carved.insert(rel, c);
             }
-            crate::pipeline::release(&image.bytes[first..end]);
+            // One block: resident whole anyway (as in `in_blocks`).
+            if image.bytes.len() > crate::pipeline::BEHIND_STEP {
+                crate::pipeline::release(&image.bytes[first..end]);
+            }
         }
         for (hit, _) in valid.iter().filter(|(h, _)| h.kind == Kind::Snod) {
             let node = usize::try_from(hit.offset)
