@@ -755,7 +755,6 @@ pub fn recover(inv: &mut Inventory, bytes: &[u8], opts: &Options) {
         streams_found: streams.len() as u64,
         ..ChunkSearch::default()
     };
-    let cands = candidates(inv, opts, signature);
     let stream_spans: Vec<(u64, u64)> = streams.iter().map(|s| (s.offset, s.end())).collect();
     // Streams per signature, in file order.
     let mut groups: BTreeMap<(u64, bool), Vec<Stream>> = BTreeMap::new();
@@ -765,21 +764,38 @@ pub fn recover(inv: &mut Inventory, bytes: &[u8], opts: &Options) {
             .or_default()
             .push(s);
     }
-    for (sig, group) in groups {
-        let mut templates = cands.get(&sig).cloned().unwrap_or_default();
-        if templates.len() != 1 {
-            let (reason, layout) = match templates.len() {
-                0 => (Stray::NoTemplate, None),
-                _ => (
-                    Stray::SeveralDatasets(templates.iter().map(|t| t.path.clone()).collect()),
-                    Some(templates[0].dataset.clone()),
-                ),
-            };
-            let names = templates.iter().map(|t| t.path.clone()).collect();
-            search.stray.push(stray(reason, names, layout, sig, &group));
-            continue;
-        }
-        let t = templates.remove(0);
+    // What each signature's candidates are, taken before any chunk is
+    // placed: a group with one candidate gets its template, a group with
+    // none or several only their paths and the first one's layout.
+    let mut srcs = candidate_sources(inv, opts, signature);
+    let plans: Vec<Result<Template, (Stray, Vec<String>, Option<Dataset>)>> = groups
+        .keys()
+        .map(|sig| {
+            let found = srcs.remove(sig).unwrap_or_default();
+            match found.as_slice() {
+                [one] => one
+                    .template(inv, opts)
+                    .ok_or((Stray::NoTemplate, Vec::new(), None)),
+                [] => Err((Stray::NoTemplate, Vec::new(), None)),
+                [first, ..] => {
+                    let names: Vec<String> = found
+                        .iter()
+                        .map(|c| c.path(inv, opts).to_string())
+                        .collect();
+                    let layout = first.template(inv, opts).map(|t| t.dataset);
+                    Err((Stray::SeveralDatasets(names.clone()), names, layout))
+                }
+            }
+        })
+        .collect();
+    for ((sig, group), plan) in groups.into_iter().zip(plans) {
+        let t = match plan {
+            Ok(t) => t,
+            Err((reason, names, layout)) => {
+                search.stray.push(stray(reason, names, layout, sig, &group));
+                continue;
+            }
+        };
         // A foreign template lists no chunk: placing from chunk 0 needs the
         // input to prove the dataset did not exist at the stored end of file.
         if foreign_unproven(inv, image.bytes, &t) {
@@ -802,34 +818,81 @@ fn candidates<K: Ord>(
     opts: &Options,
     sig: impl Fn(&Dataset) -> Option<K>,
 ) -> BTreeMap<K, Vec<Template>> {
-    let mut cands: BTreeMap<K, Vec<Template>> = BTreeMap::new();
-    for o in inv.objects.iter().filter(|o| o.hard_link_of.is_none()) {
+    candidate_sources(inv, opts, sig)
+        .into_iter()
+        .map(|(k, v)| (k, v.iter().filter_map(|c| c.template(inv, opts)).collect()))
+        .collect()
+}
+
+/// Where a [`candidates`] entry comes from: an object of the input or a
+/// template of [`Options`] (by index), so that a signature with many
+/// candidates costs no copy of their datasets.
+#[derive(Clone, Copy)]
+enum Candidate {
+    Own(usize),
+    Foreign(usize),
+}
+
+impl Candidate {
+    fn path<'a>(self, inv: &'a Inventory, opts: &'a Options) -> &'a str {
+        match self {
+            Candidate::Own(i) => &inv.objects[i].path,
+            Candidate::Foreign(i) => &opts.templates[i].path,
+        }
+    }
+
+    /// The template [`candidates`] lists for it (`Own` is only made for
+    /// an object with a dataset).
+    fn template(self, inv: &Inventory, opts: &Options) -> Option<Template> {
+        match self {
+            Candidate::Own(i) => {
+                let o = &inv.objects[i];
+                Some(Template {
+                    path: o.path.clone(),
+                    dataset: Dataset::clone(o.dataset.as_deref()?),
+                    from: None,
+                })
+            }
+            Candidate::Foreign(i) => {
+                // Another file's chunks and extent say nothing about these.
+                let mut t = opts.templates[i].clone();
+                t.dataset.chunks.clear();
+                if let Some(d0) = t.dataset.dataspace.dims.first_mut() {
+                    *d0 = 0;
+                }
+                Some(t)
+            }
+        }
+    }
+}
+
+/// [`candidates`] as [`Candidate`]s.
+fn candidate_sources<K: Ord>(
+    inv: &Inventory,
+    opts: &Options,
+    sig: impl Fn(&Dataset) -> Option<K>,
+) -> BTreeMap<K, Vec<Candidate>> {
+    let mut cands: BTreeMap<K, Vec<Candidate>> = BTreeMap::new();
+    for (i, o) in inv.objects.iter().enumerate() {
+        if o.hard_link_of.is_some() {
+            continue;
+        }
         let Some(ds) = &o.dataset else { continue };
         if o.status == Status::Lost || o.header_checksum_failed() || never_written(inv, o) {
             continue;
         }
         if let Some(k) = sig(ds) {
-            cands.entry(k).or_default().push(Template {
-                path: o.path.clone(),
-                dataset: Dataset::clone(ds),
-                from: None,
-            });
+            cands.entry(k).or_default().push(Candidate::Own(i));
         }
     }
-    for t in &opts.templates {
+    for (i, t) in opts.templates.iter().enumerate() {
         if inv.object(&t.path).is_some() {
             continue;
         }
         if let Some(k) = sig(&t.dataset) {
             let v = cands.entry(k).or_default();
-            if !v.iter().any(|x| x.path == t.path) {
-                // Another file's chunks and extent say nothing about these.
-                let mut t = t.clone();
-                t.dataset.chunks.clear();
-                if let Some(d0) = t.dataset.dataspace.dims.first_mut() {
-                    *d0 = 0;
-                }
-                v.push(t);
+            if !v.iter().any(|x| x.path(inv, opts) == t.path) {
+                v.push(Candidate::Foreign(i));
             }
         }
     }
