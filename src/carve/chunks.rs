@@ -768,31 +768,35 @@ pub fn recover(inv: &mut Inventory, bytes: &[u8], opts: &Options) {
     // placed: a group with one candidate gets its template, a group with
     // none or several only their paths and the first one's layout.
     let mut srcs = candidate_sources(inv, opts, signature);
-    let plans: Vec<Result<Template, (Stray, Vec<String>, Option<Dataset>)>> = groups
+    let plans: Vec<Plan> = groups
         .keys()
         .map(|sig| {
             let found = srcs.remove(sig).unwrap_or_default();
             match found.as_slice() {
                 [one] => one
                     .template(inv, opts)
-                    .ok_or((Stray::NoTemplate, Vec::new(), None)),
-                [] => Err((Stray::NoTemplate, Vec::new(), None)),
+                    .map_or(Plan::Stray(Stray::NoTemplate, Vec::new(), None), |t| {
+                        Plan::Place(Box::new(t))
+                    }),
+                [] => Plan::Stray(Stray::NoTemplate, Vec::new(), None),
                 [first, ..] => {
                     let names: Vec<String> = found
                         .iter()
                         .map(|c| c.path(inv, opts).to_string())
                         .collect();
-                    let layout = first.template(inv, opts).map(|t| t.dataset);
-                    Err((Stray::SeveralDatasets(names.clone()), names, layout))
+                    let layout = first.template(inv, opts).map(|t| Box::new(t.dataset));
+                    Plan::Stray(Stray::SeveralDatasets(names.clone()), names, layout)
                 }
             }
         })
         .collect();
     for ((sig, group), plan) in groups.into_iter().zip(plans) {
         let t = match plan {
-            Ok(t) => t,
-            Err((reason, names, layout)) => {
-                search.stray.push(stray(reason, names, layout, sig, &group));
+            Plan::Place(t) => *t,
+            Plan::Stray(reason, names, layout) => {
+                search
+                    .stray
+                    .push(stray(reason, names, layout.map(|d| *d), sig, &group));
                 continue;
             }
         };
@@ -822,6 +826,14 @@ fn candidates<K: Ord>(
         .into_iter()
         .map(|(k, v)| (k, v.iter().filter_map(|c| c.template(inv, opts)).collect()))
         .collect()
+}
+
+/// What becomes of the streams of one signature, decided before any chunk
+/// is placed: placed with the one candidate's template, or stray (why, the
+/// candidates' paths, the first one's layout).
+enum Plan {
+    Place(Box<Template>),
+    Stray(Stray, Vec<String>, Option<Box<Dataset>>),
 }
 
 /// Where a [`candidates`] entry comes from: an object of the input or a

@@ -155,7 +155,7 @@ pub fn carve_except_with(file: &str, bytes: &[u8], skip: &[(u64, u64)], all: &[H
     // Signature-less v1 headers (absolute offsets): base-independent, so
     // found once, before the base is known.
     let v1_headers = scan_v1(bytes);
-    let (base, sizes, leaf_k, root) = match best_superblock(bytes, &hits) {
+    let (base, sizes, leaf_k, root) = match best_superblock(bytes, hits) {
         Some((off, sb)) => {
             inv.superblock = Some(SuperblockInfo::new(&sb, off, off));
             let root = Some(sb.root.object_header_address()).filter(|a| !is_undefined(*a));
@@ -164,7 +164,7 @@ pub fn carve_except_with(file: &str, bytes: &[u8], skip: &[(u64, u64)], all: &[H
         None => {
             // No superblock: addresses are relative to a base the
             // structures must confirm (a user block moves it).
-            let inf = base::infer(bytes, &hits, &v1_headers);
+            let inf = base::infer(bytes, hits, &v1_headers);
             let info = InferredBase {
                 base_address: inf.base,
                 size_of_offsets: inf.sizes.offset(),
@@ -187,7 +187,7 @@ pub fn carve_except_with(file: &str, bytes: &[u8], skip: &[(u64, u64)], all: &[H
     };
     let image = Image::new(bytes, base, sizes);
 
-    let checked = validate::validate_all(&image, &hits);
+    let checked = validate::validate_all(&image, hits);
     for (h, _) in &checked.valid {
         *summary
             .valid
