@@ -644,11 +644,14 @@ fn signature(ds: &Dataset) -> Option<(u64, bool)> {
     let LayoutClass::Chunked { dims, .. } = &ds.layout.class else {
         return None;
     };
-    let ids: Vec<u16> = ds.filters.as_ref()?.filters.iter().map(|f| f.id).collect();
-    if !ids.contains(&DEFLATE)
-        || ids
+    // Asked of every dataset, several times: the filter ids are looked at
+    // where they are (no list is built).
+    let filters = &ds.filters.as_ref()?.filters;
+    let has = |id: u16| filters.iter().any(|f| f.id == id);
+    if !has(DEFLATE)
+        || filters
             .iter()
-            .any(|i| ![DEFLATE, SHUFFLE, FLETCHER32].contains(i))
+            .any(|f| ![DEFLATE, SHUFFLE, FLETCHER32].contains(&f.id))
     {
         return None;
     }
@@ -656,7 +659,7 @@ fn signature(ds: &Dataset) -> Option<(u64, bool)> {
         return None;
     }
     let bytes = ds.chunk_bytes(dims)?;
-    (bytes > 0).then_some((bytes, ids.contains(&FLETCHER32)))
+    (bytes > 0).then_some((bytes, has(FLETCHER32)))
 }
 
 /// Options of the search.

@@ -375,20 +375,28 @@ impl Carver<'_> {
             .filter(|(_, ev)| ev.checksummed || ev.referenced)
             .map(|(&a, ev)| (a, ev.checksummed))
             .collect();
-        let described: Vec<Option<Carved>> = {
+        // The end of a readable one's chunk 0 is taken where it was
+        // described (its object is in that thread's cache).
+        let described: Vec<Option<(Carved, Option<u64>)>> = {
             use rayon::prelude::*;
             let this = &*self;
             outside
                 .par_iter()
-                .map(|&(a, sum)| this.describe(a, false, sum))
+                .map(|&(a, sum)| {
+                    let c = this.describe(a, false, sum)?;
+                    let end = if c.readable {
+                        this.chunk0_end(&c)
+                    } else {
+                        None
+                    };
+                    Some((c, end))
+                })
                 .collect()
         };
         for ((addr, _), c) in outside.into_iter().zip(described) {
-            if let Some(c) = c {
-                if c.readable {
-                    if let Some(end) = self.chunk0_end(&c) {
-                        taken.insert(addr, end);
-                    }
+            if let Some((c, end)) = c {
+                if let Some(end) = end {
+                    taken.insert(addr, end);
                 }
                 self.carved.insert(addr, c);
             }
