@@ -714,11 +714,9 @@ pub fn templates_of(inv: &Inventory, from: &str) -> Vec<Template> {
             let ds = o.dataset.as_ref()?;
             signature(ds).or(raw_signature(ds).map(|n| (n, false)))?;
             // Its chunks and extent say nothing about another file.
-            let mut dataset = Dataset::clone(ds);
-            dataset.chunks = Vec::new();
             Some(Template {
                 path: o.path.clone(),
-                dataset,
+                dataset: without_chunks(ds),
                 from: Some(from.to_string()),
             })
         })
@@ -787,7 +785,7 @@ pub fn recover(inv: &mut Inventory, bytes: &[u8], opts: &Options) {
                         .iter()
                         .map(|c| c.path(inv, opts).to_string())
                         .collect();
-                    let layout = first.template(inv, opts).map(|t| Box::new(t.dataset));
+                    let layout = first.layout(inv, opts).map(Box::new);
                     Plan::Stray(Stray::SeveralDatasets(names.clone()), names, layout)
                 }
             }
@@ -878,6 +876,41 @@ impl Candidate {
                 Some(t)
             }
         }
+    }
+
+    /// What a stray stack keeps of it: its template without the chunk
+    /// list (which says nothing about stray chunks).
+    fn layout(self, inv: &Inventory, opts: &Options) -> Option<Dataset> {
+        match self {
+            Candidate::Own(i) => Some(without_chunks(inv.objects[i].dataset.as_deref()?)),
+            Candidate::Foreign(_) => self.template(inv, opts).map(|t| t.dataset),
+        }
+    }
+}
+
+/// A copy of `ds` without its chunk list, which is not copied.
+fn without_chunks(ds: &Dataset) -> Dataset {
+    let Dataset {
+        datatype,
+        dataspace,
+        layout,
+        filters,
+        fill_value,
+        external_files,
+        chunks: _,
+        coverage,
+        beyond_index,
+    } = ds;
+    Dataset {
+        datatype: datatype.clone(),
+        dataspace: dataspace.clone(),
+        layout: layout.clone(),
+        filters: filters.clone(),
+        fill_value: fill_value.clone(),
+        external_files: *external_files,
+        chunks: Vec::new(),
+        coverage: coverage.clone(),
+        beyond_index: beyond_index.clone(),
     }
 }
 
@@ -1010,7 +1043,7 @@ fn recover_unfiltered(
         let mut st = stray(
             Stray::SeveralDatasets(names.clone()),
             names,
-            templates.first().map(|t| t.dataset.clone()),
+            templates.into_iter().next().map(|t| t.dataset),
             sig,
             &group,
         );
@@ -2129,7 +2162,12 @@ fn stray(
     StrayChunks {
         reason,
         candidates,
-        layout,
+        // Its template's chunk list says nothing about stray chunks (and
+        // would be held once per stack): dropped.
+        layout: layout.map(|ds| Dataset {
+            chunks: Vec::new(),
+            ..ds
+        }),
         inflated_len: sig.0,
         chunks: group.iter().map(|s| (s.offset, s.stored_len)).collect(),
         fletcher32: sig.1,
@@ -3265,9 +3303,34 @@ mod tests {
     /// `dim0` rows, chunks of 100 rows deflated, whose index records are
     /// `recs` (chunk index, address, size); prints what it placed and left.
     fn search_u64_deflate(file: &[u8], dim0: u64, recs: &[(u64, u64, u64)]) -> ChunkSearch {
-        use crate::format::message::filter_pipeline::{Filter, FilterPipeline};
         use crate::inventory::Object;
-        let ds = Dataset {
+        let mut o = Object::new("/d".into(), 0);
+        o.kind = ObjectKind::Dataset;
+        o.dataset = Some(Box::new(u64_deflate(dim0, recs)));
+        let mut inv = Inventory::default();
+        inv.objects.push(o);
+        recover(&mut inv, file, &Options::default());
+        let search = inv.chunk_search.take().unwrap();
+        eprintln!(
+            "placed {:?}",
+            search.placed.iter().map(|p| &p.chunks).collect::<Vec<_>>()
+        );
+        eprintln!(
+            "stray {:?}",
+            search
+                .stray
+                .iter()
+                .map(|s| (&s.reason, &s.chunks))
+                .collect::<Vec<_>>()
+        );
+        search
+    }
+
+    /// A dataset of u64 rows, `dim0` rows, chunks of 100 rows deflated,
+    /// whose index records are `recs` (chunk index, address, size).
+    fn u64_deflate(dim0: u64, recs: &[(u64, u64, u64)]) -> Dataset {
+        use crate::format::message::filter_pipeline::{Filter, FilterPipeline};
+        Dataset {
             datatype: crate::format::message::datatype::Datatype::unsigned(8),
             dataspace: crate::format::message::dataspace::Dataspace {
                 version: 1,
@@ -3307,27 +3370,51 @@ mod tests {
                 .collect(),
             coverage: Default::default(),
             beyond_index: Default::default(),
-        };
-        let mut o = Object::new("/d".into(), 0);
-        o.kind = ObjectKind::Dataset;
-        o.dataset = Some(Box::new(ds));
+        }
+    }
+
+    #[test]
+    fn a_stray_stack_holds_its_template_without_the_chunk_list() {
+        use crate::inventory::Object;
+        // Two datasets of one signature, each with many indexed chunks
+        // (past the end of the file), and one chunk no index lists: a
+        // stack for several datasets, with the first one's layout.
+        let recs: Vec<(u64, u64, u64)> = (0..5000).map(|k| (k, 1 << 40, 100)).collect();
+        let mut file = vec![0u8; 64];
+        file.extend_from_slice(&zlib(&chunk(7, 100)));
+        file.extend_from_slice(&[0u8; 64]);
         let mut inv = Inventory::default();
-        inv.objects.push(o);
-        recover(&mut inv, file, &Options::default());
+        for path in ["/d", "/e"] {
+            let mut o = Object::new(path.into(), 0);
+            o.kind = ObjectKind::Dataset;
+            o.dataset = Some(Box::new(u64_deflate(500_000, &recs)));
+            inv.objects.push(o);
+        }
+        recover(&mut inv, &file, &Options::default());
         let search = inv.chunk_search.take().unwrap();
-        eprintln!(
-            "placed {:?}",
-            search.placed.iter().map(|p| &p.chunks).collect::<Vec<_>>()
+        let [st] = search.stray.as_slice() else {
+            panic!("one stray stack expected: {:?}", search.stray);
+        };
+        assert!(matches!(st.reason, Stray::SeveralDatasets(_)));
+        assert_eq!(st.chunks.len(), 1);
+        let layout = st.layout.as_ref().expect("the first candidate's layout");
+        assert!(matches!(layout.layout.class, LayoutClass::Chunked { .. }));
+        assert!(layout.chunks.is_empty(), "{} chunks", layout.chunks.len());
+        // The candidates themselves keep theirs.
+        assert_eq!(inv.objects[0].dataset.as_ref().unwrap().chunks.len(), 5000);
+        // A stack made from a template with chunks drops them too.
+        let mut d = u64_deflate(500_000, &recs);
+        d.beyond_index.indexed = 3;
+        let st = stray(
+            Stray::NoInfer,
+            vec!["/d".into()],
+            Some(d),
+            (800, false),
+            &[],
         );
-        eprintln!(
-            "stray {:?}",
-            search
-                .stray
-                .iter()
-                .map(|s| (&s.reason, &s.chunks))
-                .collect::<Vec<_>>()
-        );
-        search
+        let layout = st.layout.unwrap();
+        assert!(layout.chunks.is_empty());
+        assert_eq!(layout.beyond_index.indexed, 3, "the rest is kept");
     }
 
     #[test]
