@@ -184,7 +184,8 @@ impl Behind {
 /// A forward search over the whole of `bytes` (a signature pass) run in
 /// blocks of `step` bytes ([`BEHIND_STEP`] in use), each block's pages released once it is
 /// searched (see [`release`]), so the pass holds a bounded number of pages
-/// resident instead of the file. `search(slice, at, end)` searches `slice`
+/// resident instead of the file (an input of one block keeps its pages: the
+/// bound is the same). `search(slice, at, end)` searches `slice`
 /// = `bytes[at..]` up to `end` plus `overlap` bytes (a match starting
 /// before `end` is whole in it), reports the matches that start before
 /// `end`, and returns where the next block starts: `end`, or the end of
@@ -201,7 +202,12 @@ pub fn in_blocks(
         let end = at.saturating_add(step.max(1)).min(bytes.len());
         let stop = end.saturating_add(overlap).min(bytes.len());
         let next = search(&bytes[at..stop], at, end);
-        release(&bytes[at..end]);
+        // An input of one block is resident whole during the pass anyway:
+        // handing its pages back would only make the next pass (and the
+        // describing of what this one found) fault them in again.
+        if bytes.len() > step {
+            release(&bytes[at..end]);
+        }
         match next {
             std::ops::ControlFlow::Break(()) => return,
             std::ops::ControlFlow::Continue(n) => at = n.max(end),
@@ -553,7 +559,13 @@ fn scan_prepared(
     let copies: Vec<(u64, u64)> = overlay
         .map(|o| o.relocations.iter().map(|r| (r.from, r.len)).collect())
         .unwrap_or_default();
-    let carve = || crate::carve::carve_except(file, bytes, &copies);
+    // Every signature, found once for the carver and the passes after it.
+    let hits = std::cell::OnceCell::new();
+    let hits = || {
+        hits.get_or_init(|| crate::carve::find_signatures(bytes))
+            .as_slice()
+    };
+    let carve = || crate::carve::carve_except_with(file, bytes, &copies, hits());
     let mut sink = sink.filter(|_| copies.is_empty());
     // A streamed walk keeps each object's header spans and raw data
     // extents (relative to a base known after the walk): raw data over
@@ -603,7 +615,7 @@ fn scan_prepared(
     if carved {
         // Index records the stale root does not reach first: the positions
         // they prove anchor the search for chunks no record lists.
-        crate::carve::chunk_records::extend(bytes, &mut inv);
+        crate::carve::chunk_records::extend_with(bytes, &mut inv, hits());
         if !bytes.is_empty() && inv.verdict() != Verdict::NotHdf5 && !stop() {
             crate::carve::chunks::recover(&mut inv, bytes, chunks);
         }

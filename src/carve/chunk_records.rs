@@ -66,7 +66,7 @@ use crate::inventory::{
 };
 use crate::walk::dataset::{grow_extent, recount};
 
-use super::signatures::{find_signatures, Kind};
+use super::signatures::{find_signatures, Hit, Kind};
 
 /// Most sibling steps taken when comparing two leaves' positions.
 const MAX_SIBLING_STEPS: usize = 1 << 16;
@@ -75,6 +75,11 @@ const MAX_SIBLING_STEPS: usize = 1 << 16;
 /// its root does not reach prove (see the module docs), grows its extent
 /// to cover them and marks it partial with the reason.
 pub fn extend(bytes: &[u8], inv: &mut Inventory) {
+    extend_with(bytes, inv, &find_signatures(bytes));
+}
+
+/// [`extend`] given `hits`, every signature of `bytes` ([`find_signatures`]).
+pub fn extend_with(bytes: &[u8], inv: &mut Inventory, hits: &[Hit]) {
     let (base, sizes) = match &inv.superblock {
         Some(sb) => match Sizes::new(sb.size_of_offsets, sb.size_of_lengths) {
             Ok(s) => (sb.base_address, s),
@@ -83,7 +88,6 @@ pub fn extend(bytes: &[u8], inv: &mut Inventory) {
         None => (0, Sizes::DEFAULT),
     };
     let image = Image::new(bytes, base, sizes);
-    let hits = find_signatures(bytes);
     let of = |k: Kind| -> Vec<u64> {
         hits.iter()
             .filter(|h| h.kind == k)
@@ -119,6 +123,34 @@ pub fn extend(bytes: &[u8], inv: &mut Inventory) {
     if !v2_hits.is_empty() {
         v2(&image, &v2_hits, inv, &targets);
     }
+}
+
+/// Whether the records of `leaves` are one per chunk offset (no two chunk
+/// addresses for one offset) and each is already among `ds`' chunks (same
+/// offset, same address): then [`V1::merge`] has nothing to add or to
+/// supersede. Sorted slices, no hashing: this is asked of every chunked
+/// dataset.
+fn holds_all(ds: &Dataset, leaves: &[Node], rank: usize) -> bool {
+    let mut records: Vec<(&[u64], u64)> = Vec::new();
+    for n in leaves {
+        for (key, &child) in n.node.keys.iter().zip(&n.node.children) {
+            if let Key::Chunk { offsets, .. } = key {
+                records.push((&offsets[..rank.min(offsets.len())], child));
+            }
+        }
+    }
+    records.sort_unstable();
+    records.dedup();
+    if records.windows(2).any(|w| w[0].0 == w[1].0) {
+        return false;
+    }
+    let mut known: Vec<(&[u64], u64)> = ds
+        .chunks
+        .iter()
+        .map(|c| (c.offset.as_slice(), c.address))
+        .collect();
+    known.sort_unstable();
+    records.iter().all(|r| known.binary_search(r).is_ok())
 }
 
 /// Relative addresses of the version-1 B-tree chunk nodes (spec III.A.1)
@@ -568,6 +600,11 @@ impl<'i, 'a> V1<'i, 'a> {
             return;
         };
         let rank = ds.dataspace.dims.len();
+        if extra.is_empty() && holds_all(ds, &leaves, rank) {
+            // Nothing found, nothing superseded (what the merge below
+            // would conclude): the common case of an intact index.
+            return;
+        }
         let by_addr: HashMap<u64, &BtreeV1Node> = leaves
             .iter()
             .chain(&extra)

@@ -644,11 +644,14 @@ fn signature(ds: &Dataset) -> Option<(u64, bool)> {
     let LayoutClass::Chunked { dims, .. } = &ds.layout.class else {
         return None;
     };
-    let ids: Vec<u16> = ds.filters.as_ref()?.filters.iter().map(|f| f.id).collect();
-    if !ids.contains(&DEFLATE)
-        || ids
+    // Asked of every dataset, several times: the filter ids are looked at
+    // where they are (no list is built).
+    let filters = &ds.filters.as_ref()?.filters;
+    let has = |id: u16| filters.iter().any(|f| f.id == id);
+    if !has(DEFLATE)
+        || filters
             .iter()
-            .any(|i| ![DEFLATE, SHUFFLE, FLETCHER32].contains(i))
+            .any(|f| ![DEFLATE, SHUFFLE, FLETCHER32].contains(&f.id))
     {
         return None;
     }
@@ -656,7 +659,7 @@ fn signature(ds: &Dataset) -> Option<(u64, bool)> {
         return None;
     }
     let bytes = ds.chunk_bytes(dims)?;
-    (bytes > 0).then_some((bytes, ids.contains(&FLETCHER32)))
+    (bytes > 0).then_some((bytes, has(FLETCHER32)))
 }
 
 /// Options of the search.
@@ -711,11 +714,9 @@ pub fn templates_of(inv: &Inventory, from: &str) -> Vec<Template> {
             let ds = o.dataset.as_ref()?;
             signature(ds).or(raw_signature(ds).map(|n| (n, false)))?;
             // Its chunks and extent say nothing about another file.
-            let mut dataset = Dataset::clone(ds);
-            dataset.chunks = Vec::new();
             Some(Template {
                 path: o.path.clone(),
-                dataset,
+                dataset: without_chunks(ds),
                 from: Some(from.to_string()),
             })
         })
@@ -755,7 +756,6 @@ pub fn recover(inv: &mut Inventory, bytes: &[u8], opts: &Options) {
         streams_found: streams.len() as u64,
         ..ChunkSearch::default()
     };
-    let cands = candidates(inv, opts, signature);
     let stream_spans: Vec<(u64, u64)> = streams.iter().map(|s| (s.offset, s.end())).collect();
     // Streams per signature, in file order.
     let mut groups: BTreeMap<(u64, bool), Vec<Stream>> = BTreeMap::new();
@@ -765,21 +765,42 @@ pub fn recover(inv: &mut Inventory, bytes: &[u8], opts: &Options) {
             .or_default()
             .push(s);
     }
-    for (sig, group) in groups {
-        let mut templates = cands.get(&sig).cloned().unwrap_or_default();
-        if templates.len() != 1 {
-            let (reason, layout) = match templates.len() {
-                0 => (Stray::NoTemplate, None),
-                _ => (
-                    Stray::SeveralDatasets(templates.iter().map(|t| t.path.clone()).collect()),
-                    Some(templates[0].dataset.clone()),
-                ),
-            };
-            let names = templates.iter().map(|t| t.path.clone()).collect();
-            search.stray.push(stray(reason, names, layout, sig, &group));
-            continue;
-        }
-        let t = templates.remove(0);
+    // What each signature's candidates are, taken before any chunk is
+    // placed: a group with one candidate gets its template, a group with
+    // none or several only their paths and the first one's layout.
+    let mut srcs = candidate_sources(inv, opts, signature);
+    let plans: Vec<Plan> = groups
+        .keys()
+        .map(|sig| {
+            let found = srcs.remove(sig).unwrap_or_default();
+            match found.as_slice() {
+                [one] => one
+                    .template(inv, opts)
+                    .map_or(Plan::Stray(Stray::NoTemplate, Vec::new(), None), |t| {
+                        Plan::Place(Box::new(t))
+                    }),
+                [] => Plan::Stray(Stray::NoTemplate, Vec::new(), None),
+                [first, ..] => {
+                    let names: Vec<String> = found
+                        .iter()
+                        .map(|c| c.path(inv, opts).to_string())
+                        .collect();
+                    let layout = first.layout(inv, opts).map(Box::new);
+                    Plan::Stray(Stray::SeveralDatasets(names.clone()), names, layout)
+                }
+            }
+        })
+        .collect();
+    for ((sig, group), plan) in groups.into_iter().zip(plans) {
+        let t = match plan {
+            Plan::Place(t) => *t,
+            Plan::Stray(reason, names, layout) => {
+                search
+                    .stray
+                    .push(stray(reason, names, layout.map(|d| *d), sig, &group));
+                continue;
+            }
+        };
         // A foreign template lists no chunk: placing from chunk 0 needs the
         // input to prove the dataset did not exist at the stored end of file.
         if foreign_unproven(inv, image.bytes, &t) {
@@ -802,34 +823,124 @@ fn candidates<K: Ord>(
     opts: &Options,
     sig: impl Fn(&Dataset) -> Option<K>,
 ) -> BTreeMap<K, Vec<Template>> {
-    let mut cands: BTreeMap<K, Vec<Template>> = BTreeMap::new();
-    for o in inv.objects.iter().filter(|o| o.hard_link_of.is_none()) {
+    candidate_sources(inv, opts, sig)
+        .into_iter()
+        .map(|(k, v)| (k, v.iter().filter_map(|c| c.template(inv, opts)).collect()))
+        .collect()
+}
+
+/// What becomes of the streams of one signature, decided before any chunk
+/// is placed: placed with the one candidate's template, or stray (why, the
+/// candidates' paths, the first one's layout).
+enum Plan {
+    Place(Box<Template>),
+    Stray(Stray, Vec<String>, Option<Box<Dataset>>),
+}
+
+/// Where a [`candidates`] entry comes from: an object of the input or a
+/// template of [`Options`] (by index), so that a signature with many
+/// candidates costs no copy of their datasets.
+#[derive(Clone, Copy)]
+enum Candidate {
+    Own(usize),
+    Foreign(usize),
+}
+
+impl Candidate {
+    fn path<'a>(self, inv: &'a Inventory, opts: &'a Options) -> &'a str {
+        match self {
+            Candidate::Own(i) => &inv.objects[i].path,
+            Candidate::Foreign(i) => &opts.templates[i].path,
+        }
+    }
+
+    /// The template [`candidates`] lists for it (`Own` is only made for
+    /// an object with a dataset).
+    fn template(self, inv: &Inventory, opts: &Options) -> Option<Template> {
+        match self {
+            Candidate::Own(i) => {
+                let o = &inv.objects[i];
+                Some(Template {
+                    path: o.path.clone(),
+                    dataset: Dataset::clone(o.dataset.as_deref()?),
+                    from: None,
+                })
+            }
+            Candidate::Foreign(i) => {
+                // Another file's chunks and extent say nothing about these.
+                let mut t = opts.templates[i].clone();
+                t.dataset.chunks.clear();
+                if let Some(d0) = t.dataset.dataspace.dims.first_mut() {
+                    *d0 = 0;
+                }
+                Some(t)
+            }
+        }
+    }
+
+    /// What a stray stack keeps of it: its template without the chunk
+    /// list (which says nothing about stray chunks).
+    fn layout(self, inv: &Inventory, opts: &Options) -> Option<Dataset> {
+        match self {
+            Candidate::Own(i) => Some(without_chunks(inv.objects[i].dataset.as_deref()?)),
+            Candidate::Foreign(_) => self.template(inv, opts).map(|t| t.dataset),
+        }
+    }
+}
+
+/// A copy of `ds` without its chunk list, which is not copied.
+fn without_chunks(ds: &Dataset) -> Dataset {
+    let Dataset {
+        datatype,
+        dataspace,
+        layout,
+        filters,
+        fill_value,
+        external_files,
+        chunks: _,
+        coverage,
+        beyond_index,
+    } = ds;
+    Dataset {
+        datatype: datatype.clone(),
+        dataspace: dataspace.clone(),
+        layout: layout.clone(),
+        filters: filters.clone(),
+        fill_value: fill_value.clone(),
+        external_files: *external_files,
+        chunks: Vec::new(),
+        coverage: coverage.clone(),
+        beyond_index: beyond_index.clone(),
+    }
+}
+
+/// [`candidates`] as [`Candidate`]s.
+fn candidate_sources<K: Ord>(
+    inv: &Inventory,
+    opts: &Options,
+    sig: impl Fn(&Dataset) -> Option<K>,
+) -> BTreeMap<K, Vec<Candidate>> {
+    let mut cands: BTreeMap<K, Vec<Candidate>> = BTreeMap::new();
+    for (i, o) in inv.objects.iter().enumerate() {
+        if o.hard_link_of.is_some() {
+            continue;
+        }
         let Some(ds) = &o.dataset else { continue };
         if o.status == Status::Lost || o.header_checksum_failed() || never_written(inv, o) {
             continue;
         }
         if let Some(k) = sig(ds) {
-            cands.entry(k).or_default().push(Template {
-                path: o.path.clone(),
-                dataset: Dataset::clone(ds),
-                from: None,
-            });
+            cands.entry(k).or_default().push(Candidate::Own(i));
         }
     }
-    for t in &opts.templates {
+    for (i, t) in opts.templates.iter().enumerate() {
         if inv.object(&t.path).is_some() {
             continue;
         }
         if let Some(k) = sig(&t.dataset) {
             let v = cands.entry(k).or_default();
-            if !v.iter().any(|x| x.path == t.path) {
-                // Another file's chunks and extent say nothing about these.
-                let mut t = t.clone();
-                t.dataset.chunks.clear();
-                if let Some(d0) = t.dataset.dataspace.dims.first_mut() {
-                    *d0 = 0;
-                }
-                v.push(t);
+            if !v.iter().any(|x| x.path(inv, opts) == t.path) {
+                v.push(Candidate::Foreign(i));
             }
         }
     }
@@ -932,7 +1043,7 @@ fn recover_unfiltered(
         let mut st = stray(
             Stray::SeveralDatasets(names.clone()),
             names,
-            templates.first().map(|t| t.dataset.clone()),
+            templates.into_iter().next().map(|t| t.dataset),
             sig,
             &group,
         );
@@ -2051,7 +2162,12 @@ fn stray(
     StrayChunks {
         reason,
         candidates,
-        layout,
+        // Its template's chunk list says nothing about stray chunks (and
+        // would be held once per stack): dropped.
+        layout: layout.map(|ds| Dataset {
+            chunks: Vec::new(),
+            ..ds
+        }),
         inflated_len: sig.0,
         chunks: group.iter().map(|s| (s.offset, s.stored_len)).collect(),
         fletcher32: sig.1,
@@ -3187,9 +3303,34 @@ mod tests {
     /// `dim0` rows, chunks of 100 rows deflated, whose index records are
     /// `recs` (chunk index, address, size); prints what it placed and left.
     fn search_u64_deflate(file: &[u8], dim0: u64, recs: &[(u64, u64, u64)]) -> ChunkSearch {
-        use crate::format::message::filter_pipeline::{Filter, FilterPipeline};
         use crate::inventory::Object;
-        let ds = Dataset {
+        let mut o = Object::new("/d".into(), 0);
+        o.kind = ObjectKind::Dataset;
+        o.dataset = Some(Box::new(u64_deflate(dim0, recs)));
+        let mut inv = Inventory::default();
+        inv.objects.push(o);
+        recover(&mut inv, file, &Options::default());
+        let search = inv.chunk_search.take().unwrap();
+        eprintln!(
+            "placed {:?}",
+            search.placed.iter().map(|p| &p.chunks).collect::<Vec<_>>()
+        );
+        eprintln!(
+            "stray {:?}",
+            search
+                .stray
+                .iter()
+                .map(|s| (&s.reason, &s.chunks))
+                .collect::<Vec<_>>()
+        );
+        search
+    }
+
+    /// A dataset of u64 rows, `dim0` rows, chunks of 100 rows deflated,
+    /// whose index records are `recs` (chunk index, address, size).
+    fn u64_deflate(dim0: u64, recs: &[(u64, u64, u64)]) -> Dataset {
+        use crate::format::message::filter_pipeline::{Filter, FilterPipeline};
+        Dataset {
             datatype: crate::format::message::datatype::Datatype::unsigned(8),
             dataspace: crate::format::message::dataspace::Dataspace {
                 version: 1,
@@ -3229,27 +3370,51 @@ mod tests {
                 .collect(),
             coverage: Default::default(),
             beyond_index: Default::default(),
-        };
-        let mut o = Object::new("/d".into(), 0);
-        o.kind = ObjectKind::Dataset;
-        o.dataset = Some(Box::new(ds));
+        }
+    }
+
+    #[test]
+    fn a_stray_stack_holds_its_template_without_the_chunk_list() {
+        use crate::inventory::Object;
+        // Two datasets of one signature, each with many indexed chunks
+        // (past the end of the file), and one chunk no index lists: a
+        // stack for several datasets, with the first one's layout.
+        let recs: Vec<(u64, u64, u64)> = (0..5000).map(|k| (k, 1 << 40, 100)).collect();
+        let mut file = vec![0u8; 64];
+        file.extend_from_slice(&zlib(&chunk(7, 100)));
+        file.extend_from_slice(&[0u8; 64]);
         let mut inv = Inventory::default();
-        inv.objects.push(o);
-        recover(&mut inv, file, &Options::default());
+        for path in ["/d", "/e"] {
+            let mut o = Object::new(path.into(), 0);
+            o.kind = ObjectKind::Dataset;
+            o.dataset = Some(Box::new(u64_deflate(500_000, &recs)));
+            inv.objects.push(o);
+        }
+        recover(&mut inv, &file, &Options::default());
         let search = inv.chunk_search.take().unwrap();
-        eprintln!(
-            "placed {:?}",
-            search.placed.iter().map(|p| &p.chunks).collect::<Vec<_>>()
+        let [st] = search.stray.as_slice() else {
+            panic!("one stray stack expected: {:?}", search.stray);
+        };
+        assert!(matches!(st.reason, Stray::SeveralDatasets(_)));
+        assert_eq!(st.chunks.len(), 1);
+        let layout = st.layout.as_ref().expect("the first candidate's layout");
+        assert!(matches!(layout.layout.class, LayoutClass::Chunked { .. }));
+        assert!(layout.chunks.is_empty(), "{} chunks", layout.chunks.len());
+        // The candidates themselves keep theirs.
+        assert_eq!(inv.objects[0].dataset.as_ref().unwrap().chunks.len(), 5000);
+        // A stack made from a template with chunks drops them too.
+        let mut d = u64_deflate(500_000, &recs);
+        d.beyond_index.indexed = 3;
+        let st = stray(
+            Stray::NoInfer,
+            vec!["/d".into()],
+            Some(d),
+            (800, false),
+            &[],
         );
-        eprintln!(
-            "stray {:?}",
-            search
-                .stray
-                .iter()
-                .map(|s| (&s.reason, &s.chunks))
-                .collect::<Vec<_>>()
-        );
-        search
+        let layout = st.layout.unwrap();
+        assert!(layout.chunks.is_empty());
+        assert_eq!(layout.beyond_index.indexed, 3, "the rest is kept");
     }
 
     #[test]

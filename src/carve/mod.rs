@@ -117,32 +117,45 @@ pub fn carve(file: &str, bytes: &[u8]) -> Inventory {
 /// ([`crate::follow::cache_image`]): carved there they would be copies.
 /// The block's other entries are carved like any other bytes.
 pub fn carve_except(file: &str, bytes: &[u8], skip: &[(u64, u64)]) -> Inventory {
+    carve_except_with(file, bytes, skip, &find_signatures(bytes))
+}
+
+/// [`carve_except`] given `hits`, every signature of `bytes`
+/// ([`find_signatures`]; the pipeline's later passes use them too).
+pub fn carve_except_with(file: &str, bytes: &[u8], skip: &[(u64, u64)], all: &[Hit]) -> Inventory {
     let mut inv = Inventory {
         file: file.to_string(),
         size: bytes.len() as u64,
         ..Inventory::default()
     };
-    let mut hits = find_signatures(bytes);
-    if !skip.is_empty() {
+    let kept: Vec<Hit>;
+    let hits: &[Hit] = if skip.is_empty() {
+        all
+    } else {
         // `skip` is sorted and disjoint: the last range starting at or
         // before a hit is the only one that can hold it.
-        hits.retain(|h| {
-            let i = skip.partition_point(|&(s, _)| s <= h.offset);
-            i == 0 || {
-                let (s, l) = skip[i - 1];
-                h.offset - s >= l
-            }
-        });
-    }
+        kept = all
+            .iter()
+            .filter(|h| {
+                let i = skip.partition_point(|&(s, _)| s <= h.offset);
+                i == 0 || {
+                    let (s, l) = skip[i - 1];
+                    h.offset - s >= l
+                }
+            })
+            .copied()
+            .collect();
+        &kept
+    };
     let mut summary = CarveSummary::default();
-    for h in &hits {
+    for h in hits {
         *summary.hits.entry(h.kind.as_str().to_string()).or_default() += 1;
     }
     inv.signature_found = hits.iter().any(|h| h.kind == Kind::Superblock);
     // Signature-less v1 headers (absolute offsets): base-independent, so
     // found once, before the base is known.
     let v1_headers = scan_v1(bytes);
-    let (base, sizes, leaf_k, root) = match best_superblock(bytes, &hits) {
+    let (base, sizes, leaf_k, root) = match best_superblock(bytes, hits) {
         Some((off, sb)) => {
             inv.superblock = Some(SuperblockInfo::new(&sb, off, off));
             let root = Some(sb.root.object_header_address()).filter(|a| !is_undefined(*a));
@@ -151,7 +164,7 @@ pub fn carve_except(file: &str, bytes: &[u8], skip: &[(u64, u64)]) -> Inventory 
         None => {
             // No superblock: addresses are relative to a base the
             // structures must confirm (a user block moves it).
-            let inf = base::infer(bytes, &hits, &v1_headers);
+            let inf = base::infer(bytes, hits, &v1_headers);
             let info = InferredBase {
                 base_address: inf.base,
                 size_of_offsets: inf.sizes.offset(),
@@ -174,7 +187,7 @@ pub fn carve_except(file: &str, bytes: &[u8], skip: &[(u64, u64)]) -> Inventory 
     };
     let image = Image::new(bytes, base, sizes);
 
-    let checked = validate::validate_all(&image, &hits);
+    let checked = validate::validate_all(&image, hits);
     for (h, _) in &checked.valid {
         *summary
             .valid
@@ -362,20 +375,28 @@ impl Carver<'_> {
             .filter(|(_, ev)| ev.checksummed || ev.referenced)
             .map(|(&a, ev)| (a, ev.checksummed))
             .collect();
-        let described: Vec<Option<Carved>> = {
+        // The end of a readable one's chunk 0 is taken where it was
+        // described (its object is in that thread's cache).
+        let described: Vec<Option<(Carved, Option<u64>)>> = {
             use rayon::prelude::*;
             let this = &*self;
             outside
                 .par_iter()
-                .map(|&(a, sum)| this.describe(a, false, sum))
+                .map(|&(a, sum)| {
+                    let c = this.describe(a, false, sum)?;
+                    let end = if c.readable {
+                        this.chunk0_end(&c)
+                    } else {
+                        None
+                    };
+                    Some((c, end))
+                })
                 .collect()
         };
         for ((addr, _), c) in outside.into_iter().zip(described) {
-            if let Some(c) = c {
-                if c.readable {
-                    if let Some(end) = self.chunk0_end(&c) {
-                        taken.insert(addr, end);
-                    }
+            if let Some((c, end)) = c {
+                if let Some(end) = end {
+                    taken.insert(addr, end);
                 }
                 self.carved.insert(addr, c);
             }
@@ -496,7 +517,10 @@ impl Carver<'_> {
                 let c = self.headless(rel, h, why);
                 self.carved.insert(rel, c);
             }
-            crate::pipeline::release(&image.bytes[first..end]);
+            // One block: resident whole anyway (as in `in_blocks`).
+            if image.bytes.len() > crate::pipeline::BEHIND_STEP {
+                crate::pipeline::release(&image.bytes[first..end]);
+            }
         }
         for (hit, _) in valid.iter().filter(|(h, _)| h.kind == Kind::Snod) {
             let node = usize::try_from(hit.offset)

@@ -114,41 +114,63 @@ struct Link {
 const INDEXED_LINKS: usize = 16;
 
 /// A group's links, in creation order; large groups index them by name.
+/// The index maps a name to its link's key (`keys`, one per link,
+/// increasing): taking a link out leaves the other keys valid, so a rename
+/// or removal re-indexes nothing.
 struct Group {
     links: Vec<Link>,
-    by_name: Option<HashMap<Box<str>, u32>>,
+    /// With `by_name`: each link's key, in the order of `links`.
+    keys: Vec<u64>,
+    by_name: Option<HashMap<Box<str>, u64>>,
     order: CreationOrder,
+    /// Links (re-)indexed by [`Group::reindex`] so far.
+    #[cfg(test)]
+    reindexed: usize,
 }
 
 impl Group {
     fn new(order: CreationOrder) -> Group {
         Group {
             links: Vec::new(),
+            keys: Vec::new(),
             by_name: None,
             order,
+            #[cfg(test)]
+            reindexed: 0,
         }
     }
 
     fn index(&self, name: &str) -> Option<usize> {
         match &self.by_name {
-            Some(m) => m.get(name).map(|i| *i as usize),
+            Some(m) => self.keys.binary_search(m.get(name)?).ok(),
             None => self.links.iter().position(|l| &*l.name == name),
         }
     }
 
+    /// Indexes every link anew (when the group grows past
+    /// [`INDEXED_LINKS`], or its links were put in another order).
     fn reindex(&mut self) {
+        #[cfg(test)]
+        {
+            self.reindexed += self.links.len();
+        }
+        self.keys.clear();
         self.by_name = (self.links.len() > INDEXED_LINKS).then(|| {
+            self.keys = (0..self.links.len() as u64).collect();
             self.links
                 .iter()
-                .enumerate()
-                .map(|(i, l)| (l.name.clone(), i as u32))
+                .zip(0u64..)
+                .map(|(l, k)| (l.name.clone(), k))
                 .collect()
         });
     }
 
     fn push(&mut self, link: Link) {
         if let Some(m) = &mut self.by_name {
-            m.insert(link.name.clone(), self.links.len() as u32);
+            // Keys increase along `links`: the next one is past the last.
+            let k = self.keys.last().map_or(0, |k| k + 1);
+            m.insert(link.name.clone(), k);
+            self.keys.push(k);
             self.links.push(link);
         } else {
             self.links.push(link);
@@ -160,9 +182,11 @@ impl Group {
 
     fn take(&mut self, name: &str) -> Option<Link> {
         let i = self.index(name)?;
-        let l = self.links.remove(i);
-        self.reindex();
-        Some(l)
+        if let Some(m) = &mut self.by_name {
+            m.remove(name);
+            self.keys.remove(i);
+        }
+        Some(self.links.remove(i))
     }
 }
 
@@ -545,7 +569,7 @@ impl NativeWriter {
         let index = g.by_name.take();
         for n in names {
             let i = match &index {
-                Some(m) => m.get(n.as_str()).map(|i| *i as usize),
+                Some(m) => m.get(n.as_str()).and_then(|k| g.keys.binary_search(k).ok()),
                 None => position(&taken, n),
             };
             if let Some(l) = i.and_then(|i| taken.get_mut(i)).and_then(Option::take) {
@@ -1609,6 +1633,56 @@ pub(crate) mod tests {
             | DatatypeClass::Complex { base, .. } => clamp(base),
             _ => {}
         }
+    }
+
+    /// Renaming or removing links of a large group re-indexes none of the
+    /// others (merge renames many units: quadratic otherwise), and every
+    /// name still finds its link.
+    #[test]
+    fn taking_links_out_of_a_large_group_reindexes_nothing() {
+        let link = |name: String| Link {
+            name: name.into(),
+            target: Target::Hard(0),
+            utf8: false,
+        };
+        let n = 4000;
+        let mut g = Group::new(CreationOrder::default());
+        for i in 0..n {
+            g.push(link(format!("u{i}")));
+        }
+        // Indexed once, when it grew past INDEXED_LINKS.
+        assert_eq!(g.reindexed, INDEXED_LINKS + 1);
+        // Rename every other link (taken out, pushed under its new name)
+        // and remove every fourth.
+        for i in (0..n).step_by(2) {
+            let l = g.take(&format!("u{i}")).unwrap();
+            assert_eq!(&*l.name, format!("u{i}"));
+            g.push(link(format!("r{i}")));
+        }
+        for i in (1..n).step_by(4) {
+            assert!(g.take(&format!("u{i}")).is_some());
+            assert!(g.take(&format!("u{i}")).is_none());
+        }
+        assert_eq!(g.reindexed, INDEXED_LINKS + 1);
+        assert_eq!(g.links.len(), n - n / 4);
+        for (i, l) in g.links.iter().enumerate() {
+            assert_eq!(g.index(&l.name), Some(i));
+        }
+        assert_eq!(g.index("u0"), None);
+        assert_eq!(g.index("u1"), None);
+        // Creation order: the kept originals, then the renamed in turn.
+        assert_eq!(&*g.links[0].name, "u3");
+        assert_eq!(&*g.links[n / 4].name, "r0");
+        // Down to a few links and back up: still found.
+        let names: Vec<Box<str>> = g.links.iter().map(|l| l.name.clone()).collect();
+        for name in &names[..names.len() - 3] {
+            g.take(name).unwrap();
+        }
+        g.push(link("new".into()));
+        for (i, l) in g.links.iter().enumerate() {
+            assert_eq!(g.index(&l.name), Some(i));
+        }
+        assert_eq!(g.links.len(), 4);
     }
 
     /// Renames, removals, reordering and links in the tree come out as
