@@ -1288,6 +1288,21 @@ fn salvage_dataset(
         }
         _ => read::HeapValues::default(),
     };
+    // A cut contiguous dataset whose claimed rest is too large to hold as
+    // fill: written with the rows the file holds (the shape changed, said).
+    let cut = match &data {
+        Some(DatasetData::Contiguous { bytes, expected })
+            if (bytes.len() as u64) < *expected && !ds.datatype.is_variable_length() =>
+        {
+            cut_fill_refused(*expected, bytes.len(), image.bytes.len())
+                .map(|why| (rows_present(ds, bytes.len()), why))
+        }
+        _ => None,
+    };
+    let ds = match &cut {
+        Some((Some(rows), _)) => rows,
+        _ => ds,
+    };
     if let Err(e) = w.create_dataset(dest, ds, &fill_heap, o.attribute_order, o.committed_type) {
         out.result = Recovery::Lost;
         out.reasons.push(format!("cannot recreate: {e}"));
@@ -1371,8 +1386,28 @@ fn salvage_dataset(
                 if let Err(e) = written {
                     missing.push(format!("all elements (not written: {e})"));
                 }
-            } else if let Some(why) = cut_fill_refused(expected, bytes.len(), image.bytes.len()) {
-                missing.push(format!("all elements (not written: {why})"));
+            } else if let Some((rows, why)) = &cut {
+                match rows {
+                    None => missing.push(format!("all elements (not written: {why})")),
+                    Some(_) => match w.write_prefix(dest, ds, bytes) {
+                        Ok(n) => missing.push(format!(
+                            "rows {}.. of the input's shape {:?} not written ({why}): written \
+                             with the {} rows the file holds, shape {:?}{}",
+                            ds.dataspace.dims[0],
+                            o.dataset
+                                .as_deref()
+                                .map(|d| &d.dataspace.dims[..])
+                                .unwrap_or(&[]),
+                            ds.dataspace.dims[0],
+                            ds.dataspace.dims,
+                            match ds.dataspace.element_count() {
+                                Some(all) if n < all => format!("; elements {n}.. of it are fill"),
+                                _ => String::new(),
+                            }
+                        )),
+                        Err(e) => missing.push(format!("all elements (not written: {e})")),
+                    },
+                }
             } else {
                 match w.write_prefix(dest, ds, bytes) {
                     Ok(n) => {
@@ -1483,6 +1518,41 @@ fn cut_fill_refused(expected: u64, present: usize, input: usize) -> Option<Strin
              ({FILL_PER_INPUT_BYTE} times the input, at least {FILL_FLOOR})"
         )
     })
+}
+
+/// `ds` cut to the rows its first `present` bytes touch (the slowest
+/// dimension, maximum and contiguous size with it), for a cut contiguous
+/// dataset whose claimed rest [`cut_fill_refused`]: the rows a killed
+/// writer put on disk before the file was cut, without the claimed extent.
+/// None for a dataset without rows (scalar, rank 0, zero-size rows) or
+/// when not one element is present.
+fn rows_present(ds: &Dataset, present: usize) -> Option<Dataset> {
+    let LayoutClass::Contiguous { address, .. } = ds.layout.class else {
+        return None;
+    };
+    let (&first, rest) = ds.dataspace.dims.split_first()?;
+    let size = u64::from(ds.datatype.size);
+    let row = rest
+        .iter()
+        .try_fold(size, |a, &d| a.checked_mul(d))
+        .filter(|&r| r > 0)?;
+    let rows = (present as u64 / size)
+        .checked_mul(size)?
+        .div_ceil(row)
+        .min(first);
+    if rows == 0 {
+        return None;
+    }
+    let mut cut = Dataset::clone(ds);
+    cut.dataspace.dims[0] = rows;
+    if let Some(max) = cut.dataspace.max_dims.as_mut().and_then(|m| m.first_mut()) {
+        *max = rows;
+    }
+    cut.layout.class = LayoutClass::Contiguous {
+        address,
+        size: Some(rows.checked_mul(row)?),
+    };
+    Some(cut)
 }
 
 /// A virtual dataset: recreated with the same mappings (source file and

@@ -344,8 +344,9 @@ fn params_claiming(elements: u64) -> Vec<u8> {
 
 /// A contiguous dataset cut by truncation is written as its prefix, the
 /// rest as libhdf5 leaves it allocated (fill); a claim of 256 MiB from a
-/// 70 KiB file is refused (recorded as missing) instead of written as
-/// 256 MiB of fill: the fill written is bounded by the input's size.
+/// 70 KiB file is not written as 256 MiB of fill (the fill written is
+/// bounded by the input's size): its rows the file holds are written as a
+/// dataset of that many rows, the shape change said, by both writers.
 #[test]
 fn cut_contiguous_data_claiming_far_more_than_the_file() {
     let path = "/config_0000/params";
@@ -361,11 +362,50 @@ fn cut_contiguous_data_claiming_far_more_than_the_file() {
     assert_eq!(rep.result(path), Some(Recovery::Partial), "{rep}");
     assert!(rep.output_len >= 8 << 20, "{}", rep.output_len);
     assert!(!rep.contains("above the limit"), "{rep}");
-    // 256 MiB claimed: refused, said, and not written.
-    let (_, rep) = run("256 MiB claimed", params_claiming(1 << 25));
+    // 256 MiB claimed: the 32 float64 the file holds (256 bytes appended
+    // after its end: 0, 1, ..., 255) come back as 32 rows; nothing more.
+    let bytes = params_claiming(1 << 25);
+    let (_, rep) = run("256 MiB claimed", bytes.clone());
     assert_eq!(rep.result(path), Some(Recovery::Partial), "{rep}");
     assert!(rep.contains("above the limit"), "{rep}");
+    assert!(rep.contains("the 32 rows the file holds"), "{rep}");
     assert!(rep.output_len < 1 << 20, "{} bytes written", rep.output_len);
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.h5");
+    std::fs::write(&input, &bytes).unwrap();
+    for (writer, libhdf5) in [("native", false), ("libhdf5", true)] {
+        let out = dir.path().join(format!("{writer}.h5"));
+        let args = [
+            "salvage".as_ref(),
+            input.as_os_str(),
+            "-o".as_ref(),
+            out.as_os_str(),
+        ];
+        let o = common::h5salvage_with_writer(&args, libhdf5);
+        assert_eq!(o.status.code(), Some(1), "{writer}: {o:?}");
+        let got = h5salvage::scan_path(&out).unwrap();
+        let params = got.object(path).expect("params written");
+        let ds = params.dataset.as_deref().unwrap();
+        assert_eq!(ds.dataspace.dims, [32], "{writer}");
+        let file = std::fs::read(&out).unwrap();
+        let image = got.image(&file);
+        let h5salvage::read::DatasetData::Contiguous { bytes: data, .. } =
+            h5salvage::read::dataset_data(&image, ds)
+        else {
+            panic!("{writer}: not contiguous");
+        };
+        let want: Vec<u8> = (0..=255u8).collect();
+        assert_eq!(data, want, "{writer}: the rows the file holds");
+        if have_h5py("the cut output read by h5py") {
+            let got = python_code(
+                "import sys, h5py\nwith h5py.File(sys.argv[1], 'r') as f:\n    \
+                 d = f['config_0000/params']\n    print(d.shape, d[:].view('u1').tolist() == \
+                 list(range(256)), d.attrs['h5salvage_status'])",
+                &[&out],
+            );
+            assert_eq!(got.trim(), "(32,) True partial", "{writer}");
+        }
+    }
 }
 
 /// A chunked dataset allocated early whose extent is made 84,000 times
