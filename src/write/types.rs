@@ -1387,18 +1387,7 @@ mod tests {
     #[test]
     fn check_type_refuses_what_build_refuses() {
         use crate::format::message::datatype::CompoundMember;
-        let int = |size: u32, bit_offset: u16, precision: u16| Datatype {
-            version: 1,
-            size,
-            class: DatatypeClass::FixedPoint {
-                order: ByteOrder::LittleEndian,
-                lo_pad: false,
-                hi_pad: false,
-                signed: true,
-                bit_offset,
-                precision,
-            },
-        };
+        let int = int_placed;
         let string = |padding, charset| Datatype {
             version: 1,
             size: 11,
@@ -1648,6 +1637,12 @@ mod tests {
     }
 
     fn int(size: u32) -> Datatype {
+        int_placed(size, 0, (size * 8) as u16)
+    }
+
+    /// A signed little-endian integer of `size` bytes whose value bits are
+    /// `precision` bits from `bit_offset`.
+    fn int_placed(size: u32, bit_offset: u16, precision: u16) -> Datatype {
         Datatype {
             version: 1,
             size,
@@ -1656,8 +1651,8 @@ mod tests {
                 lo_pad: false,
                 hi_pad: false,
                 signed: true,
-                bit_offset: 0,
-                precision: (size * 8) as u16,
+                bit_offset,
+                precision,
             },
         }
     }
