@@ -387,6 +387,155 @@ def pytables_file():
         ea.append(np.ones((3, 4), "f4"))
 
 
+def anndata_obj(n_obs, n_vars, seed, sparse):
+    """An AnnData as single-cell users build it: X (dense or CSR), obs/var
+    dataframes with categorical, string, bool, int and float columns, obsm /
+    varm arrays, a layer, nested uns (scalars, strings, arrays, string
+    arrays) and raw."""
+    import anndata as ad
+    import pandas as pd
+    import scipy.sparse as sp
+    rng = np.random.default_rng(seed)
+    if sparse:
+        x = sp.random(n_obs, n_vars, density=0.1, format="csr", dtype=np.float32,
+                      random_state=seed)
+    else:
+        x = rng.random((n_obs, n_vars), dtype=np.float32)
+    obs = pd.DataFrame({
+        "cell_type": pd.Categorical(rng.choice(["T cell", "B cell", "NK", "mono"], n_obs)),
+        "batch": pd.Categorical(rng.choice(["b1", "b2"], n_obs), ordered=True),
+        "donor": ["donor_%d_é" % (i % 7) for i in range(n_obs)],
+        "is_doublet": rng.random(n_obs) < 0.1,
+        "n_genes": rng.integers(100, 5000, n_obs),
+        "pct_mito": rng.random(n_obs),
+    }, index=["cell%05d" % i for i in range(n_obs)])
+    var = pd.DataFrame({
+        "gene_symbol": ["G%d" % i for i in range(n_vars)],
+        "highly_variable": rng.random(n_vars) < 0.3,
+        "chrom": pd.Categorical(rng.choice(["chr1", "chr2", "chrX"], n_vars)),
+        "mean": rng.random(n_vars).astype(np.float32),
+    }, index=["ENSG%08d" % i for i in range(n_vars)])
+    a = ad.AnnData(X=x, obs=obs, var=var)
+    a.obsm["X_pca"] = rng.random((n_obs, 10), dtype=np.float32)
+    a.obsm["X_umap"] = rng.random((n_obs, 2))
+    a.varm["PCs"] = rng.random((n_vars, 10))
+    a.layers["counts"] = (x * 10).astype(np.float32) if not sparse else (x * 10).tocsr()
+    a.uns["neighbors"] = {"params": {"n_neighbors": 15, "method": "umap", "metric": "cosine"},
+                          "connectivities_key": "connectivities"}
+    a.uns["cell_type_colors"] = np.array(["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728"],
+                                         dtype=object)
+    a.uns["pi"] = 3.14159
+    a.uns["n"] = np.int64(42)
+    a.uns["flag"] = True
+    a.uns["title"] = "sweep é"
+    a.uns["hist"] = np.arange(20, dtype=np.int32)
+    a.raw = a
+    return a
+
+
+def anndata_files():
+    """anndata_dense.h5ad, anndata_csr.h5ad, anndata_gzip.h5ad."""
+    for name, sparse, comp in (("anndata_dense", False, None), ("anndata_csr", True, None),
+                               ("anndata_gzip", True, "gzip")):
+        if want(name):
+            a = anndata_obj(300, 120, 11, sparse)
+            if comp:
+                a.X = a.X.toarray()
+            a.write_h5ad(os.path.join(OUT, name + ".h5ad"), compression=comp)
+
+
+def pandas_frame(n, seed):
+    import pandas as pd
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({
+        "i": rng.integers(-1000, 1000, n),
+        "f": rng.random(n),
+        "f32": rng.random(n).astype(np.float32),
+        "b": rng.random(n) < 0.5,
+        "s": ["row %d é" % i for i in range(n)],
+        "when": pd.date_range("2026-01-01", periods=n, freq="37min"),
+        "cat": pd.Categorical(rng.choice(["x", "y", "z"], n)),
+    })
+
+
+def pandas_file():
+    """pandas_store.h5: HDFStore with format='fixed' frames and series
+    (a MultiIndex, datetimes) and format='table' (data_columns, zlib and
+    blosc compression, several appends, string columns with
+    min_itemsize)."""
+    import pandas as pd
+    path = os.path.join(OUT, "pandas_store.h5")
+    df = pandas_frame(200, 3)
+    with pd.HDFStore(path, "w") as st:
+        st.put("fixed/frame", df.drop(columns=["cat"]), format="fixed")
+        st.put("fixed/series", pd.Series(np.arange(50.0), name="s"), format="fixed")
+        mi = pd.MultiIndex.from_product([["a", "b", "c"], range(10)], names=["k", "n"])
+        st.put("fixed/multi", pd.DataFrame({"v": np.arange(30)}, index=mi), format="fixed")
+        # Only the first table keeps the column indexes (PyTables' index
+        # files are large; one is enough).
+        for key, kw in (("table/zlib", dict(complevel=5, complib="zlib")),
+                        ("table/blosc", dict(complevel=5, complib="blosc:lz4", index=False)),
+                        ("table/plain", dict(index=False))):
+            for part in range(4):
+                chunk = df.iloc[part * 50:(part + 1) * 50]
+                st.append(key, chunk, format="table", data_columns=["i", "s", "when"],
+                          min_itemsize={"s": 24}, **kw)
+        st.put("table/multi", pd.DataFrame({"v": np.arange(30.0)}, index=mi), format="table")
+
+
+def xarray_files():
+    """xarray_netcdf4.nc (engine='netcdf4') and xarray_h5netcdf.nc
+    (engine='h5netcdf'): an unlimited time dimension with units/calendar,
+    zlib and chunk sizes, _FillValue, scale_factor/add_offset packing to
+    int16, string coordinates, a second dataset in a group."""
+    import pandas as pd
+    import xarray as xr
+    rng = np.random.default_rng(21)
+    t = pd.date_range("2026-01-01", periods=24, freq="h")
+    temp = 15 + 8 * rng.random((24, 6, 8))
+    temp[0, 0, 0] = np.nan
+    dsx = xr.Dataset(
+        {"temp": (("time", "lat", "lon"), temp, {"units": "degC", "long_name": "temperature"}),
+         "precip": (("time", "station"), rng.random((24, 3)).astype(np.float32)),
+         "flag": (("time",), (np.arange(24) % 3).astype(np.int8))},
+        coords={"time": t, "lat": np.linspace(-30, 30, 6), "lon": np.linspace(0, 350, 8),
+                "station": ["Bergen", "Zürich", "Nairobi"]},
+        attrs={"title": "sweep xarray", "history": "made by testdata/sweep.py"})
+    enc = {"temp": {"zlib": True, "complevel": 4, "chunksizes": (6, 6, 8), "dtype": "int16",
+                    "scale_factor": 0.01, "add_offset": 15.0, "_FillValue": -32767},
+           "precip": {"zlib": True, "_FillValue": -1.0},
+           "time": {"units": "hours since 2026-01-01", "calendar": "proleptic_gregorian",
+                    "dtype": "i8"}}
+    sub = xr.Dataset({"wind": (("time", "lat"), rng.random((24, 6)))}, coords={"time": t})
+    for engine in ("netcdf4", "h5netcdf"):
+        name = "xarray_" + engine
+        if not want(name):
+            continue
+        path = os.path.join(OUT, name + ".nc")
+        dsx.to_netcdf(path, engine=engine, encoding=enc, unlimited_dims=["time"])
+        sub.to_netcdf(path, mode="a", engine=engine, group="sub/level2",
+                      encoding={"time": enc["time"]})
+
+
+def matlab_file():
+    """matlab_v73.mat (hdf5storage, MATLAB v7.3): a 512-byte user block,
+    MATLAB_class attributes, a struct, a cell array through `#refs#`
+    object references, char and logical arrays."""
+    import hdf5storage
+    rng = np.random.default_rng(4)
+    data = {
+        "A": rng.random((5, 7)),
+        "n": np.int32(7),
+        "name": "sweep é",
+        "mask": rng.random(6) < 0.5,
+        "cells": np.array([np.arange(3.0), "text", np.int16(2)], dtype=object),
+        "s": {"x": np.arange(4, dtype=np.uint8), "label": "struct field"},
+        "z": np.array([1 + 2j, 3 - 4j]),
+    }
+    hdf5storage.savemat(os.path.join(OUT, "matlab_v73.mat"), data, format="7.3",
+                        store_python_metadata=False)
+
+
 if __name__ == "__main__":
     os.makedirs(OUT, exist_ok=True)
     for lv in ("earliest", "latest"):
@@ -405,3 +554,9 @@ if __name__ == "__main__":
         netcdf4_file()
     if want("pytables_misc"):
         pytables_file()
+    anndata_files()
+    if want("pandas_store"):
+        pandas_file()
+    xarray_files()
+    if want("matlab_v73"):
+        matlab_file()

@@ -4,7 +4,7 @@
 usage: sweep_damage.py H5SALVAGE ORIGINAL WORKDIR [--seconds N] [--only KIND[,KIND]]
 
 Variants (KIND): `trunc` (truncated at 10, 30, 50, 70, 90 and 99 % of
-its size), `zero` (one 4 KiB page zeroed: the first, the second, the one
+its size), `cut` (a download cut at 25, 50, 75 and 95 %), `zero` (one 4 KiB page zeroed: the first, the second, the one
 in the middle and the last), `flip` (one byte flipped, 0xFF, at 3 bytes
 past each of up to 12 metadata signatures: OHDR, OCHK, TREE, SNOD, HEAP,
 FRHP, FHDB, BTHD, BTLF, BTIN, FAHD, FADB, EAHD, EAIB, EADB, GCOL, and in
@@ -36,6 +36,9 @@ def variants(data, kinds):
     if "trunc" in kinds:
         for pct in (10, 30, 50, 70, 90, 99):
             yield "trunc%d" % pct, data[: n * pct // 100]
+    if "cut" in kinds:
+        for pct in (25, 50, 75, 95):
+            yield "cut%d" % pct, data[: n * pct // 100]
     if "zero" in kinds:
         pages = max(1, (n + 4095) // 4096)
         for p in sorted({0, 1, pages // 2, pages - 1}):
