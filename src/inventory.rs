@@ -557,42 +557,50 @@ impl InferredBase {
     }
 }
 
-/// A 4 KiB-aligned run of whole all-zero 4 KiB pages.
+/// A 4 KiB-aligned run of whole all-zero 4 KiB pages (the file's last,
+/// partial page counts as whole: the disk block it sits in is).
 #[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
 pub struct ZeroedRange {
     /// Absolute file offset (a multiple of 4096).
     pub offset: u64,
-    /// Bytes (a multiple of 4096).
+    /// Bytes (a multiple of 4096, except for a run that ends at the end
+    /// of the file).
     pub length: u64,
 }
 
 /// Size of a page for [`zeroed_ranges`].
 pub const PAGE: usize = 4096;
 
-/// Every run of whole all-zero pages of `bytes` (trailing partial page
-/// excluded). The pages of a mapped input are handed back to the kernel
-/// block by block as they are checked ([`crate::pipeline::release`]): the
-/// check reads every page, and resident memory must not grow with the file.
+/// Every run of whole all-zero pages of `bytes`, the trailing partial page
+/// included: a file's last page lies in a whole disk block, and a block
+/// lost there reads as zeros up to the end of the file just as one inside
+/// it does (a zeroed last page of a netCDF-4 file whose size is no
+/// multiple of 4 KiB left the chunks in it trusted, zeros written as
+/// recovered values). The pages of a mapped input are handed back to the
+/// kernel block by block as they are checked ([`crate::pipeline::release`]):
+/// the check reads every page, and resident memory must not grow with the
+/// file.
 pub fn zeroed_ranges(bytes: &[u8]) -> Vec<ZeroedRange> {
     // 1 MiB: the block's pages are resident until it is released (16 MiB
     // blocks made a scan's peak memory grow with the file up to that size).
     const BLOCK: usize = 256 * PAGE;
     let mut out: Vec<ZeroedRange> = Vec::new();
     for (b, block) in bytes.chunks(BLOCK).enumerate() {
-        for (i, page) in block.chunks_exact(PAGE).enumerate() {
-            let zero = page
-                .chunks_exact(16)
-                .all(|w| u128::from_ne_bytes(w.try_into().unwrap_or([1; 16])) == 0);
+        for (i, page) in block.chunks(PAGE).enumerate() {
+            // 16 bytes at a time (a whole page: the one check every page of
+            // the input takes); the file's last, partial page byte by byte.
+            let mut words = page.chunks_exact(16);
+            let tail = words.remainder();
+            let zero = words.all(|w| u128::from_ne_bytes(w.try_into().unwrap_or([1; 16])) == 0)
+                && tail.iter().all(|&x| x == 0);
             if !zero {
                 continue;
             }
             let offset = (b * BLOCK + i * PAGE) as u64;
+            let length = page.len() as u64;
             match out.last_mut() {
-                Some(r) if r.offset + r.length == offset => r.length += PAGE as u64,
-                _ => out.push(ZeroedRange {
-                    offset,
-                    length: PAGE as u64,
-                }),
+                Some(r) if r.offset + r.length == offset => r.length += length,
+                _ => out.push(ZeroedRange { offset, length }),
             }
         }
         crate::pipeline::release(block);
@@ -1557,12 +1565,24 @@ mod tests {
         b[PAGE..3 * PAGE].fill(0); // pages 1-2: one run
         b[5 * PAGE + 1..6 * PAGE].fill(0); // page 5 has one non-zero byte
         b[6 * PAGE..7 * PAGE - 1].fill(0); // page 6 ends with one
-        b[8 * PAGE..].fill(0); // page 8 and 9, not the trailing partial page
+        b[8 * PAGE..10 * PAGE].fill(0); // pages 8 and 9
         let r = |offset: usize, pages: usize| ZeroedRange {
             offset: offset as u64,
             length: (pages * PAGE) as u64,
         };
         assert_eq!(zeroed_ranges(&b), vec![r(PAGE, 2), r(8 * PAGE, 2)]);
+        // The trailing partial page zeroed too: the run reaches the end of
+        // the file (alone, and after a zeroed whole page).
+        b[10 * PAGE..].fill(0);
+        let mut tail = r(8 * PAGE, 2);
+        tail.length += 100;
+        assert_eq!(zeroed_ranges(&b), vec![r(PAGE, 2), tail]);
+        b[9 * PAGE] = 1;
+        let tail = ZeroedRange {
+            offset: (10 * PAGE) as u64,
+            length: 100,
+        };
+        assert_eq!(zeroed_ranges(&b), vec![r(PAGE, 2), r(8 * PAGE, 1), tail]);
         // Unaligned zeros spanning two pages are no whole page.
         let mut c = vec![1u8; 3 * PAGE];
         c[PAGE / 2..PAGE / 2 + PAGE].fill(0);

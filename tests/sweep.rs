@@ -399,3 +399,31 @@ fn a_damaged_deflate_level_leaves_the_output_readable() {
         &[&out],
     );
 }
+
+/// A zeroed last page of a file whose size is no multiple of 4 KiB (the
+/// damaged sweep's `zero` variant on xarray's netCDF-4 file): the page
+/// wiped a chunk index node there (the file is damaged) and the tail of an
+/// unfiltered dataset's chunks, which have no checksum. Only whole pages
+/// counted as zeroed ranges, so those chunks' zeros were written as
+/// recovered values; the trailing partial page counts too
+/// (`inventory::zeroed_ranges`): written marked `h5salvage_unverified`.
+#[test]
+fn a_zeroed_partial_last_page_leaves_its_data_unverified() {
+    if !have_python(
+        WRITERS,
+        "a_zeroed_partial_last_page_leaves_its_data_unverified",
+    ) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let orig = generate(dir.path(), &["xarray_netcdf4"]).remove(0);
+    let bad = dir.path().join("xarray_last_page.nc");
+    let mut raw = std::fs::read(&orig).unwrap();
+    let n = raw.len();
+    assert_ne!(n % 4096, 0, "the file must end in a partial page");
+    raw[n / 4096 * 4096..].fill(0);
+    std::fs::write(&bad, &raw).unwrap();
+    let (rc, v) = salvage_and_compare(&orig, &bad);
+    assert_eq!(rc, 1, "{v}");
+    assert!(v["unverified"].as_u64().unwrap() >= 1, "{v}");
+}
