@@ -427,3 +427,48 @@ fn a_zeroed_partial_last_page_leaves_its_data_unverified() {
     assert_eq!(rc, 1, "{v}");
     assert!(v["unverified"].as_u64().unwrap() >= 1, "{v}");
 }
+
+/// A symbol-table group whose local heap data segment reads as zeros (an
+/// anndata `write_h5ad` killed while libhdf5 flushed its metadata at
+/// close: the root's SNOD reached the disk, its heap's names did not)
+/// gives every member the name "" (illegal: HDF5 never writes an empty
+/// link name). The first was written as `%EMPTY`, every later one dropped
+/// as a duplicate name with its object never visited: obs, var, layers
+/// lost although their headers were on disk. Each is kept (`%EMPTY`,
+/// `%EMPTY~2`, ...; `walk::group::insert_unique`), recorded, with its data.
+#[test]
+fn members_whose_names_read_empty_are_all_kept() {
+    if !have_python(&["h5py", "numpy"], "members_whose_names_read_empty") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let orig = dir.path().join("names.h5");
+    let bad = dir.path().join("names_zeroed.h5");
+    python_code(
+        "import h5py, numpy as np, sys, struct\n\
+         with h5py.File(sys.argv[1], 'w', libver='earliest') as f:\n\
+         \x20   for i, n in enumerate(('alpha', 'beta', 'gamma')):\n\
+         \x20       f.create_dataset(n, data=np.arange(10) + 100 * i, track_times=False)\n\
+         \x20   f.create_group('delta').create_dataset('x', data=[7, 8])\n\
+         raw = bytearray(open(sys.argv[1], 'rb').read())\n\
+         heap = raw.index(b'HEAP')\n\
+         size, _, seg = struct.unpack('<QQQ', raw[heap + 8:heap + 32])\n\
+         assert b'alpha' in raw[seg:seg + size]\n\
+         raw[seg:seg + size] = bytes(size)\n\
+         open(sys.argv[2], 'wb').write(raw)\n",
+        &[&orig, &bad],
+    );
+    let (rc, v) = salvage_and_compare(&orig, &bad);
+    assert_eq!(rc, 1, "{v}");
+    // Every member's data is in the output, under an escaped name.
+    python_code(
+        "import h5py, numpy as np, sys\n\
+         f = h5py.File(sys.argv[1], 'r')\n\
+         names = sorted(n for n in f if n.startswith('%EMPTY'))\n\
+         assert names == ['%EMPTY', '%EMPTY~2', '%EMPTY~3', '%EMPTY~4'], list(f)\n\
+         got = sorted(tuple(f[n][...]) for n in names if isinstance(f[n], h5py.Dataset))\n\
+         assert got == [tuple(np.arange(10) + 100 * i) for i in range(3)], got\n\
+         assert any(isinstance(f[n], h5py.Group) and 'x' in f[n] for n in names)\n",
+        &[bad.with_extension("out.h5")],
+    );
+}

@@ -39,7 +39,7 @@ pub fn members(
     leaf_k: Option<u16>,
     obj: &mut Object,
 ) -> Members {
-    let mut named: BTreeMap<Vec<u8>, Target> = BTreeMap::new();
+    let mut named: BTreeMap<Vec<u8>, Vec<Target>> = BTreeMap::new();
     // Link name -> creation order (link messages that carry one).
     let mut order: std::collections::HashMap<Vec<u8>, u64> = std::collections::HashMap::new();
     // Link names whose link message says UTF-8 (spec IV.A.2.g, flags bit
@@ -79,7 +79,12 @@ pub fn members(
     }
     let mut out = Members::default();
     let mut used = std::collections::HashSet::new();
-    let mut named: Vec<(Vec<u8>, Target)> = named.into_iter().collect();
+    let mut suffix: std::collections::HashMap<String, u32> = std::collections::HashMap::new();
+    // Several targets only under the empty name (see `insert_unique`).
+    let mut named: Vec<(Vec<u8>, Target)> = named
+        .into_iter()
+        .flat_map(|(name, ts)| ts.into_iter().map(move |t| (name.clone(), t)))
+        .collect();
     let tracked = h.creation_orders().0.tracked;
     if tracked {
         // Listed (and visited, so written) in creation order; links without
@@ -98,10 +103,15 @@ pub fn members(
         // at one path.
         if !used.insert(child.clone()) {
             let stem = child.clone();
-            let mut n = 2u32;
+            // The next suffix to try, per path: many members of one escaped
+            // name (every name of a zeroed heap reads "") must not try
+            // every suffix taken before them (quadratic on hostile input).
+            let next = suffix.entry(stem.clone()).or_insert(2u32);
+            let mut n = *next;
             while !used.insert(format!("{stem}~{n}")) {
                 n = n.saturating_add(1);
             }
+            *next = n.saturating_add(1);
             child = format!("{stem}~{n}");
             obj.damage(
                 Status::Partial,
@@ -143,7 +153,7 @@ enum Target {
 }
 
 fn add_link(
-    named: &mut BTreeMap<Vec<u8>, Target>,
+    named: &mut BTreeMap<Vec<u8>, Vec<Target>>,
     order: &mut std::collections::HashMap<Vec<u8>, u64>,
     utf8: &mut std::collections::HashSet<Vec<u8>>,
     l: Link,
@@ -166,13 +176,23 @@ fn add_link(
     insert_unique(named, l.name.into_bytes(), target, problems);
 }
 
+/// Adds member `name`. HDF5 never writes two links of one name: a later
+/// entry of a name already there is ignored, recorded. The empty name is
+/// never written at all (spec IV.A.2.g: a link name has at least one
+/// byte): members reading it have lost their names (a local heap data
+/// segment read as zeros, every name offset then naming ""), not collided,
+/// so each one is kept (written `%EMPTY`, `%EMPTY~2`, ..., recorded: see
+/// `members`) and its object visited.
 fn insert_unique(
-    named: &mut BTreeMap<Vec<u8>, Target>,
+    named: &mut BTreeMap<Vec<u8>, Vec<Target>>,
     name: Vec<u8>,
     target: Target,
     problems: &mut Vec<Problem>,
 ) {
     match named.entry(name) {
+        std::collections::btree_map::Entry::Occupied(mut e) if e.key().is_empty() => {
+            e.get_mut().push(target);
+        }
         std::collections::btree_map::Entry::Occupied(e) => problems.push(Problem::new(
             ProblemKind::Duplicate,
             None,
@@ -183,7 +203,7 @@ fn insert_unique(
             ),
         )),
         std::collections::btree_map::Entry::Vacant(v) => {
-            v.insert(target);
+            v.insert(vec![target]);
         }
     }
 }
@@ -194,7 +214,7 @@ fn symbol_table_members(
     image: &Image,
     (btree, heap_addr): (u64, u64),
     leaf_k: Option<u16>,
-    named: &mut BTreeMap<Vec<u8>, Target>,
+    named: &mut BTreeMap<Vec<u8>, Vec<Target>>,
     problems: &mut Vec<Problem>,
 ) {
     let segment = match local_heap_segment(image, heap_addr) {
