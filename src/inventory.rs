@@ -708,6 +708,11 @@ pub enum StrayReason {
     /// not prove the dataset absent when its superblock was last written:
     /// how many of its chunks precede the found ones is unknown.
     ForeignUnproven,
+    /// The writer closed the file (its stored end of file is its length,
+    /// no open-for-write flag): the dataset's stored extent is final, and
+    /// allocation order would place them past it (they are another
+    /// object's, one whose header is lost).
+    BeyondClosedExtent,
 }
 
 impl std::fmt::Display for StrayReason {
@@ -734,6 +739,7 @@ impl std::fmt::Display for StrayReason {
             StrayReason::OlderVersion => write!(f, "older versions of an indexed chunk (its leading rows, then zeros: written partly filled at a flush, superseded)"),
             StrayReason::ChainBroken => write!(f, "unfiltered chunks: the allocation chain could not be followed back to the last time the superblock was written (or the index does not prove every earlier chunk): how many chunks precede them is unknown"),
             StrayReason::StartUnproven => write!(f, "unfiltered chunks: the zero bytes from the stored end of file to the first chunk found are a chunk or longer and not exactly one metadata size: all-zero chunks may lie there, so how many chunks precede them is unknown"),
+            StrayReason::BeyondClosedExtent => write!(f, "the file was closed (its stored end of file is its length): the dataset's stored extent is final, and allocation order would place them past it"),
             StrayReason::ForeignUnproven => write!(f, "described only by a template from another file, and the input does not show the dataset absent when its superblock was last written (no intact group without it, not a bare superblock): how many of its chunks precede them is unknown"),
         }
     }

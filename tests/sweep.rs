@@ -472,3 +472,43 @@ fn members_whose_names_read_empty_are_all_kept() {
         &[bad.with_extension("out.h5")],
     );
 }
+
+/// A chunk no index lists in a file its writer closed is another object's
+/// (its header lost), not an append: anndata's layers/counts/indptr lost
+/// its header to a zeroed page, and its one chunk, of the same size and
+/// filters as raw/X/indptr's, was placed by allocation order as rows
+/// 301..602 of raw/X/indptr (the extent grown, marked inferred). The
+/// stored extent of a closed file is final: such chunks go to /lost+found
+/// (`StrayReason::BeyondClosedExtent`, `carve::chunks::place_group`).
+#[test]
+fn a_closed_files_extent_is_not_grown_by_another_objects_chunk() {
+    if !have_python(&["h5py", "numpy"], "a_closed_files_extent_is_not_grown") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let orig = dir.path().join("two_gz.h5");
+    let bad = dir.path().join("two_gz_bad.h5");
+    python_code(
+        "import h5py, numpy as np, sys\n\
+         with h5py.File(sys.argv[1], 'w', libver='earliest') as f:\n\
+         \x20   for i, n in enumerate(('a', 'b')):\n\
+         \x20       f.create_dataset(n, data=np.arange(300, dtype='<i4') * (i + 1), chunks=(300,), maxshape=(None,), compression='gzip', track_times=False)\n\
+         with h5py.File(sys.argv[1], 'r') as f:\n\
+         \x20   hb = h5py.h5o.get_info(f['b'].id).addr\n\
+         \x20   assert f['a'].id.get_chunk_info(0).byte_offset < f['b'].id.get_chunk_info(0).byte_offset\n\
+         raw = bytearray(open(sys.argv[1], 'rb').read())\n\
+         raw[hb:hb + 16] = bytes(16)\n\
+         open(sys.argv[2], 'wb').write(raw)\n",
+        &[&orig, &bad],
+    );
+    let (rc, v) = salvage_and_compare(&orig, &bad);
+    assert_eq!(rc, 1, "{v}");
+    python_code(
+        "import h5py, sys\n\
+         f = h5py.File(sys.argv[1], 'r')\n\
+         assert f['a'].shape == (300,), f['a'].shape\n\
+         assert 'h5salvage_status' not in f['a'].attrs, dict(f['a'].attrs)\n\
+         assert len(f['lost+found']) == 1, list(f['lost+found'])\n",
+        &[bad.with_extension("out.h5")],
+    );
+}

@@ -2397,12 +2397,25 @@ fn place_group(
         .as_ref()
         .and_then(|m| m.first().copied())
         .unwrap_or(stored0);
+    // A file its writer closed has final extents: a chunk no index lists
+    // is not an append the header missed but another object's (its header
+    // lost), never placed past the stored extent (a zeroed page took the
+    // header of anndata's layers/counts/indptr, whose chunk was placed as
+    // rows 301.. of raw/X/indptr, the one dataset of that chunk size left).
+    let closed = inv.superblock.as_ref().is_some_and(|sb| {
+        sb.stored_file_size() == image.bytes.len() as u64 && !sb.open_for_write()
+    });
     let mut placed: Vec<(u64, &Stream, bool)> = Vec::new();
     let mut left: Vec<(Stray, Stream)> = Vec::new();
     for (slot, s) in slots.into_iter().zip(group) {
         match slot {
             Slot::At(i) | Slot::Replaces(i) if i.checked_mul(c0).is_none_or(|o| o >= max0) => {
                 left.push((Stray::BeyondMaxShape, *s));
+            }
+            Slot::At(i) | Slot::Replaces(i)
+                if closed && i.checked_mul(c0).is_none_or(|o| o >= stored0) =>
+            {
+                left.push((Stray::BeyondClosedExtent, *s));
             }
             // The index lists that position elsewhere (bytes outside the
             // file): order and record disagree.
