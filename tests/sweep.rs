@@ -512,3 +512,49 @@ fn a_closed_files_extent_is_not_grown_by_another_objects_chunk() {
         &[bad.with_extension("out.h5")],
     );
 }
+
+/// A dataset header whose dataspace and layout messages were lost (a
+/// zeroed page cut anndata's var/highly_variable header after its datatype,
+/// fill value and filter pipeline messages) was called a committed
+/// datatype (a datatype and no dataspace) and written as one at the
+/// dataset's path. A fill value or filter pipeline message is a dataset's
+/// only (spec IV.A.2.f/l): the object is not a datatype
+/// (`walk::object::HeaderContents::kind`), nothing is written as one.
+#[test]
+fn a_dataset_without_its_layout_is_not_made_a_datatype() {
+    if !have_python(&["h5py", "numpy"], "a_dataset_without_its_layout") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let orig = dir.path().join("flags.h5");
+    let bad = dir.path().join("flags_bad.h5");
+    python_code(
+        "import h5py, numpy as np, sys, struct\n\
+         with h5py.File(sys.argv[1], 'w', libver='earliest') as f:\n\
+         \x20   f.create_dataset('flags', data=np.arange(120) % 3 == 0, chunks=(120,), compression='gzip', track_times=False)\n\
+         \x20   f.create_dataset('other', data=np.arange(5), track_times=False)\n\
+         with h5py.File(sys.argv[1], 'r') as f:\n\
+         \x20   a = h5py.h5o.get_info(f['flags'].id).addr\n\
+         raw = bytearray(open(sys.argv[1], 'rb').read())\n\
+         n, size = struct.unpack('<H4xI', raw[a + 2:a + 12])\n\
+         p, zeroed = a + 16, []\n\
+         while p < a + 16 + size:\n\
+         \x20   t, s = struct.unpack('<HH', raw[p:p + 4])\n\
+         \x20   if t in (1, 8):\n\
+         \x20       raw[p + 8:p + 8 + s] = bytes(s)\n\
+         \x20       zeroed.append(t)\n\
+         \x20   p += 8 + s\n\
+         assert sorted(zeroed) == [1, 8], zeroed\n\
+         open(sys.argv[2], 'wb').write(raw)\n",
+        &[&orig, &bad],
+    );
+    let (rc, v) = salvage_and_compare(&orig, &bad);
+    assert_eq!(rc, 1, "{v}");
+    python_code(
+        "import h5py, sys\n\
+         f = h5py.File(sys.argv[1], 'r')\n\
+         assert not isinstance(f.get('flags'), h5py.Datatype), f.get('flags')\n\
+         assert (f['other'][...] == range(5)).all()\n",
+        &[bad.with_extension("out.h5")],
+    );
+}

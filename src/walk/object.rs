@@ -80,8 +80,15 @@ impl HeaderContents {
 
     /// What the messages say the object is (spec IV.A.2: a dataset has a
     /// layout; a group a symbol table, link info or links; a committed
-    /// datatype only a datatype).
+    /// datatype only a datatype, never a message only a dataset has: a
+    /// dataset whose layout and dataspace messages were lost to damage
+    /// still has its fill value or filter pipeline, and is no datatype).
     pub fn kind(&self) -> ObjectKind {
+        let dataset_only = self.dataspace.is_some()
+            || self.filters.is_some()
+            || self.fill_value.is_some()
+            || self.fill_value_old.is_some()
+            || self.external_files;
         if self.layout.is_some() {
             ObjectKind::Dataset
         } else if self.symbol_table.is_some()
@@ -90,7 +97,7 @@ impl HeaderContents {
             || self.has_group_info
         {
             ObjectKind::Group
-        } else if self.datatype.is_some() && self.dataspace.is_none() {
+        } else if self.datatype.is_some() && !dataset_only {
             ObjectKind::Datatype
         } else {
             ObjectKind::Unknown
