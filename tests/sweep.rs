@@ -441,10 +441,8 @@ fn members_whose_names_read_empty_are_all_kept() {
     if !have_python(&["h5py", "numpy"], "members_whose_names_read_empty") {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let orig = dir.path().join("names.h5");
-    let bad = dir.path().join("names_zeroed.h5");
-    python_code(
+    let (_dir, orig, bad) = damaged_copy(
+        "names",
         "import h5py, numpy as np, sys, struct\n\
          with h5py.File(sys.argv[1], 'w', libver='earliest') as f:\n\
          \x20   for i, n in enumerate(('alpha', 'beta', 'gamma')):\n\
@@ -456,12 +454,12 @@ fn members_whose_names_read_empty_are_all_kept() {
          assert b'alpha' in raw[seg:seg + size]\n\
          raw[seg:seg + size] = bytes(size)\n\
          open(sys.argv[2], 'wb').write(raw)\n",
-        &[&orig, &bad],
     );
     let (rc, v) = salvage_and_compare(&orig, &bad);
     assert_eq!(rc, 1, "{v}");
     // Every member's data is in the output, under an escaped name.
-    python_code(
+    check_output(
+        &bad,
         "import h5py, numpy as np, sys\n\
          f = h5py.File(sys.argv[1], 'r')\n\
          names = sorted(n for n in f if n.startswith('%EMPTY'))\n\
@@ -469,7 +467,6 @@ fn members_whose_names_read_empty_are_all_kept() {
          got = sorted(tuple(f[n][...]) for n in names if isinstance(f[n], h5py.Dataset))\n\
          assert got == [tuple(np.arange(10) + 100 * i) for i in range(3)], got\n\
          assert any(isinstance(f[n], h5py.Group) and 'x' in f[n] for n in names)\n",
-        &[bad.with_extension("out.h5")],
     );
 }
 
@@ -485,10 +482,8 @@ fn a_closed_files_extent_is_not_grown_by_another_objects_chunk() {
     if !have_python(&["h5py", "numpy"], "a_closed_files_extent_is_not_grown") {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let orig = dir.path().join("two_gz.h5");
-    let bad = dir.path().join("two_gz_bad.h5");
-    python_code(
+    let (_dir, orig, bad) = damaged_copy(
+        "two_gz",
         "import h5py, numpy as np, sys\n\
          with h5py.File(sys.argv[1], 'w', libver='earliest') as f:\n\
          \x20   for i, n in enumerate(('a', 'b')):\n\
@@ -499,17 +494,16 @@ fn a_closed_files_extent_is_not_grown_by_another_objects_chunk() {
          raw = bytearray(open(sys.argv[1], 'rb').read())\n\
          raw[hb:hb + 16] = bytes(16)\n\
          open(sys.argv[2], 'wb').write(raw)\n",
-        &[&orig, &bad],
     );
     let (rc, v) = salvage_and_compare(&orig, &bad);
     assert_eq!(rc, 1, "{v}");
-    python_code(
+    check_output(
+        &bad,
         "import h5py, sys\n\
          f = h5py.File(sys.argv[1], 'r')\n\
          assert f['a'].shape == (300,), f['a'].shape\n\
          assert 'h5salvage_status' not in f['a'].attrs, dict(f['a'].attrs)\n\
          assert len(f['lost+found']) == 1, list(f['lost+found'])\n",
-        &[bad.with_extension("out.h5")],
     );
 }
 
@@ -525,10 +519,8 @@ fn a_dataset_without_its_layout_is_not_made_a_datatype() {
     if !have_python(&["h5py", "numpy"], "a_dataset_without_its_layout") {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let orig = dir.path().join("flags.h5");
-    let bad = dir.path().join("flags_bad.h5");
-    python_code(
+    let (_dir, orig, bad) = damaged_copy(
+        "flags",
         "import h5py, numpy as np, sys, struct\n\
          with h5py.File(sys.argv[1], 'w', libver='earliest') as f:\n\
          \x20   f.create_dataset('flags', data=np.arange(120) % 3 == 0, chunks=(120,), compression='gzip', track_times=False)\n\
@@ -546,15 +538,30 @@ fn a_dataset_without_its_layout_is_not_made_a_datatype() {
          \x20   p += 8 + s\n\
          assert sorted(zeroed) == [1, 8], zeroed\n\
          open(sys.argv[2], 'wb').write(raw)\n",
-        &[&orig, &bad],
     );
     let (rc, v) = salvage_and_compare(&orig, &bad);
     assert_eq!(rc, 1, "{v}");
-    python_code(
+    check_output(
+        &bad,
         "import h5py, sys\n\
          f = h5py.File(sys.argv[1], 'r')\n\
          assert not isinstance(f.get('flags'), h5py.Datatype), f.get('flags')\n\
          assert (f['other'][...] == range(5)).all()\n",
-        &[bad.with_extension("out.h5")],
     );
+}
+
+/// A file `NAME.h5` and a damaged copy `NAME_bad.h5` in a new directory,
+/// written by python `code` (given both paths): (directory, original,
+/// damaged copy).
+fn damaged_copy(name: &str, code: &str) -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let orig = dir.path().join(format!("{name}.h5"));
+    let bad = dir.path().join(format!("{name}_bad.h5"));
+    python_code(code, &[&orig, &bad]);
+    (dir, orig, bad)
+}
+
+/// Runs python `code` on the salvaged output of `bad` (its argument).
+fn check_output(bad: &Path, code: &str) {
+    python_code(code, &[bad.with_extension("out.h5")]);
 }
