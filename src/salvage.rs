@@ -962,7 +962,16 @@ impl DataTrust<'_> {
         let Some(start) = slice_offset(file, part) else {
             return Vec::new();
         };
-        let end = start.saturating_add(part.len() as u64);
+        self.zeroed_in(start, part.len() as u64)
+    }
+
+    /// [`DataTrust::zeroed_overlaps`] of the file bytes `start..start + len`
+    /// (absolute offsets).
+    fn zeroed_in(&self, start: u64, len: u64) -> Vec<String> {
+        if len == 0 {
+            return Vec::new();
+        }
+        let end = start.saturating_add(len);
         let first = self
             .zeroed
             .partition_point(|z| z.offset.saturating_add(z.length) <= start);
@@ -1147,6 +1156,19 @@ fn write_attributes(
             report.attributes_lost += 1;
             out.reasons
                 .push(format!("attribute {:?} lost: {}", a.name, a.problems[0]));
+            continue;
+        }
+        // A value in an all-zero page range of a damaged file: the page
+        // that cut the header there took the value too (a v1 header has no
+        // checksum: a PyTables index group's VERSION "2.1" read as "").
+        let v = &a.message.value;
+        if let Some(z) = trust
+            .zeroed_in(a.message.value_offset, v.len() as u64)
+            .first()
+        {
+            report.attributes_lost += 1;
+            out.reasons
+                .push(format!("attribute {:?} lost: its value {z}", a.name));
             continue;
         }
         let (Some(t), Some(s)) = (&a.message.datatype, &a.message.dataspace) else {
