@@ -659,3 +659,40 @@ fn links_of_several_unclaimed_heaps_are_not_all_the_roots() {
     assert!((1..10).all(|i| parent(&format!("/r{i}")) == parent("/r0")));
     assert_ne!(parent("/d0"), parent("/r0"));
 }
+
+/// A carved group's continuation block (`OCHK`) holding only soft links:
+/// carving an intact libver-latest file put the block at
+/// `/lost+found/group_at_...` as a second, headless group with copies of
+/// `/g`'s soft links (its orphan-chain test looked for a hard link some
+/// carved group lists, and a soft link names none). The block is `/g`'s:
+/// its header reads it as its continuation (spec IV.A.2.q), so it is not a
+/// group of its own.
+#[test]
+fn a_carved_groups_continuation_of_soft_links_is_not_a_second_group() {
+    if !have_h5py("carving h5py-written files") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("soft.h5");
+    python_code(
+        "import h5py, numpy as np, sys\n\
+         with h5py.File(sys.argv[1], 'w', libver='latest') as f:\n\
+         \x20   g = f.create_group('g')\n\
+         \x20   f.create_dataset('x', data=np.arange(10))\n\
+         \x20   for i in range(6):\n\
+         \x20       g['soft%d' % i] = h5py.SoftLink('/x/long/path/name/that/takes/room/%d' % i)\n",
+        &[&path],
+    );
+    let bytes = std::fs::read(&path).unwrap();
+    // The soft links went to a continuation block: the case under test.
+    assert!(bytes.windows(4).any(|w| w == b"OCHK"), "no OCHK written");
+    let inv = carve("soft.h5", &bytes);
+    let paths: Vec<&str> = inv.objects.iter().map(|o| o.path.as_str()).collect();
+    assert_eq!(paths, ["/", "/g", "/x"], "{:?}", inv.problems);
+    assert_eq!(inv.carving.as_ref().unwrap().orphans, 0);
+    let mut links: Vec<&str> = inv.links.iter().map(|l| l.path.as_str()).collect();
+    links.sort_unstable();
+    let want: Vec<String> = (0..6).map(|i| format!("/g/soft{i}")).collect();
+    assert_eq!(links, want);
+    assert!(inv.problems.is_empty(), "{:?}", inv.problems);
+}

@@ -568,8 +568,9 @@ impl Carver<'_> {
     /// New-style groups whose `OHDR` is lost but whose continuation blocks
     /// (`OCHK`, checksummed) survive: the blocks are chained through their
     /// continuation messages; a chain whose first block no other block
-    /// references and whose link messages name members no carved group
-    /// already lists becomes a group at the first block's address.
+    /// references and no carved header reads as its own, and whose link
+    /// messages name members no carved group already lists, becomes a group
+    /// at the first block's address.
     fn headless_v2_groups(
         &mut self,
         valid: &[(Hit, Confidence)],
@@ -581,8 +582,9 @@ impl Carver<'_> {
                 .and_then(|b| message::parse(m.kind, m.flags, b, m.body_offset, image.sizes).ok())
         };
         // Each block once: (relative address, messages, the blocks its
-        // continuation messages name), sorted by address.
-        let mut blocks: Vec<(u64, Vec<object_header::RawMessage>, Vec<u64>)> = Vec::new();
+        // continuation messages name, length), sorted by address.
+        type Block = (u64, Vec<object_header::RawMessage>, Vec<u64>, u64);
+        let mut blocks: Vec<Block> = Vec::new();
         for (hit, conf) in valid {
             if hit.kind != Kind::Ochk || *conf != Confidence::Checksummed {
                 continue;
@@ -611,7 +613,7 @@ impl Carver<'_> {
                         _ => None,
                     })
                     .collect();
-                blocks.push((rel, chunk.messages, next));
+                blocks.push((rel, chunk.messages, next, len as u64));
             }
         }
         if blocks.is_empty() {
@@ -641,7 +643,7 @@ impl Carver<'_> {
                 if !seen.insert(b) || seen.len() > 64 {
                     continue;
                 }
-                let Some((_, msgs, next)) = block(b) else {
+                let Some((_, msgs, next, _)) = block(b) else {
                     continue;
                 };
                 msgs.iter().for_each(&mut *f);
@@ -649,18 +651,42 @@ impl Carver<'_> {
             }
             seen.len()
         };
+        // The blocks a carved header read as its own continuation blocks
+        // (its message frames lie in them; the reader follows continuation
+        // messages, spec IV.A.2.q): such a chain is that header's, never a
+        // group of its own, whatever links it holds. Chunk 0 (the first
+        // span) is not a continuation block.
+        let mut read = vec![false; blocks.len()];
+        for c in self.carved.values() {
+            // Frames of one block follow one another: one lookup per block.
+            let mut last: Option<(u64, u64)> = None;
+            for &(s, _) in c.obj.header_spans.iter().skip(1) {
+                let Some(s) = self.rel(s) else { continue };
+                if last.is_some_and(|(a, e)| a <= s && s < e) {
+                    continue;
+                }
+                let i = blocks.partition_point(|b| b.0 <= s);
+                if let Some(b) = i.checked_sub(1).and_then(|i| blocks.get(i)) {
+                    let end = b.0.saturating_add(b.3);
+                    if s < end {
+                        read[i - 1] = true;
+                        last = Some((b.0, end));
+                    }
+                }
+            }
+        }
         let claimed = self.claimed();
         let mut found = Vec::new();
-        for &(root, ..) in &blocks {
-            if referenced.binary_search(&root).is_ok()
+        for (i, &(root, ..)) in blocks.iter().enumerate() {
+            if read[i]
+                || referenced.binary_search(&root).is_ok()
                 || self.carved.get(&root).is_some_and(|c| c.readable)
             {
                 continue;
             }
             // Whether the chain is a group no carved group already lists
             // depends on its link messages only: the other messages are
-            // decoded for the chains that are (most chains are the
-            // continuation blocks of carved headers).
+            // decoded for the chains that are.
             let (mut links, mut claimed_link) = (false, false);
             chain(root, &mut |m| {
                 // A link message `decode` would return, read in place (a
