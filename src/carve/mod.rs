@@ -3,8 +3,8 @@
 //! flushed its metadata; see /work/shared/FORMAT.md, "What crashes leave
 //! behind").
 //!
-//! 1. [`find_signatures`]: one pass for every metadata signature (Teddy
-//!    SIMD searcher, 8.8-12 GB/s measured on 1 GiB in memory; see
+//! 1. [`find_signatures`]: one pass for every metadata signature (an AVX2
+//!    byte-set filter, or the Teddy SIMD searcher without AVX2; see
 //!    [`signatures`]).
 //! 2. [`validate`]: each hit is checked with the format parsers
 //!    ([`Confidence::Checksummed`] or [`Confidence::Structural`]).
