@@ -3,8 +3,8 @@
 //! flushed its metadata; see /work/shared/FORMAT.md, "What crashes leave
 //! behind").
 //!
-//! 1. [`find_signatures`]: one pass for every metadata signature (Teddy
-//!    SIMD searcher, 8.8-12 GB/s measured on 1 GiB in memory; see
+//! 1. [`find_signatures`]: one pass for every metadata signature (an AVX2
+//!    byte-set filter, or the Teddy SIMD searcher without AVX2; see
 //!    [`signatures`]).
 //! 2. [`validate`]: each hit is checked with the format parsers
 //!    ([`Confidence::Checksummed`] or [`Confidence::Structural`]).
@@ -103,6 +103,9 @@ struct Carved {
     /// lost, its messages or B-tree were found elsewhere).
     readable: bool,
     checksummed: bool,
+    /// Its members may not all be carved yet: [`Carver::close_members`]
+    /// has not taken them since they were set or added to.
+    open: bool,
 }
 
 /// Carves `bytes` (the whole file) into an inventory of its own: every
@@ -147,10 +150,10 @@ pub fn carve_except_with(file: &str, bytes: &[u8], skip: &[(u64, u64)], all: &[H
             .collect();
         &kept
     };
-    let mut summary = CarveSummary::default();
-    for h in hits {
-        *summary.hits.entry(h.kind.as_str().to_string()).or_default() += 1;
-    }
+    let mut summary = CarveSummary {
+        hits: count_kinds(hits.iter()),
+        ..CarveSummary::default()
+    };
     inv.signature_found = hits.iter().any(|h| h.kind == Kind::Superblock);
     // Signature-less v1 headers (absolute offsets): base-independent, so
     // found once, before the base is known.
@@ -188,12 +191,7 @@ pub fn carve_except_with(file: &str, bytes: &[u8], skip: &[(u64, u64)], all: &[H
     let image = Image::new(bytes, base, sizes);
 
     let checked = validate::validate_all(&image, hits);
-    for (h, _) in &checked.valid {
-        *summary
-            .valid
-            .entry(h.kind.as_str().to_string())
-            .or_default() += 1;
-    }
+    summary.valid = count_kinds(checked.valid.iter().map(|(h, _)| h));
     for &(h, own) in &checked.refused {
         let whose = if own {
             format!(
@@ -252,6 +250,23 @@ pub fn carve_except_with(file: &str, bytes: &[u8], skip: &[(u64, u64)], all: &[H
 }
 
 const LOST_FOUND: &str = "/lost+found/";
+
+/// How many of `hits` are of each kind (named as in reports; kinds without
+/// a hit are left out), counted without a `String` per hit.
+fn count_kinds<'a>(hits: impl Iterator<Item = &'a Hit>) -> BTreeMap<String, u64> {
+    let mut n = [0u64; Kind::ALL.len()];
+    for h in hits {
+        if let Some(i) = Kind::ALL.iter().position(|&k| k == h.kind) {
+            n[i] += 1;
+        }
+    }
+    Kind::ALL
+        .iter()
+        .zip(n)
+        .filter(|&(_, c)| c > 0)
+        .map(|(k, c)| (k.as_str().to_string(), c))
+        .collect()
+}
 
 /// The first superblock that parses, preferring one whose checksum (if it
 /// has one) matches. Returns (absolute offset, superblock).
@@ -428,17 +443,20 @@ impl Carver<'_> {
     /// Describes every member address named by a carved group that is not
     /// described yet (members whose header is unreadable are kept as such).
     fn close_members(&mut self) {
-        let mut pending: Vec<u64> = self
-            .carved
-            .values()
-            .flat_map(|c| c.members.iter().map(|m| m.1))
-            .filter(|a| !self.carved.contains_key(a))
-            .collect();
+        // The members of an object closed before are all carved (or the
+        // object cap was reached): only open objects' are looked up.
+        let mut pending: Vec<u64> = Vec::new();
+        for c in self.carved.values_mut() {
+            if std::mem::take(&mut c.open) {
+                pending.extend(c.members.iter().map(|m| m.1));
+            }
+        }
+        pending.retain(|a| !self.carved.contains_key(a));
         while let Some(addr) = pending.pop() {
             if self.carved.contains_key(&addr) || self.carved.len() >= MAX_OBJECTS {
                 continue;
             }
-            let c = self
+            let mut c = self
                 .describe(addr, false, false)
                 .unwrap_or_else(|| unreadable(addr));
             pending.extend(
@@ -447,6 +465,7 @@ impl Carver<'_> {
                     .map(|m| m.1)
                     .filter(|a| !self.carved.contains_key(a)),
             );
+            c.open = false;
             self.carved.insert(addr, c);
         }
     }
@@ -676,7 +695,6 @@ impl Carver<'_> {
             }
         }
         let claimed = self.claimed();
-        let mut found = Vec::new();
         for (i, &(root, ..)) in blocks.iter().enumerate() {
             if read[i]
                 || referenced.binary_search(&root).is_ok()
@@ -714,9 +732,8 @@ impl Carver<'_> {
                     absorb_group_message(&mut h, d);
                 }
             });
-            found.push((root, h, n));
-        }
-        for (root, h, n) in found {
+            // Inserted at once (roots are distinct: nothing decided above
+            // for another root reads this one's entry).
             if self.carved.len() >= MAX_OBJECTS {
                 break;
             }
@@ -788,6 +805,7 @@ impl Carver<'_> {
             symtab: h.symbol_table.as_ref().map(|s| s.btree_address),
             readable: true,
             checksummed: false,
+            open: true,
         }
     }
 
@@ -833,6 +851,7 @@ impl Carver<'_> {
                 .map(|s| s.btree_address),
             readable: contents.is_some(),
             checksummed,
+            open: true,
         };
         let Some(h) = contents else {
             return (!strict).then_some(c);
@@ -985,6 +1004,7 @@ impl Carver<'_> {
                         for l in ls {
                             if !c.members.iter().any(|m| m.0 == l.name) {
                                 c.members.push((l.name, l.target));
+                                c.open = true;
                                 added += 1;
                             }
                         }
@@ -1081,6 +1101,7 @@ impl Carver<'_> {
                     symtab: None,
                     readable: true,
                     checksummed: false,
+                    open: true,
                 },
             );
         }
@@ -1159,11 +1180,11 @@ impl Carver<'_> {
         // a map to remove from); nothing reads `carved` after placing.
         let carved = std::mem::take(&mut self.carved)
             .into_iter()
-            .map(|(a, c)| (a, Some(c)))
+            .map(|(a, c)| (a, Entry::Carved(c)))
             .collect();
         let mut p = Placer {
             carved,
-            placed: HashMap::with_capacity(n),
+            others: HashMap::new(),
             objects: Vec::with_capacity(n),
             links: Vec::new(),
             capped: false,
@@ -1175,13 +1196,13 @@ impl Carver<'_> {
             p.traverse(child_path("/", name.as_bytes()).0, addr);
         }
         for &(a, kind) in &usable {
-            if claimed.binary_search(&a).is_err() && !p.placed.contains_key(&a) {
+            if claimed.binary_search(&a).is_err() && p.placed(a).is_none() {
                 p.traverse(lost(a, kind), a);
             }
         }
         // Members of cycles nobody else reaches.
         for (a, kind) in usable {
-            if !p.placed.contains_key(&a) {
+            if p.placed(a).is_none() {
                 p.traverse(lost(a, kind), a);
             }
         }
@@ -1189,19 +1210,37 @@ impl Carver<'_> {
     }
 }
 
+/// A carved object while placing: still to place, or where it went.
+enum Entry {
+    Carved(Carved),
+    /// Index in `objects` of its first placement.
+    Placed(usize),
+}
+
 struct Placer {
     /// Objects are moved out as they are placed (each is placed once; later
-    /// placements are hard links to the first).
-    /// Sorted by address; `None` once placed.
-    carved: Vec<(u64, Option<Carved>)>,
-    /// Address -> index of its first placement.
-    placed: HashMap<u64, usize>,
+    /// placements are hard links to the first). Sorted by address.
+    carved: Vec<(u64, Entry)>,
+    /// Addresses not in `carved` (members never described: the object cap)
+    /// -> index of their first placement.
+    others: HashMap<u64, usize>,
     objects: Vec<Object>,
     links: Vec<LinkEntry>,
     capped: bool,
 }
 
 impl Placer {
+    /// Index in `objects` of the first placement of `addr`.
+    fn placed(&self, addr: u64) -> Option<usize> {
+        match self.carved.binary_search_by_key(&addr, |e| e.0) {
+            Ok(i) => match self.carved[i].1 {
+                Entry::Placed(at) => Some(at),
+                Entry::Carved(_) => None,
+            },
+            Err(_) => self.others.get(&addr).copied(),
+        }
+    }
+
     /// Depth-first from one starting object, parents before children.
     fn traverse(&mut self, path: String, addr: u64) {
         let mut stack = vec![(path, addr, 0usize)];
@@ -1210,7 +1249,26 @@ impl Placer {
                 self.capped = true;
                 return;
             }
-            if let Some(&first) = self.placed.get(&addr) {
+            let at = self.objects.len();
+            // Placed once: taken out of `carved` (later visits are hard
+            // links to this placement).
+            let (taken, first) = match self.carved.binary_search_by_key(&addr, |e| e.0) {
+                Ok(i) => match std::mem::replace(&mut self.carved[i].1, Entry::Placed(at)) {
+                    Entry::Carved(c) => (Some(c), None),
+                    Entry::Placed(f) => {
+                        self.carved[i].1 = Entry::Placed(f);
+                        (None, Some(f))
+                    }
+                },
+                Err(_) => match self.others.get(&addr) {
+                    Some(&f) => (None, Some(f)),
+                    None => {
+                        self.others.insert(addr, at);
+                        (None, None)
+                    }
+                },
+            };
+            if let Some(first) = first {
                 let Some(f) = self.objects.get(first) else {
                     continue;
                 };
@@ -1222,14 +1280,6 @@ impl Placer {
                 self.objects.push(o);
                 continue;
             }
-            self.placed.insert(addr, self.objects.len());
-            // Placed once: taken out of the map (later visits are hard
-            // links to this placement).
-            let taken = self
-                .carved
-                .binary_search_by_key(&addr, |e| e.0)
-                .ok()
-                .and_then(|i| self.carved[i].1.take());
             let Some(c) = taken else {
                 let mut o = *unreadable(addr).obj;
                 o.path = path;
@@ -1242,7 +1292,11 @@ impl Placer {
                 links,
                 ..
             } = c;
-            let mut o = *obj;
+            // Moved once, from its box into the output.
+            self.objects.push(*obj);
+            let Some(o) = self.objects.last_mut() else {
+                continue;
+            };
             if depth >= MAX_DEPTH && !members.is_empty() {
                 o.damage(
                     Status::Partial,
@@ -1272,7 +1326,6 @@ impl Placer {
                 });
             }
             o.path = path;
-            self.objects.push(o);
         }
     }
 }
@@ -1296,6 +1349,7 @@ fn unreadable(addr: u64) -> Carved {
         symtab: None,
         readable: false,
         checksummed: false,
+        open: true,
     }
 }
 

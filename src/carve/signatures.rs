@@ -6,8 +6,9 @@
 //! position, 32 positions at a time, then a table lookup; 0.65-0.75x a
 //! one-pattern `memmem` on libver-latest files, where Teddy gave 0.5-0.6x:
 //! bench/PROFILE.md "Session 10, carve"). Elsewhere it is aho-corasick's
-//! packed (Teddy, SIMD) searcher over all 19 patterns at once. Measured on a 1 GiB in-memory buffer, release build, one
-//! core of this machine: Teddy 12.0 GB/s on pseudo-random bytes with planted
+//! packed (Teddy, SIMD) searcher over all 19 patterns at once. Measured
+//! earlier on a 1 GiB in-memory buffer, release build, one core of this
+//! machine: Teddy 12.0 GB/s on pseudo-random bytes with planted
 //! signatures, 8.8-11.5 GB/s on killed-worker files repeated to 1 GiB (2.6 M
 //! and 0.7 M hits); the default `AhoCorasick` automaton 0.4 GB/s on the same
 //! real data; 19 separate `memchr::memmem` passes 0.86 GB/s; three
