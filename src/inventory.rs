@@ -571,8 +571,12 @@ pub struct ZeroedRange {
 /// Size of a page for [`zeroed_ranges`].
 pub const PAGE: usize = 4096;
 
+/// The shortest trailing partial page [`zeroed_ranges`] counts on its own
+/// (a disk sector).
+const TAIL_MIN: usize = 512;
+
 /// Every run of whole all-zero pages of `bytes`, the trailing partial page
-/// included: a file's last page lies in a whole disk block, and a block
+/// included (from [`TAIL_MIN`] bytes, or continuing a run): a file's last page lies in a whole disk block, and a block
 /// lost there reads as zeros up to the end of the file just as one inside
 /// it does (a zeroed last page of a netCDF-4 file whose size is no
 /// multiple of 4 KiB left the chunks in it trusted, zeros written as
@@ -593,11 +597,16 @@ pub fn zeroed_ranges(bytes: &[u8]) -> Vec<ZeroedRange> {
             let tail = words.remainder();
             let zero = words.all(|w| u128::from_ne_bytes(w.try_into().unwrap_or([1; 16])) == 0)
                 && tail.iter().all(|&x| x == 0);
-            if !zero {
-                continue;
-            }
             let offset = (b * BLOCK + i * PAGE) as u64;
             let length = page.len() as u64;
+            // A short partial last page of zeros is weak evidence (padding,
+            // unused entries, zero data end files too): it counts from a
+            // disk sector up, or continuing a zeroed run.
+            let weak =
+                page.len() < TAIL_MIN && out.last().is_none_or(|r| r.offset + r.length != offset);
+            if !zero || weak {
+                continue;
+            }
             match out.last_mut() {
                 Some(r) if r.offset + r.length == offset => r.length += length,
                 _ => out.push(ZeroedRange { offset, length }),
@@ -708,10 +717,14 @@ pub enum StrayReason {
     /// not prove the dataset absent when its superblock was last written:
     /// how many of its chunks precede the found ones is unknown.
     ForeignUnproven,
-    /// The writer closed the file (its stored end of file is its length,
-    /// no open-for-write flag): the dataset's stored extent is final, and
-    /// allocation order would place them past it (they are another
-    /// object's, one whose header is lost).
+    /// The file looks closed by its writer (its stored end of file is its
+    /// length, no open-for-write flag): the dataset's stored extent is taken
+    /// as final, and allocation order would place them past it (they are
+    /// taken as another object's, one whose header is lost). Superblocks
+    /// before version 3 have no open-for-write flag: an appender killed
+    /// after its last flush that wrote its new chunks only into space freed
+    /// before it looks the same, and its rows go to /lost+found (placed
+    /// less, never wrongly).
     BeyondClosedExtent,
 }
 
@@ -739,7 +752,7 @@ impl std::fmt::Display for StrayReason {
             StrayReason::OlderVersion => write!(f, "older versions of an indexed chunk (its leading rows, then zeros: written partly filled at a flush, superseded)"),
             StrayReason::ChainBroken => write!(f, "unfiltered chunks: the allocation chain could not be followed back to the last time the superblock was written (or the index does not prove every earlier chunk): how many chunks precede them is unknown"),
             StrayReason::StartUnproven => write!(f, "unfiltered chunks: the zero bytes from the stored end of file to the first chunk found are a chunk or longer and not exactly one metadata size: all-zero chunks may lie there, so how many chunks precede them is unknown"),
-            StrayReason::BeyondClosedExtent => write!(f, "the file was closed (its stored end of file is its length): the dataset's stored extent is final, and allocation order would place them past it"),
+            StrayReason::BeyondClosedExtent => write!(f, "the file's stored end of file is its length and no open-for-write flag is set (as in a file its writer closed): the dataset's stored extent is taken as final, and allocation order would place them past it"),
             StrayReason::ForeignUnproven => write!(f, "described only by a template from another file, and the input does not show the dataset absent when its superblock was last written (no intact group without it, not a bare superblock): how many of its chunks precede them is unknown"),
         }
     }
@@ -1583,12 +1596,18 @@ mod tests {
         let mut tail = r(8 * PAGE, 2);
         tail.length += 100;
         assert_eq!(zeroed_ranges(&b), vec![r(PAGE, 2), tail]);
+        // Alone, 100 zero bytes are too short to count; 600 count.
         b[9 * PAGE] = 1;
+        assert_eq!(zeroed_ranges(&b), vec![r(PAGE, 2), r(8 * PAGE, 1)]);
+        let mut d = vec![1u8; 2 * PAGE + 600];
+        d[2 * PAGE..].fill(0);
         let tail = ZeroedRange {
-            offset: (10 * PAGE) as u64,
-            length: 100,
+            offset: (2 * PAGE) as u64,
+            length: 600,
         };
-        assert_eq!(zeroed_ranges(&b), vec![r(PAGE, 2), r(8 * PAGE, 1), tail]);
+        assert_eq!(zeroed_ranges(&d), vec![tail]);
+        d[2 * PAGE] = 1;
+        assert_eq!(zeroed_ranges(&d), vec![]);
         // Unaligned zeros spanning two pages are no whole page.
         let mut c = vec![1u8; 3 * PAGE];
         c[PAGE / 2..PAGE / 2 + PAGE].fill(0);

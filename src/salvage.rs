@@ -1158,13 +1158,23 @@ fn write_attributes(
                 .push(format!("attribute {:?} lost: {}", a.name, a.problems[0]));
             continue;
         }
-        // A value in an all-zero page range of a damaged file: the page
-        // that cut the header there took the value too (a v1 header has no
-        // checksum: a PyTables index group's VERSION "2.1" read as "").
+        // A value in an all-zero page range of a damaged file, inside a v1
+        // header (no checksum): the page that cut the header there took the
+        // value too (a PyTables index group's VERSION "2.1" read as "").
+        // A v2 header's checksum proves its values; a dense attribute's
+        // value lies in a heap block (its offset is no file position).
         let v = &a.message.value;
-        if let Some(z) = trust
-            .zeroed_in(a.message.value_offset, v.len() as u64)
-            .first()
+        let start = a.message.value_offset;
+        let in_v1_header = o.header_version == Some(1)
+            && o.header_spans.iter().any(|&(s, e)| {
+                s <= start
+                    && start
+                        .checked_add(v.len() as u64)
+                        .is_some_and(|end| end <= e)
+            });
+        if let Some(z) = in_v1_header
+            .then(|| trust.zeroed_in(start, v.len() as u64))
+            .and_then(|z| z.into_iter().next())
         {
             report.attributes_lost += 1;
             out.reasons

@@ -611,3 +611,42 @@ fn an_attribute_value_in_a_zeroed_page_is_not_written() {
          assert 'attribute \"VERSION\" lost' in f['g'].attrs['h5salvage_missing'], dict(f['g'].attrs)\n",
     );
 }
+
+/// The rule above is for v1 headers only: a v2 header's checksum proves
+/// its attribute values, and a dense attribute's value lies in a heap
+/// block (its offset is no file position). Attributes whose values are
+/// legitimately whole pages of zeros, in a file damaged elsewhere (cut in
+/// its last dataset), are written with their values: a compact one in a
+/// v2 header (dropped before this was restricted) and dense ones.
+#[test]
+fn zero_attribute_values_proven_by_a_checksum_are_written() {
+    if !have_python(&["h5py", "numpy"], "zero_attribute_values_proven") {
+        return;
+    }
+    let (_dir, orig, bad) = damaged_copy(
+        "attr_zero_v2",
+        "import h5py, numpy as np, sys\n\
+         with h5py.File(sys.argv[1], 'w', libver='latest') as f:\n\
+         \x20   g = f.create_group('g')\n\
+         \x20   g.attrs['zeros'] = np.zeros(3 * 4096, 'u1')\n\
+         \x20   h = f.create_group('h')\n\
+         \x20   for i in range(12):\n\
+         \x20       h.attrs['a%02d' % i] = np.zeros(4096 + 8 * i, 'u1')\n\
+         \x20   f.create_dataset('d', data=np.arange(200000), track_times=False)\n\
+         raw = open(sys.argv[1], 'rb').read()\n\
+         open(sys.argv[2], 'wb').write(raw[:len(raw) - 400000])\n",
+    );
+    let (rc, v) = salvage_and_compare(&orig, &bad);
+    assert_eq!(rc, 1, "{v}");
+    check_output(
+        &bad,
+        "import h5py, sys\n\
+         f = h5py.File(sys.argv[1], 'r')\n\
+         z = f['g'].attrs['zeros']\n\
+         assert z.shape == (3 * 4096,) and (z == 0).all(), z.shape\n\
+         for i in range(12):\n\
+         \x20   a = f['h'].attrs['a%02d' % i]\n\
+         \x20   assert a.shape == (4096 + 8 * i,) and (a == 0).all(), (i, a.shape)\n\
+         assert 'h5salvage_missing' not in f['g'].attrs, dict(f['g'].attrs)\n",
+    );
+}
