@@ -11,7 +11,7 @@ mod common;
 
 use common::{bin, compare, have_python, py_script, python_code, python_timed, testdata};
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 const MODULES: &[&str] = &["h5py", "numpy", "anndata", "pandas", "tables", "scipy"];
@@ -57,10 +57,6 @@ fn salvage(input: &Path, out: &Path) -> i32 {
     rc
 }
 
-fn path(dir: &Path, name: &str) -> PathBuf {
-    dir.join(name)
-}
-
 /// A pandas HDFStore append loop (PyTables tables, zlib, a data column)
 /// killed right after an append and killed at a file size mid-loop: every
 /// row the killed file holds (as PyTables itself reads it there) comes out,
@@ -76,7 +72,7 @@ fn a_killed_pandas_append_loop_keeps_every_row_on_disk() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     // Killed right after the 13th append: the same as a run of 13 appends.
-    let k = path(d, "killed13.h5");
+    let k = d.join("killed13.h5");
     let lines = killed_eco(&[
         "pandas",
         k.to_str().unwrap(),
@@ -86,9 +82,9 @@ fn a_killed_pandas_append_loop_keeps_every_row_on_disk() {
         "13",
     ]);
     assert!(lines.contains("\"append\": 13"), "{lines}");
-    let whole = path(d, "whole13.h5");
+    let whole = d.join("whole13.h5");
     killed_eco(&["pandas", whole.to_str().unwrap(), "--appends", "13"]);
-    let out = path(d, "killed13.out.h5");
+    let out = d.join("killed13.out.h5");
     assert_eq!(salvage(&k, &out), 0);
     let (ok, v) = compare(&whole, &out, true);
     assert!(ok, "{v}");
@@ -99,7 +95,7 @@ fn a_killed_pandas_append_loop_keeps_every_row_on_disk() {
     ]);
     // Killed at a size, unflushed: wherever the kill fell.
     for bytes in ["40000", "90000", "140000"] {
-        let k = path(d, &format!("killed_at_{bytes}.h5"));
+        let k = d.join(format!("killed_at_{bytes}.h5"));
         killed_eco(&[
             "pandas",
             k.to_str().unwrap(),
@@ -146,7 +142,7 @@ fn a_killed_write_h5ad_invents_nothing() {
     }
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let dense = path(d, "dense.h5ad");
+    let dense = d.join("dense.h5ad");
     let v = killed_eco(&[
         "anndata",
         dense.to_str().unwrap(),
@@ -154,12 +150,12 @@ fn a_killed_write_h5ad_invents_nothing() {
         "20000000",
     ]);
     assert!(v.contains("\"killed\": true"), "{v}");
-    let out = path(d, "dense.out.h5");
+    let out = d.join("dense.out.h5");
     assert_eq!(salvage(&dense, &out), 3);
     assert!(!out.exists());
 
-    let gz = path(d, "gz.h5ad");
-    let whole = path(d, "gz_whole.h5ad");
+    let gz = d.join("gz.h5ad");
+    let whole = d.join("gz_whole.h5ad");
     let v = killed_eco(&[
         "anndata",
         gz.to_str().unwrap(),
@@ -169,7 +165,7 @@ fn a_killed_write_h5ad_invents_nothing() {
     ]);
     assert!(v.contains("\"killed\": true"), "{v}");
     killed_eco(&["anndata", whole.to_str().unwrap(), "--gzip"]);
-    let out = path(d, "gz.out.h5");
+    let out = d.join("gz.out.h5");
     assert_eq!(salvage(&gz, &out), 1);
     let (ok, v) = compare(&whole, &out, false);
     assert!(ok, "{v}");

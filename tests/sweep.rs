@@ -67,6 +67,23 @@ fn generate(dir: &Path, names: &[&str]) -> Vec<PathBuf> {
     v
 }
 
+/// The sweep file `name` written into a new directory, and the path
+/// `bad` there for a damaged copy of it (`None`: the writers are missing,
+/// which fails the test under CI, see `have_python`).
+fn one_sweep_file(
+    name: &str,
+    bad: &str,
+    test: &str,
+) -> Option<(tempfile::TempDir, PathBuf, PathBuf)> {
+    if !have_python(WRITERS, test) {
+        return None;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let orig = generate(dir.path(), &[name]).remove(0);
+    let bad = dir.path().join(bad);
+    Some((dir, orig, bad))
+}
+
 /// `h5salvage salvage IN -o OUT` killed after a minute: its exit code.
 fn salvage_cli(input: &Path, out: &Path) -> i32 {
     let o = Command::new("timeout")
@@ -329,15 +346,13 @@ fn a_data_address_pointing_into_metadata_is_not_trusted() {
 /// used (`follow::object_header::read_all_messages`).
 #[test]
 fn a_v1_header_size_too_large_takes_no_neighbour_messages() {
-    if !have_python(
-        WRITERS,
+    let Some((_dir, orig, bad)) = one_sweep_file(
+        "corners_earliest",
+        "corners_bad.h5",
         "a_v1_header_size_too_large_takes_no_neighbour_messages",
-    ) {
+    ) else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let orig = generate(dir.path(), &["corners_earliest"]).remove(0);
-    let bad = dir.path().join("corners_bad.h5");
+    };
     python_code(
         "import h5py, sys\n\
          with h5py.File(sys.argv[1], 'r') as f:\n\
@@ -409,15 +424,13 @@ fn a_damaged_deflate_level_leaves_the_output_readable() {
 /// (`inventory::zeroed_ranges`): written marked `h5salvage_unverified`.
 #[test]
 fn a_zeroed_partial_last_page_leaves_its_data_unverified() {
-    if !have_python(
-        WRITERS,
+    let Some((_dir, orig, bad)) = one_sweep_file(
+        "xarray_netcdf4",
+        "xarray_last_page.nc",
         "a_zeroed_partial_last_page_leaves_its_data_unverified",
-    ) {
+    ) else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let orig = generate(dir.path(), &["xarray_netcdf4"]).remove(0);
-    let bad = dir.path().join("xarray_last_page.nc");
+    };
     let mut raw = std::fs::read(&orig).unwrap();
     let n = raw.len();
     assert_ne!(n % 4096, 0, "the file must end in a partial page");
